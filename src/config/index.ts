@@ -1,0 +1,352 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one place where the environment is read. Every variable is validated here, once, at start-up;
+ * a wrong value stops start-up with a message that names the variable and what it expects.
+ */
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .optional();
+
+const optionalUrl = (what: string) =>
+  optionalString.refine((v) => v === undefined || isUrl(v), { message: `expected ${what}` });
+
+const port = (fallback: number) =>
+  optionalString
+    .transform((v, ctx) => {
+      if (v === undefined) return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) {
+        ctx.addIssue({ code: 'custom', message: `expected a TCP port number from 0 to 65535, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const bool = optionalString.transform((v, ctx) => {
+  if (v === undefined) return false;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  ctx.addIssue({ code: 'custom', message: `expected true or false, got "${v}"` });
+  return z.NEVER;
+});
+
+const identityList = optionalString.transform((v, ctx) => {
+  if (v === undefined) return [] as string[];
+  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!/^(slack|teams|servicenow|cli|web):.+$/.test(item)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected comma-separated identities like slack:U0123,teams:29:1abc,cli:ops-admin; "${item}" has no known prefix (slack:, teams:, servicenow:, cli:, web:)`,
+      });
+      return z.NEVER;
+    }
+  }
+  return items;
+});
+
+function isUrl(v: string): boolean {
+  try {
+    new URL(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const envSchema = z.object({
+  NODE_ENV: optionalString,
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      message: 'expected one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .default('info'),
+  HOST: optionalString.default('127.0.0.1'),
+  PORT: port(3000),
+  PUBLIC_URL: optionalUrl('an absolute URL such as https://patchops.example.com'),
+  PATCHOPS_DATA_DIR: optionalString,
+  PATCHOPS_CACHE_DIR: optionalString,
+  PATCHOPS_DEMO: bool,
+
+  DATABASE_URL: optionalString.refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), {
+    message: 'expected a PostgreSQL URL such as postgres://user:pass@host:5432/dbname',
+  }),
+  PATCHOPS_EMBEDDED_PG_PORT: port(54329),
+
+  TEMPORAL_ADDRESS: optionalString.refine((v) => v === undefined || /^[^\s:/]+:\d+$/.test(v), {
+    message: 'expected host:port such as temporal.example.com:7233',
+  }),
+  TEMPORAL_NAMESPACE: optionalString.default('default'),
+  TEMPORAL_API_KEY: optionalString,
+  TEMPORAL_TLS: bool,
+  TEMPORAL_TLS_CERT: optionalString,
+  TEMPORAL_TLS_KEY: optionalString,
+  TEMPORAL_TLS_CA: optionalString,
+  TEMPORAL_CLI: optionalString,
+  TEMPORAL_DEV_PORT: port(7233),
+  TEMPORAL_UI_PORT: port(8233),
+
+  SLACK_BOT_TOKEN: optionalString.refine((v) => v === undefined || /^xox[bp]-/.test(v), {
+    message: 'expected a Slack bot token starting with xoxb-',
+  }),
+  SLACK_SIGNING_SECRET: optionalString,
+  SLACK_APP_TOKEN: optionalString.refine((v) => v === undefined || v.startsWith('xapp-'), {
+    message: 'expected a Slack app-level token starting with xapp- (for Socket Mode)',
+  }),
+  SLACK_API_URL: optionalUrl('the Slack Web API base URL, such as https://slack.com/api/'),
+  SLACK_DEFAULT_CHANNEL: optionalString,
+
+  TEAMS_APP_ID: optionalString,
+  TEAMS_APP_PASSWORD: optionalString,
+  TEAMS_TENANT_ID: optionalString,
+
+  SERVICENOW_INSTANCE_URL: optionalUrl('your instance URL such as https://acme.service-now.com'),
+  SERVICENOW_USERNAME: optionalString,
+  SERVICENOW_PASSWORD: optionalString,
+  SERVICENOW_CLIENT_ID: optionalString,
+  SERVICENOW_CLIENT_SECRET: optionalString,
+  SERVICENOW_WEBHOOK_SECRET: optionalString,
+  SERVICENOW_ASSIGNMENT_GROUP: optionalString,
+
+  SMTP_URL: optionalString.refine((v) => v === undefined || /^smtps?:\/\//.test(v), {
+    message: 'expected smtp://user:pass@host:587 or smtps://user:pass@host:465',
+  }),
+  SMTP_FROM: optionalString.default('patchops <patchops@localhost>'),
+  REPORT_RECIPIENTS: optionalString,
+
+  AGENT_ENROLL_SECRET: optionalString.refine((v) => v === undefined || v.length >= 16, {
+    message: 'expected at least 16 characters; generate one with: openssl rand -hex 32',
+  }),
+  PATCHOPS_ADMINS: identityList,
+  PATCHOPS_APPROVERS: identityList,
+});
+
+export type RawEnv = z.input<typeof envSchema>;
+
+export interface Config {
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  demo: boolean;
+  http: { host: string; port: number; publicUrl: string };
+  dataDir: string;
+  cacheDir: string;
+  database: { url: string | undefined; embeddedPort: number };
+  temporal: {
+    address: string | undefined;
+    namespace: string;
+    apiKey: string | undefined;
+    tls: { enabled: boolean; certPath?: string; keyPath?: string; caPath?: string };
+    cliPath: string | undefined;
+    devPort: number;
+    uiPort: number;
+  };
+  slack:
+    | { enabled: false }
+    | {
+        enabled: true;
+        botToken: string;
+        signingSecret: string | undefined;
+        appToken: string | undefined;
+        apiUrl: string | undefined;
+        defaultChannel: string | undefined;
+      };
+  teams: { enabled: boolean; appId: string | undefined; appPassword: string | undefined; tenantId: string | undefined };
+  serviceNow:
+    | { enabled: false; webhookSecret: string | undefined }
+    | {
+        enabled: true;
+        instanceUrl: string;
+        auth:
+          | { kind: 'basic'; username: string; password: string }
+          | { kind: 'oauth'; clientId: string; clientSecret: string; username?: string; password?: string };
+        webhookSecret: string | undefined;
+        assignmentGroup: string | undefined;
+      };
+  smtp: { enabled: boolean; url: string | undefined; from: string; reportRecipients: string[] };
+  agents: { enrollSecret: string | undefined };
+  bootstrap: { admins: string[]; approvers: string[] };
+}
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly problems: string[]) {
+    super(`Configuration is not valid:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment. Throws ConfigError listing every problem, each naming its variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, cwd = process.cwd()): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = issue.path.join('.');
+      const value = env[name];
+      const shown = value === undefined ? '' : ` (got "${redact(name, value)}")`;
+      return `${name}: ${issue.message}${issue.message.includes('got "') ? '' : shown}`;
+    });
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+
+  if (e.SLACK_BOT_TOKEN && !e.SLACK_SIGNING_SECRET && !e.SLACK_APP_TOKEN) {
+    problems.push(
+      'SLACK_SIGNING_SECRET is not set: Slack requests cannot be verified. Set it (or SLACK_APP_TOKEN for Socket Mode), or unset SLACK_BOT_TOKEN to run without Slack.',
+    );
+  }
+  if (!e.SLACK_BOT_TOKEN && (e.SLACK_SIGNING_SECRET || e.SLACK_APP_TOKEN)) {
+    problems.push('SLACK_BOT_TOKEN is not set but other SLACK_ variables are: set SLACK_BOT_TOKEN (xoxb-…) to turn Slack on.');
+  }
+  if (Boolean(e.TEAMS_APP_ID) !== Boolean(e.TEAMS_APP_PASSWORD)) {
+    problems.push(
+      'TEAMS_APP_ID and TEAMS_APP_PASSWORD go together: set both to validate Teams requests, or neither for local/emulator mode.',
+    );
+  }
+  let snAuth: Extract<Config['serviceNow'], { enabled: true }>['auth'] | undefined;
+  if (e.SERVICENOW_INSTANCE_URL) {
+    if (e.SERVICENOW_CLIENT_ID || e.SERVICENOW_CLIENT_SECRET) {
+      if (!e.SERVICENOW_CLIENT_ID || !e.SERVICENOW_CLIENT_SECRET) {
+        problems.push('SERVICENOW_CLIENT_ID and SERVICENOW_CLIENT_SECRET go together for OAuth: set both.');
+      } else {
+        snAuth = {
+          kind: 'oauth',
+          clientId: e.SERVICENOW_CLIENT_ID,
+          clientSecret: e.SERVICENOW_CLIENT_SECRET,
+          username: e.SERVICENOW_USERNAME,
+          password: e.SERVICENOW_PASSWORD,
+        };
+      }
+    } else if (e.SERVICENOW_USERNAME && e.SERVICENOW_PASSWORD) {
+      snAuth = { kind: 'basic', username: e.SERVICENOW_USERNAME, password: e.SERVICENOW_PASSWORD };
+    } else {
+      problems.push(
+        'SERVICENOW_INSTANCE_URL is set but no credentials are: set SERVICENOW_USERNAME and SERVICENOW_PASSWORD (basic auth) or SERVICENOW_CLIENT_ID and SERVICENOW_CLIENT_SECRET (OAuth), or unset SERVICENOW_INSTANCE_URL.',
+      );
+    }
+  }
+  if ((e.TEMPORAL_TLS_CERT && !e.TEMPORAL_TLS_KEY) || (!e.TEMPORAL_TLS_CERT && e.TEMPORAL_TLS_KEY)) {
+    problems.push('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together for mTLS: set both paths, or neither.');
+  }
+  if (!e.TEMPORAL_ADDRESS && (e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT)) {
+    problems.push('TEMPORAL_API_KEY / TEMPORAL_TLS_CERT need TEMPORAL_ADDRESS: the embedded dev server takes no credentials.');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const dataDir = path.resolve(cwd, e.PATCHOPS_DATA_DIR ?? 'data');
+  const home = process.env.HOME ?? cwd;
+  const cacheDir = path.resolve(e.PATCHOPS_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(home, '.cache'), 'patchops'));
+
+  return {
+    logLevel: e.LOG_LEVEL,
+    demo: e.PATCHOPS_DEMO,
+    http: {
+      host: e.HOST,
+      port: e.PORT,
+      publicUrl: (e.PUBLIC_URL ?? `http://${e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST}:${e.PORT}`).replace(/\/$/, ''),
+    },
+    dataDir,
+    cacheDir,
+    database: { url: e.DATABASE_URL, embeddedPort: e.PATCHOPS_EMBEDDED_PG_PORT },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      apiKey: e.TEMPORAL_API_KEY,
+      tls: {
+        enabled: e.TEMPORAL_TLS || Boolean(e.TEMPORAL_TLS_CERT) || Boolean(e.TEMPORAL_API_KEY),
+        certPath: e.TEMPORAL_TLS_CERT,
+        keyPath: e.TEMPORAL_TLS_KEY,
+        caPath: e.TEMPORAL_TLS_CA,
+      },
+      cliPath: e.TEMPORAL_CLI,
+      devPort: e.TEMPORAL_DEV_PORT,
+      uiPort: e.TEMPORAL_UI_PORT,
+    },
+    slack: e.SLACK_BOT_TOKEN
+      ? {
+          enabled: true,
+          botToken: e.SLACK_BOT_TOKEN,
+          signingSecret: e.SLACK_SIGNING_SECRET,
+          appToken: e.SLACK_APP_TOKEN,
+          apiUrl: e.SLACK_API_URL,
+          defaultChannel: e.SLACK_DEFAULT_CHANNEL,
+        }
+      : { enabled: false },
+    teams: {
+      enabled: true,
+      appId: e.TEAMS_APP_ID,
+      appPassword: e.TEAMS_APP_PASSWORD,
+      tenantId: e.TEAMS_TENANT_ID,
+    },
+    serviceNow:
+      e.SERVICENOW_INSTANCE_URL && snAuth
+        ? {
+            enabled: true,
+            instanceUrl: e.SERVICENOW_INSTANCE_URL.replace(/\/$/, ''),
+            auth: snAuth,
+            webhookSecret: e.SERVICENOW_WEBHOOK_SECRET,
+            assignmentGroup: e.SERVICENOW_ASSIGNMENT_GROUP,
+          }
+        : { enabled: false, webhookSecret: e.SERVICENOW_WEBHOOK_SECRET },
+    smtp: {
+      enabled: Boolean(e.SMTP_URL),
+      url: e.SMTP_URL,
+      from: e.SMTP_FROM,
+      reportRecipients: (e.REPORT_RECIPIENTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    },
+    agents: { enrollSecret: e.AGENT_ENROLL_SECRET },
+    bootstrap: { admins: e.PATCHOPS_ADMINS, approvers: e.PATCHOPS_APPROVERS },
+  };
+}
+
+function redact(name: string, value: string): string {
+  return /SECRET|PASSWORD|TOKEN|KEY/.test(name) ? '…redacted…' : value;
+}
+
+/** Every variable the product reads, with a one-line description: used by the README, .env.example and doctor. */
+export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: string; default?: string }> = [
+  { name: 'PORT', description: 'HTTP port of the server (dashboard, Slack, Teams, agent gateway, webhooks)', default: '3000' },
+  { name: 'HOST', description: 'Interface the HTTP server binds to', default: '127.0.0.1' },
+  { name: 'PUBLIC_URL', description: 'URL people and agents reach the server at (links in chat, email, ServiceNow)', default: 'http://HOST:PORT' },
+  { name: 'LOG_LEVEL', description: 'pino log level', default: 'info' },
+  { name: 'PATCHOPS_DATA_DIR', description: 'Where embedded state lives (PGlite, Temporal SQLite)', default: './data' },
+  { name: 'PATCHOPS_CACHE_DIR', description: 'Cache outside the clone (the Temporal CLI build)', default: '~/.cache/patchops' },
+  { name: 'PATCHOPS_DEMO', description: 'Explicit demo mode: local fakes of Slack/ServiceNow/SMTP and a simulated fleet', default: 'false' },
+  { name: 'DATABASE_URL', description: 'PostgreSQL URL; unset = embedded PGlite under ./data served on the wire protocol' },
+  { name: 'PATCHOPS_EMBEDDED_PG_PORT', description: 'Port of the embedded PGlite wire-protocol server', default: '54329' },
+  { name: 'TEMPORAL_ADDRESS', description: 'host:port of a Temporal cluster or Temporal Cloud; unset = embedded dev server' },
+  { name: 'TEMPORAL_NAMESPACE', description: 'Temporal namespace', default: 'default' },
+  { name: 'TEMPORAL_API_KEY', description: 'API key for Temporal Cloud (implies TLS)' },
+  { name: 'TEMPORAL_TLS', description: 'Use TLS to TEMPORAL_ADDRESS', default: 'false' },
+  { name: 'TEMPORAL_TLS_CERT', description: 'Client certificate path for mTLS' },
+  { name: 'TEMPORAL_TLS_KEY', description: 'Client key path for mTLS' },
+  { name: 'TEMPORAL_TLS_CA', description: 'CA bundle path for the server certificate' },
+  { name: 'TEMPORAL_CLI', description: 'Path to a temporal CLI binary (skips discovery and build)' },
+  { name: 'TEMPORAL_DEV_PORT', description: 'gRPC port of the embedded dev server', default: '7233' },
+  { name: 'TEMPORAL_UI_PORT', description: 'Web UI port of the embedded dev server', default: '8233' },
+  { name: 'SLACK_BOT_TOKEN', description: 'Slack bot token (xoxb-…); unset = Slack off' },
+  { name: 'SLACK_SIGNING_SECRET', description: 'Slack signing secret, verifies every request' },
+  { name: 'SLACK_APP_TOKEN', description: 'Slack app-level token (xapp-…) for Socket Mode' },
+  { name: 'SLACK_API_URL', description: 'Slack Web API base URL (a proxy, or the test fake)', default: 'https://slack.com/api/' },
+  { name: 'SLACK_DEFAULT_CHANNEL', description: 'Channel for approval requests when the policy names none' },
+  { name: 'TEAMS_APP_ID', description: 'Microsoft app id of the Teams bot; unset = local/emulator mode (no JWT validation)' },
+  { name: 'TEAMS_APP_PASSWORD', description: 'Client secret of the Teams bot' },
+  { name: 'TEAMS_TENANT_ID', description: 'Tenant id for a single-tenant bot' },
+  { name: 'SERVICENOW_INSTANCE_URL', description: 'ServiceNow instance URL; unset = ServiceNow off' },
+  { name: 'SERVICENOW_USERNAME', description: 'ServiceNow user (basic auth, or OAuth password grant)' },
+  { name: 'SERVICENOW_PASSWORD', description: 'ServiceNow password' },
+  { name: 'SERVICENOW_CLIENT_ID', description: 'OAuth client id (/oauth_token.do)' },
+  { name: 'SERVICENOW_CLIENT_SECRET', description: 'OAuth client secret' },
+  { name: 'SERVICENOW_WEBHOOK_SECRET', description: 'Shared secret ServiceNow sends to /webhooks/servicenow' },
+  { name: 'SERVICENOW_ASSIGNMENT_GROUP', description: 'Assignment group for change requests' },
+  { name: 'SMTP_URL', description: 'SMTP server for email reports (smtp://user:pass@host:587); unset = email off' },
+  { name: 'SMTP_FROM', description: 'From address of email reports', default: 'patchops <patchops@localhost>' },
+  { name: 'REPORT_RECIPIENTS', description: 'Comma-separated addresses that receive cycle reports and digests' },
+  { name: 'AGENT_ENROLL_SECRET', description: 'Initial agent enrolment secret (≥16 chars); more can be added by command' },
+  { name: 'PATCHOPS_ADMINS', description: 'First-run admins, e.g. slack:U0123,teams:29:1abc,cli:ops-admin' },
+  { name: 'PATCHOPS_APPROVERS', description: 'First-run approvers, same form as PATCHOPS_ADMINS' },
+];

@@ -1,0 +1,55 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
+import { connectDatabase } from './client';
+import { startEmbeddedPostgres } from './embedded';
+import { runMigrations } from './migrate';
+import { freePort } from '../temporal/dev-server';
+import { endpoints } from './schema/index';
+
+async function migrateTwiceAndCheck(db: TestDatabase['db']) {
+  await runMigrations(db);
+  const count = async () =>
+    Number(((await db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`)).rows[0] as { n: number }).n);
+  const before = await count();
+  expect(before).toBeGreaterThan(0);
+  await runMigrations(db); // a second time: a no-op
+  expect(await count()).toBe(before);
+  const tables = (await db.execute(sql`select table_name from information_schema.tables where table_schema = 'public'`)).rows.map(
+    (r) => (r as { table_name: string }).table_name,
+  );
+  for (const t of ['endpoints', 'endpoint_groups', 'group_members', 'software_inventory', 'patches', 'endpoint_patches', 'deployment_policies', 'maintenance_windows', 'patch_cycles', 'cycle_approvals', 'agent_jobs', 'patch_exceptions', 'audit_log']) {
+    expect(tables).toContain(t);
+  }
+}
+
+describe('migrations', () => {
+  let testDb: TestDatabase | undefined;
+  afterAll(async () => {
+    await testDb?.close();
+  });
+
+  it(`apply twice as a no-op on the test database (${process.env.DATABASE_URL ? 'real PostgreSQL' : 'PGlite'})`, async () => {
+    testDb = await createTestDatabase({ migrate: false });
+    await migrateTwiceAndCheck(testDb.db);
+  });
+
+  it('apply twice on embedded PGlite over the wire protocol, and data survives a restart', async () => {
+    const dir = await import('node:fs/promises').then((fs) => fs.mkdtemp('/tmp/patchops-pglite-'));
+    const port = await freePort();
+    let embedded = await startEmbeddedPostgres({ dataDir: `${dir}/pglite`, port });
+    let database = connectDatabase(embedded.url, { max: 3 });
+    await migrateTwiceAndCheck(database.db);
+    await database.db.insert(endpoints).values({ id: 'ep-1', machineId: 'm-1', hostname: 'web-01', osFamily: 'linux' });
+    await database.close();
+    await embedded.stop();
+
+    embedded = await startEmbeddedPostgres({ dataDir: `${dir}/pglite`, port });
+    database = connectDatabase(embedded.url, { max: 3 });
+    await runMigrations(database.db);
+    const rows = await database.db.select().from(endpoints);
+    expect(rows.map((r) => r.hostname)).toEqual(['web-01']);
+    await database.close();
+    await embedded.stop();
+  });
+});

@@ -1,0 +1,30 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/** Structured JSON logs. One root logger per process, children per component. */
+export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', name = 'patchops'): Logger {
+  return pino({ name, level, base: { pid: process.pid } });
+}
+
+/** Routes the Temporal SDK's own logs (worker state, activity failures) into pino. Call once per process. */
+export async function installTemporalLogger(logger: Logger): Promise<void> {
+  const { Runtime, makeTelemetryFilterString } = await import('@temporalio/worker');
+  const sdk = logger.child({ component: 'temporal-sdk' });
+  const at = (level: 'trace' | 'debug' | 'info' | 'warn' | 'error') => (message: string, meta?: Record<string, unknown>) => sdk[level](meta ?? {}, message);
+  try {
+    Runtime.install({
+      logger: {
+        log: (level, message, meta) => at(level.toLowerCase() as 'info')(message, meta),
+        trace: at('trace'),
+        debug: at('debug'),
+        info: at('info'),
+        warn: at('warn'),
+        error: at('error'),
+      },
+      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+    });
+  } catch {
+    // Already installed in this process (tests): keep the first.
+  }
+}

@@ -1,0 +1,71 @@
+import path from 'node:path';
+import { sql } from 'drizzle-orm';
+import type { Config } from '../config/index';
+import { connectDatabase, type Database } from '../db/client';
+import { startEmbeddedPostgres } from '../db/embedded';
+import { runMigrations } from '../db/migrate';
+import type { Logger } from '../logging';
+import type { HealthCheck } from '../server/health';
+
+export interface RunningDatabase {
+  database: Database;
+  url: string;
+  /** Describes where the data is, for the ready block. */
+  description: string;
+  health: HealthCheck;
+  stop(): Promise<void>;
+}
+
+/** DATABASE_URL → that PostgreSQL; unset → embedded PGlite under <dataDir>/pglite on the wire protocol. Migrates either way. */
+export async function startDatabase(config: Config, logger: Logger, options: { migrate?: boolean } = {}): Promise<RunningDatabase> {
+  let url = config.database.url;
+  let stopEmbedded: (() => Promise<void>) | undefined;
+  let description: string;
+  if (url) {
+    description = `PostgreSQL ${redactUrl(url)}`;
+  } else {
+    const dataDir = path.join(config.dataDir, 'pglite');
+    const embedded = await startEmbeddedPostgres({ dataDir, port: config.database.embeddedPort });
+    url = embedded.url;
+    stopEmbedded = embedded.stop;
+    description = `embedded PGlite in ${path.relative(process.cwd(), dataDir) || dataDir} (served at ${redactUrl(url)})`;
+    logger.info({ dataDir, url: redactUrl(url) }, 'embedded database started');
+  }
+  const database = connectDatabase(url, { max: stopEmbedded ? 5 : 10 });
+  try {
+    if (options.migrate !== false) {
+      await runMigrations(database.db);
+      logger.info('database migrations applied');
+    }
+  } catch (e) {
+    await database.close();
+    await stopEmbedded?.();
+    throw e;
+  }
+  return {
+    database,
+    url,
+    description,
+    health: {
+      name: 'database',
+      async check() {
+        await database.db.execute(sql`select 1`);
+        return { status: 'up', detail: stopEmbedded ? 'embedded PGlite' : 'PostgreSQL' };
+      },
+    },
+    async stop() {
+      await database.close();
+      await stopEmbedded?.();
+    },
+  };
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,91 @@
+import type { FastifyInstance } from 'fastify';
+import type { Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index';
+import type { Config } from '../config/index';
+import { installTemporalLogger, type Logger } from '../logging';
+import { buildServer, type RouteModule } from '../server/app';
+import type { HealthCheck } from '../server/health';
+import { connectWorker } from '../temporal/connection';
+import { createWorker } from '../worker/worker';
+import { startDatabase, type RunningDatabase } from './database';
+import { integrationStates } from './integrations';
+import { startTemporal, type RunningTemporal } from './temporal';
+
+export interface UpOptions {
+  worker: boolean;
+  server: boolean;
+  onProgress?: (message: string) => void;
+}
+
+export interface Running {
+  db: RunningDatabase;
+  temporal: RunningTemporal;
+  worker?: Worker;
+  server?: FastifyInstance;
+  serverUrl?: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts what the options ask for, in dependency order: database (migrated), Temporal, worker, HTTP server.
+ * stop() undoes it in reverse order. A failure part-way stops what had started.
+ */
+export async function up(config: Config, logger: Logger, options: UpOptions): Promise<Running> {
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) {
+      try {
+        await stop();
+      } catch (e) {
+        logger.warn({ err: e }, 'error while stopping');
+      }
+    }
+    stops.length = 0;
+  };
+  try {
+    const db = await startDatabase(config, logger);
+    stops.push(db.stop);
+    const temporal = await startTemporal(config, logger, options.onProgress);
+    stops.push(temporal.stop);
+
+    let worker: Worker | undefined;
+    if (options.worker) {
+      await installTemporalLogger(logger);
+      const connection = await connectWorker(config.temporal, temporal.address);
+      worker = await createWorker({
+        connection,
+        namespace: config.temporal.namespace,
+        activities: createActivities({ database: db.database, logger: logger.child({ component: 'activities' }) }),
+      });
+      const running = worker.run();
+      running.catch((err: unknown) => logger.error({ err }, 'worker stopped with an error'));
+      const w = worker;
+      stops.push(async () => {
+        if (w.getState() === 'RUNNING') w.shutdown();
+        await running.catch(() => undefined);
+        await connection.close();
+      });
+    }
+
+    let server: FastifyInstance | undefined;
+    let serverUrl: string | undefined;
+    if (options.server) {
+      const health: HealthCheck[] = [db.health, temporal.health, ...integrationStates(config).map((i) => i.health)];
+      const routes: RouteModule[] = [];
+      server = await buildServer({ logger: logger.child({ component: 'http' }), health, routes });
+      await server.listen({ host: config.http.host, port: config.http.port });
+      const s = server;
+      stops.push(async () => {
+        await s.close();
+      });
+      const addr = server.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+      serverUrl = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
+    }
+
+    return { db, temporal, worker, server, serverUrl, stop: stopAll };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
