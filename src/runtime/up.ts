@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
+import { bootstrapIdentities } from '../db/identities';
 import type { Config } from '../config/index';
 import { installTemporalLogger, type Logger } from '../logging';
 import { buildServer, type RouteModule } from '../server/app';
@@ -45,6 +46,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
   try {
     const db = await startDatabase(config, logger);
     stops.push(db.stop);
+    await bootstrapIdentities(db.database.db, config.bootstrap.admins, config.bootstrap.approvers);
     const temporal = await startTemporal(config, logger, options.onProgress);
     stops.push(temporal.stop);
 
