@@ -1,0 +1,108 @@
+/**
+ * The wire contract between the server (gateway, job dispatch) and the endpoint agent. Both sides import
+ * this one module (Fleet style); the agent imports nothing else of the server side. Types plus zod
+ * schemas for what crosses the wire. Change additively: old agents keep running.
+ */
+import { z } from 'zod';
+
+export const AGENT_PROTOCOL_VERSION = 1;
+
+export const jobKindSchema = z.enum(['scan', 'install', 'rollback', 'verify', 'reboot']);
+
+export const packageRefSchema = z.object({
+  /** apt | dnf | yum | zypper | windows-update | winget | softwareupdate | brew | file */
+  manager: z.string().min(1),
+  name: z.string().min(1),
+  version: z.string().optional(),
+  url: z.string().optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+});
+export type PackageRef = z.infer<typeof packageRefSchema>;
+
+export const rebootPolicySchema = z.object({
+  behaviour: z.enum(['never', 'if_required', 'always']),
+  notifyUser: z.boolean().default(true),
+  deferralLimit: z.number().int().min(0).default(0),
+  deferralMinutes: z.number().int().min(1).default(60),
+});
+export type RebootPolicy = z.infer<typeof rebootPolicySchema>;
+
+/** payload of an install / rollback / verify job. */
+export const patchJobPayloadSchema = z.object({
+  patches: z.array(
+    z.object({
+      patchId: z.string(),
+      packages: z.array(packageRefSchema),
+      /** For rollback: the version to return to (the one installed before). */
+      previousVersions: z.record(z.string(), z.string()).optional(),
+      rebootRequired: z.boolean().default(false),
+    }),
+  ),
+  reboot: rebootPolicySchema.optional(),
+});
+export type PatchJobPayload = z.infer<typeof patchJobPayloadSchema>;
+
+/** payload of a scan job. */
+export const scanJobPayloadSchema = z.object({
+  /** Limit the scan to these patch ids (verify after install); empty = full scan. */
+  patchIds: z.array(z.string()).default([]),
+});
+export type ScanJobPayload = z.infer<typeof scanJobPayloadSchema>;
+
+/** What GET /agent/v1/jobs hands out. */
+export const agentJobSchema = z.object({
+  id: z.string(),
+  kind: jobKindSchema,
+  payload: z.record(z.string(), z.unknown()),
+  /** No work may start after this ISO time (window end minus expected install time). */
+  deadline: z.string().nullable(),
+  leaseExpiresAt: z.string(),
+});
+export type AgentJob = z.infer<typeof agentJobSchema>;
+
+/** A patch the agent found missing (scan result), with the facts the catalog needs. */
+export const foundPatchSchema = z.object({
+  patchId: z.string(),
+  title: z.string(),
+  vendor: z.string(),
+  product: z.string().default(''),
+  /** One of the ten patch types (domain/patch.ts). */
+  type: z.string(),
+  /** The vendor's own severity word (MSRC rating, Debian urgency, RHSA severity, …). */
+  vendorSeverity: z.string().optional(),
+  /** Where the severity word comes from, for normalisation: msrc | debian | ubuntu | redhat | suse | apple | vendor. */
+  severitySource: z.string().optional(),
+  cvss: z.number().min(0).max(10).optional(),
+  cves: z.array(z.string()).default([]),
+  rebootRequired: z.boolean().default(false),
+  supersededBy: z.string().optional(),
+  packages: z.array(packageRefSchema).default([]),
+  releasedAt: z.string().optional(),
+});
+export type FoundPatch = z.infer<typeof foundPatchSchema>;
+
+/** POST /agent/v1/jobs/:id/result body. */
+export const jobResultSchema = z.object({
+  status: z.enum(['succeeded', 'failed']),
+  /** install / rollback / verify: per patch outcome. */
+  patches: z
+    .array(
+      z.object({
+        patchId: z.string(),
+        state: z.enum(['installed', 'failed', 'pending_reboot', 'rolled_back', 'missing', 'not_applicable']),
+        error: z.string().optional(),
+        installedVersion: z.string().optional(),
+      }),
+    )
+    .default([]),
+  /** scan: everything found missing now (the full list replaces the endpoint's missing set). */
+  missing: z.array(foundPatchSchema).optional(),
+  rebootPending: z.boolean().default(false),
+  error: z.string().optional(),
+  /** Tail of the tool's output, for people reading the job later. */
+  log: z.string().max(64 * 1024).optional(),
+});
+export type JobResult = z.infer<typeof jobResultSchema>;
