@@ -1,3 +1,4 @@
 export * from './core';
 export * from './identities';
 export * from './cycles';
+export * from './agents';
