@@ -1,17 +1,27 @@
 import type { Database } from '../db/client';
 import type { Logger } from '../logging';
 import { createProbeActivities } from './probe';
+import { createCycleActivities } from './cycle';
+import type { AgentJobs, ChangeDesk, ChatNotifier, Mailer } from '../domain/ports';
 
 /** What the worker injects into activities: real clients in production, fakes in tests. */
 export interface ActivityDeps {
   database: Database;
   logger: Logger;
+  /** Cycle ports; defaults: DrizzleAgentJobs on `database`, LogChatNotifier (log + audit), no change desk, no mailer. */
+  chat?: ChatNotifier;
+  changeDesk?: ChangeDesk | null;
+  mailer?: Mailer | null;
+  agentJobs?: AgentJobs;
+  /** E-mail report recipients when a policy names none (REPORT_RECIPIENTS). */
+  reportRecipients?: string[];
 }
 
 /** The one activity factory (Temporal samples style): the worker passes real dependencies, tests pass fakes. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createProbeActivities(deps),
+    ...createCycleActivities(deps),
   };
 }
 

@@ -85,6 +85,10 @@ export interface ApprovalRequest {
   /** Policy's channel override (Slack channel id, Teams conversation id), else the default. */
   channel?: string;
   dashboardUrl?: string;
+  /** Set on a repeated request: 'reminder' after approval.reminderSeconds, 'escalation' when the escalation groups are asked too. */
+  notice?: 'reminder' | 'escalation';
+  /** Who may vote now (identities), so a notifier can mention them. */
+  approvers?: string[];
 }
 
 export interface StageUpdate {

@@ -1,0 +1,562 @@
+/**
+ * The patch cycle's activities: every side effect patchCycleWorkflow, deploymentWaveWorkflow and
+ * fleetScanWorkflow ask for. They read and write Postgres and call the ports; they return aggregates
+ * only (counts, sizes, capped reasons), never per-endpoint lists, so workflow history stays small.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import { appendAudit } from '../db/audit';
+import type { Database } from '../db/client';
+import { DrizzleAgentJobs } from '../db/agent-jobs';
+import { createCycleRow, listExceptions, recordStageChange, recordVoteRow, resolveScope, setChangeNumber } from '../db/cycles';
+import { identitiesWithRole } from '../db/identities';
+import { getPolicy } from '../db/policies';
+import { agentJobs, cycleEndpoints, cycleTargets, endpointGroups, endpointPatches, endpoints, groupMembers, maintenanceWindows, patches } from '../db/schema/index';
+import { approvalsNeeded, cycleRiskLevel, needsHumanApproval, type RiskLevel } from '../domain/approval';
+import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts } from '../domain/cycle';
+import { isCodedError } from '../domain/errors';
+import { SEVERITY_RANK, type PatchType, type Severity } from '../domain/patch';
+import { effectivePolicy, failureThresholdTripped, type DeploymentPolicy, type FailureThreshold } from '../domain/policy';
+import type {
+  AgentJobs,
+  ApprovalRequest,
+  ChangeDesk,
+  ChangeRef,
+  ChatNotifier,
+  CloseCode,
+  CycleReport,
+  DecisionNotice,
+  JobKind,
+  Mailer,
+  PatchSummaryLine,
+  PauseQuestion,
+  StageUpdate,
+} from '../domain/ports';
+import { assess } from '../domain/risk';
+import { planWaves } from '../domain/waves';
+import { latestJobStart, nextWindow } from '../domain/windows';
+import type { Logger } from '../logging';
+import { LogChatNotifier } from './chat-log';
+
+export interface CycleActivityDeps {
+  database: Database;
+  logger: Logger;
+  chat?: ChatNotifier;
+  changeDesk?: ChangeDesk | null;
+  mailer?: Mailer | null;
+  agentJobs?: AgentJobs;
+  /** Where e-mail reports go when the policy names no addresses (REPORT_RECIPIENTS). */
+  reportRecipients?: string[];
+  /** The clock (tests pass their own). */
+  now?: () => Date;
+}
+
+export interface StartCycleResult {
+  /** The effective policy (emergency overrides applied). */
+  policy: DeploymentPolicy;
+  policyVersion: number;
+  changeDesk: boolean;
+  startedAt: string;
+}
+
+export interface AssessResult {
+  endpointsInScope: number;
+  /** Endpoints with at least one included patch. */
+  endpoints: number;
+  /** Distinct included patches. */
+  patches: number;
+  bySeverity: Record<string, number>;
+  byType: Record<string, number>;
+  topPatches: PatchSummaryLine[];
+  /** Capped at REASONS_CAP. */
+  reasons: string[];
+  risk: RiskLevel;
+  needsApproval: boolean;
+  approvalsNeeded: number;
+}
+
+export interface WavePlanResult {
+  test: { size: number };
+  waves: Array<{ index: number; name: string; size: number; batches: number }>;
+}
+
+export interface AwaitJobsInput {
+  cycleId: string;
+  waves: Array<number | null>;
+  kind: JobKind;
+  until?: string;
+  failureThreshold?: FailureThreshold;
+  unreachableAfterSeconds: number;
+  pollIntervalSeconds: number;
+}
+
+export interface AwaitJobsResult extends WaveCounts {
+  tripped: boolean;
+  timedOut: boolean;
+}
+
+export const REASONS_CAP = 20;
+const TOP_PATCHES = 5;
+
+/** A CodedError becomes an ApplicationFailure typed with its code (non-retryable unless marked so), cause kept. */
+function asFailure(e: unknown): unknown {
+  if (isCodedError(e)) return ApplicationFailure.create({ type: e.code, message: e.message, nonRetryable: !e.retryable, cause: e });
+  return e;
+}
+
+async function guard<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw asFailure(e);
+  }
+}
+
+function effectiveScope(scope: CycleScope, policy: DeploymentPolicy): CycleScope {
+  return {
+    groups: scope.groups?.length ? scope.groups : policy.scope.groups,
+    tags: scope.tags?.length ? scope.tags : policy.scope.tags,
+    osFamilies: scope.osFamilies?.length ? scope.osFamilies : policy.scope.osFamilies,
+    endpointIds: scope.endpointIds,
+  };
+}
+
+export function createCycleActivities(deps: CycleActivityDeps) {
+  const db = deps.database.db;
+  const jobs = deps.agentJobs ?? new DrizzleAgentJobs(db);
+  const chat = deps.chat ?? new LogChatNotifier(db, deps.logger);
+  const desk = deps.changeDesk ?? null;
+  const mailer = deps.mailer ?? null;
+  const now = deps.now ?? (() => new Date());
+  const log = deps.logger;
+
+  async function endpointsOfWave(cycleId: string, waves: number[], endpointId?: string): Promise<string[]> {
+    const conds = [eq(cycleEndpoints.cycleId, cycleId), inArray(cycleEndpoints.wave, waves)];
+    if (endpointId) conds.push(eq(cycleEndpoints.endpointId, endpointId));
+    const rows = await db.select({ id: cycleEndpoints.endpointId }).from(cycleEndpoints).where(and(...conds));
+    return rows.map((r) => r.id);
+  }
+
+  return {
+    async startCycle(input: PatchCycleInput & { workflowId: string }): Promise<StartCycleResult> {
+      return guard(async () => {
+        const stored = await getPolicy(db, input.policyName, input.policyVersion);
+        const policy = effectivePolicy(stored.policy, input.emergency ?? false);
+        await createCycleRow(db, {
+          cycleId: input.cycleId,
+          workflowId: input.workflowId,
+          policyName: stored.name,
+          policyVersion: stored.version,
+          scope: input.scope,
+          emergency: policy.emergency,
+          requestedBy: input.requestedBy,
+        });
+        return { policy, policyVersion: stored.version, changeDesk: desk !== null, startedAt: now().toISOString() };
+      });
+    },
+
+    /** IDENTIFY + ASSESS: missing patches in scope, assessed by the domain, the plan written to cycle_targets. */
+    async identifyAndAssess(input: { cycleId: string; scope: CycleScope; policy: DeploymentPolicy }): Promise<AssessResult> {
+      return guard(async () => {
+        const policy = input.policy;
+        const scoped = await resolveScope(db, effectiveScope(input.scope, policy));
+        const ids = scoped.map((e) => e.id);
+        const missing: Array<{ endpointId: string; patchId: string; detectedAt: string }> = [];
+        for (let i = 0; i < ids.length; i += 5000) {
+          const rows = await db
+            .select({ endpointId: endpointPatches.endpointId, patchId: endpointPatches.patchId, detectedAt: endpointPatches.detectedAt })
+            .from(endpointPatches)
+            .where(and(eq(endpointPatches.state, 'missing'), inArray(endpointPatches.endpointId, ids.slice(i, i + 5000))));
+          for (const r of rows) missing.push({ endpointId: r.endpointId, patchId: r.patchId, detectedAt: r.detectedAt.toISOString() });
+        }
+        const patchIds = [...new Set(missing.map((m) => m.patchId))];
+        const patchRows = patchIds.length ? await db.select().from(patches).where(inArray(patches.id, patchIds)) : [];
+        // Successors of superseded patches are facts too (the domain drops the superseded one).
+        const exceptions = (await listExceptions(db, { now: now() })).map((x) => ({
+          code: x.code,
+          patchId: x.patchId,
+          endpointId: x.endpointId,
+          groupName: x.groupName,
+          reason: x.reason,
+          expiresAt: x.expiresAt,
+        }));
+        const result = assess({
+          patches: patchRows.map((p) => ({
+            id: p.id,
+            title: p.title,
+            type: p.type as PatchType,
+            severity: p.severity as Severity,
+            cvss: p.cvss,
+            cves: p.cves,
+            knownExploited: p.knownExploited,
+            supersededBy: p.supersededBy,
+            vendor: p.vendor,
+            product: p.product,
+            releasedAt: p.releasedAt ? p.releasedAt.toISOString() : null,
+          })),
+          missing,
+          endpoints: scoped.map((e) => ({
+            id: e.id,
+            hostname: e.hostname,
+            criticality: e.criticality,
+            exposure: (['internal', 'dmz', 'internet'].includes(e.exposure) ? e.exposure : 'internal') as 'internal' | 'dmz' | 'internet',
+            groups: e.groups,
+          })),
+          exceptions,
+          sla: policy.sla,
+          now: now().toISOString(),
+          filters: policy.filters,
+        });
+        const priorityRank = (p: string) => Number(p.replace(/\D/g, '')) || 0;
+        const rows: Array<typeof cycleTargets.$inferInsert> = [];
+        for (const a of result.patches) {
+          for (const endpointId of a.endpointIds) {
+            rows.push({
+              cycleId: input.cycleId,
+              endpointId,
+              patchId: a.patchId,
+              decision: a.decision,
+              priority: priorityRank(a.priority),
+              riskScore: a.riskScore,
+              slaDue: a.slaDue ? new Date(a.slaDue) : null,
+              reason: a.reason,
+            });
+          }
+          for (const endpointId of a.skippedEndpointIds) {
+            rows.push({ cycleId: input.cycleId, endpointId, patchId: a.patchId, decision: 'skipped', priority: priorityRank(a.priority), riskScore: a.riskScore, reason: a.reason });
+          }
+        }
+        await db.delete(cycleTargets).where(eq(cycleTargets.cycleId, input.cycleId));
+        for (let i = 0; i < rows.length; i += 1000) await db.insert(cycleTargets).values(rows.slice(i, i + 1000)).onConflictDoNothing();
+
+        const byId = new Map(patchRows.map((p) => [p.id, p]));
+        const included = result.patches.filter((a) => a.decision === 'include' && a.endpointIds.length > 0);
+        const targetEndpoints = new Set(included.flatMap((a) => a.endpointIds));
+        const bySeverity: Record<string, number> = {};
+        const byType: Record<string, number> = {};
+        let maxSev: Severity = 'unspecified';
+        let knownExploited = false;
+        for (const a of included) {
+          const p = byId.get(a.patchId)!;
+          bySeverity[p.severity] = (bySeverity[p.severity] ?? 0) + 1;
+          byType[p.type] = (byType[p.type] ?? 0) + 1;
+          if (SEVERITY_RANK[p.severity as Severity] > SEVERITY_RANK[maxSev]) maxSev = p.severity as Severity;
+          knownExploited ||= p.knownExploited;
+        }
+        const maxCriticality = Math.max(1, ...scoped.filter((e) => targetEndpoints.has(e.id)).map((e) => e.criticality));
+        const risk = cycleRiskLevel({ maxSeverity: maxSev, knownExploited, maxCriticality });
+        const topPatches: PatchSummaryLine[] = [...included]
+          .sort((x, y) => y.riskScore - x.riskScore || x.patchId.localeCompare(y.patchId))
+          .slice(0, TOP_PATCHES)
+          .map((a) => {
+            const p = byId.get(a.patchId)!;
+            return {
+              patchId: p.id,
+              title: p.title,
+              severity: p.severity,
+              type: p.type,
+              ...(p.cvss !== null ? { cvss: p.cvss } : {}),
+              cves: p.cves,
+              knownExploited: p.knownExploited,
+              endpoints: a.endpointIds.length,
+            };
+          });
+        const reasons = [...result.patches.map((a) => `${a.patchId}: ${a.reason}`), ...result.reasons].slice(0, REASONS_CAP);
+        const needsApproval = needsHumanApproval(
+          policy,
+          included.map((a) => ({ type: byId.get(a.patchId)!.type as PatchType, severity: byId.get(a.patchId)!.severity as Severity })),
+        );
+        return {
+          endpointsInScope: scoped.length,
+          endpoints: targetEndpoints.size,
+          patches: included.length,
+          bySeverity,
+          byType,
+          topPatches,
+          reasons,
+          risk,
+          needsApproval,
+          approvalsNeeded: approvalsNeeded(policy.approval, risk),
+        };
+      });
+    },
+
+    /** Puts every target endpoint in the test ring (wave 0) or a wave, written to cycle_endpoints; returns sizes. */
+    async planCycleWaves(input: { cycleId: string; policy: DeploymentPolicy }): Promise<WavePlanResult> {
+      return guard(async () => {
+        const targets = await db
+          .selectDistinct({ id: cycleTargets.endpointId })
+          .from(cycleTargets)
+          .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include')));
+        const scoped = await resolveScope(db, { endpointIds: targets.map((t) => t.id) });
+        const plan = planWaves(
+          scoped.map((e) => ({ id: e.id, groups: e.groups })),
+          input.policy,
+        );
+        const rows: Array<typeof cycleEndpoints.$inferInsert> = plan.test.endpointIds.map((id) => ({ cycleId: input.cycleId, endpointId: id, wave: 0, batch: 0 }));
+        for (const w of plan.waves) {
+          w.batches.forEach((batch, b) => {
+            for (const id of batch) rows.push({ cycleId: input.cycleId, endpointId: id, wave: w.index, batch: b });
+          });
+        }
+        await db.delete(cycleEndpoints).where(eq(cycleEndpoints.cycleId, input.cycleId));
+        for (let i = 0; i < rows.length; i += 1000) await db.insert(cycleEndpoints).values(rows.slice(i, i + 1000)).onConflictDoNothing();
+        return {
+          test: { size: plan.test.endpointIds.length },
+          waves: plan.waves.map((w) => ({ index: w.index, name: w.name, size: w.endpointIds.length, batches: w.batches.length })),
+        };
+      });
+    },
+
+    /**
+     * The next maintenance window of a wave after `after`: the earliest next window among the windows of
+     * the groups its endpoints are in. null when none of those groups has a window (deploy any time).
+     */
+    async nextWaveWindow(input: { cycleId: string; wave: number; after: string; expectedInstallMinutes: number }): Promise<{ start: string; end: string; deadline: string } | null> {
+      return guard(async () => {
+        const rows = await db
+          .selectDistinct({ rrule: maintenanceWindows.rrule, timezone: maintenanceWindows.timezone, durationMinutes: maintenanceWindows.durationMinutes, blackoutDates: maintenanceWindows.blackoutDates })
+          .from(cycleEndpoints)
+          .innerJoin(groupMembers, eq(groupMembers.endpointId, cycleEndpoints.endpointId))
+          .innerJoin(endpointGroups, eq(endpointGroups.id, groupMembers.groupId))
+          .innerJoin(maintenanceWindows, eq(maintenanceWindows.id, endpointGroups.maintenanceWindowId))
+          .where(and(eq(cycleEndpoints.cycleId, input.cycleId), eq(cycleEndpoints.wave, input.wave)));
+        let best: { start: Date; end: Date } | null = null;
+        for (const r of rows) {
+          const w = nextWindow({ rrule: r.rrule, timezone: r.timezone, durationMinutes: r.durationMinutes, blackoutDates: r.blackoutDates }, new Date(input.after));
+          if (w && (!best || w.start < best.start)) best = w;
+        }
+        if (!best) return null;
+        return { start: best.start.toISOString(), end: best.end.toISOString(), deadline: latestJobStart(best, input.expectedInstallMinutes).toISOString() };
+      });
+    },
+
+    /**
+     * Writes the jobs of one wave (idempotent: deterministic ids, ON CONFLICT DO NOTHING).
+     * install: every endpoint of the wave with its included patches. rollback / verify: endpoints of the
+     * waves whose install succeeded (one endpoint when endpointId is given).
+     */
+    async dispatchCycleJobs(input: {
+      cycleId: string;
+      waves: number[];
+      kind: 'install' | 'rollback' | 'verify';
+      reboot?: DeploymentPolicy['reboot'];
+      endpointId?: string;
+      notBefore?: string;
+      deadline?: string;
+    }): Promise<{ created: number; existing: number; total: number }> {
+      return guard(async () => {
+        let total = 0;
+        let created = 0;
+        for (const wave of input.waves) {
+          let endpointIds: string[];
+          if (input.kind === 'install') {
+            endpointIds = await endpointsOfWave(input.cycleId, [wave], input.endpointId);
+          } else {
+            const conds = [eq(agentJobs.cycleId, input.cycleId), eq(agentJobs.wave, wave), eq(agentJobs.kind, 'install'), eq(agentJobs.state, 'succeeded')];
+            if (input.endpointId) conds.push(eq(agentJobs.endpointId, input.endpointId));
+            endpointIds = (await db.select({ id: agentJobs.endpointId }).from(agentJobs).where(and(...conds))).map((r) => r.id);
+          }
+          for (let i = 0; i < endpointIds.length; i += 1000) {
+            const chunk = endpointIds.slice(i, i + 1000);
+            const rows = await db
+              .select({ endpointId: cycleTargets.endpointId, patchId: cycleTargets.patchId, packages: patches.packages, rebootRequired: patches.rebootRequired })
+              .from(cycleTargets)
+              .innerJoin(patches, eq(patches.id, cycleTargets.patchId))
+              .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include'), inArray(cycleTargets.endpointId, chunk)))
+              .orderBy(cycleTargets.endpointId, sql`${cycleTargets.priority} desc`, cycleTargets.patchId);
+            const byEndpoint = new Map<string, Array<{ patchId: string; packages: unknown[]; rebootRequired: boolean }>>();
+            for (const r of rows) {
+              const list = byEndpoint.get(r.endpointId) ?? [];
+              list.push({ patchId: r.patchId, packages: r.packages, rebootRequired: r.rebootRequired });
+              byEndpoint.set(r.endpointId, list);
+            }
+            const specs = chunk
+              .filter((id) => byEndpoint.has(id))
+              .map((id) => ({
+                endpointId: id,
+                kind: input.kind,
+                payload: { patches: byEndpoint.get(id)!, ...(input.reboot && input.kind === 'install' ? { reboot: input.reboot } : {}) } as Record<string, unknown>,
+              }));
+            const r = await jobs.dispatch({ cycleId: input.cycleId, wave, jobs: specs, notBefore: input.notBefore, deadline: input.deadline });
+            total += specs.length;
+            created += r.created;
+          }
+        }
+        return { created, existing: total - created, total };
+      });
+    },
+
+    /** Scan jobs for every active endpoint of a scope (fleet scan; wave null). */
+    async dispatchScanJobs(input: { scanId: string; scope: CycleScope; patchIds?: string[] }): Promise<{ endpoints: number; created: number }> {
+      return guard(async () => {
+        const scoped = await resolveScope(db, input.scope);
+        const r = await jobs.dispatch({
+          cycleId: input.scanId,
+          wave: null,
+          jobs: scoped.map((e) => ({ endpointId: e.id, kind: 'scan' as const, payload: { patchIds: input.patchIds ?? [] } })),
+        });
+        return { endpoints: scoped.length, created: r.created };
+      });
+    },
+
+    /**
+     * Waits until every job of (cycle, waves, kind) has finished, `until` has passed, or the failure
+     * threshold trips; heartbeats the aggregate counts and marks silent endpoints unreachable.
+     */
+    async awaitJobs(input: AwaitJobsInput): Promise<AwaitJobsResult> {
+      const ctx = Context.current();
+      const until = input.until ? new Date(input.until).getTime() : Infinity;
+      for (;;) {
+        let c: WaveCounts = { total: 0, succeeded: 0, failed: 0, unreachable: 0, pending: 0 };
+        for (const wave of input.waves) {
+          await jobs.expireUnreachable(input.cycleId, wave, input.unreachableAfterSeconds, now());
+          const w = await jobs.counts(input.cycleId, wave, input.kind);
+          c = {
+            total: c.total + w.total,
+            succeeded: c.succeeded + w.succeeded,
+            failed: c.failed + w.failed,
+            unreachable: c.unreachable + w.unreachable,
+            pending: c.pending + w.pending,
+          };
+        }
+        ctx.heartbeat(c);
+        const tripped = input.failureThreshold ? failureThresholdTripped(input.failureThreshold, c) : false;
+        const timedOut = c.pending > 0 && now().getTime() >= until;
+        if (c.pending === 0 || tripped || timedOut) {
+          await appendAudit(db, {
+            actor: 'system:worker',
+            action: `cycle.jobs.${input.kind}`,
+            subjectType: 'cycle',
+            subjectId: input.cycleId,
+            details: { waves: input.waves, ...c, tripped, timedOut },
+          });
+          return { ...c, tripped, timedOut };
+        }
+        await ctx.sleep(Math.max(200, Math.min(input.pollIntervalSeconds * 1000, until - now().getTime())));
+      }
+    },
+
+    async cancelQueuedJobs(input: { cycleId: string; waves: Array<number | null> }): Promise<number> {
+      let n = 0;
+      for (const w of input.waves) n += await jobs.cancelQueued(input.cycleId, w);
+      return n;
+    },
+
+    async resolveApprovers(input: { policy: DeploymentPolicy }): Promise<{ approvers: string[]; escalationApprovers: string[] }> {
+      const approvers = await identitiesWithRole(db, 'approver', input.policy.approval.approverGroups);
+      const escalationApprovers = input.policy.approval.escalationGroups.length
+        ? await identitiesWithRole(db, 'approver', input.policy.approval.escalationGroups)
+        : [];
+      return { approvers, escalationApprovers };
+    },
+
+    async recordStage(input: { cycleId: string; stage: CycleStage; detail?: Record<string, unknown>; status: CycleStatus; reason?: string }): Promise<void> {
+      await recordStageChange(db, {
+        cycleId: input.cycleId,
+        stage: input.stage,
+        actor: 'system:workflow',
+        detail: input.detail,
+        summary: input.status as unknown as Record<string, unknown>,
+        reason: input.reason,
+      });
+    },
+
+    async recordVote(input: { cycleId: string; notice: DecisionNotice; messageRef?: string }): Promise<void> {
+      const n = input.notice;
+      await recordVoteRow(db, { cycleId: input.cycleId, identity: n.identity, channel: n.channel, decision: n.decision, reason: n.reason, at: new Date(n.at), messageRef: input.messageRef });
+      await chat.recordDecision(n);
+    },
+
+    async recordControl(input: { cycleId: string; action: string; by: string; details?: Record<string, unknown> }): Promise<void> {
+      await appendAudit(db, { actor: input.by, action: `cycle.${input.action}`, subjectType: 'cycle', subjectId: input.cycleId, details: input.details ?? {} });
+    },
+
+    async notifyApprovalRequest(req: ApprovalRequest): Promise<void> {
+      await chat.requestApproval(req);
+      if (mailer && req.notice !== undefined && deps.reportRecipients?.length) await mailer.sendApprovalRequest(req, deps.reportRecipients);
+    },
+    async notifyStage(update: StageUpdate): Promise<void> {
+      await chat.stageUpdate(update);
+    },
+    async notifyPause(q: PauseQuestion): Promise<void> {
+      await chat.pauseQuestion(q);
+    },
+
+    /** Opens the change (idempotent by cycle id) when a change desk is configured; null otherwise. */
+    async openChange(input: { cycleId: string; policy: DeploymentPolicy; assessment: AssessResult; requestedBy: string; plannedStart?: string }): Promise<ChangeRef | null> {
+      if (!desk || input.policy.change.type === 'none') return null;
+      return guard(async () => {
+        const a = input.assessment;
+        const hosts = await db
+          .select({ hostname: endpoints.hostname })
+          .from(endpoints)
+          .innerJoin(cycleTargets, eq(cycleTargets.endpointId, endpoints.id))
+          .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include')))
+          .groupBy(endpoints.hostname)
+          .limit(500);
+        const type = input.policy.change.type as 'normal' | 'standard' | 'emergency';
+        const ref = await desk.open({
+          cycleId: input.cycleId,
+          type,
+          ...(input.policy.change.standardTemplate ? { standardTemplate: input.policy.change.standardTemplate } : {}),
+          shortDescription: `Patch cycle ${input.cycleId}: ${a.patches} patch(es) on ${a.endpoints} endpoint(s) (${input.policy.name})`,
+          description: [`Requested by ${input.requestedBy}.`, `Severity: ${JSON.stringify(a.bySeverity)}.`, ...a.topPatches.map((p) => `${p.patchId} ${p.title} (${p.severity})`)].join('\n'),
+          risk: a.risk === 'critical' || a.risk === 'high' ? 'high' : a.risk === 'moderate' ? 'moderate' : 'low',
+          impact: a.risk === 'critical' ? 1 : a.risk === 'high' ? 2 : 3,
+          ...(input.plannedStart ? { plannedStart: input.plannedStart } : {}),
+          implementationPlan: `Test ring, then waves ${input.policy.waves.map((w) => w.name).join(', ')} in maintenance windows; failure threshold ${input.policy.failureThreshold.percent}% / ${input.policy.failureThreshold.count}.`,
+          backoutPlan: 'patchops rolls back the installed patches on the affected endpoints (rollback jobs).',
+          testPlan: `Test group ${input.policy.test.group ?? '(none)'} soaks ${input.policy.test.soakSeconds}s; verification scan after deployment.`,
+          configurationItems: hosts.map((h) => h.hostname),
+        });
+        await setChangeNumber(db, input.cycleId, ref.number);
+        await appendAudit(db, { actor: 'system:workflow', action: 'cycle.change.opened', subjectType: 'cycle', subjectId: input.cycleId, details: { changeNumber: ref.number, type } });
+        return ref;
+      });
+    },
+
+    async getChangeState(input: { changeNumber: string }): Promise<ChangeRequestStateEvent | null> {
+      if (!desk) return null;
+      return guard(() => desk.get(input.changeNumber));
+    },
+
+    async addChangeNote(input: { changeNumber: string; note: string }): Promise<void> {
+      if (!desk) return;
+      await guard(() => desk.addWorkNote(input.changeNumber, input.note));
+    },
+
+    async closeChange(input: { changeNumber: string; closeCode: CloseCode; notes: string }): Promise<void> {
+      if (!desk) return;
+      await guard(() => desk.close(input.changeNumber, input.closeCode, input.notes));
+    },
+
+    /** REPORTING: the summary to chat and, when configured, the e-mail report. */
+    async sendReport(input: { status: CycleStatus; emails: string[] }): Promise<void> {
+      const s = input.status;
+      const failed = await db
+        .select({ endpointId: agentJobs.endpointId, hostname: endpoints.hostname, error: agentJobs.error, state: agentJobs.state })
+        .from(agentJobs)
+        .innerJoin(endpoints, eq(endpoints.id, agentJobs.endpointId))
+        .where(and(eq(agentJobs.cycleId, s.cycleId), inArray(agentJobs.state, ['failed', 'unreachable'])))
+        .orderBy(agentJobs.endpointId)
+        .limit(50);
+      const report: CycleReport = {
+        cycleId: s.cycleId,
+        policyName: s.policyName,
+        outcome: s.stage,
+        status: s,
+        failures: failed.map((f) => ({ endpointId: f.endpointId, hostname: f.hostname, reason: f.error ?? f.state })),
+        ...(s.changeNumber ? { changeNumber: s.changeNumber } : {}),
+        startedAt: s.startedAt,
+        finishedAt: now().toISOString(),
+      };
+      await chat.summary(report);
+      const to = input.emails.length ? input.emails : (deps.reportRecipients ?? []);
+      if (mailer && to.length) await mailer.sendCycleReport(report, to);
+      log.info({ cycleId: s.cycleId, outcome: s.stage }, 'cycle report sent');
+    },
+  };
+}
+
+export type CycleActivities = ReturnType<typeof createCycleActivities>;

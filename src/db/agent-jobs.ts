@@ -1,0 +1,102 @@
+/**
+ * DrizzleAgentJobs: the AgentJobs port over the agent_jobs table. Dispatch is idempotent: a job's id is
+ * deterministic from (cycle, wave, endpoint, kind), rows go in with INSERT … ON CONFLICT DO NOTHING, so
+ * a retried activity never dispatches twice. The agent gateway (issue 4) leases rows and writes results.
+ */
+import { and, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import type { WaveCounts } from '../domain/cycle';
+import type { AgentJobs, DispatchJobsInput, JobKind } from '../domain/ports';
+import type { Db } from './client';
+import { agentJobs } from './schema/index';
+
+/** Rows per INSERT statement: bounded so a 100,000-endpoint wave never builds one giant statement. */
+export const DISPATCH_BATCH = 1000;
+
+/** The deterministic job id: the same (cycle, wave, endpoint, kind) always gives the same id. */
+export function jobId(cycleId: string, wave: number | null, endpointId: string, kind: JobKind): string {
+  return `${kind}:${cycleId}:${wave === null ? 'n' : String(wave)}:${endpointId}`;
+}
+
+const UNFINISHED = ['queued', 'leased'] as const;
+
+export class DrizzleAgentJobs implements AgentJobs {
+  constructor(private readonly db: Db) {}
+
+  private where(cycleId: string, wave: number | null, kind?: JobKind): SQL {
+    const parts = [eq(agentJobs.cycleId, cycleId), wave === null ? isNull(agentJobs.wave) : eq(agentJobs.wave, wave)];
+    if (kind) parts.push(eq(agentJobs.kind, kind));
+    return and(...parts)!;
+  }
+
+  async dispatch(input: DispatchJobsInput): Promise<{ created: number; existing: number }> {
+    let created = 0;
+    const notBefore = input.notBefore ? new Date(input.notBefore) : null;
+    const deadline = input.deadline ? new Date(input.deadline) : null;
+    for (let i = 0; i < input.jobs.length; i += DISPATCH_BATCH) {
+      const rows = input.jobs.slice(i, i + DISPATCH_BATCH).map((j) => ({
+        id: jobId(input.cycleId, input.wave, j.endpointId, j.kind),
+        cycleId: input.cycleId,
+        wave: input.wave,
+        endpointId: j.endpointId,
+        kind: j.kind,
+        payload: j.payload,
+        state: 'queued',
+        notBefore,
+        deadline,
+      }));
+      const inserted = await this.db.insert(agentJobs).values(rows).onConflictDoNothing({ target: agentJobs.id }).returning({ id: agentJobs.id });
+      created += inserted.length;
+    }
+    return { created, existing: input.jobs.length - created };
+  }
+
+  async counts(cycleId: string, wave: number | null, kind: JobKind): Promise<WaveCounts> {
+    const rows = await this.db
+      .select({ state: agentJobs.state, n: sql<number>`count(*)::int` })
+      .from(agentJobs)
+      .where(this.where(cycleId, wave, kind))
+      .groupBy(agentJobs.state);
+    const c: WaveCounts = { total: 0, succeeded: 0, failed: 0, unreachable: 0, pending: 0 };
+    for (const r of rows) {
+      const n = Number(r.n);
+      c.total += n;
+      if (r.state === 'succeeded') c.succeeded += n;
+      else if (r.state === 'failed') c.failed += n;
+      else if (r.state === 'unreachable') c.unreachable += n;
+      else if (r.state === 'queued' || r.state === 'leased') c.pending += n;
+      // cancelled jobs count in total only: they will not run.
+    }
+    return c;
+  }
+
+  /**
+   * Unfinished jobs whose endpoint has not been seen for `olderThanSeconds` (never-seen endpoints count
+   * from their creation), or whose lease expired more than `olderThanSeconds` ago, become 'unreachable'.
+   */
+  async expireUnreachable(cycleId: string, wave: number | null, olderThanSeconds: number, now: Date): Promise<number> {
+    const bound = new Date(now.getTime() - olderThanSeconds * 1000);
+    const rows = await this.db
+      .update(agentJobs)
+      .set({ state: 'unreachable', finishedAt: now, error: `no answer from the endpoint for ${olderThanSeconds}s` })
+      .where(
+        and(
+          this.where(cycleId, wave),
+          inArray(agentJobs.state, [...UNFINISHED]),
+          sql`(${agentJobs.leaseExpiresAt} < ${bound.toISOString()}::timestamptz
+               or exists (select 1 from endpoints e where e.id = ${agentJobs.endpointId}
+                          and coalesce(e.last_seen_at, e.created_at) < ${bound.toISOString()}::timestamptz))`,
+        ),
+      )
+      .returning({ id: agentJobs.id });
+    return rows.length;
+  }
+
+  async cancelQueued(cycleId: string, wave: number | null): Promise<number> {
+    const rows = await this.db
+      .update(agentJobs)
+      .set({ state: 'cancelled', finishedAt: new Date(), error: 'cancelled before it started' })
+      .where(and(this.where(cycleId, wave), eq(agentJobs.state, 'queued')))
+      .returning({ id: agentJobs.id });
+    return rows.length;
+  }
+}

@@ -1,0 +1,509 @@
+/**
+ * patchCycleWorkflow: one patch cycle, IDENTIFY → ASSESS → TEST → AWAIT_APPROVAL → SCHEDULED →
+ * DEPLOYING → VERIFYING → REPORTING → COMPLETED, or FAILED / CANCELLED / ROLLED_BACK.
+ * Deterministic: all I/O is in activities, which return aggregates only; history grows with waves
+ * and votes, never with endpoints.
+ */
+import {
+  CancellationScope,
+  condition,
+  executeChild,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { CycleActivities, AssessResult } from '../activities/cycle';
+import { checkVote, tally, approvalsReceived, type ApprovalState } from '../domain/approval';
+import {
+  CycleStage,
+  type ApprovalResult,
+  type ApprovalVote,
+  type ChangeRequestStateEvent,
+  type CycleStatus,
+  type PatchCycleInput,
+  type WaveStatus,
+} from '../domain/cycle';
+import { failureThresholdTripped, type DeploymentPolicy } from '../domain/policy';
+import { deploymentWaveWorkflow, waveWorkflowId, type DeploymentWaveResult } from './deployment-wave';
+import {
+  approveCycleUpdate,
+  cancelCycleSignal,
+  changeRequestStateSignal,
+  cycleStatusQuery,
+  pauseCycleSignal,
+  rejectCycleUpdate,
+  resumeCycleSignal,
+  rollbackCycleSignal,
+  type ControlInput,
+} from './messages';
+
+const acts = proxyActivities<CycleActivities>({ startToCloseTimeout: '5 minutes', retry: { maximumInterval: '30 seconds' } });
+const waitActs = proxyActivities<CycleActivities>({ startToCloseTimeout: '30 days', heartbeatTimeout: '60 seconds', retry: { maximumInterval: '30 seconds' } });
+/** Chat, mail and change-desk calls: a few tries, then the cycle carries on (recorded in the log). */
+const notifyActs = proxyActivities<CycleActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3, maximumInterval: '10 seconds' } });
+
+class CycleEnded extends Error {
+  constructor(
+    readonly stage: CycleStage,
+    readonly outcome: string,
+  ) {
+    super(outcome);
+  }
+}
+
+const iso = (ms: number = Date.now()) => new Date(ms).toISOString();
+const zeroCounts = { total: 0, succeeded: 0, failed: 0, unreachable: 0, pending: 0 };
+
+export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleStatus> {
+  const startedAt = iso();
+  const status: CycleStatus = {
+    cycleId: input.cycleId,
+    policyName: input.policyName,
+    ...(input.policyVersion !== undefined ? { policyVersion: input.policyVersion } : {}),
+    stage: CycleStage.IDENTIFY,
+    paused: false,
+    emergency: input.emergency ?? false,
+    requestedBy: input.requestedBy,
+    scope: input.scope,
+    endpoints: 0,
+    patches: 0,
+    bySeverity: {},
+    approvals: { records: [], received: 0, needed: 0 },
+    waves: [],
+    reasons: [],
+    startedAt,
+    updatedAt: startedAt,
+  };
+  let approval: ApprovalState | undefined;
+  let cancelRequested: ControlInput | undefined;
+  let rollbackAll: ControlInput | undefined;
+  const endpointRollbacks: Array<{ by: string; endpointId: string }> = [];
+  let changeEvent: ChangeRequestStateEvent | undefined;
+  let changeSeq = 0;
+  const interrupted = () => cancelRequested !== undefined || rollbackAll !== undefined;
+
+  // ------------------------------------------------------------ messages
+  setHandler(cycleStatusQuery, () => status);
+
+  const validateVote = (vote: ApprovalVote, decision: 'approve' | 'reject') => {
+    if (!approval || status.stage !== CycleStage.AWAIT_APPROVAL) throw new Error(`approvals are not open: the cycle is in ${status.stage}`);
+    const c = checkVote(approval, vote, decision);
+    if (!c.ok) throw new Error(c.reason);
+  };
+  const castVote = async (vote: ApprovalVote, decision: 'approve' | 'reject'): Promise<ApprovalResult> => {
+    const a = approval!;
+    const at = iso();
+    a.records.push({ identity: vote.identity.trim(), channel: vote.channel, decision, ...(vote.reason ? { reason: vote.reason } : {}), at });
+    const outcome = tally(a);
+    status.approvals = { ...status.approvals, records: [...a.records], received: approvalsReceived(a), needed: a.needed };
+    status.updatedAt = at;
+    if (decision === 'reject') status.reasons.push(`rejected by ${vote.identity}: ${vote.reason ?? ''}`);
+    try {
+      await notifyActs.recordVote({
+        cycleId: input.cycleId,
+        notice: { cycleId: input.cycleId, identity: vote.identity.trim(), channel: vote.channel, decision, ...(vote.reason ? { reason: vote.reason } : {}), outcome, at },
+        ...(vote.messageRef ? { messageRef: vote.messageRef } : {}),
+      });
+    } catch (err) {
+      log.warn('recording a vote failed', { error: String(err) });
+    }
+    return { decision, outcome, approvalsReceived: approvalsReceived(a), approvalsNeeded: a.needed };
+  };
+  setHandler(approveCycleUpdate, (vote) => castVote(vote, 'approve'), { validator: (vote) => validateVote(vote, 'approve') });
+  setHandler(rejectCycleUpdate, (vote) => castVote(vote, 'reject'), { validator: (vote) => validateVote(vote, 'reject') });
+
+  setHandler(pauseCycleSignal, (c) => {
+    status.paused = true;
+    status.pauseReason = c.reason ?? `paused by ${c.by}`;
+    void control('paused', c.by, { reason: status.pauseReason });
+  });
+  setHandler(resumeCycleSignal, (c) => {
+    status.paused = false;
+    delete status.pauseReason;
+    void control('resumed', c.by, {});
+  });
+  setHandler(cancelCycleSignal, (c) => {
+    cancelRequested ??= c;
+  });
+  setHandler(rollbackCycleSignal, (c) => {
+    if (c.endpointId) endpointRollbacks.push({ by: c.by, endpointId: c.endpointId });
+    else rollbackAll ??= c;
+  });
+  setHandler(changeRequestStateSignal, (e) => {
+    changeEvent = e;
+    changeSeq += 1;
+    status.changeState = e.state;
+    status.changeNumber ??= e.changeNumber;
+  });
+
+  async function control(action: string, by: string, details: Record<string, unknown>): Promise<void> {
+    try {
+      await notifyActs.recordControl({ cycleId: input.cycleId, action, by, details });
+    } catch (err) {
+      log.warn('recording a control failed', { error: String(err) });
+    }
+  }
+
+  async function setStage(stage: CycleStage, text: string, detail: Record<string, unknown> = {}, reason?: string): Promise<void> {
+    status.stage = stage;
+    status.updatedAt = iso();
+    await acts.recordStage({ cycleId: input.cycleId, stage, detail: { text, ...detail }, status, ...(reason !== undefined ? { reason } : {}) });
+    try {
+      await notifyActs.notifyStage({ cycleId: input.cycleId, stage, text });
+    } catch (err) {
+      log.warn('stage notification failed', { error: String(err) });
+    }
+  }
+
+  function waveStatus(index: number, name: string, state: WaveStatus['state'], r?: Partial<DeploymentWaveResult>): WaveStatus {
+    return {
+      index,
+      name,
+      state,
+      total: r?.total ?? 0,
+      succeeded: r?.succeeded ?? 0,
+      failed: r?.failed ?? 0,
+      unreachable: r?.unreachable ?? 0,
+      pending: r?.pending ?? 0,
+      ...(r?.windowStart ? { windowStart: r.windowStart } : {}),
+      ...(r?.windowEnd ? { windowEnd: r.windowEnd } : {}),
+    };
+  }
+
+  /** Runs one wave as a child workflow; returns undefined when a cancel or rollback interrupted it. */
+  async function runWave(policy: DeploymentPolicy, index: number, name: string, notBefore: string | undefined, test: boolean): Promise<DeploymentWaveResult | undefined> {
+    const scope = new CancellationScope();
+    let result: DeploymentWaveResult | undefined;
+    let error: unknown;
+    let done = false;
+    const p = scope
+      .run(() =>
+        executeChild(deploymentWaveWorkflow, {
+          workflowId: waveWorkflowId(input.cycleId, index),
+          args: [
+            {
+              cycleId: input.cycleId,
+              wave: index,
+              name,
+              respectWindows: !test && policy.maintenance.respectWindows,
+              ...(notBefore ? { notBefore } : {}),
+              expectedInstallMinutes: policy.maintenance.expectedInstallMinutes,
+              reboot: policy.reboot,
+              failureThreshold: test ? policy.test.failureThreshold : policy.failureThreshold,
+              unreachableAfterSeconds: policy.jobs.unreachableAfterSeconds,
+              pollIntervalSeconds: policy.jobs.pollIntervalSeconds,
+            },
+          ],
+        }),
+      )
+      .then(
+        (r) => {
+          result = r;
+          done = true;
+        },
+        (e: unknown) => {
+          error = e;
+          done = true;
+        },
+      );
+    await condition(() => done || interrupted());
+    if (!done) {
+      scope.cancel();
+      await p;
+    }
+    if (error !== undefined && !isCancellation(error)) throw error;
+    return result;
+  }
+
+  async function rollbackWaves(waves: number[], by: string): Promise<{ succeeded: number; total: number }> {
+    await acts.cancelQueuedJobs({ cycleId: input.cycleId, waves });
+    const d = await acts.dispatchCycleJobs({ cycleId: input.cycleId, waves, kind: 'rollback' });
+    await control('rollback.dispatched', by, { waves, jobs: d.total });
+    const pol = policy!;
+    const r = await waitActs.awaitJobs({
+      cycleId: input.cycleId,
+      waves,
+      kind: 'rollback',
+      until: iso(Date.now() + Math.max(pol.jobs.unreachableAfterSeconds, 60) * 1000),
+      unreachableAfterSeconds: pol.jobs.unreachableAfterSeconds,
+      pollIntervalSeconds: pol.jobs.pollIntervalSeconds,
+    });
+    return { succeeded: r.succeeded, total: r.total };
+  }
+
+  /** Between steps: serve single-endpoint rollbacks, honour cancel / rollback, wait while paused. */
+  async function checkpoint(wavesDone: number[]): Promise<void> {
+    while (endpointRollbacks.length > 0) {
+      const r = endpointRollbacks.shift()!;
+      if (wavesDone.length > 0) {
+        const d = await acts.dispatchCycleJobs({ cycleId: input.cycleId, waves: wavesDone, kind: 'rollback', endpointId: r.endpointId });
+        status.reasons.push(`rollback of ${r.endpointId} requested by ${r.by}: ${d.total} job(s)`);
+        await control('rollback.endpoint', r.by, { endpointId: r.endpointId, jobs: d.total });
+      }
+    }
+    if (status.paused && !interrupted()) {
+      await condition(() => !status.paused || interrupted());
+    }
+    if (rollbackAll) {
+      const r = wavesDone.length > 0 ? await rollbackWaves(wavesDone, rollbackAll.by) : { succeeded: 0, total: 0 };
+      for (const w of status.waves) if (wavesDone.includes(w.index)) w.state = 'rolled_back';
+      if (status.test && wavesDone.includes(0)) status.test.state = 'rolled_back';
+      throw new CycleEnded(CycleStage.ROLLED_BACK, `rolled back by ${rollbackAll.by}${rollbackAll.reason ? `: ${rollbackAll.reason}` : ''} (${r.succeeded} of ${r.total} endpoint(s) rolled back)`);
+    }
+    if (cancelRequested) {
+      await acts.cancelQueuedJobs({ cycleId: input.cycleId, waves: [0, ...status.waves.map((w) => w.index)] });
+      throw new CycleEnded(CycleStage.CANCELLED, `cancelled by ${cancelRequested.by}${cancelRequested.reason ? `: ${cancelRequested.reason}` : ''}`);
+    }
+  }
+
+  let policy: DeploymentPolicy | undefined;
+  let assessment: AssessResult | undefined;
+
+  async function run(): Promise<string> {
+    const start = await acts.startCycle({ ...input, workflowId: workflowInfo().workflowId });
+    policy = start.policy;
+    status.policyVersion = start.policyVersion;
+    status.emergency = policy.emergency;
+    await setStage(CycleStage.IDENTIFY, `policy ${policy.name} v${start.policyVersion}${policy.emergency ? ' (emergency)' : ''}`);
+
+    const a = await acts.identifyAndAssess({ cycleId: input.cycleId, scope: input.scope, policy });
+    assessment = a;
+    status.endpoints = a.endpoints;
+    status.patches = a.patches;
+    status.bySeverity = a.bySeverity;
+    status.reasons.push(...a.reasons);
+    await setStage(CycleStage.ASSESS, `${a.patches} patch(es) for ${a.endpoints} endpoint(s), risk ${a.risk}`, { risk: a.risk, byType: a.byType });
+    if (a.patches === 0) return `nothing to patch: no missing patches in scope (${a.endpointsInScope} endpoint(s) checked)`;
+
+    const plan = await acts.planCycleWaves({ cycleId: input.cycleId, policy });
+    status.waves = plan.waves.map((w) => ({ ...waveStatus(w.index, w.name, 'planned'), total: w.size }));
+    await checkpoint([]);
+
+    // ------------------------------------------------------------ TEST
+    const wavesDone: number[] = [];
+    if (plan.test.size > 0) {
+      status.test = { ...waveStatus(0, 'test', 'running'), total: plan.test.size };
+      await setStage(CycleStage.TEST, `test ring: ${plan.test.size} endpoint(s), soak ${policy.test.soakSeconds}s`);
+      const r = await runWave(policy, 0, 'test', undefined, true);
+      wavesDone.push(0);
+      if (!r) {
+        await checkpoint(wavesDone);
+        throw new Error('unreachable');
+      }
+      status.test = waveStatus(0, 'test', 'running', r);
+      let failed = r.failed;
+      if (!r.tripped && r.succeeded > 0) {
+        await condition(interrupted, policy.test.soakSeconds * 1000);
+        await checkpoint(wavesDone);
+        await acts.dispatchCycleJobs({ cycleId: input.cycleId, waves: [0], kind: 'verify' });
+        const v = await waitActs.awaitJobs({
+          cycleId: input.cycleId,
+          waves: [0],
+          kind: 'verify',
+          until: iso(Date.now() + policy.jobs.unreachableAfterSeconds * 1000),
+          unreachableAfterSeconds: policy.jobs.unreachableAfterSeconds,
+          pollIntervalSeconds: policy.jobs.pollIntervalSeconds,
+        });
+        failed += v.failed + v.unreachable;
+      }
+      const counts = { total: r.total, failed, unreachable: r.unreachable + r.pending };
+      if (r.tripped || failureThresholdTripped(policy.test.failureThreshold, counts)) {
+        status.test = { ...status.test, failed, state: 'rolled_back' };
+        const rb = await rollbackWaves([0], 'system:workflow');
+        const why = `test ring failed its threshold: ${failed + r.unreachable} of ${r.total} endpoint(s) failed (limit ${policy.test.failureThreshold.percent}% / ${policy.test.failureThreshold.count}); ring rolled back (${rb.succeeded} of ${rb.total})`;
+        status.reasons.push(why);
+        throw new CycleEnded(CycleStage.ROLLED_BACK, why);
+      }
+      status.test = { ...status.test, failed, state: 'done' };
+    } else {
+      status.reasons.push(policy.test.group ? `no test ring: no endpoint of group "${policy.test.group}" needs these patches` : 'no test ring: the policy has none');
+    }
+
+    // ------------------------------------------------------------ AWAIT_APPROVAL
+    await checkpoint(wavesDone);
+    let notBefore = input.notBefore;
+    if (policy.change.type !== 'none' && start.changeDesk) {
+      const ref = await acts.openChange({ cycleId: input.cycleId, policy, assessment: a, requestedBy: input.requestedBy, ...(notBefore ? { plannedStart: notBefore } : {}) });
+      if (ref) {
+        status.changeNumber = ref.number;
+        status.changeState ??= ref.state;
+      }
+    }
+    if (!a.needsApproval) {
+      await setStage(CycleStage.AWAIT_APPROVAL, 'auto-approved');
+      status.reasons.push(`auto-approved: every patch is of a type the policy approves automatically (${policy.autoApprove.types.join(', ')})`);
+    } else {
+      const who = await acts.resolveApprovers({ policy });
+      approval = {
+        requestedBy: input.requestedBy,
+        approvers: who.approvers,
+        escalationApprovers: who.escalationApprovers,
+        escalated: false,
+        needed: a.approvalsNeeded,
+        records: [],
+        separationOfDuties: policy.approval.separationOfDuties,
+      };
+      const opened = Date.now();
+      const deadline = opened + policy.approval.timeoutSeconds * 1000;
+      status.approvals = { records: [], received: 0, needed: a.approvalsNeeded, deadline: iso(deadline) };
+      await setStage(CycleStage.AWAIT_APPROVAL, `waiting for ${a.approvalsNeeded} approval(s) from ${policy.approval.approverGroups.join(', ')}`);
+      const request = (notice?: 'reminder' | 'escalation') =>
+        notifyActs
+          .notifyApprovalRequest({
+            cycleId: input.cycleId,
+            policyName: policy!.name,
+            emergency: policy!.emergency,
+            requestedBy: input.requestedBy,
+            scope: input.scope,
+            endpoints: a.endpoints,
+            bySeverity: a.bySeverity,
+            byType: a.byType,
+            topPatches: a.topPatches,
+            ...(status.test ? { test: status.test } : {}),
+            ...(status.changeNumber ? { changeNumber: status.changeNumber } : {}),
+            deadline: iso(deadline),
+            approvalsNeeded: a.approvalsNeeded,
+            ...(policy!.notify.slackChannel ? { channel: policy!.notify.slackChannel } : {}),
+            ...(notice ? { notice } : {}),
+            approvers: approval!.escalated ? [...approval!.approvers, ...approval!.escalationApprovers] : approval!.approvers,
+          })
+          .catch((err: unknown) => log.warn('approval request failed', { error: String(err) }));
+      await request();
+      let lastNotice = opened;
+      const escalateAt = policy.approval.escalationGroups.length > 0 ? opened + policy.approval.escalateAfterSeconds * 1000 : Infinity;
+      for (;;) {
+        const wake = Math.min(deadline, lastNotice + policy.approval.reminderSeconds * 1000, approval.escalated ? Infinity : escalateAt);
+        const decided = await condition(() => tally(approval!) !== 'pending' || interrupted(), Math.max(1, wake - Date.now()));
+        if (decided) break;
+        const t = Date.now();
+        if (t >= deadline) {
+          const why = `approval timed out after ${policy.approval.timeoutSeconds}s with ${approvalsReceived(approval)} of ${approval.needed} approval(s)`;
+          status.reasons.push(why);
+          throw new CycleEnded(CycleStage.FAILED, why);
+        }
+        if (!approval.escalated && t >= escalateAt) {
+          approval.escalated = true;
+          status.reasons.push(`escalated to ${policy.approval.escalationGroups.join(', ')} after ${policy.approval.escalateAfterSeconds}s`);
+          await control('approval.escalated', 'system:workflow', { groups: policy.approval.escalationGroups });
+          await request('escalation');
+        } else {
+          await control('approval.reminded', 'system:workflow', {});
+          await request('reminder');
+        }
+        lastNotice = t;
+      }
+      await checkpoint(wavesDone);
+      if (tally(approval) === 'rejected') {
+        const r = approval.records.find((x) => x.decision === 'reject')!;
+        throw new CycleEnded(CycleStage.CANCELLED, `rejected by ${r.identity}: ${r.reason ?? ''}`);
+      }
+      status.reasons.push(`approved by ${approval.records.filter((x) => x.decision === 'approve').map((x) => x.identity).join(', ')}`);
+    }
+
+    // ------------------------------------------------------------ the change request must be scheduled too
+    if (status.changeNumber && start.changeDesk) {
+      const changeNumber = status.changeNumber;
+      for (;;) {
+        const ev = changeEvent;
+        if (ev?.state === 'canceled' || ev?.approval === 'rejected') {
+          throw new CycleEnded(CycleStage.CANCELLED, `change ${changeNumber} ${ev.state === 'canceled' ? 'was cancelled' : 'was rejected'}${ev.by ? ` by ${ev.by}` : ''}${ev.reason ? `: ${ev.reason}` : ''}`);
+        }
+        if (ev && (ev.state === 'scheduled' || ev.state === 'implement')) {
+          if (ev.plannedStart && (!notBefore || Date.parse(ev.plannedStart) > Date.parse(notBefore))) notBefore = ev.plannedStart;
+          break;
+        }
+        const seq = changeSeq;
+        const signalled = await condition(() => changeSeq !== seq || interrupted(), policy.change.pollSeconds * 1000);
+        await checkpoint(wavesDone);
+        if (!signalled) {
+          const polled = await acts.getChangeState({ changeNumber });
+          if (polled && (polled.state !== changeEvent?.state || polled.approval !== changeEvent?.approval || polled.plannedStart !== changeEvent?.plannedStart)) {
+            changeEvent = polled;
+            status.changeState = polled.state;
+          }
+        }
+      }
+      status.reasons.push(`change ${changeNumber} is ${changeEvent?.state}`);
+    }
+
+    // ------------------------------------------------------------ SCHEDULED
+    await setStage(CycleStage.SCHEDULED, notBefore ? `deploying from ${notBefore}` : 'deploying now', notBefore ? { notBefore } : {});
+    if (notBefore) {
+      status.nextWindow = { start: notBefore, end: notBefore };
+      const wait = Date.parse(notBefore) - Date.now();
+      if (wait > 0) await condition(interrupted, wait);
+    }
+    await checkpoint(wavesDone);
+
+    // ------------------------------------------------------------ DEPLOYING
+    await setStage(CycleStage.DEPLOYING, `${status.waves.length} wave(s)`);
+    if (status.changeNumber) await notifyActs.addChangeNote({ changeNumber: status.changeNumber, note: 'Deployment started.' }).catch(() => undefined);
+    for (const w of status.waves) {
+      await checkpoint(wavesDone);
+      w.state = policy.maintenance.respectWindows ? 'waiting_window' : 'running';
+      const r = await runWave(policy, w.index, w.name, notBefore, false);
+      if (!r) {
+        w.state = 'done';
+        wavesDone.push(w.index);
+        await checkpoint(wavesDone);
+        continue;
+      }
+      wavesDone.push(w.index);
+      Object.assign(w, waveStatus(w.index, w.name, 'done', r));
+      const text = `wave ${w.index} of ${status.waves.length} (${w.name}) done: ${r.succeeded} ok, ${r.failed} failed, ${r.unreachable} unreachable${r.pending ? `, ${r.pending} not started (window closed)` : ''}`;
+      await notifyActs.notifyStage({ cycleId: input.cycleId, stage: CycleStage.DEPLOYING, text, wave: w }).catch(() => undefined);
+      if (r.timedOut) status.reasons.push(`wave ${w.name}: window ended with ${r.pending} job(s) not started`);
+      if (r.tripped) {
+        w.state = 'paused';
+        status.paused = true;
+        status.pauseReason = `wave ${w.name} reached its failure threshold: ${r.failed + r.unreachable} of ${r.total} failed (limit ${policy.failureThreshold.percent}% / ${policy.failureThreshold.count})`;
+        status.reasons.push(status.pauseReason);
+        await control('paused', 'system:workflow', { reason: status.pauseReason, wave: w.index });
+        await notifyActs.notifyPause({ cycleId: input.cycleId, reason: status.pauseReason, wave: w }).catch(() => undefined);
+        await checkpoint(wavesDone);
+        w.state = 'done';
+      }
+    }
+    await checkpoint(wavesDone);
+
+    // ------------------------------------------------------------ VERIFYING
+    const deployed = status.waves.map((w) => w.index).filter((i) => wavesDone.includes(i));
+    await setStage(CycleStage.VERIFYING, `verifying ${deployed.length} wave(s)`);
+    await acts.dispatchCycleJobs({ cycleId: input.cycleId, waves: deployed, kind: 'verify' });
+    const v = await waitActs.awaitJobs({
+      cycleId: input.cycleId,
+      waves: deployed,
+      kind: 'verify',
+      until: iso(Date.now() + policy.jobs.unreachableAfterSeconds * 1000),
+      unreachableAfterSeconds: policy.jobs.unreachableAfterSeconds,
+      pollIntervalSeconds: policy.jobs.pollIntervalSeconds,
+    });
+    const installed = status.waves.reduce((s, w) => ({ ok: s.ok + w.succeeded, bad: s.bad + w.failed + w.unreachable }), { ok: 0, bad: 0 });
+    const verified = `verified ${v.succeeded} of ${v.total} endpoint(s)${v.failed + v.unreachable ? `, ${v.failed + v.unreachable} not verified` : ''}`;
+    status.reasons.push(verified);
+    return `${installed.ok} endpoint(s) patched, ${installed.bad} failed; ${verified}`;
+  }
+
+  let finalStage: CycleStage = CycleStage.COMPLETED;
+  try {
+    status.outcome = await run();
+  } catch (e) {
+    if (!(e instanceof CycleEnded)) throw e;
+    finalStage = e.stage;
+    status.outcome = e.outcome;
+  }
+  status.paused = false;
+  await setStage(CycleStage.REPORTING, status.outcome ?? '');
+  if (status.changeNumber && policy && policy.change.type !== 'none') {
+    const failures = status.waves.some((w) => w.failed + w.unreachable > 0);
+    const closeCode = finalStage !== CycleStage.COMPLETED ? 'unsuccessful' : failures ? 'successful_issues' : 'successful';
+    await notifyActs.closeChange({ changeNumber: status.changeNumber, closeCode, notes: status.outcome ?? '' }).catch((err: unknown) => log.warn('closing the change failed', { error: String(err) }));
+  }
+  await notifyActs.sendReport({ status, emails: policy?.notify.email ?? [] }).catch((err: unknown) => log.warn('report failed', { error: String(err) }));
+  await setStage(finalStage, status.outcome ?? '', {}, status.outcome);
+  void assessment;
+  void zeroCounts;
+  return status;
+}
