@@ -122,6 +122,15 @@ const envSchema = z.object({
   AGENT_ENROLL_SECRET: optionalString.refine((v) => v === undefined || v.length >= 16, {
     message: 'expected at least 16 characters; generate one with: openssl rand -hex 32',
   }),
+  AGENT_LEASE_SECONDS: optionalString.transform((v, ctx) => {
+    if (v === undefined) return 600;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 5 || n > 86_400) {
+      ctx.addIssue({ code: 'custom', message: `expected whole seconds from 5 to 86400, got "${v}"` });
+      return z.NEVER;
+    }
+    return n;
+  }),
   PATCHOPS_ADMINS: identityList,
   PATCHOPS_APPROVERS: identityList,
 });
@@ -167,7 +176,7 @@ export interface Config {
         assignmentGroup: string | undefined;
       };
   smtp: { enabled: boolean; url: string | undefined; from: string; reportRecipients: string[] };
-  agents: { enrollSecret: string | undefined };
+  agents: { enrollSecret: string | undefined; leaseSeconds: number };
   bootstrap: { admins: string[]; approvers: string[] };
 }
 
@@ -298,7 +307,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       from: e.SMTP_FROM,
       reportRecipients: (e.REPORT_RECIPIENTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     },
-    agents: { enrollSecret: e.AGENT_ENROLL_SECRET },
+    agents: { enrollSecret: e.AGENT_ENROLL_SECRET, leaseSeconds: e.AGENT_LEASE_SECONDS },
     bootstrap: { admins: e.PATCHOPS_ADMINS, approvers: e.PATCHOPS_APPROVERS },
   };
 }
@@ -347,6 +356,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'SMTP_FROM', description: 'From address of email reports', default: 'patchops <patchops@localhost>' },
   { name: 'REPORT_RECIPIENTS', description: 'Comma-separated addresses that receive cycle reports and digests' },
   { name: 'AGENT_ENROLL_SECRET', description: 'Initial agent enrolment secret (≥16 chars); more can be added by command' },
+  { name: 'AGENT_LEASE_SECONDS', description: 'How long an agent has to report a job before it is offered again', default: '600' },
   { name: 'PATCHOPS_ADMINS', description: 'First-run admins, e.g. slack:U0123,teams:29:1abc,cli:ops-admin' },
   { name: 'PATCHOPS_APPROVERS', description: 'First-run approvers, same form as PATCHOPS_ADMINS' },
 ];

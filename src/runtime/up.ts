@@ -1,9 +1,11 @@
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
 import { bootstrapIdentities } from '../db/identities';
 import type { Config } from '../config/index';
 import { installTemporalLogger, type Logger } from '../logging';
+import { createAgentGateway } from '../server/agent-gateway';
 import { buildServer, type RouteModule } from '../server/app';
 import type { HealthCheck } from '../server/health';
 import { connectWorker } from '../temporal/connection';
@@ -73,7 +75,15 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
     let serverUrl: string | undefined;
     if (options.server) {
       const health: HealthCheck[] = [db.health, temporal.health, ...integrationStates(config).map((i) => i.health)];
-      const routes: RouteModule[] = [];
+      const agentGateway = createAgentGateway({
+        database: db.database,
+        logger: logger.child({ component: 'agent-gateway' }),
+        leaseSeconds: config.agents.leaseSeconds,
+        repositoryDir: path.join(config.dataDir, 'repository'),
+        envEnrollSecret: config.agents.enrollSecret,
+      });
+      stops.push(() => agentGateway.close());
+      const routes: RouteModule[] = [agentGateway.routes];
       server = await buildServer({ logger: logger.child({ component: 'http' }), health, routes });
       await server.listen({ host: config.http.host, port: config.http.port });
       const s = server;

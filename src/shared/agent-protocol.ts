@@ -106,3 +106,92 @@ export const jobResultSchema = z.object({
   log: z.string().max(64 * 1024).optional(),
 });
 export type JobResult = z.infer<typeof jobResultSchema>;
+
+// ---------------------------------------------------------------- enrolment, polling, inventory, manifests (added by the agent area)
+
+/** POST /agent/v1/enroll body. */
+export const enrollRequestSchema = z.object({
+  enrollSecret: z.string().min(1).max(512),
+  machineId: z.string().min(8).max(256),
+  hostname: z.string().min(1).max(255),
+  osFamily: z.enum(['linux', 'windows', 'macos']),
+  osName: z.string().max(255).default(''),
+  osVersion: z.string().max(255).default(''),
+  arch: z.string().max(64).default(''),
+  agentVersion: z.string().max(64).optional(),
+  protocolVersion: z.number().int().min(1).default(AGENT_PROTOCOL_VERSION),
+});
+export type EnrollRequest = z.input<typeof enrollRequestSchema>;
+
+/** POST /agent/v1/enroll response. The node key is shown once; the server keeps only its hash. */
+export const enrollResponseSchema = z.object({
+  endpointId: z.string(),
+  nodeKey: z.string(),
+  /** SPKI PEM of the ed25519 key that signs repository manifests: pin it. */
+  manifestSigningKey: z.string(),
+  protocolVersion: z.number().int(),
+  /** Seconds the agent should wait between polls when the server answers at once with nothing. */
+  pollIntervalSeconds: z.number().int().min(1),
+});
+export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
+
+/** GET /agent/v1/jobs?wait=<s> response. */
+export const pollResponseSchema = z.object({
+  jobs: z.array(agentJobSchema),
+  /** Distribution points of the agent's site, nearest first; the central server is the fallback. */
+  distributionPoints: z.array(z.string()).default([]),
+});
+export type PollResponse = z.infer<typeof pollResponseSchema>;
+
+/** PUT /agent/v1/inventory body. */
+export const inventorySchema = z.object({
+  hostname: z.string().min(1).max(255).optional(),
+  osName: z.string().max(255).optional(),
+  osVersion: z.string().max(255).optional(),
+  arch: z.string().max(64).optional(),
+  agentVersion: z.string().max(64).optional(),
+  pendingReboot: z.boolean().default(false),
+  software: z
+    .array(
+      z.object({
+        /** apt | dnf | zypper | windows | winget | macos | brew | other */
+        source: z.string().min(1).max(32),
+        name: z.string().min(1).max(512),
+        version: z.string().max(256),
+        vendor: z.string().max(256).optional(),
+      }),
+    )
+    .max(100_000)
+    .default([]),
+});
+export type Inventory = z.input<typeof inventorySchema>;
+
+/** A manifest of the central repository: the signed body. */
+export const manifestBodySchema = z.object({
+  version: z.number().int().min(1),
+  /** ISO time after which the manifest must not be trusted (freeze attack). */
+  expiresAt: z.string(),
+  files: z.array(
+    z.object({
+      name: z.string().min(1),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      size: z.number().int().min(0),
+    }),
+  ),
+});
+export type ManifestBody = z.infer<typeof manifestBodySchema>;
+
+/** GET /agent/v1/manifest response: `body` is the exact signed text (JSON of ManifestBody). */
+export const signedManifestSchema = z.object({
+  body: z.string(),
+  /** base64 ed25519 signature over the UTF-8 bytes of body. */
+  signature: z.string(),
+  keyId: z.number().int(),
+});
+export type SignedManifest = z.infer<typeof signedManifestSchema>;
+
+/** Error body of every gateway 4xx/5xx. */
+export interface GatewayError {
+  error: string;
+  message: string;
+}

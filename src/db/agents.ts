@@ -1,0 +1,488 @@
+/**
+ * Data access for the agent area: enrol secrets, node keys, job leasing and results, inventory, manifests.
+ * Returns small plain objects; errors are CodedErrors with the contract named on each method.
+ */
+import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { and, desc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
+import { CodedError, ErrorCode } from '../domain/errors';
+import type { AgentJob, EnrollRequest, FoundPatch, Inventory, JobResult, ManifestBody, SignedManifest } from '../shared/agent-protocol';
+import { appendAudit, canonicalJson } from './audit';
+import type { Db } from './client';
+import {
+  agentEnrollSecrets,
+  agentJobs,
+  agentNodeKeys,
+  distributionPoints,
+  endpointPatches,
+  endpoints,
+  manifestSigningKeys,
+  patches,
+  repositoryManifests,
+  softwareInventory,
+} from './schema/index';
+
+export const sha256Hex = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
+
+/** A fresh secret of 256 random bits, URL-safe. */
+export const randomSecret = (): string => randomBytes(32).toString('base64url');
+
+const DEADLINE_MESSAGE = 'deadline passed before the agent picked it up';
+
+// ---------------------------------------------------------------- severity (local until every source is in domain/patch.ts)
+
+const SEVERITY_WORDS: Record<string, string> = {
+  critical: 'critical',
+  important: 'important',
+  high: 'important',
+  moderate: 'moderate',
+  medium: 'moderate',
+  low: 'low',
+  unimportant: 'low',
+  negligible: 'low',
+  optional: 'low',
+  'not yet assigned': 'unspecified',
+  unspecified: 'unspecified',
+  none: 'unspecified',
+};
+
+/** critical | important | moderate | low | unspecified from a vendor's word, else from CVSS. */
+export function severityOf(word: string | undefined, cvss: number | undefined): string {
+  const w = (word ?? '').trim().toLowerCase();
+  if (w && SEVERITY_WORDS[w]) return SEVERITY_WORDS[w]!;
+  if (cvss !== undefined) {
+    if (cvss >= 9) return 'critical';
+    if (cvss >= 7) return 'important';
+    if (cvss >= 4) return 'moderate';
+    if (cvss > 0) return 'low';
+  }
+  return 'unspecified';
+}
+
+// ---------------------------------------------------------------- enrol secrets
+
+export interface EnrollSecretInfo {
+  id: number;
+  name: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+/** Adds an enrol secret (given, or generated) and returns it; the plain secret is never stored. Conflict when the name exists. */
+export async function addEnrollSecret(db: Db, input: { name: string; secret?: string; by?: string }): Promise<{ name: string; secret: string }> {
+  const secret = input.secret ?? randomSecret();
+  if (secret.length < 16) throw new CodedError(ErrorCode.InvalidInput, 'an enrol secret needs at least 16 characters; leave it out to have one generated');
+  const rows = await db
+    .insert(agentEnrollSecrets)
+    .values({ name: input.name, secretHash: sha256Hex(secret), createdBy: input.by ?? 'system' })
+    .onConflictDoNothing()
+    .returning({ id: agentEnrollSecrets.id });
+  if (rows.length === 0) throw new CodedError(ErrorCode.Conflict, `an enrol secret named "${input.name}" (or with that value) exists already; pick another name`);
+  await appendAudit(db, { actor: input.by ?? 'system', action: 'agent.enroll_secret.added', subjectType: 'enroll_secret', subjectId: input.name, details: {} });
+  return { name: input.name, secret };
+}
+
+/** Makes sure the configured secret (AGENT_ENROLL_SECRET) is active under the name "env". Idempotent. */
+export async function ensureEnvEnrollSecret(db: Db, secret: string): Promise<void> {
+  await db
+    .insert(agentEnrollSecrets)
+    .values({ name: `env-${sha256Hex(secret).slice(0, 8)}`, secretHash: sha256Hex(secret), createdBy: 'AGENT_ENROLL_SECRET' })
+    .onConflictDoNothing();
+}
+
+export async function listEnrollSecrets(db: Db): Promise<EnrollSecretInfo[]> {
+  const rows = await db.select().from(agentEnrollSecrets).orderBy(agentEnrollSecrets.id);
+  return rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.createdAt.toISOString(), revokedAt: r.revokedAt?.toISOString() ?? null }));
+}
+
+/** Revokes an enrol secret; NotFound when no active secret has that name. Agents already enrolled keep their keys. */
+export async function revokeEnrollSecret(db: Db, name: string, by = 'system'): Promise<void> {
+  const rows = await db
+    .update(agentEnrollSecrets)
+    .set({ revokedAt: new Date() })
+    .where(and(eq(agentEnrollSecrets.name, name), isNull(agentEnrollSecrets.revokedAt)))
+    .returning({ id: agentEnrollSecrets.id });
+  if (rows.length === 0) throw new CodedError(ErrorCode.NotFound, `no active enrol secret named "${name}"; see \`patchops enroll-secret list\``);
+  await appendAudit(db, { actor: by, action: 'agent.enroll_secret.revoked', subjectType: 'enroll_secret', subjectId: name, details: {} });
+}
+
+// ---------------------------------------------------------------- enrolment and keys
+
+export interface Enrolled {
+  endpointId: string;
+  nodeKey: string;
+  reenrolled: boolean;
+}
+
+/**
+ * Enrols a machine: checks the enrol secret (Unauthorized when unknown or revoked), finds or creates the
+ * endpoint by machine id (the same machine keeps its id and history), revokes its earlier node keys and
+ * issues a new one. Only the key's sha256 is stored.
+ */
+export async function enrollAgent(db: Db, req: Omit<EnrollRequest, 'enrollSecret' | 'protocolVersion'> & { enrollSecret: string }, now = new Date()): Promise<Enrolled> {
+  const [secret] = await db
+    .select({ id: agentEnrollSecrets.id })
+    .from(agentEnrollSecrets)
+    .where(and(eq(agentEnrollSecrets.secretHash, sha256Hex(req.enrollSecret)), isNull(agentEnrollSecrets.revokedAt)));
+  if (!secret) throw new CodedError(ErrorCode.Unauthorized, 'the enrol secret is unknown or revoked: ask an admin for the current one (`patchops enroll-secret list`)');
+  const nodeKey = randomSecret();
+  return db.transaction(async (tx) => {
+    const candidateId = `ep-${sha256Hex(req.machineId).slice(0, 20)}`;
+    const fields = {
+      hostname: req.hostname,
+      osFamily: req.osFamily,
+      osName: req.osName ?? '',
+      osVersion: req.osVersion ?? '',
+      arch: req.arch ?? '',
+      agentVersion: req.agentVersion ?? null,
+      lastSeenAt: now,
+      status: 'active',
+    };
+    const inserted = await tx
+      .insert(endpoints)
+      .values({ id: candidateId, machineId: req.machineId, ...fields })
+      .onConflictDoUpdate({ target: endpoints.machineId, set: fields })
+      .returning({ id: endpoints.id, createdAt: endpoints.createdAt });
+    const endpointId = inserted[0]!.id;
+    const revoked = await tx
+      .update(agentNodeKeys)
+      .set({ revokedAt: now })
+      .where(and(eq(agentNodeKeys.endpointId, endpointId), isNull(agentNodeKeys.revokedAt)))
+      .returning({ id: agentNodeKeys.id });
+    await tx.insert(agentNodeKeys).values({ keyHash: sha256Hex(nodeKey), endpointId, enrollSecretId: secret.id });
+    await appendAudit(tx as unknown as Db, {
+      actor: `agent:${endpointId}`,
+      action: 'agent.enrolled',
+      subjectType: 'endpoint',
+      subjectId: endpointId,
+      details: { hostname: req.hostname, osFamily: req.osFamily, previousKeysRevoked: revoked.length },
+    });
+    return { endpointId, nodeKey, reenrolled: revoked.length > 0 };
+  });
+}
+
+/** The endpoint a node key belongs to (with its site tag), or null when the key is unknown or revoked. */
+export async function endpointForKey(db: Db, nodeKey: string): Promise<{ endpointId: string; site: string | null } | null> {
+  const [row] = await db
+    .select({ endpointId: agentNodeKeys.endpointId, tags: endpoints.tags })
+    .from(agentNodeKeys)
+    .innerJoin(endpoints, eq(endpoints.id, agentNodeKeys.endpointId))
+    .where(and(eq(agentNodeKeys.keyHash, sha256Hex(nodeKey)), isNull(agentNodeKeys.revokedAt)));
+  if (!row) return null;
+  const tag = row.tags.find((t) => t.startsWith('site:'));
+  return { endpointId: row.endpointId, site: tag ? tag.slice(5) : null };
+}
+
+/** Key hashes revoked after `since` (the gateway drops them from its cache). */
+export async function keysRevokedSince(db: Db, since: Date): Promise<{ hashes: string[]; latest: Date | null }> {
+  const rows = await db
+    .select({ keyHash: agentNodeKeys.keyHash, revokedAt: agentNodeKeys.revokedAt })
+    .from(agentNodeKeys)
+    .where(gt(agentNodeKeys.revokedAt, since));
+  let latest: Date | null = null;
+  for (const r of rows) if (r.revokedAt && (!latest || r.revokedAt > latest)) latest = r.revokedAt;
+  return { hashes: rows.map((r) => r.keyHash), latest };
+}
+
+/** Revokes every active key of an endpoint; returns how many. NotFound when the endpoint does not exist. */
+export async function revokeAgent(db: Db, endpointId: string, by = 'system'): Promise<number> {
+  const [ep] = await db.select({ id: endpoints.id }).from(endpoints).where(eq(endpoints.id, endpointId));
+  if (!ep) throw new CodedError(ErrorCode.NotFound, `no endpoint "${endpointId}"; see \`patchops agents list\``);
+  const rows = await db
+    .update(agentNodeKeys)
+    .set({ revokedAt: new Date() })
+    .where(and(eq(agentNodeKeys.endpointId, endpointId), isNull(agentNodeKeys.revokedAt)))
+    .returning({ id: agentNodeKeys.id });
+  await appendAudit(db, { actor: by, action: 'agent.revoked', subjectType: 'endpoint', subjectId: endpointId, details: { keys: rows.length } });
+  return rows.length;
+}
+
+export interface AgentSummary {
+  endpointId: string;
+  hostname: string;
+  osFamily: string;
+  osVersion: string;
+  status: string;
+  lastSeenAt: string | null;
+  activeKeys: number;
+}
+
+export async function listAgents(db: Db): Promise<AgentSummary[]> {
+  const rows = await db
+    .select({
+      endpointId: endpoints.id,
+      hostname: endpoints.hostname,
+      osFamily: endpoints.osFamily,
+      osVersion: endpoints.osVersion,
+      status: endpoints.status,
+      lastSeenAt: endpoints.lastSeenAt,
+      activeKeys: sql<number>`(select count(*)::int from ${agentNodeKeys} k where k.endpoint_id = ${endpoints.id} and k.revoked_at is null)`,
+    })
+    .from(endpoints)
+    .orderBy(endpoints.hostname);
+  return rows.map((r) => ({ ...r, lastSeenAt: r.lastSeenAt?.toISOString() ?? null }));
+}
+
+/** Records that these endpoints were heard from (batched by the gateway); an unreachable endpoint becomes active again. */
+export async function touchEndpoints(db: Db, endpointIds: string[], now: Date): Promise<void> {
+  if (endpointIds.length === 0) return;
+  await db
+    .update(endpoints)
+    .set({ lastSeenAt: now, status: sql`case when ${endpoints.status} = 'unreachable' then 'active' else ${endpoints.status} end` })
+    .where(inArray(endpoints.id, endpointIds));
+}
+
+// ---------------------------------------------------------------- jobs
+
+/** Endpoints that have a job an agent could be handed now (the gateway's "has work" hint). */
+export async function endpointsWithWork(db: Db, now: Date): Promise<string[]> {
+  const res = await db.execute<{ endpoint_id: string }>(sql`
+    select distinct endpoint_id from agent_jobs
+    where state in ('queued', 'leased')
+      and (state = 'queued' or lease_expires_at < ${now.toISOString()}::timestamptz)
+      and (not_before is null or not_before <= ${now.toISOString()}::timestamptz)`);
+  return res.rows.map((r) => r.endpoint_id);
+}
+
+/**
+ * Leases up to `limit` jobs of one endpoint: queued ones, and leased ones whose lease expired (offered again).
+ * Claims with FOR UPDATE SKIP LOCKED so two polls never hand out the same job. Jobs past their deadline
+ * are not handed out but failed.
+ */
+export async function leaseJobs(db: Db, endpointId: string, opts: { now: Date; leaseSeconds: number; limit?: number }): Promise<AgentJob[]> {
+  const now = opts.now.toISOString();
+  const leaseUntil = new Date(opts.now.getTime() + opts.leaseSeconds * 1000).toISOString();
+  await db.execute(sql`
+    update agent_jobs set state = 'failed', error = case when state = 'queued' then ${DEADLINE_MESSAGE} else 'deadline passed; the lease expired without a result' end,
+      finished_at = ${now}::timestamptz, lease_expires_at = null
+    where endpoint_id = ${endpointId} and deadline < ${now}::timestamptz
+      and (state = 'queued' or (state = 'leased' and lease_expires_at < ${now}::timestamptz))`);
+  const res = await db.execute<{ id: string; kind: string; payload: Record<string, unknown>; deadline: Date | string | null; lease_expires_at: Date | string }>(sql`
+    with c as (
+      select id from agent_jobs
+      where endpoint_id = ${endpointId}
+        and state in ('queued', 'leased')
+        and (state = 'queued' or lease_expires_at < ${now}::timestamptz)
+        and (not_before is null or not_before <= ${now}::timestamptz)
+        and (deadline is null or deadline >= ${now}::timestamptz)
+      order by created_at, id
+      limit ${opts.limit ?? 10}
+      for update skip locked
+    )
+    update agent_jobs j set state = 'leased', attempts = j.attempts + 1, lease_expires_at = ${leaseUntil}::timestamptz,
+      started_at = coalesce(j.started_at, ${now}::timestamptz)
+    from c where j.id = c.id
+    returning j.id, j.kind, j.payload, j.deadline, j.lease_expires_at`);
+  const iso = (v: Date | string | null) => (v === null ? null : new Date(v).toISOString());
+  return res.rows.map((r) => ({
+    id: r.id,
+    kind: r.kind as AgentJob['kind'],
+    payload: r.payload ?? {},
+    deadline: iso(r.deadline),
+    leaseExpiresAt: iso(r.lease_expires_at)!,
+  }));
+}
+
+export type RecordOutcome = 'recorded' | 'duplicate';
+
+/**
+ * Records a job's result and applies it (scan → catalog + the endpoint's missing set; install/rollback/verify →
+ * endpoint_patches states). Idempotent: the same result again is 'duplicate'. Errors: NotFound (no such job),
+ * Forbidden (another endpoint's job), Conflict (a different result for a finished job, a cancelled job, a job
+ * never handed out).
+ */
+export async function recordJobResult(db: Db, endpointId: string, jobId: string, result: JobResult, now = new Date()): Promise<RecordOutcome> {
+  return db.transaction(async (tx) => {
+    const [job] = await tx.select().from(agentJobs).where(eq(agentJobs.id, jobId)).for('update');
+    if (!job) throw new CodedError(ErrorCode.NotFound, `no job "${jobId}"`);
+    if (job.endpointId !== endpointId) throw new CodedError(ErrorCode.Forbidden, `job "${jobId}" belongs to another agent`);
+    const stored = canonicalJson(result as unknown as Record<string, unknown>);
+    if (job.state === 'succeeded' || job.state === 'failed') {
+      if (job.result && canonicalJson(job.result) === stored) return 'duplicate';
+      throw new CodedError(ErrorCode.Conflict, `job "${jobId}" already finished (${job.state}) with a different result`);
+    }
+    if (job.state === 'cancelled') throw new CodedError(ErrorCode.Conflict, `job "${jobId}" was cancelled; its result is not recorded`);
+    if (job.state === 'queued') throw new CodedError(ErrorCode.Conflict, `job "${jobId}" was never handed out; poll for it first`);
+    // leased, or unreachable (a late result still counts).
+    await tx
+      .update(agentJobs)
+      .set({ state: result.status, result: JSON.parse(stored) as Record<string, unknown>, error: result.error ?? null, finishedAt: now, leaseExpiresAt: null })
+      .where(eq(agentJobs.id, jobId));
+    const txDb = tx as unknown as Db;
+    const epSet: Partial<typeof endpoints.$inferInsert> = { lastSeenAt: now, pendingReboot: result.rebootPending, status: 'active' };
+    if (job.kind === 'scan' && result.missing) {
+      await applyScan(txDb, endpointId, jobId, result.missing, (job.payload as { patchIds?: string[] }).patchIds ?? [], now);
+      epSet.lastScanAt = now;
+    }
+    if (job.kind !== 'scan' && result.patches.length > 0) await applyPatchStates(txDb, endpointId, jobId, result, now);
+    if (job.kind === 'reboot' && result.status === 'succeeded') {
+      await txDb
+        .update(endpointPatches)
+        .set({ state: 'installed', installedAt: now, updatedAt: now, lastJobId: jobId })
+        .where(and(eq(endpointPatches.endpointId, endpointId), eq(endpointPatches.state, 'pending_reboot')));
+    }
+    await txDb.update(endpoints).set(epSet).where(eq(endpoints.id, endpointId));
+    return 'recorded';
+  });
+}
+
+async function osFamilyOf(db: Db, endpointId: string): Promise<string> {
+  const [ep] = await db.select({ osFamily: endpoints.osFamily }).from(endpoints).where(eq(endpoints.id, endpointId));
+  return ep?.osFamily ?? 'any';
+}
+
+/** Upserts the found patches into the catalog and replaces the endpoint's missing set (or, for a limited scan, that part of it). */
+async function applyScan(db: Db, endpointId: string, jobId: string, found: FoundPatch[], limitedTo: string[], now: Date): Promise<void> {
+  const osFamily = await osFamilyOf(db, endpointId);
+  const unique = new Map(found.map((p) => [p.patchId, p]));
+  const list = [...unique.values()];
+  for (let i = 0; i < list.length; i += 500) {
+    const chunk = list.slice(i, i + 500);
+    await db
+      .insert(patches)
+      .values(
+        chunk.map((p) => ({
+          id: p.patchId,
+          title: p.title,
+          vendor: p.vendor,
+          product: p.product,
+          type: p.type,
+          severity: severityOf(p.vendorSeverity, p.cvss),
+          vendorSeverity: p.vendorSeverity ?? null,
+          cvss: p.cvss ?? null,
+          cves: p.cves,
+          osFamily: p.packages.some((k) => k.manager === 'winget' || k.manager === 'brew' || k.manager === 'file') ? 'any' : osFamily,
+          rebootRequired: p.rebootRequired,
+          supersededBy: p.supersededBy ?? null,
+          packages: p.packages,
+          releasedAt: p.releasedAt ? new Date(p.releasedAt) : null,
+        })),
+      )
+      .onConflictDoUpdate({
+        target: patches.id,
+        set: {
+          title: sql`excluded.title`,
+          severity: sql`case when excluded.severity = 'unspecified' then ${patches.severity} else excluded.severity end`,
+          vendorSeverity: sql`coalesce(excluded.vendor_severity, ${patches.vendorSeverity})`,
+          cvss: sql`coalesce(excluded.cvss, ${patches.cvss})`,
+          cves: sql`case when cardinality(excluded.cves) > 0 then excluded.cves else ${patches.cves} end`,
+          rebootRequired: sql`excluded.reboot_required`,
+          supersededBy: sql`coalesce(excluded.superseded_by, ${patches.supersededBy})`,
+          packages: sql`excluded.packages`,
+        },
+      });
+    await db
+      .insert(endpointPatches)
+      .values(chunk.map((p) => ({ endpointId, patchId: p.patchId, state: 'missing', detectedAt: now, lastJobId: jobId, updatedAt: now })))
+      .onConflictDoUpdate({
+        target: [endpointPatches.endpointId, endpointPatches.patchId],
+        set: { state: 'missing', lastJobId: jobId, updatedAt: now, lastError: sql`case when ${endpointPatches.state} = 'failed' then ${endpointPatches.lastError} else null end` },
+      });
+  }
+  // What was missing and is no longer reported missing is installed now.
+  const stillMissing = list.map((p) => p.patchId);
+  await db.execute(sql`
+    update endpoint_patches set state = 'installed', installed_at = coalesce(installed_at, ${now.toISOString()}::timestamptz),
+      updated_at = ${now.toISOString()}::timestamptz, last_job_id = ${jobId}
+    where endpoint_id = ${endpointId} and state in ('missing', 'failed', 'pending_reboot')
+      ${limitedTo.length > 0 ? sql`and patch_id = any(${sql.param(limitedTo)}::text[])` : sql``}
+      ${stillMissing.length > 0 ? sql`and not (patch_id = any(${sql.param(stillMissing)}::text[]))` : sql``}`);
+}
+
+async function applyPatchStates(db: Db, endpointId: string, jobId: string, result: JobResult, now: Date): Promise<void> {
+  for (const p of result.patches) {
+    const state = p.state === 'rolled_back' ? 'missing' : p.state;
+    const [known] = await db.select({ id: patches.id }).from(patches).where(eq(patches.id, p.patchId));
+    if (!known) continue; // a patch the catalog never saw: nothing to attach the state to
+    await db
+      .insert(endpointPatches)
+      .values({ endpointId, patchId: p.patchId, state, lastJobId: jobId, lastError: p.error ?? null, installedAt: state === 'installed' ? now : null, updatedAt: now })
+      .onConflictDoUpdate({
+        target: [endpointPatches.endpointId, endpointPatches.patchId],
+        set: {
+          state,
+          lastJobId: jobId,
+          lastError: p.error ?? null,
+          updatedAt: now,
+          installedAt: state === 'installed' ? now : state === 'missing' ? null : sql`${endpointPatches.installedAt}`,
+        },
+      });
+  }
+}
+
+// ---------------------------------------------------------------- inventory
+
+/** Replaces the endpoint's software inventory and updates its facts. */
+export async function putInventory(db: Db, endpointId: string, inv: Inventory, now = new Date()): Promise<{ software: number }> {
+  const software = inv.software ?? [];
+  await db.transaction(async (tx) => {
+    const t = tx as unknown as Db;
+    const set: Partial<typeof endpoints.$inferInsert> = { lastSeenAt: now, pendingReboot: inv.pendingReboot ?? false, status: 'active' };
+    if (inv.hostname) set.hostname = inv.hostname;
+    if (inv.osName !== undefined) set.osName = inv.osName;
+    if (inv.osVersion !== undefined) set.osVersion = inv.osVersion;
+    if (inv.arch !== undefined) set.arch = inv.arch;
+    if (inv.agentVersion !== undefined) set.agentVersion = inv.agentVersion;
+    await t.update(endpoints).set(set).where(eq(endpoints.id, endpointId));
+    await t.delete(softwareInventory).where(eq(softwareInventory.endpointId, endpointId));
+    const unique = new Map(software.map((s) => [`${s.source}\u0000${s.name}`, s]));
+    const rows = [...unique.values()];
+    for (let i = 0; i < rows.length; i += 1000) {
+      await t.insert(softwareInventory).values(
+        rows.slice(i, i + 1000).map((s) => ({ endpointId, source: s.source, name: s.name, version: s.version, vendor: s.vendor ?? null, updatedAt: now })),
+      );
+    }
+  });
+  return { software: software.length };
+}
+
+// ---------------------------------------------------------------- manifests and distribution points
+
+/** The active manifest-signing key, created on first use. */
+export async function activeSigningKey(db: Db): Promise<{ id: number; publicKey: string; privateKey: string }> {
+  const [row] = await db.select().from(manifestSigningKeys).where(eq(manifestSigningKeys.active, true)).orderBy(desc(manifestSigningKeys.id)).limit(1);
+  if (row) return row;
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(74201)`);
+    const [again] = await tx.select().from(manifestSigningKeys).where(eq(manifestSigningKeys.active, true)).orderBy(desc(manifestSigningKeys.id)).limit(1);
+    if (again) return again;
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519', {
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
+    const [created] = await tx.insert(manifestSigningKeys).values({ publicKey, privateKey }).returning();
+    return created!;
+  });
+}
+
+/** Signs and stores a new manifest (version = previous + 1) of these files, valid for `ttlHours`. */
+export async function publishManifest(db: Db, files: ManifestBody['files'], opts: { ttlHours?: number; now?: Date } = {}): Promise<SignedManifest & { version: number }> {
+  const key = await activeSigningKey(db);
+  const now = opts.now ?? new Date();
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(74202)`);
+    const [last] = await tx.select({ version: repositoryManifests.version }).from(repositoryManifests).orderBy(desc(repositoryManifests.version)).limit(1);
+    const version = (last?.version ?? 0) + 1;
+    const expiresAt = new Date(now.getTime() + (opts.ttlHours ?? 24 * 7) * 3600_000);
+    const body = JSON.stringify({ version, expiresAt: expiresAt.toISOString(), files } satisfies ManifestBody);
+    const signature = sign(null, Buffer.from(body, 'utf8'), key.privateKey).toString('base64');
+    await tx.insert(repositoryManifests).values({ version, body, signature, keyId: key.id, files, expiresAt });
+    return { version, body, signature, keyId: key.id };
+  });
+}
+
+export async function latestManifest(db: Db): Promise<SignedManifest | null> {
+  const [row] = await db.select().from(repositoryManifests).orderBy(desc(repositoryManifests.version)).limit(1);
+  return row ? { body: row.body, signature: row.signature, keyId: row.keyId } : null;
+}
+
+export async function addDistributionPoint(db: Db, dp: { name: string; url: string; site: string }): Promise<void> {
+  await db.insert(distributionPoints).values(dp).onConflictDoUpdate({ target: distributionPoints.name, set: { url: dp.url, site: dp.site } });
+}
+
+/** Distribution point URLs per site (endpoints tagged `site:<site>` use them). */
+export async function distributionPointsBySite(db: Db): Promise<Map<string, string[]>> {
+  const rows = await db.select().from(distributionPoints).orderBy(distributionPoints.id);
+  const out = new Map<string, string[]>();
+  for (const r of rows) out.set(r.site, [...(out.get(r.site) ?? []), r.url]);
+  return out;
+}
