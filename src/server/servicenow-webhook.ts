@@ -1,0 +1,159 @@
+/**
+ * POST /webhooks/servicenow — ServiceNow tells patchops that a change request moved (state, approval,
+ * planned window). Sent by the business rule and outbound REST message in docs/servicenow/.
+ *
+ * Authentication: the header `X-PatchOps-Secret: <SERVICENOW_WEBHOOK_SECRET>`, or basic auth whose
+ * password is that secret (any user name), compared in constant time. 401 when neither matches (or no
+ * secret is configured), 400 for a body that is not a change notification, 404 when no cycle owns the
+ * change, 200 otherwise. Idempotent: a notification already forwarded (same change, sys_mod_count,
+ * state and approval) is acknowledged without forwarding again; forwarding twice would be harmless too.
+ */
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { ChangeRequestStateEvent } from '../domain/cycle';
+import { CodedError, ErrorCode, isCodedError } from '../domain/errors';
+import { fromSnDateTime } from '../integrations/servicenow/client';
+import { mapServiceNowApproval, mapServiceNowState } from '../integrations/servicenow/change-desk';
+import type { Logger } from '../logging';
+import type { CycleService } from '../services/cycle-service';
+import type { RouteModule } from './app';
+
+export const SERVICENOW_WEBHOOK_PATH = '/webhooks/servicenow';
+export const SERVICENOW_SECRET_HEADER = 'x-patchops-secret';
+
+const optionalText = z
+  .union([z.string(), z.number()])
+  .transform((v) => String(v).trim())
+  .optional()
+  .nullable()
+  .transform((v) => (v === '' || v === null ? undefined : v));
+
+export const serviceNowNotificationSchema = z.object({
+  number: z.string().trim().regex(/^[A-Z]{2,10}\d{3,}$/, 'expected a change number such as CHG0030001'),
+  sys_id: optionalText,
+  correlation_id: optionalText,
+  state: z.union([z.string(), z.number()]).transform((v) => String(v).trim()),
+  state_label: optionalText,
+  approval: optionalText,
+  start_date: optionalText,
+  end_date: optionalText,
+  sys_updated_by: optionalText,
+  sys_mod_count: optionalText,
+  reason: optionalText,
+});
+export type ServiceNowNotification = z.infer<typeof serviceNowNotificationSchema>;
+
+export interface ServiceNowWebhookOptions {
+  /** The cycle service; a function so the route can be mounted before the service exists. */
+  cycles: CycleService | (() => CycleService | undefined);
+  secret: string | undefined;
+  logger?: Logger;
+  /** How many forwarded notifications are remembered for de-duplication. */
+  dedupSize?: number;
+}
+
+/** Turns a notification into the workflow's event; throws INVALID_INPUT when the state is unknown. */
+export function toChangeRequestStateEvent(n: ServiceNowNotification): ChangeRequestStateEvent {
+  const state = mapServiceNowState(n.state) ?? mapServiceNowState(n.state_label);
+  if (!state) throw new CodedError(ErrorCode.InvalidInput, `state "${n.state}" is not a ServiceNow change state (-5, -4, -3, -2, -1, 0, 3, 4 or their names)`);
+  const event: ChangeRequestStateEvent = { changeNumber: n.number, state };
+  const approval = mapServiceNowApproval(n.approval);
+  if (approval) event.approval = approval;
+  const start = parseTime(n.start_date);
+  const end = parseTime(n.end_date);
+  if (start) event.plannedStart = start;
+  if (end) event.plannedEnd = end;
+  if (n.sys_updated_by) event.by = `servicenow:${n.sys_updated_by}`;
+  if (n.reason) event.reason = n.reason;
+  return event;
+}
+
+export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule {
+  const seen = new Set<string>();
+  const dedupSize = o.dedupSize ?? 2000;
+  const cycles = () => (typeof o.cycles === 'function' ? o.cycles() : o.cycles);
+
+  return (app: FastifyInstance) => {
+    app.post(SERVICENOW_WEBHOOK_PATH, async (req: FastifyRequest, reply: FastifyReply) => {
+      if (!o.secret) {
+        return reply.code(401).send({ error: 'SERVICENOW_WEBHOOK_SECRET is not set: ServiceNow notifications cannot be authenticated. Set it here and in the ServiceNow outbound REST message (docs/servicenow/).' });
+      }
+      if (!authenticated(req, o.secret)) {
+        return reply.code(401).send({ error: `not authenticated: send the shared secret in the ${SERVICENOW_SECRET_HEADER} header, or as the basic-auth password` });
+      }
+      const parsed = serviceNowNotificationSchema.safeParse(req.body);
+      if (!parsed.success) {
+        const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
+        return reply.code(400).send({ error: `not a change notification: ${problems.join('; ')}` });
+      }
+      const n = parsed.data;
+      let event: ChangeRequestStateEvent;
+      try {
+        event = toChangeRequestStateEvent(n);
+      } catch (e) {
+        return reply.code(400).send({ error: (e as Error).message });
+      }
+      const key = [n.number, n.sys_id ?? '', n.sys_mod_count ?? '', event.state, event.approval ?? '', event.plannedStart ?? '', event.plannedEnd ?? ''].join('|');
+      if (n.sys_mod_count !== undefined && seen.has(key)) {
+        return reply.code(200).send({ ok: true, duplicate: true, changeNumber: n.number, state: event.state });
+      }
+      const service = cycles();
+      if (!service) return reply.code(503).send({ error: 'the cycle service is not running in this process; retry shortly' });
+      try {
+        await forward(service, n, event);
+      } catch (e) {
+        if (isCodedError(e) && e.code === ErrorCode.NotFound) {
+          return reply.code(404).send({ error: `no patch cycle owns change ${n.number}${n.correlation_id ? ` (correlation_id ${n.correlation_id})` : ''}` });
+        }
+        if (isCodedError(e) && e.code === ErrorCode.InvalidInput) return reply.code(400).send({ error: e.message });
+        o.logger?.error({ err: e, changeNumber: n.number }, 'could not forward the ServiceNow notification');
+        return reply.code(500).send({ error: `could not forward the notification: ${(e as Error).message}` });
+      }
+      if (n.sys_mod_count !== undefined) {
+        seen.add(key);
+        if (seen.size > dedupSize) seen.delete(seen.values().next().value as string);
+      }
+      o.logger?.info({ changeNumber: n.number, state: event.state, approval: event.approval }, 'ServiceNow change state forwarded');
+      return reply.code(200).send({ ok: true, changeNumber: n.number, state: event.state });
+    });
+  };
+}
+
+async function forward(service: CycleService, n: ServiceNowNotification, event: ChangeRequestStateEvent): Promise<void> {
+  if (n.correlation_id) {
+    try {
+      await service.changeRequestState(n.correlation_id, event);
+      return;
+    } catch (e) {
+      if (!(isCodedError(e) && e.code === ErrorCode.NotFound)) throw e;
+    }
+  }
+  await service.changeRequestState(n.number, event);
+}
+
+function authenticated(req: FastifyRequest, secret: string): boolean {
+  const header = req.headers[SERVICENOW_SECRET_HEADER];
+  if (typeof header === 'string' && safeEqual(header, secret)) return true;
+  const auth = req.headers.authorization;
+  if (auth?.toLowerCase().startsWith('basic ')) {
+    const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
+    const idx = decoded.indexOf(':');
+    if (idx >= 0 && safeEqual(decoded.slice(idx + 1), secret)) return true;
+  }
+  return false;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+function parseTime(v: string | undefined): string | undefined {
+  if (!v) return undefined;
+  const sn = fromSnDateTime(v);
+  if (sn && !/[zZ]|[+-]\d{2}:?\d{2}$/.test(v)) return sn;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
