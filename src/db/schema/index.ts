@@ -1,4 +1,5 @@
 export * from './core';
 export * from './identities';
 export * from './cycles';
+export * from './web';
 export * from './agents';
