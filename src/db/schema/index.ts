@@ -3,3 +3,4 @@ export * from './identities';
 export * from './cycles';
 export * from './web';
 export * from './agents';
+export * from './chat';

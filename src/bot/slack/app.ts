@@ -1,0 +1,207 @@
+/**
+ * The Slack front-end: a Bolt app on our FastifySlackReceiver (HTTP mode, POST /slack/events), or on Bolt's
+ * SocketModeReceiver when SLACK_APP_TOKEN is set. Every listener acks first; the work (database, Temporal)
+ * happens after the ack and its outcome reaches the person ephemerally.
+ */
+import { App, LogLevel, type Logger as BoltLogger } from '@slack/bolt';
+import type { Db } from '../../db/client';
+import { findChatMessageByRef } from '../../db/chat';
+import { hasRole } from '../../db/identities';
+import type { Logger } from '../../logging';
+import type { RouteModule } from '../../server/app';
+import type { CycleService } from '../../services/cycle-service';
+import { slackRef, type SlackChatChannel } from '../../integrations/slack';
+import { rejectModal } from '../core/blocks';
+import { ACTION } from '../core/card';
+import type { CommandRunner } from '../core/command-runner';
+import type { DecisionDesk } from '../core/decisions';
+import { patchHealth } from '../core/health';
+import { homeView } from './home';
+import { FastifySlackReceiver } from './receiver';
+
+export interface SlackBotOptions {
+  botToken: string;
+  signingSecret?: string;
+  appToken?: string;
+  apiUrl?: string;
+  db: Db;
+  service: CycleService;
+  desk: DecisionDesk;
+  runCommand: CommandRunner;
+  /** For updating pause questions in place after Resume / Roll back. */
+  channel: SlackChatChannel;
+  logger: Logger;
+  ackTimeoutMs?: number;
+}
+
+export interface SlackBot {
+  app: App;
+  receiver?: FastifySlackReceiver;
+  /** Mount on the Fastify server (HTTP mode); undefined in Socket Mode. */
+  routes?: RouteModule;
+  mode: 'http' | 'socket';
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const SLACK_COMMAND = '/patch';
+export const REJECT_MODAL = 'patchops_reject_modal';
+
+function boltLogger(logger: Logger): BoltLogger {
+  let level = LogLevel.INFO;
+  return {
+    debug: (...m: unknown[]) => logger.debug(m.map(String).join(' ')),
+    info: (...m: unknown[]) => logger.info(m.map(String).join(' ')),
+    warn: (...m: unknown[]) => logger.warn(m.map(String).join(' ')),
+    error: (...m: unknown[]) => logger.error(m.map(String).join(' ')),
+    setLevel: (l: LogLevel) => {
+      level = l;
+    },
+    getLevel: () => level,
+    setName: () => undefined,
+  };
+}
+
+export function slackIdentity(userId: string): string {
+  return `slack:${userId}`;
+}
+
+export function createSlackBot(o: SlackBotOptions): SlackBot {
+  const logger = o.logger;
+  const socket = Boolean(o.appToken);
+  let receiver: FastifySlackReceiver | undefined;
+  if (!socket) {
+    if (!o.signingSecret) throw new Error('SLACK_SIGNING_SECRET is not set: Slack requests cannot be verified. Set it, or set SLACK_APP_TOKEN for Socket Mode.');
+    receiver = new FastifySlackReceiver({ signingSecret: o.signingSecret, logger, ackTimeoutMs: o.ackTimeoutMs });
+  }
+  const app = new App({
+    token: o.botToken,
+    ...(socket ? { appToken: o.appToken, socketMode: true } : { receiver }),
+    logger: boltLogger(logger),
+    clientOptions: { slackApiUrl: o.apiUrl },
+  });
+
+  const ephemeral = async (channel: string | undefined, user: string, text: string) => {
+    if (!channel) return;
+    try {
+      await app.client.chat.postEphemeral({ channel, user, text });
+    } catch (err) {
+      logger.warn({ err, channel, user }, 'chat.postEphemeral failed');
+    }
+  };
+
+  // /patch <words>: admins' commands, the same grammar as the CLI.
+  app.command(SLACK_COMMAND, async ({ command, ack, respond }) => {
+    await ack();
+    const caller = { identity: slackIdentity(command.user_id), channel: 'slack' as const, conversationId: command.channel_id };
+    let text: string;
+    try {
+      text = (await o.runCommand(command.text ?? '', caller)).text;
+    } catch (e) {
+      logger.error({ err: e, text: command.text }, 'slash command failed');
+      text = `That did not work: ${(e as Error).message}. Try \`${SLACK_COMMAND} help\`.`;
+    }
+    await respond({ response_type: 'ephemeral', text }).catch((err: unknown) => logger.warn({ err }, 'response_url post failed'));
+  });
+
+  app.action(ACTION.approve, async ({ ack, body, action }) => {
+    await ack();
+    if (body.type !== 'block_actions' || action.type !== 'button') return;
+    const user = body.user.id;
+    const channel = body.channel?.id ?? body.container?.channel_id;
+    const ts = body.message?.ts ?? body.container?.message_ts;
+    const outcome = await o.desk.decide({
+      cycleId: action.value ?? '',
+      identity: slackIdentity(user),
+      channel: 'slack',
+      decision: 'approve',
+      messageRef: channel && ts ? slackRef(channel, ts) : undefined,
+    });
+    await ephemeral(channel, user, outcome.text);
+  });
+
+  app.action(ACTION.reject, async ({ ack, body, action, client }) => {
+    await ack();
+    if (body.type !== 'block_actions' || action.type !== 'button') return;
+    const channel = body.channel?.id ?? body.container?.channel_id;
+    const ts = body.message?.ts ?? body.container?.message_ts;
+    const cycleId = action.value ?? '';
+    // views.open must happen within 3 s of the click (the trigger id expires): nothing before it.
+    await client.views
+      .open({ trigger_id: body.trigger_id, view: rejectModal(cycleId, JSON.stringify({ cycleId, channel, ts })) as never })
+      .catch((err: unknown) => logger.warn({ err, cycleId }, 'views.open for the reject modal failed'));
+  });
+
+  app.view(REJECT_MODAL, async ({ ack, body, view }) => {
+    const reason = view.state.values.reason?.reason?.value?.trim() ?? '';
+    if (reason.length < 3) {
+      await ack({ response_action: 'errors', errors: { reason: 'Say why you reject it (at least a few words), so the requester can act on it.' } });
+      return;
+    }
+    await ack();
+    let meta: { cycleId?: string; channel?: string; ts?: string } = {};
+    try {
+      meta = JSON.parse(view.private_metadata) as typeof meta;
+    } catch {
+      logger.warn({ meta: view.private_metadata }, 'reject modal without readable metadata');
+    }
+    const user = body.user.id;
+    const outcome = await o.desk.decide({
+      cycleId: meta.cycleId ?? '',
+      identity: slackIdentity(user),
+      channel: 'slack',
+      decision: 'reject',
+      reason,
+      messageRef: meta.channel && meta.ts ? slackRef(meta.channel, meta.ts) : undefined,
+    });
+    await ephemeral(meta.channel, user, outcome.text);
+  });
+
+  for (const [actionId, kind] of [
+    [ACTION.resume, 'resume'],
+    [ACTION.rollback, 'rollback'],
+  ] as const) {
+    app.action(actionId, async ({ ack, body, action }) => {
+      await ack();
+      if (body.type !== 'block_actions' || action.type !== 'button') return;
+      const user = body.user.id;
+      const channel = body.channel?.id ?? body.container?.channel_id;
+      const ts = body.message?.ts ?? body.container?.message_ts;
+      const ref = channel && ts ? slackRef(channel, ts) : undefined;
+      const outcome = await o.desk.control({ cycleId: action.value ?? '', identity: slackIdentity(user), channel: 'slack', action: kind, messageRef: ref });
+      if (outcome.ok && ref) {
+        const stored = await findChatMessageByRef(o.db, 'slack', ref);
+        if (stored) await o.channel.resolvePause(stored, { by: slackIdentity(user), action: kind, at: outcome.at }).catch((err: unknown) => logger.warn({ err }, 'updating the pause question failed'));
+      }
+      await ephemeral(channel, user, outcome.text);
+    });
+  }
+
+  app.event('app_home_opened', async ({ event, client }) => {
+    if (event.tab !== 'home') return;
+    const identity = slackIdentity(event.user);
+    try {
+      const [health, approver] = await Promise.all([patchHealth(o.db, o.service, identity), hasRole(o.db, identity, 'approver')]);
+      await client.views.publish({ user_id: event.user, view: homeView(health, approver) as never });
+    } catch (err) {
+      logger.warn({ err }, 'publishing the App Home failed');
+    }
+  });
+
+  app.error(async (error) => {
+    logger.error({ err: error }, 'Slack listener error');
+  });
+
+  return {
+    app,
+    receiver,
+    routes: receiver?.routes(),
+    mode: socket ? 'socket' : 'http',
+    async start() {
+      if (socket) await app.start();
+    },
+    async stop() {
+      if (socket) await app.stop();
+    },
+  };
+}

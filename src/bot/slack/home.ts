@@ -1,0 +1,34 @@
+/** The App Home tab (views.publish): patch health for the viewer. */
+import { SEVERITY_ORDER } from '../core/card';
+import type { PatchHealth } from '../core/health';
+
+export function homeView(h: PatchHealth, isApprover: boolean): Record<string, unknown> {
+  const section = (text: string) => ({ type: 'section', text: { type: 'mrkdwn', text } });
+  const overdue = Object.entries(h.overdueBySeverity).sort(([a], [b]) => SEVERITY_ORDER.indexOf(a) - SEVERITY_ORDER.indexOf(b));
+  const blocks: unknown[] = [
+    { type: 'header', text: { type: 'plain_text', text: 'Patch health' } },
+    section(
+      h.compliancePercent === null
+        ? '*Compliance:* no scan results yet. Run `/patch scan all`.'
+        : `*Compliance:* ${h.compliancePercent}% (${h.applicable - h.missing} of ${h.applicable} applicable patches installed)`,
+    ),
+    section(`*Overdue (past SLA):* ${overdue.length ? overdue.map(([s, n]) => `${s} ${n}`).join(' · ') : 'none'}`),
+    { type: 'divider' },
+    section(
+      `*Active cycles (${h.activeCycles.length})*\n${
+        h.activeCycles.length ? h.activeCycles.slice(0, 15).map((c) => `• \`${c.cycleId}\` ${c.policyName}: ${c.stage}${c.emergency ? ' (emergency)' : ''}`).join('\n') : 'none'
+      }`,
+    ),
+  ];
+  if (isApprover) {
+    blocks.push(
+      section(
+        `*Waiting for your approval (${h.pendingForViewer.length})*\n${
+          h.pendingForViewer.length ? h.pendingForViewer.map((c) => `• \`${c.cycleId}\` ${c.policyName}, requested by ${c.requestedBy}`).join('\n') : 'nothing'
+        }`,
+      ),
+    );
+  }
+  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: 'Type `/patch help` for commands.' }] });
+  return { type: 'home', blocks };
+}

@@ -1,0 +1,203 @@
+/**
+ * A Bolt Receiver that mounts `POST /slack/events` on our Fastify server (the shape of Bolt's HTTPReceiver
+ * and AwsLambdaReceiver): verifies the signature over the raw body (Bolt's verifySlackRequest: v0
+ * HMAC-SHA256, timestamps older than five minutes refused), drops retries of what it has already taken
+ * (X-Slack-Retry-Num with a seen event id) and double-delivered interactions, hands the event to Bolt and
+ * answers as soon as the listener acks (Slack allows 3 s). Nothing on this path touches the database
+ * or Temporal before the ack.
+ */
+import type { App, Receiver, ReceiverEvent } from '@slack/bolt';
+import { verifySlackRequest } from '@slack/bolt';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '../../logging';
+
+export interface FastifySlackReceiverOptions {
+  signingSecret: string;
+  logger: Logger;
+  path?: string;
+  /** Answer 200 anyway when no listener acked within this time (Slack gives up at 3 s). */
+  ackTimeoutMs?: number;
+  /** How long a delivery id is remembered for deduplication. */
+  dedupeTtlMs?: number;
+  now?: () => number;
+}
+
+export interface ReceiverStats {
+  received: number;
+  refused: number;
+  duplicates: number;
+}
+
+type Body = Record<string, unknown>;
+
+export class FastifySlackReceiver implements Receiver {
+  private app: App | undefined;
+  private readonly seen = new Map<string, number>();
+  readonly stats: ReceiverStats = { received: 0, refused: 0, duplicates: 0 };
+  private readonly now: () => number;
+
+  constructor(private readonly o: FastifySlackReceiverOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  init(app: App): void {
+    this.app = app;
+  }
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The route module: an encapsulated plugin that keeps the raw body (needed for the signature). */
+  routes() {
+    return async (fastify: FastifyInstance) => {
+      await fastify.register(async (scope) => {
+        scope.removeAllContentTypeParsers();
+        scope.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+        scope.post(this.o.path ?? '/slack/events', (req, reply) => this.handle(req, reply));
+      });
+    };
+  }
+
+  async handle(req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const raw = typeof req.body === 'string' ? req.body : '';
+    const contentType = String(req.headers['content-type'] ?? '');
+    if (contentType.includes('application/x-www-form-urlencoded') && new URLSearchParams(raw).get('ssl_check') === '1') {
+      return reply.code(200).send();
+    }
+    try {
+      verifySlackRequest({
+        signingSecret: this.o.signingSecret,
+        body: raw,
+        headers: {
+          'x-slack-signature': String(req.headers['x-slack-signature'] ?? ''),
+          'x-slack-request-timestamp': Number(req.headers['x-slack-request-timestamp']),
+        },
+        nowMilliseconds: this.now(),
+      });
+    } catch (e) {
+      this.stats.refused += 1;
+      this.o.logger.warn({ reason: (e as Error).message, ip: req.ip }, 'refused a Slack request that failed signature verification');
+      return reply.code(401).send({ error: 'invalid Slack signature or stale timestamp' });
+    }
+
+    let body: Body;
+    try {
+      body = parseBody(raw, contentType);
+    } catch {
+      return reply.code(400).send({ error: 'unreadable Slack request body' });
+    }
+    if (body.type === 'url_verification') return reply.code(200).send({ challenge: body.challenge });
+
+    this.stats.received += 1;
+    const retryNum = headerNumber(req.headers['x-slack-retry-num']);
+    const key = deliveryKey(body);
+    if (key && this.remember(key)) {
+      this.stats.duplicates += 1;
+      this.o.logger.info({ key, retryNum }, 'Slack delivery already taken: acknowledged without processing again');
+      return reply.code(200).send();
+    }
+
+    const app = this.app;
+    if (!app) return reply.code(503).send({ error: 'Slack app not initialised' });
+
+    let acked = false;
+    let resolveAck!: (value: unknown) => void;
+    const ackPromise = new Promise<unknown>((resolve) => (resolveAck = resolve));
+    const event: ReceiverEvent = {
+      body,
+      retryNum,
+      retryReason: typeof req.headers['x-slack-retry-reason'] === 'string' ? req.headers['x-slack-retry-reason'] : undefined,
+      ack: async (response?: unknown) => {
+        if (acked) return;
+        acked = true;
+        resolveAck(response);
+      },
+    };
+    const processing = app.processEvent(event).then(
+      () => ({ kind: 'done' as const }),
+      (error: unknown) => ({ kind: 'error' as const, error }),
+    );
+    const timeout = new Promise<{ kind: 'timeout' }>((resolve) => {
+      const t = setTimeout(() => resolve({ kind: 'timeout' }), this.o.ackTimeoutMs ?? 2500);
+      t.unref();
+    });
+    const first = await Promise.race([ackPromise.then((response) => ({ kind: 'ack' as const, response })), processing, timeout]);
+    void processing.then((r) => {
+      if (r.kind === 'error' && first.kind === 'ack') this.o.logger.error({ err: r.error }, 'Slack listener failed after ack');
+    });
+    if (first.kind === 'ack') return sendAck(reply, first.response);
+    if (first.kind === 'done') {
+      if (acked) return sendAck(reply, await ackPromise);
+      // No listener for this event: Slack still wants a 200 so it does not retry.
+      return reply.code(200).send();
+    }
+    if (first.kind === 'error') {
+      this.o.logger.error({ err: first.error }, 'Slack event failed before ack');
+      if (key) this.seen.delete(key);
+      return reply.code(500).send();
+    }
+    this.o.logger.warn({ type: body.type }, 'no ack within the time Slack allows: answered 200 without a body');
+    return reply.code(200).send();
+  }
+
+  /** Returns true when `key` was seen within the TTL (a duplicate); records it otherwise. */
+  private remember(key: string): boolean {
+    const now = this.now();
+    const ttl = this.o.dedupeTtlMs ?? 10 * 60_000;
+    const at = this.seen.get(key);
+    if (at !== undefined && now - at < ttl) return true;
+    this.seen.set(key, now);
+    if (this.seen.size > 20_000) {
+      for (const [k, t] of this.seen) {
+        if (now - t >= ttl || this.seen.size > 15_000) this.seen.delete(k);
+        else break;
+      }
+    }
+    return false;
+  }
+}
+
+function sendAck(reply: FastifyReply, response: unknown) {
+  if (response === undefined || response === null || response === '') return reply.code(200).send();
+  if (typeof response === 'string') return reply.code(200).type('text/plain; charset=utf-8').send(response);
+  return reply.code(200).type('application/json; charset=utf-8').send(JSON.stringify(response));
+}
+
+function headerNumber(v: string | string[] | undefined): number | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  if (s === undefined) return undefined;
+  const n = Number.parseInt(s, 10);
+  return Number.isNaN(n) ? undefined : n;
+}
+
+export function parseBody(raw: string, contentType: string): Body {
+  if (contentType.includes('application/json')) return JSON.parse(raw) as Body;
+  const form = new URLSearchParams(raw);
+  const payload = form.get('payload');
+  if (payload !== null) return JSON.parse(payload) as Body;
+  return Object.fromEntries(form);
+}
+
+/**
+ * What identifies one delivery, the same across Slack's retries: the event id for Events API callbacks,
+ * the action timestamp for a click, the view hash for a submission, the trigger id for a slash command.
+ */
+export function deliveryKey(body: Body): string | undefined {
+  if (typeof body.event_id === 'string') return `event:${body.event_id}`;
+  const user = (body.user as { id?: string } | undefined)?.id ?? (typeof body.user_id === 'string' ? body.user_id : undefined);
+  if (body.type === 'block_actions') {
+    const action = (body.actions as Array<{ action_id?: string; action_ts?: string }> | undefined)?.[0];
+    if (action?.action_ts) return `action:${user}:${action.action_id}:${action.action_ts}`;
+  }
+  if (body.type === 'view_submission') {
+    const view = body.view as { id?: string; hash?: string } | undefined;
+    if (view?.id) return `view:${view.id}:${view.hash}`;
+  }
+  if (typeof body.command === 'string' && typeof body.trigger_id === 'string') return `command:${body.trigger_id}`;
+  return undefined;
+}
