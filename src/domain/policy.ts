@@ -254,7 +254,11 @@ function issueText(issue: z.core.$ZodIssue): string {
 export function policyProblems(doc: unknown): string[] {
   const r = deploymentPolicySchema.safeParse(doc);
   if (r.success) return [];
-  return r.error.issues.map((i) => `${formatPath(i.path)}: ${issueText(i)}`);
+  return problemList(r.error);
+}
+
+function problemList(error: z.ZodError): string[] {
+  return [...new Set(error.issues.map((i) => `${formatPath(i.path)}: ${issueText(i)}`))];
 }
 
 /**
@@ -267,7 +271,7 @@ export function parsePolicy(doc: unknown): DeploymentPolicy {
   }
   const r = deploymentPolicySchema.safeParse(doc);
   if (r.success) return r.data;
-  const problems = r.error.issues.map((i) => `${formatPath(i.path)}: ${issueText(i)}`);
+  const problems = problemList(r.error);
   const label = typeof (doc as { name?: unknown }).name === 'string' ? ` "${(doc as { name: string }).name}"` : '';
   throw new CodedError(
     ErrorCode.PolicyInvalid,

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { type ApprovalRecord } from './cycle';
+import { approvalsNeeded, checkVote, cycleRiskLevel, needsHumanApproval, tally, type ApprovalState, type RiskLevel } from './approval';
+import { DEFAULT_POLICY, parsePolicy } from './policy';
+import { type Severity } from './patch';
+
+describe('cycleRiskLevel', () => {
+  const cases: Array<[Severity, boolean, number, RiskLevel]> = [
+    ['low', false, 1, 'low'],
+    ['moderate', false, 3, 'low'],
+    ['unspecified', false, 2, 'low'],
+    ['important', false, 2, 'moderate'],
+    ['critical', false, 2, 'high'],
+    ['important', true, 2, 'high'],
+    ['low', true, 1, 'moderate'],
+    ['critical', false, 4, 'critical'],
+    ['critical', true, 1, 'critical'],
+    ['critical', true, 4, 'critical'],
+    ['moderate', false, 4, 'moderate'],
+  ];
+  it.each(cases)('%s, known exploited %s, criticality %d → %s', (maxSeverity, knownExploited, maxCriticality, expected) => {
+    expect(cycleRiskLevel({ maxSeverity, knownExploited, maxCriticality })).toBe(expected);
+  });
+});
+
+describe('approvalsNeeded', () => {
+  it.each([
+    ['low', 1],
+    ['moderate', 1],
+    ['high', 1],
+    ['critical', 2],
+  ] as Array<[RiskLevel, number]>)('default quorum for %s is %d', (risk, n) => {
+    expect(approvalsNeeded(DEFAULT_POLICY.approval, risk)).toBe(n);
+  });
+
+  it('follows the policy', () => {
+    const p = parsePolicy({ name: 'x', approval: { quorum: { high: 2, critical: 3 } } });
+    expect(approvalsNeeded(p.approval, 'high')).toBe(2);
+    expect(approvalsNeeded(p.approval, 'critical')).toBe(3);
+  });
+});
+
+describe('needsHumanApproval', () => {
+  const capped = parsePolicy({ name: 'x', autoApprove: { types: ['definition', 'tool'], maxSeverity: 'moderate' } });
+  const cases: Array<{ name: string; policy: typeof DEFAULT_POLICY; patches: Array<{ type: 'definition' | 'security' | 'tool'; severity: Severity }>; expected: boolean }> = [
+    { name: 'definition updates only', policy: DEFAULT_POLICY, patches: [{ type: 'definition', severity: 'unspecified' }, { type: 'definition', severity: 'critical' }], expected: false },
+    { name: 'one security patch among definitions', policy: DEFAULT_POLICY, patches: [{ type: 'definition', severity: 'low' }, { type: 'security', severity: 'low' }], expected: true },
+    { name: 'nothing to approve', policy: DEFAULT_POLICY, patches: [], expected: false },
+    { name: 'under the severity cap', policy: capped, patches: [{ type: 'tool', severity: 'moderate' }], expected: false },
+    { name: 'above the severity cap', policy: capped, patches: [{ type: 'tool', severity: 'important' }], expected: true },
+  ];
+  it.each(cases)('$name → $expected', ({ policy, patches, expected }) => {
+    expect(needsHumanApproval(policy, patches)).toBe(expected);
+  });
+});
+
+describe('checkVote and tally', () => {
+  const at = '2026-11-27T10:00:00.000Z';
+  const rec = (identity: string, decision: 'approve' | 'reject', reason?: string): ApprovalRecord => ({ identity, channel: 'slack', decision, at, ...(reason ? { reason } : {}) });
+  const state = (over: Partial<ApprovalState> = {}): ApprovalState => ({
+    requestedBy: 'slack:U1',
+    approvers: ['slack:U1', 'slack:U2', 'slack:U3', 'teams:aad-4'],
+    escalationApprovers: ['slack:U8'],
+    escalated: false,
+    needed: 2,
+    records: [],
+    separationOfDuties: true,
+    ...over,
+  });
+
+  const refusals: Array<{ name: string; s: ApprovalState; identity: string; decision: 'approve' | 'reject'; reason?: string; expected: string }> = [
+    { name: 'requester approving', s: state(), identity: 'slack:U1', decision: 'approve', expected: 'you requested this cycle; someone else must approve' },
+    { name: 'not an approver', s: state(), identity: 'slack:U9', decision: 'approve', expected: 'slack:U9 is not an approver for this cycle' },
+    { name: 'escalation approver before escalation', s: state(), identity: 'slack:U8', decision: 'approve', expected: 'slack:U8 is an escalation approver; escalation approvers can vote once the request is escalated' },
+    { name: 'second vote', s: state({ records: [rec('slack:U2', 'approve')] }), identity: 'slack:U2', decision: 'approve', expected: `you already voted (approve at ${at})` },
+    { name: 'reject after own approval', s: state({ records: [rec('slack:U2', 'approve')] }), identity: 'slack:U2', decision: 'reject', reason: 'changed my mind', expected: `you already voted (approve at ${at})` },
+    { name: 'rejection without reason', s: state(), identity: 'slack:U2', decision: 'reject', expected: 'a rejection needs a reason' },
+    { name: 'rejection with blank reason', s: state(), identity: 'slack:U2', decision: 'reject', reason: '   ', expected: 'a rejection needs a reason' },
+    { name: 'vote after a veto', s: state({ records: [rec('slack:U3', 'reject', 'no')] }), identity: 'slack:U2', decision: 'approve', expected: 'this cycle is already rejected; votes are closed' },
+    { name: 'vote after approval', s: state({ needed: 1, records: [rec('slack:U3', 'approve')] }), identity: 'slack:U2', decision: 'approve', expected: 'this cycle is already approved; votes are closed' },
+  ];
+  it.each(refusals)('refuses $name', ({ s, identity, decision, reason, expected }) => {
+    expect(checkVote(s, { identity, channel: 'slack', ...(reason !== undefined ? { reason } : {}) }, decision)).toEqual({ ok: false, reason: expected });
+  });
+
+  const accepted: Array<{ name: string; s: ApprovalState; identity: string; decision: 'approve' | 'reject'; reason?: string }> = [
+    { name: 'an approver approving', s: state(), identity: 'teams:aad-4', decision: 'approve' },
+    { name: 'requester rejecting with a reason', s: state(), identity: 'slack:U1', decision: 'reject', reason: 'wrong scope' },
+    { name: 'requester approving without separation of duties', s: state({ separationOfDuties: false }), identity: 'slack:U1', decision: 'approve' },
+    { name: 'escalation approver once escalated', s: state({ escalated: true }), identity: 'slack:U8', decision: 'approve' },
+    { name: 'second approver', s: state({ records: [rec('slack:U2', 'approve')] }), identity: 'slack:U3', decision: 'approve' },
+  ];
+  it.each(accepted)('accepts $name', ({ s, identity, decision, reason }) => {
+    expect(checkVote(s, { identity, channel: 'slack', ...(reason !== undefined ? { reason } : {}) }, decision)).toEqual({ ok: true });
+  });
+
+  const tallies: Array<{ name: string; s: ApprovalState; expected: 'pending' | 'approved' | 'rejected' }> = [
+    { name: 'no votes', s: state(), expected: 'pending' },
+    { name: 'one of two', s: state({ records: [rec('slack:U2', 'approve')] }), expected: 'pending' },
+    { name: 'same identity twice counts once', s: state({ records: [rec('slack:U2', 'approve'), rec('slack:U2', 'approve')] }), expected: 'pending' },
+    { name: 'two distinct', s: state({ records: [rec('slack:U2', 'approve'), rec('slack:U3', 'approve')] }), expected: 'approved' },
+    { name: "requester's approval does not count", s: state({ records: [rec('slack:U1', 'approve'), rec('slack:U3', 'approve')] }), expected: 'pending' },
+    { name: 'any rejection vetoes', s: state({ records: [rec('slack:U2', 'approve'), rec('slack:U3', 'approve'), rec('teams:aad-4', 'reject', 'no')] }), expected: 'rejected' },
+    { name: 'quorum of one', s: state({ needed: 1, records: [rec('slack:U2', 'approve')] }), expected: 'approved' },
+  ];
+  it.each(tallies)('tally: $name → $expected', ({ s, expected }) => {
+    expect(tally(s)).toBe(expected);
+  });
+});
