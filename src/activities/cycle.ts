@@ -532,7 +532,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
     },
 
     /** REPORTING: the summary to chat and, when configured, the e-mail report. */
-    async sendReport(input: { status: CycleStatus; emails: string[] }): Promise<void> {
+    async sendReport(input: { status: CycleStatus; outcome: CycleStage; emails: string[] }): Promise<void> {
       const s = input.status;
       const failed = await db
         .select({ endpointId: agentJobs.endpointId, hostname: endpoints.hostname, error: agentJobs.error, state: agentJobs.state })
@@ -544,8 +544,8 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       const report: CycleReport = {
         cycleId: s.cycleId,
         policyName: s.policyName,
-        outcome: s.stage,
-        status: s,
+        outcome: input.outcome,
+        status: { ...s, stage: input.outcome },
         failures: failed.map((f) => ({ endpointId: f.endpointId, hostname: f.hostname, reason: f.error ?? f.state })),
         ...(s.changeNumber ? { changeNumber: s.changeNumber } : {}),
         startedAt: s.startedAt,
@@ -554,7 +554,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       await chat.summary(report);
       const to = input.emails.length ? input.emails : (deps.reportRecipients ?? []);
       if (mailer && to.length) await mailer.sendCycleReport(report, to);
-      log.info({ cycleId: s.cycleId, outcome: s.stage }, 'cycle report sent');
+      log.info({ cycleId: s.cycleId, outcome: input.outcome }, 'cycle report sent');
     },
   };
 }

@@ -14,7 +14,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { CycleActivities, AssessResult } from '../activities/cycle';
+import type { CycleActivities } from '../activities/cycle';
 import { checkVote, tally, approvalsReceived, type ApprovalState } from '../domain/approval';
 import {
   CycleStage,
@@ -54,7 +54,6 @@ class CycleEnded extends Error {
 }
 
 const iso = (ms: number = Date.now()) => new Date(ms).toISOString();
-const zeroCounts = { total: 0, succeeded: 0, failed: 0, unreachable: 0, pending: 0 };
 
 export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleStatus> {
   const startedAt = iso();
@@ -259,7 +258,6 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
   }
 
   let policy: DeploymentPolicy | undefined;
-  let assessment: AssessResult | undefined;
 
   async function run(): Promise<string> {
     const start = await acts.startCycle({ ...input, workflowId: workflowInfo().workflowId });
@@ -269,7 +267,6 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     await setStage(CycleStage.IDENTIFY, `policy ${policy.name} v${start.policyVersion}${policy.emergency ? ' (emergency)' : ''}`);
 
     const a = await acts.identifyAndAssess({ cycleId: input.cycleId, scope: input.scope, policy });
-    assessment = a;
     status.endpoints = a.endpoints;
     status.patches = a.patches;
     status.bySeverity = a.bySeverity;
@@ -501,9 +498,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     const closeCode = finalStage !== CycleStage.COMPLETED ? 'unsuccessful' : failures ? 'successful_issues' : 'successful';
     await notifyActs.closeChange({ changeNumber: status.changeNumber, closeCode, notes: status.outcome ?? '' }).catch((err: unknown) => log.warn('closing the change failed', { error: String(err) }));
   }
-  await notifyActs.sendReport({ status, emails: policy?.notify.email ?? [] }).catch((err: unknown) => log.warn('report failed', { error: String(err) }));
+  await notifyActs.sendReport({ status, outcome: finalStage, emails: policy?.notify.email ?? [] }).catch((err: unknown) => log.warn('report failed', { error: String(err) }));
   await setStage(finalStage, status.outcome ?? '', {}, status.outcome);
-  void assessment;
-  void zeroCounts;
   return status;
 }
