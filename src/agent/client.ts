@@ -1,0 +1,83 @@
+/** The agent's side of the gateway protocol (HTTP + JSON), with exponential backoff and full jitter. */
+import {
+  enrollResponseSchema,
+  pollResponseSchema,
+  signedManifestSchema,
+  type EnrollRequest,
+  type EnrollResponse,
+  type Inventory,
+  type JobResult,
+  type PollResponse,
+  type SignedManifest,
+} from '../shared/agent-protocol';
+
+export class GatewayHttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'GatewayHttpError';
+  }
+}
+
+/** Delay before retry number `attempt` (0-based): random in [0, min(cap, base·2^attempt)] ("full jitter"). */
+export function backoffMs(attempt: number, baseMs = 1000, capMs = 60_000, random: () => number = Math.random): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * ceiling);
+}
+
+export class GatewayClient {
+  nodeKey: string | undefined;
+  constructor(
+    readonly serverUrl: string,
+    private readonly fetchImpl: typeof fetch = fetch,
+  ) {}
+
+  private async call<T>(method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.nodeKey) headers.authorization = `Bearer ${this.nodeKey}`;
+    const res = await this.fetchImpl(`${this.serverUrl.replace(/\/+$/, '')}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
+    if (!res.ok) {
+      let code = 'HTTP_ERROR';
+      let message = text.slice(0, 500);
+      try {
+        const j = JSON.parse(text) as { error?: string; message?: string };
+        code = j.error ?? code;
+        message = j.message ?? message;
+      } catch {
+        // not JSON: keep the text
+      }
+      throw new GatewayHttpError(res.status, code, `${method} ${path}: ${res.status} ${message}`);
+    }
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  async enroll(req: EnrollRequest): Promise<EnrollResponse> {
+    return enrollResponseSchema.parse(await this.call('POST', '/agent/v1/enroll', req));
+  }
+
+  async poll(waitSeconds: number): Promise<PollResponse> {
+    return pollResponseSchema.parse(await this.call('GET', `/agent/v1/jobs?wait=${waitSeconds}`, undefined, (waitSeconds + 15) * 1000));
+  }
+
+  async result(jobId: string, result: JobResult): Promise<{ outcome: string }> {
+    return this.call('POST', `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, result);
+  }
+
+  async inventory(inv: Inventory): Promise<void> {
+    await this.call('PUT', '/agent/v1/inventory', inv, 120_000);
+  }
+
+  async manifest(): Promise<SignedManifest> {
+    return signedManifestSchema.parse(await this.call('GET', '/agent/v1/manifest'));
+  }
+}
