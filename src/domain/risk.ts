@@ -173,7 +173,18 @@ export function assess(input: AssessInput): { patches: AssessedPatch[]; reasons:
   const now = Date.parse(input.now);
   const reasons: string[] = [];
   const catalog = new Map(input.patches.map((p) => [p.id, p]));
-  const endpoints = new Map(input.endpoints.map((e) => [e.id, e]));
+
+  // Endpoints by dense index; unknown endpoints (in missing rows only) get default facts.
+  const endpoints: EndpointFacts[] = [];
+  const indexOf = new Map<string, number>();
+  const addEndpoint = (e: EndpointFacts): number => {
+    const known = indexOf.get(e.id);
+    if (known !== undefined) return known;
+    indexOf.set(e.id, endpoints.length);
+    endpoints.push(e);
+    return endpoints.length - 1;
+  };
+  for (const e of input.endpoints) addEndpoint(e);
 
   // Supersedence: the furthest successor that is in the catalog (loops are ignored).
   const resolved = resolveSupersedence(input.patches);
@@ -188,10 +199,10 @@ export function assess(input: AssessInput): { patches: AssessedPatch[]; reasons:
     return known;
   };
 
-  // Exceptions, indexed.
+  // Exceptions: patch-wide ones by patch; endpoint- and group-level ones resolved per endpoint once.
   const active = input.exceptions.filter((x) => Date.parse(x.expiresAt) > now);
-  const patchWide = new Map<string, ExceptionFacts[]>();
-  const byEndpoint = new Map<string, ExceptionFacts[]>();
+  const patchWide = new Map<string, ExceptionFacts>();
+  const byEndpointId = new Map<string, ExceptionFacts[]>();
   const byGroup = new Map<string, ExceptionFacts[]>();
   const push = (m: Map<string, ExceptionFacts[]>, k: string, x: ExceptionFacts) => {
     const l = m.get(k);
@@ -199,89 +210,101 @@ export function assess(input: AssessInput): { patches: AssessedPatch[]; reasons:
     else m.set(k, [x]);
   };
   for (const x of active) {
-    if (x.endpointId) push(byEndpoint, x.endpointId, x);
+    if (x.endpointId) push(byEndpointId, x.endpointId, x);
     else if (x.groupName) push(byGroup, x.groupName, x);
-    else if (x.patchId) push(patchWide, x.patchId, x);
+    else if (x.patchId && !patchWide.has(x.patchId)) patchWide.set(x.patchId, x);
   }
-  const hasGroupExceptions = byGroup.size > 0;
-  const endpointException = (e: EndpointFacts, patchId: string): ExceptionFacts | undefined => {
-    const own = byEndpoint.get(e.id);
-    if (own) for (const x of own) if (!x.patchId || x.patchId === patchId) return x;
-    if (hasGroupExceptions) {
-      for (const g of e.groups) {
-        const l = byGroup.get(g);
-        if (l) for (const x of l) if (!x.patchId || x.patchId === patchId) return x;
-      }
-    }
-    return undefined;
+  const endpointExceptions = (e: EndpointFacts): ExceptionFacts[] | undefined => {
+    const own = byEndpointId.get(e.id) ?? [];
+    const fromGroups = byGroup.size > 0 ? e.groups.flatMap((g) => byGroup.get(g) ?? []) : [];
+    return own.length + fromGroups.length > 0 ? [...own, ...fromGroups] : undefined;
   };
 
-  // Missing rows grouped by patch.
-  const rows = new Map<string, Array<{ endpointId: string; detectedAt: string }>>();
+  // Missing rows grouped by patch, as endpoint indices and detection times (parsed once per distinct string).
+  const perPatch = new Map<string, { eps: number[]; detected: number[] }>();
   const unknownPatches = new Set<string>();
+  const parsed = new Map<string, number>();
   for (const m of input.missing) {
-    if (!catalog.has(m.patchId)) {
-      unknownPatches.add(m.patchId);
-      continue;
+    let bucket = perPatch.get(m.patchId);
+    if (!bucket) {
+      if (!catalog.has(m.patchId)) {
+        unknownPatches.add(m.patchId);
+        continue;
+      }
+      perPatch.set(m.patchId, (bucket = { eps: [], detected: [] }));
     }
-    let l = rows.get(m.patchId);
-    if (!l) rows.set(m.patchId, (l = []));
-    l.push({ endpointId: m.endpointId, detectedAt: m.detectedAt });
+    let idx = indexOf.get(m.endpointId);
+    if (idx === undefined) idx = addEndpoint({ id: m.endpointId, hostname: m.endpointId, ...UNKNOWN_ENDPOINT });
+    let t = parsed.get(m.detectedAt);
+    if (t === undefined) {
+      t = Date.parse(m.detectedAt);
+      if (Number.isNaN(t)) t = now;
+      parsed.set(m.detectedAt, t);
+    }
+    bucket.eps.push(idx);
+    bucket.detected.push(t);
   }
   if (unknownPatches.size > 0) {
     reasons.push(`ignored ${unknownPatches.size} patch id(s) missing from the catalog: ${[...unknownPatches].sort().slice(0, 10).join(', ')}${unknownPatches.size > 10 ? ', …' : ''}`);
   }
 
+  // The endpoint's share of the risk score is additive, so compute it once per endpoint.
+  const n = endpoints.length;
+  const epPoints = new Float64Array(n);
+  const excOf: Array<ExceptionFacts[] | undefined> = new Array<ExceptionFacts[] | undefined>(n);
+  for (let i = 0; i < n; i++) {
+    const e = endpoints[i]!;
+    const crit = Math.min(4, Math.max(1, Number.isFinite(e.criticality) ? e.criticality : 2));
+    epPoints[i] = ((crit - 1) / 3) * 18 + (EXPOSURE_POINTS[e.exposure] ?? 0);
+    excOf[i] = endpointExceptions(e);
+  }
+  const seenFor = new Int32Array(n).fill(-1);
+
   const out: AssessedPatch[] = [];
-  for (const [patchId, list] of rows) {
+  let ordinal = 0;
+  for (const [patchId, bucket] of perPatch) {
+    const mark = ordinal++;
     const p = catalog.get(patchId)!;
     const successor = successorOf(patchId);
     const dropReason = successor ? `dropped: superseded by ${successor}` : filterReason(p, input.filters);
-    const wide = patchWide.get(patchId);
+    const wide = dropReason ? undefined : patchWide.get(patchId);
 
     const included: string[] = [];
     const skipped: string[] = [];
-    const usedExceptions: ExceptionFacts[] = [];
-    let best = -1;
-    let worst: EndpointFacts | undefined;
+    const used: ExceptionFacts[] = [];
+    let bestIdx = -1;
+    let bestAny = -1;
     let earliest = Infinity;
     let earliestAny = Infinity;
-    const seen = new Set<string>();
-    for (const r of list) {
-      if (seen.has(r.endpointId)) continue;
-      seen.add(r.endpointId);
-      const e = endpoints.get(r.endpointId) ?? { id: r.endpointId, hostname: r.endpointId, ...UNKNOWN_ENDPOINT };
-      const detected = Date.parse(r.detectedAt);
-      if (detected < earliestAny) earliestAny = detected;
+    const { eps, detected } = bucket;
+    for (let k = 0; k < eps.length; k++) {
+      const idx = eps[k]!;
+      if (seenFor[idx] === mark) continue;
+      seenFor[idx] = mark;
+      const t = detected[k]!;
+      if (t < earliestAny) earliestAny = t;
+      if (bestAny < 0 || epPoints[idx]! > epPoints[bestAny]!) bestAny = idx;
       if (!dropReason) {
-        const x = wide?.[0] ?? endpointException(e, patchId);
+        let x: ExceptionFacts | undefined = wide;
+        if (!x) {
+          const list = excOf[idx];
+          if (list) for (const c of list) if (!c.patchId || c.patchId === patchId) { x = c; break; }
+        }
         if (x) {
-          skipped.push(e.id);
-          if (!usedExceptions.includes(x)) usedExceptions.push(x);
+          skipped.push(endpoints[idx]!.id);
+          if (!used.includes(x)) used.push(x);
           continue;
         }
       }
-      included.push(e.id);
-      if (detected < earliest) earliest = detected;
-      const s = riskScore(p, e);
-      if (s > best) {
-        best = s;
-        worst = e;
-      }
+      included.push(endpoints[idx]!.id);
+      if (t < earliest) earliest = t;
+      if (bestIdx < 0 || epPoints[idx]! > epPoints[bestIdx]!) bestIdx = idx;
     }
+    if (bestIdx < 0) bestIdx = bestAny;
     if (!Number.isFinite(earliest)) earliest = Number.isFinite(earliestAny) ? earliestAny : now;
-    if (best < 0) {
-      // Every endpoint skipped: score over all of them, for the record.
-      for (const id of seen) {
-        const e = endpoints.get(id) ?? { id, hostname: id, ...UNKNOWN_ENDPOINT };
-        const s = riskScore(p, e);
-        if (s > best) {
-          best = s;
-          worst = e;
-        }
-      }
-    }
-    const priority = priorityOf(best, p.knownExploited);
+    const worst = bestIdx >= 0 ? endpoints[bestIdx] : undefined;
+    const score = worst ? riskScore(p, worst) : 0;
+    const priority = priorityOf(score, p.knownExploited);
     const due = slaDue(p, new Date(earliest).toISOString(), input.sla);
     let decision: AssessedPatch['decision'];
     let reason: string;
@@ -290,17 +313,17 @@ export function assess(input: AssessInput): { patches: AssessedPatch[]; reasons:
       reason = dropReason;
     } else if (included.length === 0) {
       decision = 'skipped';
-      reason = `skipped: ${exceptionWords(usedExceptions)}`;
+      reason = `skipped: ${exceptionWords(used)}`;
     } else {
       decision = 'include';
       reason = includeReason(priority, p, worst);
-      if (skipped.length > 0) reason += `; ${skipped.length} endpoint${skipped.length > 1 ? 's' : ''} skipped by ${exceptionWords(usedExceptions)}`;
+      if (skipped.length > 0) reason += `; ${skipped.length} endpoint${skipped.length > 1 ? 's' : ''} skipped by ${exceptionWords(used)}`;
     }
     out.push({
       patchId,
       decision,
       priority,
-      riskScore: best,
+      riskScore: score,
       slaDue: due,
       endpointIds: decision === 'include' ? included : [],
       skippedEndpointIds: decision === 'dropped' ? [] : skipped,
