@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerDashboardCommands } from './commands/dashboard';
 import { registerDoctorCommand } from './commands/doctor';
 import { registerMigrateCommand } from './commands/migrate';
 import { registerUpCommands } from './commands/up';
@@ -11,6 +12,7 @@ const program = new Command('patchops')
 registerUpCommands(program);
 registerMigrateCommand(program);
 registerDoctorCommand(program);
+registerDashboardCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -133,6 +133,9 @@ const envSchema = z.object({
   }),
   PATCHOPS_ADMINS: identityList,
   PATCHOPS_APPROVERS: identityList,
+  PATCHOPS_ADMIN_PASSWORD: optionalString.refine((v) => v === undefined || v.length >= 10, {
+    message: 'expected at least 10 characters (the first web admin\'s password); unset it to have one generated and printed once',
+  }),
 });
 
 export type RawEnv = z.input<typeof envSchema>;
@@ -177,7 +180,7 @@ export interface Config {
       };
   smtp: { enabled: boolean; url: string | undefined; from: string; reportRecipients: string[] };
   agents: { enrollSecret: string | undefined; leaseSeconds: number };
-  bootstrap: { admins: string[]; approvers: string[] };
+  bootstrap: { admins: string[]; approvers: string[]; adminPassword?: string };
 }
 
 export class ConfigError extends Error {
@@ -308,7 +311,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       reportRecipients: (e.REPORT_RECIPIENTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     },
     agents: { enrollSecret: e.AGENT_ENROLL_SECRET, leaseSeconds: e.AGENT_LEASE_SECONDS },
-    bootstrap: { admins: e.PATCHOPS_ADMINS, approvers: e.PATCHOPS_APPROVERS },
+    bootstrap: { admins: e.PATCHOPS_ADMINS, approvers: e.PATCHOPS_APPROVERS, adminPassword: e.PATCHOPS_ADMIN_PASSWORD },
   };
 }
 
@@ -359,4 +362,5 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'AGENT_LEASE_SECONDS', description: 'How long an agent has to report a job before it is offered again', default: '600' },
   { name: 'PATCHOPS_ADMINS', description: 'First-run admins, e.g. slack:U0123,teams:29:1abc,cli:ops-admin' },
   { name: 'PATCHOPS_APPROVERS', description: 'First-run approvers, same form as PATCHOPS_ADMINS' },
+  { name: 'PATCHOPS_ADMIN_PASSWORD', description: 'Password of the first dashboard admin (web user "admin"), created at first start; unset = generated and printed once' },
 ];

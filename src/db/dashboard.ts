@@ -418,8 +418,21 @@ export interface AuditRow {
   subjectType: string;
   subjectId: string;
   details: Record<string, unknown>;
+  prevHash: string;
   hash: string;
 }
+
+const toAuditRow = (r: typeof auditLog.$inferSelect): AuditRow => ({
+  id: r.id,
+  at: r.at.toISOString(),
+  actor: r.actor,
+  action: r.action,
+  subjectType: r.subjectType,
+  subjectId: r.subjectId,
+  details: r.details,
+  prevHash: r.prevHash,
+  hash: r.hash,
+});
 
 function auditWhere(f: AuditFilter): SQL | undefined {
   const c: SQL[] = [];
@@ -440,7 +453,7 @@ export async function listAudit(db: Db, f: AuditFilter & { limit?: number; befor
     .where(and(auditWhere(f), f.beforeId ? sql`${auditLog.id} < ${f.beforeId}` : undefined))
     .orderBy(desc(auditLog.id))
     .limit(f.limit ?? 100);
-  return rows.map((r) => ({ id: r.id, at: r.at.toISOString(), actor: r.actor, action: r.action, subjectType: r.subjectType, subjectId: r.subjectId, details: r.details, hash: r.hash }));
+  return rows.map(toAuditRow);
 }
 
 /** Every matching row in id order, in batches (for CSV export without holding the log in memory). */
@@ -455,7 +468,7 @@ export async function* iterateAudit(db: Db, f: AuditFilter = {}, batchSize = 200
       .limit(batchSize);
     if (rows.length === 0) return;
     lastId = rows[rows.length - 1]!.id;
-    yield rows.map((r) => ({ id: r.id, at: r.at.toISOString(), actor: r.actor, action: r.action, subjectType: r.subjectType, subjectId: r.subjectId, details: r.details, hash: r.hash }));
+    yield rows.map(toAuditRow);
   }
 }
 

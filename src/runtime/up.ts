@@ -6,6 +6,8 @@ import { bootstrapIdentities } from '../db/identities';
 import type { Config } from '../config/index';
 import { installTemporalLogger, type Logger } from '../logging';
 import { createAgentGateway } from '../server/agent-gateway';
+import { ensureFirstAdmin } from '../server/dashboard/auth';
+import { dashboardRoutes } from '../server/dashboard/index';
 import { buildServer, type RouteModule } from '../server/app';
 import type { HealthCheck } from '../server/health';
 import { connectWorker } from '../temporal/connection';
@@ -26,6 +28,8 @@ export interface Running {
   worker?: Worker;
   server?: FastifyInstance;
   serverUrl?: string;
+  /** Set when this start created the first dashboard admin; generatedPassword is printed once. */
+  firstAdmin?: { username: string; generatedPassword: string | null };
   stop(): Promise<void>;
 }
 
@@ -73,7 +77,10 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
 
     let server: FastifyInstance | undefined;
     let serverUrl: string | undefined;
+    let firstAdmin: Running['firstAdmin'];
     if (options.server) {
+      // The process that serves the dashboard creates its first admin, so a generated password is printed where it is used.
+      firstAdmin = (await ensureFirstAdmin(db.database.db, config.bootstrap.adminPassword)) ?? undefined;
       const health: HealthCheck[] = [db.health, temporal.health, ...integrationStates(config).map((i) => i.health)];
       const agentGateway = createAgentGateway({
         database: db.database,
@@ -83,7 +90,16 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         envEnrollSecret: config.agents.enrollSecret,
       });
       stops.push(() => agentGateway.close());
-      const routes: RouteModule[] = [agentGateway.routes];
+      const routes: RouteModule[] = [
+        agentGateway.routes,
+        dashboardRoutes({
+          db: db.database.db,
+          logger: logger.child({ component: 'dashboard' }),
+          temporalUiUrl: temporal.uiUrl,
+          temporalNamespace: config.temporal.namespace,
+          secureCookies: config.http.publicUrl.startsWith('https:'),
+        }),
+      ];
       server = await buildServer({ logger: logger.child({ component: 'http' }), health, routes });
       await server.listen({ host: config.http.host, port: config.http.port });
       const s = server;
@@ -95,7 +111,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
       serverUrl = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
     }
 
-    return { db, temporal, worker, server, serverUrl, stop: stopAll };
+    return { db, temporal, worker, server, serverUrl, firstAdmin, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;

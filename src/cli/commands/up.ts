@@ -39,6 +39,11 @@ export function readyBlock(config: Config, r: Running, what: { worker: boolean; 
   const row = (k: string, v: string) => lines.push(`  ${k.padEnd(14)} ${v}`);
   if (r.serverUrl) {
     row('Dashboard', `${config.http.publicUrl}/`);
+    if (r.firstAdmin) {
+      row('First admin', r.firstAdmin.generatedPassword
+        ? `user ${r.firstAdmin.username}, password ${r.firstAdmin.generatedPassword} (generated, shown only now; add users with \`patchops users add\`)`
+        : `user ${r.firstAdmin.username}, password from PATCHOPS_ADMIN_PASSWORD`);
+    }
     row('Health', `${config.http.publicUrl}/healthz`);
   }
   row('Temporal', `${r.temporal.address} (namespace ${r.temporal.namespace}${r.temporal.embedded ? ', embedded dev server' : ''})`);

@@ -1,0 +1,125 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendAudit } from '../../db/audit';
+import { listAudit } from '../../db/dashboard';
+import { verifyPassword } from '../../server/dashboard/auth';
+import { webUsers } from '../../db/schema/index';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db';
+import { seedFleet } from '../../../test/browser/fixtures';
+import { pdfContent } from '../../../test/browser/pdf-text';
+
+const root = path.resolve(import.meta.dirname, '..', '..', '..');
+
+/** Runs the real `patchops` command against the test's database. */
+function patchops(args: string[], env: Record<string, string>, stdin?: string): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], {
+      cwd: root,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, USER: 'tester', LOG_LEVEL: 'warn', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdin.end(stdin ?? '');
+    child.on('exit', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
+  });
+}
+
+describe('patchops users / report / audit (the real CLI)', () => {
+  let t: TestDatabase;
+  let env: Record<string, string>;
+  let dir: string;
+  beforeAll(async () => {
+    t = await createTestDatabase();
+    await seedFleet(t.db, 'c');
+    env = { DATABASE_URL: t.url };
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-cli-'));
+  });
+  afterAll(async () => {
+    await t?.close();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('adds a user from stdin, lists and removes it, auditing each change', async () => {
+    const add = await patchops(['users', 'add', 'carol', '--role', 'approver', '--password-stdin'], env, 'carol-secret-pw\n');
+    expect(add.stderr).toBe('');
+    expect(add.code).toBe(0);
+    const [row] = await t.db.select().from(webUsers).where(sql`${webUsers.username} = 'carol'`);
+    expect(await verifyPassword('carol-secret-pw', row!.passwordHash)).toBe(true);
+    expect(row!.passwordHash).not.toContain('carol-secret-pw');
+    const again = await patchops(['users', 'add', 'carol', '--role', 'viewer', '--password-stdin'], env, 'another-password');
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/CONFLICT.*already exists/);
+    const bad = await patchops(['users', 'add', 'dave', '--role', 'root'], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/admin, approver, viewer/);
+    const list = await patchops(['users', 'list'], env);
+    expect(list.stdout.toString()).toMatch(/carol\s+approver/);
+    expect((await patchops(['users', 'remove', 'carol'], env)).code).toBe(0);
+    expect((await patchops(['users', 'remove', 'carol'], env)).stderr).toMatch(/no web user "carol"/);
+    const audit = await listAudit(t.db, { subjectType: 'web_user', subjectId: 'carol' });
+    expect(audit.map((a) => [a.action, a.actor])).toEqual([
+      ['user.removed', 'cli:tester'],
+      ['user.added', 'cli:tester'],
+    ]);
+  });
+
+  it('writes a CSV report to stdout and a PDF with chart images to a file', async () => {
+    const csv = await patchops(['report', '--format', 'csv', '--scope', 'compliance'], env);
+    expect(csv.code).toBe(0);
+    const text = csv.stdout.toString();
+    expect(text.split('\r\n')[0]).toBe('dimension,name,endpoints,compliant,compliance_pct');
+    expect(text).toContain('fleet,all,4,2,50');
+    expect(text).toContain('group,c-db-servers,1,0,0');
+    const sla = await patchops(['report', '--format', 'csv', '--scope', 'sla'], env);
+    const breaches = sla.stdout.toString().trim().split('\r\n').slice(1);
+    expect(breaches.map((l) => l.split(',').slice(0, 3).join(','))).toEqual(expect.arrayContaining(['c-web-1,c-web-1.example.net,c-DSA-5678-1', 'c-db-1,c-db-1.example.net,c-KB5034441']));
+    expect(breaches).toHaveLength(2);
+
+    const out = path.join(dir, 'report.pdf');
+    const pdf = await patchops(['report', '--format', 'pdf', '--out', out], env);
+    expect(pdf.stderr).toContain(`report written to ${out}`);
+    const content = pdfContent(await fs.readFile(out));
+    expect(content.pages).toBeGreaterThanOrEqual(4);
+    expect(content.images).toBeGreaterThanOrEqual(4);
+    expect(content.text).toContain('patchops compliance report');
+    expect(content.text).toContain('Compliance by group and OS');
+    expect(content.text).toContain('c-web-servers');
+    expect(content.text).toMatch(/SLA breaches \(2\)/);
+    expect(content.text).toContain('CHG0031337');
+    const wrong = await patchops(['report', '--scope', 'everything'], env);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/use one of all, compliance, sla, cycles/);
+  });
+
+  it('audit verify passes an intact chain and names the first tampered row', async () => {
+    await appendAudit(t.db, { actor: 'slack:U1', action: 'cycle.approved', subjectType: 'cycle', subjectId: 'c-cycle-1' });
+    const target = await appendAudit(t.db, { actor: 'web:alice', action: 'exception.added', subjectType: 'exception', subjectId: 'EXC-9' });
+    await appendAudit(t.db, { actor: 'web:alice', action: 'exception.removed', subjectType: 'exception', subjectId: 'EXC-9' });
+    const ok = await patchops(['audit', 'verify'], env);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout.toString()).toMatch(/audit chain intact: \d+ rows verified/);
+
+    const exported = path.join(dir, 'audit.csv');
+    const exp = await patchops(['audit', 'export', '--out', exported, '--action', 'exception.'], env);
+    expect(exp.code).toBe(0);
+    const csv = (await fs.readFile(exported, 'utf8')).trim().split('\r\n');
+    expect(csv[0]).toBe('id,at,actor,action,subject_type,subject_id,details,prev_hash,hash');
+    expect(csv.slice(1).map((l) => l.split(',')[3])).toEqual(['exception.added', 'exception.removed']);
+
+    // Someone with superuser rights switches the trigger off and rewrites history.
+    await t.db.execute(sql.raw('alter table audit_log disable trigger audit_log_no_update'));
+    await t.db.execute(sql`update audit_log set details = '{"reason":"nothing to see"}'::jsonb where id = ${target.id}`);
+    await t.db.execute(sql.raw('alter table audit_log enable trigger audit_log_no_update'));
+    const broken = await patchops(['audit', 'verify'], env);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toContain(`audit chain BROKEN at row ${target.id}`);
+    expect(broken.stderr).toMatch(/altered/);
+  });
+});

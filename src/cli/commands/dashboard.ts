@@ -1,0 +1,212 @@
+/**
+ * Admin verbs of the dashboard area: web users, reports, and the audit log.
+ *   patchops users add <name> --role admin|approver|viewer [--password-stdin]
+ *   patchops users list | users remove <name>
+ *   patchops report --format csv|pdf [--scope all|compliance|sla|cycles] [--out FILE]
+ *   patchops audit verify            (exit 1 naming the first broken row)
+ *   patchops audit export --out FILE (CSV)
+ */
+import fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import cliProgress from 'cli-progress';
+import type { Config } from '../../config/index';
+import { verifyAuditChain } from '../../db/audit';
+import { connectDatabase, type Database } from '../../db/client';
+import { iterateAudit } from '../../db/dashboard';
+import { runMigrations } from '../../db/migrate';
+import { ROLES, type Role } from '../../db/identities';
+import { CodedError, ErrorCode } from '../../domain/errors';
+import { collectReport, parseScope, renderReport, REPORT_SCOPES } from '../../reports/report';
+import { csvLine } from '../../reports/csv';
+import { startDatabase } from '../../runtime/database';
+import { addWebUser, listWebUsers, removeWebUser } from '../../server/dashboard/auth';
+import { configOrExit, loggerFor, reportFatal } from '../context';
+
+/** Who runs a CLI verb, for the audit log. */
+function cliActor(): string {
+  return `cli:${process.env.USER ?? process.env.LOGNAME ?? 'unknown'}`;
+}
+
+/**
+ * The database for a one-shot command: DATABASE_URL; else the embedded database of a running
+ * `patchops up` (its wire-protocol port); else the embedded database opened here.
+ */
+async function withDatabase<T>(config: Config, run: (db: Database) => Promise<T>): Promise<T> {
+  const logger = loggerFor(config);
+  logger.level = 'warn';
+  let db: Database;
+  let stop: () => Promise<void>;
+  if (!config.database.url && (await portOpen('127.0.0.1', config.database.embeddedPort))) {
+    db = connectDatabase(`postgres://postgres:postgres@127.0.0.1:${config.database.embeddedPort}/postgres?sslmode=disable`, { max: 2, applicationName: 'patchops-cli' });
+    await runMigrations(db.db);
+    stop = () => db.close();
+  } else {
+    const started = await startDatabase(config, logger);
+    db = started.database;
+    stop = started.stop;
+  }
+  try {
+    return await run(db);
+  } finally {
+    await stop();
+  }
+}
+
+function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    s.setTimeout(500);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+export function registerDashboardCommands(program: Command): void {
+  const users = program.command('users').description('local web accounts of the dashboard (roles admin, approver, viewer)');
+  users
+    .command('add <name>')
+    .description('create a web user; the password comes from stdin (--password-stdin) or is generated and printed once')
+    .addOption(new Option('--role <role>', 'admin, approver or viewer').choices([...ROLES]).makeOptionMandatory())
+    .option('--password-stdin', 'read the password from standard input')
+    .action(async (name: string, opts: { role: Role; passwordStdin?: boolean }) => {
+      const config = configOrExit();
+      try {
+        const password = opts.passwordStdin ? await readStdin() : randomBytes(12).toString('base64url');
+        await withDatabase(config, (db) => addWebUser(db.db, { username: name, password, role: opts.role, by: cliActor() }));
+        console.log(`web user ${name} added with the ${opts.role} role (identity web:${name})`);
+        if (!opts.passwordStdin) console.log(`password: ${password}\n(shown once; sign in at ${config.http.publicUrl}/login)`);
+      } catch (e) {
+        reportFatal(e);
+      }
+    });
+  users
+    .command('list')
+    .description('list the web users and their roles')
+    .action(async () => {
+      const config = configOrExit();
+      try {
+        const list = await withDatabase(config, (db) => listWebUsers(db.db));
+        if (list.length === 0) console.log('no web users (the first admin is created by `patchops up`)');
+        for (const u of list) console.log(`${u.username.padEnd(20)} ${(u.roles.join(',') || '(no role)').padEnd(24)} last login ${u.lastLoginAt ?? 'never'}`);
+      } catch (e) {
+        reportFatal(e);
+      }
+    });
+  users
+    .command('remove <name>')
+    .description('remove a web user, their sessions and roles')
+    .action(async (name: string) => {
+      const config = configOrExit();
+      try {
+        const removed = await withDatabase(config, (db) => removeWebUser(db.db, name, cliActor()));
+        if (!removed) throw new CodedError(ErrorCode.NotFound, `there is no web user "${name}" (see \`patchops users list\`)`);
+        console.log(`web user ${name} removed`);
+      } catch (e) {
+        reportFatal(e);
+      }
+    });
+
+  program
+    .command('report')
+    .description('a compliance report: compliance by group and OS, SLA breaches, cycle results')
+    .addOption(new Option('--format <format>', 'csv or pdf').choices(['csv', 'pdf']).default('csv'))
+    .option('--scope <scope>', `what to report: ${REPORT_SCOPES.join(', ')}`, 'all')
+    .option('--out <file>', 'write to this file (default: standard output for CSV; required for PDF on a terminal)')
+    .action(async (opts: { format: 'csv' | 'pdf'; scope: string; out?: string }) => {
+      const config = configOrExit();
+      try {
+        const scope = parseScope(opts.scope);
+        if (opts.format === 'pdf' && !opts.out && process.stdout.isTTY) {
+          throw new CodedError(ErrorCode.InvalidInput, 'a PDF on a terminal is not readable: add --out report.pdf (or redirect the output)');
+        }
+        const bar = process.stderr.isTTY
+          ? new cliProgress.SingleBar({ format: 'report [{bar}] {percentage}% {step}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+          : null;
+        const buf = await withDatabase(config, async (db) => {
+          // Collecting is the first half of the bar, rendering (charts, PDF) the second.
+          bar?.start(100, 0, { step: 'starting' });
+          const data = await collectReport(db.db, scope, { onProgress: (d, t, step) => bar?.update(Math.round((d / Math.max(1, t)) * 50), { step }) });
+          const out = await renderReport(data, opts.format, { onProgress: (d, t, step) => bar?.update(50 + Math.round((d / Math.max(1, t)) * 50), { step }) });
+          bar?.update(100, { step: 'done' });
+          bar?.stop();
+          return out;
+        });
+        if (opts.out) {
+          fs.writeFileSync(opts.out, buf);
+          process.stderr.write(`report written to ${opts.out} (${buf.length} bytes)\n`);
+        } else {
+          process.stdout.write(buf);
+        }
+      } catch (e) {
+        reportFatal(e);
+      }
+    });
+
+  const audit = program.command('audit').description('the tamper-evident audit log');
+  audit
+    .command('verify')
+    .description('walk the hash chain; exit 1 naming the first broken row')
+    .action(async () => {
+      const config = configOrExit();
+      let result: Awaited<ReturnType<typeof verifyAuditChain>>;
+      try {
+        result = await withDatabase(config, (db) => verifyAuditChain(db.db));
+      } catch (e) {
+        reportFatal(e);
+      }
+      if (result.ok) {
+        console.log(`audit chain intact: ${result.rows} rows verified`);
+        return;
+      }
+      console.error(`audit chain BROKEN at row ${result.brokenId}: ${result.reason}`);
+      console.error(`${result.rows - 1} rows before it verified. Export the log (patchops audit export) and investigate who had write access to the database.`);
+      process.exit(1);
+    });
+  audit
+    .command('export')
+    .description('write the audit log as CSV')
+    .requiredOption('--out <file>', 'CSV file to write')
+    .option('--actor <actor>', 'only entries whose actor contains this')
+    .option('--action <prefix>', 'only actions starting with this')
+    .option('--since <date>', 'only entries at or after this date (YYYY-MM-DD)')
+    .action(async (opts: { out: string; actor?: string; action?: string; since?: string }) => {
+      const config = configOrExit();
+      try {
+        const from = opts.since ? new Date(opts.since) : undefined;
+        if (from && Number.isNaN(from.getTime())) throw new CodedError(ErrorCode.InvalidInput, `--since "${opts.since}" is not a date: use YYYY-MM-DD`);
+        const rows = await withDatabase(config, async (db) => {
+          const fd = fs.openSync(opts.out, 'w');
+          let n = 0;
+          try {
+            fs.writeSync(fd, csvLine(['id', 'at', 'actor', 'action', 'subject_type', 'subject_id', 'details', 'prev_hash', 'hash']));
+            for await (const batch of iterateAudit(db.db, { actor: opts.actor, action: opts.action, from })) {
+              fs.writeSync(fd, batch.map((r) => csvLine([r.id, r.at, r.actor, r.action, r.subjectType, r.subjectId, r.details, r.prevHash, r.hash])).join(''));
+              n += batch.length;
+            }
+          } finally {
+            fs.closeSync(fd);
+          }
+          return n;
+        });
+        console.log(`${rows} audit entries written to ${opts.out}`);
+      } catch (e) {
+        reportFatal(e);
+      }
+    });
+}
