@@ -68,7 +68,7 @@ export function requiredRole(verb: Verb): RoleName | null {
   return 'admin';
 }
 
-const SCOPE_HELP = 'scope words: group:web,db  tag:pci  os:windows|macos|linux  endpoint:ep-1  (a bare word is a group name)';
+const SCOPE_HELP = 'scope words: group:web,db  tag:pci  os:windows|macos|linux  endpoint:ep-1  (a bare word is a group name; all = everything)';
 
 const USAGE: Record<Verb, { lines: string[]; about: string }> = {
   help: { lines: ['help [command]'], about: 'this text, or the details of one command' },
@@ -227,6 +227,7 @@ export function parseScope(tokens: string[]): CycleScope {
   for (const tok of tokens) {
     if (tok.startsWith('-')) fail(`unknown option "${tok}"`);
     const kv = splitKey(tok);
+    if (!kv && (tok.toLowerCase() === 'all' || tok === '*')) continue; // everything (a group named "all" is group:all)
     if (!kv) {
       if (!NAME_RE.test(tok)) fail(`"${tok}" is not a group name (letters, digits, '-', '_' or '.')`);
       addUnique(groups, [tok]);
