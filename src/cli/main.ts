@@ -1,4 +1,6 @@
 import { Command, CommanderError } from 'commander';
+import { registerAgentCommands } from './commands/agent';
+import { registerCycleCommands } from './commands/cycles';
 import { registerDashboardCommands } from './commands/dashboard';
 import { registerDoctorCommand } from './commands/doctor';
 import { registerMigrateCommand } from './commands/migrate';
@@ -11,8 +13,10 @@ const program = new Command('patchops')
 
 registerUpCommands(program);
 registerMigrateCommand(program);
+registerAgentCommands(program);
 registerDoctorCommand(program);
 registerDashboardCommands(program);
+registerCycleCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
 import { bootstrapIdentities } from '../db/identities';
+import { seedPolicies } from '../db/policies';
+import { ensureScanSchedules } from '../services/cycles';
 import type { Config } from '../config/index';
 import { installTemporalLogger, type Logger } from '../logging';
 import { createAgentGateway } from '../server/agent-gateway';
@@ -53,6 +55,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
     const db = await startDatabase(config, logger);
     stops.push(db.stop);
     await bootstrapIdentities(db.database.db, config.bootstrap.admins, config.bootstrap.approvers);
+    await seedPolicies(db.database.db);
     const temporal = await startTemporal(config, logger, options.onProgress);
     stops.push(temporal.stop);
 
@@ -63,7 +66,11 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
       worker = await createWorker({
         connection,
         namespace: config.temporal.namespace,
-        activities: createActivities({ database: db.database, logger: logger.child({ component: 'activities' }) }),
+        activities: createActivities({
+          database: db.database,
+          logger: logger.child({ component: 'activities' }),
+          reportRecipients: config.smtp.reportRecipients,
+        }),
       });
       const running = worker.run();
       running.catch((err: unknown) => logger.error({ err }, 'worker stopped with an error'));
@@ -73,6 +80,11 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         await running.catch(() => undefined);
         await connection.close();
       });
+      const schedules = await ensureScanSchedules(temporal.client, db.database.db).catch((err: unknown) => {
+        logger.warn({ err }, 'fleet-scan schedules could not be created; scans still run on demand (patchops scan)');
+        return [];
+      });
+      if (schedules.length) logger.info({ schedules }, 'fleet-scan schedules in place');
     }
 
     let server: FastifyInstance | undefined;
