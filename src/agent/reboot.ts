@@ -1,7 +1,7 @@
 /**
  * Reboots per policy: never / if_required / always. The logged-in user is told (wall and notify-send on
  * Linux, osascript on macOS, msg.exe on Windows — whichever exists) and may defer (`patchops agent
- * defer-reboot` writes a request into the state directory) up to the policy's limit.
+ * --defer-reboot` writes a request into the state directory) up to the policy's limit.
  */
 import fs from 'node:fs/promises';
 import type { RebootPolicy } from '../shared/agent-protocol';

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerAgentCommands } from './commands/agent';
 import { registerCycleCommands } from './commands/cycles';
 import { registerDashboardCommands } from './commands/dashboard';
 import { registerDoctorCommand } from './commands/doctor';
@@ -12,6 +13,7 @@ const program = new Command('patchops')
 
 registerUpCommands(program);
 registerMigrateCommand(program);
+registerAgentCommands(program);
 registerDoctorCommand(program);
 registerDashboardCommands(program);
 registerCycleCommands(program);

@@ -1,0 +1,239 @@
+/**
+ * A simulated fleet (like Fleet's osquery-perf): N virtual endpoints in one process speaking the real agent
+ * protocol over HTTP — enrol, inventory, long-poll, results. OS mix; missing-patch sets whose CVEs come from
+ * the real CISA KEV catalog (known exploited) plus non-KEV ones; install latency; a failure rate.
+ */
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { backoffMs, GatewayClient, GatewayHttpError } from '../agent/client';
+import { patchJobPayloadSchema, type AgentJob, type FoundPatch, type JobResult } from '../shared/agent-protocol';
+
+export const DEFAULT_KEV_PATH = new URL('../../assets/kev/known_exploited_vulnerabilities.json', import.meta.url).pathname;
+
+export interface SimOptions {
+  serverUrl: string;
+  enrollSecret: string;
+  count: number;
+  /** Machine ids are `<prefix>-<n>`: the same prefix re-enrols the same endpoints. */
+  prefix?: string;
+  waitSeconds?: number;
+  installLatencyMs?: [number, number];
+  failureRate?: number;
+  /** Shares of windows / linux / macos. */
+  osMix?: { windows: number; linux: number; macos: number };
+  seed?: number;
+  kevPath?: string;
+  enrollConcurrency?: number;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+interface KevEntry {
+  cveID: string;
+  vendorProject: string;
+  product: string;
+  vulnerabilityName: string;
+}
+
+/** mulberry32: a small seeded generator, so a fleet is the same every run. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Os = 'windows' | 'linux' | 'macos';
+
+/** Patch catalogs per OS: KEV CVEs of the OS's vendors, and non-KEV ones, with vendor severity words. */
+export async function buildCatalogs(kevPath: string, rnd: () => number): Promise<Record<Os, FoundPatch[]>> {
+  const kev = (JSON.parse(await readFile(kevPath, 'utf8')) as { vulnerabilities: KevEntry[] }).vulnerabilities;
+  const pick = (f: (k: KevEntry) => boolean) => kev.filter(f).slice(0, 60);
+  const ms = pick((k) => k.vendorProject === 'Microsoft' && /Windows/i.test(k.product));
+  const linux = pick((k) => k.vendorProject === 'Linux' || /OpenSSL|sudo|glibc|Polkit/i.test(`${k.vendorProject} ${k.product}`));
+  const apple = pick((k) => k.vendorProject === 'Apple');
+  const nonKev = (n: number) => `CVE-${2023 + (n % 3)}-${String(30000 + Math.floor(rnd() * 19999))}`;
+  const out: Record<Os, FoundPatch[]> = { windows: [], linux: [], macos: [] };
+  for (let i = 0; i < 40; i++) {
+    const k = ms[i % Math.max(1, ms.length)];
+    const sev = ['Critical', 'Important', 'Moderate', 'Low'][Math.floor(rnd() * 4)]!;
+    const kb = `KB50${String(30000 + i * 37).padStart(5, '0')}`;
+    out.windows.push({
+      patchId: kb,
+      title: `${i % 5 === 0 ? 'Cumulative Update' : 'Security Update'} for Windows (${kb})`,
+      vendor: 'Microsoft',
+      product: 'Windows',
+      type: i % 7 === 6 ? 'definition' : i % 5 === 0 ? 'update_rollup' : 'security',
+      vendorSeverity: sev,
+      severitySource: 'msrc',
+      cves: i % 3 === 0 && k ? [k.cveID, nonKev(i)] : [nonKev(i)],
+      rebootRequired: i % 2 === 0,
+      packages: [{ manager: 'windows-update', name: kb }],
+    });
+    const l = linux[i % Math.max(1, linux.length)];
+    const urg = ['high', 'medium', 'low', 'not yet assigned'][Math.floor(rnd() * 4)]!;
+    const dsa = `DSA-${5600 + i}-1`;
+    out.linux.push({
+      patchId: dsa,
+      title: `${dsa} ${l?.product ?? 'openssl'} security update`,
+      vendor: 'Debian',
+      product: l?.product ?? 'openssl',
+      type: 'security',
+      vendorSeverity: urg,
+      severitySource: 'debian',
+      cves: i % 3 === 0 && l ? [l.cveID] : [nonKev(i), nonKev(i + 1)],
+      rebootRequired: /kernel/i.test(l?.product ?? ''),
+      packages: [{ manager: 'apt', name: (l?.product ?? 'openssl').toLowerCase().replace(/[^a-z0-9]+/g, '-'), version: `1.${i}.0-1+deb12u1` }],
+    });
+    const a = apple[i % Math.max(1, apple.length)];
+    const mac = `macOS-14.${i % 8}.${i % 3}-${i}`;
+    out.macos.push({
+      patchId: mac,
+      title: `macOS Sonoma 14.${i % 8}.${i % 3}`,
+      vendor: 'Apple',
+      product: 'macOS',
+      type: 'security',
+      cvss: Math.round((4 + rnd() * 6) * 10) / 10,
+      severitySource: 'apple',
+      cves: a && i % 2 === 0 ? [a.cveID] : [nonKev(i)],
+      rebootRequired: true,
+      packages: [{ manager: 'softwareupdate', name: mac }],
+    });
+  }
+  return out;
+}
+
+interface VirtualEndpoint {
+  n: number;
+  os: Os;
+  client: GatewayClient;
+  missing: Map<string, FoundPatch>;
+  installed: Map<string, FoundPatch>;
+}
+
+export interface SimStats {
+  enrolled: number;
+  polls: number;
+  jobs: number;
+  failedInstalls: number;
+  errors: number;
+}
+
+export class SimFleet {
+  readonly stats: SimStats = { enrolled: 0, polls: 0, jobs: 0, failedInstalls: 0, errors: 0 };
+  private readonly endpoints: VirtualEndpoint[] = [];
+  private readonly rnd: () => number;
+  constructor(private readonly o: SimOptions) {
+    this.rnd = seeded(o.seed ?? 42);
+  }
+
+  /** Enrols every virtual endpoint (bounded concurrency) and sends each one's inventory. */
+  async enroll(): Promise<void> {
+    const catalogs = await buildCatalogs(this.o.kevPath ?? DEFAULT_KEV_PATH, this.rnd);
+    const mix = this.o.osMix ?? { windows: 0.6, linux: 0.3, macos: 0.1 };
+    const prefix = this.o.prefix ?? 'sim';
+    for (let n = 0; n < this.o.count; n++) {
+      const r = this.rnd() * (mix.windows + mix.linux + mix.macos);
+      const os: Os = r < mix.windows ? 'windows' : r < mix.windows + mix.linux ? 'linux' : 'macos';
+      const missing = new Map<string, FoundPatch>();
+      const k = 3 + Math.floor(this.rnd() * 10);
+      for (let i = 0; i < k; i++) {
+        const p = catalogs[os][Math.floor(this.rnd() * catalogs[os].length)]!;
+        missing.set(p.patchId, p);
+      }
+      this.endpoints.push({ n, os, client: new GatewayClient(this.o.serverUrl), missing, installed: new Map() });
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < this.endpoints.length && !this.o.signal?.aborted) {
+        const ep = this.endpoints[next++]!;
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const res = await ep.client.enroll({
+              enrollSecret: this.o.enrollSecret,
+              machineId: `${prefix}-${String(ep.n).padStart(6, '0')}`,
+              hostname: `${prefix}-${ep.os === 'windows' ? 'win' : ep.os === 'linux' ? 'lnx' : 'mac'}-${String(ep.n).padStart(5, '0')}`,
+              osFamily: ep.os,
+              osName: ep.os === 'windows' ? 'Windows 11 Enterprise' : ep.os === 'linux' ? 'Debian GNU/Linux' : 'macOS',
+              osVersion: ep.os === 'windows' ? '10.0.22631' : ep.os === 'linux' ? '12' : '14.4',
+              arch: ep.os === 'macos' ? 'arm64' : 'x64',
+              agentVersion: 'sim-0.1.0',
+            });
+            ep.client.nodeKey = res.nodeKey;
+            this.stats.enrolled += 1;
+            break;
+          } catch (e) {
+            if (e instanceof GatewayHttpError && e.status < 500) throw e;
+            if (this.o.signal?.aborted) return;
+            await sleep(backoffMs(attempt, 200, 5000));
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: this.o.enrollConcurrency ?? 16 }, worker));
+  }
+
+  private async handle(ep: VirtualEndpoint, job: AgentJob): Promise<JobResult> {
+    const [lo, hi] = this.o.installLatencyMs ?? [200, 2000];
+    if (job.kind === 'scan') return { status: 'succeeded', missing: [...ep.missing.values()], patches: [], rebootPending: false };
+    if (job.kind === 'reboot') return { status: 'succeeded', patches: [], rebootPending: false };
+    const payload = patchJobPayloadSchema.parse(job.payload);
+    const patches: JobResult['patches'] = [];
+    for (const p of payload.patches) {
+      if (job.kind === 'install') {
+        await sleep(lo + this.rnd() * (hi - lo), undefined, { signal: this.o.signal }).catch(() => undefined);
+        if (this.rnd() < (this.o.failureRate ?? 0.02)) {
+          this.stats.failedInstalls += 1;
+          patches.push({ patchId: p.patchId, state: 'failed', error: ep.os === 'windows' ? 'Windows Update returned 0x80240022 (WU_E_ALL_UPDATES_FAILED)' : 'dpkg: error processing package (--configure)' });
+        } else {
+          const f = ep.missing.get(p.patchId);
+          ep.missing.delete(p.patchId);
+          if (f) ep.installed.set(p.patchId, f);
+          patches.push({ patchId: p.patchId, state: 'installed' });
+        }
+      } else if (job.kind === 'verify') {
+        patches.push({ patchId: p.patchId, state: ep.missing.has(p.patchId) ? 'missing' : 'installed' });
+      } else {
+        const f = ep.installed.get(p.patchId);
+        if (f) ep.missing.set(p.patchId, f);
+        ep.installed.delete(p.patchId);
+        patches.push({ patchId: p.patchId, state: 'rolled_back' });
+      }
+    }
+    const failed = patches.some((p) => p.state === 'failed' || p.state === 'missing');
+    return { status: failed ? 'failed' : 'succeeded', patches, rebootPending: false, error: failed ? 'one or more patches failed' : undefined };
+  }
+
+  private async loop(ep: VirtualEndpoint): Promise<void> {
+    let failures = 0;
+    while (!this.o.signal?.aborted) {
+      try {
+        const res = await ep.client.poll(this.o.waitSeconds ?? 30);
+        this.stats.polls += 1;
+        failures = 0;
+        for (const job of res.jobs) {
+          const result = await this.handle(ep, job);
+          await ep.client.result(job.id, result).catch((e: unknown) => {
+            if (!(e instanceof GatewayHttpError && e.status === 409)) throw e;
+          });
+          this.stats.jobs += 1;
+        }
+      } catch (e) {
+        if (this.o.signal?.aborted) return;
+        this.stats.errors += 1;
+        if (failures === 0) this.o.log.warn({ endpoint: ep.n, err: (e as Error).message }, 'simulated agent: gateway error; backing off');
+        await sleep(backoffMs(failures++, 500, 30_000), undefined, { signal: this.o.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Runs every endpoint's poll loop until the signal aborts. */
+  async run(): Promise<void> {
+    await Promise.all(this.endpoints.map((ep) => this.loop(ep)));
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * Agent-area verbs: `agent`, `agent-sim`, `distribution-point`, `enroll-secret add|list|revoke`,
+ * `agents list|revoke`, `repo add` (publish files + signed manifest), `distribution-point-register`.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type Command, Option } from 'commander';
+import { pino } from 'pino';
+import { Agent } from '../../agent/agent';
+import { RecordingRebooter } from '../../agent/reboot';
+import { StateStore } from '../../agent/state';
+import { SimFleet } from '../../agent-sim/fleet';
+import { addDistributionPoint, addEnrollSecret, latestManifest, listAgents, listEnrollSecrets, publishManifest, revokeAgent, revokeEnrollSecret } from '../../db/agents';
+import { startDistributionPoint } from '../../distribution-point/server';
+import { startDatabase, type RunningDatabase } from '../../runtime/database';
+import { manifestBodySchema } from '../../shared/agent-protocol';
+import { configOrExit, loggerFor, reportFatal } from '../context';
+
+export function defaultStateDir(): string {
+  if (process.platform === 'win32') return path.join(process.env.ProgramData ?? 'C:\\ProgramData', 'patchops-agent');
+  if (process.platform === 'darwin') return '/Library/Application Support/patchops-agent';
+  return process.getuid?.() === 0 ? '/var/lib/patchops-agent' : path.join(os.homedir(), '.patchops-agent');
+}
+
+function stopOnSignal(): AbortController {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return ac;
+}
+
+async function withDb<T>(fn: (db: RunningDatabase) => Promise<T>): Promise<T> {
+  const config = configOrExit();
+  const db = await startDatabase(config, loggerFor(config));
+  try {
+    return await fn(db);
+  } finally {
+    await db.stop();
+  }
+}
+
+export function registerAgentCommands(program: Command): void {
+  program
+    .command('agent')
+    .description('run the endpoint agent: enrol once, then poll the server for scan/install/verify/rollback/reboot jobs')
+    .option('--server <url>', 'the patchops server URL (PATCHOPS_SERVER)', process.env.PATCHOPS_SERVER)
+    .option('--enroll-secret <secret>', 'enrol secret, needed the first time (PATCHOPS_ENROLL_SECRET)', process.env.PATCHOPS_ENROLL_SECRET)
+    .option('--state-dir <dir>', 'where the agent keeps its identity', defaultStateDir())
+    .option('--wait <seconds>', 'long-poll wait', '30')
+    .option('--no-reboot', 'never restart the machine (reboots are reported as pending)')
+    .addOption(new Option('--apt-root <dir>', 'run apt/dpkg against another root (chroots, tests)').hideHelp())
+    .option('--defer-reboot', 'ask the running agent to defer a pending restart, then exit')
+    .action(async (o: { server?: string; enrollSecret?: string; stateDir: string; wait: string; reboot: boolean; aptRoot?: string; deferReboot?: boolean }) => {
+      if (o.deferReboot) {
+        const store = new StateStore(o.stateDir);
+        await fs.mkdir(o.stateDir, { recursive: true });
+        await fs.writeFile(store.deferFile, new Date().toISOString());
+        console.log('restart deferral requested; the agent applies it (within the policy\'s limit) before restarting');
+        return;
+      }
+      if (!o.server) reportFatal(new Error('--server is required (or set PATCHOPS_SERVER), e.g. --server https://patchops.example.com'));
+      const log = pino({ name: 'patchops-agent', level: process.env.LOG_LEVEL ?? 'info', base: { pid: process.pid } });
+      const ac = stopOnSignal();
+      const agent = new Agent({
+        serverUrl: o.server,
+        enrollSecret: o.enrollSecret,
+        stateDir: o.stateDir,
+        log,
+        aptRoot: o.aptRoot,
+        rebooter: o.reboot ? undefined : new RecordingRebooter(),
+        waitSeconds: Number(o.wait),
+        signal: ac.signal,
+      });
+      try {
+        await agent.run();
+      } catch (e) {
+        reportFatal(e);
+      }
+      process.exit(0);
+    });
+
+  program
+    .command('agent-sim')
+    .description('a simulated fleet: N virtual endpoints in one process speaking the agent protocol (tests, demos, load)')
+    .requiredOption('--server <url>', 'the patchops server URL')
+    .requiredOption('--enroll-secret <secret>', 'an active enrol secret')
+    .option('--count <n>', 'how many endpoints', '100')
+    .option('--prefix <p>', 'machine id prefix (same prefix = same endpoints)', 'sim')
+    .option('--wait <seconds>', 'long-poll wait', '30')
+    .option('--failure-rate <r>', 'share of installs that fail', '0.02')
+    .option('--latency <ms>', 'install latency range per patch, min-max', '200-2000')
+    .option('--seed <n>', 'random seed', '42')
+    .action(async (o: { server: string; enrollSecret: string; count: string; prefix: string; wait: string; failureRate: string; latency: string; seed: string }) => {
+      const log = pino({ name: 'patchops-agent-sim', level: process.env.LOG_LEVEL ?? 'info' });
+      const ac = stopOnSignal();
+      const [lo, hi] = o.latency.split('-').map(Number);
+      const fleet = new SimFleet({
+        serverUrl: o.server,
+        enrollSecret: o.enrollSecret,
+        count: Number(o.count),
+        prefix: o.prefix,
+        waitSeconds: Number(o.wait),
+        failureRate: Number(o.failureRate),
+        installLatencyMs: [lo ?? 200, hi ?? lo ?? 2000],
+        seed: Number(o.seed),
+        log,
+        signal: ac.signal,
+      });
+      try {
+        await fleet.enroll();
+        console.log(`agent-sim: ${fleet.stats.enrolled} endpoints enrolled; polling (Ctrl-C to stop)`);
+        const t = setInterval(() => log.info(fleet.stats, 'agent-sim'), 10_000);
+        await fleet.run();
+        clearInterval(t);
+      } catch (e) {
+        reportFatal(e);
+      }
+      process.exit(0);
+    });
+
+  program
+    .command('distribution-point')
+    .description("serve and cache the central repository's files for a site (filled on demand, hashes verified)")
+    .requiredOption('--upstream <url>', 'the central patchops server (or another distribution point)')
+    .option('--cache-dir <dir>', 'where cached files live', path.join(os.tmpdir(), 'patchops-dp-cache'))
+    .option('--host <host>', 'listen address', '0.0.0.0')
+    .option('--port <port>', 'listen port', '8081')
+    .action(async (o: { upstream: string; cacheDir: string; host: string; port: string }) => {
+      const log = pino({ name: 'patchops-dp', level: process.env.LOG_LEVEL ?? 'info' });
+      const dp = await startDistributionPoint({ upstream: o.upstream, cacheDir: o.cacheDir, host: o.host, port: Number(o.port), log }).catch(reportFatal);
+      console.log(`distribution point ready at ${dp.url} (upstream ${o.upstream})`);
+      const ac = stopOnSignal();
+      await new Promise((r) => ac.signal.addEventListener('abort', r));
+      await dp.close();
+      process.exit(0);
+    });
+
+  program
+    .command('distribution-point-register')
+    .description('tell the server about a distribution point: agents of endpoints tagged site:<site> fetch from it first')
+    .requiredOption('--name <name>')
+    .requiredOption('--url <url>', 'the URL agents reach it at')
+    .requiredOption('--site <site>')
+    .action(async (o: { name: string; url: string; site: string }) => {
+      await withDb(async (db) => addDistributionPoint(db.database.db, o)).catch(reportFatal);
+      console.log(`distribution point ${o.name} registered for site ${o.site}`);
+    });
+
+  const secrets = program.command('enroll-secret').description('agent enrolment secrets (several may be active: rotate by adding a new one, then revoking the old)');
+  secrets
+    .command('add')
+    .option('--name <name>', 'a name for it', `secret-${new Date().toISOString().slice(0, 10)}`)
+    .option('--secret <secret>', 'use this value (≥16 chars) instead of a generated one')
+    .action(async (o: { name: string; secret?: string }) => {
+      const r = await withDb((db) => addEnrollSecret(db.database.db, { name: o.name, secret: o.secret, by: `cli:${os.userInfo().username}` })).catch(reportFatal);
+      console.log(`enrol secret "${r.name}" added. It is shown only now:\n\n  ${r.secret}\n\nEnrol an agent: patchops agent --server <url> --enroll-secret ${r.secret}`);
+    });
+  secrets.command('list').action(async () => {
+    const rows = await withDb((db) => listEnrollSecrets(db.database.db)).catch(reportFatal);
+    if (rows.length === 0) console.log('no enrol secrets (AGENT_ENROLL_SECRET, when set, is added when the server starts)');
+    for (const r of rows) console.log(`${r.name.padEnd(24)} ${r.revokedAt ? `revoked ${r.revokedAt}` : 'active'}  (added ${r.createdAt})`);
+  });
+  secrets
+    .command('revoke <name>')
+    .action(async (name: string) => {
+      await withDb((db) => revokeEnrollSecret(db.database.db, name, `cli:${os.userInfo().username}`)).catch(reportFatal);
+      console.log(`enrol secret "${name}" revoked; enrolled agents keep working`);
+    });
+
+  const agents = program.command('agents').description('enrolled agents');
+  agents.command('list').action(async () => {
+    const rows = await withDb((db) => listAgents(db.database.db)).catch(reportFatal);
+    if (rows.length === 0) console.log('no agents enrolled yet');
+    for (const r of rows) console.log(`${r.endpointId.padEnd(24)} ${r.hostname.padEnd(28)} ${`${r.osFamily} ${r.osVersion}`.padEnd(22)} ${r.status.padEnd(12)} last seen ${r.lastSeenAt ?? 'never'}${r.activeKeys === 0 ? '  (revoked)' : ''}`);
+  });
+  agents
+    .command('revoke <endpointId>')
+    .description("revoke the agent's node key: it gets 401 from now on and must be enrolled again")
+    .action(async (id: string) => {
+      const n = await withDb((db) => revokeAgent(db.database.db, id, `cli:${os.userInfo().username}`)).catch(reportFatal);
+      console.log(`${n} key(s) of ${id} revoked`);
+    });
+
+  program
+    .command('repo-add <files...>')
+    .description('add installer files to the central repository and publish a new signed manifest')
+    .option('--ttl-hours <h>', 'how long the manifest stays valid', String(24 * 7))
+    .action(async (files: string[], o: { ttlHours: string }) => {
+      const config = configOrExit();
+      const repoDir = path.join(config.dataDir, 'repository');
+      await fs.mkdir(repoDir, { recursive: true });
+      const m = await withDb(async (db) => {
+        const prev = await latestManifest(db.database.db);
+        const list = prev ? manifestBodySchema.parse(JSON.parse(prev.body)).files : [];
+        for (const f of files) {
+          const bytes = await fs.readFile(f);
+          const sha256 = createHash('sha256').update(bytes).digest('hex');
+          await fs.writeFile(path.join(repoDir, sha256), bytes);
+          const entry = { name: path.basename(f), sha256, size: bytes.length };
+          const i = list.findIndex((x) => x.sha256 === sha256);
+          if (i >= 0) list[i] = entry;
+          else list.push(entry);
+          console.log(`${sha256}  ${entry.name}`);
+        }
+        return publishManifest(db.database.db, list, { ttlHours: Number(o.ttlHours) });
+      }).catch(reportFatal);
+      console.log(`manifest version ${m.version} published and signed`);
+    });
+}
