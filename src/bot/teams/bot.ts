@@ -1,0 +1,219 @@
+/**
+ * The Teams front-end: botbuilder 4.23 CloudAdapter mounted at POST /api/messages on our Fastify server.
+ * Handles installs (stores the conversation reference for proactive messages), typed commands (the same
+ * words as /patch), and the Adaptive Card `adaptiveCard/action` invokes (Action.Execute: Approve, Reject
+ * with a reason, Resume, Roll back), answered with the updated card while every copy is updated with
+ * updateActivity. JWTs are validated when TEAMS_APP_ID / TEAMS_APP_PASSWORD are set; unset is
+ * local/emulator mode (no authentication: keep the port private).
+ */
+import {
+  ActivityTypes,
+  CloudAdapter,
+  ConfigurationBotFrameworkAuthentication,
+  TurnContext,
+  type Activity,
+  type ConversationReference,
+  type Response as BotResponse,
+} from 'botbuilder';
+import type { FastifyInstance } from 'fastify';
+import type { Db } from '../../db/client';
+import { findChatMessageByRef, removeConversation, saveConversation } from '../../db/chat';
+import type { TeamsChatChannel } from '../../integrations/teams';
+import type { Logger } from '../../logging';
+import type { RouteModule } from '../../server/app';
+import { ADAPTIVE_CARD_CONTENT_TYPE, approvalAdaptiveCard, messageCard, type AdaptiveCard } from '../core/adaptive';
+import { ACTION, type ApprovalCardModel } from '../core/card';
+import type { CommandRunner } from '../core/command-runner';
+import type { DecisionDesk } from '../core/decisions';
+
+export interface TeamsAuthOptions {
+  appId?: string;
+  appPassword?: string;
+  tenantId?: string;
+}
+
+/** The CloudAdapter: JWT validation with app credentials, or local/emulator mode without them. */
+export function createTeamsAdapter(o: TeamsAuthOptions, logger: Logger): CloudAdapter {
+  const auth = new ConfigurationBotFrameworkAuthentication(
+    o.appId
+      ? { MicrosoftAppId: o.appId, MicrosoftAppPassword: o.appPassword, MicrosoftAppTenantId: o.tenantId, MicrosoftAppType: o.tenantId ? 'SingleTenant' : 'MultiTenant' }
+      : {},
+  );
+  const adapter = new CloudAdapter(auth);
+  adapter.onTurnError = async (context, error) => {
+    logger.error({ err: error, type: context.activity.type }, 'Teams turn failed');
+    if (context.activity.type === ActivityTypes.Message) {
+      await context.sendActivity('Something went wrong on our side; the error is logged. Try again, or type `help`.').catch(() => undefined);
+    }
+  };
+  return adapter;
+}
+
+export function teamsIdentity(from: { id?: string } | undefined): string {
+  return `teams:${from?.id ?? 'unknown'}`;
+}
+
+export interface TeamsBotOptions {
+  adapter: CloudAdapter;
+  db: Db;
+  desk: DecisionDesk;
+  runCommand: CommandRunner;
+  channel: TeamsChatChannel;
+  logger: Logger;
+  /** True when TEAMS_APP_ID is unset: say so at start-up. */
+  emulator: boolean;
+}
+
+interface ExecuteValue {
+  action?: { type?: string; verb?: string; data?: Record<string, unknown> };
+}
+
+export function createTeamsBot(o: TeamsBotOptions) {
+  const logger = o.logger;
+
+  const invokeResponse = async (context: TurnContext, card: AdaptiveCard) => {
+    await context.sendActivity({
+      type: ActivityTypes.InvokeResponse,
+      value: { status: 200, body: { statusCode: 200, type: ADAPTIVE_CARD_CONTENT_TYPE, value: card } },
+    });
+  };
+
+  async function onExecute(context: TurnContext): Promise<void> {
+    const value = (context.activity.value ?? {}) as ExecuteValue;
+    const verb = value.action?.verb;
+    const data = value.action?.data ?? {};
+    const cycleId = typeof data.cycleId === 'string' ? data.cycleId : '';
+    const identity = teamsIdentity(context.activity.from);
+    const cardRef = context.activity.replyToId;
+    const stored = cardRef ? await findChatMessageByRef(o.db, 'teams', cardRef) : null;
+
+    if (verb === ACTION.approve || verb === ACTION.reject) {
+      const reason = typeof data.reason === 'string' ? data.reason.trim() : '';
+      const outcome = await o.desk.decide({
+        cycleId,
+        identity,
+        channel: 'teams',
+        decision: verb === ACTION.approve ? 'approve' : 'reject',
+        reason: reason || undefined,
+        messageRef: cardRef,
+      });
+      // Re-read: the decision desk updated the stored model (and every copy of the card) already.
+      const fresh = cardRef ? await findChatMessageByRef(o.db, 'teams', cardRef) : null;
+      const model = (fresh?.model ?? stored?.model) as ApprovalCardModel | null | undefined;
+      const card = model ? approvalAdaptiveCard(model, { text: outcome.text, isError: !outcome.ok }) : messageCard([outcome.text]);
+      await invokeResponse(context, card);
+      return;
+    }
+    if (verb === ACTION.resume || verb === ACTION.rollback) {
+      const action = verb === ACTION.resume ? 'resume' : 'rollback';
+      const outcome = await o.desk.control({ cycleId, identity, channel: 'teams', action, messageRef: cardRef });
+      let card: AdaptiveCard | undefined;
+      if (outcome.ok && stored) card = await o.channel.resolvePause(stored, { by: identity, action, at: outcome.at }).catch(() => undefined);
+      await invokeResponse(context, card ? { ...card, body: [...(card.body as unknown[]), { type: 'TextBlock', text: outcome.text, wrap: true, color: 'Good' }] } : messageCard([outcome.text]));
+      return;
+    }
+    await invokeResponse(context, messageCard([`Unknown action "${verb ?? ''}".`]));
+  }
+
+  async function remember(context: TurnContext, kind?: string) {
+    const a = context.activity;
+    await saveConversation(o.db, {
+      platform: 'teams',
+      conversationId: a.conversation.id,
+      kind: kind ?? a.conversation.conversationType ?? 'personal',
+      // Without activityId: proactive posts are new messages, not replies to the install event.
+      reference: referenceWithoutActivity(TurnContext.getConversationReference(a)),
+      tenantId: a.conversation.tenantId ?? (a.channelData as { tenant?: { id?: string } } | undefined)?.tenant?.id ?? null,
+      installedBy: teamsIdentity(a.from),
+    });
+  }
+
+  async function logic(context: TurnContext): Promise<void> {
+    const a = context.activity;
+    switch (a.type) {
+      case ActivityTypes.Invoke:
+        if (a.name === 'adaptiveCard/action') return onExecute(context);
+        await context.sendActivity({ type: ActivityTypes.InvokeResponse, value: { status: 200, body: {} } });
+        return;
+      case ActivityTypes.InstallationUpdate: {
+        const action = (a as Activity & { action?: string }).action ?? '';
+        if (action.startsWith('remove')) {
+          await removeConversation(o.db, 'teams', a.conversation.id);
+        } else {
+          await remember(context);
+          await context.sendActivity('patchops is installed here: approval cards and cycle updates will be posted to this conversation. Type `help` for commands.');
+        }
+        return;
+      }
+      case ActivityTypes.ConversationUpdate:
+        if (a.membersAdded?.some((m) => m.id === a.recipient?.id)) {
+          await remember(context);
+          await context.sendActivity('patchops is here: approval cards and cycle updates will be posted to this conversation. Type `help` for commands.');
+        }
+        if (a.membersRemoved?.some((m) => m.id === a.recipient?.id)) await removeConversation(o.db, 'teams', a.conversation.id);
+        return;
+      case ActivityTypes.Message: {
+        const text = (TurnContext.removeRecipientMention(a) ?? a.text ?? '').trim();
+        if (!text) return;
+        let reply: string;
+        try {
+          reply = (await o.runCommand(text, { identity: teamsIdentity(a.from), channel: 'teams', conversationId: a.conversation.id })).text;
+        } catch (e) {
+          logger.error({ err: e, text }, 'Teams command failed');
+          reply = `That did not work: ${(e as Error).message}. Type \`help\` for the commands.`;
+        }
+        await context.sendActivity({ type: 'message', text: reply, textFormat: 'markdown' });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  const routes: RouteModule = async (app: FastifyInstance) => {
+    if (o.emulator) {
+      logger.warn('Teams: local/emulator mode at POST /api/messages, requests are NOT authenticated; set TEAMS_APP_ID and TEAMS_APP_PASSWORD to validate Teams JWTs');
+    } else {
+      logger.info('Teams: POST /api/messages, Bot Framework JWTs validated');
+    }
+    app.post('/api/messages', async (req, reply) => {
+      const res = new CollectingResponse();
+      await o.adapter.process({ body: req.body as Record<string, unknown>, headers: req.headers as Record<string, string>, method: 'POST' }, res, logic);
+      reply.code(res.statusCode);
+      for (const [k, v] of Object.entries(res.headers)) reply.header(k, v);
+      return reply.send(res.body ?? '');
+    });
+  };
+
+  return { logic, routes };
+}
+
+function referenceWithoutActivity(ref: Partial<ConversationReference>): Record<string, unknown> {
+  const copy: Partial<ConversationReference> = { ...ref };
+  delete copy.activityId;
+  return copy as Record<string, unknown>;
+}
+
+/** The botbuilder Response shape over a buffer we hand to Fastify afterwards. */
+class CollectingResponse implements BotResponse {
+  socket: unknown = null;
+  statusCode = 200;
+  body: unknown;
+  headers: Record<string, string> = {};
+  end(...args: unknown[]): unknown {
+    if (args.length && args[0] !== undefined && this.body === undefined) this.body = args[0];
+    return this;
+  }
+  header(name: string, value: unknown): unknown {
+    this.headers[name] = String(value);
+    return this;
+  }
+  send(...args: unknown[]): unknown {
+    this.body = args[0];
+    return this;
+  }
+  status(code: number): unknown {
+    this.statusCode = code;
+    return this;
+  }
+}

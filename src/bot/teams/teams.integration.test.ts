@@ -1,0 +1,233 @@
+/**
+ * Teams over real HTTP: Bot Framework activities posted to /api/messages (emulator mode, no JWT) with
+ * serviceUrl at the fake connector, which records what the bot sends back; a real database.
+ */
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startFakeBotConnector, type FakeBotConnector } from '../../../test/fakes/bot-connector';
+import { RecordingCycleService } from '../../../test/fakes/recording-cycle-service';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db';
+import { listConversations } from '../../db/chat';
+import { grantRole } from '../../db/identities';
+import type { ApprovalRequest } from '../../domain/ports';
+import { TeamsChatChannel } from '../../integrations/teams';
+import { createLogger } from '../../logging';
+import { buildServer } from '../../server/app';
+import { ACTION } from '../core/card';
+import type { CommandCaller } from '../core/command-runner';
+import { DecisionDesk } from '../core/decisions';
+import { createTeamsAdapter, createTeamsBot } from './bot';
+
+const logger = createLogger('silent');
+const CONV = '19:patching@thread.tacv2';
+const BOT = { id: '28:patchops-bot', name: 'patchops' };
+
+let db: TestDatabase;
+let connector: FakeBotConnector;
+let server: FastifyInstance;
+let url: string;
+let service: RecordingCycleService;
+let channel: TeamsChatChannel;
+const commands: Array<{ text: string; caller: CommandCaller }> = [];
+let seq = 0;
+
+function activity(o: Record<string, unknown>): Record<string, unknown> {
+  seq += 1;
+  return {
+    id: `incoming-${seq}`,
+    timestamp: new Date().toISOString(),
+    serviceUrl: connector.serviceUrl,
+    channelId: 'msteams',
+    from: { id: '29:admin', name: 'Ada Admin', aadObjectId: '00000000-0000-0000-0000-0000000000a1' },
+    conversation: { id: CONV, conversationType: 'channel', tenantId: 'tenant-1', isGroup: true },
+    recipient: BOT,
+    channelData: { tenant: { id: 'tenant-1' } },
+    locale: 'en-GB',
+    ...o,
+  };
+}
+
+async function send(a: Record<string, unknown>) {
+  const res = await fetch(`${url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(a) });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+}
+
+function execute(verb: string, data: Record<string, unknown>, fromId: string, replyToId: string) {
+  return send(activity({ type: 'invoke', name: 'adaptiveCard/action', from: { id: fromId, name: fromId }, replyToId, value: { action: { type: 'Action.Execute', verb, data }, trigger: 'manual' } }));
+}
+
+function request(cycleId: string): ApprovalRequest {
+  return {
+    cycleId,
+    policyName: 'monthly-servers',
+    emergency: false,
+    requestedBy: 'teams:29:requester',
+    scope: { groups: ['web'] },
+    endpoints: 4,
+    bySeverity: { important: 3 },
+    byType: { security: 3 },
+    topPatches: [{ patchId: 'KB2', title: 'Edge update', severity: 'important', type: 'security', cves: ['CVE-2026-1111'], knownExploited: false, endpoints: 4 }],
+    approvalsNeeded: 1,
+  };
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  connector = await startFakeBotConnector();
+  service = new RecordingCycleService();
+  const adapter = createTeamsAdapter({}, logger);
+  channel = new TeamsChatChannel({ adapter, appId: undefined, db: db.db, logger });
+  const desk = new DecisionDesk({ service, db: db.db, logger, chat: channel });
+  const bot = createTeamsBot({
+    adapter,
+    db: db.db,
+    desk,
+    channel,
+    logger,
+    emulator: true,
+    runCommand: async (text, caller) => {
+      commands.push({ text, caller });
+      return { text: `ran: ${text}` };
+    },
+  });
+  server = await buildServer({ logger, health: [], routes: [bot.routes] });
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  url = `http://127.0.0.1:${(server.server.address() as { port: number }).port}`;
+  await grantRole(db.db, { identity: 'teams:29:admin', role: 'admin', by: 'test' });
+}, 60_000);
+
+afterAll(async () => {
+  await server?.close();
+  await connector?.close();
+  await db?.close();
+});
+
+beforeEach(() => {
+  connector.reset();
+  service.calls.length = 0;
+});
+
+async function install() {
+  const res = await send(activity({ type: 'installationUpdate', action: 'add' }));
+  expect(res.status).toBe(200);
+}
+
+async function postedCard(cycleId: string): Promise<string> {
+  await channel.requestApproval(request(cycleId));
+  expect(connector.callsOf('send').some((c) => JSON.stringify(c.activity).includes(cycleId))).toBe(true);
+  const row = await db.db.query.chatMessages.findFirst({ where: (m, { and, eq }) => and(eq(m.cycleId, cycleId), eq(m.key, 'approval')) });
+  return row!.messageRef!;
+}
+
+describe('Teams install and commands', () => {
+  it('stores the conversation reference on install and answers typed commands as the Teams user', async () => {
+    await install();
+    const convs = await listConversations(db.db, 'teams');
+    expect(convs).toHaveLength(1);
+    expect(convs[0]).toMatchObject({ conversationId: CONV, kind: 'channel', tenantId: 'tenant-1' });
+    expect(convs[0]!.reference).toMatchObject({ serviceUrl: connector.serviceUrl, conversation: { id: CONV } });
+    const [welcome] = await connector.waitFor('reply');
+    expect(String(welcome!.activity!.text)).toContain('patchops is installed here');
+
+    const res = await send(
+      activity({
+        type: 'message',
+        text: '<at>patchops</at> status cyc-1',
+        entities: [{ type: 'mention', text: '<at>patchops</at>', mentioned: BOT }],
+      }),
+    );
+    expect(res.status).toBe(200);
+    expect(commands.at(-1)).toMatchObject({ text: 'status cyc-1', caller: { identity: 'teams:29:admin', channel: 'teams', conversationId: CONV } });
+    const replies = await connector.waitFor('reply', 2);
+    expect(replies.at(-1)!.activity!.text).toBe('ran: status cyc-1');
+  });
+});
+
+describe('Teams approval card', () => {
+  it('is posted once as an Adaptive Card 1.5 with Action.Execute, and re-asking updates it', async () => {
+    await install();
+    connector.reset();
+    service.addCycle('cyc-t1', { requestedBy: 'teams:29:requester' });
+    await channel.requestApproval(request('cyc-t1'));
+    await channel.requestApproval(request('cyc-t1'));
+    expect(connector.callsOf('send')).toHaveLength(1);
+    expect(connector.callsOf('update')).toHaveLength(1);
+    const att = (connector.callsOf('send')[0]!.activity!.attachments as Array<{ contentType: string; content: Record<string, unknown> }>)[0]!;
+    expect(att.contentType).toBe('application/vnd.microsoft.card.adaptive');
+    expect(att.content).toMatchObject({ type: 'AdaptiveCard', version: '1.5' });
+    const actions = att.content.actions as Array<{ type: string; verb: string }>;
+    expect(actions.map((a) => [a.type, a.verb])).toEqual([
+      ['Action.Execute', ACTION.approve],
+      ['Action.Execute', ACTION.reject],
+    ]);
+    expect(JSON.stringify(att.content)).toContain('CVE-2026-1111');
+  });
+
+  it('Approve: the invoke is answered with the updated card and every copy is updated in place', async () => {
+    service.addCycle('cyc-t2', { requestedBy: 'teams:29:requester' });
+    const cardId = await postedCard('cyc-t2');
+    connector.reset();
+    const res = await execute(ACTION.approve, { cycleId: 'cyc-t2' }, '29:approver', cardId);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ statusCode: 200, type: 'application/vnd.microsoft.card.adaptive' });
+    const shown = JSON.stringify(res.body!.value);
+    expect(shown).toContain('You approved cycle cyc-t2');
+    expect(shown).toContain('Approved by teams:29:approver');
+    expect(shown).not.toContain(ACTION.approve);
+    expect(service.callsOf('approve')[0]!.args).toEqual(['cyc-t2', { identity: 'teams:29:approver', channel: 'teams', reason: undefined, messageRef: cardId }]);
+    const [update] = await connector.waitFor('update');
+    expect(update!.activityId).toBe(cardId);
+    expect(JSON.stringify(update!.activity)).toContain('Approved by teams:29:approver');
+  });
+
+  it('a duplicate invoke is counted once; a refusal shows the reason only to the clicker', async () => {
+    service.addCycle('cyc-t3', { requestedBy: 'teams:29:requester', needed: 2 });
+    const cardId = await postedCard('cyc-t3');
+    connector.reset();
+    const [a, b] = await Promise.all([execute(ACTION.approve, { cycleId: 'cyc-t3' }, '29:twice', cardId), execute(ACTION.approve, { cycleId: 'cyc-t3' }, '29:twice', cardId)]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(service.callsOf('approve')).toHaveLength(1);
+    expect(service.cycles.get('cyc-t3')!.votes).toHaveLength(1);
+
+    const refused = await execute(ACTION.approve, { cycleId: 'cyc-t3' }, '29:requester', cardId);
+    expect(JSON.stringify(refused.body!.value)).toContain('you requested this cycle; someone else must approve');
+    expect(service.cycles.get('cyc-t3')!.votes).toHaveLength(1);
+  });
+
+  it('Reject needs a reason; with one, the cycle is rejected with it', async () => {
+    service.addCycle('cyc-t4', { requestedBy: 'teams:29:requester' });
+    const cardId = await postedCard('cyc-t4');
+    connector.reset();
+    const empty = await execute(ACTION.reject, { cycleId: 'cyc-t4', reason: '  ' }, '29:rejecter', cardId);
+    expect(JSON.stringify(empty.body!.value)).toContain('A rejection needs a reason');
+    expect(service.callsOf('reject')).toHaveLength(0);
+    expect(connector.callsOf('update')).toHaveLength(0);
+
+    const ok = await execute(ACTION.reject, { cycleId: 'cyc-t4', reason: 'change freeze this week' }, '29:rejecter', cardId);
+    expect(JSON.stringify(ok.body!.value)).toContain('Rejected by teams:29:rejecter');
+    expect(service.callsOf('reject')[0]!.args[1]).toMatchObject({ identity: 'teams:29:rejecter', reason: 'change freeze this week' });
+    await connector.waitFor('update');
+  });
+
+  it('stages are replies to the card, posted once; Resume on a pause card is for admins', async () => {
+    service.addCycle('cyc-t5', { requestedBy: 'teams:29:requester' });
+    const cardId = await postedCard('cyc-t5');
+    connector.reset();
+    const u = { cycleId: 'cyc-t5', stage: 'TEST' as const, text: 'Test ring: 2/2 succeeded' };
+    await channel.stageUpdate(u);
+    await channel.stageUpdate(u);
+    expect(connector.callsOf('reply')).toHaveLength(1);
+    expect(connector.callsOf('reply')[0]!.activityId).toBe(cardId);
+
+    await channel.pauseQuestion({ cycleId: 'cyc-t5', reason: 'failure threshold reached' });
+    const pauseRow = await db.db.query.chatMessages.findFirst({ where: (m, { and, eq, like }) => and(eq(m.cycleId, 'cyc-t5'), like(m.key, 'pause:%')) });
+    const pauseId = pauseRow!.messageRef!;
+    const denied = await execute(ACTION.resume, { cycleId: 'cyc-t5' }, '29:nobody', pauseId);
+    expect(JSON.stringify(denied.body!.value)).toContain('only admins');
+    expect(service.callsOf('resume')).toHaveLength(0);
+    const ok = await execute(ACTION.resume, { cycleId: 'cyc-t5' }, '29:admin', pauseId);
+    expect(JSON.stringify(ok.body!.value)).toContain('Resumed by teams:29:admin');
+    expect(service.callsOf('resume')[0]!.args).toEqual(['cyc-t5', 'teams:29:admin']);
+  });
+});

@@ -1,0 +1,162 @@
+/**
+ * TeamsChatChannel: the ChatNotifier on the Bot Framework connector (botbuilder 4.23 CloudAdapter). It posts
+ * proactively to the conversations the bot was installed into (stored conversation references): the
+ * approval as an Adaptive Card 1.5, updated for everyone with updateActivity on the stored activity id;
+ * stages, pause questions and the summary as replies to it. Each message is stored before it is sent, so a
+ * retried activity never re-posts.
+ *
+ * Bot Framework SDK 4.23 is its final release; the Microsoft 365 Agents SDK is its successor. Only this file
+ * and src/bot/teams/ know about botbuilder: the rest of the product sees the ChatNotifier port.
+ */
+import { CardFactory, TurnContext, type CloudAdapter, type ConversationReference } from 'botbuilder';
+import type { Db } from '../db/client';
+import {
+  chatMessagesOf,
+  listConversations,
+  releaseChatMessage,
+  reserveChatMessage,
+  setChatMessageRef,
+  updateChatMessageModel,
+  type ChatMessageKey,
+  type StoredChatMessage,
+  type StoredConversation,
+} from '../db/chat';
+import { approvalAdaptiveCard, pauseAdaptiveCard, summaryAdaptiveCard, type AdaptiveCard } from '../bot/core/adaptive';
+import { approvalModelFromRequest, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../bot/core/card';
+import { CodedError, ErrorCode } from '../domain/errors';
+import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../domain/ports';
+import type { Logger } from '../logging';
+
+export interface TeamsChatChannelOptions {
+  adapter: CloudAdapter;
+  /** TEAMS_APP_ID; empty in local/emulator mode. */
+  appId: string | undefined;
+  db: Db;
+  logger: Logger;
+}
+
+type Outgoing = { text?: string; card?: AdaptiveCard; replyToId?: string | null };
+
+export class TeamsChatChannel implements ChatNotifier {
+  constructor(private readonly o: TeamsChatChannelOptions) {}
+
+  async requestApproval(req: ApprovalRequest): Promise<void> {
+    let targets = await listConversations(this.o.db, 'teams');
+    if (req.channel && targets.some((t) => t.conversationId === req.channel)) targets = targets.filter((t) => t.conversationId === req.channel);
+    if (targets.length === 0) {
+      this.o.logger.info({ cycleId: req.cycleId }, 'no Teams conversation to post the approval to (install the bot in a team or chat first)');
+      return;
+    }
+    const model = approvalModelFromRequest(req);
+    for (const conv of targets) {
+      const k: ChatMessageKey = { cycleId: req.cycleId, platform: 'teams', conversationId: conv.conversationId, key: 'approval' };
+      const r = await reserveChatMessage(this.o.db, { ...k, model: model as unknown as Record<string, unknown> });
+      if (r.reserved) {
+        await this.send(conv, k, { card: approvalAdaptiveCard(model) });
+        continue;
+      }
+      if (!r.existing.messageRef) continue;
+      const old = r.existing.model as ApprovalCardModel | null;
+      const merged = old ? { ...model, decisions: old.decisions, outcome: old.outcome } : model;
+      await updateChatMessageModel(this.o.db, k, merged as unknown as Record<string, unknown>);
+      await this.update(conv, r.existing.messageRef, approvalAdaptiveCard(merged));
+    }
+  }
+
+  async recordDecision(notice: DecisionNotice): Promise<void> {
+    const messages = await chatMessagesOf(this.o.db, notice.cycleId, 'teams', 'approval');
+    if (messages.length === 0) return;
+    const convs = await this.conversations();
+    for (const m of messages) {
+      const conv = convs.get(m.conversationId);
+      if (!m.messageRef || !m.model || !conv) continue;
+      const model = withDecision(m.model as unknown as ApprovalCardModel, notice);
+      await updateChatMessageModel(this.o.db, m, model as unknown as Record<string, unknown>);
+      await this.update(conv, m.messageRef, approvalAdaptiveCard(model));
+    }
+  }
+
+  async stageUpdate(update: StageUpdate): Promise<void> {
+    await this.inThread(update.cycleId, stageKey(update), { text: stageLine(update) });
+  }
+
+  async pauseQuestion(q: PauseQuestion): Promise<void> {
+    await this.inThread(q.cycleId, `pause:${q.wave?.index ?? ''}:${q.reason}`.slice(0, 200), { card: pauseAdaptiveCard(q) }, { question: q });
+  }
+
+  async summary(report: CycleReport): Promise<void> {
+    await this.inThread(report.cycleId, 'summary', { card: summaryAdaptiveCard(report) });
+  }
+
+  /** Pause question answered: the card shows who resumed or rolled back, for everyone. */
+  async resolvePause(m: StoredChatMessage, resolved: { by: string; action: 'resume' | 'rollback'; at: string }): Promise<AdaptiveCard | undefined> {
+    const q = (m.model as { question?: PauseQuestion } | null)?.question;
+    const conv = (await this.conversations()).get(m.conversationId);
+    if (!q || !m.messageRef || !conv) return undefined;
+    const card = pauseAdaptiveCard(q, resolved);
+    await updateChatMessageModel(this.o.db, m, { question: q, resolved });
+    await this.update(conv, m.messageRef, card);
+    return card;
+  }
+
+  private async conversations(): Promise<Map<string, StoredConversation>> {
+    return new Map((await listConversations(this.o.db, 'teams')).map((c) => [c.conversationId, c]));
+  }
+
+  /** Replies to the approval card in each conversation that has one; else posts to every installed conversation. */
+  private async inThread(cycleId: string, key: string, out: Outgoing, model?: Record<string, unknown>): Promise<void> {
+    const convs = await this.conversations();
+    const parents = (await chatMessagesOf(this.o.db, cycleId, 'teams', 'approval')).filter((m) => m.messageRef && convs.has(m.conversationId));
+    const targets = parents.length
+      ? parents.map((p) => ({ conv: convs.get(p.conversationId)!, replyToId: p.messageRef }))
+      : [...convs.values()].map((conv) => ({ conv, replyToId: null }));
+    for (const t of targets) {
+      const k: ChatMessageKey = { cycleId, platform: 'teams', conversationId: t.conv.conversationId, key };
+      const r = await reserveChatMessage(this.o.db, { ...k, threadRef: t.replyToId, model });
+      if (!r.reserved) continue;
+      await this.send(t.conv, k, { ...out, replyToId: t.replyToId });
+    }
+  }
+
+  private async continueWith(conv: StoredConversation, logic: (ctx: TurnContext) => Promise<void>): Promise<void> {
+    await this.o.adapter.continueConversationAsync(this.o.appId ?? '', conv.reference as Partial<ConversationReference>, logic);
+  }
+
+  private async send(conv: StoredConversation, k: ChatMessageKey, out: Outgoing): Promise<string> {
+    try {
+      let id: string | undefined;
+      await this.continueWith(conv, async (ctx) => {
+        // Straight to the adapter: TurnContext.sendActivity would make every proactive post a reply to the
+        // continuation activity. A new message goes to the conversation; a stage update replies to the card.
+        const activity = TurnContext.applyConversationReference(
+          {
+            type: 'message',
+            ...(out.text ? { text: out.text, textFormat: 'markdown' } : {}),
+            ...(out.card ? { attachments: [CardFactory.adaptiveCard(out.card)] } : {}),
+          },
+          conv.reference as Partial<ConversationReference>,
+        );
+        delete activity.replyToId;
+        if (out.replyToId) activity.replyToId = out.replyToId;
+        const [res] = await ctx.adapter.sendActivities(ctx, [activity]);
+        id = res?.id;
+      });
+      if (!id) throw new Error('the connector returned no activity id');
+      await setChatMessageRef(this.o.db, k, id);
+      return id;
+    } catch (e) {
+      await releaseChatMessage(this.o.db, k);
+      throw new CodedError(ErrorCode.IntegrationFailed, `Teams post to conversation ${conv.conversationId} failed: ${(e as Error).message}`, { cause: e, retryable: true });
+    }
+  }
+
+  private async update(conv: StoredConversation, activityId: string, card: AdaptiveCard): Promise<void> {
+    try {
+      await this.continueWith(conv, async (ctx) => {
+        await ctx.updateActivity({ type: 'message', id: activityId, attachments: [CardFactory.adaptiveCard(card)] });
+      });
+    } catch (e) {
+      throw new CodedError(ErrorCode.IntegrationFailed, `Teams updateActivity ${activityId} failed: ${(e as Error).message}`, { cause: e, retryable: true });
+    }
+  }
+}
