@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { earliestWindow, isInside, latestJobStart, nextWindow, validateWindow, type WindowSpec } from './windows';
 
@@ -207,5 +210,14 @@ describe('earliestWindow', () => {
     expect(iso(earliestWindow([a, b], after)?.start)).toBe('2026-11-27T12:00:00.000Z');
     expect(earliestWindow([a, null], after)?.start).toBe(after);
     expect(earliestWindow([], after)).toBeNull();
+  });
+});
+
+describe('loading', () => {
+  it('works under plain Node ESM through tsx, as `patchops up` loads it (rrule is CommonJS there)', async () => {
+    const file = fileURLToPath(new URL('./windows.ts', import.meta.url));
+    const script = `const m = await import(${JSON.stringify(file)}); process.stdout.write(JSON.stringify(m.nextWindow({ rrule: 'FREQ=DAILY;BYHOUR=22', timezone: 'Europe/London', durationMinutes: 60, blackoutDates: [] }, new Date('2026-07-01T00:00:00Z'))));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../..', import.meta.url)) });
+    expect(JSON.parse(stdout)).toEqual({ start: '2026-07-01T21:00:00.000Z', end: '2026-07-01T22:00:00.000Z' });
   });
 });

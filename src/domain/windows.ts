@@ -6,7 +6,15 @@
  * Pure: time comes in as arguments.
  */
 import { DateTime, IANAZone } from 'luxon';
-import { RRule, type Options } from 'rrule';
+import * as rruleModule from 'rrule';
+import { type Options } from 'rrule';
+
+/**
+ * rrule ships CommonJS for Node and ESM for bundlers: under Node's ESM loader (tsx, `patchops up`) its
+ * named exports are only on `default`; under vitest and the workflow bundler they are on the namespace.
+ */
+const RRule: typeof rruleModule.RRule = rruleModule.RRule ?? (rruleModule as unknown as { default: typeof rruleModule }).default.RRule;
+type RRule = rruleModule.RRule;
 
 export interface WindowSpec {
   /** RFC 5545 RRULE, e.g. "FREQ=WEEKLY;BYDAY=SA;BYHOUR=22;BYMINUTE=0" (an optional DTSTART line sets the anchor). */
