@@ -80,7 +80,7 @@ export async function handleReboot(o: {
   if (policy.notifyUser) {
     const left = Math.max(0, policy.deferralLimit - o.deferralsUsed);
     await o.rebooter.notify(
-      `patchops installed updates: this computer restarts in ${delay} minutes.${left > 0 ? ` To defer, run "patchops agent defer-reboot" (${left} deferral(s) left).` : ''}`,
+      `patchops installed updates: this computer restarts in ${delay} minutes.${left > 0 ? ` To defer, run "patchops agent --defer-reboot" (${left} deferral(s) left).` : ''}`,
     );
   }
   await o.rebooter.reboot(delay);
