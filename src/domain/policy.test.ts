@@ -157,3 +157,15 @@ describe('failureThresholdTripped', () => {
     expect(failureThresholdTripped({ percent: 0, count: 2 }, { total: 10, failed: 1, unreachable: 5 }, false)).toBe(false);
   });
 });
+
+describe('docs/policy.md', () => {
+  it('its example policy is valid', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const md = await readFile(new URL('../../docs/policy.md', import.meta.url), 'utf8');
+    const json = md.split('```json')[1]?.split('```')[0];
+    expect(json).toBeDefined();
+    const p = parsePolicy(JSON.parse(json!));
+    expect(p.name).toBe('servers');
+    expect(p.change.type).toBe('standard');
+  });
+});
