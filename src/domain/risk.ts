@@ -37,6 +37,8 @@ export interface PatchFacts {
   vendor: string;
   product: string;
   releasedAt?: string | null;
+  /** Does installing it need a reboot? null/undefined = the vendor does not say. */
+  rebootRequired?: boolean | null;
 }
 
 export interface EndpointFacts {
