@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { CodedError, ErrorCode } from './errors';
+import { type PatchFacts } from './risk';
 
 export interface KevEntry {
   cveID: string;
@@ -98,4 +99,16 @@ export class KevIndex {
     }
     return out;
   }
+}
+
+/**
+ * Patches with the known-exploited flag set from the catalog: a patch is known exploited when the vendor
+ * says so or any of its CVEs is in KEV; `knownExploitedCves` lists the catalog's hits (so the reason names
+ * the exploited CVE, not just the first one). Returns new objects; the input is not changed.
+ */
+export function markKnownExploited<T extends Pick<PatchFacts, 'cves' | 'knownExploited'>>(patches: readonly T[], kev: KevIndex): Array<T & { knownExploitedCves: string[] }> {
+  return patches.map((p) => {
+    const hits = kev.knownExploited(p.cves);
+    return { ...p, knownExploited: p.knownExploited || hits.length > 0, knownExploitedCves: hits };
+  });
 }

@@ -37,6 +37,8 @@ export interface PatchFacts {
   vendor: string;
   product: string;
   releasedAt?: string | null;
+  /** Which of `cves` are in the KEV catalog (domain/kev.ts markKnownExploited); the reason names the first. */
+  knownExploitedCves?: string[];
   /** Does installing it need a reboot? null/undefined = the vendor does not say. */
   rebootRequired?: boolean | null;
 }
@@ -142,7 +144,7 @@ function exceptionWords(list: ExceptionFacts[]): string {
 
 function includeReason(priority: Priority, p: PatchFacts, worst: EndpointFacts | undefined): string {
   const parts: string[] = [];
-  if (p.knownExploited) parts.push(`known exploited ${p.cves[0] ?? p.id}`);
+  if (p.knownExploited) parts.push(`known exploited ${p.knownExploitedCves?.[0] ?? p.cves[0] ?? p.id}`);
   else parts.push(`${p.severity} severity${p.cves.length > 0 ? ` ${p.cves[0]}` : ''}`);
   if (p.cvss !== null && Number.isFinite(p.cvss)) parts.push(`CVSS ${p.cvss.toFixed(1)}`);
   if (worst?.exposure === 'internet') parts.push('internet-facing group');
