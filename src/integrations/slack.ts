@@ -15,7 +15,7 @@ import {
   type StoredChatMessage,
 } from '../db/chat';
 import { approvalBlocks, pauseBlocks, summaryBlocks, type SlackMessage } from '../bot/core/blocks';
-import { approvalModelFromRequest, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../bot/core/card';
+import { approvalModelFromRequest, noticeLine, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../bot/core/card';
 import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../domain/ports';
 import { CodedError, ErrorCode } from '../domain/errors';
 import type { Logger } from '../logging';
@@ -70,6 +70,10 @@ export class SlackChatChannel implements ChatNotifier {
     const merged: ApprovalCardModel = old ? { ...model, decisions: old.decisions, outcome: old.outcome } : model;
     await updateChatMessageModel(this.o.db, key, merged as unknown as Record<string, unknown>);
     await this.update(existing.messageRef, approvalBlocks(merged));
+    if (req.notice && merged.outcome === 'pending') {
+      const text = noticeLine(merged, req.notice, 'slack');
+      await this.inThread(req.cycleId, `notice:${req.notice}`, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] }, false);
+    }
   }
 
   async recordDecision(notice: DecisionNotice): Promise<void> {

@@ -22,7 +22,7 @@ import {
   type StoredConversation,
 } from '../db/chat';
 import { approvalAdaptiveCard, pauseAdaptiveCard, summaryAdaptiveCard, type AdaptiveCard } from '../bot/core/adaptive';
-import { approvalModelFromRequest, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../bot/core/card';
+import { approvalModelFromRequest, noticeLine, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../bot/core/card';
 import { CodedError, ErrorCode } from '../domain/errors';
 import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../domain/ports';
 import type { Logger } from '../logging';
@@ -60,6 +60,12 @@ export class TeamsChatChannel implements ChatNotifier {
       const merged = old ? { ...model, decisions: old.decisions, outcome: old.outcome } : model;
       await updateChatMessageModel(this.o.db, k, merged as unknown as Record<string, unknown>);
       await this.update(conv, r.existing.messageRef, approvalAdaptiveCard(merged));
+      if (req.notice && merged.outcome === 'pending') {
+        const nk: ChatMessageKey = { ...k, key: `notice:${req.notice}` };
+        if ((await reserveChatMessage(this.o.db, { ...nk, threadRef: r.existing.messageRef })).reserved) {
+          await this.send(conv, nk, { text: noticeLine(merged, req.notice, 'teams'), replyToId: r.existing.messageRef });
+        }
+      }
     }
   }
 

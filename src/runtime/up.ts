@@ -4,7 +4,8 @@ import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
 import { bootstrapIdentities } from '../db/identities';
 import { seedPolicies } from '../db/policies';
-import { ensureScanSchedules } from '../services/cycles';
+import { cycleServiceFor, ensureScanSchedules } from '../services/cycles';
+import { createChatChannels, createChatFrontEnds } from '../bot/core/chat-runtime';
 import type { Config } from '../config/index';
 import { installTemporalLogger, type Logger } from '../logging';
 import { createAgentGateway } from '../server/agent-gateway';
@@ -58,6 +59,8 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
     await seedPolicies(db.database.db);
     const temporal = await startTemporal(config, logger, options.onProgress);
     stops.push(temporal.stop);
+    // Slack and/or Teams behind the ChatNotifier port: the worker posts through it, the server's bots update it.
+    const chat = createChatChannels(config, db.database.db, logger.child({ component: 'chat' }));
 
     let worker: Worker | undefined;
     if (options.worker) {
@@ -69,6 +72,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         activities: createActivities({
           database: db.database,
           logger: logger.child({ component: 'activities' }),
+          chat: chat.notifier,
           reportRecipients: config.smtp.reportRecipients,
         }),
       });
@@ -102,7 +106,14 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         envEnrollSecret: config.agents.enrollSecret,
       });
       stops.push(() => agentGateway.close());
+      const chatFrontEnds = createChatFrontEnds(config, {
+        db: db.database.db,
+        service: cycleServiceFor({ temporal, db }),
+        channels: chat,
+        logger: logger.child({ component: 'chat' }),
+      });
       const routes: RouteModule[] = [
+        ...chatFrontEnds.routes,
         agentGateway.routes,
         dashboardRoutes({
           db: db.database.db,
@@ -118,6 +129,8 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
       stops.push(async () => {
         await s.close();
       });
+      await chatFrontEnds.start();
+      stops.push(() => chatFrontEnds.stop());
       const addr = server.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
       serverUrl = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;

@@ -34,6 +34,7 @@ export function approvalAdaptiveCard(model: ApprovalCardModel, notice?: { text: 
   if (model.changeNumber) facts.push({ title: 'Change', value: model.changeUrl ? `[${model.changeNumber}](${model.changeUrl})` : model.changeNumber });
   if (model.deadline) facts.push({ title: 'Approve by', value: formatTime(model.deadline) });
   facts.push({ title: 'Approvals needed', value: String(model.approvalsNeeded) });
+  if (model.approvers?.length) facts.push({ title: 'Approvers', value: model.approvers.join(', ') });
 
   const body: unknown[] = [
     text(headline(model), { size: 'Medium', weight: 'Bolder', color: model.emergency ? 'Attention' : 'Default' }),

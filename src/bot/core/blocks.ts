@@ -53,6 +53,7 @@ export function approvalBlocks(model: ApprovalCardModel): SlackMessage {
   if (model.changeNumber) facts.push(`*Change:* ${model.changeUrl ? `<${model.changeUrl}|${model.changeNumber}>` : model.changeNumber}`);
   if (model.deadline) facts.push(`*Approve by:* ${formatTime(model.deadline)}`);
   facts.push(`*Approvals needed:* ${model.approvalsNeeded}`);
+  if (model.approvers?.length) facts.push(`*Approvers:* ${model.approvers.map((a) => (a.startsWith('slack:') ? `<@${a.slice(6)}>` : slackEscape(a))).join(' ')}`);
   if (model.dashboardUrl) facts.push(`<${model.dashboardUrl}|Open in the dashboard>`);
   blocks.push(section(facts.join('\n')));
   if (model.decisions.length) {

@@ -49,6 +49,8 @@ export interface ApprovalCardModel {
   deadline?: string;
   approvalsNeeded: number;
   dashboardUrl?: string;
+  /** Who may vote (identities), shown as mentions. */
+  approvers?: string[];
   decisions: CardDecision[];
   outcome: 'pending' | 'approved' | 'rejected';
 }
@@ -104,6 +106,7 @@ export function approvalModelFromRequest(req: ApprovalRequest, maxCves = 5): App
     deadline: req.deadline,
     approvalsNeeded: req.approvalsNeeded,
     dashboardUrl: req.dashboardUrl,
+    approvers: req.approvers,
     decisions: [],
     outcome: 'pending',
   };
@@ -164,6 +167,13 @@ export function outcomeText(model: ApprovalCardModel): string {
 }
 
 // ---------------------------------------------------------------- thread lines
+
+/** A reminder or escalation of a pending approval, for the thread. */
+export function noticeLine(model: ApprovalCardModel, notice: 'reminder' | 'escalation', platform: 'slack' | 'teams' | 'text'): string {
+  const who = (model.approvers ?? []).filter((a) => !model.decisions.some((d) => d.identity === a)).map((a) => displayIdentity(a, platform));
+  const head = notice === 'reminder' ? 'Reminder: this cycle is still waiting for approval' : 'Escalation: this cycle is still waiting for approval, more approvers are asked now';
+  return `${head} (${approvalsReceived(model)} of ${model.approvalsNeeded} received${model.deadline ? `, deadline ${formatTime(model.deadline)}` : ''}).${who.length ? ` ${who.join(' ')}` : ''}`;
+}
 
 export function stageLine(update: StageUpdate): string {
   return `[${update.stage}] ${update.text}`;

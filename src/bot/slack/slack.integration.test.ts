@@ -17,6 +17,7 @@ import { buildServer } from '../../server/app';
 import { ACTION } from '../core/card';
 import type { CommandCaller } from '../core/command-runner';
 import { DecisionDesk } from '../core/decisions';
+import { createCommandRunner } from '../core/run-command';
 import { createSlackBot, REJECT_MODAL } from './app';
 
 const SECRET = 'test-signing-secret-0123456789';
@@ -78,6 +79,7 @@ beforeAll(async () => {
   const client = createSlackWebClient('xoxb-test-token', fake.url);
   channel = new SlackChatChannel({ client, db: db.db, logger, defaultChannel: 'C0PATCHING' });
   const desk = new DecisionDesk({ service, db: db.db, logger, chat: channel });
+  const runner = createCommandRunner({ service, db: db.db, logger });
   const bot = createSlackBot({
     botToken: 'xoxb-test-token',
     signingSecret: SECRET,
@@ -89,7 +91,7 @@ beforeAll(async () => {
     logger,
     runCommand: async (text, caller) => {
       commands.push({ text, caller });
-      return { text: `ran: ${text}` };
+      return runner(text, caller);
     },
   });
   server = await buildServer({ logger, health: [], routes: [bot.routes!] });
@@ -121,6 +123,11 @@ describe('Slack approval message', () => {
     for (const s of ['cyc-post', 'monthly-servers', 'CVE-2026-0001', 'known exploited', 'Test ring: 2/2 succeeded', 'CHG0001234', ACTION.approve, ACTION.reject, '"style":"primary"', '"style":"danger"']) {
       expect(blocks).toContain(s);
     }
+    await channel.requestApproval({ ...approvalRequest('cyc-post'), notice: 'reminder', approvers: ['slack:UAPP1', 'cli:ops'] });
+    const reminder = fake.callsTo('chat.postMessage')[1]!;
+    expect(reminder.args.thread_ts).toBe(fake.callsTo('chat.update')[0]!.args.ts);
+    expect(String(reminder.args.text)).toContain('Reminder');
+    expect(String(reminder.args.text)).toContain('<@UAPP1>');
   });
 });
 
@@ -259,13 +266,29 @@ describe('Thread: stages and pause questions', () => {
 });
 
 describe('/patch and App Home', () => {
-  it('runs /patch as the Slack user and answers on the response_url', async () => {
-    const body = slashCommandBody({ userId: 'UADMIN', text: 'status cyc-a', responseUrl: `${fake.responseUrlBase}r1` });
-    const res = await signed(body);
+  it.each([
+    ['status of a cycle', 'UADMIN', 'status cyc-cmd', 'cyc-cmd — AWAIT_APPROVAL'],
+    ['help', 'UNOBODY', 'help', 'status'],
+    ['an unknown word: usage, no stack trace', 'UADMIN', 'frobnicate now', 'unknown command "frobnicate"'],
+    ['an admin verb from a non-admin', 'UNOBODY', 'pause cyc-cmd', 'only admins may use "pause"'],
+  ])('/patch %s round trip through the grammar and the executor', async (_name, user, text, expected) => {
+    service.addCycle('cyc-cmd', { requestedBy: REQUESTER });
+    const n = fake.callsTo('response_url').length;
+    const res = await signed(slashCommandBody({ userId: user, text, responseUrl: `${fake.responseUrlBase}r1` }));
     expect(res.status).toBe(200);
-    const [reply] = await fake.waitFor('response_url');
-    expect(reply!.args).toMatchObject({ response_type: 'ephemeral', text: 'ran: status cyc-a' });
-    expect(commands.at(-1)).toMatchObject({ text: 'status cyc-a', caller: { identity: 'slack:UADMIN', channel: 'slack' } });
+    const replies = await fake.waitFor('response_url', n + 1);
+    expect(replies.at(-1)!.args).toMatchObject({ response_type: 'ephemeral' });
+    expect(String(replies.at(-1)!.args.text)).toContain(expected);
+    expect(String(replies.at(-1)!.args.text)).not.toMatch(/at .*\.ts:\d+/);
+    expect(commands.at(-1)).toMatchObject({ text, caller: { identity: `slack:${user}`, channel: 'slack' } });
+    expect(service.callsOf('pause')).toHaveLength(0);
+  });
+
+  it('/patch pause from an admin signals the cycle as that admin', async () => {
+    service.addCycle('cyc-cmd2', { requestedBy: REQUESTER });
+    await signed(slashCommandBody({ userId: 'UADMIN', text: 'pause cyc-cmd2', responseUrl: `${fake.responseUrlBase}r2` }));
+    await fake.waitFor('response_url');
+    expect(service.callsOf('pause')[0]!.args.slice(0, 2)).toEqual(['cyc-cmd2', 'slack:UADMIN']);
   });
 
   it('publishes the App Home with patch health; a retried event is processed once', async () => {

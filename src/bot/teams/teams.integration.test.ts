@@ -16,6 +16,7 @@ import { buildServer } from '../../server/app';
 import { ACTION } from '../core/card';
 import type { CommandCaller } from '../core/command-runner';
 import { DecisionDesk } from '../core/decisions';
+import { createCommandRunner } from '../core/run-command';
 import { createTeamsAdapter, createTeamsBot } from './bot';
 
 const logger = createLogger('silent');
@@ -79,6 +80,7 @@ beforeAll(async () => {
   const adapter = createTeamsAdapter({}, logger);
   channel = new TeamsChatChannel({ adapter, appId: undefined, db: db.db, logger });
   const desk = new DecisionDesk({ service, db: db.db, logger, chat: channel });
+  const runner = createCommandRunner({ service, db: db.db, logger });
   const bot = createTeamsBot({
     adapter,
     db: db.db,
@@ -88,7 +90,7 @@ beforeAll(async () => {
     emulator: true,
     runCommand: async (text, caller) => {
       commands.push({ text, caller });
-      return { text: `ran: ${text}` };
+      return runner(text, caller);
     },
   });
   server = await buildServer({ logger, health: [], routes: [bot.routes] });
@@ -122,6 +124,7 @@ async function postedCard(cycleId: string): Promise<string> {
 
 describe('Teams install and commands', () => {
   it('stores the conversation reference on install and answers typed commands as the Teams user', async () => {
+    service.addCycle('cyc-t0', { requestedBy: 'teams:29:requester' });
     await install();
     const convs = await listConversations(db.db, 'teams');
     expect(convs).toHaveLength(1);
@@ -133,14 +136,18 @@ describe('Teams install and commands', () => {
     const res = await send(
       activity({
         type: 'message',
-        text: '<at>patchops</at> status cyc-1',
+        text: '<at>patchops</at> status cyc-t0',
         entities: [{ type: 'mention', text: '<at>patchops</at>', mentioned: BOT }],
       }),
     );
     expect(res.status).toBe(200);
-    expect(commands.at(-1)).toMatchObject({ text: 'status cyc-1', caller: { identity: 'teams:29:admin', channel: 'teams', conversationId: CONV } });
+    expect(commands.at(-1)).toMatchObject({ text: 'status cyc-t0', caller: { identity: 'teams:29:admin', channel: 'teams', conversationId: CONV } });
     const replies = await connector.waitFor('reply', 2);
-    expect(replies.at(-1)!.activity!.text).toBe('ran: status cyc-1');
+    expect(replies.at(-1)!.activity!.text).toContain('cyc-t0 — AWAIT_APPROVAL');
+    await send(activity({ type: 'message', from: { id: '29:nobody' }, text: 'cancel cyc-t0' }));
+    const denied = await connector.waitFor('reply', 3);
+    expect(denied.at(-1)!.activity!.text).toContain('only admins may use "cancel"');
+    expect(service.callsOf('cancel')).toHaveLength(0);
   });
 });
 

@@ -1,0 +1,102 @@
+/**
+ * Composition of the chat part for `patchops up` / `worker` / `server`:
+ * - createChatNotifier: the ChatNotifier the worker's activities post through (Slack and/or Teams, fanned out);
+ * - createChatRoutes: POST /slack/events and POST /api/messages for the HTTP server (Teams always, in
+ *   local/emulator mode when TEAMS_APP_ID is unset; Slack when SLACK_BOT_TOKEN is set), or Slack Socket Mode.
+ */
+import type { CloudAdapter } from 'botbuilder';
+import { LogChatNotifier } from '../../activities/chat-log';
+import type { Config } from '../../config/index';
+import type { Db } from '../../db/client';
+import type { ChatNotifier } from '../../domain/ports';
+import { createSlackWebClient, SlackChatChannel } from '../../integrations/slack';
+import { TeamsChatChannel } from '../../integrations/teams';
+import type { Logger } from '../../logging';
+import type { RouteModule } from '../../server/app';
+import type { CycleService } from '../../services/cycle-service';
+import { createSlackBot } from '../slack/app';
+import { createTeamsAdapter, createTeamsBot } from '../teams/bot';
+import { CompositeChatNotifier } from './chat-notifier';
+import { DecisionDesk } from './decisions';
+import { createCommandRunner } from './run-command';
+
+export interface ChatChannels {
+  notifier: ChatNotifier;
+  slack?: SlackChatChannel;
+  teams: TeamsChatChannel;
+  teamsAdapter: CloudAdapter;
+}
+
+export function createChatChannels(config: Pick<Config, 'slack' | 'teams'>, db: Db, logger: Logger): ChatChannels {
+  const teamsAdapter = createTeamsAdapter({ appId: config.teams.appId, appPassword: config.teams.appPassword, tenantId: config.teams.tenantId }, logger.child({ component: 'teams' }));
+  const teams = new TeamsChatChannel({ adapter: teamsAdapter, appId: config.teams.appId, db, logger: logger.child({ component: 'teams' }) });
+  const channels: Array<{ name: string; notifier: ChatNotifier }> = [{ name: 'teams', notifier: teams }];
+  let slack: SlackChatChannel | undefined;
+  if (config.slack.enabled) {
+    slack = new SlackChatChannel({
+      client: createSlackWebClient(config.slack.botToken, config.slack.apiUrl, logger),
+      db,
+      logger: logger.child({ component: 'slack' }),
+      defaultChannel: config.slack.defaultChannel,
+    });
+    channels.unshift({ name: 'slack', notifier: slack });
+  }
+  if (!slack && !config.teams.appId) {
+    // Nothing real configured (Teams in emulator mode only): keep what would have been said on record too.
+    channels.push({ name: 'log', notifier: new LogChatNotifier(db, logger.child({ component: 'chat-log' })) });
+  }
+  return { notifier: new CompositeChatNotifier(channels), slack, teams, teamsAdapter };
+}
+
+export interface ChatFrontEnds {
+  routes: RouteModule[];
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createChatFrontEnds(
+  config: Pick<Config, 'slack' | 'teams'>,
+  deps: { db: Db; service: CycleService; channels: ChatChannels; logger: Logger },
+): ChatFrontEnds {
+  const { db, service, channels, logger } = deps;
+  const desk = new DecisionDesk({ service, db, logger: logger.child({ component: 'chat-decisions' }), chat: channels.notifier });
+  const runCommand = createCommandRunner({ service, db, logger });
+  const teamsBot = createTeamsBot({
+    adapter: channels.teamsAdapter,
+    db,
+    desk,
+    runCommand,
+    channel: channels.teams,
+    logger: logger.child({ component: 'teams' }),
+    emulator: !config.teams.appId,
+  });
+  const routes: RouteModule[] = [teamsBot.routes];
+  let slackBot: ReturnType<typeof createSlackBot> | undefined;
+  if (config.slack.enabled && channels.slack) {
+    slackBot = createSlackBot({
+      botToken: config.slack.botToken,
+      signingSecret: config.slack.signingSecret,
+      appToken: config.slack.appToken,
+      apiUrl: config.slack.apiUrl,
+      db,
+      service,
+      desk,
+      runCommand,
+      channel: channels.slack,
+      logger: logger.child({ component: 'slack' }),
+    });
+    if (slackBot.routes) routes.push(slackBot.routes);
+  }
+  return {
+    routes,
+    async start() {
+      if (slackBot?.mode === 'socket') {
+        await slackBot.start();
+        logger.info('Slack: connected in Socket Mode');
+      }
+    },
+    async stop() {
+      await slackBot?.stop();
+    },
+  };
+}
