@@ -114,6 +114,12 @@ describe('nextWindow', () => {
       start: '2026-11-21T22:00:00.000Z',
     },
     {
+      name: 'a UTC DTSTART is an instant: 22:00Z is 17:00 in New York, every other week',
+      spec: spec({ rrule: 'DTSTART:20261107T220000Z\nRRULE:FREQ=WEEKLY;INTERVAL=2', timezone: 'America/New_York' }),
+      after: '2026-11-10T00:00:00.000Z',
+      start: '2026-11-21T22:00:00.000Z',
+    },
+    {
       name: 'monthly, second Tuesday (Patch Tuesday) 20:00 Berlin',
       spec: spec({ rrule: 'FREQ=MONTHLY;BYDAY=+2TU;BYHOUR=20;BYMINUTE=0', timezone: 'Europe/Berlin' }),
       after: '2026-11-11T00:00:00.000Z',
@@ -184,6 +190,7 @@ describe('validateWindow', () => {
     [spec({ rrule: 'EVERY SATURDAY' }), 'could not be read'],
     [spec({ rrule: 'FREQ=SOMETIMES' }), 'has no valid FREQ'],
     [spec({ rrule: 'FREQ=MINUTELY' }), 'FREQ must be HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY'],
+    [spec({ rrule: 'DTSTART;TZID=Europe/Paris:20261107T220000\nRRULE:FREQ=DAILY', timezone: 'Europe/London' }), "the rule's DTSTART is in Europe/Paris but the window's timezone is Europe/London"],
   ])('%j → %s', (s, problem) => {
     const problems = validateWindow(s);
     expect(problems.some((p) => p.includes(problem))).toBe(true);

@@ -68,8 +68,10 @@ function compile(spec: WindowSpec): Compiled {
   const problems = validateWindow(spec);
   if (problems.length > 0) throw new RangeError(`maintenance window is not valid: ${problems.join('; ')}`);
   const opts = parseRule(spec.rrule);
-  // dtstart from a DTSTART line is already floating wall-clock (its fields are the local time).
-  const dtstart = opts.dtstart ?? new Date(DEFAULT_ANCHOR);
+  // DTSTART with TZID (or none) is floating wall-clock already (its fields are the local time); a UTC
+  // DTSTART (…Z) is an instant, so take its wall-clock in the window's zone.
+  const utcStart = /DTSTART:\d{8}T\d{6}Z/i.test(spec.rrule);
+  const dtstart = opts.dtstart ? (utcStart ? toFloating(opts.dtstart, spec.timezone) : opts.dtstart) : new Date(DEFAULT_ANCHOR);
   const hasTime = opts.byhour !== undefined && opts.byhour !== null;
   const rule = new RRule({
     ...opts,
@@ -119,6 +121,9 @@ export function validateWindow(spec: WindowSpec): string[] {
   }
   if (opts.interval !== undefined && (!Number.isInteger(opts.interval) || opts.interval < 1)) {
     problems.push('rrule INTERVAL must be a whole number of at least 1');
+  }
+  if (opts.tzid && opts.tzid !== spec.timezone) {
+    problems.push(`the rule's DTSTART is in ${opts.tzid} but the window's timezone is ${String(spec.timezone)}: use one zone`);
   }
   return problems;
 }

@@ -54,6 +54,9 @@ describe('parseCommand: good input', () => {
     ['roles', { verb: 'roles', action: 'list' }],
     ['roles list slack:U123', { verb: 'roles', action: 'list', identity: 'slack:U123' }],
     ['roles grant slack:U123 approver', { verb: 'roles', action: 'grant', identity: 'slack:U123', role: 'approver' }],
+    ['roles grant <@U0ABC123|alice> approver', { verb: 'roles', action: 'grant', identity: 'slack:U0ABC123', role: 'approver' }],
+    ['roles list <@U0ABC123>', { verb: 'roles', action: 'list', identity: 'slack:U0ABC123' }],
+    ['<at>Patch Ops</at> approve C-12', { verb: 'approve', cycleId: 'C-12' }],
     ['roles revoke teams:29:1abc ADMIN web', { verb: 'roles', action: 'revoke', identity: 'teams:29:1abc', role: 'admin', group: 'web' }],
   ];
   it.each(cases)('%j', (text, command) => {

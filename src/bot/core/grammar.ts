@@ -356,15 +356,22 @@ function parseExceptions(args: string[]): Command {
   return cmd;
 }
 
+/** Slack sends escaped user mentions as <@U123> or <@U123|name>: that is the identity slack:U123. */
+function slackMention(word: string): string {
+  const m = /^<@([UW][A-Z0-9]+)(\|[^>]*)?>$/.exec(word);
+  return m ? `slack:${m[1]}` : word;
+}
+
 function parseRoles(args: string[]): Command {
   const action = (args[0] ?? 'list').toLowerCase();
   const rest = args.slice(1);
   if (action === 'list') {
     if (rest.length > 1) fail(`roles list takes at most an identity, not "${rest.join(' ')}"`);
-    return rest[0] ? { verb: 'roles', action: 'list', identity: rest[0] } : { verb: 'roles', action: 'list' };
+    return rest[0] ? { verb: 'roles', action: 'list', identity: slackMention(rest[0]) } : { verb: 'roles', action: 'list' };
   }
   if (action !== 'grant' && action !== 'revoke') return fail(`roles: unknown action "${action}" (use list, grant or revoke)`);
-  const [identity, role, group, ...extra] = rest;
+  const [rawIdentity, role, group, ...extra] = rest;
+  const identity = rawIdentity === undefined ? undefined : slackMention(rawIdentity);
   if (!identity || !role) return fail(`roles ${action} needs an identity and a role, e.g. roles ${action} slack:U123 approver`);
   if (!/^[a-z]+:\S+$/.test(identity)) return fail(`"${identity}" is not an identity (they look like slack:U123, teams:<aad id>, cli:alice)`);
   const r = role.toLowerCase();
@@ -450,7 +457,8 @@ const VERB_ALIASES: Record<string, Verb> = { '?': 'help', list: 'cycles', except
 /** Parses one command line. Never throws: bad input gives `{ ok: false, error, usage }`. */
 export function parseCommand(text: string): ParseResult {
   try {
-    const t = tokenize(typeof text === 'string' ? text : '');
+    // Teams puts the bot's mention in the text: "<at>patchops</at> approve C-12".
+    const t = tokenize((typeof text === 'string' ? text : '').replace(/^\s*<at>[^<]*<\/at>/i, ''));
     if (!t.ok) return { ok: false, error: `${t.error}: close it or remove it`, usage: usage() };
     const tokens = [...t.tokens];
     if (tokens[0] && /^\/?patch(ops)?$/i.test(tokens[0])) tokens.shift();
