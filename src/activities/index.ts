@@ -2,6 +2,7 @@ import type { Database } from '../db/client';
 import type { Logger } from '../logging';
 import { createProbeActivities } from './probe';
 import { createCycleActivities } from './cycle';
+import { createDigestActivities, type DigestMailer } from './digest';
 import type { AgentJobs, ChangeDesk, ChatNotifier, Mailer } from '../domain/ports';
 
 /** What the worker injects into activities: real clients in production, fakes in tests. */
@@ -15,6 +16,8 @@ export interface ActivityDeps {
   agentJobs?: AgentJobs;
   /** E-mail report recipients when a policy names none (REPORT_RECIPIENTS). */
   reportRecipients?: string[];
+  /** The weekly compliance digest's mailer (SmtpMailer); null/absent = digest not sent. */
+  digestMailer?: DigestMailer | null;
 }
 
 /** The one activity factory (Temporal samples style): the worker passes real dependencies, tests pass fakes. */
@@ -22,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createProbeActivities(deps),
     ...createCycleActivities(deps),
+    ...createDigestActivities(deps),
   };
 }
 

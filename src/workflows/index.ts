@@ -3,3 +3,4 @@ export { probeWorkflow } from './probe';
 export { patchCycleWorkflow } from './patch-cycle';
 export { deploymentWaveWorkflow } from './deployment-wave';
 export { fleetScanWorkflow } from './fleet-scan';
+export { complianceDigestWorkflow } from './digest';
