@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { DateTime } from 'luxon';
 import { describe, expect, it } from 'vitest';
 import { earliestWindow, isInside, latestJobStart, nextWindow, validateWindow, type WindowSpec } from './windows';
 
@@ -159,6 +160,34 @@ describe('nextWindow', () => {
 
   it('refuses an invalid window with the problems', () => {
     expect(() => nextWindow(spec({ timezone: 'Nowhere/Atlantis' }), new Date())).toThrow(/not an IANA time zone/);
+  });
+});
+
+describe('a year of daily windows across both DST changes', () => {
+  it.each([
+    ['Europe/London', 1, 30, '2026-03-29'],
+    ['America/New_York', 2, 30, '2026-03-08'],
+    ['America/New_York', 1, 30, null],
+  ] as const)('%s %d:%d: one window a day, at that wall-clock time (gap day %s shifted by the gap)', (zone, hour, minute, gapDay) => {
+    const s = spec({ rrule: `FREQ=DAILY;BYHOUR=${hour};BYMINUTE=${minute}`, timezone: zone, durationMinutes: 30 });
+    const starts = new Set<number>();
+    let t = Date.parse('2026-01-01T12:00:00.000Z');
+    let lastStart = 0;
+    while (t < Date.parse('2027-01-01T00:00:00.000Z')) {
+      const w = nextWindow(s, new Date(t))!;
+      expect(w.end.getTime()).toBeGreaterThan(t);
+      expect(w.start.getTime()).toBeGreaterThanOrEqual(lastStart);
+      lastStart = w.start.getTime();
+      starts.add(lastStart);
+      t += 5 * 3600_000;
+    }
+    const days = [...starts].map((x) => DateTime.fromMillis(x, { zone }));
+    expect(new Set(days.map((d) => d.toISODate())).size).toBe(days.length);
+    expect(days.length).toBe(365); // 2 Jan 2026 … 1 Jan 2027
+    for (const d of days) {
+      const expected = d.toISODate() === gapDay ? [hour + 1, minute] : [hour, minute];
+      expect([d.hour, d.minute]).toEqual(expected);
+    }
   });
 });
 
