@@ -22,6 +22,7 @@ describe('parseCommand: good input', () => {
     ['start default group:web --emergency', { verb: 'start', policy: 'default', scope: { groups: ['web'] }, emergency: true }],
     ['Start emergency --Emergency endpoint:ep-1,ep-2', { verb: 'start', policy: 'emergency', scope: { endpointIds: ['ep-1', 'ep-2'] }, emergency: true }],
     ['approve C-12', { verb: 'approve', cycleId: 'C-12' }],
+    ['approve PC-20261127-a1b2c3', { verb: 'approve', cycleId: 'PC-20261127-a1b2c3' }],
     ['reject C-12 "breaks the billing app"', { verb: 'reject', cycleId: 'C-12', reason: 'breaks the billing app' }],
     ['reject C-12 breaks the   billing app', { verb: 'reject', cycleId: 'C-12', reason: 'breaks the billing app' }],
     ['reject C-12 reason:"breaks billing"', { verb: 'reject', cycleId: 'C-12', reason: 'breaks billing' }],
