@@ -1,0 +1,67 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
+import { seedFleet } from '../../test/helpers/cycle-fixtures';
+import { DrizzleAgentJobs, jobId } from './agent-jobs';
+import { agentJobs } from './schema/index';
+
+let db: TestDatabase;
+let jobs: DrizzleAgentJobs;
+let ids: string[];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  jobs = new DrizzleAgentJobs(db.db);
+  ids = (await seedFleet(db.db, { prefix: 'aj', testEndpoints: 0, endpoints: 5 })).endpointIds;
+});
+afterAll(async () => {
+  await db?.close();
+});
+
+const specs = (list: string[]) => list.map((endpointId) => ({ endpointId, kind: 'install' as const, payload: { patches: [] } }));
+
+describe('DrizzleAgentJobs', () => {
+  it('job ids are deterministic from (cycle, wave, endpoint, kind)', () => {
+    expect(jobId('c1', 2, 'ep', 'install')).toBe(jobId('c1', 2, 'ep', 'install'));
+    expect(new Set([jobId('c1', 2, 'ep', 'install'), jobId('c1', 1, 'ep', 'install'), jobId('c1', 2, 'ep', 'verify'), jobId('c1', null, 'ep', 'install')]).size).toBe(4);
+  });
+
+  it('dispatch is idempotent: a retried dispatch creates nothing new', async () => {
+    const first = await jobs.dispatch({ cycleId: 'c-idem', wave: 1, jobs: specs(ids) });
+    const again = await jobs.dispatch({ cycleId: 'c-idem', wave: 1, jobs: specs(ids) });
+    expect(first).toEqual({ created: 5, existing: 0 });
+    expect(again).toEqual({ created: 0, existing: 5 });
+    expect(await jobs.counts('c-idem', 1, 'install')).toEqual({ total: 5, succeeded: 0, failed: 0, unreachable: 0, pending: 5 });
+  });
+
+  it('counts per state, for the wave and kind asked only', async () => {
+    await jobs.dispatch({ cycleId: 'c-counts', wave: 1, jobs: specs(ids) });
+    await jobs.dispatch({ cycleId: 'c-counts', wave: 2, jobs: specs(ids.slice(0, 2)) });
+    await db.db.update(agentJobs).set({ state: 'succeeded' }).where(sql`id = ${jobId('c-counts', 1, ids[0]!, 'install')}`);
+    await db.db.update(agentJobs).set({ state: 'failed' }).where(sql`id = ${jobId('c-counts', 1, ids[1]!, 'install')}`);
+    expect(await jobs.counts('c-counts', 1, 'install')).toEqual({ total: 5, succeeded: 1, failed: 1, unreachable: 0, pending: 3 });
+    expect((await jobs.counts('c-counts', 2, 'install')).total).toBe(2);
+    expect((await jobs.counts('c-counts', 1, 'verify')).total).toBe(0);
+    expect((await jobs.counts('nope', 1, 'install')).total).toBe(0);
+  });
+
+  it('expireUnreachable marks jobs of silent endpoints and of long-expired leases, not the others', async () => {
+    const now = new Date();
+    await jobs.dispatch({ cycleId: 'c-exp', wave: null, jobs: specs(ids) });
+    await db.db.execute(sql`update endpoints set last_seen_at = now() - interval '2 hours' where id = ${ids[0]!}`);
+    await db.db.update(agentJobs).set({ state: 'leased', leaseExpiresAt: new Date(now.getTime() - 3600_000) }).where(sql`id = ${jobId('c-exp', null, ids[1]!, 'install')}`);
+    const n = await jobs.expireUnreachable('c-exp', null, 600, now);
+    expect(n).toBe(2);
+    const c = await jobs.counts('c-exp', null, 'install');
+    expect(c).toMatchObject({ unreachable: 2, pending: 3 });
+    await db.db.execute(sql`update endpoints set last_seen_at = now() where id = ${ids[0]!}`);
+  });
+
+  it('cancelQueued cancels only queued jobs of that wave', async () => {
+    await jobs.dispatch({ cycleId: 'c-cancel', wave: 3, jobs: specs(ids) });
+    await db.db.update(agentJobs).set({ state: 'leased' }).where(sql`id = ${jobId('c-cancel', 3, ids[0]!, 'install')}`);
+    expect(await jobs.cancelQueued('c-cancel', 3)).toBe(4);
+    expect(await jobs.cancelQueued('c-cancel', 3)).toBe(0);
+    expect(await jobs.counts('c-cancel', 3, 'install')).toEqual({ total: 5, succeeded: 0, failed: 0, unreachable: 0, pending: 1 });
+  });
+});
