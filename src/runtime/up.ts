@@ -2,6 +2,12 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
+import { ensureDigestSchedule } from '../activities/digest';
+import { getCycleRow } from '../db/cycles';
+import { startEmail } from '../integrations/email/runtime';
+import { startServiceNow } from '../integrations/servicenow/runtime';
+import { withChangeWorkNotes } from '../integrations/servicenow/work-notes';
+import { serviceNowWebhookRoute } from '../server/servicenow-webhook';
 import { bootstrapIdentities } from '../db/identities';
 import { seedPolicies } from '../db/policies';
 import { cycleServiceFor, ensureScanSchedules } from '../services/cycles';
@@ -61,6 +67,11 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
     stops.push(temporal.stop);
     // Slack and/or Teams behind the ChatNotifier port: the worker posts through it, the server's bots update it.
     const chat = createChatChannels(config, db.database.db, logger.child({ component: 'chat' }));
+    // ServiceNow change desk and email (real services, or the local fakes in demo mode).
+    const serviceNow = await startServiceNow(config, logger);
+    if (serviceNow) stops.push(serviceNow.stop);
+    const email = await startEmail(config, logger, serviceNow ? { changeUrl: serviceNow.changeUrl } : {});
+    if (email) stops.push(email.stop);
 
     let worker: Worker | undefined;
     if (options.worker) {
@@ -72,8 +83,19 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         activities: createActivities({
           database: db.database,
           logger: logger.child({ component: 'activities' }),
-          chat: chat.notifier,
-          reportRecipients: config.smtp.reportRecipients,
+          // Stage messages also become work notes on the cycle's change request.
+          chat: serviceNow
+            ? withChangeWorkNotes({
+                chat: chat.notifier,
+                desk: serviceNow.desk,
+                changeNumberOf: async (cycleId) => (await getCycleRow(db.database.db, cycleId))?.changeNumber ?? null,
+                logger: logger.child({ component: 'servicenow' }),
+              })
+            : chat.notifier,
+          changeDesk: serviceNow?.desk ?? null,
+          mailer: email?.mailer ?? null,
+          digestMailer: email?.mailer ?? null,
+          reportRecipients: email?.recipients ?? config.smtp.reportRecipients,
         }),
       });
       const running = worker.run();
@@ -89,6 +111,11 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         return [];
       });
       if (schedules.length) logger.info({ schedules }, 'fleet-scan schedules in place');
+      if (email) {
+        await ensureDigestSchedule(temporal.client)
+          .then((id) => logger.info({ schedule: id }, 'weekly compliance digest schedule in place'))
+          .catch((err: unknown) => logger.warn({ err }, 'the weekly digest schedule could not be created; reports still go out per cycle'));
+      }
     }
 
     let server: FastifyInstance | undefined;
@@ -97,7 +124,11 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
     if (options.server) {
       // The process that serves the dashboard creates its first admin, so a generated password is printed where it is used.
       firstAdmin = (await ensureFirstAdmin(db.database.db, config.bootstrap.adminPassword)) ?? undefined;
-      const health: HealthCheck[] = [db.health, temporal.health, ...integrationStates(config).map((i) => i.health)];
+      const health: HealthCheck[] = [
+        db.health,
+        temporal.health,
+        ...integrationStates(config).map((i) => (i.name === 'servicenow' && serviceNow ? serviceNow.health : i.name === 'email' && email ? email.health : i.health)),
+      ];
       const agentGateway = createAgentGateway({
         database: db.database,
         logger: logger.child({ component: 'agent-gateway' }),
@@ -115,6 +146,11 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
       const routes: RouteModule[] = [
         ...chatFrontEnds.routes,
         agentGateway.routes,
+        serviceNowWebhookRoute({
+          cycles: cycleServiceFor({ temporal, db }),
+          secret: serviceNow?.webhookSecret ?? config.serviceNow.webhookSecret,
+          logger: logger.child({ component: 'servicenow-webhook' }),
+        }),
         dashboardRoutes({
           db: db.database.db,
           logger: logger.child({ component: 'dashboard' }),
@@ -134,6 +170,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
       const addr = server.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
       serverUrl = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
+      serviceNow?.serverListening(serverUrl);
     }
 
     return { db, temporal, worker, server, serverUrl, firstAdmin, stop: stopAll };
