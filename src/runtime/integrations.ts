@@ -62,7 +62,9 @@ export function integrationStates(config: Config): IntegrationState[] {
           name: 'servicenow',
           label: 'ServiceNow',
           configured: false,
-          summary: 'off: set SERVICENOW_INSTANCE_URL with SERVICENOW_USERNAME/PASSWORD or CLIENT_ID/SECRET',
+          summary: config.demo
+            ? 'demo: a local ServiceNow fake (in memory) behind the real client; its business rule calls /webhooks/servicenow'
+            : 'off: set SERVICENOW_INSTANCE_URL with SERVICENOW_USERNAME/PASSWORD or CLIENT_ID/SECRET',
           health: off('servicenow', 'SERVICENOW_INSTANCE_URL not set'),
         },
     config.smtp.enabled
@@ -77,7 +79,7 @@ export function integrationStates(config: Config): IntegrationState[] {
           name: 'email',
           label: 'Email',
           configured: false,
-          summary: 'off: set SMTP_URL and REPORT_RECIPIENTS',
+          summary: config.demo ? 'demo: an in-process SMTP server that logs what it receives' : 'off: set SMTP_URL and REPORT_RECIPIENTS',
           health: off('email', 'SMTP_URL not set'),
         },
   ];
