@@ -14,7 +14,7 @@ export class CompositeChatNotifier implements ChatNotifier {
       .map((r, i) => (r.status === 'rejected' ? `${this.channels[i]!.name}: ${(r.reason as Error)?.message ?? String(r.reason)}` : undefined))
       .filter((x): x is string => x !== undefined);
     if (failed.length) {
-      throw new CodedError(ErrorCode.IntegrationFailed, `chat ${what} failed in ${failed.join('; ')}`, { retryable: true, cause: results.find((r) => r.status === 'rejected') });
+      throw new CodedError(ErrorCode.IntegrationFailed, `chat ${what} failed in ${failed.join('; ')}`, { retryable: true, cause: (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason });
     }
   }
 
