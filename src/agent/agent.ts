@@ -23,6 +23,9 @@ export interface AgentOptions {
   log: Logger;
   /** Override detection (tests). */
   platform?: PlatformFacts;
+  /** Override the detected machine id / hostname (cloned images, several agents on one machine in tests). */
+  machineId?: string;
+  hostname?: string;
   backends?: Map<string, Backend>;
   aptRoot?: string;
   rebooter?: Rebooter;
@@ -64,7 +67,9 @@ export class Agent {
 
   /** Enrols if there is no usable identity for this server; retries with backoff while the server is away. */
   async start(): Promise<void> {
-    this.facts = this.o.platform ?? (await detectPlatform());
+    this.facts = { ...(this.o.platform ?? (await detectPlatform())) };
+    if (this.o.machineId) this.facts.machineId = this.o.machineId;
+    if (this.o.hostname) this.facts.hostname = this.o.hostname;
     const saved = await this.store.load();
     if (saved && saved.serverUrl === this.o.serverUrl && saved.machineId === this.facts.machineId) this.state = saved;
     else await this.enroll();

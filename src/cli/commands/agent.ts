@@ -52,8 +52,10 @@ export function registerAgentCommands(program: Command): void {
     .option('--wait <seconds>', 'long-poll wait', '30')
     .option('--no-reboot', 'never restart the machine (reboots are reported as pending)')
     .addOption(new Option('--apt-root <dir>', 'run apt/dpkg against another root (chroots, tests)').hideHelp())
+    .addOption(new Option('--machine-id <id>', 'use this machine id instead of the detected one (cloned images, tests)').hideHelp())
+    .addOption(new Option('--hostname <name>', 'report this hostname').hideHelp())
     .option('--defer-reboot', 'ask the running agent to defer a pending restart, then exit')
-    .action(async (o: { server?: string; enrollSecret?: string; stateDir: string; wait: string; reboot: boolean; aptRoot?: string; deferReboot?: boolean }) => {
+    .action(async (o: { server?: string; enrollSecret?: string; stateDir: string; wait: string; reboot: boolean; aptRoot?: string; deferReboot?: boolean; machineId?: string; hostname?: string }) => {
       if (o.deferReboot) {
         const store = new StateStore(o.stateDir);
         await fs.mkdir(o.stateDir, { recursive: true });
@@ -70,6 +72,8 @@ export function registerAgentCommands(program: Command): void {
         stateDir: o.stateDir,
         log,
         aptRoot: o.aptRoot,
+        machineId: o.machineId,
+        hostname: o.hostname,
         rebooter: o.reboot ? undefined : new RecordingRebooter(),
         waitSeconds: Number(o.wait),
         signal: ac.signal,

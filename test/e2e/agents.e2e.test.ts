@@ -1,0 +1,174 @@
+/**
+ * Real processes: `patchops server` (agent gateway) and three `patchops agent` processes with separate state
+ * dirs, each running the real apt backend against its own throwaway root and a local signed repository.
+ * Scan jobs are dispatched by inserting agent_jobs rows (as the cycle's DrizzleAgentJobs does); results land
+ * in endpoint_patches. One agent is killed mid-job: its job is not a hang — after the lease it is marked
+ * unreachable by the cycle's expiry (DrizzleAgentJobs.expireUnreachable), and the restarted agent's late
+ * result is still recorded.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { eq, inArray } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { DrizzleAgentJobs } from '../../src/db/agent-jobs';
+import { addEnrollSecret } from '../../src/db/agents';
+import { agentJobs, endpointPatches, endpoints, softwareInventory } from '../../src/db/schema/index';
+import { freePort } from '../../src/temporal/dev-server';
+import { aptInstallInto, buildAptTestRepo, type AptTestRepo } from '../helpers/apt-repo';
+import { createTestDatabase, type TestDatabase } from '../helpers/db';
+
+const root = path.resolve(import.meta.dirname, '..', '..');
+const SECRET = 'e2e-enrol-secret-0123456789abcdef';
+const LEASE = 5;
+
+interface Proc {
+  child: ChildProcess;
+  output: () => string;
+}
+
+function start(args: string[], env: NodeJS.ProcessEnv): Proc {
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  return { child, output: () => out };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, extra: () => string = () => ''): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${extra()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('three real agents against a real server', () => {
+  let tdb: TestDatabase;
+  let repo: AptTestRepo;
+  const roots: string[] = [];
+  const procs: Proc[] = [];
+  let server: Proc;
+  let serverUrl: string;
+  let hangingRepo: http.Server;
+  let hang = true;
+  const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info' };
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+    await addEnrollSecret(tdb.db, { name: 'e2e', secret: SECRET });
+    repo = await buildAptTestRepo();
+    // The third agent's repository is served over HTTP by a server that can be made to hang: its apt-get
+    // update then blocks, so the agent is reliably mid-job when it is killed.
+    hangingRepo = http.createServer((req, res) => {
+      if (hang) return; // never answers
+      const file = path.join(repo.repo, decodeURIComponent(new URL(req.url!, 'http://x').pathname));
+      fs.readFile(file).then(
+        (b) => res.writeHead(200).end(b),
+        () => res.writeHead(404).end(),
+      );
+    });
+    await new Promise<void>((r) => hangingRepo.listen(0, '127.0.0.1', r));
+    for (let i = 0; i < 3; i++) {
+      const r = path.join(repo.dir, `root${i}`);
+      await fs.cp(repo.root, r, { recursive: true });
+      aptInstallInto(r, `${repo.packageName}=1.0`);
+      roots.push(r);
+    }
+    await fs.writeFile(path.join(roots[2]!, 'etc/apt/sources.list'), `deb http://127.0.0.1:${(hangingRepo.address() as AddressInfo).port}/ ./\n`);
+
+    const port = await freePort();
+    serverUrl = `http://127.0.0.1:${port}`;
+    server = start(['server'], {
+      ...baseEnv,
+      DATABASE_URL: tdb.url,
+      PORT: String(port),
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_CLI: inject('temporalCliPath'),
+      AGENT_LEASE_SECONDS: String(LEASE),
+      PATCHOPS_DATA_DIR: await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-e2e-data-')),
+    });
+    procs.push(server);
+    await until('the server to be ready', async () => server.output().includes('patchops ready'), 90_000, server.output);
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    hangingRepo?.closeAllConnections();
+    hangingRepo?.close();
+    await tdb?.close();
+    await repo?.cleanup();
+  });
+
+  const agentArgs = (i: number, stateDir: string) => ['agent', '--server', serverUrl, '--enroll-secret', SECRET, '--state-dir', stateDir, '--apt-root', roots[i]!, '--machine-id', `e2e-machine-${i}-0000`, '--hostname', `e2e-${i}`, '--wait', '2', '--no-reboot'];
+
+  it('enrol, report inventory, scan for real; a killed agent\'s job ends unreachable after its lease, and the restarted agent keeps its identity', async () => {
+    const stateDirs = await Promise.all([0, 1, 2].map(() => fs.mkdtemp(path.join(os.tmpdir(), 'patchops-agent-state-'))));
+    const agents = [0, 1, 2].map((i) => start(agentArgs(i, stateDirs[i]!), baseEnv));
+    procs.push(...agents);
+    const ids = await until(
+      'three enrolled endpoints',
+      async () => {
+        const rows = await tdb.db.select().from(endpoints);
+        return rows.length === 3 ? rows.sort((a, b) => a.hostname.localeCompare(b.hostname)).map((r) => r.id) : undefined;
+      },
+      60_000,
+      () => agents.map((a) => a.output()).join('\n---\n'),
+    );
+    for (const d of stateDirs) {
+      const text = await until('the state file', () => fs.readFile(path.join(d, 'state.json'), 'utf8').catch(() => undefined), 10_000);
+      expect((JSON.parse(text) as { nodeKey: string }).nodeKey.length).toBeGreaterThanOrEqual(43);
+    }
+    await until('inventory from each agent', async () => (await tdb.db.select().from(softwareInventory).where(eq(softwareInventory.name, repo.packageName))).length === 3, 30_000);
+
+    // Dispatch one scan per endpoint, the way the cycle's DrizzleAgentJobs inserts them.
+    const jobIds = ids.map((id) => `e2e-cycle:scan:${id}`);
+    await tdb.db.insert(agentJobs).values(ids.map((id, i) => ({ id: jobIds[i]!, cycleId: 'e2e-cycle', wave: null, endpointId: id, kind: 'scan', payload: { patchIds: [] } })));
+
+    // agent 2 leases its scan and hangs in apt-get update: kill it there.
+    await until('agent 2 to lease its job', async () => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, jobIds[2]!)))[0]!.state === 'leased', 30_000, agents[2]!.output);
+    agents[2]!.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    // The killed agent's job: not unreachable while its lease (and the silence grace) runs …
+    const jobs = new DrizzleAgentJobs(tdb.db);
+    expect(await jobs.expireUnreachable('e2e-cycle', null, LEASE, new Date())).toBe(0);
+
+    // agents 0 and 1 complete their scans for real: the 2.0 security update is missing on both.
+    await until(
+      'scans of agents 0 and 1',
+      async () => (await tdb.db.select().from(agentJobs).where(inArray(agentJobs.id, jobIds.slice(0, 2)))).every((j) => j.state === 'succeeded'),
+      60_000,
+      () => agents.map((a) => a.output()).join('\n---\n'),
+    );
+    const missing = await tdb.db.select().from(endpointPatches).where(inArray(endpointPatches.endpointId, ids.slice(0, 2)));
+    expect(missing.map((m) => [m.patchId, m.state])).toEqual([
+      [`apt:${repo.packageName}:2.0`, 'missing'],
+      [`apt:${repo.packageName}:2.0`, 'missing'],
+    ]);
+
+    // … then the cycle's expiry marks it unreachable: counted, not waited on.
+    await until('the lease and grace to run out', async () => Date.now() - killedAt > 2 * LEASE * 1000 + 500, 30_000);
+    expect((await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, jobIds[2]!)))[0]!.state).toBe('leased');
+    expect(await jobs.expireUnreachable('e2e-cycle', null, LEASE, new Date())).toBe(1);
+    const counts = await jobs.counts('e2e-cycle', null, 'scan');
+    expect(counts).toMatchObject({ succeeded: 2, unreachable: 1 });
+
+    // Restarted with the same state dir (same identity) and its repository answering again: the agent's late
+    // result is not re-offered work (the job is unreachable now), so nothing hangs; a fresh scan succeeds.
+    hang = false;
+    const restarted = start(agentArgs(2, stateDirs[2]!), baseEnv);
+    procs.push(restarted);
+    await tdb.db.insert(agentJobs).values({ id: 'e2e-rescan-2', endpointId: ids[2]!, kind: 'scan', payload: {} });
+    await until('the restarted agent to scan', async () => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, 'e2e-rescan-2')))[0]!.state === 'succeeded', 60_000, restarted.output);
+    expect((await tdb.db.select().from(endpoints)).length).toBe(3); // same identity, no new endpoint
+    const [ep2] = await tdb.db.select().from(endpoints).where(eq(endpoints.id, ids[2]!));
+    expect(ep2!.status).toBe('active');
+    const p2 = await tdb.db.select().from(endpointPatches).where(eq(endpointPatches.endpointId, ids[2]!));
+    expect(p2.map((p) => p.state)).toEqual(['missing']);
+  }, 240_000);
+});
