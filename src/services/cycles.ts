@@ -56,12 +56,14 @@ export function createCycleService(deps: CycleServiceDeps): CycleService {
 
   const handleOf = (cycleId: string) => client.workflow.getHandle<typeof patchCycleWorkflow>(workflowIdForCycle(cycleId));
 
-  /** The cycle must exist (DB row) or at least its workflow must. */
-  async function ensureCycle(cycleId: string): Promise<void> {
+  /** The cycle must exist (DB row) or at least its workflow must. Returns its stage when finished. */
+  async function ensureCycle(cycleId: string): Promise<{ finished: string | null }> {
     if (!cycleId || !/^[\w.:-]{1,120}$/.test(cycleId)) throw new CodedError(ErrorCode.InvalidInput, `"${cycleId}" is not a cycle id (they look like PC-20261127-1a2b3c)`);
-    if (await getCycleRow(db, cycleId)) return;
+    const row = await getCycleRow(db, cycleId);
+    if (row) return { finished: TERMINAL_STAGES.includes(row.stage) ? row.stage : null };
     try {
       await handleOf(cycleId).describe();
+      return { finished: null };
     } catch (e) {
       if (isNotFound(e)) throw notFound(cycleId);
       throw e;
@@ -69,7 +71,8 @@ export function createCycleService(deps: CycleServiceDeps): CycleService {
   }
 
   async function signal(cycleId: string, send: () => Promise<void>): Promise<void> {
-    await ensureCycle(cycleId);
+    const { finished } = await ensureCycle(cycleId);
+    if (finished) throw new CodedError(ErrorCode.Conflict, `cycle ${cycleId} has already finished (${finished})`);
     try {
       await send();
     } catch (e) {
@@ -79,7 +82,8 @@ export function createCycleService(deps: CycleServiceDeps): CycleService {
   }
 
   async function vote(cycleId: string, v: ApprovalVote, kind: 'approve' | 'reject'): Promise<ApprovalResult> {
-    await ensureCycle(cycleId);
+    const { finished } = await ensureCycle(cycleId);
+    if (finished) throw new CodedError(ErrorCode.ApprovalRefused, `approvals are not open: the cycle is ${finished}`);
     if (kind === 'reject' && !v.reason?.trim()) throw new CodedError(ErrorCode.InvalidInput, 'a rejection needs a reason');
     try {
       return await handleOf(cycleId).executeUpdate(kind === 'approve' ? approveCycleUpdate : rejectCycleUpdate, { args: [v] });
