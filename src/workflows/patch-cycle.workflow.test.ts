@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { countRows, grantApprovers, saveTestPolicy, seedFleet } from '../../test/helpers/cycle-fixtures';
@@ -9,6 +9,7 @@ import { FakeChangeDesk, RecordingChatNotifier } from '../../test/helpers/ports'
 import { createWorkflowTestEnv, type WorkflowTestEnv } from '../../test/helpers/temporal';
 import { createActivities } from '../activities/index';
 import { verifyAuditChain } from '../db/audit';
+import { endpointGroups, maintenanceWindows } from '../db/schema/index';
 import { stageEvents } from '../db/cycles';
 import { CycleStage, type CycleStatus, type PatchCycleInput } from '../domain/cycle';
 import type { DeploymentPolicyInput } from '../domain/policy';
@@ -251,6 +252,26 @@ describe('patchCycleWorkflow', () => {
       expect(failOnce).toBe(false);
       expect(await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install'`)).toBe(6);
       expect(await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install' and created_at < '${notBefore}'`)).toBe(0);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('a wave waits for its group\'s maintenance window (opening seconds from now) and stamps the jobs with it', async () => {
+    const s = await setup({ testEndpoints: 0, endpoints: 2, policy: { autoApprove: { types: ['security'] }, maintenance: { respectWindows: true, expectedInstallMinutes: 0 }, waves: [{ name: 'all', percent: 100 }] } });
+    const opens = new Date(Math.ceil((Date.now() + 4000) / 1000) * 1000);
+    const stamp = opens.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    const [w] = await db.db
+      .insert(maintenanceWindows)
+      .values({ name: `${s.prefix}-window`, rrule: `DTSTART:${stamp}\nRRULE:FREQ=DAILY`, timezone: 'UTC', durationMinutes: 5 })
+      .returning();
+    await db.db.update(endpointGroups).set({ maintenanceWindowId: w!.id }).where(eq(endpointGroups.name, s.fleet.prodGroup));
+    const agent = startFakeAgent(db.db);
+    try {
+      const result = await t.withWorker(activities(new RecordingChatNotifier()), () => start(s.input).then((h) => h.result()));
+      expect(result.stage).toBe(CycleStage.COMPLETED);
+      expect(result.waves[0]).toMatchObject({ windowStart: opens.toISOString(), windowEnd: new Date(opens.getTime() + 5 * 60_000).toISOString(), succeeded: 2 });
+      expect(await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install' and not_before = '${opens.toISOString()}' and created_at >= '${opens.toISOString()}'`)).toBe(2);
     } finally {
       await agent.stop();
     }
