@@ -10,12 +10,15 @@ export function pdfContent(pdf: Buffer): { pages: number; text: string; images: 
   const images = (src.match(/\/Subtype \/Image/g) ?? []).length;
   const pngImages = (src.match(/\/Subtype \/Image[\s\S]{0,400}?\/Filter \/FlateDecode/g) ?? []).length;
   const texts: string[] = [];
-  const re = /stream\r?\n/g;
+  const re = /(?<!end)stream\r?\n/g;
   let m: RegExpExecArray | null;
   while ((m = re.exec(src))) {
     const start = m.index + m[0].length;
     const end = src.indexOf('endstream', start);
     if (end < 0) break;
+    const dict = src.slice(src.lastIndexOf('obj', m.index), m.index);
+    re.lastIndex = end + 'endstream'.length;
+    if (/\/Subtype \/Image|\/Type \/XObject|\/FontFile/.test(dict)) continue;
     const raw = pdf.subarray(start, end);
     let body: string;
     try {
@@ -23,11 +26,10 @@ export function pdfContent(pdf: Buffer): { pages: number; text: string; images: 
     } catch {
       body = raw.toString('latin1');
     }
-    for (const op of body.matchAll(/\[((?:<[0-9a-fA-F]*>|[^\]])*)\]\s*TJ|<([0-9a-fA-F]*)>\s*Tj/g)) {
+    for (const op of body.matchAll(/\[((?:<[0-9a-fA-F]*>|[^\]<])*)\]\s*TJ|<([0-9a-fA-F]*)>\s*Tj/g)) {
       const parts = op[1] !== undefined ? [...op[1].matchAll(/<([0-9a-fA-F]*)>/g)].map((x) => x[1]!) : [op[2]!];
       texts.push(parts.map((h) => Buffer.from(h, 'hex').toString('latin1')).join(''));
     }
-    re.lastIndex = end;
   }
   return { pages, text: texts.join('\n'), images, pngImages };
 }
