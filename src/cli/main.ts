@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './commands/agent';
+import { registerChatCommands } from './commands/chat';
 import { registerCycleCommands } from './commands/cycles';
 import { registerDashboardCommands } from './commands/dashboard';
 import { registerDoctorCommand } from './commands/doctor';
@@ -17,6 +18,7 @@ registerAgentCommands(program);
 registerDoctorCommand(program);
 registerDashboardCommands(program);
 registerCycleCommands(program);
+registerChatCommands(program);
 
 try {
   await program.parseAsync(process.argv);
