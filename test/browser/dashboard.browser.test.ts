@@ -116,15 +116,16 @@ describe.skipIf(!executable)('dashboard in Chromium', () => {
     // The viewer has no button; post the same form by hand with the viewer's own valid CSRF token.
     const response = await Promise.all([
       viewer.waitForResponse((r) => r.url().endsWith('/pause')),
-      viewer.evaluate((id) => {
-        const token = (document.querySelector('input[name=_csrf]') as HTMLInputElement).value;
+      // A string, so this file needs no DOM typings: it runs in the page.
+      viewer.evaluate(`(() => {
+        const token = document.querySelector('input[name=_csrf]').value;
         const f = document.createElement('form');
         f.method = 'post';
-        f.action = `/cycles/${id}/pause`;
-        f.innerHTML = `<input name="_csrf" value="${token}"><input name="reason" value="viewer try">`;
+        f.action = '/cycles/${fleet.cycleId}/pause';
+        f.innerHTML = '<input name="_csrf" value="' + token + '"><input name="reason" value="viewer try">';
         document.body.appendChild(f);
         f.submit();
-      }, fleet.cycleId),
+      })()`),
     ]).then(([r]) => r);
     expect(response.status()).toBe(403);
     await viewer.waitForSelector('[data-testid=flash]');
