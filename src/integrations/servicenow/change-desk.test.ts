@@ -88,6 +88,8 @@ describe('ServiceNowChangeDesk.open', () => {
     const ref = await desk.open(i);
     expect(fake.affectedCis(ref.number).sort()).toEqual(['db-17', 'db-18']);
     expect(fake.change(ref.number)!.cmdb_ci).toBeTruthy();
+    expect(fake.change(ref.number)!.description).toBe(`${i.description}\n\nEndpoints (3):\ndb-17\ndb-18\nlaptop-unknown`);
+    expect(fake.workNotes(ref.number)).toEqual(['patchops: 2 of 3 endpoint(s) matched a CMDB CI by name and are listed as affected CIs.']);
   });
 });
 

@@ -82,7 +82,7 @@ export class ServiceNowChangeDesk implements ChangeDesk {
 
     const body: Record<string, unknown> = {
       short_description: input.shortDescription.slice(0, 160),
-      description: input.description,
+      description: withEndpoints(input.description, input.configurationItems),
       risk: RISK_VALUES[input.risk],
       impact: String(input.impact),
       implementation_plan: input.implementationPlan,
@@ -105,7 +105,12 @@ export class ServiceNowChangeDesk implements ChangeDesk {
     this.o.logger?.info({ cycleId: input.cycleId, number: ref.number, type: input.type }, 'change request created');
 
     const cis = await this.attachCis(ref.sysId, input.configurationItems);
-    if (cis.length > 0) await this.client.updateChange(ref.sysId, { cmdb_ci: cis[0] });
+    if (input.configurationItems.length > 0) {
+      await this.client.updateChange(ref.sysId, {
+        ...(cis.length > 0 ? { cmdb_ci: cis[0] } : {}),
+        work_notes: `patchops: ${cis.length} of ${input.configurationItems.length} endpoint(s) matched a CMDB CI by name and are listed as affected CIs.`,
+      });
+    }
     return ref;
   }
 
@@ -261,4 +266,12 @@ export class ServiceNowChangeDesk implements ChangeDesk {
     this.o.logger?.info({ changeSysId, matched: found.length, of: names.length }, 'affected CIs attached');
     return found;
   }
+}
+
+/** The description, followed by the endpoints it touches (the first 200 by name). */
+export function withEndpoints(description: string, hostnames: string[]): string {
+  if (hostnames.length === 0) return description;
+  const shown = [...hostnames].sort().slice(0, 200);
+  const more = hostnames.length > shown.length ? `\n… and ${hostnames.length - shown.length} more` : '';
+  return `${description}\n\nEndpoints (${hostnames.length}):\n${shown.join('\n')}${more}`;
 }
