@@ -1,5 +1,11 @@
 import type { Exec } from '../exec';
 import { AptBackend } from './apt';
+import { BrewBackend } from './brew';
+import { DnfBackend } from './dnf';
+import { SoftwareUpdateBackend } from './softwareupdate';
+import { WindowsUpdateBackend } from './windows-update';
+import { WingetBackend } from './winget';
+import { ZypperBackend } from './zypper';
 import type { Backend } from './types';
 
 export interface BackendOptions {
@@ -15,6 +21,27 @@ export function createBackends(names: string[], o: BackendOptions = {}): Map<str
     switch (name) {
       case 'apt':
         out.set('apt', new AptBackend({ root: o.aptRoot, exec: o.exec }));
+        break;
+      case 'dnf': {
+        const b = new DnfBackend(o.exec);
+        out.set('dnf', b);
+        out.set('yum', b);
+        break;
+      }
+      case 'zypper':
+        out.set('zypper', new ZypperBackend(o.exec));
+        break;
+      case 'windows-update':
+        out.set('windows-update', new WindowsUpdateBackend(o.exec));
+        break;
+      case 'winget':
+        out.set('winget', new WingetBackend(o.exec));
+        break;
+      case 'softwareupdate':
+        out.set('softwareupdate', new SoftwareUpdateBackend(o.exec));
+        break;
+      case 'brew':
+        out.set('brew', new BrewBackend(o.exec));
         break;
       default:
         throw new Error(`unknown package manager backend "${name}"`);

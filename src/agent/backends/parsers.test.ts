@@ -1,0 +1,151 @@
+/** Every parser on real output of its tool (test/fixtures/agent, sources in its README). */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { foundPatchSchema } from '../../shared/agent-protocol';
+import { productForPackage } from '../catalog';
+import type { Exec } from '../exec';
+import { aptUpgradeToPatch, parseAptSimulation } from './apt';
+import { brewToPatches, parseBrewOutdated } from './brew';
+import { parseUpdateInfoList, splitNevra, updateInfoToPatches } from './dnf';
+import { parseSoftwareUpdateList, softwareUpdateToPatches } from './softwareupdate';
+import { parseWuaSearch, WindowsUpdateBackend, wuaToPatches } from './windows-update';
+import { parseWingetTable, WingetBackend, wingetToPatches } from './winget';
+import { parseZypperPatches, zypperToPatches } from './zypper';
+
+const fixture = (name: string) => readFileSync(path.join(import.meta.dirname, '../../../test/fixtures/agent', name), 'utf8');
+
+describe('apt', () => {
+  it('reads Inst lines with several origins and tells security from plain updates', () => {
+    const ups = parseAptSimulation(fixture('apt-get-s-upgrade-ubuntu.txt'));
+    expect(ups.map((u) => [u.name, u.current, u.candidate, u.security])).toEqual([
+      ['libssl3', '3.0.2-0ubuntu1.10', '3.0.2-0ubuntu1.12', true],
+      ['openssl', '3.0.2-0ubuntu1.10', '3.0.2-0ubuntu1.12', true],
+      ['tzdata', '2023c-0ubuntu0.22.04.2', '2024a-0ubuntu0.22.04', false],
+    ]);
+    const p = aptUpgradeToPatch(ups[0]!);
+    expect(p).toMatchObject({ patchId: 'apt:libssl3:3.0.2-0ubuntu1.12', vendor: 'Ubuntu', type: 'security', severitySource: 'ubuntu' });
+    expect(() => foundPatchSchema.parse(p)).not.toThrow();
+  });
+});
+
+describe('dnf / yum updateinfo', () => {
+  it('reads advisories with severity and type, grouping package versions per advisory', () => {
+    const lines = parseUpdateInfoList(fixture('yum-updateinfo-list.txt'));
+    expect(lines).toHaveLength(13);
+    expect(lines[4]).toEqual({ id: 'RHSA-2016:2594', severity: 'Moderate', kind: 'Sec.', nevra: '389-ds-base-1.3.5.10-11.el7.x86_64' });
+    const patches = updateInfoToPatches(lines);
+    const a = patches.find((p) => p.patchId === 'RHSA-2014:1031')!;
+    expect(a).toMatchObject({ type: 'security', vendorSeverity: 'Important', severitySource: 'redhat' });
+    expect(a.packages).toEqual([
+      { manager: 'dnf', name: '389-ds-base', version: '1.3.1.6-26.el7_0' },
+      { manager: 'dnf', name: '389-ds-base-libs', version: '1.3.1.6-26.el7_0' },
+    ]);
+    expect(patches).toHaveLength(12);
+  });
+
+  it('reads the CVE listing (CVE, severity, package)', () => {
+    const lines = parseUpdateInfoList(fixture('dnf-updateinfo-list-cves.txt'));
+    expect(lines.map((l) => [l.id, l.severity])).toEqual([
+      ['CVE-2022-3080', 'Important'],
+      ['CVE-2021-25220', 'Moderate'],
+      ['CVE-2022-1886', 'Critical'],
+      ['CVE-2022-1725', 'Low'],
+    ]);
+    const patches = updateInfoToPatches(lines, 'openEuler');
+    expect(patches.find((p) => p.cves.includes('CVE-2022-1886'))).toMatchObject({ patchId: 'rpm:vim-common:8.2-39.oe2203', vendorSeverity: 'Critical' });
+    expect(splitNevra('bind-libs-9.16.23-10.oe2203.aarch64')).toEqual({ name: 'bind-libs', version: '9.16.23-10.oe2203', arch: 'aarch64' });
+  });
+});
+
+describe('zypper', () => {
+  it('reads list-patches with category, severity and interactive', () => {
+    const rows = parseZypperPatches(fixture('zypper-list-patches.txt'));
+    expect(rows.map((r) => [r.name, r.category, r.severity, r.interactive, r.status])).toEqual([
+      ['SUSE-SLE-SERVER-12-SP2-2017-1022', 'recommended', 'moderate', 'restart', 'needed'],
+      ['SUSE-SLE-SERVER-12-SP2-2017-1252', 'security', 'important', 'restart', 'needed'],
+    ]);
+    const patches = zypperToPatches(rows);
+    expect(patches[1]).toMatchObject({ patchId: 'SUSE-SLE-SERVER-12-SP2-2017-1252', type: 'security', vendorSeverity: 'important', title: 'Security update for libzypp, zypper' });
+    expect(patches[0]!.type).toBe('bug_fix');
+  });
+});
+
+describe('winget', () => {
+  it('reads the fixed-width upgrade table, names with spaces included, duplicates dropped', () => {
+    const rows = parseWingetTable(fixture('winget-upgrade.txt'));
+    expect(rows).toHaveLength(6);
+    expect(rows[3]).toEqual({ name: 'Microsoft 365 Apps for enterprise', id: 'Microsoft.Office', version: '16.0.14701.20290', available: '16.0.14729.20228', source: 'winget' });
+    const patches = wingetToPatches(rows);
+    expect(patches).toHaveLength(5);
+    expect(patches[1]).toMatchObject({ patchId: 'third-party:microsoft-edge:97.0.1072.69', vendor: 'Microsoft', packages: [{ manager: 'winget', name: 'Microsoft.Edge', version: '97.0.1072.69' }] });
+  });
+
+  it('installs exactly the version asked for', async () => {
+    const calls: string[][] = [];
+    const exec: Exec = async (file, args) => {
+      calls.push([file, ...args]);
+      return { code: 0, stdout: 'Successfully installed', stderr: '' };
+    };
+    const r = await new WingetBackend(exec).install([{ manager: 'winget', name: 'Signal', version: '5.29.0' }]);
+    expect(r.ok).toBe(true);
+    expect(calls[0]).toEqual(expect.arrayContaining(['winget', 'upgrade', '--id', 'Signal', '--exact', '--version', '5.29.0']));
+  });
+});
+
+describe('softwareupdate', () => {
+  it('reads labels, recommended and restart', () => {
+    const items = parseSoftwareUpdateList(fixture('softwareupdate-list.txt'));
+    expect(items).toEqual([
+      { label: 'Safari18.3.1VenturaAuto-18.3.1', title: 'Safari', version: '18.3.1', recommended: true, restart: false },
+      { label: 'macOS Ventura 13.7.4-22H420', title: 'macOS Ventura 13.7.4', version: '13.7.4', recommended: true, restart: true },
+      { label: 'macOS Sequoia 15.3.1-24D70', title: 'macOS Sequoia 15.3.1', version: '15.3.1', recommended: true, restart: true },
+    ]);
+    expect(softwareUpdateToPatches(items)[1]).toMatchObject({ patchId: 'apple:macOS Ventura 13.7.4-22H420', rebootRequired: true, type: 'security' });
+  });
+});
+
+describe('brew', () => {
+  it('reads formulae and casks, skipping pinned formulae', () => {
+    const patches = brewToPatches(parseBrewOutdated(fixture('brew-outdated-v2.json')));
+    expect(patches.map((p) => p.patchId)).toEqual(['third-party:git:2.45.1', 'third-party:mozilla-firefox:141.0']);
+    expect(patches[1]!.packages).toEqual([{ manager: 'brew', name: 'cask:firefox', version: '141.0' }]);
+  });
+});
+
+describe('windows update', () => {
+  it('maps WUA classification and MSRC severity', () => {
+    const patches = wuaToPatches(parseWuaSearch(fixture('windows-update-search.json')));
+    expect(patches.map((p) => [p.patchId, p.type, p.vendorSeverity, p.rebootRequired])).toEqual([
+      ['KB5034441', 'security', 'Important', true],
+      ['KB2267602', 'definition', undefined, false],
+    ]);
+  });
+
+  it('runs its PowerShell script for a search and reads the JSON it prints', async () => {
+    const calls: string[][] = [];
+    const exec: Exec = async (file, args) => {
+      calls.push([file, ...args]);
+      return { code: 0, stdout: fixture('windows-update-search.json'), stderr: '' };
+    };
+    const found = await new WindowsUpdateBackend(exec, 'C:\\patchops\\windows-update.ps1').scan();
+    expect(found).toHaveLength(2);
+    expect(calls[0]).toEqual(['powershell.exe', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', 'C:\\patchops\\windows-update.ps1', '-Action', 'Search']);
+  });
+});
+
+describe('third-party catalog', () => {
+  it.each([
+    ['winget', 'Google.Chrome', 'google-chrome'],
+    ['brew', 'google-chrome', 'google-chrome'],
+    ['winget', '7zip.7zip', '7-zip'],
+    ['winget', 'Adobe.Acrobat.Reader.64-bit', 'adobe-acrobat-reader'],
+    ['brew', 'visual-studio-code', 'vscode'],
+    ['winget', 'Zoom.Zoom', 'zoom'],
+  ])('%s %s → %s', (manager, id, key) => {
+    expect(productForPackage(manager, id)?.key).toBe(key);
+  });
+  it('knows nothing of unknown ids', () => {
+    expect(productForPackage('winget', 'Nobody.Nothing')).toBeUndefined();
+  });
+});
