@@ -112,6 +112,7 @@ const envSchema = z.object({
   SERVICENOW_CLIENT_SECRET: optionalString,
   SERVICENOW_WEBHOOK_SECRET: optionalString,
   SERVICENOW_ASSIGNMENT_GROUP: optionalString,
+  SERVICENOW_WAVE_TASKS: bool,
 
   SMTP_URL: optionalString.refine((v) => v === undefined || /^smtps?:\/\//.test(v), {
     message: 'expected smtp://user:pass@host:587 or smtps://user:pass@host:465',
@@ -177,6 +178,8 @@ export interface Config {
           | { kind: 'oauth'; clientId: string; clientSecret: string; username?: string; password?: string };
         webhookSecret: string | undefined;
         assignmentGroup: string | undefined;
+        /** A change task per deployment wave, closed with the wave's result. */
+        waveTasks: boolean;
       };
   smtp: { enabled: boolean; url: string | undefined; from: string; reportRecipients: string[] };
   agents: { enrollSecret: string | undefined; leaseSeconds: number };
@@ -302,6 +305,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
             auth: snAuth,
             webhookSecret: e.SERVICENOW_WEBHOOK_SECRET,
             assignmentGroup: e.SERVICENOW_ASSIGNMENT_GROUP,
+            waveTasks: e.SERVICENOW_WAVE_TASKS,
           }
         : { enabled: false, webhookSecret: e.SERVICENOW_WEBHOOK_SECRET },
     smtp: {
@@ -355,6 +359,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'SERVICENOW_CLIENT_SECRET', description: 'OAuth client secret' },
   { name: 'SERVICENOW_WEBHOOK_SECRET', description: 'Shared secret ServiceNow sends to /webhooks/servicenow' },
   { name: 'SERVICENOW_ASSIGNMENT_GROUP', description: 'Assignment group for change requests' },
+  { name: 'SERVICENOW_WAVE_TASKS', description: 'A change task per deployment wave, closed with its result', default: 'false' },
   { name: 'SMTP_URL', description: 'SMTP server for email reports (smtp://user:pass@host:587); unset = email off' },
   { name: 'SMTP_FROM', description: 'From address of email reports', default: 'patchops <patchops@localhost>' },
   { name: 'REPORT_RECIPIENTS', description: 'Comma-separated addresses that receive cycle reports and digests' },

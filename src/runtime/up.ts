@@ -90,6 +90,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
                 desk: serviceNow.desk,
                 changeNumberOf: async (cycleId) => (await getCycleRow(db.database.db, cycleId))?.changeNumber ?? null,
                 logger: logger.child({ component: 'servicenow' }),
+                ...(serviceNow.waveTasks ? { waveTasks: serviceNow.desk } : {}),
               })
             : chat.notifier,
           changeDesk: serviceNow?.desk ?? null,

@@ -76,9 +76,10 @@ async function setup(fake: ServiceNowFake, o: { webhook: boolean }) {
   const url = await fake.start();
   fake.webhook = o.webhook ? { url: webhookUrl, secret: SECRET } : undefined;
   const client = new ServiceNowClient({ instanceUrl: url, auth: { kind: 'oauth', clientId: 'patchops', clientSecret: 'secret' } });
-  const desk = flakyOnce(new ServiceNowChangeDesk({ client }));
+  const real = new ServiceNowChangeDesk({ client });
+  const desk = flakyOnce(real);
   const mailer = new SmtpMailer({ url: sink.url, from: 'patchops <patchops@example.test>', publicUrl: 'http://patchops.example.test' });
-  const chat = withChangeWorkNotes({ chat: new RecordingChatNotifier(), desk, changeNumberOf: async (id) => (await getCycleRow(db.db, id))?.changeNumber ?? null });
+  const chat = withChangeWorkNotes({ chat: new RecordingChatNotifier(), desk, changeNumberOf: async (id) => (await getCycleRow(db.db, id))?.changeNumber ?? null, waveTasks: real });
   const activities = createActivities({ database: db, logger: createLogger('silent'), chat, changeDesk: desk, mailer, reportRecipients: ['cab@example.test'] });
   const input: PatchCycleInput = { cycleId: `c-${prefix}`, policyName: prefix, scope: { groups: [fleet.testGroup, fleet.prodGroup] }, requestedBy: 'cli:requester' };
   return { fleet, desk, mailer, activities, input };
@@ -127,6 +128,7 @@ describe('a cycle whose policy requires a normal change', () => {
       for (const stage of ['SCHEDULED', 'DEPLOYING', 'VERIFYING', 'REPORTING']) expect(notes.some((n) => n.startsWith(`patchops [${stage}]`))).toBe(true);
       expect(notes).toContain('Deployment started.');
       expect(notes.filter((n) => /^patchops \[DEPLOYING\] wave \d of 2/.test(n))).toHaveLength(2);
+      expect(fake.tasks(change.number!).map((task) => [task.short_description, task.state])).toEqual([['Wave 1: pilot', '3'], ['Wave 2: broad', '3']]);
 
       await sink.waitFor(mailsBefore + 1);
       const mail = sink.messages.slice(mailsBefore).find((m) => m.parsed.subject?.includes(s.input.cycleId))!;

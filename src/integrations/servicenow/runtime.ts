@@ -17,6 +17,8 @@ export interface ServiceNowRuntime {
   webhookSecret: string | undefined;
   health: HealthCheck;
   demo: boolean;
+  /** SERVICENOW_WAVE_TASKS: a change task per wave. */
+  waveTasks: boolean;
   /** A link to a change by number (for emails). */
   changeUrl(changeNumber: string): string;
   /** Called once the HTTP server listens: the demo fake then calls the webhook like the business rule would. */
@@ -33,11 +35,13 @@ export async function startServiceNow(config: Config, logger: Logger): Promise<S
   let stop = async () => undefined as void;
   let serverListening = (_url: string) => undefined as void;
   let demo = false;
+  let waveTasks = false;
 
   if (config.serviceNow.enabled) {
     instanceUrl = config.serviceNow.instanceUrl;
     auth = config.serviceNow.auth;
     assignmentGroup = config.serviceNow.assignmentGroup;
+    waveTasks = config.serviceNow.waveTasks;
   } else if (config.demo) {
     // The fake is test code: loaded only in explicit demo mode.
     const { ServiceNowFake } = await import('../../../test/fakes/servicenow');
@@ -54,6 +58,7 @@ export async function startServiceNow(config: Config, logger: Logger): Promise<S
     };
     stop = () => fake.stop();
     demo = true;
+    waveTasks = true;
     log.info({ instanceUrl }, 'demo: local ServiceNow fake started (changes live in memory)');
   } else {
     return null;
@@ -66,6 +71,7 @@ export async function startServiceNow(config: Config, logger: Logger): Promise<S
     instanceUrl,
     webhookSecret,
     demo,
+    waveTasks,
     health: cachedHealth('servicenow', async () => {
       await desk.ping();
       return `${instanceUrl}${demo ? ' (demo fake)' : ''}, ${auth.kind} auth`;

@@ -54,4 +54,26 @@ describe('withChangeWorkNotes', () => {
     expect(desk.notes[1]).toContain('Compliance: 50% → 75%');
     expect(desk.notes[1]).toContain('- web-3 KB1: exit 1603');
   });
+
+  it('records each finished wave as a change task when asked', async () => {
+    const chat = new RecordingChatNotifier();
+    const desk = new FakeChangeDesk();
+    const tasks: string[] = [];
+    const notifier = withChangeWorkNotes({
+      chat, desk, changeNumberOf: async () => 'CHG0000005',
+      waveTasks: {
+        openWaveTask: async (n, t) => { tasks.push(`open ${n} ${t.wave} ${t.name}`); return 'CTASK1'; },
+        closeWaveTask: async (n, w, ok, notes) => { tasks.push(`close ${n} ${w} ${ok} ${notes}`); },
+      },
+    });
+    await notifier.stageUpdate({ cycleId: 'c5', stage: CycleStage.DEPLOYING, text: 'wave 1 done', wave });
+    await notifier.stageUpdate({ cycleId: 'c5', stage: CycleStage.DEPLOYING, text: 'wave 2 done', wave: { ...wave, index: 2, name: 'broad', failed: 0 } });
+    await notifier.stageUpdate({ cycleId: 'c5', stage: CycleStage.VERIFYING, text: 'verifying' });
+    expect(tasks).toEqual([
+      'open CHG0000005 1 pilot',
+      'close CHG0000005 1 false pilot: 3/4 succeeded, 1 failed, 0 unreachable (done)',
+      'open CHG0000005 2 broad',
+      'close CHG0000005 2 true broad: 3/4 succeeded, 0 failed, 0 unreachable (done)',
+    ]);
+  });
 });

@@ -15,6 +15,13 @@ export interface WorkNoteOptions {
   /** The cycle's change number, or null while it has none (read from patch_cycles.change_number). */
   changeNumberOf: (cycleId: string) => Promise<string | null>;
   logger?: Logger;
+  /** When set, each finished wave also gets a change task, closed complete or incomplete with its result. */
+  waveTasks?: WaveTasks;
+}
+
+export interface WaveTasks {
+  openWaveTask(changeNumber: string, task: { wave: number; name: string; plannedStart?: string; plannedEnd?: string; description?: string }): Promise<string>;
+  closeWaveTask(changeNumber: string, wave: number, successful: boolean, notes: string): Promise<void>;
 }
 
 export function withChangeWorkNotes(o: WorkNoteOptions): ChatNotifier {
@@ -34,6 +41,23 @@ export function withChangeWorkNotes(o: WorkNoteOptions): ChatNotifier {
       o.logger?.warn({ err, cycleId }, 'could not add the work note to the change request');
     }
   };
+  const waveTask = async (cycleId: string, w: WaveStatus): Promise<void> => {
+    try {
+      const number = await changeOf(cycleId);
+      if (!number || !o.waveTasks) return;
+      const name = w.name || `Wave ${w.index}`;
+      await o.waveTasks.openWaveTask(number, {
+        wave: w.index,
+        name,
+        ...(w.windowStart ? { plannedStart: w.windowStart } : {}),
+        ...(w.windowEnd ? { plannedEnd: w.windowEnd } : {}),
+        description: `patchops deployment wave ${w.index} (${name}) on ${w.total} endpoint(s)`,
+      });
+      await o.waveTasks.closeWaveTask(number, w.index, w.failed + w.unreachable + w.pending === 0, waveLine(name, w));
+    } catch (err) {
+      o.logger?.warn({ err, cycleId, wave: w.index }, 'could not record the wave as a change task');
+    }
+  };
   return {
     async requestApproval(req: ApprovalRequest) {
       await o.chat.requestApproval(req);
@@ -46,6 +70,7 @@ export function withChangeWorkNotes(o: WorkNoteOptions): ChatNotifier {
     async stageUpdate(u: StageUpdate) {
       await o.chat.stageUpdate(u);
       await note(u.cycleId, `patchops [${u.stage}] ${u.text}${u.wave ? `\n${waveLine(u.wave.name || `Wave ${u.wave.index}`, u.wave)}` : ''}`);
+      if (o.waveTasks && u.wave && u.wave.index >= 1 && u.stage === 'DEPLOYING') await waveTask(u.cycleId, u.wave);
     },
     async pauseQuestion(q: PauseQuestion) {
       await o.chat.pauseQuestion(q);
