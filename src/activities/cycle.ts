@@ -88,6 +88,8 @@ export interface AwaitJobsInput {
   failureThreshold?: FailureThreshold;
   unreachableAfterSeconds: number;
   pollIntervalSeconds: number;
+  /** Jobs dispatched held are released within these limits as others finish. */
+  limits?: { concurrency: number; batchSize: number };
 }
 
 export interface AwaitJobsResult extends WaveCounts {
@@ -357,6 +359,8 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       endpointId?: string;
       notBefore?: string;
       deadline?: string;
+      /** Hold the jobs for awaitJobs to release within the policy's concurrency. */
+      hold?: boolean;
     }): Promise<{ created: number; existing: number; total: number }> {
       return guard(async () => {
         let total = 0;
@@ -391,7 +395,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
                 kind: input.kind,
                 payload: { patches: byEndpoint.get(id)!, ...(input.reboot && input.kind === 'install' ? { reboot: input.reboot } : {}) } as Record<string, unknown>,
               }));
-            const r = await jobs.dispatch({ cycleId: input.cycleId, wave, jobs: specs, notBefore: input.notBefore, deadline: input.deadline });
+            const r = await jobs.dispatch({ cycleId: input.cycleId, wave, jobs: specs, notBefore: input.notBefore, deadline: input.deadline, ...(input.hold && jobs.release ? { hold: true } : {}) });
             total += specs.length;
             created += r.created;
           }
@@ -445,6 +449,10 @@ export function createCycleActivities(deps: CycleActivityDeps) {
             details: { waves: input.waves, ...c, tripped, timedOut },
           });
           return { ...c, tripped, timedOut };
+        }
+        // Judge first, then hand out more: a tripped wave never releases another job.
+        if (input.limits && jobs.release) {
+          for (const wave of input.waves) await jobs.release(input.cycleId, wave, input.limits);
         }
         await ctx.sleep(Math.max(200, Math.min(input.pollIntervalSeconds * 1000, until - now().getTime())));
       }

@@ -64,4 +64,19 @@ describe('DrizzleAgentJobs', () => {
     expect(await jobs.cancelQueued('c-cancel', 3)).toBe(0);
     expect(await jobs.counts('c-cancel', 3, 'install')).toEqual({ total: 5, succeeded: 0, failed: 0, unreachable: 0, pending: 1 });
   });
+
+  it('held jobs are invisible until released, within the concurrency and batch size', async () => {
+    await jobs.dispatch({ cycleId: 'c-hold', wave: 1, jobs: specs(ids), hold: true });
+    expect(await jobs.counts('c-hold', 1, 'install')).toMatchObject({ total: 5, pending: 5 });
+    const queued = async () => (await db.db.execute<{ n: number }>(sql`select count(*)::int as n from agent_jobs where cycle_id = 'c-hold' and state = 'queued'`)).rows[0]!.n;
+    expect(await queued()).toBe(0);
+    expect(await jobs.release('c-hold', 1, { concurrency: 3, batchSize: 2 })).toBe(2);
+    expect(await jobs.release('c-hold', 1, { concurrency: 3, batchSize: 2 })).toBe(1);
+    expect(await jobs.release('c-hold', 1, { concurrency: 3, batchSize: 2 })).toBe(0);
+    await db.db.execute(sql`update agent_jobs set state = 'succeeded' where id in (select id from agent_jobs where cycle_id = 'c-hold' and state = 'queued' order by id limit 2)`);
+    expect(await jobs.release('c-hold', 1, { concurrency: 3, batchSize: 2 })).toBe(2);
+    expect(await queued()).toBe(3);
+    expect(await jobs.cancelQueued('c-hold', 1)).toBe(3);
+    expect(await jobs.counts('c-hold', 1, 'install')).toMatchObject({ succeeded: 2, pending: 0 });
+  });
 });

@@ -2,6 +2,8 @@
  * DrizzleAgentJobs: the AgentJobs port over the agent_jobs table. Dispatch is idempotent: a job's id is
  * deterministic from (cycle, wave, endpoint, kind), rows go in with INSERT … ON CONFLICT DO NOTHING, so
  * a retried activity never dispatches twice. The agent gateway (issue 4) leases rows and writes results.
+ * Jobs dispatched with `hold` wait in state 'held' (invisible to agents) until release() queues them,
+ * which is how a wave keeps to the policy's concurrency and batch size.
  */
 import { and, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
 import type { WaveCounts } from '../domain/cycle';
@@ -40,7 +42,7 @@ export class DrizzleAgentJobs implements AgentJobs {
         endpointId: j.endpointId,
         kind: j.kind,
         payload: j.payload,
-        state: 'queued',
+        state: input.hold ? 'held' : 'queued',
         notBefore,
         deadline,
       }));
@@ -63,7 +65,7 @@ export class DrizzleAgentJobs implements AgentJobs {
       if (r.state === 'succeeded') c.succeeded += n;
       else if (r.state === 'failed') c.failed += n;
       else if (r.state === 'unreachable') c.unreachable += n;
-      else if (r.state === 'queued' || r.state === 'leased') c.pending += n;
+      else if (r.state === 'queued' || r.state === 'leased' || r.state === 'held') c.pending += n;
       // cancelled jobs count in total only: they will not run.
     }
     return c;
@@ -95,8 +97,23 @@ export class DrizzleAgentJobs implements AgentJobs {
     const rows = await this.db
       .update(agentJobs)
       .set({ state: 'cancelled', finishedAt: new Date(), error: 'cancelled before it started' })
-      .where(and(this.where(cycleId, wave), eq(agentJobs.state, 'queued')))
+      .where(and(this.where(cycleId, wave), inArray(agentJobs.state, ['queued', 'held'])))
       .returning({ id: agentJobs.id });
     return rows.length;
+  }
+
+  async release(cycleId: string, wave: number | null, limits: { concurrency: number; batchSize: number }): Promise<number> {
+    const waveCond = wave === null ? sql`wave is null` : sql`wave = ${wave}`;
+    const r = await this.db.execute<{ id: string }>(sql`
+      with inflight as (
+        select count(*)::int as n from agent_jobs where cycle_id = ${cycleId} and ${waveCond} and state in ('queued', 'leased')
+      ), pick as (
+        select id from agent_jobs where cycle_id = ${cycleId} and ${waveCond} and state = 'held'
+        order by id
+        limit greatest(0, least(${limits.batchSize}::int, ${limits.concurrency}::int - (select n from inflight)))
+        for update skip locked
+      )
+      update agent_jobs set state = 'queued' where id in (select id from pick) returning id`);
+    return r.rows.length;
   }
 }

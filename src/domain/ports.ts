@@ -26,6 +26,8 @@ export interface DispatchJobsInput {
   notBefore?: string;
   /** Window end minus expected install time: no job starts after it. */
   deadline?: string;
+  /** Write the jobs 'held' (not handed to agents) until release() lets them go, for concurrency limits. */
+  hold?: boolean;
 }
 
 export interface AwaitJobsInput {
@@ -52,6 +54,12 @@ export interface AgentJobs {
   expireUnreachable(cycleId: string, wave: number | null, olderThanSeconds: number, now: Date): Promise<number>;
   /** Cancels queued jobs (pause/cancel/window end); returns how many. */
   cancelQueued(cycleId: string, wave: number | null): Promise<number>;
+  /**
+   * Hands held jobs to agents (held → queued): at most `batchSize` now, and never more than
+   * `concurrency` queued or leased at once. Returns how many were released. Optional: adapters
+   * without holding dispatch everything at once.
+   */
+  release?(cycleId: string, wave: number | null, limits: { concurrency: number; batchSize: number }): Promise<number>;
 }
 
 // ---------------------------------------------------------------- chat

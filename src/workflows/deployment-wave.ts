@@ -32,6 +32,8 @@ export interface DeploymentWaveInput {
   failureThreshold: FailureThreshold;
   unreachableAfterSeconds: number;
   pollIntervalSeconds: number;
+  /** At most `concurrency` jobs in flight; at most `batchSize` handed out per step. */
+  limits?: { concurrency: number; batchSize: number };
 }
 
 export interface DeploymentWaveResult extends WaveCounts {
@@ -71,6 +73,7 @@ export async function deploymentWaveWorkflow(input: DeploymentWaveInput): Promis
     kind: 'install',
     reboot: input.reboot,
     ...(window ? { notBefore: window.start, deadline: window.deadline } : {}),
+    ...(input.limits ? { hold: true } : {}),
   });
   const r = await awaitJobs({
     cycleId: input.cycleId,
@@ -80,6 +83,7 @@ export async function deploymentWaveWorkflow(input: DeploymentWaveInput): Promis
     failureThreshold: input.failureThreshold,
     unreachableAfterSeconds: input.unreachableAfterSeconds,
     pollIntervalSeconds: input.pollIntervalSeconds,
+    ...(input.limits ? { limits: input.limits } : {}),
   });
   if (r.pending > 0 && (r.tripped || r.timedOut)) await cancelQueuedJobs({ cycleId: input.cycleId, waves: [input.wave] });
   return {

@@ -48,7 +48,7 @@ afterAll(async () => {
 
 async function runCycle(prefix: string, endpoints: number, approve: boolean) {
   const fleet = await seedFleet(db.db, { prefix, testEndpoints: 2, endpoints });
-  await saveTestPolicy(db.db, prefix, fleet.testGroup, approve ? {} : { autoApprove: { types: ['security'] } });
+  await saveTestPolicy(db.db, prefix, fleet.testGroup, { concurrency: 100_000, batchSize: 100_000, ...(approve ? {} : { autoApprove: { types: ['security'] } }) });
   const { grantApprovers } = await import('../../test/helpers/cycle-fixtures');
   await grantApprovers(db.db, ['cli:hist-approver']);
   const cycleId = `c-${prefix}`;

@@ -193,6 +193,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
               failureThreshold: test ? policy.test.failureThreshold : policy.failureThreshold,
               unreachableAfterSeconds: policy.jobs.unreachableAfterSeconds,
               pollIntervalSeconds: policy.jobs.pollIntervalSeconds,
+              limits: { concurrency: policy.concurrency, batchSize: policy.batchSize },
             },
           ],
         }),

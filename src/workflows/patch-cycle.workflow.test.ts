@@ -210,7 +210,8 @@ describe('patchCycleWorkflow', () => {
         return h.result();
       });
       expect(result.stage).toBe(CycleStage.COMPLETED);
-      expect(result.waves[0]?.failed).toBe(3);
+      // batchSize 2: the first two fail, the threshold (30 %) trips, the third is never handed out.
+      expect(result.waves[0]).toMatchObject({ failed: 2, pending: 1 });
       expect(result.waves[1]?.succeeded).toBe(3);
     } finally {
       await agent.stop();

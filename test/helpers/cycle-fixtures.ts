@@ -62,6 +62,9 @@ export async function saveTestPolicy(db: Db, name: string, testGroup: string, ov
         { name: 'broad', percent: 50 },
       ],
       failureThreshold: { percent: 30, count: 0 },
+      // Small limits so every wave exercises held jobs being released as others finish.
+      concurrency: 3,
+      batchSize: 2,
       maintenance: { respectWindows: false, expectedInstallMinutes: 0 },
       jobs: { unreachableAfterSeconds: 60, pollIntervalSeconds: 1 },
       approval: { approverGroups: ['ops'], quorum: { low: 1, moderate: 1, high: 2, critical: 2 } },
