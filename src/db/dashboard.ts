@@ -1,7 +1,7 @@
 /**
  * The dashboard's and the reports' read queries. Each returns small plain objects, never ORM rows.
- * The overview reads the maintained aggregates (endpoint_compliance, patch_outstanding_daily; migration
- * 0007_web_aggregates) so it stays fast over millions of endpoint×patch rows.
+ * The overview reads the maintained aggregates (compliance_rollup, patch_outstanding_daily; migrations
+ * 0007_web_aggregates and 0009_web_rollup_triggers) so it stays fast over millions of endpoint×patch rows.
  * "Outstanding" = missing or failed; an endpoint is compliant when it has none outstanding.
  */
 import { and, asc, desc, eq, gte, ilike, lte, or, sql, type SQL } from 'drizzle-orm';
@@ -64,17 +64,9 @@ export async function overview(db: Db, options: { now?: Date; sla?: SlaPolicy } 
   const sla = options.sla ?? DEFAULT_SLA;
   const [osRows, groupRows, dayRows] = await Promise.all([
     db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
-      select e.os_family as key, count(*)::int as endpoints,
-             count(*) filter (where coalesce(c.outstanding, 0) = 0)::int as compliant
-      from endpoints e left join endpoint_compliance c on c.endpoint_id = e.id
-      where e.status <> 'retired' group by e.os_family order by e.os_family`),
+      select key, endpoints, compliant from compliance_rollup where dimension = 'os' and endpoints > 0 order by key`),
     db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
-      select g.name as key, count(*)::int as endpoints,
-             count(*) filter (where coalesce(c.outstanding, 0) = 0)::int as compliant
-      from group_members m join endpoint_groups g on g.id = m.group_id
-      join endpoints e on e.id = m.endpoint_id and e.status <> 'retired'
-      left join endpoint_compliance c on c.endpoint_id = m.endpoint_id
-      group by g.name order by g.name`),
+      select key, endpoints, compliant from compliance_rollup where dimension = 'group' and endpoints > 0 order by key`),
     db.execute<{ severity: string; kev: boolean; state: string; day: string; n: number }>(sql`
       select p.severity, p.known_exploited as kev, d.state, d.day::text as day, sum(d.n)::int as n
       from patch_outstanding_daily d join patches p on p.id = d.patch_id
