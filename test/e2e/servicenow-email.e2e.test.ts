@@ -1,0 +1,95 @@
+/**
+ * The real `patchops up` process configured for a ServiceNow instance (the local fake) and an SMTP server
+ * (in-process): health checks call both for real, the webhook is mounted with its secret and reaches the
+ * cycle service, and the weekly digest schedule exists in Temporal.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it, inject } from 'vitest';
+import { freePort } from '../../src/temporal/dev-server';
+import { ServiceNowFake } from '../fakes/servicenow';
+import { SmtpSink } from '../fakes/smtp-sink';
+
+const root = path.resolve(import.meta.dirname, '..', '..');
+
+function startUp(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), 'up'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ready line within 120 s:\n${out}`)), 120_000);
+    const poll = setInterval(() => {
+      if (out.includes('patchops ready')) {
+        clearInterval(poll);
+        clearTimeout(timer);
+        resolve({ child, output: () => out, exited });
+      }
+    }, 100);
+    child.on('exit', (code) => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      reject(new Error(`patchops up exited (${code}) before it was ready:\n${out}`));
+    });
+  });
+}
+
+describe('patchops up with ServiceNow and email', () => {
+  const children: ChildProcess[] = [];
+  const fake = new ServiceNowFake({ oauthClients: [{ clientId: 'patchops', clientSecret: 'oauth-secret' }] });
+  const sink = new SmtpSink();
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await fake.stop();
+    await sink.stop();
+  });
+
+  it('checks both services for real, mounts the webhook, and schedules the weekly digest', async () => {
+    const instanceUrl = await fake.start();
+    const smtpUrl = await sink.start();
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-sn-'));
+    const [port, temporalPort, uiPort, pgPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const secret = 'e2e-webhook-secret-0123456789';
+    const up = await startUp({
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PATCHOPS_DATA_DIR: dataDir,
+      PORT: String(port),
+      TEMPORAL_DEV_PORT: String(temporalPort),
+      TEMPORAL_UI_PORT: String(uiPort),
+      PATCHOPS_EMBEDDED_PG_PORT: String(pgPort),
+      TEMPORAL_CLI: inject('temporalCliPath'),
+      LOG_LEVEL: 'warn',
+      SERVICENOW_INSTANCE_URL: instanceUrl,
+      SERVICENOW_CLIENT_ID: 'patchops',
+      SERVICENOW_CLIENT_SECRET: 'oauth-secret',
+      SERVICENOW_WEBHOOK_SECRET: secret,
+      SMTP_URL: smtpUrl,
+      REPORT_RECIPIENTS: 'cab@example.test',
+    });
+    children.push(up.child);
+    expect(up.output()).toMatch(/ServiceNow: on \(http:\/\/127\.0\.0\.1:\d+, oauth auth\)/);
+
+    const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { dependencies: Record<string, { status: string; detail: string }> };
+    expect(health.dependencies.servicenow).toEqual({ status: 'up', detail: `${instanceUrl}, oauth auth` });
+    expect(health.dependencies.email).toMatchObject({ status: 'up' });
+    expect(fake.tokenGrants).toContain('client_credentials');
+
+    const hook = `http://127.0.0.1:${port}/webhooks/servicenow`;
+    const body = JSON.stringify({ number: 'CHG0099999', state: '-2', approval: 'approved', correlation_id: 'PC-nobody' });
+    expect((await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json', 'x-patchops-secret': 'wrong' }, body })).status).toBe(401);
+    const unknown = await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json', 'x-patchops-secret': secret }, body });
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: string }).error).toContain('no patch cycle owns change CHG0099999');
+
+    const schedules = spawnSync(inject('temporalCliPath'), ['schedule', 'list', '--address', `127.0.0.1:${temporalPort}`], { encoding: 'utf8' });
+    expect(schedules.status, schedules.stderr).toBe(0);
+    expect(schedules.stdout).toContain('patchops-compliance-digest');
+
+    up.child.kill('SIGINT');
+    expect(await up.exited).toBe(0);
+  }, 240_000);
+});
