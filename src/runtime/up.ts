@@ -155,6 +155,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         dashboardRoutes({
           db: db.database.db,
           logger: logger.child({ component: 'dashboard' }),
+          cycles: cycleServiceFor({ temporal, db }),
           temporalUiUrl: temporal.uiUrl,
           temporalNamespace: config.temporal.namespace,
           secureCookies: config.http.publicUrl.startsWith('https:'),
