@@ -34,7 +34,7 @@ import type {
 } from '../domain/ports';
 import { assess } from '../domain/risk';
 import { planWaves } from '../domain/waves';
-import type * as WindowsModule from '../domain/windows';
+import { latestJobStart, nextWindow } from '../domain/windows';
 import type { Logger } from '../logging';
 import { LogChatNotifier } from './chat-log';
 
@@ -99,16 +99,6 @@ export interface AwaitJobsResult extends WaveCounts {
 
 export const REASONS_CAP = 20;
 
-/**
- * domain/windows.ts is loaded on first use: under plain Node ESM (tsx, `patchops up`) its named import
- * from the CommonJS `rrule` package fails to link, and a static import would stop the whole process
- * from starting. Loaded lazily, only a wave whose groups have maintenance windows is affected.
- */
-let windowsModule: Promise<typeof WindowsModule> | undefined;
-function loadWindows(): Promise<typeof WindowsModule> {
-  windowsModule ??= import('../domain/windows');
-  return windowsModule;
-}
 const TOP_PATCHES = 5;
 
 /** A CodedError becomes an ApplicationFailure typed with its code (non-retryable unless marked so), cause kept. */
@@ -335,7 +325,6 @@ export function createCycleActivities(deps: CycleActivityDeps) {
           .innerJoin(maintenanceWindows, eq(maintenanceWindows.id, endpointGroups.maintenanceWindowId))
           .where(and(eq(cycleEndpoints.cycleId, input.cycleId), eq(cycleEndpoints.wave, input.wave)));
         if (rows.length === 0) return null;
-        const { nextWindow, latestJobStart } = await loadWindows();
         let best: { start: Date; end: Date } | null = null;
         for (const r of rows) {
           const w = nextWindow({ rrule: r.rrule, timezone: r.timezone, durationMinutes: r.durationMinutes, blackoutDates: r.blackoutDates }, new Date(input.after));
