@@ -155,20 +155,24 @@ export interface EndpointFilter {
 }
 
 export async function listEndpoints(db: Db, f: EndpointFilter = {}): Promise<{ items: EndpointListItem[]; total: number }> {
+  // Driven from endpoint_compliance (a trigger-kept row per endpoint) in its (outstanding desc, id) index
+  // order, so the first page of "most missing first" reads 50 rows, not the fleet.
   const where: SQL[] = [];
   if (f.q) where.push(sql`(e.hostname ilike ${`%${f.q}%`} or e.id ilike ${`%${f.q}%`})`);
   if (f.os) where.push(sql`e.os_family = ${f.os}`);
   if (f.group) where.push(sql`exists (select 1 from group_members m join endpoint_groups g on g.id = m.group_id where m.endpoint_id = e.id and g.name = ${f.group})`);
-  if (f.compliance === 'compliant') where.push(sql`coalesce(c.outstanding, 0) = 0`);
-  if (f.compliance === 'noncompliant') where.push(sql`coalesce(c.outstanding, 0) > 0`);
+  const needsEndpoint = where.length > 0;
+  if (f.compliance === 'compliant') where.push(sql`c.outstanding = 0`);
+  if (f.compliance === 'noncompliant') where.push(sql`c.outstanding > 0`);
   const cond = where.length ? sql`where ${sql.join(where, sql` and `)}` : sql``;
   const [items, count] = await Promise.all([
     db.execute<{ id: string; hostname: string; os_family: string; os_name: string; status: string; pending_reboot: boolean; last_seen_at: Date | string | null; outstanding: number; failed: number }>(sql`
-      select e.id, e.hostname, e.os_family, e.os_name, e.status, e.pending_reboot, e.last_seen_at,
-             coalesce(c.outstanding, 0)::int as outstanding, coalesce(c.failed, 0)::int as failed
-      from endpoints e left join endpoint_compliance c on c.endpoint_id = e.id ${cond}
-      order by coalesce(c.outstanding, 0) desc, e.hostname limit ${f.limit ?? 50} offset ${f.offset ?? 0}`),
-    db.execute<{ n: number }>(sql`select count(*)::int as n from endpoints e left join endpoint_compliance c on c.endpoint_id = e.id ${cond}`),
+      select e.id, e.hostname, e.os_family, e.os_name, e.status, e.pending_reboot, e.last_seen_at, c.outstanding, c.failed
+      from endpoint_compliance c join endpoints e on e.id = c.endpoint_id ${cond}
+      order by c.outstanding desc, c.endpoint_id limit ${f.limit ?? 50} offset ${f.offset ?? 0}`),
+    needsEndpoint
+      ? db.execute<{ n: number }>(sql`select count(*)::int as n from endpoint_compliance c join endpoints e on e.id = c.endpoint_id ${cond}`)
+      : db.execute<{ n: number }>(sql`select count(*)::int as n from endpoint_compliance c ${cond}`),
   ]);
   return {
     total: count.rows[0]?.n ?? 0,
