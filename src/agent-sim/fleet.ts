@@ -218,9 +218,16 @@ export class SimFleet {
         failures = 0;
         for (const job of res.jobs) {
           const result = await this.handle(ep, job);
-          await ep.client.result(job.id, result).catch((e: unknown) => {
-            if (!(e instanceof GatewayHttpError && e.status === 409)) throw e;
-          });
+          for (let attempt = 0; ; attempt++) {
+            try {
+              await ep.client.result(job.id, result);
+              break;
+            } catch (e) {
+              if (e instanceof GatewayHttpError && e.status >= 400 && e.status < 500) break; // refused: nothing to retry
+              if (attempt >= 5 || this.o.signal?.aborted) throw e;
+              await sleep(backoffMs(attempt, 200, 5000));
+            }
+          }
           this.stats.jobs += 1;
         }
       } catch (e) {

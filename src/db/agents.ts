@@ -334,7 +334,8 @@ async function osFamilyOf(db: Db, endpointId: string): Promise<string> {
 async function applyScan(db: Db, endpointId: string, jobId: string, found: FoundPatch[], limitedTo: string[], now: Date): Promise<void> {
   const osFamily = await osFamilyOf(db, endpointId);
   const unique = new Map(found.map((p) => [p.patchId, p]));
-  const list = [...unique.values()];
+  // One lock order for every writer: concurrent scans upserting shared catalog rows must not deadlock.
+  const list = [...unique.values()].sort((a, b) => (a.patchId < b.patchId ? -1 : a.patchId > b.patchId ? 1 : 0));
   for (let i = 0; i < list.length; i += 500) {
     const chunk = list.slice(i, i + 500);
     await db

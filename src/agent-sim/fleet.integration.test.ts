@@ -1,0 +1,70 @@
+import { eq, sql } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
+import { addEnrollSecret } from '../db/agents';
+import { agentJobs, endpoints, patches } from '../db/schema/index';
+import { createLogger } from '../logging';
+import { createAgentGateway } from '../server/agent-gateway';
+import { buildServer } from '../server/app';
+import { SimFleet } from './fleet';
+
+let tdb: TestDatabase;
+let app: FastifyInstance;
+let url: string;
+let ac2: AbortController | undefined;
+const N = 30;
+
+beforeAll(async () => {
+  if (!process.env.DATABASE_URL) return;
+  tdb = await createTestDatabase();
+  const logger = createLogger('silent');
+  const gw = createAgentGateway({ database: tdb, logger, refreshMs: 100 });
+  app = await buildServer({ logger, health: [], routes: [gw.routes] });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  await addEnrollSecret(tdb.db, { name: 'sim', secret: 'sim-secret-0123456789' });
+});
+afterAll(async () => {
+  ac2?.abort();
+  await app?.close();
+  await tdb?.close();
+});
+
+// Real PostgreSQL only: against embedded PGlite (one backend shared by every pooled connection) 30 agents
+// writing concurrently have stalled a connection and made an enrol secret invisible to another — see the
+// agent area's notes in docs/decisions.md. CI sets DATABASE_URL.
+describe.skipIf(!process.env.DATABASE_URL)('agent-sim', () => {
+  it('enrols an OS mix over the real protocol, answers scans with KEV CVEs, and installs with a failure rate', async () => {
+    const ac = new AbortController();
+    const fleet = new SimFleet({ serverUrl: url, enrollSecret: 'sim-secret-0123456789', count: N, waitSeconds: 1, installLatencyMs: [1, 5], failureRate: 0.5, seed: 7, log: pino({ level: 'silent' }), signal: ac.signal });
+    await fleet.enroll();
+    expect(fleet.stats.enrolled).toBe(N);
+    const eps = await tdb.db.select().from(endpoints);
+    const families = new Set(eps.map((e) => e.osFamily));
+    expect(families).toEqual(new Set(['windows', 'linux', 'macos']));
+    ac2 = ac;
+    const running = fleet.run();
+    await tdb.db.insert(agentJobs).values(eps.map((e) => ({ id: `scan-${e.id}`, endpointId: e.id, kind: 'scan', payload: {} })));
+    await expect.poll(async () => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.state, 'succeeded'))).length, { timeout: 20_000 }).toBe(N);
+    ac2 = ac;
+    const kev = await tdb.db.execute<{ n: number }>(sql`select count(*)::int as n from patches where cardinality(cves) > 0`);
+    expect(kev.rows[0]!.n).toBeGreaterThan(5);
+    const win = (await tdb.db.select().from(patches)).filter((p) => p.id.startsWith('KB'));
+    expect(win.length).toBeGreaterThan(0);
+    expect(win.some((p) => ['critical', 'important', 'moderate', 'low'].includes(p.severity))).toBe(true);
+
+    const target = eps[0]!;
+    const missing = await tdb.db.execute<{ patch_id: string }>(sql`select patch_id from endpoint_patches where endpoint_id = ${target.id}`);
+    const ids = missing.rows.map((r) => r.patch_id);
+    await tdb.db.insert(agentJobs).values({ id: 'install-1', endpointId: target.id, kind: 'install', payload: { patches: ids.map((patchId) => ({ patchId, packages: [{ manager: 'x', name: patchId }] })) } });
+    await expect.poll(async () => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, 'install-1')))[0]!.state, { timeout: 20_000 }).toMatch(/^(succeeded|failed)$/);
+    const [job] = await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, 'install-1'));
+    const states = ((job!.result as { patches: Array<{ state: string }> }).patches ?? []).map((p) => p.state);
+    expect(states.length).toBe(ids.length);
+    expect(states.every((s) => s === 'installed' || s === 'failed')).toBe(true);
+    ac.abort();
+    await running;
+  }, 60_000);
+});
