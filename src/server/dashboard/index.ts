@@ -33,6 +33,8 @@ export interface DashboardOptions {
   /** Mark cookies Secure (when PUBLIC_URL is https). */
   secureCookies?: boolean;
   now?: () => Date;
+  /** How often to record a compliance snapshot for the trend; 0 = only on overview visits. Default hourly. */
+  snapshotEveryMs?: number;
 }
 
 export const SESSION_COOKIE = 'patchops_session';
@@ -144,6 +146,17 @@ export function dashboardRoutes(o: DashboardOptions): RouteModule {
   const chart = (spec: Parameters<typeof renderChartSvg>[0]) => raw(renderChartSvg(spec));
 
   return async (app: FastifyInstance) => {
+    // The trend gets a point every hour even when nobody looks (and on overview visits, at most hourly).
+    if (o.snapshotEveryMs !== 0) {
+      const timer = setInterval(() => {
+        takeComplianceSnapshot(o.db, { now: now() }).catch((err: unknown) => log.warn({ err }, 'compliance snapshot failed'));
+      }, o.snapshotEveryMs ?? 3_600_000);
+      timer.unref();
+      app.addHook('onClose', (_instance, done) => {
+        clearInterval(timer);
+        done();
+      });
+    }
     await app.register(async (scope) => {
       // Forms post urlencoded bodies; parse them as strings here only (Slack's routes keep their own parser).
       if (scope.hasContentTypeParser('application/x-www-form-urlencoded')) scope.removeContentTypeParser('application/x-www-form-urlencoded');
