@@ -44,7 +44,9 @@ export function approvalAdaptiveCard(model: ApprovalCardModel, notice?: { text: 
     body.push(text('Top CVEs', { weight: 'Bolder', spacing: 'Medium' }));
     for (const c of model.topCves) body.push(text(`${c.knownExploited ? '⚠ ' : ''}${cveText(c)}`, { spacing: 'None', color: c.knownExploited ? 'Attention' : 'Default' }));
   }
-  for (const d of model.decisions) body.push(text(decisionText(d, 'teams'), { isSubtle: true, spacing: 'Small' }));
+  const shown = model.decisions.slice(-9);
+  if (model.decisions.length > shown.length) body.push(text(`${model.decisions.length - shown.length} earlier decisions`, { isSubtle: true, spacing: 'Small' }));
+  for (const d of shown) body.push(text(decisionText(d, 'teams'), { isSubtle: true, spacing: 'Small' }));
   body.push(text(outcomeText(model), { weight: 'Bolder', spacing: 'Medium', color: model.outcome === 'approved' ? 'Good' : model.outcome === 'rejected' ? 'Attention' : 'Default' }));
   if (notice) body.push(text(notice.text, { color: notice.isError ? 'Attention' : 'Good' }));
 

@@ -57,7 +57,16 @@ export function approvalBlocks(model: ApprovalCardModel): SlackMessage {
   if (model.dashboardUrl) facts.push(`<${model.dashboardUrl}|Open in the dashboard>`);
   blocks.push(section(facts.join('\n')));
   if (model.decisions.length) {
-    blocks.push({ type: 'context', elements: model.decisions.map((d) => mrkdwn(decisionText({ ...d, reason: d.reason && slackEscape(d.reason) }, 'slack'))) });
+    // A context block holds at most 10 elements: the latest 9 decisions, and how many came before.
+    const shown = model.decisions.slice(-9);
+    const earlier = model.decisions.length - shown.length;
+    blocks.push({
+      type: 'context',
+      elements: [
+        ...(earlier > 0 ? [mrkdwn(`${earlier} earlier decision${earlier === 1 ? '' : 's'} (see \`status ${model.cycleId}\`)`)] : []),
+        ...shown.map((d) => mrkdwn(decisionText({ ...d, reason: d.reason && slackEscape(d.reason.slice(0, 500)) }, 'slack'))),
+      ],
+    });
   }
   blocks.push({ type: 'divider' });
   if (model.outcome === 'pending') {

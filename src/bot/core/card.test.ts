@@ -81,6 +81,15 @@ describe('Block Kit rendering', () => {
     expect(json).toContain('Rejected by <@U9> (slack) at 27 Nov 2026 10:00 UTC: a &lt;b&gt; &amp; c');
   });
 
+  it("keeps a context block within Slack's 10 elements however many decisions there are", () => {
+    let m = approvalModelFromRequest(req({ approvalsNeeded: 50 }));
+    for (let i = 0; i < 25; i++) m = withDecision(m, { identity: `slack:U${i}`, channel: 'slack', decision: 'approve', outcome: 'pending', at: '2026-11-27T10:00:00Z' });
+    const context = approvalBlocks(m).blocks.find((b) => b.type === 'context') as { elements: Array<{ text: string }> };
+    expect(context.elements).toHaveLength(10);
+    expect(context.elements[0]!.text).toContain('16 earlier decisions');
+    expect(context.elements.at(-1)!.text).toContain('<@U24>');
+  });
+
   it('the reject modal requires a reason input; pause has Resume and Roll back until resolved', () => {
     const modal = rejectModal('PC-1', '{}') as { blocks: Array<{ type: string; optional?: boolean; block_id?: string }> };
     const input = modal.blocks.find((b) => b.type === 'input')!;
