@@ -5,6 +5,7 @@
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { and, desc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
 import { CodedError, ErrorCode } from '../domain/errors';
+import { normalizeSeverity, severityFromCvss, type SeveritySource } from '../domain/patch';
 import type { AgentJob, EnrollRequest, FoundPatch, Inventory, JobResult, ManifestBody, SignedManifest } from '../shared/agent-protocol';
 import { appendAudit, canonicalJson } from './audit';
 import type { Db } from './client';
@@ -28,34 +29,16 @@ export const randomSecret = (): string => randomBytes(32).toString('base64url');
 
 const DEADLINE_MESSAGE = 'deadline passed before the agent picked it up';
 
-// ---------------------------------------------------------------- severity (local until every source is in domain/patch.ts)
+// ---------------------------------------------------------------- severity
 
-const SEVERITY_WORDS: Record<string, string> = {
-  critical: 'critical',
-  important: 'important',
-  high: 'important',
-  moderate: 'moderate',
-  medium: 'moderate',
-  low: 'low',
-  unimportant: 'low',
-  negligible: 'low',
-  optional: 'low',
-  'not yet assigned': 'unspecified',
-  unspecified: 'unspecified',
-  none: 'unspecified',
-};
+const SOURCES: readonly SeveritySource[] = ['msrc', 'debian', 'ubuntu', 'redhat', 'suse', 'apple', 'cvss', 'vendor'];
 
-/** critical | important | moderate | low | unspecified from a vendor's word, else from CVSS. */
-export function severityOf(word: string | undefined, cvss: number | undefined): string {
-  const w = (word ?? '').trim().toLowerCase();
-  if (w && SEVERITY_WORDS[w]) return SEVERITY_WORDS[w]!;
-  if (cvss !== undefined) {
-    if (cvss >= 9) return 'critical';
-    if (cvss >= 7) return 'important';
-    if (cvss >= 4) return 'moderate';
-    if (cvss > 0) return 'low';
-  }
-  return 'unspecified';
+/** critical | important | moderate | low | unspecified from the vendor's word (domain/patch.ts), else from CVSS. */
+export function severityOf(word: string | undefined, cvss: number | undefined, source?: string): string {
+  const src: SeveritySource = SOURCES.includes(source as SeveritySource) ? (source as SeveritySource) : 'vendor';
+  const fromWord = word ? normalizeSeverity(src, word) : 'unspecified';
+  if (fromWord !== 'unspecified') return fromWord;
+  return cvss !== undefined ? severityFromCvss(cvss) : 'unspecified';
 }
 
 // ---------------------------------------------------------------- enrol secrets
@@ -347,7 +330,7 @@ async function applyScan(db: Db, endpointId: string, jobId: string, found: Found
           vendor: p.vendor,
           product: p.product,
           type: p.type,
-          severity: severityOf(p.vendorSeverity, p.cvss),
+          severity: severityOf(p.vendorSeverity, p.cvss, p.severitySource),
           vendorSeverity: p.vendorSeverity ?? null,
           cvss: p.cvss ?? null,
           cves: p.cves,
