@@ -238,3 +238,26 @@ describe('Teams approval card', () => {
     expect(service.callsOf('resume')[0]!.args).toEqual(['cyc-t5', 'teams:29:admin']);
   });
 });
+
+describe('Teams with app credentials (JWT validation on)', () => {
+  it('refuses an unauthenticated activity with 401 and stores nothing', async () => {
+    const adapter = createTeamsAdapter({ appId: '6c1f0a2e-94a1-4c2b-9d1e-2b7f5a0c1d3e', appPassword: 'not-a-real-secret' }, logger);
+    const desk = new DecisionDesk({ service, db: db.db, logger });
+    const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, emulator: false, runCommand: async () => ({ text: 'ran' }) });
+    const secured = await buildServer({ logger, health: [], routes: [bot.routes] });
+    await secured.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const before = (await listConversations(db.db, 'teams')).length;
+      const res = await fetch(`http://127.0.0.1:${(secured.server.address() as { port: number }).port}/api/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(activity({ type: 'installationUpdate', action: 'add', conversation: { id: '19:intruder@thread.tacv2', conversationType: 'channel' } })),
+      });
+      expect(res.status).toBe(401);
+      expect((await listConversations(db.db, 'teams')).length).toBe(before);
+      expect(connector.calls).toHaveLength(0);
+    } finally {
+      await secured.close();
+    }
+  });
+});
