@@ -31,7 +31,8 @@ interface Proc {
 }
 
 function start(args: string[], env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Own process group: killing "the agent" kills the apt-get it started too, as a crash or power loss would.
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -98,7 +99,13 @@ describe('three real agents against a real server', () => {
   }, 180_000);
 
   afterAll(async () => {
-    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    for (const p of procs) {
+      try {
+        process.kill(-p.child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     hangingRepo?.closeAllConnections();
     hangingRepo?.close();
     await tdb?.close();
@@ -132,7 +139,8 @@ describe('three real agents against a real server', () => {
 
     // agent 2 leases its scan and hangs in apt-get update: kill it there.
     await until('agent 2 to lease its job', async () => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, jobIds[2]!)))[0]!.state === 'leased', 30_000, agents[2]!.output);
-    agents[2]!.child.kill('SIGKILL');
+    process.kill(-agents[2]!.child.pid!, 'SIGKILL');
+    hangingRepo.closeAllConnections();
     const killedAt = Date.now();
     // The killed agent's job: not unreachable while its lease (and the silence grace) runs …
     const jobs = new DrizzleAgentJobs(tdb.db);
