@@ -42,7 +42,9 @@ function start(args: string[], env: NodeJS.ProcessEnv): Proc {
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, extra: () => string = () => ''): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const v = await fn();
+    // The test's own polling query may collide with the server's on embedded PGlite (one backend shared by all
+    // connections: "portal does not exist"); such a poll counts as "not yet", the next one asks again.
+    const v = await fn().catch(() => undefined);
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${extra()}`);
     await new Promise((r) => setTimeout(r, 100));
