@@ -14,9 +14,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { execFile } from 'node:child_process';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../../src/activities/index';
 import { DrizzleAgentJobs } from '../../src/db/agent-jobs';
+import { createLogger } from '../../src/logging';
+import { TaskQueue } from '../../src/temporal/task-queues';
+import { grantApprovers } from '../helpers/cycle-fixtures';
 import { addEnrollSecret } from '../../src/db/agents';
-import { agentJobs, endpointPatches, endpoints, softwareInventory } from '../../src/db/schema/index';
+import { agentJobs, endpointGroups, endpointPatches, endpoints, groupMembers, softwareInventory } from '../../src/db/schema/index';
 import { freePort } from '../../src/temporal/dev-server';
 import { aptInstallInto, buildAptTestRepo, type AptTestRepo } from '../helpers/apt-repo';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
@@ -181,4 +187,53 @@ describe('three real agents against a real server', () => {
     const p2 = await tdb.db.select().from(endpointPatches).where(eq(endpointPatches.endpointId, ids[2]!));
     expect(p2.map((p) => p.state)).toEqual(['missing']);
   }, 240_000);
+
+  it('a small patch cycle through the real workflow installs 2.0 on all three agents', async () => {
+    const ids = (await tdb.db.select().from(endpoints)).map((e) => e.id);
+    expect(ids).toHaveLength(3);
+    const [g] = await tdb.db.insert(endpointGroups).values({ name: 'e2e-agents' }).returning();
+    await tdb.db.insert(groupMembers).values(ids.map((endpointId) => ({ groupId: g!.id, endpointId })));
+    const env = { ...baseEnv, DATABASE_URL: tdb.url, TEMPORAL_ADDRESS: inject('temporalAddress'), LOG_LEVEL: 'silent' };
+    const cli = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], { cwd: root, env, timeout: 60_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
+    const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-e2e-policy-')), 'policy.json');
+    await fs.writeFile(file, JSON.stringify({ name: 'e2e-agents', test: { group: null }, waves: [{ name: 'all', percent: 100 }], maintenance: { respectWindows: false }, jobs: { pollIntervalSeconds: 1, unreachableAfterSeconds: 60 } }));
+    expect((await cli(['policies', 'set', file, '--as', 'cli:admin'])).code).toBe(0);
+    await grantApprovers(tdb.db, ['cli:bob'], 'default');
+
+    const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+    const worker = await Worker.create({
+      connection,
+      taskQueue: TaskQueue.cycles,
+      workflowBundle: { codePath: inject('workflowBundlePath') },
+      activities: createActivities({ database: tdb, logger: createLogger('silent') }),
+    });
+    try {
+      await worker.runUntil(async () => {
+        const start = await cli(['start', 'e2e-agents', 'group:e2e-agents', '--as', 'cli:alice']);
+        expect(start.code, start.stderr).toBe(0);
+        const cycleId = /cycle (\S+) started/.exec(start.stdout)![1]!;
+        await until('approval to be asked', async () => (await cli(['status', cycleId])).stdout.includes('AWAIT_APPROVAL'), 90_000);
+        expect((await cli(['approve', cycleId, '--as', 'bob'])).code).toBe(0);
+        const done = await until(
+          'the cycle to complete',
+          async () => {
+            const st = await cli(['status', cycleId, '--json']);
+            return /"stage":\s*"(COMPLETED|FAILED|CANCELLED|REJECTED)"/.test(st.stdout) ? st.stdout : undefined;
+          },
+          150_000,
+        );
+        expect(JSON.parse(done)).toMatchObject({ cycleId, stage: 'COMPLETED' });
+      });
+    } finally {
+      await connection.close();
+    }
+    for (const r of roots) expect((await fs.readFile(path.join(r, 'usr/share', repo.packageName, 'version'), 'utf8')).trim()).toBe('2.0');
+    const states = await tdb.db.select().from(endpointPatches).where(inArray(endpointPatches.endpointId, ids));
+    expect(states.map((x) => x.state)).toEqual(['installed', 'installed', 'installed']);
+  }, 300_000);
 });
