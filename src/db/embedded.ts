@@ -20,6 +20,8 @@ export async function startEmbeddedPostgres(options: { dataDir?: string; port: n
   const db = await PGlite.create(options.dataDir ? { dataDir: options.dataDir } : {});
   const host = options.host ?? '127.0.0.1';
   const server = new PGLiteSocketServer({ db, port: options.port, host, maxConnections: 20 });
+  // Replace the server's per-message queue with one that keeps an extended-protocol sequence together.
+  (server as unknown as { queryQueue: ProtocolAwareQueue }).queryQueue = new ProtocolAwareQueue(db);
   try {
     await server.start();
   } catch (err) {
@@ -39,4 +41,94 @@ export async function startEmbeddedPostgres(options: { dataDir?: string; port: n
       await db.close();
     },
   };
+}
+
+interface QueuedMessage {
+  handlerId: number;
+  message: Uint8Array;
+  onData: (data: Uint8Array) => void;
+  resolve: (bytes: number) => void;
+  reject: (err: Error) => void;
+}
+
+/** Extended-query (and COPY) messages after which the same connection must go on: Parse, Bind, Describe, Execute, Close, Flush, CopyData. */
+const OPEN_SEQUENCE = new Set(['P', 'B', 'D', 'E', 'C', 'H', 'd'].map((c) => c.charCodeAt(0)));
+
+/**
+ * pglite-socket 0.2.17 queues each wire message separately and only keeps one connection's messages
+ * together inside a transaction. node-postgres sends every parameterised query as Parse/Bind/Describe/
+ * Execute/Sync, so under concurrency another connection's Parse lands in between and PostgreSQL answers
+ * "portal \"\" does not exist" / "unnamed prepared statement does not exist". This queue is the same
+ * design with one more rule: after a message that opens or continues a sequence, only that connection is
+ * served until its Sync (or its transaction ends). Same public methods as the library's queue.
+ */
+export class ProtocolAwareQueue {
+  private queue: QueuedMessage[] = [];
+  private processing = false;
+  private owner: number | null = null;
+  private sequenceOpen = false;
+
+  constructor(private readonly db: PGlite) {}
+
+  enqueue(handlerId: number, message: Uint8Array, onData: (data: Uint8Array) => void): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ handlerId, message, onData, resolve, reject });
+      if (!this.processing) void this.processQueue();
+    });
+  }
+
+  private async processQueue(): Promise<void> {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      while (this.queue.length > 0) {
+        const sticky = this.owner !== null && (this.sequenceOpen || this.db.isInTransaction());
+        const index = sticky ? this.queue.findIndex((q) => q.handlerId === this.owner) : 0;
+        if (index === -1) break; // wait for the owner's next message
+        const [item] = this.queue.splice(index, 1);
+        if (!item) break;
+        let bytes = 0;
+        try {
+          await this.db.runExclusive(() =>
+            this.db.execProtocolRawStream(item.message, {
+              onRawData: (data: Uint8Array) => {
+                bytes += data.length;
+                item.onData(data);
+              },
+            }),
+          );
+        } catch (err) {
+          this.owner = null;
+          this.sequenceOpen = false;
+          item.reject(err as Error);
+          continue;
+        }
+        this.owner = item.handlerId;
+        this.sequenceOpen = OPEN_SEQUENCE.has(item.message[0] ?? 0);
+        item.resolve(bytes);
+      }
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  getQueueLength(): number {
+    return this.queue.length;
+  }
+
+  clearQueueForHandler(handlerId: number): void {
+    this.queue = this.queue.filter((q) => {
+      if (q.handlerId !== handlerId) return true;
+      q.reject(new Error('Handler disconnected'));
+      return false;
+    });
+  }
+
+  async clearTransactionIfNeeded(handlerId: number): Promise<void> {
+    if (this.owner !== handlerId) return;
+    if (this.db.isInTransaction()) await this.db.exec('ROLLBACK');
+    this.owner = null;
+    this.sequenceOpen = false;
+    await this.processQueue();
+  }
 }

@@ -183,6 +183,8 @@ describe('patchCycleWorkflow', () => {
         }
         expect(st.paused).toBe(true);
         expect(st.stage).toBe(CycleStage.DEPLOYING);
+        // The status flips to paused before the notify activity has run: wait for the question itself.
+        for (const until = Date.now() + 10_000; chat.pauses.length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
         expect(chat.pauses).toHaveLength(1);
         await h.signal(rollbackCycleSignal, { by: 'cli:ops', reason: 'bad patch' });
         return h.result();
