@@ -121,11 +121,12 @@ export interface SimStats {
   polls: number;
   jobs: number;
   failedInstalls: number;
+  refusedResults: number;
   errors: number;
 }
 
 export class SimFleet {
-  readonly stats: SimStats = { enrolled: 0, polls: 0, jobs: 0, failedInstalls: 0, errors: 0 };
+  readonly stats: SimStats = { enrolled: 0, polls: 0, jobs: 0, failedInstalls: 0, refusedResults: 0, errors: 0 };
   private readonly endpoints: VirtualEndpoint[] = [];
   private readonly rnd: () => number;
   constructor(private readonly o: SimOptions) {
@@ -223,7 +224,12 @@ export class SimFleet {
               await ep.client.result(job.id, result);
               break;
             } catch (e) {
-              if (e instanceof GatewayHttpError && e.status >= 400 && e.status < 500) break; // refused: nothing to retry
+              if (e instanceof GatewayHttpError && e.status >= 400 && e.status < 500) {
+                // Refused: nothing to retry, but say why.
+                this.stats.refusedResults += 1;
+                this.o.log.warn({ endpoint: ep.n, job: job.id, status: e.status, err: e.message }, 'simulated agent: result refused');
+                break;
+              }
               if (attempt >= 5 || this.o.signal?.aborted) throw e;
               await sleep(backoffMs(attempt, 200, 5000));
             }

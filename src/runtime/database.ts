@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import type { Config } from '../config/index';
@@ -68,4 +69,33 @@ export function redactUrl(url: string): string {
   } catch {
     return url;
   }
+}
+
+/**
+ * The database for a one-shot CLI command: DATABASE_URL; else the embedded database of a running
+ * `patchops up` (its wire-protocol port; two PGlite instances cannot share one data folder); else the
+ * embedded database opened here for the command's length. Migrated either way.
+ */
+export async function openDatabaseForCommand(config: Config, logger: Logger): Promise<{ database: Database; stop(): Promise<void> }> {
+  if (!config.database.url && (await portOpen('127.0.0.1', config.database.embeddedPort))) {
+    const database = connectDatabase(`postgres://postgres:postgres@127.0.0.1:${config.database.embeddedPort}/postgres?sslmode=disable`, {
+      max: 2,
+      applicationName: 'patchops-cli',
+    });
+    await runMigrations(database.db);
+    return { database, stop: () => database.close() };
+  }
+  const started = await startDatabase(config, logger);
+  return { database: started.database, stop: started.stop };
+}
+
+function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

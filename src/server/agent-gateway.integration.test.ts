@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { jobId as dispatchJobId } from '../db/agent-jobs';
 import type { FastifyInstance } from 'fastify';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,7 +43,9 @@ async function enroll(overrides: Record<string, unknown> = {}): Promise<EnrollRe
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });
 
 async function addJob(endpointId: string, fields: Partial<typeof agentJobs.$inferInsert> = {}): Promise<string> {
-  const id = fields.id ?? `job-${Math.random().toString(36).slice(2)}`;
+  // Ids as dispatch makes them: deterministic from (cycle, wave, endpoint, kind), and long (a fleet scan's
+  // cycle id is a workflow id), so the result route must take parameters longer than Fastify's default 100.
+  const id = fields.id ?? dispatchJobId(`scan:fleet-scan:2026-11-27T114721024Z-51f4:${randomUUID()}`, null, endpointId, 'scan');
   await tdb.db.insert(agentJobs).values({ id, endpointId, kind: 'scan', payload: { patchIds: [] }, ...fields });
   return id;
 }
@@ -131,18 +135,18 @@ describe('jobs', () => {
     expect(leased!.leaseExpiresAt!.getTime()).toBeGreaterThan(Date.now() + 20_000);
 
     const body = scanResult([found('DSA-5000-1')]);
-    const other = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${jobId}/result`, headers: auth(b.nodeKey), payload: body });
+    const other = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, headers: auth(b.nodeKey), payload: body });
     expect(other.statusCode).toBe(403);
-    const bad = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${jobId}/result`, headers: auth(a.nodeKey), payload: { status: 'done' } });
+    const bad = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, headers: auth(a.nodeKey), payload: { status: 'done' } });
     expect(bad.statusCode).toBe(400);
     expect((await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, jobId)))[0]!.state).toBe('leased');
 
-    const ok = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${jobId}/result`, headers: auth(a.nodeKey), payload: body });
+    const ok = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, headers: auth(a.nodeKey), payload: body });
     expect(ok.json()).toEqual({ ok: true, outcome: 'recorded' });
-    const dup = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${jobId}/result`, headers: auth(a.nodeKey), payload: body });
+    const dup = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, headers: auth(a.nodeKey), payload: body });
     expect(dup.statusCode).toBe(200);
     expect(dup.json()).toEqual({ ok: true, outcome: 'duplicate' });
-    const diff = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${jobId}/result`, headers: auth(a.nodeKey), payload: { status: 'failed', error: 'x' } });
+    const diff = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, headers: auth(a.nodeKey), payload: { status: 'failed', error: 'x' } });
     expect(diff.statusCode).toBe(409);
     const missing = await app.inject({ method: 'POST', url: `/agent/v1/jobs/nope/result`, headers: auth(a.nodeKey), payload: body });
     expect(missing.statusCode).toBe(404);

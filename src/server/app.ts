@@ -19,6 +19,8 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: o.bodyLimit ?? 10 * 1024 * 1024,
     trustProxy: true,
+    // Job ids are deterministic from (cycle, wave, endpoint, kind) and run past Fastify's default of 100.
+    maxParamLength: 1024,
   });
 
   app.get('/healthz', async (_req, reply) => {

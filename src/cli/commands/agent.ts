@@ -14,7 +14,8 @@ import { StateStore } from '../../agent/state';
 import { SimFleet } from '../../agent-sim/fleet';
 import { addDistributionPoint, addEnrollSecret, latestManifest, listAgents, listEnrollSecrets, publishManifest, revokeAgent, revokeEnrollSecret } from '../../db/agents';
 import { startDistributionPoint } from '../../distribution-point/server';
-import { startDatabase, type RunningDatabase } from '../../runtime/database';
+import { openDatabaseForCommand } from '../../runtime/database';
+import type { Database } from '../../db/client';
 import { manifestBodySchema } from '../../shared/agent-protocol';
 import { configOrExit, loggerFor, reportFatal } from '../context';
 
@@ -32,9 +33,11 @@ function stopOnSignal(): AbortController {
   return ac;
 }
 
-async function withDb<T>(fn: (db: RunningDatabase) => Promise<T>): Promise<T> {
+async function withDb<T>(fn: (db: { database: Database }) => Promise<T>): Promise<T> {
   const config = configOrExit();
-  const db = await startDatabase(config, loggerFor(config));
+  const logger = loggerFor(config);
+  logger.level = 'warn';
+  const db = await openDatabaseForCommand(config, logger);
   try {
     return await fn(db);
   } finally {

@@ -8,20 +8,18 @@
  */
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import cliProgress from 'cli-progress';
 import type { Config } from '../../config/index';
 import { verifyAuditChain } from '../../db/audit';
-import { connectDatabase, type Database } from '../../db/client';
+import type { Database } from '../../db/client';
 import { iterateAudit } from '../../db/dashboard';
-import { runMigrations } from '../../db/migrate';
 import { ROLES, type Role } from '../../db/identities';
 import { CodedError, ErrorCode } from '../../domain/errors';
 import { collectReport, parseScope, renderReport, REPORT_SCOPES } from '../../reports/report';
 import { csvLine } from '../../reports/csv';
-import { startDatabase } from '../../runtime/database';
+import { openDatabaseForCommand } from '../../runtime/database';
 import { addWebUser, listWebUsers, removeWebUser } from '../../server/dashboard/auth';
 import { configOrExit, loggerFor, reportFatal } from '../context';
 
@@ -37,38 +35,12 @@ function cliActor(): string {
 async function withDatabase<T>(config: Config, run: (db: Database) => Promise<T>): Promise<T> {
   const logger = loggerFor(config);
   logger.level = 'warn';
-  let db: Database;
-  let stop: () => Promise<void>;
-  if (!config.database.url && (await portOpen('127.0.0.1', config.database.embeddedPort))) {
-    db = connectDatabase(`postgres://postgres:postgres@127.0.0.1:${config.database.embeddedPort}/postgres?sslmode=disable`, { max: 2, applicationName: 'patchops-cli' });
-    await runMigrations(db.db);
-    stop = () => db.close();
-  } else {
-    const started = await startDatabase(config, logger);
-    db = started.database;
-    stop = started.stop;
-  }
+  const { database, stop } = await openDatabaseForCommand(config, logger);
   try {
-    return await run(db);
+    return await run(database);
   } finally {
     await stop();
   }
-}
-
-function portOpen(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    s.setTimeout(500);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 async function readStdin(): Promise<string> {

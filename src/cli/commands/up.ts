@@ -52,7 +52,11 @@ export function readyBlock(config: Config, r: Running, what: { worker: boolean; 
   row('Worker', what.worker ? 'running (task queue patchops-cycles)' : 'not in this process');
   const integrations = integrationStates(config);
   integrations.forEach((i, n) => row(n === 0 ? 'Integrations' : '', `${i.label}: ${i.summary}`));
-  row('Enrol agent', `npx patchops agent --server ${config.http.publicUrl} --enroll-secret ${config.agents.enrollSecret ? '"$AGENT_ENROLL_SECRET"' : '<secret from `patchops enroll-secret`>'}`);
+  if (config.agents.enrollSecret) row('Enrol agent', `npx patchops agent --server ${config.http.publicUrl} --enroll-secret "$AGENT_ENROLL_SECRET"`);
+  else {
+    row('Enrol agent', 'npx patchops enroll-secret add --name site-a   (prints a secret), then');
+    row('', `npx patchops agent --server ${config.http.publicUrl} --enroll-secret <that secret>`);
+  }
   row('Stop', 'Ctrl-C');
   lines.push('patchops ready', '');
   return lines.join('\n');
