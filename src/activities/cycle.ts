@@ -33,6 +33,8 @@ import type {
   StageUpdate,
 } from '../domain/ports';
 import { assess } from '../domain/risk';
+import type { KevIndex } from '../domain/kev';
+import { loadKev } from '../integrations/kev';
 import { planWaves } from '../domain/waves';
 import { latestJobStart, nextWindow } from '../domain/windows';
 import type { Logger } from '../logging';
@@ -174,6 +176,13 @@ export function createCycleActivities(deps: CycleActivityDeps) {
         }
         const patchIds = [...new Set(missing.map((m) => m.patchId))];
         const patchRows = patchIds.length ? await db.select().from(patches).where(inArray(patches.id, patchIds)) : [];
+        // The known-exploited flag comes from CISA's KEV catalog; the catalog rows learn it too (dashboard counts).
+        const kev = await knownExploitedIndex();
+        const newlyExploited = patchRows.filter((p) => !p.knownExploited && kev.knownExploited(p.cves).length > 0);
+        if (newlyExploited.length > 0) {
+          await db.update(patches).set({ knownExploited: true }).where(inArray(patches.id, newlyExploited.map((p) => p.id)));
+          for (const p of newlyExploited) p.knownExploited = true;
+        }
         // Successors of superseded patches are facts too (the domain drops the superseded one).
         const exceptions = (await listExceptions(db, { now: now() })).map((x) => ({
           code: x.code,
@@ -192,6 +201,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
             cvss: p.cvss,
             cves: p.cves,
             knownExploited: p.knownExploited,
+            knownExploitedCves: kev.knownExploited(p.cves),
             supersededBy: p.supersededBy,
             vendor: p.vendor,
             product: p.product,
@@ -570,3 +580,13 @@ export function createCycleActivities(deps: CycleActivityDeps) {
 }
 
 export type CycleActivities = ReturnType<typeof createCycleActivities>;
+
+let kevIndex: Promise<KevIndex> | undefined;
+/** The bundled CISA KEV catalog, read once per worker process. */
+function knownExploitedIndex(): Promise<KevIndex> {
+  kevIndex ??= loadKev().catch((e: unknown) => {
+    kevIndex = undefined;
+    throw e;
+  });
+  return kevIndex;
+}
