@@ -13,7 +13,7 @@ import { identitiesWithRole } from '../db/identities';
 import { getPolicy } from '../db/policies';
 import { agentJobs, cycleEndpoints, cycleTargets, endpointGroups, endpointPatches, endpoints, groupMembers, maintenanceWindows, patches } from '../db/schema/index';
 import { approvalsNeeded, cycleRiskLevel, needsHumanApproval, type RiskLevel } from '../domain/approval';
-import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts } from '../domain/cycle';
+import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts, WaveStatus } from '../domain/cycle';
 import { isCodedError } from '../domain/errors';
 import { SEVERITY_RANK, type PatchType, type Severity } from '../domain/patch';
 import { effectivePolicy, failureThresholdTripped, type DeploymentPolicy, type FailureThreshold } from '../domain/policy';
@@ -504,7 +504,15 @@ export function createCycleActivities(deps: CycleActivityDeps) {
     },
 
     /** Opens the change (idempotent by cycle id) when a change desk is configured; null otherwise. */
-    async openChange(input: { cycleId: string; policy: DeploymentPolicy; assessment: AssessResult; requestedBy: string; plannedStart?: string }): Promise<ChangeRef | null> {
+    async openChange(input: {
+      cycleId: string;
+      policy: DeploymentPolicy;
+      assessment: AssessResult;
+      requestedBy: string;
+      plannedStart?: string;
+      /** The test ring's result, when the cycle had one (it runs before the change is raised). */
+      test?: WaveStatus;
+    }): Promise<ChangeRef | null> {
       if (!desk || input.policy.change.type === 'none') return null;
       return guard(async () => {
         const a = input.assessment;
@@ -521,7 +529,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
           type,
           ...(input.policy.change.standardTemplate ? { standardTemplate: input.policy.change.standardTemplate } : {}),
           shortDescription: `Patch cycle ${input.cycleId}: ${a.patches} patch(es) on ${a.endpoints} endpoint(s) (${input.policy.name})`,
-          description: [`Requested by ${input.requestedBy}.`, `Severity: ${JSON.stringify(a.bySeverity)}.`, ...a.topPatches.map((p) => `${p.patchId} ${p.title} (${p.severity})`)].join('\n'),
+          description: changeDescription(input, hosts.map((h) => h.hostname)),
           risk: a.risk === 'critical' || a.risk === 'high' ? 'high' : a.risk === 'moderate' ? 'moderate' : 'low',
           impact: a.risk === 'critical' ? 1 : a.risk === 'high' ? 2 : 3,
           ...(input.plannedStart ? { plannedStart: input.plannedStart } : {}),
@@ -589,4 +597,37 @@ function knownExploitedIndex(): Promise<KevIndex> {
     throw e;
   });
   return kevIndex;
+}
+
+/** The change request's description: what a change manager needs to judge it without opening patchops. */
+export function changeDescription(
+  input: { cycleId: string; policy: DeploymentPolicy; assessment: AssessResult; requestedBy: string; test?: WaveStatus },
+  hostnames: string[],
+): string {
+  const a = input.assessment;
+  const counts = (r: Record<string, number>) =>
+    Object.entries(r)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ') || 'none';
+  const lines = [
+    `Patch cycle ${input.cycleId} under policy ${input.policy.name}, requested by ${input.requestedBy}.`,
+    `Scope: ${a.patches} patch(es) on ${a.endpoints} endpoint(s); risk ${a.risk}.`,
+    `Severities: ${counts(a.bySeverity)}. Types: ${counts(a.byType)}.`,
+    input.test
+      ? `Test ring (${input.test.name}): ${input.test.total} endpoint(s), ${input.test.succeeded} succeeded, ${input.test.failed} failed, ${input.test.unreachable} unreachable.`
+      : 'Test ring: none (no test-group endpoint needs these patches).',
+    '',
+    'Patches:',
+    ...a.topPatches.map(
+      (p) =>
+        `- ${p.patchId} ${p.title}: ${p.severity}${p.cvss !== undefined && p.cvss !== null ? `, CVSS ${p.cvss.toFixed(1)}` : ''}` +
+        `${p.cves.length ? `, ${p.cves.slice(0, 8).join(', ')}${p.cves.length > 8 ? ` (+${p.cves.length - 8})` : ''}` : ''}` +
+        `${p.knownExploited ? ', KNOWN EXPLOITED (CISA KEV)' : ''}; ${p.endpoints} endpoint(s)`,
+    ),
+    ...(a.patches > a.topPatches.length ? [`… and ${a.patches - a.topPatches.length} more patch(es)`] : []),
+    '',
+    `Endpoints (${hostnames.length}${hostnames.length >= 500 ? '+' : ''}): ${hostnames.slice(0, 100).join(', ')}${hostnames.length > 100 ? ', …' : ''}`,
+  ];
+  return lines.join('\n');
 }

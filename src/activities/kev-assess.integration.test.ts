@@ -23,14 +23,14 @@ describe('identify and assess with the CISA KEV catalog', () => {
     await saveTestPolicy(t.db, 'kev', fleet.testGroup);
     const acts = createActivities({ database: t, logger: createLogger('silent') });
     const env = new MockActivityEnvironment();
-    const started = await env.run(acts.startCycle, {
+    const started: Awaited<ReturnType<typeof acts.startCycle>> = await env.run(acts.startCycle, {
       cycleId: 'c-kev',
       workflowId: 'patch-cycle:c-kev',
       policyName: 'kev',
       scope: { groups: [fleet.prodGroup] },
       requestedBy: 'cli:ops',
     });
-    const result = await env.run(acts.identifyAndAssess, { cycleId: 'c-kev', scope: { groups: [fleet.prodGroup] }, policy: started.policy });
+    const result: Awaited<ReturnType<typeof acts.identifyAndAssess>> = await env.run(acts.identifyAndAssess, { cycleId: 'c-kev', scope: { groups: [fleet.prodGroup] }, policy: started.policy });
     expect(result.patches).toBe(1);
     expect(result.topPatches[0]).toMatchObject({ patchId: fleet.patchId, knownExploited: true });
     expect(result.reasons.join('\n')).toMatch(/P1: known exploited CVE-2024-3400/);

@@ -323,7 +323,14 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     await checkpoint(wavesDone);
     let notBefore = input.notBefore;
     if (policy.change.type !== 'none' && start.changeDesk) {
-      const ref = await acts.openChange({ cycleId: input.cycleId, policy, assessment: a, requestedBy: input.requestedBy, ...(notBefore ? { plannedStart: notBefore } : {}) });
+      const ref = await acts.openChange({
+        cycleId: input.cycleId,
+        policy,
+        assessment: a,
+        requestedBy: input.requestedBy,
+        ...(notBefore ? { plannedStart: notBefore } : {}),
+        ...(status.test ? { test: status.test } : {}),
+      });
       if (ref) {
         status.changeNumber = ref.number;
         status.changeState ??= ref.state;

@@ -121,6 +121,11 @@ describe('a cycle whose policy requires a normal change', () => {
       expect(change).toMatchObject({ type: 'normal', state: '3', close_code: 'successful', approval: 'approved' });
       expect(change.close_notes).toMatch(/patched/);
       expect(change.short_description).toContain(s.input.cycleId);
+      // The plan a change manager judges: patches with CVEs and CVSS, severities, the test ring's result.
+      expect(change.description).toContain('CVE-2026-0001');
+      expect(change.description).toContain('CVSS 7.5');
+      expect(change.description).toMatch(/Severities: important \d+/);
+      expect(change.description).toMatch(/Test ring \(test\): \d+ endpoint\(s\), \d+ succeeded, 0 failed/);
       expect(fake.affectedCis(change.number!).sort()).toEqual(s.fleet.endpointIds.map((id) => `${id}.example.test`).sort());
       expect(fake.tokenGrants[0]).toBe('client_credentials');
 
