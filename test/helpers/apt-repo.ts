@@ -72,6 +72,15 @@ export async function buildAptTestRepo(o: { packageName?: string; versions?: str
   await fs.writeFile(path.join(root, 'var/lib/dpkg/available'), '');
   await fs.writeFile(path.join(root, 'etc/apt/trusted.gpg.d/patchops-test.gpg'), execFileSync('gpg', ['--export'], { env: genv }));
   await fs.writeFile(path.join(root, 'etc/apt/sources.list'), `deb file:${repo} ./\n`);
+  // gpg started an agent for this keyring: end it, or it outlives the test run.
+  const stopAgent = () => {
+    try {
+      execFileSync('gpgconf', ['--kill', 'gpg-agent'], { env: genv, stdio: 'ignore' });
+    } catch {
+      // no agent running, or no gpgconf: nothing to stop
+    }
+  };
+  stopAgent();
   return { dir, root, repo, packageName, cleanup: () => fs.rm(dir, { recursive: true, force: true }) };
 }
 
