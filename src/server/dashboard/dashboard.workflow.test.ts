@@ -87,7 +87,11 @@ describe('dashboard with the real cycle service', () => {
         expect(flash(ok.location)).toContain('Approved (1 of 1; the cycle is approved)');
 
         await until(() => service.status(id), (s) => s.stage === CycleStage.COMPLETED);
-        const done = await until(() => approver.req(`/cycles/${cycleId}`), (r) => r.text.includes('COMPLETED') && r.text.includes('web:aaron'));
+        // The live status says COMPLETED a moment before the last stage event is written: wait for the timeline.
+        const done = await until(
+          () => approver.req(`/cycles/${cycleId}`),
+          (r) => /data-testid="timeline"[\s\S]*badge COMPLETED/.test(r.text) && r.text.includes('web:aaron'),
+        );
         expect(done.text).toMatch(/data-testid="cycle-stage"><span class="badge COMPLETED">COMPLETED/);
         expect(done.text).toMatch(/<td>web:aaron<\/td><td><span class="badge approve">approve<\/span><\/td><td>web<\/td>/);
         expect(done.text).toMatch(/IDENTIFY[\s\S]*AWAIT_APPROVAL[\s\S]*COMPLETED/);
