@@ -9,7 +9,7 @@ import { createWorkflowTestEnv, type WorkflowTestEnv } from '../../test/helpers/
 import { createActivities } from '../activities/index';
 import { parseCommand, type Command } from '../bot/core/grammar';
 import { savePolicy } from '../db/policies';
-import { CycleStage } from '../domain/cycle';
+import { CycleStage, workflowIdForCycle } from '../domain/cycle';
 import { createLogger } from '../logging';
 import { executeCommand, type CommandContext } from '../services/commands';
 import { createCycleService, ensureScanSchedules } from '../services/cycles';
@@ -81,6 +81,8 @@ describe('cycle service and commands', () => {
         expect(ok.text).toBe(`approved ${cycleId}: 1 of 1 — approved`);
         const done = await until(() => service.status(cycleId), (s) => s.stage === CycleStage.COMPLETED);
         expect(done.stage).toBe(CycleStage.COMPLETED);
+        // The live status says COMPLETED before the last stage is recorded: let the workflow finish before the worker stops.
+        await t.env.client.workflow.getHandle(workflowIdForCycle(cycleId)).result();
       });
       // No worker now: a finished cycle's status is read from patch_cycles.summary.
       const list = await executeCommand(cmd('cycles'), ctx('cli:viewer'));
