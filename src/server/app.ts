@@ -20,7 +20,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     bodyLimit: o.bodyLimit ?? 10 * 1024 * 1024,
     trustProxy: true,
     // Job ids are deterministic from (cycle, wave, endpoint, kind) and run past Fastify's default of 100.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
   });
 
   app.get('/healthz', async (_req, reply) => {
