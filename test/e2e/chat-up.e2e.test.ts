@@ -3,21 +3,17 @@
  * in emulator mode: signed and forged Slack requests, a /patch command round trip, a Teams install and a typed
  * command answered through the fake connector.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, expect, it, inject } from 'vitest';
-import { freePort } from '../../src/temporal/dev-server';
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startFakeBotConnector, type FakeBotConnector } from '../fakes/bot-connector';
 import { startFakeSlackApi, type FakeSlackApi } from '../fakes/slack-api';
 import { signedHeaders, slashCommandBody } from '../helpers/slack-sign';
+import { embeddedUpEnv, startPatchopsUp } from '../helpers/up-process';
 
-const root = path.resolve(import.meta.dirname, '..', '..');
 const SECRET = 'up-e2e-signing-secret';
 
 let child: ChildProcess | undefined;
-let output = '';
+let output: () => string = () => '';
 let slack: FakeSlackApi;
 let connector: FakeBotConnector;
 let base: string;
@@ -25,37 +21,20 @@ let base: string;
 beforeAll(async () => {
   slack = await startFakeSlackApi();
   connector = await startFakeBotConnector();
-  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-chat-up-'));
-  const [port, temporalPort, uiPort, pgPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  base = `http://127.0.0.1:${port}`;
-  child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), 'up'], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      PATCHOPS_DATA_DIR: dataDir,
-      PORT: String(port),
-      TEMPORAL_DEV_PORT: String(temporalPort),
-      TEMPORAL_UI_PORT: String(uiPort),
-      PATCHOPS_EMBEDDED_PG_PORT: String(pgPort),
-      TEMPORAL_CLI: inject('temporalCliPath'),
-      LOG_LEVEL: 'warn',
+  const { env, ports } = await embeddedUpEnv(
+    {
       SLACK_BOT_TOKEN: 'xoxb-up-e2e',
       SLACK_SIGNING_SECRET: SECRET,
       SLACK_API_URL: slack.url,
       SLACK_DEFAULT_CHANNEL: 'C0PATCHING',
       PATCHOPS_ADMINS: 'slack:UADMIN,teams:29:admin',
     },
-  });
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  const end = Date.now() + 120_000;
-  while (!output.includes('patchops ready')) {
-    if (child.exitCode !== null) throw new Error(`patchops up exited (${child.exitCode}):\n${output}`);
-    if (Date.now() > end) throw new Error(`no ready line within 120 s:\n${output}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+    'patchops-chat-up-',
+  );
+  base = `http://127.0.0.1:${ports.http}`;
+  const up = await startPatchopsUp(env);
+  child = up.child;
+  output = up.output;
 }, 150_000);
 
 afterAll(async () => {
@@ -70,8 +49,8 @@ afterAll(async () => {
 });
 
 it('serves /slack/events (signed only) and /api/messages (emulator mode) from the real process', async () => {
-  expect(output).toMatch(/Slack: on \(HTTP at \/slack\/events, Web API http:\/\/127\.0\.0\.1/);
-  expect(output).toMatch(/emulator mode/);
+  expect(output()).toMatch(/Slack: on \(HTTP at \/slack\/events, Web API http:\/\/127\.0\.0\.1/);
+  expect(output()).toMatch(/emulator mode/);
 
   const forged = slashCommandBody({ userId: 'UADMIN', text: 'cycles', responseUrl: `${slack.responseUrlBase}f` });
   const refused = await fetch(`${base}/slack/events`, { method: 'POST', body: forged, headers: signedHeaders('not-the-secret', forged) });

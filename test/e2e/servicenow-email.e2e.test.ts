@@ -3,39 +3,11 @@
  * (in-process): health checks call both for real, the webhook is mounted with its secret and reaches the
  * cycle service, and the weekly digest schedule exists in Temporal.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, describe, expect, it, inject } from 'vitest';
-import { freePort } from '../../src/temporal/dev-server';
 import { ServiceNowFake } from '../fakes/servicenow';
 import { SmtpSink } from '../fakes/smtp-sink';
-
-const root = path.resolve(import.meta.dirname, '..', '..');
-
-function startUp(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), 'up'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line within 120 s:\n${out}`)), 120_000);
-    const poll = setInterval(() => {
-      if (out.includes('patchops ready')) {
-        clearInterval(poll);
-        clearTimeout(timer);
-        resolve({ child, output: () => out, exited });
-      }
-    }, 100);
-    child.on('exit', (code) => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      reject(new Error(`patchops up exited (${code}) before it was ready:\n${out}`));
-    });
-  });
-}
+import { embeddedUpEnv, startPatchopsUp } from '../helpers/up-process';
 
 describe('patchops up with ServiceNow and email', () => {
   const children: ChildProcess[] = [];
@@ -50,26 +22,20 @@ describe('patchops up with ServiceNow and email', () => {
   it('checks both services for real, mounts the webhook, and schedules the weekly digest', async () => {
     const instanceUrl = await fake.start();
     const smtpUrl = await sink.start();
-    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-sn-'));
-    const [port, temporalPort, uiPort, pgPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const secret = 'e2e-webhook-secret-0123456789';
-    const up = await startUp({
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      PATCHOPS_DATA_DIR: dataDir,
-      PORT: String(port),
-      TEMPORAL_DEV_PORT: String(temporalPort),
-      TEMPORAL_UI_PORT: String(uiPort),
-      PATCHOPS_EMBEDDED_PG_PORT: String(pgPort),
-      TEMPORAL_CLI: inject('temporalCliPath'),
-      LOG_LEVEL: 'warn',
-      SERVICENOW_INSTANCE_URL: instanceUrl,
-      SERVICENOW_CLIENT_ID: 'patchops',
-      SERVICENOW_CLIENT_SECRET: 'oauth-secret',
-      SERVICENOW_WEBHOOK_SECRET: secret,
-      SMTP_URL: smtpUrl,
-      REPORT_RECIPIENTS: 'cab@example.test',
-    });
+    const { env, ports } = await embeddedUpEnv(
+      {
+        SERVICENOW_INSTANCE_URL: instanceUrl,
+        SERVICENOW_CLIENT_ID: 'patchops',
+        SERVICENOW_CLIENT_SECRET: 'oauth-secret',
+        SERVICENOW_WEBHOOK_SECRET: secret,
+        SMTP_URL: smtpUrl,
+        REPORT_RECIPIENTS: 'cab@example.test',
+      },
+      'patchops-sn-',
+    );
+    const { http: port, temporal: temporalPort } = ports;
+    const up = await startPatchopsUp(env);
     children.push(up.child);
     expect(up.output()).toMatch(/ServiceNow: on \(http:\/\/127\.0\.0\.1:\d+, oauth auth\)/);
 
@@ -90,6 +56,6 @@ describe('patchops up with ServiceNow and email', () => {
     expect(schedules.stdout).toContain('patchops-compliance-digest');
 
     up.child.kill('SIGINT');
-    expect(await up.exited).toBe(0);
+    expect((await up.exited).code).toBe(0);
   }, 240_000);
 });

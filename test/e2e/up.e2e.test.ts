@@ -1,50 +1,10 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it, inject } from 'vitest';
 import { isAlive } from '../../src/temporal/cli-binary';
-import { freePort } from '../../src/temporal/dev-server';
-
-const root = path.resolve(import.meta.dirname, '..', '..');
-
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; ms: number }>;
-}
-
-function startUp(env: NodeJS.ProcessEnv): Promise<Started> {
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), 'up'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  let signalledAt = 0;
-  const origKill = child.kill.bind(child);
-  child.kill = (sig?: NodeJS.Signals | number) => {
-    signalledAt = Date.now();
-    return origKill(sig);
-  };
-  const exited = new Promise<{ code: number | null; ms: number }>((resolve) =>
-    child.on('exit', (code) => resolve({ code, ms: Date.now() - signalledAt })),
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line within 120 s:\n${out}`)), 120_000);
-    const poll = setInterval(() => {
-      if (out.includes('patchops ready')) {
-        clearInterval(poll);
-        clearTimeout(timer);
-        resolve({ child, output: () => out, exited });
-      }
-    }, 100);
-    child.on('exit', (code) => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      reject(new Error(`patchops up exited (${code}) before it was ready:\n${out}`));
-    });
-  });
-}
+import { embeddedUpEnv, startPatchopsUp } from '../helpers/up-process';
 
 describe('patchops up (what npm start runs)', () => {
   const children: ChildProcess[] = [];
@@ -53,21 +13,10 @@ describe('patchops up (what npm start runs)', () => {
   });
 
   it('starts everything, answers /healthz, stops cleanly on SIGINT and finds its data again', async () => {
-    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-up-'));
-    const [port, temporalPort, uiPort, pgPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      PATCHOPS_DATA_DIR: dataDir,
-      PORT: String(port),
-      TEMPORAL_DEV_PORT: String(temporalPort),
-      TEMPORAL_UI_PORT: String(uiPort),
-      PATCHOPS_EMBEDDED_PG_PORT: String(pgPort),
-      TEMPORAL_CLI: inject('temporalCliPath'),
-      LOG_LEVEL: 'warn',
-    };
+    const { env, dataDir, ports } = await embeddedUpEnv();
+    const { http: port, temporal: temporalPort, ui: uiPort, pg: pgPort } = ports;
 
-    const first = await startUp(env);
+    const first = await startPatchopsUp(env);
     children.push(first.child);
     expect(first.output()).toContain(`Dashboard      http://127.0.0.1:${port}/`);
     expect(first.output()).toContain(`Temporal UI    http://127.0.0.1:${uiPort}`);
@@ -95,7 +44,7 @@ describe('patchops up (what npm start runs)', () => {
     expect(stopped.ms).toBeLessThan(10_000);
     expect(isAlive(temporalPid)).toBe(false);
 
-    const second = await startUp(env);
+    const second = await startPatchopsUp(env);
     children.push(second.child);
     const again = new pg.Client({ connectionString: dbUrl });
     await again.connect();
