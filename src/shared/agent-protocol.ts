@@ -109,6 +109,12 @@ export type JobResult = z.infer<typeof jobResultSchema>;
 
 // ---------------------------------------------------------------- enrolment, polling, inventory, manifests (added by the agent area)
 
+/** A site name (endpoints tagged `site:<name>` use the site's distribution points); stored lowercase. */
+export const siteSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/i, 'a site is 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit')
+  .transform((s) => s.toLowerCase());
+
 /** POST /agent/v1/enroll body. */
 export const enrollRequestSchema = z.object({
   enrollSecret: z.string().min(1).max(512),
@@ -120,6 +126,8 @@ export const enrollRequestSchema = z.object({
   arch: z.string().max(64).default(''),
   agentVersion: z.string().max(64).optional(),
   protocolVersion: z.number().int().min(1).default(AGENT_PROTOCOL_VERSION),
+  /** The endpoint's site: it gets exactly one `site:<site>` tag (replacing an older one). Left out: the tag is kept as it is. */
+  site: siteSchema.optional(),
 });
 export type EnrollRequest = z.input<typeof enrollRequestSchema>;
 
@@ -142,6 +150,17 @@ export const pollResponseSchema = z.object({
   distributionPoints: z.array(z.string()).default([]),
 });
 export type PollResponse = z.infer<typeof pollResponseSchema>;
+
+/** GET /agent/v1/whoami response: who the Bearer credential belongs to (distribution points check agents' keys with it). */
+export const whoamiResponseSchema = z.union([
+  z.object({ kind: z.literal('agent'), endpointId: z.string(), site: z.string().nullable() }),
+  z.object({ kind: z.literal('distribution-point'), name: z.string(), site: z.string() }),
+]);
+export type WhoamiResponse = z.infer<typeof whoamiResponseSchema>;
+
+/** POST /agent/v1/jobs/:id/lease response: the job stays this agent's until then. */
+export const leaseRenewalResponseSchema = z.object({ leaseExpiresAt: z.string() });
+export type LeaseRenewalResponse = z.infer<typeof leaseRenewalResponseSchema>;
 
 /** PUT /agent/v1/inventory body. */
 export const inventorySchema = z.object({

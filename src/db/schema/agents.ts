@@ -1,6 +1,7 @@
 /**
  * The agent area's tables: enrol secrets, per-agent node keys (hashes only), the manifest-signing key,
- * signed manifests of the central repository, and distribution points.
+ * signed manifests of the central repository, distribution points (with their token hashes), and the log of
+ * endpoint site changes the gateway follows to keep its key cache's sites current.
  */
 import { sql } from 'drizzle-orm';
 import { bigserial, boolean, index, integer, jsonb, pgTable, serial, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
@@ -81,7 +82,29 @@ export const distributionPoints = pgTable(
     /** Endpoints whose tags contain `site:<site>` use this point. */
     site: text().notNull(),
     tags: text().array().notNull().default(sql`'{}'::text[]`),
+    /** sha256 of the point's token (≥256 random bits, shown once at registration): it authenticates to the server with it. */
+    tokenHash: text(),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('distribution_points_name_uq').on(t.name), index('distribution_points_site_idx').on(t.site)],
+  (t) => [
+    uniqueIndex('distribution_points_name_uq').on(t.name),
+    index('distribution_points_site_idx').on(t.site),
+    uniqueIndex('distribution_points_token_hash_uq').on(t.tokenHash),
+  ],
+);
+
+/**
+ * One row per change of an endpoint's `site:<x>` tag (enrolment, `patchops agents site`). Every gateway process
+ * reads the rows after its cursor on each refresh and drops those endpoints from its key cache, so the next
+ * request reads the new site from the endpoint. Rows older than a day are pruned when a change is written.
+ */
+export const endpointSiteChanges = pgTable(
+  'endpoint_site_changes',
+  {
+    id: bigserial({ mode: 'number' }).primaryKey(),
+    endpointId: text().notNull(),
+    site: text(),
+    changedAt: createdAt(),
+  },
+  (t) => [index('endpoint_site_changes_changed_at_idx').on(t.changedAt)],
 );
