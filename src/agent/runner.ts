@@ -128,7 +128,7 @@ export class JobRunner {
     const manifest = verifyManifest(await this.d.fetchManifest(), state.manifestSigningKey, { now: this.d.now?.() ?? new Date(), lastSeenVersion: state.lastManifestVersion });
     for (const f of files) {
       if (!f.sha256) throw new VerificationError('not_in_manifest', `${f.name} carries no sha256: refusing to install it`);
-      out.set(f, await downloadVerified({ name: f.name, sha256: f.sha256 }, manifest, { sources: this.d.sources(), destDir: this.d.downloadDir, fetchImpl: this.d.fetchImpl }));
+      out.set(f, await downloadVerified({ name: f.name, sha256: f.sha256 }, manifest, { sources: this.d.sources(), destDir: this.d.downloadDir, nodeKey: state.nodeKey, fetchImpl: this.d.fetchImpl }));
     }
     if (manifest.version > state.lastManifestVersion) await this.d.updateState({ lastManifestVersion: manifest.version });
     return out;

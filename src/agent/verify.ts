@@ -50,6 +50,8 @@ export interface DownloadOptions {
   /** Base URLs to try in order: the site's distribution points, then the central server. */
   sources: string[];
   destDir: string;
+  /** The agent's node key: distribution points and the central server serve files only to enrolled agents. */
+  nodeKey?: string;
   fetchImpl?: typeof fetch;
   timeoutMs?: number;
 }
@@ -66,7 +68,8 @@ export async function downloadVerified(file: { name: string; sha256: string }, m
   for (const base of o.sources) {
     const url = `${base.replace(/\/+$/, '')}/agent/v1/files/${file.sha256}`;
     try {
-      const res = await f(url, { signal: AbortSignal.timeout(o.timeoutMs ?? 10 * 60_000) });
+      const headers: Record<string, string> = o.nodeKey ? { authorization: `Bearer ${o.nodeKey}` } : {};
+      const res = await f(url, { headers, signal: AbortSignal.timeout(o.timeoutMs ?? 10 * 60_000) });
       if (!res.ok) {
         problems.push(`${base}: HTTP ${res.status}`);
         continue;

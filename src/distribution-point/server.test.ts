@@ -1,60 +1,212 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDistributionPoint, type RunningDistributionPoint } from './server';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { WhoamiResponse } from '../shared/agent-protocol';
+import { startDistributionPoint, type DistributionPointOptions, type RunningDistributionPoint } from './server';
 
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const good = Buffer.from('installer bytes v1.2.3');
-const goodSha = createHash('sha256').update(good).digest('hex');
+const goodSha = sha(good);
 const liedSha = 'b'.repeat(64);
+const DP_TOKEN = 'dp-token-branch-1';
+
+// A fake upstream speaking the gateway's contract: whoami for node keys and point tokens, files for either.
+const who = new Map<string, WhoamiResponse>([
+  ['key-a', { kind: 'agent', endpointId: 'ep-a', site: 'branch-1' }],
+  ['key-other-site', { kind: 'agent', endpointId: 'ep-o', site: 'branch-2' }],
+  ['key-no-site', { kind: 'agent', endpointId: 'ep-n', site: null }],
+  [DP_TOKEN, { kind: 'distribution-point', name: 'dp1', site: 'branch-1' }],
+]);
+const files = new Map<string, Buffer>([[goodSha, good]]);
 let upstream: http.Server;
-let upstreamHits = 0;
-let dp: RunningDistributionPoint;
-let cacheDir: string;
+let upstreamUrl: string;
+let fileHits = 0;
+let whoamiHits = 0;
+let upstreamDown = false;
+
+const bearer = (req: http.IncomingMessage) => /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
 
 beforeAll(async () => {
   upstream = http.createServer((req, res) => {
-    upstreamHits += 1;
-    if (req.url === `/agent/v1/files/${goodSha}`) return res.end(good);
-    if (req.url === `/agent/v1/files/${liedSha}`) return res.end(Buffer.from('not what the hash says'));
-    res.writeHead(404).end();
+    if (upstreamDown) return res.writeHead(503).end();
+    const caller = who.get(bearer(req));
+    if (req.url === '/agent/v1/whoami') {
+      whoamiHits += 1;
+      return caller ? res.end(JSON.stringify(caller)) : res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"UNAUTHORIZED","message":"no"}');
+    }
+    if (!caller) return res.writeHead(401).end();
+    const m = /^\/agent\/v1\/files\/([0-9a-f]{64})$/.exec(req.url ?? '');
+    if (!m) return res.writeHead(404).end();
+    fileHits += 1;
+    if (m[1] === liedSha) return res.end(Buffer.from('not what the hash says'));
+    const bytes = files.get(m[1]!);
+    return bytes ? res.end(bytes) : res.writeHead(404).end();
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-'));
-  dp = await startDistributionPoint({ upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, cacheDir, host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
+  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
 });
-afterAll(async () => {
-  await dp?.close();
+afterAll(() => {
   upstream?.close();
 });
 
-describe('distribution point', () => {
-  it('fills on demand, verifies the hash, then serves from its cache', async () => {
-    const [a, b] = await Promise.all([fetch(`${dp.url}/agent/v1/files/${goodSha}`), fetch(`${dp.url}/agent/v1/files/${goodSha}`)]);
+const running: RunningDistributionPoint[] = [];
+afterEach(async () => {
+  upstreamDown = false;
+  while (running.length) await running.pop()!.close();
+});
+
+async function start(o: Partial<DistributionPointOptions> = {}): Promise<{ dp: RunningDistributionPoint; cacheDir: string }> {
+  const cacheDir = o.cacheDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-')));
+  const dp = await startDistributionPoint({ upstream: upstreamUrl, token: DP_TOKEN, cacheDir, host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }), ...o });
+  running.push(dp);
+  return { dp, cacheDir };
+}
+
+const get = (dp: RunningDistributionPoint, hash: string, key: string | null = 'key-a') =>
+  fetch(`${dp.url}/agent/v1/files/${hash}`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+
+describe('distribution point: filling and serving', () => {
+  it('fills on demand with its own token, verifies the hash, then serves from its cache', async () => {
+    const { dp, cacheDir } = await start();
+    fileHits = 0;
+    const [a, b] = await Promise.all([get(dp, goodSha), get(dp, goodSha)]);
     expect(Buffer.from(await a.arrayBuffer())).toEqual(good);
     expect(Buffer.from(await b.arrayBuffer())).toEqual(good);
-    expect(upstreamHits).toBe(1); // concurrent misses share one upstream fetch
-    const c = await fetch(`${dp.url}/agent/v1/files/${goodSha}`);
+    expect(fileHits).toBe(1); // concurrent misses share one upstream fetch
+    const c = await get(dp, goodSha);
     expect(Buffer.from(await c.arrayBuffer())).toEqual(good);
-    expect(upstreamHits).toBe(1);
+    expect(fileHits).toBe(1);
     expect(dp.stats.hits).toBeGreaterThanOrEqual(1);
     expect(await fs.readFile(path.join(cacheDir, goodSha))).toEqual(good);
+    const health = (await (await fetch(`${dp.url}/healthz`)).json()) as Record<string, unknown>;
+    expect(health).toMatchObject({ status: 'ok', name: 'dp1', site: 'branch-1', cacheBytes: good.length, cacheFiles: 1 });
   });
 
   it('refuses and does not cache bytes that do not match their name', async () => {
-    const r = await fetch(`${dp.url}/agent/v1/files/${liedSha}`);
+    const { dp, cacheDir } = await start();
+    const r = await get(dp, liedSha);
     expect(r.status).toBe(502);
     expect(((await r.json()) as { message: string }).message).toMatch(/not cached/);
-    await expect(fs.stat(path.join(cacheDir, liedSha))).rejects.toThrow();
+    expect(await fs.readdir(cacheDir)).toEqual([]);
     expect(dp.stats.rejected).toBe(1);
+    expect(dp.cache()).toEqual({ bytes: 0, files: 0 });
   });
 
   it('passes a 404 through and refuses other paths', async () => {
-    expect((await fetch(`${dp.url}/agent/v1/files/${'c'.repeat(64)}`)).status).toBe(404);
-    expect((await fetch(`${dp.url}/agent/v1/files/../../etc/passwd`)).status).toBe(404);
+    const { dp } = await start();
+    expect((await get(dp, 'c'.repeat(64))).status).toBe(404);
+    expect((await get(dp, '../../etc/passwd')).status).toBe(404);
+  });
+
+  it('will not start with a token the upstream refuses', async () => {
+    await expect(start({ token: 'not-a-registered-token' })).rejects.toThrow(/register it again/);
+  });
+});
+
+describe('distribution point: who may fetch', () => {
+  it.each([
+    ['no key', null, 401],
+    ['an unknown key', 'forged-key', 401],
+    ['an agent of another site', 'key-other-site', 403],
+    ['an agent of no site', 'key-no-site', 403],
+    ['an agent of its site', 'key-a', 200],
+    ['a downstream distribution point', DP_TOKEN, 200],
+  ] as const)('%s → %i', async (_name, key, status) => {
+    const { dp } = await start();
+    const r = await get(dp, goodSha, key);
+    expect(r.status).toBe(status);
+    if (status !== 200) expect(await r.json()).toMatchObject({ error: expect.any(String), message: expect.any(String) });
+  });
+
+  it('serves agents of every site with anySite', async () => {
+    const { dp } = await start({ anySite: true });
+    expect((await get(dp, goodSha, 'key-other-site')).status).toBe(200);
+  });
+
+  it('remembers answers for the TTL: a revoked key is refused once the TTL has passed', async () => {
+    const { dp } = await start({ authTtlMs: 300 });
+    who.set('key-soon-revoked', { kind: 'agent', endpointId: 'ep-r', site: 'branch-1' });
+    expect((await get(dp, goodSha, 'key-soon-revoked')).status).toBe(200);
+    const asked = whoamiHits;
+    expect((await get(dp, goodSha, 'key-soon-revoked')).status).toBe(200);
+    expect(whoamiHits).toBe(asked); // answered from the cache
+    who.delete('key-soon-revoked');
+    await new Promise((r) => setTimeout(r, 350));
+    expect((await get(dp, goodSha, 'key-soon-revoked')).status).toBe(401);
+    expect((await get(dp, goodSha, 'key-soon-revoked')).status).toBe(401);
+    expect(whoamiHits).toBe(asked + 1); // the no is remembered too
+  });
+
+  it('while the upstream is down, an earlier yes still counts within the stale window; an unknown key gets 503', async () => {
+    const { dp } = await start({ authTtlMs: 1 });
+    expect((await get(dp, goodSha)).status).toBe(200);
+    upstreamDown = true;
+    await new Promise((r) => setTimeout(r, 10));
+    expect((await get(dp, goodSha)).status).toBe(200);
+    expect((await get(dp, goodSha, 'never-seen')).status).toBe(503);
+  });
+
+  it('answers whoami for the credential by asking its upstream (chains of points)', async () => {
+    const { dp } = await start();
+    const r = await fetch(`${dp.url}/agent/v1/whoami`, { headers: { authorization: 'Bearer key-a' } });
+    expect(await r.json()).toEqual({ kind: 'agent', endpointId: 'ep-a', site: 'branch-1' });
+    expect((await fetch(`${dp.url}/agent/v1/whoami`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
+  });
+});
+
+describe('distribution point: cache eviction', () => {
+  const blob = (n: number) => {
+    const b = randomBytes(n);
+    files.set(sha(b), b);
+    return { b, h: sha(b) };
+  };
+  const pause = (ms = 30) => new Promise((r) => setTimeout(r, ms));
+
+  it('keeps the cache under its limit by deleting the least recently used files, and rebuilds that order at start', async () => {
+    const [a, b, c] = [blob(1000), blob(1000), blob(1000)];
+    const { dp, cacheDir } = await start({ maxCacheBytes: 2500 });
+    for (const h of [a.h, b.h, a.h, c.h]) {
+      const r = await get(dp, h);
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+      await pause();
+    }
+    // a was used after b: b goes first.
+    expect((await fs.readdir(cacheDir)).sort()).toEqual([a.h, c.h].sort());
+    expect(dp.cache()).toEqual({ bytes: 2000, files: 2 });
+    expect(dp.stats.evicted).toBe(1);
+    const health = (await (await fetch(`${dp.url}/healthz`)).json()) as Record<string, number>;
+    expect(health).toMatchObject({ cacheBytes: 2000, cacheFiles: 2, evicted: 1 });
+    await running.pop()!.close();
+
+    // After a restart with a lower limit, the oldest by use (a, touched before c was filled) goes.
+    const again = await start({ cacheDir, maxCacheBytes: 1500 });
+    expect(await fs.readdir(cacheDir)).toEqual([c.h]);
+    expect(again.dp.cache()).toEqual({ bytes: 1000, files: 1 });
+    const r = await get(again.dp, c.h);
+    expect(Buffer.from(await r.arrayBuffer())).toEqual(c.b);
+    expect(again.dp.stats.hits).toBe(1);
+  });
+
+  it('never deletes a file while it is being served', async () => {
+    const [big, next, small] = [blob(4 * 1024 * 1024), blob(4 * 1024 * 1024), blob(10)];
+    const { dp, cacheDir } = await start({ maxCacheBytes: 6 * 1024 * 1024 });
+    const slow = await get(dp, big.h); // headers in, body not read: the stream stays open
+    expect(slow.status).toBe(200);
+    const r2 = await get(dp, next.h);
+    await r2.arrayBuffer();
+    expect((await fs.readdir(cacheDir)).sort()).toEqual([big.h, next.h].sort()); // over the limit, but big is in use
+    expect(dp.stats.evicted).toBe(0);
+    expect(sha(Buffer.from(await slow.arrayBuffer()))).toBe(big.h);
+    await pause(50);
+    const r3 = await get(dp, small.h);
+    await r3.arrayBuffer();
+    expect((await fs.readdir(cacheDir)).sort()).toEqual([next.h, small.h].sort());
+    expect(dp.cache().bytes).toBeLessThanOrEqual(6 * 1024 * 1024);
   });
 });
