@@ -6,19 +6,28 @@ import type { Backend, OperationResult } from './types';
 
 interface OutdatedEntry {
   name: string;
+  /** Always a list here; Homebrew printed a cask's as one string ("3.0.2", "a, b" for several) before 4.1 (2023). */
   installed_versions: string[];
   current_version: string;
   pinned?: boolean;
 }
 
-export function parseBrewOutdated(json: string): Array<OutdatedEntry & { kind: 'formula' | 'cask' }> {
-  const d = JSON.parse(json) as { formulae?: OutdatedEntry[]; casks?: OutdatedEntry[] };
-  return [...(d.formulae ?? []).map((f) => ({ ...f, kind: 'formula' as const })), ...(d.casks ?? []).map((c) => ({ ...c, kind: 'cask' as const }))];
+interface RawOutdatedEntry extends Omit<OutdatedEntry, 'installed_versions'> {
+  installed_versions: string[] | string;
 }
 
+const versionList = (v: string[] | string): string[] => (Array.isArray(v) ? v : v.split(', ').filter(Boolean));
+
+export function parseBrewOutdated(json: string): Array<OutdatedEntry & { kind: 'formula' | 'cask' }> {
+  const d = JSON.parse(json) as { formulae?: RawOutdatedEntry[]; casks?: RawOutdatedEntry[] };
+  const read = (e: RawOutdatedEntry, kind: 'formula' | 'cask') => ({ ...e, installed_versions: versionList(e.installed_versions), kind });
+  return [...(d.formulae ?? []).map((f) => read(f, 'formula')), ...(d.casks ?? []).map((c) => read(c, 'cask'))];
+}
+
+/** Pinned formulae are skipped, and so are entries already at the current version (`--greedy` lists `version :latest` casks as latest → latest). */
 export function brewToPatches(list: ReturnType<typeof parseBrewOutdated>): FoundPatch[] {
   return list
-    .filter((e) => !e.pinned)
+    .filter((e) => !e.pinned && !e.installed_versions.includes(e.current_version))
     .map((e) => {
       const product = productForPackage('brew', e.name);
       return {

@@ -106,10 +106,41 @@ describe('softwareupdate', () => {
 });
 
 describe('brew', () => {
-  it('reads formulae and casks, skipping pinned formulae', () => {
-    const patches = brewToPatches(parseBrewOutdated(fixture('brew-outdated-v2.json')));
-    expect(patches.map((p) => p.patchId)).toEqual(['third-party:git:2.45.1', 'third-party:mozilla-firefox:141.0']);
-    expect(patches[1]!.packages).toEqual([{ manager: 'brew', name: 'cask:firefox', version: '141.0' }]);
+  it('reads real formula output (installed_versions a list)', () => {
+    const list = parseBrewOutdated(fixture('brew-outdated-v2.json'));
+    expect(list.map((e) => [e.kind, e.name, e.installed_versions, e.current_version])).toEqual([
+      ['formula', 'pygobject3', ['3.36.1'], '3.38.0'],
+      ['formula', 'rav1e', ['0.3.3'], '0.3.4'],
+    ]);
+    const patches = brewToPatches(list);
+    expect(patches.map((p) => p.patchId)).toEqual(['third-party:brew-pygobject3:3.38.0', 'third-party:brew-rav1e:0.3.4']);
+    expect(patches[0]).toMatchObject({ title: 'pygobject3 3.36.1 → 3.38.0', vendor: 'Homebrew', product: 'pygobject3', packages: [{ manager: 'brew', name: 'pygobject3', version: '3.38.0' }] });
+    for (const p of patches) expect(() => foundPatchSchema.parse(p)).not.toThrow();
+  });
+
+  it('skips pinned formulae', () => {
+    const list = parseBrewOutdated(fixture('brew-outdated-v2.json'));
+    list[0]!.pinned = true;
+    expect(brewToPatches(list).map((p) => p.product)).toEqual(['rav1e']);
+  });
+
+  it('reads real cask output of Homebrew before 4.1 (installed_versions a string) and skips latest → latest', () => {
+    const list = parseBrewOutdated(fixture('brew-outdated-v2-greedy-cask.json'));
+    expect(list.find((e) => e.name === 'electrum')).toMatchObject({ kind: 'cask', installed_versions: ['4.0.2'], current_version: '4.0.3' });
+    const patches = brewToPatches(list);
+    expect(patches.map((p) => p.packages[0])).toEqual([
+      { manager: 'brew', name: 'cask:amethyst', version: '0.15.3' },
+      { manager: 'brew', name: 'cask:balenaetcher', version: '1.5.108' },
+      { manager: 'brew', name: 'cask:electrum', version: '4.0.3' },
+      { manager: 'brew', name: 'cask:qlcolorcode', version: '3.1.1' },
+    ]);
+    expect(patches[2]!.title).toBe('electrum 4.0.2 → 4.0.3');
+  });
+
+  it('splits a cask string naming several installed versions', () => {
+    // the form meta-package-manager recorded for lg-onscreen-control (see the fixtures README)
+    const [e] = parseBrewOutdated('{"formulae":[],"casks":[{"name":"lg-onscreen-control","installed_versions":"5.33,cV8xqv5TSZA.upgrading, 5.47,yi5XuIZw6hg","current_version":"5.48,uYXSwyUCNFBbSch9PFw"}]}');
+    expect(e!.installed_versions).toEqual(['5.33,cV8xqv5TSZA.upgrading', '5.47,yi5XuIZw6hg']);
   });
 });
 
