@@ -133,13 +133,29 @@ export class AptBackend implements Backend {
     return this.exec('dpkg-query', [...admin, ...args], { env: { ...process.env, LC_ALL: 'C' } });
   }
 
+  /**
+   * Names as apt prints them: `libnvidia-gl-525` or, for the foreign-architecture instance of a multiarch
+   * package, `libnvidia-gl-525:i386`. dpkg-query prints the bare name for both, so the architecture decides;
+   * a bare name with several instances installed is the native one (`dpkg --print-architecture`) or `all`.
+   */
   async installedVersions(names: string[]): Promise<Map<string, string | null>> {
     const out = new Map<string, string | null>(names.map((n) => [n, null]));
     if (names.length === 0) return out;
-    const res = await this.dpkgQuery(['-W', '-f=${Package}\\t${Status}\\t${Version}\\n', ...names]);
-    for (const line of res.stdout.split('\n')) {
-      const [name, status, version] = line.split('\t');
-      if (name && out.has(name) && status?.endsWith(' installed')) out.set(name, version ?? null);
+    const res = await this.dpkgQuery(['-W', '-f=${Package}\\t${Architecture}\\t${Status}\\t${Version}\\n', ...names]);
+    const installed = res.stdout
+      .split('\n')
+      .map((line) => line.split('\t'))
+      .filter((f) => f[0] && f[2]?.endsWith(' installed'))
+      .map((f) => ({ name: f[0]!, arch: f[1] ?? '', version: f[3] ?? '' }));
+    let native: string | undefined;
+    for (const n of names) {
+      const [bare, arch] = n.split(':') as [string, string | undefined];
+      let hits = installed.filter((p) => p.name === bare && (arch === undefined || p.arch === arch));
+      if (arch === undefined && hits.length > 1) {
+        native ??= (await this.exec('dpkg', ['--print-architecture'])).stdout.trim();
+        hits = hits.filter((p) => p.arch === native || p.arch === 'all');
+      }
+      if (hits.length === 1) out.set(n, hits[0]!.version);
     }
     return out;
   }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { foundPatchSchema } from '../../shared/agent-protocol';
 import { productForPackage } from '../catalog';
 import type { Exec } from '../exec';
-import { aptUpgradeToPatch, parseAptSimulation } from './apt';
+import { AptBackend, aptUpgradeToPatch, parseAptSimulation } from './apt';
 import { brewToPatches, parseBrewOutdated } from './brew';
 import { parseUpdateInfoList, splitNevra, updateInfoToPatches } from './dnf';
 import { parseSoftwareUpdateList, softwareUpdateToPatches } from './softwareupdate';
@@ -16,16 +16,62 @@ import { parseZypperPatches, zypperToPatches } from './zypper';
 const fixture = (name: string) => readFileSync(path.join(import.meta.dirname, '../../../test/fixtures/agent', name), 'utf8');
 
 describe('apt', () => {
-  it('reads Inst lines with several origins and tells security from plain updates', () => {
+  it('reads the Inst line of a real Ubuntu 20.04 simulation (two origins, one of them -security)', () => {
     const ups = parseAptSimulation(fixture('apt-get-s-upgrade-ubuntu.txt'));
-    expect(ups.map((u) => [u.name, u.current, u.candidate, u.security])).toEqual([
-      ['libssl3', '3.0.2-0ubuntu1.10', '3.0.2-0ubuntu1.12', true],
-      ['openssl', '3.0.2-0ubuntu1.10', '3.0.2-0ubuntu1.12', true],
-      ['tzdata', '2023c-0ubuntu0.22.04.2', '2024a-0ubuntu0.22.04', false],
+    expect(ups).toEqual([
+      {
+        name: 'firefox-locale-en',
+        current: '75.0+build3-0ubuntu1',
+        candidate: '136.0+build3-0ubuntu0.20.04.1',
+        origins: ['Ubuntu:20.04/focal-updates', 'Ubuntu:20.04/focal-security'],
+        arch: 'amd64',
+        security: true,
+      },
     ]);
     const p = aptUpgradeToPatch(ups[0]!);
-    expect(p).toMatchObject({ patchId: 'apt:libssl3:3.0.2-0ubuntu1.12', vendor: 'Ubuntu', type: 'security', severitySource: 'ubuntu' });
+    expect(p).toMatchObject({ patchId: 'apt:firefox-locale-en:136.0+build3-0ubuntu0.20.04.1', vendor: 'Ubuntu', type: 'security', severitySource: 'ubuntu', rebootRequired: false });
     expect(() => foundPatchSchema.parse(p)).not.toThrow();
+  });
+
+  it('reads a real Ubuntu 22.04 dist-upgrade: trailing [] markers, :i386 instances, new packages, Remv lines skipped', () => {
+    const ups = parseAptSimulation(fixture('apt-s-dist-upgrade-ubuntu-22.04.txt'));
+    expect(ups).toHaveLength(27);
+    expect(ups.filter((u) => u.security).map((u) => u.name)).toEqual(['linux-modules-nvidia-525-generic-hwe-22.04', 'linux-modules-nvidia-525-5.19.0-35-generic']);
+    expect(ups.find((u) => u.name === 'libnvidia-gl-525')).toMatchObject({ current: '525.78.01-0ubuntu0.22.04.1', candidate: '525.85.05-0ubuntu0.22.04.1', arch: 'amd64', origins: ['Ubuntu:22.04/jammy-updates'] });
+    expect(ups.find((u) => u.name === 'libnvidia-gl-525:i386')).toMatchObject({ arch: 'i386', candidate: '525.85.05-0ubuntu0.22.04.1' });
+    expect(ups.find((u) => u.name === 'linux-modules-nvidia-525-5.19.0-35-generic')).toMatchObject({ current: null, candidate: '5.19.0-35.36~22.04.1' });
+    expect(ups.some((u) => u.name === 'linux-modules-nvidia-525-5.19.0-32-generic')).toBe(false);
+    expect(ups.find((u) => u.name === 'fonts-opensymbol')).toMatchObject({ current: '2:102.12+LibO7.3.7-0ubuntu0.22.04.1', candidate: '2:102.12+LibO7.3.7-0ubuntu0.22.04.2', arch: 'all' });
+
+    const patches = ups.map(aptUpgradeToPatch);
+    for (const p of patches) expect(() => foundPatchSchema.parse(p)).not.toThrow();
+    expect(patches.find((p) => p.product === 'tcpdump')).toMatchObject({ patchId: 'apt:tcpdump:4.99.1-3ubuntu0.1', type: 'update', vendor: 'Ubuntu', rebootRequired: false });
+    expect(patches.find((p) => p.product === 'linux-modules-nvidia-525-generic-hwe-22.04')).toMatchObject({ type: 'security', rebootRequired: true });
+    expect(new Set(patches.map((p) => p.patchId)).size).toBe(patches.length);
+  });
+
+  it('tells the :i386 instance of a multiarch package from the native one when reading installed versions', async () => {
+    const calls: string[][] = [];
+    const exec: Exec = async (file, args) => {
+      calls.push([file, ...args]);
+      if (file === 'dpkg') return { code: 0, stdout: 'amd64\n', stderr: '' };
+      const stdout = [
+        'libnvidia-gl-525\tamd64\tinstall ok installed\t525.78.01-0ubuntu0.22.04.1',
+        'libnvidia-gl-525\ti386\tinstall ok installed\t525.78.01-0ubuntu0.22.04.0',
+        'tcpdump\tamd64\tinstall ok installed\t4.99.1-3build2',
+        'libnvidia-extra-525\tamd64\tdeinstall ok config-files\t525.78.01-0ubuntu0.22.04.1',
+        '',
+      ].join('\n');
+      return { code: 0, stdout, stderr: '' };
+    };
+    const got = await new AptBackend({ exec }).installedVersions(['libnvidia-gl-525', 'libnvidia-gl-525:i386', 'tcpdump', 'libnvidia-extra-525']);
+    expect(Object.fromEntries(got)).toEqual({
+      'libnvidia-gl-525': '525.78.01-0ubuntu0.22.04.1',
+      'libnvidia-gl-525:i386': '525.78.01-0ubuntu0.22.04.0',
+      tcpdump: '4.99.1-3build2',
+      'libnvidia-extra-525': null,
+    });
+    expect(calls[0]).toEqual(expect.arrayContaining(['dpkg-query', '-W', 'libnvidia-gl-525:i386']));
   });
 });
 
