@@ -191,12 +191,19 @@ describe('brew', () => {
 });
 
 describe('windows update', () => {
-  it('maps WUA classification and MSRC severity', () => {
+  it('maps WUA classification, MSRC severity, CVEs and reboot (real KB numbers, titles and values; see the README)', () => {
     const patches = wuaToPatches(parseWuaSearch(fixture('windows-update-search.json')));
-    expect(patches.map((p) => [p.patchId, p.type, p.vendorSeverity, p.rebootRequired])).toEqual([
-      ['KB5034441', 'security', 'Important', true],
-      ['KB2267602', 'definition', undefined, false],
+    expect(patches.map((p) => [p.patchId, p.type, p.vendorSeverity, p.rebootRequired, p.product])).toEqual([
+      ['KB5032339', 'security', 'Important', true, 'Windows'],
+      ['KB4535680', 'security', undefined, true, 'Windows Server 2019'],
+      ['KB4512495', 'update', undefined, true, 'Windows Server 2016'],
+      ['KB2267602', 'definition', undefined, false, 'Windows Defender'],
+      ['KB4577586', 'update', undefined, true, 'Windows Server 2019'],
     ]);
+    expect(patches[1]!.cves).toEqual(['CVE-2020-0689']);
+    expect(patches[0]!.releasedAt).toBe('2023-11-14T00:00:00Z');
+    expect(patches[3]!.title).toBe('Security Intelligence Update for Windows Defender Antivirus - KB2267602 (Version 1.299.2334.0)');
+    for (const p of patches) expect(() => foundPatchSchema.parse(p)).not.toThrow();
   });
 
   it('runs its PowerShell script for a search and reads the JSON it prints', async () => {
@@ -206,7 +213,7 @@ describe('windows update', () => {
       return { code: 0, stdout: fixture('windows-update-search.json'), stderr: '' };
     };
     const found = await new WindowsUpdateBackend(exec, 'C:\\patchops\\windows-update.ps1').scan();
-    expect(found).toHaveLength(2);
+    expect(found.map((p) => p.patchId)).toEqual(['KB5032339', 'KB4535680', 'KB4512495', 'KB2267602', 'KB4577586']);
     expect(calls[0]).toEqual(['powershell.exe', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', 'C:\\patchops\\windows-update.ps1', '-Action', 'Search']);
   });
 });
