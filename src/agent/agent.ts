@@ -10,7 +10,7 @@ import { createBackends } from './backends/index';
 import type { Backend } from './backends/types';
 import { backoffMs, GatewayClient, GatewayHttpError } from './client';
 import { availableBackends, detectPlatform, type PlatformFacts } from './platform';
-import { SystemRebooter, type Rebooter } from './reboot';
+import { bootTime, SystemRebooter, takeDeferRequest, tickReboot, type Rebooter } from './reboot';
 import { JobRunner, type FileInstaller } from './runner';
 import { StateStore, type AgentState } from './state';
 
@@ -34,6 +34,8 @@ export interface AgentOptions {
   inventoryEveryMs?: number;
   signal?: AbortSignal;
   fetchImpl?: typeof fetch;
+  /** Renew a running job's lease at least this often (default: a third of the lease). */
+  leaseRenewEveryMs?: number;
   /** Called after each job's result is accepted (tests, metrics). */
   onJobDone?: (job: AgentJob, result: JobResult) => void;
 }
@@ -47,6 +49,7 @@ export class Agent {
   private runner!: JobRunner;
   private distributionPoints: string[] = [];
   private failures = 0;
+  private rebooter!: Rebooter;
 
   constructor(private readonly o: AgentOptions) {
     this.store = new StateStore(o.stateDir);
@@ -74,6 +77,8 @@ export class Agent {
     if (saved && saved.serverUrl === this.o.serverUrl && saved.machineId === this.facts.machineId) this.state = saved;
     else await this.enroll();
     this.client.nodeKey = this.state.nodeKey;
+    await this.store.ensureRequestsDir();
+    this.rebooter = this.o.rebooter ?? new SystemRebooter();
     this.backends = this.o.backends ?? createBackends(await availableBackends(this.facts), { aptRoot: this.o.aptRoot });
     this.runner = new JobRunner({
       backends: this.backends,
@@ -82,11 +87,10 @@ export class Agent {
         this.state = { ...this.state, ...p };
         await this.store.save(this.state);
       },
-      rebooter: this.o.rebooter ?? new SystemRebooter(),
+      rebooter: this.rebooter,
       fetchManifest: () => this.client.manifest(),
       sources: () => [...this.distributionPoints, this.o.serverUrl],
       downloadDir: this.store.downloads,
-      deferFile: this.store.deferFile,
       fileInstaller: this.o.fileInstaller,
       fetchImpl: this.o.fetchImpl,
       log: this.o.log,
@@ -119,7 +123,7 @@ export class Agent {
           machineId: this.facts.machineId,
           lastManifestVersion: this.state?.lastManifestVersion ?? 0,
           previousVersions: this.state?.previousVersions ?? {},
-          rebootDeferrals: this.state?.rebootDeferrals ?? 0,
+          pendingReboot: this.state?.pendingReboot,
         };
         await this.store.save(this.state);
         this.client.nodeKey = res.nodeKey;
@@ -138,7 +142,7 @@ export class Agent {
   async sendInventory(): Promise<void> {
     const software: Array<{ source: string; name: string; version: string; vendor?: string }> = [];
     for (const b of new Set(this.backends.values())) software.push(...(await b.inventory().catch(() => [])));
-    let pendingReboot = false;
+    let pendingReboot = Boolean(this.state.pendingReboot);
     for (const b of new Set(this.backends.values())) if (b.rebootPending && (await b.rebootPending().catch(() => false))) pendingReboot = true;
     await this.client.inventory({ hostname: this.facts.hostname, osName: this.facts.osName, osVersion: this.facts.osVersion, arch: this.facts.arch, agentVersion: AGENT_VERSION, pendingReboot, software });
   }
@@ -169,15 +173,68 @@ export class Agent {
     await this.enroll();
   }
 
+  /** Carries a pending restart forward: applies the user's deferral request and restarts when due. */
+  async rebootTick(now = new Date()): Promise<void> {
+    const pending = this.state.pendingReboot ?? null;
+    if (!pending) return;
+    const deferRequested = pending.issuedAt ? false : await takeDeferRequest(this.store.deferFile);
+    const t = await tickReboot({ pending, deferRequested, rebooter: this.rebooter, now, bootedAt: bootTime(now.getTime()) });
+    if (t.pending !== pending) {
+      this.state = { ...this.state, pendingReboot: t.pending ?? undefined };
+      await this.store.save(this.state);
+    }
+    if (t.action !== 'none') this.o.log.info({ action: t.action, dueAt: t.pending.dueAt, deferralsUsed: t.pending.deferralsUsed }, 'pending restart');
+    else if (!t.pending) this.o.log.info('the machine restarted; no restart pending');
+  }
+
+  /** Seconds until a pending restart is due (the long poll is cut short to act on it in time). */
+  private secondsToReboot(): number | undefined {
+    const p = this.state.pendingReboot;
+    if (!p || p.issuedAt) return undefined;
+    return Math.max(1, Math.ceil((Date.parse(p.dueAt) - Date.now()) / 1000));
+  }
+
+  /**
+   * Keeps the leases of these jobs alive until each is reported: a poll hands out up to ten jobs that run one
+   * after another, and an install can outlast the lease; without renewal a job would be offered again or
+   * counted unreachable while the agent still works on it. Returns `done(jobId)` and `stop()`.
+   */
+  private renewLeases(jobs: AgentJob[]): { done(id: string): void; stop(): void } {
+    const open = new Set(jobs.map((j) => j.id));
+    if (open.size === 0) return { done: () => undefined, stop: () => undefined };
+    const leaseMs = Math.min(...jobs.map((j) => Date.parse(j.leaseExpiresAt) - Date.now()));
+    const every = Math.max(1000, Math.min(this.o.leaseRenewEveryMs ?? Infinity, Math.floor(leaseMs / 3)));
+    const timer = setInterval(() => {
+      for (const id of open) {
+        this.client.renewLease(id).then(
+          (r) => this.o.log.debug({ jobId: id, leaseExpiresAt: r.leaseExpiresAt }, 'job lease renewed'),
+          (e: unknown) => {
+            if (e instanceof GatewayHttpError && [403, 404, 409].includes(e.status)) {
+              open.delete(id);
+              this.o.log.warn({ jobId: id, err: e.message }, 'the server no longer holds this job for this agent; stopped renewing its lease');
+            } else this.o.log.warn({ jobId: id, err: (e as Error).message }, 'could not renew the job lease; will retry');
+          },
+        );
+      }
+    }, every);
+    return { done: (id) => open.delete(id), stop: () => clearInterval(timer) };
+  }
+
   /** One poll and the jobs it brought. Returns how many jobs ran. */
   async pollOnce(waitSeconds = this.o.waitSeconds ?? 30): Promise<number> {
-    const res = await this.client.poll(waitSeconds);
+    const res = await this.client.poll(Math.min(waitSeconds, this.secondsToReboot() ?? Infinity));
     this.distributionPoints = res.distributionPoints;
-    for (const job of res.jobs) {
-      if (this.stopped) break;
-      this.o.log.info({ jobId: job.id, kind: job.kind }, 'job started');
-      const result = await this.runner.run(job);
-      await this.report(job, result);
+    const leases = this.renewLeases(res.jobs);
+    try {
+      for (const job of res.jobs) {
+        if (this.stopped) break;
+        this.o.log.info({ jobId: job.id, kind: job.kind }, 'job started');
+        const result = await this.runner.run(job);
+        await this.report(job, result);
+        leases.done(job.id);
+      }
+    } finally {
+      leases.stop();
     }
     return res.jobs.length;
   }
@@ -192,6 +249,7 @@ export class Agent {
           await this.sendInventory();
           lastInventory = Date.now();
         }
+        await this.rebootTick().catch((e: Error) => this.o.log.error({ err: e.message }, 'could not carry out the pending restart'));
         const ran = await this.pollOnce();
         this.failures = 0;
         if (ran > 0) lastInventory = 0; // report what changed

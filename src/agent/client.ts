@@ -73,6 +73,11 @@ export class GatewayClient {
     return this.call('POST', `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, result);
   }
 
+  /** Extends the lease of a job this agent is running (long installs). 409 when the job is no longer its. */
+  async renewLease(jobId: string): Promise<{ leaseExpiresAt: string }> {
+    return this.call('POST', `/agent/v1/jobs/${encodeURIComponent(jobId)}/lease`, {});
+  }
+
   async inventory(inv: Inventory): Promise<void> {
     await this.call('PUT', '/agent/v1/inventory', inv, 120_000);
   }

@@ -12,7 +12,7 @@ import {
   type SignedManifest,
 } from '../shared/agent-protocol';
 import { execFile, tail, type Exec } from './exec';
-import { handleReboot, type Rebooter } from './reboot';
+import { planReboot, type Rebooter } from './reboot';
 import type { AgentState } from './state';
 import type { Backend, OperationResult } from './backends/types';
 import { downloadVerified, verifyManifest, VerificationError } from './verify';
@@ -29,7 +29,6 @@ export interface RunnerDeps {
   /** Base URLs to download from, in order: distribution points, then the central server. */
   sources(): string[];
   downloadDir: string;
-  deferFile?: string;
   fileInstaller?: FileInstaller;
   fetchImpl?: typeof fetch;
   now?: () => Date;
@@ -175,9 +174,10 @@ export class JobRunner {
         outcomes.push({ patchId: patch.patchId, state: needsReboot ? 'pending_reboot' : 'installed', installedVersion: patch.packages[0]?.version });
       }
     }
-    const decision = await handleReboot({ policy: payload.reboot, required: rebootRequired, rebooter: this.d.rebooter, deferralsUsed: this.d.getState().rebootDeferrals, deferFile: this.d.deferFile });
-    if (decision.action === 'deferred') await this.d.updateState({ rebootDeferrals: decision.deferralsUsed });
-    if (decision.action === 'reboot') await this.d.updateState({ rebootDeferrals: 0 });
+    const pending = this.d.getState().pendingReboot ?? null;
+    const planned = await planReboot({ policy: payload.reboot, required: rebootRequired, rebooter: this.d.rebooter, pending, now: this.d.now?.() ?? new Date() });
+    if (planned !== pending) await this.d.updateState({ pendingReboot: planned ?? undefined });
+    if (planned && !planned.issuedAt) logs.push(`restart planned for ${planned.dueAt} (policy: ${planned.policy.behaviour})`);
     const failed = outcomes.filter((o) => o.state === 'failed');
     return {
       status: failed.length === 0 ? 'succeeded' : 'failed',
@@ -227,20 +227,18 @@ export class JobRunner {
     return { status: failed.length ? 'failed' : 'succeeded', patches: outcomes, rebootPending: await this.rebootPending(), error: failed.length ? failed.map((f) => `${f.patchId}: ${f.error}`).join('; ') : undefined };
   }
 
+  /** A reboot job: plans the restart (the user is told and may defer); the agent's loop restarts when due. */
   async reboot(policy: PatchJobPayload['reboot']): Promise<JobResult> {
-    const decision = await handleReboot({
-      policy: policy ?? { behaviour: 'always', notifyUser: true, deferralLimit: 0, deferralMinutes: 60 },
+    const pending = this.d.getState().pendingReboot ?? null;
+    const planned = await planReboot({
+      policy: { ...(policy ?? { notifyUser: true, deferralLimit: 0, deferralMinutes: 60 }), behaviour: 'always' },
       required: true,
       rebooter: this.d.rebooter,
-      deferralsUsed: this.d.getState().rebootDeferrals,
-      deferFile: this.d.deferFile,
+      pending,
+      now: this.d.now?.() ?? new Date(),
     });
-    if (decision.action === 'deferred') {
-      await this.d.updateState({ rebootDeferrals: decision.deferralsUsed });
-      return { status: 'failed', patches: [], rebootPending: true, error: `the user deferred the restart (${decision.deferralsUsed} deferral(s) used)` };
-    }
-    await this.d.updateState({ rebootDeferrals: 0 });
-    return { status: 'succeeded', patches: [], rebootPending: decision.action === 'reboot' };
+    if (planned !== pending) await this.d.updateState({ pendingReboot: planned ?? undefined });
+    return { status: 'succeeded', patches: [], rebootPending: true, log: planned ? `restart due at ${planned.dueAt}` : undefined };
   }
 }
 

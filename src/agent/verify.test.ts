@@ -77,7 +77,7 @@ describe('downloadVerified', () => {
 
 describe('an install job carrying files installs nothing when verification fails', () => {
   async function runInstall(manifest: SignedManifest, served: Buffer, lastManifestVersion = 0) {
-    let state: AgentState = { serverUrl: 's', endpointId: 'e', nodeKey: 'k', manifestSigningKey: pinned.publicKey, machineId: 'm', lastManifestVersion, previousVersions: {}, rebootDeferrals: 0 };
+    let state: AgentState = { serverUrl: 's', endpointId: 'e', nodeKey: 'k', manifestSigningKey: pinned.publicKey, machineId: 'm', lastManifestVersion, previousVersions: {} };
     const installed: string[] = [];
     const runner = new JobRunner({
       backends: new Map(),

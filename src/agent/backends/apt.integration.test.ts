@@ -24,7 +24,7 @@ describe('apt backend, for real (signed local repository, throwaway root)', () =
     expect((await fs.readFile(versionFile, 'utf8')).trim()).toBe('1.0');
     expect((await apt.installedVersions([t.packageName])).get(t.packageName)).toBe('1.0');
 
-    let state: AgentState = { serverUrl: 'x', endpointId: 'e', nodeKey: 'k', manifestSigningKey: '', machineId: 'm', lastManifestVersion: 0, previousVersions: {}, rebootDeferrals: 0 };
+    let state: AgentState = { serverUrl: 'x', endpointId: 'e', nodeKey: 'k', manifestSigningKey: '', machineId: 'm', lastManifestVersion: 0, previousVersions: {} };
     const runner = new JobRunner({
       backends: new Map([['apt', apt]]),
       getState: () => state,

@@ -61,9 +61,15 @@ export function registerAgentCommands(program: Command): void {
     .action(async (o: { server?: string; enrollSecret?: string; stateDir: string; wait: string; reboot: boolean; aptRoot?: string; deferReboot?: boolean; machineId?: string; hostname?: string }) => {
       if (o.deferReboot) {
         const store = new StateStore(o.stateDir);
-        await fs.mkdir(o.stateDir, { recursive: true });
-        await fs.writeFile(store.deferFile, new Date().toISOString());
-        console.log('restart deferral requested; the agent applies it (within the policy\'s limit) before restarting');
+        try {
+          await fs.writeFile(store.deferFile, `${os.userInfo().username} ${new Date().toISOString()}\n`, { flag: 'w' });
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') reportFatal(new Error(`no agent has run with the state directory ${o.stateDir}: pass the agent's --state-dir`));
+          if (code !== 'EACCES' && code !== 'EPERM') reportFatal(e);
+          // The request file exists and is another user's (sticky directory): a deferral is already requested.
+        }
+        console.log("restart deferral requested: the agent applies it before restarting (up to the policy's limit of deferrals) and confirms it in a notice");
         return;
       }
       if (!o.server) reportFatal(new Error('--server is required (or set PATCHOPS_SERVER), e.g. --server https://patchops.example.com'));
@@ -77,7 +83,7 @@ export function registerAgentCommands(program: Command): void {
         aptRoot: o.aptRoot,
         machineId: o.machineId,
         hostname: o.hostname,
-        rebooter: o.reboot ? undefined : new RecordingRebooter(),
+        rebooter: o.reboot ? undefined : new RecordingRebooter((event, message) => log.info({ event }, message)),
         waitSeconds: Number(o.wait),
         signal: ac.signal,
       });
