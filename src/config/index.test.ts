@@ -39,6 +39,7 @@ describe('loadConfig', () => {
     [{ SERVICENOW_INSTANCE_URL: 'https://a.service-now.com', SERVICENOW_CLIENT_ID: 'x' }, /^SERVICENOW_CLIENT_ID and SERVICENOW_CLIENT_SECRET go together/],
     [{ SMTP_URL: 'mail.example.com' }, /^SMTP_URL: expected smtp:\/\//],
     [{ AGENT_ENROLL_SECRET: 'short' }, /^AGENT_ENROLL_SECRET: expected at least 16 characters/],
+    [{ SECRETS_KEY: 'dG9vIHNob3J0' }, /^SECRETS_KEY: expected 32 bytes as base64 or hex/],
     [{ PATCHOPS_ADMINS: 'slack:U1,bob' }, /^PATCHOPS_ADMINS: .*"bob" has no known prefix/],
     [{ PATCHOPS_DEMO: 'maybe' }, /^PATCHOPS_DEMO: expected true or false, got "maybe"/],
     [{ TEMPORAL_API_KEY: 'k' }, /need TEMPORAL_ADDRESS/],

@@ -123,6 +123,10 @@ const envSchema = z.object({
   AGENT_ENROLL_SECRET: optionalString.refine((v) => v === undefined || v.length >= 16, {
     message: 'expected at least 16 characters; generate one with: openssl rand -hex 32',
   }),
+  SECRETS_KEY: optionalString.refine(
+    (v) => v === undefined || /^[0-9a-fA-F]{64}$/.test(v.trim()) || (/^[A-Za-z0-9+/]+={0,2}$/.test(v.trim()) && Buffer.from(v.trim(), 'base64').length === 32),
+    { message: 'expected 32 bytes as base64 or hex; generate one with: openssl rand -base64 32' },
+  ),
   AGENT_LEASE_SECONDS: optionalString.transform((v, ctx) => {
     if (v === undefined) return 600;
     const n = Number(v);
@@ -146,6 +150,8 @@ export interface Config {
   demo: boolean;
   http: { host: string; port: number; publicUrl: string };
   dataDir: string;
+  /** SECRETS_KEY: seals secrets kept in the database; unset = `<dataDir>/secrets.key`. */
+  secretsKey: string | undefined;
   cacheDir: string;
   database: { url: string | undefined; embeddedPort: number };
   temporal: {
@@ -314,6 +320,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       from: e.SMTP_FROM,
       reportRecipients: (e.REPORT_RECIPIENTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     },
+    secretsKey: e.SECRETS_KEY,
     agents: { enrollSecret: e.AGENT_ENROLL_SECRET, leaseSeconds: e.AGENT_LEASE_SECONDS },
     bootstrap: { admins: e.PATCHOPS_ADMINS, approvers: e.PATCHOPS_APPROVERS, adminPassword: e.PATCHOPS_ADMIN_PASSWORD },
   };
@@ -364,6 +371,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'SMTP_FROM', description: 'From address of email reports', default: 'patchops <patchops@localhost>' },
   { name: 'REPORT_RECIPIENTS', description: 'Comma-separated addresses that receive cycle reports and digests' },
   { name: 'AGENT_ENROLL_SECRET', description: 'Initial agent enrolment secret (≥16 chars); more can be added by command' },
+  { name: 'SECRETS_KEY', description: 'Key (32 bytes, base64 or hex) sealing secrets the database keeps, such as the manifest-signing key; unset = PATCHOPS_DATA_DIR/secrets.key, created on first start' },
   { name: 'AGENT_LEASE_SECONDS', description: 'How long an agent has to report a job before it is offered again', default: '600' },
   { name: 'PATCHOPS_ADMINS', description: 'First-run admins, e.g. slack:U0123,teams:29:1abc,cli:ops-admin' },
   { name: 'PATCHOPS_APPROVERS', description: 'First-run approvers, same form as PATCHOPS_ADMINS' },
