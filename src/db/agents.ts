@@ -198,7 +198,9 @@ export async function listAgents(db: Db): Promise<AgentSummary[]> {
       osVersion: endpoints.osVersion,
       status: endpoints.status,
       lastSeenAt: endpoints.lastSeenAt,
-      activeKeys: sql<number>`(select count(*)::int from ${agentNodeKeys} k where k.endpoint_id = ${endpoints.id} and k.revoked_at is null)`,
+      // Qualified by hand: in a one-table select drizzle writes ${endpoints.id} as a bare "id", which inside the
+      // subquery would be k.id.
+      activeKeys: sql<number>`(select count(*)::int from ${agentNodeKeys} k where k.endpoint_id = ${endpoints}.${sql.identifier('id')} and k.revoked_at is null)`,
     })
     .from(endpoints)
     .orderBy(endpoints.hostname);

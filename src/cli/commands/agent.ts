@@ -204,12 +204,23 @@ export function registerAgentCommands(program: Command): void {
     .action(async (files: string[], o: { ttlHours: string }) => {
       const config = configOrExit();
       const repoDir = path.join(config.dataDir, 'repository');
+      // Every file is read before anything is stored or published: a typo adds nothing.
+      const contents: Buffer[] = [];
+      for (const f of files) {
+        try {
+          contents.push(await fs.readFile(f));
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code ?? '';
+          const why = ({ ENOENT: 'no such file', EISDIR: 'it is a directory', EACCES: 'permission denied' } as Record<string, string>)[code] ?? (e as Error).message;
+          reportFatal(new Error(`cannot read ${f}: ${why}. Nothing was added and no manifest published.`));
+        }
+      }
       await fs.mkdir(repoDir, { recursive: true });
       const m = await withDb(async (db) => {
         const prev = await latestManifest(db.database.db);
         const list = prev ? manifestBodySchema.parse(JSON.parse(prev.body)).files : [];
-        for (const f of files) {
-          const bytes = await fs.readFile(f);
+        for (const [n, f] of files.entries()) {
+          const bytes = contents[n]!;
           const sha256 = createHash('sha256').update(bytes).digest('hex');
           await fs.writeFile(path.join(repoDir, sha256), bytes);
           const entry = { name: path.basename(f), sha256, size: bytes.length };
