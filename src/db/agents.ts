@@ -3,10 +3,10 @@
  * Returns small plain objects; errors are CodedErrors with the contract named on each method.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { and, desc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import { CodedError, ErrorCode } from '../domain/errors';
 import { normalizeSeverity, severityFromCvss, type SeveritySource } from '../domain/patch';
-import type { AgentJob, EnrollRequest, FoundPatch, Inventory, JobResult, ManifestBody, SignedManifest } from '../shared/agent-protocol';
+import { siteSchema, type AgentJob, type EnrollRequest, type FoundPatch, type Inventory, type JobResult, type ManifestBody, type SignedManifest } from '../shared/agent-protocol';
 import { appendAudit, canonicalJson } from './audit';
 import type { Db } from './client';
 import {
@@ -16,6 +16,7 @@ import {
   distributionPoints,
   endpointPatches,
   endpoints,
+  endpointSiteChanges,
   manifestSigningKeys,
   patches,
   repositoryManifests,
@@ -99,7 +100,8 @@ export interface Enrolled {
 /**
  * Enrols a machine: checks the enrol secret (Unauthorized when unknown or revoked), finds or creates the
  * endpoint by machine id (the same machine keeps its id and history), revokes its earlier node keys and
- * issues a new one. Only the key's sha256 is stored.
+ * issues a new one. Only the key's sha256 is stored. With a site, the endpoint gets exactly one `site:<site>`
+ * tag (an older site tag is replaced, other tags are kept); without one its tags stay as they are.
  */
 export async function enrollAgent(db: Db, req: Omit<EnrollRequest, 'enrollSecret' | 'protocolVersion'> & { enrollSecret: string }, now = new Date()): Promise<Enrolled> {
   const [secret] = await db
@@ -120,12 +122,14 @@ export async function enrollAgent(db: Db, req: Omit<EnrollRequest, 'enrollSecret
       lastSeenAt: now,
       status: 'active',
     };
+    const site = req.site === undefined ? undefined : siteSchema.parse(req.site);
     const inserted = await tx
       .insert(endpoints)
-      .values({ id: candidateId, machineId: req.machineId, ...fields })
-      .onConflictDoUpdate({ target: endpoints.machineId, set: fields })
+      .values({ id: candidateId, machineId: req.machineId, ...fields, ...(site ? { tags: [`site:${site}`] } : {}) })
+      .onConflictDoUpdate({ target: endpoints.machineId, set: site ? { ...fields, tags: withSiteTag(site) } : fields })
       .returning({ id: endpoints.id, createdAt: endpoints.createdAt });
     const endpointId = inserted[0]!.id;
+    if (site) await logSiteChange(tx as unknown as Db, endpointId, site);
     const revoked = await tx
       .update(agentNodeKeys)
       .set({ revokedAt: now })
@@ -137,10 +141,61 @@ export async function enrollAgent(db: Db, req: Omit<EnrollRequest, 'enrollSecret
       action: 'agent.enrolled',
       subjectType: 'endpoint',
       subjectId: endpointId,
-      details: { hostname: req.hostname, osFamily: req.osFamily, previousKeysRevoked: revoked.length },
+      details: { hostname: req.hostname, osFamily: req.osFamily, previousKeysRevoked: revoked.length, ...(site ? { site } : {}) },
     });
     return { endpointId, nodeKey, reenrolled: revoked.length > 0 };
   });
+}
+
+/** The endpoint's tags with every `site:` tag replaced by `site:<site>` (none when site is null), as an SQL expression. */
+function withSiteTag(site: string | null) {
+  const others = sql`array(select t from unnest(${endpoints.tags}) as t where t not like 'site:%')`;
+  return site ? sql`array_append(${others}, ${`site:${site}`}::text)` : others;
+}
+
+async function logSiteChange(db: Db, endpointId: string, site: string | null): Promise<void> {
+  await db.insert(endpointSiteChanges).values({ endpointId, site });
+  await db.delete(endpointSiteChanges).where(lt(endpointSiteChanges.changedAt, sql`now() - interval '1 day'`));
+}
+
+/**
+ * Sets (or, with null, removes) an endpoint's site: exactly one `site:<site>` tag, other tags kept. The endpoint
+ * is named by id or by hostname. Errors: NotFound (no such endpoint), Conflict (the hostname names several
+ * endpoints: use the id), InvalidInput (not a valid site name). Gateways pick the change up on their next refresh.
+ */
+export async function setEndpointSite(db: Db, endpoint: string, site: string | null, by = 'system'): Promise<{ endpointId: string; hostname: string; site: string | null; previous: string | null }> {
+  const parsed = site === null ? null : siteSchema.safeParse(site);
+  if (parsed && !parsed.success) throw new CodedError(ErrorCode.InvalidInput, `"${site}" is not a site name: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  const newSite = parsed ? parsed.data : null;
+  return db.transaction(async (tx) => {
+    const t = tx as unknown as Db;
+    let rows = await t.select({ id: endpoints.id, hostname: endpoints.hostname, tags: endpoints.tags }).from(endpoints).where(eq(endpoints.id, endpoint)).for('update');
+    if (rows.length === 0) rows = await t.select({ id: endpoints.id, hostname: endpoints.hostname, tags: endpoints.tags }).from(endpoints).where(eq(endpoints.hostname, endpoint)).for('update');
+    if (rows.length === 0) throw new CodedError(ErrorCode.NotFound, `no endpoint with id or hostname "${endpoint}"; see \`patchops agents list\``);
+    if (rows.length > 1) throw new CodedError(ErrorCode.Conflict, `${rows.length} endpoints are named "${endpoint}" (${rows.map((r) => r.id).join(', ')}): give the endpoint id`);
+    const ep = rows[0]!;
+    const previous = ep.tags.find((x) => x.startsWith('site:'))?.slice(5) ?? null;
+    await t.update(endpoints).set({ tags: withSiteTag(newSite) }).where(eq(endpoints.id, ep.id));
+    await logSiteChange(t, ep.id, newSite);
+    await appendAudit(t, { actor: by, action: 'endpoint.site.set', subjectType: 'endpoint', subjectId: ep.id, details: { site: newSite, previous } });
+    return { endpointId: ep.id, hostname: ep.hostname, site: newSite, previous };
+  });
+}
+
+/** Endpoints whose site changed in rows after `afterId` (the gateway's cursor), and the new cursor. */
+export async function siteChangesSince(db: Db, afterId: number): Promise<{ endpointIds: string[]; lastId: number }> {
+  const rows = await db
+    .select({ id: endpointSiteChanges.id, endpointId: endpointSiteChanges.endpointId })
+    .from(endpointSiteChanges)
+    .where(gt(endpointSiteChanges.id, afterId))
+    .orderBy(endpointSiteChanges.id);
+  return { endpointIds: [...new Set(rows.map((r) => r.endpointId))], lastId: rows.at(-1)?.id ?? afterId };
+}
+
+/** The newest site-change row id (a gateway starts its cursor there: its cache is empty anyway). */
+export async function lastSiteChangeId(db: Db): Promise<number> {
+  const [row] = await db.select({ id: sql<number>`coalesce(max(${endpointSiteChanges.id}), 0)::bigint` }).from(endpointSiteChanges);
+  return Number(row?.id ?? 0);
 }
 
 /** The endpoint a node key belongs to (with its site tag), or null when the key is unknown or revoked. */
@@ -265,6 +320,49 @@ export async function leaseJobs(db: Db, endpointId: string, opts: { now: Date; l
     deadline: iso(r.deadline),
     leaseExpiresAt: iso(r.lease_expires_at)!,
   }));
+}
+
+/** How far past a job's deadline a renewed lease may reach: work may not start after the deadline, but may end after it. */
+export const LEASE_DEADLINE_GRACE_SECONDS = 3600;
+
+/**
+ * Extends the lease of a job the endpoint holds: to now + leaseSeconds, never shortening it, and never past the
+ * job's deadline plus `deadlineGraceSeconds` (default LEASE_DEADLINE_GRACE_SECONDS). Also records the endpoint as
+ * seen, so the unreachable sweep (DrizzleAgentJobs.expireUnreachable) neither finds an expired lease nor a silent
+ * endpoint. Errors: NotFound (no such job), Forbidden (another endpoint's job), Conflict (the job is not leased to
+ * it any more: finished, cancelled, unreachable, never handed out, its lease expired (it is up to be offered again),
+ * or its deadline plus the grace has passed).
+ */
+export async function renewJobLease(
+  db: Db,
+  endpointId: string,
+  jobId: string,
+  opts: { now: Date; leaseSeconds: number; deadlineGraceSeconds?: number },
+): Promise<{ leaseExpiresAt: Date }> {
+  return db.transaction(async (tx) => {
+    const [job] = await tx
+      .select({ endpointId: agentJobs.endpointId, state: agentJobs.state, leaseExpiresAt: agentJobs.leaseExpiresAt, deadline: agentJobs.deadline })
+      .from(agentJobs)
+      .where(eq(agentJobs.id, jobId))
+      .for('update');
+    if (!job) throw new CodedError(ErrorCode.NotFound, `no job "${jobId}"`);
+    if (job.endpointId !== endpointId) throw new CodedError(ErrorCode.Forbidden, `job "${jobId}" belongs to another agent`);
+    const now = opts.now.getTime();
+    if (job.state !== 'leased') throw new CodedError(ErrorCode.Conflict, `job "${jobId}" is ${job.state}, not leased: its lease cannot be renewed`);
+    if (!job.leaseExpiresAt || job.leaseExpiresAt.getTime() < now) {
+      throw new CodedError(ErrorCode.Conflict, `the lease of job "${jobId}" expired at ${job.leaseExpiresAt?.toISOString() ?? '?'}: the job is up to be offered again`);
+    }
+    let until = now + opts.leaseSeconds * 1000;
+    if (job.deadline) until = Math.min(until, job.deadline.getTime() + (opts.deadlineGraceSeconds ?? LEASE_DEADLINE_GRACE_SECONDS) * 1000);
+    if (until <= now) throw new CodedError(ErrorCode.Conflict, `job "${jobId}" is past its deadline (${job.deadline!.toISOString()}) and the grace after it: its lease is not extended`);
+    const leaseExpiresAt = new Date(Math.max(until, job.leaseExpiresAt.getTime()));
+    await tx.update(agentJobs).set({ leaseExpiresAt }).where(eq(agentJobs.id, jobId));
+    await tx
+      .update(endpoints)
+      .set({ lastSeenAt: opts.now, status: sql`case when ${endpoints.status} = 'unreachable' then 'active' else ${endpoints.status} end` })
+      .where(eq(endpoints.id, endpointId));
+    return { leaseExpiresAt };
+  });
 }
 
 export type RecordOutcome = 'recorded' | 'duplicate';
@@ -461,8 +559,26 @@ export async function latestManifest(db: Db): Promise<SignedManifest | null> {
   return row ? { body: row.body, signature: row.signature, keyId: row.keyId } : null;
 }
 
-export async function addDistributionPoint(db: Db, dp: { name: string; url: string; site: string }): Promise<void> {
-  await db.insert(distributionPoints).values(dp).onConflictDoUpdate({ target: distributionPoints.name, set: { url: dp.url, site: dp.site } });
+/**
+ * Registers a distribution point (or updates the one with that name) and issues it a new token: 256 random bits,
+ * returned only now, stored as its sha256. Registering a name again replaces its token (rotation: the old one stops
+ * working). InvalidInput when the site is not a site name or the URL is not http(s).
+ */
+export async function addDistributionPoint(db: Db, dp: { name: string; url: string; site: string }, by = 'system'): Promise<{ name: string; site: string; token: string }> {
+  const site = siteSchema.safeParse(dp.site);
+  if (!site.success) throw new CodedError(ErrorCode.InvalidInput, `"${dp.site}" is not a site name: ${site.error.issues[0]?.message ?? 'invalid'}`);
+  if (!/^https?:\/\/[^/\s]+/i.test(dp.url)) throw new CodedError(ErrorCode.InvalidInput, `"${dp.url}" is not an http(s) URL agents can reach, e.g. http://dp1.branch.example:8081`);
+  const token = randomSecret();
+  const values = { name: dp.name, url: dp.url.replace(/\/+$/, ''), site: site.data, tokenHash: sha256Hex(token) };
+  await db.insert(distributionPoints).values(values).onConflictDoUpdate({ target: distributionPoints.name, set: { url: values.url, site: values.site, tokenHash: values.tokenHash } });
+  await appendAudit(db, { actor: by, action: 'distribution_point.registered', subjectType: 'distribution_point', subjectId: dp.name, details: { url: values.url, site: values.site } });
+  return { name: dp.name, site: site.data, token };
+}
+
+/** The distribution point a token belongs to, or null when no registered point has it. */
+export async function distributionPointForToken(db: Db, token: string): Promise<{ name: string; site: string } | null> {
+  const [row] = await db.select({ name: distributionPoints.name, site: distributionPoints.site }).from(distributionPoints).where(eq(distributionPoints.tokenHash, sha256Hex(token)));
+  return row ?? null;
 }
 
 /** Distribution point URLs per site (endpoints tagged `site:<site>` use them). */

@@ -110,13 +110,13 @@ describe('distribution point: filling and serving', () => {
 
 describe('distribution point: who may fetch', () => {
   it.each([
-    ['no key', null, 401],
-    ['an unknown key', 'forged-key', 401],
-    ['an agent of another site', 'key-other-site', 403],
-    ['an agent of no site', 'key-no-site', 403],
-    ['an agent of its site', 'key-a', 200],
-    ['a downstream distribution point', DP_TOKEN, 200],
-  ] as const)('%s → %i', async (_name, key, status) => {
+    ['no key', 401, null],
+    ['an unknown key', 401, 'forged-key'],
+    ['an agent of another site', 403, 'key-other-site'],
+    ['an agent of no site', 403, 'key-no-site'],
+    ['an agent of its site', 200, 'key-a'],
+    ['a downstream distribution point', 200, DP_TOKEN],
+  ] as const)('%s → %i', async (_name, status, key) => {
     const { dp } = await start();
     const r = await get(dp, goodSha, key);
     expect(r.status).toBe(status);

@@ -1,26 +1,36 @@
-import { randomUUID } from 'node:crypto';
-import { jobId as dispatchJobId } from '../db/agent-jobs';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { DrizzleAgentJobs, jobId as dispatchJobId } from '../db/agent-jobs';
 import type { FastifyInstance } from 'fastify';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
-import { addEnrollSecret, revokeAgent, revokeEnrollSecret } from '../db/agents';
+import { downloadVerified } from '../agent/verify';
+import { addDistributionPoint, addEnrollSecret, LEASE_DEADLINE_GRACE_SECONDS, revokeAgent, revokeEnrollSecret, setEndpointSite } from '../db/agents';
 import { agentJobs, endpointPatches, endpoints, patches, softwareInventory } from '../db/schema/index';
+import { startDistributionPoint, type RunningDistributionPoint } from '../distribution-point/server';
 import { createLogger } from '../logging';
-import type { EnrollResponse, FoundPatch, PollResponse } from '../shared/agent-protocol';
+import type { EnrollResponse, FoundPatch, ManifestBody, PollResponse } from '../shared/agent-protocol';
 import { createAgentGateway, type AgentGateway } from './agent-gateway';
 import { buildServer } from './app';
 
 let tdb: TestDatabase;
 let app: FastifyInstance;
 let gateway: AgentGateway;
+let central: string;
+let repositoryDir: string;
 const SECRET = 'test-enrol-secret-0123456789';
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG ?? 'silent');
-  gateway = createAgentGateway({ database: tdb, logger, leaseSeconds: 30, refreshMs: 100 });
+  repositoryDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-repo-'));
+  gateway = createAgentGateway({ database: tdb, logger, leaseSeconds: 30, refreshMs: 100, repositoryDir, distributionPointsRefreshMs: 100 });
   app = await buildServer({ logger, health: [], routes: [gateway.routes] });
+  central = await app.listen({ port: 0, host: '127.0.0.1' });
   await addEnrollSecret(tdb.db, { name: 'main', secret: SECRET });
 });
 afterAll(async () => {
@@ -278,5 +288,249 @@ describe('results and inventory land in the model', () => {
       .toMatchObject({ status: 'active' });
     const [ep] = await tdb.db.select().from(endpoints).where(eq(endpoints.id, a.endpointId));
     expect(ep!.lastSeenAt!.getTime()).toBeGreaterThan(Date.now() - 10_000);
+  });
+});
+
+const tagsOf = async (endpointId: string) => (await tdb.db.select({ tags: endpoints.tags }).from(endpoints).where(eq(endpoints.id, endpointId)))[0]!.tags;
+
+describe('sites', () => {
+  it('an enrolment with a site gives exactly one site tag, replaced on re-enrolment, other tags kept; a bad site is 400', async () => {
+    const machineId = `site-machine-${randomUUID()}`;
+    const a = await enroll({ machineId, site: 'Branch-1' });
+    expect(await tagsOf(a.endpointId)).toEqual(['site:branch-1']);
+    await tdb.db.update(endpoints).set({ tags: ['ring:pilot', 'site:branch-1'] }).where(eq(endpoints.id, a.endpointId));
+    await enroll({ machineId, site: 'branch-2' });
+    expect(await tagsOf(a.endpointId)).toEqual(['ring:pilot', 'site:branch-2']);
+    await enroll({ machineId }); // no site: left as it is
+    expect(await tagsOf(a.endpointId)).toEqual(['ring:pilot', 'site:branch-2']);
+    for (const site of ['-dash-first', 'has space', 'x'.repeat(64), '']) {
+      const bad = await app.inject({ method: 'POST', url: '/agent/v1/enroll', payload: { enrollSecret: SECRET, machineId, hostname: 'h', osFamily: 'linux', site } });
+      expect(bad.statusCode, site).toBe(400);
+      expect(bad.json<{ message: string }>().message).toMatch(/site/);
+    }
+    expect(await tagsOf(a.endpointId)).toEqual(['ring:pilot', 'site:branch-2']);
+  });
+
+  it("offers a site's distribution points only to agents of that site; a site set later (CLI) is picked up by the next refresh", async () => {
+    const site = `poll-${randomUUID().slice(0, 8)}`;
+    await addDistributionPoint(tdb.db, { name: `dp-${site}`, url: 'http://dp1.branch.example:8081/', site });
+    const inSite = await enroll({ site });
+    const otherSite = await enroll({ site: `${site}-other` });
+    const noSite = await enroll({ hostname: `late-${site}` });
+    await expect.poll(async () => (await poll(inSite.nodeKey)).distributionPoints, { timeout: 3000 }).toEqual(['http://dp1.branch.example:8081']);
+    expect((await poll(otherSite.nodeKey)).distributionPoints).toEqual([]);
+    expect((await poll(noSite.nodeKey)).distributionPoints).toEqual([]); // its key (with no site) is now cached
+
+    const set = await setEndpointSite(tdb.db, `late-${site}`, site, 'test');
+    expect(set).toMatchObject({ endpointId: noSite.endpointId, previous: null, site });
+    await expect.poll(async () => (await poll(noSite.nodeKey)).distributionPoints, { timeout: 3000 }).toEqual(['http://dp1.branch.example:8081']);
+    expect(await tagsOf(noSite.endpointId)).toEqual([`site:${site}`]);
+    await setEndpointSite(tdb.db, noSite.endpointId, null);
+    await expect.poll(async () => (await poll(noSite.nodeKey)).distributionPoints, { timeout: 3000 }).toEqual([]);
+    expect(await tagsOf(noSite.endpointId)).toEqual([]);
+  });
+
+  it('setEndpointSite: NotFound, a hostname naming several endpoints, a bad site', async () => {
+    await expect(setEndpointSite(tdb.db, 'no-such-host', 'x')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    const host = `twin-${randomUUID().slice(0, 8)}`;
+    const one = await enroll({ hostname: host });
+    await enroll({ hostname: host });
+    await expect(setEndpointSite(tdb.db, host, 'x')).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(setEndpointSite(tdb.db, one.endpointId, 'not a site')).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    expect((await setEndpointSite(tdb.db, one.endpointId, 'twin-site')).site).toBe('twin-site');
+  });
+});
+
+describe('whoami and the central files route', () => {
+  const bytes = Buffer.from(`installer ${randomUUID()}`);
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  const url = `/agent/v1/files/${hash}`;
+
+  it('whoami names the agent (with its site) or the distribution point; 401 otherwise', async () => {
+    const a = await enroll({ site: 'who-site' });
+    const r = await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(a.nodeKey) });
+    expect(r.json()).toEqual({ kind: 'agent', endpointId: a.endpointId, site: 'who-site' });
+    const { token } = await addDistributionPoint(tdb.db, { name: 'who-dp', url: 'http://who-dp:8081', site: 'who-site' });
+    expect(token.length).toBeGreaterThanOrEqual(43); // 256 bits, base64url
+    expect((await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(token) })).json()).toEqual({ kind: 'distribution-point', name: 'who-dp', site: 'who-site' });
+    const stored = await tdb.db.execute<{ n: number }>(sql`select count(*)::int as n from distribution_points where token_hash = ${token}`);
+    expect(stored.rows[0]!.n).toBe(0); // only the hash
+    for (const headers of [{}, auth('forged-key-forged-key-forged-key-forged-key')]) {
+      const no = await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers });
+      expect(no.statusCode).toBe(401);
+      expect(no.json()).toMatchObject({ error: 'UNAUTHORIZED', message: expect.any(String) });
+    }
+    await revokeAgent(tdb.db, a.endpointId);
+    await expect.poll(async () => (await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(a.nodeKey) })).statusCode, { timeout: 3000 }).toBe(401);
+  });
+
+  it('serves files to agents and distribution points only: anonymous, forged and rotated-out tokens get 401', async () => {
+    await fs.writeFile(path.join(repositoryDir, hash), bytes);
+    const anon = await app.inject({ method: 'GET', url });
+    expect(anon.statusCode).toBe(401);
+    expect(anon.json()).toMatchObject({ error: 'UNAUTHORIZED', message: expect.stringMatching(/Bearer/) });
+    expect((await app.inject({ method: 'GET', url, headers: auth('wrong-token') })).statusCode).toBe(401);
+    const a = await enroll();
+    const byAgent = await app.inject({ method: 'GET', url, headers: auth(a.nodeKey) });
+    expect(byAgent.statusCode).toBe(200);
+    expect(byAgent.rawPayload).toEqual(bytes);
+    const first = await addDistributionPoint(tdb.db, { name: 'files-dp', url: 'http://files-dp:8081', site: 'files' });
+    expect((await app.inject({ method: 'GET', url, headers: auth(first.token) })).rawPayload).toEqual(bytes);
+    const second = await addDistributionPoint(tdb.db, { name: 'files-dp', url: 'http://files-dp:8081', site: 'files' }); // re-registered: new token
+    expect((await app.inject({ method: 'GET', url, headers: auth(second.token) })).statusCode).toBe(200);
+    // A gateway caches a point's token for up to 30 s; one that has not seen it refuses the replaced token.
+    const fresh = createAgentGateway({ database: tdb, logger: createLogger('silent'), repositoryDir });
+    const app2 = await buildServer({ logger: createLogger('silent'), health: [], routes: [fresh.routes] });
+    try {
+      expect((await app2.inject({ method: 'GET', url, headers: auth(first.token) })).statusCode).toBe(401);
+      expect((await app2.inject({ method: 'GET', url, headers: auth(second.token) })).statusCode).toBe(200);
+    } finally {
+      await app2.close();
+    }
+  });
+});
+
+describe('a distribution point in front of the real gateway', () => {
+  const bytes = randomBytes(64 * 1024);
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  const manifest: ManifestBody = { version: 1, expiresAt: new Date(Date.now() + 3600_000).toISOString(), files: [{ name: 'tool.msi', sha256: hash, size: bytes.length }] };
+  const file = { name: 'tool.msi', sha256: hash };
+  const site = `dp-site-${randomUUID().slice(0, 8)}`;
+  let dp: RunningDistributionPoint;
+  let token: string;
+
+  beforeAll(async () => {
+    await fs.writeFile(path.join(repositoryDir, hash), bytes);
+    ({ token } = await addDistributionPoint(tdb.db, { name: `dp-${site}`, url: 'http://127.0.0.1:1', site }));
+    dp = await startDistributionPoint({
+      upstream: central,
+      token,
+      cacheDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-it-')),
+      host: '127.0.0.1',
+      port: 0,
+      authTtlMs: 300,
+      log: pino({ level: 'silent' }),
+    });
+  });
+  afterAll(async () => {
+    await dp?.close();
+  });
+
+  const viaDp = (key: string | null) => fetch(`${dp.url}/agent/v1/files/${hash}`, { headers: key ? auth(key) : {} });
+
+  it("an agent of the site downloads through the point (filled once from the central server with the point's token)", async () => {
+    const a = await enroll({ site });
+    const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
+    const misses = dp.stats.misses;
+    const p = await downloadVerified(file, manifest, { sources: [dp.url, central], destDir, nodeKey: a.nodeKey });
+    expect(await fs.readFile(p)).toEqual(bytes);
+    expect(dp.stats.misses).toBe(misses + 1);
+    await downloadVerified(file, manifest, { sources: [dp.url, central], destDir, nodeKey: a.nodeKey });
+    expect(dp.stats.hits).toBeGreaterThanOrEqual(1);
+    expect(dp.cache().files).toBe(1);
+  });
+
+  it('refuses a missing or unknown key (401), an agent of another site (403), and a revoked key within the TTL', async () => {
+    expect((await viaDp(null)).status).toBe(401);
+    expect((await viaDp('forged-key-forged-key-forged-key-forged-key')).status).toBe(401);
+    const other = await enroll({ site: `${site}-elsewhere` });
+    const r = await viaDp(other.nodeKey);
+    expect(r.status).toBe(403);
+    expect(await r.json()).toMatchObject({ error: 'FORBIDDEN', message: expect.stringMatching(/central server/) });
+    // the agent of another site still gets its file: from the central server
+    const p = await downloadVerified(file, manifest, { sources: [dp.url, central], destDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-')), nodeKey: other.nodeKey });
+    expect(await fs.readFile(p)).toEqual(bytes);
+
+    const a = await enroll({ site });
+    expect((await viaDp(a.nodeKey)).status).toBe(200);
+    await revokeAgent(tdb.db, a.endpointId);
+    const t0 = Date.now();
+    await expect.poll(async () => (await viaDp(a.nodeKey)).status, { timeout: 3000, interval: 50 }).toBe(401);
+    expect(Date.now() - t0).toBeLessThan(300 + 100 + 1000); // the point's TTL + the gateway's refresh, with slack
+  });
+
+  it('without the node key, a download is refused everywhere; with it, the agent falls back to the central server when the point is down', async () => {
+    const a = await enroll({ site });
+    const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
+    await expect(downloadVerified(file, manifest, { sources: [dp.url, central], destDir })).rejects.toThrow(/HTTP 401.*HTTP 401/);
+    const down = await startDistributionPoint({ upstream: central, token, cacheDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-down-')), host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
+    const downUrl = down.url;
+    await down.close();
+    const p = await downloadVerified(file, manifest, { sources: [downUrl, central], destDir, nodeKey: a.nodeKey });
+    expect(await fs.readFile(p)).toEqual(bytes);
+  });
+
+  it('a point with a wrong token does not start', async () => {
+    await expect(
+      startDistributionPoint({ upstream: central, token: 'wrong-token', cacheDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-bad-')), host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) }),
+    ).rejects.toThrow(/refused this distribution point's token/);
+  });
+});
+
+describe('lease renewal', () => {
+  const renew = (key: string, id: string) => app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(id)}/lease`, headers: auth(key) });
+  const row = async (id: string) => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, id)))[0]!;
+
+  it('the owning agent extends a leased job by the lease length (200); 403 for another agent, 404 unknown, 401 without a key', async () => {
+    const a = await enroll();
+    const b = await enroll();
+    const id = await addJob(a.endpointId);
+    await expect.poll(async () => (await poll(a.nodeKey)).jobs.map((j) => j.id), { timeout: 3000 }).toEqual([id]);
+    await tdb.db.update(agentJobs).set({ leaseExpiresAt: new Date(Date.now() + 2000) }).where(eq(agentJobs.id, id));
+    const before = Date.now();
+    const ok = await renew(a.nodeKey, id);
+    expect(ok.statusCode, ok.body).toBe(200);
+    const until = Date.parse(ok.json<{ leaseExpiresAt: string }>().leaseExpiresAt);
+    expect(until).toBeGreaterThanOrEqual(before + 30_000 - 1000);
+    expect(until).toBeLessThanOrEqual(Date.now() + 30_000);
+    expect((await row(id)).leaseExpiresAt!.getTime()).toBe(until);
+    expect((await renew(b.nodeKey, id)).statusCode).toBe(403);
+    expect((await renew(a.nodeKey, 'no-such-job')).statusCode).toBe(404);
+    expect((await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(id)}/lease` })).statusCode).toBe(401);
+    expect((await row(id)).leaseExpiresAt!.getTime()).toBe(until);
+  });
+
+  it.each([
+    ['finished', { state: 'succeeded', finishedAt: new Date() }],
+    ['cancelled', { state: 'cancelled' }],
+    ['marked unreachable', { state: 'unreachable', attempts: 1 }],
+    ['never handed out', { state: 'queued' }],
+    ['leased, but the lease expired (up to be offered again)', { state: 'leased', attempts: 1, leaseExpiresAt: new Date(Date.now() - 1000) }],
+    ['past its deadline and the grace', { state: 'leased', attempts: 1, leaseExpiresAt: new Date(Date.now() + 5000), deadline: new Date(Date.now() - (LEASE_DEADLINE_GRACE_SECONDS + 60) * 1000) }],
+  ] as const)('409 when the job is %s', async (_name, fields) => {
+    const a = await enroll();
+    const id = await addJob(a.endpointId, fields as Partial<typeof agentJobs.$inferInsert>);
+    const before = await row(id);
+    const r = await renew(a.nodeKey, id);
+    expect(r.statusCode, r.body).toBe(409);
+    expect(r.json()).toMatchObject({ error: 'CONFLICT' });
+    const after = await row(id);
+    expect(after.state).toBe(before.state);
+    expect(after.leaseExpiresAt?.getTime()).toBe(before.leaseExpiresAt?.getTime());
+  });
+
+  it('never extends past the deadline plus the grace', async () => {
+    const a = await enroll();
+    const deadline = new Date(Date.now() - (LEASE_DEADLINE_GRACE_SECONDS - 10) * 1000); // the grace ends in 10 s
+    const id = await addJob(a.endpointId, { state: 'leased', attempts: 1, leaseExpiresAt: new Date(Date.now() + 2000), deadline });
+    const r = await renew(a.nodeKey, id);
+    expect(r.statusCode, r.body).toBe(200);
+    expect(Date.parse(r.json<{ leaseExpiresAt: string }>().leaseExpiresAt)).toBe(deadline.getTime() + LEASE_DEADLINE_GRACE_SECONDS * 1000);
+  });
+
+  it('a renewed job is not marked unreachable by the sweep; the same job unrenewed is', async () => {
+    const a = await enroll();
+    const cycleId = `lease-sweep-${randomUUID()}`;
+    const soon = new Date(Date.now() + 1000);
+    const renewed = await addJob(a.endpointId, { id: `${cycleId}:renewed`, cycleId, wave: 1, kind: 'install', state: 'leased', attempts: 1, leaseExpiresAt: soon });
+    const silent = await addJob(a.endpointId, { id: `${cycleId}:silent`, cycleId, wave: 1, kind: 'install', state: 'leased', attempts: 1, leaseExpiresAt: soon });
+    expect((await renew(a.nodeKey, renewed)).statusCode).toBe(200);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await renew(a.nodeKey, renewed)).statusCode).toBe(200); // the agent keeps renewing while it works
+    expect((await renew(a.nodeKey, silent)).statusCode).toBe(409); // its lease ran out
+    const swept = await new DrizzleAgentJobs(tdb.db).expireUnreachable(cycleId, 1, 0.5, new Date());
+    expect(swept).toBe(1);
+    expect((await row(renewed)).state).toBe('leased');
+    expect((await row(silent)).state).toBe('unreachable');
   });
 });

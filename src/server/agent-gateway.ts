@@ -1,6 +1,12 @@
 /**
- * The agent gateway, mounted at /agent/v1: enrolment, long-poll job leasing, results, inventory, the signed
- * repository manifest and the repository's files. Agents authenticate with `Authorization: Bearer <node key>`.
+ * The agent gateway, mounted at /agent/v1: enrolment, long-poll job leasing, lease renewal, results, inventory,
+ * the signed repository manifest, the repository's files and whoami. Agents authenticate with
+ * `Authorization: Bearer <node key>`; distribution points with `Authorization: Bearer <distribution point token>`
+ * (files and whoami only).
+ *
+ * Sites: the key cache holds each endpoint's site. Enrolment revokes the old key, so the new key is read fresh;
+ * a site set with `patchops agents site` (another process) is logged in endpoint_site_changes, and every refresh
+ * drops those endpoints from the cache, so the next request reads the new site (at most one refresh late).
  *
  * Idle polls are cheap: node keys are resolved from an in-memory cache (revocations are picked up from the
  * database every refresh), last-seen is written in batches, and an in-process "has work" set, refreshed from
@@ -14,18 +20,22 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
+  distributionPointForToken,
   distributionPointsBySite,
   endpointForKey,
   endpointsWithWork,
   enrollAgent,
   ensureEnvEnrollSecret,
   keysRevokedSince,
+  lastSiteChangeId,
   latestManifest,
   activeSigningKey,
   leaseJobs,
   putInventory,
   recordJobResult,
+  renewJobLease,
   sha256Hex,
+  siteChangesSince,
   touchEndpoints,
 } from '../db/agents';
 import type { Database } from '../db/client';
@@ -37,15 +47,21 @@ import {
   inventorySchema,
   jobResultSchema,
   type EnrollResponse,
+  type LeaseRenewalResponse,
   type PollResponse,
+  type WhoamiResponse,
 } from '../shared/agent-protocol';
 import type { RouteModule } from './app';
 
 export interface AgentGatewayOptions {
   database: Database;
   logger: Logger;
-  /** How long a handed-out job stays the agent's before it is offered again. */
+  /** How long a handed-out job stays the agent's before it is offered again; also what a renewal extends it by. */
   leaseSeconds?: number;
+  /** How far past a job's deadline a renewed lease may reach (default LEASE_DEADLINE_GRACE_SECONDS, an hour). */
+  leaseDeadlineGraceSeconds?: number;
+  /** How often the distribution points per site are read again (default 30 s). */
+  distributionPointsRefreshMs?: number;
   /** How often the "has work" set, revocations and last-seen are synced with the database. */
   refreshMs?: number;
   /** Longest long-poll an agent may ask for. */
@@ -84,6 +100,18 @@ interface KeyEntry {
   site: string | null;
 }
 
+interface DpEntry {
+  name: string;
+  site: string;
+  until: number;
+}
+
+/** Who a request's Bearer credential belongs to. */
+type Caller = ({ kind: 'agent' } & KeyEntry) | { kind: 'distribution-point'; name: string; site: string };
+
+/** How long a distribution point's token is trusted from the cache before it is read again (re-registering rotates it). */
+const DP_TOKEN_TTL_MS = 30_000;
+
 export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const db = o.database.db;
   const log = o.logger;
@@ -94,17 +122,21 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const pollInterval = o.pollIntervalSeconds ?? 5;
 
   const keys = new Map<string, KeyEntry>(); // sha256(node key) → endpoint
+  const keysByEndpoint = new Map<string, Set<string>>(); // endpoint → sha256 of its cached keys
   const negative = new Map<string, number>(); // sha256(unknown key) → until (ms)
+  const dpTokens = new Map<string, DpEntry>(); // sha256(distribution point token) → point
   const seen = new Set<string>();
   let withWork = new Set<string>();
   let hintReady = false;
   const waiters = new Map<string, Set<() => void>>();
   let dpBySite = new Map<string, string[]>();
+  const dpRefreshMs = o.distributionPointsRefreshMs ?? 30_000;
+  let dpLoadedAt = -Infinity;
+  let siteCursor: number | undefined;
   let revokedCursor = new Date(0);
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
   let refreshing: Promise<void> | undefined;
-  let refreshCount = 0;
   let polls = 0;
   let leaseQueries = 0;
 
@@ -136,12 +168,41 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     }
     try {
       const { hashes, latest } = await keysRevokedSince(db, revokedCursor);
-      for (const h of hashes) keys.delete(h);
+      for (const h of hashes) forgetKey(h);
       if (latest) revokedCursor = latest;
-      if (refreshCount++ % 100 === 0) dpBySite = await distributionPointsBySite(db);
     } catch (err) {
       log.warn({ err }, 'agent gateway: could not refresh revocations');
     }
+    try {
+      if (siteCursor === undefined) siteCursor = await lastSiteChangeId(db);
+      else {
+        const changed = await siteChangesSince(db, siteCursor);
+        for (const id of changed.endpointIds) for (const h of [...(keysByEndpoint.get(id) ?? [])]) forgetKey(h);
+        siteCursor = changed.lastId;
+      }
+      if (Date.now() - dpLoadedAt >= dpRefreshMs) {
+        dpBySite = await distributionPointsBySite(db);
+        dpLoadedAt = Date.now();
+      }
+    } catch (err) {
+      log.warn({ err }, 'agent gateway: could not refresh sites and distribution points');
+    }
+  }
+
+  function rememberKey(hash: string, entry: KeyEntry): void {
+    keys.set(hash, entry);
+    let set = keysByEndpoint.get(entry.endpointId);
+    if (!set) keysByEndpoint.set(entry.endpointId, (set = new Set()));
+    set.add(hash);
+  }
+
+  function forgetKey(hash: string): void {
+    const entry = keys.get(hash);
+    if (!entry) return;
+    keys.delete(hash);
+    const set = keysByEndpoint.get(entry.endpointId);
+    set?.delete(hash);
+    if (set?.size === 0) keysByEndpoint.delete(entry.endpointId);
   }
 
   const loop = () => {
@@ -155,23 +216,62 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   revokedCursor = new Date(now().getTime() - 1000);
   loop();
 
-  async function authenticate(req: FastifyRequest): Promise<KeyEntry> {
+  const bearer = (req: FastifyRequest): string | null => {
     const header = req.headers.authorization;
     const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-    if (!m) throw new CodedError(ErrorCode.Unauthorized, 'missing node key: send "Authorization: Bearer <node key>" (enrol first: POST /agent/v1/enroll)');
-    const hash = sha256Hex(m[1]!);
+    return m ? m[1]! : null;
+  };
+
+  const remembered = (hash: string) => {
+    const neg = negative.get(hash);
+    return neg !== undefined && neg > Date.now();
+  };
+  const rememberUnknown = (hash: string) => {
+    if (negative.size > 10_000) negative.clear();
+    negative.set(hash, Date.now() + 2000);
+  };
+
+  async function authenticate(req: FastifyRequest): Promise<KeyEntry> {
+    const key = bearer(req);
+    if (!key) throw new CodedError(ErrorCode.Unauthorized, 'missing node key: send "Authorization: Bearer <node key>" (enrol first: POST /agent/v1/enroll)');
+    const hash = sha256Hex(key);
     const cached = keys.get(hash);
     if (cached) return cached;
-    const neg = negative.get(hash);
-    if (neg !== undefined && neg > Date.now()) throw new CodedError(ErrorCode.Unauthorized, 'unknown or revoked node key: re-enrol the agent');
-    const found = await endpointForKey(db, m[1]!);
+    if (remembered(hash)) throw new CodedError(ErrorCode.Unauthorized, 'unknown or revoked node key: re-enrol the agent');
+    const found = await endpointForKey(db, key);
     if (!found) {
-      if (negative.size > 10_000) negative.clear();
-      negative.set(hash, Date.now() + 2000);
+      rememberUnknown(hash);
       throw new CodedError(ErrorCode.Unauthorized, 'unknown or revoked node key: re-enrol the agent');
     }
-    keys.set(hash, found);
+    rememberKey(hash, found);
     return found;
+  }
+
+  /** An agent's node key or a registered distribution point's token (files and whoami accept both). */
+  async function authenticateAgentOrPoint(req: FastifyRequest): Promise<Caller> {
+    const token = bearer(req);
+    const refused = 'send "Authorization: Bearer <node key>" (agents) or "Authorization: Bearer <distribution point token>" (from `patchops distribution-point-register`)';
+    if (!token) throw new CodedError(ErrorCode.Unauthorized, `missing credentials: ${refused}`);
+    const hash = sha256Hex(token);
+    const agent = keys.get(hash);
+    if (agent) return { kind: 'agent', ...agent };
+    const dp = dpTokens.get(hash);
+    if (dp && dp.until > Date.now()) return { kind: 'distribution-point', name: dp.name, site: dp.site };
+    if (remembered(hash)) throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
+    const found = await endpointForKey(db, token);
+    if (found) {
+      rememberKey(hash, found);
+      return { kind: 'agent', ...found };
+    }
+    const point = await distributionPointForToken(db, token);
+    if (point) {
+      if (dpTokens.size > 1000) dpTokens.clear();
+      dpTokens.set(hash, { ...point, until: Date.now() + DP_TOKEN_TTL_MS });
+      return { kind: 'distribution-point', ...point };
+    }
+    dpTokens.delete(hash);
+    rememberUnknown(hash);
+    throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
   }
 
   const send = (reply: FastifyReply, e: unknown) => {
@@ -259,6 +359,20 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           }
         });
 
+        // The owning agent keeps a long job (an install past the lease) from being offered again or marked unreachable.
+        r.post('/jobs/:id/lease', async (req, reply) => {
+          try {
+            const who = await authenticate(req);
+            const { id } = jobIdSchema.parse(req.params);
+            seen.add(who.endpointId);
+            const renewed = await renewJobLease(db, who.endpointId, id, { now: now(), leaseSeconds, deadlineGraceSeconds: o.leaseDeadlineGraceSeconds });
+            const res: LeaseRenewalResponse = { leaseExpiresAt: renewed.leaseExpiresAt.toISOString() };
+            return reply.send(res);
+          } catch (e) {
+            return send(reply, e);
+          }
+        });
+
         r.post('/jobs/:id/result', async (req, reply) => {
           try {
             const who = await authenticate(req);
@@ -295,9 +409,21 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           }
         });
 
-        // Files are public by content address, like a package mirror: integrity comes from the signed manifest.
+        // Who a credential belongs to: distribution points check the node keys of agents asking them for files.
+        r.get('/whoami', async (req, reply) => {
+          try {
+            const who = await authenticateAgentOrPoint(req);
+            const res: WhoamiResponse = who.kind === 'agent' ? { kind: 'agent', endpointId: who.endpointId, site: who.site } : who;
+            return reply.send(res);
+          } catch (e) {
+            return send(reply, e);
+          }
+        });
+
+        // Files only for enrolled agents and registered distribution points; integrity comes from the signed manifest.
         r.get('/files/:sha256', async (req, reply) => {
           try {
+            await authenticateAgentOrPoint(req);
             const { sha256 } = sha256ParamSchema.parse(req.params);
             if (!o.repositoryDir) throw new CodedError(ErrorCode.NotFound, 'this server has no repository directory');
             const file = path.join(o.repositoryDir, sha256);

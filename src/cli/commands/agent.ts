@@ -12,11 +12,11 @@ import { Agent } from '../../agent/agent';
 import { RecordingRebooter } from '../../agent/reboot';
 import { StateStore } from '../../agent/state';
 import { SimFleet } from '../../agent-sim/fleet';
-import { addDistributionPoint, addEnrollSecret, latestManifest, listAgents, listEnrollSecrets, publishManifest, revokeAgent, revokeEnrollSecret } from '../../db/agents';
-import { startDistributionPoint } from '../../distribution-point/server';
+import { addDistributionPoint, addEnrollSecret, latestManifest, listAgents, listEnrollSecrets, publishManifest, revokeAgent, revokeEnrollSecret, setEndpointSite } from '../../db/agents';
+import { DEFAULT_MAX_CACHE_MB, startDistributionPoint } from '../../distribution-point/server';
 import { openDatabaseForCommand } from '../../runtime/database';
 import type { Database } from '../../db/client';
-import { manifestBodySchema } from '../../shared/agent-protocol';
+import { manifestBodySchema, siteSchema } from '../../shared/agent-protocol';
 import { configOrExit, loggerFor, reportFatal } from '../context';
 
 export function defaultStateDir(): string {
@@ -52,13 +52,14 @@ export function registerAgentCommands(program: Command): void {
     .option('--server <url>', 'the patchops server URL (PATCHOPS_SERVER)', process.env.PATCHOPS_SERVER)
     .option('--enroll-secret <secret>', 'enrol secret, needed the first time (PATCHOPS_ENROLL_SECRET)', process.env.PATCHOPS_ENROLL_SECRET)
     .option('--state-dir <dir>', 'where the agent keeps its identity', defaultStateDir())
+    .option('--site <name>', "this endpoint's site, sent at enrolment: the agent fetches files from the site's distribution points (PATCHOPS_SITE)", process.env.PATCHOPS_SITE)
     .option('--wait <seconds>', 'long-poll wait', '30')
     .option('--no-reboot', 'never restart the machine (reboots are reported as pending)')
     .addOption(new Option('--apt-root <dir>', 'run apt/dpkg against another root (chroots, tests)').hideHelp())
     .addOption(new Option('--machine-id <id>', 'use this machine id instead of the detected one (cloned images, tests)').hideHelp())
     .addOption(new Option('--hostname <name>', 'report this hostname').hideHelp())
     .option('--defer-reboot', 'ask the running agent to defer a pending restart, then exit')
-    .action(async (o: { server?: string; enrollSecret?: string; stateDir: string; wait: string; reboot: boolean; aptRoot?: string; deferReboot?: boolean; machineId?: string; hostname?: string }) => {
+    .action(async (o: { server?: string; enrollSecret?: string; stateDir: string; wait: string; reboot: boolean; aptRoot?: string; deferReboot?: boolean; machineId?: string; hostname?: string; site?: string }) => {
       if (o.deferReboot) {
         const store = new StateStore(o.stateDir);
         try {
@@ -73,6 +74,7 @@ export function registerAgentCommands(program: Command): void {
         return;
       }
       if (!o.server) reportFatal(new Error('--server is required (or set PATCHOPS_SERVER), e.g. --server https://patchops.example.com'));
+      if (o.site !== undefined && !siteSchema.safeParse(o.site).success) reportFatal(new Error(`--site "${o.site}" is not a site name: 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit`));
       const log = pino({ name: 'patchops-agent', level: process.env.LOG_LEVEL ?? 'info', base: { pid: process.pid } });
       const ac = stopOnSignal();
       const agent = new Agent({
@@ -83,6 +85,7 @@ export function registerAgentCommands(program: Command): void {
         aptRoot: o.aptRoot,
         machineId: o.machineId,
         hostname: o.hostname,
+        site: o.site,
         rebooter: o.reboot ? undefined : new RecordingRebooter((event, message) => log.info({ event }, message)),
         waitSeconds: Number(o.wait),
         signal: ac.signal,
@@ -138,13 +141,28 @@ export function registerAgentCommands(program: Command): void {
     .command('distribution-point')
     .description("serve and cache the central repository's files for a site (filled on demand, hashes verified)")
     .requiredOption('--upstream <url>', 'the central patchops server (or another distribution point)')
+    .option('--token <token>', 'the token `distribution-point-register` printed (PATCHOPS_DP_TOKEN)', process.env.PATCHOPS_DP_TOKEN)
     .option('--cache-dir <dir>', 'where cached files live', path.join(os.tmpdir(), 'patchops-dp-cache'))
+    .option('--max-cache-mb <mb>', 'cache limit: least recently used files are deleted beyond it', String(DEFAULT_MAX_CACHE_MB))
+    .option('--any-site', "serve enrolled agents of every site, not only this point's own")
     .option('--host <host>', 'listen address', '0.0.0.0')
     .option('--port <port>', 'listen port', '8081')
-    .action(async (o: { upstream: string; cacheDir: string; host: string; port: string }) => {
+    .action(async (o: { upstream: string; token?: string; cacheDir: string; maxCacheMb: string; anySite?: boolean; host: string; port: string }) => {
+      if (!o.token) reportFatal(new Error('--token is required (or set PATCHOPS_DP_TOKEN): register the point on the server with `patchops distribution-point-register --name N --url URL --site S`, which prints it'));
+      const maxMb = Number(o.maxCacheMb);
+      if (!Number.isFinite(maxMb) || maxMb <= 0) reportFatal(new Error(`--max-cache-mb "${o.maxCacheMb}" is not a positive number of megabytes`));
       const log = pino({ name: 'patchops-dp', level: process.env.LOG_LEVEL ?? 'info' });
-      const dp = await startDistributionPoint({ upstream: o.upstream, cacheDir: o.cacheDir, host: o.host, port: Number(o.port), log }).catch(reportFatal);
-      console.log(`distribution point ready at ${dp.url} (upstream ${o.upstream})`);
+      const dp = await startDistributionPoint({
+        upstream: o.upstream,
+        token: o.token,
+        cacheDir: o.cacheDir,
+        maxCacheBytes: Math.floor(maxMb * 1024 * 1024),
+        anySite: o.anySite,
+        host: o.host,
+        port: Number(o.port),
+        log,
+      }).catch(reportFatal);
+      console.log(`distribution point ready at ${dp.url} (upstream ${o.upstream}, cache ${dp.cache().files} files, ${(dp.cache().bytes / 1048576).toFixed(1)} MB of ${maxMb} MB)`);
       const ac = stopOnSignal();
       await new Promise((r) => ac.signal.addEventListener('abort', r));
       await dp.close();
@@ -153,13 +171,19 @@ export function registerAgentCommands(program: Command): void {
 
   program
     .command('distribution-point-register')
-    .description('tell the server about a distribution point: agents of endpoints tagged site:<site> fetch from it first')
+    .description('tell the server about a distribution point (agents of endpoints tagged site:<site> fetch from it first) and issue its token; again with the same name: a new token')
     .requiredOption('--name <name>')
     .requiredOption('--url <url>', 'the URL agents reach it at')
     .requiredOption('--site <site>')
     .action(async (o: { name: string; url: string; site: string }) => {
-      await withDb(async (db) => addDistributionPoint(db.database.db, o)).catch(reportFatal);
-      console.log(`distribution point ${o.name} registered for site ${o.site}`);
+      const config = configOrExit();
+      const r = await withDb(async (db) => addDistributionPoint(db.database.db, o, `cli:${os.userInfo().username}`)).catch(reportFatal);
+      const port = /:(\d+)(\/|$)/.exec(o.url.replace(/^https?:\/\//, ''))?.[1] ?? '8081';
+      console.log(
+        `distribution point ${r.name} registered for site ${r.site}. Its token is shown only now (registering the name again replaces it):\n\n  ${r.token}\n\n` +
+          `Start it on its host:\n\n  PATCHOPS_DP_TOKEN=${r.token} patchops distribution-point --upstream ${config.http.publicUrl} --port ${port} --cache-dir /var/cache/patchops-dp\n\n` +
+          `Agents of endpoints of site ${r.site} (\`patchops agent --site ${r.site}\`, or \`patchops agents site <endpoint> ${r.site}\`) are offered it within a minute.`,
+      );
     });
 
   const secrets = program.command('enroll-secret').description('agent enrolment secrets (several may be active: rotate by adding a new one, then revoking the old)');
@@ -189,6 +213,15 @@ export function registerAgentCommands(program: Command): void {
     if (rows.length === 0) console.log('no agents enrolled yet');
     for (const r of rows) console.log(`${r.endpointId.padEnd(24)} ${r.hostname.padEnd(28)} ${`${r.osFamily} ${r.osVersion}`.padEnd(22)} ${r.status.padEnd(12)} last seen ${r.lastSeenAt ?? 'never'}${r.activeKeys === 0 ? '  (revoked)' : ''}`);
   });
+  agents
+    .command('site <endpoint> [site]')
+    .description("set an endpoint's site (by endpoint id or hostname): it gets exactly one site:<site> tag; the agent is offered the site's distribution points from its next poll")
+    .option('--remove', 'remove the site tag instead')
+    .action(async (endpoint: string, site: string | undefined, o: { remove?: boolean }) => {
+      if (!site && !o.remove) reportFatal(new Error('give a site, e.g. `patchops agents site host12 branch-1`, or --remove'));
+      const r = await withDb((db) => setEndpointSite(db.database.db, endpoint, o.remove ? null : site!, `cli:${os.userInfo().username}`)).catch(reportFatal);
+      console.log(`${r.endpointId} (${r.hostname}): site ${r.previous ?? '(none)'} → ${r.site ?? '(none)'}`);
+    });
   agents
     .command('revoke <endpointId>')
     .description("revoke the agent's node key: it gets 401 from now on and must be enrolled again")
