@@ -26,6 +26,8 @@ export interface AgentOptions {
   /** Override the detected machine id / hostname (cloned images, several agents on one machine in tests). */
   machineId?: string;
   hostname?: string;
+  /** The endpoint's site, sent at enrolment (the server tags it `site:<site>`; its distribution points are offered). */
+  site?: string;
   backends?: Map<string, Backend>;
   aptRoot?: string;
   rebooter?: Rebooter;
@@ -112,6 +114,7 @@ export class Agent {
           arch: this.facts.arch,
           agentVersion: AGENT_VERSION,
           protocolVersion: AGENT_PROTOCOL_VERSION,
+          site: this.o.site,
         });
         // A re-enrolment keeps the pinned key when it already had one for this server (the key is pinned, not replaced).
         const pinned = this.state?.serverUrl === this.o.serverUrl ? this.state.manifestSigningKey : res.manifestSigningKey;
