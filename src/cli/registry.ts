@@ -1,0 +1,52 @@
+/**
+ * Which module registers which top-level command, so `patchops <command>` loads only that command's module
+ * (and its dependencies: the Temporal SDK, Fastify, Bolt, botbuilder … cost seconds to load together).
+ * A name not in the map (or `--help`) loads every module; `registry.test.ts` keeps the map true.
+ */
+import type { Command } from 'commander';
+
+type Register = (program: Command) => void;
+
+export const COMMAND_MODULES = {
+  up: () => import('./commands/up').then((m) => m.registerUpCommands),
+  migrate: () => import('./commands/migrate').then((m) => m.registerMigrateCommand),
+  agent: () => import('./commands/agent').then((m) => m.registerAgentCommands),
+  doctor: () => import('./commands/doctor').then((m) => m.registerDoctorCommand),
+  dashboard: () => import('./commands/dashboard').then((m) => m.registerDashboardCommands),
+  cycles: () => import('./commands/cycles').then((m) => m.registerCycleCommands),
+  chat: () => import('./commands/chat').then((m) => m.registerChatCommands),
+} satisfies Record<string, () => Promise<Register>>;
+
+export type CommandModule = keyof typeof COMMAND_MODULES;
+
+/** Top-level command → the module that registers it. */
+export const MODULE_OF: Record<string, CommandModule> = {
+  up: 'up',
+  worker: 'up',
+  server: 'up',
+  migrate: 'migrate',
+  agent: 'agent',
+  'agent-sim': 'agent',
+  'distribution-point': 'agent',
+  'distribution-point-register': 'agent',
+  'enroll-secret': 'agent',
+  agents: 'agent',
+  'repo-add': 'agent',
+  doctor: 'doctor',
+  users: 'dashboard',
+  report: 'dashboard',
+  audit: 'dashboard',
+  policies: 'cycles',
+  ...Object.fromEntries(
+    ['status', 'cycles', 'scan', 'start', 'approve', 'reject', 'pause', 'resume', 'cancel', 'rollback', 'exceptions', 'endpoints', 'roles'].map((v) => [v, 'cycles' as const]),
+  ),
+  'teams-package': 'chat',
+};
+
+/** Registers the modules `argv` needs: the one owning its command, or all of them. */
+export async function registerFor(program: Command, argv: readonly string[]): Promise<void> {
+  const name = argv[2];
+  const only = name && !name.startsWith('-') ? MODULE_OF[name] : undefined;
+  const modules = only ? [only] : (Object.keys(COMMAND_MODULES) as CommandModule[]);
+  for (const m of modules) (await COMMAND_MODULES[m]())(program);
+}
