@@ -21,6 +21,7 @@ import { createLogger } from '../src/logging';
 import { createAgentGateway } from '../src/server/agent-gateway';
 import { buildServer } from '../src/server/app';
 import { freePort } from '../src/temporal/dev-server';
+import { SecretBox } from '../src/db/secret-box';
 
 const sizes = (process.env.BENCH_AGENTS ?? '1000,10000').split(',').map(Number);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -96,7 +97,7 @@ async function main() {
   const database = connectDatabase(url, { max: 10 });
   await runMigrations(database.db);
   const logger = createLogger('warn', 'bench');
-  const gateway = createAgentGateway({ database, logger, leaseSeconds: 600 });
+  const gateway = createAgentGateway({ database, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: 600 });
   const app = await buildServer({ logger, health: [], routes: [gateway.routes] });
   const port = await freePort();
   await app.listen({ host: '127.0.0.1', port });

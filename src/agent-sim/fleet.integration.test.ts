@@ -9,6 +9,7 @@ import { createLogger } from '../logging';
 import { createAgentGateway } from '../server/agent-gateway';
 import { buildServer } from '../server/app';
 import { SimFleet } from './fleet';
+import { SecretBox } from '../db/secret-box';
 
 let tdb: TestDatabase;
 let app: FastifyInstance;
@@ -19,7 +20,7 @@ const N = 30;
 beforeAll(async () => {
   tdb = await createTestDatabase();
   const logger = createLogger('silent');
-  const gw = createAgentGateway({ database: tdb, logger, refreshMs: 100 });
+  const gw = createAgentGateway({ database: tdb, secretBox: SecretBox.ephemeral(), logger, refreshMs: 100 });
   app = await buildServer({ logger, health: [], routes: [gw.routes] });
   await app.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;

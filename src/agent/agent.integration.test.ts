@@ -22,6 +22,7 @@ import { Agent } from './agent';
 import type { Backend, OperationResult } from './backends/types';
 import { RecordingRebooter } from './reboot';
 import { StateStore } from './state';
+import { SecretBox } from '../db/secret-box';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..', '..');
@@ -36,7 +37,7 @@ let url: string;
 beforeAll(async () => {
   tdb = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG ?? 'silent');
-  gateway = createAgentGateway({ database: tdb, logger, leaseSeconds: LEASE_SECONDS, refreshMs: 100 });
+  gateway = createAgentGateway({ database: tdb, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: LEASE_SECONDS, refreshMs: 100 });
   app = await buildServer({ logger, health: [], routes: [gateway.routes] });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();

@@ -9,6 +9,7 @@ import { normalizeSeverity, severityFromCvss, type SeveritySource } from '../dom
 import { siteSchema, type AgentJob, type EnrollRequest, type FoundPatch, type Inventory, type JobResult, type ManifestBody, type SignedManifest } from '../shared/agent-protocol';
 import { appendAudit, canonicalJson } from './audit';
 import type { Db } from './client';
+import { SecretBox } from './secret-box';
 import {
   agentEnrollSecrets,
   agentJobs,
@@ -521,11 +522,19 @@ export async function putInventory(db: Db, endpointId: string, inv: Inventory, n
 
 // ---------------------------------------------------------------- manifests and distribution points
 
-/** The active manifest-signing key, created on first use. */
-export async function activeSigningKey(db: Db): Promise<{ id: number; publicKey: string; privateKey: string }> {
+/**
+ * The active manifest-signing key, created on first use. The private key is stored sealed by `box` (a key kept
+ * outside the database, see secret-box.ts); a row from before sealing is sealed in place the first time it is read.
+ */
+export async function activeSigningKey(db: Db, box: SecretBox): Promise<{ id: number; publicKey: string; privateKey: string }> {
+  const open = async (row: typeof manifestSigningKeys.$inferSelect) => {
+    if (SecretBox.isSealed(row.privateKey)) return { id: row.id, publicKey: row.publicKey, privateKey: box.open(row.privateKey) };
+    await db.update(manifestSigningKeys).set({ privateKey: box.seal(row.privateKey) }).where(and(eq(manifestSigningKeys.id, row.id), eq(manifestSigningKeys.privateKey, row.privateKey)));
+    return { id: row.id, publicKey: row.publicKey, privateKey: row.privateKey };
+  };
   const [row] = await db.select().from(manifestSigningKeys).where(eq(manifestSigningKeys.active, true)).orderBy(desc(manifestSigningKeys.id)).limit(1);
-  if (row) return row;
-  return db.transaction(async (tx) => {
+  if (row) return open(row);
+  const created = await db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(74201)`);
     const [again] = await tx.select().from(manifestSigningKeys).where(eq(manifestSigningKeys.active, true)).orderBy(desc(manifestSigningKeys.id)).limit(1);
     if (again) return again;
@@ -533,14 +542,19 @@ export async function activeSigningKey(db: Db): Promise<{ id: number; publicKey:
       publicKeyEncoding: { type: 'spki', format: 'pem' },
       privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
     });
-    const [created] = await tx.insert(manifestSigningKeys).values({ publicKey, privateKey }).returning();
-    return created!;
+    const [inserted] = await tx.insert(manifestSigningKeys).values({ publicKey, privateKey: box.seal(privateKey) }).returning();
+    return inserted!;
   });
+  return open(created);
 }
 
-/** Signs and stores a new manifest (version = previous + 1) of these files, valid for `ttlHours`. */
-export async function publishManifest(db: Db, files: ManifestBody['files'], opts: { ttlHours?: number; now?: Date } = {}): Promise<SignedManifest & { version: number }> {
-  const key = await activeSigningKey(db);
+export async function publishManifest(
+  db: Db,
+  box: SecretBox,
+  files: ManifestBody['files'],
+  opts: { ttlHours?: number; now?: Date } = {},
+): Promise<SignedManifest & { version: number }> {
+  const key = await activeSigningKey(db, box);
   const now = opts.now ?? new Date();
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(74202)`);

@@ -24,6 +24,7 @@ import { createWorker } from '../worker/worker';
 import { startDatabase, type RunningDatabase } from './database';
 import { integrationStates } from './integrations';
 import { startTemporal, type RunningTemporal } from './temporal';
+import { secretBoxFor } from '../db/secret-box';
 
 export interface UpOptions {
   worker: boolean;
@@ -134,6 +135,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         database: db.database,
         logger: logger.child({ component: 'agent-gateway' }),
         leaseSeconds: config.agents.leaseSeconds,
+        secretBox: await secretBoxFor(config),
         repositoryDir: path.join(config.dataDir, 'repository'),
         envEnrollSecret: config.agents.enrollSecret,
       });

@@ -16,10 +16,12 @@ import { createLogger } from '../logging';
 import type { EnrollResponse, FoundPatch, ManifestBody, PollResponse } from '../shared/agent-protocol';
 import { createAgentGateway, type AgentGateway } from './agent-gateway';
 import { buildServer } from './app';
+import { SecretBox } from '../db/secret-box';
 
 let tdb: TestDatabase;
 let app: FastifyInstance;
 let gateway: AgentGateway;
+const secretBox = SecretBox.ephemeral();
 let central: string;
 let repositoryDir: string;
 const SECRET = 'test-enrol-secret-0123456789';
@@ -28,7 +30,7 @@ beforeAll(async () => {
   tdb = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG ?? 'silent');
   repositoryDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-repo-'));
-  gateway = createAgentGateway({ database: tdb, logger, leaseSeconds: 30, refreshMs: 100, repositoryDir, distributionPointsRefreshMs: 100 });
+  gateway = createAgentGateway({ database: tdb, secretBox, logger, leaseSeconds: 30, refreshMs: 100, repositoryDir, distributionPointsRefreshMs: 100 });
   app = await buildServer({ logger, health: [], routes: [gateway.routes] });
   central = await app.listen({ port: 0, host: '127.0.0.1' });
   await addEnrollSecret(tdb.db, { name: 'main', secret: SECRET });
@@ -379,7 +381,7 @@ describe('whoami and the central files route', () => {
     const second = await addDistributionPoint(tdb.db, { name: 'files-dp', url: 'http://files-dp:8081', site: 'files' }); // re-registered: new token
     expect((await app.inject({ method: 'GET', url, headers: auth(second.token) })).statusCode).toBe(200);
     // A gateway caches a point's token for up to 30 s; one that has not seen it refuses the replaced token.
-    const fresh = createAgentGateway({ database: tdb, logger: createLogger('silent'), repositoryDir });
+    const fresh = createAgentGateway({ database: tdb, secretBox, logger: createLogger('silent'), repositoryDir });
     const app2 = await buildServer({ logger: createLogger('silent'), health: [], routes: [fresh.routes] });
     try {
       expect((await app2.inject({ method: 'GET', url, headers: auth(first.token) })).statusCode).toBe(401);

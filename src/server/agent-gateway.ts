@@ -39,6 +39,7 @@ import {
   touchEndpoints,
 } from '../db/agents';
 import type { Database } from '../db/client';
+import type { SecretBox } from '../db/secret-box';
 import { CodedError, ErrorCode, isCodedError } from '../domain/errors';
 import type { Logger } from '../logging';
 import {
@@ -70,6 +71,8 @@ export interface AgentGatewayOptions {
   pollIntervalSeconds?: number;
   /** Where the central repository's files live, named by their sha256. */
   repositoryDir?: string;
+  /** Opens the sealed manifest-signing key (secret-box.ts); the key is created on the first enrolment. */
+  secretBox: SecretBox;
   /** AGENT_ENROLL_SECRET: kept active as an enrol secret beside those added with `patchops enroll-secret add`. */
   envEnrollSecret?: string;
   now?: () => Date;
@@ -331,7 +334,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           try {
             const body = enrollRequestSchema.parse(req.body);
             const enrolled = await enrollAgent(db, body, now());
-            const key = await activeSigningKey(db);
+            const key = await activeSigningKey(db, o.secretBox);
             log.info({ endpointId: enrolled.endpointId, hostname: body.hostname, reenrolled: enrolled.reenrolled }, 'agent enrolled');
             const res: EnrollResponse = {
               endpointId: enrolled.endpointId,

@@ -20,6 +20,7 @@ import { createAgentGateway, type AgentGateway } from '../../src/server/agent-ga
 import { buildServer } from '../../src/server/app';
 import type { EnrollResponse, ManifestBody, SignedManifest } from '../../src/shared/agent-protocol';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
+import { secretBoxFor } from '../../src/db/secret-box';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 /** A stack frame of ours in the output: a user's mistake must not print one. */
@@ -69,7 +70,7 @@ beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-agent-cli-'));
   env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url, PATCHOPS_DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
   const logger = createLogger(process.env.TEST_LOG ?? 'silent');
-  gateway = createAgentGateway({ database: db, logger, refreshMs: 100, repositoryDir: path.join(dataDir, 'repository') });
+  gateway = createAgentGateway({ database: db, secretBox: await secretBoxFor({ dataDir }), logger, refreshMs: 100, repositoryDir: path.join(dataDir, 'repository') });
   app = await buildServer({ logger, health: [], routes: [gateway.routes] });
 });
 afterAll(async () => {

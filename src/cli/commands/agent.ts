@@ -15,6 +15,7 @@ import { SimFleet } from '../../agent-sim/fleet';
 import { addDistributionPoint, addEnrollSecret, latestManifest, listAgents, listEnrollSecrets, publishManifest, revokeAgent, revokeEnrollSecret, setEndpointSite } from '../../db/agents';
 import { DEFAULT_MAX_CACHE_MB, startDistributionPoint } from '../../distribution-point/server';
 import { openDatabaseForCommand } from '../../runtime/database';
+import { secretBoxFor } from '../../db/secret-box';
 import type { Database } from '../../db/client';
 import { manifestBodySchema, siteSchema } from '../../shared/agent-protocol';
 import { configOrExit, loggerFor, reportFatal } from '../context';
@@ -262,7 +263,7 @@ export function registerAgentCommands(program: Command): void {
           else list.push(entry);
           console.log(`${sha256}  ${entry.name}`);
         }
-        return publishManifest(db.database.db, list, { ttlHours: Number(o.ttlHours) });
+        return publishManifest(db.database.db, await secretBoxFor(config), list, { ttlHours: Number(o.ttlHours) });
       }).catch(reportFatal);
       console.log(`manifest version ${m.version} published and signed`);
     });
