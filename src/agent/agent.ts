@@ -50,6 +50,7 @@ export class Agent {
   private backends!: Map<string, Backend>;
   private runner!: JobRunner;
   private distributionPoints: string[] = [];
+  private downloadToken: string | undefined;
   private failures = 0;
   private rebooter!: Rebooter;
 
@@ -92,6 +93,8 @@ export class Agent {
       rebooter: this.rebooter,
       fetchManifest: () => this.client.manifest(),
       sources: () => [...this.distributionPoints, this.o.serverUrl],
+      // The node key goes to the central server only; distribution points get the poll's short-lived download token.
+      authFor: (source) => (source === this.o.serverUrl ? `Bearer ${this.state.nodeKey}` : this.downloadToken && `Bearer ${this.downloadToken}`),
       downloadDir: this.store.downloads,
       fileInstaller: this.o.fileInstaller,
       fetchImpl: this.o.fetchImpl,
@@ -227,6 +230,7 @@ export class Agent {
   async pollOnce(waitSeconds = this.o.waitSeconds ?? 30): Promise<number> {
     const res = await this.client.poll(Math.min(waitSeconds, this.secondsToReboot() ?? Infinity));
     this.distributionPoints = res.distributionPoints;
+    this.downloadToken = res.downloadToken;
     const leases = this.renewLeases(res.jobs);
     try {
       for (const job of res.jobs) {

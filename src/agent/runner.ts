@@ -28,6 +28,8 @@ export interface RunnerDeps {
   fetchManifest(): Promise<SignedManifest>;
   /** Base URLs to download from, in order: distribution points, then the central server. */
   sources(): string[];
+  /** The Authorization header to send a source (verify.ts DownloadOptions.authFor). */
+  authFor?(source: string): string | undefined;
   downloadDir: string;
   fileInstaller?: FileInstaller;
   fetchImpl?: typeof fetch;
@@ -127,7 +129,7 @@ export class JobRunner {
     const manifest = verifyManifest(await this.d.fetchManifest(), state.manifestSigningKey, { now: this.d.now?.() ?? new Date(), lastSeenVersion: state.lastManifestVersion });
     for (const f of files) {
       if (!f.sha256) throw new VerificationError('not_in_manifest', `${f.name} carries no sha256: refusing to install it`);
-      out.set(f, await downloadVerified({ name: f.name, sha256: f.sha256 }, manifest, { sources: this.d.sources(), destDir: this.d.downloadDir, nodeKey: state.nodeKey, fetchImpl: this.d.fetchImpl }));
+      out.set(f, await downloadVerified({ name: f.name, sha256: f.sha256 }, manifest, { sources: this.d.sources(), destDir: this.d.downloadDir, authFor: this.d.authFor, fetchImpl: this.d.fetchImpl }));
     }
     if (manifest.version > state.lastManifestVersion) await this.d.updateState({ lastManifestVersion: manifest.version });
     return out;

@@ -73,6 +73,22 @@ describe('downloadVerified', () => {
     await expect(downloadVerified({ name: 'x', sha256: 'a'.repeat(64) }, manifest, { sources: ['http://central'], destDir, fetchImpl: evil })).rejects.toMatchObject({ reason: 'not_in_manifest' });
     expect(await fs.readdir(destDir)).toEqual([]);
   });
+
+  it('sends each source the Authorization header authFor gives it, and none when it gives none', async () => {
+    const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
+    const sent: Array<[string, string | null]> = [];
+    const fetchImpl = (async (url: string | URL | Request, init?: RequestInit) => {
+      sent.push([new URL(String(url)).origin, new Headers(init?.headers).get('authorization')]);
+      return String(url).startsWith('http://central') ? new Response(installer) : new Response('no', { status: 503 });
+    }) as typeof fetch;
+    const authFor = (source: string) => (source === 'http://central' ? 'Bearer node-key' : source === 'http://dp1' ? 'Bearer v1.tok.sig' : undefined);
+    await downloadVerified(file, manifest, { sources: ['http://dp1', 'http://dp2', 'http://central'], destDir, fetchImpl, authFor });
+    expect(sent).toEqual([
+      ['http://dp1', 'Bearer v1.tok.sig'],
+      ['http://dp2', null],
+      ['http://central', 'Bearer node-key'],
+    ]);
+  });
 });
 
 describe('an install job carrying files installs nothing when verification fails', () => {

@@ -50,8 +50,11 @@ export interface DownloadOptions {
   /** Base URLs to try in order: the site's distribution points, then the central server. */
   sources: string[];
   destDir: string;
-  /** The agent's node key: distribution points and the central server serve files only to enrolled agents. */
-  nodeKey?: string;
+  /**
+   * The Authorization header for a source, or undefined to send none: the node key for the central server only,
+   * the download token from the last poll for distribution points (which must never see the node key).
+   */
+  authFor?: (source: string) => string | undefined;
   fetchImpl?: typeof fetch;
   timeoutMs?: number;
 }
@@ -68,7 +71,8 @@ export async function downloadVerified(file: { name: string; sha256: string }, m
   for (const base of o.sources) {
     const url = `${base.replace(/\/+$/, '')}/agent/v1/files/${file.sha256}`;
     try {
-      const headers: Record<string, string> = o.nodeKey ? { authorization: `Bearer ${o.nodeKey}` } : {};
+      const authorization = o.authFor?.(base);
+      const headers: Record<string, string> = authorization ? { authorization } : {};
       const res = await f(url, { headers, signal: AbortSignal.timeout(o.timeoutMs ?? 10 * 60_000) });
       if (!res.ok) {
         problems.push(`${base}: HTTP ${res.status}`);

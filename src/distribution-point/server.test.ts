@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +7,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { WhoamiResponse } from '../shared/agent-protocol';
+import { signDownloadToken } from '../shared/download-token';
 import { startDistributionPoint, type DistributionPointOptions, type RunningDistributionPoint } from './server';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -14,14 +15,30 @@ const good = Buffer.from('installer bytes v1.2.3');
 const goodSha = sha(good);
 const liedSha = 'b'.repeat(64);
 const DP_TOKEN = 'dp-token-branch-1';
+const DP2_TOKEN = 'dp-token-branch-1-downstream';
 
-// A fake upstream speaking the gateway's contract: whoami for node keys and point tokens, files for either.
+const keyPair = () => generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+/** The manifest-signing key of the fake central server: download tokens are signed with it. */
+let serverKey = keyPair();
+const attacker = keyPair();
+const inSeconds = (s: number) => Math.floor(Date.now() / 1000) + s;
+const tokenFor = (o: { sub?: string; site?: string; exp?: number } = {}, privateKey = serverKey.privateKey) =>
+  signDownloadToken({ sub: 'ep-a', site: 'branch-1', exp: inSeconds(900), ...o }, privateKey);
+/** A properly signed token with a payload of our choosing (to reach the checks after the signature). */
+const signedPayload = (payload: unknown) => {
+  const p = Buffer.from(JSON.stringify(payload)).toString('base64url');
+  return `v1.${p}.${sign(null, Buffer.from(`patchops-download-token-v1\n${p}`), serverKey.privateKey).toString('base64url')}`;
+};
+
+// A fake upstream speaking the gateway's contract: whoami for node keys and point tokens (with the download-token
+// key for points), files for either.
 const who = new Map<string, WhoamiResponse>([
   ['key-a', { kind: 'agent', endpointId: 'ep-a', site: 'branch-1' }],
-  ['key-other-site', { kind: 'agent', endpointId: 'ep-o', site: 'branch-2' }],
-  ['key-no-site', { kind: 'agent', endpointId: 'ep-n', site: null }],
   [DP_TOKEN, { kind: 'distribution-point', name: 'dp1', site: 'branch-1' }],
+  [DP2_TOKEN, { kind: 'distribution-point', name: 'dp2', site: 'branch-1' }],
 ]);
+/** Every Authorization header the upstream saw. */
+const upstreamSaw: string[] = [];
 const files = new Map<string, Buffer>([[goodSha, good]]);
 let upstream: http.Server;
 let upstreamUrl: string;
@@ -34,10 +51,12 @@ const bearer = (req: http.IncomingMessage) => /^Bearer (\S+)$/.exec(req.headers.
 beforeAll(async () => {
   upstream = http.createServer((req, res) => {
     if (upstreamDown) return res.writeHead(503).end();
+    upstreamSaw.push(req.headers.authorization ?? '');
     const caller = who.get(bearer(req));
     if (req.url === '/agent/v1/whoami') {
       whoamiHits += 1;
-      return caller ? res.end(JSON.stringify(caller)) : res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"UNAUTHORIZED","message":"no"}');
+      const answer = caller?.kind === 'distribution-point' ? { ...caller, tokenKey: serverKey.publicKey } : caller;
+      return answer ? res.end(JSON.stringify(answer)) : res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"UNAUTHORIZED","message":"no"}');
     }
     if (!caller) return res.writeHead(401).end();
     const m = /^\/agent\/v1\/files\/([0-9a-f]{64})$/.exec(req.url ?? '');
@@ -67,7 +86,7 @@ async function start(o: Partial<DistributionPointOptions> = {}): Promise<{ dp: R
   return { dp, cacheDir };
 }
 
-const get = (dp: RunningDistributionPoint, hash: string, key: string | null = 'key-a') =>
+const get = (dp: RunningDistributionPoint, hash: string, key: string | null = tokenFor()) =>
   fetch(`${dp.url}/agent/v1/files/${hash}`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
 
 describe('distribution point: filling and serving', () => {
@@ -110,52 +129,103 @@ describe('distribution point: filling and serving', () => {
 
 describe('distribution point: who may fetch', () => {
   it.each([
-    ['no key', 401, null],
-    ['an unknown key', 401, 'forged-key'],
-    ['an agent of another site', 403, 'key-other-site'],
-    ['an agent of no site', 403, 'key-no-site'],
-    ['an agent of its site', 200, 'key-a'],
-    ['a downstream distribution point', 200, DP_TOKEN],
-  ] as const)('%s → %i', async (_name, status, key) => {
+    ['no credentials', 401, () => null, /missing credentials/],
+    ['an unknown key', 401, () => 'forged-key', /unknown or revoked/],
+    ["an agent's node key (never taken, even one the upstream knows)", 401, () => 'key-a', /do not take node keys/],
+    ['a token of another site', 403, () => tokenFor({ site: 'branch-2' }), /serves site branch-1.*central server/],
+    ['an expired token', 401, () => tokenFor({ exp: inSeconds(-61) }), /expired/],
+    ['a token with a tampered payload', 401, () => tokenFor().replace(/\.[^.]+\./, `.${Buffer.from(JSON.stringify({ sub: 'ep-x', site: 'branch-1', exp: inSeconds(900), aud: 'distribution-point' })).toString('base64url')}.`), /signature/],
+    ['a token signed by another key', 401, () => tokenFor({}, attacker.privateKey), /signature/],
+    ['a token for another audience', 401, () => signedPayload({ sub: 'ep-a', site: 'branch-1', exp: inSeconds(900), aud: 'central' }), /"central"/],
+    ['a token of its site', 200, () => tokenFor(), null],
+    ['a token expired less than the 60 s clock skew ago', 200, () => tokenFor({ exp: inSeconds(-30) }), null],
+    ['a downstream distribution point', 200, () => DP2_TOKEN, null],
+  ] as const)('%s → %i', async (_name, status, key, message) => {
     const { dp } = await start();
-    const r = await get(dp, goodSha, key);
+    const r = await get(dp, goodSha, key());
     expect(r.status).toBe(status);
-    if (status !== 200) expect(await r.json()).toMatchObject({ error: expect.any(String), message: expect.any(String) });
+    if (message) expect(await r.json()).toMatchObject({ error: expect.any(String), message: expect.stringMatching(message) });
   });
 
-  it('serves agents of every site with anySite', async () => {
+  it('checks download tokens offline: nothing but its own token goes upstream', async () => {
+    const { dp } = await start();
+    upstreamSaw.length = 0;
+    for (const t of [tokenFor(), tokenFor({ sub: 'ep-b' }), tokenFor({ site: 'branch-2' }), tokenFor({}, attacker.privateKey)]) await (await get(dp, goodSha, t)).arrayBuffer();
+    expect(upstreamSaw.length).toBeGreaterThan(0); // the fill
+    expect(new Set(upstreamSaw)).toEqual(new Set([`Bearer ${DP_TOKEN}`]));
+  });
+
+  it('checks expiry against its clock (injected now)', async () => {
+    let clock = new Date();
+    const { dp } = await start({ now: () => clock });
+    const t = tokenFor({ exp: inSeconds(900) });
+    expect((await get(dp, goodSha, t)).status).toBe(200);
+    clock = new Date(Date.now() + 960_000 + 1000); // past exp + 60 s
+    expect((await get(dp, goodSha, t)).status).toBe(401);
+  });
+
+  it('serves tokens of every site with anySite', async () => {
     const { dp } = await start({ anySite: true });
-    expect((await get(dp, goodSha, 'key-other-site')).status).toBe(200);
+    expect((await get(dp, goodSha, tokenFor({ site: 'branch-2' }))).status).toBe(200);
   });
 
-  it('remembers answers for the TTL: a revoked key is refused once the TTL has passed', async () => {
+  it('picks up a rotated key at the next key refresh', async () => {
+    const { dp } = await start({ keyRefreshMs: 100 });
+    const before = serverKey;
+    try {
+      serverKey = keyPair();
+      await expect.poll(async () => (await get(dp, goodSha, tokenFor())).status, { timeout: 3000, interval: 50 }).toBe(200);
+      expect((await get(dp, goodSha, tokenFor({}, before.privateKey))).status).toBe(401);
+    } finally {
+      serverKey = before;
+    }
+  });
+
+  it('refuses to start when the upstream gives no download-token key', async () => {
+    const before = serverKey.publicKey;
+    try {
+      serverKey = { ...serverKey, publicKey: 'not a key' };
+      await expect(start()).rejects.toThrow(/download-token key/);
+    } finally {
+      serverKey = { ...serverKey, publicKey: before };
+    }
+  });
+
+  it('remembers the answers for a downstream point: a revoked point token is refused once the TTL has passed', async () => {
     const { dp } = await start({ authTtlMs: 300 });
-    who.set('key-soon-revoked', { kind: 'agent', endpointId: 'ep-r', site: 'branch-1' });
-    expect((await get(dp, goodSha, 'key-soon-revoked')).status).toBe(200);
+    who.set('dp-soon-revoked', { kind: 'distribution-point', name: 'dp-r', site: 'branch-1' });
+    expect((await get(dp, goodSha, 'dp-soon-revoked')).status).toBe(200);
     const asked = whoamiHits;
-    expect((await get(dp, goodSha, 'key-soon-revoked')).status).toBe(200);
+    expect((await get(dp, goodSha, 'dp-soon-revoked')).status).toBe(200);
     expect(whoamiHits).toBe(asked); // answered from the cache
-    who.delete('key-soon-revoked');
+    who.delete('dp-soon-revoked');
     await new Promise((r) => setTimeout(r, 350));
-    expect((await get(dp, goodSha, 'key-soon-revoked')).status).toBe(401);
-    expect((await get(dp, goodSha, 'key-soon-revoked')).status).toBe(401);
+    expect((await get(dp, goodSha, 'dp-soon-revoked')).status).toBe(401);
+    expect((await get(dp, goodSha, 'dp-soon-revoked')).status).toBe(401);
     expect(whoamiHits).toBe(asked + 1); // the no is remembered too
   });
 
-  it('while the upstream is down, an earlier yes still counts within the stale window; an unknown key gets 503', async () => {
+  it('while the upstream is down, agents with tokens are served and an earlier yes for a point still counts; an unknown point token gets 503', async () => {
     const { dp } = await start({ authTtlMs: 1 });
-    expect((await get(dp, goodSha)).status).toBe(200);
+    expect((await get(dp, goodSha, DP2_TOKEN)).status).toBe(200);
     upstreamDown = true;
     await new Promise((r) => setTimeout(r, 10));
-    expect((await get(dp, goodSha)).status).toBe(200);
+    expect((await get(dp, goodSha, DP2_TOKEN)).status).toBe(200);
+    expect((await get(dp, goodSha, tokenFor())).status).toBe(200);
     expect((await get(dp, goodSha, 'never-seen')).status).toBe(503);
   });
 
-  it('answers whoami for the credential by asking its upstream (chains of points)', async () => {
-    const { dp } = await start();
-    const r = await fetch(`${dp.url}/agent/v1/whoami`, { headers: { authorization: 'Bearer key-a' } });
-    expect(await r.json()).toEqual({ kind: 'agent', endpointId: 'ep-a', site: 'branch-1' });
-    expect((await fetch(`${dp.url}/agent/v1/whoami`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
+  it('a point behind a point gets the key passed on and verifies tokens itself', async () => {
+    const { dp: first } = await start();
+    const whoami = await fetch(`${first.url}/agent/v1/whoami`, { headers: { authorization: `Bearer ${DP2_TOKEN}` } });
+    expect(await whoami.json()).toEqual({ kind: 'distribution-point', name: 'dp2', site: 'branch-1', tokenKey: serverKey.publicKey });
+    const { dp: second } = await start({ upstream: first.url, token: DP2_TOKEN });
+    const r = await get(second, goodSha);
+    expect(r.status).toBe(200);
+    expect(Buffer.from(await r.arrayBuffer())).toEqual(good);
+    expect((await get(second, goodSha, tokenFor({ site: 'branch-2' }))).status).toBe(403);
+    expect((await fetch(`${first.url}/agent/v1/whoami`, { headers: { authorization: 'Bearer key-a' } })).status).toBe(401); // node keys: no
+    expect((await fetch(`${first.url}/agent/v1/whoami`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
   });
 });
 

@@ -5,12 +5,19 @@
  * verify every file against the signed manifest: a distribution point is trusted for the bytes of nothing.
  *
  * Authentication: the point authenticates to its upstream with its own token (`Authorization: Bearer <token>`,
- * from `patchops distribution-point-register`). Callers send their node key (agents) or their token (a downstream
- * point); the point asks its upstream's `GET /agent/v1/whoami` who that is, and remembers a yes for `authTtlMs`
- * (60 s) and a no for `authNegativeTtlMs` (5 s): a revoked key is refused within a minute. While the upstream is
- * unreachable (network error or 5xx), a yes older than the TTL but younger than `staleAuthMs` (an hour) still
- * counts; a credential never seen is refused with 503. Agents of another site (or of none) get 403 unless the
- * point serves any site (`anySite`); downstream points are served whatever their site.
+ * from `patchops distribution-point-register`). Its upstream's `GET /agent/v1/whoami` tells it its name, its site and
+ * `tokenKey`, the public key agents' download tokens are signed with (asked at start and every `keyRefreshMs`, 5 min,
+ * for key rotation; a point behind another point gets it passed on by that point).
+ *
+ * Agents send the short-lived download token of their last poll (src/shared/download-token.ts), never their node key:
+ * the point checks it offline (signature, audience, expiry with 60 s of clock skew, and the site: agents of another
+ * site get 403 unless the point serves any site, `anySite`). A node key is refused (401). A revoked agent can fetch
+ * until its token expires (at most 15 min).
+ *
+ * Downstream points send their own token; the point asks its upstream's whoami who that is, and remembers a yes for
+ * `authTtlMs` (60 s) and a no for `authNegativeTtlMs` (5 s). While the upstream is unreachable (network error or 5xx),
+ * a yes older than the TTL but younger than `staleAuthMs` (an hour) still counts; a token never seen is refused with
+ * 503. Downstream points are served whatever their site.
  *
  * Cache eviction: an in-memory LRU index (rebuilt at start from the directory, oldest modification time first;
  * a hit moves the file to the young end and touches its mtime so the order survives a restart). After a fill,
@@ -18,7 +25,7 @@
  * (counted while their stream is open; on Linux an open stream would survive the unlink anyway, on Windows it
  * would not) and the file just filled.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
@@ -29,6 +36,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type { Logger } from 'pino';
 import { whoamiResponseSchema, type WhoamiResponse } from '../shared/agent-protocol';
+import { DownloadTokenError, verifyDownloadToken } from '../shared/download-token';
 
 export interface DistributionPointOptions {
   /** The central server, or another distribution point. */
@@ -42,13 +50,17 @@ export interface DistributionPointOptions {
   fetchImpl?: typeof fetch;
   /** Cache limit in bytes (default 10 GiB): least recently used files go after a fill takes it over. */
   maxCacheBytes?: number;
-  /** How long the upstream's yes for a credential is trusted (default 60 s). */
+  /** How often the download-token key (and this point's name and site) is asked of the upstream again (default 5 min). */
+  keyRefreshMs?: number;
+  /** The clock download tokens' expiry is checked against (tests). */
+  now?: () => Date;
+  /** How long the upstream's yes for a downstream point's token is trusted (default 60 s). */
   authTtlMs?: number;
   /** How long the upstream's no is remembered (default 5 s). */
   authNegativeTtlMs?: number;
   /** How long an old yes still counts while the upstream cannot be asked (default 1 h). */
   staleAuthMs?: number;
-  /** Serve agents of every site, not only this point's own. */
+  /** Serve agents (download tokens) of every site, not only this point's own. */
   anySite?: boolean;
 }
 
@@ -82,6 +94,16 @@ class DpError extends Error {
   }
 }
 
+/** This point as its upstream knows it, with the key download tokens verify with. */
+interface Self {
+  name: string;
+  site: string;
+  tokenKey: KeyObject;
+  tokenKeyPem: string;
+  /** When the upstream said so (Date.now()). */
+  at: number;
+}
+
 interface AuthEntry {
   answer: WhoamiResponse | null;
   /** Until when the entry is trusted as it is. */
@@ -98,6 +120,8 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
   const authTtl = o.authTtlMs ?? 60_000;
   const negativeTtl = o.authNegativeTtlMs ?? 5_000;
   const staleAuth = o.staleAuthMs ?? 3600_000;
+  const keyRefreshMs = o.keyRefreshMs ?? 5 * 60_000;
+  const now = o.now ?? (() => new Date());
   const stats: DistributionPointStats = { hits: 0, misses: 0, rejected: 0, evicted: 0, refused: 0 };
   const fills = new Map<string, Promise<void>>();
   const auth = new Map<string, AuthEntry>(); // sha256(credential) → the upstream's answer
@@ -163,7 +187,7 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
     const now = Date.now();
     if (entry && entry.until > now) {
       if (entry.answer) return entry.answer;
-      throw new DpError(401, 'UNAUTHORIZED', 'unknown or revoked credentials: re-enrol the agent');
+      throw new DpError(401, 'UNAUTHORIZED', 'unknown or revoked credentials: agents send the download token of their last poll; a distribution point its own token (register it again if it was replaced)');
     }
     let p = asking.get(hash);
     if (!p) {
@@ -177,7 +201,7 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
         if (res.status === 401) {
           if (auth.size > 50_000) auth.clear();
           auth.set(hash, { answer: null, until: Date.now() + negativeTtl, okAt: 0 });
-          throw new DpError(401, 'UNAUTHORIZED', 'unknown or revoked credentials: re-enrol the agent');
+          throw new DpError(401, 'UNAUTHORIZED', 'unknown or revoked credentials: agents send the download token of their last poll; a distribution point its own token (register it again if it was replaced)');
         }
         if (!res.ok) return stale(entry, `the upstream ${upstream} answered ${res.status} when asked to check the credentials`);
         const answer = whoamiResponseSchema.parse(await res.json());
@@ -198,23 +222,70 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
     throw new DpError(503, 'UPSTREAM', `${why}; try the central server`);
   }
 
-  let known: { name: string; site: string } | undefined;
-  async function identity(): Promise<{ name: string; site: string }> {
-    const me = await askUpstream(o.token).catch((e: unknown) => {
-      if (e instanceof DpError && e.status === 401) {
-        throw new DpError(502, 'UPSTREAM', 'the upstream refused this distribution point\'s token: register it again (`patchops distribution-point-register`) and restart it with the new token');
-      }
-      throw e;
-    });
+  let known: Self | undefined;
+  let learning: Promise<Self> | undefined;
+
+  /** Asks the upstream who this point is and for the download-token key (not from the auth cache: rotation). */
+  async function learnSelf(): Promise<Self> {
+    let res: Response;
+    try {
+      res = await f(`${upstream}/agent/v1/whoami`, { headers: { authorization: `Bearer ${o.token}` }, signal: AbortSignal.timeout(10_000) });
+    } catch (e) {
+      throw new DpError(503, 'UPSTREAM', `the upstream ${upstream} cannot be reached for this point's identity and the download-token key (${(e as Error).message})`);
+    }
+    if (res.status === 401) {
+      throw new DpError(502, 'UPSTREAM', 'the upstream refused this distribution point\'s token: register it again (`patchops distribution-point-register`) and restart it with the new token');
+    }
+    if (!res.ok) throw new DpError(503, 'UPSTREAM', `the upstream ${upstream} answered ${res.status} when asked for this point's identity and the download-token key`);
+    const me = whoamiResponseSchema.parse(await res.json());
     if (me.kind !== 'distribution-point') throw new DpError(502, 'UPSTREAM', 'the token given to this distribution point is an agent\'s node key, not a distribution point token');
-    known = { name: me.name, site: me.site };
-    return known;
+    if (!me.tokenKey) throw new DpError(502, 'UPSTREAM', `the upstream ${upstream} did not give the download-token key (tokenKey): upgrade it`);
+    let tokenKey: KeyObject;
+    try {
+      tokenKey = createPublicKey(me.tokenKey);
+    } catch (e) {
+      throw new DpError(502, 'UPSTREAM', `the upstream's download-token key is not a public key: ${(e as Error).message}`);
+    }
+    if (known && known.tokenKeyPem !== me.tokenKey) o.log.info({ name: me.name }, 'distribution point: the download-token key changed upstream');
+    return { name: me.name, site: me.site, tokenKey, tokenKeyPem: me.tokenKey, at: Date.now() };
   }
 
+  /** Who this point is and the download-token key: remembered for keyRefreshMs; an earlier answer counts while the upstream is away. */
+  async function identity(): Promise<Self> {
+    if (known && Date.now() - known.at < keyRefreshMs) return known;
+    learning ??= learnSelf()
+      .then(
+        (me) => (known = me),
+        (e: unknown) => {
+          if (!known || (e instanceof DpError && e.status === 502 && e.message.includes('refused'))) throw e;
+          o.log.warn({ err: (e as Error).message }, 'distribution point: could not refresh the download-token key; using the one it has');
+          known = { ...known, at: Date.now() - keyRefreshMs + Math.min(keyRefreshMs, 30_000) }; // ask again in 30 s
+          return known;
+        },
+      )
+      .finally(() => (learning = undefined));
+    return learning;
+  }
+
+  /** A downstream point (its token, asked of the upstream) or an agent (its download token, checked offline). */
   async function authorize(req: http.IncomingMessage): Promise<WhoamiResponse> {
     const m = req.headers.authorization ? /^Bearer\s+(\S+)$/i.exec(req.headers.authorization) : null;
-    if (!m) throw new DpError(401, 'UNAUTHORIZED', 'missing credentials: send "Authorization: Bearer <node key>"');
-    return askUpstream(m[1]!);
+    if (!m) throw new DpError(401, 'UNAUTHORIZED', 'missing credentials: send "Authorization: Bearer <download token>" (agents: the token of the last poll) or "Authorization: Bearer <distribution point token>"');
+    const credential = m[1]!;
+    if (credential.startsWith('v1.')) {
+      const me = await identity();
+      try {
+        const claims = verifyDownloadToken(credential, me.tokenKey, { now: now(), site: o.anySite ? undefined : me.site });
+        return { kind: 'agent', endpointId: claims.sub, site: claims.site };
+      } catch (e) {
+        if (!(e instanceof DownloadTokenError)) throw e;
+        if (e.reason === 'wrong_site') throw new DpError(403, 'FORBIDDEN', `distribution point ${me.name} serves site ${me.site}: ${e.message}; fetch from the central server`);
+        throw new DpError(401, 'UNAUTHORIZED', `${e.message}: poll the central server for a new download token`);
+      }
+    }
+    const who = await askUpstream(credential);
+    if (who.kind !== 'distribution-point') throw new DpError(401, 'UNAUTHORIZED', 'distribution points do not take node keys: send the download token of the last poll');
+    return who;
   }
 
   // ---------------------------------------------------------------- fill and serve
@@ -301,18 +372,14 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
         return;
       }
       if (req.method === 'GET' && url.pathname === '/agent/v1/whoami') {
-        json(res, 200, await authorize(req));
+        // A downstream point learns the download-token key from here: pass on the one this point verifies with.
+        const who = await authorize(req);
+        json(res, 200, who.kind === 'distribution-point' ? { ...who, tokenKey: (await identity()).tokenKeyPem } : who);
         return;
       }
       const m = FILE_PATH.exec(url.pathname);
       if (req.method !== 'GET' || !m) throw new DpError(404, 'NOT_FOUND', 'GET /agent/v1/files/<sha256> only');
-      const who = await authorize(req);
-      if (who.kind === 'agent' && !o.anySite) {
-        const me = await identity();
-        if (who.site !== me.site) {
-          throw new DpError(403, 'FORBIDDEN', `distribution point ${me.name} serves site ${me.site}; endpoint ${who.endpointId} is ${who.site ? `of site ${who.site}` : 'of no site'}: fetch from the central server`);
-        }
-      }
+      await authorize(req); // the site of an agent's token is checked there
       const sha = m[1]!;
       const { handle, size } = await open(sha);
       const stream = handle.createReadStream();
@@ -329,7 +396,8 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
     });
   });
 
-  // Learn who we are now, so a wrong token stops start-up; an unreachable upstream is retried on the first request.
+  // Learn who we are and the download-token key now, so a wrong token stops start-up; an unreachable upstream is
+  // retried on the first request. Then ask again every keyRefreshMs, so a rotated key is picked up.
   try {
     const me = await identity();
     o.log.info({ name: me.name, site: me.site }, 'distribution point: token accepted by the upstream');
@@ -337,6 +405,11 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
     if (e instanceof DpError && e.status === 502) throw new Error(e.message, { cause: e });
     o.log.warn({ err: (e as Error).message }, 'distribution point: could not reach the upstream yet; will retry on the first request');
   }
+  const keyTimer = setInterval(() => {
+    if (known) known = { ...known, at: 0 }; // due
+    identity().catch((e: unknown) => o.log.warn({ err: (e as Error).message }, 'distribution point: could not refresh the download-token key'));
+  }, keyRefreshMs);
+  keyTimer.unref();
 
   await new Promise<void>((resolve) => server.listen(o.port ?? 8081, o.host ?? '0.0.0.0', resolve));
   const addr = server.address() as AddressInfo;
@@ -348,6 +421,7 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
     cache: () => ({ bytes: cacheBytes, files: index.size }),
     close: () =>
       new Promise((resolve) => {
+        clearInterval(keyTimer);
         server.closeAllConnections();
         server.close(() => resolve());
       }),

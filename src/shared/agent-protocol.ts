@@ -148,13 +148,22 @@ export const pollResponseSchema = z.object({
   jobs: z.array(agentJobSchema),
   /** Distribution points of the agent's site, nearest first; the central server is the fallback. */
   distributionPoints: z.array(z.string()).default([]),
+  /**
+   * Present whenever distributionPoints is not empty: a short-lived token (src/shared/download-token.ts) the agent
+   * sends to those points as `Authorization: Bearer <downloadToken>`. The node key goes to the central server only.
+   */
+  downloadToken: z.string().optional(),
 });
 export type PollResponse = z.infer<typeof pollResponseSchema>;
 
-/** GET /agent/v1/whoami response: who the Bearer credential belongs to (distribution points check agents' keys with it). */
+/**
+ * GET /agent/v1/whoami response: who the Bearer credential belongs to. A distribution point learns its own name and
+ * site with it, and `tokenKey`, the public key (SPKI PEM) that download tokens verify with; it checks downstream
+ * points' tokens with it too (and passes the key on to them).
+ */
 export const whoamiResponseSchema = z.union([
   z.object({ kind: z.literal('agent'), endpointId: z.string(), site: z.string().nullable() }),
-  z.object({ kind: z.literal('distribution-point'), name: z.string(), site: z.string() }),
+  z.object({ kind: z.literal('distribution-point'), name: z.string(), site: z.string(), tokenKey: z.string().optional() }),
 ]);
 export type WhoamiResponse = z.infer<typeof whoamiResponseSchema>;
 

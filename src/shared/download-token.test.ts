@@ -32,7 +32,7 @@ describe('download tokens', () => {
     expect(verifyDownloadToken(t, server.publicKey, { now, site: 'branch-1' })).toEqual({ sub: 'ep-1', site: 'branch-1', exp: nowS + 900, aud: 'distribution-point' });
   });
 
-  it.each([
+  it.each<[string, () => string, string | undefined, string]>([
     ['a good token', () => token(), 'branch-1', 'accepted'],
     ['any site when none is asked for', () => token({ site: 'elsewhere' }), undefined, 'accepted'],
     ['expired, within the 60 s skew', () => token({ exp: nowS - 59 }), 'branch-1', 'accepted'],
@@ -53,7 +53,7 @@ describe('download tokens', () => {
     ['a node key', () => 'Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6', 'branch-1', 'malformed'],
     ['another version', () => token().replace(/^v1\./, 'v2.'), 'branch-1', 'malformed'],
     ['a garbage signature', () => `${token().split('.').slice(0, 2).join('.')}.AAAA`, 'branch-1', 'bad_signature'],
-  ] as const)('%s → %s', (_name, make, site, expected) => {
+  ])('%s → %s', (_name, make, site, expected) => {
     expect(reason(() => verifyDownloadToken(make(), server.publicKey, { now, site }))).toBe(expected);
   });
 });
