@@ -1,5 +1,7 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, randomUUID, sign as cryptoSign } from 'node:crypto';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -9,12 +11,13 @@ import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { downloadVerified } from '../agent/verify';
-import { addDistributionPoint, addEnrollSecret, LEASE_DEADLINE_GRACE_SECONDS, revokeAgent, revokeEnrollSecret, setEndpointSite } from '../db/agents';
+import { activeSigningKey, addDistributionPoint, addEnrollSecret, LEASE_DEADLINE_GRACE_SECONDS, revokeAgent, revokeEnrollSecret, setEndpointSite } from '../db/agents';
 import { agentJobs, endpointPatches, endpoints, patches, softwareInventory } from '../db/schema/index';
 import { startDistributionPoint, type RunningDistributionPoint } from '../distribution-point/server';
 import { createLogger } from '../logging';
 import type { EnrollResponse, FoundPatch, ManifestBody, PollResponse } from '../shared/agent-protocol';
-import { createAgentGateway, type AgentGateway } from './agent-gateway';
+import { verifyDownloadToken } from '../shared/download-token';
+import { createAgentGateway, DOWNLOAD_TOKEN_TTL_SECONDS, type AgentGateway } from './agent-gateway';
 import { buildServer } from './app';
 import { SecretBox } from '../db/secret-box';
 
@@ -354,7 +357,7 @@ describe('whoami and the central files route', () => {
     expect(r.json()).toEqual({ kind: 'agent', endpointId: a.endpointId, site: 'who-site' });
     const { token } = await addDistributionPoint(tdb.db, { name: 'who-dp', url: 'http://who-dp:8081', site: 'who-site' });
     expect(token.length).toBeGreaterThanOrEqual(43); // 256 bits, base64url
-    expect((await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(token) })).json()).toEqual({ kind: 'distribution-point', name: 'who-dp', site: 'who-site' });
+    expect((await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(token) })).json()).toEqual({ kind: 'distribution-point', name: 'who-dp', site: 'who-site', tokenKey: (await activeSigningKey(tdb.db, secretBox)).publicKey });
     const stored = await tdb.db.execute<{ n: number }>(sql`select count(*)::int as n from distribution_points where token_hash = ${token}`);
     expect(stored.rows[0]!.n).toBe(0); // only the hash
     for (const headers of [{}, auth('forged-key-forged-key-forged-key-forged-key')]) {
@@ -400,6 +403,10 @@ describe('a distribution point in front of the real gateway', () => {
   const site = `dp-site-${randomUUID().slice(0, 8)}`;
   let dp: RunningDistributionPoint;
   let token: string;
+  /** Every Authorization header the point was sent (its server is wrapped by a recording proxy). */
+  const dpSaw: string[] = [];
+  let proxy: http.Server;
+  let dpUrl: string;
 
   beforeAll(async () => {
     await fs.writeFile(path.join(repositoryDir, hash), bytes);
@@ -410,55 +417,99 @@ describe('a distribution point in front of the real gateway', () => {
       cacheDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-it-')),
       host: '127.0.0.1',
       port: 0,
-      authTtlMs: 300,
       log: pino({ level: 'silent' }),
     });
+    proxy = http.createServer((req, res) => {
+      dpSaw.push(req.headers.authorization ?? '');
+      const up = http.request(`${dp.url}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => res.writeHead(502).end());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    dpUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   });
   afterAll(async () => {
+    proxy?.close();
     await dp?.close();
   });
 
-  const viaDp = (key: string | null) => fetch(`${dp.url}/agent/v1/files/${hash}`, { headers: key ? auth(key) : {} });
+  const viaDp = (key: string | null) => fetch(`${dpUrl}/agent/v1/files/${hash}`, { headers: key ? auth(key) : {} });
+  /** An agent of `s`, once the gateway hands it a download token (the point list is re-read every 100 ms). */
+  async function agentWithToken(s = site): Promise<EnrollResponse & { downloadToken: string }> {
+    const a = await enroll({ site: s });
+    let downloadToken: string | undefined;
+    await expect.poll(async () => (downloadToken = (await poll(a.nodeKey)).downloadToken), { timeout: 3000 }).toBeDefined();
+    return { ...a, downloadToken: downloadToken! };
+  }
+  const authFor = (a: { nodeKey: string; downloadToken: string }) => (source: string) => (source === central ? `Bearer ${a.nodeKey}` : `Bearer ${a.downloadToken}`);
+  const forge = async (claims: Partial<{ sub: string; site: string; exp: number; aud: string }>, privateKey?: string) => {
+    const body = { sub: 'ep', site, exp: Math.floor(Date.now() / 1000) + 900, aud: 'distribution-point', ...claims };
+    const payload = Buffer.from(JSON.stringify(body)).toString('base64url');
+    const key = privateKey ?? (await activeSigningKey(tdb.db, secretBox)).privateKey;
+    return `v1.${payload}.${cryptoSign(null, Buffer.from(`patchops-download-token-v1\n${payload}`), key).toString('base64url')}`;
+  };
 
-  it("an agent of the site downloads through the point (filled once from the central server with the point's token)", async () => {
-    const a = await enroll({ site });
+  it("an agent of the site downloads through the point with its download token; the point never sees the node key", async () => {
+    const a = await agentWithToken();
     const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
     const misses = dp.stats.misses;
-    const p = await downloadVerified(file, manifest, { sources: [dp.url, central], destDir, nodeKey: a.nodeKey });
+    dpSaw.length = 0;
+    const p = await downloadVerified(file, manifest, { sources: [dpUrl, central], destDir, authFor: authFor(a) });
     expect(await fs.readFile(p)).toEqual(bytes);
     expect(dp.stats.misses).toBe(misses + 1);
-    await downloadVerified(file, manifest, { sources: [dp.url, central], destDir, nodeKey: a.nodeKey });
+    await downloadVerified(file, manifest, { sources: [dpUrl, central], destDir, authFor: authFor(a) });
     expect(dp.stats.hits).toBeGreaterThanOrEqual(1);
     expect(dp.cache().files).toBe(1);
+    expect(dpSaw).toEqual([`Bearer ${a.downloadToken}`, `Bearer ${a.downloadToken}`]);
+    expect(dpSaw.join()).not.toContain(a.nodeKey);
+    const r = await viaDp(a.nodeKey);
+    expect(r.status).toBe(401); // a node key sent anyway is refused
+    expect(await r.json()).toMatchObject({ error: 'UNAUTHORIZED', message: expect.stringMatching(/node keys/) });
   });
 
-  it('refuses a missing or unknown key (401), an agent of another site (403), and a revoked key within the TTL', async () => {
-    expect((await viaDp(null)).status).toBe(401);
-    expect((await viaDp('forged-key-forged-key-forged-key-forged-key')).status).toBe(401);
-    const other = await enroll({ site: `${site}-elsewhere` });
-    const r = await viaDp(other.nodeKey);
-    expect(r.status).toBe(403);
-    expect(await r.json()).toMatchObject({ error: 'FORBIDDEN', message: expect.stringMatching(/central server/) });
-    // the agent of another site still gets its file: from the central server
-    const p = await downloadVerified(file, manifest, { sources: [dp.url, central], destDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-')), nodeKey: other.nodeKey });
+  it('refuses missing, unknown, expired, tampered, foreign-signed and wrong-audience tokens (401) and a token of another site (403)', async () => {
+    const a = await agentWithToken();
+    expect((await viaDp(a.downloadToken)).status).toBe(200);
+    const [v, payload, sig] = a.downloadToken.split('.');
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as { sub: string; site: string; exp: number; aud: string };
+    expect(claims).toMatchObject({ sub: a.endpointId, site, aud: 'distribution-point' });
+    const tampered = `${v}.${Buffer.from(JSON.stringify({ ...claims, sub: 'someone-else' })).toString('base64url')}.${sig}`;
+    const other = generateKeyPairSync('ed25519', { privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    for (const [credential, status] of [
+      [null, 401],
+      ['forged-key-forged-key-forged-key-forged-key', 401],
+      [await forge({ sub: a.endpointId, exp: Math.floor(Date.now() / 1000) - 120 }), 401],
+      [tampered, 401],
+      [await forge({ sub: a.endpointId }, other.privateKey), 401],
+      [await forge({ sub: a.endpointId, aud: 'central' }), 401],
+      [await forge({ sub: a.endpointId, site: `${site}-elsewhere` }), 403],
+    ] as const) {
+      expect((await viaDp(credential)).status, String(credential)).toBe(status);
+    }
+    // The agent of another site gets its file from the central server.
+    const b = await enroll({ site: `${site}-elsewhere` });
+    const p = await downloadVerified(file, manifest, { sources: [dpUrl, central], destDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-')), authFor: authFor({ nodeKey: b.nodeKey, downloadToken: await forge({ sub: b.endpointId, site: `${site}-elsewhere` }) }) });
     expect(await fs.readFile(p)).toEqual(bytes);
-
-    const a = await enroll({ site });
-    expect((await viaDp(a.nodeKey)).status).toBe(200);
-    await revokeAgent(tdb.db, a.endpointId);
-    const t0 = Date.now();
-    await expect.poll(async () => (await viaDp(a.nodeKey)).status, { timeout: 3000, interval: 50 }).toBe(401);
-    expect(Date.now() - t0).toBeLessThan(300 + 100 + 1000); // the point's TTL + the gateway's refresh, with slack
   });
 
-  it('without the node key, a download is refused everywhere; with it, the agent falls back to the central server when the point is down', async () => {
-    const a = await enroll({ site });
+  it('a revoked agent keeps its token until it expires (the documented trade-off), but the central server refuses it at once', async () => {
+    const a = await agentWithToken();
+    await revokeAgent(tdb.db, a.endpointId);
+    await expect.poll(async () => (await app.inject({ method: 'GET', url: `/agent/v1/files/${hash}`, headers: auth(a.nodeKey) })).statusCode, { timeout: 3000 }).toBe(401);
+    expect((await viaDp(a.downloadToken)).status).toBe(200);
+  });
+
+  it('without credentials a download is refused everywhere; with them, the agent falls back to the central server when the point is down', async () => {
+    const a = await agentWithToken();
     const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
-    await expect(downloadVerified(file, manifest, { sources: [dp.url, central], destDir })).rejects.toThrow(/HTTP 401.*HTTP 401/);
+    await expect(downloadVerified(file, manifest, { sources: [dpUrl, central], destDir })).rejects.toThrow(/HTTP 401.*HTTP 401/);
     const down = await startDistributionPoint({ upstream: central, token, cacheDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-down-')), host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
     const downUrl = down.url;
     await down.close();
-    const p = await downloadVerified(file, manifest, { sources: [downUrl, central], destDir, nodeKey: a.nodeKey });
+    const p = await downloadVerified(file, manifest, { sources: [downUrl, central], destDir, authFor: authFor(a) });
     expect(await fs.readFile(p)).toEqual(bytes);
   });
 
@@ -466,6 +517,41 @@ describe('a distribution point in front of the real gateway', () => {
     await expect(
       startDistributionPoint({ upstream: central, token: 'wrong-token', cacheDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-bad-')), host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) }),
     ).rejects.toThrow(/refused this distribution point's token/);
+  });
+});
+
+describe('download tokens from the gateway', () => {
+  it('come with polls only when the site has points, are reused across polls and renewed once less than half their lifetime is left', async () => {
+    let clock = new Date('2026-11-27T12:00:00Z');
+    const g = createAgentGateway({ database: tdb, secretBox, logger: createLogger('silent'), refreshMs: 50, distributionPointsRefreshMs: 50, now: () => clock });
+    const app2 = await buildServer({ logger: createLogger('silent'), health: [], routes: [g.routes] });
+    try {
+      const s = `tok-site-${randomUUID().slice(0, 8)}`;
+      const a = await enroll({ site: s });
+      const poll2 = async () => (await app2.inject({ method: 'GET', url: '/agent/v1/jobs?wait=0', headers: auth(a.nodeKey) })).json<PollResponse>();
+      expect((await poll2()).downloadToken).toBeUndefined(); // no point in its site yet
+      await addDistributionPoint(tdb.db, { name: `dp-${s}`, url: 'http://dp.tok:8081', site: s });
+      await expect.poll(async () => (await poll2()).distributionPoints, { timeout: 3000 }).toEqual(['http://dp.tok:8081']);
+      const first = (await poll2()).downloadToken!;
+      const { publicKey } = await activeSigningKey(tdb.db, secretBox);
+      const exp = (t: string) => verifyDownloadToken(t, publicKey, { now: clock, site: s }).exp;
+      expect(exp(first)).toBe(clock.getTime() / 1000 + DOWNLOAD_TOKEN_TTL_SECONDS);
+      const signed = g.stats().downloadTokensSigned;
+      clock = new Date(clock.getTime() + (DOWNLOAD_TOKEN_TTL_SECONDS / 2 - 10) * 1000);
+      expect((await poll2()).downloadToken).toBe(first); // more than half left: the same token
+      expect(g.stats().downloadTokensSigned).toBe(signed);
+      clock = new Date(clock.getTime() + 20_000);
+      const second = (await poll2()).downloadToken!;
+      expect(second).not.toBe(first); // less than half left: a new one
+      expect(exp(second)).toBe(clock.getTime() / 1000 + DOWNLOAD_TOKEN_TTL_SECONDS);
+      expect(g.stats().downloadTokensSigned).toBe(signed + 1);
+      expect((await poll2()).downloadToken).toBe(second);
+      // The point learns the key the tokens verify with from whoami.
+      const { token } = await addDistributionPoint(tdb.db, { name: `dp-${s}`, url: 'http://dp.tok:8081', site: s });
+      expect((await app2.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(token) })).json()).toEqual({ kind: 'distribution-point', name: `dp-${s}`, site: s, tokenKey: publicKey });
+    } finally {
+      await app2.close();
+    }
   });
 });
 

@@ -4,6 +4,11 @@
  * `Authorization: Bearer <node key>`; distribution points with `Authorization: Bearer <distribution point token>`
  * (files and whoami only).
  *
+ * Download tokens: a poll that names distribution points also carries a download token (src/shared/download-token.ts)
+ * signed with the manifest-signing key, for the agent to show those points instead of its node key. A token lives
+ * DOWNLOAD_TOKEN_TTL_SECONDS and is reused for an endpoint until less than half of that is left, so a poll signs at
+ * most once per endpoint every few minutes. Points verify tokens offline with the key whoami gives them (`tokenKey`).
+ *
  * Sites: the key cache holds each endpoint's site. Enrolment revokes the old key, so the new key is read fresh;
  * a site set with `patchops agents site` (another process) is logged in endpoint_site_changes, and every refresh
  * drops those endpoints from the cache, so the next request reads the new site (at most one refresh late).
@@ -14,6 +19,7 @@
  * Correctness does not depend on the hint: the lease itself is the database's FOR UPDATE SKIP LOCKED claim, and
  * the refresh re-reads the truth.
  */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -52,6 +58,7 @@ import {
   type PollResponse,
   type WhoamiResponse,
 } from '../shared/agent-protocol';
+import { signDownloadToken } from '../shared/download-token';
 import type { RouteModule } from './app';
 
 export interface AgentGatewayOptions {
@@ -84,7 +91,7 @@ export interface AgentGateway {
   wake(endpointIds: readonly string[]): void;
   /** Stops the refresh loop and answers every waiting poll. */
   close(): Promise<void>;
-  stats(): { cachedKeys: number; withWork: number; waiting: number; polls: number; leaseQueries: number };
+  stats(): { cachedKeys: number; withWork: number; waiting: number; polls: number; leaseQueries: number; downloadTokensSigned: number };
 }
 
 const gateways = new Set<AgentGateway>();
@@ -115,6 +122,16 @@ type Caller = ({ kind: 'agent' } & KeyEntry) | { kind: 'distribution-point'; nam
 /** How long a distribution point's token is trusted from the cache before it is read again (re-registering rotates it). */
 const DP_TOKEN_TTL_MS = 30_000;
 
+/** Lifetime of a download token: also how long a revoked agent can still fetch from a distribution point. */
+export const DOWNLOAD_TOKEN_TTL_SECONDS = 15 * 60;
+
+interface TokenEntry {
+  token: string;
+  site: string;
+  /** Unix seconds. */
+  exp: number;
+}
+
 export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const db = o.database.db;
   const log = o.logger;
@@ -142,6 +159,34 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   let refreshing: Promise<void> | undefined;
   let polls = 0;
   let leaseQueries = 0;
+  const downloadTokens = new Map<string, TokenEntry>(); // endpoint → its current download token
+  let tokensSigned = 0;
+  // The manifest-signing key, loaded once (it signs download tokens; its public half is whoami's tokenKey).
+  let signingKey: Promise<{ publicKey: string; privateKey: KeyObject }> | undefined;
+  const tokenSigningKey = () => {
+    signingKey ??= activeSigningKey(db, o.secretBox).then(
+      (k) => ({ publicKey: k.publicKey, privateKey: createPrivateKey(k.privateKey) }),
+      (e: unknown) => {
+        signingKey = undefined; // try again on the next request
+        throw e;
+      },
+    );
+    return signingKey;
+  };
+
+  /** The endpoint's download token: the cached one while more than half its lifetime is left, else a new one. */
+  async function downloadTokenFor(endpointId: string, site: string): Promise<string> {
+    const nowSeconds = Math.floor(now().getTime() / 1000);
+    const cached = downloadTokens.get(endpointId);
+    if (cached && cached.site === site && cached.exp - nowSeconds > DOWNLOAD_TOKEN_TTL_SECONDS / 2) return cached.token;
+    const key = await tokenSigningKey();
+    const exp = nowSeconds + DOWNLOAD_TOKEN_TTL_SECONDS;
+    const token = signDownloadToken({ sub: endpointId, site, exp }, key.privateKey);
+    tokensSigned += 1;
+    if (downloadTokens.size > 500_000) downloadTokens.clear();
+    downloadTokens.set(endpointId, { token, site, exp });
+    return token;
+  }
 
   const wakeOne = (endpointId: string) => {
     const set = waiters.get(endpointId);
@@ -355,7 +400,9 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
             const { wait } = waitQuerySchema.parse(req.query);
             seen.add(who.endpointId);
             const jobs = await poll(who.endpointId, wait);
-            const res: PollResponse = { jobs, distributionPoints: who.site ? (dpBySite.get(who.site) ?? []) : [] };
+            const distributionPoints = who.site ? (dpBySite.get(who.site) ?? []) : [];
+            const res: PollResponse = { jobs, distributionPoints };
+            if (who.site && distributionPoints.length > 0) res.downloadToken = await downloadTokenFor(who.endpointId, who.site);
             return reply.send(res);
           } catch (e) {
             return send(reply, e);
@@ -412,11 +459,13 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           }
         });
 
-        // Who a credential belongs to: distribution points check the node keys of agents asking them for files.
+        // Who a credential belongs to. Distribution points learn their name and site, and the key download tokens
+        // verify with (tokenKey); they ask about downstream points' tokens too. Node keys never reach points.
         r.get('/whoami', async (req, reply) => {
           try {
             const who = await authenticateAgentOrPoint(req);
-            const res: WhoamiResponse = who.kind === 'agent' ? { kind: 'agent', endpointId: who.endpointId, site: who.site } : who;
+            const res: WhoamiResponse =
+              who.kind === 'agent' ? { kind: 'agent', endpointId: who.endpointId, site: who.site } : { ...who, tokenKey: (await tokenSigningKey()).publicKey };
             return reply.send(res);
           } catch (e) {
             return send(reply, e);
@@ -459,7 +508,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       await refreshing;
       if (seen.size > 0) await touchEndpoints(db, [...seen], now()).catch(() => undefined);
     },
-    stats: () => ({ cachedKeys: keys.size, withWork: withWork.size, waiting: waiters.size, polls, leaseQueries }),
+    stats: () => ({ cachedKeys: keys.size, withWork: withWork.size, waiting: waiters.size, polls, leaseQueries, downloadTokensSigned: tokensSigned }),
   };
   gateways.add(gateway);
   return gateway;
