@@ -10,11 +10,14 @@ import {
   ActivityTypes,
   CloudAdapter,
   ConfigurationBotFrameworkAuthentication,
+  StatusCodes,
   TurnContext,
   type Activity,
+  type ConfigurationBotFrameworkAuthenticationOptions,
   type ConversationReference,
   type Response as BotResponse,
 } from 'botbuilder';
+import { AuthenticationError } from 'botframework-connector';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../db/client';
 import { findChatMessageByRef, removeConversation, saveConversation } from '../../db/chat';
@@ -26,18 +29,75 @@ import { ACTION, type ApprovalCardModel } from '../core/card';
 import type { CommandRunner } from '../core/command-runner';
 import type { DecisionDesk } from '../core/decisions';
 
+/**
+ * botbuilder's own endpoint settings, all of them: once one is given botbuilder takes every endpoint from
+ * these (BotFrameworkAuthenticationFactory), so a partial set would leave the others undefined.
+ */
+export type TeamsCloudSettings = Required<
+  Pick<
+    ConfigurationBotFrameworkAuthenticationOptions,
+    | 'ToBotFromChannelOpenIdMetadataUrl'
+    | 'ToBotFromChannelTokenIssuer'
+    | 'ToChannelFromBotLoginUrl'
+    | 'ToChannelFromBotOAuthScope'
+    | 'ToBotFromEmulatorOpenIdMetadataUrl'
+    | 'OAuthUrl'
+    | 'CallerId'
+  >
+>;
+
+type CredentialsFactory = NonNullable<ConstructorParameters<typeof ConfigurationBotFrameworkAuthentication>[1]>;
+
 export interface TeamsAuthOptions {
   appId?: string;
   appPassword?: string;
   tenantId?: string;
+  /**
+   * Where incoming tokens are validated against (OpenID metadata, issuer) and outgoing ones are asked for.
+   * Unset: botbuilder's public-cloud defaults (login.botframework.com, api.botframework.com). The tests
+   * point the OpenID metadata at a local issuer (test/fakes/bot-framework-issuer.ts).
+   */
+  cloud?: TeamsCloudSettings;
+  /**
+   * Where the bot's own app tokens (for replies) come from. Unset: botbuilder's
+   * ConfigurationServiceClientCredentialFactory over appId / appPassword / tenantId (MSAL,
+   * login.microsoftonline.com). It also answers which app id incoming tokens must be for.
+   */
+  credentialsFactory?: CredentialsFactory;
+}
+
+/** jsonwebtoken's refusals that botbuilder lets through as they are (TokenExpiredError it maps itself). */
+const JWT_REFUSALS = new Set(['JsonWebTokenError', 'NotBeforeError', 'TokenExpiredError']);
+
+/**
+ * botbuilder's authentication, except that a token failing jsonwebtoken's checks (a bad signature under a
+ * published key id, not valid yet) is a 401 like every other refusal: botbuilder lets those errors through
+ * and CloudAdapter answers anything but an AuthenticationError with 500.
+ */
+class TeamsBotFrameworkAuthentication extends ConfigurationBotFrameworkAuthentication {
+  override async authenticateRequest(activity: Activity, authHeader: string) {
+    try {
+      return await super.authenticateRequest(activity, authHeader);
+    } catch (e) {
+      if (e instanceof Error && JWT_REFUSALS.has(e.name)) throw new AuthenticationError(`Unauthorized. ${e.message}`, StatusCodes.UNAUTHORIZED);
+      throw e;
+    }
+  }
 }
 
 /** The CloudAdapter: JWT validation with app credentials, or local/emulator mode without them. */
 export function createTeamsAdapter(o: TeamsAuthOptions, logger: Logger): CloudAdapter {
-  const auth = new ConfigurationBotFrameworkAuthentication(
+  const auth = new TeamsBotFrameworkAuthentication(
     o.appId
-      ? { MicrosoftAppId: o.appId, MicrosoftAppPassword: o.appPassword, MicrosoftAppTenantId: o.tenantId, MicrosoftAppType: o.tenantId ? 'SingleTenant' : 'MultiTenant' }
+      ? {
+          MicrosoftAppId: o.appId,
+          MicrosoftAppPassword: o.appPassword,
+          MicrosoftAppTenantId: o.tenantId,
+          MicrosoftAppType: o.tenantId ? 'SingleTenant' : 'MultiTenant',
+          ...o.cloud,
+        }
       : {},
+    o.credentialsFactory,
   );
   const adapter = new CloudAdapter(auth);
   adapter.onTurnError = async (context, error) => {
