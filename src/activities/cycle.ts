@@ -7,7 +7,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { appendAudit } from '../db/audit';
 import type { Database } from '../db/client';
-import { DrizzleAgentJobs } from '../db/agent-jobs';
+import { applyCyclePause, DrizzleAgentJobs, NO_RELEASE_LIMITS } from '../db/agent-jobs';
 import { createCycleRow, listExceptions, recordStageChange, recordVoteRow, resolveScope, setChangeNumber } from '../db/cycles';
 import { identitiesWithRole } from '../db/identities';
 import { getPolicy } from '../db/policies';
@@ -450,8 +450,9 @@ export function createCycleActivities(deps: CycleActivityDeps) {
           return { ...c, tripped, timedOut };
         }
         // Judge first, then hand out more: a tripped wave never releases another job.
-        if (input.limits && jobs.release) {
-          for (const wave of input.waves) await jobs.release(input.cycleId, wave, input.limits);
+        // Without limits only a resume leaves held installs behind: release them all.
+        if (jobs.release) {
+          for (const wave of input.waves) await jobs.release(input.cycleId, wave, input.limits ?? NO_RELEASE_LIMITS);
         }
         await ctx.sleep(Math.max(200, Math.min(input.pollIntervalSeconds * 1000, until - now().getTime())));
       }
@@ -489,7 +490,14 @@ export function createCycleActivities(deps: CycleActivityDeps) {
     },
 
     async recordControl(input: { cycleId: string; action: string; by: string; details?: Record<string, unknown> }): Promise<void> {
-      await appendAudit(db, { actor: input.by, action: `cycle.${input.action}`, subjectType: 'cycle', subjectId: input.cycleId, details: input.details ?? {} });
+      let details = input.details ?? {};
+      if (input.action === 'paused' || input.action === 'resumed') {
+        // Mid-wave: a pause holds the installs not yet handed out; a resume lets them go again.
+        const seq = typeof details.seq === 'number' ? details.seq : undefined;
+        const r = await applyCyclePause(db, input.cycleId, input.action === 'paused', seq);
+        details = { ...details, applied: r.applied, ...(input.action === 'paused' ? { installsHeld: r.held } : {}) };
+      }
+      await appendAudit(db, { actor: input.by, action: `cycle.${input.action}`, subjectType: 'cycle', subjectId: input.cycleId, details });
     },
 
     async notifyApprovalRequest(req: ApprovalRequest): Promise<void> {

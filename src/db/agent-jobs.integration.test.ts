@@ -2,8 +2,8 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { seedFleet } from '../../test/helpers/cycle-fixtures';
-import { DrizzleAgentJobs, jobId } from './agent-jobs';
-import { agentJobs } from './schema/index';
+import { applyCyclePause, DrizzleAgentJobs, jobId, NO_RELEASE_LIMITS } from './agent-jobs';
+import { agentJobs, patchCycles } from './schema/index';
 
 let db: TestDatabase;
 let jobs: DrizzleAgentJobs;
@@ -78,5 +78,37 @@ describe('DrizzleAgentJobs', () => {
     expect(await queued()).toBe(3);
     expect(await jobs.cancelQueued('c-hold', 1)).toBe(3);
     expect(await jobs.counts('c-hold', 1, 'install')).toMatchObject({ succeeded: 2, pending: 0 });
+  });
+
+  it('a mid-wave pause holds queued installs (not rollbacks), keeps dispatch and release from handing any out, and a resume lets them go', async () => {
+    const cycleId = 'c-pause';
+    await db.db.insert(patchCycles).values({ id: cycleId, workflowId: `patch-cycle:${cycleId}`, policyName: 'default', policyVersion: 1, stage: 'DEPLOY', requestedBy: 'cli:test' });
+    const state = async (kind: 'install' | 'rollback', ep: string) =>
+      (await db.db.select({ s: agentJobs.state }).from(agentJobs).where(sql`id = ${jobId(cycleId, 1, ep, kind)}`))[0]?.s;
+    await jobs.dispatch({ cycleId, wave: 1, jobs: specs(ids.slice(0, 3)) });
+    await jobs.dispatch({ cycleId, wave: 1, jobs: [{ endpointId: ids[4]!, kind: 'rollback', payload: { patches: [] } }] });
+    await db.db.update(agentJobs).set({ state: 'leased' }).where(sql`id = ${jobId(cycleId, 1, ids[0]!, 'install')}`);
+
+    expect(await applyCyclePause(db.db, cycleId, true, 1)).toEqual({ applied: true, held: 2 });
+    expect([await state('install', ids[0]!), await state('install', ids[1]!), await state('install', ids[2]!)]).toEqual(['leased', 'held', 'held']);
+    expect(await state('rollback', ids[4]!)).toBe('queued');
+    // Still pending for the wave: a pause does not end it.
+    expect(await jobs.counts(cycleId, 1, 'install')).toMatchObject({ total: 3, pending: 3 });
+    // While paused: new installs go in held, and release hands out nothing.
+    await jobs.dispatch({ cycleId, wave: 1, jobs: specs([ids[3]!]) });
+    expect(await state('install', ids[3]!)).toBe('held');
+    expect(await jobs.release(cycleId, 1, NO_RELEASE_LIMITS)).toBe(0);
+
+    // A late, older control changes nothing; the resume (seq 2) applies, and release hands them all out.
+    expect(await applyCyclePause(db.db, cycleId, false, 2)).toEqual({ applied: true, held: 0 });
+    expect(await applyCyclePause(db.db, cycleId, true, 1)).toEqual({ applied: false, held: 0 });
+    expect(await jobs.release(cycleId, 1, NO_RELEASE_LIMITS)).toBe(3);
+    expect(await state('install', ids[3]!)).toBe('queued');
+    // With limits, a resumed wave keeps to them.
+    await applyCyclePause(db.db, cycleId, true, 3);
+    expect(await jobs.release(cycleId, 1, { concurrency: 3, batchSize: 10 })).toBe(0);
+    await applyCyclePause(db.db, cycleId, false, 4);
+    // In flight: the leased install and the queued rollback; one more makes three.
+    expect(await jobs.release(cycleId, 1, { concurrency: 3, batchSize: 10 })).toBe(1);
   });
 });

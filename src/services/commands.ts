@@ -102,7 +102,7 @@ async function run(command: Command, ctx: CommandContext): Promise<CommandResult
     }
     case 'pause':
       await svc.pause(command.cycleId, ctx.identity, command.reason);
-      return { text: `pause requested for ${command.cycleId} (takes effect before the next wave)` };
+      return { text: `pause requested for ${command.cycleId}: installs not yet handed out are held, those running finish; no further wave starts until resume` };
     case 'resume':
       await svc.resume(command.cycleId, ctx.identity);
       return { text: `resume requested for ${command.cycleId}` };

@@ -113,15 +113,17 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
   setHandler(approveCycleUpdate, (vote) => castVote(vote, 'approve'), { validator: (vote) => validateVote(vote, 'approve') });
   setHandler(rejectCycleUpdate, (vote) => castVote(vote, 'reject'), { validator: (vote) => validateVote(vote, 'reject') });
 
+  // Pause/resume also act mid-wave (recordControl holds the installs not yet handed out); `seq` orders them.
+  let pauseSeq = 0;
   setHandler(pauseCycleSignal, (c) => {
     status.paused = true;
     status.pauseReason = c.reason ?? `paused by ${c.by}`;
-    void control('paused', c.by, { reason: status.pauseReason });
+    void control('paused', c.by, { reason: status.pauseReason, seq: ++pauseSeq });
   });
   setHandler(resumeCycleSignal, (c) => {
     status.paused = false;
     delete status.pauseReason;
-    void control('resumed', c.by, {});
+    void control('resumed', c.by, { seq: ++pauseSeq });
   });
   setHandler(cancelCycleSignal, (c) => {
     cancelRequested ??= c;
@@ -465,7 +467,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
         status.paused = true;
         status.pauseReason = `wave ${w.name} reached its failure threshold: ${r.failed + r.unreachable} of ${r.total} failed (limit ${policy.failureThreshold.percent}% / ${policy.failureThreshold.count})`;
         status.reasons.push(status.pauseReason);
-        await control('paused', 'system:workflow', { reason: status.pauseReason, wave: w.index });
+        await control('paused', 'system:workflow', { reason: status.pauseReason, wave: w.index, seq: ++pauseSeq });
         await notifyActs.notifyPause({ cycleId: input.cycleId, reason: status.pauseReason, wave: w }).catch(() => undefined);
         await checkpoint(wavesDone);
         w.state = 'done';

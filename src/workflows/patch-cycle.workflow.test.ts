@@ -14,7 +14,7 @@ import { stageEvents } from '../db/cycles';
 import { CycleStage, type CycleStatus, type PatchCycleInput } from '../domain/cycle';
 import type { DeploymentPolicyInput } from '../domain/policy';
 import { createLogger } from '../logging';
-import { approveCycleUpdate, cancelCycleSignal, changeRequestStateSignal, cycleStatusQuery, rejectCycleUpdate, resumeCycleSignal, rollbackCycleSignal } from './messages';
+import { approveCycleUpdate, cancelCycleSignal, changeRequestStateSignal, cycleStatusQuery, pauseCycleSignal, rejectCycleUpdate, resumeCycleSignal, rollbackCycleSignal } from './messages';
 import { patchCycleWorkflow } from './patch-cycle';
 
 let db: TestDatabase;
@@ -313,6 +313,47 @@ describe('patchCycleWorkflow', () => {
       expect(desk.closed[0]).toMatchObject({ closeCode: 'successful' });
     } finally {
       await agent.stop();
+    }
+  });
+
+  it('a pause mid-wave holds the installs not yet handed out until resume; nothing is installed meanwhile', async () => {
+    const s = await setup({ policy: { test: { group: null } } });
+    await grantApprovers(db.db, ['cli:alice']);
+    const chat = new RecordingChatNotifier();
+    const jobsIn = (state: string) => countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install' and state = '${state}'`);
+    const until = async (what: string, ok: () => Promise<boolean>) => {
+      for (const end = Date.now() + 20_000; !(await ok()); await new Promise((r) => setTimeout(r, 100))) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    };
+    let agent: ReturnType<typeof startFakeAgent> | undefined;
+    try {
+      const result = await t.withWorker(activities(chat), async () => {
+        const h = await start(s.input);
+        await waitForStage(h, CycleStage.AWAIT_APPROVAL);
+        await h.executeUpdate(approveCycleUpdate, { args: [{ identity: 'cli:alice', channel: 'cli' }] });
+        // Wave 1 (concurrency 3, batch 2): two installs handed out, the others held by the limits. No agent yet.
+        await until('wave 1 installs to be queued', async () => (await jobsIn('queued')) === 2);
+        await h.signal(pauseCycleSignal, { by: 'cli:ops-admin', reason: 'vendor reports a regression' });
+        const wave1 = await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install' and wave = 1`);
+        await until('the queued installs to be held', async () => (await jobsIn('queued')) === 0 && (await jobsIn('held')) === wave1);
+        agent = startFakeAgent(db.db, { intervalMs: 100 });
+        await new Promise((r) => setTimeout(r, 2500)); // more than two of the wave's polls
+        expect(await jobsIn('succeeded')).toBe(0);
+        expect(await jobsIn('held')).toBe(wave1);
+        expect((await h.query(cycleStatusQuery)).paused).toBe(true);
+        await h.signal(resumeCycleSignal, { by: 'cli:ops-admin' });
+        return h.result();
+      });
+      expect(result.stage).toBe(CycleStage.COMPLETED);
+      expect(result.waves.reduce((n, w) => n + w.succeeded, 0)).toBe(8); // no test ring: all eight endpoints in the waves
+      const audit = await db.db.execute<{ action: string; details: Record<string, unknown> }>(
+        sql`select action, details from audit_log where subject_id = ${s.input.cycleId} and action in ('cycle.paused', 'cycle.resumed') order by id`,
+      );
+      expect(audit.rows).toEqual([
+        { action: 'cycle.paused', details: { reason: 'vendor reports a regression', seq: 1, applied: true, installsHeld: 2 } },
+        { action: 'cycle.resumed', details: { seq: 2, applied: true } },
+      ]);
+    } finally {
+      await agent?.stop();
     }
   });
 });

@@ -221,6 +221,10 @@ export const patchCycles = pgTable(
     changeNumber: text(),
     reason: text(),
     summary: jsonb().$type<Record<string, unknown>>(),
+    /** Paused by an admin or the failure threshold: queued installs are held and none is handed out until resumed. */
+    paused: boolean().notNull().default(false),
+    /** The workflow's count of pause/resume controls: an older control arriving late never undoes a newer one. */
+    pauseSeq: integer().notNull().default(0),
     createdAt: createdAt(),
     updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     completedAt: timestamp({ withTimezone: true }),
