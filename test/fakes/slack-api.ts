@@ -25,8 +25,15 @@ export interface FakeSlackApi {
   /** The next call of `method` answers `{ ok: false, error }`. */
   failNext(method: string, error: string): void;
   reset(): void;
+  /** Answer `method` with `answer` ahead of the built-in answers (failNext still applies); for fakes built on this one. */
+  handle(method: string, answer: SlackApiAnswer): void;
+  /** The HTTP server, for fakes that take WebSocket upgrades on the same port (Socket Mode). */
+  server: Server;
   close(): Promise<void>;
 }
+
+/** Answers one Web API call; `token` is the caller's (Authorization: Bearer, or the `token` field). */
+export type SlackApiAnswer = (args: Record<string, unknown>, token: string) => Record<string, unknown>;
 
 const BOT_USER = 'U0BOT00001';
 const BOT_ID = 'B0BOT00001';
@@ -62,6 +69,7 @@ function parseArgs(body: string, contentType: string): Record<string, unknown> {
 export async function startFakeSlackApi(): Promise<FakeSlackApi> {
   const calls: SlackApiCall[] = [];
   const failures = new Map<string, string[]>();
+  const handlers = new Map<string, SlackApiAnswer>();
   const waiters: Array<() => void> = [];
   let seq = 0;
   const nextTs = () => {
@@ -69,9 +77,11 @@ export async function startFakeSlackApi(): Promise<FakeSlackApi> {
     return `${Math.floor(Date.now() / 1000)}.${String(seq).padStart(6, '0')}`;
   };
 
-  const answer = (method: string, args: Record<string, unknown>): Record<string, unknown> => {
+  const answer = (method: string, args: Record<string, unknown>, token: string): Record<string, unknown> => {
     const failing = failures.get(method);
     if (failing?.length) return { ok: false, error: failing.shift() };
+    const handler = handlers.get(method);
+    if (handler) return handler(args, token);
     const channel = typeof args.channel === 'string' ? args.channel : undefined;
     switch (method) {
       case 'auth.test':
@@ -121,7 +131,7 @@ export async function startFakeSlackApi(): Promise<FakeSlackApi> {
       const auth = req.headers.authorization;
       const token = auth?.startsWith('Bearer ') ? auth.slice(7) : typeof args.token === 'string' ? args.token : undefined;
       calls.push({ method, args, token, at: Date.now() });
-      const out = token ? answer(method, args) : { ok: false, error: 'not_authed' };
+      const out = token ? answer(method, args, token) : { ok: false, error: 'not_authed' };
       waiters.splice(0).forEach((w) => w());
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(out));
     })().catch((e: unknown) => {
@@ -159,6 +169,10 @@ export async function startFakeSlackApi(): Promise<FakeSlackApi> {
     reset() {
       calls.length = 0;
     },
+    handle(method, answerWith) {
+      handlers.set(method, answerWith);
+    },
+    server,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

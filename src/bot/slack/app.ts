@@ -5,6 +5,7 @@
  */
 import { App, LogLevel, type Logger as BoltLogger } from '@slack/bolt';
 import type { Db } from '../../db/client';
+import { CodedError, ErrorCode } from '../../domain/errors';
 import { findChatMessageByRef } from '../../db/chat';
 import { hasRole } from '../../db/identities';
 import type { Logger } from '../../logging';
@@ -32,6 +33,11 @@ export interface SlackBotOptions {
   channel: SlackChatChannel;
   logger: Logger;
   ackTimeoutMs?: number;
+  /**
+   * Socket Mode: how long start() waits for Slack's hello before giving up. @slack/socket-mode itself retries an
+   * unreachable Slack for a very long time, which would leave startup hanging without a word.
+   */
+  connectTimeoutMs?: number;
 }
 
 export interface SlackBot {
@@ -64,6 +70,27 @@ function boltLogger(logger: Logger): BoltLogger {
 
 export function slackIdentity(userId: string): string {
   return `slack:${userId}`;
+}
+
+/**
+ * Why Socket Mode could not start, said so that the operator can act: Slack's answer to apps.connections.open
+ * (invalid_auth, not_allowed_token_type, …: @slack/socket-mode gives up on these) points at SLACK_APP_TOKEN;
+ * anything else is the way to Slack.
+ */
+export function socketModeStartError(e: unknown, apiUrl: string | undefined): CodedError {
+  const err = e as { code?: unknown; data?: { error?: unknown }; message?: unknown };
+  if (err?.code === 'slack_webapi_platform_error' && typeof err.data?.error === 'string') {
+    return new CodedError(
+      ErrorCode.ConfigInvalid,
+      `Slack refused the Socket Mode connection: apps.connections.open answered ${err.data.error}. SLACK_APP_TOKEN must be an app-level token (xapp-…) of this Slack app with the connections:write scope (Basic Information → App-Level Tokens) and Socket Mode must be on in the app's settings; or unset SLACK_APP_TOKEN to take Slack over HTTP at /slack/events.`,
+      { cause: e },
+    );
+  }
+  return new CodedError(
+    ErrorCode.DependencyDown,
+    `Slack Socket Mode could not connect: ${String(err?.message ?? e)}. Check that this host reaches ${apiUrl ?? 'https://slack.com/api/'} and Slack's WebSocket hosts (wss://*.slack.com, port 443).`,
+    { cause: e, retryable: true },
+  );
 }
 
 export function createSlackBot(o: SlackBotOptions): SlackBot {
@@ -198,7 +225,22 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
     routes: receiver?.routes(),
     mode: socket ? 'socket' : 'http',
     async start() {
-      if (socket) await app.start();
+      if (!socket) return;
+      const ms = o.connectTimeoutMs ?? 30_000;
+      const starting = app.start();
+      starting.catch(() => undefined); // settled below, or abandoned after the timeout
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`no connection within ${ms / 1000} s`)), ms);
+      });
+      try {
+        await Promise.race([starting, timeout]);
+      } catch (e) {
+        await app.stop().catch(() => undefined);
+        throw socketModeStartError(e, o.apiUrl);
+      } finally {
+        clearTimeout(timer);
+      }
     },
     async stop() {
       if (socket) await app.stop();
