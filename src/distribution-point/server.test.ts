@@ -128,7 +128,7 @@ describe('distribution point: filling and serving', () => {
 });
 
 describe('distribution point: who may fetch', () => {
-  it.each([
+  it.each<[string, number, () => string | null, RegExp | null]>([
     ['no credentials', 401, () => null, /missing credentials/],
     ['an unknown key', 401, () => 'forged-key', /unknown or revoked/],
     ["an agent's node key (never taken, even one the upstream knows)", 401, () => 'key-a', /do not take node keys/],
@@ -140,7 +140,7 @@ describe('distribution point: who may fetch', () => {
     ['a token of its site', 200, () => tokenFor(), null],
     ['a token expired less than the 60 s clock skew ago', 200, () => tokenFor({ exp: inSeconds(-30) }), null],
     ['a downstream distribution point', 200, () => DP2_TOKEN, null],
-  ] as const)('%s → %i', async (_name, status, key, message) => {
+  ])('%s → %i', async (_name, status, key, message) => {
     const { dp } = await start();
     const r = await get(dp, goodSha, key());
     expect(r.status).toBe(status);
@@ -213,6 +213,20 @@ describe('distribution point: who may fetch', () => {
     expect((await get(dp, goodSha, DP2_TOKEN)).status).toBe(200);
     expect((await get(dp, goodSha, tokenFor())).status).toBe(200);
     expect((await get(dp, goodSha, 'never-seen')).status).toBe(503);
+  });
+
+  it('keeps the key it has while the upstream is away, but stops serving once the upstream refuses its own token', async () => {
+    const { dp } = await start({ keyRefreshMs: 50 });
+    await (await get(dp, goodSha)).arrayBuffer(); // cached: the file needs no upstream
+    upstreamDown = true;
+    await new Promise((r) => setTimeout(r, 120)); // the key is due again, and cannot be had
+    expect((await get(dp, goodSha)).status).toBe(200);
+    upstreamDown = false;
+    who.set('dp-token-replaced', { kind: 'distribution-point', name: 'dp3', site: 'branch-1' });
+    const { dp: replaced } = await start({ token: 'dp-token-replaced', keyRefreshMs: 50 });
+    expect((await get(replaced, goodSha)).status).toBe(200);
+    who.delete('dp-token-replaced'); // registered again elsewhere: this token is dead
+    await expect.poll(async () => (await get(replaced, goodSha)).status, { timeout: 3000, interval: 50 }).toBe(502);
   });
 
   it('a point behind a point gets the key passed on and verifies tokens itself', async () => {

@@ -89,6 +89,8 @@ class DpError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The upstream refused this point's own token: no earlier answer may stand in. */
+    readonly ownTokenRefused = false,
   ) {
     super(message);
   }
@@ -234,7 +236,7 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
       throw new DpError(503, 'UPSTREAM', `the upstream ${upstream} cannot be reached for this point's identity and the download-token key (${(e as Error).message})`);
     }
     if (res.status === 401) {
-      throw new DpError(502, 'UPSTREAM', 'the upstream refused this distribution point\'s token: register it again (`patchops distribution-point-register`) and restart it with the new token');
+      throw new DpError(502, 'UPSTREAM', 'the upstream refused this distribution point\'s token: register it again (`patchops distribution-point-register`) and restart it with the new token', true);
     }
     if (!res.ok) throw new DpError(503, 'UPSTREAM', `the upstream ${upstream} answered ${res.status} when asked for this point's identity and the download-token key`);
     const me = whoamiResponseSchema.parse(await res.json());
@@ -257,7 +259,7 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
       .then(
         (me) => (known = me),
         (e: unknown) => {
-          if (!known || (e instanceof DpError && e.status === 502 && e.message.includes('refused'))) throw e;
+          if (!known || (e instanceof DpError && e.ownTokenRefused)) throw e;
           o.log.warn({ err: (e as Error).message }, 'distribution point: could not refresh the download-token key; using the one it has');
           known = { ...known, at: Date.now() - keyRefreshMs + Math.min(keyRefreshMs, 30_000) }; // ask again in 30 s
           return known;
