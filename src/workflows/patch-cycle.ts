@@ -10,6 +10,7 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -235,6 +236,50 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     return { succeeded: r.succeeded, total: r.total };
   }
 
+  /**
+   * SCHEDULED with a change request: waits for the planned start while following the change. The change
+   * manager may move the window (the wait follows it, never before the cycle's own notBefore) or cancel or
+   * reject the change (the cycle ends CANCELLED, nothing deployed). Changes arrive by webhook signal, or by
+   * polling ServiceNow every `pollSeconds`. Returns the start it waited for.
+   */
+  async function waitScheduled(changeNumber: string, plannedStart: string, pollSeconds: number): Promise<string> {
+    let at = plannedStart;
+    let seen = changeSeq;
+    for (;;) {
+      const wait = Date.parse(at) - Date.now();
+      if (wait <= 0 || interrupted()) return at;
+      const signalled = await condition(() => changeSeq !== seen || interrupted(), Math.min(wait, pollSeconds * 1000));
+      if (interrupted()) return at;
+      if (!signalled && Date.parse(at) > Date.now()) {
+        const polled = await acts.getChangeState({ changeNumber });
+        if (polled && (polled.state !== changeEvent?.state || polled.approval !== changeEvent?.approval || polled.plannedStart !== changeEvent?.plannedStart)) {
+          changeEvent = polled;
+          status.changeState = polled.state;
+          changeSeq += 1;
+        }
+      }
+      if (changeSeq === seen) continue;
+      seen = changeSeq;
+      const ev = changeEvent;
+      if (ev?.state === 'canceled' || ev?.approval === 'rejected') {
+        throw new CycleEnded(
+          CycleStage.CANCELLED,
+          `change ${changeNumber} ${ev.state === 'canceled' ? 'was cancelled' : 'was rejected'} while scheduled${ev.by ? ` by ${ev.by}` : ''}${ev.reason ? `: ${ev.reason}` : ''}`,
+        );
+      }
+      if (ev?.plannedStart) {
+        const next = input.notBefore && Date.parse(input.notBefore) > Date.parse(ev.plannedStart) ? input.notBefore : ev.plannedStart;
+        if (Date.parse(next) !== Date.parse(at)) {
+          status.reasons.push(`change ${changeNumber} rescheduled: deploying from ${next} (was ${at})`);
+          await control('rescheduled', ev.by ?? 'servicenow', { changeNumber, from: at, to: next });
+          at = next;
+          status.nextWindow = { start: at, end: at };
+          status.updatedAt = iso();
+        }
+      }
+    }
+  }
+
   /** Between steps: serve single-endpoint rollbacks, honour cancel / rollback, wait while paused. */
   async function checkpoint(wavesDone: number[]): Promise<void> {
     while (endpointRollbacks.length > 0) {
@@ -439,8 +484,12 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     await setStage(CycleStage.SCHEDULED, notBefore ? `deploying from ${notBefore}` : 'deploying now', notBefore ? { notBefore } : {});
     if (notBefore) {
       status.nextWindow = { start: notBefore, end: notBefore };
-      const wait = Date.parse(notBefore) - Date.now();
-      if (wait > 0) await condition(interrupted, wait);
+      if (status.changeNumber && start.changeDesk && patched('scheduled-follows-change')) {
+        notBefore = await waitScheduled(status.changeNumber, notBefore, policy.change.pollSeconds);
+      } else {
+        const wait = Date.parse(notBefore) - Date.now();
+        if (wait > 0) await condition(interrupted, wait);
+      }
     }
     await checkpoint(wavesDone);
 

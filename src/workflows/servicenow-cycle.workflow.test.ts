@@ -200,4 +200,55 @@ describe('a cycle whose policy requires a normal change', () => {
       s.mailer.close();
     }
   });
+
+  it('follows the change while scheduled: a moved window moves the deployment, a cancellation ends the cycle', async () => {
+    const fake = new ServiceNowFake();
+    const moved = await setup(fake, { webhook: true });
+    const cancelled = await setup(fake, { webhook: true });
+    const agent = startFakeAgent(db.db);
+    const inAMinute = () => {
+      const d = new Date(Date.now() + 60_000);
+      d.setMilliseconds(0);
+      return d;
+    };
+    try {
+      // One worker serves both cycles (the activities of the first setup; the desks are alike).
+      const [a, b] = await t.withWorker(moved.activities, async () => {
+        const ha = await start(moved.input);
+        const hb = await start(cancelled.input);
+        const scheduled = async (h: typeof ha) => {
+          const waiting = await waitFor(h, (st) => st.stage === CycleStage.AWAIT_APPROVAL && Boolean(st.changeNumber));
+          const far = inAMinute();
+          await fake.reschedule(waiting.changeNumber!, far.toISOString(), new Date(far.getTime() + 3_600_000).toISOString());
+          await fake.approve(waiting.changeNumber!, 'cab.chair');
+          const st = await waitFor(h, (x) => x.stage === CycleStage.SCHEDULED && x.nextWindow?.start === far.toISOString());
+          return { changeNumber: st.changeNumber!, far };
+        };
+        const sa = await scheduled(ha);
+        const sb = await scheduled(hb);
+        // The CAB pulls the first change forward to three seconds from now.
+        const soon = new Date(Date.now() + 3000);
+        soon.setMilliseconds(0);
+        await fake.reschedule(sa.changeNumber, soon.toISOString(), new Date(soon.getTime() + 3_600_000).toISOString(), 'cab.chair');
+        // …and cancels the second.
+        expect(await fake.cancel(sb.changeNumber, 'Freeze for the audit', 'cab.chair')).toBe(200);
+        const rb = await hb.result();
+        const ra = await ha.result();
+        const deploying = (await stageEvents(db.db, moved.input.cycleId)).find((e) => e.stage === CycleStage.DEPLOYING)!;
+        expect(Date.parse(deploying.at)).toBeGreaterThanOrEqual(soon.getTime());
+        expect(Date.parse(deploying.at)).toBeLessThan(sa.far.getTime());
+        return [ra, rb];
+      });
+      expect(a.stage).toBe(CycleStage.COMPLETED);
+      expect(a.reasons.some((r) => /rescheduled: deploying from/.test(r))).toBe(true);
+      expect(b.stage).toBe(CycleStage.CANCELLED);
+      expect(b.outcome).toMatch(/was cancelled while scheduled by servicenow:cab\.chair: Freeze for the audit/);
+      expect(await countRows(db.db, 'agent_jobs', `cycle_id = '${cancelled.input.cycleId}' and wave >= 1`)).toBe(0);
+    } finally {
+      await agent.stop();
+      await fake.stop();
+      moved.mailer.close();
+      cancelled.mailer.close();
+    }
+  }, 90_000);
 });
