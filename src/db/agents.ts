@@ -552,21 +552,46 @@ export async function publishManifest(
   db: Db,
   box: SecretBox,
   files: ManifestBody['files'],
-  opts: { ttlHours?: number; now?: Date } = {},
+  opts: { ttlHours?: number; now?: Date; onlyIfLatestIs?: number } = {},
 ): Promise<SignedManifest & { version: number }> {
   const key = await activeSigningKey(db, box);
   const now = opts.now ?? new Date();
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(74202)`);
     const [last] = await tx.select({ version: repositoryManifests.version }).from(repositoryManifests).orderBy(desc(repositoryManifests.version)).limit(1);
+    if (opts.onlyIfLatestIs !== undefined && (last?.version ?? 0) !== opts.onlyIfLatestIs) throw new CodedError(ErrorCode.Conflict, `manifest version ${last?.version ?? 0} was published meanwhile`);
     const version = (last?.version ?? 0) + 1;
     const expiresAt = new Date(now.getTime() + (opts.ttlHours ?? 24 * 7) * 3600_000);
     const body = JSON.stringify({ version, expiresAt: expiresAt.toISOString(), files } satisfies ManifestBody);
     const signature = sign(null, Buffer.from(body, 'utf8'), key.privateKey).toString('base64');
-    await tx.insert(repositoryManifests).values({ version, body, signature, keyId: key.id, files, expiresAt });
+    await tx.insert(repositoryManifests).values({ version, body, signature, keyId: key.id, files, expiresAt, createdAt: now });
     return { version, body, signature, keyId: key.id };
   });
 }
+
+/**
+ * Keeps the repository's manifest from expiring: when the latest one has used half its lifetime, the same files
+ * are published again under a new version with the same lifetime (agents refuse expired manifests, and nobody
+ * should have to run `repo add` weekly just to keep third-party installs working). Several server processes may
+ * call this: only one re-signs a given version. Returns the new version, or null when nothing was due.
+ */
+export async function refreshManifestIfDue(db: Db, box: SecretBox, now: Date): Promise<{ version: number; expiresAt: string } | null> {
+  const [row] = await db.select().from(repositoryManifests).orderBy(desc(repositoryManifests.version)).limit(1);
+  if (!row) return null;
+  const lifetimeMs = row.expiresAt.getTime() - row.createdAt.getTime();
+  if (lifetimeMs <= 0 || row.expiresAt.getTime() - now.getTime() > lifetimeMs / 2) return null;
+  try {
+    const m = await publishManifest(db, box, row.files, { ttlHours: lifetimeMs / 3600_000, now, onlyIfLatestIs: row.version });
+    const expiresAt = manifestBodyExpiry(m.body);
+    await appendAudit(db, { actor: 'system:server', action: 'repository.manifest.refreshed', subjectType: 'manifest', subjectId: String(m.version), details: { previous: row.version, expiresAt, files: row.files.length } });
+    return { version: m.version, expiresAt };
+  } catch (e) {
+    if (e instanceof CodedError && e.code === ErrorCode.Conflict) return null; // another process re-signed it first
+    throw e;
+  }
+}
+
+const manifestBodyExpiry = (body: string): string => (JSON.parse(body) as { expiresAt: string }).expiresAt;
 
 export async function latestManifest(db: Db): Promise<SignedManifest | null> {
   const [row] = await db.select().from(repositoryManifests).orderBy(desc(repositoryManifests.version)).limit(1);

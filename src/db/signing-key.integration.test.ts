@@ -2,8 +2,8 @@ import { generateKeyPairSync, verify } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
-import { activeSigningKey, publishManifest } from './agents';
-import { manifestSigningKeys } from './schema/index';
+import { activeSigningKey, latestManifest, publishManifest, refreshManifestIfDue } from './agents';
+import { manifestSigningKeys, repositoryManifests } from './schema/index';
 import { SecretBox } from './secret-box';
 
 let tdb: TestDatabase;
@@ -41,5 +41,26 @@ describe('the manifest-signing key at rest', () => {
     const [row] = await tdb.db.select().from(manifestSigningKeys).where(eq(manifestSigningKeys.id, legacy!.id));
     expect(row!.privateKey).toMatch(/^enc:v1:/);
     expect(box.open(row!.privateKey)).toBe(privateKey);
+  });
+
+  it('the manifest is re-signed with the same files once half its lifetime is gone, once across concurrent servers', async () => {
+    const box = SecretBox.ephemeral();
+    await tdb.db.delete(repositoryManifests);
+    await tdb.db.update(manifestSigningKeys).set({ active: false });
+    const key = await activeSigningKey(tdb.db, box);
+    const files = [{ name: 'Firefox Setup 141.0.msi', sha256: 'b'.repeat(64), size: 73_400_320 }];
+    const t0 = new Date();
+    const first = await publishManifest(tdb.db, box, files, { ttlHours: 2, now: t0 });
+    const at = (min: number) => new Date(t0.getTime() + min * 60_000);
+    expect(await refreshManifestIfDue(tdb.db, box, at(59))).toBeNull();
+    const [a, b] = await Promise.all([refreshManifestIfDue(tdb.db, box, at(61)), refreshManifestIfDue(tdb.db, box, at(61))]);
+    const made = [a, b].filter((x) => x !== null);
+    expect(made).toHaveLength(1);
+    expect(made[0]).toEqual({ version: first.version + 1, expiresAt: at(61 + 120).toISOString() });
+    const latest = (await latestManifest(tdb.db))!;
+    expect(JSON.parse(latest.body)).toEqual({ version: first.version + 1, expiresAt: at(181).toISOString(), files });
+    expect(verify(null, Buffer.from(latest.body), key.publicKey, Buffer.from(latest.signature, 'base64'))).toBe(true);
+    // Fresh again: nothing due until half of the new lifetime is gone.
+    expect(await refreshManifestIfDue(tdb.db, box, at(62))).toBeNull();
   });
 });

@@ -38,6 +38,7 @@ import {
   activeSigningKey,
   leaseJobs,
   putInventory,
+  refreshManifestIfDue,
   recordJobResult,
   renewJobLease,
   sha256Hex,
@@ -70,6 +71,8 @@ export interface AgentGatewayOptions {
   leaseDeadlineGraceSeconds?: number;
   /** How often the distribution points per site are read again (default 30 s). */
   distributionPointsRefreshMs?: number;
+  /** How often to check whether the repository manifest needs re-signing before it expires (default 10 min). */
+  manifestRefreshMs?: number;
   /** How often the "has work" set, revocations and last-seen are synced with the database. */
   refreshMs?: number;
   /** Longest long-poll an agent may ask for. */
@@ -151,6 +154,8 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const waiters = new Map<string, Set<() => void>>();
   let dpBySite = new Map<string, string[]>();
   const dpRefreshMs = o.distributionPointsRefreshMs ?? 30_000;
+  const manifestRefreshMs = o.manifestRefreshMs ?? 10 * 60_000;
+  let manifestCheckedAt = -Infinity;
   let dpLoadedAt = -Infinity;
   let siteCursor: number | undefined;
   let revokedCursor = new Date(0);
@@ -234,6 +239,15 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       }
     } catch (err) {
       log.warn({ err }, 'agent gateway: could not refresh sites and distribution points');
+    }
+    if (Date.now() - manifestCheckedAt >= manifestRefreshMs) {
+      manifestCheckedAt = Date.now();
+      try {
+        const m = await refreshManifestIfDue(db, o.secretBox, now());
+        if (m) log.info({ version: m.version, expiresAt: m.expiresAt }, 'repository manifest re-signed before it expires');
+      } catch (err) {
+        log.warn({ err }, 'agent gateway: could not re-sign the repository manifest; will retry');
+      }
     }
   }
 
