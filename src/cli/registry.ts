@@ -32,6 +32,8 @@ export const MODULE_OF: Record<string, CommandModule> = {
   'enroll-secret': 'agent',
   agents: 'agent',
   'repo-add': 'agent',
+  repo: 'agent',
+  'distribution-points': 'agent',
   doctor: 'doctor',
   users: 'dashboard',
   report: 'dashboard',

@@ -14,6 +14,7 @@ import {
   agentEnrollSecrets,
   agentJobs,
   agentNodeKeys,
+  auditLog,
   distributionPoints,
   endpointPatches,
   endpoints,
@@ -626,4 +627,109 @@ export async function distributionPointsBySite(db: Db): Promise<Map<string, stri
   const out = new Map<string, string[]>();
   for (const r of rows) out.set(r.site, [...(out.get(r.site) ?? []), r.url]);
   return out;
+}
+
+export interface DistributionPointSummary {
+  name: string;
+  site: string;
+  url: string;
+  /** When the point was first registered under this name (re-registering keeps it). */
+  registeredAt: string;
+  /** Who registered it, from the audit log; null when the log has no entry for it. */
+  registeredBy: string | null;
+  /** The last time its token was replaced by registering the name again, and by whom; null when never. */
+  tokenReissued: { at: string; by: string } | null;
+  /** False for a point registered before points had tokens: it cannot authenticate until registered again. */
+  hasToken: boolean;
+}
+
+/** Every registered distribution point, by site then name, with who registered it (read from the audit log). */
+export async function listDistributionPoints(db: Db): Promise<DistributionPointSummary[]> {
+  const rows = await db.select().from(distributionPoints).orderBy(distributionPoints.site, distributionPoints.name);
+  if (rows.length === 0) return [];
+  const entries = await db
+    .select({ action: auditLog.action, subjectId: auditLog.subjectId, actor: auditLog.actor, at: auditLog.at })
+    .from(auditLog)
+    .where(and(eq(auditLog.subjectType, 'distribution_point'), inArray(auditLog.subjectId, rows.map((r) => r.name))))
+    .orderBy(auditLog.id);
+  return rows.map((r) => {
+    // The registrations since the name was last removed: the first made the point, later ones replaced its token.
+    let registrations: typeof entries = [];
+    for (const e of entries) {
+      if (e.subjectId !== r.name) continue;
+      if (e.action === 'distribution_point.removed') registrations = [];
+      else if (e.action === 'distribution_point.registered') registrations.push(e);
+    }
+    const last = registrations.length > 1 ? registrations.at(-1)! : null;
+    return {
+      name: r.name,
+      site: r.site,
+      url: r.url,
+      registeredAt: r.createdAt.toISOString(),
+      registeredBy: registrations[0]?.actor ?? null,
+      tokenReissued: last ? { at: last.at.toISOString(), by: last.actor } : null,
+      hasToken: r.tokenHash !== null,
+    };
+  });
+}
+
+/**
+ * Removes a distribution point: its token is refused from then on (gateways re-read a cached token within their
+ * token cache time) and agents of its site are no longer offered it (from the gateways' next reload of the list).
+ * NotFound when no point has that name.
+ */
+export async function removeDistributionPoint(db: Db, name: string, by = 'system'): Promise<{ name: string; site: string; url: string }> {
+  return db.transaction(async (tx) => {
+    const t = tx as unknown as Db;
+    const [row] = await t.delete(distributionPoints).where(eq(distributionPoints.name, name)).returning({ name: distributionPoints.name, site: distributionPoints.site, url: distributionPoints.url });
+    if (!row) throw new CodedError(ErrorCode.NotFound, `no distribution point named "${name}"; see \`patchops distribution-points list\``);
+    await appendAudit(t, { actor: by, action: 'distribution_point.removed', subjectType: 'distribution_point', subjectId: row.name, details: { url: row.url, site: row.site } });
+    return row;
+  });
+}
+
+/**
+ * Publishes a new signed manifest without the files named by `refs` (a file name, or a full sha256) and returns it
+ * with the removed entries and the remaining ones. All or nothing: NotFound when a ref is not in the latest manifest
+ * (or none was published), Conflict when a name stands for several files (give the sha256); then nothing is published.
+ * Holds the manifest publishing lock from reading the latest manifest to publishing, so no concurrent publish is lost.
+ */
+export async function removeManifestFiles(
+  db: Db,
+  box: SecretBox,
+  refs: string[],
+  opts: { ttlHours?: number; now?: Date; by?: string } = {},
+): Promise<{ version: number; previousVersion: number; removed: ManifestBody['files']; files: ManifestBody['files'] }> {
+  return db.transaction(async (tx) => {
+    const t = tx as unknown as Db;
+    // The lock publishManifest takes (advisory locks are re-entrant within a session, so its own take succeeds).
+    await t.execute(sql`select pg_advisory_xact_lock(74202)`);
+    const latest = await latestManifest(t);
+    if (!latest) throw new CodedError(ErrorCode.NotFound, 'no repository manifest has been published yet: there are no files to remove');
+    const prev = JSON.parse(latest.body) as ManifestBody;
+    const drop = new Set<string>();
+    const unknown: string[] = [];
+    for (const ref of refs) {
+      const bySha = /^[0-9a-f]{64}$/i.test(ref) ? prev.files.filter((f) => f.sha256 === ref.toLowerCase()) : [];
+      const matches = bySha.length > 0 ? bySha : prev.files.filter((f) => f.name === ref);
+      if (matches.length === 0) unknown.push(ref);
+      else if (matches.length > 1) {
+        throw new CodedError(ErrorCode.Conflict, `${matches.length} files are named "${ref}" (${matches.map((f) => f.sha256).join(', ')}): give the sha256 of the one to remove. Nothing was removed.`);
+      } else drop.add(matches[0]!.sha256);
+    }
+    if (unknown.length > 0) {
+      throw new CodedError(ErrorCode.NotFound, `not in manifest version ${prev.version}: ${unknown.map((r) => `"${r}"`).join(', ')}; see \`patchops repo list\`. Nothing was removed and no manifest published.`);
+    }
+    const removed = prev.files.filter((f) => drop.has(f.sha256));
+    const files = prev.files.filter((f) => !drop.has(f.sha256));
+    const m = await publishManifest(t, box, files, { ttlHours: opts.ttlHours, now: opts.now });
+    await appendAudit(t, {
+      actor: opts.by ?? 'system',
+      action: 'repository.files_removed',
+      subjectType: 'manifest',
+      subjectId: String(m.version),
+      details: { previous: prev.version, removed: removed.map((f) => ({ name: f.name, sha256: f.sha256 })) },
+    });
+    return { version: m.version, previousVersion: prev.version, removed, files };
+  });
 }

@@ -1,6 +1,6 @@
 /**
  * The agent-area verbs of the real `patchops` CLI process — `enroll-secret add|list|revoke`, `agents list|revoke`,
- * `repo-add`, `agent --defer-reboot` — checked through their own output, the database, and an agent gateway
+ * `repo-add`, `repo add|list|remove`, `distribution-points list|remove`, `agent --defer-reboot` — checked through their own output, the database, and an agent gateway
  * (the real routes, in process) that the enrolments, polls, manifest and file downloads go through.
  */
 import { execFile } from 'node:child_process';
@@ -8,17 +8,17 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StateStore } from '../../src/agent/state';
 import { verifyManifest } from '../../src/agent/verify';
-import { addEnrollSecret, endpointForKey, latestManifest } from '../../src/db/agents';
-import { agentEnrollSecrets } from '../../src/db/schema/index';
+import { addEnrollSecret, endpointForKey, latestManifest, publishManifest } from '../../src/db/agents';
+import { agentEnrollSecrets, auditLog } from '../../src/db/schema/index';
 import { createLogger } from '../../src/logging';
 import { createAgentGateway, type AgentGateway } from '../../src/server/agent-gateway';
 import { buildServer } from '../../src/server/app';
-import type { EnrollResponse, ManifestBody, SignedManifest } from '../../src/shared/agent-protocol';
+import type { EnrollResponse, ManifestBody, PollResponse, SignedManifest } from '../../src/shared/agent-protocol';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { secretBoxFor } from '../../src/db/secret-box';
 
@@ -193,6 +193,139 @@ describe('patchops repo-add', () => {
     expect(missing.stdout).toBe('');
     await expect(fs.access(path.join(dataDir, 'repository', sha256(fresh)))).rejects.toThrow(/ENOENT/);
     expect(JSON.parse((await latestManifest(db.db))!.body)).toMatchObject({ version: v1 + 1 });
+    await fs.rm(dir, { recursive: true, force: true });
+  }, 120_000);
+});
+
+describe('patchops distribution-points', () => {
+  it('list shows registered points; remove audits it, a fresh gateway refuses its token and stops offering it to its site, unknown names fail', async () => {
+    const register = async (name: string, site: string) => {
+      const out = await ok(['distribution-point-register', '--name', name, '--url', `http://${name}.cli.example:8081`, '--site', site]);
+      const token = /shown only now[^\n]*:\n\n {2}(\S+)\n/.exec(out)?.[1];
+      expect(token, out).toMatch(/^[\w-]{40,}$/);
+      return token!;
+    };
+    const [tokenA, tokenB] = await Promise.all([register('dp-cli-a', 'cli-a'), register('dp-cli-b', 'cli-b')]);
+    const user = `cli:${os.userInfo().username}`;
+    const row = (out: string, name: string) => out.split('\n').find((l) => l.startsWith(`${name} `));
+    const listed = await ok(['distribution-points', 'list']);
+    expect(row(listed, 'dp-cli-a'), listed).toMatch(new RegExp(`^dp-cli-a\\s+site cli-a\\s+http://dp-cli-a\\.cli\\.example:8081\\s+registered \\d{4}-\\d\\d-\\d\\dT\\S+ by ${user}$`));
+    expect(row(listed, 'dp-cli-b'), listed).toMatch(/^dp-cli-b\s+site cli-b\s+http:\/\/dp-cli-b\.cli\.example:8081\s+registered \S+ by cli:/);
+    expect(listed).not.toContain(tokenA);
+
+    // The shared gateway checks A's token now and trusts it from its cache afterwards; a fresh gateway (quick to
+    // reload the list of points) offers A to an agent of site cli-a.
+    const whoami = (server: FastifyInstance, token: string) => server.inject({ method: 'GET', url: '/agent/v1/whoami', headers: { authorization: `Bearer ${token}` } });
+    expect((await whoami(app, tokenA)).json()).toMatchObject({ kind: 'distribution-point', name: 'dp-cli-a', site: 'cli-a' });
+    const fresh = createAgentGateway({ database: db, secretBox: await secretBoxFor({ dataDir }), logger: createLogger('silent'), refreshMs: 100, distributionPointsRefreshMs: 100 });
+    const freshApp = await buildServer({ logger: createLogger('silent'), health: [], routes: [fresh.routes] });
+    try {
+      const { secret } = await addEnrollSecret(db.db, { name: 'for-dp' });
+      const res = await freshApp.inject({ method: 'POST', url: '/agent/v1/enroll', payload: { enrollSecret: secret, machineId: `cli-machine-${randomUUID()}`, hostname: 'cli-branch-01', osFamily: 'linux', site: 'cli-a' } });
+      expect(res.statusCode, res.body).toBe(200);
+      const { nodeKey } = res.json<EnrollResponse>();
+      const offered = async (want: number) => {
+        let points: string[] = [];
+        for (let i = 0; i < 50; i++) {
+          const poll = await freshApp.inject({ method: 'GET', url: '/agent/v1/jobs?wait=0', headers: { authorization: `Bearer ${nodeKey}` } });
+          points = poll.json<PollResponse>().distributionPoints ?? [];
+          if (points.length === want) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return points;
+      };
+      expect(await offered(1)).toEqual(['http://dp-cli-a.cli.example:8081']);
+
+      const removed = await ok(['distribution-points', 'remove', 'dp-cli-a']);
+      expect(removed).toMatch(/^distribution point dp-cli-a \(site cli-a, http:\/\/dp-cli-a\.cli\.example:8081\) removed\. Servers refuse its token within 30 s .* agents of site cli-a stop being offered it within 30 s /);
+      const after = await ok(['distribution-points', 'list']);
+      expect(row(after, 'dp-cli-a'), after).toBeUndefined();
+      expect(row(after, 'dp-cli-b'), after).toBeTruthy();
+
+      expect((await whoami(app, tokenA)).statusCode).toBe(200); // the shared gateway's cache: the delay the output names
+      expect((await whoami(freshApp, tokenA)).statusCode).toBe(401);
+      expect((await whoami(freshApp, tokenB)).statusCode).toBe(200);
+      expect(await offered(0)).toEqual([]);
+    } finally {
+      await freshApp.close();
+    }
+
+    const audit = await db.db.select().from(auditLog).where(and(eq(auditLog.subjectType, 'distribution_point'), eq(auditLog.subjectId, 'dp-cli-a'))).orderBy(auditLog.id);
+    expect(audit.map((e) => [e.action, e.actor])).toEqual([
+      ['distribution_point.registered', user],
+      ['distribution_point.removed', user],
+    ]);
+    expect(audit[1]!.details).toEqual({ url: 'http://dp-cli-a.cli.example:8081', site: 'cli-a' });
+
+    const nosuch = await cli(['distribution-points', 'remove', 'dp-cli-a']);
+    expect(nosuch.code).toBe(1);
+    expect(nosuch.stderr).toContain('no distribution point named "dp-cli-a"; see `patchops distribution-points list`');
+    expect(nosuch.stderr).not.toMatch(STACK);
+    expect(nosuch.stdout).toBe('');
+  }, 120_000);
+});
+
+describe('patchops repo', () => {
+  it('list shows the latest manifest; remove publishes the next version without the files, deletes their bytes, and refuses unknown or ambiguous names whole', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-repo-rm-'));
+    await fs.mkdir(path.join(dir, 'other'));
+    const files = { 'x-1.0.deb': Buffer.from(`x ${randomUUID()}`), 'y-1.0.msi': Buffer.from(`y ${randomUUID()}`), 'z-1.0.pkg': Buffer.from(`z ${randomUUID()}`), 'other/x-1.0.deb': Buffer.from(`x2 ${randomUUID()}`) };
+    for (const [name, bytes] of Object.entries(files)) await fs.writeFile(path.join(dir, name), bytes);
+    const stored = (bytes: Buffer) => path.join(dataDir, 'repository', sha256(bytes));
+    const at = (name: keyof typeof files) => path.join(dir, name);
+
+    // Both spellings of add, one implementation.
+    const first = await ok(['repo', 'add', at('x-1.0.deb'), at('y-1.0.msi')]);
+    const v1 = Number(/manifest version (\d+) published and signed/.exec(first)?.[1]);
+    expect(await ok(['repo-add', at('z-1.0.pkg')])).toContain(`manifest version ${v1 + 1} published and signed`);
+    const line = (name: string, bytes: Buffer) => new RegExp(`^${sha256(bytes)}\\s+${bytes.length}\\s+${name.replace(/\./g, '\\.')}$`, 'm');
+    const listed = await ok(['repo', 'list']);
+    const keyId = (await latestManifest(db.db))!.keyId;
+    expect(listed).toMatch(new RegExp(`^manifest version ${v1 + 1}, expires \\d{4}-\\S+Z, signed with key ${keyId}, \\d+ file\\(s\\)\n`));
+    expect(listed).not.toContain('EXPIRED');
+    for (const n of ['x-1.0.deb', 'y-1.0.msi', 'z-1.0.pkg'] as const) expect(listed).toMatch(line(n, files[n]));
+
+    // The pinned key, from an enrolment before the removal.
+    const { secret } = await addEnrollSecret(db.db, { name: 'for-repo-remove' });
+    const agent = await enrolled(secret);
+
+    // Unknown among known: nothing removed, nothing published.
+    const unknown = await cli(['repo', 'remove', 'x-1.0.deb', 'nosuch.deb']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain(`not in manifest version ${v1 + 1}: "nosuch.deb"; see \`patchops repo list\`. Nothing was removed and no manifest published.`);
+    expect(unknown.stderr).not.toMatch(STACK);
+    expect(unknown.stdout).toBe('');
+    expect(JSON.parse((await latestManifest(db.db))!.body)).toMatchObject({ version: v1 + 1 });
+    await fs.access(stored(files['x-1.0.deb']));
+
+    // One by name, one by sha256.
+    const removed = await ok(['repo', 'remove', 'x-1.0.deb', sha256(files['y-1.0.msi']), '--ttl-hours', '2']);
+    expect(removed).toContain(`${sha256(files['x-1.0.deb'])}  x-1.0.deb  removed\n`);
+    expect(removed).toContain(`${sha256(files['y-1.0.msi'])}  y-1.0.msi  removed\n`);
+    expect(removed).toMatch(new RegExp(`manifest version ${v1 + 2} published and signed \\(was ${v1 + 1}\\)`));
+    const res = await app.inject({ method: 'GET', url: '/agent/v1/manifest', headers: { authorization: `Bearer ${agent.nodeKey}` } });
+    const body = verifyManifest(res.json<SignedManifest>(), agent.manifestSigningKey, { now: new Date(), lastSeenVersion: v1 + 1 });
+    expect(body.version).toBe(v1 + 2);
+    expect(Math.abs(new Date(body.expiresAt).getTime() - Date.now() - 2 * 3600_000)).toBeLessThan(60_000);
+    expect(body.files.map((f) => f.name)).toContain('z-1.0.pkg');
+    expect(body.files.map((f) => f.name)).not.toEqual(expect.arrayContaining(['x-1.0.deb']));
+    expect(body.files.map((f) => f.name)).not.toEqual(expect.arrayContaining(['y-1.0.msi']));
+    await expect(fs.access(stored(files['x-1.0.deb']))).rejects.toThrow(/ENOENT/);
+    await expect(fs.access(stored(files['y-1.0.msi']))).rejects.toThrow(/ENOENT/);
+    expect(await fs.readFile(stored(files['z-1.0.pkg']))).toEqual(files['z-1.0.pkg']);
+    const [audited] = await db.db.select().from(auditLog).where(and(eq(auditLog.action, 'repository.files_removed'), eq(auditLog.subjectId, String(v1 + 2))));
+    expect(audited?.details).toMatchObject({ previous: v1 + 1, removed: [{ name: 'x-1.0.deb' }, { name: 'y-1.0.msi' }] });
+
+    // Two files named alike: the name is refused, the sha256 picks one.
+    await ok(['repo', 'add', at('x-1.0.deb'), at('other/x-1.0.deb')]);
+    const ambiguous = await cli(['repo', 'remove', 'x-1.0.deb']);
+    expect(ambiguous.code).toBe(1);
+    expect(ambiguous.stderr).toContain(`2 files are named "x-1.0.deb" (${sha256(files['x-1.0.deb'])}, ${sha256(files['other/x-1.0.deb'])}): give the sha256`);
+    expect(JSON.parse((await latestManifest(db.db))!.body)).toMatchObject({ version: v1 + 3 });
+
+    // An expired manifest says so.
+    await publishManifest(db.db, await secretBoxFor({ dataDir }), body.files, { now: new Date(Date.now() - 3 * 3600_000), ttlHours: 1 });
+    expect(await ok(['repo', 'list'])).toMatch(new RegExp(`^manifest version ${v1 + 4}, expires \\S+ EXPIRED`));
     await fs.rm(dir, { recursive: true, force: true });
   }, 120_000);
 });

@@ -1,6 +1,7 @@
 /**
  * Agent-area verbs: `agent`, `agent-sim`, `distribution-point`, `enroll-secret add|list|revoke`,
- * `agents list|revoke`, `repo add` (publish files + signed manifest), `distribution-point-register`.
+ * `agents list|revoke|site`, `repo add|list|remove` (and `repo-add`: files + signed manifest),
+ * `distribution-point-register`, `distribution-points list|remove`.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -12,13 +13,34 @@ import { Agent } from '../../agent/agent';
 import { RecordingRebooter } from '../../agent/reboot';
 import { StateStore } from '../../agent/state';
 import { SimFleet } from '../../agent-sim/fleet';
-import { addDistributionPoint, addEnrollSecret, latestManifest, listAgents, listEnrollSecrets, publishManifest, revokeAgent, revokeEnrollSecret, setEndpointSite } from '../../db/agents';
+import {
+  addDistributionPoint,
+  addEnrollSecret,
+  latestManifest,
+  listAgents,
+  listDistributionPoints,
+  listEnrollSecrets,
+  publishManifest,
+  removeDistributionPoint,
+  removeManifestFiles,
+  revokeAgent,
+  revokeEnrollSecret,
+  setEndpointSite,
+} from '../../db/agents';
 import { DEFAULT_MAX_CACHE_MB, startDistributionPoint } from '../../distribution-point/server';
 import { openDatabaseForCommand } from '../../runtime/database';
 import { secretBoxFor } from '../../db/secret-box';
 import type { Database } from '../../db/client';
 import { manifestBodySchema, siteSchema } from '../../shared/agent-protocol';
 import { configOrExit, loggerFor, reportFatal } from '../context';
+
+/**
+ * How long after `distribution-points remove` a gateway may still accept the point's token (DP_TOKEN_TTL_MS) and
+ * still offer the point to agents (distributionPointsRefreshMs's default) — both in src/server/agent-gateway.ts,
+ * not imported to keep Fastify out of this module. The e2e test checks the removal, not these numbers.
+ */
+const DP_TOKEN_CACHE_SECONDS = 30;
+const DP_LIST_RELOAD_SECONDS = 30;
 
 export function defaultStateDir(): string {
   if (process.platform === 'win32') return path.join(process.env.ProgramData ?? 'C:\\ProgramData', 'patchops-agent');
@@ -231,8 +253,73 @@ export function registerAgentCommands(program: Command): void {
       console.log(`${n} key(s) of ${id} revoked`);
     });
 
-  program
-    .command('repo-add <files...>')
+  addRepoAddCommand(program.command('repo-add <files...>'));
+  const repo = program.command('repo').description("the central repository's files and its signed manifest");
+  addRepoAddCommand(repo.command('add <files...>'));
+  repo
+    .command('list')
+    .description('the latest manifest: version, expiry, signing key and its files')
+    .action(async () => {
+      const m = await withDb((db) => latestManifest(db.database.db)).catch(reportFatal);
+      if (!m) {
+        console.log('no manifest published yet: add files with `patchops repo add <files…>`');
+        return;
+      }
+      const body = manifestBodySchema.parse(JSON.parse(m.body));
+      const expired = new Date(body.expiresAt).getTime() <= Date.now();
+      console.log(`manifest version ${body.version}, expires ${body.expiresAt}${expired ? ' EXPIRED (agents refuse it: publish a new one with `patchops repo add` or `repo remove`)' : ''}, signed with key ${m.keyId}, ${body.files.length} file(s)`);
+      for (const f of body.files) console.log(`${f.sha256}  ${String(f.size).padStart(12)}  ${f.name}`);
+    });
+  repo
+    .command('remove <name-or-sha256...>')
+    .description('publish a new signed manifest without these files (by name or sha256); their bytes are deleted from the repository unless still listed')
+    .option('--ttl-hours <h>', 'how long the new manifest stays valid', String(24 * 7))
+    .action(async (refs: string[], o: { ttlHours: string }) => {
+      const config = configOrExit();
+      const ttlHours = ttlHoursOrExit(o.ttlHours);
+      const repoDir = path.join(config.dataDir, 'repository');
+      const r = await withDb(async (db) => removeManifestFiles(db.database.db, await secretBoxFor(config), refs, { ttlHours, by: `cli:${os.userInfo().username}` })).catch(reportFatal);
+      const kept = new Set(r.files.map((f) => f.sha256));
+      for (const f of r.removed) {
+        if (kept.has(f.sha256)) {
+          console.log(`${f.sha256}  ${f.name}  removed from the manifest (its bytes stay: still listed under another name)`);
+          continue;
+        }
+        await fs.rm(path.join(repoDir, f.sha256), { force: true });
+        console.log(`${f.sha256}  ${f.name}  removed`);
+      }
+      console.log(`manifest version ${r.version} published and signed (was ${r.previousVersion}), ${r.files.length} file(s) left`);
+    });
+
+  const points = program.command('distribution-points').description('registered distribution points (register one with `distribution-point-register`)');
+  points
+    .command('list')
+    .description('every registered point: name, site, URL, when and by whom it was registered')
+    .action(async () => {
+      const rows = await withDb((db) => listDistributionPoints(db.database.db)).catch(reportFatal);
+      if (rows.length === 0) console.log('no distribution points registered: add one with `patchops distribution-point-register --name N --url URL --site S`');
+      for (const r of rows) {
+        const by = r.registeredBy ? ` by ${r.registeredBy}` : '';
+        const reissued = r.tokenReissued ? `, token reissued ${r.tokenReissued.at} by ${r.tokenReissued.by}` : '';
+        console.log(`${r.name.padEnd(24)} site ${r.site.padEnd(16)} ${r.url.padEnd(40)} registered ${r.registeredAt}${by}${reissued}${r.hasToken ? '' : '  (no token: register it again)'}`);
+      }
+    });
+  points
+    .command('remove <name>')
+    .description("remove a point: its token stops working and agents of its site stop being offered it")
+    .action(async (name: string) => {
+      const r = await withDb((db) => removeDistributionPoint(db.database.db, name, `cli:${os.userInfo().username}`)).catch(reportFatal);
+      console.log(
+        `distribution point ${r.name} (site ${r.site}, ${r.url}) removed. Servers refuse its token within ${DP_TOKEN_CACHE_SECONDS} s (they trust a token they have checked for that long), ` +
+          `and agents of site ${r.site} stop being offered it within ${DP_LIST_RELOAD_SECONDS} s (servers reload the list of points that often) and fetch from the server instead. ` +
+          `The point stops serving once the server refuses its token: stop its process.`,
+      );
+    });
+}
+
+/** `repo-add` and `repo add`: one command, registered under both names. */
+function addRepoAddCommand(cmd: Command): void {
+  cmd
     .description('add installer files to the central repository and publish a new signed manifest')
     .option('--ttl-hours <h>', 'how long the manifest stays valid', String(24 * 7))
     .action(async (files: string[], o: { ttlHours: string }) => {
@@ -267,4 +354,10 @@ export function registerAgentCommands(program: Command): void {
       }).catch(reportFatal);
       console.log(`manifest version ${m.version} published and signed`);
     });
+}
+
+function ttlHoursOrExit(value: string): number {
+  const h = Number(value);
+  if (!Number.isFinite(h) || h <= 0) reportFatal(new Error(`--ttl-hours "${value}" is not a positive number of hours`));
+  return h;
 }
