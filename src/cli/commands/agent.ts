@@ -37,7 +37,8 @@ import { configOrExit, loggerFor, reportFatal } from '../context';
 /**
  * How long after `distribution-points remove` a gateway may still accept the point's token (DP_TOKEN_TTL_MS) and
  * still offer the point to agents (distributionPointsRefreshMs's default) — both in src/server/agent-gateway.ts,
- * not imported to keep Fastify out of this module. The e2e test checks the removal, not these numbers.
+ * not imported to keep Fastify out of this module: keep them in step. A running point re-checks its own token every
+ * 5 min (keyRefreshMs in src/distribution-point/server.ts).
  */
 const DP_TOKEN_CACHE_SECONDS = 30;
 const DP_LIST_RELOAD_SECONDS = 30;
@@ -312,7 +313,7 @@ export function registerAgentCommands(program: Command): void {
       console.log(
         `distribution point ${r.name} (site ${r.site}, ${r.url}) removed. Servers refuse its token within ${DP_TOKEN_CACHE_SECONDS} s (they trust a token they have checked for that long), ` +
           `and agents of site ${r.site} stop being offered it within ${DP_LIST_RELOAD_SECONDS} s (servers reload the list of points that often) and fetch from the server instead. ` +
-          `The point stops serving once the server refuses its token: stop its process.`,
+          `A point still running can fetch nothing new from then on, and refuses agents once it next checks its own token (every 5 min): stop its process.`,
       );
     });
 }
