@@ -193,6 +193,14 @@ describe('patchops repo-add', () => {
     expect(missing.stdout).toBe('');
     await expect(fs.access(path.join(dataDir, 'repository', sha256(fresh)))).rejects.toThrow(/ENOENT/);
     expect(JSON.parse((await latestManifest(db.db))!.body)).toMatchObject({ version: v1 + 1 });
+
+    // Three admins add at once: each publish builds on the version it read or reads again, so no add is lost.
+    const parallel = ['a', 'b', 'c'].map((x) => ({ file: path.join(dir, `parallel-${x}.msi`), bytes: Buffer.from(`${x} ${randomUUID()}`) }));
+    for (const p of parallel) await fs.writeFile(p.file, p.bytes);
+    await Promise.all(parallel.map((p) => ok(['repo-add', p.file])));
+    const after = JSON.parse((await latestManifest(db.db))!.body) as ManifestBody;
+    expect(after.version).toBe(v1 + 4);
+    expect(after.files.map((f) => f.sha256)).toEqual(expect.arrayContaining([...Object.values(files), ...parallel.map((p) => p.bytes)].map((b) => sha256(b))));
     await fs.rm(dir, { recursive: true, force: true });
   }, 120_000);
 });

@@ -32,6 +32,7 @@ import { openDatabaseForCommand } from '../../runtime/database';
 import { secretBoxFor } from '../../db/secret-box';
 import type { Database } from '../../db/client';
 import { manifestBodySchema, siteSchema } from '../../shared/agent-protocol';
+import { ErrorCode, isCodedError } from '../../domain/errors';
 import { configOrExit, loggerFor, reportFatal } from '../context';
 
 /**
@@ -337,21 +338,32 @@ function addRepoAddCommand(cmd: Command): void {
           reportFatal(new Error(`cannot read ${f}: ${why}. Nothing was added and no manifest published.`));
         }
       }
+      const ttlHours = ttlHoursOrExit(o.ttlHours);
       await fs.mkdir(repoDir, { recursive: true });
+      const entries = files.map((f, n) => ({ name: path.basename(f), sha256: createHash('sha256').update(contents[n]!).digest('hex'), size: contents[n]!.length }));
+      for (const [n, e] of entries.entries()) {
+        await fs.writeFile(path.join(repoDir, e.sha256), contents[n]!);
+        console.log(`${e.sha256}  ${e.name}`);
+      }
       const m = await withDb(async (db) => {
-        const prev = await latestManifest(db.database.db);
-        const list = prev ? manifestBodySchema.parse(JSON.parse(prev.body)).files : [];
-        for (const [n, f] of files.entries()) {
-          const bytes = contents[n]!;
-          const sha256 = createHash('sha256').update(bytes).digest('hex');
-          await fs.writeFile(path.join(repoDir, sha256), bytes);
-          const entry = { name: path.basename(f), sha256, size: bytes.length };
-          const i = list.findIndex((x) => x.sha256 === sha256);
-          if (i >= 0) list[i] = entry;
-          else list.push(entry);
-          console.log(`${sha256}  ${entry.name}`);
+        const box = await secretBoxFor(config);
+        // Publish on top of the version read: if another publish (a second repo add, the server's re-signing)
+        // lands in between, read again rather than drop its files.
+        for (let attempt = 0; ; attempt++) {
+          const prev = await latestManifest(db.database.db);
+          const prevBody = prev ? manifestBodySchema.parse(JSON.parse(prev.body)) : null;
+          const list = prevBody ? [...prevBody.files] : [];
+          for (const e of entries) {
+            const i = list.findIndex((x) => x.sha256 === e.sha256);
+            if (i >= 0) list[i] = e;
+            else list.push(e);
+          }
+          try {
+            return await publishManifest(db.database.db, box, list, { ttlHours, onlyIfLatestIs: prevBody?.version ?? 0 });
+          } catch (e) {
+            if (!(isCodedError(e) && e.code === ErrorCode.Conflict) || attempt >= 10) throw e;
+          }
         }
-        return publishManifest(db.database.db, await secretBoxFor(config), list, { ttlHours: Number(o.ttlHours) });
       }).catch(reportFatal);
       console.log(`manifest version ${m.version} published and signed`);
     });
