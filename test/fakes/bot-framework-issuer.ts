@@ -18,11 +18,12 @@
  * ask this fake instead. Everything else (appId checks, request signing, the connector client) is botbuilder's.
  */
 import { createSign, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CallerIdConstants, ConfigurationServiceClientCredentialFactory } from 'botbuilder';
 import { AuthenticationConstants, MicrosoftAppCredentials, type ServiceClientCredentials } from 'botframework-connector';
 import type { TeamsCloudSettings } from '../../src/bot/teams/bot';
+import { readBody } from './http-body';
 
 /** The issuer of channel tokens in the public cloud (AuthenticationConstants.ToBotFromChannelTokenIssuer). */
 export const BOT_FRAMEWORK_ISSUER = AuthenticationConstants.ToBotFromChannelTokenIssuer;
@@ -88,14 +89,6 @@ function rsaKey() {
   return { privateKey, publicKey };
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 export async function startFakeBotFrameworkIssuer(): Promise<BotFrameworkIssuerFake> {
   const signing = rsaKey();

@@ -3,8 +3,9 @@
  * every call and answers with Slack's documented response shapes. Also accepts response_url posts at
  * `${responseUrlBase}<id>`. Used in tests and demo mode only.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readBody } from './http-body';
 
 export interface SlackApiCall {
   method: string;
@@ -39,14 +40,6 @@ const BOT_USER = 'U0BOT00001';
 const BOT_ID = 'B0BOT00001';
 const TEAM = 'T0TEAM0001';
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 /** WebClient sends form fields, JSON-encoding arrays and objects; decode them back. */
 function parseArgs(body: string, contentType: string): Record<string, unknown> {
