@@ -244,6 +244,8 @@ export interface AgentSummary {
   status: string;
   lastSeenAt: string | null;
   activeKeys: number;
+  /** From the endpoint's `site:<site>` tag; null when it has none. */
+  site: string | null;
 }
 
 export async function listAgents(db: Db): Promise<AgentSummary[]> {
@@ -255,13 +257,14 @@ export async function listAgents(db: Db): Promise<AgentSummary[]> {
       osVersion: endpoints.osVersion,
       status: endpoints.status,
       lastSeenAt: endpoints.lastSeenAt,
+      tags: endpoints.tags,
       // Qualified by hand: in a one-table select drizzle writes ${endpoints.id} as a bare "id", which inside the
       // subquery would be k.id.
       activeKeys: sql<number>`(select count(*)::int from ${agentNodeKeys} k where k.endpoint_id = ${endpoints}.${sql.identifier('id')} and k.revoked_at is null)`,
     })
     .from(endpoints)
     .orderBy(endpoints.hostname);
-  return rows.map((r) => ({ ...r, lastSeenAt: r.lastSeenAt?.toISOString() ?? null }));
+  return rows.map(({ tags, ...r }) => ({ ...r, lastSeenAt: r.lastSeenAt?.toISOString() ?? null, site: tags.find((t) => t.startsWith('site:'))?.slice(5) ?? null }));
 }
 
 /** Records that these endpoints were heard from (batched by the gateway); an unreachable endpoint becomes active again. */

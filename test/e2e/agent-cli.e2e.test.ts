@@ -126,8 +126,11 @@ describe('patchops agents', () => {
 
     const listed = await ok(['agents', 'list']);
     const row = listed.split('\n').find((l) => l.startsWith(agent.endpointId));
-    expect(row, listed).toMatch(new RegExp(`^${agent.endpointId}\\s+cli-web-01\\s+linux 12\\.7\\s+active\\s+last seen \\d{4}-`));
+    expect(row, listed).toMatch(new RegExp(`^${agent.endpointId}\\s+cli-web-01\\s+linux 12\\.7\\s+active\\s+site -\\s+last seen \\d{4}-`));
     expect(row).not.toContain('(revoked)');
+    // The site, set by host name, shows in the list.
+    expect(await ok(['agents', 'site', 'cli-web-01', 'web-dc1'])).toBe(`${agent.endpointId} (cli-web-01): site (none) → web-dc1\n`);
+    expect((await ok(['agents', 'list'])).split('\n').find((l) => l.startsWith(agent.endpointId))).toMatch(/\s+active\s+site web-dc1\s+last seen/);
 
     expect(await ok(['agents', 'revoke', agent.endpointId])).toBe(`1 key(s) of ${agent.endpointId} revoked\n`);
     expect(await endpointForKey(db.db, agent.nodeKey)).toBeNull();

@@ -236,7 +236,7 @@ export function registerAgentCommands(program: Command): void {
   agents.command('list').action(async () => {
     const rows = await withDb((db) => listAgents(db.database.db)).catch(reportFatal);
     if (rows.length === 0) console.log('no agents enrolled yet');
-    for (const r of rows) console.log(`${r.endpointId.padEnd(24)} ${r.hostname.padEnd(28)} ${`${r.osFamily} ${r.osVersion}`.padEnd(22)} ${r.status.padEnd(12)} last seen ${r.lastSeenAt ?? 'never'}${r.activeKeys === 0 ? '  (revoked)' : ''}`);
+    for (const r of rows) console.log(`${r.endpointId.padEnd(24)} ${r.hostname.padEnd(28)} ${`${r.osFamily} ${r.osVersion}`.padEnd(22)} ${r.status.padEnd(12)} ${`site ${r.site ?? '-'}`.padEnd(20)} last seen ${r.lastSeenAt ?? 'never'}${r.activeKeys === 0 ? '  (revoked)' : ''}`);
   });
   agents
     .command('site <endpoint> [site]')
