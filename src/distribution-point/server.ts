@@ -183,13 +183,20 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
 
   // ---------------------------------------------------------------- authentication
 
+  const refusedCredentials = () =>
+    new DpError(401, 'UNAUTHORIZED', 'unknown or revoked credentials: agents send the download token of their last poll; a distribution point its own token (register it again if it was replaced)');
+  const remember = (hash: string, entry: AuthEntry) => {
+    if (auth.size > 50_000) auth.clear();
+    auth.set(hash, entry);
+  };
+
   async function askUpstream(credential: string): Promise<WhoamiResponse> {
     const hash = createHash('sha256').update(credential).digest('hex');
     const entry = auth.get(hash);
     const now = Date.now();
     if (entry && entry.until > now) {
       if (entry.answer) return entry.answer;
-      throw new DpError(401, 'UNAUTHORIZED', 'unknown or revoked credentials: agents send the download token of their last poll; a distribution point its own token (register it again if it was replaced)');
+      throw refusedCredentials();
     }
     let p = asking.get(hash);
     if (!p) {
@@ -201,14 +208,12 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
           return stale(entry, `the upstream ${upstream} cannot be reached to check the credentials (${(e as Error).message})`);
         }
         if (res.status === 401) {
-          if (auth.size > 50_000) auth.clear();
-          auth.set(hash, { answer: null, until: Date.now() + negativeTtl, okAt: 0 });
-          throw new DpError(401, 'UNAUTHORIZED', 'unknown or revoked credentials: agents send the download token of their last poll; a distribution point its own token (register it again if it was replaced)');
+          remember(hash, { answer: null, until: Date.now() + negativeTtl, okAt: 0 });
+          throw refusedCredentials();
         }
         if (!res.ok) return stale(entry, `the upstream ${upstream} answered ${res.status} when asked to check the credentials`);
         const answer = whoamiResponseSchema.parse(await res.json());
-        if (auth.size > 50_000) auth.clear();
-        auth.set(hash, { answer, until: Date.now() + authTtl, okAt: Date.now() });
+        remember(hash, { answer, until: Date.now() + authTtl, okAt: Date.now() });
         return answer;
       })().finally(() => asking.delete(hash));
       asking.set(hash, p);

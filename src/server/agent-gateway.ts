@@ -293,20 +293,24 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     negative.set(hash, Date.now() + 2000);
   };
 
+  /** The endpoint a node key belongs to: from the cache, else the database (unknown keys are remembered briefly). */
+  async function agentForKey(key: string, hash: string): Promise<KeyEntry | null> {
+    const cached = keys.get(hash);
+    if (cached) return cached;
+    if (remembered(hash)) return null;
+    const found = await endpointForKey(db, key);
+    if (found) rememberKey(hash, found);
+    return found;
+  }
+
   async function authenticate(req: FastifyRequest): Promise<KeyEntry> {
     const key = bearer(req);
     if (!key) throw new CodedError(ErrorCode.Unauthorized, 'missing node key: send "Authorization: Bearer <node key>" (enrol first: POST /agent/v1/enroll)');
     const hash = sha256Hex(key);
-    const cached = keys.get(hash);
-    if (cached) return cached;
-    if (remembered(hash)) throw new CodedError(ErrorCode.Unauthorized, 'unknown or revoked node key: re-enrol the agent');
-    const found = await endpointForKey(db, key);
-    if (!found) {
-      rememberUnknown(hash);
-      throw new CodedError(ErrorCode.Unauthorized, 'unknown or revoked node key: re-enrol the agent');
-    }
-    rememberKey(hash, found);
-    return found;
+    const found = await agentForKey(key, hash);
+    if (found) return found;
+    rememberUnknown(hash);
+    throw new CodedError(ErrorCode.Unauthorized, 'unknown or revoked node key: re-enrol the agent');
   }
 
   /** An agent's node key or a registered distribution point's token (files and whoami accept both). */
@@ -315,16 +319,11 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     const refused = 'send "Authorization: Bearer <node key>" (agents) or "Authorization: Bearer <distribution point token>" (from `patchops distribution-point-register`)';
     if (!token) throw new CodedError(ErrorCode.Unauthorized, `missing credentials: ${refused}`);
     const hash = sha256Hex(token);
-    const agent = keys.get(hash);
-    if (agent) return { kind: 'agent', ...agent };
     const dp = dpTokens.get(hash);
     if (dp && dp.until > Date.now()) return { kind: 'distribution-point', name: dp.name, site: dp.site };
     if (remembered(hash)) throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
-    const found = await endpointForKey(db, token);
-    if (found) {
-      rememberKey(hash, found);
-      return { kind: 'agent', ...found };
-    }
+    const agent = await agentForKey(token, hash);
+    if (agent) return { kind: 'agent', ...agent };
     const point = await distributionPointForToken(db, token);
     if (point) {
       if (dpTokens.size > 1000) dpTokens.clear();
@@ -393,7 +392,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           try {
             const body = enrollRequestSchema.parse(req.body);
             const enrolled = await enrollAgent(db, body, now());
-            const key = await activeSigningKey(db, o.secretBox);
+            const key = await tokenSigningKey();
             log.info({ endpointId: enrolled.endpointId, hostname: body.hostname, reenrolled: enrolled.reenrolled }, 'agent enrolled');
             const res: EnrollResponse = {
               endpointId: enrolled.endpointId,

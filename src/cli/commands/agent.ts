@@ -20,7 +20,7 @@ import {
   listAgents,
   listDistributionPoints,
   listEnrollSecrets,
-  publishManifest,
+  updateManifest,
   removeDistributionPoint,
   removeManifestFiles,
   revokeAgent,
@@ -32,7 +32,6 @@ import { openDatabaseForCommand } from '../../runtime/database';
 import { secretBoxFor } from '../../db/secret-box';
 import type { Database } from '../../db/client';
 import { manifestBodySchema, siteSchema } from '../../shared/agent-protocol';
-import { ErrorCode, isCodedError } from '../../domain/errors';
 import { configOrExit, loggerFor, reportFatal } from '../context';
 
 /**
@@ -345,27 +344,24 @@ function addRepoAddCommand(cmd: Command): void {
         await fs.writeFile(path.join(repoDir, e.sha256), contents[n]!);
         console.log(`${e.sha256}  ${e.name}`);
       }
-      const m = await withDb(async (db) => {
-        const box = await secretBoxFor(config);
-        // Publish on top of the version read: if another publish (a second repo add, the server's re-signing)
-        // lands in between, read again rather than drop its files.
-        for (let attempt = 0; ; attempt++) {
-          const prev = await latestManifest(db.database.db);
-          const prevBody = prev ? manifestBodySchema.parse(JSON.parse(prev.body)) : null;
-          const list = prevBody ? [...prevBody.files] : [];
-          for (const e of entries) {
-            const i = list.findIndex((x) => x.sha256 === e.sha256);
-            if (i >= 0) list[i] = e;
-            else list.push(e);
-          }
-          try {
-            return await publishManifest(db.database.db, box, list, { ttlHours, onlyIfLatestIs: prevBody?.version ?? 0 });
-          } catch (e) {
-            if (!(isCodedError(e) && e.code === ErrorCode.Conflict) || attempt >= 10) throw e;
-          }
-        }
-      }).catch(reportFatal);
-      console.log(`manifest version ${m.version} published and signed`);
+      // Merged into the latest list under the publish lock: a concurrent add, remove or re-signing is never lost.
+      const m = await withDb(async (db) =>
+        updateManifest(
+          db.database.db,
+          await secretBoxFor(config),
+          (latest) => {
+            const list = [...(latest?.files ?? [])];
+            for (const e of entries) {
+              const i = list.findIndex((x) => x.sha256 === e.sha256);
+              if (i >= 0) list[i] = e;
+              else list.push(e);
+            }
+            return list;
+          },
+          { ttlHours },
+        ),
+      ).catch(reportFatal);
+      console.log(`manifest version ${m!.version} published and signed`);
     });
 }
 
