@@ -94,9 +94,9 @@ describe('normalizePatchType', () => {
     expect(normalizePatchType(word)).toBe(expected);
   });
 
-  it('has the ten types', () => {
-    expect(PATCH_TYPES).toHaveLength(10);
-    expect(new Set(PATCH_TYPES).size).toBe(10);
+  it('has the eleven types (the ten Windows-style classes and firmware)', () => {
+    expect(PATCH_TYPES).toHaveLength(11);
+    expect(new Set(PATCH_TYPES).size).toBe(11);
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * Patch classification: the ten patch types, the one severity scale, vendors' own words mapped onto
+ * Patch classification: the eleven patch types (the ten Windows-style classes plus firmware), the one severity scale, vendors' own words mapped onto
  * them, and supersedence. Pure; safe in workflow code.
  */
 
@@ -14,6 +14,8 @@ export const PatchType = {
   HOTFIX: 'hotfix',
   TOOL: 'tool',
   UPDATE: 'update',
+  /** Device firmware (fwupd / LVFS): flashed to hardware, most need a reboot; deployed only where a policy opts in. */
+  FIRMWARE: 'firmware',
 } as const;
 export type PatchType = (typeof PatchType)[keyof typeof PatchType];
 export const PATCH_TYPES: readonly PatchType[] = Object.values(PatchType);
@@ -172,6 +174,11 @@ const TYPE_WORDS: Record<string, PatchType> = {
   'update_rollup': 'update_rollup',
   rollup: 'update_rollup',
   'service_pack': 'service_pack',
+  // fwupd / LVFS and vendor catalogues.
+  firmware: 'firmware',
+  'firmware update': 'firmware',
+  'firmware updates': 'firmware',
+  bios: 'firmware',
 };
 
 /**

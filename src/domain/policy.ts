@@ -19,6 +19,7 @@ const PATCH_TYPE_VALUES = [
   'hotfix',
   'tool',
   'update',
+  'firmware',
 ] as const satisfies readonly PatchType[];
 const SEVERITY_VALUES = ['critical', 'important', 'moderate', 'low', 'unspecified'] as const satisfies readonly Severity[];
 const OS_FAMILIES = ['windows', 'macos', 'linux'] as const;
@@ -46,16 +47,27 @@ export const failureThresholdSchema = z.strictObject({
 });
 export type FailureThreshold = z.infer<typeof failureThresholdSchema>;
 
-export const policyFiltersSchema = z.strictObject({
-  types: z.array(patchType).optional(),
-  severities: z.array(severity).optional(),
-  vendors: words('vendor names').optional(),
-  products: words('product names').optional(),
-  /** Patches always considered (still subject to exceptions and supersedence). */
-  includePatches: words('patch ids').optional(),
-  /** Patches never deployed by this policy. */
-  excludePatches: words('patch ids').optional(),
-});
+export const policyFiltersSchema = z
+  .strictObject({
+    types: z.array(patchType).optional(),
+    severities: z.array(severity).optional(),
+    vendors: words('vendor names').optional(),
+    products: words('product names').optional(),
+    /** Patches always considered (still subject to exceptions and supersedence). */
+    includePatches: words('patch ids').optional(),
+    /** Patches never deployed by this policy. */
+    excludePatches: words('patch ids').optional(),
+    /**
+     * Device firmware (type `firmware`) is deployed only when this is true: flashing firmware needs its own
+     * yes, so a policy written before firmware was scanned never starts flashing (filterReason in risk.ts).
+     */
+    firmware: z.boolean({ error: 'expected true or false' }).optional(),
+  })
+  .superRefine((f, ctx) => {
+    if (f.types?.includes('firmware') && f.firmware !== true) {
+      ctx.addIssue({ code: 'custom', path: ['firmware'], message: 'filters.types names firmware: set filters.firmware to true as well to deploy firmware' });
+    }
+  });
 export type PolicyFilters = z.infer<typeof policyFiltersSchema>;
 
 const slaSchema = z.strictObject({

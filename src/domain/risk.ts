@@ -154,8 +154,9 @@ function includeReason(priority: Priority, p: PatchFacts, worst: EndpointFacts |
 }
 
 function filterReason(p: PatchFacts, f: PolicyFilters | undefined): string | null {
-  if (!f) return null;
+  if (!f) return p.type === 'firmware' ? 'dropped: firmware, and no policy filters allow it' : null;
   if (f.excludePatches?.includes(p.id)) return 'dropped: excluded by the policy';
+  if (p.type === 'firmware' && f.firmware !== true) return 'dropped: firmware, and the policy does not deploy firmware (filters.firmware is not true)';
   if (f.includePatches?.includes(p.id)) return null;
   if (f.types && f.types.length > 0 && !f.types.includes(p.type)) return `dropped: type ${p.type} is not in the policy's types (${f.types.join(', ')})`;
   if (f.severities && f.severities.length > 0 && !f.severities.includes(p.severity)) {
