@@ -78,6 +78,8 @@ export async function availableBackends(facts: Pick<PlatformFacts, 'osFamily'>, 
     else if (await onPath(exec, 'dnf', platform)) names.push('dnf');
     else if (await onPath(exec, 'yum', platform)) names.push('dnf');
     else if (await onPath(exec, 'zypper', platform)) names.push('zypper');
+    // Device firmware (LVFS), beside the package manager.
+    if (await onPath(exec, 'fwupdmgr', platform)) names.push('fwupd');
   }
   return names;
 }

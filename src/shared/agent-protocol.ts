@@ -10,7 +10,7 @@ export const AGENT_PROTOCOL_VERSION = 1;
 export const jobKindSchema = z.enum(['scan', 'install', 'rollback', 'verify', 'reboot']);
 
 export const packageRefSchema = z.object({
-  /** apt | dnf | yum | zypper | windows-update | winget | softwareupdate | brew | file */
+  /** apt | dnf | yum | zypper | windows-update | winget | softwareupdate | brew | fwupd | file */
   manager: z.string().min(1),
   name: z.string().min(1),
   version: z.string().optional(),

@@ -2,6 +2,7 @@ import type { Exec } from '../exec';
 import { AptBackend } from './apt';
 import { BrewBackend } from './brew';
 import { DnfBackend } from './dnf';
+import { FwupdBackend } from './fwupd';
 import { SoftwareUpdateBackend } from './softwareupdate';
 import { WindowsUpdateBackend } from './windows-update';
 import { WingetBackend } from './winget';
@@ -42,6 +43,9 @@ export function createBackends(names: string[], o: BackendOptions = {}): Map<str
         break;
       case 'brew':
         out.set('brew', new BrewBackend(o.exec));
+        break;
+      case 'fwupd':
+        out.set('fwupd', new FwupdBackend({ exec: o.exec }));
         break;
       default:
         throw new Error(`unknown package manager backend "${name}"`);

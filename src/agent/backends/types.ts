@@ -2,7 +2,7 @@ import type { FoundPatch, PackageRef } from '../../shared/agent-protocol';
 
 /** One package manager on this endpoint. Every method reports; none throws for a tool's failure. */
 export interface Backend {
-  /** apt | dnf | zypper | windows-update | winget | softwareupdate | brew */
+  /** apt | dnf | zypper | windows-update | winget | softwareupdate | brew | fwupd */
   readonly name: string;
   /** What is missing now. */
   scan(): Promise<FoundPatch[]>;
