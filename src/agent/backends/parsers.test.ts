@@ -147,7 +147,7 @@ describe('softwareupdate', () => {
       { label: 'macOS Ventura 13.7.4-22H420', title: 'macOS Ventura 13.7.4', version: '13.7.4', recommended: true, restart: true },
       { label: 'macOS Sequoia 15.3.1-24D70', title: 'macOS Sequoia 15.3.1', version: '15.3.1', recommended: true, restart: true },
     ]);
-    expect(softwareUpdateToPatches(items)[1]).toMatchObject({ patchId: 'apple:macOS Ventura 13.7.4-22H420', rebootRequired: true, type: 'security' });
+    expect(softwareUpdateToPatches(items, '13.7.3')[1]).toMatchObject({ patchId: 'apple:macOS Ventura 13.7.4-22H420', rebootRequired: true, type: 'security' });
   });
 });
 
