@@ -55,13 +55,35 @@ export class BrewBackend implements Backend {
     return brewToPatches(parseBrewOutdated(r.stdout));
   }
 
+  /**
+   * Homebrew installs only the version its formula or cask offers now (`brew upgrade` has no version argument), so
+   * the version asked for is checked against `brew outdated` first: a package already at that version is done, one
+   * offered at another version is refused (the approval was for that version, not the newer one), before anything
+   * runs. Names follow `--`, so none can act as an option (Homebrew parses with Ruby's OptionParser, which stops there).
+   */
   async install(pkgs: PackageRef[]): Promise<OperationResult> {
-    const formulae = pkgs.filter((p) => !p.name.startsWith('cask:')).map((p) => p.name);
-    const casks = pkgs.filter((p) => p.name.startsWith('cask:')).map((p) => p.name.slice(5));
+    const out = await this.exec('brew', ['outdated', '--json=v2'], { timeoutMs: 10 * 60_000 });
+    if (out.code !== 0) return { ok: false, error: `brew outdated failed (${out.code}): ${tail(out.stderr, 500)}`, log: tail(out.stdout + out.stderr) };
+    const offered = new Map(parseBrewOutdated(out.stdout).map((e) => [e.kind === 'cask' ? `cask:${e.name}` : e.name, e.current_version]));
+    const installed = await this.installedVersions(pkgs.filter((p) => !offered.has(p.name)).map((p) => p.name));
+    const todo: PackageRef[] = [];
+    for (const p of pkgs) {
+      const now = offered.get(p.name);
+      if (now === undefined) {
+        if (p.version && installed.get(p.name) === p.version) continue;
+        return { ok: false, error: `Homebrew offers no upgrade of ${p.name}${p.version ? ` to ${p.version}` : ''} (installed: ${installed.get(p.name) ?? 'nothing'}); rescan this endpoint`, log: '' };
+      }
+      if (p.version && now !== p.version) {
+        return { ok: false, error: `Homebrew now offers ${p.name} ${now}, not the ${p.version} that was approved, and cannot install another version; rescan and approve ${now}`, log: '' };
+      }
+      todo.push(p);
+    }
+    const formulae = todo.filter((p) => !p.name.startsWith('cask:')).map((p) => p.name);
+    const casks = todo.filter((p) => p.name.startsWith('cask:')).map((p) => p.name.slice(5));
     const logs: string[] = [];
     for (const [args, list] of [[['upgrade', '--formula'], formulae], [['upgrade', '--cask'], casks]] as const) {
       if (list.length === 0) continue;
-      const r = await this.exec('brew', [...args, ...list], { timeoutMs: 60 * 60_000 });
+      const r = await this.exec('brew', [...args, '--', ...list], { timeoutMs: 60 * 60_000 });
       logs.push(r.stdout + r.stderr);
       if (r.code !== 0) return { ok: false, error: `brew ${args.join(' ')} failed (${r.code}): ${tail(r.stderr, 500)}`, log: tail(logs.join('\n')) };
     }
@@ -74,7 +96,8 @@ export class BrewBackend implements Backend {
 
   async installedVersions(names: string[]): Promise<Map<string, string | null>> {
     const out = new Map<string, string | null>(names.map((n) => [n, null]));
-    const r = await this.exec('brew', ['list', '--versions', ...names.map((n) => n.replace(/^cask:/, ''))]);
+    if (names.length === 0) return out;
+    const r = await this.exec('brew', ['list', '--versions', '--', ...names.map((n) => n.replace(/^cask:/, ''))]);
     for (const line of r.stdout.split('\n')) {
       const [n, ...vs] = line.trim().split(/\s+/);
       const key = names.find((x) => x.replace(/^cask:/, '') === n);
