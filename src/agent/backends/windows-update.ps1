@@ -1,6 +1,6 @@
 # patchops agent: Windows Update through the Windows Update Agent API (Microsoft.Update.Session COM).
 # -Action Search   -> JSON array of updates not installed (IsInstalled=0 and IsHidden=0)
-# -Action Install  -> installs the updates whose KB numbers are given in -KBs; JSON result
+# -Action Install  -> installs the updates whose KB numbers are given in -KBs (comma-separated); JSON result
 # -Action Uninstall-> uninstalls one KB with wusa.exe (falls back to DISM /Remove-Package); JSON result
 param(
   [Parameter(Mandatory = $true)][ValidateSet('Search', 'Install', 'Uninstall', 'RebootPending')][string]$Action,
@@ -8,6 +8,12 @@ param(
 )
 $ErrorActionPreference = 'Stop'
 function Out-Json($o) { $o | ConvertTo-Json -Depth 5 -Compress }
+
+# powershell.exe -File passes every argument as one literal string: "-KBs 5034441,5032339" arrives as the single
+# string "5034441,5032339", not as two KBs. Split it here; anything but digits (after an optional "KB") is refused.
+$KBs = @($KBs | ForEach-Object { $_ -split ',' } | ForEach-Object { $_.Trim() -replace '^KB', '' } | Where-Object { $_ -ne '' })
+$notKb = @($KBs | Where-Object { $_ -notmatch '^[0-9]+$' })
+if ($notKb.Count -gt 0) { Out-Json @{ Error = "not KB numbers: $($notKb -join ', ')" }; exit 2 }
 
 $session = New-Object -ComObject Microsoft.Update.Session
 $session.ClientApplicationID = 'patchops-agent'
@@ -50,7 +56,9 @@ if ($Action -eq 'Install') {
       [void]$coll.Add($u)
     }
   }
-  if ($coll.Count -eq 0) { Out-Json @{ ResultCode = 0; Error = 'none of the requested KBs is applicable'; Updates = @() }; exit 2 }
+  $found = @(for ($i = 0; $i -lt $coll.Count; $i++) { $coll.Item($i).KBArticleIDs | Select-Object -First 1 })
+  $missing = @($KBs | Where-Object { $found -notcontains $_ })
+  if ($missing.Count -gt 0) { Out-Json @{ ResultCode = 0; Error = "not applicable here (installed, hidden or unknown): KB$($missing -join ', KB')"; Updates = @() }; exit 2 }
   $dl = $session.CreateUpdateDownloader(); $dl.Updates = $coll; [void]$dl.Download()
   $inst = $session.CreateUpdateInstaller(); $inst.Updates = $coll
   $r = $inst.Install()

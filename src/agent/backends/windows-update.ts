@@ -10,6 +10,9 @@ import type { Backend, OperationResult } from './types';
 
 export const WINDOWS_UPDATE_SCRIPT = fileURLToPath(new URL('./windows-update.ps1', import.meta.url));
 
+/** A KB number as the backend names its packages (updates without one are named WU-<UpdateID> and not installed by KB). */
+const KB = /^KB[0-9]+$/i;
+
 export interface WuaUpdate {
   KB: string | null;
   Title: string;
@@ -77,7 +80,14 @@ export class WindowsUpdateBackend implements Backend {
     return wuaToPatches(parseWuaSearch(r.stdout.trim()));
   }
 
+  /**
+   * One `-KBs 5034441,5032339` argument: through `-File` PowerShell hands it to the script as one string, which the
+   * script splits (an array parameter cannot be filled from -File). Only KB numbers are passed, so none can act as
+   * a parameter.
+   */
   async install(pkgs: PackageRef[]): Promise<OperationResult> {
+    const bad = pkgs.find((p) => !KB.test(p.name));
+    if (bad) return { ok: false, error: `"${bad.name}" is not a KB number (KB followed by digits); Windows Update installs by KB only`, log: '' };
     const kbs = pkgs.map((p) => p.name.replace(/^KB/i, ''));
     const r = await this.ps(['-Action', 'Install', '-KBs', kbs.join(',')]);
     let reboot = false;
@@ -92,7 +102,8 @@ export class WindowsUpdateBackend implements Backend {
   async rollback(pkgs: PackageRef[]): Promise<OperationResult> {
     const logs: string[] = [];
     for (const p of pkgs) {
-      const r = await this.ps(['-Action', 'Uninstall', '-KBs', p.name]);
+      if (!KB.test(p.name)) return { ok: false, error: `"${p.name}" is not a KB number (KB followed by digits)`, log: tail(logs.join('\n')) };
+      const r = await this.ps(['-Action', 'Uninstall', '-KBs', p.name.replace(/^KB/i, '')]);
       logs.push(r.stdout);
       if (r.code !== 0) return { ok: false, error: `uninstalling ${p.name} failed: ${tail(r.stdout + r.stderr, 500)}`, log: tail(logs.join('\n')) };
     }
