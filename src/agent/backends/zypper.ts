@@ -1,5 +1,5 @@
 /**
- * zypper (SUSE, openSUSE). Scan = `zypper --xmlout list-patches` (the needed patches: category, severity,
+ * zypper (SUSE, openSUSE). Scan = `zypper refresh`, `zypper --xmlout list-patches` (the needed patches: category, severity,
  * restart flags, CVEs), each patch's packages from zypper's own plan for it (`zypper --xmlout install
  * --dry-run -t patch <id>`: name, new and old EVR of every installed package the patch updates), and
  * `zypper --xmlout list-updates` for the upgrades no patch covers. A patch's PackageRefs are those packages
@@ -169,6 +169,8 @@ export interface ZypperOptions {
   exec?: Exec;
   /** Another root for zypper and rpm (`--root`), tests; unset = the system. */
   root?: string;
+  /** Run `zypper refresh` before a scan (default true). */
+  refresh?: boolean;
   timeoutMs?: number;
 }
 
@@ -193,6 +195,10 @@ export class ZypperBackend implements Backend {
   }
 
   async scan(): Promise<FoundPatch[]> {
+    if (this.o.refresh !== false) {
+      const ref = await this.zypper(['refresh']);
+      if (ref.code !== 0) throw new Error(this.failure('refresh', ref));
+    }
     const lp = await this.zypper(['--xmlout', 'list-patches']);
     if (!OK_CODES.includes(lp.code)) throw new Error(this.failure('list-patches', lp));
     const out: FoundPatch[] = [];
