@@ -137,11 +137,26 @@ describe.skipIf(missing.length > 0)('dnf backend, for real (dnf 4, signed local 
     expect((await dnf.installedVersions(['patchops-demo'])).get('patchops-demo')).toBe('1:1.0-1');
   }, 60_000);
 
+  it('without a previous version, a rollback undoes the transaction the install made (dnf history undo)', async () => {
+    const dnf = new DnfBackend({ root });
+    const pkgs = [{ manager: 'dnf', name: 'patchops-demo', version: '1:2.0-1' }];
+    expect((await dnf.install(pkgs)).ok).toBe(true);
+    expect(await readVersion('patchops-demo')).toBe('2.0');
+    const res = await dnf.rollback(pkgs, {});
+    expect(res.ok, res.error).toBe(true);
+    expect(await readVersion('patchops-demo')).toBe('1.0');
+    expect((await dnf.installedVersions(['patchops-demo'])).get('patchops-demo')).toBe('1:1.0-1');
+    // a fresh backend knows no transaction of its own: it says so and changes nothing
+    const none = await new DnfBackend({ root }).rollback(pkgs, {});
+    expect(none).toMatchObject({ ok: false, error: 'no previous version known and no transaction of ours to undo' });
+  }, 120_000);
+
   it('an option-looking package name is refused as an argument, never applied as an option (the signature check stays on)', async () => {
     const dnf = new DnfBackend({ root });
     // the control: the repository's unsigned package is refused by the signature check
     const plain = await dnf.install([{ manager: 'dnf', name: 'patchops-unsigned', version: '1.0-1' }]);
     expect(plain.ok).toBe(false);
+    expect(plain.error).toMatch(/not signed/);
     // a "name" that would switch the check off if dnf read it as an option
     const res = await dnf.install([
       { manager: 'dnf', name: '--nogpgcheck' },

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { foundPatchSchema } from '../../shared/agent-protocol';
-import { parseCheckUpdate, parseDnf5AdvisoryList, parseUpdateInfoList, toPatches } from './dnf';
+import type { Exec } from '../exec';
+import { DnfBackend, parseCheckUpdate, parseDnf5AdvisoryList, parseUpdateInfoList, toPatches } from './dnf';
 import { normalizeEvr, parseNevra } from './rpm';
 import { parseZypperPatchesTable, zypperPatchToFound } from './zypper';
 
@@ -114,6 +115,31 @@ describe('dnf 5 advisory list on captured output', () => {
     const patches = toPatches(parseDnf5AdvisoryList(fixture('dnf5-advisory-list-narrow.txt')), cves, []);
     expect(patches.find((p) => p.patchId === 'FEDORA-2024-635a54eb7e')!.cves).toEqual(['CVE-2024-34397']);
     expect(patches.filter((p) => p.cves.length > 0)).toHaveLength(1);
+  });
+});
+
+describe('DnfBackend on dnf 5 (its captured output served by a fake exec)', () => {
+  it('knows dnf 5 by its --version line and asks it for advisory list and check-upgrade', async () => {
+    const calls: string[][] = [];
+    const exec: Exec = async (file, args) => {
+      calls.push([file, ...args]);
+      const a = args.join(' ');
+      // dnf5/main.cpp print_versions: "{} version {}.{}.{}.{}" with "dnf5", then the plugin API line
+      if (a === '--version') return { code: 0, stdout: 'dnf5 version 5.2.18.0\ndnf5 plugin API version 2.0\n', stderr: '' };
+      if (a === 'advisory list --available') return { code: 0, stdout: fixture('dnf5-advisory-list-narrow.txt'), stderr: '' };
+      if (a === 'advisory list --available --with-cve') return { code: 0, stdout: '', stderr: '' };
+      if (a === 'check-upgrade') return { code: 0, stdout: '', stderr: '' };
+      return { code: 2, stdout: '', stderr: `unexpected: ${a}` };
+    };
+    const patches = await new DnfBackend({ exec }).scan();
+    expect(calls.map((c) => c.slice(1).join(' '))).toEqual(['--version', 'advisory list --available', 'advisory list --available --with-cve', 'check-upgrade']);
+    expect(patches.map((p) => p.patchId)).toEqual(['FEDORA-2024-1e8a70c30e', 'FEDORA-2024-27b58399dc', 'FEDORA-2024-635a54eb7e', 'FEDORA-2024-fbfda3f679']);
+  });
+
+  it('a failing listing fails the scan with what dnf said (the message is ours)', async () => {
+    const exec: Exec = async (_file, args) =>
+      args[0] === '--version' ? { code: 0, stdout: '4.14.0\n', stderr: '' } : { code: 1, stdout: '', stderr: 'Error: Failed to download metadata for repo' };
+    await expect(new DnfBackend({ exec }).scan()).rejects.toThrow(/updateinfo list --available failed \(1\): Error: Failed to download metadata for repo/);
   });
 });
 
