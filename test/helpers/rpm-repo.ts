@@ -18,7 +18,7 @@ export interface RpmTestPackage {
   /** false: built without a signature (what gpgcheck must refuse). Default true. */
   signed?: boolean;
   /** The update advisory of the last version: dnf reads it as an advisory, zypper as a patch. */
-  advisory?: { id: string; type: string; severity?: string; title: string; cves?: string[] };
+  advisory?: { id: string; type: string; severity?: string; title: string; cves?: string[]; reboot?: boolean };
 }
 
 export interface RpmTestRepo {
@@ -32,7 +32,7 @@ export interface RpmTestRepo {
 
 /**
  * The standard set: a security advisory with severity and CVEs (on a package with an epoch), an advisory of a
- * type dnf calls unknown (SUSE's `recommended`), an upgrade no advisory covers, and an unsigned package.
+ * type dnf calls unknown (SUSE's `recommended`, suggesting a reboot), an upgrade no advisory covers, and an unsigned package.
  */
 export const RPM_TEST_PACKAGES: RpmTestPackage[] = [
   {
@@ -41,7 +41,7 @@ export const RPM_TEST_PACKAGES: RpmTestPackage[] = [
     versions: ['1.0', '2.0'],
     advisory: { id: 'PATCHOPS-2026:0001', type: 'security', severity: 'Important', title: 'Important: patchops-demo security update', cves: ['CVE-2026-990001', 'CVE-2026-990002'] },
   },
-  { name: 'patchops-tools', epoch: '', versions: ['1.0', '2.0'], advisory: { id: 'PATCHOPS-2026:0002', type: 'recommended', title: 'Recommended update for patchops-tools' } },
+  { name: 'patchops-tools', epoch: '', versions: ['1.0', '2.0'], advisory: { id: 'PATCHOPS-2026:0002', type: 'recommended', title: 'Recommended update for patchops-tools', reboot: true } },
   { name: 'patchops-extra', epoch: '', versions: ['1.0', '2.0'] },
   // never installed by the tests' setup: what a signature check must keep out
   { name: 'patchops-unsigned', epoch: '', versions: ['1.0'], signed: false },
@@ -94,7 +94,7 @@ ${refs}
         <name>patchops test</name>
         <package name="${p.name}" version="${v}" release="1" epoch="${p.epoch || '0'}" arch="noarch" src="${p.name}-${v}-1.src.rpm">
           <filename>${p.name}-${v}-1.noarch.rpm</filename>
-          <reboot_suggested>False</reboot_suggested>
+          <reboot_suggested>${a.reboot ? 'True' : 'False'}</reboot_suggested>
         </package>
       </collection>
     </pkglist>

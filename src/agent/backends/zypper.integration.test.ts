@@ -49,6 +49,7 @@ describe.skipIf(missing.length > 0)('zypper backend, for real (zypper 1.14, sign
     const lp = await zypperHere(['--xmlout', 'list-patches']);
     expect(lp.code, lp.stderr).toBe(0);
     expect(lp.stdout).toContain('<update kind="patch" name="PATCHOPS-2026:0001"');
+    expect(lp.stdout).toMatch(/name="PATCHOPS-2026:0002"[^>]* restart="true" interactive="true"/);
     expect(parseZypperPatchesXml(lp.stdout)).toEqual([
       {
         name: 'PATCHOPS-2026:0001',
@@ -69,7 +70,7 @@ describe.skipIf(missing.length > 0)('zypper backend, for real (zypper 1.14, sign
         summary: 'Recommended update for patchops-tools',
         repository: 'patchops-test',
         cves: [],
-        reboot: false,
+        reboot: true, // <reboot_suggested>True</reboot_suggested> in the updateinfo: zypper says restart="true"
         issued: '2026-11-02T00:00:00Z',
       },
     ]);
@@ -104,7 +105,7 @@ describe.skipIf(missing.length > 0)('zypper backend, for real (zypper 1.14, sign
       cves: ['CVE-2026-990001', 'CVE-2026-990002'],
       packages: [{ manager: 'zypper', name: 'patchops-demo', version: '1:2.0-1' }],
     });
-    expect(byId.get('PATCHOPS-2026:0002')).toMatchObject({ type: 'bug_fix', packages: [{ manager: 'zypper', name: 'patchops-tools', version: '2.0-1' }] });
+    expect(byId.get('PATCHOPS-2026:0002')).toMatchObject({ type: 'bug_fix', rebootRequired: true, packages: [{ manager: 'zypper', name: 'patchops-tools', version: '2.0-1' }] });
     expect(byId.get('rpm:patchops-extra:2.0-1')).toMatchObject({ type: 'update', packages: [{ manager: 'zypper', name: 'patchops-extra', version: '2.0-1' }] });
 
     const payload = { patches: [{ patchId: patch.patchId, packages: patch.packages, rebootRequired: false }], reboot: { behaviour: 'never' } };
