@@ -1,8 +1,7 @@
 /**
  * dnf, yum and zypper parsers on output captured from public sources (test/fixtures/agent, sources in its
- * README): the tools that do not run here (dnf 5, yum 3, openEuler's plugin, SUSE's zypper on SLES). The
- * output of the dnf 4 and zypper that run here is produced by running them, in dnf.integration.test.ts and
- * zypper.integration.test.ts.
+ * README): the tools that do not run here (dnf 5, yum 3, openEuler's plugin). The output of the dnf 4 and zypper
+ * that run here is produced by running them, in dnf.integration.test.ts and zypper.integration.test.ts.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,7 +10,6 @@ import { foundPatchSchema } from '../../shared/agent-protocol';
 import type { Exec } from '../exec';
 import { DnfBackend, parseCheckUpdate, parseDnf5AdvisoryList, parseUpdateInfoList, toPatches } from './dnf';
 import { normalizeEvr, parseNevra } from './rpm';
-import { parseZypperPatchesTable, zypperPatchToFound } from './zypper';
 
 const fixture = (name: string) => readFileSync(path.join(import.meta.dirname, '../../../test/fixtures/agent', name), 'utf8');
 
@@ -140,18 +138,5 @@ describe('DnfBackend on dnf 5 (its captured output served by a fake exec)', () =
     const exec: Exec = async (_file, args) =>
       args[0] === '--version' ? { code: 0, stdout: '4.14.0\n', stderr: '' } : { code: 1, stdout: '', stderr: 'Error: Failed to download metadata for repo' };
     await expect(new DnfBackend({ exec }).scan()).rejects.toThrow(/updateinfo list --available failed \(1\): Error: Failed to download metadata for repo/);
-  });
-});
-
-describe('zypper table on captured output', () => {
-  it('reads list-patches of SLES 12 SP2 (category, severity, interactive=restart)', () => {
-    const rows = parseZypperPatchesTable(fixture('zypper-list-patches.txt'));
-    expect(rows.map((r) => [r.name, r.category, r.severity, r.status])).toEqual([
-      ['SUSE-SLE-SERVER-12-SP2-2017-1022', 'recommended', 'moderate', 'needed'],
-      ['SUSE-SLE-SERVER-12-SP2-2017-1252', 'security', 'important', 'needed'],
-    ]);
-    const found = zypperPatchToFound(rows[1]!, []);
-    expect(found).toMatchObject({ patchId: 'SUSE-SLE-SERVER-12-SP2-2017-1252', type: 'security', vendorSeverity: 'important', title: 'Security update for libzypp, zypper' });
-    expect(zypperPatchToFound(rows[0]!, []).type).toBe('bug_fix');
   });
 });

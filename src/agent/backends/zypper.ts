@@ -25,7 +25,7 @@ export interface ZypperPatch {
   summary: string;
   repository: string;
   cves: string[];
-  /** The patch asks for a reboot (`restart="true"`, "reboot" in the table's Interactive column). */
+  /** The patch asks for a reboot (`restart="true"`). */
   reboot: boolean;
   issued?: string;
 }
@@ -71,7 +71,7 @@ function updates(doc: Node): Node[] {
 /**
  * Parses `zypper --xmlout list-patches` (zypper's XML output, `<update kind="patch" name status category
  * severity restart interactive>` with `<summary>`, `<source alias>`, `<issue-date>` and `<issue-list><issue
- * type="cve" id>`): the stable machine form, unlike the table, whose columns vary between zypper versions.
+ * type="cve" id>`): the machine form; the table's columns vary between zypper versions and it carries no CVEs.
  */
 export function parseZypperPatchesXml(text: string): ZypperPatch[] {
   return updates(xml.parse(text) as Node)
@@ -89,27 +89,6 @@ export function parseZypperPatchesXml(text: string): ZypperPatch[] {
       reboot: u.restart === 'true',
       issued: str((u['issue-date'] as Node | undefined)?.text) || undefined,
     }));
-}
-
-/** Parses the table of `zypper list-patches` / `zypper patches` (older zypper, or a person's paste): columns by header name. */
-export function parseZypperPatchesTable(text: string): ZypperPatch[] {
-  const out: ZypperPatch[] = [];
-  let cols: string[] | null = null;
-  for (const line of text.split('\n')) {
-    if (!line.includes('|')) {
-      cols = line.trim() === '' ? null : cols;
-      continue;
-    }
-    const cells = line.split('|').map((c) => c.trim());
-    if (cells.includes('Name') && cells.includes('Category')) {
-      cols = cells.map((c) => c.toLowerCase());
-      continue;
-    }
-    if (!cols || /^-+\+/.test(line.trim())) continue;
-    const get = (k: string) => cells[cols!.indexOf(k)] ?? '';
-    out.push({ name: get('name'), category: get('category'), severity: get('severity'), status: get('status'), summary: get('summary'), repository: get('repository'), cves: [], reboot: /reboot/i.test(get('interactive')) });
-  }
-  return out;
 }
 
 /** Parses the `<install-summary>` of `zypper --xmlout install --dry-run`: what zypper would change. */
