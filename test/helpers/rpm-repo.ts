@@ -115,7 +115,9 @@ export async function buildRpmTestRepo(packages: RpmTestPackage[] = RPM_TEST_PAC
   const keyFile = path.join(dir, 'RPM-GPG-KEY-patchops-test');
   await fs.writeFile(keyFile, run('gpg', ['--armor', '--export'], { env: genv }));
 
-  const rpmDefs = (top: string) => ['--define', `_topdir ${top}`, '--define', `_rpmdir ${repo}`, '--define', '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm'];
+  // rpmbuild and rpmsign open an rpm database (Debian's default is ~/.rpmdb): a throwaway one, not the host's
+  const dbpath = ['--define', `_dbpath ${path.join(dir, 'rpmdb')}`];
+  const rpmDefs = (top: string) => [...dbpath, '--define', `_topdir ${top}`, '--define', `_rpmdir ${repo}`, '--define', '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm'];
   for (const p of packages) {
     for (const v of p.versions) {
       const spec = path.join(dir, `${p.name}-${v}.spec`);
@@ -142,7 +144,7 @@ export async function buildRpmTestRepo(packages: RpmTestPackage[] = RPM_TEST_PAC
       run('rpmbuild', [...rpmDefs(path.join(dir, 'rpmbuild')), '-bb', spec]);
       // Debian's rpm names gpg2 as its signer (%__gpg); gpg is the same program there.
       if (p.signed !== false)
-        run('rpmsign', ['--define', '_gpg_name patchops test rpm repo', '--define', '__gpg /usr/bin/gpg', '--addsign', path.join(repo, `${p.name}-${v}-1.noarch.rpm`)], { env: genv });
+        run('rpmsign', [...dbpath, '--define', '_gpg_name patchops test rpm repo', '--define', '__gpg /usr/bin/gpg', '--addsign', path.join(repo, `${p.name}-${v}-1.noarch.rpm`)], { env: genv });
     }
   }
   run('createrepo_c', ['--quiet', repo]);

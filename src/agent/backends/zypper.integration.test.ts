@@ -17,6 +17,8 @@ let root: string;
 beforeAll(async () => {
   if (missing.length) return;
   t = await buildRpmTestRepo();
+  // zypper --root still logs to the host's /var/log/zypper.log unless told otherwise (libzypp's ZYPP_LOGFILE)
+  process.env.ZYPP_LOGFILE = path.join(t.dir, 'zypper.log');
   root = await zypperRoot(t);
   zypperInstallInto(root, ['patchops-demo=1:1.0-1', 'patchops-tools=1.0-1', 'patchops-extra=1.0-1']);
 }, 180_000);
