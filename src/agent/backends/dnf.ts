@@ -1,5 +1,5 @@
 /**
- * dnf / yum (RHEL, Fedora, Rocky, Alma, openEuler), dnf 4 and dnf 5. Scan = the advisories
+ * dnf / yum (RHEL, Fedora, Rocky, Alma, openEuler), dnf 4 and dnf 5. Scan = fresh metadata (`--refresh`), the advisories
  * (`dnf updateinfo list` on dnf 4, `dnf advisory list` on dnf 5; then the same with `--with-cve` for their
  * CVEs) plus every upgrade no advisory covers (`check-update` / `check-upgrade`). A package's version is
  * rpm's EVR (`[epoch:]version-release`, see rpm.ts), the same string the install asks for and `rpm -q`
@@ -191,6 +191,8 @@ export interface DnfOptions {
   bin?: string;
   /** Another root for dnf (`--installroot`) and rpm (`--root`), tests; unset = the system. */
   root?: string;
+  /** Expire the cached metadata before a scan (`--refresh` on its first command; default true), as apt's backend runs `apt-get update`. */
+  refresh?: boolean;
   timeoutMs?: number;
 }
 
@@ -220,7 +222,7 @@ export class DnfBackend implements Backend {
     const five = (await this.dnfGeneration()) === 5;
     const list = five ? ['advisory', 'list', '--available'] : ['-q', 'updateinfo', 'list', '--available'];
     const parse = five ? parseDnf5AdvisoryList : parseUpdateInfoList;
-    const adv = await this.dnf(list);
+    const adv = await this.dnf([...(this.o.refresh === false ? [] : ['--refresh']), ...list]);
     if (adv.code !== 0) throw new Error(`${this.bin} ${list.join(' ')} failed (${adv.code}): ${tail(adv.stderr || adv.stdout, 1000).trim()}`);
     const cve = await this.dnf([...list, '--with-cve']);
     if (cve.code !== 0) throw new Error(`${this.bin} ${list.join(' ')} --with-cve failed (${cve.code}): ${tail(cve.stderr || cve.stdout, 1000).trim()}`);

@@ -124,19 +124,19 @@ describe('DnfBackend on dnf 5 (its captured output served by a fake exec)', () =
       const a = args.join(' ');
       // dnf5/main.cpp print_versions: "{} version {}.{}.{}.{}" with "dnf5", then the plugin API line
       if (a === '--version') return { code: 0, stdout: 'dnf5 version 5.2.18.0\ndnf5 plugin API version 2.0\n', stderr: '' };
-      if (a === 'advisory list --available') return { code: 0, stdout: fixture('dnf5-advisory-list-narrow.txt'), stderr: '' };
+      if (a === '--refresh advisory list --available') return { code: 0, stdout: fixture('dnf5-advisory-list-narrow.txt'), stderr: '' };
       if (a === 'advisory list --available --with-cve') return { code: 0, stdout: '', stderr: '' };
       if (a === 'check-upgrade') return { code: 0, stdout: '', stderr: '' };
       return { code: 2, stdout: '', stderr: `unexpected: ${a}` };
     };
     const patches = await new DnfBackend({ exec }).scan();
-    expect(calls.map((c) => c.slice(1).join(' '))).toEqual(['--version', 'advisory list --available', 'advisory list --available --with-cve', 'check-upgrade']);
+    expect(calls.map((c) => c.slice(1).join(' '))).toEqual(['--version', '--refresh advisory list --available', 'advisory list --available --with-cve', 'check-upgrade']);
     expect(patches.map((p) => p.patchId)).toEqual(['FEDORA-2024-1e8a70c30e', 'FEDORA-2024-27b58399dc', 'FEDORA-2024-635a54eb7e', 'FEDORA-2024-fbfda3f679']);
   });
 
   it('a failing listing fails the scan with what dnf said (the message is ours)', async () => {
     const exec: Exec = async (_file, args) =>
       args[0] === '--version' ? { code: 0, stdout: '4.14.0\n', stderr: '' } : { code: 1, stdout: '', stderr: 'Error: Failed to download metadata for repo' };
-    await expect(new DnfBackend({ exec }).scan()).rejects.toThrow(/updateinfo list --available failed \(1\): Error: Failed to download metadata for repo/);
+    await expect(new DnfBackend({ exec }).scan()).rejects.toThrow(/-q updateinfo list --available failed \(1\): Error: Failed to download metadata for repo/);
   });
 });
