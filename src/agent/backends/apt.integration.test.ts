@@ -79,4 +79,18 @@ describe('apt backend, for real (signed local repository, throwaway root)', () =
     expect(res.error).toMatch(/simulation refused/);
     expect((await apt.installedVersions([t.packageName])).get(t.packageName)).toBe('1.0');
   }, 60_000);
+
+  it('an option-looking package name is refused as a name, never applied as an option (DPkg::Pre-Invoke runs nothing)', async () => {
+    const apt = new AptBackend({ root: t.root, refresh: false });
+    const marker = path.join(t.dir, 'pre-invoke-ran');
+    // read as an option, this "name" makes apt run a shell command before dpkg installs the real package
+    const res = await apt.install([
+      { manager: 'apt', name: `-oDPkg::Pre-Invoke::=touch ${marker}` },
+      { manager: 'apt', name: t.packageName, version: '2.0' },
+    ]);
+    expect(res.ok).toBe(false);
+    expect(res.error).toMatch(/Unable to locate package -oDPkg::Pre-Invoke::=touch/);
+    await expect(fs.stat(marker)).rejects.toThrow(/ENOENT/);
+    expect((await apt.installedVersions([t.packageName])).get(t.packageName)).toBe('1.0');
+  }, 60_000);
 });

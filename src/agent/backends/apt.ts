@@ -110,9 +110,10 @@ export class AptBackend implements Backend {
 
   private async installExact(specs: string[], allowDowngrades: boolean): Promise<OperationResult> {
     const extra = ['-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold', ...(allowDowngrades ? ['--allow-downgrades'] : [])];
-    const sim = await this.aptGet(['-s', '-q', 'install', ...extra, ...specs]);
+    // `--` ends apt-get's options: a package name can never be read as one (`-oDPkg::Pre-Invoke::=…` runs a command).
+    const sim = await this.aptGet(['-s', '-q', 'install', ...extra, '--', ...specs]);
     if (sim.code !== 0) return { ok: false, error: `simulation refused the change: ${tail(sim.stderr || sim.stdout, 1000).trim()}`, log: tail(sim.stdout + sim.stderr) };
-    const run = await this.aptGet(['install', '-y', '-q', '--no-install-recommends', ...extra, ...specs]);
+    const run = await this.aptGet(['install', '-y', '-q', '--no-install-recommends', ...extra, '--', ...specs]);
     const log = tail(sim.stdout + run.stdout + run.stderr);
     if (run.code !== 0) return { ok: false, error: `apt-get install failed (${run.code}): ${tail(run.stderr, 1000).trim()}`, log };
     return { ok: true, log, rebootRequired: await this.rebootPending() };
@@ -141,7 +142,7 @@ export class AptBackend implements Backend {
   async installedVersions(names: string[]): Promise<Map<string, string | null>> {
     const out = new Map<string, string | null>(names.map((n) => [n, null]));
     if (names.length === 0) return out;
-    const res = await this.dpkgQuery(['-W', '-f=${Package}\\t${Architecture}\\t${Status}\\t${Version}\\n', ...names]);
+    const res = await this.dpkgQuery(['-W', '-f=${Package}\\t${Architecture}\\t${Status}\\t${Version}\\n', '--', ...names]);
     const installed = res.stdout
       .split('\n')
       .map((line) => line.split('\t'))

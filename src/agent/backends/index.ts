@@ -13,6 +13,8 @@ export interface BackendOptions {
   exec?: Exec;
   /** apt: operate on another root (tests, chroots). */
   aptRoot?: string;
+  /** dnf and zypper: operate on another root (tests, chroots). */
+  rpmRoot?: string;
 }
 
 /** Builds the named backends, keyed by every manager name they answer for. */
@@ -24,13 +26,13 @@ export function createBackends(names: string[], o: BackendOptions = {}): Map<str
         out.set('apt', new AptBackend({ root: o.aptRoot, exec: o.exec }));
         break;
       case 'dnf': {
-        const b = new DnfBackend(o.exec);
+        const b = new DnfBackend({ exec: o.exec, root: o.rpmRoot });
         out.set('dnf', b);
         out.set('yum', b);
         break;
       }
       case 'zypper':
-        out.set('zypper', new ZypperBackend(o.exec));
+        out.set('zypper', new ZypperBackend({ exec: o.exec, root: o.rpmRoot }));
         break;
       case 'windows-update':
         out.set('windows-update', new WindowsUpdateBackend(o.exec));

@@ -1,4 +1,4 @@
-/** Every parser on real output of its tool (test/fixtures/agent, sources in its README). */
+/** Every parser on real output of its tool (test/fixtures/agent, sources in its README). dnf, yum and zypper: rpm-parsers.test.ts. */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,11 +7,9 @@ import { productForPackage } from '../catalog';
 import type { Exec } from '../exec';
 import { AptBackend, aptUpgradeToPatch, parseAptSimulation } from './apt';
 import { brewToPatches, parseBrewOutdated } from './brew';
-import { parseUpdateInfoList, splitNevra, updateInfoToPatches } from './dnf';
 import { parseSoftwareUpdateList, softwareUpdateToPatches } from './softwareupdate';
 import { parseWuaSearch, WindowsUpdateBackend, wuaToPatches } from './windows-update';
 import { parseWingetTable, WingetBackend, wingetToPatches } from './winget';
-import { parseZypperPatches, zypperToPatches } from './zypper';
 
 const fixture = (name: string) => readFileSync(path.join(import.meta.dirname, '../../../test/fixtures/agent', name), 'utf8');
 
@@ -72,48 +70,6 @@ describe('apt', () => {
       'libnvidia-extra-525': null,
     });
     expect(calls[0]).toEqual(expect.arrayContaining(['dpkg-query', '-W', 'libnvidia-gl-525:i386']));
-  });
-});
-
-describe('dnf / yum updateinfo', () => {
-  it('reads advisories with severity and type, grouping package versions per advisory', () => {
-    const lines = parseUpdateInfoList(fixture('yum-updateinfo-list.txt'));
-    expect(lines).toHaveLength(13);
-    expect(lines[4]).toEqual({ id: 'RHSA-2016:2594', severity: 'Moderate', kind: 'Sec.', nevra: '389-ds-base-1.3.5.10-11.el7.x86_64' });
-    const patches = updateInfoToPatches(lines);
-    const a = patches.find((p) => p.patchId === 'RHSA-2014:1031')!;
-    expect(a).toMatchObject({ type: 'security', vendorSeverity: 'Important', severitySource: 'redhat' });
-    expect(a.packages).toEqual([
-      { manager: 'dnf', name: '389-ds-base', version: '1.3.1.6-26.el7_0' },
-      { manager: 'dnf', name: '389-ds-base-libs', version: '1.3.1.6-26.el7_0' },
-    ]);
-    expect(patches).toHaveLength(12);
-  });
-
-  it('reads the CVE listing (CVE, severity, package)', () => {
-    const lines = parseUpdateInfoList(fixture('dnf-updateinfo-list-cves.txt'));
-    expect(lines.map((l) => [l.id, l.severity])).toEqual([
-      ['CVE-2022-3080', 'Important'],
-      ['CVE-2021-25220', 'Moderate'],
-      ['CVE-2022-1886', 'Critical'],
-      ['CVE-2022-1725', 'Low'],
-    ]);
-    const patches = updateInfoToPatches(lines, 'openEuler');
-    expect(patches.find((p) => p.cves.includes('CVE-2022-1886'))).toMatchObject({ patchId: 'rpm:vim-common:8.2-39.oe2203', vendorSeverity: 'Critical' });
-    expect(splitNevra('bind-libs-9.16.23-10.oe2203.aarch64')).toEqual({ name: 'bind-libs', version: '9.16.23-10.oe2203', arch: 'aarch64' });
-  });
-});
-
-describe('zypper', () => {
-  it('reads list-patches with category, severity and interactive', () => {
-    const rows = parseZypperPatches(fixture('zypper-list-patches.txt'));
-    expect(rows.map((r) => [r.name, r.category, r.severity, r.interactive, r.status])).toEqual([
-      ['SUSE-SLE-SERVER-12-SP2-2017-1022', 'recommended', 'moderate', 'restart', 'needed'],
-      ['SUSE-SLE-SERVER-12-SP2-2017-1252', 'security', 'important', 'restart', 'needed'],
-    ]);
-    const patches = zypperToPatches(rows);
-    expect(patches[1]).toMatchObject({ patchId: 'SUSE-SLE-SERVER-12-SP2-2017-1252', type: 'security', vendorSeverity: 'important', title: 'Security update for libzypp, zypper' });
-    expect(patches[0]!.type).toBe('bug_fix');
   });
 });
 
