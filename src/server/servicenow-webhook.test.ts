@@ -13,7 +13,10 @@ import { serviceNowNotificationSchema, serviceNowWebhookRoute, toChangeRequestSt
 
 const SECRET = 'webhook-secret-0123456789';
 
-/** A CycleService that knows some cycles by id and change number and records what it was told. */
+/**
+ * A CycleService that knows some cycles, by id and by change number, each with its change (as the real one:
+ * NOT_FOUND for an unknown key, CONFLICT for a change that is not the cycle's own), and records what it was told.
+ */
 function recordingCycles(known: Record<string, string>) {
   const calls: Array<{ key: string; event: ChangeRequestStateEvent }> = [];
   const notUsed = () => {
@@ -24,6 +27,7 @@ function recordingCycles(known: Record<string, string>) {
     cancel: notUsed, rollback: notUsed, scan: notUsed,
     async changeRequestState(key, event) {
       if (!(key in known)) throw new CodedError(ErrorCode.NotFound, `no cycle ${key}`);
+      if (known[key] !== event.changeNumber) throw new CodedError(ErrorCode.Conflict, `change ${event.changeNumber} is not the change of ${key}`);
       calls.push({ key, event });
     },
   };
@@ -76,8 +80,7 @@ const post = (payload: unknown, headers: Record<string, string> = { 'x-patchops-
 
 // A fresh route (and de-duplication memory) per test.
 beforeEach(async () => {
-  // The stand-in service finds a cycle by id too (as the real one does): a forward by correlation_id would reach it.
-  cycles = recordingCycles({ CHG0010042: 'cycle-42', CHG0010077: 'cycle-77', 'cycle-42': 'cycle-42' });
+  cycles = recordingCycles({ 'cycle-42': 'CHG0010042', CHG0010042: 'CHG0010042', CHG0010077: 'CHG0010077' });
   sn = serviceNowSays({ CHG0010042: SCHEDULED, CHG0010077: { changeNumber: 'CHG0010077', state: 'scheduled', approval: 'approved' }, CHG0010099: { changeNumber: 'CHG0010099', state: 'scheduled', approval: 'approved' } });
   app = await buildServer({
     logger: createLogger('silent'),
@@ -92,7 +95,7 @@ describe('POST /webhooks/servicenow', () => {
     const res = await post(body({ start_date: '2030-01-01 00:00:00' }));
     expect(res.statusCode).toBe(200);
     expect(sn.asked).toEqual(['CHG0010042']);
-    expect(cycles.calls).toEqual([{ key: 'CHG0010042', event: SCHEDULED }]); // ServiceNow's window, not the body's
+    expect(cycles.calls).toEqual([{ key: 'cycle-42', event: SCHEDULED }]); // ServiceNow's window, not the body's
   });
 
   it('maps a notification to the signal payload (the state it claims, checked against ServiceNow)', () => {
@@ -109,12 +112,17 @@ describe('POST /webhooks/servicenow', () => {
     expect(cycles.calls).toEqual([]);
   });
 
-  it('finds the cycle by the change number alone: a correlation_id naming another cycle moves nothing', async () => {
+  it('moves only the cycle whose change this is: a correlation_id naming another cycle moves nothing', async () => {
     // CHG0010099 is approved in ServiceNow, but no cycle owns it; its correlation_id names cycle-42's cycle.
     const res = await post(body({ number: 'CHG0010099', correlation_id: 'cycle-42' }));
     expect(res.statusCode).toBe(404);
     expect(res.json().error).toBe('no patch cycle owns change CHG0010099 (the notification names correlation_id cycle-42)');
     expect(cycles.calls).toEqual([]);
+  });
+
+  it('falls back to the change number when the correlation_id names no cycle', async () => {
+    expect((await post(body({ number: 'CHG0010077', correlation_id: 'other' }))).statusCode).toBe(200);
+    expect(cycles.calls.map((c) => c.key)).toEqual(['CHG0010077']);
   });
 
   it('answers 404 for a change ServiceNow does not know, 502 when ServiceNow cannot be asked, 503 without ServiceNow', async () => {
@@ -194,7 +202,7 @@ describe('POST /webhooks/servicenow', () => {
     try {
       const c = fake.insert('change_request', { type: 'normal', state: '-3', approval: 'requested', correlation_id: 'cycle-42', number: 'CHG0010042' });
       expect(await fake.cancel(c.number!, 'Out of freeze window', 'cab.chair')).toBe(200);
-      expect(cycles.calls.at(-1)).toEqual({ key: 'CHG0010042', event: { changeNumber: c.number, state: 'canceled', approval: 'requested', by: 'servicenow:cab.chair', reason: 'Out of freeze window' } });
+      expect(cycles.calls.at(-1)).toEqual({ key: 'cycle-42', event: { changeNumber: c.number, state: 'canceled', approval: 'requested', by: 'servicenow:cab.chair', reason: 'Out of freeze window' } });
     } finally {
       await fake.stop();
       await listening.close();

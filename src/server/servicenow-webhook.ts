@@ -11,9 +11,9 @@
  * the cycle is ServiceNow's answer, never the body. 404 when ServiceNow does not know the change or no
  * cycle owns it; 409 when ServiceNow's state or approval differs from the notification's (nothing is
  * forwarded: the cycle keeps following the change by polling) or the change is not the cycle's own
- * change; 502 when ServiceNow cannot be asked (the business rule may retry); 200 otherwise. The cycle
- * is found by the change number alone: correlation_id, which anyone who can edit a change can set, only
- * names a cycle in messages. Idempotent: a notification already forwarded (same change, sys_mod_count,
+ * change; 502 when ServiceNow cannot be asked (the business rule may retry); 200 otherwise. Only the
+ * cycle whose recorded change is this change can be moved (the cycle service checks): correlation_id,
+ * which anyone who can edit a change can set, only picks among cycles, it never lends one its change. Idempotent: a notification already forwarded (same change, sys_mod_count,
  * state and approval) is acknowledged without forwarding again; forwarding twice would be harmless too.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
@@ -131,7 +131,7 @@ export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule
         return reply.code(409).send({ error: `the notification says change ${n.number} is ${disagreement.notified}, but ServiceNow says ${disagreement.confirmed}: ignored (patchops follows ServiceNow's own state)` });
       }
       try {
-        await service.changeRequestState(n.number, confirmed);
+        await forward(service, n, confirmed);
       } catch (e) {
         if (isCodedError(e) && e.code === ErrorCode.NotFound) {
           return reply.code(404).send({ error: `no patch cycle owns change ${n.number}${n.correlation_id ? ` (the notification names correlation_id ${n.correlation_id})` : ''}` });
@@ -149,6 +149,22 @@ export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule
       return reply.code(200).send({ ok: true, changeNumber: n.number, state: confirmed.state });
     });
   };
+}
+
+/**
+ * To the cycle named by correlation_id when that cycle's own change is this one (the cycle service refuses
+ * any other: CONFLICT), else to the cycle that owns the change number.
+ */
+async function forward(service: CycleService, n: ServiceNowNotification, confirmed: ChangeRequestStateEvent): Promise<void> {
+  if (n.correlation_id) {
+    try {
+      await service.changeRequestState(n.correlation_id, confirmed);
+      return;
+    } catch (e) {
+      if (!(isCodedError(e) && (e.code === ErrorCode.NotFound || e.code === ErrorCode.Conflict))) throw e;
+    }
+  }
+  await service.changeRequestState(n.number, confirmed);
 }
 
 /** How the notification's state or approval differs from ServiceNow's own answer, if it does. */
