@@ -10,8 +10,7 @@
  * instance): its state is confirmed by reading the change from ServiceNow itself, and what is forwarded to
  * the cycle is ServiceNow's answer, never the body. 404 when ServiceNow does not know the change or no
  * cycle owns it; 409 when ServiceNow's state or approval differs from the notification's (nothing is
- * forwarded: the cycle keeps following the change by polling) or the change is not the cycle's own
- * change; 502 when ServiceNow cannot be asked (the business rule may retry); 200 otherwise. Only the
+ * forwarded: the cycle keeps following the change by polling) or the cycle has already finished; 502 when ServiceNow cannot be asked (the business rule may retry); 200 otherwise. Only the
  * cycle whose recorded change is this change can be moved (the cycle service checks): correlation_id,
  * which anyone who can edit a change can set, only picks among cycles, it never lends one its change. Idempotent: a notification already forwarded (same change, sys_mod_count,
  * state and approval) is acknowledged without forwarding again; forwarding twice would be harmless too.
