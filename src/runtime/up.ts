@@ -152,6 +152,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         serviceNowWebhookRoute({
           cycles: cycleServiceFor({ temporal, db }),
           secret: serviceNow?.webhookSecret ?? config.serviceNow.webhookSecret,
+          changes: serviceNow?.desk ?? null,
           logger: logger.child({ component: 'servicenow-webhook' }),
         }),
         dashboardRoutes({

@@ -4,8 +4,15 @@
  *
  * Authentication: the header `X-PatchOps-Secret: <SERVICENOW_WEBHOOK_SECRET>`, or basic auth whose
  * password is that secret (any user name), compared in constant time. 401 when neither matches (or no
- * secret is configured), 400 for a body that is not a change notification, 404 when no cycle owns the
- * change, 200 otherwise. Idempotent: a notification already forwarded (same change, sys_mod_count,
+ * secret is configured), 400 for a body that is not a change notification.
+ *
+ * The notification is only a hint (DESIGN: ServiceNow is trusted for change state, confirmed with the
+ * instance): its state is confirmed by reading the change from ServiceNow itself, and what is forwarded to
+ * the cycle is ServiceNow's answer, never the body. 404 when ServiceNow does not know the change or no
+ * cycle owns it; 409 when ServiceNow's state or approval differs from the notification's (nothing is
+ * forwarded: the cycle keeps following the change by polling) or the cycle has already finished; 502 when ServiceNow cannot be asked (the business rule may retry); 200 otherwise. Only the
+ * cycle whose recorded change is this change can be moved (the cycle service checks): correlation_id,
+ * which anyone who can edit a change can set, only picks among cycles, it never lends one its change. Idempotent: a notification already forwarded (same change, sys_mod_count,
  * state and approval) is acknowledged without forwarding again; forwarding twice would be harmless too.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
@@ -13,6 +20,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ChangeRequestStateEvent } from '../domain/cycle';
 import { CodedError, ErrorCode, isCodedError } from '../domain/errors';
+import type { ChangeDesk } from '../domain/ports';
 import { fromSnDateTime } from '../integrations/servicenow/client';
 import { mapServiceNowApproval, mapServiceNowState } from '../integrations/servicenow/change-desk';
 import type { Logger } from '../logging';
@@ -48,6 +56,11 @@ export interface ServiceNowWebhookOptions {
   /** The cycle service; a function so the route can be mounted before the service exists. */
   cycles: CycleService | (() => CycleService | undefined);
   secret: string | undefined;
+  /**
+   * ServiceNow itself (the change desk), asked for the change's state before anything is forwarded.
+   * Without it every notification is refused (503): an unconfirmed state never reaches a cycle.
+   */
+  changes?: Pick<ChangeDesk, 'get'> | null;
   logger?: Logger;
   /** How many forwarded notifications are remembered for de-duplication. */
   dedupSize?: number;
@@ -100,12 +113,29 @@ export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule
       }
       const service = cycles();
       if (!service) return reply.code(503).send({ error: 'the cycle service is not running in this process; retry shortly' });
+      if (!o.changes) {
+        return reply.code(503).send({ error: 'ServiceNow is not configured in this process (SERVICENOW_INSTANCE_URL), so the notification cannot be confirmed with it: nothing was forwarded.' });
+      }
+      let confirmed: ChangeRequestStateEvent | null;
       try {
-        await forward(service, n, event);
+        confirmed = await o.changes.get(n.number);
+      } catch (e) {
+        o.logger?.warn({ err: e, changeNumber: n.number }, 'could not confirm a ServiceNow notification with ServiceNow');
+        return reply.code(502).send({ error: `could not confirm change ${n.number} with ServiceNow: ${(e as Error).message}` });
+      }
+      if (!confirmed) return reply.code(404).send({ error: `ServiceNow has no change ${n.number}: the notification was ignored` });
+      const disagreement = disagreementOf(event, confirmed);
+      if (disagreement) {
+        o.logger?.warn({ changeNumber: n.number, notified: event.state, confirmed: confirmed.state }, 'ServiceNow notification disagrees with ServiceNow; ignored');
+        return reply.code(409).send({ error: `the notification says change ${n.number} is ${disagreement.notified}, but ServiceNow says ${disagreement.confirmed}: ignored (patchops follows ServiceNow's own state)` });
+      }
+      try {
+        await forward(service, n, confirmed);
       } catch (e) {
         if (isCodedError(e) && e.code === ErrorCode.NotFound) {
-          return reply.code(404).send({ error: `no patch cycle owns change ${n.number}${n.correlation_id ? ` (correlation_id ${n.correlation_id})` : ''}` });
+          return reply.code(404).send({ error: `no patch cycle owns change ${n.number}${n.correlation_id ? ` (the notification names correlation_id ${n.correlation_id})` : ''}` });
         }
+        if (isCodedError(e) && e.code === ErrorCode.Conflict) return reply.code(409).send({ error: e.message });
         if (isCodedError(e) && e.code === ErrorCode.InvalidInput) return reply.code(400).send({ error: e.message });
         o.logger?.error({ err: e, changeNumber: n.number }, 'could not forward the ServiceNow notification');
         return reply.code(500).send({ error: `could not forward the notification: ${(e as Error).message}` });
@@ -114,22 +144,34 @@ export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule
         seen.add(key);
         if (seen.size > dedupSize) seen.delete(seen.values().next().value as string);
       }
-      o.logger?.info({ changeNumber: n.number, state: event.state, approval: event.approval }, 'ServiceNow change state forwarded');
-      return reply.code(200).send({ ok: true, changeNumber: n.number, state: event.state });
+      o.logger?.info({ changeNumber: n.number, state: confirmed.state, approval: confirmed.approval }, 'ServiceNow change state confirmed and forwarded');
+      return reply.code(200).send({ ok: true, changeNumber: n.number, state: confirmed.state });
     });
   };
 }
 
-async function forward(service: CycleService, n: ServiceNowNotification, event: ChangeRequestStateEvent): Promise<void> {
+/**
+ * To the cycle named by correlation_id when that cycle's own change is this one (the cycle service refuses
+ * any other: CONFLICT), else to the cycle that owns the change number.
+ */
+async function forward(service: CycleService, n: ServiceNowNotification, confirmed: ChangeRequestStateEvent): Promise<void> {
   if (n.correlation_id) {
     try {
-      await service.changeRequestState(n.correlation_id, event);
+      await service.changeRequestState(n.correlation_id, confirmed);
       return;
     } catch (e) {
-      if (!(isCodedError(e) && e.code === ErrorCode.NotFound)) throw e;
+      if (!(isCodedError(e) && (e.code === ErrorCode.NotFound || e.code === ErrorCode.Conflict))) throw e;
     }
   }
-  await service.changeRequestState(n.number, event);
+  await service.changeRequestState(n.number, confirmed);
+}
+
+/** How the notification's state or approval differs from ServiceNow's own answer, if it does. */
+function disagreementOf(notified: ChangeRequestStateEvent, confirmed: ChangeRequestStateEvent): { notified: string; confirmed: string } | undefined {
+  const show = (e: ChangeRequestStateEvent) => `${e.state}${e.approval ? ` (approval ${e.approval})` : ''}`;
+  if (notified.state !== confirmed.state) return { notified: show(notified), confirmed: show(confirmed) };
+  if (notified.approval !== undefined && notified.approval !== confirmed.approval) return { notified: show(notified), confirmed: show(confirmed) };
+  return undefined;
 }
 
 function authenticated(req: FastifyRequest, secret: string): boolean {

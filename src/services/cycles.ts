@@ -160,6 +160,10 @@ export function createCycleService(deps: CycleServiceDeps): CycleService {
       const byId = await getCycleRow(db, cycleIdOrChangeNumber);
       const row = byId ?? (await findCycleByChange(db, cycleIdOrChangeNumber)) ?? (await findCycleByChange(db, event.changeNumber));
       if (!row) throw new CodedError(ErrorCode.NotFound, `no cycle owns change ${event.changeNumber} (correlation id ${cycleIdOrChangeNumber})`);
+      // Only the cycle's own change moves it: a change that merely names the cycle (correlation_id) does not.
+      if (row.changeNumber !== event.changeNumber) {
+        throw new CodedError(ErrorCode.Conflict, `change ${event.changeNumber} is not the change of cycle ${row.cycleId} (${row.changeNumber ?? 'it has no change yet'}): ignored`);
+      }
       await signal(row.cycleId, () => handleOf(row.cycleId).signal(changeRequestStateSignal, event));
     },
 

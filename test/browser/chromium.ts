@@ -7,12 +7,13 @@ import { chromium, type BrowserContext } from 'playwright-core';
 export const CHROMIUM = '/usr/bin/chromium';
 
 /**
- * Finds Debian's chromium, installing it with apt-get when missing and we are root. Returns null (and
- * says so loudly) only when it truly cannot be had.
+ * Finds Debian's chromium, installing it with apt-get when missing and we are root (unless
+ * PATCHOPS_TEST_NO_INSTALL=1; `npm test` installs it first through scripts/test-tools.mjs). Returns null (and
+ * says so loudly) only when it cannot be had.
  */
 export function findChromium(): string | null {
   if (fs.existsSync(CHROMIUM)) return CHROMIUM;
-  if (process.getuid?.() === 0 && fs.existsSync('/usr/bin/apt-get')) {
+  if (process.getuid?.() === 0 && fs.existsSync('/usr/bin/apt-get') && process.env.PATCHOPS_TEST_NO_INSTALL !== '1') {
     process.stderr.write('browser tests: /usr/bin/chromium is missing; installing Debian\'s chromium package (apt-get install -y chromium)…\n');
     const r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 600_000 });
     if (r.status !== 0) spawnSync('sh', ['-c', 'apt-get update && apt-get install -y --no-install-recommends chromium'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 900_000 });

@@ -24,7 +24,7 @@ import { grantApprovers } from '../helpers/cycle-fixtures';
 import { addEnrollSecret } from '../../src/db/agents';
 import { agentJobs, endpointGroups, endpointPatches, endpoints, groupMembers, softwareInventory } from '../../src/db/schema/index';
 import { freePort } from '../../src/temporal/dev-server';
-import { aptInstallInto, buildAptTestRepo, type AptTestRepo } from '../helpers/apt-repo';
+import { aptInstallInto, buildAptTestRepo, skipWithoutAptTools, type AptTestRepo } from '../helpers/apt-repo';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
@@ -57,7 +57,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
   }
 }
 
-describe('three real agents against a real server', () => {
+describe.skipIf(skipWithoutAptTools('three real agents against a real server (test/e2e/agents.e2e.test.ts: the apt round trip)'))('three real agents against a real server', () => {
   let tdb: TestDatabase;
   let repo: AptTestRepo;
   const roots: string[] = [];

@@ -49,7 +49,7 @@ describe('patchops up with ServiceNow and email', () => {
     expect((await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json', 'x-patchops-secret': 'wrong' }, body })).status).toBe(401);
     const unknown = await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json', 'x-patchops-secret': secret }, body });
     expect(unknown.status).toBe(404);
-    expect(((await unknown.json()) as { error: string }).error).toContain('no patch cycle owns change CHG0099999');
+    expect(((await unknown.json()) as { error: string }).error).toBe('ServiceNow has no change CHG0099999: the notification was ignored'); // asked the instance itself
 
     const schedules = spawnSync(inject('temporalCliPath'), ['schedule', 'list', '--address', `127.0.0.1:${temporalPort}`], { encoding: 'utf8' });
     expect(schedules.status, schedules.stderr).toBe(0);

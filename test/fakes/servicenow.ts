@@ -4,6 +4,12 @@
  * display_value}` pairs with sysparm_display_value=all (and always from the Change API), Link and
  * X-Total-Count paging, 401 without auth, 429/5xx on demand, and an OAuth token endpoint.
  *
+ * Result shapes, each as ServiceNow documents it: the Change API answers one record as `{result: {…}}` with
+ * every field a `{value, display_value}` pair, or — `changeResultShape = 'array'`, as some of ServiceNow's
+ * Change Management API examples show — as `{result: [{…}]}` with sys_id a plain string and the other
+ * fields pairs. The Table API honours sysparm_display_value (false / true / all) and, unless
+ * sysparm_exclude_reference_link=true, answers reference fields as `{link, value}` (or with display_value).
+ *
  * Implemented: Table API (GET list/one, POST, PATCH/PUT, DELETE) with encoded queries (=, !=, IN, LIKE,
  * STARTSWITH, ^ joins, ORDERBY/ORDERBYDESC); Change Management API (POST normal / emergency /
  * standard/{template}, GET/PATCH change/{sys_id}, change tasks). State transitions are checked as the
@@ -26,7 +32,11 @@ export interface ServiceNowFakeOptions {
   /** Where the business rule posts state changes (POST /webhooks/servicenow of patchops). */
   webhook?: { url: string; secret?: string; basic?: { username: string; password: string } };
   port?: number;
+  /** How the Change API answers a single record (see the header). */
+  changeResultShape?: ChangeResultShape;
 }
+
+export type ChangeResultShape = 'object' | 'array';
 
 export interface InjectedFailure {
   status: number;
@@ -70,9 +80,11 @@ export class ServiceNowFake {
   private counters: Record<string, number> = { change_request: 10000, change_task: 10000 };
   url = '';
   webhook: ServiceNowFakeOptions['webhook'];
+  changeResultShape: ChangeResultShape;
 
   constructor(private readonly o: ServiceNowFakeOptions = {}) {
     this.webhook = o.webhook;
+    this.changeResultShape = o.changeResultShape ?? 'object';
   }
 
   async start(): Promise<string> {
@@ -320,14 +332,15 @@ export class ServiceNowFake {
     const rows = this.table(table);
     const dv = q.sysparm_display_value ?? 'false';
     const fields = q.sysparm_fields ? q.sysparm_fields.split(',') : undefined;
+    const linkBase = q.sysparm_exclude_reference_link === 'true' ? undefined : this.url;
     if (sysId) {
       const row = rows.find((r) => r.sys_id === sysId);
       if (!row) return send(res, 404, { error: { message: 'No Record found', detail: "Record doesn't exist or ACL restricts the record retrieval" }, status: 'failure' });
-      if (method === 'GET') return send(res, 200, { result: present(table, row, dv, fields, this) });
+      if (method === 'GET') return send(res, 200, { result: present(table, row, dv, fields, this, linkBase) });
       if (method === 'PATCH' || method === 'PUT') {
         const err = this.update(table, row, body ?? {}, user);
         if (err) return send(res, 403, { error: { message: err, detail: '' }, status: 'failure' });
-        return send(res, 200, { result: present(table, row, dv, fields, this) });
+        return send(res, 200, { result: present(table, row, dv, fields, this, linkBase) });
       }
       if (method === 'DELETE') {
         rows.splice(rows.indexOf(row), 1);
@@ -352,13 +365,13 @@ export class ServiceNowFake {
         if (offset + limit < matched.length) links.push(link(offset + limit, 'next'));
         links.push(link(Math.max(0, Math.floor((matched.length - 1) / limit) * limit), 'last'));
         res.setHeader('link', links.join(','));
-        return send(res, 200, { result: page.map((r) => present(table, r, dv, fields, this)) });
+        return send(res, 200, { result: page.map((r) => present(table, r, dv, fields, this, linkBase)) });
       }
       if (method === 'POST') {
         const { work_notes: note, ...rest } = (body ?? {}) as Row;
         const row = this.insert(table, stringify(rest), user);
         if (note) this.journal(row, 'work_notes', note, user);
-        return send(res, 201, { result: present(table, row, dv, fields, this) });
+        return send(res, 201, { result: present(table, row, dv, fields, this, linkBase) });
       }
     }
     send(res, 405, { error: { message: 'Method not Supported', detail: '' }, status: 'failure' });
@@ -377,30 +390,36 @@ export class ServiceNowFake {
       const { work_notes: note, ...values } = stringify(body);
       const row = this.insert('change_request', { ...fields, ...values }, user);
       if (note) this.journal(row, 'work_notes', note, user);
-      return send(res, 200, { result: present('change_request', row, 'all', undefined, this) });
+      return send(res, 200, { result: this.changeResult('change_request', row) });
     }
     const change = first ? this.table('change_request').find((r) => r.sys_id === first) : undefined;
     if (!change) return send(res, 404, { error: { message: 'No Record found', detail: "Record doesn't exist or ACL restricts the record retrieval" }, status: 'failure' });
     if (!second) {
-      if (method === 'GET') return send(res, 200, { result: present('change_request', change, 'all', undefined, this) });
+      if (method === 'GET') return send(res, 200, { result: this.changeResult('change_request', change) });
       if (method === 'PATCH') {
         const err = this.update('change_request', change, body, user);
         if (err) return send(res, 403, { error: { message: err, detail: '' }, status: 'failure' });
-        return send(res, 200, { result: present('change_request', change, 'all', undefined, this) });
+        return send(res, 200, { result: this.changeResult('change_request', change) });
       }
     }
     if (second === 'task') {
       if (!third && method === 'POST') {
         const row = this.insert('change_task', { state: '1', ...stringify(body), change_request: change.sys_id! }, user);
-        return send(res, 200, { result: present('change_task', row, 'all', undefined, this) });
+        return send(res, 200, { result: this.changeResult('change_task', row) });
       }
       if (!third && method === 'GET') return send(res, 200, { result: this.tasks(change.number!).map((t) => present('change_task', t, 'all', undefined, this)) });
       const task = this.table('change_task').find((t) => t.sys_id === third && t.change_request === change.sys_id);
       if (!task || fourth) return send(res, 404, { error: { message: 'No Record found', detail: 'change task not found' }, status: 'failure' });
       if (method === 'PATCH') this.update('change_task', task, body, user);
-      return send(res, 200, { result: present('change_task', task, 'all', undefined, this) });
+      return send(res, 200, { result: this.changeResult('change_task', task) });
     }
     send(res, 405, { error: { message: 'Method not Supported', detail: '' }, status: 'failure' });
+  }
+
+  /** One record as the Change API answers it, in the configured shape. */
+  private changeResult(table: string, row: Row): unknown {
+    const pairs = present(table, row, 'all', undefined, this);
+    return this.changeResultShape === 'array' ? [{ ...pairs, sys_id: row.sys_id }] : pairs;
   }
 
   /** Applies an update; returns an error message when a change-state transition is not allowed. */
@@ -431,13 +450,29 @@ export class ServiceNowFake {
 
 // ---------------------------------------------------------------- helpers
 
-function present(table: string, row: Row, dv: string, fields: string[] | undefined, fake: ServiceNowFake): Record<string, unknown> {
+/** Reference fields (to another table) per table: answered as {link, value} unless reference links are excluded. */
+const REFERENCES: Record<string, Record<string, string>> = {
+  change_request: { assignment_group: 'sys_user_group', cmdb_ci: 'cmdb_ci', std_change_producer_version: 'std_change_producer_version' },
+  change_task: { change_request: 'change_request' },
+  task_ci: { task: 'task', ci_item: 'cmdb_ci' },
+  sysapproval_approver: { sysapproval: 'task' },
+};
+
+/** A row as the Table API shows it: values, display values or both; references with a link when `linkBase` is set. */
+function present(table: string, row: Row, dv: string, fields: string[] | undefined, fake: ServiceNowFake, linkBase?: string): Record<string, unknown> {
   const keys = fields ?? Object.keys(row);
   const out: Record<string, unknown> = {};
   for (const k of keys) {
     let value = row[k] ?? '';
     if (k === 'work_notes' && table === 'change_request') value = fake.workNotes(row.number!).join('\n\n');
-    const display = displayOf(table, k, value);
+    const ref = REFERENCES[table]?.[k];
+    const target = ref && value ? fake.table(ref === 'task' ? 'change_request' : ref).find((r) => r.sys_id === value) : undefined;
+    const display = target ? (target.number ?? target.name ?? value) : displayOf(table, k, value);
+    if (ref && linkBase && value) {
+      const link = `${linkBase}/api/now/table/${ref}/${value}`;
+      out[k] = dv === 'all' ? { display_value: display, link, value } : dv === 'true' ? { display_value: display, link } : { link, value };
+      continue;
+    }
     out[k] = dv === 'all' ? { value, display_value: display } : dv === 'true' ? display : value;
   }
   return out;

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { missingCommands, skipWithout } from './tools';
 
 export interface AptTestRepo {
   dir: string;
@@ -19,21 +20,23 @@ export interface AptTestRepo {
 const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, cwd?: string) =>
   execFileSync(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
+/** The commands the apt round trip runs, and the Debian packages that bring them. */
+export const APT_TOOLS = ['dpkg-deb', 'apt-ftparchive', 'gpg', 'gpgconf', 'apt-get', 'dpkg-query'];
+export const APT_TOOL_PACKAGES = 'apt-utils gpg';
+
 export function missingAptTools(): string[] {
-  return ['dpkg-deb', 'apt-ftparchive', 'gpg', 'apt-get', 'dpkg-query'].filter((t) => {
-    try {
-      run('sh', ['-c', `command -v ${t}`]);
-      return false;
-    } catch {
-      return true;
-    }
-  });
+  return missingCommands(APT_TOOLS);
+}
+
+/** For `describe.skipIf(...)`: true, with a visible warning, when a tool of the apt round trip is missing. */
+export function skipWithoutAptTools(what: string): boolean {
+  return skipWithout(APT_TOOLS, what, APT_TOOL_PACKAGES);
 }
 
 /** Builds versions `versions` of `packageName` into a signed repo with a security suite, and an empty root trusting its key. */
 export async function buildAptTestRepo(o: { packageName?: string; versions?: string[]; installFirst?: boolean } = {}): Promise<AptTestRepo> {
   const missing = missingAptTools();
-  if (missing.length) throw new Error(`missing tools for the apt round trip: ${missing.join(', ')} (apt-get install -y apt-utils gpg)`);
+  if (missing.length) throw new Error(`missing tools for the apt round trip: ${missing.join(', ')} (apt-get install -y ${APT_TOOL_PACKAGES})`);
   const packageName = o.packageName ?? 'patchops-demo';
   const versions = o.versions ?? ['1.0', '2.0'];
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-apt-'));

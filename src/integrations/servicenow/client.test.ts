@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ServiceNowFake } from '../../../test/fakes/servicenow';
 import { CodedError } from '../../domain/errors';
-import { nextOffsetFromLink, retryAfterMs, ServiceNowClient, snValue, type ServiceNowClientOptions } from './client';
+import { nextOffsetFromLink, normaliseRecord, recordList, retryAfterMs, ServiceNowClient, singleRecord, snDisplay, snValue, type ServiceNowClientOptions } from './client';
 
 const fake = new ServiceNowFake({
   users: [{ username: 'svc.patchops', password: 'pw' }],
@@ -120,11 +120,22 @@ describe('ServiceNowClient Table API', () => {
     expect(all.map((r) => r.name)).toEqual(['pager-0', 'pager-1', 'pager-2', 'pager-3', 'pager-4', 'pager-5', 'pager-6']);
   });
 
-  it('returns {value, display_value} pairs with displayValue all', async () => {
+  it('returns plain values, or display values with displayValue true', async () => {
     const c = client();
     const created = await c.tableCreate<{ sys_id: string }>('change_request', { short_description: 'dv', state: '-2', risk: '3' });
-    const got = await c.tableGet('change_request', created.sys_id, { displayValue: 'all', fields: ['state', 'risk'] });
-    expect(got).toEqual({ state: { value: '-2', display_value: 'Scheduled' }, risk: { value: '3', display_value: 'Moderate' } });
+    expect(await c.tableGet('change_request', created.sys_id, { fields: ['state', 'risk'] })).toEqual({ state: '-2', risk: '3' });
+    expect(await c.tableGet('change_request', created.sys_id, { displayValue: true, fields: ['state', 'risk'] })).toEqual({ state: 'Scheduled', risk: 'Moderate' });
+    expect(fake.requests.at(-1)!.query).toMatchObject({ sysparm_display_value: 'true', sysparm_exclude_reference_link: 'true' });
+  });
+
+  it('turns reference fields answered as {link, value} into their value', async () => {
+    const c = client();
+    const ci = fake.seedCi('ref-host-1');
+    const change = fake.insert('change_request', { type: 'normal' });
+    // POST without sysparm_exclude_reference_link: the instance answers references with a link.
+    const row = await c.tableCreate('task_ci', { task: change.sys_id, ci_item: ci.sys_id });
+    expect(row).toMatchObject({ task: change.sys_id, ci_item: ci.sys_id });
+    expect(typeof row.sys_id).toBe('string');
   });
 
   it('returns null for an unknown record, and creates and updates records', async () => {
@@ -144,7 +155,7 @@ describe('ServiceNowClient Change API', () => {
     const created = await c.createChange('normal', { short_description: 'Patch it', correlation_id: 'cyc-1' });
     const sysId = snValue(created.sys_id)!;
     expect(snValue(created.type)).toBe('normal');
-    expect(created.state).toEqual({ value: '-5', display_value: 'New' });
+    expect(created.state).toBe('-5'); // the wire had {value: '-5', display_value: 'New'}
     await c.updateChange(sysId, { work_notes: 'hello' });
     const task = await c.createChangeTask(sysId, { short_description: 'Wave 1' });
     expect((await c.listChangeTasks(sysId)).map((t) => snValue(t.short_description))).toEqual(['Wave 1']);
@@ -157,6 +168,75 @@ describe('ServiceNowClient Change API', () => {
     const c = client();
     await expect(c.createChange('standard', {})).rejects.toThrow(/standard change template/);
     await expect(c.createChange('standard', {}, 'a'.repeat(32))).rejects.toThrow(/404: Standard change template not found/);
+  });
+});
+
+describe.each(['object', 'array'] as const)('ServiceNowClient Change API answering a single record as an %s', (shape) => {
+  beforeEach(() => {
+    fake.changeResultShape = shape;
+  });
+  afterAll(() => {
+    fake.changeResultShape = 'object';
+  });
+
+  it('creates, reads, patches a change and its tasks, every field a plain value', async () => {
+    const c = client();
+    const created = await c.createChange('emergency', { short_description: `Shape ${shape}`, correlation_id: `cyc-${shape}` });
+    expect(created).toMatchObject({ type: 'emergency', state: '-5', correlation_id: `cyc-${shape}`, short_description: `Shape ${shape}` });
+    expect(created.sys_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(created.number).toMatch(/^CHG\d{7}$/);
+    const raw = fake.requests.at(-1)!;
+    expect(raw.path).toBe('/api/sn_chg_rest/change/emergency');
+
+    await fake.approve(created.number!);
+    const got = await c.getChange(created.sys_id!);
+    expect(got).toMatchObject({ sys_id: created.sys_id, number: created.number, state: '-2', approval: 'approved' });
+
+    const patched = await c.updateChange(created.sys_id!, { state: '-1' });
+    expect(patched.state).toBe('-1');
+    const task = await c.createChangeTask(created.sys_id!, { short_description: 'Wave 1' });
+    expect(task).toMatchObject({ short_description: 'Wave 1', change_request: created.sys_id });
+    expect((await c.listChangeTasks(created.sys_id!)).map((t) => t.number)).toEqual([task.number]);
+    expect((await c.updateChangeTask(created.sys_id!, task.sys_id!, { state: '3' })).state).toBe('3');
+    expect(await c.getChange('f'.repeat(32))).toBeNull();
+  });
+});
+
+describe('normalising documented answer shapes', () => {
+  const sys = '1c87925347c12200e0ef563dbb9a7177';
+  it.each([
+    ['plain values (Table API default)', { sys_id: sys, number: 'CHG0030001', state: '-5' }],
+    ['{value, display_value} pairs (display_value=all; Change API)', { sys_id: { value: sys, display_value: sys }, number: { value: 'CHG0030001', display_value: 'CHG0030001' }, state: { value: '-5', display_value: 'New' } }],
+    ['a plain sys_id beside pairs (Change API array example)', { sys_id: sys, number: { value: 'CHG0030001', display_value: 'CHG0030001' }, state: { value: '-5', display_value: 'New' } }],
+    ['references as {link, value}', { sys_id: sys, number: 'CHG0030001', state: '-5', cmdb_ci: { link: `https://x/api/now/table/cmdb_ci/${'a'.repeat(32)}`, value: 'a'.repeat(32) } }],
+  ])('%s', (_what, raw) => {
+    for (const result of [raw, [raw]]) {
+      expect(singleRecord(result, 'test')).toMatchObject({ sys_id: sys, number: 'CHG0030001', state: '-5' });
+    }
+  });
+
+  it('takes the display value of a reference answered as {display_value, link}, and empties null fields', () => {
+    expect(normaliseRecord({ assigned_to: { display_value: 'ITIL User', link: 'https://x/api/now/table/sys_user/1' }, parent: null, active: true, order: 3 }, 'test')).toEqual({
+      assigned_to: 'ITIL User',
+      parent: '',
+      active: 'true',
+      order: '3',
+    });
+    expect(snDisplay({ value: '-2', display_value: 'Scheduled' })).toBe('Scheduled');
+    expect(snDisplay('-2')).toBe('-2');
+    expect(snValue({ link: 'https://x', value: 'abc' })).toBe('abc');
+  });
+
+  it('refuses several records where one is expected, and a record that is not an object', () => {
+    expect(() => singleRecord([{ sys_id: 'a' }, { sys_id: 'b' }], 'POST /x')).toThrow(/POST \/x answered 2 records where one was expected/);
+    expect(() => singleRecord('nope', 'GET /y')).toThrow(/GET \/y answered a record that is not a JSON object/);
+    expect(singleRecord([], 'GET /z')).toBeNull();
+    expect(recordList({ sys_id: 'a' }, 'GET /list')).toEqual([{ sys_id: 'a' }]);
+  });
+
+  it('says so when a create answers no record at all', async () => {
+    fake.inject({ status: 200, pathPrefix: '/api/sn_chg_rest/change/normal' });
+    await expect(client().createChange('normal', {})).rejects.toThrow(/answered without a record/);
   });
 });
 

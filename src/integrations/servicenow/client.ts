@@ -6,6 +6,11 @@
  * - Every call has a timeout (AbortSignal.timeout). 429 waits for Retry-After; 5xx and network errors
  *   are retried with exponential backoff. Errors are CodedError(INTEGRATION_FAILED) carrying
  *   ServiceNow's own error.message and error.detail.
+ * - Answers are normalised here, once: ServiceNow documents `result` as an object or (in some Change
+ *   Management API examples) a one-element array for a single record, and each field as a plain value,
+ *   `{value, display_value}` (sysparm_display_value=all, and the Change API's default), `{link, value}` or
+ *   `{display_value, link}` (reference fields). Every method returns records whose fields are plain
+ *   strings (SnRecord), so no caller ever sees a shape.
  */
 import { CodedError, ErrorCode } from '../../domain/errors';
 import type { Logger } from '../../logging';
@@ -33,15 +38,20 @@ export interface ServiceNowClientOptions {
   now?: () => number;
 }
 
-/** A field as the API returns it: a plain value, or {value, display_value} with sysparm_display_value=all (and always from the Change API). */
-export type SnField = string | { value: string; display_value: string; link?: string } | null | undefined;
-export type SnRecord = Record<string, SnField | unknown>;
+/**
+ * A field as ServiceNow may send it: a plain value; {value, display_value} (sysparm_display_value=all, and
+ * the Change API's default); {link, value} or {display_value, link} for a reference field.
+ */
+export type SnField = string | number | boolean | { value?: unknown; display_value?: unknown; link?: string } | null | undefined;
+/** A record as every method of this client returns it: each field its plain value ('' when empty). */
+export type SnRecord = Record<string, string>;
 
 export interface TableQueryOptions {
   /** Encoded query, e.g. "correlation_id=abc^active=true". */
   query?: string;
   fields?: string[];
-  displayValue?: boolean | 'all';
+  /** true: each field is its display value (labels, names) instead of its stored value. */
+  displayValue?: boolean;
   limit?: number;
   offset?: number;
 }
@@ -90,19 +100,19 @@ export class ServiceNowClient {
 
   // ---------------------------------------------------------------- Table API
 
-  async tableQuery<T = SnRecord>(table: string, options: TableQueryOptions = {}): Promise<TablePage<T>> {
-    const res = await this.request<T[]>('GET', `/api/now/table/${encodeURIComponent(table)}`, { query: tableParams(options) });
+  async tableQuery<T extends SnRecord = SnRecord>(table: string, options: TableQueryOptions = {}): Promise<TablePage<T>> {
+    const res = await this.request<unknown>('GET', `/api/now/table/${encodeURIComponent(table)}`, { query: tableParams(options) });
     const totalHeader = res.headers.get('x-total-count');
     const next = nextOffsetFromLink(res.headers.get('link'));
     return {
-      records: res.result,
+      records: recordList(res.result, `GET /api/now/table/${table}`) as T[],
       ...(totalHeader !== null && totalHeader !== '' ? { total: Number(totalHeader) } : {}),
       ...(next !== undefined ? { nextOffset: next } : {}),
     };
   }
 
   /** Follows the Link rel="next" pages until there are none (or `max` records). */
-  async tableQueryAll<T = SnRecord>(table: string, options: Omit<TableQueryOptions, 'offset'> = {}, max = 10_000): Promise<T[]> {
+  async tableQueryAll<T extends SnRecord = SnRecord>(table: string, options: Omit<TableQueryOptions, 'offset'> = {}, max = 10_000): Promise<T[]> {
     const out: T[] = [];
     let offset: number | undefined = 0;
     while (offset !== undefined && out.length < max) {
@@ -115,16 +125,17 @@ export class ServiceNowClient {
   }
 
   /** Returns null when the record does not exist. */
-  async tableGet<T = SnRecord>(table: string, sysId: string, options: Pick<TableQueryOptions, 'fields' | 'displayValue'> = {}): Promise<T | null> {
-    return this.nullOn404(() => this.request<T>('GET', `/api/now/table/${encodeURIComponent(table)}/${encodeURIComponent(sysId)}`, { query: tableParams(options) }));
+  async tableGet<T extends SnRecord = SnRecord>(table: string, sysId: string, options: Pick<TableQueryOptions, 'fields' | 'displayValue'> = {}): Promise<T | null> {
+    const path = `/api/now/table/${encodeURIComponent(table)}/${encodeURIComponent(sysId)}`;
+    return this.optionalRecord<T>('GET', path, { query: tableParams(options) });
   }
 
-  async tableCreate<T = SnRecord>(table: string, body: Record<string, unknown>): Promise<T> {
-    return (await this.request<T>('POST', `/api/now/table/${encodeURIComponent(table)}`, { body })).result;
+  async tableCreate<T extends SnRecord = SnRecord>(table: string, body: Record<string, unknown>): Promise<T> {
+    return this.oneRecord<T>('POST', `/api/now/table/${encodeURIComponent(table)}`, { body });
   }
 
-  async tableUpdate<T = SnRecord>(table: string, sysId: string, body: Record<string, unknown>): Promise<T> {
-    return (await this.request<T>('PATCH', `/api/now/table/${encodeURIComponent(table)}/${encodeURIComponent(sysId)}`, { body })).result;
+  async tableUpdate<T extends SnRecord = SnRecord>(table: string, sysId: string, body: Record<string, unknown>): Promise<T> {
+    return this.oneRecord<T>('PATCH', `/api/now/table/${encodeURIComponent(table)}/${encodeURIComponent(sysId)}`, { body });
   }
 
   // ---------------------------------------------------------------- Change Management API
@@ -135,28 +146,29 @@ export class ServiceNowClient {
       if (!standardTemplateSysId) throw new CodedError(ErrorCode.InvalidInput, 'A standard change needs a standard change template sys_id: set one on the deployment policy.');
       path += `/${encodeURIComponent(standardTemplateSysId)}`;
     }
-    return (await this.request<SnRecord>('POST', path, { body })).result;
+    return this.oneRecord('POST', path, { body });
   }
 
   /** Returns null when the change does not exist. */
   async getChange(sysId: string): Promise<SnRecord | null> {
-    return this.nullOn404(() => this.request<SnRecord>('GET', `/api/sn_chg_rest/change/${encodeURIComponent(sysId)}`));
+    return this.optionalRecord('GET', `/api/sn_chg_rest/change/${encodeURIComponent(sysId)}`);
   }
 
   async updateChange(sysId: string, body: Record<string, unknown>): Promise<SnRecord> {
-    return (await this.request<SnRecord>('PATCH', `/api/sn_chg_rest/change/${encodeURIComponent(sysId)}`, { body })).result;
+    return this.oneRecord('PATCH', `/api/sn_chg_rest/change/${encodeURIComponent(sysId)}`, { body });
   }
 
   async createChangeTask(changeSysId: string, body: Record<string, unknown>): Promise<SnRecord> {
-    return (await this.request<SnRecord>('POST', `/api/sn_chg_rest/change/${encodeURIComponent(changeSysId)}/task`, { body })).result;
+    return this.oneRecord('POST', `/api/sn_chg_rest/change/${encodeURIComponent(changeSysId)}/task`, { body });
   }
 
   async listChangeTasks(changeSysId: string): Promise<SnRecord[]> {
-    return (await this.request<SnRecord[]>('GET', `/api/sn_chg_rest/change/${encodeURIComponent(changeSysId)}/task`)).result;
+    const path = `/api/sn_chg_rest/change/${encodeURIComponent(changeSysId)}/task`;
+    return recordList((await this.request<unknown>('GET', path)).result, `GET ${path}`);
   }
 
   async updateChangeTask(changeSysId: string, taskSysId: string, body: Record<string, unknown>): Promise<SnRecord> {
-    return (await this.request<SnRecord>('PATCH', `/api/sn_chg_rest/change/${encodeURIComponent(changeSysId)}/task/${encodeURIComponent(taskSysId)}`, { body })).result;
+    return this.oneRecord('PATCH', `/api/sn_chg_rest/change/${encodeURIComponent(changeSysId)}/task/${encodeURIComponent(taskSysId)}`, { body });
   }
 
   /** Reachability and credentials: one cheap authenticated read. */
@@ -254,9 +266,17 @@ export class ServiceNowClient {
     return e;
   }
 
-  private async nullOn404<T>(call: () => Promise<SnResponse<T>>): Promise<T | null> {
+  /** One record (object or one-element array), normalised; an answer without one is an INTEGRATION_FAILED. */
+  private async oneRecord<T extends SnRecord = SnRecord>(method: 'GET' | 'POST' | 'PATCH', path: string, opts: { query?: Record<string, string>; body?: unknown } = {}): Promise<T> {
+    const rec = singleRecord((await this.request<unknown>(method, path, opts)).result, `${method} ${path}`);
+    if (!rec) throw new CodedError(ErrorCode.IntegrationFailed, `ServiceNow ${method} ${path} answered without a record (an empty result). Check the instance's REST API logs.`);
+    return rec as T;
+  }
+
+  /** Like oneRecord, but null when ServiceNow answers 404 (or an empty result). */
+  private async optionalRecord<T extends SnRecord = SnRecord>(method: 'GET', path: string, opts: { query?: Record<string, string> } = {}): Promise<T | null> {
     try {
-      return (await call()).result;
+      return singleRecord((await this.request<unknown>(method, path, opts)).result, `${method} ${path}`) as T | null;
     } catch (e) {
       if (e instanceof CodedError && (e as CodedError & { status?: number }).status === 404) return null;
       throw e;
@@ -365,21 +385,55 @@ export function retryAfterMs(header: string | null, now: number): number | undef
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-/** The value of a field in either shape. */
+/**
+ * The plain value of a field in any documented shape: a plain value as is; {value, display_value} and
+ * {link, value} → value; {display_value, link} (a reference with sysparm_display_value=true) → display_value.
+ * undefined for null/undefined.
+ */
 export function snValue(field: unknown): string | undefined {
   if (field === null || field === undefined) return undefined;
-  if (typeof field === 'object' && 'value' in (field as object)) {
-    const v = (field as { value: unknown }).value;
+  if (typeof field === 'object' && !Array.isArray(field)) {
+    const f = field as { value?: unknown; display_value?: unknown };
+    const v = 'value' in f ? f.value : f.display_value;
     return v === null || v === undefined ? undefined : String(v);
   }
   return String(field);
 }
 
-/** The display value of a field in either shape. */
+/** The display value of a field in any documented shape (the value when no display value was sent). */
 export function snDisplay(field: unknown): string | undefined {
-  if (field === null || field === undefined) return undefined;
-  if (typeof field === 'object' && 'display_value' in (field as object)) return String((field as { display_value: unknown }).display_value ?? '');
-  return String(field);
+  if (field !== null && typeof field === 'object' && !Array.isArray(field) && 'display_value' in field) {
+    const d = (field as { display_value: unknown }).display_value;
+    return d === null || d === undefined ? undefined : String(d);
+  }
+  return snValue(field);
+}
+
+/** A record with every field as its plain value ('' for an empty one). Throws INTEGRATION_FAILED for a non-object. */
+export function normaliseRecord(raw: unknown, what: string): SnRecord {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new CodedError(ErrorCode.IntegrationFailed, `ServiceNow ${what} answered a record that is not a JSON object (${JSON.stringify(raw)?.slice(0, 80)}).`);
+  }
+  const out: SnRecord = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) out[k] = snValue(v) ?? '';
+  return out;
+}
+
+/** `result` of a single-record call: an object or a one-element array; null when empty. */
+export function singleRecord(result: unknown, what: string): SnRecord | null {
+  if (result === undefined || result === null) return null;
+  if (Array.isArray(result)) {
+    if (result.length === 0) return null;
+    if (result.length > 1) throw new CodedError(ErrorCode.IntegrationFailed, `ServiceNow ${what} answered ${result.length} records where one was expected.`);
+    return normaliseRecord(result[0], what);
+  }
+  return normaliseRecord(result, what);
+}
+
+/** `result` of a list call: an array (or a lone object, taken as a list of one). */
+export function recordList(result: unknown, what: string): SnRecord[] {
+  if (result === undefined || result === null) return [];
+  return (Array.isArray(result) ? result : [result]).map((r) => normaliseRecord(r, what));
 }
 
 /** ServiceNow glide_date_time values are "yyyy-MM-dd HH:mm:ss" in UTC. */
