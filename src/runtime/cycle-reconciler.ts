@@ -9,15 +9,12 @@
  * are not posted twice.
  */
 import type { Client } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
 import type { CycleActivities } from '../activities/cycle';
 import type { Db } from '../db/client';
 import { listCycleRows, recordStageChange, type CycleRow } from '../db/cycles';
 import { getPolicy } from '../db/policies';
 import { CycleStage, type CycleStatus } from '../domain/cycle';
 import type { Logger } from '../logging';
-
-const EventType = temporal.api.enums.v1.EventType;
 
 export interface CycleReconcilerDeps {
   db: Db;
@@ -44,7 +41,7 @@ export async function closedWorkflowEnding(client: Client, workflowId: string): 
   const history = await handle.fetchHistory();
   const last = history.events?.[history.events.length - 1];
   if (state === 'TERMINATED') {
-    const a = last?.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED ? last.workflowExecutionTerminatedEventAttributes : undefined;
+    const a = last?.workflowExecutionTerminatedEventAttributes ?? undefined;
     const by = a?.identity ? ` by ${a.identity}` : '';
     return { stage: CycleStage.FAILED, reason: `the cycle's workflow was terminated in Temporal${by}: ${a?.reason || 'no reason given'}` };
   }
@@ -55,9 +52,9 @@ export async function closedWorkflowEnding(client: Client, workflowId: string): 
     return { stage: CycleStage.CANCELLED, reason: 'cancelled in Temporal (a cancel request to the workflow)' };
   }
   // FAILED: the failure's own words, innermost cause last.
-  const failure = last?.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED ? last.workflowExecutionFailedEventAttributes?.failure : undefined;
+  const failure = last?.workflowExecutionFailedEventAttributes?.failure ?? undefined;
   const words: string[] = [];
-  for (let f = failure; f && words.length < 5; f = f.cause) if (f.message) words.push(f.message);
+  for (let f = failure; f && words.length < 5; f = f.cause ?? undefined) if (f.message) words.push(f.message);
   return { stage: CycleStage.FAILED, reason: `the cycle's workflow failed in Temporal: ${words.join(': ') || 'no failure message'}` };
 }
 
