@@ -244,6 +244,27 @@ describe('a cycle whose change request cannot be created', () => {
   }, 90_000);
 });
 
+describe('a cancel request to the workflow in Temporal', () => {
+  it('ends CANCELLED with the reason and still runs the ending: change cancelled, summary posted', async () => {
+    const w = await world({ policy: { approval: { approverGroups: ['ops'] }, autoApprove: { types: ['definition'] } } });
+    await grantApprovers(db.db, ['cli:approver']);
+    try {
+      const { cycleId, result, changeNumber } = await t.withWorker(w.activities, async () => {
+        const { cycleId, handle } = await startCycle(w);
+        const st = await waitFor(handle, (s) => s.stage === CycleStage.AWAIT_APPROVAL && Boolean(s.changeNumber));
+        await handle.cancel();
+        return { cycleId, result: await handle.result(), changeNumber: st.changeNumber! };
+      });
+      expect(result).toMatchObject({ stage: CycleStage.CANCELLED, outcome: 'cancelled in Temporal (a cancel request to the workflow)', changeState: 'canceled' });
+      expect((await getCycleRow(db.db, cycleId))?.stage).toBe(CycleStage.CANCELLED);
+      expect(w.fake.change(changeNumber)).toMatchObject({ state: '4', close_notes: result.outcome });
+      expect(w.chat.summaries[0]).toMatchObject({ outcome: CycleStage.CANCELLED });
+    } finally {
+      await w.stop();
+    }
+  }, 60_000);
+});
+
 describe('optional steps do not fail the cycle', () => {
   it('a CMDB the account may not read still raises the change (noting why the CIs are missing) and deploys', async () => {
     const w = await world();
