@@ -5,10 +5,10 @@
  * `/patch start` ends FAILED with ServiceNow's words in `patchops status`, in the Slack thread, in the audit
  * log and in the e-mailed report.
  */
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { ServiceNowFake } from '../fakes/servicenow';
 import { SmtpSink } from '../fakes/smtp-sink';
 import { startFakeSlackApi, type FakeSlackApi } from '../fakes/slack-api';
@@ -27,6 +27,7 @@ const fake = new ServiceNowFake();
 const sink = new SmtpSink();
 let base: string;
 let cliEnv: NodeJS.ProcessEnv;
+let temporalAddress: string;
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -34,6 +35,17 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
+}
+
+/** `patchops status <id>` until the cycle's stage matches (or the time is up); returns the last text. */
+async function statusUntil(cycleId: string, stage: RegExp, timeoutMs: number): Promise<string> {
+  let status = '';
+  for (const end = Date.now() + timeoutMs; Date.now() < end; ) {
+    status = (await cli(['status', cycleId])).stdout;
+    if (stage.test(status)) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return status;
 }
 
 beforeAll(async () => {
@@ -58,7 +70,8 @@ beforeAll(async () => {
     'patchops-cycle-failure-',
   );
   base = `http://127.0.0.1:${ports.http}`;
-  cliEnv = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url, TEMPORAL_ADDRESS: `127.0.0.1:${ports.temporal}`, LOG_LEVEL: 'silent' };
+  temporalAddress = `127.0.0.1:${ports.temporal}`;
+  cliEnv = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporalAddress, LOG_LEVEL: 'silent' };
   const up = await startPatchopsUp(env);
   child = up.child;
 }, 150_000);
@@ -87,12 +100,7 @@ it('a cycle whose change request ServiceNow refuses ends FAILED with the reason 
   const cycleId = /PC-\d{8}-[0-9a-f]{6}/.exec(String(reply!.args.text))?.[0];
   expect(cycleId, String(reply!.args.text)).toBeTruthy();
 
-  let status = '';
-  for (const end = Date.now() + 60_000; Date.now() < end; ) {
-    status = (await cli(['status', cycleId!])).stdout;
-    if (/ — (FAILED|COMPLETED|CANCELLED)/.test(status)) break;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
+  const status = await statusUntil(cycleId!, / — (FAILED|COMPLETED|CANCELLED)/, 60_000);
   const why = /could not create the change request: ServiceNow POST \/api\/sn_chg_rest\/change\/normal returned 403: Operation Failed: User lacks the itil role needed to create change requests/;
   expect(status).toContain(`${cycleId} — FAILED`);
   expect(status).toMatch(new RegExp(`outcome: ${why.source}`));
@@ -114,4 +122,36 @@ it('a cycle whose change request ServiceNow refuses ends FAILED with the reason 
   expect(mail?.parsed.text).toMatch(why);
 
   expect(fake.changes().filter((c) => c.correlation_id === cycleId)).toEqual([]);
+}, 180_000);
+
+it('a cycle terminated from Temporal is ended FAILED by the running worker: change cancelled with the reason, Slack told', async () => {
+  const fleet = await seedFleet(db.db, { prefix: 'e2eterm', testEndpoints: 0, endpoints: 2 });
+  // Needs a person's approval that nobody gives: the cycle waits, with its change raised.
+  await saveTestPolicy(db.db, 'e2eterm', fleet.testGroup, { autoApprove: { types: ['definition'] }, change: { type: 'normal', pollSeconds: 5 } });
+  const started = await cli(['start', 'e2eterm', `group:${fleet.prodGroup}`, '--as', 'cli:alice']);
+  const cycleId = /cycle (\S+) started/.exec(started.stdout)?.[1];
+  expect(cycleId, started.stderr).toBeTruthy();
+  const waiting = await statusUntil(cycleId!, / — AWAIT_APPROVAL/, 60_000);
+  const changeNumber = /change (CHG\d+)/.exec(waiting)?.[1];
+  expect(changeNumber, waiting).toBeTruthy();
+
+  const term = spawnSync(
+    inject('temporalCliPath'),
+    ['workflow', 'terminate', '--workflow-id', `patch-cycle:${cycleId}`, '--reason', 'wrong scope, ended by the on-call', '--address', temporalAddress],
+    { encoding: 'utf8' },
+  );
+  expect(term.status, term.stderr).toBe(0);
+
+  // The worker's reconciler sweeps every 30 s.
+  const status = await statusUntil(cycleId!, / — FAILED/, 75_000);
+  expect(status).toContain(`${cycleId} — FAILED`);
+  expect(status).toMatch(/outcome: the cycle's workflow was terminated in Temporal by .+: wrong scope, ended by the on-call/);
+  expect(status).toContain(`change ${changeNumber} (canceled)`);
+  expect(fake.change(changeNumber!)).toMatchObject({ state: '4' });
+  expect(fake.change(changeNumber!)!.close_notes).toMatch(/wrong scope, ended by the on-call/);
+  for (const end = Date.now() + 15_000; Date.now() < end; ) {
+    if (slack.calls.some((c) => /wrong scope, ended by the on-call/.test(JSON.stringify(c.args)))) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(slack.calls.some((c) => /wrong scope, ended by the on-call/.test(JSON.stringify(c.args)))).toBe(true);
 }, 180_000);
