@@ -211,6 +211,29 @@ describe('a cycle whose change request cannot be created', () => {
     }
   }, 90_000);
 
+  it('a change ServiceNow refuses to show while the cycle waits on it pauses and asks; resume polls again and the cycle goes on', async () => {
+    const w = await world();
+    const agent = startFakeAgent(db.db);
+    try {
+      const { result, paused } = await t.withWorker(w.activities, async () => {
+        const { handle } = await startCycle(w);
+        const st = await waitFor(handle, (s) => s.stage === CycleStage.AWAIT_APPROVAL && Boolean(s.changeNumber));
+        // The next poll (every 5 s) is refused, as after the integration user lost its role.
+        w.fake.inject({ status: 403, error: { message: 'Operation Failed', detail: 'ACL Exception Read Failed due to security constraints' }, pathPrefix: '/api/now/table/change_request' });
+        const paused = await waitFor(handle, (s) => s.paused);
+        await w.fake.approve(st.changeNumber!, 'cab.chair');
+        await handle.signal(resumeCycleSignal, { by: 'cli:ops' });
+        return { result: await finished(handle, 60_000), paused };
+      });
+      expect(paused.pauseReason).toMatch(/^ServiceNow refused to show change CHG\d+ \(ServiceNow GET \/api\/now\/table\/change_request returned 403: Operation Failed: ACL Exception Read Failed.*\): fix the integration's access to change requests\. Resume to retry, or cancel the cycle\.$/);
+      expect(result.stage).toBe(CycleStage.COMPLETED);
+      expect(result.changeState).toBe('closed');
+    } finally {
+      await agent.stop();
+      await w.stop();
+    }
+  }, 90_000);
+
   it('a failure after the change was raised closes it unsuccessful with the reason, and status shows the state it was left in', async () => {
     const w = await world();
     const agent = startFakeAgent(db.db);

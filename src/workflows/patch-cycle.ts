@@ -252,7 +252,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
    * reject the change (the cycle ends CANCELLED, nothing deployed). Changes arrive by webhook signal, or by
    * polling ServiceNow every `pollSeconds`. Returns the start it waited for.
    */
-  async function waitScheduled(changeNumber: string, plannedStart: string, pollSeconds: number): Promise<string> {
+  async function waitScheduled(changeNumber: string, plannedStart: string, pollSeconds: number, wavesDone: number[]): Promise<string> {
     let at = plannedStart;
     let seen = changeSeq;
     for (;;) {
@@ -261,7 +261,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
       const signalled = await condition(() => changeSeq !== seen || interrupted(), Math.min(wait, pollSeconds * 1000));
       if (interrupted()) return at;
       if (!signalled && Date.parse(at) > Date.now()) {
-        const polled = await pollChange(changeNumber, []);
+        const polled = await pollChange(changeNumber, wavesDone);
         if (polled && (polled.state !== changeEvent?.state || polled.approval !== changeEvent?.approval || polled.plannedStart !== changeEvent?.plannedStart)) {
           changeEvent = polled;
           status.changeState = polled.state;
@@ -595,7 +595,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     if (notBefore) {
       status.nextWindow = { start: notBefore, end: notBefore };
       if (status.changeNumber && start.changeDesk && patched('scheduled-follows-change')) {
-        notBefore = await waitScheduled(status.changeNumber, notBefore, policy.change.pollSeconds);
+        notBefore = await waitScheduled(status.changeNumber, notBefore, policy.change.pollSeconds, wavesDone);
       } else {
         const wait = Date.parse(notBefore) - Date.now();
         if (wait > 0) await condition(interrupted, wait);
