@@ -11,6 +11,7 @@ import { applyCyclePause, DrizzleAgentJobs, NO_RELEASE_LIMITS } from '../db/agen
 import { createCycleRow, listExceptions, recordStageChange, recordVoteRow, resolveScope, setChangeNumber } from '../db/cycles';
 import { identitiesWithRole } from '../db/identities';
 import { getPolicy } from '../db/policies';
+import { staleEndpoints } from '../db/scan-freshness';
 import { agentJobs, cycleEndpoints, cycleTargets, endpointGroups, endpointPatches, endpoints, groupMembers, maintenanceWindows, patches } from '../db/schema/index';
 import { approvalsNeeded, cycleRiskLevel, needsHumanApproval, type RiskLevel } from '../domain/approval';
 import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts, WaveStatus } from '../domain/cycle';
@@ -63,6 +64,10 @@ export interface StartCycleResult {
 
 export interface AssessResult {
   endpointsInScope: number;
+  /** Endpoints in scope whose missing patches are known (fresh scan); undefined from workers before scans were required. */
+  endpointsChecked?: number;
+  /** Endpoints in scope left out because no fresh scan of them exists: how many, and the first host names. */
+  notScanned?: { count: number; hostnames: string[] };
   /** Endpoints with at least one included patch. */
   endpoints: number;
   /** Distinct included patches. */
@@ -102,6 +107,8 @@ export interface AwaitJobsResult extends WaveCounts {
 export const REASONS_CAP = 20;
 
 const TOP_PATCHES = 5;
+/** Host names named in a reason about endpoints left out. */
+const NAMED_HOSTS = 10;
 
 /** A CodedError becomes an ApplicationFailure typed with its code (non-retryable unless marked so), cause kept. */
 function asFailure(e: unknown): unknown {
@@ -160,11 +167,46 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       });
     },
 
-    /** IDENTIFY + ASSESS: missing patches in scope, assessed by the domain, the plan written to cycle_targets. */
-    async identifyAndAssess(input: { cycleId: string; scope: CycleScope; policy: DeploymentPolicy }): Promise<AssessResult> {
+    /**
+     * IDENTIFY: scan jobs (wave null) for the endpoints in scope whose last scan is missing or older than the
+     * policy's identify.maxScanAgeHours. Idempotent (job ids per cycle and endpoint). Returns counts.
+     */
+    async scanStaleEndpoints(input: { cycleId: string; scope: CycleScope; policy: DeploymentPolicy }): Promise<{ inScope: number; stale: number; created: number }> {
+      return guard(async () => {
+        const scoped = await resolveScope(db, effectiveScope(input.scope, input.policy));
+        const stale = await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: scoped.map((e) => e.id), maxAgeHours: input.policy.identify.maxScanAgeHours, now: now() });
+        let created = 0;
+        for (let i = 0; i < stale.length; i += 1000) {
+          const r = await jobs.dispatch({
+            cycleId: input.cycleId,
+            wave: null,
+            jobs: stale.slice(i, i + 1000).map((endpointId) => ({ endpointId, kind: 'scan' as const, payload: { patchIds: [] } })),
+          });
+          created += r.created;
+        }
+        if (stale.length > 0) {
+          await appendAudit(db, { actor: 'system:workflow', action: 'cycle.scan.dispatched', subjectType: 'cycle', subjectId: input.cycleId, details: { inScope: scoped.length, stale: stale.length, created, maxScanAgeHours: input.policy.identify.maxScanAgeHours } });
+        }
+        return { inScope: scoped.length, stale: stale.length, created };
+      });
+    },
+
+    /**
+     * IDENTIFY + ASSESS: missing patches in scope, assessed by the domain, the plan written to cycle_targets.
+     * With requireFreshScan, endpoints with no fresh scan (see scanStaleEndpoints) are left out and counted.
+     */
+    async identifyAndAssess(input: { cycleId: string; scope: CycleScope; policy: DeploymentPolicy; requireFreshScan?: boolean }): Promise<AssessResult> {
       return guard(async () => {
         const policy = input.policy;
-        const scoped = await resolveScope(db, effectiveScope(input.scope, policy));
+        const inScope = await resolveScope(db, effectiveScope(input.scope, policy));
+        let scoped = inScope;
+        let notScanned: AssessResult['notScanned'];
+        if (input.requireFreshScan) {
+          const stale = new Set(await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: inScope.map((e) => e.id), maxAgeHours: policy.identify.maxScanAgeHours, now: now() }));
+          scoped = inScope.filter((e) => !stale.has(e.id));
+          const left = inScope.filter((e) => stale.has(e.id));
+          notScanned = { count: left.length, hostnames: left.slice(0, NAMED_HOSTS).map((e) => e.hostname) };
+        }
         const ids = scoped.map((e) => e.id);
         const missing: Array<{ endpointId: string; patchId: string; detectedAt: string }> = [];
         for (let i = 0; i < ids.length; i += 5000) {
@@ -280,7 +322,8 @@ export function createCycleActivities(deps: CycleActivityDeps) {
           included.map((a) => ({ type: byId.get(a.patchId)!.type as PatchType, severity: byId.get(a.patchId)!.severity as Severity })),
         );
         return {
-          endpointsInScope: scoped.length,
+          endpointsInScope: inScope.length,
+          ...(input.requireFreshScan ? { endpointsChecked: scoped.length, notScanned } : {}),
           endpoints: targetEndpoints.size,
           patches: included.length,
           bySeverity,
@@ -562,9 +605,14 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       await guard(() => desk.addWorkNote(input.changeNumber, input.note));
     },
 
-    async closeChange(input: { changeNumber: string; closeCode: CloseCode; notes: string }): Promise<void> {
-      if (!desk) return;
-      await guard(() => desk.close(input.changeNumber, input.closeCode, input.notes));
+    /** Closes the change (cancels it when never approved); returns the state it is left in, null without a desk. */
+    async closeChange(input: { changeNumber: string; closeCode: CloseCode; notes: string }): Promise<ChangeRequestStateEvent['state'] | null> {
+      if (!desk) return null;
+      return guard(async () => {
+        await desk.close(input.changeNumber, input.closeCode, input.notes);
+        const after = await desk.get(input.changeNumber);
+        return after?.state ?? null;
+      });
     },
 
     /** REPORTING: the summary to chat and, when configured, the e-mail report. */

@@ -23,7 +23,15 @@ describe('parsePolicy', () => {
     expect(p.change.type).toBe('none');
     expect(p.sla.knownExploitedDays).toBeLessThan(p.sla.criticalDays);
     expect(p.emergency).toBe(false);
+    expect(p.identify).toEqual({ maxScanAgeHours: 24, scanTimeoutSeconds: 900 });
     expect(deploymentPolicySchema.parse(p)).toEqual(p);
+  });
+
+  it('identify: scan age in whole hours, a bounded scan wait', () => {
+    expect(parsePolicy({ name: 'x', identify: { maxScanAgeHours: 6 } }).identify).toEqual({ maxScanAgeHours: 6, scanTimeoutSeconds: 900 });
+    expect(policyProblems({ name: 'x', identify: { maxScanAgeHours: 0 } })).toEqual(['identify.maxScanAgeHours: expected a whole number from 1 to 8760 hours']);
+    expect(policyProblems({ name: 'x', identify: { scanTimeoutSeconds: 2 } })).toEqual(['identify.scanTimeoutSeconds: expected a whole number from 5 to 86400 seconds']);
+    expect(policyProblems({ name: 'x', identify: { maxAgeHours: 6 } })).toEqual(['identify: unknown field "maxAgeHours"']);
   });
 
   it('keeps what the author wrote', () => {

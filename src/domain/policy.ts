@@ -201,6 +201,14 @@ export const deploymentPolicySchema = z
           .optional(),
       })
       .prefault({}),
+    identify: z
+      .strictObject({
+        /** An endpoint whose last scan is missing or older than this is scanned before the cycle assesses it. */
+        maxScanAgeHours: int(1, 24 * 365, ' hours').default(24),
+        /** How long identify waits for those scans; endpoints that have not answered by then are left out and named. */
+        scanTimeoutSeconds: int(5, DAY, ' seconds').default(900),
+      })
+      .prefault({}),
     jobs: z
       .strictObject({
         /** A job with no word from its agent for this long counts as unreachable. */

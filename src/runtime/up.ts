@@ -21,6 +21,7 @@ import { buildServer, type RouteModule } from '../server/app';
 import type { HealthCheck } from '../server/health';
 import { connectWorker } from '../temporal/connection';
 import { createWorker } from '../worker/worker';
+import { startCycleReconciler } from './cycle-reconciler';
 import { startDatabase, type RunningDatabase } from './database';
 import { integrationStates } from './integrations';
 import { startTemporal, type RunningTemporal } from './temporal';
@@ -78,28 +79,25 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
     if (options.worker) {
       await installTemporalLogger(logger);
       const connection = await connectWorker(config.temporal, temporal.address);
-      worker = await createWorker({
-        connection,
-        namespace: config.temporal.namespace,
-        activities: createActivities({
-          database: db.database,
-          logger: logger.child({ component: 'activities' }),
-          // Stage messages also become work notes on the cycle's change request.
-          chat: serviceNow
-            ? withChangeWorkNotes({
-                chat: chat.notifier,
-                desk: serviceNow.desk,
-                changeNumberOf: async (cycleId) => (await getCycleRow(db.database.db, cycleId))?.changeNumber ?? null,
-                logger: logger.child({ component: 'servicenow' }),
-                ...(serviceNow.waveTasks ? { waveTasks: serviceNow.desk } : {}),
-              })
-            : chat.notifier,
-          changeDesk: serviceNow?.desk ?? null,
-          mailer: email?.mailer ?? null,
-          digestMailer: email?.mailer ?? null,
-          reportRecipients: email?.recipients ?? config.smtp.reportRecipients,
-        }),
+      const activities = createActivities({
+        database: db.database,
+        logger: logger.child({ component: 'activities' }),
+        // Stage messages also become work notes on the cycle's change request.
+        chat: serviceNow
+          ? withChangeWorkNotes({
+              chat: chat.notifier,
+              desk: serviceNow.desk,
+              changeNumberOf: async (cycleId) => (await getCycleRow(db.database.db, cycleId))?.changeNumber ?? null,
+              logger: logger.child({ component: 'servicenow' }),
+              ...(serviceNow.waveTasks ? { waveTasks: serviceNow.desk } : {}),
+            })
+          : chat.notifier,
+        changeDesk: serviceNow?.desk ?? null,
+        mailer: email?.mailer ?? null,
+        digestMailer: email?.mailer ?? null,
+        reportRecipients: email?.recipients ?? config.smtp.reportRecipients,
       });
+      worker = await createWorker({ connection, namespace: config.temporal.namespace, activities });
       const running = worker.run();
       running.catch((err: unknown) => logger.error({ err }, 'worker stopped with an error'));
       const w = worker;
@@ -108,6 +106,9 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         await running.catch(() => undefined);
         await connection.close();
       });
+      // Cycles whose workflow closed without an ending of its own (terminated, timed out) are ended here.
+      const reconciler = startCycleReconciler({ db: db.database.db, client: temporal.client, activities, logger: logger.child({ component: 'cycle-reconciler' }) });
+      stops.push(() => reconciler.stop());
       const schedules = await ensureScanSchedules(temporal.client, db.database.db).catch((err: unknown) => {
         logger.warn({ err }, 'fleet-scan schedules could not be created; scans still run on demand (patchops scan)');
         return [];

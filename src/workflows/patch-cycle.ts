@@ -39,11 +39,21 @@ import {
   rollbackCycleSignal,
   type ControlInput,
 } from './messages';
+import { failureMessage, isOutage } from './failures';
 
 const acts = proxyActivities<CycleActivities>({ startToCloseTimeout: '5 minutes', retry: { maximumInterval: '30 seconds' } });
 const waitActs = proxyActivities<CycleActivities>({ startToCloseTimeout: '30 days', heartbeatTimeout: '60 seconds', retry: { maximumInterval: '30 seconds' } });
 /** Chat, mail and change-desk calls: a few tries, then the cycle carries on (recorded in the log). */
 const notifyActs = proxyActivities<CycleActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3, maximumInterval: '10 seconds' } });
+/**
+ * Change-desk calls the cycle depends on (open, poll): a few tries, then the workflow decides. An outage
+ * (retries ran out) pauses and asks; a refusal (non-retryable, e.g. ServiceNow's 403) ends the cycle FAILED.
+ */
+const deskActs = proxyActivities<CycleActivities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 4, maximumInterval: '30 seconds' } });
+
+/** Patch ids (patched()): histories recorded before each change still replay. */
+const FAILURES_END_VISIBLY = 'failures-end-visibly';
+const IDENTIFY_SCANS_STALE = 'identify-scans-stale';
 
 class CycleEnded extends Error {
   constructor(
@@ -242,7 +252,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
    * reject the change (the cycle ends CANCELLED, nothing deployed). Changes arrive by webhook signal, or by
    * polling ServiceNow every `pollSeconds`. Returns the start it waited for.
    */
-  async function waitScheduled(changeNumber: string, plannedStart: string, pollSeconds: number): Promise<string> {
+  async function waitScheduled(changeNumber: string, plannedStart: string, pollSeconds: number, wavesDone: number[]): Promise<string> {
     let at = plannedStart;
     let seen = changeSeq;
     for (;;) {
@@ -251,7 +261,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
       const signalled = await condition(() => changeSeq !== seen || interrupted(), Math.min(wait, pollSeconds * 1000));
       if (interrupted()) return at;
       if (!signalled && Date.parse(at) > Date.now()) {
-        const polled = await acts.getChangeState({ changeNumber });
+        const polled = await pollChange(changeNumber, wavesDone);
         if (polled && (polled.state !== changeEvent?.state || polled.approval !== changeEvent?.approval || polled.plannedStart !== changeEvent?.plannedStart)) {
           changeEvent = polled;
           status.changeState = polled.state;
@@ -305,7 +315,65 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     }
   }
 
+  /** Pauses the cycle with a question (as a tripped wave does) and waits: resume retries, cancel ends the cycle. */
+  async function askAfterFailure(what: string, wavesDone: number[]): Promise<void> {
+    status.paused = true;
+    status.pauseReason = `${what}. Resume to retry, or cancel the cycle.`;
+    status.reasons.push(status.pauseReason);
+    status.updatedAt = iso();
+    await control('paused', 'system:workflow', { reason: status.pauseReason, seq: ++pauseSeq });
+    await notifyActs.notifyPause({ cycleId: input.cycleId, reason: status.pauseReason }).catch((err: unknown) => log.warn('pause question failed', { error: String(err) }));
+    await checkpoint(wavesDone);
+  }
+
+  /**
+   * Raises the change request (idempotent by cycle id). ServiceNow refusing it ends the cycle FAILED in its
+   * own words; ServiceNow not answering pauses the cycle and asks (resume retries, cancel ends it).
+   */
+  async function openChange(args: Parameters<CycleActivities['openChange']>[0], wavesDone: number[]): Promise<Awaited<ReturnType<CycleActivities['openChange']>>> {
+    for (;;) {
+      try {
+        return await deskActs.openChange(args);
+      } catch (e) {
+        if (!patched(FAILURES_END_VISIBLY)) throw e;
+        if (!isOutage(e)) throw new CycleEnded(CycleStage.FAILED, `could not create the change request: ${failureMessage(e)}`);
+        await askAfterFailure(`ServiceNow is not answering, so the change request could not be created (${failureMessage(e)})`, wavesDone);
+      }
+    }
+  }
+
+  /**
+   * Polls the change. An unanswered poll is no news (the next poll or the webhook brings the state), said once
+   * per outage; a refused one (credentials, ACL) pauses and asks, since only a person can fix it.
+   */
+  let pollFailing = false;
+  async function pollChange(changeNumber: string, wavesDone: number[]): Promise<ChangeRequestStateEvent | null> {
+    for (;;) {
+      try {
+        const polled = await deskActs.getChangeState({ changeNumber });
+        if (pollFailing) status.reasons.push(`ServiceNow answers again: following change ${changeNumber}`);
+        pollFailing = false;
+        return polled;
+      } catch (e) {
+        if (!patched(FAILURES_END_VISIBLY)) throw e;
+        if (!isOutage(e)) {
+          await askAfterFailure(`ServiceNow refused to show change ${changeNumber} (${failureMessage(e)}): fix the integration's access to change requests`, wavesDone);
+          continue;
+        }
+        if (!pollFailing) {
+          pollFailing = true;
+          const why = `ServiceNow did not answer when asked for change ${changeNumber} (${failureMessage(e)}): still waiting; the next poll or the webhook brings its state`;
+          status.reasons.push(why);
+          await notifyActs.notifyStage({ cycleId: input.cycleId, stage: status.stage, text: why }).catch(() => undefined);
+        }
+        return null;
+      }
+    }
+  }
+
   let policy: DeploymentPolicy | undefined;
+  /** What the cycle was doing, for the reason of a failure no step turned into words of its own. */
+  let step = 'could not start the cycle';
 
   async function run(): Promise<string> {
     const start = await acts.startCycle({ ...input, workflowId: workflowInfo().workflowId });
@@ -314,14 +382,50 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     status.emergency = policy.emergency;
     await setStage(CycleStage.IDENTIFY, `policy ${policy.name} v${start.policyVersion}${policy.emergency ? ' (emergency)' : ''}`);
 
-    const a = await acts.identifyAndAssess({ cycleId: input.cycleId, scope: input.scope, policy });
+    // IDENTIFY scans the endpoints whose last scan is missing or too old, and waits (bounded) for them.
+    step = 'identify failed';
+    const scanFirst = patched(IDENTIFY_SCANS_STALE);
+    if (scanFirst) {
+      const stale = await acts.scanStaleEndpoints({ cycleId: input.cycleId, scope: input.scope, policy });
+      if (stale.stale > 0) {
+        const text = `scanning ${stale.stale} of ${stale.inScope} endpoint(s): never scanned or last scan older than ${policy.identify.maxScanAgeHours} h (waiting up to ${policy.identify.scanTimeoutSeconds}s)`;
+        await notifyActs.notifyStage({ cycleId: input.cycleId, stage: CycleStage.IDENTIFY, text }).catch(() => undefined);
+        await waitActs.awaitJobs({
+          cycleId: input.cycleId,
+          waves: [null],
+          kind: 'scan',
+          until: iso(Date.now() + policy.identify.scanTimeoutSeconds * 1000),
+          unreachableAfterSeconds: Math.min(policy.jobs.unreachableAfterSeconds, policy.identify.scanTimeoutSeconds),
+          pollIntervalSeconds: policy.jobs.pollIntervalSeconds,
+        });
+        await acts.cancelQueuedJobs({ cycleId: input.cycleId, waves: [null] });
+      }
+    }
+
+    const a = await acts.identifyAndAssess({ cycleId: input.cycleId, scope: input.scope, policy, ...(scanFirst ? { requireFreshScan: true } : {}) });
     status.endpoints = a.endpoints;
     status.patches = a.patches;
     status.bySeverity = a.bySeverity;
     status.reasons.push(...a.reasons);
-    await setStage(CycleStage.ASSESS, `${a.patches} patch(es) for ${a.endpoints} endpoint(s), risk ${a.risk}`, { risk: a.risk, byType: a.byType });
-    if (a.patches === 0) return `nothing to patch: no missing patches in scope (${a.endpointsInScope} endpoint(s) checked)`;
+    const notScanned = a.notScanned && a.notScanned.count > 0 ? a.notScanned : undefined;
+    const notScannedText = notScanned
+      ? `${notScanned.count} endpoint(s) could not be scanned within ${policy.identify.scanTimeoutSeconds}s and were left out: ${notScanned.hostnames.join(', ')}${notScanned.count > notScanned.hostnames.length ? `, … and ${notScanned.count - notScanned.hostnames.length} more` : ''}`
+      : undefined;
+    if (notScannedText) status.reasons.push(notScannedText);
+    if (scanFirst && a.endpointsInScope > 0 && a.endpointsChecked === 0) {
+      throw new CycleEnded(
+        CycleStage.FAILED,
+        `none of the ${a.endpointsInScope} endpoint(s) in scope could be scanned, so nothing is known about them: ${notScannedText ?? ''}. Check that their agents run and reach the server (patchops agents list), then start the cycle again`,
+      );
+    }
+    step = 'assess failed';
+    await setStage(CycleStage.ASSESS, `${a.patches} patch(es) for ${a.endpoints} endpoint(s), risk ${a.risk}${notScanned ? `; ${notScanned.count} endpoint(s) not scanned` : ''}`, { risk: a.risk, byType: a.byType });
+    if (a.patches === 0) {
+      if (a.endpointsChecked === undefined) return `nothing to patch: no missing patches in scope (${a.endpointsInScope} endpoint(s) checked)`;
+      return `nothing to patch: no missing patches on the ${a.endpointsChecked} endpoint(s) checked${notScannedText ? `; ${notScannedText}` : ''}`;
+    }
 
+    step = 'planning the waves failed';
     const plan = await acts.planCycleWaves({ cycleId: input.cycleId, policy });
     status.waves = plan.waves.map((w) => ({ ...waveStatus(w.index, w.name, 'planned'), total: w.size }));
     await checkpoint([]);
@@ -329,6 +433,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     // ------------------------------------------------------------ TEST
     const wavesDone: number[] = [];
     if (plan.test.size > 0) {
+      step = 'the test ring failed';
       status.test = { ...waveStatus(0, 'test', 'running'), total: plan.test.size };
       await setStage(CycleStage.TEST, `test ring: ${plan.test.size} endpoint(s), soak ${policy.test.soakSeconds}s`);
       const r = await runWave(policy, 0, 'test', undefined, true);
@@ -367,17 +472,21 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     }
 
     // ------------------------------------------------------------ AWAIT_APPROVAL
+    step = 'approval failed';
     await checkpoint(wavesDone);
     let notBefore = input.notBefore;
     if (policy.change.type !== 'none' && start.changeDesk) {
-      const ref = await acts.openChange({
-        cycleId: input.cycleId,
-        policy,
-        assessment: a,
-        requestedBy: input.requestedBy,
-        ...(notBefore ? { plannedStart: notBefore } : {}),
-        ...(status.test ? { test: status.test } : {}),
-      });
+      const ref = await openChange(
+        {
+          cycleId: input.cycleId,
+          policy,
+          assessment: a,
+          requestedBy: input.requestedBy,
+          ...(notBefore ? { plannedStart: notBefore } : {}),
+          ...(status.test ? { test: status.test } : {}),
+        },
+        wavesDone,
+      );
       if (ref) {
         status.changeNumber = ref.number;
         status.changeState ??= ref.state;
@@ -470,7 +579,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
         const signalled = await condition(() => changeSeq !== seq || interrupted(), policy.change.pollSeconds * 1000);
         await checkpoint(wavesDone);
         if (!signalled) {
-          const polled = await acts.getChangeState({ changeNumber });
+          const polled = await pollChange(changeNumber, wavesDone);
           if (polled && (polled.state !== changeEvent?.state || polled.approval !== changeEvent?.approval || polled.plannedStart !== changeEvent?.plannedStart)) {
             changeEvent = polled;
             status.changeState = polled.state;
@@ -481,11 +590,12 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     }
 
     // ------------------------------------------------------------ SCHEDULED
+    step = 'scheduling failed';
     await setStage(CycleStage.SCHEDULED, notBefore ? `deploying from ${notBefore}` : 'deploying now', notBefore ? { notBefore } : {});
     if (notBefore) {
       status.nextWindow = { start: notBefore, end: notBefore };
       if (status.changeNumber && start.changeDesk && patched('scheduled-follows-change')) {
-        notBefore = await waitScheduled(status.changeNumber, notBefore, policy.change.pollSeconds);
+        notBefore = await waitScheduled(status.changeNumber, notBefore, policy.change.pollSeconds, wavesDone);
       } else {
         const wait = Date.parse(notBefore) - Date.now();
         if (wait > 0) await condition(interrupted, wait);
@@ -494,6 +604,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     await checkpoint(wavesDone);
 
     // ------------------------------------------------------------ DEPLOYING
+    step = 'deployment failed';
     await setStage(CycleStage.DEPLOYING, `${status.waves.length} wave(s)`);
     if (status.changeNumber) await notifyActs.addChangeNote({ changeNumber: status.changeNumber, note: 'Deployment started.' }).catch(() => undefined);
     for (const w of status.waves) {
@@ -525,6 +636,7 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     await checkpoint(wavesDone);
 
     // ------------------------------------------------------------ VERIFYING
+    step = 'verification failed';
     const deployed = status.waves.map((w) => w.index).filter((i) => wavesDone.includes(i));
     await setStage(CycleStage.VERIFYING, `verifying ${deployed.length} wave(s)`);
     await acts.dispatchCycleJobs({ cycleId: input.cycleId, waves: deployed, kind: 'verify' });
@@ -546,18 +658,42 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
   try {
     status.outcome = await run();
   } catch (e) {
-    if (!(e instanceof CycleEnded)) throw e;
-    finalStage = e.stage;
-    status.outcome = e.outcome;
+    if (e instanceof CycleEnded) {
+      finalStage = e.stage;
+      status.outcome = e.outcome;
+    } else if (patched(FAILURES_END_VISIBLY)) {
+      // Every other way out still ends in a terminal stage with its reason, told everywhere a success is.
+      if (isCancellation(e)) {
+        finalStage = CycleStage.CANCELLED;
+        status.outcome = 'cancelled in Temporal (a cancel request to the workflow)';
+      } else {
+        finalStage = CycleStage.FAILED;
+        status.outcome = `${step}: ${failureMessage(e)}`;
+      }
+      log.warn('cycle ended by a failure', { outcome: status.outcome });
+    } else {
+      throw e;
+    }
   }
-  status.paused = false;
-  await setStage(CycleStage.REPORTING, status.outcome ?? '');
-  if (status.changeNumber && policy && policy.change.type !== 'none') {
-    const failures = status.waves.some((w) => w.failed + w.unreachable > 0);
-    const closeCode = finalStage !== CycleStage.COMPLETED ? 'unsuccessful' : failures ? 'successful_issues' : 'successful';
-    await notifyActs.closeChange({ changeNumber: status.changeNumber, closeCode, notes: status.outcome ?? '' }).catch((err: unknown) => log.warn('closing the change failed', { error: String(err) }));
-  }
-  await notifyActs.sendReport({ status, outcome: finalStage, emails: policy?.notify.email ?? [] }).catch((err: unknown) => log.warn('report failed', { error: String(err) }));
-  await setStage(finalStage, status.outcome ?? '', {}, status.outcome);
+  // The ending runs even when the workflow itself was asked to cancel.
+  await CancellationScope.nonCancellable(async () => {
+    status.paused = false;
+    delete status.pauseReason;
+    await setStage(CycleStage.REPORTING, status.outcome ?? '');
+    if (status.changeNumber && policy && policy.change.type !== 'none') {
+      const failures = status.waves.some((w) => w.failed + w.unreachable > 0);
+      const closeCode = finalStage !== CycleStage.COMPLETED ? 'unsuccessful' : failures ? 'successful_issues' : 'successful';
+      try {
+        // The state the cycle leaves the change in (closed, or canceled when it was never approved).
+        const left = await notifyActs.closeChange({ changeNumber: status.changeNumber, closeCode, notes: status.outcome ?? '' });
+        if (left) status.changeState = left;
+      } catch (err) {
+        status.reasons.push(`change ${status.changeNumber} could not be closed (${failureMessage(err)}): close it in ServiceNow`);
+        log.warn('closing the change failed', { error: String(err) });
+      }
+    }
+    await notifyActs.sendReport({ status, outcome: finalStage, emails: policy?.notify.email ?? [] }).catch((err: unknown) => log.warn('report failed', { error: String(err) }));
+    await setStage(finalStage, status.outcome ?? '', {}, status.outcome);
+  });
   return status;
 }

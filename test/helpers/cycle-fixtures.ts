@@ -12,6 +12,8 @@ export interface FleetSpec {
   testEndpoints: number;
   endpoints: number;
   patch?: { type?: string; severity?: string; knownExploited?: boolean };
+  /** When the endpoints were last scanned (the seeded missing rows are that scan's findings); default now; null = never (no missing rows). */
+  lastScanAt?: Date | null;
 }
 
 /** Endpoints <prefix>-t<n> in group <prefix>-test and <prefix>-e<n> in group <prefix>-prod, one missing patch each. */
@@ -41,10 +43,10 @@ export async function seedFleet(db: Db, f: FleetSpec): Promise<{ testGroup: stri
   for (let i = 0; i < rows.length; i += 1000) {
     const chunk = rows.slice(i, i + 1000);
     await db.insert(endpoints).values(
-      chunk.map((r) => ({ id: r.id, machineId: `m-${r.id}`, hostname: `${r.id}.example.test`, osFamily: 'windows', lastSeenAt: new Date() })),
+      chunk.map((r) => ({ id: r.id, machineId: `m-${r.id}`, hostname: `${r.id}.example.test`, osFamily: 'windows', lastSeenAt: new Date(), lastScanAt: f.lastScanAt === undefined ? new Date() : f.lastScanAt })),
     );
     await db.insert(groupMembers).values(chunk.map((r) => ({ groupId: r.group, endpointId: r.id })));
-    await db.insert(endpointPatches).values(chunk.map((r) => ({ endpointId: r.id, patchId, state: 'missing' })));
+    if (f.lastScanAt !== null) await db.insert(endpointPatches).values(chunk.map((r) => ({ endpointId: r.id, patchId, state: 'missing' })));
     ids.push(...chunk.map((r) => r.id));
   }
   return { testGroup, prodGroup, patchId, endpointIds: ids };

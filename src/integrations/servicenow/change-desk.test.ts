@@ -91,6 +91,29 @@ describe('ServiceNowChangeDesk.open', () => {
     expect(fake.change(ref.number)!.description).toBe(`${i.description}\n\nEndpoints (3):\ndb-17\ndb-18\nlaptop-unknown`);
     expect(fake.workNotes(ref.number)).toEqual(['patchops: 2 of 3 endpoint(s) matched a CMDB CI by name and are listed as affected CIs.']);
   });
+
+  it('still raises the change when the CMDB cannot be read, saying in a work note why the CIs are missing', async () => {
+    fake.seedCi('db-19');
+    fake.inject({ status: 403, error: { message: 'Operation Failed', detail: 'ACL Exception Read Failed due to security constraints' }, pathPrefix: '/api/now/table/cmdb_ci' });
+    const i = input({ configurationItems: ['db-19'] });
+    const ref = await desk.open(i);
+    expect(fake.change(ref.number)).toMatchObject({ correlation_id: i.cycleId, state: '-5' });
+    expect(fake.affectedCis(ref.number)).toEqual([]);
+    const notes = fake.workNotes(ref.number);
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toMatch(/^patchops: the affected CIs could not be attached \(1 endpoint\(s\) are listed in the description\): ServiceNow GET \/api\/now\/table\/cmdb_ci returned 403: Operation Failed: ACL Exception Read Failed/);
+  });
+
+  it('raises the change without an assignment group when the group lookup fails', async () => {
+    fake.inject({ status: 400, error: { message: 'Invalid table sys_user_group', detail: '' }, pathPrefix: '/api/now/table/sys_user_group' });
+    const ref = await desk.open(input());
+    expect(fake.change(ref.number)!.assignment_group ?? '').toBe('');
+  });
+
+  it('fails with ServiceNow’s own words when the change itself cannot be created', async () => {
+    fake.inject({ status: 403, error: { message: 'Operation Failed', detail: 'User does not have the change_manager role' }, pathPrefix: '/api/sn_chg_rest/change/normal' });
+    await expect(desk.open(input())).rejects.toThrow(/returned 403: Operation Failed: User does not have the change_manager role/);
+  });
 });
 
 describe('ServiceNowChangeDesk.get', () => {

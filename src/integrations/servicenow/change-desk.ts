@@ -4,7 +4,8 @@
  * - open: looks the change up by correlation_id (= cycle id) first, so a retried open returns the change
  *   it already made; otherwise creates it through the Change Management API (normal / emergency /
  *   standard/{template}), then attaches the affected CIs (task_ci) whose cmdb_ci name matches an
- *   endpoint hostname.
+ *   endpoint hostname. Only the create must succeed: the CIs and the assignment group lookup are best
+ *   effort (a failure is logged, and for CIs written to the change as a work note).
  * - get: the change's state and approval mapped to ChangeRequestStateEvent (null when unknown); a
  *   rejection carries the approver's comment, a cancellation its close notes.
  * - close: Implement (when still Scheduled) → Review → Closed with close_code and close_notes. Closing a
@@ -104,14 +105,39 @@ export class ServiceNowChangeDesk implements ChangeDesk {
     const ref = this.ref(created);
     this.o.logger?.info({ cycleId: input.cycleId, number: ref.number, type: input.type }, 'change request created');
 
-    const cis = await this.attachCis(ref.sysId, input.configurationItems);
-    if (input.configurationItems.length > 0) {
+    if (input.configurationItems.length > 0) await this.enrichWithCis(ref, input.configurationItems);
+    return ref;
+  }
+
+  /**
+   * Best effort: the affected CIs are an enrichment of a change that already exists. A CMDB the account may
+   * not read (403, an ACL, a restricted table, a 400) leaves the change as it is, with a work note saying why
+   * the CIs are missing; only a failure to write that note too is logged and swallowed.
+   */
+  private async enrichWithCis(ref: ChangeRef, hostnames: string[]): Promise<void> {
+    let cis: string[];
+    try {
+      cis = await this.attachCis(ref.sysId, hostnames);
+    } catch (e) {
+      const why = (e as Error).message;
+      this.o.logger?.warn({ number: ref.number, err: e }, 'affected CIs could not be attached; the change stands without them');
+      try {
+        await this.client.updateChange(ref.sysId, {
+          work_notes: `patchops: the affected CIs could not be attached (${hostnames.length} endpoint(s) are listed in the description): ${why}`,
+        });
+      } catch (noteErr) {
+        this.o.logger?.warn({ number: ref.number, err: noteErr }, 'the work note about the missing CIs could not be added either');
+      }
+      return;
+    }
+    try {
       await this.client.updateChange(ref.sysId, {
         ...(cis.length > 0 ? { cmdb_ci: cis[0] } : {}),
-        work_notes: `patchops: ${cis.length} of ${input.configurationItems.length} endpoint(s) matched a CMDB CI by name and are listed as affected CIs.`,
+        work_notes: `patchops: ${cis.length} of ${hostnames.length} endpoint(s) matched a CMDB CI by name and are listed as affected CIs.`,
       });
+    } catch (e) {
+      this.o.logger?.warn({ number: ref.number, err: e }, 'the CI summary could not be written to the change');
     }
-    return ref;
   }
 
   async get(changeNumber: string): Promise<ChangeRequestStateEvent | null> {
@@ -234,8 +260,15 @@ export class ServiceNowChangeDesk implements ChangeDesk {
   private async resolveGroup(group: string | undefined): Promise<string | undefined> {
     if (!group) return undefined;
     if (SYS_ID.test(group)) return group;
-    const page = await this.client.tableQuery('sys_user_group', { query: `name=${group}`, fields: ['sys_id'], limit: 1 });
-    const id = snValue(page.records[0]?.sys_id);
+    let id: string | undefined;
+    try {
+      const page = await this.client.tableQuery('sys_user_group', { query: `name=${group}`, fields: ['sys_id'], limit: 1 });
+      id = snValue(page.records[0]?.sys_id);
+    } catch (e) {
+      // The group is a routing hint: a change without one still reaches the change managers' queue.
+      this.o.logger?.warn({ group, err: e }, 'ServiceNow assignment group lookup failed; the change is created without one');
+      return undefined;
+    }
     if (!id) this.o.logger?.warn({ group }, 'ServiceNow assignment group not found by name; the change is created without one');
     return id;
   }
