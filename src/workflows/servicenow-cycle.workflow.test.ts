@@ -34,6 +34,8 @@ let db: TestDatabase;
 let t: WorkflowTestEnv;
 let server: FastifyInstance;
 let webhookUrl: string;
+/** The desk of the running test: the webhook confirms each notification with it, as with the real instance. */
+let currentDesk: ChangeDesk | undefined;
 const sink = new SmtpSink();
 
 beforeAll(async () => {
@@ -41,7 +43,7 @@ beforeAll(async () => {
   t = await createWorkflowTestEnv();
   await sink.start();
   const cycles = createCycleService({ client: t.env.client, db: db.db, taskQueue: t.taskQueue });
-  server = await buildServer({ logger: createLogger('silent'), health: [], routes: [serviceNowWebhookRoute({ cycles, secret: SECRET })] });
+  server = await buildServer({ logger: createLogger('silent'), health: [], routes: [serviceNowWebhookRoute({ cycles, secret: SECRET, changes: { get: (n) => currentDesk!.get(n) } })] });
   webhookUrl = `${await server.listen({ host: '127.0.0.1', port: 0 })}/webhooks/servicenow`;
 });
 afterAll(async () => {
@@ -77,6 +79,7 @@ async function setup(fake: ServiceNowFake, o: { webhook: boolean }) {
   fake.webhook = o.webhook ? { url: webhookUrl, secret: SECRET } : undefined;
   const client = new ServiceNowClient({ instanceUrl: url, auth: { kind: 'oauth', clientId: 'patchops', clientSecret: 'secret' } });
   const real = new ServiceNowChangeDesk({ client });
+  currentDesk = real;
   const desk = flakyOnce(real);
   const mailer = new SmtpMailer({ url: sink.url, from: 'patchops <patchops@example.test>', publicUrl: 'http://patchops.example.test' });
   const chat = withChangeWorkNotes({ chat: new RecordingChatNotifier(), desk, changeNumberOf: async (id) => (await getCycleRow(db.db, id))?.changeNumber ?? null, waveTasks: real });
