@@ -9,7 +9,7 @@
 //   patchops-agent-<v>-1.<arch>.rpm the same for RPM systems (when rpmbuild is installed; skipped with a message if not)
 //   portable/                  the bundle with the launchd plist and the Windows scripts (macOS and Windows, with Node.js)
 //
-// Options: --skip-rpm, --skip-deb (the bundle and the executable are always built).
+// Options: --out DIR (instead of dist/agent), --skip-deb, --skip-rpm (the bundle and the executable are always built).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,8 +18,9 @@ import * as esbuild from 'esbuild';
 import { inject } from 'postject';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const out = path.join(root, 'dist', 'agent');
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
+const out = argv.includes('--out') ? path.resolve(argv[argv.indexOf('--out') + 1] ?? '') : path.join(root, 'dist', 'agent');
 const log = (m) => console.log(`package:agent: ${m}`);
 const has = (tool) => {
   try {
