@@ -1,0 +1,55 @@
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs/promises';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { Agent } from './agent';
+import { checkServerUrl, isLoopbackHost } from './client';
+
+describe('checkServerUrl', () => {
+  it.each([
+    ['https://patchops.example.com', {}, 'ok'],
+    ['https://10.0.0.5:8443/', {}, 'ok'],
+    ['http://patchops.example.com', {}, /plain http.*--insecure-http/],
+    ['http://10.0.0.5:3000', {}, /plain http/],
+    ['http://patchops.example.com', { insecureHttp: true }, 'ok'],
+    ['http://127.0.0.1:3000', {}, 'ok'],
+    ['http://127.9.8.7:3000', {}, 'ok'],
+    ['http://[::1]:3000', {}, 'ok'],
+    ['http://localhost:3000', {}, 'ok'],
+    ['http://127.0.0.1.evil.example:3000', {}, /plain http/],
+    ['http://localhost.evil.example', {}, /plain http/],
+    ['ftp://patchops.example.com', { insecureHttp: true }, /not http\(s\)/],
+    ['patchops.example.com', {}, /not a URL/],
+  ] as const)('%s %o → %s', (url, o, expected) => {
+    let got = 'ok';
+    try {
+      checkServerUrl(url, o);
+    } catch (e) {
+      got = (e as Error).message;
+    }
+    if (expected === 'ok') expect(got).toBe('ok');
+    else expect(got).toMatch(expected);
+  });
+
+  it('knows loopback hosts', () => {
+    expect(['127.0.0.1', '[::1]', 'LOCALHOST'].map(isLoopbackHost)).toEqual([true, true, true]);
+    expect(['10.0.0.1', '::2', 'example.com', '0.0.0.0'].map(isLoopbackHost)).toEqual([false, false, false, false]);
+  });
+});
+
+describe('the agent and a plain-http server', () => {
+  it('refuses to be built for one on the network, so nothing is sent or written', async () => {
+    const stateDir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'po-http-')), 'state');
+    let calls = 0;
+    const fetchImpl = (async () => {
+      calls++;
+      return new Response('{}');
+    }) as typeof fetch;
+    const make = (insecureHttp?: boolean) => new Agent({ serverUrl: 'http://patchops.lan:3000', insecureHttp, enrollSecret: 's'.repeat(20), stateDir, log: pino({ level: 'silent' }), fetchImpl });
+    expect(() => make()).toThrow(/plain http/);
+    expect(calls).toBe(0);
+    await expect(fs.access(stateDir)).rejects.toThrow();
+    expect(() => make(true)).not.toThrow();
+  });
+});
