@@ -5,7 +5,7 @@
  * (/proc/<pid>/status VmRSS) and CPU time (/proc/<pid>/stat: its own utime+stime, and apt's and dpkg's, which it
  * waits for, as cutime+cstime) while it idles in the long poll, during a scan job and during an install job.
  *
- *   npm run bench:agent              (DATABASE_URL for PostgreSQL, else embedded PGlite)
+ *   npm run bench:agent              (DATABASE_URL: a fresh database is made beside it and dropped; else embedded PGlite)
  *   BENCH_IDLE_SECONDS=60            how long to sample the idle agent (default 60)
  *   BENCH_AGENT=cjs                  measure the plain bundle under this Node instead of the single executable
  *
@@ -18,10 +18,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { aptInstallInto, buildAptTestRepo } from '../test/helpers/apt-repo';
+import { createTestDatabase } from '../test/helpers/db';
 import { addEnrollSecret } from '../src/db/agents';
-import { connectDatabase } from '../src/db/client';
-import { startEmbeddedPostgres } from '../src/db/embedded';
-import { runMigrations } from '../src/db/migrate';
 import { agentJobs, endpoints, softwareInventory } from '../src/db/schema/index';
 import { SecretBox } from '../src/db/secret-box';
 import { createLogger } from '../src/logging';
@@ -90,15 +88,8 @@ async function main() {
   execFileSync(process.execPath, [path.join(root, 'scripts/package-agent.mjs'), '--out', out, '--skip-deb', '--skip-rpm'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const command = form === 'exe' ? [path.join(out, 'patchops-agent')] : [process.execPath, path.join(out, 'patchops-agent.cjs')];
 
-  let url = process.env.DATABASE_URL;
-  let stopEmbedded: (() => Promise<void>) | undefined;
-  if (!url) {
-    const e = await startEmbeddedPostgres({ port: await freePort() });
-    url = e.url;
-    stopEmbedded = e.stop;
-  }
-  const database = connectDatabase(url, { max: 5 });
-  await runMigrations(database.db);
+  // A database of its own for the run (dropped after): the gateway's manifest key is sealed with this run's key.
+  const database = await createTestDatabase();
   await addEnrollSecret(database.db, { name: `bench-${randomBytes(3).toString('hex')}`, secret: SECRET });
   const logger = createLogger('warn', 'bench');
   const gateway = createAgentGateway({ database, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: 600, refreshMs: 100 });
@@ -133,7 +124,6 @@ async function main() {
     await exited;
     await app.close();
     await database.close();
-    await stopEmbedded?.();
     await repo.cleanup();
     await fs.rm(out, { recursive: true, force: true });
   };

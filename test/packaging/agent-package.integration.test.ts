@@ -33,6 +33,8 @@ if (!onLinux) console.warn('agent packaging test: Linux packages are built and i
 
 let out: string;
 let version: string;
+const debArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+const rpmArch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
 const exe = () => path.join(out, 'patchops-agent');
 
 beforeAll(async () => {
@@ -81,7 +83,7 @@ async function mode(p: string): Promise<number> {
 
 describe.skipIf(!onLinux || missing.includes('dpkg-deb') || missing.includes('dpkg'))('the .deb', () => {
   it('installs into a throwaway root (files, conffile, unit, a working agent), leaves the host alone, and purges clean', async () => {
-    const deb = path.join(out, `patchops-agent_${version}_amd64.deb`);
+    const deb = path.join(out, `patchops-agent_${version}_${debArch}.deb`);
     const info = (await run('dpkg-deb', ['--field', deb, 'Package', 'Version', 'Architecture', 'Depends'])).stdout;
     expect(info).toContain(`Version: ${version}`);
     const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-deb-root-'));
@@ -146,7 +148,7 @@ async function copyWithLibs(program: string, rootDir: string, as: string): Promi
 
 describe.skipIf(!onLinux || missing.includes('rpmbuild') || missing.includes('rpm'))('the .rpm', () => {
   it('installs into a throwaway root with its scriptlets run in a chroot there, and erases clean', async () => {
-    const rpmFile = path.join(out, `patchops-agent-${version}-1.x86_64.rpm`);
+    const rpmFile = path.join(out, `patchops-agent-${version}-1.${rpmArch}.rpm`);
     const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-rpm-root-'));
     try {
       // rpm runs scriptlets chrooted into the root: give it a shell (dash and its libraries) and nothing else.
@@ -157,7 +159,7 @@ describe.skipIf(!onLinux || missing.includes('rpmbuild') || missing.includes('rp
       const installed = await rpm('-i', '--nodeps', rpmFile);
       expect(installed.stdout).toContain('set PATCHOPS_SERVER and PATCHOPS_ENROLL_SECRET in /etc/patchops/agent.env');
       expect(installed.stderr).not.toMatch(/scriptlet failed/);
-      expect((await rpm('-q', 'patchops-agent')).stdout.trim()).toBe(`patchops-agent-${version}-1.x86_64`);
+      expect((await rpm('-q', 'patchops-agent')).stdout.trim()).toBe(`patchops-agent-${version}-1.${rpmArch}`);
       expect((await rpm('-qc', 'patchops-agent')).stdout.trim()).toBe('/etc/patchops/agent.env');
       const bin = path.join(tmp, 'usr/lib/patchops-agent/patchops-agent');
       expect((await run(path.join(tmp, 'usr/bin/patchops-agent'), ['--version'])).stdout.trim()).toBe(version);
