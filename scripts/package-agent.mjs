@@ -20,7 +20,13 @@ import { inject } from 'postject';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
 const args = new Set(argv);
-const out = argv.includes('--out') ? path.resolve(argv[argv.indexOf('--out') + 1] ?? '') : path.join(root, 'dist', 'agent');
+const outArg = argv.includes('--out') ? argv[argv.indexOf('--out') + 1] : undefined;
+const fail = (m) => {
+  console.error(`package:agent: ${m}`);
+  process.exit(2);
+};
+if (argv.includes('--out') && (!outArg || outArg.startsWith('--'))) fail('--out needs a folder, e.g. --out /tmp/agent-build');
+const out = outArg ? path.resolve(outArg) : path.join(root, 'dist', 'agent');
 const log = (m) => console.log(`package:agent: ${m}`);
 const has = (tool) => {
   try {
@@ -32,8 +38,15 @@ const has = (tool) => {
 };
 const run = (cmd, argv, opts = {}) => execFileSync(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts }).toString();
 
+// The output folder is emptied first: dist/agent, or an --out folder that is new, empty or made by this script
+// (it carries a marker file).
+const marker = path.join(out, '.patchops-agent-build');
+if (outArg && fs.existsSync(out) && fs.readdirSync(out).length > 0 && !fs.existsSync(marker)) {
+  fail(`${out} is not empty and was not made by package:agent: give --out a new or empty folder`);
+}
 fs.rmSync(out, { recursive: true, force: true });
 fs.mkdirSync(out, { recursive: true });
+fs.writeFileSync(marker, 'made by scripts/package-agent.mjs: emptied on every build\n');
 
 // 1. The bundle. CommonJS because Node 20's single executable applications run a CommonJS main script only;
 // import.meta.url (windows-update.ts finds its .ps1 beside it) becomes the bundle's own file URL, or the
@@ -69,6 +82,8 @@ run(process.execPath, ['--experimental-sea-config', seaConfig]);
 fs.copyFileSync(process.execPath, exe);
 fs.chmodSync(exe, 0o755);
 if (process.platform === 'darwin') run('codesign', ['--remove-signature', exe]);
+// postject (LIEF) may print "Can't find string offset for section name '.note…'" for Linux binaries: harmless, the
+// executable is run right after to check it.
 await inject(exe, 'NODE_SEA_BLOB', fs.readFileSync(blob), {
   sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
   machoSegmentName: process.platform === 'darwin' ? 'NODE_SEA' : undefined,

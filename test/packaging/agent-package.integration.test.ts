@@ -113,6 +113,14 @@ describe.skipIf(!onLinux || missing.includes('dpkg-deb') || missing.includes('dp
       expect(execStart).toBe('/usr/lib/patchops-agent/patchops-agent');
       await fs.access(path.join(tmp, execStart!));
       expect(unit).toMatch(/^EnvironmentFile=\/etc\/patchops\/agent\.env$/m);
+      if (has('systemd-analyze')) {
+        // systemd's own check of the unit (unknown keys, bad values, a missing program), with its paths in the root.
+        const copy = path.join(tmp, 'verify', 'patchops-agent.service');
+        await fs.mkdir(path.dirname(copy));
+        await fs.writeFile(copy, unit.replaceAll('/usr/lib/patchops-agent/', `${tmp}/usr/lib/patchops-agent/`).replaceAll('/etc/patchops/', `${tmp}/etc/patchops/`));
+        const verified = await run('systemd-analyze', ['verify', copy]);
+        expect(verified.stderr).toBe('');
+      } else console.warn('agent packaging test: systemd-analyze is not installed, the unit file is not checked by systemd (apt-get install systemd)');
       await fs.access(path.join(tmp, 'etc/patchops/agent.env'));
       expect(await mode(path.join(tmp, 'etc/patchops/agent.env'))).toBe(0o600);
       // postinst made the state directory inside the root (DPKG_ROOT), traversable only, and touched nothing outside.
