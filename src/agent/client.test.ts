@@ -1,10 +1,12 @@
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import fs from 'node:fs/promises';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Agent } from './agent';
-import { checkServerUrl, isLoopbackHost } from './client';
+import { checkServerUrl, GatewayClient, isLoopbackHost } from './client';
 
 describe('checkServerUrl', () => {
   it.each([
@@ -51,5 +53,27 @@ describe('the agent and a plain-http server', () => {
     expect(calls).toBe(0);
     await expect(fs.access(stateDir)).rejects.toThrow();
     expect(() => make(true)).not.toThrow();
+  });
+});
+
+describe('the gateway client and redirects', () => {
+  it('follows none: a redirect (say from https to a plain-http address) fails the call and the target hears nothing', async () => {
+    const hits: string[] = [];
+    const target = http.createServer((req, res) => {
+      hits.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jobs: [], distributionPoints: [] }));
+    });
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const redirector = http.createServer((req, res) => res.writeHead(307, { location: `http://127.0.0.1:${(target.address() as AddressInfo).port}${req.url}` }).end());
+    await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
+    try {
+      const client = new GatewayClient(`http://127.0.0.1:${(redirector.address() as AddressInfo).port}`);
+      client.nodeKey = 'node-key';
+      await expect(client.poll(0)).rejects.toThrow(/GET \/agent\/v1\/jobs\?wait=0: fetch failed: .*redirect/);
+      expect(hits).toEqual([]);
+    } finally {
+      target.close();
+      redirector.close();
+    }
   });
 });

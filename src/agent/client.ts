@@ -67,14 +67,21 @@ export class GatewayClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.nodeKey) headers.authorization = `Bearer ${this.nodeKey}`;
-    const res = await this.fetchImpl(`${this.serverUrl.replace(/\/+$/, '')}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-      // The protocol has no redirects: following one could take an https server's answer to a plain-http address.
-      redirect: 'error',
-    });
+    let res: Response;
+    try {
+      res = await this.fetchImpl(`${this.serverUrl.replace(/\/+$/, '')}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+        // The protocol has no redirects: following one could take an https server's answer to a plain-http address.
+        redirect: 'error',
+      });
+    } catch (e) {
+      // fetch says only "fetch failed"; the reason (refused, reset, a redirect, a certificate) is its cause.
+      const cause = (e as Error).cause instanceof Error ? `: ${((e as Error).cause as Error).message}` : '';
+      throw new Error(`${method} ${path}: ${(e as Error).message}${cause}`, { cause: e });
+    }
     const text = await res.text();
     if (!res.ok) {
       let code = 'HTTP_ERROR';
