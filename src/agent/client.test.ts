@@ -42,7 +42,8 @@ describe('checkServerUrl', () => {
 
 describe('the agent and a plain-http server', () => {
   it('refuses to be built for one on the network, so nothing is sent or written', async () => {
-    const stateDir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'po-http-')), 'state');
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'po-http-'));
+    const stateDir = path.join(tmp, 'state');
     let calls = 0;
     const fetchImpl = (async () => {
       calls++;
@@ -53,6 +54,7 @@ describe('the agent and a plain-http server', () => {
     expect(calls).toBe(0);
     await expect(fs.access(stateDir)).rejects.toThrow();
     expect(() => make(true)).not.toThrow();
+    await fs.rm(tmp, { recursive: true, force: true });
   });
 });
 

@@ -214,7 +214,8 @@ describe('a plain-http server', () => {
       res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'UNAUTHORIZED', message: 'unknown enrol secret' }));
     });
     const port = await listen(server, '0.0.0.0');
-    const stateDir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-http-')), 'state');
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-http-'));
+    const stateDir = path.join(tmp, 'state');
     try {
       const url = `http://${lanAddress ?? 'patchops.example.com'}:${port}`;
       const refused = startAgent(['--server', url, '--enroll-secret', 'enrol-secret-0123456789', '--state-dir', stateDir, '--no-reboot']);
@@ -231,6 +232,7 @@ describe('a plain-http server', () => {
       expect(requests).toEqual(['POST /agent/v1/enroll']);
     } finally {
       server.close();
+      await fs.rm(tmp, { recursive: true, force: true });
     }
   }, 30_000);
 });
@@ -316,10 +318,12 @@ describe('a download the signed manifest does not allow', () => {
     try {
       const result = await Promise.race([gw.result, agent.code.then((c) => Promise.reject(new Error(`the agent exited ${c}:\n${agent.output()}`)))]);
       const downloads = await fs.readdir(path.join(stateDir, 'downloads')).catch(() => []);
-      return { result, downloads, sent: gw.sent, content: gw.content, stateDir };
+      return { result, downloads, sent: gw.sent };
     } finally {
       agent.kill();
+      await agent.code;
       gw.close();
+      await fs.rm(stateDir, { recursive: true, force: true });
     }
   }
 
