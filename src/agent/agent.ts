@@ -8,7 +8,7 @@ import type { AgentJob, JobResult } from '../shared/agent-protocol';
 import { AGENT_PROTOCOL_VERSION } from '../shared/agent-protocol';
 import { createBackends } from './backends/index';
 import type { Backend } from './backends/types';
-import { backoffMs, GatewayClient, GatewayHttpError } from './client';
+import { backoffMs, checkServerUrl, GatewayClient, GatewayHttpError } from './client';
 import { availableBackends, detectPlatform, type PlatformFacts } from './platform';
 import { bootTime, SystemRebooter, takeDeferRequest, tickReboot, type Rebooter } from './reboot';
 import { JobRunner, type FileInstaller } from './runner';
@@ -17,7 +17,10 @@ import { StateStore, type AgentState } from './state';
 export const AGENT_VERSION = '0.1.0';
 
 export interface AgentOptions {
+  /** https://, or http:// with `insecureHttp` or on this machine's loopback (checkServerUrl). */
   serverUrl: string;
+  /** Allow a plain-http server URL on the network (`--insecure-http`). */
+  insecureHttp?: boolean;
   enrollSecret?: string;
   stateDir: string;
   log: Logger;
@@ -54,7 +57,9 @@ export class Agent {
   private failures = 0;
   private rebooter!: Rebooter;
 
+  /** Throws, before anything is sent or written, when the server URL is refused (see checkServerUrl). */
   constructor(private readonly o: AgentOptions) {
+    checkServerUrl(o.serverUrl, { insecureHttp: o.insecureHttp });
     this.store = new StateStore(o.stateDir);
     this.client = new GatewayClient(o.serverUrl, o.fetchImpl);
   }

@@ -28,6 +28,34 @@ export function backoffMs(attempt: number, baseMs = 1000, capMs = 60_000, random
   return Math.floor(random() * ceiling);
 }
 
+/** True for a host that is this machine's loopback (127.0.0.0/8, ::1, localhost): its traffic never leaves the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Checks the server URL before the agent sends anything to it: https, or plain http only when allowed explicitly
+ * (`--insecure-http`) or on this machine's loopback. Over plain http on a network, anyone on the path reads the
+ * enrol secret and the node key and can answer with jobs of their own: the agent runs them as root.
+ */
+export function checkServerUrl(raw: string, o: { insecureHttp?: boolean } = {}): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`the server URL "${raw}" is not a URL: give it as https://host[:port]`);
+  }
+  if (url.protocol === 'https:') return url;
+  if (url.protocol !== 'http:') throw new Error(`the server URL "${raw}" is not http(s): give it as https://host[:port]`);
+  if (o.insecureHttp || isLoopbackHost(url.hostname)) return url;
+  throw new Error(
+    `the server URL ${raw} is plain http: the enrol secret, the node key and the jobs would cross the network unencrypted, ` +
+      'and anyone on the path could hand this agent jobs to run as root. Use the https:// URL of the server, or pass --insecure-http ' +
+      'to allow plain http (only on a network you trust).',
+  );
+}
+
 export class GatewayClient {
   nodeKey: string | undefined;
   constructor(
@@ -39,12 +67,21 @@ export class GatewayClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.nodeKey) headers.authorization = `Bearer ${this.nodeKey}`;
-    const res = await this.fetchImpl(`${this.serverUrl.replace(/\/+$/, '')}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    let res: Response;
+    try {
+      res = await this.fetchImpl(`${this.serverUrl.replace(/\/+$/, '')}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+        // The protocol has no redirects: following one could take an https server's answer to a plain-http address.
+        redirect: 'error',
+      });
+    } catch (e) {
+      // fetch says only "fetch failed"; the reason (refused, reset, a redirect, a certificate) is its cause.
+      const cause = (e as Error).cause instanceof Error ? `: ${((e as Error).cause as Error).message}` : '';
+      throw new Error(`${method} ${path}: ${(e as Error).message}${cause}`, { cause: e });
+    }
     const text = await res.text();
     if (!res.ok) {
       let code = 'HTTP_ERROR';

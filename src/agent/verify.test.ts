@@ -74,6 +74,31 @@ describe('downloadVerified', () => {
     expect(await fs.readdir(destDir)).toEqual([]);
   });
 
+  it('stops reading a body past the manifest\'s size, refuses it (bad_size) and leaves no partial file', async () => {
+    const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
+    let pulled = 0;
+    let cancelled = false;
+    const endless = (async () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          // "Endless" up to 16 MiB, so that code without the cap ends (with the wrong reason) instead of hanging.
+          pull(c) {
+            if (++pulled > 256) return c.close();
+            c.enqueue(new Uint8Array(64 * 1024));
+          },
+          cancel() {
+            cancelled = true;
+          },
+        }),
+      )) as typeof fetch;
+    await expect(downloadVerified(file, manifest, { sources: ['http://central'], destDir, fetchImpl: endless })).rejects.toMatchObject({ reason: 'bad_size' });
+    expect(cancelled).toBe(true);
+    expect(pulled).toBeLessThan(4);
+    const announced = (async () => new Response(installer, { headers: { 'content-length': String(installer.length + 1) } })) as typeof fetch;
+    await expect(downloadVerified(file, manifest, { sources: ['http://central'], destDir, fetchImpl: announced })).rejects.toMatchObject({ reason: 'bad_size' });
+    expect(await fs.readdir(destDir)).toEqual([]);
+  });
+
   it('sends each source the Authorization header authFor gives it, and none when it gives none', async () => {
     const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
     const sent: Array<[string, string | null]> = [];

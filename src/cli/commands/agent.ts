@@ -7,11 +7,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { pino } from 'pino';
-import { Agent } from '../../agent/agent';
-import { RecordingRebooter } from '../../agent/reboot';
-import { StateStore } from '../../agent/state';
+import { configureAgentCommand } from '../../agent/cli';
 import { SimFleet } from '../../agent-sim/fleet';
 import {
   addDistributionPoint,
@@ -31,7 +29,7 @@ import { DEFAULT_MAX_CACHE_MB, startDistributionPoint } from '../../distribution
 import { openDatabaseForCommand } from '../../runtime/database';
 import { secretBoxFor } from '../../db/secret-box';
 import type { Database } from '../../db/client';
-import { manifestBodySchema, siteSchema } from '../../shared/agent-protocol';
+import { manifestBodySchema } from '../../shared/agent-protocol';
 import { configOrExit, loggerFor, reportFatal } from '../context';
 
 /**
@@ -42,12 +40,6 @@ import { configOrExit, loggerFor, reportFatal } from '../context';
  */
 const DP_TOKEN_CACHE_SECONDS = 30;
 const DP_LIST_RELOAD_SECONDS = 30;
-
-export function defaultStateDir(): string {
-  if (process.platform === 'win32') return path.join(process.env.ProgramData ?? 'C:\\ProgramData', 'patchops-agent');
-  if (process.platform === 'darwin') return '/Library/Application Support/patchops-agent';
-  return process.getuid?.() === 0 ? '/var/lib/patchops-agent' : path.join(os.homedir(), '.patchops-agent');
-}
 
 function stopOnSignal(): AbortController {
   const ac = new AbortController();
@@ -70,57 +62,7 @@ async function withDb<T>(fn: (db: { database: Database }) => Promise<T>): Promis
 }
 
 export function registerAgentCommands(program: Command): void {
-  program
-    .command('agent')
-    .description('run the endpoint agent: enrol once, then poll the server for scan/install/verify/rollback/reboot jobs')
-    .option('--server <url>', 'the patchops server URL (PATCHOPS_SERVER)', process.env.PATCHOPS_SERVER)
-    .option('--enroll-secret <secret>', 'enrol secret, needed the first time (PATCHOPS_ENROLL_SECRET)', process.env.PATCHOPS_ENROLL_SECRET)
-    .option('--state-dir <dir>', 'where the agent keeps its identity', defaultStateDir())
-    .option('--site <name>', "this endpoint's site, sent at enrolment: the agent fetches files from the site's distribution points (PATCHOPS_SITE)", process.env.PATCHOPS_SITE)
-    .option('--wait <seconds>', 'long-poll wait', '30')
-    .option('--no-reboot', 'never restart the machine (reboots are reported as pending)')
-    .addOption(new Option('--apt-root <dir>', 'run apt/dpkg against another root (chroots, tests)').hideHelp())
-    .addOption(new Option('--machine-id <id>', 'use this machine id instead of the detected one (cloned images, tests)').hideHelp())
-    .addOption(new Option('--hostname <name>', 'report this hostname').hideHelp())
-    .option('--defer-reboot', 'ask the running agent to defer a pending restart, then exit')
-    .action(async (o: { server?: string; enrollSecret?: string; stateDir: string; wait: string; reboot: boolean; aptRoot?: string; deferReboot?: boolean; machineId?: string; hostname?: string; site?: string }) => {
-      if (o.deferReboot) {
-        const store = new StateStore(o.stateDir);
-        try {
-          await fs.writeFile(store.deferFile, `${os.userInfo().username} ${new Date().toISOString()}\n`, { flag: 'w' });
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT') reportFatal(new Error(`no agent has run with the state directory ${o.stateDir}: pass the agent's --state-dir`));
-          if (code !== 'EACCES' && code !== 'EPERM') reportFatal(e);
-          // The request file exists and is another user's (sticky directory): a deferral is already requested.
-        }
-        console.log("restart deferral requested: the agent applies it before restarting (up to the policy's limit of deferrals) and confirms it in a notice");
-        return;
-      }
-      if (!o.server) reportFatal(new Error('--server is required (or set PATCHOPS_SERVER), e.g. --server https://patchops.example.com'));
-      if (o.site !== undefined && !siteSchema.safeParse(o.site).success) reportFatal(new Error(`--site "${o.site}" is not a site name: 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit`));
-      const log = pino({ name: 'patchops-agent', level: process.env.LOG_LEVEL ?? 'info', base: { pid: process.pid } });
-      const ac = stopOnSignal();
-      const agent = new Agent({
-        serverUrl: o.server,
-        enrollSecret: o.enrollSecret,
-        stateDir: o.stateDir,
-        log,
-        aptRoot: o.aptRoot,
-        machineId: o.machineId,
-        hostname: o.hostname,
-        site: o.site,
-        rebooter: o.reboot ? undefined : new RecordingRebooter((event, message) => log.info({ event }, message)),
-        waitSeconds: Number(o.wait),
-        signal: ac.signal,
-      });
-      try {
-        await agent.run();
-      } catch (e) {
-        reportFatal(e);
-      }
-      process.exit(0);
-    });
+  configureAgentCommand(program.command('agent'));
 
   program
     .command('agent-sim')
