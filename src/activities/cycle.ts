@@ -8,6 +8,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { appendAudit } from '../db/audit';
 import type { Database } from '../db/client';
 import { applyCyclePause, DrizzleAgentJobs, NO_RELEASE_LIMITS } from '../db/agent-jobs';
+import { patchJobTargets } from '../db/agents';
 import { createCycleRow, listExceptions, recordStageChange, recordVoteRow, resolveScope, setChangeNumber } from '../db/cycles';
 import { identitiesWithRole } from '../db/identities';
 import { getPolicy } from '../db/policies';
@@ -375,12 +376,8 @@ export function createCycleActivities(deps: CycleActivityDeps) {
           }
           for (let i = 0; i < endpointIds.length; i += 1000) {
             const chunk = endpointIds.slice(i, i + 1000);
-            const rows = await db
-              .select({ endpointId: cycleTargets.endpointId, patchId: cycleTargets.patchId, packages: patches.packages, rebootRequired: patches.rebootRequired })
-              .from(cycleTargets)
-              .innerJoin(patches, eq(patches.id, cycleTargets.patchId))
-              .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include'), inArray(cycleTargets.endpointId, chunk)))
-              .orderBy(cycleTargets.endpointId, sql`${cycleTargets.priority} desc`, cycleTargets.patchId);
+            // Each endpoint's packages come from its own agent's report (else the trusted catalog), never another's.
+            const rows = await patchJobTargets(db, input.cycleId, chunk);
             const byEndpoint = new Map<string, Array<{ patchId: string; packages: unknown[]; rebootRequired: boolean }>>();
             for (const r of rows) {
               const list = byEndpoint.get(r.endpointId) ?? [];
