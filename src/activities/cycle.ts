@@ -4,7 +4,7 @@
  * only (counts, sizes, capped reasons), never per-endpoint lists, so workflow history stays small.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { appendAudit } from '../db/audit';
 import type { Database } from '../db/client';
 import { applyCyclePause, DrizzleAgentJobs, NO_RELEASE_LIMITS } from '../db/agent-jobs';

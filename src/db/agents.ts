@@ -7,7 +7,7 @@ import { and, desc, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import { CodedError, ErrorCode } from '../domain/errors';
 import { normalizeSeverity, severityFromCvss, type SeveritySource } from '../domain/patch';
 import { siteSchema, type AgentJob, type EnrollRequest, type FoundPatch, type Inventory, type JobResult, type ManifestBody, type ScanJobPayload, type SignedManifest } from '../shared/agent-protocol';
-import { packageRefProblem } from '../shared/package-names';
+import { hasControlCharacters, packageRefProblem } from '../shared/package-names';
 import { jobId } from './agent-jobs';
 import { appendAudit, canonicalJson } from './audit';
 import type { Db } from './client';
@@ -621,8 +621,6 @@ export interface RefusedEntry {
   problem: string;
 }
 
-const CONTROL_CHARS = /[\x00-\x1f\x7f]/;
-
 /**
  * Screens what an agent reports before anything of it is stored: a scan's patch whose packages fail their backend's
  * grammar (src/shared/package-names.ts), or whose id carries control characters, is taken out with the reason; the
@@ -634,7 +632,7 @@ export function screenJobResult(result: JobResult): { result: JobResult; refused
   const refused: RefusedEntry[] = [];
   const kept: FoundPatch[] = [];
   for (const p of result.missing) {
-    const problems = CONTROL_CHARS.test(p.patchId) ? ['the patch id carries control characters'] : p.packages.map((k) => packageRefProblem(k)).filter((x): x is string => x !== null);
+    const problems = hasControlCharacters(p.patchId) ? ['the patch id carries control characters'] : p.packages.map((k) => packageRefProblem(k)).filter((x): x is string => x !== null);
     if (problems.length > 0) refused.push({ patchId: p.patchId, problem: problems.join('; ') });
     else kept.push(p);
   }

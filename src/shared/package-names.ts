@@ -37,6 +37,15 @@ export const MAX_PACKAGE_VERSION_LENGTH = 128;
 
 const within = (s: string, max: number) => s.length > 0 && s.length <= max;
 
+/** True when the string holds a C0 control character or DEL (newlines, NUL, escape sequences …). */
+export function hasControlCharacters(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------- Debian / apt
 
 const DEBIAN_ARCH = /^[a-z0-9][a-z0-9-]{0,31}$/;
@@ -95,19 +104,20 @@ export function isWindowsUpdateId(s: string): boolean {
   return isWindowsKb(s) || (s.startsWith('WU-') && GUID.test(s.slice(3)));
 }
 
-// The winget schema's character class, without whitespace; no part may start with '-'.
-const WINGET_PART = /^[^.\s\\/:*?"<>|\x00-\x1f\x7f-][^.\s\\/:*?"<>|\x00-\x1f\x7f]{0,31}$/;
+// The winget schema's character class (control characters are checked apart), without whitespace; no part may
+// start with '-'.
+const WINGET_PART = /^[^.\s\\/:*?"<>|-][^.\s\\/:*?"<>|]{0,31}$/;
 
 /** A winget PackageIdentifier: 2-8 dot-separated parts (Publisher.Package[.More]). */
 export function isWingetId(s: string): boolean {
-  if (!within(s, 128)) return false;
+  if (!within(s, 128) || hasControlCharacters(s)) return false;
   const parts = s.split('.');
   return parts.length >= 2 && parts.length <= 8 && parts.every((p) => WINGET_PART.test(p));
 }
 
 /** A winget PackageVersion, starting with an alphanumeric, no whitespace. */
 export function isWingetVersion(s: string): boolean {
-  return within(s, 128) && /^[A-Za-z0-9][^\s\\/:*?"<>|\x00-\x1f\x7f]*$/.test(s);
+  return within(s, 128) && !hasControlCharacters(s) && /^[A-Za-z0-9][^\s\\/:*?"<>|]*$/.test(s);
 }
 
 // ---------------------------------------------------------------- macOS
@@ -162,7 +172,7 @@ export function isFwupdVersion(s: string): boolean {
 
 /** A file of the signed repository: a plain file name, no directory parts, no leading '-' or '.'. */
 export function isRepositoryFileName(s: string): boolean {
-  return within(s, MAX_PACKAGE_NAME_LENGTH) && /^[A-Za-z0-9_][^/\\\x00-\x1f\x7f]*$/.test(s) && !/\s$/.test(s) && !s.includes('..');
+  return within(s, MAX_PACKAGE_NAME_LENGTH) && !hasControlCharacters(s) && /^[A-Za-z0-9_][^/\\]*$/.test(s) && !/\s$/.test(s) && !s.includes('..');
 }
 
 // ---------------------------------------------------------------- per manager
