@@ -15,7 +15,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { Agent } from '../agent/agent';
 import { RecordingRebooter } from '../agent/reboot';
 import { DrizzleAgentJobs } from '../db/agent-jobs';
-import { addEnrollSecret, approveEnrollment, listAgents, listPendingEnrollments, patchJobTargets, rejectEnrollment } from '../db/agents';
+import { addEnrollSecret, approveEnrollment, listAgents, listPendingEnrollments, patchJobTargets, rejectEnrollment, setCatalogPatch } from '../db/agents';
 import { agentEnrollmentRequests, agentJobs, agentNodeKeys, auditLog, cycleTargets, endpointPatches, endpointPatchReports, endpoints, patchCycles, patches } from '../db/schema/index';
 import { SecretBox } from '../db/secret-box';
 import { createLogger } from '../logging';
@@ -195,6 +195,24 @@ describe('#11.1 no agent changes what another endpoint installs', () => {
     expect(row).toMatchObject({ severity: 'critical', cves: ['CVE-2024-2398', 'CVE-2024-2004'] });
     const changed = await audit('catalog.patches.reported', second.id);
     expect(changed[0]!.details).toMatchObject({ added: [], changed: [{ patchId: id, from: { severity: 'moderate', cves: ['CVE-2024-2398'] }, to: { severity: 'critical', cves: ['CVE-2024-2398', 'CVE-2024-2004'] } }] });
+  });
+  it('packages and successors in the catalog come from a trusted source (setCatalogPatch), checked and audited; an endpoint without its own report installs those', async () => {
+    const a = await enroll(machine('trusted'), 'trusted');
+    const id = `KB50${machineN}441`;
+    const scan = await nextJob(a.nodeKey);
+    const kb: FoundPatch = { ...honest(), patchId: id, vendor: 'Microsoft', severitySource: 'msrc', vendorSeverity: 'Important', packages: [{ manager: 'windows-update', name: id }] };
+    await call('POST', `/agent/v1/jobs/${encodeURIComponent(scan.id)}/result`, { key: a.nodeKey, body: scanResult([kb]) });
+    await expect(setCatalogPatch(tdb.db, id, { packages: [{ manager: 'windows-update', name: 'KB1; calc.exe' }] }, 'admin:test')).rejects.toThrow(/windows-update package name "KB1; calc.exe" is not a KB number/);
+    await setCatalogPatch(tdb.db, id, { packages: [{ manager: 'windows-update', name: id }], supersededBy: 'KB5035845' }, 'admin:test');
+    const [row] = await tdb.db.select().from(patches).where(eq(patches.id, id));
+    expect(row).toMatchObject({ packages: [{ manager: 'windows-update', name: id }], supersededBy: 'KB5035845' });
+    expect((await audit('catalog.patch.set', id))[0]).toMatchObject({ actor: 'admin:test', details: { from: { packages: [], supersededBy: null }, to: { supersededBy: 'KB5035845' } } });
+    // An endpoint in the cycle that never reported the patch itself gets the trusted catalog's packages.
+    const other = await enroll(machine('no-report'), 'no-report');
+    const cycleId = `trusted-${machine('cycle')}`;
+    await tdb.db.insert(patchCycles).values({ id: cycleId, workflowId: `patch-cycle:${cycleId}`, policyName: 'p', policyVersion: 1, stage: 'deploying', requestedBy: 'test' });
+    await tdb.db.insert(cycleTargets).values({ cycleId, endpointId: other.endpointId, patchId: id, decision: 'include', priority: 1, riskScore: 1, reason: 'test' });
+    expect((await patchJobTargets(tdb.db, cycleId, [other.endpointId]))[0]!.packages).toEqual([{ manager: 'windows-update', name: id }]);
   });
 });
 
