@@ -713,7 +713,7 @@ type CatalogRow = typeof patches.$inferSelect;
  * vendor never change from an agent: they come from the first report (descriptive fields) or trusted sources only
  * (setCatalogPatch). Returns the changed fields, or null.
  */
-function cautiousMerge(row: CatalogRow, p: FoundPatch): Partial<CatalogRow> | null {
+function cautiousMerge(row: Pick<CatalogRow, 'severity' | 'cvss' | 'cves' | 'rebootRequired'>, p: FoundPatch): Partial<CatalogRow> | null {
   const change: Partial<CatalogRow> = {};
   const severity = severityOf(p.vendorSeverity, p.cvss, p.severitySource);
   if (severityRank(severity) > severityRank(row.severity)) {
@@ -742,7 +742,7 @@ async function applyScan(db: Db, endpointId: string, jobId: string, found: Found
   const changed: Array<{ patchId: string; from: Record<string, unknown>; to: Record<string, unknown> }> = [];
   for (let i = 0; i < list.length; i += 500) {
     const chunk = list.slice(i, i + 500);
-    const inserted = await db
+    const locked = await db
       .insert(patches)
       .values(
         chunk.map((p) => ({
@@ -763,26 +763,30 @@ async function applyScan(db: Db, endpointId: string, jobId: string, found: Found
           releasedAt: p.releasedAt ? new Date(p.releasedAt) : null,
         })),
       )
-      .onConflictDoNothing({ target: patches.id })
-      .returning({ id: patches.id });
-    const fresh = new Set(inserted.map((r) => r.id));
-    added.push(...fresh);
-    const rest = chunk.filter((p) => !fresh.has(p.patchId));
-    if (rest.length > 0) {
-      const rows = await db
-        .select()
-        .from(patches)
-        .where(inArray(patches.id, rest.map((p) => p.patchId)))
-        .orderBy(patches.id)
-        .for('update');
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      for (const p of rest) {
-        const row = byId.get(p.patchId);
-        const change = row && cautiousMerge(row, p);
-        if (!row || !change) continue;
-        await db.update(patches).set(change).where(eq(patches.id, p.patchId));
-        changed.push({ patchId: p.patchId, from: Object.fromEntries(Object.keys(change).map((k) => [k, row[k as keyof CatalogRow]])), to: change });
+      // A no-op update on conflict: one statement locks every row of the chunk, new or not, in id order (as every
+      // writer does), so concurrent scans never wait on each other in opposite orders. xmax = 0: inserted now.
+      .onConflictDoUpdate({ target: patches.id, set: { title: sql`${patches.title}` } })
+      .returning({
+        id: patches.id,
+        severity: patches.severity,
+        vendorSeverity: patches.vendorSeverity,
+        cvss: patches.cvss,
+        cves: patches.cves,
+        rebootRequired: patches.rebootRequired,
+        inserted: sql<boolean>`(xmax = 0)`,
+      });
+    const byId = new Map(locked.map((r) => [r.id, r]));
+    for (const p of chunk) {
+      const row = byId.get(p.patchId);
+      if (!row) continue;
+      if (row.inserted) {
+        added.push(p.patchId);
+        continue;
       }
+      const change = cautiousMerge(row, p);
+      if (!change) continue;
+      await db.update(patches).set(change).where(eq(patches.id, p.patchId));
+      changed.push({ patchId: p.patchId, from: Object.fromEntries(Object.keys(change).map((k) => [k, row[k as keyof typeof row]])), to: change });
     }
     await db
       .insert(endpointPatchReports)

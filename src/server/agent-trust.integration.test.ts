@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -214,6 +214,18 @@ describe('#11.1 no agent changes what another endpoint installs', () => {
     await tdb.db.insert(cycleTargets).values({ cycleId, endpointId: other.endpointId, patchId: id, decision: 'include', priority: 1, riskScore: 1, reason: 'test' });
     expect((await patchJobTargets(tdb.db, cycleId, [other.endpointId]))[0]!.packages).toEqual([{ manager: 'windows-update', name: id }]);
   });
+  it('concurrent scans with overlapping, differently chunked patch lists never deadlock on the catalog', async () => {
+    const tag = machine('chunks');
+    const agents = await Promise.all([0, 1, 2, 3].map((i) => enroll(`${tag}-${i}`, `chunks-${i}`)));
+    const jobs = await Promise.all(agents.map((a) => nextJob(a.nodeKey)));
+    // Agent i reports patches i*150 … i*150+699: chunk boundaries (500) fall on different ids for each, and every
+    // id between is new for some agents and existing for others.
+    const list = (i: number) => Array.from({ length: 700 }, (_, k) => ({ ...honest(), patchId: `apt:pkg${String(i * 150 + k).padStart(5, '0')}-${tag}:1.0-1`, packages: [{ manager: 'apt', name: `pkg${i * 150 + k}`, version: '1.0-1' }] }));
+    const results = await Promise.all(agents.map((a, i) => call('POST', `/agent/v1/jobs/${encodeURIComponent(jobs[i]!.id)}/result`, { key: a.nodeKey, body: scanResult(list(i)) })));
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    const reports = await tdb.db.$count(endpointPatchReports, inArray(endpointPatchReports.endpointId, agents.map((a) => a.endpointId)));
+    expect(reports).toBe(4 * 700);
+  }, 60_000);
 });
 
 describe('#11.3 re-enrolment cannot take over an endpoint', () => {
