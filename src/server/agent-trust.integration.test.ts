@@ -147,6 +147,9 @@ describe('#11.1 no agent changes what another endpoint installs', () => {
     });
     expect(res.status).toBe(200);
     expect(res.body.refused).toEqual([{ patchId: PATCH, problem: expect.stringMatching(/^apt package name "-oDPkg::Pre-Invoke::=curl .*" is not a Debian package name/) }]);
+    // The same result sent again (the agent retrying) is the same screened result: a duplicate, not a conflict.
+    const again = await call<{ outcome: string }>('POST', `/agent/v1/jobs/${encodeURIComponent(aScan.id)}/result`, { key: attacker.nodeKey, body: scanResult([evil, harmless]) });
+    expect(again).toMatchObject({ status: 200, body: { outcome: 'duplicate' } });
     const [aJob] = await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, aScan.id));
     expect(aJob!.error).toMatch(/^refused 1 of 2 reported patches .*"apt:openssl:3\.0\.13-1~deb12u1": apt package name "-oDPkg::Pre-Invoke::=/);
     expect((await audit('agent.result.entries_refused', aScan.id))[0]!.details).toMatchObject({ endpointId: attacker.endpointId, refused: [{ patchId: PATCH }] });
