@@ -6,11 +6,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aptInstallInto, buildAptTestRepo, missingAptTools, type AptTestRepo } from '../../test/helpers/apt-repo';
 import { AptBackend } from './backends/apt';
+import type { Backend } from './backends/types';
 import { execFile, type Exec } from './exec';
 import { RecordingRebooter } from './reboot';
 import { JobRunner } from './runner';
@@ -107,4 +109,51 @@ describe.skipIf(missing.length > 0)('agent: package names outside the grammar ar
     expect(res.status, res.error).toBe('succeeded');
     expect((await fs.readFile(path.join(t.root, 'usr/share', t.packageName, 'version'), 'utf8')).trim()).toBe('2.0');
   }, 120_000);
+});
+
+describe('agent: the grammar check for every backend, before the backend is asked anything', () => {
+  const recordingBackend = (name: string, calls: string[]): Backend => ({
+    name,
+    scan: async () => [],
+    install: async (p) => (calls.push(`install ${p.map((x) => x.name).join(' ')}`), { ok: true, log: '' }),
+    rollback: async (p) => (calls.push(`rollback ${p.map((x) => x.name).join(' ')}`), { ok: true, log: '' }),
+    installedVersions: async (n) => (calls.push(`versions ${n.join(' ')}`), new Map(n.map((x) => [x, null]))),
+    inventory: async () => [],
+  });
+  const runner = (calls: string[]) =>
+    new JobRunner({
+      backends: new Map(['winget', 'windows-update', 'dnf', 'zypper', 'brew', 'softwareupdate'].map((n) => [n, recordingBackend(n, calls)])),
+      getState: () => ({ serverUrl: 'x', endpointId: 'e', nodeKey: 'k', manifestSigningKey: '', machineId: 'm', lastManifestVersion: 0, previousVersions: {} }),
+      updateState: async () => undefined,
+      rebooter: new RecordingRebooter(),
+      fetchManifest: () => Promise.reject(new Error('no files in this test')),
+      sources: () => [],
+      downloadDir: os.tmpdir(),
+      log: pino({ level: 'silent' }),
+    });
+
+  it.each([
+    ['winget', { manager: 'winget', name: '--override', version: '1.0' }, /winget package name "--override" is not a winget package identifier/],
+    ['windows-update', { manager: 'windows-update', name: 'KB1,5034441' }, /is not a KB number/],
+    ['dnf', { manager: 'dnf', name: 'openssl', version: '1:3.0.7-25.el9 --setopt=tsflags=noscripts' }, /dnf version .* of "openssl" is not an RPM/],
+    ['zypper', { manager: 'zypper', name: '--from=evil-repo' }, /is not a zypper patch id/],
+    ['brew', { manager: 'brew', name: 'cask:--appdir=/tmp' }, /is not a Homebrew formula or cask/],
+    ['softwareupdate', { manager: 'softwareupdate', name: '--all' }, /is not a softwareupdate label/],
+  ])('%s: an option in place of a package fails the job; the backend is never called', async (_m, ref, why) => {
+    for (const kind of ['install', 'verify', 'rollback'] as const) {
+      const calls: string[] = [];
+      const res = await runner(calls).run({ id: `${kind}-1`, kind, payload: { patches: [{ patchId: 'P', packages: [ref], rebootRequired: false }] }, deadline: null, leaseExpiresAt: '' });
+      expect(res.status).toBe('failed');
+      expect(res.error).toMatch(why);
+      expect(calls).toEqual([]);
+    }
+  });
+
+  it('an install naming no packages for a patch is refused (it would report success having done nothing)', async () => {
+    const calls: string[] = [];
+    const res = await runner(calls).run({ id: 'i-empty', kind: 'install', payload: { patches: [{ patchId: 'KB5034441', packages: [], rebootRequired: false }] }, deadline: null, leaseExpiresAt: '' });
+    expect(res).toMatchObject({ status: 'failed', patches: [{ patchId: 'KB5034441', state: 'failed' }] });
+    expect(res.error).toMatch(/KB5034441: names no packages to install \(rescan the endpoint/);
+    expect(calls).toEqual([]);
+  });
 });
