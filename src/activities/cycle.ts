@@ -8,7 +8,7 @@ import { and, eq, inArray } from 'drizzle-orm';
 import { appendAudit } from '../db/audit';
 import type { Database } from '../db/client';
 import { applyCyclePause, DrizzleAgentJobs, NO_RELEASE_LIMITS } from '../db/agent-jobs';
-import { patchJobTargets } from '../db/agents';
+import { patchJobTargets } from '../db/patch-reports';
 import { createCycleRow, listExceptions, recordStageChange, recordVoteRow, resolveScope, setChangeNumber } from '../db/cycles';
 import { identitiesWithRole } from '../db/identities';
 import { getPolicy } from '../db/policies';
