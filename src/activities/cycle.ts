@@ -4,10 +4,11 @@
  * only (counts, sizes, capped reasons), never per-endpoint lists, so workflow history stays small.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { appendAudit } from '../db/audit';
 import type { Database } from '../db/client';
 import { applyCyclePause, DrizzleAgentJobs, NO_RELEASE_LIMITS } from '../db/agent-jobs';
+import { patchJobTargets } from '../db/patch-reports';
 import { createCycleRow, listExceptions, recordStageChange, recordVoteRow, resolveScope, setChangeNumber } from '../db/cycles';
 import { identitiesWithRole } from '../db/identities';
 import { getPolicy } from '../db/policies';
@@ -418,12 +419,8 @@ export function createCycleActivities(deps: CycleActivityDeps) {
           }
           for (let i = 0; i < endpointIds.length; i += 1000) {
             const chunk = endpointIds.slice(i, i + 1000);
-            const rows = await db
-              .select({ endpointId: cycleTargets.endpointId, patchId: cycleTargets.patchId, packages: patches.packages, rebootRequired: patches.rebootRequired })
-              .from(cycleTargets)
-              .innerJoin(patches, eq(patches.id, cycleTargets.patchId))
-              .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include'), inArray(cycleTargets.endpointId, chunk)))
-              .orderBy(cycleTargets.endpointId, sql`${cycleTargets.priority} desc`, cycleTargets.patchId);
+            // Each endpoint's packages come from its own agent's report (else the trusted catalog), never another's.
+            const rows = await patchJobTargets(db, input.cycleId, chunk);
             const byEndpoint = new Map<string, Array<{ patchId: string; packages: unknown[]; rebootRequired: boolean }>>();
             for (const r of rows) {
               const list = byEndpoint.get(r.endpointId) ?? [];

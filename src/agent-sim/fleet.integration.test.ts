@@ -20,7 +20,8 @@ const N = 30;
 beforeAll(async () => {
   tdb = await createTestDatabase();
   const logger = createLogger('silent');
-  const gw = createAgentGateway({ database: tdb, secretBox: SecretBox.ephemeral(), logger, refreshMs: 100 });
+  // The test dispatches the fleet's scans itself and counts them: no enrolment scan here.
+  const gw = createAgentGateway({ database: tdb, secretBox: SecretBox.ephemeral(), logger, refreshMs: 100, scanOnFirstEnrolment: false });
   app = await buildServer({ logger, health: [], routes: [gw.routes] });
   await app.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;

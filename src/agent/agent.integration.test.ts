@@ -37,7 +37,8 @@ let url: string;
 beforeAll(async () => {
   tdb = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG ?? 'silent');
-  gateway = createAgentGateway({ database: tdb, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: LEASE_SECONDS, refreshMs: 100 });
+  // These tests count the jobs each poll brings: no enrolment scan (tested in src/server/agent-trust.integration.test.ts).
+  gateway = createAgentGateway({ database: tdb, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: LEASE_SECONDS, refreshMs: 100, scanOnFirstEnrolment: false });
   app = await buildServer({ logger, health: [], routes: [gateway.routes] });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();

@@ -11,6 +11,7 @@ import {
   type PatchJobPayload,
   type SignedManifest,
 } from '../shared/agent-protocol';
+import { patchPayloadProblems } from '../shared/package-names';
 import { execFile, tail, type Exec } from './exec';
 import { planReboot, type Rebooter } from './reboot';
 import type { AgentState } from './state';
@@ -52,11 +53,13 @@ export class JobRunner {
         case 'scan':
           return await this.scan(scanJobPayloadSchema.parse(job.payload).patchIds);
         case 'install':
-          return await this.install(patchJobPayloadSchema.parse(job.payload));
         case 'verify':
-          return await this.verify(patchJobPayloadSchema.parse(job.payload));
-        case 'rollback':
-          return await this.rollback(patchJobPayloadSchema.parse(job.payload));
+        case 'rollback': {
+          const payload = patchJobPayloadSchema.parse(job.payload);
+          const refused = refusePayload(job.kind, payload);
+          if (refused) return refused;
+          return job.kind === 'install' ? await this.install(payload) : job.kind === 'verify' ? await this.verify(payload) : await this.rollback(payload);
+        }
         case 'reboot':
           return await this.reboot(patchJobPayloadSchema.partial().parse(job.payload).reboot);
       }
@@ -242,6 +245,21 @@ export class JobRunner {
     if (planned !== pending) await this.d.updateState({ pendingReboot: planned ?? undefined });
     return { status: 'succeeded', patches: [], rebootPending: true, log: planned ? `restart due at ${planned.dueAt}` : undefined };
   }
+}
+
+/**
+ * The grammar check before any backend runs (src/shared/package-names.ts): every package name and version of the
+ * payload, and every name and version of its previousVersions, must be one its backend's tool can only read as a
+ * package. One bad entry refuses the whole job: nothing is installed, queried or rolled back, and the result says
+ * which name was refused and why. An install naming no packages for a patch is refused too (it would "succeed"
+ * having done nothing).
+ */
+function refusePayload(kind: 'install' | 'verify' | 'rollback', payload: PatchJobPayload): JobResult | null {
+  const problems = patchPayloadProblems(payload.patches);
+  if (kind === 'install') for (const p of payload.patches) if (p.packages.length === 0) problems.push(`${p.patchId}: names no packages to install (rescan the endpoint so the server knows its packages)`);
+  if (problems.length === 0) return null;
+  const error = `refused the ${kind} job before running anything: ${problems.slice(0, 20).join('; ')}${problems.length > 20 ? `; and ${problems.length - 20} more` : ''}`;
+  return { status: 'failed', rebootPending: false, error, patches: payload.patches.map((p) => ({ patchId: p.patchId, state: 'failed', error: error.slice(0, 4000) })) };
 }
 
 function groupBy<T>(list: T[], key: (t: T) => string): Map<string, T[]> {

@@ -10,7 +10,12 @@ type Register = (program: Command) => void;
 export const COMMAND_MODULES = {
   up: () => import('./commands/up').then((m) => m.registerUpCommands),
   migrate: () => import('./commands/migrate').then((m) => m.registerMigrateCommand),
-  agent: () => import('./commands/agent').then((m) => m.registerAgentCommands),
+  // The enrolment verbs (agents approve|reject, pending enrolments after agents list) join the agents command.
+  agent: () =>
+    Promise.all([import('./commands/agent'), import('./commands/agent-enrolment')]).then(([a, e]) => (p: Command) => {
+      a.registerAgentCommands(p);
+      e.registerAgentEnrolmentCommands(p);
+    }),
   doctor: () => import('./commands/doctor').then((m) => m.registerDoctorCommand),
   dashboard: () => import('./commands/dashboard').then((m) => m.registerDashboardCommands),
   cycles: () => import('./commands/cycles').then((m) => m.registerCycleCommands),

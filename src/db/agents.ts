@@ -1,16 +1,19 @@
 /**
- * Data access for the agent area: enrol secrets, node keys, job leasing and results, inventory, manifests.
+ * Data access for the agent area: enrol secrets, node keys and enrolments waiting for approval, job leasing and
+ * results (what a scan reports is applied by patch-reports.ts), inventory, manifests.
  * Returns small plain objects; errors are CodedErrors with the contract named on each method.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { and, desc, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import { CodedError, ErrorCode } from '../domain/errors';
-import { normalizeSeverity, severityFromCvss, type SeveritySource } from '../domain/patch';
-import { siteSchema, type AgentJob, type EnrollRequest, type FoundPatch, type Inventory, type JobResult, type ManifestBody, type SignedManifest } from '../shared/agent-protocol';
+import { siteSchema, type AgentJob, type EnrollRequest, type Inventory, type JobResult, type ManifestBody, type ScanJobPayload, type SignedManifest } from '../shared/agent-protocol';
+import { jobId } from './agent-jobs';
 import { appendAudit, canonicalJson } from './audit';
+import { applyScan, screenJobResult, type RefusedEntry } from './patch-reports';
 import type { Db } from './client';
 import { SecretBox } from './secret-box';
 import {
+  agentEnrollmentRequests,
   agentEnrollSecrets,
   agentJobs,
   agentNodeKeys,
@@ -31,18 +34,6 @@ export const sha256Hex = (s: string | Buffer): string => createHash('sha256').up
 export const randomSecret = (): string => randomBytes(32).toString('base64url');
 
 const DEADLINE_MESSAGE = 'deadline passed before the agent picked it up';
-
-// ---------------------------------------------------------------- severity
-
-const SOURCES: readonly SeveritySource[] = ['msrc', 'debian', 'ubuntu', 'redhat', 'suse', 'apple', 'cvss', 'vendor'];
-
-/** critical | important | moderate | low | unspecified from the vendor's word (domain/patch.ts), else from CVSS. */
-export function severityOf(word: string | undefined, cvss: number | undefined, source?: string): string {
-  const src: SeveritySource = SOURCES.includes(source as SeveritySource) ? (source as SeveritySource) : 'vendor';
-  const fromWord = word ? normalizeSeverity(src, word) : 'unspecified';
-  if (fromWord !== 'unspecified') return fromWord;
-  return cvss !== undefined ? severityFromCvss(cvss) : 'unspecified';
-}
 
 // ---------------------------------------------------------------- enrol secrets
 
@@ -97,55 +88,278 @@ export interface Enrolled {
   endpointId: string;
   nodeKey: string;
   reenrolled: boolean;
+  /** True when the key waits for an admin's approval (see enrollAgent); it is refused until then. */
+  pending: boolean;
+  /** With pending: the endpoint's current agent was heard from recently, so two live agents claim the machine id. */
+  duplicateSuspected: boolean;
+  /** A scan job was queued for the endpoint (first enrolment): the agent reports its missing patches at once. */
+  scanQueued: boolean;
 }
 
+/** Enrolments of one machine that may wait for approval at once; more are refused (409) until an admin decides. */
+export const MAX_PENDING_ENROLLMENTS = 5;
+
+/** How recently an endpoint's agent must have been heard from for a second claimant to count as a live duplicate. */
+export const LIVE_AGENT_WINDOW_MS = 15 * 60_000;
+
+/** The job id of the scan queued when an endpoint is enrolled or its re-enrolment approved (one per endpoint and key). */
+const enrolmentScanJob = (endpointId: string, keyTag: string) => jobId(`enrolment:${keyTag}`, null, endpointId, 'scan');
+
 /**
- * Enrols a machine: checks the enrol secret (Unauthorized when unknown or revoked), finds or creates the
- * endpoint by machine id (the same machine keeps its id and history), revokes its earlier node keys and
- * issues a new one. Only the key's sha256 is stored. With a site, the endpoint gets exactly one `site:<site>`
- * tag (an older site tag is replaced, other tags are kept); without one its tags stay as they are.
+ * Enrols a machine: checks the enrol secret (Unauthorized when unknown or revoked), then by machine id:
+ * - unknown machine (or an endpoint that never had an agent): the endpoint is created or its facts updated, a node
+ *   key issued and a scan job queued, so the new agent reports what is missing at once;
+ * - known machine and `currentNodeKey` is one of its active keys: the key is rotated (the old one revoked), facts
+ *   updated; its jobs stay;
+ * - known machine without its current key: nothing about the endpoint changes. A key is issued but recorded as an
+ *   enrolment request waiting for an admin (`approveEnrollment`); the current agent keeps its key and jobs. When the
+ *   current agent was heard from within LIVE_AGENT_WINDOW_MS the request is flagged as a duplicate machine id.
+ *   Conflict when MAX_PENDING_ENROLLMENTS requests of the machine wait already.
+ * Only key hashes are stored. With a site, the endpoint gets exactly one `site:<site>` tag (an older site tag is
+ * replaced, other tags are kept); without one its tags stay as they are.
  */
-export async function enrollAgent(db: Db, req: Omit<EnrollRequest, 'enrollSecret' | 'protocolVersion'> & { enrollSecret: string }, now = new Date()): Promise<Enrolled> {
+export async function enrollAgent(
+  db: Db,
+  req: Omit<EnrollRequest, 'enrollSecret' | 'protocolVersion'> & { enrollSecret: string },
+  now = new Date(),
+  opts: { currentNodeKey?: string; remoteAddress?: string; scanOnFirstEnrolment?: boolean } = {},
+): Promise<Enrolled> {
   const [secret] = await db
     .select({ id: agentEnrollSecrets.id })
     .from(agentEnrollSecrets)
     .where(and(eq(agentEnrollSecrets.secretHash, sha256Hex(req.enrollSecret)), isNull(agentEnrollSecrets.revokedAt)));
   if (!secret) throw new CodedError(ErrorCode.Unauthorized, 'the enrol secret is unknown or revoked: ask an admin for the current one (`patchops enroll-secret list`)');
   const nodeKey = randomSecret();
+  const keyHash = sha256Hex(nodeKey);
+  const site = req.site === undefined ? undefined : siteSchema.parse(req.site);
+  const fields = {
+    hostname: req.hostname,
+    osFamily: req.osFamily,
+    osName: req.osName ?? '',
+    osVersion: req.osVersion ?? '',
+    arch: req.arch ?? '',
+    agentVersion: req.agentVersion ?? null,
+  };
   return db.transaction(async (tx) => {
+    const t = tx as unknown as Db;
+    const [existing] = await t.select({ id: endpoints.id, lastSeenAt: endpoints.lastSeenAt }).from(endpoints).where(eq(endpoints.machineId, req.machineId)).for('update');
+    const keys = existing ? await t.select({ keyHash: agentNodeKeys.keyHash, revokedAt: agentNodeKeys.revokedAt }).from(agentNodeKeys).where(eq(agentNodeKeys.endpointId, existing.id)) : [];
+    const active = keys.filter((k) => k.revokedAt === null);
+    const proven = opts.currentNodeKey !== undefined && active.some((k) => k.keyHash === sha256Hex(opts.currentNodeKey!));
+
+    if (existing && keys.length > 0 && !proven) {
+      const waiting = await t.$count(agentEnrollmentRequests, and(eq(agentEnrollmentRequests.endpointId, existing.id), eq(agentEnrollmentRequests.state, 'pending')));
+      if (waiting >= MAX_PENDING_ENROLLMENTS) {
+        throw new CodedError(
+          ErrorCode.Conflict,
+          `${waiting} enrolments of this machine already wait for an admin's approval: an admin must approve or reject them first (\`patchops agents list\`, \`patchops agents approve ${existing.id}\`)`,
+        );
+      }
+      const seen = active.length > 0 ? existing.lastSeenAt : null;
+      const duplicateSuspected = seen !== null && now.getTime() - seen.getTime() <= LIVE_AGENT_WINDOW_MS;
+      await t.insert(agentEnrollmentRequests).values({
+        endpointId: existing.id,
+        keyHash,
+        enrollSecretId: secret.id,
+        ...fields,
+        site: site ?? null,
+        remoteAddress: opts.remoteAddress ?? null,
+        activeAgentSeenAt: seen,
+        createdAt: now,
+      });
+      await appendAudit(t, {
+        actor: `agent:${existing.id}`,
+        action: 'agent.enrollment.pending',
+        subjectType: 'endpoint',
+        subjectId: existing.id,
+        details: {
+          hostname: req.hostname,
+          remoteAddress: opts.remoteAddress ?? null,
+          activeKeys: active.length,
+          currentKeyOffered: opts.currentNodeKey !== undefined,
+          duplicateSuspected,
+          ...(seen ? { activeAgentSeenAt: seen.toISOString() } : {}),
+        },
+      });
+      return { endpointId: existing.id, nodeKey, reenrolled: true, pending: true, duplicateSuspected, scanQueued: false };
+    }
+
     const candidateId = `ep-${sha256Hex(req.machineId).slice(0, 20)}`;
-    const fields = {
-      hostname: req.hostname,
-      osFamily: req.osFamily,
-      osName: req.osName ?? '',
-      osVersion: req.osVersion ?? '',
-      arch: req.arch ?? '',
-      agentVersion: req.agentVersion ?? null,
-      lastSeenAt: now,
-      status: 'active',
-    };
-    const site = req.site === undefined ? undefined : siteSchema.parse(req.site);
-    const inserted = await tx
+    const inserted = await t
       .insert(endpoints)
-      .values({ id: candidateId, machineId: req.machineId, ...fields, ...(site ? { tags: [`site:${site}`] } : {}) })
-      .onConflictDoUpdate({ target: endpoints.machineId, set: site ? { ...fields, tags: withSiteTag(site) } : fields })
-      .returning({ id: endpoints.id, createdAt: endpoints.createdAt });
+      .values({ id: candidateId, machineId: req.machineId, ...fields, lastSeenAt: now, status: 'active', ...(site ? { tags: [`site:${site}`] } : {}) })
+      .onConflictDoUpdate({ target: endpoints.machineId, set: { ...fields, lastSeenAt: now, status: 'active', ...(site ? { tags: withSiteTag(site) } : {}) } })
+      .returning({ id: endpoints.id });
     const endpointId = inserted[0]!.id;
-    if (site) await logSiteChange(tx as unknown as Db, endpointId, site);
-    const revoked = await tx
+    if (site) await logSiteChange(t, endpointId, site);
+    const revoked = await t
       .update(agentNodeKeys)
       .set({ revokedAt: now })
       .where(and(eq(agentNodeKeys.endpointId, endpointId), isNull(agentNodeKeys.revokedAt)))
       .returning({ id: agentNodeKeys.id });
-    await tx.insert(agentNodeKeys).values({ keyHash: sha256Hex(nodeKey), endpointId, enrollSecretId: secret.id });
-    await appendAudit(tx as unknown as Db, {
+    await t.insert(agentNodeKeys).values({ keyHash, endpointId, enrollSecretId: secret.id });
+    const first = keys.length === 0;
+    const scanQueued = first && (opts.scanOnFirstEnrolment ?? true) && (await queueEnrolmentScan(t, endpointId, keyHash, now));
+    await appendAudit(t, {
       actor: `agent:${endpointId}`,
-      action: 'agent.enrolled',
+      action: first ? 'agent.enrolled' : 'agent.reenrolled',
       subjectType: 'endpoint',
       subjectId: endpointId,
-      details: { hostname: req.hostname, osFamily: req.osFamily, previousKeysRevoked: revoked.length, ...(site ? { site } : {}) },
+      details: { hostname: req.hostname, osFamily: req.osFamily, previousKeysRevoked: revoked.length, ...(first ? { scanQueued } : { proof: 'current node key' }), ...(site ? { site } : {}) },
     });
-    return { endpointId, nodeKey, reenrolled: revoked.length > 0 };
+    return { endpointId, nodeKey, reenrolled: !first, pending: false, duplicateSuspected: false, scanQueued };
+  });
+}
+
+/** Queues a full scan for a newly enrolled (or newly approved) agent; false when the job existed already. */
+async function queueEnrolmentScan(db: Db, endpointId: string, keyHash: string, now: Date): Promise<boolean> {
+  const id = enrolmentScanJob(endpointId, keyHash.slice(0, 16));
+  const rows = await db
+    .insert(agentJobs)
+    .values({ id, cycleId: null, wave: null, endpointId, kind: 'scan', payload: { patchIds: [] } satisfies ScanJobPayload, state: 'queued', createdAt: now })
+    .onConflictDoNothing({ target: agentJobs.id })
+    .returning({ id: agentJobs.id });
+  return rows.length > 0;
+}
+
+/** The endpoint named by id, else by hostname. NotFound (none), Conflict (the hostname names several: use the id). */
+async function endpointByIdOrHostname(db: Db, endpoint: string): Promise<{ id: string; hostname: string }> {
+  let rows = await db.select({ id: endpoints.id, hostname: endpoints.hostname }).from(endpoints).where(eq(endpoints.id, endpoint));
+  if (rows.length === 0) rows = await db.select({ id: endpoints.id, hostname: endpoints.hostname }).from(endpoints).where(eq(endpoints.hostname, endpoint));
+  if (rows.length === 0) throw new CodedError(ErrorCode.NotFound, `no endpoint with id or hostname "${endpoint}"; see \`patchops agents list\``);
+  if (rows.length > 1) throw new CodedError(ErrorCode.Conflict, `${rows.length} endpoints are named "${endpoint}" (${rows.map((r) => r.id).join(', ')}): give the endpoint id`);
+  return rows[0]!;
+}
+
+export interface PendingEnrollment {
+  requestId: number;
+  endpointId: string;
+  /** The endpoint's hostname now, and the one the request claims. */
+  currentHostname: string;
+  hostname: string;
+  osFamily: string;
+  osVersion: string;
+  site: string | null;
+  remoteAddress: string | null;
+  requestedAt: string;
+  /** The endpoint's current agent has been heard from since the request (or within LIVE_AGENT_WINDOW_MS before it). */
+  duplicateMachineId: boolean;
+  /** When the current agent was last heard from; null when it has no active key. */
+  currentAgentSeenAt: string | null;
+}
+
+/** Enrolments waiting for an admin, oldest first (optionally of one endpoint, by id or hostname). */
+export async function listPendingEnrollments(db: Db, endpoint?: string): Promise<PendingEnrollment[]> {
+  const endpointId = endpoint === undefined ? undefined : (await endpointByIdOrHostname(db, endpoint)).id;
+  const rows = await db
+    .select({
+      r: agentEnrollmentRequests,
+      currentHostname: endpoints.hostname,
+      lastSeenAt: endpoints.lastSeenAt,
+      activeKeys: sql<number>`(select count(*)::int from ${agentNodeKeys} k where k.endpoint_id = ${agentEnrollmentRequests.endpointId} and k.revoked_at is null)`,
+    })
+    .from(agentEnrollmentRequests)
+    .innerJoin(endpoints, eq(endpoints.id, agentEnrollmentRequests.endpointId))
+    .where(and(eq(agentEnrollmentRequests.state, 'pending'), endpointId ? eq(agentEnrollmentRequests.endpointId, endpointId) : undefined))
+    .orderBy(agentEnrollmentRequests.id);
+  return rows.map(({ r, currentHostname, lastSeenAt, activeKeys }) => {
+    const seen = Number(activeKeys) > 0 ? lastSeenAt : null;
+    const live = seen !== null && (seen > r.createdAt || r.createdAt.getTime() - seen.getTime() <= LIVE_AGENT_WINDOW_MS);
+    return {
+      requestId: r.id,
+      endpointId: r.endpointId,
+      currentHostname,
+      hostname: r.hostname,
+      osFamily: r.osFamily,
+      osVersion: r.osVersion,
+      site: r.site,
+      remoteAddress: r.remoteAddress,
+      requestedAt: r.createdAt.toISOString(),
+      duplicateMachineId: live,
+      currentAgentSeenAt: seen?.toISOString() ?? null,
+    };
+  });
+}
+
+/** The pending enrolment request a node key belongs to, or null (an active key, an unknown one, a decided request). */
+export async function pendingEnrollmentForKey(db: Db, nodeKey: string): Promise<{ endpointId: string; requestId: number } | null> {
+  const [row] = await db
+    .select({ endpointId: agentEnrollmentRequests.endpointId, requestId: agentEnrollmentRequests.id })
+    .from(agentEnrollmentRequests)
+    .where(and(eq(agentEnrollmentRequests.keyHash, sha256Hex(nodeKey)), eq(agentEnrollmentRequests.state, 'pending')));
+  return row ?? null;
+}
+
+/** Picks the one pending request of an endpoint (or the one named). NotFound / Conflict with what to do. */
+async function pickPending(db: Db, endpoint: string, requestId: number | undefined, verb: string): Promise<typeof agentEnrollmentRequests.$inferSelect> {
+  const ep = await endpointByIdOrHostname(db, endpoint);
+  const pending = await db
+    .select()
+    .from(agentEnrollmentRequests)
+    .where(and(eq(agentEnrollmentRequests.endpointId, ep.id), eq(agentEnrollmentRequests.state, 'pending')))
+    .orderBy(agentEnrollmentRequests.id)
+    .for('update');
+  if (pending.length === 0) throw new CodedError(ErrorCode.NotFound, `no enrolment of ${ep.id} (${ep.hostname}) waits for approval; see \`patchops agents list\``);
+  if (requestId !== undefined) {
+    const r = pending.find((p) => p.id === requestId);
+    if (!r) throw new CodedError(ErrorCode.NotFound, `enrolment request ${requestId} is not one waiting for ${ep.id}; waiting: ${pending.map((p) => p.id).join(', ')}`);
+    return r;
+  }
+  if (pending.length > 1) {
+    const list = pending.map((p) => `#${p.id} from ${p.remoteAddress ?? '?'} as "${p.hostname}" at ${p.createdAt.toISOString()}`).join('; ');
+    throw new CodedError(ErrorCode.Conflict, `${pending.length} enrolments of ${ep.id} wait (${list}): name the one to ${verb} with --request <id>`);
+  }
+  return pending[0]!;
+}
+
+/**
+ * Approves a waiting enrolment: its key becomes the endpoint's only active key (the previous agent's keys are
+ * revoked, other waiting requests superseded), the facts it carried are applied, and a scan is queued. The endpoint
+ * is named by id or hostname; with several waiting requests `requestId` picks one. Errors: NotFound (no such
+ * endpoint, or nothing waits), Conflict (several wait and none was named; the hostname names several endpoints).
+ */
+export async function approveEnrollment(db: Db, endpoint: string, opts: { requestId?: number; by?: string; now?: Date } = {}): Promise<{ endpointId: string; requestId: number; hostname: string; revokedKeys: number; scanQueued: boolean }> {
+  const now = opts.now ?? new Date();
+  const by = opts.by ?? 'system';
+  return db.transaction(async (tx) => {
+    const t = tx as unknown as Db;
+    const r = await pickPending(t, endpoint, opts.requestId, 'approve');
+    const revoked = await t
+      .update(agentNodeKeys)
+      .set({ revokedAt: now })
+      .where(and(eq(agentNodeKeys.endpointId, r.endpointId), isNull(agentNodeKeys.revokedAt)))
+      .returning({ id: agentNodeKeys.id });
+    await t.insert(agentNodeKeys).values({ keyHash: r.keyHash, endpointId: r.endpointId, enrollSecretId: r.enrollSecretId, createdAt: now });
+    await t.update(agentEnrollmentRequests).set({ state: 'approved', decidedAt: now, decidedBy: by }).where(eq(agentEnrollmentRequests.id, r.id));
+    await t
+      .update(agentEnrollmentRequests)
+      .set({ state: 'superseded', decidedAt: now, decidedBy: by })
+      .where(and(eq(agentEnrollmentRequests.endpointId, r.endpointId), eq(agentEnrollmentRequests.state, 'pending')));
+    const set = { hostname: r.hostname, osFamily: r.osFamily, osName: r.osName, osVersion: r.osVersion, arch: r.arch, agentVersion: r.agentVersion, status: 'active' };
+    await t.update(endpoints).set(r.site ? { ...set, tags: withSiteTag(r.site) } : set).where(eq(endpoints.id, r.endpointId));
+    if (r.site) await logSiteChange(t, r.endpointId, r.site);
+    const scanQueued = await queueEnrolmentScan(t, r.endpointId, r.keyHash, now);
+    await appendAudit(t, {
+      actor: by,
+      action: 'agent.enrollment.approved',
+      subjectType: 'endpoint',
+      subjectId: r.endpointId,
+      details: { requestId: r.id, hostname: r.hostname, remoteAddress: r.remoteAddress, previousKeysRevoked: revoked.length, scanQueued },
+    });
+    return { endpointId: r.endpointId, requestId: r.id, hostname: r.hostname, revokedKeys: revoked.length, scanQueued };
+  });
+}
+
+/** Rejects a waiting enrolment: its key stays refused for good; the endpoint and its agent are untouched. Errors as approveEnrollment. */
+export async function rejectEnrollment(db: Db, endpoint: string, opts: { requestId?: number; by?: string; now?: Date } = {}): Promise<{ endpointId: string; requestId: number; hostname: string }> {
+  const now = opts.now ?? new Date();
+  const by = opts.by ?? 'system';
+  return db.transaction(async (tx) => {
+    const t = tx as unknown as Db;
+    const r = await pickPending(t, endpoint, opts.requestId, 'reject');
+    await t.update(agentEnrollmentRequests).set({ state: 'rejected', decidedAt: now, decidedBy: by }).where(eq(agentEnrollmentRequests.id, r.id));
+    await appendAudit(t, { actor: by, action: 'agent.enrollment.rejected', subjectType: 'endpoint', subjectId: r.endpointId, details: { requestId: r.id, hostname: r.hostname, remoteAddress: r.remoteAddress } });
+    return { endpointId: r.endpointId, requestId: r.id, hostname: r.hostname };
   });
 }
 
@@ -246,6 +460,10 @@ export interface AgentSummary {
   activeKeys: number;
   /** From the endpoint's `site:<site>` tag; null when it has none. */
   site: string | null;
+  /** Re-enrolments of this machine waiting for an admin (`patchops agents approve`). */
+  pendingEnrolments: number;
+  /** A waiting re-enrolment while the current agent is alive: two agents claim this machine id. */
+  duplicateMachineId: boolean;
 }
 
 export async function listAgents(db: Db): Promise<AgentSummary[]> {
@@ -264,7 +482,17 @@ export async function listAgents(db: Db): Promise<AgentSummary[]> {
     })
     .from(endpoints)
     .orderBy(endpoints.hostname);
-  return rows.map(({ tags, ...r }) => ({ ...r, lastSeenAt: r.lastSeenAt?.toISOString() ?? null, site: tags.find((t) => t.startsWith('site:'))?.slice(5) ?? null }));
+  const pending = await listPendingEnrollments(db);
+  return rows.map(({ tags, ...r }) => {
+    const mine = pending.filter((p) => p.endpointId === r.endpointId);
+    return {
+      ...r,
+      lastSeenAt: r.lastSeenAt?.toISOString() ?? null,
+      site: tags.find((t) => t.startsWith('site:'))?.slice(5) ?? null,
+      pendingEnrolments: mine.length,
+      duplicateMachineId: mine.some((p) => p.duplicateMachineId),
+    };
+  });
 }
 
 /** Records that these endpoints were heard from (batched by the gateway); an unreachable endpoint becomes active again. */
@@ -373,19 +601,22 @@ export async function renewJobLease(
 export type RecordOutcome = 'recorded' | 'duplicate';
 
 /**
- * Records a job's result and applies it (scan → catalog + the endpoint's missing set; install/rollback/verify →
- * endpoint_patches states). Idempotent: the same result again is 'duplicate'. Errors: NotFound (no such job),
- * Forbidden (another endpoint's job), Conflict (a different result for a finished job, a cancelled job, a job
- * never handed out).
+ * Records a job's result and applies it (scan → the endpoint's own reports, the catalog and its missing set;
+ * install/rollback/verify → endpoint_patches states). The result is screened first (screenJobResult): refused entries
+ * are named in the job's error and the audit log, and are neither stored nor taken as installed. Idempotent: the same
+ * result again is 'duplicate'. Errors: NotFound (no such job), Forbidden (another endpoint's job), Conflict (a
+ * different result for a finished job, a cancelled job, a job never handed out).
  */
-export async function recordJobResult(db: Db, endpointId: string, jobId: string, result: JobResult, now = new Date()): Promise<RecordOutcome> {
+export async function recordJobResult(db: Db, endpointId: string, jobId: string, reported: JobResult, now = new Date()): Promise<{ outcome: RecordOutcome; refused: RefusedEntry[] }> {
+  const { result, refused } = screenJobResult(reported);
+  const refusedIds = refused.map((r) => r.patchId);
   return db.transaction(async (tx) => {
     const [job] = await tx.select().from(agentJobs).where(eq(agentJobs.id, jobId)).for('update');
     if (!job) throw new CodedError(ErrorCode.NotFound, `no job "${jobId}"`);
     if (job.endpointId !== endpointId) throw new CodedError(ErrorCode.Forbidden, `job "${jobId}" belongs to another agent`);
     const stored = canonicalJson(result as unknown as Record<string, unknown>);
     if (job.state === 'succeeded' || job.state === 'failed') {
-      if (job.result && canonicalJson(job.result) === stored) return 'duplicate';
+      if (job.result && canonicalJson(job.result) === stored) return { outcome: 'duplicate' as const, refused };
       throw new CodedError(ErrorCode.Conflict, `job "${jobId}" already finished (${job.state}) with a different result`);
     }
     if (job.state === 'cancelled') throw new CodedError(ErrorCode.Conflict, `job "${jobId}" was cancelled; its result is not recorded`);
@@ -396,9 +627,18 @@ export async function recordJobResult(db: Db, endpointId: string, jobId: string,
       .set({ state: result.status, result: JSON.parse(stored) as Record<string, unknown>, error: result.error ?? null, finishedAt: now, leaseExpiresAt: null })
       .where(eq(agentJobs.id, jobId));
     const txDb = tx as unknown as Db;
+    if (refused.length > 0) {
+      await appendAudit(txDb, {
+        actor: `agent:${endpointId}`,
+        action: 'agent.result.entries_refused',
+        subjectType: 'job',
+        subjectId: jobId,
+        details: { endpointId, refused: refused.map((r) => ({ patchId: r.patchId.slice(0, 256), problem: r.problem.slice(0, 2000) })) },
+      });
+    }
     const epSet: Partial<typeof endpoints.$inferInsert> = { lastSeenAt: now, pendingReboot: result.rebootPending, status: 'active' };
     if (job.kind === 'scan' && result.missing) {
-      await applyScan(txDb, endpointId, jobId, result.missing, (job.payload as { patchIds?: string[] }).patchIds ?? [], now);
+      await applyScan(txDb, endpointId, jobId, result.missing, (job.payload as { patchIds?: string[] }).patchIds ?? [], refusedIds, now);
       epSet.lastScanAt = now;
     }
     if (job.kind !== 'scan' && result.patches.length > 0) await applyPatchStates(txDb, endpointId, jobId, result, now);
@@ -409,72 +649,8 @@ export async function recordJobResult(db: Db, endpointId: string, jobId: string,
         .where(and(eq(endpointPatches.endpointId, endpointId), eq(endpointPatches.state, 'pending_reboot')));
     }
     await txDb.update(endpoints).set(epSet).where(eq(endpoints.id, endpointId));
-    return 'recorded';
+    return { outcome: 'recorded' as const, refused };
   });
-}
-
-async function osFamilyOf(db: Db, endpointId: string): Promise<string> {
-  const [ep] = await db.select({ osFamily: endpoints.osFamily }).from(endpoints).where(eq(endpoints.id, endpointId));
-  return ep?.osFamily ?? 'any';
-}
-
-/** Upserts the found patches into the catalog and replaces the endpoint's missing set (or, for a limited scan, that part of it). */
-async function applyScan(db: Db, endpointId: string, jobId: string, found: FoundPatch[], limitedTo: string[], now: Date): Promise<void> {
-  const osFamily = await osFamilyOf(db, endpointId);
-  const unique = new Map(found.map((p) => [p.patchId, p]));
-  // One lock order for every writer: concurrent scans upserting shared catalog rows must not deadlock.
-  const list = [...unique.values()].sort((a, b) => (a.patchId < b.patchId ? -1 : a.patchId > b.patchId ? 1 : 0));
-  for (let i = 0; i < list.length; i += 500) {
-    const chunk = list.slice(i, i + 500);
-    await db
-      .insert(patches)
-      .values(
-        chunk.map((p) => ({
-          id: p.patchId,
-          title: p.title,
-          vendor: p.vendor,
-          product: p.product,
-          type: p.type,
-          severity: severityOf(p.vendorSeverity, p.cvss, p.severitySource),
-          vendorSeverity: p.vendorSeverity ?? null,
-          cvss: p.cvss ?? null,
-          cves: p.cves,
-          osFamily: p.packages.some((k) => k.manager === 'winget' || k.manager === 'brew' || k.manager === 'file') ? 'any' : osFamily,
-          rebootRequired: p.rebootRequired,
-          supersededBy: p.supersededBy ?? null,
-          packages: p.packages,
-          releasedAt: p.releasedAt ? new Date(p.releasedAt) : null,
-        })),
-      )
-      .onConflictDoUpdate({
-        target: patches.id,
-        set: {
-          title: sql`excluded.title`,
-          severity: sql`case when excluded.severity = 'unspecified' then ${patches.severity} else excluded.severity end`,
-          vendorSeverity: sql`coalesce(excluded.vendor_severity, ${patches.vendorSeverity})`,
-          cvss: sql`coalesce(excluded.cvss, ${patches.cvss})`,
-          cves: sql`case when cardinality(excluded.cves) > 0 then excluded.cves else ${patches.cves} end`,
-          rebootRequired: sql`excluded.reboot_required`,
-          supersededBy: sql`coalesce(excluded.superseded_by, ${patches.supersededBy})`,
-          packages: sql`excluded.packages`,
-        },
-      });
-    await db
-      .insert(endpointPatches)
-      .values(chunk.map((p) => ({ endpointId, patchId: p.patchId, state: 'missing', detectedAt: now, lastJobId: jobId, updatedAt: now })))
-      .onConflictDoUpdate({
-        target: [endpointPatches.endpointId, endpointPatches.patchId],
-        set: { state: 'missing', lastJobId: jobId, updatedAt: now, lastError: sql`case when ${endpointPatches.state} = 'failed' then ${endpointPatches.lastError} else null end` },
-      });
-  }
-  // What was missing and is no longer reported missing is installed now.
-  const stillMissing = list.map((p) => p.patchId);
-  await db.execute(sql`
-    update endpoint_patches set state = 'installed', installed_at = coalesce(installed_at, ${now.toISOString()}::timestamptz),
-      updated_at = ${now.toISOString()}::timestamptz, last_job_id = ${jobId}
-    where endpoint_id = ${endpointId} and state in ('missing', 'failed', 'pending_reboot')
-      ${limitedTo.length > 0 ? sql`and patch_id = any(${sql.param(limitedTo)}::text[])` : sql``}
-      ${stillMissing.length > 0 ? sql`and not (patch_id = any(${sql.param(stillMissing)}::text[]))` : sql``}`);
 }
 
 async function applyPatchStates(db: Db, endpointId: string, jobId: string, result: JobResult, now: Date): Promise<void> {

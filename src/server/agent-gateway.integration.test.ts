@@ -33,7 +33,20 @@ beforeAll(async () => {
   tdb = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG ?? 'silent');
   repositoryDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-repo-'));
-  gateway = createAgentGateway({ database: tdb, secretBox, logger, leaseSeconds: 30, refreshMs: 100, repositoryDir, distributionPointsRefreshMs: 100 });
+  // No scan on enrolment here: these tests hand out jobs they add themselves (the enrolment scan has its own test in
+  // agent-trust.integration.test.ts). The concurrency test below polls one agent six times at once to test the
+  // database claim; the per-agent poll cap is tested there with its default.
+  gateway = createAgentGateway({
+    database: tdb,
+    secretBox,
+    logger,
+    leaseSeconds: 30,
+    refreshMs: 100,
+    repositoryDir,
+    distributionPointsRefreshMs: 100,
+    scanOnFirstEnrolment: false,
+    maxConcurrentPollsPerAgent: 8,
+  });
   app = await buildServer({ logger, health: [], routes: [gateway.routes] });
   central = await app.listen({ port: 0, host: '127.0.0.1' });
   await addEnrollSecret(tdb.db, { name: 'main', secret: SECRET });
@@ -44,11 +57,13 @@ afterAll(async () => {
 });
 
 let machineN = 0;
-async function enroll(overrides: Record<string, unknown> = {}): Promise<EnrollResponse> {
+/** Enrols a machine; re-enrolling a known one needs its current node key (`currentKey`). */
+async function enroll(overrides: Record<string, unknown> = {}, currentKey?: string): Promise<EnrollResponse> {
   machineN += 1;
   const res = await app.inject({
     method: 'POST',
     url: '/agent/v1/enroll',
+    ...(currentKey ? { headers: { authorization: `Bearer ${currentKey}` } } : {}),
     payload: { enrollSecret: SECRET, machineId: `machine-${machineN}-${Date.now()}`, hostname: `host${machineN}`, osFamily: 'linux', osName: 'Debian GNU/Linux', osVersion: '12', arch: 'x64', ...overrides },
   });
   expect(res.statusCode, res.body).toBe(200);
@@ -101,7 +116,7 @@ describe('enrolment', () => {
     expect(await tdb.db.$count(endpoints)).toBe(before);
   });
 
-  it('accepts any active secret; the same machine re-enrolling keeps its endpoint id and its old key stops working', async () => {
+  it('accepts any active secret; the same machine re-enrolling with its current key keeps its endpoint id and its old key stops working', async () => {
     await addEnrollSecret(tdb.db, { name: 'second', secret: 'second-secret-0123456' });
     const first = await enroll({ machineId: 'stable-machine-id-1' });
     expect(first.nodeKey.length).toBeGreaterThanOrEqual(43);
@@ -109,8 +124,10 @@ describe('enrolment', () => {
     const again = await app.inject({
       method: 'POST',
       url: '/agent/v1/enroll',
+      headers: auth(first.nodeKey),
       payload: { enrollSecret: 'second-secret-0123456', machineId: 'stable-machine-id-1', hostname: 'renamed', osFamily: 'linux' },
     });
+    expect(again.statusCode, again.body).toBe(200);
     const second = again.json<EnrollResponse>();
     expect(second.endpointId).toBe(first.endpointId);
     expect(second.nodeKey).not.toBe(first.nodeKey);
@@ -304,9 +321,9 @@ describe('sites', () => {
     const a = await enroll({ machineId, site: 'Branch-1' });
     expect(await tagsOf(a.endpointId)).toEqual(['site:branch-1']);
     await tdb.db.update(endpoints).set({ tags: ['ring:pilot', 'site:branch-1'] }).where(eq(endpoints.id, a.endpointId));
-    await enroll({ machineId, site: 'branch-2' });
+    const b = await enroll({ machineId, site: 'branch-2' }, a.nodeKey);
     expect(await tagsOf(a.endpointId)).toEqual(['ring:pilot', 'site:branch-2']);
-    await enroll({ machineId }); // no site: left as it is
+    await enroll({ machineId }, b.nodeKey); // no site: left as it is
     expect(await tagsOf(a.endpointId)).toEqual(['ring:pilot', 'site:branch-2']);
     for (const site of ['-dash-first', 'has space', 'x'.repeat(64), '']) {
       const bad = await app.inject({ method: 'POST', url: '/agent/v1/enroll', payload: { enrollSecret: SECRET, machineId, hostname: 'h', osFamily: 'linux', site } });

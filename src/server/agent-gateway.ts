@@ -37,6 +37,7 @@ import {
   latestManifest,
   activeSigningKey,
   leaseJobs,
+  pendingEnrollmentForKey,
   putInventory,
   refreshManifestIfDue,
   recordJobResult,
@@ -85,7 +86,27 @@ export interface AgentGatewayOptions {
   secretBox: SecretBox;
   /** AGENT_ENROLL_SECRET: kept active as an enrol secret beside those added with `patchops enroll-secret add`. */
   envEnrollSecret?: string;
+  /** Long polls one agent may hold open at once (default 2); one more is answered 429 at once. */
+  maxConcurrentPollsPerAgent?: number;
+  /** Queue a scan for a newly enrolled endpoint so it reports what is missing at once (default true). */
+  scanOnFirstEnrolment?: boolean;
   now?: () => Date;
+}
+
+/** The `error` of a 403 for a node key whose enrolment waits for an admin's approval. */
+export const ENROLLMENT_PENDING = 'ENROLLMENT_PENDING';
+/** The `error` of a 429 for one long poll too many from the same agent. */
+export const TOO_MANY_POLLS = 'TOO_MANY_POLLS';
+
+/** A refusal the gateway answers with its own status and error code (not one of the domain's CodedErrors). */
+class GatewayRefusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface AgentGateway {
@@ -147,6 +168,9 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const keys = new Map<string, KeyEntry>(); // sha256(node key) → endpoint
   const keysByEndpoint = new Map<string, Set<string>>(); // endpoint → sha256 of its cached keys
   const negative = new Map<string, number>(); // sha256(unknown key) → until (ms)
+  const pendingKeys = new Map<string, { endpointId: string; until: number }>(); // sha256(key waiting for approval) → endpoint
+  const openPolls = new Map<string, number>(); // endpoint → long polls open now
+  const maxPollsPerAgent = o.maxConcurrentPollsPerAgent ?? 2;
   const dpTokens = new Map<string, DpEntry>(); // sha256(distribution point token) → point
   const seen = new Set<string>();
   let withWork = new Set<string>();
@@ -303,12 +327,33 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     return found;
   }
 
+  const pendingRefusal = (endpointId: string) =>
+    new GatewayRefusal(
+      403,
+      ENROLLMENT_PENDING,
+      `this agent's enrolment of ${endpointId} waits for an admin: the machine is enrolled already, and re-enrolling it needs its current node key or approval. ` +
+        `An admin approves it with \`patchops agents approve ${endpointId}\` (see \`patchops agents list\`); until then this key is refused and the endpoint's current agent keeps its jobs`,
+    );
+
+  /** Throws the ENROLLMENT_PENDING refusal when the key belongs to an enrolment waiting for approval. */
+  async function refuseIfPending(key: string, hash: string): Promise<void> {
+    const pending = await pendingEnrollmentForKey(db, key);
+    if (!pending) return;
+    if (pendingKeys.size > 10_000) pendingKeys.clear();
+    // Short: once approved, the key is an active node key and must work within a couple of seconds.
+    pendingKeys.set(hash, { endpointId: pending.endpointId, until: Date.now() + 2000 });
+    throw pendingRefusal(pending.endpointId);
+  }
+
   async function authenticate(req: FastifyRequest): Promise<KeyEntry> {
     const key = bearer(req);
     if (!key) throw new CodedError(ErrorCode.Unauthorized, 'missing node key: send "Authorization: Bearer <node key>" (enrol first: POST /agent/v1/enroll)');
     const hash = sha256Hex(key);
+    const pending = pendingKeys.get(hash);
+    if (pending && pending.until > Date.now()) throw pendingRefusal(pending.endpointId);
     const found = await agentForKey(key, hash);
     if (found) return found;
+    await refuseIfPending(key, hash);
     rememberUnknown(hash);
     throw new CodedError(ErrorCode.Unauthorized, 'unknown or revoked node key: re-enrol the agent');
   }
@@ -336,6 +381,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   }
 
   const send = (reply: FastifyReply, e: unknown) => {
+    if (e instanceof GatewayRefusal) return reply.code(e.status).send({ error: e.code, message: e.message });
     if (e instanceof z.ZodError) {
       const message = e.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
       return reply.code(400).send({ error: ErrorCode.InvalidInput, message });
@@ -391,9 +437,10 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
         r.post('/enroll', async (req, reply) => {
           try {
             const body = enrollRequestSchema.parse(req.body);
-            const enrolled = await enrollAgent(db, body, now());
+            // Re-enrolling a known machine needs its current node key (sent as the Bearer credential) or an admin.
+            const currentNodeKey = bearer(req) ?? undefined;
+            const enrolled = await enrollAgent(db, body, now(), { currentNodeKey, remoteAddress: req.ip, scanOnFirstEnrolment: o.scanOnFirstEnrolment });
             const key = await tokenSigningKey();
-            log.info({ endpointId: enrolled.endpointId, hostname: body.hostname, reenrolled: enrolled.reenrolled }, 'agent enrolled');
             const res: EnrollResponse = {
               endpointId: enrolled.endpointId,
               nodeKey: enrolled.nodeKey,
@@ -401,6 +448,16 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
               protocolVersion: AGENT_PROTOCOL_VERSION,
               pollIntervalSeconds: pollInterval,
             };
+            if (enrolled.pending) {
+              const logged = { endpointId: enrolled.endpointId, hostname: body.hostname, remoteAddress: req.ip, duplicateSuspected: enrolled.duplicateSuspected };
+              if (enrolled.duplicateSuspected) log.warn(logged, 'a second live agent claims an enrolled machine id: its enrolment waits for an admin');
+              else log.info(logged, 're-enrolment without the current node key waits for an admin');
+              res.pending = true;
+              res.message = pendingRefusal(enrolled.endpointId).message;
+              return reply.code(202).send(res);
+            }
+            log.info({ endpointId: enrolled.endpointId, hostname: body.hostname, reenrolled: enrolled.reenrolled, scanQueued: enrolled.scanQueued }, 'agent enrolled');
+            if (enrolled.scanQueued) gateway.wake([enrolled.endpointId]);
             return reply.code(200).send(res);
           } catch (e) {
             return send(reply, e);
@@ -412,7 +469,19 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
             const who = await authenticate(req);
             const { wait } = waitQuerySchema.parse(req.query);
             seen.add(who.endpointId);
-            const jobs = await poll(who.endpointId, wait);
+            const open = openPolls.get(who.endpointId) ?? 0;
+            if (open >= maxPollsPerAgent) {
+              throw new GatewayRefusal(429, TOO_MANY_POLLS, `this agent holds ${open} long polls open already (at most ${maxPollsPerAgent}): wait for one to answer before polling again`);
+            }
+            openPolls.set(who.endpointId, open + 1);
+            let jobs;
+            try {
+              jobs = await poll(who.endpointId, wait);
+            } finally {
+              const left = (openPolls.get(who.endpointId) ?? 1) - 1;
+              if (left <= 0) openPolls.delete(who.endpointId);
+              else openPolls.set(who.endpointId, left);
+            }
             const distributionPoints = who.site ? (dpBySite.get(who.site) ?? []) : [];
             const res: PollResponse = { jobs, distributionPoints };
             if (who.site && distributionPoints.length > 0) res.downloadToken = await downloadTokenFor(who.endpointId, who.site);
@@ -442,9 +511,10 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
             const { id } = jobIdSchema.parse(req.params);
             const result = jobResultSchema.parse(req.body);
             seen.add(who.endpointId);
-            const outcome = await recordJobResult(db, who.endpointId, id, result, now());
+            const { outcome, refused } = await recordJobResult(db, who.endpointId, id, result, now());
             log.info({ endpointId: who.endpointId, jobId: id, status: result.status, outcome }, 'agent job result');
-            return reply.send({ ok: true, outcome });
+            if (refused.length > 0) log.warn({ endpointId: who.endpointId, jobId: id, refused: refused.length, first: refused[0] }, 'agent reported packages outside their backend grammar: refused');
+            return reply.send({ ok: true, outcome, ...(refused.length > 0 ? { refused } : {}) });
           } catch (e) {
             return send(reply, e);
           }

@@ -7,14 +7,34 @@ import { z } from 'zod';
 
 export const AGENT_PROTOCOL_VERSION = 1;
 
+/**
+ * Bounds on what an agent may send in one job result (the gateway refuses a larger one with 400 before reading it
+ * further). Far above what a real endpoint reports: an old Debian release with everything outdated lists some
+ * thousands of upgrades, a kernel advisory some hundreds of CVEs.
+ */
+export const RESULT_LIMITS = {
+  /** install / rollback / verify outcomes per result. */
+  patches: 10_000,
+  /** Patches a scan may report missing. */
+  missing: 20_000,
+  /** Packages per patch. */
+  packagesPerPatch: 1_000,
+  /** CVEs per patch. */
+  cvesPerPatch: 5_000,
+} as const;
+
 export const jobKindSchema = z.enum(['scan', 'install', 'rollback', 'verify', 'reboot']);
 
+/**
+ * A package as a backend installs it. Names and versions must also pass their backend's grammar
+ * (src/shared/package-names.ts): the gateway refuses reports that fail it and the agent refuses jobs that do.
+ */
 export const packageRefSchema = z.object({
   /** apt | dnf | yum | zypper | windows-update | winget | softwareupdate | brew | fwupd | file */
-  manager: z.string().min(1),
-  name: z.string().min(1),
-  version: z.string().optional(),
-  url: z.string().optional(),
+  manager: z.string().min(1).max(32),
+  name: z.string().min(1).max(255),
+  version: z.string().max(128).optional(),
+  url: z.string().max(2048).optional(),
   sha256: z
     .string()
     .regex(/^[0-9a-f]{64}$/)
@@ -65,22 +85,26 @@ export type AgentJob = z.infer<typeof agentJobSchema>;
 
 /** A patch the agent found missing (scan result), with the facts the catalog needs. */
 export const foundPatchSchema = z.object({
-  patchId: z.string(),
-  title: z.string(),
-  vendor: z.string(),
-  product: z.string().default(''),
+  patchId: z.string().min(1).max(256),
+  title: z.string().max(1024),
+  vendor: z.string().max(256),
+  product: z.string().max(256).default(''),
   /** One of the ten patch types (domain/patch.ts). */
-  type: z.string(),
+  type: z.string().max(64),
   /** The vendor's own severity word (MSRC rating, Debian urgency, RHSA severity, …). */
-  vendorSeverity: z.string().optional(),
+  vendorSeverity: z.string().max(64).optional(),
   /** Where the severity word comes from, for normalisation: msrc | debian | ubuntu | redhat | suse | apple | vendor. */
-  severitySource: z.string().optional(),
+  severitySource: z.string().max(32).optional(),
   cvss: z.number().min(0).max(10).optional(),
-  cves: z.array(z.string()).default([]),
+  cves: z.array(z.string().max(64)).max(RESULT_LIMITS.cvesPerPatch).default([]),
   rebootRequired: z.boolean().default(false),
-  supersededBy: z.string().optional(),
-  packages: z.array(packageRefSchema).default([]),
-  releasedAt: z.string().optional(),
+  /**
+   * The successor this endpoint's package manager names. An observation about this endpoint only: it never makes
+   * the shared catalog drop the patch for other endpoints (docs/agent.md, "What agents report").
+   */
+  supersededBy: z.string().max(256).optional(),
+  packages: z.array(packageRefSchema).max(RESULT_LIMITS.packagesPerPatch).default([]),
+  releasedAt: z.string().max(64).optional(),
 });
 export type FoundPatch = z.infer<typeof foundPatchSchema>;
 
@@ -91,17 +115,18 @@ export const jobResultSchema = z.object({
   patches: z
     .array(
       z.object({
-        patchId: z.string(),
+        patchId: z.string().min(1).max(256),
         state: z.enum(['installed', 'failed', 'pending_reboot', 'rolled_back', 'missing', 'not_applicable']),
-        error: z.string().optional(),
-        installedVersion: z.string().optional(),
+        error: z.string().max(8192).optional(),
+        installedVersion: z.string().max(128).optional(),
       }),
     )
+    .max(RESULT_LIMITS.patches)
     .default([]),
   /** scan: everything found missing now (the full list replaces the endpoint's missing set). */
-  missing: z.array(foundPatchSchema).optional(),
+  missing: z.array(foundPatchSchema).max(RESULT_LIMITS.missing).optional(),
   rebootPending: z.boolean().default(false),
-  error: z.string().optional(),
+  error: z.string().max(64 * 1024).optional(),
   /** Tail of the tool's output, for people reading the job later. */
   log: z.string().max(64 * 1024).optional(),
 });
@@ -131,10 +156,21 @@ export const enrollRequestSchema = z.object({
 });
 export type EnrollRequest = z.input<typeof enrollRequestSchema>;
 
-/** POST /agent/v1/enroll response. The node key is shown once; the server keeps only its hash. */
+/**
+ * POST /agent/v1/enroll response. The node key is shown once; the server keeps only its hash.
+ *
+ * Enrolling a machine id that is already enrolled needs that endpoint's current node key (sent as
+ * `Authorization: Bearer <node key>`: the key is rotated) or an admin's approval. Without the key the answer is
+ * 202 with `pending: true`: the node key is issued but refused (403, ENROLLMENT_PENDING) until an admin runs
+ * `patchops agents approve <endpoint>`; the endpoint's current agent keeps its key and its jobs meanwhile.
+ */
 export const enrollResponseSchema = z.object({
   endpointId: z.string(),
   nodeKey: z.string(),
+  /** True when the key waits for an admin's approval (re-enrolment of a known machine without its current key). */
+  pending: z.boolean().optional(),
+  /** What the agent (and the person reading its log) should know, e.g. how to get a pending enrolment approved. */
+  message: z.string().optional(),
   /** SPKI PEM of the ed25519 key that signs repository manifests: pin it. */
   manifestSigningKey: z.string(),
   protocolVersion: z.number().int(),

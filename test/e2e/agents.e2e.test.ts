@@ -65,15 +65,15 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
   let server: Proc;
   let serverUrl: string;
   let hangingRepo: http.Server;
-  let hang = true;
+  let hang = false;
   const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info' };
 
   beforeAll(async () => {
     tdb = await createTestDatabase();
     await addEnrollSecret(tdb.db, { name: 'e2e', secret: SECRET });
     repo = await buildAptTestRepo();
-    // The third agent's repository is served over HTTP by a server that can be made to hang: its apt-get
-    // update then blocks, so the agent is reliably mid-job when it is killed.
+    // The third agent's repository is served over HTTP by a server that can be made to hang (after the enrolment
+    // scans): its apt-get update then blocks, so the agent is reliably mid-job when it is killed.
     hangingRepo = http.createServer((req, res) => {
       if (hang) return; // never answers
       const file = path.join(repo.repo, decodeURIComponent(new URL(req.url!, 'http://x').pathname));
@@ -140,6 +140,17 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
       expect((JSON.parse(text) as { nodeKey: string }).nodeKey.length).toBeGreaterThanOrEqual(43);
     }
     await until('inventory from each agent', async () => (await tdb.db.select().from(softwareInventory).where(eq(softwareInventory.name, repo.packageName))).length === 3, 30_000);
+    // Each agent scans at once on enrolment (the server queues it); the third agent's repository hangs only after.
+    await until(
+      'the enrolment scans',
+      async () => {
+        const scans = await tdb.db.select().from(agentJobs).where(inArray(agentJobs.endpointId, ids));
+        return scans.length === 3 && scans.every((j) => j.kind === 'scan' && j.state === 'succeeded');
+      },
+      60_000,
+      () => agents.map((a) => a.output()).join('\n---\n'),
+    );
+    hang = true;
 
     // Dispatch one scan per endpoint, the way the cycle's DrizzleAgentJobs inserts them.
     const jobIds = ids.map((id) => `e2e-cycle:scan:${id}`);

@@ -1,11 +1,12 @@
 /**
- * The agent area's tables: enrol secrets, per-agent node keys (hashes only), the manifest-signing key,
- * signed manifests of the central repository, distribution points (with their token hashes), and the log of
- * endpoint site changes the gateway follows to keep its key cache's sites current.
+ * The agent area's tables: enrol secrets, per-agent node keys (hashes only), enrolments waiting for an admin's
+ * approval, what each endpoint's agent reported about each patch, the manifest-signing key, signed manifests of the
+ * central repository, distribution points (with their token hashes), and the log of endpoint site changes the
+ * gateway follows to keep its key cache's sites current.
  */
 import { sql } from 'drizzle-orm';
-import { bigserial, boolean, index, integer, jsonb, pgTable, serial, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
-import { endpoints } from './core';
+import { bigserial, boolean, index, integer, jsonb, pgTable, primaryKey, real, serial, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { endpoints, patches, type PatchPackage } from './core';
 
 const createdAt = () => timestamp({ withTimezone: true }).notNull().defaultNow();
 
@@ -107,4 +108,69 @@ export const endpointSiteChanges = pgTable(
     changedAt: createdAt(),
   },
   (t) => [index('endpoint_site_changes_changed_at_idx').on(t.changedAt)],
+);
+
+/**
+ * Re-enrolments of a known machine made without its current node key: they wait here for an admin
+ * (`patchops agents approve`). The key was handed to the requester but is refused until approved; the endpoint's
+ * facts the request carries (hostname, OS, site) are applied only then.
+ */
+export const agentEnrollmentRequests = pgTable(
+  'agent_enrollment_requests',
+  {
+    id: bigserial({ mode: 'number' }).primaryKey(),
+    endpointId: text()
+      .notNull()
+      .references(() => endpoints.id, { onDelete: 'cascade' }),
+    /** sha256 of the node key issued to the requester. */
+    keyHash: text().notNull(),
+    enrollSecretId: integer(),
+    hostname: text().notNull(),
+    osFamily: text().notNull(),
+    osName: text().notNull().default(''),
+    osVersion: text().notNull().default(''),
+    arch: text().notNull().default(''),
+    agentVersion: text(),
+    site: text(),
+    /** The address the request came from, for the admin deciding. */
+    remoteAddress: text(),
+    /** pending | approved | rejected | superseded (another request of the endpoint was approved) */
+    state: text().notNull().default('pending'),
+    /** When the endpoint's current agent had last been heard from at the time of the request. */
+    activeAgentSeenAt: timestamp({ withTimezone: true }),
+    createdAt: createdAt(),
+    decidedAt: timestamp({ withTimezone: true }),
+    decidedBy: text(),
+  },
+  (t) => [uniqueIndex('agent_enrollment_requests_key_hash_uq').on(t.keyHash), index('agent_enrollment_requests_endpoint_state_idx').on(t.endpointId, t.state)],
+);
+
+/**
+ * What an endpoint's own agent last reported about a patch it found missing: an observation about that endpoint
+ * only. Install, verify and rollback jobs for the endpoint take their packages from here (else from the trusted
+ * catalog); the shared `patches` row never takes packages or a successor from an agent.
+ */
+export const endpointPatchReports = pgTable(
+  'endpoint_patch_reports',
+  {
+    endpointId: text()
+      .notNull()
+      .references(() => endpoints.id, { onDelete: 'cascade' }),
+    patchId: text()
+      .notNull()
+      .references(() => patches.id, { onDelete: 'cascade' }),
+    title: text().notNull(),
+    type: text().notNull(),
+    /** critical | important | moderate | low | unspecified, from this agent's vendor word or CVSS. */
+    severity: text().notNull(),
+    vendorSeverity: text(),
+    cvss: real(),
+    cves: text().array().notNull().default(sql`'{}'::text[]`),
+    rebootRequired: boolean().notNull().default(false),
+    supersededBy: text(),
+    packages: jsonb().$type<PatchPackage[]>().notNull().default([]),
+    jobId: text(),
+    reportedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.endpointId, t.patchId] }), index('endpoint_patch_reports_patch_idx').on(t.patchId)],
 );

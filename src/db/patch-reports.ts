@@ -1,0 +1,269 @@
+/**
+ * What agents report about patches, and the catalog it may touch (issue #11): the grammar screen on arrival, each
+ * endpoint's own reports (endpoint_patch_reports), the cautious merge into the shared catalog, the packages jobs are
+ * built from, and the trusted source's own setter. An agent's report is an observation about its own endpoint only.
+ */
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import { CodedError, ErrorCode } from '../domain/errors';
+import { normalizeSeverity, severityFromCvss, type SeveritySource } from '../domain/patch';
+import type { FoundPatch, JobResult } from '../shared/agent-protocol';
+import { hasControlCharacters, packageRefProblem } from '../shared/package-names';
+import { appendAudit } from './audit';
+import type { Db } from './client';
+import { cycleTargets, endpointPatches, endpointPatchReports, endpoints, patches, type PatchPackage } from './schema/index';
+
+const SOURCES: readonly SeveritySource[] = ['msrc', 'debian', 'ubuntu', 'redhat', 'suse', 'apple', 'cvss', 'vendor'];
+
+/** critical | important | moderate | low | unspecified from the vendor's word (domain/patch.ts), else from CVSS. */
+export function severityOf(word: string | undefined, cvss: number | undefined, source?: string): string {
+  const src: SeveritySource = SOURCES.includes(source as SeveritySource) ? (source as SeveritySource) : 'vendor';
+  const fromWord = word ? normalizeSeverity(src, word) : 'unspecified';
+  if (fromWord !== 'unspecified') return fromWord;
+  return cvss !== undefined ? severityFromCvss(cvss) : 'unspecified';
+}
+
+/** A reported patch the gateway did not take, and why. */
+export interface RefusedEntry {
+  patchId: string;
+  problem: string;
+}
+
+/**
+ * Screens what an agent reports before anything of it is stored: a scan's patch whose packages fail their backend's
+ * grammar (src/shared/package-names.ts), or whose id carries control characters, is taken out with the reason; the
+ * rest of the result stands (each patch is an observation of its own). Pure and idempotent: screening a screened
+ * result changes nothing, so a re-sent result is still recognised as a duplicate.
+ */
+export function screenJobResult(result: JobResult): { result: JobResult; refused: RefusedEntry[] } {
+  if (!result.missing) return { result, refused: [] };
+  const refused: RefusedEntry[] = [];
+  const kept: FoundPatch[] = [];
+  for (const p of result.missing) {
+    const problems = hasControlCharacters(p.patchId) ? ['the patch id carries control characters'] : p.packages.map((k) => packageRefProblem(k)).filter((x): x is string => x !== null);
+    if (problems.length > 0) refused.push({ patchId: p.patchId, problem: problems.join('; ') });
+    else kept.push(p);
+  }
+  if (refused.length === 0) return { result, refused };
+  const shown = refused.slice(0, 20).map((r) => `${JSON.stringify(r.patchId)}: ${r.problem}`);
+  const note =
+    `refused ${refused.length} of ${result.missing.length} reported patches (package names or versions outside their backend's grammar; nothing about them was recorded): ` +
+    `${shown.join('; ')}${refused.length > shown.length ? `; and ${refused.length - shown.length} more` : ''}`;
+  return { result: { ...result, missing: kept, error: result.error ? `${result.error}; ${note}` : note }, refused };
+}
+
+async function osFamilyOf(db: Db, endpointId: string): Promise<string> {
+  const [ep] = await db.select({ osFamily: endpoints.osFamily }).from(endpoints).where(eq(endpoints.id, endpointId));
+  return ep?.osFamily ?? 'any';
+}
+
+const SEVERITY_ORDER = ['unspecified', 'low', 'moderate', 'important', 'critical'];
+const severityRank = (s: string) => Math.max(0, SEVERITY_ORDER.indexOf(s));
+
+type CatalogRow = typeof patches.$inferSelect;
+
+/**
+ * What one agent's report may change in a shared catalog row: only towards more caution. Severity and CVSS only go
+ * up, CVEs are only added, a restart only becomes required. Packages, the successor (supersededBy), title, type and
+ * vendor never change from an agent: they come from the first report (descriptive fields) or trusted sources only
+ * (setCatalogPatch). Returns the changed fields, or null.
+ */
+function cautiousMerge(row: Pick<CatalogRow, 'severity' | 'cvss' | 'cves' | 'rebootRequired'>, p: FoundPatch): Partial<CatalogRow> | null {
+  const change: Partial<CatalogRow> = {};
+  const severity = severityOf(p.vendorSeverity, p.cvss, p.severitySource);
+  if (severityRank(severity) > severityRank(row.severity)) {
+    change.severity = severity;
+    if (p.vendorSeverity) change.vendorSeverity = p.vendorSeverity;
+  }
+  if (p.cvss !== undefined && (row.cvss === null || p.cvss > row.cvss)) change.cvss = p.cvss;
+  const newCves = p.cves.filter((c) => !row.cves.includes(c));
+  if (newCves.length > 0) change.cves = [...row.cves, ...newCves].slice(0, 5000);
+  if (p.rebootRequired && !row.rebootRequired) change.rebootRequired = true;
+  return Object.keys(change).length > 0 ? change : null;
+}
+
+/**
+ * Applies a screened scan: the endpoint's own reports (endpoint_patch_reports, its packages for later jobs), the shared
+ * catalog (new patches added; existing rows only made more cautious, see cautiousMerge; every change in the audit
+ * log) and the endpoint's missing set (or, for a limited scan, that part of it). Patches refused by screening are
+ * neither recorded nor taken as installed.
+ */
+export async function applyScan(db: Db, endpointId: string, jobId: string, found: FoundPatch[], limitedTo: string[], refusedIds: string[], now: Date): Promise<void> {
+  const osFamily = await osFamilyOf(db, endpointId);
+  const unique = new Map(found.map((p) => [p.patchId, p]));
+  // One lock order for every writer: concurrent scans touching shared catalog rows must not deadlock.
+  const list = [...unique.values()].sort((a, b) => (a.patchId < b.patchId ? -1 : a.patchId > b.patchId ? 1 : 0));
+  const added: string[] = [];
+  const changed: Array<{ patchId: string; from: Record<string, unknown>; to: Record<string, unknown> }> = [];
+  for (let i = 0; i < list.length; i += 500) {
+    const chunk = list.slice(i, i + 500);
+    const locked = await db
+      .insert(patches)
+      .values(
+        chunk.map((p) => ({
+          id: p.patchId,
+          title: p.title,
+          vendor: p.vendor,
+          product: p.product,
+          type: p.type,
+          severity: severityOf(p.vendorSeverity, p.cvss, p.severitySource),
+          vendorSeverity: p.vendorSeverity ?? null,
+          cvss: p.cvss ?? null,
+          cves: p.cves,
+          osFamily: p.packages.some((k) => k.manager === 'winget' || k.manager === 'brew' || k.manager === 'file') ? 'any' : osFamily,
+          rebootRequired: p.rebootRequired,
+          // Never from an agent: the successor and the packages are per endpoint (endpoint_patch_reports).
+          supersededBy: null,
+          packages: [],
+          releasedAt: p.releasedAt ? new Date(p.releasedAt) : null,
+        })),
+      )
+      // A no-op update on conflict: one statement locks every row of the chunk, new or not, in id order (as every
+      // writer does), so concurrent scans never wait on each other in opposite orders. xmax = 0: inserted now.
+      .onConflictDoUpdate({ target: patches.id, set: { title: sql`${patches.title}` } })
+      .returning({
+        id: patches.id,
+        severity: patches.severity,
+        vendorSeverity: patches.vendorSeverity,
+        cvss: patches.cvss,
+        cves: patches.cves,
+        rebootRequired: patches.rebootRequired,
+        inserted: sql<boolean>`(xmax = 0)`,
+      });
+    const byId = new Map(locked.map((r) => [r.id, r]));
+    for (const p of chunk) {
+      const row = byId.get(p.patchId);
+      if (!row) continue;
+      if (row.inserted) {
+        added.push(p.patchId);
+        continue;
+      }
+      const change = cautiousMerge(row, p);
+      if (!change) continue;
+      await db.update(patches).set(change).where(eq(patches.id, p.patchId));
+      changed.push({ patchId: p.patchId, from: Object.fromEntries(Object.keys(change).map((k) => [k, row[k as keyof typeof row]])), to: change });
+    }
+    await db
+      .insert(endpointPatchReports)
+      .values(
+        chunk.map((p) => ({
+          endpointId,
+          patchId: p.patchId,
+          title: p.title,
+          type: p.type,
+          severity: severityOf(p.vendorSeverity, p.cvss, p.severitySource),
+          vendorSeverity: p.vendorSeverity ?? null,
+          cvss: p.cvss ?? null,
+          cves: p.cves,
+          rebootRequired: p.rebootRequired,
+          supersededBy: p.supersededBy ?? null,
+          packages: p.packages,
+          jobId,
+          reportedAt: now,
+        })),
+      )
+      .onConflictDoUpdate({
+        target: [endpointPatchReports.endpointId, endpointPatchReports.patchId],
+        set: {
+          title: sql`excluded.title`,
+          type: sql`excluded.type`,
+          severity: sql`excluded.severity`,
+          vendorSeverity: sql`excluded.vendor_severity`,
+          cvss: sql`excluded.cvss`,
+          cves: sql`excluded.cves`,
+          rebootRequired: sql`excluded.reboot_required`,
+          supersededBy: sql`excluded.superseded_by`,
+          packages: sql`excluded.packages`,
+          jobId: sql`excluded.job_id`,
+          reportedAt: sql`excluded.reported_at`,
+        },
+      });
+    await db
+      .insert(endpointPatches)
+      .values(chunk.map((p) => ({ endpointId, patchId: p.patchId, state: 'missing', detectedAt: now, lastJobId: jobId, updatedAt: now })))
+      .onConflictDoUpdate({
+        target: [endpointPatches.endpointId, endpointPatches.patchId],
+        set: { state: 'missing', lastJobId: jobId, updatedAt: now, lastError: sql`case when ${endpointPatches.state} = 'failed' then ${endpointPatches.lastError} else null end` },
+      });
+  }
+  if (added.length > 0 || changed.length > 0) {
+    await appendAudit(db, {
+      actor: `agent:${endpointId}`,
+      action: 'catalog.patches.reported',
+      subjectType: 'job',
+      subjectId: jobId,
+      details: { endpointId, added, changed },
+    });
+  }
+  // What was missing and is no longer reported missing is installed now (a refused report proves nothing).
+  const stillMissing = [...list.map((p) => p.patchId), ...refusedIds];
+  await db.execute(sql`
+    update endpoint_patches set state = 'installed', installed_at = coalesce(installed_at, ${now.toISOString()}::timestamptz),
+      updated_at = ${now.toISOString()}::timestamptz, last_job_id = ${jobId}
+    where endpoint_id = ${endpointId} and state in ('missing', 'failed', 'pending_reboot')
+      ${limitedTo.length > 0 ? sql`and patch_id = any(${sql.param(limitedTo)}::text[])` : sql``}
+      ${stillMissing.length > 0 ? sql`and not (patch_id = any(${sql.param(stillMissing)}::text[]))` : sql``}`);
+}
+
+/**
+ * The packages each (endpoint, patch) of a cycle's included targets is installed with: the endpoint's own agent's
+ * report, else the trusted catalog's packages (set only by setCatalogPatch, never by an agent). Never another
+ * endpoint's report. Ordered by endpoint, then priority (highest first), then patch. The one query install,
+ * verify and rollback payloads are built from (src/activities/cycle.ts).
+ */
+export async function patchJobTargets(db: Db, cycleId: string, endpointIds: string[]): Promise<Array<{ endpointId: string; patchId: string; packages: PatchPackage[]; rebootRequired: boolean }>> {
+  if (endpointIds.length === 0) return [];
+  return db
+    .select({
+      endpointId: cycleTargets.endpointId,
+      patchId: cycleTargets.patchId,
+      packages: sql<PatchPackage[]>`coalesce(${endpointPatchReports.packages}, ${patches.packages})`,
+      rebootRequired: sql<boolean>`coalesce(${endpointPatchReports.rebootRequired}, ${patches.rebootRequired})`,
+    })
+    .from(cycleTargets)
+    .innerJoin(patches, eq(patches.id, cycleTargets.patchId))
+    .leftJoin(endpointPatchReports, and(eq(endpointPatchReports.endpointId, cycleTargets.endpointId), eq(endpointPatchReports.patchId, cycleTargets.patchId)))
+    .where(and(eq(cycleTargets.cycleId, cycleId), eq(cycleTargets.decision, 'include'), inArray(cycleTargets.endpointId, endpointIds)))
+    .orderBy(cycleTargets.endpointId, sql`${cycleTargets.priority} desc`, cycleTargets.patchId);
+}
+
+/** The fields of a catalog patch only a trusted source (an admin, repository metadata) may set. */
+export interface TrustedPatchFacts {
+  severity?: string;
+  vendorSeverity?: string | null;
+  /** The patch that replaces this one (the cycle drops this one where the successor is in the catalog); null clears it. */
+  supersededBy?: string | null;
+  /** Packages every endpoint without its own report installs the patch with; checked against the backends' grammar. */
+  packages?: PatchPackage[];
+  title?: string;
+  type?: string;
+}
+
+/**
+ * Sets catalog facts from a trusted source (an admin, repository metadata), audited with the old and new values.
+ * Errors: NotFound (no such patch), InvalidInput (a package fails its backend's grammar, an unknown severity).
+ */
+export async function setCatalogPatch(db: Db, patchId: string, facts: TrustedPatchFacts, by: string): Promise<void> {
+  if (facts.severity !== undefined && !SEVERITY_ORDER.includes(facts.severity)) {
+    throw new CodedError(ErrorCode.InvalidInput, `"${facts.severity}" is not a severity: use one of ${SEVERITY_ORDER.join(', ')}`);
+  }
+  for (const p of facts.packages ?? []) {
+    const why = packageRefProblem(p);
+    if (why) throw new CodedError(ErrorCode.InvalidInput, `${why}; nothing was changed`);
+  }
+  await db.transaction(async (tx) => {
+    const t = tx as unknown as Db;
+    const [row] = await t.select().from(patches).where(eq(patches.id, patchId)).for('update');
+    if (!row) throw new CodedError(ErrorCode.NotFound, `no patch "${patchId}" in the catalog`);
+    const change = Object.fromEntries(Object.entries(facts).filter(([, v]) => v !== undefined)) as Partial<CatalogRow>;
+    if (Object.keys(change).length === 0) return;
+    await t.update(patches).set(change).where(eq(patches.id, patchId));
+    await appendAudit(t, {
+      actor: by,
+      action: 'catalog.patch.set',
+      subjectType: 'patch',
+      subjectId: patchId,
+      details: { from: Object.fromEntries(Object.keys(change).map((k) => [k, row[k as keyof CatalogRow]])), to: change },
+    });
+  });
+}
+
