@@ -138,7 +138,8 @@ export class Agent {
         };
         await this.store.save(this.state);
         this.client.nodeKey = res.nodeKey;
-        this.o.log.info({ endpointId: res.endpointId }, 'agent enrolled');
+        if (res.pending) this.o.log.warn({ endpointId: res.endpointId }, `enrolment waits for an admin: ${res.message ?? 'patchops agents approve'}`);
+        else this.o.log.info({ endpointId: res.endpointId }, 'agent enrolled');
         return;
       } catch (e) {
         if (e instanceof GatewayHttpError && (e.status === 401 || e.status === 400)) throw new Error(`enrolment refused: ${e.message}`, { cause: e });
@@ -272,7 +273,8 @@ export class Agent {
           continue;
         }
         const wait = backoffMs(this.failures++);
-        this.o.log.warn({ err: (e as Error).message, retryInMs: wait }, 'gateway unreachable; backing off');
+        const pending = e instanceof GatewayHttpError && e.status === 403 && e.code === 'ENROLLMENT_PENDING';
+        this.o.log.warn({ err: (e as Error).message, retryInMs: wait }, pending ? 'enrolment waits for an admin (patchops agents approve); asking again later' : 'gateway unreachable; backing off');
         await this.pause(wait);
       }
     }
