@@ -27,8 +27,10 @@ export function connectDatabase(url: string, options: { max?: number; applicatio
     connectionTimeoutMillis: 10_000,
     ...(options.role ? { options: `-c role=${options.role}` } : {}),
   });
-  // An idle client's error (server restart) must not crash the process; the next query reconnects.
+  // An idle client's error (server restart) must not crash the process; the next query reconnects. A checked-out
+  // client's error (its backend killed mid-query) fails that query; without a listener it would crash the process.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = drizzle(pool, { schema, casing: 'snake_case' });
   let closed = false;
   return {

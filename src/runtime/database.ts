@@ -51,9 +51,10 @@ export async function loadAuditKeys(config: Config): Promise<AuditKeys> {
  * DATABASE_APP_URL when set, else DATABASE_URL acting as patchops_app from each connection's start. The embedded
  * database is one PGlite session, so there the role cannot be per connection: its password and loopback address are
  * what keep others out, and the keyed chain and checkpoints what detect its owner's edits.
- * The audit chain is checkpointed at start, every PATCHOPS_AUDIT_CHECKPOINT_MINUTES and at stop.
+ * The audit chain is checkpointed at start, every PATCHOPS_AUDIT_CHECKPOINT_MINUTES and at stop (`checkpoint: false`
+ * for a one-shot command: `audit verify` checkpoints itself).
  */
-export async function startDatabase(config: Config, logger: Logger, options: { migrate?: boolean } = {}): Promise<RunningDatabase> {
+export async function startDatabase(config: Config, logger: Logger, options: { migrate?: boolean; checkpoint?: boolean } = {}): Promise<RunningDatabase> {
   const keys = await loadAuditKeys(config);
   let url = config.database.url;
   let stopEmbedded: (() => Promise<void>) | undefined;
@@ -85,6 +86,7 @@ export async function startDatabase(config: Config, logger: Logger, options: { m
     throw e;
   }
   const checkpoint = async () => {
+    if (options.checkpoint === false) return;
     try {
       const r = await writeAuditCheckpoint(database.db, config.audit.checkpointFile, keys);
       if (r.report.problem) {
@@ -97,7 +99,7 @@ export async function startDatabase(config: Config, logger: Logger, options: { m
     }
   };
   await checkpoint();
-  const timer = config.audit.checkpointMinutes > 0 ? setInterval(() => void checkpoint(), config.audit.checkpointMinutes * 60_000) : undefined;
+  const timer = options.checkpoint !== false && config.audit.checkpointMinutes > 0 ? setInterval(() => void checkpoint(), config.audit.checkpointMinutes * 60_000) : undefined;
   timer?.unref();
   return {
     database,
@@ -144,7 +146,7 @@ export async function openDatabaseForCommand(config: Config, logger: Logger): Pr
     await runMigrations(database.db);
     return { database, stop: () => database.close() };
   }
-  const started = await startDatabase(config, logger);
+  const started = await startDatabase(config, logger, { checkpoint: false });
   return { database: started.database, stop: started.stop };
 }
 

@@ -161,7 +161,7 @@ export function registerDashboardCommands(program: Command): void {
         return;
       }
       const problem = report.problem!;
-      console.error(`audit log BROKEN at row ${problem.id}: ${problem.reason}`);
+      console.error(`audit chain BROKEN at row ${problem.id}: ${problem.reason}`);
       console.error(`${report.rows} rows before it verified; the checkpoint in ${file} was left as it was. Export the log (patchops audit export) and investigate who had write access to the database.`);
       process.exit(1);
     });
