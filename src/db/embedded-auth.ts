@@ -137,8 +137,12 @@ export async function authenticateStartup(socket: Socket, password: string): Pro
   const timer = setTimeout(() => socket.destroy(new Error('authentication timed out')), AUTH_TIMEOUT_MS);
   const refuse = (sqlstate: string, text: string): StartupOutcome => {
     reader.detach();
-    if (socket.writable) socket.end(fatal(sqlstate, text));
-    else socket.destroy();
+    if (socket.writable) {
+      socket.end(fatal(sqlstate, text));
+      setTimeout(() => socket.destroy(), 1000).unref(); // a client that keeps its half open is not waited for
+    } else {
+      socket.destroy();
+    }
     return { ok: false, reason: text };
   };
   try {

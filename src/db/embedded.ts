@@ -88,7 +88,8 @@ export async function embeddedPassword(file: string): Promise<string> {
 
 /**
  * Puts the startup-phase password check (embedded-auth.ts) in front of the server's own connection handling:
- * only an authenticated connection reaches PGlite. Returns the connections still authenticating (to end on stop).
+ * only an authenticated connection reaches PGlite. Returns the connections not handed to PGlite that are still
+ * open (authenticating, or refused and not yet closed by their client), to destroy on stop.
  */
 function requirePassword(server: PGLiteSocketServer, password: string): Set<Socket> {
   const s = server as unknown as { handleConnection(socket: Socket): Promise<void> };
@@ -96,8 +97,10 @@ function requirePassword(server: PGLiteSocketServer, password: string): Set<Sock
   const authenticating = new Set<Socket>();
   s.handleConnection = async (socket: Socket) => {
     authenticating.add(socket);
-    const outcome = await authenticateStartup(socket, password).finally(() => authenticating.delete(socket));
-    if (!outcome.ok) return;
+    socket.once('close', () => authenticating.delete(socket));
+    const outcome = await authenticateStartup(socket, password);
+    if (!outcome.ok) return; // refused: the socket is ended, and destroyed on stop if the client keeps it half-open
+    authenticating.delete(socket);
     socket.unshift(outcome.forward);
     await serve(socket);
     socket.resume();
