@@ -83,13 +83,13 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
     reason: RegExp;
   }> = [
     {
-      name: 'a middle row deleted',
+      name: 'middle row deleted',
       attack: (t, ids) => asOwnerWithTriggersOff(t, async (db) => void (await db.execute(sql`delete from audit_log where id = ${ids[2]}`))),
       badRow: (ids) => ids[3]!,
       reason: /removed or altered.*not in the log/,
     },
     {
-      name: 'a middle row deleted and the rows after it re-chained with plain SHA-256',
+      name: 'row deleted, rest re-chained (SHA-256)',
       attack: (t, ids) =>
         asOwnerWithTriggersOff(t, async (db) => {
           await db.execute(sql`delete from audit_log where id = ${ids[2]}`);
@@ -99,7 +99,7 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
       reason: /not keyed/,
     },
     {
-      name: 'a middle row deleted and the rows after it re-chained with HMAC under a guessed key, keeping the key id',
+      name: 'row deleted, re-chained, guessed key',
       attack: (t, ids) =>
         asOwnerWithTriggersOff(t, async (db) => {
           await db.execute(sql`delete from audit_log where id = ${ids[2]}`);
@@ -113,13 +113,13 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
       reason: /does not match its keyed hash/,
     },
     {
-      name: 'the tail cut (the last two rows deleted)',
+      name: 'tail cut (last two rows deleted)',
       attack: (t, ids) => asOwnerWithTriggersOff(t, async (db) => void (await db.execute(sql`delete from audit_log where id >= ${ids[4]}`))),
       badRow: (ids) => ids[5]!,
       reason: /recorded row \d+ as the head, but the log ends at row \d+: rows \d+–\d+ were cut from the tail/,
     },
     {
-      name: 'the tail cut and new rows appended by the application after it',
+      name: 'tail cut, then new rows appended',
       attack: async (t, ids) => {
         await asOwnerWithTriggersOff(t, async (db) => void (await db.execute(sql`delete from audit_log where id >= ${ids[4]}`)));
         await appendAudit(t.db, { actor: 'web:mallory', action: 'exception.added', subjectType: 'exception', subjectId: 'EXC-X' });
@@ -128,7 +128,7 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
       reason: /the head recorded by the checkpoint .* is missing: it was deleted/,
     },
     {
-      name: 'the head row rewritten in place',
+      name: 'head row rewritten in place',
       attack: (t, ids) => asOwnerWithTriggersOff(t, async (db) => void (await db.execute(sql`update audit_log set actor = 'web:mallory' where id = ${ids[5]}`))),
       badRow: (ids) => ids[5]!,
       reason: /does not match its keyed hash/,
