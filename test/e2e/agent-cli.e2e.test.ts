@@ -161,6 +161,8 @@ describe('patchops repo-add', () => {
     expect(first).toContain(`${sha256(files['tool_1.0_amd64.deb'])}  tool_1.0_amd64.deb\n`);
     expect(first).toContain(`${sha256(files['Tool-1.0.msi'])}  Tool-1.0.msi\n`);
     const v1 = Number(/manifest version (\d+) published and signed/.exec(first)?.[1]);
+    const [added] = await db.db.select().from(auditLog).where(and(eq(auditLog.action, 'repository.files_added'), eq(auditLog.subjectId, String(v1))));
+    expect(added?.details).toMatchObject({ added: [{ name: 'x-1.0.deb', sha256: sha256(files['x-1.0.deb']) }, { name: 'y-1.0.msi' }] });
     expect(v1).toBeGreaterThanOrEqual(1);
 
     const second = await ok(['repo-add', pkg]);
@@ -288,6 +290,8 @@ describe('patchops repo', () => {
     // Both spellings of add, one implementation.
     const first = await ok(['repo', 'add', at('x-1.0.deb'), at('y-1.0.msi')]);
     const v1 = Number(/manifest version (\d+) published and signed/.exec(first)?.[1]);
+    const [added] = await db.db.select().from(auditLog).where(and(eq(auditLog.action, 'repository.files_added'), eq(auditLog.subjectId, String(v1))));
+    expect(added?.details).toMatchObject({ added: [{ name: 'x-1.0.deb', sha256: sha256(files['x-1.0.deb']) }, { name: 'y-1.0.msi' }] });
     expect(await ok(['repo-add', at('z-1.0.pkg')])).toContain(`manifest version ${v1 + 1} published and signed`);
     const line = (name: string, bytes: Buffer) => new RegExp(`^${sha256(bytes)}\\s+${bytes.length}\\s+${name.replace(/\./g, '\\.')}$`, 'm');
     const listed = await ok(['repo', 'list']);
