@@ -38,6 +38,16 @@ export function embeddedDatabaseUrl(config: Config): string {
   return embeddedUrl('127.0.0.1', config.database.embeddedPort, password);
 }
 
+/**
+ * A pool for the application's own work (not migrations): DATABASE_APP_URL's login when set; else DATABASE_URL
+ * acting as patchops_app; else a running `patchops up`'s embedded database with its password.
+ */
+export function connectAppDatabase(config: Config, options: { max?: number; applicationName?: string } = {}): Database {
+  if (config.database.appUrl) return connectDatabase(config.database.appUrl, options);
+  if (config.database.url) return connectDatabase(config.database.url, { ...options, role: APP_ROLE });
+  return connectDatabase(embeddedDatabaseUrl(config), options);
+}
+
 /** Loads this process's audit keys from the secrets key (SECRETS_KEY or <dataDir>/secrets.key). */
 export async function loadAuditKeys(config: Config): Promise<AuditKeys> {
   const keys = auditKeysFrom(await secretBoxFor(config));
@@ -77,7 +87,7 @@ export async function startDatabase(config: Config, logger: Logger, options: { m
     }
     if (!stopEmbedded) {
       await database.close();
-      database = config.database.appUrl ? connectDatabase(config.database.appUrl, { max: 10 }) : connectDatabase(url, { max: 10, role: APP_ROLE });
+      database = connectAppDatabase(config, { max: 10 });
       await database.db.execute(sql`select 1`);
     }
   } catch (e) {
@@ -139,10 +149,7 @@ export function redactUrl(url: string): string {
 export async function openDatabaseForCommand(config: Config, logger: Logger): Promise<{ database: Database; stop(): Promise<void> }> {
   if (!config.database.url && (await portOpen('127.0.0.1', config.database.embeddedPort))) {
     await loadAuditKeys(config);
-    const database = connectDatabase(embeddedDatabaseUrl(config), {
-      max: 2,
-      applicationName: 'patchops-cli',
-    });
+    const database = connectAppDatabase(config, { max: 2, applicationName: 'patchops-cli' });
     await runMigrations(database.db);
     return { database, stop: () => database.close() };
   }

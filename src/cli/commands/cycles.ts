@@ -9,12 +9,13 @@ import type { Command } from 'commander';
 import { sql } from 'drizzle-orm';
 import { parseCommand, usage } from '../../bot/core/grammar';
 import type { Config } from '../../config/index';
-import { connectDatabase, type Database } from '../../db/client';
+import type { Database } from '../../db/client';
 import { hasRole } from '../../db/identities';
 import { getPolicy, listPolicies, savePolicy } from '../../db/policies';
 import { isCodedError } from '../../domain/errors';
 import { executeCommand } from '../../services/commands';
 import { createCycleService } from '../../services/cycles';
+import { connectAppDatabase, loadAuditKeys } from '../../runtime/database';
 import { temporalConnectionOptions } from '../../temporal/connection';
 import { configOrExit } from '../context';
 
@@ -29,17 +30,14 @@ export function cliIdentity(as?: string): string {
   return `cli:${os.userInfo().username}`;
 }
 
-export function databaseUrlOf(config: Config): string {
-  return config.database.url ?? `postgres://postgres:postgres@127.0.0.1:${config.database.embeddedPort}/postgres?sslmode=disable`;
-}
 
 export function temporalAddressOf(config: Config): string {
   return config.temporal.address ?? `127.0.0.1:${config.temporal.devPort}`;
 }
 
 async function openDatabase(config: Config): Promise<Database> {
-  const url = databaseUrlOf(config);
-  const database = connectDatabase(url, { max: 2, applicationName: 'patchops-cli' });
+  await loadAuditKeys(config);
+  const database = connectAppDatabase(config, { max: 2, applicationName: 'patchops-cli' });
   try {
     await database.db.execute(sql`select 1`);
     return database;
