@@ -16,10 +16,15 @@ END
 $$;
 --> statement-breakpoint
 -- The owner (who runs migrations) must be able to act as the role: `-c role=patchops_app` at connection start.
--- A superuser already can; a managed service's admin user (CREATEROLE) grants itself the membership.
+-- A superuser already can; a managed service's admin user (CREATEROLE) grants itself the membership. From
+-- PostgreSQL 16 on, the creator of a role holds it WITH ADMIN but without SET, so SET is what is checked there.
 DO $$
 BEGIN
-  IF NOT pg_has_role(current_user, 'patchops_app', 'MEMBER') THEN
+  IF current_setting('server_version_num')::int >= 160000 THEN
+    IF NOT pg_has_role(current_user, 'patchops_app', 'SET') THEN
+      EXECUTE format('GRANT patchops_app TO %I WITH SET TRUE', current_user);
+    END IF;
+  ELSIF NOT pg_has_role(current_user, 'patchops_app', 'MEMBER') THEN
     EXECUTE format('GRANT patchops_app TO %I', current_user);
   END IF;
 END
