@@ -3,12 +3,15 @@
  * name and password as superuser. Attacks run against the real wire-protocol server with real clients
  * (node-postgres, and psql where it is installed), and must be refused with nothing changed.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../config/index';
+import { createLogger } from '../logging';
+import { startDatabase } from '../runtime/database';
 import { freePort } from '../temporal/dev-server';
 import { embeddedPassword, startEmbeddedPostgres, type EmbeddedPostgres } from './embedded';
 
@@ -135,3 +138,48 @@ describe('the embedded database asks for its password and listens on loopback on
     await expect(embeddedPassword(loose)).rejects.toThrow(/can be read by other users .*chmod 600/);
   });
 });
+
+describe('patchops processes and the embedded database password', () => {
+  it('the runtime keeps the password in the data folder; a real CLI process reads it, and one with another password is refused', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-embedded-cli-'));
+    const otherDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-embedded-other-'));
+    const port = String(await freePort());
+    const base = { PATCHOPS_EMBEDDED_PG_PORT: port, SECRETS_KEY: 'ef'.repeat(32), PATCHOPS_AUDIT_CHECKPOINT_MINUTES: '0' };
+    // What `patchops up` does with the embedded default.
+    const running = await startDatabase(loadConfig({ ...base, PATCHOPS_DATA_DIR: dataDir }), createLogger('silent'));
+    try {
+      expect((await fs.stat(path.join(dataDir, 'pglite.password'))).mode & 0o777).toBe(0o600);
+      const ok = await patchops(['audit', 'verify'], { ...base, PATCHOPS_DATA_DIR: dataDir });
+      expect(ok.stderr).toBe('');
+      expect(ok.code).toBe(0);
+      expect(ok.stdout).toMatch(/audit chain intact/);
+
+      await fs.writeFile(path.join(otherDir, 'pglite.password'), 'not-the-password-at-all\n', { mode: 0o600 });
+      const refused = await patchops(['audit', 'verify'], { ...base, PATCHOPS_DATA_DIR: otherDir });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/password authentication failed for user "postgres"/);
+    } finally {
+      await running.stop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+      await fs.rm(otherDir, { recursive: true, force: true });
+    }
+  });
+});
+
+const root = path.resolve(import.meta.dirname, '..', '..');
+
+/** Runs the real `patchops` command. */
+function patchops(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], {
+      cwd: root,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('exit', (code) => resolve({ code, stdout: out, stderr: err }));
+  });
+}
