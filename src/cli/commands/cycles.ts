@@ -37,12 +37,14 @@ export function temporalAddressOf(config: Config): string {
 
 async function openDatabase(config: Config): Promise<Database> {
   await loadAuditKeys(config);
-  const database = connectAppDatabase(config, { max: 2, applicationName: 'patchops-cli' });
+  let database: Database | undefined;
   try {
+    // The embedded database's URL carries the password a running `patchops up` wrote into the data folder.
+    database = connectAppDatabase(config, { max: 2, applicationName: 'patchops-cli' });
     await database.db.execute(sql`select 1`);
     return database;
   } catch (e) {
-    await database.close();
+    await database?.close();
     const where = config.database.url ? 'DATABASE_URL' : `the embedded database on 127.0.0.1:${config.database.embeddedPort}`;
     const cause = ((e as { cause?: unknown }).cause as Error | undefined) ?? (e as Error);
     throw new Error(`nothing answers at ${where} (${cause.message || cause.name}). Is \`patchops up\` (npm start) running? Start it, or set DATABASE_URL to your PostgreSQL.`);
