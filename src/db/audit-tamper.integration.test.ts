@@ -210,6 +210,9 @@ function patchops(args: string[], env: Record<string, string>): Promise<{ code: 
 }
 
 // The role is per connection only on a real PostgreSQL server: PGlite is one session for every connection.
+if (!process.env.DATABASE_URL) {
+  console.warn('DATABASE_URL is not set: the patchops_app role and killed-connection checks need a real PostgreSQL server and are skipped (PGlite is one session)');
+}
 describe.skipIf(!process.env.DATABASE_URL)('the application role (patchops_app) on PostgreSQL', () => {
   let t: TestDatabase;
   let running: Awaited<ReturnType<typeof startDatabase>>;
