@@ -64,7 +64,7 @@ async function asOwnerWithTriggersOff(t: TestDatabase, statements: (db: TestData
 /** Re-chains every row after `afterId` the way someone without the key could: `hashOf` computes each hash. */
 async function rechain(db: TestDatabase['db'], afterId: number, hashOf: (row: typeof auditLog.$inferSelect, prev: string) => { hash: string; keyId: string | null }) {
   const rows = await db.select().from(auditLog).orderBy(asc(auditLog.id));
-  let prev = rows.filter((r) => r.id <= afterId).at(-1)!.hash;
+  let prev = rows.filter((r) => r.id <= afterId).at(-1)?.hash ?? '0'.repeat(64);
   for (const row of rows.filter((r) => r.id > afterId)) {
     const { hash, keyId } = hashOf(row, prev);
     await db.execute(sql`update audit_log set prev_hash = ${prev}, hash = ${hash}, key_id = ${keyId} where id = ${row.id}`);
@@ -97,6 +97,16 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
         }),
       badRow: (ids) => ids[3]!,
       reason: /not keyed/,
+    },
+    {
+      name: 'row deleted, all re-chained unkeyed',
+      attack: (t, ids) =>
+        asOwnerWithTriggersOff(t, async (db) => {
+          await db.execute(sql`delete from audit_log where id = ${ids[2]}`);
+          await rechain(db, 0, (r, prev) => ({ hash: createHash('sha256').update(prev).update('\n').update(content(r)).digest('hex'), keyId: null }));
+        }),
+      badRow: (ids) => ids[0]!,
+      reason: /not keyed, but every row from \d+ on is/,
     },
     {
       name: 'row deleted, re-chained, guessed key',

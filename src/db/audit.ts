@@ -271,7 +271,10 @@ export async function verifyAuditLog(
         });
       }
       const content = { at: row.at, actor: row.actor, action: row.action, subjectType: row.subjectType, subjectId: row.subjectId, details: row.details };
-      const mustBeKeyed = state.keyedFrom ?? (anchor?.keyedFrom !== null && anchor?.keyedFrom !== undefined && row.id >= anchor.keyedFrom ? anchor.keyedFrom : null);
+      // Keyed from the first keyed row seen, or from where the checkpoint says keying began (a chain rewritten unkeyed
+      // from row 1 has no keyed row to go by).
+      const anchorKeyedFrom = anchor?.keyedFrom ?? null;
+      const mustBeKeyed = state.keyedFrom ?? (anchorKeyedFrom !== null && row.id >= anchorKeyedFrom ? anchorKeyedFrom : null);
       if (row.keyId === null) {
         if (mustBeKeyed !== null) {
           return report({ id: row.id, reason: `row ${row.id} is not keyed, but every row from ${mustBeKeyed} on is: it was written or rewritten by someone without the audit key` });
