@@ -397,7 +397,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'SMTP_FROM', description: 'From address of email reports', default: 'patchops <patchops@localhost>' },
   { name: 'REPORT_RECIPIENTS', description: 'Comma-separated addresses that receive cycle reports and digests' },
   { name: 'AGENT_ENROLL_SECRET', description: 'Initial agent enrolment secret (≥16 chars); more can be added by command' },
-  { name: 'SECRETS_KEY', description: 'Key (32 bytes, base64 or hex) sealing secrets the database keeps, such as the manifest-signing key; unset = PATCHOPS_DATA_DIR/secrets.key, created on first start' },
+  { name: 'SECRETS_KEY', description: 'Key (32 bytes, base64 or hex) sealing secrets the database keeps, such as the manifest-signing key, and keying the audit chain; unset = PATCHOPS_DATA_DIR/secrets.key, created on first start' },
   { name: 'AGENT_LEASE_SECONDS', description: 'How long an agent has to report a job before it is offered again', default: '600' },
   { name: 'PATCHOPS_ADMINS', description: 'First-run admins, e.g. slack:U0123,teams:29:1abc,cli:ops-admin' },
   { name: 'PATCHOPS_APPROVERS', description: 'First-run approvers, same form as PATCHOPS_ADMINS' },
