@@ -22,6 +22,7 @@ describe('loadConfig', () => {
     expect(c.slack.enabled).toBe(false);
     expect(c.serviceNow.enabled).toBe(false);
     expect(c.smtp.enabled).toBe(false);
+    expect(c.audit).toEqual({ checkpointFile: '/srv/patchops/data/audit-checkpoint.json', checkpointMinutes: 15 });
   });
 
   it.each([
@@ -38,6 +39,8 @@ describe('loadConfig', () => {
     [{ SERVICENOW_INSTANCE_URL: 'https://acme.service-now.com' }, /^SERVICENOW_INSTANCE_URL is set but no credentials are/],
     [{ SERVICENOW_INSTANCE_URL: 'https://a.service-now.com', SERVICENOW_CLIENT_ID: 'x' }, /^SERVICENOW_CLIENT_ID and SERVICENOW_CLIENT_SECRET go together/],
     [{ SMTP_URL: 'mail.example.com' }, /^SMTP_URL: expected smtp:\/\//],
+    [{ DATABASE_APP_URL: 'postgres://patchops_login:pw@db/patchops' }, /^DATABASE_APP_URL needs DATABASE_URL \(the owner that runs migrations\)/],
+    [{ PATCHOPS_AUDIT_CHECKPOINT_MINUTES: 'often' }, /^PATCHOPS_AUDIT_CHECKPOINT_MINUTES: expected whole minutes from 0/],
     [{ AGENT_ENROLL_SECRET: 'short' }, /^AGENT_ENROLL_SECRET: expected at least 16 characters/],
     [{ SECRETS_KEY: 'dG9vIHNob3J0' }, /^SECRETS_KEY: expected 32 bytes as base64 or hex/],
     [{ PATCHOPS_ADMINS: 'slack:U1,bob' }, /^PATCHOPS_ADMINS: .*"bob" has no known prefix/],

@@ -77,6 +77,19 @@ const envSchema = z.object({
     message: 'expected a PostgreSQL URL such as postgres://user:pass@host:5432/dbname',
   }),
   PATCHOPS_EMBEDDED_PG_PORT: port(54329),
+  DATABASE_APP_URL: optionalString.refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), {
+    message: 'expected a PostgreSQL URL of a login that is a member of patchops_app, such as postgres://patchops_login:pass@host:5432/dbname',
+  }),
+  PATCHOPS_AUDIT_CHECKPOINT: optionalString,
+  PATCHOPS_AUDIT_CHECKPOINT_MINUTES: optionalString.transform((v, ctx) => {
+    if (v === undefined) return 15;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 1440) {
+      ctx.addIssue({ code: 'custom', message: `expected whole minutes from 0 (only at start, stop and audit verify) to 1440, got "${v}"` });
+      return z.NEVER;
+    }
+    return n;
+  }),
 
   TEMPORAL_ADDRESS: optionalString.refine((v) => v === undefined || /^[^\s:/]+:\d+$/.test(v), {
     message: 'expected host:port such as temporal.example.com:7233',
@@ -153,7 +166,10 @@ export interface Config {
   /** SECRETS_KEY: seals secrets kept in the database; unset = `<dataDir>/secrets.key`. */
   secretsKey: string | undefined;
   cacheDir: string;
-  database: { url: string | undefined; embeddedPort: number };
+  /** `appUrl`: the application's own login (member of patchops_app); unset = DATABASE_URL acting as patchops_app. */
+  database: { url: string | undefined; embeddedPort: number; appUrl: string | undefined };
+  /** The signed audit checkpoint file and how often the running server writes it (0 = at start and stop only). */
+  audit: { checkpointFile: string; checkpointMinutes: number };
   temporal: {
     address: string | undefined;
     namespace: string;
@@ -256,6 +272,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!e.TEMPORAL_ADDRESS && (e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT)) {
     problems.push('TEMPORAL_API_KEY / TEMPORAL_TLS_CERT need TEMPORAL_ADDRESS: the embedded dev server takes no credentials.');
   }
+  if (e.DATABASE_APP_URL && !e.DATABASE_URL) {
+    problems.push('DATABASE_APP_URL needs DATABASE_URL (the owner that runs migrations): set both, or neither for the embedded database.');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = path.resolve(cwd, e.PATCHOPS_DATA_DIR ?? 'data');
@@ -272,7 +291,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     dataDir,
     cacheDir,
-    database: { url: e.DATABASE_URL, embeddedPort: e.PATCHOPS_EMBEDDED_PG_PORT },
+    database: { url: e.DATABASE_URL, embeddedPort: e.PATCHOPS_EMBEDDED_PG_PORT, appUrl: e.DATABASE_APP_URL },
+    audit: {
+      checkpointFile: path.resolve(cwd, e.PATCHOPS_AUDIT_CHECKPOINT ?? path.join(dataDir, 'audit-checkpoint.json')),
+      checkpointMinutes: e.PATCHOPS_AUDIT_CHECKPOINT_MINUTES,
+    },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
@@ -340,7 +363,10 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'PATCHOPS_CACHE_DIR', description: 'Cache outside the clone (the Temporal CLI build)', default: '~/.cache/patchops' },
   { name: 'PATCHOPS_DEMO', description: 'Explicit demo mode: local fakes of Slack/ServiceNow/SMTP and a simulated fleet', default: 'false' },
   { name: 'DATABASE_URL', description: 'PostgreSQL URL; unset = embedded PGlite under ./data served on the wire protocol' },
-  { name: 'PATCHOPS_EMBEDDED_PG_PORT', description: 'Port of the embedded PGlite wire-protocol server', default: '54329' },
+  { name: 'PATCHOPS_EMBEDDED_PG_PORT', description: 'Port of the embedded PGlite wire-protocol server (loopback only; password in PATCHOPS_DATA_DIR/pglite.password, created on first start)', default: '54329' },
+  { name: 'DATABASE_APP_URL', description: 'The application\'s own login (a member of patchops_app, which may only INSERT and SELECT the audit log); unset = DATABASE_URL acting as patchops_app. DATABASE_URL then only runs migrations' },
+  { name: 'PATCHOPS_AUDIT_CHECKPOINT', description: 'Signed checkpoint file of the audit chain\'s head, kept outside the database', default: 'PATCHOPS_DATA_DIR/audit-checkpoint.json' },
+  { name: 'PATCHOPS_AUDIT_CHECKPOINT_MINUTES', description: 'How often the running server writes the audit checkpoint (also at start, stop and audit verify; 0 = only then)', default: '15' },
   { name: 'TEMPORAL_ADDRESS', description: 'host:port of a Temporal cluster or Temporal Cloud; unset = embedded dev server' },
   { name: 'TEMPORAL_NAMESPACE', description: 'Temporal namespace', default: 'default' },
   { name: 'TEMPORAL_API_KEY', description: 'API key for Temporal Cloud (implies TLS)' },
@@ -371,7 +397,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'SMTP_FROM', description: 'From address of email reports', default: 'patchops <patchops@localhost>' },
   { name: 'REPORT_RECIPIENTS', description: 'Comma-separated addresses that receive cycle reports and digests' },
   { name: 'AGENT_ENROLL_SECRET', description: 'Initial agent enrolment secret (≥16 chars); more can be added by command' },
-  { name: 'SECRETS_KEY', description: 'Key (32 bytes, base64 or hex) sealing secrets the database keeps, such as the manifest-signing key; unset = PATCHOPS_DATA_DIR/secrets.key, created on first start' },
+  { name: 'SECRETS_KEY', description: 'Key (32 bytes, base64 or hex) sealing secrets the database keeps, such as the manifest-signing key, and keying the audit chain; unset = PATCHOPS_DATA_DIR/secrets.key, created on first start' },
   { name: 'AGENT_LEASE_SECONDS', description: 'How long an agent has to report a job before it is offered again', default: '600' },
   { name: 'PATCHOPS_ADMINS', description: 'First-run admins, e.g. slack:U0123,teams:29:1abc,cli:ops-admin' },
   { name: 'PATCHOPS_APPROVERS', description: 'First-run approvers, same form as PATCHOPS_ADMINS' },

@@ -1,7 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import net, { type Socket } from 'node:net';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { authenticateStartup, EMBEDDED_USER } from './embedded-auth';
 
 export interface EmbeddedPostgres {
   url: string;
@@ -13,15 +16,24 @@ export interface EmbeddedPostgres {
  * Postgres wire protocol so that the product talks to it through node-postgres exactly as it talks to a
  * real server. `dataDir` undefined = in memory (tests).
  *
+ * It listens on a loopback address only, and a client must prove the password (SCRAM-SHA-256) as user
+ * `postgres`: PGlite itself would take anyone as superuser. The password comes from `passwordFile` (created
+ * with a random password, mode 0600, when missing), else it is random for this process.
+ *
  * PGlite is one backend: connections are multiplexed and a transaction on one makes the others wait.
  */
-export async function startEmbeddedPostgres(options: { dataDir?: string; port: number; host?: string }): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(options: { dataDir?: string; port: number; host?: string; passwordFile?: string }): Promise<EmbeddedPostgres> {
+  const host = options.host ?? '127.0.0.1';
+  if (!isLoopback(host)) {
+    throw new Error(`the embedded database listens on a loopback address only, not "${host}": other machines must not reach it. Use 127.0.0.1, or set DATABASE_URL to a PostgreSQL server for a shared database.`);
+  }
+  const password = options.passwordFile ? await embeddedPassword(options.passwordFile) : randomBytes(24).toString('base64url');
   if (options.dataDir) await fs.mkdir(path.dirname(options.dataDir), { recursive: true });
   const db = await PGlite.create(options.dataDir ? { dataDir: options.dataDir } : {});
-  const host = options.host ?? '127.0.0.1';
   const server = new PGLiteSocketServer({ db, port: options.port, host, maxConnections: 20 });
   // Replace the server's per-message queue with one that keeps an extended-protocol sequence together.
   (server as unknown as { queryQueue: ProtocolAwareQueue }).queryQueue = new ProtocolAwareQueue(db);
+  const authenticating = requirePassword(server, password);
   try {
     await server.start();
   } catch (err) {
@@ -35,12 +47,65 @@ export async function startEmbeddedPostgres(options: { dataDir?: string; port: n
   const address = server.getServerConn();
   const port = Number(address.split(':').pop() ?? options.port);
   return {
-    url: `postgres://postgres:postgres@${host}:${port}/postgres?sslmode=disable`,
+    url: embeddedUrl(host, port, password),
     async stop() {
+      for (const socket of authenticating) socket.destroy();
       await server.stop();
       await db.close();
     },
   };
+}
+
+export function embeddedUrl(host: string, port: number, password: string): string {
+  return `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@${host}:${port}/postgres?sslmode=disable`;
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (net.isIPv4(host)) return host.startsWith('127.');
+  return host === '::1';
+}
+
+/**
+ * The embedded database's password, kept in `file` (mode 0600) and created with 24 random bytes on first use.
+ * A file others can read is refused: anyone who reads it is the database's superuser.
+ */
+export async function embeddedPassword(file: string): Promise<string> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  try {
+    await fs.writeFile(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // already there (or another process created it first)
+  }
+  const stat = await fs.stat(file);
+  if ((stat.mode & 0o077) !== 0) {
+    throw new Error(`${file} can be read by other users (mode ${(stat.mode & 0o777).toString(8)}): it holds the embedded database's password. Run: chmod 600 ${file}`);
+  }
+  const password = (await fs.readFile(file, 'utf8')).trim();
+  if (password.length < 16) throw new Error(`${file} holds no usable password (fewer than 16 characters): delete it to have a new one generated`);
+  return password;
+}
+
+/**
+ * Puts the startup-phase password check (embedded-auth.ts) in front of the server's own connection handling:
+ * only an authenticated connection reaches PGlite. Returns the connections not handed to PGlite that are still
+ * open (authenticating, or refused and not yet closed by their client), to destroy on stop.
+ */
+function requirePassword(server: PGLiteSocketServer, password: string): Set<Socket> {
+  const s = server as unknown as { handleConnection(socket: Socket): Promise<void> };
+  const serve = s.handleConnection.bind(server);
+  const authenticating = new Set<Socket>();
+  s.handleConnection = async (socket: Socket) => {
+    authenticating.add(socket);
+    socket.once('close', () => authenticating.delete(socket));
+    const outcome = await authenticateStartup(socket, password);
+    if (!outcome.ok) return; // refused: the socket is ended, and destroyed on stop if the client keeps it half-open
+    authenticating.delete(socket);
+    socket.unshift(outcome.forward);
+    await serve(socket);
+    socket.resume();
+  };
+  return authenticating;
 }
 
 interface QueuedMessage {

@@ -8,7 +8,7 @@
  * (base64url parts); the key id (first 8 hex of the key's sha256) makes a wrong key an explicit error instead
  * of a failed tag check.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
@@ -55,6 +55,14 @@ export class SecretBox {
   /** A key that lives only in this process (tests). */
   static ephemeral(): SecretBox {
     return new SecretBox(randomBytes(32), 'an ephemeral test key');
+  }
+
+  /**
+   * A 32-byte key for one purpose (HKDF-SHA256 over this key, `purpose` as the info): the audit chain and its
+   * checkpoints are keyed by the same secret as the sealed values without any of them being usable as another.
+   */
+  deriveKey(purpose: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), `patchops:${purpose}`, 32));
   }
 
   static isSealed(value: string): boolean {

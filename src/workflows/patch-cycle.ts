@@ -150,11 +150,13 @@ export async function patchCycleWorkflow(input: PatchCycleInput): Promise<CycleS
     status.changeNumber ??= e.changeNumber;
   });
 
+  // A control is retried until it is recorded (it also holds or releases installs), never dropped after a few tries:
+  // a database outage shows as the pending activity's last failure. Only a non-retryable failure ends it, loudly.
   async function control(action: string, by: string, details: Record<string, unknown>): Promise<void> {
     try {
-      await notifyActs.recordControl({ cycleId: input.cycleId, action, by, details });
+      await acts.recordControl({ cycleId: input.cycleId, action, by, details });
     } catch (err) {
-      log.warn('recording a control failed', { error: String(err) });
+      log.error('a control could not be recorded in the audit log', { action, by, error: String(err) });
     }
   }
 

@@ -233,6 +233,32 @@ describe('patchCycleWorkflow', () => {
     expect(result.outcome).toBe('cancelled by cli:ops: not today');
   });
 
+  it('a pause whose audit append keeps failing is retried until it is recorded, not dropped', async () => {
+    const s = await setup({ policy: { test: { group: null } } });
+    await grantApprovers(db.db, ['cli:erin']);
+    const real = createActivities({ database: db, logger: createLogger('silent'), chat: new RecordingChatNotifier() });
+    let failures = 0;
+    // The database is away for the first three tries (more than the notification activities' three attempts).
+    const recordControl: typeof real.recordControl = async (i) => {
+      if (failures < 3) {
+        failures += 1;
+        throw new Error('the audit log could not be written (Connection terminated unexpectedly)');
+      }
+      return real.recordControl(i);
+    };
+    const audited = () => countRows(db.db, 'audit_log', `action = 'cycle.paused' and subject_id = '${s.input.cycleId}'`);
+    await t.withWorker(activities(new RecordingChatNotifier(), { recordControl }), async () => {
+      const h = await start(s.input);
+      await waitForStage(h, CycleStage.AWAIT_APPROVAL);
+      await h.signal(pauseCycleSignal, { by: 'cli:ops', reason: 'db maintenance' });
+      for (let i = 0; i < 150 && (await audited()) === 0; i++) await new Promise((r) => setTimeout(r, 200));
+      await h.signal(cancelCycleSignal, { by: 'cli:ops', reason: 'done testing' });
+      return h.result();
+    });
+    expect(failures).toBe(3);
+    expect(await audited()).toBe(1);
+  }, 60_000);
+
   it('waits for its window (notBefore seconds ahead) and retried dispatches create no duplicate jobs', async () => {
     const s = await setup({ testEndpoints: 0, policy: { autoApprove: { types: ['security'] } } });
     const chat = new RecordingChatNotifier();

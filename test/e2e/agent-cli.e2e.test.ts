@@ -288,6 +288,8 @@ describe('patchops repo', () => {
     // Both spellings of add, one implementation.
     const first = await ok(['repo', 'add', at('x-1.0.deb'), at('y-1.0.msi')]);
     const v1 = Number(/manifest version (\d+) published and signed/.exec(first)?.[1]);
+    const [added] = await db.db.select().from(auditLog).where(and(eq(auditLog.action, 'repository.files_added'), eq(auditLog.subjectId, String(v1))));
+    expect(added?.details).toMatchObject({ added: [{ name: 'x-1.0.deb', sha256: sha256(files['x-1.0.deb']) }, { name: 'y-1.0.msi' }] });
     expect(await ok(['repo-add', at('z-1.0.pkg')])).toContain(`manifest version ${v1 + 1} published and signed`);
     const line = (name: string, bytes: Buffer) => new RegExp(`^${sha256(bytes)}\\s+${bytes.length}\\s+${name.replace(/\./g, '\\.')}$`, 'm');
     const listed = await ok(['repo', 'list']);

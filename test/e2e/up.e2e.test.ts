@@ -31,7 +31,13 @@ describe('patchops up (what npm start runs)', () => {
     const list = spawnSync(inject('temporalCliPath'), ['workflow', 'list', '--address', `127.0.0.1:${temporalPort}`], { encoding: 'utf8' });
     expect(list.status, list.stderr).toBe(0);
 
-    const dbUrl = `postgres://postgres@127.0.0.1:${pgPort}/postgres`;
+    // The embedded database takes only the password `up` generated into the data folder (mode 0600).
+    expect((await fs.stat(path.join(dataDir, 'pglite.password'))).mode & 0o777).toBe(0o600);
+    const password = (await fs.readFile(path.join(dataDir, 'pglite.password'), 'utf8')).trim();
+    const intruder = new pg.Client({ connectionString: `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres` });
+    intruder.on('error', () => undefined);
+    await expect(intruder.connect()).rejects.toThrow(/password authentication failed for user "postgres"/);
+    const dbUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${pgPort}/postgres`;
     const client = new pg.Client({ connectionString: dbUrl });
     await client.connect();
     await client.query(`insert into endpoints (id, machine_id, hostname, os_family) values ('ep-keep', 'm-keep', 'keep-01', 'linux')`);

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { auditKeysFrom, auditKeysLoaded, useAuditKeys } from '../../src/db/audit';
 import { connectDatabase, type Database } from '../../src/db/client';
 import { startEmbeddedPostgres } from '../../src/db/embedded';
 import { runMigrations } from '../../src/db/migrate';
+import { SecretBox } from '../../src/db/secret-box';
 import { freePort } from '../../src/temporal/dev-server';
 
 export interface TestDatabase extends Database {
@@ -15,6 +17,8 @@ export interface TestDatabase extends Database {
  * is set (CI), else an in-memory PGlite served on the wire protocol. close() drops it.
  */
 export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+  // The audit chain is keyed: a test process writes and verifies it under a key of its own.
+  if (!auditKeysLoaded()) useAuditKeys(auditKeysFrom(SecretBox.ephemeral()));
   const base = process.env.DATABASE_URL;
   let url: string;
   let dispose: () => Promise<void>;

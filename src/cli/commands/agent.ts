@@ -27,6 +27,7 @@ import {
 } from '../../db/agents';
 import { DEFAULT_MAX_CACHE_MB, startDistributionPoint } from '../../distribution-point/server';
 import { openDatabaseForCommand } from '../../runtime/database';
+import { appendAudit } from '../../db/audit';
 import { secretBoxFor } from '../../db/secret-box';
 import type { Database } from '../../db/client';
 import { manifestBodySchema } from '../../shared/agent-protocol';
@@ -287,8 +288,8 @@ function addRepoAddCommand(cmd: Command): void {
         console.log(`${e.sha256}  ${e.name}`);
       }
       // Merged into the latest list under the publish lock: a concurrent add, remove or re-signing is never lost.
-      const m = await withDb(async (db) =>
-        updateManifest(
+      const m = await withDb(async (db) => {
+        const published = await updateManifest(
           db.database.db,
           await secretBoxFor(config),
           (latest) => {
@@ -301,8 +302,17 @@ function addRepoAddCommand(cmd: Command): void {
             return list;
           },
           { ttlHours },
-        ),
-      ).catch(reportFatal);
+        );
+        // Audited like `repo remove` (appendAudit retries; if it still fails the command fails and says so).
+        await appendAudit(db.database.db, {
+          actor: `cli:${os.userInfo().username}`,
+          action: 'repository.files_added',
+          subjectType: 'manifest',
+          subjectId: String(published!.version),
+          details: { previous: published!.previous?.version ?? null, added: entries },
+        });
+        return published;
+      }).catch(reportFatal);
       console.log(`manifest version ${m!.version} published and signed`);
     });
 }

@@ -9,12 +9,13 @@ import type { Command } from 'commander';
 import { sql } from 'drizzle-orm';
 import { parseCommand, usage } from '../../bot/core/grammar';
 import type { Config } from '../../config/index';
-import { connectDatabase, type Database } from '../../db/client';
+import type { Database } from '../../db/client';
 import { hasRole } from '../../db/identities';
 import { getPolicy, listPolicies, savePolicy } from '../../db/policies';
 import { isCodedError } from '../../domain/errors';
 import { executeCommand } from '../../services/commands';
 import { createCycleService } from '../../services/cycles';
+import { connectAppDatabase, loadAuditKeys } from '../../runtime/database';
 import { temporalConnectionOptions } from '../../temporal/connection';
 import { configOrExit } from '../context';
 
@@ -29,22 +30,21 @@ export function cliIdentity(as?: string): string {
   return `cli:${os.userInfo().username}`;
 }
 
-export function databaseUrlOf(config: Config): string {
-  return config.database.url ?? `postgres://postgres:postgres@127.0.0.1:${config.database.embeddedPort}/postgres?sslmode=disable`;
-}
 
 export function temporalAddressOf(config: Config): string {
   return config.temporal.address ?? `127.0.0.1:${config.temporal.devPort}`;
 }
 
 async function openDatabase(config: Config): Promise<Database> {
-  const url = databaseUrlOf(config);
-  const database = connectDatabase(url, { max: 2, applicationName: 'patchops-cli' });
+  await loadAuditKeys(config);
+  let database: Database | undefined;
   try {
+    // The embedded database's URL carries the password a running `patchops up` wrote into the data folder.
+    database = connectAppDatabase(config, { max: 2, applicationName: 'patchops-cli' });
     await database.db.execute(sql`select 1`);
     return database;
   } catch (e) {
-    await database.close();
+    await database?.close();
     const where = config.database.url ? 'DATABASE_URL' : `the embedded database on 127.0.0.1:${config.database.embeddedPort}`;
     const cause = ((e as { cause?: unknown }).cause as Error | undefined) ?? (e as Error);
     throw new Error(`nothing answers at ${where} (${cause.message || cause.name}). Is \`patchops up\` (npm start) running? Start it, or set DATABASE_URL to your PostgreSQL.`);

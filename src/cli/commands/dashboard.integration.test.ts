@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendAudit } from '../../db/audit';
+import { appendAudit, auditKeysFrom, useAuditKeys } from '../../db/audit';
+import { SecretBox } from '../../db/secret-box';
 import { listAudit } from '../../db/dashboard';
 import { verifyPassword } from '../../server/dashboard/auth';
 import { webUsers } from '../../db/schema/index';
@@ -36,10 +37,13 @@ describe('patchops users / report / audit (the real CLI)', () => {
   let env: Record<string, string>;
   let dir: string;
   beforeAll(async () => {
+    // The CLI and this test write and verify the keyed audit chain under one secrets key.
+    const secretsKey = 'ab'.repeat(32);
+    useAuditKeys(auditKeysFrom(SecretBox.fromString(secretsKey)));
     t = await createTestDatabase();
     await seedFleet(t.db, 'c');
-    env = { DATABASE_URL: t.url };
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-cli-'));
+    env = { DATABASE_URL: t.url, SECRETS_KEY: secretsKey, PATCHOPS_DATA_DIR: dir };
   });
   afterAll(async () => {
     await t?.close();

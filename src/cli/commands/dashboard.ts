@@ -3,7 +3,7 @@
  *   patchops users add <name> --role admin|approver|viewer [--password-stdin]
  *   patchops users list | users remove <name>
  *   patchops report --format csv|pdf [--scope all|compliance|sla|cycles] [--out FILE]
- *   patchops audit verify            (exit 1 naming the first broken row)
+ *   patchops audit verify            (exit 1 naming the first broken row, a cut tail or an altered checkpoint)
  *   patchops audit export --out FILE (CSV)
  */
 import fs from 'node:fs';
@@ -12,7 +12,8 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import cliProgress from 'cli-progress';
 import type { Config } from '../../config/index';
-import { verifyAuditChain } from '../../db/audit';
+import { currentAuditKeys, verifyAuditLog, type AuditLogReport } from '../../db/audit';
+import { readAuditCheckpoint, writeAuditCheckpoint, type AuditCheckpoint } from '../../db/audit-checkpoint';
 import type { Database } from '../../db/client';
 import { iterateAudit } from '../../db/dashboard';
 import { ROLES, type Role } from '../../db/identities';
@@ -133,21 +134,35 @@ export function registerDashboardCommands(program: Command): void {
   const audit = program.command('audit').description('the tamper-evident audit log');
   audit
     .command('verify')
-    .description('walk the hash chain; exit 1 naming the first broken row')
+    .description('walk the keyed hash chain and compare it with the signed checkpoint; exit 1 naming the first broken row or a cut tail')
     .action(async () => {
       const config = configOrExit();
-      let result: Awaited<ReturnType<typeof verifyAuditChain>>;
+      const file = config.audit.checkpointFile;
+      let result: { report: AuditLogReport; anchor: AuditCheckpoint | null; written: AuditCheckpoint | null };
       try {
-        result = await withDatabase(config, (db) => verifyAuditChain(db.db));
+        result = await withDatabase(config, async (db) => {
+          const keys = currentAuditKeys();
+          const anchor = await readAuditCheckpoint(file, keys);
+          const report = await verifyAuditLog(db.db, { anchor, keys });
+          // An intact log moves the checkpoint forward to its head.
+          const written = report.ok ? (await writeAuditCheckpoint(db.db, file, keys)).written : null;
+          return { report, anchor, written };
+        });
       } catch (e) {
         reportFatal(e);
       }
-      if (result.ok) {
-        console.log(`audit chain intact: ${result.rows} rows verified`);
+      const { report, anchor, written } = result;
+      if (report.ok) {
+        const keyed = report.keyedFrom === null ? 'no keyed rows yet' : `keyed from row ${report.keyedFrom}`;
+        const unkeyed = report.unkeyedRows ? `; ${report.unkeyedRows} earlier rows are chained without a key (written before keying)` : '';
+        console.log(`audit chain intact: ${report.rows} rows verified (${keyed}${unkeyed})`);
+        console.log(anchor ? `checkpoint of ${anchor.writtenAt} (head row ${anchor.headId}) matches` : 'no earlier checkpoint: a cut tail before now cannot be detected');
+        if (written && written.headId !== anchor?.headId) console.log(`checkpoint moved to head row ${written.headId} in ${file}`);
         return;
       }
-      console.error(`audit chain BROKEN at row ${result.brokenId}: ${result.reason}`);
-      console.error(`${result.rows - 1} rows before it verified. Export the log (patchops audit export) and investigate who had write access to the database.`);
+      const problem = report.problem!;
+      console.error(`audit chain BROKEN at row ${problem.id}: ${problem.reason}`);
+      console.error(`${report.rows} rows before it verified; the checkpoint in ${file} was left as it was. Export the log (patchops audit export) and investigate who had write access to the database.`);
       process.exit(1);
     });
   audit

@@ -300,7 +300,9 @@ export const agentJobs = pgTable(
 
 /**
  * Append-only and hash-chained: each row carries the hash of the previous one. Triggers (migration
- * 0001_audit_append_only) refuse UPDATE, DELETE and TRUNCATE.
+ * 0001_audit_append_only) refuse UPDATE, DELETE and TRUNCATE; the application's role may only INSERT and
+ * SELECT (0013_audit_keyed_app_role). `keyId` names the key of a keyed (HMAC) row; null = a row from before
+ * keying, chained with plain SHA-256.
  */
 export const auditLog = pgTable(
   'audit_log',
@@ -314,6 +316,7 @@ export const auditLog = pgTable(
     details: jsonb().$type<Record<string, unknown>>().notNull().default({}),
     prevHash: text().notNull(),
     hash: text().notNull(),
+    keyId: text(),
   },
   (t) => [index('audit_log_subject_idx').on(t.subjectType, t.subjectId), index('audit_log_at_idx').on(t.at)],
 );
