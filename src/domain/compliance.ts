@@ -17,8 +17,12 @@ export function isOutstanding(state: string): state is OutstandingState {
   return (OUTSTANDING_STATES as readonly string[]).includes(state);
 }
 
-/** Endpoint statuses that count in compliance (retired endpoints do not). */
-export const COUNTED_ENDPOINT_STATUSES = ['active', 'unreachable'] as const;
+/** The endpoint status that counts nowhere; every other (active, unreachable) counts, as the aggregates' triggers do. */
+export const RETIRED_STATUS = 'retired';
+
+export function isCountedEndpoint(status: string): boolean {
+  return status !== RETIRED_STATUS;
+}
 
 /** agent_jobs states that have not finished: a wave's "pending" (held jobs wait for release or resume). */
 export const PENDING_JOB_STATES = ['queued', 'leased', 'held'] as const;

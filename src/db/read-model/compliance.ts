@@ -11,7 +11,7 @@
  */
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../client';
-import { compliancePercent, COUNTED_ENDPOINT_STATUSES, daysOverdue, daysOverdueFromDay, OUTSTANDING_STATES, slaDueDay } from '../../domain/compliance';
+import { compliancePercent, RETIRED_STATUS, daysOverdue, daysOverdueFromDay, OUTSTANDING_STATES, slaDueDay } from '../../domain/compliance';
 import type { CycleScope } from '../../domain/cycle';
 import { SEVERITIES as DOMAIN_SEVERITIES } from '../../domain/patch';
 import { DEFAULT_SLA, slaDays, type SlaPolicy } from '../../domain/risk';
@@ -26,10 +26,12 @@ export function outstandingSql(state: SQL): SQL {
   return sql`${state} in (${list(OUTSTANDING_STATES)})`;
 }
 
-/** `<status column>` counts in compliance (not retired), from the domain's one list. */
+/** `<status column>` counts in compliance (not retired), as the domain says. */
 export function countedEndpointSql(status: SQL): SQL {
-  return sql`${status} in (${list(COUNTED_ENDPOINT_STATUSES)})`;
+  return sql`${status} <> ${RETIRED_STATUS}`;
 }
+
+const retiredSql = (status: SQL): SQL => sql`${status} = ${RETIRED_STATUS}`;
 
 /** The SLA days of a patch row as SQL, derived from the domain's slaDays() for every severity × known-exploited. */
 export function slaDaysSql(sla: SlaPolicy, severity: SQL, knownExploited: SQL): SQL {
@@ -132,7 +134,7 @@ async function fleetSummary(db: Db, now: Date, sla: SlaPolicy): Promise<Complian
     db.execute<OutstandingBucket>(sql`
       select p.severity, p.known_exploited as kev, ep.state, (ep.detected_at at time zone 'UTC')::date::text as day, -count(*)::int as n
       from endpoints e join endpoint_patches ep on ep.endpoint_id = e.id join patches p on p.id = ep.patch_id
-      where not ${countedEndpointSql(sql`e.status`)} and ${outstandingSql(sql`ep.state`)} group by 1, 2, 3, 4`),
+      where ${retiredSql(sql`e.status`)} and ${outstandingSql(sql`ep.state`)} group by 1, 2, 3, 4`),
   ]);
   const byOs = withPct(osRows.rows);
   const byGroup = withPct(groupRows.rows);
@@ -182,7 +184,7 @@ export async function topOutstanding(db: Db, options: { limit?: number } = {}): 
         select patch_id, n from patch_outstanding_daily where n > 0
         union all
         select ep.patch_id, -1 from endpoints e join endpoint_patches ep on ep.endpoint_id = e.id
-        where not ${countedEndpointSql(sql`e.status`)} and ${outstandingSql(sql`ep.state`)}) u
+        where ${retiredSql(sql`e.status`)} and ${outstandingSql(sql`ep.state`)}) u
       group by patch_id) x join patches p on p.id = x.patch_id
     where x.n > 0
     order by p.known_exploited desc, x.n desc, p.id
