@@ -19,7 +19,7 @@ import {
   patches,
 } from './schema/index';
 import type { SlaPolicy } from '../domain/risk';
-import { complianceSummary, type ComplianceSummary } from './read-model/compliance';
+import { complianceSummary, outstandingPerPatchSql, type ComplianceSummary } from './read-model/compliance';
 import { cycleWaveCounts } from './read-model/waves';
 
 export { SEVERITIES, slaBreaches, type ComplianceRow, type SlaBreach } from './read-model/compliance';
@@ -234,10 +234,8 @@ export async function listPatches(db: Db, f: { q?: string; severity?: string; li
     known_exploited: boolean; os_family: string; superseded_by: string | null; missing: number; failed: number;
   }>(sql`
     select p.id, p.title, p.vendor, p.type, p.severity, p.cvss, p.cves, p.known_exploited, p.os_family, p.superseded_by,
-           coalesce(sum(d.n) filter (where d.state = 'missing'), 0)::int as missing,
-           coalesce(sum(d.n) filter (where d.state = 'failed'), 0)::int as failed
-    from patches p left join patch_outstanding_daily d on d.patch_id = p.id ${cond}
-    group by p.id
+           coalesce(o.missing, 0)::int as missing, coalesce(o.failed, 0)::int as failed
+    from patches p left join ${outstandingPerPatchSql()} o on o.patch_id = p.id ${cond}
     order by p.known_exploited desc, array_position(array['critical','important','moderate','low','unspecified'], p.severity), missing desc, p.id
     limit ${f.limit ?? 200}`);
   return rows.rows.map((r) => ({

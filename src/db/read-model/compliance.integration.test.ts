@@ -18,7 +18,7 @@ import { createLogger } from '../../logging';
 import { collectReport } from '../../reports/report';
 import { executeCommand } from '../../services/commands';
 import { DrizzleAgentJobs } from '../agent-jobs';
-import { cycleDetail, overview } from '../dashboard';
+import { cycleDetail, listPatches, overview } from '../dashboard';
 import { agentJobs, endpointGroups, endpointPatches, endpoints, groupMembers, patchCycles, patches } from '../schema/index';
 import { complianceSummary, slaBreaches, slaDaysSql } from './compliance';
 
@@ -98,6 +98,13 @@ describe('one read model: every view gives the same numbers', () => {
     const perSeverity = Object.fromEntries(SEVERITIES.map((s) => [s, r.breaches!.filter((b) => b.severity === s).length]));
     expect(perSeverity).toEqual(expected.overdueBySeverity);
     expect(r.breaches!.map((b) => `${b.endpointId}/${b.patchId}/${b.daysOverdue}`).sort()).toEqual(['db-1/KB1/3', 'web-1/DSA-1/10']);
+  });
+
+  it('the patches page: on how many counted endpoints each patch is missing or failed', async () => {
+    const list = await listPatches(t.db);
+    expect(list.map((p) => [p.id, p.missing, p.failed])).toEqual([['KB1', 1, 0], ['DSA-1', 1, 0], ['DSA-2', 1, 0], ['DSA-3', 0, 1]]);
+    const total = list.reduce((n, p) => n + p.missing + p.failed, 0);
+    expect(total).toBe(Object.values(expected.bySeverity).reduce((a, b) => a + b, 0));
   });
 
   it('the Slack App Home', async () => {

@@ -176,18 +176,26 @@ export interface OutstandingPatch {
   endpoints: number;
 }
 
+/**
+ * A subquery `(patch_id, missing, failed)`: per patch, the counted endpoints on which it is missing or failed
+ * (the maintained per-day counts, less retired endpoints' rows). Patches outstanding nowhere have no row.
+ */
+export function outstandingPerPatchSql(): SQL {
+  return sql`(
+    select patch_id, sum(n) filter (where state = 'missing')::int as missing, sum(n) filter (where state = 'failed')::int as failed from (
+      select patch_id, state, n from patch_outstanding_daily where n > 0
+      union all
+      select ep.patch_id, ep.state, -1 from endpoints e join endpoint_patches ep on ep.endpoint_id = e.id
+      where ${retiredSql(sql`e.status`)} and ${outstandingSql(sql`ep.state`)}) u
+    group by patch_id having sum(n) > 0)`;
+}
+
 /** Patches outstanding on the most endpoints, known-exploited first. */
 export async function topOutstanding(db: Db, options: { limit?: number } = {}): Promise<OutstandingPatch[]> {
   const rows = await db.execute<{ patch_id: string; title: string; severity: string; known_exploited: boolean; n: number }>(sql`
-    select p.id as patch_id, p.title, p.severity, p.known_exploited, x.n from (
-      select patch_id, sum(n)::int as n from (
-        select patch_id, n from patch_outstanding_daily where n > 0
-        union all
-        select ep.patch_id, -1 from endpoints e join endpoint_patches ep on ep.endpoint_id = e.id
-        where ${retiredSql(sql`e.status`)} and ${outstandingSql(sql`ep.state`)}) u
-      group by patch_id) x join patches p on p.id = x.patch_id
-    where x.n > 0
-    order by p.known_exploited desc, x.n desc, p.id
+    select p.id as patch_id, p.title, p.severity, p.known_exploited, (coalesce(o.missing, 0) + coalesce(o.failed, 0))::int as n
+    from ${outstandingPerPatchSql()} o join patches p on p.id = o.patch_id
+    order by p.known_exploited desc, n desc, p.id
     limit ${options.limit ?? 10}`);
   return rows.rows.map((r) => ({ patchId: r.patch_id, title: r.title, severity: r.severity, knownExploited: Boolean(r.known_exploited), endpoints: Number(r.n) }));
 }
