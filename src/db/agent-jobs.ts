@@ -10,6 +10,7 @@
  * Pause and dispatch serialise on the cycle's row, so no install slips out between them.
  */
 import { and, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import { isPendingJob } from '../domain/compliance';
 import type { WaveCounts } from '../domain/cycle';
 import type { AgentJobs, DispatchJobsInput, JobKind } from '../domain/ports';
 import type { Db } from './client';
@@ -73,7 +74,7 @@ export class DrizzleAgentJobs implements AgentJobs {
       if (r.state === 'succeeded') c.succeeded += n;
       else if (r.state === 'failed') c.failed += n;
       else if (r.state === 'unreachable') c.unreachable += n;
-      else if (r.state === 'queued' || r.state === 'leased' || r.state === 'held') c.pending += n;
+      else if (isPendingJob(r.state)) c.pending += n;
       // cancelled jobs count in total only: they will not run.
     }
     return c;

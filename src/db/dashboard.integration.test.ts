@@ -18,7 +18,8 @@ async function direct(db: TestDatabase['db']) {
     where e.status <> 'retired' group by 1 order by 1`);
   const sev = await db.execute<{ severity: string; n: number }>(sql`
     select p.severity, count(*)::int as n from endpoint_patches ep join patches p on p.id = ep.patch_id
-    where ep.state in ('missing','failed') group by 1`);
+    join endpoints e on e.id = ep.endpoint_id
+    where ep.state in ('missing','failed') and e.status <> 'retired' group by 1`);
   return {
     byOs: os.rows,
     byGroup: groups.rows,

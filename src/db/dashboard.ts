@@ -1,8 +1,7 @@
 /**
  * The dashboard's and the reports' read queries. Each returns small plain objects, never ORM rows.
- * The overview reads the maintained aggregates (compliance_rollup, patch_outstanding_daily; migrations
- * 0007_web_aggregates and 0009_web_rollup_triggers) so it stays fast over millions of endpoint×patch rows.
- * "Outstanding" = missing or failed; an endpoint is compliant when it has none outstanding.
+ * Compliance, outstanding patches, SLA state and wave counts come from the one read model
+ * (src/db/read-model/); this module re-exports them under the names the pages use.
  */
 import { and, asc, desc, eq, gte, ilike, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from './client';
@@ -19,80 +18,17 @@ import {
   patchCycles,
   patches,
 } from './schema/index';
-import { DEFAULT_SLA, type SlaPolicy } from '../domain/risk';
+import type { SlaPolicy } from '../domain/risk';
+import { complianceSummary, outstandingPerPatchSql, type ComplianceSummary } from './read-model/compliance';
+import { cycleWaveCounts } from './read-model/waves';
 
-export const SEVERITIES = ['critical', 'important', 'moderate', 'low', 'unspecified'] as const;
+export { SEVERITIES, slaBreaches, type ComplianceRow, type SlaBreach } from './read-model/compliance';
 
-export function slaDays(sla: SlaPolicy, severity: string, knownExploited: boolean): number {
-  const bySeverity: Record<string, number> = {
-    critical: sla.criticalDays,
-    important: sla.importantDays,
-    moderate: sla.moderateDays,
-    low: sla.lowDays,
-  };
-  const days = bySeverity[severity] ?? sla.unspecifiedDays;
-  return knownExploited ? Math.min(days, sla.knownExploitedDays) : days;
-}
-
-const pct = (part: number, whole: number) => (whole === 0 ? 100 : Math.round((part / whole) * 1000) / 10);
-
-// ---------------------------------------------------------------- overview
-
-export interface ComplianceRow {
-  key: string;
-  endpoints: number;
-  compliant: number;
-  pct: number;
-}
-
-export interface Overview {
-  endpoints: number;
-  compliant: number;
-  compliancePct: number;
-  byOs: ComplianceRow[];
-  byGroup: ComplianceRow[];
-  /** Outstanding endpoint×patch pairs by severity. */
-  bySeverity: Record<string, number>;
-  knownExploited: number;
-  overdue: number;
-  overdueBySeverity: Record<string, number>;
-  failed: number;
-}
+/** The fleet's compliance picture (the read model's complianceSummary). */
+export type Overview = ComplianceSummary;
 
 export async function overview(db: Db, options: { now?: Date; sla?: SlaPolicy } = {}): Promise<Overview> {
-  const now = options.now ?? new Date();
-  const sla = options.sla ?? DEFAULT_SLA;
-  const [osRows, groupRows, dayRows] = await Promise.all([
-    db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
-      select key, endpoints, compliant from compliance_rollup where dimension = 'os' and endpoints > 0 order by key`),
-    db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
-      select key, endpoints, compliant from compliance_rollup where dimension = 'group' and endpoints > 0 order by key`),
-    db.execute<{ severity: string; kev: boolean; state: string; day: string; n: number }>(sql`
-      select p.severity, p.known_exploited as kev, d.state, d.day::text as day, sum(d.n)::int as n
-      from patch_outstanding_daily d join patches p on p.id = d.patch_id
-      where d.n > 0 group by 1, 2, 3, 4`),
-  ]);
-  const byOs = osRows.rows.map((r) => ({ ...r, pct: pct(r.compliant, r.endpoints) }));
-  const byGroup = groupRows.rows.map((r) => ({ ...r, pct: pct(r.compliant, r.endpoints) }));
-  const total = byOs.reduce((s, r) => s + r.endpoints, 0);
-  const compliant = byOs.reduce((s, r) => s + r.compliant, 0);
-  const bySeverity: Record<string, number> = Object.fromEntries(SEVERITIES.map((s) => [s, 0]));
-  const overdueBySeverity: Record<string, number> = Object.fromEntries(SEVERITIES.map((s) => [s, 0]));
-  let knownExploited = 0;
-  let overdue = 0;
-  let failed = 0;
-  const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
-  for (const r of dayRows.rows) {
-    bySeverity[r.severity] = (bySeverity[r.severity] ?? 0) + r.n;
-    if (r.kev) knownExploited += r.n;
-    if (r.state === 'failed') failed += r.n;
-    const ageDays = (today - Date.parse(`${r.day}T00:00:00Z`)) / 86_400_000;
-    if (ageDays > slaDays(sla, r.severity, r.kev)) {
-      overdue += r.n;
-      overdueBySeverity[r.severity] = (overdueBySeverity[r.severity] ?? 0) + r.n;
-    }
-  }
-  return { endpoints: total, compliant, compliancePct: pct(compliant, total), byOs, byGroup, bySeverity, knownExploited, overdue, overdueBySeverity, failed };
+  return complianceSummary(db, options);
 }
 
 export interface TrendPoint {
@@ -298,10 +234,8 @@ export async function listPatches(db: Db, f: { q?: string; severity?: string; li
     known_exploited: boolean; os_family: string; superseded_by: string | null; missing: number; failed: number;
   }>(sql`
     select p.id, p.title, p.vendor, p.type, p.severity, p.cvss, p.cves, p.known_exploited, p.os_family, p.superseded_by,
-           coalesce(sum(d.n) filter (where d.state = 'missing'), 0)::int as missing,
-           coalesce(sum(d.n) filter (where d.state = 'failed'), 0)::int as failed
-    from patches p left join patch_outstanding_daily d on d.patch_id = p.id ${cond}
-    group by p.id
+           coalesce(o.missing, 0)::int as missing, coalesce(o.failed, 0)::int as failed
+    from patches p left join ${outstandingPerPatchSql()} o on o.patch_id = p.id ${cond}
     order by p.known_exploited desc, array_position(array['critical','important','moderate','low','unspecified'], p.severity), missing desc, p.id
     limit ${f.limit ?? 200}`);
   return rows.rows.map((r) => ({
@@ -371,13 +305,7 @@ export async function cycleDetail(db: Db, cycleId: string): Promise<CycleDetail 
   const [timeline, approvals, waves, failures] = await Promise.all([
     db.select().from(cycleStageEvents).where(eq(cycleStageEvents.cycleId, cycleId)).orderBy(asc(cycleStageEvents.at), asc(cycleStageEvents.id)),
     db.select().from(cycleApprovals).where(eq(cycleApprovals.cycleId, cycleId)).orderBy(asc(cycleApprovals.at)),
-    db.execute<{ wave: number; total: number; succeeded: number; failed: number; unreachable: number; pending: number }>(sql`
-      select coalesce(wave, 0)::int as wave, count(*)::int as total,
-             count(*) filter (where state = 'succeeded')::int as succeeded,
-             count(*) filter (where state = 'failed')::int as failed,
-             count(*) filter (where state = 'unreachable')::int as unreachable,
-             count(*) filter (where state in ('queued', 'leased'))::int as pending
-      from agent_jobs where cycle_id = ${cycleId} and kind = 'install' group by 1 order by 1`),
+    cycleWaveCounts(db, cycleId),
     db
       .select({ jobId: agentJobs.id, endpointId: agentJobs.endpointId, hostname: endpoints.hostname, wave: agentJobs.wave, state: agentJobs.state, error: agentJobs.error, finishedAt: agentJobs.finishedAt })
       .from(agentJobs)
@@ -390,7 +318,7 @@ export async function cycleDetail(db: Db, cycleId: string): Promise<CycleDetail 
     ...toCycle(c),
     timeline: timeline.map((t) => ({ stage: t.stage, at: t.at.toISOString(), detail: t.detail })),
     approvals: approvals.map((a) => ({ identity: a.identity, decision: a.decision, channel: a.channel, reason: a.reason, at: a.at.toISOString() })),
-    waves: waves.rows,
+    waves,
     failures: failures.map((f) => ({ ...f, finishedAt: f.finishedAt?.toISOString() ?? null })),
   };
 }
@@ -469,55 +397,6 @@ export async function* iterateAudit(db: Db, f: AuditFilter = {}, batchSize = 200
 }
 
 // ---------------------------------------------------------------- report data
-
-export interface SlaBreach {
-  endpointId: string;
-  hostname: string;
-  patchId: string;
-  severity: string;
-  knownExploited: boolean;
-  state: string;
-  detectedAt: string;
-  dueAt: string;
-  daysOverdue: number;
-}
-
-/** Outstanding endpoint×patch pairs past their SLA, most overdue first, in pages (keyset on detected_at, ids). */
-export async function slaBreaches(db: Db, options: { now?: Date; sla?: SlaPolicy; limit?: number; offset?: number } = {}): Promise<SlaBreach[]> {
-  const now = options.now ?? new Date();
-  const sla = options.sla ?? DEFAULT_SLA;
-  const rows = await db.execute<{ endpoint_id: string; hostname: string; patch_id: string; severity: string; kev: boolean; state: string; detected_at: Date | string; days: number }>(sql`
-    select ep.endpoint_id, e.hostname, ep.patch_id, p.severity, p.known_exploited as kev, ep.state, ep.detected_at,
-      case when p.known_exploited then least(${sla.knownExploitedDays}::int,
-        case p.severity when 'critical' then ${sla.criticalDays}::int when 'important' then ${sla.importantDays}::int
-          when 'moderate' then ${sla.moderateDays}::int when 'low' then ${sla.lowDays}::int else ${sla.unspecifiedDays}::int end)
-      else case p.severity when 'critical' then ${sla.criticalDays}::int when 'important' then ${sla.importantDays}::int
-          when 'moderate' then ${sla.moderateDays}::int when 'low' then ${sla.lowDays}::int else ${sla.unspecifiedDays}::int end
-      end as days
-    from endpoint_patches ep join patches p on p.id = ep.patch_id join endpoints e on e.id = ep.endpoint_id
-    where ep.state in ('missing', 'failed') and ep.detected_at < ${new Date(now.getTime() - Math.min(...Object.values(sla)) * 86_400_000)}
-    order by ep.detected_at, ep.endpoint_id, ep.patch_id`);
-  const out: SlaBreach[] = [];
-  for (const r of rows.rows) {
-    const detected = new Date(r.detected_at);
-    const due = new Date(detected.getTime() + r.days * 86_400_000);
-    if (due >= now) continue;
-    out.push({
-      endpointId: r.endpoint_id,
-      hostname: r.hostname,
-      patchId: r.patch_id,
-      severity: r.severity,
-      knownExploited: r.kev,
-      state: r.state,
-      detectedAt: detected.toISOString(),
-      dueAt: due.toISOString(),
-      daysOverdue: Math.floor((now.getTime() - due.getTime()) / 86_400_000),
-    });
-  }
-  out.sort((a, b) => b.daysOverdue - a.daysOverdue || a.hostname.localeCompare(b.hostname) || a.patchId.localeCompare(b.patchId));
-  const start = options.offset ?? 0;
-  return out.slice(start, options.limit === undefined ? undefined : start + options.limit);
-}
 
 export interface CycleResult {
   cycleId: string;

@@ -4,7 +4,8 @@
  */
 import PDFDocument from 'pdfkit';
 import type { Db } from '../db/client';
-import { cycleResults, overview, SEVERITIES, slaBreaches, type CycleResult, type Overview, type SlaBreach } from '../db/dashboard';
+import { cycleResults, type CycleResult } from '../db/dashboard';
+import { complianceSummary, SEVERITIES, slaBreaches, type ComplianceSummary as Overview, type SlaBreach } from '../db/read-model/compliance';
 import { CodedError, ErrorCode } from '../domain/errors';
 import { renderChartPng, type ChartSpec } from './charts';
 import { csvLine } from './csv';
@@ -38,7 +39,7 @@ export const MAX_BREACH_ROWS = 50_000;
 export async function collectReport(db: Db, scope: ReportScope, options: { now?: Date; onProgress?: Progress } = {}): Promise<ReportData> {
   const now = options.now ?? new Date();
   const steps: Array<[string, () => Promise<Partial<ReportData>>]> = [];
-  if (scope === 'all' || scope === 'compliance' || scope === 'sla') steps.push(['compliance', async () => ({ overview: await overview(db, { now }) })]);
+  if (scope === 'all' || scope === 'compliance' || scope === 'sla') steps.push(['compliance', async () => ({ overview: await complianceSummary(db, { now }) })]);
   if (scope === 'all' || scope === 'sla') {
     steps.push([
       'sla breaches',

@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm';
 import { ADMIN_VERBS, APPROVER_VERBS, usage, type Command } from '../bot/core/grammar';
 import type { Db } from '../db/client';
 import { addException, listExceptions, removeException } from '../db/cycles';
+import { complianceSummary, isScoped, SEVERITIES } from '../db/read-model/compliance';
 import { grantRole, revokeRole, rolesOf, type Role } from '../db/identities';
 import type { Channel, CycleScope, CycleStatus } from '../domain/cycle';
 import { isCodedError } from '../domain/errors';
@@ -113,11 +114,20 @@ async function run(command: Command, ctx: CommandContext): Promise<CommandResult
       await svc.rollback(command.cycleId, ctx.identity, command.endpointId);
       return { text: command.endpointId ? `rollback of ${command.endpointId} requested in ${command.cycleId}` : `rollback of ${command.cycleId} requested` };
     case 'report': {
-      const r = await ctx.db.execute<{ severity: string; n: number }>(
-        sql`select p.severity, count(*)::int as n from endpoint_patches ep join patches p on p.id = ep.patch_id where ep.state = 'missing' group by p.severity order by n desc`,
-      );
-      const rows = r.rows.map((x) => ({ severity: x.severity, missing: Number(x.n) }));
-      return { text: rows.length ? `missing patches by severity: ${rows.map((x) => `${x.missing} ${x.severity}`).join(', ')}` : 'no missing patches recorded', data: rows };
+      const scope = command.scope ?? {};
+      const c = await complianceSummary(ctx.db, { scope });
+      const bySeverity = SEVERITIES.filter((sv) => (c.bySeverity[sv] ?? 0) > 0).map((sv) => `${c.bySeverity[sv]} ${sv}`);
+      const overdue = SEVERITIES.filter((sv) => (c.overdueBySeverity[sv] ?? 0) > 0).map((sv) => `${c.overdueBySeverity[sv]} ${sv}`);
+      const where = isScoped(scope) ? ` in ${scopeText(scope)}` : '';
+      if (c.endpoints === 0) return { text: `no endpoints${where}`, data: c };
+      return {
+        text: [
+          `compliance${where}: ${c.compliancePct}% (${c.compliant} of ${c.endpoints} endpoints fully patched)`,
+          `outstanding patches by severity: ${bySeverity.length ? bySeverity.join(', ') : 'none'}`,
+          `past SLA: ${overdue.length ? overdue.join(', ') : 'none'}${c.knownExploited ? `; ${c.knownExploited} known exploited outstanding` : ''}`,
+        ].join('\n'),
+        data: c,
+      };
     }
     case 'endpoints': {
       const like = `%${command.query}%`;

@@ -82,7 +82,7 @@ const USAGE: Record<Verb, { lines: string[]; about: string }> = {
   resume: { lines: ['resume <cycle>'], about: 'resume a paused cycle' },
   cancel: { lines: ['cancel <cycle> [reason]'], about: 'cancel a cycle' },
   rollback: { lines: ['rollback <cycle> [endpoint]'], about: 'roll back a cycle (or one endpoint of it)' },
-  report: { lines: ['report [scope…]'], about: 'compliance report: missing patches, SLA, exceptions' },
+  report: { lines: ['report [scope…]'], about: 'compliance, outstanding patches by severity and past-SLA counts, for the fleet or a scope' },
   endpoints: { lines: ['endpoints [search words]'], about: 'find endpoints by hostname, group or tag' },
   exceptions: {
     lines: [

@@ -9,8 +9,8 @@ export function homeView(h: PatchHealth, isApprover: boolean): Record<string, un
     { type: 'header', text: { type: 'plain_text', text: 'Patch health' } },
     section(
       h.compliancePercent === null
-        ? '*Compliance:* no scan results yet. Run `/patch scan all`.'
-        : `*Compliance:* ${h.compliancePercent}% (${h.applicable - h.missing} of ${h.applicable} applicable patches installed)`,
+        ? '*Compliance:* no endpoints enrolled yet.'
+        : `*Compliance:* ${h.compliancePercent}% (${h.compliantEndpoints} of ${h.endpoints} endpoints fully patched; ${h.outstanding} patches outstanding)`,
     ),
     section(`*Overdue (past SLA):* ${overdue.length ? overdue.map(([s, n]) => `${s} ${n}`).join(' · ') : 'none'}`),
     { type: 'divider' },

@@ -22,9 +22,9 @@ export interface ComplianceDigest {
   periodStart: string;
   endpoints: number;
   compliantEndpoints: number;
-  /** Percent of endpoints with no missing patch. */
+  /** Percent of counted endpoints with nothing outstanding (README "Compliance"). */
   compliancePercent: number;
-  /** Missing (endpoint, patch) pairs by severity. */
+  /** Outstanding (missing or failed) endpoint×patch pairs by severity. */
   missingBySeverity: Record<string, number>;
   topMissing: Array<{ patchId: string; title: string; severity: string; endpoints: number; knownExploited: boolean }>;
   cycles: Array<{ cycleId: string; policyName: string; stage: string; changeNumber?: string; createdAt: string }>;

@@ -1,0 +1,251 @@
+/**
+ * The one read model for compliance, outstanding patches and SLA state (README "Compliance",
+ * src/domain/compliance.ts). The dashboard, the reports, the Slack App Home, the e-mail digest and the
+ * `report` verb all read these functions; none counts on its own.
+ *
+ * The fleet figures come from the maintained aggregates (compliance_rollup, patch_outstanding_daily;
+ * migrations 0007–0009), so they cost milliseconds at 100,000 endpoints. patch_outstanding_daily has no
+ * endpoint dimension, so the outstanding pairs of retired endpoints (few, reached by the primary key) are
+ * subtracted. A scoped summary (groups, tags, OS, endpoints) reads endpoint_compliance and the scope's
+ * own patch rows.
+ */
+import { sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../client';
+import { compliancePercent, RETIRED_STATUS, daysOverdue, daysOverdueFromDay, OUTSTANDING_STATES, slaDueDay } from '../../domain/compliance';
+import type { CycleScope } from '../../domain/cycle';
+import { SEVERITIES as DOMAIN_SEVERITIES } from '../../domain/patch';
+import { DEFAULT_SLA, slaDays, type SlaPolicy } from '../../domain/risk';
+
+export const SEVERITIES = DOMAIN_SEVERITIES;
+
+const DAY_MS = 86_400_000;
+const list = (xs: readonly string[]) => sql.join(xs.map((x) => sql`${x}`), sql`, `);
+
+/** `<state column> in (missing, failed)`, from the domain's one list. */
+export function outstandingSql(state: SQL): SQL {
+  return sql`${state} in (${list(OUTSTANDING_STATES)})`;
+}
+
+/** `<status column>` counts in compliance (not retired), as the domain says. */
+export function countedEndpointSql(status: SQL): SQL {
+  return sql`${status} <> ${RETIRED_STATUS}`;
+}
+
+const retiredSql = (status: SQL): SQL => sql`${status} = ${RETIRED_STATUS}`;
+
+/** The SLA days of a patch row as SQL, derived from the domain's slaDays() for every severity × known-exploited. */
+export function slaDaysSql(sla: SlaPolicy, severity: SQL, knownExploited: SQL): SQL {
+  const arms = SEVERITIES.flatMap((s) => [
+    sql`when ${severity} = ${s} and ${knownExploited} then ${slaDays({ severity: s, knownExploited: true }, sla)}::int`,
+    sql`when ${severity} = ${s} then ${slaDays({ severity: s, knownExploited: false }, sla)}::int`,
+  ]);
+  const other = sql`when ${knownExploited} then ${slaDays({ severity: 'unspecified', knownExploited: true }, sla)}::int
+    else ${slaDays({ severity: 'unspecified', knownExploited: false }, sla)}::int`;
+  return sql`(case ${sql.join(arms, sql` `)} ${other} end)`;
+}
+
+/** Narrows endpoints `e` to a scope (the same narrowing as a cycle's scope; retired endpoints never count). */
+export function scopeSql(scope: CycleScope = {}): SQL {
+  const c: SQL[] = [countedEndpointSql(sql`e.status`)];
+  if (scope.endpointIds?.length) c.push(sql`e.id in (${list(scope.endpointIds)})`);
+  if (scope.osFamilies?.length) c.push(sql`e.os_family in (${list(scope.osFamilies)})`);
+  if (scope.tags?.length) c.push(sql`e.tags && ${sql.param(scope.tags)}::text[]`);
+  if (scope.groups?.length) {
+    c.push(sql`exists (select 1 from group_members gm join endpoint_groups g on g.id = gm.group_id
+                       where gm.endpoint_id = e.id and g.name in (${list(scope.groups)}))`);
+  }
+  return sql.join(c, sql` and `);
+}
+
+export const isScoped = (scope: CycleScope | undefined): boolean =>
+  Boolean(scope && (scope.groups?.length || scope.tags?.length || scope.osFamilies?.length || scope.endpointIds?.length));
+
+// ---------------------------------------------------------------- summary
+
+export interface ComplianceRow {
+  key: string;
+  endpoints: number;
+  compliant: number;
+  pct: number;
+}
+
+export interface ComplianceSummary {
+  /** Counted endpoints (not retired) and those with nothing outstanding. */
+  endpoints: number;
+  compliant: number;
+  compliancePct: number;
+  byOs: ComplianceRow[];
+  byGroup: ComplianceRow[];
+  /** Outstanding endpoint×patch pairs by severity. */
+  bySeverity: Record<string, number>;
+  knownExploited: number;
+  overdue: number;
+  overdueBySeverity: Record<string, number>;
+  failed: number;
+}
+
+type OutstandingBucket = {
+  severity: string;
+  kev: boolean;
+  state: string;
+  day: string;
+  n: number;
+};
+
+function fold(rows: OutstandingBucket[], now: Date, sla: SlaPolicy) {
+  const bySeverity: Record<string, number> = Object.fromEntries(SEVERITIES.map((s) => [s, 0]));
+  const overdueBySeverity: Record<string, number> = Object.fromEntries(SEVERITIES.map((s) => [s, 0]));
+  let knownExploited = 0;
+  let overdue = 0;
+  let failed = 0;
+  for (const r of rows) {
+    const n = Number(r.n);
+    bySeverity[r.severity] = (bySeverity[r.severity] ?? 0) + n;
+    if (r.kev) knownExploited += n;
+    if (r.state === 'failed') failed += n;
+    if (daysOverdueFromDay({ severity: r.severity, knownExploited: r.kev }, r.day, now, sla) > 0) {
+      overdue += n;
+      overdueBySeverity[r.severity] = (overdueBySeverity[r.severity] ?? 0) + n;
+    }
+  }
+  return { bySeverity, knownExploited, overdue, overdueBySeverity, failed };
+}
+
+const withPct = (rows: Array<{ key: string; endpoints: number; compliant: number }>): ComplianceRow[] =>
+  rows.map((r) => ({ key: r.key, endpoints: Number(r.endpoints), compliant: Number(r.compliant), pct: compliancePercent(Number(r.compliant), Number(r.endpoints)) }));
+
+/** Compliance, outstanding pairs and SLA state for the fleet, or for a scope. */
+export async function complianceSummary(db: Db, options: { now?: Date; sla?: SlaPolicy; scope?: CycleScope } = {}): Promise<ComplianceSummary> {
+  const now = options.now ?? new Date();
+  const sla = options.sla ?? DEFAULT_SLA;
+  return isScoped(options.scope) ? scopedSummary(db, options.scope!, now, sla) : fleetSummary(db, now, sla);
+}
+
+async function fleetSummary(db: Db, now: Date, sla: SlaPolicy): Promise<ComplianceSummary> {
+  const [osRows, groupRows, dayRows, retiredRows] = await Promise.all([
+    db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
+      select key, endpoints, compliant from compliance_rollup where dimension = 'os' and endpoints > 0 order by key`),
+    db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
+      select key, endpoints, compliant from compliance_rollup where dimension = 'group' and endpoints > 0 order by key`),
+    db.execute<OutstandingBucket>(sql`
+      select p.severity, p.known_exploited as kev, d.state, d.day::text as day, sum(d.n)::int as n
+      from patch_outstanding_daily d join patches p on p.id = d.patch_id
+      where d.n > 0 group by 1, 2, 3, 4`),
+    db.execute<OutstandingBucket>(sql`
+      select p.severity, p.known_exploited as kev, ep.state, (ep.detected_at at time zone 'UTC')::date::text as day, -count(*)::int as n
+      from endpoints e join endpoint_patches ep on ep.endpoint_id = e.id join patches p on p.id = ep.patch_id
+      where ${retiredSql(sql`e.status`)} and ${outstandingSql(sql`ep.state`)} group by 1, 2, 3, 4`),
+  ]);
+  const byOs = withPct(osRows.rows);
+  const byGroup = withPct(groupRows.rows);
+  const endpoints = byOs.reduce((s, r) => s + r.endpoints, 0);
+  const compliant = byOs.reduce((s, r) => s + r.compliant, 0);
+  return { endpoints, compliant, compliancePct: compliancePercent(compliant, endpoints), byOs, byGroup, ...fold([...dayRows.rows, ...retiredRows.rows], now, sla) };
+}
+
+async function scopedSummary(db: Db, scope: CycleScope, now: Date, sla: SlaPolicy): Promise<ComplianceSummary> {
+  const inScope = scopeSql(scope);
+  const [osRows, groupRows, dayRows] = await Promise.all([
+    db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
+      select e.os_family as key, count(*)::int as endpoints, count(*) filter (where coalesce(c.outstanding, 0) = 0)::int as compliant
+      from endpoints e left join endpoint_compliance c on c.endpoint_id = e.id where ${inScope} group by 1 order by 1`),
+    db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
+      select g.name as key, count(*)::int as endpoints, count(*) filter (where coalesce(c.outstanding, 0) = 0)::int as compliant
+      from endpoints e join group_members m on m.endpoint_id = e.id join endpoint_groups g on g.id = m.group_id
+      left join endpoint_compliance c on c.endpoint_id = e.id where ${inScope} group by 1 order by 1`),
+    db.execute<OutstandingBucket>(sql`
+      select p.severity, p.known_exploited as kev, ep.state, (ep.detected_at at time zone 'UTC')::date::text as day, count(*)::int as n
+      from endpoints e join endpoint_patches ep on ep.endpoint_id = e.id join patches p on p.id = ep.patch_id
+      where ${inScope} and ${outstandingSql(sql`ep.state`)} group by 1, 2, 3, 4`),
+  ]);
+  const byOs = withPct(osRows.rows);
+  const byGroup = withPct(groupRows.rows);
+  const endpoints = byOs.reduce((s, r) => s + r.endpoints, 0);
+  const compliant = byOs.reduce((s, r) => s + r.compliant, 0);
+  return { endpoints, compliant, compliancePct: compliancePercent(compliant, endpoints), byOs, byGroup, ...fold(dayRows.rows, now, sla) };
+}
+
+// ---------------------------------------------------------------- most outstanding patches
+
+export interface OutstandingPatch {
+  patchId: string;
+  title: string;
+  severity: string;
+  knownExploited: boolean;
+  /** Counted endpoints on which it is outstanding. */
+  endpoints: number;
+}
+
+/**
+ * A subquery `(patch_id, missing, failed)`: per patch, the counted endpoints on which it is missing or failed
+ * (the maintained per-day counts, less retired endpoints' rows). Patches outstanding nowhere have no row.
+ */
+export function outstandingPerPatchSql(): SQL {
+  return sql`(
+    select patch_id, sum(n) filter (where state = 'missing')::int as missing, sum(n) filter (where state = 'failed')::int as failed from (
+      select patch_id, state, n from patch_outstanding_daily where n > 0
+      union all
+      select ep.patch_id, ep.state, -1 from endpoints e join endpoint_patches ep on ep.endpoint_id = e.id
+      where ${retiredSql(sql`e.status`)} and ${outstandingSql(sql`ep.state`)}) u
+    group by patch_id having sum(n) > 0)`;
+}
+
+/** Patches outstanding on the most endpoints, known-exploited first. */
+export async function topOutstanding(db: Db, options: { limit?: number } = {}): Promise<OutstandingPatch[]> {
+  const rows = await db.execute<{ patch_id: string; title: string; severity: string; known_exploited: boolean; n: number }>(sql`
+    select p.id as patch_id, p.title, p.severity, p.known_exploited, (coalesce(o.missing, 0) + coalesce(o.failed, 0))::int as n
+    from ${outstandingPerPatchSql()} o join patches p on p.id = o.patch_id
+    order by p.known_exploited desc, n desc, p.id
+    limit ${options.limit ?? 10}`);
+  return rows.rows.map((r) => ({ patchId: r.patch_id, title: r.title, severity: r.severity, knownExploited: Boolean(r.known_exploited), endpoints: Number(r.n) }));
+}
+
+// ---------------------------------------------------------------- SLA breaches
+
+export interface SlaBreach {
+  endpointId: string;
+  hostname: string;
+  patchId: string;
+  severity: string;
+  knownExploited: boolean;
+  state: string;
+  detectedAt: string;
+  /** Start (UTC) of the day it was due; overdue from the next day on. */
+  dueAt: string;
+  daysOverdue: number;
+}
+
+/** Outstanding pairs of counted endpoints past their SLA day, most overdue first. */
+export async function slaBreaches(db: Db, options: { now?: Date; sla?: SlaPolicy; limit?: number; offset?: number; scope?: CycleScope } = {}): Promise<SlaBreach[]> {
+  const now = options.now ?? new Date();
+  const sla = options.sla ?? DEFAULT_SLA;
+  const today = Math.floor(now.getTime() / DAY_MS);
+  const days = slaDaysSql(sla, sql`p.severity`, sql`p.known_exploited`);
+  const rows = await db.execute<{ endpoint_id: string; hostname: string; patch_id: string; severity: string; kev: boolean; state: string; detected_at: Date | string }>(sql`
+    select ep.endpoint_id, e.hostname, ep.patch_id, p.severity, p.known_exploited as kev, ep.state, ep.detected_at
+    from endpoint_patches ep join patches p on p.id = ep.patch_id join endpoints e on e.id = ep.endpoint_id
+    where ${outstandingSql(sql`ep.state`)} and ${scopeSql(options.scope)}
+      and (ep.detected_at at time zone 'UTC')::date + ${days} < ${new Date(today * DAY_MS).toISOString().slice(0, 10)}::date
+    order by ep.detected_at, ep.endpoint_id, ep.patch_id`);
+  const out: SlaBreach[] = [];
+  for (const r of rows.rows) {
+    const detected = new Date(r.detected_at);
+    const p = { severity: r.severity, knownExploited: r.kev };
+    const over = daysOverdue(p, detected, now, sla);
+    if (over <= 0) continue;
+    out.push({
+      endpointId: r.endpoint_id,
+      hostname: r.hostname,
+      patchId: r.patch_id,
+      severity: r.severity,
+      knownExploited: r.kev,
+      state: r.state,
+      detectedAt: detected.toISOString(),
+      dueAt: new Date(slaDueDay(p, detected, sla) * DAY_MS).toISOString(),
+      daysOverdue: over,
+    });
+  }
+  out.sort((a, b) => b.daysOverdue - a.daysOverdue || a.hostname.localeCompare(b.hostname) || a.patchId.localeCompare(b.patchId));
+  const start = options.offset ?? 0;
+  return out.slice(start, options.limit === undefined ? undefined : start + options.limit);
+}
