@@ -80,7 +80,7 @@ export const foundPatchSchema = z.object({
   rebootRequired: z.boolean().default(false),
   supersededBy: z.string().optional(),
   packages: z.array(packageRefSchema).default([]),
-  releasedAt: z.string().optional(),
+  releasedAt: z.string().max(64).refine((v) => !Number.isNaN(Date.parse(v)), 'expected an ISO 8601 date such as 2026-01-13T00:00:00Z').optional(),
 });
 export type FoundPatch = z.infer<typeof foundPatchSchema>;
 
