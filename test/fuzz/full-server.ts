@@ -20,7 +20,7 @@ import { createAgentGateway } from '../../src/server/agent-gateway';
 import { buildServer, type RouteModule } from '../../src/server/app';
 import { addWebUser, login } from '../../src/server/dashboard/auth';
 import { dashboardRoutes } from '../../src/server/dashboard/index';
-import { LoginThrottle } from '../../src/server/dashboard/login-throttle';
+import { type LoginThrottle } from '../../src/server/dashboard/login-throttle';
 import { serviceNowWebhookRoute } from '../../src/server/servicenow-webhook';
 import { startFakeBotConnector, type FakeBotConnector } from '../fakes/bot-connector';
 import { RecordingCycleService } from '../fakes/recording-cycle-service';
