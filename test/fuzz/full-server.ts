@@ -70,7 +70,7 @@ export async function startFullServer(o: { env?: Record<string, string>; logLeve
   service.addCycle('cyc-fuzz', { requestedBy: 'web:someone' });
   const channels = createChatChannels(config, db.db, logger);
   const fronts = createChatFrontEnds(config, { db: db.db, service, channels, logger });
-  const gateway = createAgentGateway({ database: db, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: 30, repositoryDir, envEnrollSecret: FUZZ_ENROLL_SECRET });
+  const gateway = createAgentGateway({ database: db, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: 30, maxWaitSeconds: 0.05, repositoryDir, envEnrollSecret: FUZZ_ENROLL_SECRET });
   const routeModules: RouteModule[] = [
     ...fronts.routes,
     gateway.routes,
