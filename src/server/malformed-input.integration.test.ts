@@ -3,10 +3,10 @@
  * (some with the SQL and its parameters in the body) is now a 4xx or a clamped page, changes no row, and
  * no response body carries SQL, parameters or a stack.
  */
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFullServer, type FullServer } from '../../test/fuzz/full-server';
+import { FUZZ_SLACK_SECRET, startFullServer, type FullServer } from '../../test/fuzz/full-server';
 import { jobId as dispatchJobId } from '../db/agent-jobs';
 import { agentJobs } from '../db/schema/index';
 import { buildServer } from './app';
@@ -111,6 +111,20 @@ describe('malformed input is refused with a 4xx (or clamped), never a 500, and c
       expect(r.status, path).toBe(400);
       expect(r.body).not.toMatch(LEAKS);
     }
+  });
+
+  it.each([
+    ['JSON null', 'null'],
+    ['a JSON array', '[]'],
+    ['an interaction that names no workspace', '{"type":"block_suggestion","name":"x","value":"y"}'],
+    ['a view_submission without its view', '{"type":"view_submission","team":{"id":"T1"}}'],
+  ])('a Slack-signed request with %s is a 400 (Bolt is not reached)', async (_what, body) => {
+    const ts = Math.floor(Date.now() / 1000);
+    const signature = `v0=${createHmac('sha256', FUZZ_SLACK_SECRET).update(`v0:${ts}:${body}`).digest('hex')}`;
+    const r = await unchanged(() =>
+      http('/slack/events', { method: 'POST', headers: { 'content-type': 'application/json', 'x-slack-request-timestamp': String(ts), 'x-slack-signature': signature }, body }),
+    );
+    expect(r.status, r.body).toBe(400);
   });
 
   it('an exception form with an impossible date goes back with a message, adding nothing', async () => {
