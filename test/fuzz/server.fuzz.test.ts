@@ -245,6 +245,11 @@ describe('fuzzing every route with malformed requests', () => {
             }),
           ]).finally(() => clearTimeout(timer));
           sent += 1;
+          if (sent % 500 === 0) {
+            // The process is alive throughout: every 500 requests it still answers over real HTTP.
+            const alive = await fetch(`${s.url}/healthz`).then((x) => x.status, (e: unknown) => String(e));
+            if (alive !== 200) failures.push(`after ${sent} requests /healthz over HTTP answered ${alive}`);
+          }
           if (!res) {
             failures.push(`no answer within ${PER_REQUEST_TIMEOUT_MS} ms: ${describeRequest(r)}`);
             return false;
