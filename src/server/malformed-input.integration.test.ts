@@ -72,7 +72,7 @@ describe('malformed input is refused with a 4xx (or clamped), never a 500, and c
   it.each([['/cycles/a%00b'], ['/endpoints/x%00'], ['/login?next=/%00'], ['/agent/v1/jobs/j%00/result']])('a NUL byte in %s is a 400', async (path) => {
     const r = await unchanged(() => http(path, { cookie: s.session.cookie }));
     expect(r.status).toBe(400);
-    expect(r.body).toContain('NUL byte');
+    expect(r.body).toContain('the URL contains a NUL byte');
   });
 
   it('a NUL byte in an agent field is a 400 and enrols nothing', async () => {
