@@ -14,7 +14,8 @@ function problemsOf(env: Record<string, string>): string[] {
 describe('loadConfig', () => {
   it('gives sane embedded defaults for an empty environment', () => {
     const c = loadConfig({}, '/srv/patchops');
-    expect(c.http).toEqual({ host: '127.0.0.1', port: 3000, publicUrl: 'http://127.0.0.1:3000' });
+    expect(c.http).toEqual({ host: '127.0.0.1', port: 3000, publicUrl: 'http://127.0.0.1:3000', trustProxy: [] });
+    expect(c.teams).toMatchObject({ enabled: false, mode: 'off' });
     expect(c.database.url).toBeUndefined();
     expect(c.temporal.address).toBeUndefined();
     expect(c.temporal.namespace).toBe('default');
@@ -35,6 +36,10 @@ describe('loadConfig', () => {
     [{ SLACK_BOT_TOKEN: 'xoxb-1' }, /^SLACK_SIGNING_SECRET is not set: Slack requests cannot be verified/],
     [{ SLACK_SIGNING_SECRET: 's' }, /^SLACK_BOT_TOKEN is not set/],
     [{ TEAMS_APP_ID: 'id' }, /^TEAMS_APP_ID and TEAMS_APP_PASSWORD go together/],
+    [{ TEAMS_APP_ID: 'id', TEAMS_APP_PASSWORD: 'pw', TEAMS_EMULATOR: 'true' }, /^TEAMS_EMULATOR=true turns JWT validation off, but TEAMS_APP_ID is set/],
+    [{ TEAMS_SERVICE_URLS: 'ftp://x.example' }, /^TEAMS_SERVICE_URLS: expected comma-separated http\(s\) URLs/],
+    [{ TRUST_PROXY: 'everyone' }, /^TRUST_PROXY: expected comma-separated proxy addresses/],
+    [{ TRUST_PROXY: '10.0.0.0/33' }, /^TRUST_PROXY: expected comma-separated proxy addresses/],
     [{ SERVICENOW_INSTANCE_URL: 'not a url' }, /^SERVICENOW_INSTANCE_URL: expected your instance URL/],
     [{ SERVICENOW_INSTANCE_URL: 'https://acme.service-now.com' }, /^SERVICENOW_INSTANCE_URL is set but no credentials are/],
     [{ SERVICENOW_INSTANCE_URL: 'https://a.service-now.com', SERVICENOW_CLIENT_ID: 'x' }, /^SERVICENOW_CLIENT_ID and SERVICENOW_CLIENT_SECRET go together/],

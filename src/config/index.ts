@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -50,6 +51,20 @@ const identityList = optionalString.transform((v, ctx) => {
   return items;
 });
 
+function isHttpUrl(v: string): boolean {
+  return isUrl(v) && /^https?:$/.test(new URL(v).protocol);
+}
+
+/** What Fastify's trustProxy (proxy-addr) accepts: an IPv4/IPv6 address, a CIDR range or a named range. */
+function isProxyAddress(v: string): boolean {
+  if (/^(loopback|linklocal|uniquelocal)$/.test(v)) return true;
+  const [addr, bits, ...rest] = v.split('/');
+  if (rest.length || !addr || isIP(addr) === 0) return false;
+  if (bits === undefined) return true;
+  const max = isIP(addr) === 4 ? 32 : 128;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= max;
+}
+
 function isUrl(v: string): boolean {
   try {
     new URL(v);
@@ -69,6 +84,9 @@ const envSchema = z.object({
   HOST: optionalString.default('127.0.0.1'),
   PORT: port(3000),
   PUBLIC_URL: optionalUrl('an absolute URL such as https://patchops.example.com'),
+  TRUST_PROXY: optionalString.refine((v) => v === undefined || v.split(',').every((a) => isProxyAddress(a.trim())), {
+    message: 'expected comma-separated proxy addresses or CIDR ranges (127.0.0.1, 10.0.0.0/8, ::1) or loopback / linklocal / uniquelocal',
+  }),
   PATCHOPS_DATA_DIR: optionalString,
   PATCHOPS_CACHE_DIR: optionalString,
   PATCHOPS_DEMO: bool,
@@ -117,6 +135,10 @@ const envSchema = z.object({
   TEAMS_APP_ID: optionalString,
   TEAMS_APP_PASSWORD: optionalString,
   TEAMS_TENANT_ID: optionalString,
+  TEAMS_EMULATOR: bool,
+  TEAMS_SERVICE_URLS: optionalString.refine((v) => v === undefined || v.split(',').every((u) => isHttpUrl(u.trim())), {
+    message: 'expected comma-separated http(s) URLs of Bot Framework connectors, such as https://connector.example.com/',
+  }),
 
   SERVICENOW_INSTANCE_URL: optionalUrl('your instance URL such as https://acme.service-now.com'),
   SERVICENOW_USERNAME: optionalString,
@@ -161,7 +183,13 @@ export type RawEnv = z.input<typeof envSchema>;
 export interface Config {
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   demo: boolean;
-  http: { host: string; port: number; publicUrl: string };
+  http: {
+    host: string;
+    port: number;
+    publicUrl: string;
+    /** TRUST_PROXY: the reverse proxies whose X-Forwarded-For is believed; empty = none (the socket address counts). */
+    trustProxy: string[];
+  };
   dataDir: string;
   /** SECRETS_KEY: seals secrets kept in the database; unset = `<dataDir>/secrets.key`. */
   secretsKey: string | undefined;
@@ -189,7 +217,19 @@ export interface Config {
         apiUrl: string | undefined;
         defaultChannel: string | undefined;
       };
-  teams: { enabled: boolean; appId: string | undefined; appPassword: string | undefined; tenantId: string | undefined };
+  /**
+   * Teams is mounted at POST /api/messages only when enabled: `jwt` (TEAMS_APP_ID + TEAMS_APP_PASSWORD, Bot
+   * Framework JWTs validated) or `emulator` (TEAMS_EMULATOR=true, no JWTs, loopback callers only).
+   */
+  teams: {
+    enabled: boolean;
+    mode: 'off' | 'jwt' | 'emulator';
+    appId: string | undefined;
+    appPassword: string | undefined;
+    tenantId: string | undefined;
+    /** TEAMS_SERVICE_URLS: connectors replies may go to besides Bot Framework's documented Teams hosts. */
+    serviceUrls: string[];
+  };
   serviceNow:
     | { enabled: false; webhookSecret: string | undefined }
     | {
@@ -241,8 +281,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (Boolean(e.TEAMS_APP_ID) !== Boolean(e.TEAMS_APP_PASSWORD)) {
     problems.push(
-      'TEAMS_APP_ID and TEAMS_APP_PASSWORD go together: set both to validate Teams requests, or neither for local/emulator mode.',
+      'TEAMS_APP_ID and TEAMS_APP_PASSWORD go together: set both to validate Teams requests, or neither to run without Teams.',
     );
+  }
+  if (e.TEAMS_EMULATOR && e.TEAMS_APP_ID) {
+    problems.push('TEAMS_EMULATOR=true turns JWT validation off, but TEAMS_APP_ID is set: unset TEAMS_EMULATOR to validate Teams requests.');
   }
   let snAuth: Extract<Config['serviceNow'], { enabled: true }>['auth'] | undefined;
   if (e.SERVICENOW_INSTANCE_URL) {
@@ -288,6 +331,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       host: e.HOST,
       port: e.PORT,
       publicUrl: (e.PUBLIC_URL ?? `http://${e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST}:${e.PORT}`).replace(/\/$/, ''),
+      trustProxy: list(e.TRUST_PROXY),
     },
     dataDir,
     cacheDir,
@@ -321,10 +365,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         }
       : { enabled: false },
     teams: {
-      enabled: true,
+      enabled: Boolean(e.TEAMS_APP_ID) || e.TEAMS_EMULATOR,
+      mode: e.TEAMS_APP_ID ? 'jwt' : e.TEAMS_EMULATOR ? 'emulator' : 'off',
       appId: e.TEAMS_APP_ID,
       appPassword: e.TEAMS_APP_PASSWORD,
       tenantId: e.TEAMS_TENANT_ID,
+      serviceUrls: list(e.TEAMS_SERVICE_URLS),
     },
     serviceNow:
       e.SERVICENOW_INSTANCE_URL && snAuth
@@ -347,6 +393,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     agents: { enrollSecret: e.AGENT_ENROLL_SECRET, leaseSeconds: e.AGENT_LEASE_SECONDS },
     bootstrap: { admins: e.PATCHOPS_ADMINS, approvers: e.PATCHOPS_APPROVERS, adminPassword: e.PATCHOPS_ADMIN_PASSWORD },
   };
+}
+
+function list(v: string | undefined): string[] {
+  return (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 }
 
 function redact(name: string, value: string): string {
@@ -382,9 +432,12 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'SLACK_APP_TOKEN', description: 'Slack app-level token (xapp-…) for Socket Mode' },
   { name: 'SLACK_API_URL', description: 'Slack Web API base URL (a proxy, or the test fake)', default: 'https://slack.com/api/' },
   { name: 'SLACK_DEFAULT_CHANNEL', description: 'Channel for approval requests when the policy names none' },
-  { name: 'TEAMS_APP_ID', description: 'Microsoft app id of the Teams bot; unset = local/emulator mode (no JWT validation)' },
+  { name: 'TRUST_PROXY', description: 'Reverse proxies whose X-Forwarded-For is believed (addresses, CIDRs, loopback); unset = none: the socket address is the client' },
+  { name: 'TEAMS_APP_ID', description: 'Microsoft app id of the Teams bot; unset = Teams off (POST /api/messages not mounted)' },
   { name: 'TEAMS_APP_PASSWORD', description: 'Client secret of the Teams bot' },
   { name: 'TEAMS_TENANT_ID', description: 'Tenant id for a single-tenant bot' },
+  { name: 'TEAMS_EMULATOR', description: 'Local Bot Framework Emulator mode: /api/messages without JWT validation, loopback callers only', default: 'false' },
+  { name: 'TEAMS_SERVICE_URLS', description: 'Extra Bot Framework connector URLs replies may go to (besides smba.trafficmanager.net and the government clouds)' },
   { name: 'SERVICENOW_INSTANCE_URL', description: 'ServiceNow instance URL; unset = ServiceNow off' },
   { name: 'SERVICENOW_USERNAME', description: 'ServiceNow user (basic auth, or OAuth password grant)' },
   { name: 'SERVICENOW_PASSWORD', description: 'ServiceNow password' },

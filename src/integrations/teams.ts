@@ -26,6 +26,7 @@ import { approvalModelFromRequest, noticeLine, stageKey, stageLine, withDecision
 import { CodedError, ErrorCode } from '../domain/errors';
 import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../domain/ports';
 import type { Logger } from '../logging';
+import type { ServiceUrlPolicy } from '../bot/teams/service-url';
 
 export interface TeamsChatChannelOptions {
   adapter: CloudAdapter;
@@ -33,6 +34,8 @@ export interface TeamsChatChannelOptions {
   appId: string | undefined;
   db: Db;
   logger: Logger;
+  /** Which serviceUrls posts may go to: a stored conversation naming another is skipped (and logged). */
+  serviceUrlAllowed: ServiceUrlPolicy;
 }
 
 type Outgoing = { text?: string; card?: AdaptiveCard; replyToId?: string | null };
@@ -41,7 +44,7 @@ export class TeamsChatChannel implements ChatNotifier {
   constructor(private readonly o: TeamsChatChannelOptions) {}
 
   async requestApproval(req: ApprovalRequest): Promise<void> {
-    let targets = await listConversations(this.o.db, 'teams');
+    let targets = await this.allowedConversations();
     if (req.channel && targets.some((t) => t.conversationId === req.channel)) targets = targets.filter((t) => t.conversationId === req.channel);
     if (targets.length === 0) {
       this.o.logger.info({ cycleId: req.cycleId }, 'no Teams conversation to post the approval to (install the bot in a team or chat first)');
@@ -106,7 +109,17 @@ export class TeamsChatChannel implements ChatNotifier {
   }
 
   private async conversations(): Promise<Map<string, StoredConversation>> {
-    return new Map((await listConversations(this.o.db, 'teams')).map((c) => [c.conversationId, c]));
+    return new Map((await this.allowedConversations()).map((c) => [c.conversationId, c]));
+  }
+
+  /** The installed conversations whose serviceUrl is an allowed connector (one stored before the check is skipped). */
+  private async allowedConversations(): Promise<StoredConversation[]> {
+    const all = await listConversations(this.o.db, 'teams');
+    return all.filter((c) => {
+      const ok = this.o.serviceUrlAllowed(c.reference.serviceUrl);
+      if (!ok) this.o.logger.warn({ conversationId: c.conversationId }, 'skipping a Teams conversation whose serviceUrl is not an allowed connector (reinstall the bot there)');
+      return ok;
+    });
   }
 
   /** Replies to the approval card in each conversation that has one; else posts to every installed conversation. */
@@ -125,6 +138,9 @@ export class TeamsChatChannel implements ChatNotifier {
   }
 
   private async continueWith(conv: StoredConversation, logic: (ctx: TurnContext) => Promise<void>): Promise<void> {
+    if (!this.o.serviceUrlAllowed(conv.reference.serviceUrl)) {
+      throw new CodedError(ErrorCode.Forbidden, `conversation ${conv.conversationId} names a serviceUrl that is not an allowed Teams connector`);
+    }
     await this.o.adapter.continueConversationAsync(this.o.appId ?? '', conv.reference as Partial<ConversationReference>, logic);
   }
 

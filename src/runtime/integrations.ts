@@ -35,7 +35,7 @@ export function integrationStates(config: Config): IntegrationState[] {
           summary: 'off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (app manifest in slack/manifest.yaml)',
           health: off('slack', 'SLACK_BOT_TOKEN not set'),
         },
-    config.teams.appId
+    config.teams.mode === 'jwt'
       ? {
           name: 'teams',
           label: 'Teams',
@@ -47,8 +47,11 @@ export function integrationStates(config: Config): IntegrationState[] {
           name: 'teams',
           label: 'Teams',
           configured: false,
-          summary: 'local/emulator mode at POST /api/messages (no JWT validation): set TEAMS_APP_ID and TEAMS_APP_PASSWORD for Teams',
-          health: off('teams', 'emulator mode: TEAMS_APP_ID not set'),
+          summary:
+            config.teams.mode === 'emulator'
+              ? 'emulator mode at POST /api/messages (TEAMS_EMULATOR=true: no JWT validation, loopback callers only)'
+              : 'off: set TEAMS_APP_ID and TEAMS_APP_PASSWORD for Teams (or TEAMS_EMULATOR=true for a local Bot Framework Emulator)',
+          health: off('teams', config.teams.mode === 'emulator' ? 'emulator mode: loopback only' : 'TEAMS_APP_ID not set'),
         },
     sn.enabled
       ? {

@@ -165,7 +165,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
           secureCookies: config.http.publicUrl.startsWith('https:'),
         }),
       ];
-      server = await buildServer({ logger: logger.child({ component: 'http' }), health, routes });
+      server = await buildServer({ logger: logger.child({ component: 'http' }), health, routes, trustProxy: config.http.trustProxy });
       await server.listen({ host: config.http.host, port: config.http.port });
       const s = server;
       stops.push(async () => {

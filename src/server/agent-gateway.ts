@@ -48,7 +48,7 @@ import {
 } from '../db/agents';
 import type { Database } from '../db/client';
 import type { SecretBox } from '../db/secret-box';
-import { CodedError, ErrorCode, isCodedError } from '../domain/errors';
+import { CodedError, ErrorCode } from '../domain/errors';
 import type { Logger } from '../logging';
 import {
   AGENT_PROTOCOL_VERSION,
@@ -62,6 +62,7 @@ import {
 } from '../shared/agent-protocol';
 import { signDownloadToken } from '../shared/download-token';
 import type { RouteModule } from './app';
+import { sendError } from './errors';
 
 export interface AgentGatewayOptions {
   database: Database;
@@ -380,20 +381,10 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
   }
 
-  const send = (reply: FastifyReply, e: unknown) => {
-    if (e instanceof GatewayRefusal) return reply.code(e.status).send({ error: e.code, message: e.message });
-    if (e instanceof z.ZodError) {
-      const message = e.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
-      return reply.code(400).send({ error: ErrorCode.InvalidInput, message });
-    }
-    if (isCodedError(e)) {
-      const status =
-        e.code === ErrorCode.Unauthorized ? 401 : e.code === ErrorCode.Forbidden ? 403 : e.code === ErrorCode.NotFound ? 404 : e.code === ErrorCode.Conflict ? 409 : e.code === ErrorCode.InvalidInput ? 400 : 500;
-      return reply.code(status).send({ error: e.code, message: e.message });
-    }
-    log.error({ err: e }, 'agent gateway: request failed');
-    return reply.code(500).send({ error: 'INTERNAL', message: 'the server could not handle the request; it is logged' });
-  };
+  // The server's one error mapping (errors.ts): coded errors by code, zod as 400, database data errors as 400;
+  // a gateway refusal carries its own status (pending enrolment, too many polls).
+  const send = (reply: FastifyReply, e: unknown) =>
+    e instanceof GatewayRefusal ? reply.code(e.status).send({ error: e.code, message: e.message }) : sendError(reply.request, reply, e, log);
 
   function waitForWork(endpointId: string, ms: number): Promise<void> {
     return new Promise((resolve) => {

@@ -104,7 +104,7 @@ export const foundPatchSchema = z.object({
    */
   supersededBy: z.string().max(256).optional(),
   packages: z.array(packageRefSchema).max(RESULT_LIMITS.packagesPerPatch).default([]),
-  releasedAt: z.string().max(64).optional(),
+  releasedAt: z.string().max(64).refine((v) => !Number.isNaN(Date.parse(v)), 'expected an ISO 8601 date such as 2026-01-13T00:00:00Z').optional(),
 });
 export type FoundPatch = z.infer<typeof foundPatchSchema>;
 

@@ -70,7 +70,7 @@ it('a cycle is approved by a Slack click and a Teams Action.Execute, then deploy
 
   const config = {
     slack: { enabled: true as const, botToken: 'xoxb-e2e', signingSecret: SECRET, appToken: undefined, apiUrl: slack.url, defaultChannel: CHANNEL },
-    teams: { enabled: true, appId: undefined, appPassword: undefined, tenantId: undefined },
+    teams: { enabled: true, mode: 'emulator' as const, appId: undefined, appPassword: undefined, tenantId: undefined, serviceUrls: [] },
   };
   const channels = createChatChannels(config, db.db, logger);
   const service = createCycleService({ client: t.env.client, db: db.db, taskQueue: t.taskQueue });

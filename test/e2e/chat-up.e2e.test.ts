@@ -28,6 +28,7 @@ beforeAll(async () => {
       SLACK_API_URL: slack.url,
       SLACK_DEFAULT_CHANNEL: 'C0PATCHING',
       PATCHOPS_ADMINS: 'slack:UADMIN,teams:29:admin',
+      TEAMS_EMULATOR: 'true',
     },
     'patchops-chat-up-',
   );

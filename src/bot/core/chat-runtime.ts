@@ -1,8 +1,8 @@
 /**
  * Composition of the chat part for `patchops up` / `worker` / `server`:
  * - createChatNotifier: the ChatNotifier the worker's activities post through (Slack and/or Teams, fanned out);
- * - createChatRoutes: POST /slack/events and POST /api/messages for the HTTP server (Teams always, in
- *   local/emulator mode when TEAMS_APP_ID is unset; Slack when SLACK_BOT_TOKEN is set), or Slack Socket Mode.
+ * - createChatRoutes: POST /slack/events and POST /api/messages for the HTTP server (Teams only when configured:
+ *   TEAMS_APP_ID, or TEAMS_EMULATOR=true for loopback callers; Slack when SLACK_BOT_TOKEN is set), or Slack Socket Mode.
  */
 import type { CloudAdapter } from 'botbuilder';
 import { LogChatNotifier } from '../../activities/chat-log';
@@ -16,6 +16,7 @@ import type { RouteModule } from '../../server/app';
 import type { CycleService } from '../../services/cycle-service';
 import { createSlackBot } from '../slack/app';
 import { createTeamsAdapter, createTeamsBot } from '../teams/bot';
+import { serviceUrlPolicy, type ServiceUrlPolicy } from '../teams/service-url';
 import { CompositeChatNotifier } from './chat-notifier';
 import { DecisionDesk } from './decisions';
 import { createCommandRunner } from './run-command';
@@ -23,14 +24,21 @@ import { createCommandRunner } from './run-command';
 export interface ChatChannels {
   notifier: ChatNotifier;
   slack?: SlackChatChannel;
-  teams: TeamsChatChannel;
-  teamsAdapter: CloudAdapter;
+  /** Absent when Teams is off (neither TEAMS_APP_ID nor TEAMS_EMULATOR). */
+  teams?: { channel: TeamsChatChannel; adapter: CloudAdapter; serviceUrlAllowed: ServiceUrlPolicy };
 }
 
 export function createChatChannels(config: Pick<Config, 'slack' | 'teams'>, db: Db, logger: Logger): ChatChannels {
-  const teamsAdapter = createTeamsAdapter({ appId: config.teams.appId, appPassword: config.teams.appPassword, tenantId: config.teams.tenantId }, logger.child({ component: 'teams' }));
-  const teams = new TeamsChatChannel({ adapter: teamsAdapter, appId: config.teams.appId, db, logger: logger.child({ component: 'teams' }) });
-  const channels: Array<{ name: string; notifier: ChatNotifier }> = [{ name: 'teams', notifier: teams }];
+  const channels: Array<{ name: string; notifier: ChatNotifier }> = [];
+  let teams: ChatChannels['teams'];
+  if (config.teams.enabled) {
+    const c = config.teams;
+    const adapter = createTeamsAdapter({ appId: c.appId, appPassword: c.appPassword, tenantId: c.tenantId, emulator: c.mode === 'emulator' }, logger.child({ component: 'teams' }));
+    const serviceUrlAllowed = serviceUrlPolicy({ configured: c.serviceUrls, allowLoopback: c.mode === 'emulator' });
+    const channel = new TeamsChatChannel({ adapter, appId: c.appId, db, logger: logger.child({ component: 'teams' }), serviceUrlAllowed });
+    teams = { channel, adapter, serviceUrlAllowed };
+    channels.push({ name: 'teams', notifier: channel });
+  }
   let slack: SlackChatChannel | undefined;
   if (config.slack.enabled) {
     slack = new SlackChatChannel({
@@ -41,11 +49,11 @@ export function createChatChannels(config: Pick<Config, 'slack' | 'teams'>, db: 
     });
     channels.unshift({ name: 'slack', notifier: slack });
   }
-  if (!slack && !config.teams.appId) {
-    // Nothing real configured (Teams in emulator mode only): keep what would have been said on record too.
+  if (!slack && config.teams.mode !== 'jwt') {
+    // Nothing real configured (no chat, or Teams in emulator mode only): keep what would have been said on record too.
     channels.push({ name: 'log', notifier: new LogChatNotifier(db, logger.child({ component: 'chat-log' })) });
   }
-  return { notifier: new CompositeChatNotifier(channels), slack, teams, teamsAdapter };
+  return { notifier: new CompositeChatNotifier(channels), slack, teams };
 }
 
 export interface ChatFrontEnds {
@@ -61,16 +69,20 @@ export function createChatFrontEnds(
   const { db, service, channels, logger } = deps;
   const desk = new DecisionDesk({ service, db, logger: logger.child({ component: 'chat-decisions' }), chat: channels.notifier });
   const runCommand = createCommandRunner({ service, db, logger });
-  const teamsBot = createTeamsBot({
-    adapter: channels.teamsAdapter,
-    db,
-    desk,
-    runCommand,
-    channel: channels.teams,
-    logger: logger.child({ component: 'teams' }),
-    emulator: !config.teams.appId,
-  });
-  const routes: RouteModule[] = [teamsBot.routes];
+  const routes: RouteModule[] = [];
+  if (channels.teams && config.teams.mode !== 'off') {
+    const teamsBot = createTeamsBot({
+      adapter: channels.teams.adapter,
+      db,
+      desk,
+      runCommand,
+      channel: channels.teams.channel,
+      logger: logger.child({ component: 'teams' }),
+      mode: config.teams.mode,
+      serviceUrlAllowed: channels.teams.serviceUrlAllowed,
+    });
+    routes.push(teamsBot.routes);
+  }
   let slackBot: ReturnType<typeof createSlackBot> | undefined;
   if (config.slack.enabled && channels.slack) {
     slackBot = createSlackBot({

@@ -92,6 +92,8 @@ export class FastifySlackReceiver implements Receiver {
       return reply.code(400).send({ error: 'unreadable Slack request body' });
     }
     if (body.type === 'url_verification') return reply.code(200).send({ challenge: body.challenge });
+    const problem = envelopeProblem(body);
+    if (problem) return reply.code(400).send({ error: `not a Slack request Bolt can route: ${problem}` });
 
     this.stats.received += 1;
     const retryNum = headerNumber(req.headers['x-slack-retry-num']);
@@ -175,12 +177,34 @@ function headerNumber(v: string | string[] | undefined): number | undefined {
   return Number.isNaN(n) ? undefined : n;
 }
 
+/**
+ * What Bolt reads before any listener runs and crashes without (App.buildSource): every Slack request but
+ * url_verification names its workspace (team_id, team.id, user.team_id, an authorization, or an org-wide
+ * install's enterprise), and a view event carries its view. Null when the envelope is usable.
+ */
+export function envelopeProblem(body: Body): string | null {
+  const str = (v: unknown) => typeof v === 'string' && v.length > 0;
+  const obj = (v: unknown): v is Record<string, unknown> => Boolean(v) && typeof v === 'object' && !Array.isArray(v);
+  const auth = Array.isArray(body.authorizations) ? (body.authorizations[0] as unknown) : undefined;
+  const team =
+    str(body.team_id) ||
+    (obj(body.team) && str(body.team.id)) ||
+    (body.team === null && obj(body.enterprise)) ||
+    (obj(body.user) && str(body.user.team_id)) ||
+    (obj(auth) && str(auth.team_id));
+  if (!team) return 'no workspace (team_id, team.id or user.team_id)';
+  if (typeof body.type === 'string' && body.type.startsWith('view_') && !obj(body.view)) return `a ${body.type} without a view`;
+  if (body.type === 'event_callback' && !obj(body.event)) return 'an event_callback without an event';
+  return null;
+}
+
+/** The request as Slack sends it: JSON (Events API), a form, or a form whose `payload` is JSON. Throws unless an object. */
 export function parseBody(raw: string, contentType: string): Body {
-  if (contentType.includes('application/json')) return JSON.parse(raw) as Body;
-  const form = new URLSearchParams(raw);
-  const payload = form.get('payload');
-  if (payload !== null) return JSON.parse(payload) as Body;
-  return Object.fromEntries(form);
+  const form = contentType.includes('application/json') ? null : new URLSearchParams(raw);
+  const json = form ? form.get('payload') : raw;
+  const body: unknown = json === null ? Object.fromEntries(form!) : JSON.parse(json);
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('a Slack request body is a JSON object or a form');
+  return body as Body;
 }
 
 /**

@@ -54,7 +54,7 @@ beforeAll(async () => {
   service = new RecordingCycleService();
   await grantRole(db.db, { identity: 'slack:UADMIN', role: 'admin', by: 'test' });
   frontEnds = startFrontEnds({ SLACK_APP_TOKEN: APP_TOKEN });
-  expect(frontEnds.routes).toHaveLength(1); // Teams only: no /slack/events in Socket Mode
+  expect(frontEnds.routes).toHaveLength(0); // Socket Mode: no /slack/events; Teams is off (not configured): no /api/messages
   // fails with "expected connection 1" rather than a hook timeout if the app does not reach the fake
   await Promise.all([frontEnds.start(), slack.waitForConnection(1, 20_000)]);
 }, 60_000);

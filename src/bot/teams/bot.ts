@@ -3,8 +3,10 @@
  * Handles installs (stores the conversation reference for proactive messages), typed commands (the same
  * words as /patch), and the Adaptive Card `adaptiveCard/action` invokes (Action.Execute: Approve, Reject
  * with a reason, Resume, Roll back), answered with the updated card while every copy is updated with
- * updateActivity. JWTs are validated when TEAMS_APP_ID / TEAMS_APP_PASSWORD are set; unset is
- * local/emulator mode (no authentication: keep the port private).
+ * updateActivity. The route is mounted only when Teams is configured: with TEAMS_APP_ID / TEAMS_APP_PASSWORD
+ * every request's Bot Framework JWT is validated; emulator mode (TEAMS_EMULATOR=true, no JWTs) takes
+ * requests from loopback addresses only. Either way an activity whose serviceUrl is not an allowed
+ * connector (service-url.ts) is refused before anything runs, so no reply can be steered elsewhere.
  */
 import {
   ActivityTypes,
@@ -23,11 +25,13 @@ import type { Db } from '../../db/client';
 import { findChatMessageByRef, removeConversation, saveConversation } from '../../db/chat';
 import type { TeamsChatChannel } from '../../integrations/teams';
 import type { Logger } from '../../logging';
+import { CodedError, ErrorCode } from '../../domain/errors';
 import type { RouteModule } from '../../server/app';
 import { ADAPTIVE_CARD_CONTENT_TYPE, approvalAdaptiveCard, messageCard, type AdaptiveCard } from '../core/adaptive';
 import { ACTION, type ApprovalCardModel } from '../core/card';
 import type { CommandRunner } from '../core/command-runner';
 import type { DecisionDesk } from '../core/decisions';
+import { isLoopbackAddress, type ServiceUrlPolicy } from './service-url';
 
 /**
  * botbuilder's own endpoint settings, all of them: once one is given botbuilder takes every endpoint from
@@ -50,6 +54,11 @@ type CredentialsFactory = NonNullable<ConstructorParameters<typeof Configuration
 
 export interface TeamsAuthOptions {
   appId?: string;
+  /**
+   * No JWT validation (the Bot Framework Emulator). Must be asked for: without an appId and without this,
+   * createTeamsAdapter refuses, so a missing TEAMS_APP_ID can never mean "accept anyone".
+   */
+  emulator?: boolean;
   appPassword?: string;
   tenantId?: string;
   /**
@@ -87,6 +96,10 @@ class TeamsBotFrameworkAuthentication extends ConfigurationBotFrameworkAuthentic
 
 /** The CloudAdapter: JWT validation with app credentials, or local/emulator mode without them. */
 export function createTeamsAdapter(o: TeamsAuthOptions, logger: Logger): CloudAdapter {
+  if (!o.appId && !o.emulator) {
+    throw new CodedError(ErrorCode.ConfigInvalid, 'Teams needs TEAMS_APP_ID and TEAMS_APP_PASSWORD to validate requests (or TEAMS_EMULATOR=true for a local emulator).');
+  }
+  if (o.appId && o.emulator) throw new CodedError(ErrorCode.ConfigInvalid, 'Teams emulator mode takes no TEAMS_APP_ID: unset one of them.');
   const auth = new TeamsBotFrameworkAuthentication(
     o.appId
       ? {
@@ -120,8 +133,10 @@ export interface TeamsBotOptions {
   runCommand: CommandRunner;
   channel: TeamsChatChannel;
   logger: Logger;
-  /** True when TEAMS_APP_ID is unset: say so at start-up. */
-  emulator: boolean;
+  /** `jwt`: the adapter validates Bot Framework JWTs. `emulator`: it does not, so only loopback callers are served. */
+  mode: 'jwt' | 'emulator';
+  /** Which serviceUrls replies may go to; an activity naming another is refused (403) before it runs. */
+  serviceUrlAllowed: ServiceUrlPolicy;
 }
 
 interface ExecuteValue {
@@ -231,14 +246,30 @@ export function createTeamsBot(o: TeamsBotOptions) {
   }
 
   const routes: RouteModule = async (app: FastifyInstance) => {
-    if (o.emulator) {
-      logger.warn('Teams: local/emulator mode at POST /api/messages, requests are NOT authenticated; set TEAMS_APP_ID and TEAMS_APP_PASSWORD to validate Teams JWTs');
+    if (o.mode === 'emulator') {
+      logger.warn('Teams: emulator mode at POST /api/messages (TEAMS_EMULATOR=true): requests are NOT authenticated and are taken from loopback addresses only');
     } else {
       logger.info('Teams: POST /api/messages, Bot Framework JWTs validated');
     }
     app.post('/api/messages', async (req, reply) => {
+      // req.ip is the socket address unless TRUST_PROXY names the proxy in front (then the client it forwards for).
+      if (o.mode === 'emulator' && !isLoopbackAddress(req.ip)) {
+        throw new CodedError(ErrorCode.Forbidden, 'Teams emulator mode takes requests from this machine only; set TEAMS_APP_ID and TEAMS_APP_PASSWORD to take them from Teams.');
+      }
+      const body = req.body;
+      if (!body || typeof body !== 'object' || Array.isArray(body) || typeof (body as { type?: unknown }).type !== 'string') {
+        throw new CodedError(ErrorCode.InvalidInput, 'expected a Bot Framework activity: a JSON object with a "type"');
+      }
+      const serviceUrl = (body as { serviceUrl?: unknown }).serviceUrl;
+      if (!o.serviceUrlAllowed(serviceUrl)) {
+        logger.warn({ serviceUrl: String(serviceUrl).slice(0, 200), ip: req.ip }, 'refused a Teams activity whose serviceUrl is not an allowed connector');
+        throw new CodedError(
+          ErrorCode.Forbidden,
+          'the activity\'s serviceUrl is not a Bot Framework Teams connector (smba.trafficmanager.net or a government cloud) nor one in TEAMS_SERVICE_URLS',
+        );
+      }
       const res = new CollectingResponse();
-      await o.adapter.process({ body: req.body as Record<string, unknown>, headers: req.headers as Record<string, string>, method: 'POST' }, res, logic);
+      await o.adapter.process({ body: body as Record<string, unknown>, headers: req.headers as Record<string, string>, method: 'POST' }, res, logic);
       reply.code(res.statusCode);
       for (const [k, v] of Object.entries(res.headers)) reply.header(k, v);
       return reply.send(res.body ?? '');

@@ -21,6 +21,7 @@ import { ACTION } from '../core/card';
 import { DecisionDesk } from '../core/decisions';
 import { createCommandRunner } from '../core/run-command';
 import { createTeamsAdapter, createTeamsBot } from './bot';
+import { serviceUrlPolicy } from './service-url';
 
 const logger = createLogger('silent');
 const APP_ID = '6c1f0a2e-94a1-4c2b-9d1e-2b7f5a0c1d3e';
@@ -119,10 +120,11 @@ beforeAll(async () => {
     },
     logger,
   );
-  channel = new TeamsChatChannel({ adapter, appId: APP_ID, db: db.db, logger });
+  const serviceUrlAllowed = serviceUrlPolicy({ configured: [connector.serviceUrl] });
+  channel = new TeamsChatChannel({ adapter, appId: APP_ID, db: db.db, logger, serviceUrlAllowed });
   const desk = new DecisionDesk({ service, db: db.db, logger, chat: channel });
   const runner = createCommandRunner({ service, db: db.db, logger });
-  const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, emulator: false, runCommand: runner });
+  const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, mode: 'jwt', serviceUrlAllowed, runCommand: runner });
   server = await buildServer({ logger, health: [], routes: [bot.routes] });
   await server.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(server.server.address() as { port: number }).port}`;

@@ -1,5 +1,5 @@
 /**
- * Teams over real HTTP: Bot Framework activities posted to /api/messages (emulator mode, no JWT) with
+ * Teams over real HTTP: Bot Framework activities posted to /api/messages (emulator mode, no JWT, from loopback) with
  * serviceUrl at the fake connector, which records what the bot sends back; a real database.
  */
 import type { FastifyInstance } from 'fastify';
@@ -18,6 +18,7 @@ import type { CommandCaller } from '../core/command-runner';
 import { DecisionDesk } from '../core/decisions';
 import { createCommandRunner } from '../core/run-command';
 import { createTeamsAdapter, createTeamsBot } from './bot';
+import { serviceUrlPolicy } from './service-url';
 
 const logger = createLogger('silent');
 const CONV = '19:patching@thread.tacv2';
@@ -77,8 +78,8 @@ beforeAll(async () => {
   db = await createTestDatabase();
   connector = await startFakeBotConnector();
   service = new RecordingCycleService();
-  const adapter = createTeamsAdapter({}, logger);
-  channel = new TeamsChatChannel({ adapter, appId: undefined, db: db.db, logger });
+  const adapter = createTeamsAdapter({ emulator: true }, logger);
+  channel = new TeamsChatChannel({ adapter, appId: undefined, db: db.db, logger, serviceUrlAllowed: serviceUrlPolicy({ allowLoopback: true }) });
   const desk = new DecisionDesk({ service, db: db.db, logger, chat: channel });
   const runner = createCommandRunner({ service, db: db.db, logger });
   const bot = createTeamsBot({
@@ -87,7 +88,8 @@ beforeAll(async () => {
     desk,
     channel,
     logger,
-    emulator: true,
+    mode: 'emulator',
+    serviceUrlAllowed: serviceUrlPolicy({ allowLoopback: true }),
     runCommand: async (text, caller) => {
       commands.push({ text, caller });
       return runner(text, caller);
@@ -243,7 +245,7 @@ describe('Teams with app credentials (JWT validation on)', () => {
   it('refuses an unauthenticated activity with 401 and stores nothing', async () => {
     const adapter = createTeamsAdapter({ appId: '6c1f0a2e-94a1-4c2b-9d1e-2b7f5a0c1d3e', appPassword: 'not-a-real-secret' }, logger);
     const desk = new DecisionDesk({ service, db: db.db, logger });
-    const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, emulator: false, runCommand: async () => ({ text: 'ran' }) });
+    const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, mode: 'jwt', serviceUrlAllowed: serviceUrlPolicy({ configured: [connector.serviceUrl] }), runCommand: async () => ({ text: 'ran' }) });
     const secured = await buildServer({ logger, health: [], routes: [bot.routes] });
     await secured.listen({ host: '127.0.0.1', port: 0 });
     try {

@@ -11,7 +11,14 @@ import { grantRole, revokeRole, rolesOf, ROLES, type Role } from '../../db/ident
 import { identityRoles, webSessions, webUsers } from '../../db/schema/index';
 import { CodedError, ErrorCode } from '../../domain/errors';
 
-const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
+/**
+ * OWASP Password Storage Cheat Sheet's scrypt parameters: N=2^17, r=8, p=1 (128 MiB, about a second here).
+ * A stored hash with weaker parameters is re-hashed at its owner's next successful sign-in.
+ */
+const SCRYPT = { N: 2 ** 17, r: 8, p: 1, keylen: 32 };
+/** scrypt needs 128·N·r bytes; the stored N of a hash is capped so no row can ask for more. */
+const SCRYPT_MAXMEM = 256 * 1024 * 1024;
+const SCRYPT_MAX_N = 2 ** 20;
 
 function scrypt(password: string, salt: Buffer, keylen: number, options: ScryptOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => scryptCb(password, salt, keylen, options, (err, key) => (err ? reject(err) : resolve(key))));
@@ -19,7 +26,7 @@ function scrypt(password: string, salt: Buffer, keylen: number, options: ScryptO
 
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);
-  const key = await scrypt(password, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: 64 * 1024 * 1024 });
+  const key = await scrypt(password, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: SCRYPT_MAXMEM });
   return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
 }
 
@@ -27,15 +34,28 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const parts = stored.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
   const [N, r, p] = [Number(parts[1]), Number(parts[2]), Number(parts[3])];
+  if (!Number.isInteger(N) || N < 2 || N > SCRYPT_MAX_N || !Number.isInteger(r) || r < 1 || r > 32 || !Number.isInteger(p) || p < 1 || p > 16) return false;
   const salt = Buffer.from(parts[4]!, 'base64');
   const expected = Buffer.from(parts[5]!, 'base64');
-  const key = await scrypt(password, salt, expected.length, { N, r, p, maxmem: 64 * 1024 * 1024 });
+  if (expected.length < 16) return false;
+  const key = await scrypt(password, salt, expected.length, { N, r, p, maxmem: Math.max(SCRYPT_MAXMEM, 256 * N * r) });
   return key.length === expected.length && timingSafeEqual(key, expected);
+}
+
+/** True when a stored hash was made with other parameters than today's (it is re-hashed at the next sign-in). */
+export function needsRehash(stored: string): boolean {
+  const parts = stored.split('$');
+  return parts[0] !== 'scrypt' || Number(parts[1]) !== SCRYPT.N || Number(parts[2]) !== SCRYPT.r || Number(parts[3]) !== SCRYPT.p;
 }
 
 export const webIdentity = (username: string) => `web:${username}`;
 
 const USERNAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/** A web user name: 1–63 lower-case letters, digits, dot, dash or underscore, starting with a letter or digit. */
+export function isValidUsername(username: string): boolean {
+  return USERNAME.test(username);
+}
 
 export interface WebUserSummary {
   username: string;
@@ -124,15 +144,26 @@ export interface WebSession {
 
 const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
 
-/** Checks the password; returns a new session token, or null (and audits the failure). */
+/**
+ * Checks the password; returns a new session token, or null (and audits the failure). A user name that
+ * could not exist (isValidUsername) or an over-long password is INVALID_INPUT, refused before anything is
+ * read or stored. A correct password under an older hash is re-hashed with today's parameters.
+ */
 export async function login(
   db: Db,
   input: { username: string; password: string; ttlMs: number; now?: Date; from?: string },
 ): Promise<{ token: string; session: WebSession } | null> {
+  if (!isValidUsername(input.username)) {
+    throw new CodedError(ErrorCode.InvalidInput, 'That is not a user name: user names are 1-63 lower-case letters, digits, dot, dash or underscore.');
+  }
+  if (input.password.length > 1024) throw new CodedError(ErrorCode.InvalidInput, 'The password is too long (over 1024 characters).');
   const now = input.now ?? new Date();
   const [user] = await db.select().from(webUsers).where(eq(webUsers.username, input.username)).limit(1);
   // Hash even for an unknown user so timing does not reveal which names exist.
   const ok = user ? await verifyPassword(input.password, user.passwordHash) : (await hashPassword(input.password), false);
+  if (ok && user && needsRehash(user.passwordHash)) {
+    await db.update(webUsers).set({ passwordHash: await hashPassword(input.password) }).where(eq(webUsers.username, input.username));
+  }
   const role = ok ? effectiveRole((await rolesOf(db, webIdentity(input.username))).map((g) => g.role)) : null;
   if (!ok || !role) {
     await appendAudit(db, {

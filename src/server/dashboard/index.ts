@@ -18,7 +18,10 @@ import { collectReport, complianceByGroupChart, complianceByOsChart, overdueChar
 import { csvLine } from '../../reports/csv';
 import type { CycleService } from '../../services/cycle-service';
 import type { RouteModule } from '../app';
-import { login, logout, roleAtLeast, sessionFor, type WebSession } from './auth';
+import { HttpError } from '../errors';
+import { clampedInt, dateParam } from '../input';
+import { isValidUsername, login, logout, roleAtLeast, sessionFor, type WebSession } from './auth';
+import { LoginThrottle } from './login-throttle';
 import { badge, cell, CLIENT_JS, csrfField, html, layout, qs, raw, STYLESHEET, table, when, type Html, type PageUser } from './html';
 
 export interface DashboardOptions {
@@ -35,6 +38,8 @@ export interface DashboardOptions {
   now?: () => Date;
   /** How often to record a compliance snapshot for the trend; 0 = only on overview visits. Default hourly. */
   snapshotEveryMs?: number;
+  /** Failed sign-ins per address and per user name, with backoff (default: 5 free, then 1 s doubling to 15 min). */
+  loginThrottle?: LoginThrottle;
 }
 
 export const SESSION_COOKIE = 'patchops_session';
@@ -43,11 +48,33 @@ const LOGIN_CSRF_COOKIE = 'patchops_login_csrf';
 type Form = Record<string, string>;
 type Req = FastifyRequest;
 
-function cookies(req: Req): Record<string, string> {
-  const out: Record<string, string> = {};
+/**
+ * One of our cookies, decoded; undefined when absent. A cookie that is not valid percent-encoding is a 400
+ * that also clears it, so a browser holding a damaged cookie recovers by signing in again.
+ */
+function cookieOf(req: Req, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const i = part.indexOf('=');
-    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+    if (i <= 0 || part.slice(0, i).trim() !== name) continue;
+    try {
+      return decodeURIComponent(part.slice(i + 1).trim());
+    } catch {
+      throw new HttpError(ErrorCode.InvalidInput, `The ${name} cookie is malformed; it has been cleared: sign in again.`, {
+        'set-cookie': `${name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`,
+      });
+    }
+  }
+  return undefined;
+}
+
+/** Query values as one string each (a repeated key keeps its last value); a value over 1,000 characters is refused. */
+function flatQuery(query: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries((query ?? {}) as Record<string, unknown>)) {
+    const last = Array.isArray(v) ? v[v.length - 1] : v;
+    if (typeof last !== 'string') continue;
+    if (last.length > 1000) throw new CodedError(ErrorCode.InvalidInput, `The query parameter "${k.slice(0, 40)}" is too long (over 1,000 characters).`);
+    out[k] = last;
   }
   return out;
 }
@@ -65,6 +92,7 @@ export function dashboardRoutes(o: DashboardOptions): RouteModule {
   const now = o.now ?? (() => new Date());
   const secure = o.secureCookies ? '; Secure' : '';
   const log = o.logger;
+  const throttle = o.loginThrottle ?? new LoginThrottle();
 
   const cookie = (name: string, value: string, maxAgeS: number) => `${name}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeS}${secure}`;
 
@@ -84,7 +112,7 @@ export function dashboardRoutes(o: DashboardOptions): RouteModule {
 
   /** The session or a redirect to the login page. */
   async function requireSession(req: Req, reply: FastifyReply): Promise<WebSession | null> {
-    const s = await sessionFor(o.db, cookies(req)[SESSION_COOKIE], now());
+    const s = await sessionFor(o.db, cookieOf(req, SESSION_COOKIE), now());
     if (!s) {
       await reply.redirect(`/login${qs({ next: req.url })}`, 303);
       return null;
@@ -99,7 +127,7 @@ export function dashboardRoutes(o: DashboardOptions): RouteModule {
       send(reply, errorPage(null, 'Cross-site request refused', 'This form was posted from another site. Open the dashboard and try again.'), 403);
       return null;
     }
-    const s = await sessionFor(o.db, cookies(req)[SESSION_COOKIE], now());
+    const s = await sessionFor(o.db, cookieOf(req, SESSION_COOKIE), now());
     if (!s) {
       send(reply, errorPage(null, 'Sign-in needed', 'Your session has ended. Sign in again, then repeat the action.'), 401);
       return null;
@@ -161,6 +189,9 @@ export function dashboardRoutes(o: DashboardOptions): RouteModule {
       // Forms post urlencoded bodies; parse them as strings here only (Slack's routes keep their own parser).
       if (scope.hasContentTypeParser('application/x-www-form-urlencoded')) scope.removeContentTypeParser('application/x-www-form-urlencoded');
       scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
+      scope.addHook('preValidation', async (req) => {
+        req.query = flatQuery(req.query);
+      });
 
       scope.get('/static/dashboard.css', (_req, reply) => reply.header('content-type', 'text/css; charset=utf-8').header('cache-control', 'public, max-age=300').send(STYLESHEET));
       scope.get('/static/dashboard.js', (_req, reply) => reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(CLIENT_JS));
@@ -168,9 +199,9 @@ export function dashboardRoutes(o: DashboardOptions): RouteModule {
       // ------------------------------------------------------------ login / logout
       scope.get('/login', async (req, reply) => {
         const q = req.query as Record<string, string | undefined>;
-        const existing = await sessionFor(o.db, cookies(req)[SESSION_COOKIE], now());
+        const existing = await sessionFor(o.db, cookieOf(req, SESSION_COOKIE), now());
         if (existing) return reply.redirect(safeNext(q.next), 303);
-        const token = cookies(req)[LOGIN_CSRF_COOKIE] ?? randomToken();
+        const token = cookieOf(req, LOGIN_CSRF_COOKIE) ?? randomToken();
         reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, token, 3600));
         return send(reply, layout({
           title: 'Sign in',
@@ -187,18 +218,36 @@ export function dashboardRoutes(o: DashboardOptions): RouteModule {
 
       scope.post('/login', async (req, reply) => {
         const form = parseForm(typeof req.body === 'string' ? req.body : '');
-        const expected = cookies(req)[LOGIN_CSRF_COOKIE];
+        const expected = cookieOf(req, LOGIN_CSRF_COOKIE);
         if (!sameOrigin(req) || !expected || form._csrf !== expected) {
           return send(reply, errorPage(null, 'Form expired', 'The sign-in form expired or came from another site. Open /login again.'), 403);
         }
-        const result = await login(o.db, { username: str(form.username), password: form.password ?? '', ttlMs: ttl, now: now(), from: req.ip });
-        if (!result) return back(reply, '/login', { error: 'Wrong user name or password (or the account has no role).', ...(form.next ? { next: form.next } : {}) });
+        const username = str(form.username);
+        const next = form.next ? { next: safeNext(form.next) } : {};
+        // req.ip is the socket address unless TRUST_PROXY names the proxy in front; the name key only for a valid name.
+        const keys = isValidUsername(username) ? [`ip:${req.ip}`, `user:${username}`] : [`ip:${req.ip}`];
+        const wait = throttle.retryAfterMs(keys, now().getTime());
+        if (wait > 0) {
+          log.warn({ ip: req.ip, username: username.slice(0, 64) }, 'sign-in refused: too many failed attempts');
+          reply.header('retry-after', String(Math.ceil(wait / 1000)));
+          return send(reply, errorPage(null, 'Too many attempts', `Too many failed sign-ins for this user name or from this address: wait ${Math.ceil(wait / 1000)} seconds, then try again.`), 429);
+        }
+        if (!isValidUsername(username)) {
+          throttle.failure(keys, now().getTime());
+          return back(reply, '/login', { error: 'That is not a user name: user names are 1-63 lower-case letters, digits, dot, dash or underscore.', ...next });
+        }
+        const result = await login(o.db, { username, password: (form.password ?? '').slice(0, 1024), ttlMs: ttl, now: now(), from: req.ip });
+        if (!result) {
+          throttle.failure(keys, now().getTime());
+          return back(reply, '/login', { error: 'Wrong user name or password (or the account has no role).', ...next });
+        }
+        throttle.success(`user:${username}`);
         reply.header('set-cookie', [cookie(SESSION_COOKIE, result.token, Math.floor(ttl / 1000)), cookie(LOGIN_CSRF_COOKIE, '', 0)]);
         return reply.redirect(safeNext(form.next), 303);
       });
 
       scope.post('/logout', async (req, reply) => {
-        const token = cookies(req)[SESSION_COOKIE];
+        const token = cookieOf(req, SESSION_COOKIE);
         const s = await sessionFor(o.db, token, now());
         const form = parseForm(typeof req.body === 'string' ? req.body : '');
         if (s && token && form._csrf === s.csrfToken) await logout(o.db, token);
@@ -281,7 +330,7 @@ ${table(['OS', 'endpoints', 'compliant', '%'], ov.byOs.map((g) => [html`<a href=
         const s = await requireSession(req, reply);
         if (!s) return reply;
         const q = req.query as Record<string, string | undefined>;
-        const page = Math.max(0, Number(q.page ?? 0) || 0);
+        const page = clampedInt(q.page, { min: 0, max: 100_000, fallback: 0 });
         const f = { q: q.q, os: q.os, group: q.group, compliance: q.compliance };
         const [{ items, total }, fc] = await Promise.all([listEndpoints(o.db, { ...f, limit: 50, offset: page * 50 }), facets(o.db)]);
         const opt = (v: string, label: string, cur: string | undefined) => html`<option value="${v}"${cur === v ? raw(' selected') : ''}>${label}</option>`;
@@ -457,9 +506,10 @@ ${table(['code', 'patch', 'endpoint', 'group', 'reason', 'expires', 'by', ''], l
         const a = await requireAction(req, reply, 'admin', 'add an exception');
         if (!a) return reply;
         const f = a.form;
-        const expires = new Date(`${str(f.expiresAt)}T23:59:59Z`);
         try {
-          if (!Number.isNaN(expires.getTime()) && expires <= now()) throw new CodedError(ErrorCode.InvalidInput, 'The expiry is in the past: pick a later date.');
+          const expires = /^\d{4}-\d{2}-\d{2}$/.test(str(f.expiresAt)) ? dateParam(str(f.expiresAt), 'The expiry', 'end') : undefined;
+          if (!expires) throw new CodedError(ErrorCode.InvalidInput, 'The expiry is not a date: pick one (YYYY-MM-DD).');
+          if (expires <= now()) throw new CodedError(ErrorCode.InvalidInput, 'The expiry is in the past: pick a later date.');
           const e = await addException(o.db, { patchId: str(f.patchId) || undefined, endpointId: str(f.endpointId) || undefined, groupName: str(f.groupName) || undefined, reason: str(f.reason), expiresAt: expires, by: a.s.identity });
           return back(reply, '/exceptions', { ok: `Exception ${e.code} added.` });
         } catch (e) {
@@ -480,21 +530,21 @@ ${table(['code', 'patch', 'endpoint', 'group', 'reason', 'expires', 'by', ''], l
       });
 
       // ------------------------------------------------------------ audit
-      const auditFilter = (q: Record<string, string | undefined>): AuditFilter => {
-        const date = (v: string | undefined, end: boolean) => {
-          if (!v) return undefined;
-          const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T${end ? '23:59:59.999' : '00:00:00'}Z` : v);
-          return Number.isNaN(d.getTime()) ? undefined : d;
-        };
-        return { actor: q.actor || undefined, action: q.action || undefined, subjectType: q.subjectType || undefined, subjectId: q.subjectId || undefined, from: date(q.from, false), to: date(q.to, true) };
-      };
+      const auditFilter = (q: Record<string, string | undefined>): AuditFilter => ({
+        actor: q.actor || undefined,
+        action: q.action || undefined,
+        subjectType: q.subjectType || undefined,
+        subjectId: q.subjectId || undefined,
+        from: dateParam(q.from, 'From'),
+        to: dateParam(q.to, 'To', 'end'),
+      });
 
       scope.get('/audit', async (req, reply) => {
         const s = await requireSession(req, reply);
         if (!s) return reply;
         const q = req.query as Record<string, string | undefined>;
         const f = auditFilter(q);
-        const before = Number(q.before) || undefined;
+        const before = clampedInt(q.before, { min: 0, max: Number.MAX_SAFE_INTEGER, fallback: 0 }) || undefined;
         const rows = await listAudit(o.db, { ...f, limit: 100, beforeId: before });
         const keep = { actor: q.actor, action: q.action, subjectType: q.subjectType, subjectId: q.subjectId, from: q.from, to: q.to };
         const input = (name: keyof typeof keep, label: string, type = 'text') => html`<label>${label} <input name="${name}" type="${type}" value="${keep[name] ?? ''}"></label>`;
@@ -548,8 +598,23 @@ ${rows.length === 100 ? html`<a href="/audit${qs({ ...keep, before: rows[rows.le
   };
 }
 
-function safeNext(next: string | undefined): string {
-  return next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/login') ? next : '/';
+/**
+ * Where to go after signing in: a path on this server only. Browsers read `/\evil.example` as
+ * `//evil.example` and drop tabs and newlines, so a backslash or control character anywhere, or a second
+ * leading slash, sends the user to the overview instead.
+ */
+const hasControlOrBackslash = (s: string) => [...s].some((c) => c === '\\' || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+
+export function safeNext(next: string | undefined): string {
+  if (!next || next.length > 2000 || !next.startsWith('/') || /^\/[/\\]/.test(next) || hasControlOrBackslash(next)) return '/';
+  let url: URL;
+  try {
+    url = new URL(next, 'http://patchops.invalid');
+  } catch {
+    return '/';
+  }
+  if (url.origin !== 'http://patchops.invalid' || url.pathname.startsWith('/login')) return '/';
+  return `${url.pathname}${url.search}${url.hash}`;
 }
 
 function randomToken(): string {

@@ -1,0 +1,53 @@
+/**
+ * Request input rules shared by every route: text may not hold NUL bytes (PostgreSQL text cannot), and
+ * numbers from query strings are clamped to what the route can use, so `page=1e300` is the last page
+ * rather than a database error.
+ */
+import { CodedError, ErrorCode } from '../domain/errors';
+
+/** Where in a value a NUL byte hides (`body.hostname`, `query.q`), or null when there is none. */
+export function nulPath(value: unknown, at: string, depth = 0): string | null {
+  if (typeof value === 'string') return value.includes('\u0000') ? at : null;
+  if (Buffer.isBuffer(value)) return value.includes(0) ? at : null;
+  if (!value || typeof value !== 'object' || depth > 64) return null;
+  for (const [k, v] of Object.entries(value)) {
+    if (k.includes('\u0000')) return `${at}.${k.split('\u0000').join('\\0')}`;
+    const found = nulPath(v, `${at}.${k}`, depth + 1);
+    if (found) return found;
+  }
+  return null;
+}
+
+/** Throws INVALID_INPUT naming the first place in `value` that holds a NUL byte. */
+export function refuseNul(value: unknown, at: string): void {
+  const found = nulPath(value, at);
+  if (found) throw new CodedError(ErrorCode.InvalidInput, `${found} contains a NUL byte, which no field accepts: remove it and retry`);
+}
+
+/**
+ * A whole number from a query parameter, clamped to [min, max]: absent or not a number gives `fallback`,
+ * a fraction is rounded down, anything beyond the bounds (1e300, -5, Infinity) is the nearest bound.
+ */
+export function clampedInt(raw: unknown, o: { min: number; max: number; fallback: number }): number {
+  if (typeof raw !== 'string' || raw.trim() === '') return o.fallback;
+  const n = Number(raw);
+  if (Number.isNaN(n)) return o.fallback;
+  return Math.min(o.max, Math.max(o.min, Math.floor(n)));
+}
+
+/**
+ * A date from a query or form field: YYYY-MM-DD (start or end of that day, UTC) or an ISO 8601 time.
+ * Empty gives undefined; anything else, or a year outside 1970–9999, is INVALID_INPUT naming the field.
+ */
+export function dateParam(raw: unknown, name: string, edge: 'start' | 'end' = 'start'): Date | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const v = typeof raw === 'string' ? raw.trim() : '';
+  const day = /^\d{4}-\d{2}-\d{2}$/.test(v);
+  const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$/.test(v);
+  const d = day ? new Date(`${v}T${edge === 'end' ? '23:59:59.999' : '00:00:00'}Z`) : iso ? new Date(v) : new Date(Number.NaN);
+  const year = d.getUTCFullYear();
+  if (Number.isNaN(d.getTime()) || year < 1970 || year > 9999) {
+    throw new CodedError(ErrorCode.InvalidInput, `${name} "${v.slice(0, 40)}" is not a date: use YYYY-MM-DD`);
+  }
+  return d;
+}
