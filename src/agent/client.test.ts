@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Agent } from './agent';
-import { checkServerUrl, GatewayClient, isLoopbackHost } from './client';
+import { checkServerUrl, GatewayClient, isLoopbackHost, withoutNul } from './client';
 
 describe('checkServerUrl', () => {
   it.each([
@@ -77,5 +77,14 @@ describe('the gateway client and redirects', () => {
       target.close();
       redirector.close();
     }
+  });
+});
+
+describe('withoutNul', () => {
+  it('takes NUL bytes out of every string of a report, at any depth, and leaves the rest as it is', () => {
+    const report = { status: 'succeeded', error: 'bad\u0000name', missing: [{ title: 'a\u0000b', cves: ['CVE-1\u0000'] }], n: 3 };
+    const sent = JSON.stringify(report, withoutNul);
+    expect(sent).not.toContain('\\u0000');
+    expect(JSON.parse(sent)).toEqual({ status: 'succeeded', error: 'badname', missing: [{ title: 'ab', cves: ['CVE-1'] }], n: 3 });
   });
 });

@@ -11,6 +11,14 @@ import {
   type SignedManifest,
 } from '../shared/agent-protocol';
 
+/**
+ * Tool output can carry NUL bytes (a binary name in a package list, a corrupt changelog); the server refuses any
+ * body with one (400), which would drop the whole result. They never mean anything in a report: leave them out.
+ */
+export function withoutNul(_key: string, value: unknown): unknown {
+  return typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '') : value;
+}
+
 export class GatewayHttpError extends Error {
   constructor(
     readonly status: number,
@@ -72,7 +80,7 @@ export class GatewayClient {
       res = await this.fetchImpl(`${this.serverUrl.replace(/\/+$/, '')}${path}`, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined ? undefined : JSON.stringify(body, withoutNul),
         signal: AbortSignal.timeout(timeoutMs),
         // The protocol has no redirects: following one could take an https server's answer to a plain-http address.
         redirect: 'error',
