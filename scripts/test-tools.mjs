@@ -24,6 +24,7 @@ export const TEST_TOOLS = [
   { pkg: 'fwupd', commands: ['fwupdmgr', 'fwupdtool'], tests: 'the firmware (fwupd) backend' },
   { pkg: 'fwupd-tests', files: ['/usr/share/installed-tests/fwupd/fwupd-tests.xml'], tests: 'the firmware (fwupd) backend (its test plugin and metadata)' },
   { pkg: 'dbus-daemon', commands: ['dbus-daemon'], tests: 'the firmware (fwupd) backend (a private message bus for the daemon)' },
+  { pkg: 'postgresql-client', commands: ['psql'], tests: 'the embedded database test that connects with libpq (psql)' },
   { pkg: 'chromium', files: ['/usr/bin/chromium'], tests: 'the browser tests (test/browser/, playwright-core)' },
 ];
 
