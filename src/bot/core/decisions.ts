@@ -102,9 +102,11 @@ export class DecisionDesk {
     const at = this.now().toISOString();
     this.decided.set(key, { result, at, decision: input.decision });
     if (this.decided.size > 10_000) this.decided.delete(this.decided.keys().next().value!);
-    await this.audit(input.decision === 'approve' ? 'chat.approved' : 'chat.rejected', input, { outcome: result.outcome, received: result.approvalsReceived, needed: result.approvalsNeeded }).catch(
-      (err: unknown) => logger.error({ err }, 'audit failed'),
-    );
+    const audited = await this.audited(input.decision === 'approve' ? 'chat.approved' : 'chat.rejected', input, {
+      outcome: result.outcome,
+      received: result.approvalsReceived,
+      needed: result.approvalsNeeded,
+    });
     if (this.deps.chat) {
       await this.deps.chat
         .recordDecision({ cycleId: input.cycleId, identity: input.identity, channel: input.channel, decision: input.decision, reason: input.reason, outcome: result.outcome, at })
@@ -116,7 +118,7 @@ export class DecisionDesk {
         : result.outcome === 'approved'
           ? 'The cycle is approved.'
           : 'The cycle is rejected and ends.';
-    return { ok: true, duplicate: false, result, at, text: `You ${input.decision === 'approve' ? 'approved' : 'rejected'} cycle ${input.cycleId}. ${progress}` };
+    return { ok: true, duplicate: false, result, at, text: `You ${input.decision === 'approve' ? 'approved' : 'rejected'} cycle ${input.cycleId}. ${progress}${audited}` };
   }
 
   /** Resume or roll back a paused cycle: admins only. */
@@ -134,8 +136,23 @@ export class DecisionDesk {
       if (!isCodedError(e)) logger.error({ err: e, cycleId: input.cycleId }, `${what} from chat failed`);
       return { ok: false, code, text: `Could not ${what} cycle ${input.cycleId}: ${(e as Error).message}` };
     }
-    await this.audit(`chat.${input.action}`, input, {}).catch((err: unknown) => logger.error({ err }, 'audit failed'));
-    return { ok: true, at: this.now().toISOString(), text: input.action === 'resume' ? `Cycle ${input.cycleId} resumes.` : `Rolling back cycle ${input.cycleId}.` };
+    const audited = await this.audited(`chat.${input.action}`, input, {});
+    return { ok: true, at: this.now().toISOString(), text: (input.action === 'resume' ? `Cycle ${input.cycleId} resumes.` : `Rolling back cycle ${input.cycleId}.`) + audited };
+  }
+
+  /**
+   * Audits what already took effect (appendAudit retries transient failures itself). When it still cannot be
+   * written, the person is told, with what to do, instead of the gap being only in a log: returns that sentence,
+   * or '' when the row is written.
+   */
+  private async audited(action: string, input: { cycleId: string; identity: string; channel: Channel; messageRef?: string; reason?: string }, details: Record<string, unknown>): Promise<string> {
+    try {
+      await this.audit(action, input, details);
+      return '';
+    } catch (err) {
+      this.deps.logger.error({ err, action, cycleId: input.cycleId }, 'audit failed: the action took effect but is not in the audit log');
+      return ` It took effect, but the audit log could not record it (${(err as Error).message}): tell an admin (\`patchops audit verify\`, database health).`;
+    }
   }
 
   private async audit(action: string, input: { cycleId: string; identity: string; channel: Channel; messageRef?: string; reason?: string }, details: Record<string, unknown>) {
