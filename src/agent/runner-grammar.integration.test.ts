@@ -10,13 +10,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testJobRunner } from '../../test/helpers/job-runner';
 import { aptInstallInto, buildAptTestRepo, missingAptTools, type AptTestRepo } from '../../test/helpers/apt-repo';
 import { AptBackend } from './backends/apt';
 import type { Backend } from './backends/types';
 import { execFile, type Exec } from './exec';
 import { RecordingRebooter } from './reboot';
 import { JobRunner } from './runner';
-import type { AgentState } from './state';
 
 const missing = missingAptTools();
 if (missing.length > 0) console.warn(`skipping the agent grammar test against real apt: missing ${missing.join(', ')} (apt-get install -y apt-utils gpg dpkg-dev)`);
@@ -32,19 +32,7 @@ afterAll(async () => {
 });
 
 function runnerWith(exec: Exec) {
-  let state: AgentState = { serverUrl: 'x', endpointId: 'e', nodeKey: 'k', manifestSigningKey: '', machineId: 'm', lastManifestVersion: 0, previousVersions: {} };
-  return new JobRunner({
-    backends: new Map([['apt', new AptBackend({ root: t.root, exec, refresh: false })]]),
-    getState: () => state,
-    updateState: async (p) => {
-      state = { ...state, ...p };
-    },
-    rebooter: new RecordingRebooter(),
-    fetchManifest: () => Promise.reject(new Error('no files in this test')),
-    sources: () => [],
-    downloadDir: path.join(t.dir, 'dl'),
-    log: pino({ level: 'silent' }),
-  });
+  return testJobRunner([['apt', new AptBackend({ root: t.root, exec, refresh: false })]], path.join(t.dir, 'dl')).runner;
 }
 
 describe.skipIf(missing.length > 0)('agent: package names outside the grammar are refused before anything runs (real apt, throwaway root)', () => {

@@ -1,11 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testJobRunner } from '../../../test/helpers/job-runner';
 import { aptInstallInto, buildAptTestRepo, skipWithoutAptTools, type AptTestRepo } from '../../../test/helpers/apt-repo';
-import { RecordingRebooter } from '../reboot';
-import { JobRunner } from '../runner';
-import type { AgentState } from '../state';
 import { AptBackend } from './apt';
 
 const skip = skipWithoutAptTools('the apt backend round trip (src/agent/backends/apt.integration.test.ts)');
@@ -26,19 +23,7 @@ describe.skipIf(skip)('apt backend, for real (signed local repository, throwaway
     expect((await fs.readFile(versionFile, 'utf8')).trim()).toBe('1.0');
     expect((await apt.installedVersions([t.packageName])).get(t.packageName)).toBe('1.0');
 
-    let state: AgentState = { serverUrl: 'x', endpointId: 'e', nodeKey: 'k', manifestSigningKey: '', machineId: 'm', lastManifestVersion: 0, previousVersions: {} };
-    const runner = new JobRunner({
-      backends: new Map([['apt', apt]]),
-      getState: () => state,
-      updateState: async (p) => {
-        state = { ...state, ...p };
-      },
-      rebooter: new RecordingRebooter(),
-      fetchManifest: () => Promise.reject(new Error('no files in this test')),
-      sources: () => [],
-      downloadDir: path.join(t.dir, 'dl'),
-      log: pino({ level: 'silent' }),
-    });
+    const { runner, state } = testJobRunner([['apt', apt]], path.join(t.dir, 'dl'));
 
     const scan = await runner.run({ id: 's1', kind: 'scan', payload: {}, deadline: null, leaseExpiresAt: new Date().toISOString() });
     expect(scan.status, scan.error).toBe('succeeded');
@@ -51,7 +36,7 @@ describe.skipIf(skip)('apt backend, for real (signed local repository, throwaway
     expect(install.status, install.error).toBe('succeeded');
     expect(install.patches).toEqual([{ patchId: patch.patchId, state: 'installed', installedVersion: '2.0' }]);
     expect((await fs.readFile(versionFile, 'utf8')).trim()).toBe('2.0');
-    expect(state.previousVersions.apt![t.packageName]).toBe('1.0');
+    expect(state().previousVersions.apt![t.packageName]).toBe('1.0');
 
     const verify = await runner.run({ id: 'v1', kind: 'verify', payload, deadline: null, leaseExpiresAt: '' });
     expect(verify.patches[0]!.state).toBe('installed');

@@ -1,12 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testJobRunner } from '../../../test/helpers/job-runner';
 import { buildRpmTestRepo, dnfInstallInto, dnfRoot, missingRpmTools, type RpmTestRepo } from '../../../test/helpers/rpm-repo';
 import { execFile } from '../exec';
-import { RecordingRebooter } from '../reboot';
-import { JobRunner } from '../runner';
-import type { AgentState } from '../state';
 import { DnfBackend, parseCheckUpdate, parseUpdateInfoList } from './dnf';
 
 const missing = missingRpmTools('dnf');
@@ -29,23 +26,10 @@ const versionFile = (name: string) => path.join(root, 'usr/share', name, 'versio
 const readVersion = async (name: string) => (await fs.readFile(versionFile(name), 'utf8')).trim();
 
 function runnerFor(backend: DnfBackend) {
-  let state: AgentState = { serverUrl: 'x', endpointId: 'e', nodeKey: 'k', manifestSigningKey: '', machineId: 'm', lastManifestVersion: 0, previousVersions: {} };
-  const runner = new JobRunner({
-    backends: new Map([
-      ['dnf', backend],
-      ['yum', backend],
-    ]),
-    getState: () => state,
-    updateState: async (p) => {
-      state = { ...state, ...p };
-    },
-    rebooter: new RecordingRebooter(),
-    fetchManifest: () => Promise.reject(new Error('no files in this test')),
-    sources: () => [],
-    downloadDir: path.join(t.dir, 'dl'),
-    log: pino({ level: 'silent' }),
-  });
-  return { runner, state: () => state };
+  return testJobRunner([
+    ['dnf', backend],
+    ['yum', backend],
+  ], path.join(t.dir, 'dl'));
 }
 
 describe.skipIf(missing.length > 0)('dnf backend, for real (dnf 4, signed local rpm-md repository with updateinfo, throwaway --installroot)', () => {

@@ -4,15 +4,12 @@
  */
 import path from 'node:path';
 import os from 'node:os';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testJobRunner } from '../../../test/helpers/job-runner';
 import { FAKE_DEVICE_ID, fwupdMissing, startFwupd, type FwupdTestDaemon } from '../../../test/helpers/fwupd-daemon';
 import { normalizeSeverity } from '../../domain/patch';
 import { foundPatchSchema } from '../../shared/agent-protocol';
 import { execFile, type Exec } from '../exec';
-import { RecordingRebooter } from '../reboot';
-import { JobRunner } from '../runner';
-import type { AgentState } from '../state';
 import { FwupdBackend, parseFwupdDevices } from './fwupd';
 
 const missing = fwupdMissing();
@@ -32,20 +29,7 @@ function recording(): { exec: Exec; calls: string[][] } {
 }
 
 function runnerFor(backend: FwupdBackend) {
-  let state: AgentState = { serverUrl: 'x', endpointId: 'e', nodeKey: 'k', manifestSigningKey: '', machineId: 'm', lastManifestVersion: 0, previousVersions: {} };
-  const runner = new JobRunner({
-    backends: new Map([['fwupd', backend]]),
-    getState: () => state,
-    updateState: async (p) => {
-      state = { ...state, ...p };
-    },
-    rebooter: new RecordingRebooter(),
-    fetchManifest: () => Promise.reject(new Error('no files in this test')),
-    sources: () => [],
-    downloadDir: path.join(os.tmpdir(), 'patchops-fwupd-dl'),
-    log: pino({ level: 'silent' }),
-  });
-  return { runner, state: () => state };
+  return testJobRunner([['fwupd', backend]], path.join(os.tmpdir(), 'patchops-fwupd-dl'));
 }
 
 describe.skipIf(missing.length > 0)('fwupd backend, for real (fwupd daemon, test plugin, fwupd test firmware)', () => {

@@ -1,12 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testJobRunner } from '../../../test/helpers/job-runner';
 import { buildRpmTestRepo, missingRpmTools, zypperInstallInto, zypperRoot, type RpmTestRepo } from '../../../test/helpers/rpm-repo';
 import { execFile } from '../exec';
-import { RecordingRebooter } from '../reboot';
-import { JobRunner } from '../runner';
-import type { AgentState } from '../state';
 import { parseZypperInstallSummary, parseZypperPatchesXml, parseZypperUpdatesXml, ZypperBackend } from './zypper';
 
 const missing = missingRpmTools('zypper');
@@ -30,20 +27,7 @@ const zypperHere = (args: string[]) => execFile('zypper', ['--non-interactive', 
 const readVersion = async (name: string) => (await fs.readFile(path.join(root, 'usr/share', name, 'version'), 'utf8')).trim();
 
 function runnerFor(backend: ZypperBackend) {
-  let state: AgentState = { serverUrl: 'x', endpointId: 'e', nodeKey: 'k', manifestSigningKey: '', machineId: 'm', lastManifestVersion: 0, previousVersions: {} };
-  const runner = new JobRunner({
-    backends: new Map([['zypper', backend]]),
-    getState: () => state,
-    updateState: async (p) => {
-      state = { ...state, ...p };
-    },
-    rebooter: new RecordingRebooter(),
-    fetchManifest: () => Promise.reject(new Error('no files in this test')),
-    sources: () => [],
-    downloadDir: path.join(t.dir, 'dl'),
-    log: pino({ level: 'silent' }),
-  });
-  return { runner, state: () => state };
+  return testJobRunner([['zypper', backend]], path.join(t.dir, 'dl'));
 }
 
 describe.skipIf(missing.length > 0)('zypper backend, for real (zypper 1.14, signed local rpm-md repository whose updateinfo zypper reads as patches, throwaway --root)', () => {
