@@ -6,21 +6,8 @@
 import os from 'node:os';
 import { type Command } from 'commander';
 import { approveEnrollment, listPendingEnrollments, rejectEnrollment, type PendingEnrollment } from '../../db/agents';
-import { openDatabaseForCommand } from '../../runtime/database';
-import type { Database } from '../../db/client';
-import { configOrExit, loggerFor, reportFatal } from '../context';
-
-async function withDb<T>(fn: (db: { database: Database }) => Promise<T>): Promise<T> {
-  const config = configOrExit();
-  const logger = loggerFor(config);
-  logger.level = 'warn';
-  const db = await openDatabaseForCommand(config, logger);
-  try {
-    return await fn(db);
-  } finally {
-    await db.stop();
-  }
-}
+import { withDb } from '../database';
+import { reportFatal } from '../context';
 
 const requestIdOrExit = (v: string | undefined): number | undefined => {
   if (v === undefined) return undefined;

@@ -26,12 +26,11 @@ import {
   setEndpointSite,
 } from '../../db/agents';
 import { DEFAULT_MAX_CACHE_MB, startDistributionPoint } from '../../distribution-point/server';
-import { openDatabaseForCommand } from '../../runtime/database';
+import { withDb } from '../database';
 import { appendAudit } from '../../db/audit';
 import { secretBoxFor } from '../../db/secret-box';
-import type { Database } from '../../db/client';
 import { manifestBodySchema } from '../../shared/agent-protocol';
-import { configOrExit, loggerFor, reportFatal } from '../context';
+import { configOrExit, reportFatal } from '../context';
 
 /**
  * How long after `distribution-points remove` a gateway may still accept the point's token (DP_TOKEN_TTL_MS) and
@@ -48,18 +47,6 @@ function stopOnSignal(): AbortController {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   return ac;
-}
-
-async function withDb<T>(fn: (db: { database: Database }) => Promise<T>): Promise<T> {
-  const config = configOrExit();
-  const logger = loggerFor(config);
-  logger.level = 'warn';
-  const db = await openDatabaseForCommand(config, logger);
-  try {
-    return await fn(db);
-  } finally {
-    await db.stop();
-  }
 }
 
 export function registerAgentCommands(program: Command): void {
