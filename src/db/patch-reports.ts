@@ -5,7 +5,7 @@
  */
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { CodedError, ErrorCode } from '../domain/errors';
-import { normalizeSeverity, severityFromCvss, type SeveritySource } from '../domain/patch';
+import { moreCautiousType, normalizeSeverity, severityFromCvss, type SeveritySource } from '../domain/patch';
 import type { FoundPatch, JobResult } from '../shared/agent-protocol';
 import { hasControlCharacters, packageRefProblem } from '../shared/package-names';
 import { appendAudit } from './audit';
@@ -63,12 +63,15 @@ type CatalogRow = typeof patches.$inferSelect;
 
 /**
  * What one agent's report may change in a shared catalog row: only towards more caution. Severity and CVSS only go
- * up, CVEs are only added, a restart only becomes required. Packages, the successor (supersededBy), title, type and
- * vendor never change from an agent: they come from the first report (descriptive fields) or trusted sources only
- * (setCatalogPatch). Returns the changed fields, or null.
+ * up, CVEs are only added, a restart only becomes required, the type only moves to one asking more care before it is
+ * deployed (moreCautiousType: an agent cannot relabel a security update `definition` to reach auto-approval).
+ * Packages, the successor (supersededBy), title and vendor never change from an agent: they come from the first
+ * report (descriptive fields) or trusted sources only (setCatalogPatch). Returns the changed fields, or null.
  */
-function cautiousMerge(row: Pick<CatalogRow, 'severity' | 'cvss' | 'cves' | 'rebootRequired'>, p: FoundPatch): Partial<CatalogRow> | null {
+function cautiousMerge(row: Pick<CatalogRow, 'severity' | 'cvss' | 'cves' | 'rebootRequired' | 'type'>, p: FoundPatch): Partial<CatalogRow> | null {
   const change: Partial<CatalogRow> = {};
+  const type = moreCautiousType(row.type, p.type);
+  if (type !== row.type) change.type = type;
   const severity = severityOf(p.vendorSeverity, p.cvss, p.severitySource);
   if (severityRank(severity) > severityRank(row.severity)) {
     change.severity = severity;
@@ -122,6 +125,7 @@ export async function applyScan(db: Db, endpointId: string, jobId: string, found
       .onConflictDoUpdate({ target: patches.id, set: { title: sql`${patches.title}` } })
       .returning({
         id: patches.id,
+        type: patches.type,
         severity: patches.severity,
         vendorSeverity: patches.vendorSeverity,
         cvss: patches.cvss,

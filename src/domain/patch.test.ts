@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   maxSeverity,
+  moreCautiousType,
   normalizePatchType,
   normalizeSeverity,
   PATCH_TYPES,
@@ -137,5 +138,19 @@ describe('resolveSupersedence', () => {
     expect(map.size).toBe(n - 1);
     expect(map.get('P0')).toBe(`P${n - 1}`);
     expect(map.get(`P${n - 2}`)).toBe(`P${n - 1}`);
+  });
+});
+
+describe('moreCautiousType', () => {
+  it.each([
+    ['definition', 'security', 'security'],
+    ['security', 'definition', 'security'],
+    ['tool', 'bug_fix', 'bug_fix'],
+    ['update_rollup', 'update', 'update_rollup'],
+    ['security', 'firmware', 'security'],
+    ['firmware', 'security', 'firmware'],
+    ['definition', 'not-a-type', 'definition'],
+  ])('%s, then a report of %s: %s', (current, reported, kept) => {
+    expect(moreCautiousType(current, reported)).toBe(kept);
   });
 });

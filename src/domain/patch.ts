@@ -39,6 +39,32 @@ export const SEVERITY_RANK: Readonly<Record<Severity, number>> = {
   unspecified: 0,
 };
 
+/**
+ * How much care a type asks for before it may be deployed without a person (auto-approval names low-care types such
+ * as definitions): higher asks more. When agents disagree about a patch's type, the shared catalog keeps the type
+ * that asks more, so one agent labelling a security update `definition` cannot carry it past approval for the
+ * fleet. Firmware is its own category (deployed only where a policy opts in) and is never reached or left this way.
+ */
+export const TYPE_CAUTION: Readonly<Record<Exclude<PatchType, 'firmware'>, number>> = {
+  definition: 0,
+  tool: 1,
+  update: 2,
+  feature: 3,
+  bug_fix: 4,
+  hotfix: 5,
+  service_pack: 6,
+  update_rollup: 7,
+  critical: 8,
+  security: 9,
+};
+
+/** The catalog's type after another report of the same patch: the one asking more care (TYPE_CAUTION). */
+export function moreCautiousType(current: string, reported: string): string {
+  if (current === reported || current === PatchType.FIRMWARE || reported === PatchType.FIRMWARE) return current;
+  const rank = (t: string) => (t in TYPE_CAUTION ? TYPE_CAUTION[t as keyof typeof TYPE_CAUTION] : -1);
+  return rank(reported) > rank(current) ? reported : current;
+}
+
 export function isPatchType(word: string): word is PatchType {
   return (PATCH_TYPES as readonly string[]).includes(word);
 }

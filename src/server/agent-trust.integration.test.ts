@@ -200,6 +200,24 @@ describe('#11.1 no agent changes what another endpoint installs', () => {
     const changed = await audit('catalog.patches.reported', second.id);
     expect(changed[0]!.details).toMatchObject({ added: [], changed: [{ patchId: id, from: { severity: 'moderate', cves: ['CVE-2024-2398'] }, to: { severity: 'critical', cves: ['CVE-2024-2398', 'CVE-2024-2004'] } }] });
   });
+  it('an agent that reports a patch first with a low-care type cannot keep it there: the next report of another type that asks more care wins, audited', async () => {
+    const a = await enroll(machine('labeller'), 'labeller');
+    const id = `apt:openssl:3.0.15-1~deb12u${machineN}`;
+    const base: FoundPatch = { ...honest(), patchId: id, type: 'security', packages: [{ manager: 'apt', name: 'openssl', version: `3.0.15-1~deb12u${machineN}` }] };
+    const first = await nextJob(a.nodeKey);
+    await call('POST', `/agent/v1/jobs/${encodeURIComponent(first.id)}/result`, { key: a.nodeKey, body: scanResult([{ ...base, type: 'definition' }]) });
+    expect((await tdb.db.select().from(patches).where(eq(patches.id, id)))[0]).toMatchObject({ type: 'definition' });
+    const b = await enroll(machine('labeller-b'), 'labeller-b');
+    const second = await nextJob(b.nodeKey);
+    await call('POST', `/agent/v1/jobs/${encodeURIComponent(second.id)}/result`, { key: b.nodeKey, body: scanResult([base]) });
+    expect((await tdb.db.select().from(patches).where(eq(patches.id, id)))[0]).toMatchObject({ type: 'security' });
+    const c = await enroll(machine('labeller-c'), 'labeller-c');
+    const third = await nextJob(c.nodeKey);
+    await call('POST', `/agent/v1/jobs/${encodeURIComponent(third.id)}/result`, { key: c.nodeKey, body: scanResult([{ ...base, type: 'definition' }]) });
+    expect((await tdb.db.select().from(patches).where(eq(patches.id, id)))[0]).toMatchObject({ type: 'security' });
+    const changed = await audit('catalog.patches.reported', second.id);
+    expect(changed[0]!.details).toMatchObject({ changed: [{ patchId: id, from: { type: 'definition' }, to: { type: 'security' } }] });
+  });
   it('packages and successors in the catalog come from a trusted source (setCatalogPatch), checked and audited; an endpoint without its own report installs those', async () => {
     const a = await enroll(machine('trusted'), 'trusted');
     const id = `KB50${machineN}441`;
