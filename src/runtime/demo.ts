@@ -171,7 +171,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       enrollSecret: secret,
       count: o.endpoints,
       prefix: 'demo',
-      waitSeconds: 5,
+      waitSeconds: 2,
       installLatencyMs: [20, 200],
       failureRate: 0,
       osMix: { windows: 0.55, linux: 0.3, macos: 0.15 },
@@ -293,11 +293,22 @@ export function progressLine(s: CycleStatus): string {
   return parts.join(' │ ');
 }
 
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    const fail = () => reject(new Error('interrupted'));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
+}
+
 async function until(signal: AbortSignal, timeoutMs: number, what: string, done: () => Promise<boolean> | boolean): Promise<void> {
   const end = Date.now() + timeoutMs;
+  const interrupted = aborted(signal);
+  interrupted.catch(() => undefined);
   for (;;) {
     if (signal.aborted) throw new Error('interrupted');
-    if (await done()) return;
+    // A call in flight (a query to a Temporal server Ctrl-C has just stopped) must not hold up the stop.
+    if (await Promise.race([done(), interrupted])) return;
     if (Date.now() > end) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 300));
   }
