@@ -27,6 +27,7 @@ import { freePort } from '../temporal/dev-server';
 import { cycleServiceFor } from '../services/cycles';
 import { cycleStatusQuery } from '../workflows/messages';
 import { SimFleet } from '../agent-sim/fleet';
+import { startDemoPage, textsOf } from './demo-page';
 import { up, type Running } from './up';
 
 export interface DemoOptions {
@@ -137,9 +138,20 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const url = running.serverUrl!;
     serviceNow.webhook = { url: `${url}/webhooks/servicenow`, secret: webhookSecret };
     const db = running.db.database.db;
+    const clicks = approvalClicks({ db, url, signingSecret, connectorUrl: connector.serviceUrl, cycleId: () => result.cycleId });
+    const page = await startDemoPage({
+      cards: () => ({
+        slack: textsOf(slack.callsTo('chat.postMessage').find((c) => JSON.stringify(c.args.blocks ?? '').includes(ACTION.approve))?.args.blocks),
+        teams: textsOf(connector.calls.find((c) => (c.op === 'send' || c.op === 'createConversation') && JSON.stringify(c.activity ?? '').includes(ACTION.approve))?.activity?.attachments),
+      }),
+      click: (platform) => clicks.click(platform),
+      mails: () => sink.messages.map((m) => ({ to: m.envelopeTo, subject: m.parsed.subject ?? '', html: typeof m.parsed.html === 'string' ? m.parsed.html : undefined, text: m.parsed.text })),
+    });
+    stops.push(() => page.close());
     o.out('');
     o.out(`  Dashboard    ${url}/${running.firstAdmin?.generatedPassword ? `  (user ${running.firstAdmin.username}, password ${running.firstAdmin.generatedPassword})` : ''}`);
     if (running.temporal.uiUrl) o.out(`  Temporal UI  ${running.temporal.uiUrl}`);
+    o.out(`  Demo page    ${page.url}/  (the approval cards; e-mail received at ${page.url}/mail)`);
     o.out('');
 
     // The Teams bot is installed in a channel: its conversation reference is kept for proactive cards.
@@ -239,7 +251,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       if (status.stage === CycleStage.AWAIT_APPROVAL && !approved) {
         approved = true;
         if (o.tty) process.stdout.write('\n');
-        await approve({ db, url, cycleId, signingSecret, connectorUrl: connector.serviceUrl, out: o.out, wait: o.auto ? undefined : o.waitForPerson });
+        await clicks.ready();
+        o.out(`  approval cards posted in Slack and Teams: ${page.url}/ shows them`);
+        if (o.auto) {
+          o.out(`  ${await clicks.click('slack')}`);
+          o.out(`  ${await clicks.click('teams')}`);
+        } else {
+          o.out(`  → open ${page.url}/ and click Approve on both cards (the policy needs one approval from each)`);
+        }
         last = '';
       }
       // The change manager schedules the change in ServiceNow; its business rule tells patchops by webhook.
@@ -262,10 +281,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     o.out('');
     o.out(`Cycle ${cycleId}: ${final.stage}${final.outcome ? ` (${final.outcome})` : ''}`);
     o.out(`  Endpoints ${final.endpoints}, patches ${final.patches}; waves: ${[final.test, ...final.waves].filter(Boolean).map((w) => `${w!.name} ${w!.state}`).join(', ')}`);
-    if (change) o.out(`  ServiceNow change ${final.changeNumber}: state ${change.state}${change.close_code ? `, close code ${change.close_code}` : ''} (${instanceUrl}/change_request.do?sysparm_query=number=${final.changeNumber})`);
+    if (change) o.out(`  ServiceNow change ${final.changeNumber}: state ${change.state}${change.close_code ? `, close code ${change.close_code}` : ''} (while the demo runs: ${instanceUrl}/api/now/table/change_request?sysparm_query=number=${final.changeNumber}, user admin, password admin)`);
     for (const m of sink.messages) o.out(`  E-mail to ${m.envelopeTo.join(', ')}: "${m.parsed.subject ?? ''}"`);
+    o.out(`  The e-mail as the SMTP server received it: ${page.url}/mail · the cycle and its change in the dashboard: ${url}/`);
     o.out(`  Slack: ${slack.calls.length} Web API calls; Teams: ${connector.calls.length} connector calls`);
     if (!result.ok) o.out(`The demo cycle did not complete: ${result.reason}`);
+    if (!o.auto && o.waitForPerson) await Promise.race([o.waitForPerson('Press Enter to stop the demo (everything it started stops) '), aborted(o.signal).catch(() => undefined)]);
     return result;
   } catch (e) {
     if (o.signal.aborted) return { ...result, ok: false, reason: 'interrupted' };
@@ -338,70 +359,71 @@ async function seedGroups(db: Db): Promise<Array<{ name: string; members: number
   return spec.map((g) => ({ name: g.name, members: g.members.length }));
 }
 
-/** Clicks Approve in Slack and in Teams through the server's real routes, as those services would send them. */
-async function approve(o: {
-  db: Db;
-  url: string;
-  cycleId: string;
-  signingSecret: string;
-  connectorUrl: string;
-  out: (line: string) => void;
-  wait?: ((prompt: string) => Promise<void>) | undefined;
-}): Promise<void> {
+/** Approve clicks in Slack and in Teams, sent to the server's real routes as those services would send them. */
+function approvalClicks(o: { db: Db; url: string; signingSecret: string; connectorUrl: string; cycleId: () => string | undefined }) {
   const ref = async (platform: string) => {
-    for (let i = 0; i < 100; i++) {
+    const cycleId = o.cycleId();
+    for (let i = 0; cycleId && i < 100; i++) {
       const [row] = await o.db
         .select({ ref: chatMessages.messageRef, conversation: chatMessages.conversationId })
         .from(chatMessages)
-        .where(and(eq(chatMessages.cycleId, o.cycleId), eq(chatMessages.platform, platform), eq(chatMessages.key, 'approval'), isNotNull(chatMessages.messageRef)));
-      if (row?.ref) return { ref: row.ref, conversation: row.conversation };
+        .where(and(eq(chatMessages.cycleId, cycleId), eq(chatMessages.platform, platform), eq(chatMessages.key, 'approval'), isNotNull(chatMessages.messageRef)));
+      if (row?.ref) return { cycleId, ref: row.ref, conversation: row.conversation };
       await new Promise((r) => setTimeout(r, 200));
     }
-    throw new Error(`the ${platform} approval card of cycle ${o.cycleId} was never posted`);
+    throw new Error(`the ${platform} approval card of cycle ${cycleId ?? '(none yet)'} was never posted`);
   };
-  const slackMsg = await ref('slack');
-  const teamsMsg = await ref('teams');
-  o.out(`  approval cards posted: Slack ${slackMsg.conversation}, Teams ${teamsMsg.conversation}`);
-  if (o.wait) await o.wait('  Press Enter to click Approve on the Slack card (as slack:UDEMOAPPROVER) and the Teams card (as teams:29:demo-approver) ');
-
-  const ts = slackMsg.ref.split(':').at(-1)!;
-  const payload = {
-    type: 'block_actions',
-    user: { id: SLACK_APPROVER, username: 'demo.approver', name: 'demo.approver', team_id: 'T0DEMO0001' },
-    api_app_id: 'A0PATCHOPS',
-    token: 'deprecated-verification-token',
-    container: { type: 'message', message_ts: ts, channel_id: slackMsg.conversation, is_ephemeral: false },
-    trigger_id: `${Date.now()}.demo`,
-    team: { id: 'T0DEMO0001', domain: 'demo' },
-    enterprise: null,
-    is_enterprise_install: false,
-    channel: { id: slackMsg.conversation, name: 'patching' },
-    message: { type: 'message', ts, text: 'approval', user: 'U0BOT00001', bot_id: 'B0BOT00001' },
-    state: { values: {} },
-    response_url: `${o.url}/`,
-    actions: [{ action_id: ACTION.approve, block_id: 'patchops_approval', text: { type: 'plain_text', text: 'Approve', emoji: true }, value: o.cycleId, type: 'button', action_ts: (Date.now() / 1000).toFixed(6) }],
+  const slack = async (): Promise<string> => {
+    const m = await ref('slack');
+    const ts = m.ref.split(':').at(-1)!;
+    const payload = {
+      type: 'block_actions',
+      user: { id: SLACK_APPROVER, username: 'demo.approver', name: 'demo.approver', team_id: 'T0DEMO0001' },
+      api_app_id: 'A0PATCHOPS',
+      token: 'deprecated-verification-token',
+      container: { type: 'message', message_ts: ts, channel_id: m.conversation, is_ephemeral: false },
+      trigger_id: `${Date.now()}.demo`,
+      team: { id: 'T0DEMO0001', domain: 'demo' },
+      enterprise: null,
+      is_enterprise_install: false,
+      channel: { id: m.conversation, name: 'patching' },
+      message: { type: 'message', ts, text: 'approval', user: 'U0BOT00001', bot_id: 'B0BOT00001' },
+      state: { values: {} },
+      response_url: `${o.url}/`,
+      actions: [{ action_id: ACTION.approve, block_id: 'patchops_approval', text: { type: 'plain_text', text: 'Approve', emoji: true }, value: m.cycleId, type: 'button', action_ts: (Date.now() / 1000).toFixed(6) }],
+    };
+    const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+    const click = await fetch(`${o.url}/slack/events`, { method: 'POST', headers: slackHeaders(o.signingSecret, body), body });
+    if (click.status !== 200) throw new Error(`the signed Slack click was refused (HTTP ${click.status}): ${await click.text()}`);
+    return `Slack: Approve clicked by ${SLACK_APPROVER} (signed request, HTTP ${click.status})`;
   };
-  const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
-  const click = await fetch(`${o.url}/slack/events`, { method: 'POST', headers: slackHeaders(o.signingSecret, body), body });
-  if (click.status !== 200) throw new Error(`the signed Slack click was refused (HTTP ${click.status}): ${await click.text()}`);
-  o.out(`  Slack: Approve clicked by ${SLACK_APPROVER} (signed request, HTTP ${click.status})`);
-
-  const invoke = await fetch(`${o.url}/api/messages`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      type: 'invoke',
-      name: 'adaptiveCard/action',
-      id: `demo-invoke-${Date.now()}`,
-      replyToId: teamsMsg.ref,
-      serviceUrl: o.connectorUrl,
-      channelId: 'msteams',
-      from: { id: TEAMS_APPROVER, name: 'Demo Approver' },
-      recipient: { id: '28:patchops-bot' },
-      conversation: { id: teamsMsg.conversation, conversationType: 'channel', tenantId: 'demo-tenant' },
-      value: { action: { type: 'Action.Execute', verb: ACTION.approve, data: { cycleId: o.cycleId } }, trigger: 'manual' },
-    }),
-  });
-  if (invoke.status !== 200) throw new Error(`the Teams invoke was refused (HTTP ${invoke.status}): ${await invoke.text()}`);
-  o.out(`  Teams: Approve clicked by ${TEAMS_APPROVER} (Action.Execute invoke, HTTP ${invoke.status})`);
+  const teams = async (): Promise<string> => {
+    const m = await ref('teams');
+    const invoke = await fetch(`${o.url}/api/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        type: 'invoke',
+        name: 'adaptiveCard/action',
+        id: `demo-invoke-${Date.now()}`,
+        replyToId: m.ref,
+        serviceUrl: o.connectorUrl,
+        channelId: 'msteams',
+        from: { id: TEAMS_APPROVER, name: 'Demo Approver' },
+        recipient: { id: '28:patchops-bot' },
+        conversation: { id: m.conversation, conversationType: 'channel', tenantId: 'demo-tenant' },
+        value: { action: { type: 'Action.Execute', verb: ACTION.approve, data: { cycleId: m.cycleId } }, trigger: 'manual' },
+      }),
+    });
+    if (invoke.status !== 200) throw new Error(`the Teams invoke was refused (HTTP ${invoke.status}): ${await invoke.text()}`);
+    return `Teams: Approve clicked by ${TEAMS_APPROVER} (Action.Execute invoke, HTTP ${invoke.status})`;
+  };
+  return {
+    /** Resolves once both cards are posted (their message ids stored). */
+    ready: async () => {
+      await ref('slack');
+      await ref('teams');
+    },
+    click: (platform: 'slack' | 'teams') => (platform === 'slack' ? slack() : teams()),
+  };
 }
