@@ -102,6 +102,9 @@ it('Ctrl-C during the cycle stops everything the demo started', async () => {
   const end = Date.now() + 240_000;
   while (!/cycle PC-\S+ started/.test(demo.output()) && demo.child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
   expect(demo.output()).toMatch(/cycle PC-\S+ started/);
+  // The local page is up while the demo runs.
+  const pageUrl = /Demo page {4}(\S+)/.exec(demo.output())![1]!;
+  expect(await (await fetch(pageUrl)).text()).toContain('Approval cards');
   process.kill(-demo.child.pid!, 'SIGINT'); // what Ctrl-C does: the whole foreground process group
   const t0 = Date.now();
   const code = await demo.exited;
