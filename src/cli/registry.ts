@@ -20,6 +20,7 @@ export const COMMAND_MODULES = {
   dashboard: () => import('./commands/dashboard').then((m) => m.registerDashboardCommands),
   cycles: () => import('./commands/cycles').then((m) => m.registerCycleCommands),
   chat: () => import('./commands/chat').then((m) => m.registerChatCommands),
+  demo: () => import('./commands/demo').then((m) => m.registerDemoCommand),
 } satisfies Record<string, () => Promise<Register>>;
 
 export type CommandModule = keyof typeof COMMAND_MODULES;
@@ -48,6 +49,7 @@ export const MODULE_OF: Record<string, CommandModule> = {
     ['status', 'cycles', 'scan', 'start', 'approve', 'reject', 'pause', 'resume', 'cancel', 'rollback', 'exceptions', 'endpoints', 'roles'].map((v) => [v, 'cycles' as const]),
   ),
   'teams-package': 'chat',
+  demo: 'demo',
 };
 
 /** Registers the modules `argv` needs: the one owning its command, or all of them. */
