@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Agent } from './agent';
-import { checkServerUrl, GatewayClient, isLoopbackHost } from './client';
+import { checkServerUrl, GatewayClient, GatewayHttpError, isLoopbackHost, isRetryable, parseRetryAfter, retryDelayMs } from './client';
 
 describe('checkServerUrl', () => {
   it.each([
@@ -76,6 +76,53 @@ describe('the gateway client and redirects', () => {
     } finally {
       target.close();
       redirector.close();
+    }
+  });
+});
+
+describe('Retry-After', () => {
+  it.each([
+    ['5', 5000],
+    ['0', 0],
+    [' 12 ', 12_000],
+    ['Wed, 21 Oct 2015 07:28:10 GMT', 10_000], // 10 s after "now" below
+    ['Wed, 21 Oct 2015 07:27:00 GMT', 0], // in the past
+    ['soon', undefined],
+    [null, undefined],
+  ])('parses %j as %s ms', (value, expected) => {
+    expect(parseRetryAfter(value, Date.parse('Wed, 21 Oct 2015 07:28:00 GMT'))).toBe(expected);
+  });
+
+  it('waits at least the Retry-After, plus up to half of it as jitter; else backs off', () => {
+    const busy = new GatewayHttpError(503, 'OVERLOADED', 'busy', 4000);
+    expect(retryDelayMs(busy, 9, 1000, 60_000, () => 0)).toBe(4000);
+    expect(retryDelayMs(busy, 9, 1000, 60_000, () => 0.999)).toBe(5998);
+    expect(retryDelayMs(new Error('fetch failed'), 3, 1000, 60_000, () => 0.5)).toBe(4000);
+  });
+
+  it.each([
+    [new GatewayHttpError(503, 'OVERLOADED', 'busy', 1000), true],
+    [new GatewayHttpError(500, 'INTERNAL', 'bug'), true],
+    [new GatewayHttpError(429, 'TOO_MANY_POLLS', 'slow down', 5000), true],
+    [new GatewayHttpError(409, 'CONFLICT', 'no'), false],
+    [new Error('fetch failed'), true],
+  ])('retryable: %s → %s', (e, expected) => {
+    expect(isRetryable(e)).toBe(expected);
+  });
+
+  it('a 503 with Retry-After reaches the caller as retryAfterMs; a poll answered at once carries its hint', async () => {
+    const server = http.createServer((req, res) => {
+      if (req.url?.startsWith('/agent/v1/jobs?')) {
+        res.writeHead(200, { 'content-type': 'application/json', 'retry-after': '7' }).end(JSON.stringify({ jobs: [], distributionPoints: [] }));
+      } else res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '3' }).end(JSON.stringify({ error: 'OVERLOADED', message: 'busy' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const c = new GatewayClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      await expect(c.result('j1', { status: 'succeeded', patches: [], rebootPending: false })).rejects.toMatchObject({ status: 503, code: 'OVERLOADED', retryAfterMs: 3000 });
+      expect((await c.poll(30)).retryAfterMs).toBe(7000);
+    } finally {
+      server.close();
     }
   });
 });
