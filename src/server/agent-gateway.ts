@@ -20,8 +20,8 @@
  * the refresh re-reads the truth.
  *
  * Backpressure: an overloaded database (pool exhausted or timed out, too many connections, a deadlock or
- * serialization failure) is answered 503 with `Retry-After`, never 500; a request that would only queue behind
- * AGENT_DB_QUEUE_LIMIT others for a database connection is shed at once the same way. One agent's excess polls are
+ * serialization failure) is answered 503 with `Retry-After`, never 500; with `dbQueueLimit`, a request that would
+ * queue behind that many others for a database connection is shed at once the same way. One agent's excess polls are
  * answered 429 with `Retry-After`. The long polls held open per process are capped (AGENT_MAX_HELD_POLLS, by default
  * derived from the open-file limit, see defaultMaxHeldPolls): once full, a poll is answered at once (with any job it
  * has) and a `Retry-After` telling the agent when to poll again, instead of holding one more socket.
@@ -99,7 +99,11 @@ export interface AgentGatewayOptions {
   scanOnFirstEnrolment?: boolean;
   /** Long polls held open in this process at most (AGENT_MAX_HELD_POLLS; default defaultMaxHeldPolls(open-file limit)). */
   maxHeldPolls?: number;
-  /** Requests already waiting for a database connection beyond which a request is shed with 503 (default 200). */
+  /**
+   * Requests already waiting for a database connection beyond which a request is shed with 503 at once instead of
+   * queueing (default: none; the pool's connection timeout bounds the wait and is answered 503 too). Shedding early
+   * costs throughput: agents sent away leave the pool idle while they wait out Retry-After.
+   */
   dbQueueLimit?: number;
   /** The process's open-file limit (default: read from /proc/self/limits; tests). */
   openFileLimit?: number | null;
@@ -263,7 +267,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const fdLimit = o.openFileLimit !== undefined ? o.openFileLimit : readOpenFileLimit();
   const fdAllows = defaultMaxHeldPolls(fdLimit);
   const maxHeldPolls = o.maxHeldPolls ?? fdAllows;
-  const dbQueueLimit = o.dbQueueLimit ?? 200;
+  const dbQueueLimit = o.dbQueueLimit ?? Infinity;
   let heldPolls = 0;
   let pollsNotHeld = 0;
   let overloaded = 0;
