@@ -23,7 +23,6 @@ import {
   endpoints,
   endpointSiteChanges,
   manifestSigningKeys,
-  patches,
   repositoryManifests,
   softwareInventory,
 } from './schema/index';
