@@ -236,6 +236,9 @@ interface DpEntry {
 /** Who a request's Bearer credential belongs to. */
 type Caller = ({ kind: 'agent' } & KeyEntry) | { kind: 'distribution-point'; name: string; site: string };
 
+/** How long a work hint that could not be refreshed is still used before every poll asks the database itself. */
+const HINT_STALE_MS = 15_000;
+
 /** How long a distribution point's token is trusted from the cache before it is read again (re-registering rotates it). */
 const DP_TOKEN_TTL_MS = 30_000;
 
@@ -287,6 +290,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const seen = new Set<string>();
   let withWork = new Set<string>();
   let hintReady = false;
+  let hintAt = -Infinity;
   const waiters = new Map<string, Set<() => void>>();
   let dpBySite = new Map<string, string[]>();
   const dpRefreshMs = o.distributionPointsRefreshMs ?? 30_000;
@@ -350,9 +354,12 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       const ids = await endpointsWithWork(db, t);
       withWork = new Set(ids);
       hintReady = true;
+      hintAt = Date.now();
       for (const id of ids) if (waiters.has(id)) wakeOne(id);
     } catch (err) {
-      hintReady = false; // fall back to asking the database on every poll
+      // Fall back to asking the database on every poll, but not at once: when the refresh failed because the database
+      // is overloaded, a lease query per poll is the worst thing to add. A hint a few seconds old only delays wake-ups.
+      if (Date.now() - hintAt > HINT_STALE_MS) hintReady = false;
       log.warn({ err }, 'agent gateway: could not refresh the work hint');
     }
     try {
