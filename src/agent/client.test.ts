@@ -126,3 +126,70 @@ describe('Retry-After', () => {
     }
   });
 });
+
+describe('the agent under a busy gateway', () => {
+  it('keeps a result that got 503 and sends it again after Retry-After, never dropping it', async () => {
+    const results: number[] = [];
+    let jobHandedOut = false;
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
+          res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value));
+        if (req.url === '/agent/v1/enroll') return json(200, { endpointId: 'ep-1', nodeKey: 'node-key-1', manifestSigningKey: 'unused', protocolVersion: 1, pollIntervalSeconds: 1 });
+        if (req.url === '/agent/v1/inventory') return json(200, { ok: true, software: 0 });
+        if (req.url?.startsWith('/agent/v1/jobs?')) {
+          const jobs = jobHandedOut ? [] : [{ id: 'scan-1', kind: 'scan', payload: {}, deadline: null, leaseExpiresAt: new Date(Date.now() + 600_000).toISOString() }];
+          jobHandedOut = true;
+          return json(200, { jobs, distributionPoints: [] });
+        }
+        if (req.url === '/agent/v1/jobs/scan-1/result') {
+          results.push(Date.now());
+          // The first two tries find the server busy.
+          if (results.length <= 2) return json(503, { error: 'OVERLOADED', message: 'busy' }, { 'retry-after': '1' });
+          return json(200, { ok: true, outcome: 'recorded' });
+        }
+        return json(404, { error: 'NOT_FOUND', message: req.url });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-agent-busy-'));
+    const ac = new AbortController();
+    try {
+      const backend = {
+        name: 'apt',
+        scan: async () => [],
+        install: async () => ({ ok: true, log: '' }),
+        rollback: async () => ({ ok: true, log: '' }),
+        installedVersions: async () => new Map<string, string | null>(),
+        inventory: async () => [],
+      };
+      const done: string[] = [];
+      const agent = new Agent({
+        serverUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        enrollSecret: 's'.repeat(20),
+        stateDir,
+        log: pino({ level: 'silent' }),
+        platform: { osFamily: 'linux', osName: 'Debian GNU/Linux', osVersion: '12', arch: 'x64', hostname: 'busy', machineId: 'machine-busy-1' },
+        backends: new Map([['apt', backend]]),
+        waitSeconds: 1,
+        signal: ac.signal,
+        onJobDone: (job) => done.push(job.id),
+      });
+      await agent.start();
+      await agent.pollOnce(1);
+      expect(done).toEqual(['scan-1']);
+      expect(results).toHaveLength(3);
+      // Each retry waited the Retry-After (1 s) at least, and at most half of it again.
+      for (const gap of [results[1]! - results[0]!, results[2]! - results[1]!]) {
+        expect(gap).toBeGreaterThanOrEqual(950);
+        expect(gap).toBeLessThan(2500);
+      }
+    } finally {
+      ac.abort();
+      server.close();
+      await fs.rm(stateDir, { recursive: true, force: true });
+    }
+  }, 20_000);
+});

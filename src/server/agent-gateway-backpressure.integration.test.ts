@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { GatewayClient } from '../agent/client';
 import { SimFleet } from '../agent-sim/fleet';
-import { addEnrollSecret } from '../db/agents';
+import { addEnrollSecret, enrollAgent } from '../db/agents';
 import type { Database } from '../db/client';
 import { agentJobs, endpoints } from '../db/schema/index';
 import * as schema from '../db/schema/index';
@@ -139,5 +139,34 @@ describe('held long polls per process', () => {
     expect(next.jobs.map((j) => j.id)).toEqual([`held-scan-${ep!.id}`]);
     await Promise.all(held);
     expect(g.gateway.stats().heldPolls).toBe(0);
+  }, 30_000);
+});
+
+describe('refusals that tell the agent when to come back', () => {
+  let running: { app: FastifyInstance; database: Database } | undefined;
+  afterAll(async () => {
+    await running?.app.close();
+    await running?.database.close();
+  });
+
+  it('one poll too many is 429 with Retry-After; past dbQueueLimit a result is shed at once with 503 + Retry-After', async () => {
+    // dbQueueLimit 0: every request that would need a database connection for its work is shed.
+    const g = await startGateway({ max: 2, connectionTimeoutMillis: 10_000 }, { dbQueueLimit: 0, pollIntervalSeconds: 4, maxConcurrentPollsPerAgent: 1 });
+    running = g;
+    const { nodeKey } = await enrollAgent(tdb.db, { enrollSecret: SECRET, machineId: 'refusal-machine-1', hostname: 'refusal-1', osFamily: 'linux', agentVersion: 'test' }, new Date(), { scanOnFirstEnrolment: false });
+    const c = new GatewayClient(g.url);
+    c.nodeKey = nodeKey;
+    await new Promise((r) => setTimeout(r, 300)); // the first work-hint refresh: an idle poll needs no database
+    const held = c.poll(2);
+    await expect.poll(() => g.gateway.stats().heldPolls, { timeout: 5000 }).toBe(1);
+    await expect(c.poll(2)).rejects.toMatchObject({ status: 429, code: 'TOO_MANY_POLLS', retryAfterMs: 4000 });
+    await held;
+    const started = Date.now();
+    const err = await c.result('no-such-job', { status: 'succeeded', patches: [], rebootPending: false }).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(err).toMatchObject({ status: 503, code: 'OVERLOADED' });
+    expect((err as { retryAfterMs: number }).retryAfterMs).toBeGreaterThanOrEqual(1000);
+    expect((err as { retryAfterMs: number }).retryAfterMs).toBeLessThanOrEqual(5000);
+    expect(g.statuses[500] ?? 0).toBe(0);
   }, 30_000);
 });
