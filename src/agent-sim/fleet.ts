@@ -3,6 +3,7 @@
  * protocol over HTTP — enrol, inventory, long-poll, results. OS mix; missing-patch sets whose CVEs come from
  * the real CISA KEV catalog (known exploited) plus non-KEV ones; install latency; a failure rate.
  */
+import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -137,6 +138,8 @@ export class SimFleet {
   private readonly rnd: () => number;
   constructor(private readonly o: SimOptions) {
     this.rnd = seeded(o.seed ?? 42);
+    // Every virtual endpoint's waits listen on the one signal: thousands of listeners are expected, not a leak.
+    if (o.signal) setMaxListeners(0, o.signal);
   }
 
   /** Enrols every virtual endpoint (bounded concurrency) and sends each one's inventory. */
