@@ -22,6 +22,7 @@ import { createAgentGateway } from '../src/server/agent-gateway';
 import { buildServer } from '../src/server/app';
 import { freePort } from '../src/temporal/dev-server';
 import { SecretBox } from '../src/db/secret-box';
+import { auditKeysFrom, useAuditKeys } from '../src/db/audit';
 
 const sizes = (process.env.BENCH_AGENTS ?? '1000,10000').split(',').map(Number);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -94,10 +95,13 @@ async function main() {
     url = e.url;
     stopEmbedded = e.stop;
   }
+  const secretBox = SecretBox.ephemeral();
+  // The audit chain is keyed: a process that may append audit rows (enrolment, scans adding patches) needs keys.
+  useAuditKeys(auditKeysFrom(secretBox));
   const database = connectDatabase(url, { max: 10 });
   await runMigrations(database.db);
   const logger = createLogger('warn', 'bench');
-  const gateway = createAgentGateway({ database, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: 600 });
+  const gateway = createAgentGateway({ database, secretBox, logger, leaseSeconds: 600 });
   const app = await buildServer({ logger, health: [], routes: [gateway.routes] });
   const port = await freePort();
   await app.listen({ host: '127.0.0.1', port });

@@ -3,10 +3,11 @@
  * protocol over HTTP — enrol, inventory, long-poll, results. OS mix; missing-patch sets whose CVEs come from
  * the real CISA KEV catalog (known exploited) plus non-KEV ones; install latency; a failure rate.
  */
+import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { backoffMs, GatewayClient, GatewayHttpError } from '../agent/client';
+import { GatewayClient, GatewayHttpError, isRetryable, jitterAfter, retryDelayMs } from '../agent/client';
 import { patchJobPayloadSchema, type AgentJob, type FoundPatch, type JobResult } from '../shared/agent-protocol';
 
 export const DEFAULT_KEV_PATH = new URL('../../assets/kev/known_exploited_vulnerabilities.json', import.meta.url).pathname;
@@ -123,14 +124,22 @@ export interface SimStats {
   failedInstalls: number;
   refusedResults: number;
   errors: number;
+  /** Results sent again after a 5xx, a 429 or a network error (each is retried until accepted or refused). */
+  resultRetries: number;
+  /** Polls the server answered at once with a Retry-After (it held as many polls as it may). */
+  pollsNotHeld: number;
+  /** Every HTTP error status the gateway answered, counted (503 is backpressure; a 500 is a defect). */
+  statuses: Record<number, number>;
 }
 
 export class SimFleet {
-  readonly stats: SimStats = { enrolled: 0, polls: 0, jobs: 0, failedInstalls: 0, refusedResults: 0, errors: 0 };
+  readonly stats: SimStats = { enrolled: 0, polls: 0, jobs: 0, failedInstalls: 0, refusedResults: 0, errors: 0, resultRetries: 0, pollsNotHeld: 0, statuses: {} };
   private readonly endpoints: VirtualEndpoint[] = [];
   private readonly rnd: () => number;
   constructor(private readonly o: SimOptions) {
     this.rnd = seeded(o.seed ?? 42);
+    // Every virtual endpoint's waits listen on the one signal: thousands of listeners are expected, not a leak.
+    if (o.signal) setMaxListeners(0, o.signal);
   }
 
   /** Enrols every virtual endpoint (bounded concurrency) and sends each one's inventory. */
@@ -169,14 +178,39 @@ export class SimFleet {
             this.stats.enrolled += 1;
             break;
           } catch (e) {
-            if (e instanceof GatewayHttpError && e.status < 500) throw e;
+            this.count(e);
+            if (!isRetryable(e)) throw e;
             if (this.o.signal?.aborted) return;
-            await sleep(backoffMs(attempt, 200, 5000));
+            await sleep(retryDelayMs(e, attempt, 200, 5000), undefined, { signal: this.o.signal }).catch(() => undefined);
           }
         }
       }
     };
     await Promise.all(Array.from({ length: this.o.enrollConcurrency ?? 16 }, worker));
+  }
+
+  private count(e: unknown): void {
+    if (e instanceof GatewayHttpError) this.stats.statuses[e.status] = (this.stats.statuses[e.status] ?? 0) + 1;
+  }
+
+  /** Sends a result until the server accepts or refuses it: a 503/429 waits its Retry-After (with jitter), never drops it. */
+  private async report(ep: VirtualEndpoint, job: AgentJob, result: JobResult): Promise<void> {
+    for (let attempt = 0; !this.o.signal?.aborted; attempt++) {
+      try {
+        await ep.client.result(job.id, result);
+        return;
+      } catch (e) {
+        this.count(e);
+        if (!isRetryable(e)) {
+          // Refused: nothing to retry, but say why.
+          this.stats.refusedResults += 1;
+          this.o.log.warn({ endpoint: ep.n, job: job.id, status: (e as GatewayHttpError).status, err: (e as Error).message }, 'simulated agent: result refused');
+          return;
+        }
+        this.stats.resultRetries += 1;
+        await sleep(retryDelayMs(e, attempt, 200, 5000), undefined, { signal: this.o.signal }).catch(() => undefined);
+      }
+    }
   }
 
   private async handle(ep: VirtualEndpoint, job: AgentJob): Promise<JobResult> {
@@ -219,28 +253,19 @@ export class SimFleet {
         failures = 0;
         for (const job of res.jobs) {
           const result = await this.handle(ep, job);
-          for (let attempt = 0; ; attempt++) {
-            try {
-              await ep.client.result(job.id, result);
-              break;
-            } catch (e) {
-              if (e instanceof GatewayHttpError && e.status >= 400 && e.status < 500) {
-                // Refused: nothing to retry, but say why.
-                this.stats.refusedResults += 1;
-                this.o.log.warn({ endpoint: ep.n, job: job.id, status: e.status, err: e.message }, 'simulated agent: result refused');
-                break;
-              }
-              if (attempt >= 5 || this.o.signal?.aborted) throw e;
-              await sleep(backoffMs(attempt, 200, 5000));
-            }
-          }
+          await this.report(ep, job, result);
           this.stats.jobs += 1;
+        }
+        if (res.jobs.length === 0 && res.retryAfterMs !== undefined) {
+          this.stats.pollsNotHeld += 1;
+          await sleep(jitterAfter(res.retryAfterMs), undefined, { signal: this.o.signal }).catch(() => undefined);
         }
       } catch (e) {
         if (this.o.signal?.aborted) return;
+        this.count(e);
         this.stats.errors += 1;
         if (failures === 0) this.o.log.warn({ endpoint: ep.n, err: (e as Error).message }, 'simulated agent: gateway error; backing off');
-        await sleep(backoffMs(failures++, 500, 30_000), undefined, { signal: this.o.signal }).catch(() => undefined);
+        await sleep(retryDelayMs(e, failures++, 500, 30_000), undefined, { signal: this.o.signal }).catch(() => undefined);
       }
     }
   }

@@ -8,7 +8,7 @@ import type { AgentJob, JobResult } from '../shared/agent-protocol';
 import { AGENT_PROTOCOL_VERSION } from '../shared/agent-protocol';
 import { createBackends } from './backends/index';
 import type { Backend } from './backends/types';
-import { backoffMs, checkServerUrl, GatewayClient, GatewayHttpError } from './client';
+import { checkServerUrl, GatewayClient, GatewayHttpError, jitterAfter, retryDelayMs } from './client';
 import { availableBackends, detectPlatform, type PlatformFacts } from './platform';
 import { bootTime, SystemRebooter, takeDeferRequest, tickReboot, type Rebooter } from './reboot';
 import { JobRunner, type FileInstaller } from './runner';
@@ -144,8 +144,8 @@ export class Agent {
       } catch (e) {
         if (e instanceof GatewayHttpError && (e.status === 401 || e.status === 400)) throw new Error(`enrolment refused: ${e.message}`, { cause: e });
         if (this.stopped) throw e;
-        const wait = backoffMs(attempt);
-        this.o.log.warn({ err: (e as Error).message, retryInMs: wait }, 'server unreachable for enrolment; retrying');
+        const wait = retryDelayMs(e, attempt);
+        this.o.log.warn({ err: (e as Error).message, retryInMs: wait }, 'server unreachable or busy for enrolment; retrying');
         await this.pause(wait);
       }
     }
@@ -172,7 +172,8 @@ export class Agent {
           return;
         }
         if (e instanceof GatewayHttpError && e.status === 401) await this.reEnroll();
-        const wait = backoffMs(attempt);
+        // 503 (server busy) and 429 carry Retry-After: the result is kept and sent again after it, never dropped.
+        const wait = retryDelayMs(e, attempt);
         this.o.log.warn({ jobId: job.id, err: (e as Error).message, retryInMs: wait }, 'could not report the job result; retrying');
         await this.pause(wait);
       }
@@ -238,6 +239,8 @@ export class Agent {
     this.distributionPoints = res.distributionPoints;
     this.downloadToken = res.downloadToken;
     const leases = this.renewLeases(res.jobs);
+    // The server held no poll for us (it holds as many as it can): come back when it said, not at once.
+    if (res.jobs.length === 0 && res.retryAfterMs !== undefined) await this.pause(jitterAfter(res.retryAfterMs));
     try {
       for (const job of res.jobs) {
         if (this.stopped) break;
@@ -272,9 +275,16 @@ export class Agent {
           await this.reEnroll();
           continue;
         }
-        const wait = backoffMs(this.failures++);
+        const wait = retryDelayMs(e, this.failures++);
         const pending = e instanceof GatewayHttpError && e.status === 403 && e.code === 'ENROLLMENT_PENDING';
-        this.o.log.warn({ err: (e as Error).message, retryInMs: wait }, pending ? 'enrolment waits for an admin (patchops agents approve); asking again later' : 'gateway unreachable; backing off');
+        this.o.log.warn(
+          { err: (e as Error).message, retryInMs: wait },
+          pending
+            ? 'enrolment waits for an admin (patchops agents approve); asking again later'
+            : e instanceof GatewayHttpError && e.retryAfterMs !== undefined
+              ? 'gateway busy; polling again after its Retry-After'
+              : 'gateway unreachable; backing off',
+        );
         await this.pause(wait);
       }
     }

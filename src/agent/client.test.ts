@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Agent } from './agent';
-import { checkServerUrl, GatewayClient, isLoopbackHost, withoutNul } from './client';
+import { checkServerUrl, GatewayClient, GatewayHttpError, isLoopbackHost, isRetryable, parseRetryAfter, retryDelayMs, withoutNul } from './client';
 
 describe('checkServerUrl', () => {
   it.each([
@@ -87,4 +87,118 @@ describe('withoutNul', () => {
     expect(sent).not.toContain('\\u0000');
     expect(JSON.parse(sent)).toEqual({ status: 'succeeded', error: 'badname', missing: [{ title: 'ab', cves: ['CVE-1'] }], n: 3 });
   });
+});
+
+describe('Retry-After', () => {
+  it.each([
+    ['5', 5000],
+    ['0', 0],
+    [' 12 ', 12_000],
+    ['Wed, 21 Oct 2015 07:28:10 GMT', 10_000], // 10 s after "now" below
+    ['Wed, 21 Oct 2015 07:27:00 GMT', 0], // in the past
+    ['soon', undefined],
+    [null, undefined],
+  ])('parses %j as %s ms', (value, expected) => {
+    expect(parseRetryAfter(value, Date.parse('Wed, 21 Oct 2015 07:28:00 GMT'))).toBe(expected);
+  });
+
+  it('waits at least the Retry-After, plus up to half of it as jitter; else backs off', () => {
+    const busy = new GatewayHttpError(503, 'OVERLOADED', 'busy', 4000);
+    expect(retryDelayMs(busy, 9, 1000, 60_000, () => 0)).toBe(4000);
+    expect(retryDelayMs(busy, 9, 1000, 60_000, () => 0.999)).toBe(5998);
+    expect(retryDelayMs(new Error('fetch failed'), 3, 1000, 60_000, () => 0.5)).toBe(4000);
+  });
+
+  it.each([
+    [new GatewayHttpError(503, 'OVERLOADED', 'busy', 1000), true],
+    [new GatewayHttpError(500, 'INTERNAL', 'bug'), true],
+    [new GatewayHttpError(429, 'TOO_MANY_POLLS', 'slow down', 5000), true],
+    [new GatewayHttpError(409, 'CONFLICT', 'no'), false],
+    [new Error('fetch failed'), true],
+  ])('retryable: %s → %s', (e, expected) => {
+    expect(isRetryable(e)).toBe(expected);
+  });
+
+  it('a 503 with Retry-After reaches the caller as retryAfterMs; a poll answered at once carries its hint', async () => {
+    const server = http.createServer((req, res) => {
+      if (req.url?.startsWith('/agent/v1/jobs?')) {
+        res.writeHead(200, { 'content-type': 'application/json', 'retry-after': '7' }).end(JSON.stringify({ jobs: [], distributionPoints: [] }));
+      } else res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '3' }).end(JSON.stringify({ error: 'OVERLOADED', message: 'busy' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const c = new GatewayClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      await expect(c.result('j1', { status: 'succeeded', patches: [], rebootPending: false })).rejects.toMatchObject({ status: 503, code: 'OVERLOADED', retryAfterMs: 3000 });
+      expect((await c.poll(30)).retryAfterMs).toBe(7000);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('the agent under a busy gateway', () => {
+  it('keeps a result that got 503 and sends it again after Retry-After, never dropping it', async () => {
+    const results: number[] = [];
+    let jobHandedOut = false;
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
+          res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value));
+        if (req.url === '/agent/v1/enroll') return json(200, { endpointId: 'ep-1', nodeKey: 'node-key-1', manifestSigningKey: 'unused', protocolVersion: 1, pollIntervalSeconds: 1 });
+        if (req.url === '/agent/v1/inventory') return json(200, { ok: true, software: 0 });
+        if (req.url?.startsWith('/agent/v1/jobs?')) {
+          const jobs = jobHandedOut ? [] : [{ id: 'scan-1', kind: 'scan', payload: {}, deadline: null, leaseExpiresAt: new Date(Date.now() + 600_000).toISOString() }];
+          jobHandedOut = true;
+          return json(200, { jobs, distributionPoints: [] });
+        }
+        if (req.url === '/agent/v1/jobs/scan-1/result') {
+          results.push(Date.now());
+          // The first two tries find the server busy.
+          if (results.length <= 2) return json(503, { error: 'OVERLOADED', message: 'busy' }, { 'retry-after': '1' });
+          return json(200, { ok: true, outcome: 'recorded' });
+        }
+        return json(404, { error: 'NOT_FOUND', message: req.url });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-agent-busy-'));
+    const ac = new AbortController();
+    try {
+      const backend = {
+        name: 'apt',
+        scan: async () => [],
+        install: async () => ({ ok: true, log: '' }),
+        rollback: async () => ({ ok: true, log: '' }),
+        installedVersions: async () => new Map<string, string | null>(),
+        inventory: async () => [],
+      };
+      const done: string[] = [];
+      const agent = new Agent({
+        serverUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        enrollSecret: 's'.repeat(20),
+        stateDir,
+        log: pino({ level: 'silent' }),
+        platform: { osFamily: 'linux', osName: 'Debian GNU/Linux', osVersion: '12', arch: 'x64', hostname: 'busy', machineId: 'machine-busy-1' },
+        backends: new Map([['apt', backend]]),
+        waitSeconds: 1,
+        signal: ac.signal,
+        onJobDone: (job) => done.push(job.id),
+      });
+      await agent.start();
+      await agent.pollOnce(1);
+      expect(done).toEqual(['scan-1']);
+      expect(results).toHaveLength(3);
+      // Each retry waited the Retry-After (1 s) at least, and at most half of it again.
+      for (const gap of [results[1]! - results[0]!, results[2]! - results[1]!]) {
+        expect(gap).toBeGreaterThanOrEqual(950);
+        expect(gap).toBeLessThan(2500);
+      }
+    } finally {
+      ac.abort();
+      server.close();
+      await fs.rm(stateDir, { recursive: true, force: true });
+    }
+  }, 20_000);
 });

@@ -24,10 +24,41 @@ export class GatewayHttpError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The server's `Retry-After` (503, 429), in ms. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'GatewayHttpError';
   }
+}
+
+/** A `Retry-After` header value (delay-seconds or an HTTP-date, RFC 9110 §10.2.3) in ms; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null | undefined, nowMs = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Math.min(Number(v), 3600) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.min(Math.max(0, at - nowMs), 3600_000);
+}
+
+/**
+ * How long to wait before retry number `attempt` after `error`: when the server said `Retry-After`, that delay plus
+ * up to half of it again (jitter, so agents told the same delay do not return together), never sooner; otherwise
+ * backoffMs.
+ */
+export function retryDelayMs(error: unknown, attempt: number, baseMs = 1000, capMs = 60_000, random: () => number = Math.random): number {
+  if (error instanceof GatewayHttpError && error.retryAfterMs !== undefined) return jitterAfter(error.retryAfterMs, random);
+  return backoffMs(attempt, baseMs, capMs, random);
+}
+
+/** `ms` plus up to half of it again, at random. */
+export function jitterAfter(ms: number, random: () => number = Math.random): number {
+  return Math.floor(ms + random() * ms * 0.5);
+}
+
+/** True for an answer worth retrying unchanged: the server was overloaded or away (5xx) or asked this agent to slow down (429). */
+export function isRetryable(e: unknown): boolean {
+  return !(e instanceof GatewayHttpError) || e.status >= 500 || e.status === 429;
 }
 
 /** Delay before retry number `attempt` (0-based): random in [0, min(cap, base·2^attempt)] ("full jitter"). */
@@ -66,6 +97,8 @@ export function checkServerUrl(raw: string, o: { insecureHttp?: boolean } = {}):
 
 export class GatewayClient {
   nodeKey: string | undefined;
+  /** The `Retry-After` of the last successful answer (a poll answered at once because the server holds enough polls). */
+  lastRetryAfterMs: number | undefined;
   constructor(
     readonly serverUrl: string,
     private readonly fetchImpl: typeof fetch = fetch,
@@ -101,8 +134,9 @@ export class GatewayClient {
       } catch {
         // not JSON: keep the text
       }
-      throw new GatewayHttpError(res.status, code, `${method} ${path}: ${res.status} ${message}`);
+      throw new GatewayHttpError(res.status, code, `${method} ${path}: ${res.status} ${message}`, parseRetryAfter(res.headers.get('retry-after')));
     }
+    this.lastRetryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
     return (text ? JSON.parse(text) : {}) as T;
   }
 
@@ -110,8 +144,10 @@ export class GatewayClient {
     return enrollResponseSchema.parse(await this.call('POST', '/agent/v1/enroll', req));
   }
 
-  async poll(waitSeconds: number): Promise<PollResponse> {
-    return pollResponseSchema.parse(await this.call('GET', `/agent/v1/jobs?wait=${waitSeconds}`, undefined, (waitSeconds + 15) * 1000));
+  /** `retryAfterMs`: the server could not hold this poll and says when to poll again. */
+  async poll(waitSeconds: number): Promise<PollResponse & { retryAfterMs?: number }> {
+    const res = pollResponseSchema.parse(await this.call('GET', `/agent/v1/jobs?wait=${waitSeconds}`, undefined, (waitSeconds + 15) * 1000));
+    return this.lastRetryAfterMs === undefined ? res : { ...res, retryAfterMs: this.lastRetryAfterMs };
   }
 
   async result(jobId: string, result: JobResult): Promise<{ outcome: string }> {

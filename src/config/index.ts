@@ -171,6 +171,15 @@ const envSchema = z.object({
     }
     return n;
   }),
+  AGENT_MAX_HELD_POLLS: optionalString.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 1_000_000) {
+      ctx.addIssue({ code: 'custom', message: `expected a whole number of long polls from 1 to 1000000, got "${v}"; unset it to derive it from the open-file limit (ulimit -n)` });
+      return z.NEVER;
+    }
+    return n;
+  }),
   PATCHOPS_ADMINS: identityList,
   PATCHOPS_APPROVERS: identityList,
   PATCHOPS_ADMIN_PASSWORD: optionalString.refine((v) => v === undefined || v.length >= 10, {
@@ -244,7 +253,7 @@ export interface Config {
         waveTasks: boolean;
       };
   smtp: { enabled: boolean; url: string | undefined; from: string; reportRecipients: string[] };
-  agents: { enrollSecret: string | undefined; leaseSeconds: number };
+  agents: { enrollSecret: string | undefined; leaseSeconds: number; maxHeldPolls: number | undefined };
   bootstrap: { admins: string[]; approvers: string[]; adminPassword?: string };
 }
 
@@ -390,7 +399,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       reportRecipients: (e.REPORT_RECIPIENTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     },
     secretsKey: e.SECRETS_KEY,
-    agents: { enrollSecret: e.AGENT_ENROLL_SECRET, leaseSeconds: e.AGENT_LEASE_SECONDS },
+    agents: { enrollSecret: e.AGENT_ENROLL_SECRET, leaseSeconds: e.AGENT_LEASE_SECONDS, maxHeldPolls: e.AGENT_MAX_HELD_POLLS },
     bootstrap: { admins: e.PATCHOPS_ADMINS, approvers: e.PATCHOPS_APPROVERS, adminPassword: e.PATCHOPS_ADMIN_PASSWORD },
   };
 }
@@ -452,6 +461,11 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'AGENT_ENROLL_SECRET', description: 'Initial agent enrolment secret (≥16 chars); more can be added by command' },
   { name: 'SECRETS_KEY', description: 'Key (32 bytes, base64 or hex) sealing secrets the database keeps, such as the manifest-signing key, and keying the audit chain; unset = PATCHOPS_DATA_DIR/secrets.key, created on first start' },
   { name: 'AGENT_LEASE_SECONDS', description: 'How long an agent has to report a job before it is offered again', default: '600' },
+  {
+    name: 'AGENT_MAX_HELD_POLLS',
+    description: 'Agent long polls one server process holds open at most (each is a socket); more are answered at once with Retry-After',
+    default: 'half of (ulimit -n − 1024)',
+  },
   { name: 'PATCHOPS_ADMINS', description: 'First-run admins, e.g. slack:U0123,teams:29:1abc,cli:ops-admin' },
   { name: 'PATCHOPS_APPROVERS', description: 'First-run approvers, same form as PATCHOPS_ADMINS' },
   { name: 'PATCHOPS_ADMIN_PASSWORD', description: 'Password of the first dashboard admin (web user "admin"), created at first start; unset = generated and printed once' },

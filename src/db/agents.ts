@@ -23,7 +23,6 @@ import {
   endpoints,
   endpointSiteChanges,
   manifestSigningKeys,
-  patches,
   repositoryManifests,
   softwareInventory,
 } from './schema/index';
@@ -653,25 +652,37 @@ export async function recordJobResult(db: Db, endpointId: string, jobId: string,
   });
 }
 
+/**
+ * The patch states an install / verify / rollback / reboot job reported, written in one statement: one multi-row
+ * upsert over the reported patches the catalog knows (a patch the catalog never saw has nothing to attach to).
+ * The last report of a patch wins when an agent names it twice.
+ */
 async function applyPatchStates(db: Db, endpointId: string, jobId: string, result: JobResult, now: Date): Promise<void> {
-  for (const p of result.patches) {
+  const byPatch = new Map(result.patches.map((p) => [p.patchId, p]));
+  // One lock order for every writer (as applyScan): concurrent writers of an endpoint's rows never deadlock.
+  const ids = [...byPatch.keys()].sort();
+  const rows = ids.map((id) => {
+    const p = byPatch.get(id)!;
     const state = p.state === 'rolled_back' ? 'missing' : p.state;
-    const [known] = await db.select({ id: patches.id }).from(patches).where(eq(patches.id, p.patchId));
-    if (!known) continue; // a patch the catalog never saw: nothing to attach the state to
-    await db
-      .insert(endpointPatches)
-      .values({ endpointId, patchId: p.patchId, state, lastJobId: jobId, lastError: p.error ?? null, installedAt: state === 'installed' ? now : null, updatedAt: now })
-      .onConflictDoUpdate({
-        target: [endpointPatches.endpointId, endpointPatches.patchId],
-        set: {
-          state,
-          lastJobId: jobId,
-          lastError: p.error ?? null,
-          updatedAt: now,
-          installedAt: state === 'installed' ? now : state === 'missing' ? null : sql`${endpointPatches.installedAt}`,
-        },
-      });
-  }
+    return { state, error: p.error ?? null };
+  });
+  if (ids.length === 0) return;
+  await db.execute(sql`
+    insert into endpoint_patches (endpoint_id, patch_id, state, last_job_id, last_error, installed_at, updated_at)
+    select ${endpointId}, r.patch_id, r.state, ${jobId}, r.error,
+      case when r.state = 'installed' then ${now.toISOString()}::timestamptz end, ${now.toISOString()}::timestamptz
+    from unnest(${sql.param(ids)}::text[], ${sql.param(rows.map((r) => r.state))}::text[], ${sql.param(rows.map((r) => r.error))}::text[])
+      with ordinality as r(patch_id, state, error, n)
+    where exists (select 1 from patches k where k.id = r.patch_id)
+    order by r.n
+    on conflict (endpoint_id, patch_id) do update set
+      state = excluded.state,
+      last_job_id = excluded.last_job_id,
+      last_error = excluded.last_error,
+      updated_at = excluded.updated_at,
+      installed_at = case when excluded.state = 'installed' then excluded.updated_at
+                          when excluded.state = 'missing' then null
+                          else endpoint_patches.installed_at end`);
 }
 
 // ---------------------------------------------------------------- inventory

@@ -136,6 +136,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         database: db.database,
         logger: logger.child({ component: 'agent-gateway' }),
         leaseSeconds: config.agents.leaseSeconds,
+        maxHeldPolls: config.agents.maxHeldPolls,
         secretBox: await secretBoxFor(config),
         repositoryDir: path.join(config.dataDir, 'repository'),
         envEnrollSecret: config.agents.enrollSecret,

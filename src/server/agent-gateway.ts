@@ -18,9 +18,16 @@
  * the database every few hundred ms (and woken by notifyAgentWork), decides whether a poll needs a lease query.
  * Correctness does not depend on the hint: the lease itself is the database's FOR UPDATE SKIP LOCKED claim, and
  * the refresh re-reads the truth.
+ *
+ * Backpressure: an overloaded database (pool exhausted or timed out, too many connections, a deadlock or
+ * serialization failure) is answered 503 with `Retry-After`, never 500; with `dbQueueLimit`, a request that would
+ * queue behind that many others for a database connection is shed at once the same way. One agent's excess polls are
+ * answered 429 with `Retry-After`. The long polls held open per process are capped (AGENT_MAX_HELD_POLLS, by default
+ * derived from the open-file limit, see defaultMaxHeldPolls): once full, a poll is answered at once (with any job it
+ * has) and a `Retry-After` telling the agent when to poll again, instead of holding one more socket.
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -91,6 +98,16 @@ export interface AgentGatewayOptions {
   maxConcurrentPollsPerAgent?: number;
   /** Queue a scan for a newly enrolled endpoint so it reports what is missing at once (default true). */
   scanOnFirstEnrolment?: boolean;
+  /** Long polls held open in this process at most (AGENT_MAX_HELD_POLLS; default defaultMaxHeldPolls(open-file limit)). */
+  maxHeldPolls?: number;
+  /**
+   * Requests already waiting for a database connection beyond which a request is shed with 503 at once instead of
+   * queueing (default: none; the pool's connection timeout bounds the wait and is answered 503 too). Shedding early
+   * costs throughput: agents sent away leave the pool idle while they wait out Retry-After.
+   */
+  dbQueueLimit?: number;
+  /** The process's open-file limit (default: read from /proc/self/limits; tests). */
+  openFileLimit?: number | null;
   now?: () => Date;
 }
 
@@ -98,6 +115,66 @@ export interface AgentGatewayOptions {
 export const ENROLLMENT_PENDING = 'ENROLLMENT_PENDING';
 /** The `error` of a 429 for one long poll too many from the same agent. */
 export const TOO_MANY_POLLS = 'TOO_MANY_POLLS';
+/** The `error` of a 503 when the database is overloaded or away: the agent retries after `Retry-After`. */
+export const OVERLOADED = 'OVERLOADED';
+
+/** File descriptors kept aside from held polls for the database pool, Temporal, logs, files and new connections. */
+const FD_RESERVE = 1024;
+
+/**
+ * How many long polls one process may hold open when its open-file limit is `limit`: each held poll is a socket,
+ * and the process needs descriptors for everything else too (the Temporal worker's sandbox among them), so held
+ * polls get half of what is left after FD_RESERVE. Unknown limit: 4096.
+ */
+export function defaultMaxHeldPolls(limit: number | null): number {
+  if (limit === null || !Number.isFinite(limit)) return 4096;
+  return Math.max(16, Math.floor((limit - FD_RESERVE) / 2));
+}
+
+/** The soft open-file limit (`ulimit -n`) of this process, from /proc/self/limits; null where that is not readable. */
+export function readOpenFileLimit(limitsText?: string): number | null {
+  let text = limitsText;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/limits', 'utf8');
+    } catch {
+      return null;
+    }
+  }
+  const m = /^Max open files\s+(\S+)/m.exec(text);
+  if (!m) return null;
+  return m[1] === 'unlimited' ? Infinity : Number(m[1]);
+}
+
+const OVERLOAD_SQLSTATES = new Set([
+  '53000', // insufficient_resources
+  '53300', // too_many_connections
+  '57P03', // cannot_connect_now
+  '57014', // query_canceled (statement timeout)
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '55P03', // lock_not_available
+  '08000', // connection_exception
+  '08001', // sqlclient_unable_to_establish_sqlconnection
+  '08003', // connection_does_not_exist
+  '08006', // connection_failure
+]);
+const OVERLOAD_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
+const OVERLOAD_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|sorry, too many clients/i;
+
+/**
+ * True when an error means the database is overloaded or briefly away rather than that the request was wrong: the
+ * pool timed out (node-postgres: "timeout exceeded when trying to connect"), the server refused more connections, a
+ * statement timed out or lost a deadlock. Looks through `cause` (drizzle wraps driver errors).
+ */
+export function isOverload(e: unknown): boolean {
+  for (let err = e, depth = 0; err && typeof err === 'object' && depth < 5; err = (err as { cause?: unknown }).cause, depth++) {
+    const { code, message } = err as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && (OVERLOAD_SQLSTATES.has(code) || OVERLOAD_ERRNOS.has(code))) return true;
+    if (typeof message === 'string' && OVERLOAD_MESSAGES.test(message)) return true;
+  }
+  return false;
+}
 
 /** A refusal the gateway answers with its own status and error code (not one of the domain's CodedErrors). */
 class GatewayRefusal extends Error {
@@ -105,6 +182,8 @@ class GatewayRefusal extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Seconds for the `Retry-After` header (429, 503). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -116,7 +195,21 @@ export interface AgentGateway {
   wake(endpointIds: readonly string[]): void;
   /** Stops the refresh loop and answers every waiting poll. */
   close(): Promise<void>;
-  stats(): { cachedKeys: number; withWork: number; waiting: number; polls: number; leaseQueries: number; downloadTokensSigned: number };
+  stats(): {
+    cachedKeys: number;
+    withWork: number;
+    waiting: number;
+    polls: number;
+    leaseQueries: number;
+    downloadTokensSigned: number;
+    /** Long polls held open now, and the most this process holds. */
+    heldPolls: number;
+    maxHeldPolls: number;
+    /** Polls answered at once because maxHeldPolls were held. */
+    pollsNotHeld: number;
+    /** Requests answered 503 because the database was overloaded (or shed before queueing for it). */
+    overloaded: number;
+  };
 }
 
 const gateways = new Set<AgentGateway>();
@@ -143,6 +236,9 @@ interface DpEntry {
 
 /** Who a request's Bearer credential belongs to. */
 type Caller = ({ kind: 'agent' } & KeyEntry) | { kind: 'distribution-point'; name: string; site: string };
+
+/** How long a work hint that could not be refreshed is still used before every poll asks the database itself. */
+const HINT_STALE_MS = 15_000;
 
 /** How long a distribution point's token is trusted from the cache before it is read again (re-registering rotates it). */
 const DP_TOKEN_TTL_MS = 30_000;
@@ -172,10 +268,30 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const pendingKeys = new Map<string, { endpointId: string; until: number }>(); // sha256(key waiting for approval) → endpoint
   const openPolls = new Map<string, number>(); // endpoint → long polls open now
   const maxPollsPerAgent = o.maxConcurrentPollsPerAgent ?? 2;
+  const fdLimit = o.openFileLimit !== undefined ? o.openFileLimit : readOpenFileLimit();
+  const fdAllows = defaultMaxHeldPolls(fdLimit);
+  const maxHeldPolls = o.maxHeldPolls ?? fdAllows;
+  const dbQueueLimit = o.dbQueueLimit ?? Infinity;
+  let heldPolls = 0;
+  let pollsNotHeld = 0;
+  let overloaded = 0;
+  if (o.maxHeldPolls !== undefined && fdLimit !== null && o.maxHeldPolls > fdAllows) {
+    log.warn(
+      { maxHeldPolls, openFileLimit: fdLimit, fdAllows },
+      `agent gateway: AGENT_MAX_HELD_POLLS=${maxHeldPolls} needs about ${maxHeldPolls * 2 + FD_RESERVE} open files but the limit (ulimit -n) is ${fdLimit}: ` +
+        `raise the limit (LimitNOFILE= in the systemd unit, or ulimit -n) or lower AGENT_MAX_HELD_POLLS to ${fdAllows}, or the process can run out of file descriptors under load`,
+    );
+  } else {
+    log.info(
+      { maxHeldPolls, openFileLimit: fdLimit },
+      `agent gateway: holds at most ${maxHeldPolls} long polls (open-file limit ${fdLimit ?? 'unknown'}); more are answered at once with Retry-After`,
+    );
+  }
   const dpTokens = new Map<string, DpEntry>(); // sha256(distribution point token) → point
   const seen = new Set<string>();
   let withWork = new Set<string>();
   let hintReady = false;
+  let hintAt = -Infinity;
   const waiters = new Map<string, Set<() => void>>();
   let dpBySite = new Map<string, string[]>();
   const dpRefreshMs = o.distributionPointsRefreshMs ?? 30_000;
@@ -239,9 +355,12 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       const ids = await endpointsWithWork(db, t);
       withWork = new Set(ids);
       hintReady = true;
+      hintAt = Date.now();
       for (const id of ids) if (waiters.has(id)) wakeOne(id);
     } catch (err) {
-      hintReady = false; // fall back to asking the database on every poll
+      // Fall back to asking the database on every poll, but not at once: when the refresh failed because the database
+      // is overloaded, a lease query per poll is the worst thing to add. A hint a few seconds old only delays wake-ups.
+      if (Date.now() - hintAt > HINT_STALE_MS) hintReady = false;
       log.warn({ err }, 'agent gateway: could not refresh the work hint');
     }
     try {
@@ -381,10 +500,36 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
   }
 
-  // The server's one error mapping (errors.ts): coded errors by code, zod as 400, database data errors as 400;
-  // a gateway refusal carries its own status (pending enrolment, too many polls).
-  const send = (reply: FastifyReply, e: unknown) =>
-    e instanceof GatewayRefusal ? reply.code(e.status).send({ error: e.code, message: e.message }) : sendError(reply.request, reply, e, log);
+  /** Seconds an overloaded server asks agents to wait: spread over 1–5 s so they do not all come back at once. */
+  const overloadRetryAfter = () => 1 + Math.floor(Math.random() * 5);
+
+  /** Sheds a request at once (503) when this many others already wait for a database connection. */
+  const shedIfQueued = () => {
+    const waiting = o.database.pool?.waitingCount ?? 0;
+    if (waiting >= dbQueueLimit) {
+      throw new GatewayRefusal(503, OVERLOADED, `the server is busy (${waiting} requests wait for the database): retry after the Retry-After delay`, overloadRetryAfter());
+    }
+  };
+
+  const send = (reply: FastifyReply, e: unknown) => {
+    if (e instanceof GatewayRefusal) {
+      if (e.status === 503) overloaded += 1;
+      if (e.retryAfterSeconds !== undefined) void reply.header('retry-after', String(e.retryAfterSeconds));
+      return reply.code(e.status).send({ error: e.code, message: e.message });
+    }
+    if (isOverload(e)) {
+      overloaded += 1;
+      // Expected during a burst (thousands a minute): counted in stats(), logged at debug only.
+      log.debug({ err: e }, 'agent gateway: database overloaded; answered 503');
+      return reply
+        .code(503)
+        .header('retry-after', String(overloadRetryAfter()))
+        .send({ error: OVERLOADED, message: 'the server is busy (its database is overloaded): retry after the Retry-After delay' });
+    }
+    // Everything else through the server's one error mapping (errors.ts): coded errors by code, zod and database
+    // data errors as 400, never SQL or a stack.
+    return sendError(reply.request, reply, e, log);
+  };
 
   function waitForWork(endpointId: string, ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -407,6 +552,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     for (;;) {
       if (closed) return [];
       if (!hintReady || withWork.has(endpointId)) {
+        shedIfQueued();
         leaseQueries += 1;
         const jobs = await leaseJobs(db, endpointId, { now: now(), leaseSeconds });
         if (jobs.length > 0) return jobs;
@@ -430,8 +576,11 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
             const body = enrollRequestSchema.parse(req.body);
             // Re-enrolling a known machine needs its current node key (sent as the Bearer credential) or an admin.
             const currentNodeKey = bearer(req) ?? undefined;
-            const enrolled = await enrollAgent(db, body, now(), { currentNodeKey, remoteAddress: req.ip, scanOnFirstEnrolment: o.scanOnFirstEnrolment });
+            // The key first: once the enrolment commits, nothing may fail (a 503 after it would make the agent's retry
+            // a second enrolment of a known machine without its node key, which waits for an admin).
             const key = await tokenSigningKey();
+            shedIfQueued();
+            const enrolled = await enrollAgent(db, body, now(), { currentNodeKey, remoteAddress: req.ip, scanOnFirstEnrolment: o.scanOnFirstEnrolment });
             const res: EnrollResponse = {
               endpointId: enrolled.endpointId,
               nodeKey: enrolled.nodeKey,
@@ -462,13 +611,21 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
             seen.add(who.endpointId);
             const open = openPolls.get(who.endpointId) ?? 0;
             if (open >= maxPollsPerAgent) {
-              throw new GatewayRefusal(429, TOO_MANY_POLLS, `this agent holds ${open} long polls open already (at most ${maxPollsPerAgent}): wait for one to answer before polling again`);
+              throw new GatewayRefusal(429, TOO_MANY_POLLS, `this agent holds ${open} long polls open already (at most ${maxPollsPerAgent}): wait for one to answer before polling again`, pollInterval);
+            }
+            // Every held poll is a socket: past the cap, answer at once and tell the agent when to come back.
+            const hold = wait > 0 && heldPolls < maxHeldPolls;
+            if (wait > 0 && !hold) {
+              pollsNotHeld += 1;
+              void reply.header('retry-after', String(pollInterval + Math.floor(Math.random() * pollInterval * 2)));
             }
             openPolls.set(who.endpointId, open + 1);
+            if (hold) heldPolls += 1;
             let jobs;
             try {
-              jobs = await poll(who.endpointId, wait);
+              jobs = await poll(who.endpointId, hold ? wait : 0);
             } finally {
+              if (hold) heldPolls -= 1;
               const left = (openPolls.get(who.endpointId) ?? 1) - 1;
               if (left <= 0) openPolls.delete(who.endpointId);
               else openPolls.set(who.endpointId, left);
@@ -502,6 +659,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
             const { id } = jobIdSchema.parse(req.params);
             const result = jobResultSchema.parse(req.body);
             seen.add(who.endpointId);
+            shedIfQueued();
             const { outcome, refused } = await recordJobResult(db, who.endpointId, id, result, now());
             log.info({ endpointId: who.endpointId, jobId: id, status: result.status, outcome }, 'agent job result');
             if (refused.length > 0) log.warn({ endpointId: who.endpointId, jobId: id, refused: refused.length, first: refused[0] }, 'agent reported packages outside their backend grammar: refused');
@@ -515,6 +673,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           try {
             const who = await authenticate(req);
             const inv = inventorySchema.parse(req.body);
+            shedIfQueued();
             const stored = await putInventory(db, who.endpointId, inv, now());
             return reply.send({ ok: true, ...stored });
           } catch (e) {
@@ -582,7 +741,18 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       await refreshing;
       if (seen.size > 0) await touchEndpoints(db, [...seen], now()).catch(() => undefined);
     },
-    stats: () => ({ cachedKeys: keys.size, withWork: withWork.size, waiting: waiters.size, polls, leaseQueries, downloadTokensSigned: tokensSigned }),
+    stats: () => ({
+      cachedKeys: keys.size,
+      withWork: withWork.size,
+      waiting: waiters.size,
+      polls,
+      leaseQueries,
+      downloadTokensSigned: tokensSigned,
+      heldPolls,
+      maxHeldPolls,
+      pollsNotHeld,
+      overloaded,
+    }),
   };
   gateways.add(gateway);
   return gateway;
