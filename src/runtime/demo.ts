@@ -9,13 +9,14 @@
  * Teams: the invoke is sent with TEAMS_EMULATOR=true (loopback-only emulator mode, no JWT), chosen over a
  * locally issued Bot Framework JWT because the Teams route's authentication is being reworked elsewhere.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { and, eq, inArray, isNotNull } from 'drizzle-orm';
 import { ACTION } from '../bot/core/card';
+import { signedSlackHeaders } from '../bot/slack/signing';
 import { loadConfig } from '../config/index';
 import { addEnrollSecret } from '../db/agents';
 import { grantRole } from '../db/identities';
@@ -58,16 +59,6 @@ const SLACK_APPROVER = 'UDEMOAPPROVER';
 const TEAMS_APPROVER = '29:demo-approver';
 const TEAMS_CONVERSATION = '19:patching@thread.tacv2';
 const POLICY = 'demo';
-
-/** Slack's request signature: v0=HMAC-SHA256(secret, `v0:{timestamp}:{body}`). */
-function slackHeaders(secret: string, body: string): Record<string, string> {
-  const ts = Math.floor(Date.now() / 1000);
-  return {
-    'content-type': 'application/x-www-form-urlencoded',
-    'x-slack-request-timestamp': String(ts),
-    'x-slack-signature': `v0=${createHmac('sha256', secret).update(`v0:${ts}:${body}`).digest('hex')}`,
-  };
-}
 
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const stops: Array<() => Promise<void>> = [];
@@ -393,7 +384,7 @@ function approvalClicks(o: { db: Db; url: string; signingSecret: string; connect
       actions: [{ action_id: ACTION.approve, block_id: 'patchops_approval', text: { type: 'plain_text', text: 'Approve', emoji: true }, value: m.cycleId, type: 'button', action_ts: (Date.now() / 1000).toFixed(6) }],
     };
     const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
-    const click = await fetch(`${o.url}/slack/events`, { method: 'POST', headers: slackHeaders(o.signingSecret, body), body });
+    const click = await fetch(`${o.url}/slack/events`, { method: 'POST', headers: signedSlackHeaders(o.signingSecret, body), body });
     if (click.status !== 200) throw new Error(`the signed Slack click was refused (HTTP ${click.status}): ${await click.text()}`);
     return `Slack: Approve clicked by ${SLACK_APPROVER} (signed request, HTTP ${click.status})`;
   };

@@ -3,19 +3,13 @@
  * Slack's documented shapes: slash commands as a form body, interactivity as a `payload=` JSON form field.
  * https://api.slack.com/authentication/verifying-requests-from-slack
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { signedSlackHeaders, slackSignature } from '../../src/bot/slack/signing';
 
-export function slackSignature(secret: string, timestamp: number, body: string): string {
-  return `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
-}
+export { slackSignature };
 
 export function signedHeaders(secret: string, body: string, options: { timestamp?: number; contentType?: string; retryNum?: number } = {}): Record<string, string> {
-  const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
-  const headers: Record<string, string> = {
-    'content-type': options.contentType ?? 'application/x-www-form-urlencoded',
-    'x-slack-request-timestamp': String(timestamp),
-    'x-slack-signature': slackSignature(secret, timestamp, body),
-  };
+  const headers = signedSlackHeaders(secret, body, options);
   if (options.retryNum !== undefined) {
     headers['x-slack-retry-num'] = String(options.retryNum);
     headers['x-slack-retry-reason'] = 'http_timeout';
