@@ -122,21 +122,23 @@ export function toPatches(advisories: AdvisoryLine[], cves: AdvisoryLine[], upgr
     covered.add(`${pkg.name}\t${pkg.evr}`);
     p.rebootRequired ||= rebootFor(pkg.name);
   };
+  /** A new patch from an advisory or CVE line: its type and severity as dnf prints them, no packages yet. */
+  const patchOf = (patchId: string, title: string, line: AdvisoryLine): FoundPatch => ({
+    patchId,
+    title,
+    vendor,
+    product: line.pkg.name,
+    type: TYPE[line.type] ?? 'update',
+    vendorSeverity: line.severity || undefined,
+    severitySource: 'redhat',
+    cves: [],
+    rebootRequired: false,
+    packages: [],
+  });
   for (const a of advisories) {
     let p = byId.get(a.id);
     if (!p) {
-      p = {
-        patchId: a.id,
-        title: `${a.id} ${a.pkg.name} ${a.pkg.evr}`,
-        vendor,
-        product: a.pkg.name,
-        type: TYPE[a.type] ?? 'update',
-        vendorSeverity: a.severity || undefined,
-        severitySource: 'redhat',
-        cves: [],
-        rebootRequired: false,
-        packages: [],
-      };
+      p = patchOf(a.id, `${a.id} ${a.pkg.name} ${a.pkg.evr}`, a);
       byId.set(a.id, p);
     }
     addPkg(p, a.pkg);
@@ -147,18 +149,7 @@ export function toPatches(advisories: AdvisoryLine[], cves: AdvisoryLine[], upgr
     const targets = (owners.length > 0 ? owners : sameNevra).map((a) => byId.get(a.id)!);
     if (targets.length === 0) {
       const id = rpmPatchId(c.pkg.name, c.pkg.evr);
-      const p = byId.get(id) ?? {
-        patchId: id,
-        title: `${c.pkg.name} ${c.pkg.evr}`,
-        vendor,
-        product: c.pkg.name,
-        type: TYPE[c.type] ?? 'update',
-        vendorSeverity: c.severity || undefined,
-        severitySource: 'redhat',
-        cves: [],
-        rebootRequired: false,
-        packages: [],
-      };
+      const p = byId.get(id) ?? patchOf(id, `${c.pkg.name} ${c.pkg.evr}`, c);
       byId.set(id, p);
       addPkg(p, c.pkg);
       targets.push(p);
