@@ -322,6 +322,11 @@ describe('cycles whose workflow ends outside the workflow code', () => {
       const { terminated, timedOut } = await t.withWorker(w.activities, async () => {
         const a = await startCycle(w);
         const st = await waitFor(a.handle, (s) => s.stage === CycleStage.AWAIT_APPROVAL && Boolean(s.changeNumber));
+        // The workflow's state moves before the activity that records the stage in the database: terminate only
+        // once the row says so too, as a person looking at the dashboard would see it.
+        for (const end = Date.now() + 20_000; (await getCycleRow(db.db, a.cycleId))?.stage !== CycleStage.AWAIT_APPROVAL && Date.now() < end; ) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
         await a.handle.terminate('stuck in a loop, ended from the Temporal UI');
         // A second cycle with a short execution timeout, as a deployment might set one.
         const timedOutId = `c-${randomUUID().slice(0, 8)}`;
