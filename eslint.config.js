@@ -5,8 +5,54 @@ import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
+/**
+ * Which folder of src/ may import which: the README's architecture table, enforced. A folder may import itself
+ * and the folders listed; `runtime` (the composition root) and `cli` may import anything, except that `runtime`
+ * never imports `cli`. Import cycles are checked separately by dependency-cruiser (.dependency-cruiser.cjs).
+ */
+const FOLDERS = ['activities', 'agent', 'agent-sim', 'chat', 'cli', 'commands', 'config', 'db', 'distribution-point', 'domain', 'integrations', 'reports', 'runtime', 'server', 'services', 'shared', 'temporal', 'worker', 'workflows'];
+/** @type {Record<string, string[]>} */
+const MAY_IMPORT = {
+  shared: [],
+  domain: ['shared'],
+  config: ['domain', 'shared'],
+  agent: ['shared'],
+  'agent-sim': ['agent', 'shared'],
+  'distribution-point': ['shared'],
+  db: ['config', 'domain', 'shared'],
+  reports: ['db', 'domain', 'shared'],
+  integrations: ['config', 'domain', 'reports', 'shared'],
+  temporal: ['config', 'domain', 'shared'],
+  workflows: ['activities', 'domain', 'shared'],
+  activities: ['config', 'db', 'domain', 'integrations', 'reports', 'shared', 'temporal'],
+  services: ['config', 'db', 'domain', 'shared', 'temporal', 'workflows'],
+  commands: ['config', 'db', 'domain', 'reports', 'services', 'shared'],
+  chat: ['commands', 'config', 'db', 'domain', 'reports', 'services', 'shared'],
+  server: ['commands', 'config', 'db', 'domain', 'integrations', 'reports', 'services', 'shared'],
+  worker: ['activities', 'config', 'db', 'domain', 'integrations', 'shared', 'temporal', 'workflows'],
+  runtime: FOLDERS.filter((f) => f !== 'cli' && f !== 'runtime'),
+  cli: FOLDERS.filter((f) => f !== 'cli'),
+};
+/** no-restricted-imports patterns refusing every folder that `folder` may not import (relative imports climb with ../). @param {string} folder */
+function folderPatterns(folder) {
+  const allowed = MAY_IMPORT[folder] ?? [];
+  const refused = FOLDERS.filter((f) => f !== folder && !allowed.includes(f));
+  if (refused.length === 0) return [];
+  return [
+    {
+      regex: `^(\\.\\./)+(${refused.join('|')})(/|$)`,
+      message: `src/${folder}/ may import only ${allowed.length ? allowed.map((f) => `src/${f}/`).join(', ') : 'nothing else of ours'} (README, "Architecture").`,
+    },
+  ];
+}
+const folderRules = FOLDERS.filter((f) => f !== 'workflows').map((folder) => ({
+  files: [`src/${folder}/**/*.ts`],
+  ignores: ['src/**/*.test.ts'],
+  rules: { 'no-restricted-imports': ['error', { patterns: folderPatterns(folder) }] },
+}));
+
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'dist/**', 'coverage/**', 'test-results/**', '**/*.mjs', '**/*.js'] },
+  { ignores: ['node_modules/**', 'data/**', 'dist/**', 'coverage/**', 'test-results/**', '**/*.mjs', '**/*.js', '**/*.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -21,6 +67,7 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
+  ...folderRules,
   {
     // Workflow code is replayed: it must stay deterministic and free of I/O.
     files: ['src/workflows/**/*.ts'],
@@ -33,6 +80,7 @@ export default tseslint.config(
           patterns: [
             { group: ['**/db', '**/db/**', '**/integrations/**', '**/server/**', '**/bot/**', '**/agent/**', '**/worker/**', '**/config', '**/config/**'], message: 'Workflow code must not import I/O layers.' },
             { group: ['**/activities/**', '**/activities'], allowTypeImports: true, message: 'Import activities as types only (proxyActivities<typeof ...>).' },
+            ...folderPatterns('workflows'),
             { group: ['pg', 'drizzle-orm', 'drizzle-orm/**', '@temporalio/client', '@temporalio/worker', '@temporalio/activity', 'pino', 'fastify'], message: 'Not available inside workflows.' },
           ],
         },

@@ -11,10 +11,10 @@ import { startFakeSlackApi } from '../test/fakes/slack-api';
 import { RecordingCycleService } from '../test/fakes/recording-cycle-service';
 import { createTestDatabase } from '../test/helpers/db';
 import { blockActionsBody, signedHeaders } from '../test/helpers/slack-sign';
-import { ACTION } from '../src/bot/core/card';
-import { DecisionDesk } from '../src/bot/core/decisions';
-import { createSlackBot } from '../src/bot/slack/app';
-import { createSlackWebClient, SlackChatChannel } from '../src/integrations/slack';
+import { ACTION } from '../src/chat/core/card';
+import { DecisionDesk } from '../src/chat/core/decisions';
+import { createSlackBot } from '../src/chat/slack/app';
+import { createSlackWebClient, SlackChatChannel } from '../src/chat/slack/channel';
 import { createLogger } from '../src/logging';
 import { buildServer } from '../src/server/app';
 

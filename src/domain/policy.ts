@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { CodedError, ErrorCode } from './errors';
 import { type PatchType, type Severity } from './patch';
-import { DEFAULT_SLA, type SlaPolicy } from './risk';
+import { DEFAULT_SLA, type SlaPolicy } from './sla';
 
 const PATCH_TYPE_VALUES = [
   'security',

@@ -5,25 +5,9 @@
  */
 import { resolveSupersedence, type PatchType, type Severity } from './patch';
 import { type PolicyFilters } from './policy';
+import { type SlaPolicy } from './sla';
 
-/** Days from detection to the remediation deadline, per severity; known-exploited has its own clock. */
-export interface SlaPolicy {
-  criticalDays: number;
-  importantDays: number;
-  moderateDays: number;
-  lowDays: number;
-  unspecifiedDays: number;
-  knownExploitedDays: number;
-}
-
-export const DEFAULT_SLA: SlaPolicy = {
-  criticalDays: 14,
-  importantDays: 30,
-  moderateDays: 60,
-  lowDays: 90,
-  unspecifiedDays: 90,
-  knownExploitedDays: 7,
-};
+export { DEFAULT_SLA, type SlaPolicy } from './sla';
 
 export interface PatchFacts {
   id: string;

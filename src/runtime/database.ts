@@ -10,7 +10,7 @@ import { embeddedUrl, startEmbeddedPostgres } from '../db/embedded';
 import { runMigrations } from '../db/migrate';
 import { secretBoxFor } from '../db/secret-box';
 import type { Logger } from '../logging';
-import type { HealthCheck } from '../server/health';
+import type { HealthCheck } from '../shared/contracts';
 
 export interface RunningDatabase {
   database: Database;

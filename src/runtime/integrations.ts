@@ -1,5 +1,5 @@
 import type { Config } from '../config/index';
-import type { HealthCheck } from '../server/health';
+import type { HealthCheck } from '../shared/contracts';
 
 export interface IntegrationState {
   name: 'slack' | 'teams' | 'servicenow' | 'email';

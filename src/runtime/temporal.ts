@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import type { Config } from '../config/index';
 import type { Logger } from '../logging';
-import type { HealthCheck } from '../server/health';
+import type { HealthCheck } from '../shared/contracts';
 import { obtainTemporalCli } from '../temporal/cli-binary';
 import { connectClient } from '../temporal/connection';
 import { startDevServer } from '../temporal/dev-server';

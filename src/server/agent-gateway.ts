@@ -68,7 +68,7 @@ import {
   type WhoamiResponse,
 } from '../shared/agent-protocol';
 import { signDownloadToken } from '../shared/download-token';
-import type { RouteModule } from './app';
+import type { RouteModule } from '../shared/contracts';
 import { sendError } from './errors';
 
 export interface AgentGatewayOptions {

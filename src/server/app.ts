@@ -2,11 +2,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { CodedError, ErrorCode } from '../domain/errors';
 import type { Logger } from '../logging';
 import { installErrorHandler } from './errors';
-import { runHealthChecks, type HealthCheck } from './health';
+import type { HealthCheck, RouteModule } from '../shared/contracts';
+import { runHealthChecks } from './health';
 import { refuseNul } from './input';
-
-/** A part of the product that mounts routes on the one HTTP server (Slack, Teams, agent gateway, webhooks, dashboard). */
-export type RouteModule = (app: FastifyInstance) => Promise<void> | void;
 
 export interface ServerOptions {
   logger: Logger;

@@ -1,15 +1,4 @@
-export type DependencyStatus = 'up' | 'down' | 'off';
-
-export interface DependencyState {
-  status: DependencyStatus;
-  detail?: string;
-}
-
-/** One dependency the server reports on at /healthz. `off` (not configured) does not make the server unhealthy. */
-export interface HealthCheck {
-  name: string;
-  check(): Promise<DependencyState>;
-}
+import type { DependencyState, HealthCheck } from '../shared/contracts';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../test/helpers/db';
 import { createLogger } from '../logging';
 import { buildServer } from './app';
-import type { HealthCheck } from './health';
+import type { HealthCheck } from '../shared/contracts';
 import { sql } from 'drizzle-orm';
 
 describe('GET /healthz', () => {

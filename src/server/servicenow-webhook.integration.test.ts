@@ -22,7 +22,7 @@ import type { ChangeDesk } from '../domain/ports';
 import { ServiceNowChangeDesk } from '../integrations/servicenow/change-desk';
 import { ServiceNowClient } from '../integrations/servicenow/client';
 import { createLogger } from '../logging';
-import { createCycleService } from '../services/cycles';
+import { createCycleService } from '../services/temporal-cycle-service';
 import type { CycleService } from '../services/cycle-service';
 import { cycleStatusQuery } from '../workflows/messages';
 import { buildServer } from './app';

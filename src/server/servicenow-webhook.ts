@@ -25,7 +25,7 @@ import { fromSnDateTime } from '../integrations/servicenow/client';
 import { mapServiceNowApproval, mapServiceNowState } from '../integrations/servicenow/change-desk';
 import type { Logger } from '../logging';
 import type { CycleService } from '../services/cycle-service';
-import type { RouteModule } from './app';
+import type { RouteModule } from '../shared/contracts';
 
 export const SERVICENOW_WEBHOOK_PATH = '/webhooks/servicenow';
 export const SERVICENOW_SECRET_HEADER = 'x-patchops-secret';

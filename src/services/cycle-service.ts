@@ -1,7 +1,7 @@
 /**
  * The one service every front-end drives cycles through: the CLI, Slack, Teams, the dashboard and the
  * ServiceNow webhook. It talks to workflows through the Temporal client and reads Postgres; it never
- * runs workflow logic itself. Implemented by createCycleService (services/cycles.ts).
+ * runs workflow logic itself. Implemented by createCycleService (services/temporal-cycle-service.ts).
  *
  * Error contract: a refused approval throws CodedError(APPROVAL_REFUSED) whose message is the
  * validator's reason ("you requested this cycle; someone else must approve"); an unknown cycle throws

@@ -27,8 +27,8 @@ import { ServiceNowClient } from '../integrations/servicenow/client';
 import { withChangeWorkNotes } from '../integrations/servicenow/work-notes';
 import { createLogger } from '../logging';
 import { reconcileEndedCycles } from '../runtime/cycle-reconciler';
-import { formatStatus } from '../services/commands';
-import { createCycleService } from '../services/cycles';
+import { formatStatus } from '../commands/execute';
+import { createCycleService } from '../services/temporal-cycle-service';
 import { cancelCycleSignal, cycleStatusQuery, resumeCycleSignal } from './messages';
 import { patchCycleWorkflow } from './patch-cycle';
 

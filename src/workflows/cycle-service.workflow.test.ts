@@ -7,12 +7,12 @@ import { startFakeAgent } from '../../test/helpers/fake-agent';
 import { RecordingChatNotifier } from '../../test/helpers/ports';
 import { createWorkflowTestEnv, type WorkflowTestEnv } from '../../test/helpers/temporal';
 import { createActivities } from '../activities/index';
-import { parseCommand, type Command } from '../bot/core/grammar';
+import { parseCommand, type Command } from '../commands/grammar';
 import { savePolicy } from '../db/policies';
 import { CycleStage, workflowIdForCycle } from '../domain/cycle';
 import { createLogger } from '../logging';
-import { executeCommand, type CommandContext } from '../services/commands';
-import { createCycleService, ensureScanSchedules } from '../services/cycles';
+import { executeCommand, type CommandContext } from '../commands/execute';
+import { createCycleService, ensureScanSchedules } from '../services/temporal-cycle-service';
 import type { CycleService } from '../services/cycle-service';
 import type { FleetScanResult } from './fleet-scan';
 

@@ -25,7 +25,7 @@ import { withChangeWorkNotes } from '../integrations/servicenow/work-notes';
 import { createLogger } from '../logging';
 import { buildServer } from '../server/app';
 import { serviceNowWebhookRoute } from '../server/servicenow-webhook';
-import { createCycleService } from '../services/cycles';
+import { createCycleService } from '../services/temporal-cycle-service';
 import { cycleStatusQuery } from './messages';
 import { patchCycleWorkflow } from './patch-cycle';
 

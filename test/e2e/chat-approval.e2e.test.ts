@@ -7,13 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createChatChannels, createChatFrontEnds } from '../../src/bot/core/chat-runtime';
-import { ACTION } from '../../src/bot/core/card';
+import { createChatChannels, createChatFrontEnds } from '../../src/runtime/chat-runtime';
+import { ACTION } from '../../src/chat/core/card';
 import { createActivities } from '../../src/activities/index';
 import { CycleStage, workflowIdForCycle, type CycleStatus } from '../../src/domain/cycle';
 import { createLogger } from '../../src/logging';
 import { buildServer } from '../../src/server/app';
-import { createCycleService } from '../../src/services/cycles';
+import { createCycleService } from '../../src/services/temporal-cycle-service';
 import { cycleStatusQuery } from '../../src/workflows/messages';
 import { startFakeBotConnector, type FakeBotConnector } from '../fakes/bot-connector';
 import { startFakeSlackApi, type FakeSlackApi } from '../fakes/slack-api';

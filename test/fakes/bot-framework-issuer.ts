@@ -22,7 +22,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CallerIdConstants, ConfigurationServiceClientCredentialFactory } from 'botbuilder';
 import { AuthenticationConstants, MicrosoftAppCredentials, type ServiceClientCredentials } from 'botframework-connector';
-import type { TeamsCloudSettings } from '../../src/bot/teams/bot';
+import type { TeamsCloudSettings } from '../../src/chat/teams/bot';
 import { readBody } from './http-body';
 
 /** The issuer of channel tokens in the public cloud (AuthenticationConstants.ToBotFromChannelTokenIssuer). */

@@ -4,7 +4,7 @@
  * https://api.slack.com/authentication/verifying-requests-from-slack
  */
 import { randomBytes } from 'node:crypto';
-import { signedSlackHeaders, slackSignature } from '../../src/bot/slack/signing';
+import { signedSlackHeaders, slackSignature } from '../../src/chat/slack/signing';
 
 export { slackSignature };
 

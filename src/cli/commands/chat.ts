@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { teamsAppPackage } from '../../bot/teams/package';
+import { teamsAppPackage } from '../../chat/teams/package';
 import { configOrExit, reportFatal } from '../context';
 
 export function registerChatCommands(program: Command): void {

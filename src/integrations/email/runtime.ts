@@ -5,7 +5,7 @@
  */
 import type { Config } from '../../config/index';
 import type { Logger } from '../../logging';
-import type { HealthCheck } from '../../server/health';
+import type { HealthCheck } from '../../shared/contracts';
 import { cachedHealth } from '../servicenow/runtime';
 import { SmtpMailer } from './smtp-mailer';
 

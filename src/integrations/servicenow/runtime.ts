@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../../config/index';
 import type { Logger } from '../../logging';
-import type { HealthCheck } from '../../server/health';
+import type { HealthCheck } from '../../shared/contracts';
 import { ServiceNowChangeDesk } from './change-desk';
 import { ServiceNowClient, type ServiceNowAuth } from './client';
 

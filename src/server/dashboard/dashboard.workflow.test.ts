@@ -15,7 +15,7 @@ import { HttpClient } from '../../../test/browser/http-client';
 import { createActivities } from '../../activities/index';
 import { CycleStage } from '../../domain/cycle';
 import { createLogger } from '../../logging';
-import { createCycleService } from '../../services/cycles';
+import { createCycleService } from '../../services/temporal-cycle-service';
 import type { CycleService } from '../../services/cycle-service';
 import { buildServer } from '../app';
 import { addWebUser } from './auth';

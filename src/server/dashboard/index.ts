@@ -17,7 +17,7 @@ import { renderChartSvg } from '../../reports/charts';
 import { collectReport, complianceByGroupChart, complianceByOsChart, overdueChart, parseScope, renderReport, severityChart } from '../../reports/report';
 import { csvLine } from '../../reports/csv';
 import type { CycleService } from '../../services/cycle-service';
-import type { RouteModule } from '../app';
+import type { RouteModule } from '../../shared/contracts';
 import { HttpError } from '../errors';
 import { clampedInt, dateParam } from '../input';
 import { isValidUsername, login, logout, roleAtLeast, sessionFor, type WebSession } from './auth';

@@ -10,13 +10,13 @@ import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db'
 import { listConversations } from '../../db/chat';
 import { grantRole } from '../../db/identities';
 import type { ApprovalRequest } from '../../domain/ports';
-import { TeamsChatChannel } from '../../integrations/teams';
+import { TeamsChatChannel } from './channel';
 import { createLogger } from '../../logging';
 import { buildServer } from '../../server/app';
 import { ACTION } from '../core/card';
-import type { CommandCaller } from '../core/command-runner';
+import type { CommandCaller } from '../../commands/runner-types';
 import { DecisionDesk } from '../core/decisions';
-import { createCommandRunner } from '../core/run-command';
+import { createCommandRunner } from '../../commands/runner';
 import { createTeamsAdapter, createTeamsBot } from './bot';
 import { serviceUrlPolicy } from './service-url';
 

@@ -11,13 +11,13 @@ import { startFakeSlackApi, type FakeSlackApi } from '../../../test/fakes/slack-
 import { RecordingCycleService } from '../../../test/fakes/recording-cycle-service';
 import { grantRole } from '../../db/identities';
 import type { ApprovalRequest } from '../../domain/ports';
-import { createSlackWebClient, SlackChatChannel } from '../../integrations/slack';
+import { createSlackWebClient, SlackChatChannel } from './channel';
 import { createLogger } from '../../logging';
 import { buildServer } from '../../server/app';
 import { ACTION } from '../core/card';
-import type { CommandCaller } from '../core/command-runner';
+import type { CommandCaller } from '../../commands/runner-types';
 import { DecisionDesk } from '../core/decisions';
-import { createCommandRunner } from '../core/run-command';
+import { createCommandRunner } from '../../commands/runner';
 import { createSlackBot, REJECT_MODAL } from './app';
 
 const SECRET = 'test-signing-secret-0123456789';

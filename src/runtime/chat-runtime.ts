@@ -5,21 +5,21 @@
  *   TEAMS_APP_ID, or TEAMS_EMULATOR=true for loopback callers; Slack when SLACK_BOT_TOKEN is set), or Slack Socket Mode.
  */
 import type { CloudAdapter } from 'botbuilder';
-import { LogChatNotifier } from '../../activities/chat-log';
-import type { Config } from '../../config/index';
-import type { Db } from '../../db/client';
-import type { ChatNotifier } from '../../domain/ports';
-import { createSlackWebClient, SlackChatChannel } from '../../integrations/slack';
-import { TeamsChatChannel } from '../../integrations/teams';
-import type { Logger } from '../../logging';
-import type { RouteModule } from '../../server/app';
-import type { CycleService } from '../../services/cycle-service';
-import { createSlackBot } from '../slack/app';
-import { createTeamsAdapter, createTeamsBot } from '../teams/bot';
-import { serviceUrlPolicy, type ServiceUrlPolicy } from '../teams/service-url';
-import { CompositeChatNotifier } from './chat-notifier';
-import { DecisionDesk } from './decisions';
-import { createCommandRunner } from './run-command';
+import { LogChatNotifier } from '../activities/chat-log';
+import type { Config } from '../config/index';
+import type { Db } from '../db/client';
+import type { ChatNotifier } from '../domain/ports';
+import { createSlackWebClient, SlackChatChannel } from '../chat/slack/channel';
+import { TeamsChatChannel } from '../chat/teams/channel';
+import type { Logger } from '../logging';
+import type { RouteModule } from '../shared/contracts';
+import type { CycleService } from '../services/cycle-service';
+import { createSlackBot } from '../chat/slack/app';
+import { createTeamsAdapter, createTeamsBot } from '../chat/teams/bot';
+import { serviceUrlPolicy, type ServiceUrlPolicy } from '../chat/teams/service-url';
+import { CompositeChatNotifier } from '../chat/core/chat-notifier';
+import { DecisionDesk } from '../chat/core/decisions';
+import { createCommandRunner } from '../commands/runner';
 
 export interface ChatChannels {
   notifier: ChatNotifier;

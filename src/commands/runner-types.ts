@@ -1,4 +1,4 @@
-import type { Channel } from '../../domain/cycle';
+import type { Channel } from '../domain/cycle';
 
 /** Who typed a command, and where. */
 export interface CommandCaller {

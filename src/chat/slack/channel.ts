@@ -4,7 +4,7 @@
  * Every message is stored (db/chat.ts) before it is posted, so a retried activity updates what it posted.
  */
 import { webApi } from '@slack/bolt';
-import type { Db } from '../db/client';
+import type { Db } from '../../db/client';
 import {
   chatMessagesOf,
   releaseChatMessage,
@@ -13,12 +13,12 @@ import {
   updateChatMessageModel,
   type ChatMessageKey,
   type StoredChatMessage,
-} from '../db/chat';
-import { approvalBlocks, pauseBlocks, summaryBlocks, type SlackMessage } from '../bot/core/blocks';
-import { approvalModelFromRequest, noticeLine, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../bot/core/card';
-import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../domain/ports';
-import { CodedError, ErrorCode } from '../domain/errors';
-import type { Logger } from '../logging';
+} from '../../db/chat';
+import { approvalBlocks, pauseBlocks, summaryBlocks, type SlackMessage } from '../core/blocks';
+import { approvalModelFromRequest, noticeLine, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../core/card';
+import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../../domain/ports';
+import { CodedError, ErrorCode } from '../../domain/errors';
+import type { Logger } from '../../logging';
 
 export type SlackWebClient = InstanceType<typeof webApi.WebClient>;
 

@@ -1,17 +1,17 @@
 /**
  * executeCommand: the ONE executor of the admin/approver verbs, shared by the CLI and the chat bots
- * (they parse with bot/core/grammar.ts, then call this and render the result). Returns plain text for a
+ * (they parse with commands/grammar.ts, then call this and render the result). Returns plain text for a
  * person plus data for renderers; a user's mistake comes back as text (with data.error), never a throw.
  */
 import { sql } from 'drizzle-orm';
-import { ADMIN_VERBS, APPROVER_VERBS, usage, type Command } from '../bot/core/grammar';
+import { ADMIN_VERBS, APPROVER_VERBS, usage, type Command } from './grammar';
 import type { Db } from '../db/client';
 import { addException, listExceptions, removeException } from '../db/cycles';
 import { complianceSummary, isScoped, SEVERITIES } from '../db/read-model/compliance';
 import { grantRole, revokeRole, rolesOf, type Role } from '../db/identities';
 import type { Channel, CycleScope, CycleStatus } from '../domain/cycle';
 import { isCodedError } from '../domain/errors';
-import type { CycleService } from './cycle-service';
+import type { CycleService } from '../services/cycle-service';
 
 export interface CommandContext {
   identity: string;

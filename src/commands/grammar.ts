@@ -6,7 +6,7 @@
  *   reject C-12 "breaks the billing app"
  *   exceptions add patch:KB5034441 group:web until:2027-01-10 reason:"vendor hotfix pending"
  */
-import { type CycleScope } from '../../domain/cycle';
+import { type CycleScope } from '../domain/cycle';
 
 export type ExceptionsCommand =
   | { verb: 'exceptions'; action: 'add'; patchId?: string; endpointId?: string; group?: string; until: string; reason: string }

@@ -1,13 +1,13 @@
 /**
- * The chat command path: the one grammar (grammar.ts) and the one executor (services/commands.ts), with the
+ * The chat command path: the one grammar (grammar.ts) and the one executor (commands/execute.ts), with the
  * caller's roles read from the database. Unknown words get the usage text, never a stack trace.
  */
-import type { Db } from '../../db/client';
-import { hasRole } from '../../db/identities';
-import type { Logger } from '../../logging';
-import { executeCommand } from '../../services/commands';
-import type { CycleService } from '../../services/cycle-service';
-import type { CommandRunner } from './command-runner';
+import type { Db } from '../db/client';
+import { hasRole } from '../db/identities';
+import type { Logger } from '../logging';
+import { executeCommand } from './execute';
+import type { CycleService } from '../services/cycle-service';
+import type { CommandRunner } from './runner-types';
 import { parseCommand } from './grammar';
 
 export function createCommandRunner(deps: { service: CycleService; db: Db; logger: Logger }): CommandRunner {

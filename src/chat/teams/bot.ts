@@ -23,13 +23,13 @@ import { AuthenticationError } from 'botframework-connector';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../db/client';
 import { findChatMessageByRef, removeConversation, saveConversation } from '../../db/chat';
-import type { TeamsChatChannel } from '../../integrations/teams';
+import type { TeamsChatChannel } from './channel';
 import type { Logger } from '../../logging';
 import { CodedError, ErrorCode } from '../../domain/errors';
-import type { RouteModule } from '../../server/app';
+import type { RouteModule } from '../../shared/contracts';
 import { ADAPTIVE_CARD_CONTENT_TYPE, approvalAdaptiveCard, messageCard, type AdaptiveCard } from '../core/adaptive';
 import { ACTION, type ApprovalCardModel } from '../core/card';
-import type { CommandRunner } from '../core/command-runner';
+import type { CommandRunner } from '../../commands/runner-types';
 import type { DecisionDesk } from '../core/decisions';
 import { isLoopbackAddress, type ServiceUrlPolicy } from './service-url';
 

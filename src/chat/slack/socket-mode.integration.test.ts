@@ -14,13 +14,13 @@ import { blockActionsBody, slashCommandBody, viewSubmissionBody } from '../../..
 import { loadConfig } from '../../config/index';
 import { grantRole } from '../../db/identities';
 import { ErrorCode } from '../../domain/errors';
-import { createSlackWebClient, SlackChatChannel } from '../../integrations/slack';
+import { createSlackWebClient, SlackChatChannel } from './channel';
 import { createLogger } from '../../logging';
 import { freePort } from '../../temporal/dev-server';
-import { createChatChannels, createChatFrontEnds, type ChatFrontEnds } from '../core/chat-runtime';
+import { createChatChannels, createChatFrontEnds, type ChatFrontEnds } from '../../runtime/chat-runtime';
 import { ACTION } from '../core/card';
 import { DecisionDesk } from '../core/decisions';
-import { createCommandRunner } from '../core/run-command';
+import { createCommandRunner } from '../../commands/runner';
 import { createSlackBot, REJECT_MODAL } from './app';
 
 const APP_TOKEN = 'xapp-1-A0PATCHOPS-1-socketmodetest';

@@ -6,10 +6,10 @@
  * retried activity never re-posts.
  *
  * Bot Framework SDK 4.23 is its final release; the Microsoft 365 Agents SDK is its successor. Only this file
- * and src/bot/teams/ know about botbuilder: the rest of the product sees the ChatNotifier port.
+ * and src/chat/teams/ know about botbuilder: the rest of the product sees the ChatNotifier port.
  */
 import { CardFactory, TurnContext, type CloudAdapter, type ConversationReference } from 'botbuilder';
-import type { Db } from '../db/client';
+import type { Db } from '../../db/client';
 import {
   chatMessagesOf,
   listConversations,
@@ -20,13 +20,13 @@ import {
   type ChatMessageKey,
   type StoredChatMessage,
   type StoredConversation,
-} from '../db/chat';
-import { approvalAdaptiveCard, pauseAdaptiveCard, summaryAdaptiveCard, type AdaptiveCard } from '../bot/core/adaptive';
-import { approvalModelFromRequest, noticeLine, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../bot/core/card';
-import { CodedError, ErrorCode } from '../domain/errors';
-import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../domain/ports';
-import type { Logger } from '../logging';
-import type { ServiceUrlPolicy } from '../bot/teams/service-url';
+} from '../../db/chat';
+import { approvalAdaptiveCard, pauseAdaptiveCard, summaryAdaptiveCard, type AdaptiveCard } from '../core/adaptive';
+import { approvalModelFromRequest, noticeLine, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../core/card';
+import { CodedError, ErrorCode } from '../../domain/errors';
+import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../../domain/ports';
+import type { Logger } from '../../logging';
+import type { ServiceUrlPolicy } from './service-url';
 
 export interface TeamsChatChannelOptions {
   adapter: CloudAdapter;
