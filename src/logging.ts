@@ -8,7 +8,7 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', na
 }
 
 /** Routes the Temporal SDK's own logs (worker state, activity failures) into pino. Call once per process. */
-export async function installTemporalLogger(logger: Logger): Promise<void> {
+export async function installTemporalLogger(logger: Logger, options: { metricsAddress?: string } = {}): Promise<void> {
   const { Runtime, makeTelemetryFilterString } = await import('@temporalio/worker');
   const sdk = logger.child({ component: 'temporal-sdk' });
   const at = (level: 'trace' | 'debug' | 'info' | 'warn' | 'error') => (message: string, meta?: Record<string, unknown>) => sdk[level](meta ?? {}, message);
@@ -22,7 +22,11 @@ export async function installTemporalLogger(logger: Logger): Promise<void> {
         warn: at('warn'),
         error: at('error'),
       },
-      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+      telemetryOptions: {
+        logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
+        // The SDK's own Prometheus exporter (TEMPORAL_METRICS_ADDRESS): task slots, poll latency, failures.
+        ...(options.metricsAddress ? { metrics: { prometheus: { bindAddress: options.metricsAddress } } } : {}),
+      },
     });
   } catch {
     // Already installed in this process (tests): keep the first.

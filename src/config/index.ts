@@ -171,6 +171,12 @@ const envSchema = z.object({
     }
     return n;
   }),
+  METRICS_ADDRESS: optionalString.refine((v) => v === undefined || /^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(v), {
+    message: 'expected host:port for the Prometheus endpoint, such as 127.0.0.1:9464',
+  }),
+  TEMPORAL_METRICS_ADDRESS: optionalString.refine((v) => v === undefined || /^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(v), {
+    message: "expected host:port for the Temporal SDK's Prometheus exporter, such as 127.0.0.1:9465",
+  }),
   AGENT_MAX_HELD_POLLS: optionalString.transform((v, ctx) => {
     if (v === undefined) return undefined;
     const n = Number(v);
@@ -199,6 +205,8 @@ export interface Config {
     /** TRUST_PROXY: the reverse proxies whose X-Forwarded-For is believed; empty = none (the socket address counts). */
     trustProxy: string[];
   };
+  /** Prometheus endpoints (host:port; unset = off): ours (METRICS_ADDRESS) and the Temporal SDK's (TEMPORAL_METRICS_ADDRESS). */
+  metrics: { address: string | undefined; temporalAddress: string | undefined };
   dataDir: string;
   /** SECRETS_KEY: seals secrets kept in the database; unset = `<dataDir>/secrets.key`. */
   secretsKey: string | undefined;
@@ -342,6 +350,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       publicUrl: (e.PUBLIC_URL ?? `http://${e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST}:${e.PORT}`).replace(/\/$/, ''),
       trustProxy: list(e.TRUST_PROXY),
     },
+    metrics: { address: e.METRICS_ADDRESS, temporalAddress: e.TEMPORAL_METRICS_ADDRESS },
     dataDir,
     cacheDir,
     database: { url: e.DATABASE_URL, embeddedPort: e.PATCHOPS_EMBEDDED_PG_PORT, appUrl: e.DATABASE_APP_URL },
@@ -442,6 +451,8 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'SLACK_API_URL', description: 'Slack Web API base URL (a proxy, or the test fake)', default: 'https://slack.com/api/' },
   { name: 'SLACK_DEFAULT_CHANNEL', description: 'Channel for approval requests when the policy names none' },
   { name: 'TRUST_PROXY', description: 'Reverse proxies whose X-Forwarded-For is believed (addresses, CIDRs, loopback); unset = none: the socket address is the client' },
+  { name: 'METRICS_ADDRESS', description: 'host:port where this process serves Prometheus metrics at /metrics (HTTP, polls, activities, jobs, cycles, Node); unset = off' },
+  { name: 'TEMPORAL_METRICS_ADDRESS', description: "host:port of the Temporal SDK's own Prometheus exporter in a worker process (task slots, poll latency, workflow and activity failures); unset = off" },
   { name: 'TEAMS_APP_ID', description: 'Microsoft app id of the Teams bot; unset = Teams off (POST /api/messages not mounted)' },
   { name: 'TEAMS_APP_PASSWORD', description: 'Client secret of the Teams bot' },
   { name: 'TEAMS_TENANT_ID', description: 'Tenant id for a single-tenant bot' },

@@ -25,6 +25,7 @@ import { createWorker } from '../worker/worker';
 import { startCycleReconciler } from './cycle-reconciler';
 import { startDatabase, type RunningDatabase } from './database';
 import { integrationStates } from './integrations';
+import { createMetrics, startMetricsServer, type Metrics } from './metrics';
 import { startTemporal, type RunningTemporal } from './temporal';
 import { secretBoxFor } from '../db/secret-box';
 
@@ -68,6 +69,13 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
     await seedPolicies(db.database.db);
     const temporal = await startTemporal(config, logger, options.onProgress);
     stops.push(temporal.stop);
+    let metrics: Metrics | undefined;
+    if (config.metrics.address) {
+      metrics = createMetrics({ db: db.database.db, logger: logger.child({ component: 'metrics' }) });
+      const endpoint = await startMetricsServer(metrics, config.metrics.address, logger);
+      stops.push(endpoint.stop);
+      logger.info({ url: endpoint.url }, 'Prometheus metrics served');
+    }
     // Slack and/or Teams behind the ChatNotifier port: the worker posts through it, the server's bots update it.
     const chat = createChatChannels(config, db.database.db, logger.child({ component: 'chat' }));
     // ServiceNow change desk and email (real services, or the local fakes in demo mode).
@@ -78,7 +86,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
 
     let worker: Worker | undefined;
     if (options.worker) {
-      await installTemporalLogger(logger);
+      await installTemporalLogger(logger, { metricsAddress: config.metrics.temporalAddress });
       const connection = await connectWorker(config.temporal, temporal.address);
       const activities = createActivities({
         database: db.database,
@@ -98,7 +106,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         digestMailer: email?.mailer ?? null,
         reportRecipients: email?.recipients ?? config.smtp.reportRecipients,
       });
-      worker = await createWorker({ connection, namespace: config.temporal.namespace, activities });
+      worker = await createWorker({ connection, namespace: config.temporal.namespace, activities, ...(metrics ? { interceptors: { activity: [metrics.activityInterceptor] } } : {}) });
       const running = worker.run();
       running.catch((err: unknown) => logger.error({ err }, 'worker stopped with an error'));
       const w = worker;
@@ -167,7 +175,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
           secureCookies: config.http.publicUrl.startsWith('https:'),
         }),
       ];
-      server = await buildServer({ logger: logger.child({ component: 'http' }), health, routes, trustProxy: config.http.trustProxy });
+      server = await buildServer({ logger: logger.child({ component: 'http' }), health, routes, trustProxy: config.http.trustProxy, ...(metrics ? { observe: metrics.observeHttp } : {}) });
       await server.listen({ host: config.http.host, port: config.http.port });
       const s = server;
       stops.push(async () => {

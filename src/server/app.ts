@@ -18,6 +18,8 @@ export interface ServerOptions {
   trustProxy?: string[];
   /** Called for each route as it is registered (the fuzz suite enumerates every route this way). */
   onRoute?: (route: { method: string | string[]; url: string }) => void;
+  /** Called once per answered request with its route pattern (`/agent/v1/poll`, not the URL), for metrics. */
+  observe?: (route: string, method: string, status: number, seconds: number) => void;
 }
 
 /** The one HTTP server. Routes come in as modules so each part owns its own; one error handler serves them all. */
@@ -32,6 +34,12 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   });
   installErrorHandler(app, o.logger);
   if (o.onRoute) app.addHook('onRoute', (r) => o.onRoute!({ method: r.method, url: r.url }));
+  if (o.observe) {
+    const observe = o.observe;
+    app.addHook('onResponse', async (req, reply) => {
+      observe(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
+    });
+  }
 
   // PostgreSQL text cannot hold NUL: refuse it at the door, in the URL and in any parsed body, for every route.
   app.addHook('onRequest', async (req) => {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, Worker, type NativeConnection, type WorkerInterceptors, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { TaskQueue } from '../temporal/task-queues';
 
 export const WORKFLOWS_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
@@ -20,6 +20,8 @@ export interface WorkerOptions {
   activities: object;
   /** A prebuilt bundle (tests bundle once per run); otherwise the worker bundles WORKFLOWS_PATH. */
   workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
+  /** Activity interceptors (metrics); workflow interceptors are not used. */
+  interceptors?: Pick<WorkerInterceptors, 'activity'>;
 }
 
 /** The composition root of the worker process: real workflows, the activities it is given. */
@@ -30,5 +32,6 @@ export async function createWorker(o: WorkerOptions): Promise<Worker> {
     taskQueue: o.taskQueue ?? TaskQueue.cycles,
     activities: o.activities,
     workflowBundle: o.workflowBundle ?? (await bundleWorkflows()),
+    ...(o.interceptors ? { interceptors: o.interceptors } : {}),
   });
 }

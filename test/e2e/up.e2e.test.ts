@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it, inject } from 'vitest';
 import { isAlive } from '../../src/temporal/cli-binary';
+import { freePort } from '../../src/temporal/dev-server';
 import { embeddedUpEnv, startPatchopsUp } from '../helpers/up-process';
 
 describe('patchops up (what npm start runs)', () => {
@@ -50,8 +51,18 @@ describe('patchops up (what npm start runs)', () => {
     expect(stopped.ms).toBeLessThan(10_000);
     expect(isAlive(temporalPid)).toBe(false);
 
-    const second = await startPatchopsUp(env);
+    // The second start also serves Prometheus metrics: ours and the Temporal SDK's exporter.
+    const metricsPort = await freePort();
+    const sdkMetricsPort = await freePort();
+    const second = await startPatchopsUp({ ...env, METRICS_ADDRESS: `127.0.0.1:${metricsPort}`, TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${sdkMetricsPort}` });
     children.push(second.child);
+    await fetch(`http://127.0.0.1:${port}/healthz`);
+    const ours = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(ours).toContain('patchops_http_requests_total{route="/healthz",method="GET",status="200"}');
+    expect(ours).toMatch(/process_open_fds \d+/);
+    const sdk = await fetch(`http://127.0.0.1:${sdkMetricsPort}/metrics`);
+    expect(sdk.status).toBe(200);
+    expect(await sdk.text()).toMatch(/^temporal_\w+/m);
     const again = new pg.Client({ connectionString: dbUrl });
     await again.connect();
     const rows = await again.query('select hostname from endpoints');
