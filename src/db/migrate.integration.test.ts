@@ -34,6 +34,20 @@ describe('migrations', () => {
     await migrateTwiceAndCheck(testDb.db);
   });
 
+  it('four processes starting at once take turns: every migration applied once, none fails', async () => {
+    const fresh = await createTestDatabase({ migrate: false });
+    const conns = Array.from({ length: 4 }, () => connectDatabase(fresh.url, { max: 2 }));
+    try {
+      await Promise.all(conns.map((c) => runMigrations(c.db, c.pool)));
+      const rows = (await fresh.db.execute(sql`select hash, count(*)::int as n from drizzle.__drizzle_migrations group by hash`)).rows as Array<{ n: number }>;
+      expect(rows.length).toBeGreaterThan(10);
+      expect(rows.every((r) => Number(r.n) === 1)).toBe(true);
+    } finally {
+      await Promise.all(conns.map((c) => c.close()));
+      await fresh.close();
+    }
+  });
+
   it('apply twice on embedded PGlite over the wire protocol, and data survives a restart', async () => {
     const dir = await import('node:fs/promises').then((fs) => fs.mkdtemp('/tmp/patchops-pglite-'));
     const port = await freePort();

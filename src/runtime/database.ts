@@ -79,10 +79,11 @@ export async function startDatabase(config: Config, logger: Logger, options: { m
     description = `embedded PGlite in ${path.relative(process.cwd(), dataDir) || dataDir} (served at ${redactUrl(url)})`;
     logger.info({ dataDir, url: redactUrl(url) }, 'embedded database started');
   }
-  let database = connectDatabase(url, { max: stopEmbedded ? 5 : 1, applicationName: 'patchops-migrate' });
+  // Two connections at least: one holds the migration lock while the other migrates.
+  let database = connectDatabase(url, { max: stopEmbedded ? 5 : 2, applicationName: 'patchops-migrate' });
   try {
     if (options.migrate !== false) {
-      await runMigrations(database.db);
+      await runMigrations(database.db, database.pool);
       logger.info('database migrations applied');
     }
     if (!stopEmbedded) {
@@ -150,7 +151,7 @@ export async function openDatabaseForCommand(config: Config, logger: Logger): Pr
   if (!config.database.url && (await portOpen('127.0.0.1', config.database.embeddedPort))) {
     await loadAuditKeys(config);
     const database = connectAppDatabase(config, { max: 2, applicationName: 'patchops-cli' });
-    await runMigrations(database.db);
+    await runMigrations(database.db, database.pool);
     return { database, stop: () => database.close() };
   }
   const started = await startDatabase(config, logger, { checkpoint: false });
