@@ -133,6 +133,8 @@ export interface SimStats {
 }
 
 export class SimFleet {
+  /** Install attempts per `<machine id> <patch id>`, counted on the agent side: a crash-safe server never repeats one. */
+  readonly installsRun = new Map<string, number>();
   readonly stats: SimStats = { enrolled: 0, polls: 0, jobs: 0, failedInstalls: 0, refusedResults: 0, errors: 0, resultRetries: 0, pollsNotHeld: 0, statuses: {} };
   private readonly endpoints: VirtualEndpoint[] = [];
   private readonly rnd: () => number;
@@ -166,7 +168,7 @@ export class SimFleet {
           try {
             const res = await ep.client.enroll({
               enrollSecret: this.o.enrollSecret,
-              machineId: `${prefix}-${String(ep.n).padStart(6, '0')}`,
+              machineId: this.machineIdOf(ep),
               hostname: `${prefix}-${ep.os === 'windows' ? 'win' : ep.os === 'linux' ? 'lnx' : 'mac'}-${String(ep.n).padStart(5, '0')}`,
               osFamily: ep.os,
               osName: ep.os === 'windows' ? 'Windows 11 Enterprise' : ep.os === 'linux' ? 'Debian GNU/Linux' : 'macOS',
@@ -187,6 +189,10 @@ export class SimFleet {
       }
     };
     await Promise.all(Array.from({ length: this.o.enrollConcurrency ?? 16 }, worker));
+  }
+
+  private machineIdOf(ep: VirtualEndpoint): string {
+    return `${this.o.prefix ?? 'sim'}-${String(ep.n).padStart(6, '0')}`;
   }
 
   private count(e: unknown): void {
@@ -221,6 +227,8 @@ export class SimFleet {
     const patches: JobResult['patches'] = [];
     for (const p of payload.patches) {
       if (job.kind === 'install') {
+        const key = `${this.machineIdOf(ep)} ${p.patchId}`;
+        this.installsRun.set(key, (this.installsRun.get(key) ?? 0) + 1);
         await sleep(lo + this.rnd() * (hi - lo), undefined, { signal: this.o.signal }).catch(() => undefined);
         if (this.rnd() < (this.o.failureRate ?? 0.02)) {
           this.stats.failedInstalls += 1;

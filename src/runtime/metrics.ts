@@ -3,7 +3,7 @@
  * `http://METRICS_ADDRESS/metrics` when METRICS_ADDRESS is set:
  *
  * - `patchops_http_requests_total` / `patchops_http_request_duration_seconds` by route, method and status: agent
- *   polls are `route="/agent/v1/poll"`, results `/agent/v1/results`, Slack `/slack/events`, and so on;
+ *   polls are `route="/agent/v1/jobs"`, results `/agent/v1/jobs/:id/result`, Slack `/slack/events`, and so on;
  * - `patchops_activity_executions_total` / `patchops_activity_duration_seconds` by activity and outcome
  *   (`completed` | `failed`), counted around every activity this process's worker runs;
  * - `patchops_agent_jobs` (outstanding jobs by kind and state) and `patchops_cycles_active` (cycles not ended, by

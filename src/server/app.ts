@@ -18,7 +18,7 @@ export interface ServerOptions {
   trustProxy?: string[];
   /** Called for each route as it is registered (the fuzz suite enumerates every route this way). */
   onRoute?: (route: { method: string | string[]; url: string }) => void;
-  /** Called once per answered request with its route pattern (`/agent/v1/poll`, not the URL), for metrics. */
+  /** Called once per answered request with its route pattern (`/agent/v1/jobs/:id/result`, not the URL), for metrics. */
   observe?: (route: string, method: string, status: number, seconds: number) => void;
 }
 

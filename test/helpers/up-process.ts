@@ -46,9 +46,12 @@ export interface UpProcess {
   exited: Promise<{ code: number | null; ms: number }>;
 }
 
-/** Spawns `patchops up` and resolves once it prints its ready line (rejects if it exits first or takes over 120 s). */
-export function startPatchopsUp(env: NodeJS.ProcessEnv): Promise<UpProcess> {
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), 'up'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Spawns `patchops up` (or `server` / `worker`) and resolves once it prints its ready line (rejects if it exits
+ * first or takes longer than `timeoutMs`, default 120 s).
+ */
+export function startPatchopsUp(env: NodeJS.ProcessEnv, command: 'up' | 'server' | 'worker' = 'up', timeoutMs = 120_000): Promise<UpProcess> {
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), command], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -62,7 +65,7 @@ export function startPatchopsUp(env: NodeJS.ProcessEnv): Promise<UpProcess> {
     child.on('exit', (code) => resolve({ code, ms: Date.now() - signalledAt })),
   );
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line within 120 s:\n${out}`)), 120_000);
+    const timer = setTimeout(() => reject(new Error(`patchops ${command}: no ready line within ${timeoutMs / 1000} s:\n${out}`)), timeoutMs);
     const poll = setInterval(() => {
       if (out.includes('patchops ready')) {
         clearInterval(poll);
@@ -73,7 +76,7 @@ export function startPatchopsUp(env: NodeJS.ProcessEnv): Promise<UpProcess> {
     child.on('exit', (code) => {
       clearInterval(poll);
       clearTimeout(timer);
-      reject(new Error(`patchops up exited (${code}) before it was ready:\n${out}`));
+      reject(new Error(`patchops ${command} exited (${code}) before it was ready:\n${out}`));
     });
   });
 }
