@@ -79,6 +79,11 @@ export function summaryAdaptiveCard(r: CycleReport): AdaptiveCard {
   return card([text(first!, { weight: 'Bolder' }), ...rest.map((l) => text(l, { spacing: 'Small' }))]);
 }
 
+/** A title, facts and lines: a command's reply (core/command-view.ts). */
+export function factsCard(title: string, facts: Array<{ title: string; value: string }>, lines: string[] = []): AdaptiveCard {
+  return card([text(title, { weight: 'Bolder', size: 'Medium' }), { type: 'FactSet', facts }, ...lines.map((l) => text(l, { spacing: 'Small' }))]);
+}
+
 export function messageCard(lines: string[]): AdaptiveCard {
   return card(lines.map((l) => text(l)));
 }

@@ -245,7 +245,7 @@ describe('Teams with app credentials (JWT validation on)', () => {
   it('refuses an unauthenticated activity with 401 and stores nothing', async () => {
     const adapter = createTeamsAdapter({ appId: '6c1f0a2e-94a1-4c2b-9d1e-2b7f5a0c1d3e', appPassword: 'not-a-real-secret' }, logger);
     const desk = new DecisionDesk({ service, db: db.db, logger });
-    const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, mode: 'jwt', serviceUrlAllowed: serviceUrlPolicy({ configured: [connector.serviceUrl] }), runCommand: async () => ({ text: 'ran' }) });
+    const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, mode: 'jwt', serviceUrlAllowed: serviceUrlPolicy({ configured: [connector.serviceUrl] }), runCommand: async () => ({ ok: true, data: { verb: 'help', usage: 'ran' }, text: 'ran' }) });
     const secured = await buildServer({ logger, health: [], routes: [bot.routes] });
     await secured.listen({ host: '127.0.0.1', port: 0 });
     try {
