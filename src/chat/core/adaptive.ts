@@ -79,9 +79,9 @@ export function summaryAdaptiveCard(r: CycleReport): AdaptiveCard {
   return card([text(first!, { weight: 'Bolder' }), ...rest.map((l) => text(l, { spacing: 'Small' }))]);
 }
 
-/** A title, facts and lines: a command's reply (core/command-view.ts). */
-export function factsCard(title: string, facts: Array<{ title: string; value: string }>, lines: string[] = []): AdaptiveCard {
-  return card([text(title, { weight: 'Bolder', size: 'Medium' }), { type: 'FactSet', facts }, ...lines.map((l) => text(l, { spacing: 'Small' }))]);
+/** Facts and lines: the body of a command's reply (core/command-view.ts), under its title. */
+export function factsCard(facts: Array<{ title: string; value: string }>, lines: string[] = []): AdaptiveCard {
+  return card([{ type: 'FactSet', facts }, ...lines.map((l) => text(l, { spacing: 'Small' }))]);
 }
 
 export function messageCard(lines: string[]): AdaptiveCard {

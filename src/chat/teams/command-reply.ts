@@ -1,6 +1,7 @@
 /**
- * A reply to a command typed to the Teams bot, from the command's view (core/command-view.ts): an Adaptive
- * Card with a FactSet when the verb's data has facts (status, report), else the words as markdown text.
+ * A reply to a command typed to the Teams bot, from the command's view (core/command-view.ts): when the verb's
+ * data has facts (status, report), the title as text over an Adaptive Card with a FactSet; else the words as
+ * markdown text.
  */
 import { CardFactory, type Activity } from 'botbuilder';
 import type { AnyCommandOutcome } from '../../commands/outcome';
@@ -10,5 +11,5 @@ import { commandView } from '../core/command-view';
 export function teamsCommandReply(outcome: AnyCommandOutcome): Partial<Activity> {
   const v = commandView(outcome);
   if (v.isError || v.facts.length === 0) return { type: 'message', text: v.text, textFormat: 'markdown' };
-  return { type: 'message', summary: v.title, attachments: [CardFactory.adaptiveCard(factsCard(v.title, v.facts, v.lines))] };
+  return { type: 'message', text: v.title, textFormat: 'plain', attachments: [CardFactory.adaptiveCard(factsCard(v.facts, v.lines))] };
 }
