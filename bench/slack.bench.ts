@@ -33,7 +33,7 @@ service.delayMs = UPDATE_MS;
 const client = createSlackWebClient('xoxb-bench', fake.url);
 const channel = new SlackChatChannel({ client, db: db.db, logger, defaultChannel: 'C0BENCH' });
 const desk = new DecisionDesk({ service, db: db.db, logger, chat: channel });
-const bot = createSlackBot({ botToken: 'xoxb-bench', signingSecret: SECRET, apiUrl: fake.url, db: db.db, service, desk, channel, logger, runCommand: async () => ({ text: '' }) });
+const bot = createSlackBot({ botToken: 'xoxb-bench', signingSecret: SECRET, apiUrl: fake.url, db: db.db, service, desk, channel, logger, runCommand: async () => ({ ok: true, data: { verb: 'help', usage: '' }, text: '' }) });
 const server = await buildServer({ logger, health: [], routes: [bot.routes!] });
 await server.listen({ host: '127.0.0.1', port: 0 });
 const url = `http://127.0.0.1:${(server.server.address() as { port: number }).port}/slack/events`;

@@ -1,10 +1,14 @@
 /**
- * executeCommand: the ONE executor of the admin/approver verbs, shared by the CLI and the chat bots
- * (they parse with commands/grammar.ts, then call this and render the result). Returns plain text for a
- * person plus data for renderers; a user's mistake comes back as text (with data.error), never a throw.
+ * execute: the ONE executor of the command verbs, shared by every front-end (chat through runner.ts, the
+ * REST API, the CLI). Front-ends parse with grammar.ts, call this with the caller's roles, and render the
+ * typed outcome. Every verb passes the one role check (authorize.ts) before anything is read or changed; a
+ * user's mistake or a refusal comes back as `{ ok: false, code, message }`, never a throw. Errors that are not
+ * the user's (a database or Temporal failure without a code) are thrown for the front-end to log.
  */
 import { sql } from 'drizzle-orm';
-import { ADMIN_VERBS, APPROVER_VERBS, usage, type Command } from './grammar';
+import { usage, type Command, type Verb } from './grammar';
+import { authorize } from './authorize';
+import type { AnyCommandOutcome, CommandData, DataOf, EndpointMatch } from './outcome';
 import type { Db } from '../db/client';
 import { addException, listExceptions, removeException } from '../db/cycles';
 import { complianceSummary, isScoped, SEVERITIES } from '../db/read-model/compliance';
@@ -13,18 +17,13 @@ import type { Channel, CycleScope, CycleStatus } from '../domain/cycle';
 import { isCodedError } from '../domain/errors';
 import type { CycleService } from '../services/cycle-service';
 
-export interface CommandContext {
+/** Who runs a command, with the roles they hold (read from identity_roles by the front-end), and the ports it uses. */
+export interface ExecuteContext {
   identity: string;
   channel: Channel;
+  roles: readonly Role[];
   service: CycleService;
   db: Db;
-  isAdmin: boolean;
-  isApprover: boolean;
-}
-
-export interface CommandResult {
-  text: string;
-  data?: unknown;
 }
 
 function scopeText(s: CycleScope): string {
@@ -64,128 +63,227 @@ export function formatStatus(s: CycleStatus): string {
   return lines.join('\n');
 }
 
-async function run(command: Command, ctx: CommandContext): Promise<CommandResult> {
-  const svc = ctx.service;
-  switch (command.verb) {
-    case 'help':
-      return { text: usage(command.topic) };
-    case 'status': {
-      let id = command.cycleId;
-      if (!id) {
-        const [latest] = await svc.list({ limit: 1 });
-        if (!latest) return { text: 'no cycles yet: start one with `start default`' };
-        id = latest.cycleId;
-      }
-      const status = await svc.status(id);
-      return { text: formatStatus(status), data: status };
+type Done<V extends Verb> = { text: string; data: DataOf<V> };
+type Handler<V extends Verb> = (command: Extract<Command, { verb: V }>, ctx: ExecuteContext) => Promise<Done<V>>;
+
+const NO_CYCLES = 'no cycles yet: start one with `start default`';
+
+function exceptionText(x: { code: string; patchId: string | null; endpointId: string | null; groupName: string | null; expiresAt: string; reason: string }): string {
+  const what = [x.patchId && `patch:${x.patchId}`, x.endpointId && `endpoint:${x.endpointId}`, x.groupName && `group:${x.groupName}`].filter(Boolean).join(' ');
+  return `${x.code}  ${what}  until ${x.expiresAt.slice(0, 10)}  ${x.reason}`;
+}
+
+/** One handler per verb; the mapped type makes a missing verb a compile error. None checks roles: execute() does, first. */
+const HANDLERS: { [V in Verb]: Handler<V> } = {
+  help: async (c) => {
+    const text = usage(c.topic);
+    return { text, data: { verb: 'help', ...(c.topic ? { topic: c.topic } : {}), usage: text } };
+  },
+  status: async (c, { service }) => {
+    let id = c.cycleId;
+    if (!id) {
+      const [latest] = await service.list({ limit: 1 });
+      if (!latest) return { text: NO_CYCLES, data: { verb: 'status', status: null } };
+      id = latest.cycleId;
     }
-    case 'cycles': {
-      const list = await svc.list({ limit: 20 });
-      if (list.length === 0) return { text: 'no cycles yet: start one with `start default`', data: [] };
-      const lines = list.map((c) => `${c.cycleId}  ${c.stage.padEnd(14)} ${c.policyName}${c.emergency ? ' [emergency]' : ''}  by ${c.requestedBy}  ${c.createdAt}${c.changeNumber ? `  ${c.changeNumber}` : ''}`);
-      return { text: lines.join('\n'), data: list };
+    const status = await service.status(id);
+    return { text: formatStatus(status), data: { verb: 'status', status } };
+  },
+  cycles: async (_c, { service }) => {
+    const cycles = await service.list({ limit: 20 });
+    const text = cycles.length
+      ? cycles.map((c) => `${c.cycleId}  ${c.stage.padEnd(14)} ${c.policyName}${c.emergency ? ' [emergency]' : ''}  by ${c.requestedBy}  ${c.createdAt}${c.changeNumber ? `  ${c.changeNumber}` : ''}`).join('\n')
+      : NO_CYCLES;
+    return { text, data: { verb: 'cycles', cycles } };
+  },
+  scan: async (c, ctx) => {
+    const r = await ctx.service.scan(c.scope, ctx.identity);
+    return { text: `scan started for ${scopeText(c.scope)} (${r.workflowId})`, data: { verb: 'scan', scope: c.scope, workflowId: r.workflowId } };
+  },
+  start: async (c, ctx) => {
+    const r = await ctx.service.start({ policyName: c.policy, scope: c.scope, requestedBy: ctx.identity, emergency: c.emergency });
+    return {
+      text: `cycle ${r.cycleId} started under policy ${c.policy} for ${scopeText(c.scope)}${c.emergency ? ' (emergency)' : ''}`,
+      data: { verb: 'start', cycleId: r.cycleId, workflowId: r.workflowId, policy: c.policy, scope: c.scope, emergency: c.emergency },
+    };
+  },
+  approve: async (c, ctx) => {
+    const result = await ctx.service.approve(c.cycleId, { identity: ctx.identity, channel: ctx.channel });
+    return { text: `approved ${c.cycleId}: ${result.approvalsReceived} of ${result.approvalsNeeded} — ${result.outcome}`, data: { verb: 'approve', cycleId: c.cycleId, result } };
+  },
+  reject: async (c, ctx) => {
+    const result = await ctx.service.reject(c.cycleId, { identity: ctx.identity, channel: ctx.channel, reason: c.reason });
+    return { text: `rejected ${c.cycleId}: ${c.reason}`, data: { verb: 'reject', cycleId: c.cycleId, reason: c.reason, result } };
+  },
+  pause: async (c, ctx) => {
+    await ctx.service.pause(c.cycleId, ctx.identity, c.reason);
+    return {
+      text: `pause requested for ${c.cycleId}: installs not yet handed out are held, those running finish; no further wave starts until resume`,
+      data: { verb: 'pause', cycleId: c.cycleId, ...(c.reason ? { reason: c.reason } : {}) },
+    };
+  },
+  resume: async (c, ctx) => {
+    await ctx.service.resume(c.cycleId, ctx.identity);
+    return { text: `resume requested for ${c.cycleId}`, data: { verb: 'resume', cycleId: c.cycleId } };
+  },
+  cancel: async (c, ctx) => {
+    await ctx.service.cancel(c.cycleId, ctx.identity, c.reason);
+    return { text: `cancel requested for ${c.cycleId}`, data: { verb: 'cancel', cycleId: c.cycleId, ...(c.reason ? { reason: c.reason } : {}) } };
+  },
+  rollback: async (c, ctx) => {
+    await ctx.service.rollback(c.cycleId, ctx.identity, c.endpointId);
+    return {
+      text: c.endpointId ? `rollback of ${c.endpointId} requested in ${c.cycleId}` : `rollback of ${c.cycleId} requested`,
+      data: { verb: 'rollback', cycleId: c.cycleId, ...(c.endpointId ? { endpointId: c.endpointId } : {}) },
+    };
+  },
+  report: async (c, { db }) => {
+    const scope: CycleScope = c.scope ?? {};
+    const summary = await complianceSummary(db, { scope });
+    const data = { verb: 'report' as const, scope, summary };
+    const where = isScoped(scope) ? ` in ${scopeText(scope)}` : '';
+    if (summary.endpoints === 0) return { text: `no endpoints${where}`, data };
+    const bySeverity = SEVERITIES.filter((sv) => (summary.bySeverity[sv] ?? 0) > 0).map((sv) => `${summary.bySeverity[sv]} ${sv}`);
+    const overdue = SEVERITIES.filter((sv) => (summary.overdueBySeverity[sv] ?? 0) > 0).map((sv) => `${summary.overdueBySeverity[sv]} ${sv}`);
+    const text = [
+      `compliance${where}: ${summary.compliancePct}% (${summary.compliant} of ${summary.endpoints} endpoints fully patched)`,
+      `outstanding patches by severity: ${bySeverity.length ? bySeverity.join(', ') : 'none'}`,
+      `past SLA: ${overdue.length ? overdue.join(', ') : 'none'}${summary.knownExploited ? `; ${summary.knownExploited} known exploited outstanding` : ''}`,
+    ].join('\n');
+    return { text, data };
+  },
+  endpoints: async (c, { db }) => {
+    const like = `%${c.query}%`;
+    const r = await db.execute<{ id: string; hostname: string; os_family: string; status: string }>(
+      sql`select id, hostname, os_family, status from endpoints where hostname ilike ${like} or id ilike ${like} or ${c.query} = any(tags) order by hostname limit 50`,
+    );
+    const endpoints: EndpointMatch[] = r.rows.map((e) => ({ id: e.id, hostname: e.hostname, osFamily: e.os_family, status: e.status }));
+    const text = endpoints.length ? endpoints.map((e) => `${e.id}  ${e.hostname}  ${e.osFamily}  ${e.status}`).join('\n') : `no endpoint matches "${c.query}"`;
+    return { text, data: { verb: 'endpoints', query: c.query, endpoints } };
+  },
+  exceptions: async (c, ctx) => {
+    if (c.action === 'list') {
+      const exceptions = await listExceptions(ctx.db);
+      return { text: exceptions.length ? exceptions.map(exceptionText).join('\n') : 'no active exceptions', data: { verb: 'exceptions', action: 'list', exceptions } };
     }
-    case 'scan': {
-      const r = await svc.scan(command.scope, ctx.identity);
-      return { text: `scan started for ${scopeText(command.scope)} (${r.workflowId})`, data: r };
+    if (c.action === 'add') {
+      const exception = await addException(ctx.db, {
+        ...(c.patchId ? { patchId: c.patchId } : {}),
+        ...(c.endpointId ? { endpointId: c.endpointId } : {}),
+        ...(c.group ? { groupName: c.group } : {}),
+        reason: c.reason,
+        expiresAt: new Date(c.until),
+        by: ctx.identity,
+      });
+      return { text: `exception ${exception.code} added until ${exception.expiresAt.slice(0, 10)}`, data: { verb: 'exceptions', action: 'add', exception } };
     }
-    case 'start': {
-      const r = await svc.start({ policyName: command.policy, scope: command.scope, requestedBy: ctx.identity, emergency: command.emergency });
-      return { text: `cycle ${r.cycleId} started under policy ${command.policy} for ${scopeText(command.scope)}${command.emergency ? ' (emergency)' : ''}`, data: r };
-    }
-    case 'approve': {
-      const r = await svc.approve(command.cycleId, { identity: ctx.identity, channel: ctx.channel });
-      return { text: `approved ${command.cycleId}: ${r.approvalsReceived} of ${r.approvalsNeeded} — ${r.outcome}`, data: r };
-    }
-    case 'reject': {
-      const r = await svc.reject(command.cycleId, { identity: ctx.identity, channel: ctx.channel, reason: command.reason });
-      return { text: `rejected ${command.cycleId}: ${command.reason}`, data: r };
-    }
-    case 'pause':
-      await svc.pause(command.cycleId, ctx.identity, command.reason);
-      return { text: `pause requested for ${command.cycleId}: installs not yet handed out are held, those running finish; no further wave starts until resume` };
-    case 'resume':
-      await svc.resume(command.cycleId, ctx.identity);
-      return { text: `resume requested for ${command.cycleId}` };
-    case 'cancel':
-      await svc.cancel(command.cycleId, ctx.identity, command.reason);
-      return { text: `cancel requested for ${command.cycleId}` };
-    case 'rollback':
-      await svc.rollback(command.cycleId, ctx.identity, command.endpointId);
-      return { text: command.endpointId ? `rollback of ${command.endpointId} requested in ${command.cycleId}` : `rollback of ${command.cycleId} requested` };
-    case 'report': {
-      const scope = command.scope ?? {};
-      const c = await complianceSummary(ctx.db, { scope });
-      const bySeverity = SEVERITIES.filter((sv) => (c.bySeverity[sv] ?? 0) > 0).map((sv) => `${c.bySeverity[sv]} ${sv}`);
-      const overdue = SEVERITIES.filter((sv) => (c.overdueBySeverity[sv] ?? 0) > 0).map((sv) => `${c.overdueBySeverity[sv]} ${sv}`);
-      const where = isScoped(scope) ? ` in ${scopeText(scope)}` : '';
-      if (c.endpoints === 0) return { text: `no endpoints${where}`, data: c };
+    await removeException(ctx.db, c.code, ctx.identity);
+    return { text: `exception ${c.code} removed`, data: { verb: 'exceptions', action: 'remove', code: c.code } };
+  },
+  roles: async (c, ctx) => {
+    if (c.action === 'list') {
+      const identity = c.identity ?? ctx.identity;
+      const grants = await rolesOf(ctx.db, identity);
       return {
-        text: [
-          `compliance${where}: ${c.compliancePct}% (${c.compliant} of ${c.endpoints} endpoints fully patched)`,
-          `outstanding patches by severity: ${bySeverity.length ? bySeverity.join(', ') : 'none'}`,
-          `past SLA: ${overdue.length ? overdue.join(', ') : 'none'}${c.knownExploited ? `; ${c.knownExploited} known exploited outstanding` : ''}`,
-        ].join('\n'),
-        data: c,
+        text: grants.length ? grants.map((r) => `${r.identity}  ${r.role}  ${r.groupName}`).join('\n') : `${identity} holds no roles`,
+        data: { verb: 'roles', action: 'list', identity, grants },
       };
     }
-    case 'endpoints': {
-      const like = `%${command.query}%`;
-      const r = await ctx.db.execute<{ id: string; hostname: string; os_family: string; status: string }>(
-        sql`select id, hostname, os_family, status from endpoints where hostname ilike ${like} or id ilike ${like} or ${command.query} = any(tags) order by hostname limit 50`,
-      );
-      return { text: r.rows.length ? r.rows.map((e) => `${e.id}  ${e.hostname}  ${e.os_family}  ${e.status}`).join('\n') : `no endpoint matches "${command.query}"`, data: r.rows };
+    // The grammar gives grant/revoke an identity and a role always.
+    const identity = c.identity!;
+    const role = c.role!;
+    const groupName = c.group ?? 'default';
+    const grant = { identity, role, ...(c.group ? { groupName: c.group } : {}), by: ctx.identity };
+    if (c.action === 'grant') {
+      await grantRole(ctx.db, grant);
+      return { text: `${identity} is now ${role} in ${groupName}`, data: { verb: 'roles', action: 'grant', identity, role, groupName } };
     }
-    case 'exceptions': {
-      if (command.action === 'list') {
-        const list = await listExceptions(ctx.db);
-        return {
-          text: list.length ? list.map((x) => `${x.code}  ${[x.patchId && `patch:${x.patchId}`, x.endpointId && `endpoint:${x.endpointId}`, x.groupName && `group:${x.groupName}`].filter(Boolean).join(' ')}  until ${x.expiresAt.slice(0, 10)}  ${x.reason}`).join('\n') : 'no active exceptions',
-          data: list,
-        };
-      }
-      if (command.action === 'add') {
-        const x = await addException(ctx.db, {
-          ...(command.patchId ? { patchId: command.patchId } : {}),
-          ...(command.endpointId ? { endpointId: command.endpointId } : {}),
-          ...(command.group ? { groupName: command.group } : {}),
-          reason: command.reason,
-          expiresAt: new Date(command.until),
-          by: ctx.identity,
-        });
-        return { text: `exception ${x.code} added until ${x.expiresAt.slice(0, 10)}`, data: x };
-      }
-      await removeException(ctx.db, command.code, ctx.identity);
-      return { text: `exception ${command.code} removed` };
-    }
-    case 'roles': {
-      if (command.action === 'list') {
-        const id = command.identity ?? ctx.identity;
-        const roles = await rolesOf(ctx.db, id);
-        return { text: roles.length ? roles.map((r) => `${r.identity}  ${r.role}  ${r.groupName}`).join('\n') : `${id} holds no roles`, data: roles };
-      }
-      const grant = { identity: command.identity!, role: command.role as Role, ...(command.group ? { groupName: command.group } : {}), by: ctx.identity };
-      if (command.action === 'grant') {
-        await grantRole(ctx.db, grant);
-        return { text: `${grant.identity} is now ${grant.role} in ${command.group ?? 'default'}` };
-      }
-      const removed = await revokeRole(ctx.db, grant);
-      return { text: removed ? `${grant.identity} is no longer ${grant.role} in ${command.group ?? 'default'}` : `${grant.identity} did not hold ${grant.role} in ${command.group ?? 'default'}` };
-    }
+    const removed = await revokeRole(ctx.db, grant);
+    return {
+      text: removed ? `${identity} is no longer ${role} in ${groupName}` : `${identity} did not hold ${role} in ${groupName}`,
+      data: { verb: 'roles', action: 'revoke', identity, role, groupName, removed },
+    };
+  },
+};
+
+function handle<V extends Verb>(command: Extract<Command, { verb: V }>, ctx: ExecuteContext): Promise<Done<V>> {
+  return (HANDLERS[command.verb as V] as Handler<V>)(command, ctx);
+}
+
+/** Runs one parsed command for `ctx.identity`: the role check, then the verb. */
+export async function execute(command: Command, ctx: ExecuteContext): Promise<AnyCommandOutcome> {
+  const allowed = authorize(command.verb, ctx.roles, ctx.identity);
+  if (!allowed.ok) return { ok: false, code: allowed.code, message: allowed.message };
+  try {
+    const done = await handle(command as Extract<Command, { verb: Verb }>, ctx);
+    return { ok: true, data: done.data as CommandData, text: done.text };
+  } catch (e) {
+    if (isCodedError(e)) return { ok: false, code: e.code, message: e.message };
+    throw e;
   }
 }
 
+// ---------------------------------------------------------------- the old shape, for in-process callers
+
+/**
+ * @deprecated The old context of the CLI's in-process path (`patchops status …` with the database credentials,
+ * decisions #9): flags instead of roles. Use {@link execute} with `roles`.
+ */
+export interface CommandContext {
+  identity: string;
+  channel: Channel;
+  service: CycleService;
+  db: Db;
+  isAdmin: boolean;
+  isApprover: boolean;
+}
+
+/** @deprecated The old untyped result: `data` is the verb's bare payload, or `{ error: code }` on refusal. */
+export interface CommandResult {
+  text: string;
+  data?: unknown;
+}
+
+/** The verb's payload in the old shape (what `--json` printed and older callers read). */
+function legacyData(d: CommandData): unknown {
+  switch (d.verb) {
+    case 'help':
+    case 'pause':
+    case 'resume':
+    case 'cancel':
+    case 'rollback':
+      return undefined;
+    case 'status':
+      return d.status ?? undefined;
+    case 'cycles':
+      return d.cycles;
+    case 'scan':
+      return { workflowId: d.workflowId };
+    case 'start':
+      return { cycleId: d.cycleId, workflowId: d.workflowId };
+    case 'approve':
+    case 'reject':
+      return d.result;
+    case 'report':
+      return d.summary;
+    case 'endpoints':
+      return d.endpoints.map((e) => ({ id: e.id, hostname: e.hostname, os_family: e.osFamily, status: e.status }));
+    case 'exceptions':
+      return d.action === 'list' ? d.exceptions : d.action === 'add' ? d.exception : undefined;
+    case 'roles':
+      return d.action === 'list' ? d.grants : undefined;
+  }
+}
+
+/**
+ * @deprecated The CLI's in-process path, kept until the CLI calls the REST API (another change removes it).
+ * Its caller runs where the database credentials are and can read everything directly, so it is given the
+ * viewer role besides the flagged ones; the check itself is execute()'s, the same for every verb.
+ */
 export async function executeCommand(command: Command, ctx: CommandContext): Promise<CommandResult> {
-  if (ADMIN_VERBS.has(command.verb) && !ctx.isAdmin) {
-    return { text: `only admins may use "${command.verb}"; ask an admin to run it, or to grant you the role (roles grant ${ctx.identity} admin)`, data: { error: 'FORBIDDEN' } };
-  }
-  if (APPROVER_VERBS.has(command.verb) && !ctx.isApprover && !ctx.isAdmin) {
-    return { text: `only approvers may ${command.verb}; ask an admin to grant you the role (roles grant ${ctx.identity} approver <group>)`, data: { error: 'FORBIDDEN' } };
-  }
-  try {
-    return await run(command, ctx);
-  } catch (e) {
-    if (isCodedError(e)) return { text: e.message, data: { error: e.code } };
-    throw e;
-  }
+  const roles: Role[] = ['viewer', ...(ctx.isApprover ? (['approver'] as const) : []), ...(ctx.isAdmin ? (['admin'] as const) : [])];
+  const outcome = await execute(command, { identity: ctx.identity, channel: ctx.channel, service: ctx.service, db: ctx.db, roles });
+  if (!outcome.ok) return { text: outcome.message, data: { error: outcome.code } };
+  const data = legacyData(outcome.data);
+  return data === undefined ? { text: outcome.text } : { text: outcome.text, data };
 }

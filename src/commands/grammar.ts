@@ -35,56 +35,33 @@ export type Command =
 export type Verb = Command['verb'];
 export type ParseResult = { ok: true; command: Command } | { ok: false; error: string; usage: string };
 
-export const VERBS: readonly Verb[] = [
-  'help',
-  'status',
-  'cycles',
-  'scan',
-  'start',
-  'approve',
-  'reject',
-  'pause',
-  'resume',
-  'cancel',
-  'rollback',
-  'report',
-  'endpoints',
-  'exceptions',
-  'roles',
-];
-
-/** Read-only verbs anyone with the viewer role (or none, for help) may use. */
-export const READ_VERBS: ReadonlySet<Verb> = new Set<Verb>(['help', 'status', 'cycles', 'report', 'endpoints']);
-/** Verbs that need the approver role (and the cycle's approval policy, checked by the workflow). */
-export const APPROVER_VERBS: ReadonlySet<Verb> = new Set<Verb>(['approve', 'reject']);
-/** Verbs that need the admin role: everything that changes something, except votes. */
-export const ADMIN_VERBS: ReadonlySet<Verb> = new Set<Verb>(VERBS.filter((v) => !READ_VERBS.has(v) && !APPROVER_VERBS.has(v)));
-
-/** The role a verb needs: viewer for reading, approver for votes, admin for the rest (help needs none). */
-export function requiredRole(verb: Verb): RoleName | null {
-  if (verb === 'help') return null;
-  if (READ_VERBS.has(verb)) return 'viewer';
-  if (APPROVER_VERBS.has(verb)) return 'approver';
-  return 'admin';
+/** What a verb needs and how it is explained: the role it requires (null: none, `help` only) and its usage lines. */
+export interface VerbSpec {
+  role: RoleName | null;
+  lines: string[];
+  about: string;
 }
 
-const SCOPE_HELP = 'scope words: group:web,db  tag:pci  os:windows|macos|linux  endpoint:ep-1  (a bare word is a group name; all = everything)';
-
-const USAGE: Record<Verb, { lines: string[]; about: string }> = {
-  help: { lines: ['help [command]'], about: 'this text, or the details of one command' },
-  status: { lines: ['status [cycle]'], about: 'the stage, approvals, waves and reasons of a cycle (the latest when none is given)' },
-  cycles: { lines: ['cycles'], about: 'recent cycles and their stages' },
-  scan: { lines: ['scan [scope…]'], about: 'scan endpoints for missing patches (everything when no scope is given)' },
-  start: { lines: ['start <policy> [scope…] [--emergency]'], about: 'start a patch cycle under a policy ("default" always exists)' },
-  approve: { lines: ['approve <cycle>'], about: 'approve a cycle waiting for approval' },
-  reject: { lines: ['reject <cycle> <reason>'], about: 'reject a cycle; the reason is required (quote it or just type it)' },
-  pause: { lines: ['pause <cycle> [reason]'], about: 'pause a running cycle' },
-  resume: { lines: ['resume <cycle>'], about: 'resume a paused cycle' },
-  cancel: { lines: ['cancel <cycle> [reason]'], about: 'cancel a cycle' },
-  rollback: { lines: ['rollback <cycle> [endpoint]'], about: 'roll back a cycle (or one endpoint of it)' },
-  report: { lines: ['report [scope…]'], about: 'compliance, outstanding patches by severity and past-SLA counts, for the fleet or a scope' },
-  endpoints: { lines: ['endpoints [search words]'], about: 'find endpoints by hostname, group or tag' },
+/**
+ * Every verb, in the order `help` lists them, with the role it needs: viewer for reading, approver for votes,
+ * admin for everything that changes something. The executor's one authorize() reads this table for every verb.
+ */
+export const VERB_TABLE: Readonly<Record<Verb, VerbSpec>> = {
+  help: { role: null, lines: ['help [command]'], about: 'this text, or the details of one command' },
+  status: { role: 'viewer', lines: ['status [cycle]'], about: 'the stage, approvals, waves and reasons of a cycle (the latest when none is given)' },
+  cycles: { role: 'viewer', lines: ['cycles'], about: 'recent cycles and their stages' },
+  scan: { role: 'admin', lines: ['scan [scope…]'], about: 'scan endpoints for missing patches (everything when no scope is given)' },
+  start: { role: 'admin', lines: ['start <policy> [scope…] [--emergency]'], about: 'start a patch cycle under a policy ("default" always exists)' },
+  approve: { role: 'approver', lines: ['approve <cycle>'], about: 'approve a cycle waiting for approval' },
+  reject: { role: 'approver', lines: ['reject <cycle> <reason>'], about: 'reject a cycle; the reason is required (quote it or just type it)' },
+  pause: { role: 'admin', lines: ['pause <cycle> [reason]'], about: 'pause a running cycle' },
+  resume: { role: 'admin', lines: ['resume <cycle>'], about: 'resume a paused cycle' },
+  cancel: { role: 'admin', lines: ['cancel <cycle> [reason]'], about: 'cancel a cycle' },
+  rollback: { role: 'admin', lines: ['rollback <cycle> [endpoint]'], about: 'roll back a cycle (or one endpoint of it)' },
+  report: { role: 'viewer', lines: ['report [scope…]'], about: 'compliance, outstanding patches by severity and past-SLA counts, for the fleet or a scope' },
+  endpoints: { role: 'viewer', lines: ['endpoints [search words]'], about: 'find endpoints by hostname, group or tag' },
   exceptions: {
+    role: 'admin',
     lines: [
       'exceptions list',
       'exceptions add patch:<id> [endpoint:<id>|group:<name>] until:<YYYY-MM-DD> reason:"<why>"',
@@ -93,10 +70,27 @@ const USAGE: Record<Verb, { lines: string[]; about: string }> = {
     about: 'patch exceptions (excluded patch, endpoint or group, with an expiry)',
   },
   roles: {
+    role: 'admin',
     lines: ['roles list [identity]', 'roles grant <identity> <admin|approver|viewer> [group]', 'roles revoke <identity> <admin|approver|viewer> [group]'],
     about: 'who may do what; identities look like slack:U123, teams:<aad id>, servicenow:<user>, cli:<user>',
   },
 };
+
+export const VERBS: readonly Verb[] = Object.keys(VERB_TABLE) as Verb[];
+
+/** The role a verb needs: viewer for reading, approver for votes, admin for the rest (help needs none). */
+export function requiredRole(verb: Verb): RoleName | null {
+  return VERB_TABLE[verb].role;
+}
+
+/** Read-only verbs: the viewer role (or none, for help). */
+export const READ_VERBS: ReadonlySet<Verb> = new Set<Verb>(VERBS.filter((v) => requiredRole(v) === null || requiredRole(v) === 'viewer'));
+/** Verbs that need the approver role (and the cycle's approval policy, checked by the workflow). */
+export const APPROVER_VERBS: ReadonlySet<Verb> = new Set<Verb>(VERBS.filter((v) => requiredRole(v) === 'approver'));
+/** Verbs that need the admin role: everything that changes something, except votes. */
+export const ADMIN_VERBS: ReadonlySet<Verb> = new Set<Verb>(VERBS.filter((v) => requiredRole(v) === 'admin'));
+
+const SCOPE_HELP = 'scope words: group:web,db  tag:pci  os:windows|macos|linux  endpoint:ep-1  (a bare word is a group name; all = everything)';
 
 const EXAMPLES: Partial<Record<Verb, string[]>> = {
   scan: ['scan group:web os:linux'],
@@ -110,8 +104,8 @@ const EXAMPLES: Partial<Record<Verb, string[]>> = {
 /** Readable help: every command, or one command with its examples. */
 export function usage(verb?: Verb | string): string {
   const v = verb?.toLowerCase() as Verb | undefined;
-  if (v && v in USAGE) {
-    const u = USAGE[v];
+  if (v && Object.hasOwn(VERB_TABLE, v)) {
+    const u = VERB_TABLE[v];
     const lines = [`${u.about}:`, ...u.lines.map((l) => `  ${l}`)];
     if (v === 'scan' || v === 'start' || v === 'report') lines.push(`  ${SCOPE_HELP}`);
     const ex = EXAMPLES[v];
@@ -121,7 +115,7 @@ export function usage(verb?: Verb | string): string {
   const width = 40;
   const lines = ['commands:'];
   for (const x of VERBS) {
-    const u = USAGE[x];
+    const u = VERB_TABLE[x];
     const [first, ...more] = u.lines;
     if (first!.length <= width) lines.push(`  ${first!.padEnd(width)}  ${u.about}`);
     else lines.push(`  ${first}`, `  ${''.padEnd(width)}  ${u.about}`);

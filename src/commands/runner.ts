@@ -1,11 +1,13 @@
 /**
- * The chat command path: the one grammar (grammar.ts) and the one executor (commands/execute.ts), with the
- * caller's roles read from the database. Unknown words get the usage text, never a stack trace.
+ * The chat command path: the one grammar (grammar.ts) and the one executor (execute.ts), with the caller's
+ * roles read from the database on every command (a revoke takes effect at the next one). Unknown words get
+ * the usage text, a failure on our side a plain sentence; never a stack trace.
  */
 import type { Db } from '../db/client';
-import { hasRole } from '../db/identities';
+import { rolesOf } from '../db/identities';
+import { ErrorCode } from '../domain/errors';
 import type { Logger } from '../logging';
-import { executeCommand } from './execute';
+import { execute } from './execute';
 import type { CycleService } from '../services/cycle-service';
 import type { CommandRunner } from './runner-types';
 import { parseCommand } from './grammar';
@@ -13,13 +15,17 @@ import { parseCommand } from './grammar';
 export function createCommandRunner(deps: { service: CycleService; db: Db; logger: Logger }): CommandRunner {
   return async (text, caller) => {
     const parsed = parseCommand(text);
-    if (!parsed.ok) return { text: `${parsed.error}\n\n${parsed.usage}`, data: { error: 'INVALID_INPUT' } };
-    const [isAdmin, isApprover] = await Promise.all([hasRole(deps.db, caller.identity, 'admin'), hasRole(deps.db, caller.identity, 'approver')]);
+    if (!parsed.ok) return { ok: false, code: ErrorCode.InvalidInput, message: `${parsed.error}\n\n${parsed.usage}` };
     try {
-      return await executeCommand(parsed.command, { identity: caller.identity, channel: caller.channel, service: deps.service, db: deps.db, isAdmin, isApprover });
+      const roles = [...new Set((await rolesOf(deps.db, caller.identity)).map((g) => g.role))];
+      return await execute(parsed.command, { identity: caller.identity, channel: caller.channel, roles, service: deps.service, db: deps.db });
     } catch (e) {
       deps.logger.error({ err: e, verb: parsed.command.verb, identity: caller.identity }, 'chat command failed');
-      return { text: `"${parsed.command.verb}" failed on our side (${(e as Error).message}); it is logged. Try again in a moment.`, data: { error: 'ERROR' } };
+      return {
+        ok: false,
+        code: ErrorCode.DependencyDown,
+        message: `"${parsed.command.verb}" failed on our side (${(e as Error).message}); it is logged. Try again in a moment.`,
+      };
     }
   };
 }

@@ -79,6 +79,11 @@ export function summaryAdaptiveCard(r: CycleReport): AdaptiveCard {
   return card([text(first!, { weight: 'Bolder' }), ...rest.map((l) => text(l, { spacing: 'Small' }))]);
 }
 
+/** Facts and lines: the body of a command's reply (core/command-view.ts), under its title. */
+export function factsCard(facts: Array<{ title: string; value: string }>, lines: string[] = []): AdaptiveCard {
+  return card([{ type: 'FactSet', facts }, ...lines.map((l) => text(l, { spacing: 'Small' }))]);
+}
+
 export function messageCard(lines: string[]): AdaptiveCard {
   return card(lines.map((l) => text(l)));
 }

@@ -7,17 +7,19 @@ import { App, LogLevel, type Logger as BoltLogger } from '@slack/bolt';
 import type { Db } from '../../db/client';
 import { CodedError, ErrorCode } from '../../domain/errors';
 import { findChatMessageByRef } from '../../db/chat';
-import { hasRole } from '../../db/identities';
+import { rolesOf } from '../../db/identities';
+import { authorize } from '../../commands/authorize';
 import type { Logger } from '../../logging';
 import type { RouteModule } from '../../shared/contracts';
 import type { CycleService } from '../../services/cycle-service';
 import { slackRef, type SlackChatChannel } from './channel';
-import { rejectModal } from '../core/blocks';
+import { rejectModal, type SlackMessage } from '../core/blocks';
+import { slackCommandReply } from './command-reply';
 import { ACTION } from '../core/card';
 import type { CommandRunner } from '../../commands/runner-types';
 import type { DecisionDesk } from '../core/decisions';
 import { patchHealth } from '../core/health';
-import { homeView } from './home';
+import { homeView, noRoleHomeView } from './home';
 import { FastifySlackReceiver } from './receiver';
 
 export interface SlackBotOptions {
@@ -121,14 +123,16 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
   app.command(SLACK_COMMAND, async ({ command, ack, respond }) => {
     await ack();
     const caller = { identity: slackIdentity(command.user_id), channel: 'slack' as const, conversationId: command.channel_id };
-    let text: string;
+    let reply: SlackMessage;
     try {
-      text = (await o.runCommand(command.text ?? '', caller)).text;
+      reply = slackCommandReply(await o.runCommand(command.text ?? '', caller));
     } catch (e) {
       logger.error({ err: e, text: command.text }, 'slash command failed');
-      text = `That did not work: ${(e as Error).message}. Try \`${SLACK_COMMAND} help\`.`;
+      reply = { text: `That did not work: ${(e as Error).message}. Try \`${SLACK_COMMAND} help\`.`, blocks: [] };
     }
-    await respond({ response_type: 'ephemeral', text }).catch((err: unknown) => logger.warn({ err }, 'response_url post failed'));
+    await respond({ response_type: 'ephemeral', text: reply.text, ...(reply.blocks.length ? { blocks: reply.blocks as never } : {}) }).catch((err: unknown) =>
+      logger.warn({ err }, 'response_url post failed'),
+    );
   });
 
   app.action(ACTION.approve, async ({ ack, body, action }) => {
@@ -208,8 +212,11 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
     if (event.tab !== 'home') return;
     const identity = slackIdentity(event.user);
     try {
-      const [health, approver] = await Promise.all([patchHealth(o.db, o.service, identity), hasRole(o.db, identity, 'approver')]);
-      await client.views.publish({ user_id: event.user, view: homeView(health, approver) as never });
+      // Patch health is what `status` and `report` show: the same role check (viewer) before anything is read.
+      const roles = (await rolesOf(o.db, identity)).map((g) => g.role);
+      const allowed = authorize('report', roles, identity);
+      const view = allowed.ok ? homeView(await patchHealth(o.db, o.service, identity), roles.includes('approver')) : noRoleHomeView(identity);
+      await client.views.publish({ user_id: event.user, view: view as never });
     } catch (err) {
       logger.warn({ err }, 'publishing the App Home failed');
     }

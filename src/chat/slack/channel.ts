@@ -1,21 +1,15 @@
 /**
  * SlackChatChannel: the ChatNotifier on the Slack Web API. The approval message is posted once per
  * (cycle, channel) and updated in place; stage updates, pause questions and the summary go to its thread.
- * Every message is stored (db/chat.ts) before it is posted, so a retried activity updates what it posted.
+ * Every message goes through the shared message ledger (core/ledger.ts: reserve → post → release on failure),
+ * so a retried activity updates what it posted and never posts twice.
  */
 import { webApi } from '@slack/bolt';
 import type { Db } from '../../db/client';
-import {
-  chatMessagesOf,
-  releaseChatMessage,
-  reserveChatMessage,
-  setChatMessageRef,
-  updateChatMessageModel,
-  type ChatMessageKey,
-  type StoredChatMessage,
-} from '../../db/chat';
+import { chatMessagesOf, updateChatMessageModel, type ChatMessageKey, type StoredChatMessage } from '../../db/chat';
 import { approvalBlocks, pauseBlocks, summaryBlocks, type SlackMessage } from '../core/blocks';
 import { approvalModelFromRequest, noticeLine, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../core/card';
+import { MessageLedger, type Delivery } from '../core/ledger';
 import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../../domain/ports';
 import { CodedError, ErrorCode } from '../../domain/errors';
 import type { Logger } from '../../logging';
@@ -48,7 +42,11 @@ export interface SlackChatChannelOptions {
 }
 
 export class SlackChatChannel implements ChatNotifier {
-  constructor(private readonly o: SlackChatChannelOptions) {}
+  private readonly ledger: MessageLedger;
+
+  constructor(private readonly o: SlackChatChannelOptions) {
+    this.ledger = new MessageLedger(o.db);
+  }
 
   async requestApproval(req: ApprovalRequest): Promise<void> {
     const conversationId = req.channel ?? this.o.defaultChannel;
@@ -58,11 +56,8 @@ export class SlackChatChannel implements ChatNotifier {
     }
     const model = approvalModelFromRequest(req);
     const key: ChatMessageKey = { cycleId: req.cycleId, platform: 'slack', conversationId, key: 'approval' };
-    const r = await reserveChatMessage(this.o.db, { ...key, model: model as unknown as Record<string, unknown> });
-    if (r.reserved) {
-      await this.post(key, approvalBlocks(model));
-      return;
-    }
+    const r = await this.ledger.postOnce(key, this.delivery(key, approvalBlocks(model)), { model: model as unknown as Record<string, unknown> });
+    if (r.posted) return;
     // Asked again (a reminder, a retried activity): refresh the same message, keeping the decisions.
     const existing = r.existing;
     if (!existing.messageRef) return;
@@ -113,9 +108,8 @@ export class SlackChatChannel implements ChatNotifier {
     for (const parent of parents) {
       const k: ChatMessageKey = { cycleId, platform: 'slack', conversationId: parent.conversationId, key };
       const thread = parseSlackRef(parent.messageRef!);
-      const r = await reserveChatMessage(this.o.db, { ...k, threadRef: parent.messageRef, model });
-      if (!r.reserved) continue; // already posted (a retried activity): never re-post
-      await this.post(k, message, { thread_ts: thread.ts, channel: thread.channel, reply_broadcast: broadcast });
+      // Already posted (a retried activity): never re-post.
+      await this.ledger.postOnce(k, this.delivery(k, message, { thread_ts: thread.ts, channel: thread.channel, reply_broadcast: broadcast }), { threadRef: parent.messageRef, model });
     }
   }
 
@@ -128,31 +122,29 @@ export class SlackChatChannel implements ChatNotifier {
     const conversationId = this.o.defaultChannel;
     if (!conversationId) return [];
     const k: ChatMessageKey = { cycleId, platform: 'slack', conversationId, key: 'thread' };
-    const r = await reserveChatMessage(this.o.db, k);
-    if (!r.reserved) return r.existing.messageRef ? [r.existing] : [];
     const text = `Patch cycle ${cycleId}: progress in this thread.`;
-    const ref = await this.post(k, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
-    return [{ ...k, messageRef: ref, threadRef: null, model: null }];
+    const r = await this.ledger.postOnce(k, this.delivery(k, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] }));
+    if (!r.posted) return r.existing.messageRef ? [r.existing] : [];
+    return [{ ...k, messageRef: r.ref, threadRef: null, model: null }];
   }
 
-  private async post(k: ChatMessageKey, message: SlackMessage, extra: { thread_ts?: string; channel?: string; reply_broadcast?: boolean } = {}): Promise<string> {
-    try {
-      const args = {
-        channel: extra.channel ?? k.conversationId,
-        text: message.text,
-        blocks: message.blocks,
-        unfurl_links: false,
-        ...(extra.thread_ts ? { thread_ts: extra.thread_ts, reply_broadcast: extra.reply_broadcast ?? false } : {}),
-      };
-      const res = await this.o.client.chat.postMessage(args as unknown as Parameters<SlackWebClient['chat']['postMessage']>[0]);
-      if (!res.ok || !res.ts || !res.channel) throw new Error(res.error ?? 'chat.postMessage returned no ts');
-      const ref = slackRef(res.channel, res.ts);
-      await setChatMessageRef(this.o.db, k, ref);
-      return ref;
-    } catch (e) {
-      await releaseChatMessage(this.o.db, k);
-      throw new CodedError(ErrorCode.IntegrationFailed, `Slack chat.postMessage to ${k.conversationId} failed: ${(e as Error).message}`, { cause: e, retryable: true });
-    }
+  /** chat.postMessage of `message` under key `k`, for the ledger; its reference is `channel:ts`. */
+  private delivery(k: ChatMessageKey, message: SlackMessage, extra: { thread_ts?: string; channel?: string; reply_broadcast?: boolean } = {}): Delivery {
+    return {
+      what: `Slack chat.postMessage to ${k.conversationId}`,
+      send: async () => {
+        const args = {
+          channel: extra.channel ?? k.conversationId,
+          text: message.text,
+          blocks: message.blocks,
+          unfurl_links: false,
+          ...(extra.thread_ts ? { thread_ts: extra.thread_ts, reply_broadcast: extra.reply_broadcast ?? false } : {}),
+        };
+        const res = await this.o.client.chat.postMessage(args as unknown as Parameters<SlackWebClient['chat']['postMessage']>[0]);
+        if (!res.ok || !res.ts || !res.channel) throw new Error(res.error ?? 'chat.postMessage returned no ts');
+        return slackRef(res.channel, res.ts);
+      },
+    };
   }
 
   private async update(ref: string, message: SlackMessage): Promise<void> {

@@ -32,3 +32,14 @@ export function homeView(h: PatchHealth, isApprover: boolean): Record<string, un
   blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: 'Type `/patch help` for commands.' }] });
   return { type: 'home', blocks };
 }
+
+/** The App Home of someone without a role: what to ask for, and nothing read. */
+export function noRoleHomeView(identity: string): Record<string, unknown> {
+  return {
+    type: 'home',
+    blocks: [
+      { type: 'header', text: { type: 'plain_text', text: 'Patch health' } },
+      { type: 'section', text: { type: 'mrkdwn', text: `You need the viewer role to see patch health here; ask an admin: \`/patch roles grant ${identity} viewer\`` } },
+    ],
+  };
+}

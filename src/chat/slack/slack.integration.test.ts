@@ -10,6 +10,7 @@ import { blockActionsBody, eventCallbackBody, signedHeaders, slashCommandBody, v
 import { startFakeSlackApi, type FakeSlackApi } from '../../../test/fakes/slack-api';
 import { RecordingCycleService } from '../../../test/fakes/recording-cycle-service';
 import { grantRole } from '../../db/identities';
+import { endpointGroups, endpointPatches, endpoints, groupMembers, patches } from '../../db/schema/index';
 import type { ApprovalRequest } from '../../domain/ports';
 import { createSlackWebClient, SlackChatChannel } from './channel';
 import { createLogger } from '../../logging';
@@ -313,5 +314,93 @@ describe('/patch and App Home', () => {
     const body = JSON.stringify({ token: 't', challenge: 'abc123', type: 'url_verification' });
     const res = await signed(body, { contentType: 'application/json' });
     expect(JSON.parse(res.text)).toEqual({ challenge: 'abc123' });
+  });
+});
+
+describe('/patch reads need the viewer role (signed requests through the real Slack path)', () => {
+  let seq = 0;
+  /** Sends `/patch <text>` as `user`, signed as Slack signs it; returns the reply posted to the response_url. */
+  async function slash(user: string, text: string) {
+    const n = fake.callsTo('response_url').length;
+    const res = await signed(slashCommandBody({ userId: user, text, responseUrl: `${fake.responseUrlBase}read${++seq}` }));
+    expect(res.status).toBe(200);
+    const replies = await fake.waitFor('response_url', n + 1);
+    return replies.at(-1)!.args as { text: string; blocks?: unknown[]; response_type: string };
+  }
+
+  beforeAll(async () => {
+    // Two web servers (one fully patched), one database server with a missing critical patch.
+    const [web, dbs] = await db.db.insert(endpointGroups).values([{ name: 'rd-web' }, { name: 'rd-db' }]).returning({ id: endpointGroups.id });
+    await db.db.insert(endpoints).values([
+      { id: 'rd-web-1', machineId: 'm-rd-web-1', hostname: 'rd-web-1', osFamily: 'linux', osName: 'Debian' },
+      { id: 'rd-web-2', machineId: 'm-rd-web-2', hostname: 'rd-web-2', osFamily: 'linux', osName: 'Debian' },
+      { id: 'rd-db-1', machineId: 'm-rd-db-1', hostname: 'rd-db-1', osFamily: 'windows', osName: 'Windows Server 2022' },
+    ]);
+    await db.db.insert(groupMembers).values([
+      { groupId: web!.id, endpointId: 'rd-web-1' },
+      { groupId: web!.id, endpointId: 'rd-web-2' },
+      { groupId: dbs!.id, endpointId: 'rd-db-1' },
+    ]);
+    await db.db.insert(patches).values([
+      { id: 'RD-KB1', title: 'Windows security update', vendor: 'Microsoft', type: 'security', severity: 'critical', osFamily: 'windows' },
+      { id: 'RD-DSA1', title: 'openssl', vendor: 'Debian', type: 'security', severity: 'important', osFamily: 'linux' },
+    ]);
+    await db.db.insert(endpointPatches).values([
+      { endpointId: 'rd-db-1', patchId: 'RD-KB1', state: 'missing', detectedAt: new Date() },
+      { endpointId: 'rd-web-2', patchId: 'RD-DSA1', state: 'missing', detectedAt: new Date() },
+      { endpointId: 'rd-web-1', patchId: 'RD-DSA1', state: 'installed', detectedAt: new Date(), installedAt: new Date() },
+    ]);
+    await grantRole(db.db, { identity: 'slack:UVIEWER', role: 'viewer', by: 'test' });
+  });
+
+  it.each([
+    ['status', 'status cyc-read'],
+    ['report', 'report'],
+    ['report', 'report group:rd-web'],
+    ['endpoints', 'endpoints rd-'],
+  ])('a Slack user with no role cannot read: /patch %s (%s)', async (verb, text) => {
+    service.addCycle('cyc-read', { requestedBy: REQUESTER });
+    const reply = await slash('UNOROLE', text);
+    expect(reply.response_type).toBe('ephemeral');
+    expect(reply.text).toBe(`you need the viewer role to use "${verb}"; ask an admin: roles grant slack:UNOROLE viewer`);
+    expect(JSON.stringify(reply.blocks)).toContain('you need the viewer role');
+    for (const leak of ['AWAIT_APPROVAL', 'compliance', 'rd-web-1', 'rd-db-1']) expect(JSON.stringify(reply)).not.toContain(leak);
+    expect(service.callsOf('status')).toHaveLength(0);
+    expect(service.callsOf('list')).toHaveLength(0);
+  });
+
+  it('a viewer reads status (text and blocks from the typed result), the endpoints, and the report for the fleet and for a scope', async () => {
+    service.addCycle('cyc-read', { requestedBy: REQUESTER });
+    const status = await slash('UVIEWER', 'status cyc-read');
+    expect(status.text).toContain('cyc-read — AWAIT_APPROVAL');
+    expect(JSON.stringify(status.blocks)).toContain('*Requested by*');
+    expect(service.callsOf('status')[0]!.args).toEqual(['cyc-read']);
+
+    const found = await slash('UVIEWER', 'endpoints rd-web');
+    expect(found.text.split('\n').map((l) => l.split('  ')[0])).toEqual(['rd-web-1', 'rd-web-2']);
+
+    const scoped = await slash('UVIEWER', 'report group:rd-web');
+    expect(scoped.text).toContain('compliance in group:rd-web: 50% (1 of 2 endpoints fully patched)');
+    expect(scoped.text).toContain('outstanding patches by severity: 1 important');
+    expect(scoped.text).not.toContain('critical');
+    const windows = await slash('UVIEWER', 'report os:windows group:rd-db');
+    expect(windows.text).toContain('compliance in group:rd-db os:windows: 0% (0 of 1 endpoints fully patched)');
+    expect(windows.text).toContain('outstanding patches by severity: 1 critical');
+    expect(JSON.stringify(windows.blocks)).toContain('Compliance in groups rd-db; OS windows: 0%');
+
+    // A viewer reads; changing something is still for admins.
+    const pause = await slash('UVIEWER', 'pause cyc-read');
+    expect(pause.text).toContain('only admins may use "pause"');
+    expect(service.callsOf('pause')).toHaveLength(0);
+  });
+
+  it('the App Home of someone without a role says what to ask for and shows no patch health', async () => {
+    const body = eventCallbackBody({ type: 'app_home_opened', user: 'UNOROLE', channel: 'D0NOROLE', tab: 'home', event_ts: '2.1' }, 'Ev0NOROLE1');
+    expect((await signed(body, { contentType: 'application/json' })).status).toBe(200);
+    const [publish] = await fake.waitFor('views.publish');
+    const view = JSON.stringify(publish!.args.view);
+    expect(view).toContain('You need the viewer role');
+    expect(view).not.toContain('Compliance');
+    expect(service.callsOf('list')).toHaveLength(0);
   });
 });

@@ -31,6 +31,7 @@ import { ADAPTIVE_CARD_CONTENT_TYPE, approvalAdaptiveCard, messageCard, type Ada
 import { ACTION, type ApprovalCardModel } from '../core/card';
 import type { CommandRunner } from '../../commands/runner-types';
 import type { DecisionDesk } from '../core/decisions';
+import { teamsCommandReply } from './command-reply';
 import { isLoopbackAddress, type ServiceUrlPolicy } from './service-url';
 
 /**
@@ -230,14 +231,14 @@ export function createTeamsBot(o: TeamsBotOptions) {
       case ActivityTypes.Message: {
         const text = (TurnContext.removeRecipientMention(a) ?? a.text ?? '').trim();
         if (!text) return;
-        let reply: string;
+        let reply: Partial<Activity>;
         try {
-          reply = (await o.runCommand(text, { identity: teamsIdentity(a.from), channel: 'teams', conversationId: a.conversation.id })).text;
+          reply = teamsCommandReply(await o.runCommand(text, { identity: teamsIdentity(a.from), channel: 'teams', conversationId: a.conversation.id }));
         } catch (e) {
           logger.error({ err: e, text }, 'Teams command failed');
-          reply = `That did not work: ${(e as Error).message}. Type \`help\` for the commands.`;
+          reply = { type: 'message', text: `That did not work: ${(e as Error).message}. Type \`help\` for the commands.`, textFormat: 'markdown' };
         }
-        await context.sendActivity({ type: 'message', text: reply, textFormat: 'markdown' });
+        await context.sendActivity(reply);
         return;
       }
       default:

@@ -2,27 +2,18 @@
  * TeamsChatChannel: the ChatNotifier on the Bot Framework connector (botbuilder 4.23 CloudAdapter). It posts
  * proactively to the conversations the bot was installed into (stored conversation references): the
  * approval as an Adaptive Card 1.5, updated for everyone with updateActivity on the stored activity id;
- * stages, pause questions and the summary as replies to it. Each message is stored before it is sent, so a
- * retried activity never re-posts.
+ * stages, pause questions and the summary as replies to it. Each message goes through the shared message
+ * ledger (core/ledger.ts: reserve → post → release on failure), so a retried activity never re-posts.
  *
  * Bot Framework SDK 4.23 is its final release; the Microsoft 365 Agents SDK is its successor. Only this file
  * and src/chat/teams/ know about botbuilder: the rest of the product sees the ChatNotifier port.
  */
 import { CardFactory, TurnContext, type CloudAdapter, type ConversationReference } from 'botbuilder';
 import type { Db } from '../../db/client';
-import {
-  chatMessagesOf,
-  listConversations,
-  releaseChatMessage,
-  reserveChatMessage,
-  setChatMessageRef,
-  updateChatMessageModel,
-  type ChatMessageKey,
-  type StoredChatMessage,
-  type StoredConversation,
-} from '../../db/chat';
+import { chatMessagesOf, listConversations, updateChatMessageModel, type ChatMessageKey, type StoredChatMessage, type StoredConversation } from '../../db/chat';
 import { approvalAdaptiveCard, pauseAdaptiveCard, summaryAdaptiveCard, type AdaptiveCard } from '../core/adaptive';
 import { approvalModelFromRequest, noticeLine, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../core/card';
+import { MessageLedger, type Delivery } from '../core/ledger';
 import { CodedError, ErrorCode } from '../../domain/errors';
 import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../../domain/ports';
 import type { Logger } from '../../logging';
@@ -41,7 +32,11 @@ export interface TeamsChatChannelOptions {
 type Outgoing = { text?: string; card?: AdaptiveCard; replyToId?: string | null };
 
 export class TeamsChatChannel implements ChatNotifier {
-  constructor(private readonly o: TeamsChatChannelOptions) {}
+  private readonly ledger: MessageLedger;
+
+  constructor(private readonly o: TeamsChatChannelOptions) {
+    this.ledger = new MessageLedger(o.db);
+  }
 
   async requestApproval(req: ApprovalRequest): Promise<void> {
     let targets = await this.allowedConversations();
@@ -53,21 +48,15 @@ export class TeamsChatChannel implements ChatNotifier {
     const model = approvalModelFromRequest(req);
     for (const conv of targets) {
       const k: ChatMessageKey = { cycleId: req.cycleId, platform: 'teams', conversationId: conv.conversationId, key: 'approval' };
-      const r = await reserveChatMessage(this.o.db, { ...k, model: model as unknown as Record<string, unknown> });
-      if (r.reserved) {
-        await this.send(conv, k, { card: approvalAdaptiveCard(model) });
-        continue;
-      }
-      if (!r.existing.messageRef) continue;
+      const r = await this.ledger.postOnce(k, this.delivery(conv, { card: approvalAdaptiveCard(model) }), { model: model as unknown as Record<string, unknown> });
+      if (r.posted || !r.existing.messageRef) continue;
       const old = r.existing.model as ApprovalCardModel | null;
       const merged = old ? { ...model, decisions: old.decisions, outcome: old.outcome } : model;
       await updateChatMessageModel(this.o.db, k, merged as unknown as Record<string, unknown>);
       await this.update(conv, r.existing.messageRef, approvalAdaptiveCard(merged));
       if (req.notice && merged.outcome === 'pending') {
         const nk: ChatMessageKey = { ...k, key: `notice:${req.notice}` };
-        if ((await reserveChatMessage(this.o.db, { ...nk, threadRef: r.existing.messageRef })).reserved) {
-          await this.send(conv, nk, { text: noticeLine(merged, req.notice, 'teams'), replyToId: r.existing.messageRef });
-        }
+        await this.ledger.postOnce(nk, this.delivery(conv, { text: noticeLine(merged, req.notice, 'teams'), replyToId: r.existing.messageRef }), { threadRef: r.existing.messageRef });
       }
     }
   }
@@ -131,9 +120,7 @@ export class TeamsChatChannel implements ChatNotifier {
       : [...convs.values()].map((conv) => ({ conv, replyToId: null }));
     for (const t of targets) {
       const k: ChatMessageKey = { cycleId, platform: 'teams', conversationId: t.conv.conversationId, key };
-      const r = await reserveChatMessage(this.o.db, { ...k, threadRef: t.replyToId, model });
-      if (!r.reserved) continue;
-      await this.send(t.conv, k, { ...out, replyToId: t.replyToId });
+      await this.ledger.postOnce(k, this.delivery(t.conv, { ...out, replyToId: t.replyToId }), { threadRef: t.replyToId, model });
     }
   }
 
@@ -144,32 +131,31 @@ export class TeamsChatChannel implements ChatNotifier {
     await this.o.adapter.continueConversationAsync(this.o.appId ?? '', conv.reference as Partial<ConversationReference>, logic);
   }
 
-  private async send(conv: StoredConversation, k: ChatMessageKey, out: Outgoing): Promise<string> {
-    try {
-      let id: string | undefined;
-      await this.continueWith(conv, async (ctx) => {
-        // Straight to the adapter: TurnContext.sendActivity would make every proactive post a reply to the
-        // continuation activity. A new message goes to the conversation; a stage update replies to the card.
-        const activity = TurnContext.applyConversationReference(
-          {
-            type: 'message',
-            ...(out.text ? { text: out.text, textFormat: 'markdown' } : {}),
-            ...(out.card ? { attachments: [CardFactory.adaptiveCard(out.card)] } : {}),
-          },
-          conv.reference as Partial<ConversationReference>,
-        );
-        delete activity.replyToId;
-        if (out.replyToId) activity.replyToId = out.replyToId;
-        const [res] = await ctx.adapter.sendActivities(ctx, [activity]);
-        id = res?.id;
-      });
-      if (!id) throw new Error('the connector returned no activity id');
-      await setChatMessageRef(this.o.db, k, id);
-      return id;
-    } catch (e) {
-      await releaseChatMessage(this.o.db, k);
-      throw new CodedError(ErrorCode.IntegrationFailed, `Teams post to conversation ${conv.conversationId} failed: ${(e as Error).message}`, { cause: e, retryable: true });
-    }
+  /** A proactive post of `out` to `conv`, for the ledger; its reference is the activity id. */
+  private delivery(conv: StoredConversation, out: Outgoing): Delivery {
+    return { what: `Teams post to conversation ${conv.conversationId}`, send: () => this.send(conv, out) };
+  }
+
+  private async send(conv: StoredConversation, out: Outgoing): Promise<string> {
+    let id: string | undefined;
+    await this.continueWith(conv, async (ctx) => {
+      // Straight to the adapter: TurnContext.sendActivity would make every proactive post a reply to the
+      // continuation activity. A new message goes to the conversation; a stage update replies to the card.
+      const activity = TurnContext.applyConversationReference(
+        {
+          type: 'message',
+          ...(out.text ? { text: out.text, textFormat: 'markdown' } : {}),
+          ...(out.card ? { attachments: [CardFactory.adaptiveCard(out.card)] } : {}),
+        },
+        conv.reference as Partial<ConversationReference>,
+      );
+      delete activity.replyToId;
+      if (out.replyToId) activity.replyToId = out.replyToId;
+      const [res] = await ctx.adapter.sendActivities(ctx, [activity]);
+      id = res?.id;
+    });
+    if (!id) throw new Error('the connector returned no activity id');
+    return id;
   }
 
   private async update(conv: StoredConversation, activityId: string, card: AdaptiveCard): Promise<void> {

@@ -169,7 +169,7 @@ describe('Teams with app credentials: replies only to allowed connectors', () =>
     const serviceUrlAllowed = serviceUrlPolicy({ configured: [connector.serviceUrl] });
     channel = new TeamsChatChannel({ adapter, appId: APP_ID, db: db.db, logger, serviceUrlAllowed });
     const desk = new DecisionDesk({ service, db: db.db, logger, chat: channel });
-    const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, mode: 'jwt', serviceUrlAllowed, runCommand: async () => ({ text: 'ran' }) });
+    const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, mode: 'jwt', serviceUrlAllowed, runCommand: async () => ({ ok: true, data: { verb: 'help', usage: 'ran' }, text: 'ran' }) });
     app = await buildServer({ logger, health: [], routes: [bot.routes] });
     await app.listen({ host: '127.0.0.1', port: 0 });
     url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;

@@ -153,6 +153,25 @@ describe('Teams install and commands', () => {
   });
 });
 
+describe('Teams commands need a role to read', () => {
+  it('a Teams user with no role is told to ask for the viewer role; a viewer gets the status as a card', async () => {
+    service.addCycle('cyc-tv', { requestedBy: 'teams:29:requester' });
+    await send(activity({ type: 'message', from: { id: '29:norole' }, text: 'status cyc-tv' }));
+    const [denied] = await connector.waitFor('reply');
+    expect(denied!.activity!.text).toBe('you need the viewer role to use "status"; ask an admin: roles grant teams:29:norole viewer');
+    expect(service.callsOf('status')).toHaveLength(0);
+
+    await grantRole(db.db, { identity: 'teams:29:viewer', role: 'viewer', by: 'test' });
+    await send(activity({ type: 'message', from: { id: '29:viewer' }, text: 'status cyc-tv' }));
+    const replies = await connector.waitFor('reply', 2);
+    const reply = replies.at(-1)!.activity as { text?: string; attachments?: Array<{ contentType: string; content: unknown }> };
+    expect(reply.text).toBe('cyc-tv — AWAIT_APPROVAL');
+    expect(reply.attachments![0]!.contentType).toBe('application/vnd.microsoft.card.adaptive');
+    expect(JSON.stringify(reply.attachments![0]!.content)).toContain('"title":"Requested by","value":"teams:29:requester"');
+    expect(service.callsOf('status')[0]!.args).toEqual(['cyc-tv']);
+  });
+});
+
 describe('Teams approval card', () => {
   it('is posted once as an Adaptive Card 1.5 with Action.Execute, and re-asking updates it', async () => {
     await install();
@@ -245,7 +264,7 @@ describe('Teams with app credentials (JWT validation on)', () => {
   it('refuses an unauthenticated activity with 401 and stores nothing', async () => {
     const adapter = createTeamsAdapter({ appId: '6c1f0a2e-94a1-4c2b-9d1e-2b7f5a0c1d3e', appPassword: 'not-a-real-secret' }, logger);
     const desk = new DecisionDesk({ service, db: db.db, logger });
-    const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, mode: 'jwt', serviceUrlAllowed: serviceUrlPolicy({ configured: [connector.serviceUrl] }), runCommand: async () => ({ text: 'ran' }) });
+    const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, mode: 'jwt', serviceUrlAllowed: serviceUrlPolicy({ configured: [connector.serviceUrl] }), runCommand: async () => ({ ok: true, data: { verb: 'help', usage: 'ran' }, text: 'ran' }) });
     const secured = await buildServer({ logger, health: [], routes: [bot.routes] });
     await secured.listen({ host: '127.0.0.1', port: 0 });
     try {
