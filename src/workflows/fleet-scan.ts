@@ -39,7 +39,3 @@ export async function fleetScanWorkflow(input: FleetScanInput): Promise<FleetSca
   });
   return { scanId, endpoints: d.endpoints, total: r.total, succeeded: r.succeeded, failed: r.failed, unreachable: r.unreachable, pending: r.pending };
 }
-
-export function scanWorkflowId(suffix: string): string {
-  return `fleet-scan:${suffix}`;
-}

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
@@ -382,4 +382,77 @@ describe('patchCycleWorkflow', () => {
       await agent?.stop();
     }
   });
+
+  it('a change cancelled while SCHEDULED is being recorded still ends the cycle CANCELLED, deploying nothing', async () => {
+    const s = await setup({ testEndpoints: 0, policy: { autoApprove: { types: ['security'] }, change: { type: 'normal', pollSeconds: 5 } } });
+    const desk = new FakeChangeDesk();
+    const real = createActivities({ database: db, logger: createLogger('silent'), chat: new RecordingChatNotifier(), changeDesk: desk });
+    let recording!: () => void;
+    const schedulingRecorded = new Promise<void>((r) => (recording = r));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    // SCHEDULED's record waits until the test has sent the change's cancellation: the news comes while it is recorded.
+    const recordStage: typeof real.recordStage = async (i) => {
+      if (i.stage === CycleStage.SCHEDULED) {
+        recording();
+        await released;
+      }
+      return real.recordStage(i);
+    };
+    const agent = startFakeAgent(db.db);
+    try {
+      const result = await t.withWorker(activities(new RecordingChatNotifier(), { recordStage }, desk), async () => {
+        const h = await start(s.input);
+        const end = Date.now() + 20_000;
+        let st = await h.query(cycleStatusQuery);
+        while (!st.changeNumber && Date.now() < end) {
+          await new Promise((r) => setTimeout(r, 200));
+          st = await h.query(cycleStatusQuery);
+        }
+        const plannedStart = new Date(Date.now() + 15_000).toISOString();
+        await h.signal(changeRequestStateSignal, { changeNumber: st.changeNumber!, state: 'scheduled', approval: 'approved', plannedStart });
+        await schedulingRecorded;
+        await h.signal(changeRequestStateSignal, { changeNumber: st.changeNumber!, state: 'canceled', by: 'servicenow:cab', reason: 'freeze' });
+        release();
+        return h.result();
+      });
+      expect(result.stage).toBe(CycleStage.CANCELLED);
+      expect(result.outcome).toBe(`change ${result.changeNumber} was cancelled while scheduled by servicenow:cab: freeze`);
+      expect(await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install'`)).toBe(0);
+    } finally {
+      release();
+      await agent.stop();
+    }
+  }, 60_000);
+
+  it('returns only once its handlers have finished: a vote still being recorded when the cycle ends', async () => {
+    const s = await setup({ policy: { test: { group: null } } });
+    await grantApprovers(db.db, ['cli:bob']);
+    const real = createActivities({ database: db, logger: createLogger('silent'), chat: new RecordingChatNotifier() });
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let recorded = false;
+    const recordVote: typeof real.recordVote = async (i) => {
+      await released;
+      await real.recordVote(i);
+      recorded = true;
+    };
+    const result = await t.withWorker(activities(new RecordingChatNotifier(), { recordVote }), async () => {
+      const h = await start(s.input);
+      await waitForStage(h, CycleStage.AWAIT_APPROVAL);
+      const update = await h.startUpdate(rejectCycleUpdate, { args: [{ identity: 'cli:bob', channel: 'cli', reason: 'freeze week' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+      // The rejection ends the cycle (the ending runs to its terminal stage) while the vote's record is held.
+      try {
+        await waitForStage(h, CycleStage.CANCELLED);
+        await new Promise((r) => setTimeout(r, 1500));
+        expect((await h.describe()).status.name).toBe('RUNNING');
+      } finally {
+        release(); // the worker shuts down only once the held activity ends
+      }
+      expect((await update.result()).outcome).toBe('rejected');
+      return h.result();
+    });
+    expect(recorded).toBe(true);
+    expect(result.stage).toBe(CycleStage.CANCELLED);
+  }, 60_000);
 });
