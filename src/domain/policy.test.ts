@@ -8,8 +8,6 @@ import {
   failureThresholdTripped,
   parsePolicy,
   policyProblems,
-  rebootDeferral,
-  rebootPlanned,
 } from './policy';
 
 describe('parsePolicy', () => {
@@ -177,31 +175,5 @@ describe('docs/policy.md', () => {
     const p = parsePolicy(JSON.parse(json!));
     expect(p.name).toBe('servers');
     expect(p.change.type).toBe('standard');
-  });
-});
-
-describe('reboot', () => {
-  it.each([
-    ['never', [{ rebootRequired: true }], false],
-    ['always', [{ rebootRequired: false }], true],
-    ['always', [], false],
-    ['if_required', [{ rebootRequired: false }, { rebootRequired: false }], false],
-    ['if_required', [{ rebootRequired: false }, { rebootRequired: true }], true],
-    ['if_required', [{ rebootRequired: null }], true],
-    ['if_required', [{}], true],
-  ] as const)('%s with %j → %s', (behaviour, patches, expected) => {
-    expect(rebootPlanned(behaviour, [...patches])).toBe(expected);
-  });
-
-  it.each([
-    [{ notifyUser: true, deferralLimit: 3 }, 0, true, 3],
-    [{ notifyUser: true, deferralLimit: 3 }, 2, true, 1],
-    [{ notifyUser: true, deferralLimit: 3 }, 3, false, 0],
-    [{ notifyUser: true, deferralLimit: 3 }, 7, false, 0],
-    [{ notifyUser: false, deferralLimit: 3 }, 0, false, 3],
-    [{ notifyUser: true, deferralLimit: 0 }, 0, false, 0],
-  ])('deferral %j after %d → allowed %s, %d left', (reboot, taken, allowed, remaining) => {
-    const r = rebootDeferral({ behaviour: 'if_required', deferralMinutes: 45, ...reboot }, taken);
-    expect(r).toEqual({ allowed, remaining, minutes: 45 });
   });
 });

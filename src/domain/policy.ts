@@ -358,20 +358,3 @@ export function failureThresholdTripped(
   if (threshold.percent > 0 && (failed * 100) / counts.total >= threshold.percent) return true;
   return false;
 }
-
-/**
- * Should the endpoint reboot after installing these patches? never / always as the policy says; with
- * if_required, when any patch needs it or does not say (the agent's own "reboot pending" check after the
- * install is the final word).
- */
-export function rebootPlanned(behaviour: DeploymentPolicy['reboot']['behaviour'], patches: Array<{ rebootRequired?: boolean | null }>): boolean {
-  if (behaviour === 'never') return false;
-  if (behaviour === 'always') return patches.length > 0;
-  return patches.some((p) => p.rebootRequired !== false);
-}
-
-/** May the user defer the reboot once more? `deferralsSoFar` counts the deferrals already taken. */
-export function rebootDeferral(reboot: DeploymentPolicy['reboot'], deferralsSoFar: number): { allowed: boolean; remaining: number; minutes: number } {
-  const remaining = Math.max(0, reboot.deferralLimit - Math.max(0, deferralsSoFar));
-  return { allowed: reboot.notifyUser && remaining > 0, remaining, minutes: reboot.deferralMinutes };
-}

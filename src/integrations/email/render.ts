@@ -4,6 +4,7 @@
  * styles and tables only (what mail clients render); every value is escaped.
  */
 import type { CycleStage, WaveStatus } from '../../domain/cycle';
+import { isSeverity, SEVERITY_RANK } from '../../domain/patch';
 import type { ApprovalRequest, CycleReport } from '../../domain/ports';
 import type { ChartSpec } from '../../reports/charts';
 
@@ -174,8 +175,7 @@ export function renderApprovalRequest(req: ApprovalRequest, o: { publicUrl: stri
 
 export function renderDigest(d: ComplianceDigest, o: { publicUrl: string }): RenderedEmail {
   const subject = `[patchops] Weekly compliance: ${pct(d.compliancePercent)} of ${d.endpoints} endpoints fully patched`;
-  const sevOrder = ['critical', 'high', 'medium', 'low', 'none', 'unknown'];
-  const sev = Object.entries(d.missingBySeverity).sort((a, b) => sevIndex(sevOrder, a[0]) - sevIndex(sevOrder, b[0]));
+  const sev = Object.entries(d.missingBySeverity).sort((a, b) => severityRankOf(b[0]) - severityRankOf(a[0]));
   const summary: Array<[string, string]> = [
     ['Endpoints', String(d.endpoints)],
     ['Fully patched', `${d.compliantEndpoints} (${pct(d.compliancePercent)})`],
@@ -217,9 +217,10 @@ export function renderDigest(d: ComplianceDigest, o: { publicUrl: string }): Ren
 
 // ---------------------------------------------------------------- HTML helpers
 
-function sevIndex(order: string[], s: string): number {
-  const i = order.indexOf(s.toLowerCase());
-  return i < 0 ? order.length : i;
+/** Most severe first (the domain's ranking); a word the domain does not know sorts last. */
+function severityRankOf(word: string): number {
+  const w = word.toLowerCase();
+  return isSeverity(w) ? SEVERITY_RANK[w] : -1;
 }
 
 function pct(v: number): string {
