@@ -20,6 +20,7 @@ import { serviceUrlPolicy, type ServiceUrlPolicy } from '../chat/teams/service-u
 import { CompositeChatNotifier } from '../chat/core/chat-notifier';
 import { DecisionDesk } from '../chat/core/decisions';
 import { createCommandRunner } from '../commands/runner';
+import { PgDeliveryReceipts } from '../db/delivery-receipts';
 
 export interface ChatChannels {
   notifier: ChatNotifier;
@@ -96,6 +97,7 @@ export function createChatFrontEnds(
       runCommand,
       channel: channels.slack,
       logger: logger.child({ component: 'slack' }),
+      receipts: new PgDeliveryReceipts(db),
     });
     if (slackBot.routes) routes.push(slackBot.routes);
   }

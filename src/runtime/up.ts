@@ -8,6 +8,7 @@ import { startEmail } from '../integrations/email/runtime';
 import { startServiceNow } from '../integrations/servicenow/runtime';
 import { withChangeWorkNotes } from '../integrations/servicenow/work-notes';
 import { serviceNowWebhookRoute } from '../server/servicenow-webhook';
+import { PgDeliveryReceipts } from '../db/delivery-receipts';
 import { bootstrapIdentities } from '../db/identities';
 import { seedPolicies } from '../db/policies';
 import { cycleServiceFor, ensureScanSchedules } from '../services/temporal-cycle-service';
@@ -164,6 +165,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
           cycles: cycleServiceFor({ temporal, db }),
           secret: serviceNow?.webhookSecret ?? config.serviceNow.webhookSecret,
           changes: serviceNow?.desk ?? null,
+          receipts: new PgDeliveryReceipts(db.database.db),
           logger: logger.child({ component: 'servicenow-webhook' }),
         }),
         dashboardRoutes({

@@ -25,7 +25,8 @@ import { fromSnDateTime } from '../integrations/servicenow/client';
 import { mapServiceNowApproval, mapServiceNowState } from '../integrations/servicenow/change-desk';
 import type { Logger } from '../logging';
 import type { CycleService } from '../services/cycle-service';
-import type { RouteModule } from '../shared/contracts';
+import type { DeliveryReceipts, RouteModule } from '../shared/contracts';
+import { MemoryReceipts } from '../shared/memory-receipts';
 
 export const SERVICENOW_WEBHOOK_PATH = '/webhooks/servicenow';
 export const SERVICENOW_SECRET_HEADER = 'x-patchops-secret';
@@ -62,8 +63,8 @@ export interface ServiceNowWebhookOptions {
    */
   changes?: Pick<ChangeDesk, 'get'> | null;
   logger?: Logger;
-  /** How many forwarded notifications are remembered for de-duplication. */
-  dedupSize?: number;
+  /** Where forwarded notifications are remembered (by number, sys_id, sys_mod_count and state): shared by every server in production. */
+  receipts?: DeliveryReceipts;
 }
 
 /** Turns a notification into the workflow's event; throws INVALID_INPUT when the state is unknown. */
@@ -83,8 +84,7 @@ export function toChangeRequestStateEvent(n: ServiceNowNotification): ChangeRequ
 }
 
 export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule {
-  const seen = new Set<string>();
-  const dedupSize = o.dedupSize ?? 2000;
+  const receipts = o.receipts ?? new MemoryReceipts();
   const cycles = () => (typeof o.cycles === 'function' ? o.cycles() : o.cycles);
 
   return (app: FastifyInstance) => {
@@ -107,45 +107,50 @@ export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule
       } catch (e) {
         return reply.code(400).send({ error: (e as Error).message });
       }
-      const key = [n.number, n.sys_id ?? '', n.sys_mod_count ?? '', event.state, event.approval ?? '', event.plannedStart ?? '', event.plannedEnd ?? ''].join('|');
-      if (n.sys_mod_count !== undefined && seen.has(key)) {
+      const key = ['servicenow', n.number, n.sys_id ?? '', n.sys_mod_count ?? '', event.state, event.approval ?? '', event.plannedStart ?? '', event.plannedEnd ?? ''].join('|');
+      // Only a notification that names its sys_mod_count can be told apart from a later one with the same state.
+      const remembered = n.sys_mod_count !== undefined;
+      if (remembered && !(await claimReceipt(receipts, key, o.logger))) {
         return reply.code(200).send({ ok: true, duplicate: true, changeNumber: n.number, state: event.state });
       }
-      const service = cycles();
-      if (!service) return reply.code(503).send({ error: 'the cycle service is not running in this process; retry shortly' });
-      if (!o.changes) {
-        return reply.code(503).send({ error: 'ServiceNow is not configured in this process (SERVICENOW_INSTANCE_URL), so the notification cannot be confirmed with it: nothing was forwarded.' });
-      }
-      let confirmed: ChangeRequestStateEvent | null;
+      let forwarded = false;
       try {
-        confirmed = await o.changes.get(n.number);
-      } catch (e) {
-        o.logger?.warn({ err: e, changeNumber: n.number }, 'could not confirm a ServiceNow notification with ServiceNow');
-        return reply.code(502).send({ error: `could not confirm change ${n.number} with ServiceNow: ${(e as Error).message}` });
-      }
-      if (!confirmed) return reply.code(404).send({ error: `ServiceNow has no change ${n.number}: the notification was ignored` });
-      const disagreement = disagreementOf(event, confirmed);
-      if (disagreement) {
-        o.logger?.warn({ changeNumber: n.number, notified: event.state, confirmed: confirmed.state }, 'ServiceNow notification disagrees with ServiceNow; ignored');
-        return reply.code(409).send({ error: `the notification says change ${n.number} is ${disagreement.notified}, but ServiceNow says ${disagreement.confirmed}: ignored (patchops follows ServiceNow's own state)` });
-      }
-      try {
-        await forward(service, n, confirmed);
-      } catch (e) {
-        if (isCodedError(e) && e.code === ErrorCode.NotFound) {
-          return reply.code(404).send({ error: `no patch cycle owns change ${n.number}${n.correlation_id ? ` (the notification names correlation_id ${n.correlation_id})` : ''}` });
+        const service = cycles();
+        if (!service) return reply.code(503).send({ error: 'the cycle service is not running in this process; retry shortly' });
+        if (!o.changes) {
+          return reply.code(503).send({ error: 'ServiceNow is not configured in this process (SERVICENOW_INSTANCE_URL), so the notification cannot be confirmed with it: nothing was forwarded.' });
         }
-        if (isCodedError(e) && e.code === ErrorCode.Conflict) return reply.code(409).send({ error: e.message });
-        if (isCodedError(e) && e.code === ErrorCode.InvalidInput) return reply.code(400).send({ error: e.message });
-        o.logger?.error({ err: e, changeNumber: n.number }, 'could not forward the ServiceNow notification');
-        return reply.code(500).send({ error: `could not forward the notification: ${(e as Error).message}` });
+        let confirmed: ChangeRequestStateEvent | null;
+        try {
+          confirmed = await o.changes.get(n.number);
+        } catch (e) {
+          o.logger?.warn({ err: e, changeNumber: n.number }, 'could not confirm a ServiceNow notification with ServiceNow');
+          return reply.code(502).send({ error: `could not confirm change ${n.number} with ServiceNow: ${(e as Error).message}` });
+        }
+        if (!confirmed) return reply.code(404).send({ error: `ServiceNow has no change ${n.number}: the notification was ignored` });
+        const disagreement = disagreementOf(event, confirmed);
+        if (disagreement) {
+          o.logger?.warn({ changeNumber: n.number, notified: event.state, confirmed: confirmed.state }, 'ServiceNow notification disagrees with ServiceNow; ignored');
+          return reply.code(409).send({ error: `the notification says change ${n.number} is ${disagreement.notified}, but ServiceNow says ${disagreement.confirmed}: ignored (patchops follows ServiceNow's own state)` });
+        }
+        try {
+          await forward(service, n, confirmed);
+        } catch (e) {
+          if (isCodedError(e) && e.code === ErrorCode.NotFound) {
+            return reply.code(404).send({ error: `no patch cycle owns change ${n.number}${n.correlation_id ? ` (the notification names correlation_id ${n.correlation_id})` : ''}` });
+          }
+          if (isCodedError(e) && e.code === ErrorCode.Conflict) return reply.code(409).send({ error: e.message });
+          if (isCodedError(e) && e.code === ErrorCode.InvalidInput) return reply.code(400).send({ error: e.message });
+          o.logger?.error({ err: e, changeNumber: n.number }, 'could not forward the ServiceNow notification');
+          return reply.code(500).send({ error: `could not forward the notification: ${(e as Error).message}` });
+        }
+        forwarded = true;
+        o.logger?.info({ changeNumber: n.number, state: confirmed.state, approval: confirmed.approval }, 'ServiceNow change state confirmed and forwarded');
+        return reply.code(200).send({ ok: true, changeNumber: n.number, state: confirmed.state });
+      } finally {
+        // Not forwarded: ServiceNow's retry (or the next notification) must be taken.
+        if (remembered && !forwarded) await receipts.release(key).catch((err: unknown) => o.logger?.warn({ err, key }, 'could not release a ServiceNow receipt'));
       }
-      if (n.sys_mod_count !== undefined) {
-        seen.add(key);
-        if (seen.size > dedupSize) seen.delete(seen.values().next().value as string);
-      }
-      o.logger?.info({ changeNumber: n.number, state: confirmed.state, approval: confirmed.approval }, 'ServiceNow change state confirmed and forwarded');
-      return reply.code(200).send({ ok: true, changeNumber: n.number, state: confirmed.state });
     });
   };
 }
@@ -198,4 +203,16 @@ function parseTime(v: string | undefined): string | undefined {
   if (sn && !/[zZ]|[+-]\d{2}:?\d{2}$/.test(v)) return sn;
   const d = new Date(v);
   return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
+
+const NOTIFICATION_TTL_MS = 24 * 60 * 60_000;
+
+/** Claims a notification's receipt; when the receipts cannot be reached it is taken (forwarding twice is harmless: the workflow ignores a state it already has). */
+async function claimReceipt(receipts: DeliveryReceipts, key: string, logger?: Logger): Promise<boolean> {
+  try {
+    return await receipts.claim(key, NOTIFICATION_TTL_MS);
+  } catch (err) {
+    logger?.warn({ err, key }, 'delivery receipts unavailable: forwarding the ServiceNow notification without the duplicate check');
+    return true;
+  }
 }

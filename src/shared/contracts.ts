@@ -19,3 +19,15 @@ export interface HealthCheck {
   name: string;
   check(): Promise<DependencyState>;
 }
+
+/**
+ * Inbound deliveries already taken, by the sender's delivery id (Slack event id, interaction, ServiceNow
+ * notification): shared by every server process in production (PostgreSQL), so a retry that reaches another
+ * server is still a retry.
+ */
+export interface DeliveryReceipts {
+  /** Records `key` and returns true, unless it was recorded less than `ttlMs` ago (a duplicate: false). */
+  claim(key: string, ttlMs: number): Promise<boolean>;
+  /** Forgets `key`, so the sender's retry is taken (the first attempt failed before it was handled). */
+  release(key: string): Promise<void>;
+}

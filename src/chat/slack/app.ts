@@ -10,7 +10,7 @@ import { findChatMessageByRef } from '../../db/chat';
 import { rolesOf } from '../../db/identities';
 import { authorize } from '../../commands/authorize';
 import type { Logger } from '../../logging';
-import type { RouteModule } from '../../shared/contracts';
+import type { DeliveryReceipts, RouteModule } from '../../shared/contracts';
 import type { CycleService } from '../../services/cycle-service';
 import { slackRef, type SlackChatChannel } from './channel';
 import { rejectModal, type SlackMessage } from '../core/blocks';
@@ -35,6 +35,8 @@ export interface SlackBotOptions {
   channel: SlackChatChannel;
   logger: Logger;
   ackTimeoutMs?: number;
+  /** Where delivery ids are remembered against Slack's retries (shared by every server in production). */
+  receipts?: DeliveryReceipts;
   /**
    * Socket Mode: how long start() waits for Slack's hello before giving up. @slack/socket-mode itself retries an
    * unreachable Slack for a very long time, which would leave startup hanging without a word.
@@ -101,7 +103,7 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
   let receiver: FastifySlackReceiver | undefined;
   if (!socket) {
     if (!o.signingSecret) throw new Error('SLACK_SIGNING_SECRET is not set: Slack requests cannot be verified. Set it, or set SLACK_APP_TOKEN for Socket Mode.');
-    receiver = new FastifySlackReceiver({ signingSecret: o.signingSecret, logger, ackTimeoutMs: o.ackTimeoutMs });
+    receiver = new FastifySlackReceiver({ signingSecret: o.signingSecret, logger, ackTimeoutMs: o.ackTimeoutMs, receipts: o.receipts });
   }
   const app = new App({
     token: o.botToken,

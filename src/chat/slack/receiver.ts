@@ -3,13 +3,16 @@
  * and AwsLambdaReceiver): verifies the signature over the raw body (Bolt's verifySlackRequest: v0
  * HMAC-SHA256, timestamps older than five minutes refused), drops retries of what it has already taken
  * (X-Slack-Retry-Num with a seen event id) and double-delivered interactions, hands the event to Bolt and
- * answers as soon as the listener acks (Slack allows 3 s). Nothing on this path touches the database
- * or Temporal before the ack.
+ * answers as soon as the listener acks (Slack allows 3 s). Before the ack this path does one thing besides
+ * checking: it claims the delivery id in the shared receipts (one indexed statement in PostgreSQL, so a retry that
+ * reaches another server is known there too); the listener's work (database, Temporal) comes after the ack.
  */
 import type { App, Receiver, ReceiverEvent } from '@slack/bolt';
 import { verifySlackRequest } from '@slack/bolt';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../logging';
+import type { DeliveryReceipts } from '../../shared/contracts';
+import { MemoryReceipts } from '../../shared/memory-receipts';
 
 export interface FastifySlackReceiverOptions {
   signingSecret: string;
@@ -19,6 +22,8 @@ export interface FastifySlackReceiverOptions {
   ackTimeoutMs?: number;
   /** How long a delivery id is remembered for deduplication. */
   dedupeTtlMs?: number;
+  /** Where delivery ids are remembered: shared by every server in production; this process's memory by default. */
+  receipts?: DeliveryReceipts;
   now?: () => number;
 }
 
@@ -32,12 +37,13 @@ type Body = Record<string, unknown>;
 
 export class FastifySlackReceiver implements Receiver {
   private app: App | undefined;
-  private readonly seen = new Map<string, number>();
+  private readonly receipts: DeliveryReceipts;
   readonly stats: ReceiverStats = { received: 0, refused: 0, duplicates: 0 };
   private readonly now: () => number;
 
   constructor(private readonly o: FastifySlackReceiverOptions) {
     this.now = o.now ?? Date.now;
+    this.receipts = o.receipts ?? new MemoryReceipts(this.now);
   }
 
   init(app: App): void {
@@ -98,7 +104,7 @@ export class FastifySlackReceiver implements Receiver {
     this.stats.received += 1;
     const retryNum = headerNumber(req.headers['x-slack-retry-num']);
     const key = deliveryKey(body);
-    if (key && this.remember(key)) {
+    if (key && !(await this.claim(key))) {
       this.stats.duplicates += 1;
       this.o.logger.info({ key, retryNum }, 'Slack delivery already taken: acknowledged without processing again');
       return reply.code(200).send();
@@ -140,27 +146,25 @@ export class FastifySlackReceiver implements Receiver {
     }
     if (first.kind === 'error') {
       this.o.logger.error({ err: first.error }, 'Slack event failed before ack');
-      if (key) this.seen.delete(key);
+      if (key) await this.receipts.release(key).catch((err: unknown) => this.o.logger.warn({ err, key }, 'could not release a Slack delivery receipt'));
       return reply.code(500).send();
     }
     this.o.logger.warn({ type: body.type }, 'no ack within the time Slack allows: answered 200 without a body');
     return reply.code(200).send();
   }
 
-  /** Returns true when `key` was seen within the TTL (a duplicate); records it otherwise. */
-  private remember(key: string): boolean {
-    const now = this.now();
-    const ttl = this.o.dedupeTtlMs ?? 10 * 60_000;
-    const at = this.seen.get(key);
-    if (at !== undefined && now - at < ttl) return true;
-    this.seen.set(key, now);
-    if (this.seen.size > 20_000) {
-      for (const [k, t] of this.seen) {
-        if (now - t >= ttl || this.seen.size > 15_000) this.seen.delete(k);
-        else break;
-      }
+  /**
+   * Records `key`; false when it was already taken within the TTL (a duplicate). When the receipts cannot be
+   * reached the delivery is taken anyway: a rare double delivery is safer than dropping a click (a second vote
+   * by the same person is refused by the workflow).
+   */
+  private async claim(key: string): Promise<boolean> {
+    try {
+      return await this.receipts.claim(key, this.o.dedupeTtlMs ?? 10 * 60_000);
+    } catch (err) {
+      this.o.logger.warn({ err, key }, 'delivery receipts unavailable: taking the Slack delivery without the duplicate check');
+      return true;
     }
-    return false;
   }
 }
 

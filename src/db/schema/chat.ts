@@ -40,3 +40,19 @@ export const chatConversations = pgTable('chat_conversations', {
   createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
 }, (t) => [primaryKey({ columns: [t.platform, t.conversationId] })]);
+
+/**
+ * Inbound deliveries already taken (a Slack event or interaction, a ServiceNow notification), keyed by the
+ * sender's own delivery id: shared by every server process, so a retry that reaches another server is still
+ * known as a retry. An expired row is claimable again, and swept.
+ */
+export const deliveryReceipts = pgTable(
+  'delivery_receipts',
+  {
+    key: text().primaryKey(),
+    seenAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
+    /** From then on the key is claimable again (and swept). */
+    expiresAt: timestamp({ withTimezone: true }).notNull(),
+  },
+  (t) => [index('delivery_receipts_expires_at_idx').on(t.expiresAt)],
+);
