@@ -6,9 +6,9 @@
  */
 import type { Role } from '../db/identities';
 import { ErrorCode } from '../domain/errors';
-import { requiredRole, type RoleName, type Verb } from './grammar';
+import { requiredRole, type Verb } from './grammar';
 
-const RANK: Record<RoleName, number> = { viewer: 1, approver: 2, admin: 3 };
+const RANK: Record<Role, number> = { viewer: 1, approver: 2, admin: 3 };
 
 /** The highest rank among the roles held (0: none). */
 function rankOf(roles: Iterable<Role>): number {
@@ -20,7 +20,7 @@ function rankOf(roles: Iterable<Role>): number {
 export type Authorization = { ok: true } | { ok: false; code: typeof ErrorCode.Forbidden; message: string };
 
 /** Says what is missing and who can fix it, in the words the person reads. */
-function refusal(verb: Verb, role: RoleName, identity: string): string {
+function refusal(verb: Verb, role: Role, identity: string): string {
   switch (role) {
     case 'admin':
       return `only admins may use "${verb}"; ask an admin to run it, or to grant you the role (roles grant ${identity} admin)`;

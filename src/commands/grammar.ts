@@ -6,14 +6,13 @@
  *   reject C-12 "breaks the billing app"
  *   exceptions add patch:KB5034441 group:web until:2027-01-10 reason:"vendor hotfix pending"
  */
+import type { Role } from '../db/identities';
 import { type CycleScope } from '../domain/cycle';
 
 export type ExceptionsCommand =
   | { verb: 'exceptions'; action: 'add'; patchId?: string; endpointId?: string; group?: string; until: string; reason: string }
   | { verb: 'exceptions'; action: 'list' }
   | { verb: 'exceptions'; action: 'remove'; code: string };
-
-export type RoleName = 'admin' | 'approver' | 'viewer';
 
 export type Command =
   | { verb: 'help'; topic?: string }
@@ -30,14 +29,14 @@ export type Command =
   | { verb: 'report'; scope?: CycleScope }
   | { verb: 'endpoints'; query: string }
   | ExceptionsCommand
-  | { verb: 'roles'; action: 'grant' | 'revoke' | 'list'; identity?: string; role?: RoleName; group?: string };
+  | { verb: 'roles'; action: 'grant' | 'revoke' | 'list'; identity?: string; role?: Role; group?: string };
 
 export type Verb = Command['verb'];
 export type ParseResult = { ok: true; command: Command } | { ok: false; error: string; usage: string };
 
 /** What a verb needs and how it is explained: the role it requires (null: none, `help` only) and its usage lines. */
 export interface VerbSpec {
-  role: RoleName | null;
+  role: Role | null;
   lines: string[];
   about: string;
 }
@@ -79,7 +78,7 @@ export const VERB_TABLE: Readonly<Record<Verb, VerbSpec>> = {
 export const VERBS: readonly Verb[] = Object.keys(VERB_TABLE) as Verb[];
 
 /** The role a verb needs: viewer for reading, approver for votes, admin for the rest (help needs none). */
-export function requiredRole(verb: Verb): RoleName | null {
+export function requiredRole(verb: Verb): Role | null {
   return VERB_TABLE[verb].role;
 }
 

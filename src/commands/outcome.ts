@@ -4,11 +4,11 @@
  */
 import type { ComplianceSummary } from '../db/read-model/compliance';
 import type { ExceptionDto } from '../db/cycles';
-import type { RoleGrant } from '../db/identities';
+import type { Role, RoleGrant } from '../db/identities';
 import type { ApprovalResult, CycleScope, CycleStatus } from '../domain/cycle';
 import type { ErrorCode } from '../domain/errors';
 import type { CycleListItem } from '../services/cycle-service';
-import type { RoleName, Verb } from './grammar';
+import type { Verb } from './grammar';
 
 export type CommandOutcome<T> = { ok: true; data: T; text: string } | { ok: false; code: ErrorCode; message: string };
 
@@ -42,8 +42,8 @@ export interface VerbData {
     | { action: 'remove'; code: string };
   roles:
     | { action: 'list'; identity: string; grants: RoleGrant[] }
-    | { action: 'grant'; identity: string; role: RoleName; groupName: string }
-    | { action: 'revoke'; identity: string; role: RoleName; groupName: string; removed: boolean };
+    | { action: 'grant'; identity: string; role: Role; groupName: string }
+    | { action: 'revoke'; identity: string; role: Role; groupName: string; removed: boolean };
 }
 
 /** A verb's data tagged with the verb: a union renderers switch on (`data.verb`). */

@@ -121,10 +121,6 @@ export async function stageEvents(db: Db, cycleId: string): Promise<Array<{ stag
   return rows.map((r) => ({ stage: r.stage, detail: r.detail, at: r.at.toISOString() }));
 }
 
-export async function setCycleSummary(db: Db, cycleId: string, summary: Record<string, unknown>): Promise<void> {
-  await db.update(patchCycles).set({ summary, updatedAt: new Date() }).where(eq(patchCycles.id, cycleId));
-}
-
 export async function setChangeNumber(db: Db, cycleId: string, changeNumber: string): Promise<void> {
   await db.update(patchCycles).set({ changeNumber, updatedAt: new Date() }).where(eq(patchCycles.id, cycleId));
 }
@@ -150,11 +146,6 @@ export async function recordVoteRow(
     });
   }
   return { created: inserted.length > 0 };
-}
-
-export async function votesOf(db: Db, cycleId: string): Promise<Array<{ identity: string; decision: string; channel: string; reason: string | null }>> {
-  const rows = await db.select().from(cycleApprovals).where(eq(cycleApprovals.cycleId, cycleId)).orderBy(cycleApprovals.id);
-  return rows.map((r) => ({ identity: r.identity, decision: r.decision, channel: r.channel, reason: r.reason }));
 }
 
 // ---------------------------------------------------------------- scope

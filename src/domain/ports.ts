@@ -30,18 +30,6 @@ export interface DispatchJobsInput {
   hold?: boolean;
 }
 
-export interface AwaitJobsInput {
-  cycleId: string;
-  wave: number | null;
-  kind: JobKind;
-  /** Stop waiting at this time (window end): what has not finished counts as pending. */
-  until?: string;
-  /** Stop early when failed+unreachable reach either bound. */
-  failureThreshold?: { percent: number; count: number };
-  /** A leased job with no result after this long marks its endpoint unreachable. */
-  unreachableAfterSeconds?: number;
-}
-
 /**
  * AgentJobs — "returns counts" contract: dispatch is idempotent (job ids are deterministic from
  * (cycle, wave, endpoint, kind)), so a retried dispatch creates nothing new.
