@@ -9,6 +9,7 @@ import { startServiceNow } from '../integrations/servicenow/runtime';
 import { withChangeWorkNotes } from '../integrations/servicenow/work-notes';
 import { serviceNowWebhookRoute } from '../server/servicenow-webhook';
 import { PgDeliveryReceipts } from '../db/delivery-receipts';
+import { PgLoginThrottle } from '../db/login-failures';
 import { bootstrapIdentities } from '../db/identities';
 import { seedPolicies } from '../db/policies';
 import { cycleServiceFor, ensureScanSchedules } from '../services/temporal-cycle-service';
@@ -175,6 +176,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
           temporalUiUrl: temporal.uiUrl,
           temporalNamespace: config.temporal.namespace,
           secureCookies: config.http.publicUrl.startsWith('https:'),
+          loginThrottle: new PgLoginThrottle(db.database.db),
         }),
       ];
       server = await buildServer({ logger: logger.child({ component: 'http' }), health, routes, trustProxy: config.http.trustProxy, ...(metrics ? { observe: metrics.observeHttp } : {}) });

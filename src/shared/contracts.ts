@@ -31,3 +31,15 @@ export interface DeliveryReceipts {
   /** Forgets `key`, so the sender's retry is taken (the first attempt failed before it was handled). */
   release(key: string): Promise<void>;
 }
+
+/**
+ * Failed sign-ins per key (`ip:<address>`, `user:<name>`) with backoff (src/domain/login-backoff.ts): shared by
+ * every server process in production (PostgreSQL), so a second server is no second set of guesses.
+ */
+export interface LoginThrottle {
+  /** Milliseconds until an attempt for all of `keys` may be made; 0 when it may be made now. */
+  retryAfterMs(keys: string[], now: number): Promise<number>;
+  failure(keys: string[], now: number): Promise<void>;
+  /** A success clears the user-name key only (a guesser cannot reset its address by signing in to its own account). */
+  success(userKey: string): Promise<void>;
+}

@@ -21,7 +21,7 @@ import { buildServer } from '../../src/server/app';
 import type { RouteModule } from '../../src/shared/contracts';
 import { addWebUser, login } from '../../src/server/dashboard/auth';
 import { dashboardRoutes } from '../../src/server/dashboard/index';
-import { type LoginThrottle } from '../../src/server/dashboard/login-throttle';
+import type { LoginThrottle } from '../../src/shared/contracts';
 import { serviceNowWebhookRoute } from '../../src/server/servicenow-webhook';
 import { startFakeBotConnector, type FakeBotConnector } from '../fakes/bot-connector';
 import { RecordingCycleService } from '../fakes/recording-cycle-service';

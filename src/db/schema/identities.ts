@@ -1,4 +1,4 @@
-import { pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { index, integer, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
 
 /**
  * Who may do what, for every channel at once: an identity (`slack:U123`, `teams:<aad id>`,
@@ -16,4 +16,20 @@ export const identityRoles = pgTable(
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.identity, t.role, t.groupName] })],
+);
+
+/**
+ * Failed sign-ins per key (`ip:<address>`, `user:<name>`), shared by every server process: the sign-in
+ * throttle's counts (src/db/login-failures.ts; the rule is src/domain/login-backoff.ts). Bounded: quiet keys and
+ * the least recently failed beyond a cap are swept.
+ */
+export const loginFailures = pgTable(
+  'login_failures',
+  {
+    key: text().primaryKey(),
+    failures: integer().notNull(),
+    lockedUntil: timestamp({ withTimezone: true }).notNull(),
+    lastFailureAt: timestamp({ withTimezone: true }).notNull(),
+  },
+  (t) => [index('login_failures_last_failure_at_idx').on(t.lastFailureAt)],
 );

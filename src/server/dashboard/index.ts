@@ -21,7 +21,8 @@ import type { RouteModule } from '../../shared/contracts';
 import { HttpError } from '../errors';
 import { clampedInt, dateParam } from '../input';
 import { isValidUsername, login, logout, roleAtLeast, sessionFor, type WebSession } from './auth';
-import { LoginThrottle } from './login-throttle';
+import { MemoryLoginThrottle } from './login-throttle';
+import type { LoginThrottle } from '../../shared/contracts';
 import { badge, cell, CLIENT_JS, csrfField, html, layout, qs, raw, STYLESHEET, table, when, type Html, type PageUser } from './html';
 
 export interface DashboardOptions {
@@ -92,7 +93,7 @@ export function dashboardRoutes(o: DashboardOptions): RouteModule {
   const now = o.now ?? (() => new Date());
   const secure = o.secureCookies ? '; Secure' : '';
   const log = o.logger;
-  const throttle = o.loginThrottle ?? new LoginThrottle();
+  const throttle = o.loginThrottle ?? new MemoryLoginThrottle();
 
   const cookie = (name: string, value: string, maxAgeS: number) => `${name}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeS}${secure}`;
 
@@ -226,22 +227,22 @@ export function dashboardRoutes(o: DashboardOptions): RouteModule {
         const next = form.next ? { next: safeNext(form.next) } : {};
         // req.ip is the socket address unless TRUST_PROXY names the proxy in front; the name key only for a valid name.
         const keys = isValidUsername(username) ? [`ip:${req.ip}`, `user:${username}`] : [`ip:${req.ip}`];
-        const wait = throttle.retryAfterMs(keys, now().getTime());
+        const wait = await throttle.retryAfterMs(keys, now().getTime());
         if (wait > 0) {
           log.warn({ ip: req.ip, username: username.slice(0, 64) }, 'sign-in refused: too many failed attempts');
           reply.header('retry-after', String(Math.ceil(wait / 1000)));
           return send(reply, errorPage(null, 'Too many attempts', `Too many failed sign-ins for this user name or from this address: wait ${Math.ceil(wait / 1000)} seconds, then try again.`), 429);
         }
         if (!isValidUsername(username)) {
-          throttle.failure(keys, now().getTime());
+          await throttle.failure(keys, now().getTime());
           return back(reply, '/login', { error: 'That is not a user name: user names are 1-63 lower-case letters, digits, dot, dash or underscore.', ...next });
         }
         const result = await login(o.db, { username, password: (form.password ?? '').slice(0, 1024), ttlMs: ttl, now: now(), from: req.ip });
         if (!result) {
-          throttle.failure(keys, now().getTime());
+          await throttle.failure(keys, now().getTime());
           return back(reply, '/login', { error: 'Wrong user name or password (or the account has no role).', ...next });
         }
-        throttle.success(`user:${username}`);
+        await throttle.success(`user:${username}`);
         reply.header('set-cookie', [cookie(SESSION_COOKIE, result.token, Math.floor(ttl / 1000)), cookie(LOGIN_CSRF_COOKIE, '', 0)]);
         return reply.redirect(safeNext(form.next), 303);
       });

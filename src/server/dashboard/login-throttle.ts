@@ -1,18 +1,12 @@
 /**
- * Failed sign-ins, counted per key (`ip:<address>` and `user:<name>`), with exponential backoff: the first
- * `freeFailures` failures cost nothing, then each further one locks the key for base·2^k (capped). A
- * success clears the user-name key only, so a guesser cannot reset its address's count by signing in to an
- * account of its own. Kept in memory, bounded (least recently failed keys are forgotten first) and
- * forgotten after a quiet day: see docs/decisions.md for why not in the database.
+ * Failed sign-ins kept in this process's memory (a server running alone, and tests), bounded (least recently
+ * failed keys are forgotten first) and forgotten after a quiet day. Servers sharing a database use
+ * PgLoginThrottle (src/db/login-failures.ts) instead; both follow src/domain/login-backoff.ts.
  */
-export interface LoginThrottleOptions {
-  freeFailures?: number;
-  baseDelayMs?: number;
-  maxDelayMs?: number;
-  /** A key with no failure for this long starts again from zero. */
-  forgetAfterMs?: number;
-  maxKeys?: number;
-}
+import { DEFAULT_LOGIN_BACKOFF, failuresLapsed, lockedUntilAfter, type LoginBackoff } from '../../domain/login-backoff';
+import type { LoginThrottle } from '../../shared/contracts';
+
+export type LoginThrottleOptions = Partial<LoginBackoff>;
 
 interface Entry {
   failures: number;
@@ -20,44 +14,44 @@ interface Entry {
   lastFailureAt: number;
 }
 
-export class LoginThrottle {
+export class MemoryLoginThrottle implements LoginThrottle {
   private readonly entries = new Map<string, Entry>();
-  private readonly o: Required<LoginThrottleOptions>;
+  private readonly o: LoginBackoff;
 
   constructor(o: LoginThrottleOptions = {}) {
-    this.o = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: 24 * 3600_000, maxKeys: 10_000, ...o };
+    this.o = { ...DEFAULT_LOGIN_BACKOFF, ...o };
   }
 
-  /** Milliseconds until an attempt for all of `keys` may be made; 0 when it may be made now. */
-  retryAfterMs(keys: string[], now: number): number {
+  retryAfterMs(keys: string[], now: number): Promise<number> {
     let wait = 0;
     for (const k of keys) {
       const e = this.live(k, now);
       if (e && e.lockedUntil > now) wait = Math.max(wait, e.lockedUntil - now);
     }
-    return wait;
+    return Promise.resolve(wait);
   }
 
-  failure(keys: string[], now: number): void {
+  failure(keys: string[], now: number): Promise<void> {
     for (const k of keys) {
       const e = this.live(k, now) ?? { failures: 0, lockedUntil: 0, lastFailureAt: now };
       e.failures += 1;
       e.lastFailureAt = now;
-      const over = e.failures - this.o.freeFailures;
-      if (over > 0) e.lockedUntil = now + Math.min(this.o.maxDelayMs, this.o.baseDelayMs * 2 ** Math.min(over - 1, 30));
+      e.lockedUntil = Math.max(e.lockedUntil, lockedUntilAfter(e.failures, now, this.o));
       this.entries.delete(k);
       this.entries.set(k, e);
     }
     while (this.entries.size > this.o.maxKeys) this.entries.delete(this.entries.keys().next().value!);
+    return Promise.resolve();
   }
 
-  success(userKey: string): void {
+  success(userKey: string): Promise<void> {
     this.entries.delete(userKey);
+    return Promise.resolve();
   }
 
   private live(k: string, now: number): Entry | undefined {
     const e = this.entries.get(k);
-    if (e && now - e.lastFailureAt > this.o.forgetAfterMs && e.lockedUntil <= now) {
+    if (e && failuresLapsed(e.lastFailureAt, e.lockedUntil, now, this.o)) {
       this.entries.delete(k);
       return undefined;
     }

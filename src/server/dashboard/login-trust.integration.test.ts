@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFullServer, type FullServer } from '../../../test/fuzz/full-server';
 import { webUsers } from '../../db/schema/index';
 import { addWebUser } from './auth';
-import { LoginThrottle } from './login-throttle';
+import { MemoryLoginThrottle as LoginThrottle } from './login-throttle';
 
 const PASSWORD = 'right-password-123';
 
