@@ -32,27 +32,16 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import {
-  distributionPointForToken,
-  distributionPointsBySite,
-  endpointForKey,
-  endpointsWithWork,
-  enrollAgent,
-  ensureEnvEnrollSecret,
-  keysRevokedSince,
-  lastSiteChangeId,
-  latestManifest,
-  activeSigningKey,
-  leaseJobs,
-  pendingEnrollmentForKey,
-  putInventory,
-  refreshManifestIfDue,
-  recordJobResult,
-  renewJobLease,
-  sha256Hex,
-  siteChangesSince,
-  touchEndpoints,
-} from '../db/agents';
+import { ensureEnvEnrollSecret } from '../db/agent-enroll-secrets';
+import { enrollAgent, pendingEnrollmentForKey } from '../db/agent-enrolment';
+import { endpointsWithWork, leaseJobs, recordJobResult, renewJobLease } from '../db/agent-jobs';
+import { endpointForKey, keysRevokedSince } from '../db/agent-keys';
+import { distributionPointForToken, distributionPointsBySite } from '../db/distribution-points';
+import { lastSiteChangeId, siteChangesSince } from '../db/endpoint-sites';
+import { touchEndpoints } from '../db/endpoints';
+import { sha256Hex } from '../db/hashed-secrets';
+import { activeSigningKey, latestManifest, refreshManifestIfDue } from '../db/repository';
+import { putInventory } from '../db/software-inventory';
 import type { Database } from '../db/client';
 import type { SecretBox } from '../db/secret-box';
 import { CodedError, ErrorCode } from '../domain/errors';
