@@ -51,7 +51,7 @@ export function startPeriodicJobs(jobs: readonly PeriodicJob[], logger: Logger):
 }
 
 /** How often the repository manifest is checked for re-signing by default. */
-export const MANIFEST_CHECK_MS = 10 * 60_000;
+const MANIFEST_CHECK_MS = 10 * 60_000;
 
 /**
  * Keeps the repository manifest from expiring: re-signs it once it has used half its lifetime (refreshManifestIfDue;
