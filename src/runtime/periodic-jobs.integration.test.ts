@@ -68,4 +68,15 @@ describe('startPeriodicJobs', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(runs).toBe(stoppedAt);
   });
+
+  it('with runAtStart false, waits everyMs before the first run', async () => {
+    let runs = 0;
+    const jobs = startPeriodicJobs([{ name: 'later', everyMs: 200, runAtStart: false, run: async () => void (runs += 1) }], createLogger('silent'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(runs).toBe(0);
+    const end = Date.now() + 5000;
+    while (runs === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await jobs.stop();
+    expect(runs).toBe(1);
+  });
 });

@@ -1,6 +1,6 @@
 /**
- * The server's periodic jobs in one place: each runs once at start and then every `everyMs` after the previous run
- * ended (runs of one job never overlap). A failed run is logged and retried at the next tick. Started by the
+ * The server's periodic jobs in one place: each runs at start (unless `runAtStart` is false) and then every `everyMs`
+ * after the previous run ended (runs of one job never overlap; the timers do not keep the process alive). A failed run is logged and retried at the next tick. Started by the
  * runtime wiring (up.ts) in the process that serves agents; stop() waits for a run in progress.
  */
 import type { Db } from '../db/client';
@@ -12,6 +12,8 @@ export interface PeriodicJob {
   /** For logs: what the job keeps up. */
   name: string;
   everyMs: number;
+  /** Run once at start too (default true); false waits `everyMs` first. */
+  runAtStart?: boolean;
   run(): Promise<void>;
 }
 
@@ -23,6 +25,15 @@ export function startPeriodicJobs(jobs: readonly PeriodicJob[], logger: Logger):
   let stopped = false;
   const timers = new Set<NodeJS.Timeout>();
   const running = new Set<Promise<void>>();
+  const later = (job: PeriodicJob) => {
+    if (stopped) return;
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      tick(job);
+    }, job.everyMs);
+    timer.unref();
+    timers.add(timer);
+  };
   const tick = (job: PeriodicJob) => {
     if (stopped) return;
     const run = job
@@ -30,16 +41,14 @@ export function startPeriodicJobs(jobs: readonly PeriodicJob[], logger: Logger):
       .catch((err: unknown) => logger.warn({ err, job: job.name }, `periodic job "${job.name}" failed; will retry`))
       .finally(() => {
         running.delete(run);
-        if (stopped) return;
-        const timer = setTimeout(() => {
-          timers.delete(timer);
-          tick(job);
-        }, job.everyMs);
-        timers.add(timer);
+        later(job);
       });
     running.add(run);
   };
-  for (const job of jobs) tick(job);
+  for (const job of jobs) {
+    if (job.runAtStart === false) later(job);
+    else tick(job);
+  }
   return {
     async stop() {
       stopped = true;

@@ -63,7 +63,9 @@ import { HttpError, HttpErrorCode, sendError } from './errors';
 import { DownloadTokenIssuer } from './gateway/download-tokens';
 import { NodeKeyCache, type KeyEntry } from './gateway/node-key-cache';
 import { PollSlots } from './gateway/poll-slots';
+import { ReloadedValue } from './gateway/reloaded-value';
 import { RetryingLazy } from './gateway/retrying-lazy';
+import { SeenBatch } from './gateway/seen-batch';
 import { TtlCache } from './gateway/ttl-cache';
 import { WorkHint } from './gateway/work-hint';
 import { WorkWaiters } from './gateway/work-waiters';
@@ -265,9 +267,8 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     return { publicKey: k.publicKey, privateKey: createPrivateKey(k.privateKey) };
   });
   const downloadTokens = new DownloadTokenIssuer(() => signingKey.get(), () => now().getTime());
-  const seen = new Set<string>();
-  let dpBySite = new Map<string, string[]>();
-  let dpLoadedAt = -Infinity;
+  const seen = new SeenBatch();
+  const dpBySite = new ReloadedValue(new Map<string, string[]>(), dpRefreshMs);
   let siteCursor: number | undefined;
   // Revocations older than start-up are not in the cache anyway: start the cursor now.
   let revokedCursor = new Date(now().getTime() - 1000);
@@ -281,12 +282,11 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   /** Syncs with the database: last-seen out; work hint, revocations, site changes and distribution points in. */
   async function refresh(): Promise<void> {
     const t = now();
-    const touched = [...seen];
-    seen.clear();
+    const touched = seen.take();
     try {
       await touchEndpoints(db, touched, t);
     } catch (err) {
-      for (const id of touched) seen.add(id);
+      seen.putBack(touched);
       log.warn({ err }, 'agent gateway: could not record last-seen; will retry');
     }
     try {
@@ -311,10 +311,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
         for (const id of changed.endpointIds) keys.forgetEndpoint(id);
         siteCursor = changed.lastId;
       }
-      if (Date.now() - dpLoadedAt >= dpRefreshMs) {
-        dpBySite = await distributionPointsBySite(db);
-        dpLoadedAt = Date.now();
-      }
+      await dpBySite.reloadIfDue(() => distributionPointsBySite(db));
     } catch (err) {
       log.warn({ err }, 'agent gateway: could not refresh sites and distribution points');
     }
@@ -479,7 +476,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           } finally {
             slot.leave();
           }
-          const distributionPoints = who.site ? (dpBySite.get(who.site) ?? []) : [];
+          const distributionPoints = who.site ? (dpBySite.value.get(who.site) ?? []) : [];
           const res: PollResponse = { jobs, distributionPoints };
           if (who.site && distributionPoints.length > 0) res.downloadToken = await downloadTokens.tokenFor(who.endpointId, who.site);
           return reply.send(res);
@@ -560,7 +557,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       if (timer) clearTimeout(timer);
       waiters.wakeAll();
       await refreshing;
-      if (seen.size > 0) await touchEndpoints(db, [...seen], now()).catch(() => undefined);
+      if (seen.size > 0) await touchEndpoints(db, seen.take(), now()).catch(() => undefined);
     },
     stats: () => ({
       cachedKeys: keys.size,

@@ -4,7 +4,9 @@ import { verifyDownloadToken } from '../../shared/download-token';
 import { DOWNLOAD_TOKEN_TTL_SECONDS, DownloadTokenIssuer } from './download-tokens';
 import { NodeKeyCache } from './node-key-cache';
 import { PollSlots } from './poll-slots';
+import { ReloadedValue } from './reloaded-value';
 import { RetryingLazy } from './retrying-lazy';
+import { SeenBatch } from './seen-batch';
 import { TtlCache } from './ttl-cache';
 import { HINT_STALE_MS, WorkHint } from './work-hint';
 import { WorkWaiters } from './work-waiters';
@@ -167,5 +169,39 @@ describe('PollSlots', () => {
     b.leave();
     expect(slots.openOf('ep-1')).toBe(0);
     expect(slots.held).toBe(0);
+  });
+});
+
+describe('SeenBatch', () => {
+  it('hands out each endpoint once per batch, and takes a failed batch back', () => {
+    const seen = new SeenBatch();
+    seen.add('a');
+    seen.add('b');
+    seen.add('a');
+    const batch = seen.take();
+    expect(batch.sort()).toEqual(['a', 'b']);
+    expect(seen.take()).toEqual([]);
+    seen.putBack(batch);
+    seen.add('c');
+    expect(seen.size).toBe(3);
+  });
+});
+
+describe('ReloadedValue', () => {
+  it('reloads at once, then only every everyMs; a failed load keeps the old value and is retried', async () => {
+    const { clock, advance } = fakeClock();
+    const v = new ReloadedValue(0, 1000, clock);
+    let n = 0;
+    const load = async () => ++n;
+    await v.reloadIfDue(load);
+    expect(v.value).toBe(1);
+    advance(999);
+    await v.reloadIfDue(load);
+    expect(v.value).toBe(1);
+    advance(1);
+    await expect(v.reloadIfDue(() => Promise.reject(new Error('away')))).rejects.toThrow('away');
+    expect(v.value).toBe(1);
+    await v.reloadIfDue(load);
+    expect(v.value).toBe(2);
   });
 });
