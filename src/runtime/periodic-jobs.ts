@@ -1,12 +1,14 @@
 /**
  * The server's periodic jobs in one place: each runs at start (unless `runAtStart` is false) and then every `everyMs`
- * after the previous run ended (runs of one job never overlap; the timers do not keep the process alive). A failed run is logged and retried at the next tick. Started by the
- * runtime wiring (up.ts) in the process that serves agents; stop() waits for a run in progress.
+ * after the previous run ended (runs of one job never overlap; the timers do not keep the process alive). A failed
+ * run is logged and retried at the next tick. Started by the runtime wiring (up.ts) in the process that serves
+ * agents; stop() waits for a run in progress.
  */
 import type { Db } from '../db/client';
 import { refreshManifestIfDue } from '../db/repository';
 import type { SecretBox } from '../db/secret-box';
 import type { Logger } from '../logging';
+import { repeatEvery } from '../shared/repeat';
 
 export interface PeriodicJob {
   /** For logs: what the job keeps up. */
@@ -22,39 +24,16 @@ export interface RunningPeriodicJobs {
 }
 
 export function startPeriodicJobs(jobs: readonly PeriodicJob[], logger: Logger): RunningPeriodicJobs {
-  let stopped = false;
-  const timers = new Set<NodeJS.Timeout>();
-  const running = new Set<Promise<void>>();
-  const later = (job: PeriodicJob) => {
-    if (stopped) return;
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      tick(job);
-    }, job.everyMs);
-    timer.unref();
-    timers.add(timer);
-  };
-  const tick = (job: PeriodicJob) => {
-    if (stopped) return;
-    const run = job
-      .run()
-      .catch((err: unknown) => logger.warn({ err, job: job.name }, `periodic job "${job.name}" failed; will retry`))
-      .finally(() => {
-        running.delete(run);
-        later(job);
-      });
-    running.add(run);
-  };
-  for (const job of jobs) {
-    if (job.runAtStart === false) later(job);
-    else tick(job);
-  }
+  const running = jobs.map((job) =>
+    repeatEvery(() => job.run(), job.everyMs, {
+      runAtStart: job.runAtStart,
+      unref: true,
+      onError: (err) => logger.warn({ err, job: job.name }, `periodic job "${job.name}" failed; will retry`),
+    }),
+  );
   return {
     async stop() {
-      stopped = true;
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
-      await Promise.all([...running]);
+      await Promise.all(running.map((r) => r.stop()));
     },
   };
 }

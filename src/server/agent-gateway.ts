@@ -59,6 +59,7 @@ import {
   type WhoamiResponse,
 } from '../shared/agent-protocol';
 import type { RouteModule } from '../shared/contracts';
+import { repeatEvery } from '../shared/repeat';
 import { HttpError, HttpErrorCode, sendError } from './errors';
 import { DownloadTokenIssuer } from './gateway/download-tokens';
 import { NodeKeyCache, type KeyEntry } from './gateway/node-key-cache';
@@ -273,8 +274,6 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   // Revocations older than start-up are not in the cache anyway: start the cursor now.
   let revokedCursor = new Date(now().getTime() - 1000);
   let closed = false;
-  let timer: NodeJS.Timeout | undefined;
-  let refreshing: Promise<void> | undefined;
   let polls = 0;
   let leaseQueries = 0;
   let overloaded = 0;
@@ -317,14 +316,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     }
   }
 
-  const loop = () => {
-    if (closed) return;
-    refreshing = refresh().finally(() => {
-      refreshing = undefined;
-      if (!closed) timer = setTimeout(loop, refreshMs);
-    });
-  };
-  loop();
+  const refreshLoop = repeatEvery(refresh, refreshMs);
 
   /** The endpoint a node key belongs to: from the cache, else the database (unknown keys are remembered briefly). */
   async function agentForKey(key: string, hash: string): Promise<KeyEntry | null> {
@@ -554,9 +546,8 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     async close() {
       if (closed) return;
       closed = true;
-      if (timer) clearTimeout(timer);
       waiters.wakeAll();
-      await refreshing;
+      await refreshLoop.stop();
       if (seen.size > 0) await touchEndpoints(db, seen.take(), now()).catch(() => undefined);
     },
     stats: () => ({
