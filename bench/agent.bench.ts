@@ -19,7 +19,7 @@ import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { aptInstallInto, buildAptTestRepo } from '../test/helpers/apt-repo';
 import { createTestDatabase } from '../test/helpers/db';
-import { addEnrollSecret } from '../src/db/agents';
+import { addEnrollSecret } from '../src/db/agent-enroll-secrets';
 import { agentJobs, endpoints, softwareInventory } from '../src/db/schema/index';
 import { SecretBox } from '../src/db/secret-box';
 import { createLogger } from '../src/logging';

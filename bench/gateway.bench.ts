@@ -16,7 +16,7 @@ import pg from 'pg';
 import { connectDatabase } from '../src/db/client';
 import { startEmbeddedPostgres } from '../src/db/embedded';
 import { runMigrations } from '../src/db/migrate';
-import { sha256Hex } from '../src/db/agents';
+import { sha256Hex } from '../src/db/hashed-secrets';
 import { createLogger } from '../src/logging';
 import { createAgentGateway } from '../src/server/agent-gateway';
 import { buildServer } from '../src/server/app';

@@ -17,7 +17,7 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { pino } from 'pino';
 import { SimFleet } from '../src/agent-sim/fleet';
-import { addEnrollSecret } from '../src/db/agents';
+import { addEnrollSecret } from '../src/db/agent-enroll-secrets';
 import { auditKeysFrom, useAuditKeys } from '../src/db/audit';
 import type { Database } from '../src/db/client';
 import { runMigrations } from '../src/db/migrate';

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
-import { addEnrollSecret } from '../db/agents';
+import { addEnrollSecret } from '../db/agent-enroll-secrets';
 import { agentJobs, endpoints, patches } from '../db/schema/index';
 import { createLogger } from '../logging';
 import { createAgentGateway } from '../server/agent-gateway';

@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
-import { addEnrollSecret } from '../db/agents';
+import { addEnrollSecret } from '../db/agent-enroll-secrets';
 import { agentJobs, endpoints } from '../db/schema/index';
 import { createLogger } from '../logging';
 import { createAgentGateway, type AgentGateway } from '../server/agent-gateway';

@@ -5,6 +5,8 @@
  * Jobs dispatched with `hold` wait in state 'held' (invisible to agents) until release() queues them,
  * which is how a wave keeps to the policy's concurrency and batch size.
  *
+ * The agent's side of the same table (below the class): the "has work" hint, leasing, lease renewal and results.
+ *
  * A paused cycle (patch_cycles.paused) holds its queued installs and gets none released or dispatched queued
  * until it is resumed; installs an agent already leased run to the end (an install cannot be stopped half-way).
  * Pause and dispatch serialise on the cycle's row, so no install slips out between them.
@@ -12,9 +14,13 @@
 import { and, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
 import { isPendingJob } from '../domain/compliance';
 import type { WaveCounts } from '../domain/cycle';
+import { CodedError, ErrorCode } from '../domain/errors';
 import type { AgentJobs, DispatchJobsInput, JobKind } from '../domain/ports';
+import type { AgentJob, JobResult } from '../shared/agent-protocol';
+import { appendAudit, canonicalJson } from './audit';
 import type { Db } from './client';
-import { agentJobs, patchCycles } from './schema/index';
+import { applyScan, screenJobResult, type RefusedEntry } from './patch-reports';
+import { agentJobs, endpointPatches, endpoints, patchCycles } from './schema/index';
 
 /** Rows per INSERT statement: bounded so a 100,000-endpoint wave never builds one giant statement. */
 export const DISPATCH_BATCH = 1000;
@@ -153,4 +159,188 @@ export async function applyCyclePause(db: Db, cycleId: string, paused: boolean, 
       .returning({ id: agentJobs.id });
     return { applied: true, held: held.length };
   });
+}
+
+// ---------------------------------------------------------------- the agent's side: leases and results
+
+const DEADLINE_MESSAGE = 'deadline passed before the agent picked it up';
+
+/** Endpoints that have a job an agent could be handed now (the gateway's "has work" hint). */
+export async function endpointsWithWork(db: Db, now: Date): Promise<string[]> {
+  const res = await db.execute<{ endpoint_id: string }>(sql`
+    select distinct endpoint_id from agent_jobs
+    where state in ('queued', 'leased')
+      and (state = 'queued' or lease_expires_at < ${now.toISOString()}::timestamptz)
+      and (not_before is null or not_before <= ${now.toISOString()}::timestamptz)`);
+  return res.rows.map((r) => r.endpoint_id);
+}
+
+/**
+ * Leases up to `limit` jobs of one endpoint: queued ones, and leased ones whose lease expired (offered again).
+ * Claims with FOR UPDATE SKIP LOCKED so two polls never hand out the same job. Jobs past their deadline
+ * are not handed out but failed.
+ */
+export async function leaseJobs(db: Db, endpointId: string, opts: { now: Date; leaseSeconds: number; limit?: number }): Promise<AgentJob[]> {
+  const now = opts.now.toISOString();
+  const leaseUntil = new Date(opts.now.getTime() + opts.leaseSeconds * 1000).toISOString();
+  await db.execute(sql`
+    update agent_jobs set state = 'failed', error = case when state = 'queued' then ${DEADLINE_MESSAGE} else 'deadline passed; the lease expired without a result' end,
+      finished_at = ${now}::timestamptz, lease_expires_at = null
+    where endpoint_id = ${endpointId} and deadline < ${now}::timestamptz
+      and (state = 'queued' or (state = 'leased' and lease_expires_at < ${now}::timestamptz))`);
+  const res = await db.execute<{ id: string; kind: string; payload: Record<string, unknown>; deadline: Date | string | null; lease_expires_at: Date | string }>(sql`
+    with c as (
+      select id from agent_jobs
+      where endpoint_id = ${endpointId}
+        and state in ('queued', 'leased')
+        and (state = 'queued' or lease_expires_at < ${now}::timestamptz)
+        and (not_before is null or not_before <= ${now}::timestamptz)
+        and (deadline is null or deadline >= ${now}::timestamptz)
+      order by created_at, id
+      limit ${opts.limit ?? 10}
+      for update skip locked
+    )
+    update agent_jobs j set state = 'leased', attempts = j.attempts + 1, lease_expires_at = ${leaseUntil}::timestamptz,
+      started_at = coalesce(j.started_at, ${now}::timestamptz)
+    from c where j.id = c.id
+    returning j.id, j.kind, j.payload, j.deadline, j.lease_expires_at`);
+  const iso = (v: Date | string | null) => (v === null ? null : new Date(v).toISOString());
+  return res.rows.map((r) => ({
+    id: r.id,
+    kind: r.kind as AgentJob['kind'],
+    payload: r.payload ?? {},
+    deadline: iso(r.deadline),
+    leaseExpiresAt: iso(r.lease_expires_at)!,
+  }));
+}
+
+/** How far past a job's deadline a renewed lease may reach: work may not start after the deadline, but may end after it. */
+export const LEASE_DEADLINE_GRACE_SECONDS = 3600;
+
+/**
+ * Extends the lease of a job the endpoint holds: to now + leaseSeconds, never shortening it, and never past the
+ * job's deadline plus `deadlineGraceSeconds` (default LEASE_DEADLINE_GRACE_SECONDS). Also records the endpoint as
+ * seen, so the unreachable sweep (DrizzleAgentJobs.expireUnreachable) neither finds an expired lease nor a silent
+ * endpoint. Errors: NotFound (no such job), Forbidden (another endpoint's job), Conflict (the job is not leased to
+ * it any more: finished, cancelled, unreachable, never handed out, its lease expired (it is up to be offered again),
+ * or its deadline plus the grace has passed).
+ */
+export async function renewJobLease(
+  db: Db,
+  endpointId: string,
+  jobId: string,
+  opts: { now: Date; leaseSeconds: number; deadlineGraceSeconds?: number },
+): Promise<{ leaseExpiresAt: Date }> {
+  return db.transaction(async (tx) => {
+    const [job] = await tx
+      .select({ endpointId: agentJobs.endpointId, state: agentJobs.state, leaseExpiresAt: agentJobs.leaseExpiresAt, deadline: agentJobs.deadline })
+      .from(agentJobs)
+      .where(eq(agentJobs.id, jobId))
+      .for('update');
+    if (!job) throw new CodedError(ErrorCode.NotFound, `no job "${jobId}"`);
+    if (job.endpointId !== endpointId) throw new CodedError(ErrorCode.Forbidden, `job "${jobId}" belongs to another agent`);
+    const now = opts.now.getTime();
+    if (job.state !== 'leased') throw new CodedError(ErrorCode.Conflict, `job "${jobId}" is ${job.state}, not leased: its lease cannot be renewed`);
+    if (!job.leaseExpiresAt || job.leaseExpiresAt.getTime() < now) {
+      throw new CodedError(ErrorCode.Conflict, `the lease of job "${jobId}" expired at ${job.leaseExpiresAt?.toISOString() ?? '?'}: the job is up to be offered again`);
+    }
+    let until = now + opts.leaseSeconds * 1000;
+    if (job.deadline) until = Math.min(until, job.deadline.getTime() + (opts.deadlineGraceSeconds ?? LEASE_DEADLINE_GRACE_SECONDS) * 1000);
+    if (until <= now) throw new CodedError(ErrorCode.Conflict, `job "${jobId}" is past its deadline (${job.deadline!.toISOString()}) and the grace after it: its lease is not extended`);
+    const leaseExpiresAt = new Date(Math.max(until, job.leaseExpiresAt.getTime()));
+    await tx.update(agentJobs).set({ leaseExpiresAt }).where(eq(agentJobs.id, jobId));
+    await tx
+      .update(endpoints)
+      .set({ lastSeenAt: opts.now, status: sql`case when ${endpoints.status} = 'unreachable' then 'active' else ${endpoints.status} end` })
+      .where(eq(endpoints.id, endpointId));
+    return { leaseExpiresAt };
+  });
+}
+
+export type RecordOutcome = 'recorded' | 'duplicate';
+
+/**
+ * Records a job's result and applies it (scan → the endpoint's own reports, the catalog and its missing set;
+ * install/rollback/verify → endpoint_patches states). The result is screened first (screenJobResult): refused entries
+ * are named in the job's error and the audit log, and are neither stored nor taken as installed. Idempotent: the same
+ * result again is 'duplicate'. Errors: NotFound (no such job), Forbidden (another endpoint's job), Conflict (a
+ * different result for a finished job, a cancelled job, a job never handed out).
+ */
+export async function recordJobResult(db: Db, endpointId: string, jobId: string, reported: JobResult, now = new Date()): Promise<{ outcome: RecordOutcome; refused: RefusedEntry[] }> {
+  const { result, refused } = screenJobResult(reported);
+  const refusedIds = refused.map((r) => r.patchId);
+  return db.transaction(async (tx) => {
+    const [job] = await tx.select().from(agentJobs).where(eq(agentJobs.id, jobId)).for('update');
+    if (!job) throw new CodedError(ErrorCode.NotFound, `no job "${jobId}"`);
+    if (job.endpointId !== endpointId) throw new CodedError(ErrorCode.Forbidden, `job "${jobId}" belongs to another agent`);
+    const stored = canonicalJson(result as unknown as Record<string, unknown>);
+    if (job.state === 'succeeded' || job.state === 'failed') {
+      if (job.result && canonicalJson(job.result) === stored) return { outcome: 'duplicate' as const, refused };
+      throw new CodedError(ErrorCode.Conflict, `job "${jobId}" already finished (${job.state}) with a different result`);
+    }
+    if (job.state === 'cancelled') throw new CodedError(ErrorCode.Conflict, `job "${jobId}" was cancelled; its result is not recorded`);
+    if (job.state === 'queued') throw new CodedError(ErrorCode.Conflict, `job "${jobId}" was never handed out; poll for it first`);
+    // leased, or unreachable (a late result still counts).
+    await tx
+      .update(agentJobs)
+      .set({ state: result.status, result: JSON.parse(stored) as Record<string, unknown>, error: result.error ?? null, finishedAt: now, leaseExpiresAt: null })
+      .where(eq(agentJobs.id, jobId));
+    const txDb = tx as unknown as Db;
+    if (refused.length > 0) {
+      await appendAudit(txDb, {
+        actor: `agent:${endpointId}`,
+        action: 'agent.result.entries_refused',
+        subjectType: 'job',
+        subjectId: jobId,
+        details: { endpointId, refused: refused.map((r) => ({ patchId: r.patchId.slice(0, 256), problem: r.problem.slice(0, 2000) })) },
+      });
+    }
+    const epSet: Partial<typeof endpoints.$inferInsert> = { lastSeenAt: now, pendingReboot: result.rebootPending, status: 'active' };
+    if (job.kind === 'scan' && result.missing) {
+      await applyScan(txDb, endpointId, jobId, result.missing, (job.payload as { patchIds?: string[] }).patchIds ?? [], refusedIds, now);
+      epSet.lastScanAt = now;
+    }
+    if (job.kind !== 'scan' && result.patches.length > 0) await applyPatchStates(txDb, endpointId, jobId, result, now);
+    if (job.kind === 'reboot' && result.status === 'succeeded') {
+      await txDb
+        .update(endpointPatches)
+        .set({ state: 'installed', installedAt: now, updatedAt: now, lastJobId: jobId })
+        .where(and(eq(endpointPatches.endpointId, endpointId), eq(endpointPatches.state, 'pending_reboot')));
+    }
+    await txDb.update(endpoints).set(epSet).where(eq(endpoints.id, endpointId));
+    return { outcome: 'recorded' as const, refused };
+  });
+}
+
+/**
+ * The patch states an install / verify / rollback / reboot job reported, written in one statement: one multi-row
+ * upsert over the reported patches the catalog knows (a patch the catalog never saw has nothing to attach to).
+ * The last report of a patch wins when an agent names it twice.
+ */
+async function applyPatchStates(db: Db, endpointId: string, jobId: string, result: JobResult, now: Date): Promise<void> {
+  const byPatch = new Map(result.patches.map((p) => [p.patchId, p]));
+  // One lock order for every writer (as applyScan): concurrent writers of an endpoint's rows never deadlock.
+  const ids = [...byPatch.keys()].sort();
+  const rows = ids.map((id) => {
+    const p = byPatch.get(id)!;
+    const state = p.state === 'rolled_back' ? 'missing' : p.state;
+    return { state, error: p.error ?? null };
+  });
+  if (ids.length === 0) return;
+  await db.execute(sql`
+    insert into endpoint_patches (endpoint_id, patch_id, state, last_job_id, last_error, installed_at, updated_at)
+    select ${endpointId}, r.patch_id, r.state, ${jobId}, r.error,
+      case when r.state = 'installed' then ${now.toISOString()}::timestamptz end, ${now.toISOString()}::timestamptz
+    from unnest(${sql.param(ids)}::text[], ${sql.param(rows.map((r) => r.state))}::text[], ${sql.param(rows.map((r) => r.error))}::text[])
+      with ordinality as r(patch_id, state, error, n)
+    where exists (select 1 from patches k where k.id = r.patch_id)
+    order by r.n
+    on conflict (endpoint_id, patch_id) do update set
+      state = excluded.state,
+      last_job_id = excluded.last_job_id,
+      last_error = excluded.last_error,
+      updated_at = excluded.updated_at,
+      installed_at = case when excluded.state = 'installed' then excluded.updated_at
+                          when excluded.state = 'missing' then null
+                          else endpoint_patches.installed_at end`);
 }

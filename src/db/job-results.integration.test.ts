@@ -6,7 +6,7 @@
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
-import { recordJobResult } from './agents';
+import { recordJobResult } from './agent-jobs';
 import { agentJobs, endpointPatches, endpoints, patches } from './schema/index';
 
 let tdb: TestDatabase;

@@ -2,7 +2,7 @@ import { generateKeyPairSync, verify } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
-import { activeSigningKey, latestManifest, publishManifest, refreshManifestIfDue } from './agents';
+import { activeSigningKey, latestManifest, publishManifest, refreshManifestIfDue } from './repository';
 import { manifestSigningKeys, repositoryManifests } from './schema/index';
 import { SecretBox } from './secret-box';
 

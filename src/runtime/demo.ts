@@ -18,7 +18,7 @@ import { and, eq, inArray, isNotNull } from 'drizzle-orm';
 import { ACTION } from '../chat/core/card';
 import { signedSlackHeaders } from '../chat/slack/signing';
 import { loadConfig } from '../config/index';
-import { addEnrollSecret } from '../db/agents';
+import { addEnrollSecret } from '../db/agent-enroll-secrets';
 import { grantRole } from '../db/identities';
 import { savePolicy } from '../db/policies';
 import { chatMessages, endpointGroups, endpoints, groupMembers, maintenanceWindows } from '../db/schema/index';

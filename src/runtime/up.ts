@@ -25,6 +25,7 @@ import type { HealthCheck } from '../shared/contracts';
 import { connectWorker } from '../temporal/connection';
 import { createWorker } from '../worker/worker';
 import { startCycleReconciler } from './cycle-reconciler';
+import { manifestResigningJob, startPeriodicJobs } from './periodic-jobs';
 import { startDatabase, type RunningDatabase } from './database';
 import { integrationStates } from './integrations';
 import { createMetrics, startMetricsServer, type Metrics } from './metrics';
@@ -143,16 +144,19 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         temporal.health,
         ...integrationStates(config).map((i) => (i.name === 'servicenow' && serviceNow ? serviceNow.health : i.name === 'email' && email ? email.health : i.health)),
       ];
+      const secretBox = await secretBoxFor(config);
       const agentGateway = createAgentGateway({
         database: db.database,
         logger: logger.child({ component: 'agent-gateway' }),
         leaseSeconds: config.agents.leaseSeconds,
         maxHeldPolls: config.agents.maxHeldPolls,
-        secretBox: await secretBoxFor(config),
+        secretBox,
         repositoryDir: path.join(config.dataDir, 'repository'),
         envEnrollSecret: config.agents.enrollSecret,
       });
       stops.push(() => agentGateway.close());
+      const periodic = startPeriodicJobs([manifestResigningJob({ db: db.database.db, secretBox, logger: logger.child({ component: 'repository' }) })], logger);
+      stops.push(() => periodic.stop());
       const chatFrontEnds = createChatFrontEnds(config, {
         db: db.database.db,
         service: cycleServiceFor({ temporal, db }),

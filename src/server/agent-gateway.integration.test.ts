@@ -5,13 +5,17 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { DrizzleAgentJobs, jobId as dispatchJobId } from '../db/agent-jobs';
 import type { FastifyInstance } from 'fastify';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { downloadVerified } from '../agent/verify';
-import { activeSigningKey, addDistributionPoint, addEnrollSecret, latestManifest, LEASE_DEADLINE_GRACE_SECONDS, publishManifest, revokeAgent, revokeEnrollSecret, setEndpointSite } from '../db/agents';
+import { addEnrollSecret, revokeEnrollSecret } from '../db/agent-enroll-secrets';
+import { DrizzleAgentJobs, jobId as dispatchJobId, LEASE_DEADLINE_GRACE_SECONDS } from '../db/agent-jobs';
+import { revokeAgent } from '../db/agent-keys';
+import { addDistributionPoint } from '../db/distribution-points';
+import { setEndpointSite } from '../db/endpoint-sites';
+import { activeSigningKey } from '../db/repository';
 import { agentJobs, endpointPatches, endpoints, patches, softwareInventory } from '../db/schema/index';
 import { startDistributionPoint, type RunningDistributionPoint } from '../distribution-point/server';
 import { createLogger } from '../logging';
@@ -637,31 +641,5 @@ describe('lease renewal', () => {
     expect(swept).toBe(1);
     expect((await row(renewed)).state).toBe('leased');
     expect((await row(silent)).state).toBe('unreachable');
-  });
-});
-
-describe('manifest upkeep', () => {
-  it('a running server re-signs the manifest before it expires, so file installs keep working without an admin', async () => {
-    // Published two hours ago for three hours: one hour left, less than half its lifetime.
-    const files = [{ name: '7z2409-x64.msi', sha256: 'c'.repeat(64), size: 1_593_344 }];
-    const old = await publishManifest(tdb.db, secretBox, files, { ttlHours: 3, now: new Date(Date.now() - 2 * 3600_000) });
-    const g = createAgentGateway({ database: tdb, secretBox, logger: createLogger('silent'), refreshMs: 50, manifestRefreshMs: 50 });
-    try {
-      const end = Date.now() + 10_000;
-      let latest = await latestManifest(tdb.db);
-      while (JSON.parse(latest!.body).version === old.version && Date.now() < end) {
-        await new Promise((r) => setTimeout(r, 50));
-        latest = await latestManifest(tdb.db);
-      }
-      const body = JSON.parse(latest!.body) as ManifestBody;
-      expect(body.version).toBe(old.version + 1);
-      expect(body.files).toEqual(files);
-      expect(Date.parse(body.expiresAt)).toBeGreaterThan(Date.now() + 2.9 * 3600_000);
-      // Checked again every 50 ms, but not re-signed again: it is fresh now.
-      await new Promise((r) => setTimeout(r, 300));
-      expect(JSON.parse((await latestManifest(tdb.db))!.body).version).toBe(body.version);
-    } finally {
-      await g.close();
-    }
   });
 });

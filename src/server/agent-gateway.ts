@@ -15,9 +15,11 @@
  *
  * Idle polls are cheap: node keys are resolved from an in-memory cache (revocations are picked up from the
  * database every refresh), last-seen is written in batches, and an in-process "has work" set, refreshed from
- * the database every few hundred ms (and woken by notifyAgentWork), decides whether a poll needs a lease query.
+ * the database every few hundred ms (and woken by wake()), decides whether a poll needs a lease query.
  * Correctness does not depend on the hint: the lease itself is the database's FOR UPDATE SKIP LOCKED claim, and
- * the refresh re-reads the truth.
+ * the refresh re-reads the truth. The caches, the download-token issuer, the work hint, the waiting polls and the
+ * poll slots are small classes in ./gateway/; this module wires them to the routes. Re-signing the repository
+ * manifest before it expires is a periodic job of the runtime (src/runtime/periodic-jobs.ts), not the gateway's.
  *
  * Backpressure: an overloaded database (pool exhausted or timed out, too many connections, a deadlock or
  * serialization failure) is answered 503 with `Retry-After`, never 500; with `dbQueueLimit`, a request that would
@@ -26,33 +28,22 @@
  * derived from the open-file limit, see defaultMaxHeldPolls): once full, a poll is answered at once (with any job it
  * has) and a `Retry-After` telling the agent when to poll again, instead of holding one more socket.
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import {
-  distributionPointForToken,
-  distributionPointsBySite,
-  endpointForKey,
-  endpointsWithWork,
-  enrollAgent,
-  ensureEnvEnrollSecret,
-  keysRevokedSince,
-  lastSiteChangeId,
-  latestManifest,
-  activeSigningKey,
-  leaseJobs,
-  pendingEnrollmentForKey,
-  putInventory,
-  refreshManifestIfDue,
-  recordJobResult,
-  renewJobLease,
-  sha256Hex,
-  siteChangesSince,
-  touchEndpoints,
-} from '../db/agents';
+import { ensureEnvEnrollSecret } from '../db/agent-enroll-secrets';
+import { enrollAgent, pendingEnrollmentForKey } from '../db/agent-enrolment';
+import { endpointsWithWork, leaseJobs, recordJobResult, renewJobLease } from '../db/agent-jobs';
+import { endpointForKey, keysRevokedSince } from '../db/agent-keys';
+import { distributionPointForToken, distributionPointsBySite } from '../db/distribution-points';
+import { lastSiteChangeId, siteChangesSince } from '../db/endpoint-sites';
+import { touchEndpoints } from '../db/endpoints';
+import { sha256Hex } from '../db/hashed-secrets';
+import { activeSigningKey, latestManifest } from '../db/repository';
+import { putInventory } from '../db/software-inventory';
 import type { Database } from '../db/client';
 import type { SecretBox } from '../db/secret-box';
 import { CodedError, ErrorCode } from '../domain/errors';
@@ -67,9 +58,20 @@ import {
   type PollResponse,
   type WhoamiResponse,
 } from '../shared/agent-protocol';
-import { signDownloadToken } from '../shared/download-token';
 import type { RouteModule } from '../shared/contracts';
-import { sendError } from './errors';
+import { repeatEvery } from '../shared/repeat';
+import { HttpError, HttpErrorCode, sendError } from './errors';
+import { DownloadTokenIssuer } from './gateway/download-tokens';
+import { NodeKeyCache, type KeyEntry } from './gateway/node-key-cache';
+import { PollSlots } from './gateway/poll-slots';
+import { ReloadedValue } from './gateway/reloaded-value';
+import { RetryingLazy } from './gateway/retrying-lazy';
+import { SeenBatch } from './gateway/seen-batch';
+import { TtlCache } from './gateway/ttl-cache';
+import { WorkHint } from './gateway/work-hint';
+import { WorkWaiters } from './gateway/work-waiters';
+
+export { DOWNLOAD_TOKEN_TTL_SECONDS } from './gateway/download-tokens';
 
 export interface AgentGatewayOptions {
   database: Database;
@@ -80,8 +82,6 @@ export interface AgentGatewayOptions {
   leaseDeadlineGraceSeconds?: number;
   /** How often the distribution points per site are read again (default 30 s). */
   distributionPointsRefreshMs?: number;
-  /** How often to check whether the repository manifest needs re-signing before it expires (default 10 min). */
-  manifestRefreshMs?: number;
   /** How often the "has work" set, revocations and last-seen are synced with the database. */
   refreshMs?: number;
   /** Longest long-poll an agent may ask for. */
@@ -112,11 +112,9 @@ export interface AgentGatewayOptions {
 }
 
 /** The `error` of a 403 for a node key whose enrolment waits for an admin's approval. */
-export const ENROLLMENT_PENDING = 'ENROLLMENT_PENDING';
+export const ENROLLMENT_PENDING = HttpErrorCode.EnrollmentPending;
 /** The `error` of a 429 for one long poll too many from the same agent. */
-export const TOO_MANY_POLLS = 'TOO_MANY_POLLS';
-/** The `error` of a 503 when the database is overloaded or away: the agent retries after `Retry-After`. */
-export const OVERLOADED = 'OVERLOADED';
+export const TOO_MANY_POLLS = HttpErrorCode.TooManyPolls;
 
 /** File descriptors kept aside from held polls for the database pool, Temporal, logs, files and new connections. */
 const FD_RESERVE = 1024;
@@ -177,18 +175,6 @@ export function isOverload(e: unknown): boolean {
 }
 
 /** A refusal the gateway answers with its own status and error code (not one of the domain's CodedErrors). */
-class GatewayRefusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    /** Seconds for the `Retry-After` header (429, 503). */
-    readonly retryAfterSeconds?: number,
-  ) {
-    super(message);
-  }
-}
-
 export interface AgentGateway {
   routes: RouteModule;
   /** Wakes the long polls of these endpoints (jobs were just dispatched for them). */
@@ -212,46 +198,35 @@ export interface AgentGateway {
   };
 }
 
-const gateways = new Set<AgentGateway>();
-
-/** For code in the same process that dispatches jobs: wakes waiting polls at once instead of at the next refresh. */
-export function notifyAgentWork(endpointIds: readonly string[]): void {
-  for (const g of gateways) g.wake(endpointIds);
-}
-
 const waitQuerySchema = z.object({ wait: z.coerce.number().min(0).max(3600).default(0) });
 const jobIdSchema = z.object({ id: z.string().min(1).max(512) });
 const sha256ParamSchema = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256') });
 
-interface KeyEntry {
-  endpointId: string;
-  site: string | null;
-}
-
-interface DpEntry {
-  name: string;
-  site: string;
-  until: number;
-}
-
 /** Who a request's Bearer credential belongs to. */
 type Caller = ({ kind: 'agent' } & KeyEntry) | { kind: 'distribution-point'; name: string; site: string };
 
-/** How long a work hint that could not be refreshed is still used before every poll asks the database itself. */
-const HINT_STALE_MS = 15_000;
-
 /** How long a distribution point's token is trusted from the cache before it is read again (re-registering rotates it). */
 const DP_TOKEN_TTL_MS = 30_000;
+/** How long an unknown key, or one waiting for approval, is answered from memory (approved keys must work soon). */
+const KEY_REFUSAL_TTL_MS = 2000;
 
-/** Lifetime of a download token: also how long a revoked agent can still fetch from a distribution point. */
-export const DOWNLOAD_TOKEN_TTL_SECONDS = 15 * 60;
+const bearer = (req: FastifyRequest): string | null => {
+  const header = req.headers.authorization;
+  const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+  return m ? m[1]! : null;
+};
 
-interface TokenEntry {
-  token: string;
-  site: string;
-  /** Unix seconds. */
-  exp: number;
-}
+/** Seconds an overloaded server asks agents to wait: spread over 1–5 s so they do not all come back at once. */
+const overloadRetryAfter = () => 1 + Math.floor(Math.random() * 5);
+
+const overloadedError = (message: string) => new HttpError(HttpErrorCode.Overloaded, message, { 'retry-after': String(overloadRetryAfter()) });
+
+const pendingRefusal = (endpointId: string) =>
+  new HttpError(
+    HttpErrorCode.EnrollmentPending,
+    `this agent's enrolment of ${endpointId} waits for an admin: the machine is enrolled already, and re-enrolling it needs its current node key or approval. ` +
+      `An admin approves it with \`patchops agents approve ${endpointId}\` (see \`patchops agents list\`); until then this key is refused and the endpoint's current agent keeps its jobs`,
+  );
 
 export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const db = o.database.db;
@@ -261,21 +236,14 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const refreshMs = o.refreshMs ?? 300;
   const maxWait = o.maxWaitSeconds ?? 60;
   const pollInterval = o.pollIntervalSeconds ?? 5;
+  const dbQueueLimit = o.dbQueueLimit ?? Infinity;
+  const dpRefreshMs = o.distributionPointsRefreshMs ?? 30_000;
 
-  const keys = new Map<string, KeyEntry>(); // sha256(node key) → endpoint
-  const keysByEndpoint = new Map<string, Set<string>>(); // endpoint → sha256 of its cached keys
-  const negative = new Map<string, number>(); // sha256(unknown key) → until (ms)
-  const pendingKeys = new Map<string, { endpointId: string; until: number }>(); // sha256(key waiting for approval) → endpoint
-  const openPolls = new Map<string, number>(); // endpoint → long polls open now
-  const maxPollsPerAgent = o.maxConcurrentPollsPerAgent ?? 2;
   const fdLimit = o.openFileLimit !== undefined ? o.openFileLimit : readOpenFileLimit();
   const fdAllows = defaultMaxHeldPolls(fdLimit);
-  const maxHeldPolls = o.maxHeldPolls ?? fdAllows;
-  const dbQueueLimit = o.dbQueueLimit ?? Infinity;
-  let heldPolls = 0;
-  let pollsNotHeld = 0;
-  let overloaded = 0;
+  const slots = new PollSlots(o.maxConcurrentPollsPerAgent ?? 2, o.maxHeldPolls ?? fdAllows);
   if (o.maxHeldPolls !== undefined && fdLimit !== null && o.maxHeldPolls > fdAllows) {
+    const maxHeldPolls = slots.maxHeld;
     log.warn(
       { maxHeldPolls, openFileLimit: fdLimit, fdAllows },
       `agent gateway: AGENT_MAX_HELD_POLLS=${maxHeldPolls} needs about ${maxHeldPolls * 2 + FD_RESERVE} open files but the limit (ulimit -n) is ${fdLimit}: ` +
@@ -283,89 +251,54 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     );
   } else {
     log.info(
-      { maxHeldPolls, openFileLimit: fdLimit },
-      `agent gateway: holds at most ${maxHeldPolls} long polls (open-file limit ${fdLimit ?? 'unknown'}); more are answered at once with Retry-After`,
+      { maxHeldPolls: slots.maxHeld, openFileLimit: fdLimit },
+      `agent gateway: holds at most ${slots.maxHeld} long polls (open-file limit ${fdLimit ?? 'unknown'}); more are answered at once with Retry-After`,
     );
   }
-  const dpTokens = new Map<string, DpEntry>(); // sha256(distribution point token) → point
-  const seen = new Set<string>();
-  let withWork = new Set<string>();
-  let hintReady = false;
-  let hintAt = -Infinity;
-  const waiters = new Map<string, Set<() => void>>();
-  let dpBySite = new Map<string, string[]>();
-  const dpRefreshMs = o.distributionPointsRefreshMs ?? 30_000;
-  const manifestRefreshMs = o.manifestRefreshMs ?? 10 * 60_000;
-  let manifestCheckedAt = -Infinity;
-  let dpLoadedAt = -Infinity;
+
+  const keys = new NodeKeyCache();
+  const unknownKeys = new TtlCache<string, true>({ ttlMs: KEY_REFUSAL_TTL_MS, maxEntries: 10_000 }); // sha256(unknown key)
+  const pendingKeys = new TtlCache<string, string>({ ttlMs: KEY_REFUSAL_TTL_MS, maxEntries: 10_000 }); // sha256(key waiting) → endpoint
+  const dpTokens = new TtlCache<string, { name: string; site: string }>({ ttlMs: DP_TOKEN_TTL_MS, maxEntries: 1000 }); // sha256(token) → point
+  const hint = new WorkHint();
+  const waiters = new WorkWaiters();
+  // The manifest-signing key, loaded once (it signs download tokens; its public half is whoami's tokenKey).
+  const signingKey = new RetryingLazy(async () => {
+    const k = await activeSigningKey(db, o.secretBox);
+    return { publicKey: k.publicKey, privateKey: createPrivateKey(k.privateKey) };
+  });
+  const downloadTokens = new DownloadTokenIssuer(() => signingKey.get(), () => now().getTime());
+  const seen = new SeenBatch();
+  const dpBySite = new ReloadedValue(new Map<string, string[]>(), dpRefreshMs);
   let siteCursor: number | undefined;
-  let revokedCursor = new Date(0);
+  // Revocations older than start-up are not in the cache anyway: start the cursor now.
+  let revokedCursor = new Date(now().getTime() - 1000);
   let closed = false;
-  let timer: NodeJS.Timeout | undefined;
-  let refreshing: Promise<void> | undefined;
   let polls = 0;
   let leaseQueries = 0;
-  const downloadTokens = new Map<string, TokenEntry>(); // endpoint → its current download token
-  let tokensSigned = 0;
-  // The manifest-signing key, loaded once (it signs download tokens; its public half is whoami's tokenKey).
-  let signingKey: Promise<{ publicKey: string; privateKey: KeyObject }> | undefined;
-  const tokenSigningKey = () => {
-    signingKey ??= activeSigningKey(db, o.secretBox).then(
-      (k) => ({ publicKey: k.publicKey, privateKey: createPrivateKey(k.privateKey) }),
-      (e: unknown) => {
-        signingKey = undefined; // try again on the next request
-        throw e;
-      },
-    );
-    return signingKey;
-  };
+  let overloaded = 0;
 
-  /** The endpoint's download token: the cached one while more than half its lifetime is left, else a new one. */
-  async function downloadTokenFor(endpointId: string, site: string): Promise<string> {
-    const nowSeconds = Math.floor(now().getTime() / 1000);
-    const cached = downloadTokens.get(endpointId);
-    if (cached && cached.site === site && cached.exp - nowSeconds > DOWNLOAD_TOKEN_TTL_SECONDS / 2) return cached.token;
-    const key = await tokenSigningKey();
-    const exp = nowSeconds + DOWNLOAD_TOKEN_TTL_SECONDS;
-    const token = signDownloadToken({ sub: endpointId, site, exp }, key.privateKey);
-    tokensSigned += 1;
-    if (downloadTokens.size > 500_000) downloadTokens.clear();
-    downloadTokens.set(endpointId, { token, site, exp });
-    return token;
-  }
-
-  const wakeOne = (endpointId: string) => {
-    const set = waiters.get(endpointId);
-    if (!set) return;
-    waiters.delete(endpointId);
-    for (const fn of set) fn();
-  };
-
+  /** Syncs with the database: last-seen out; work hint, revocations, site changes and distribution points in. */
   async function refresh(): Promise<void> {
     const t = now();
-    const touched = [...seen];
-    seen.clear();
+    const touched = seen.take();
     try {
       await touchEndpoints(db, touched, t);
     } catch (err) {
-      for (const id of touched) seen.add(id);
+      seen.putBack(touched);
       log.warn({ err }, 'agent gateway: could not record last-seen; will retry');
     }
     try {
       const ids = await endpointsWithWork(db, t);
-      withWork = new Set(ids);
-      hintReady = true;
-      hintAt = Date.now();
-      for (const id of ids) if (waiters.has(id)) wakeOne(id);
+      hint.refreshed(ids);
+      waiters.wakeAny(ids);
     } catch (err) {
-      // Fall back to asking the database on every poll, but not at once: when the refresh failed because the database
-      // is overloaded, a lease query per poll is the worst thing to add. A hint a few seconds old only delays wake-ups.
-      if (Date.now() - hintAt > HINT_STALE_MS) hintReady = false;
+      hint.refreshFailed();
       log.warn({ err }, 'agent gateway: could not refresh the work hint');
     }
     try {
       const { hashes, latest } = await keysRevokedSince(db, revokedCursor);
-      for (const h of hashes) forgetKey(h);
+      for (const h of hashes) keys.forget(h);
       if (latest) revokedCursor = latest;
     } catch (err) {
       log.warn({ err }, 'agent gateway: could not refresh revocations');
@@ -374,94 +307,32 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       if (siteCursor === undefined) siteCursor = await lastSiteChangeId(db);
       else {
         const changed = await siteChangesSince(db, siteCursor);
-        for (const id of changed.endpointIds) for (const h of [...(keysByEndpoint.get(id) ?? [])]) forgetKey(h);
+        for (const id of changed.endpointIds) keys.forgetEndpoint(id);
         siteCursor = changed.lastId;
       }
-      if (Date.now() - dpLoadedAt >= dpRefreshMs) {
-        dpBySite = await distributionPointsBySite(db);
-        dpLoadedAt = Date.now();
-      }
+      await dpBySite.reloadIfDue(() => distributionPointsBySite(db));
     } catch (err) {
       log.warn({ err }, 'agent gateway: could not refresh sites and distribution points');
     }
-    if (Date.now() - manifestCheckedAt >= manifestRefreshMs) {
-      manifestCheckedAt = Date.now();
-      try {
-        const m = await refreshManifestIfDue(db, o.secretBox, now());
-        if (m) log.info({ version: m.version, expiresAt: m.expiresAt }, 'repository manifest re-signed before it expires');
-      } catch (err) {
-        log.warn({ err }, 'agent gateway: could not re-sign the repository manifest; will retry');
-      }
-    }
   }
 
-  function rememberKey(hash: string, entry: KeyEntry): void {
-    keys.set(hash, entry);
-    let set = keysByEndpoint.get(entry.endpointId);
-    if (!set) keysByEndpoint.set(entry.endpointId, (set = new Set()));
-    set.add(hash);
-  }
-
-  function forgetKey(hash: string): void {
-    const entry = keys.get(hash);
-    if (!entry) return;
-    keys.delete(hash);
-    const set = keysByEndpoint.get(entry.endpointId);
-    set?.delete(hash);
-    if (set?.size === 0) keysByEndpoint.delete(entry.endpointId);
-  }
-
-  const loop = () => {
-    if (closed) return;
-    refreshing = refresh().finally(() => {
-      refreshing = undefined;
-      if (!closed) timer = setTimeout(loop, refreshMs);
-    });
-  };
-  // Revocations older than start-up are not in the cache anyway: start the cursor now.
-  revokedCursor = new Date(now().getTime() - 1000);
-  loop();
-
-  const bearer = (req: FastifyRequest): string | null => {
-    const header = req.headers.authorization;
-    const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-    return m ? m[1]! : null;
-  };
-
-  const remembered = (hash: string) => {
-    const neg = negative.get(hash);
-    return neg !== undefined && neg > Date.now();
-  };
-  const rememberUnknown = (hash: string) => {
-    if (negative.size > 10_000) negative.clear();
-    negative.set(hash, Date.now() + 2000);
-  };
+  const refreshLoop = repeatEvery(refresh, refreshMs);
 
   /** The endpoint a node key belongs to: from the cache, else the database (unknown keys are remembered briefly). */
   async function agentForKey(key: string, hash: string): Promise<KeyEntry | null> {
     const cached = keys.get(hash);
     if (cached) return cached;
-    if (remembered(hash)) return null;
+    if (unknownKeys.has(hash)) return null;
     const found = await endpointForKey(db, key);
-    if (found) rememberKey(hash, found);
+    if (found) keys.remember(hash, found);
     return found;
   }
-
-  const pendingRefusal = (endpointId: string) =>
-    new GatewayRefusal(
-      403,
-      ENROLLMENT_PENDING,
-      `this agent's enrolment of ${endpointId} waits for an admin: the machine is enrolled already, and re-enrolling it needs its current node key or approval. ` +
-        `An admin approves it with \`patchops agents approve ${endpointId}\` (see \`patchops agents list\`); until then this key is refused and the endpoint's current agent keeps its jobs`,
-    );
 
   /** Throws the ENROLLMENT_PENDING refusal when the key belongs to an enrolment waiting for approval. */
   async function refuseIfPending(key: string, hash: string): Promise<void> {
     const pending = await pendingEnrollmentForKey(db, key);
     if (!pending) return;
-    if (pendingKeys.size > 10_000) pendingKeys.clear();
-    // Short: once approved, the key is an active node key and must work within a couple of seconds.
-    pendingKeys.set(hash, { endpointId: pending.endpointId, until: Date.now() + 2000 });
+    pendingKeys.set(hash, pending.endpointId);
     throw pendingRefusal(pending.endpointId);
   }
 
@@ -470,11 +341,11 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     if (!key) throw new CodedError(ErrorCode.Unauthorized, 'missing node key: send "Authorization: Bearer <node key>" (enrol first: POST /agent/v1/enroll)');
     const hash = sha256Hex(key);
     const pending = pendingKeys.get(hash);
-    if (pending && pending.until > Date.now()) throw pendingRefusal(pending.endpointId);
+    if (pending !== undefined) throw pendingRefusal(pending);
     const found = await agentForKey(key, hash);
     if (found) return found;
     await refuseIfPending(key, hash);
-    rememberUnknown(hash);
+    unknownKeys.set(hash, true);
     throw new CodedError(ErrorCode.Unauthorized, 'unknown or revoked node key: re-enrol the agent');
   }
 
@@ -485,82 +356,56 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     if (!token) throw new CodedError(ErrorCode.Unauthorized, `missing credentials: ${refused}`);
     const hash = sha256Hex(token);
     const dp = dpTokens.get(hash);
-    if (dp && dp.until > Date.now()) return { kind: 'distribution-point', name: dp.name, site: dp.site };
-    if (remembered(hash)) throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
+    if (dp) return { kind: 'distribution-point', ...dp };
+    if (unknownKeys.has(hash)) throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
     const agent = await agentForKey(token, hash);
     if (agent) return { kind: 'agent', ...agent };
     const point = await distributionPointForToken(db, token);
     if (point) {
-      if (dpTokens.size > 1000) dpTokens.clear();
-      dpTokens.set(hash, { ...point, until: Date.now() + DP_TOKEN_TTL_MS });
+      dpTokens.set(hash, point);
       return { kind: 'distribution-point', ...point };
     }
     dpTokens.delete(hash);
-    rememberUnknown(hash);
+    unknownKeys.set(hash, true);
     throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
   }
-
-  /** Seconds an overloaded server asks agents to wait: spread over 1–5 s so they do not all come back at once. */
-  const overloadRetryAfter = () => 1 + Math.floor(Math.random() * 5);
 
   /** Sheds a request at once (503) when this many others already wait for a database connection. */
   const shedIfQueued = () => {
     const waiting = o.database.pool?.waitingCount ?? 0;
-    if (waiting >= dbQueueLimit) {
-      throw new GatewayRefusal(503, OVERLOADED, `the server is busy (${waiting} requests wait for the database): retry after the Retry-After delay`, overloadRetryAfter());
-    }
+    if (waiting >= dbQueueLimit) throw overloadedError(`the server is busy (${waiting} requests wait for the database): retry after the Retry-After delay`);
   };
 
-  const send = (reply: FastifyReply, e: unknown) => {
-    if (e instanceof GatewayRefusal) {
-      if (e.status === 503) overloaded += 1;
-      if (e.retryAfterSeconds !== undefined) void reply.header('retry-after', String(e.retryAfterSeconds));
-      return reply.code(e.status).send({ error: e.code, message: e.message });
-    }
-    if (isOverload(e)) {
-      overloaded += 1;
-      // Expected during a burst (thousands a minute): counted in stats(), logged at debug only.
+  /**
+   * The gateway's one error path: an overloaded database becomes 503 OVERLOADED with Retry-After (expected during a
+   * burst, thousands a minute: counted in stats(), logged at debug only); everything goes through the server's one
+   * error mapping (errors.ts): coded errors by code, zod and database data errors as 400, never SQL or a stack.
+   */
+  const handleError = (e: unknown, req: FastifyRequest, reply: FastifyReply) => {
+    let err = e;
+    if (!(e instanceof HttpError) && isOverload(e)) {
       log.debug({ err: e }, 'agent gateway: database overloaded; answered 503');
-      return reply
-        .code(503)
-        .header('retry-after', String(overloadRetryAfter()))
-        .send({ error: OVERLOADED, message: 'the server is busy (its database is overloaded): retry after the Retry-After delay' });
+      err = overloadedError('the server is busy (its database is overloaded): retry after the Retry-After delay');
     }
-    // Everything else through the server's one error mapping (errors.ts): coded errors by code, zod and database
-    // data errors as 400, never SQL or a stack.
-    return sendError(reply.request, reply, e, log);
+    if (err instanceof HttpError && err.code === HttpErrorCode.Overloaded) overloaded += 1;
+    return sendError(req, reply, err, log);
   };
-
-  function waitForWork(endpointId: string, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      let set = waiters.get(endpointId);
-      if (!set) waiters.set(endpointId, (set = new Set()));
-      const done = () => {
-        clearTimeout(t);
-        set.delete(done);
-        if (set.size === 0 && waiters.get(endpointId) === set) waiters.delete(endpointId);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      set.add(done);
-    });
-  }
 
   async function poll(endpointId: string, waitSeconds: number) {
     polls += 1;
     const until = Date.now() + Math.min(waitSeconds, maxWait) * 1000;
     for (;;) {
       if (closed) return [];
-      if (!hintReady || withWork.has(endpointId)) {
+      if (hint.mayHaveWork(endpointId)) {
         shedIfQueued();
         leaseQueries += 1;
         const jobs = await leaseJobs(db, endpointId, { now: now(), leaseSeconds });
         if (jobs.length > 0) return jobs;
-        withWork.delete(endpointId);
+        hint.noWork(endpointId);
       }
       const remaining = until - Date.now();
       if (remaining <= 0) return [];
-      await waitForWork(endpointId, remaining);
+      await waiters.wait(endpointId, remaining);
     }
   }
 
@@ -571,153 +416,119 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     });
     await app.register(
       async (r) => {
+        r.setErrorHandler(handleError);
+
         r.post('/enroll', async (req, reply) => {
-          try {
-            const body = enrollRequestSchema.parse(req.body);
-            // Re-enrolling a known machine needs its current node key (sent as the Bearer credential) or an admin.
-            const currentNodeKey = bearer(req) ?? undefined;
-            // The key first: once the enrolment commits, nothing may fail (a 503 after it would make the agent's retry
-            // a second enrolment of a known machine without its node key, which waits for an admin).
-            const key = await tokenSigningKey();
-            shedIfQueued();
-            const enrolled = await enrollAgent(db, body, now(), { currentNodeKey, remoteAddress: req.ip, scanOnFirstEnrolment: o.scanOnFirstEnrolment });
-            const res: EnrollResponse = {
-              endpointId: enrolled.endpointId,
-              nodeKey: enrolled.nodeKey,
-              manifestSigningKey: key.publicKey,
-              protocolVersion: AGENT_PROTOCOL_VERSION,
-              pollIntervalSeconds: pollInterval,
-            };
-            if (enrolled.pending) {
-              const logged = { endpointId: enrolled.endpointId, hostname: body.hostname, remoteAddress: req.ip, duplicateSuspected: enrolled.duplicateSuspected };
-              if (enrolled.duplicateSuspected) log.warn(logged, 'a second live agent claims an enrolled machine id: its enrolment waits for an admin');
-              else log.info(logged, 're-enrolment without the current node key waits for an admin');
-              res.pending = true;
-              res.message = pendingRefusal(enrolled.endpointId).message;
-              return reply.code(202).send(res);
-            }
-            log.info({ endpointId: enrolled.endpointId, hostname: body.hostname, reenrolled: enrolled.reenrolled, scanQueued: enrolled.scanQueued }, 'agent enrolled');
-            if (enrolled.scanQueued) gateway.wake([enrolled.endpointId]);
-            return reply.code(200).send(res);
-          } catch (e) {
-            return send(reply, e);
+          const body = enrollRequestSchema.parse(req.body);
+          // Re-enrolling a known machine needs its current node key (sent as the Bearer credential) or an admin.
+          const currentNodeKey = bearer(req) ?? undefined;
+          // The key first: once the enrolment commits, nothing may fail (a 503 after it would make the agent's retry
+          // a second enrolment of a known machine without its node key, which waits for an admin).
+          const key = await signingKey.get();
+          shedIfQueued();
+          const enrolled = await enrollAgent(db, body, now(), { currentNodeKey, remoteAddress: req.ip, scanOnFirstEnrolment: o.scanOnFirstEnrolment });
+          const res: EnrollResponse = {
+            endpointId: enrolled.endpointId,
+            nodeKey: enrolled.nodeKey,
+            manifestSigningKey: key.publicKey,
+            protocolVersion: AGENT_PROTOCOL_VERSION,
+            pollIntervalSeconds: pollInterval,
+          };
+          if (enrolled.pending) {
+            const logged = { endpointId: enrolled.endpointId, hostname: body.hostname, remoteAddress: req.ip, duplicateSuspected: enrolled.duplicateSuspected };
+            if (enrolled.duplicateSuspected) log.warn(logged, 'a second live agent claims an enrolled machine id: its enrolment waits for an admin');
+            else log.info(logged, 're-enrolment without the current node key waits for an admin');
+            res.pending = true;
+            res.message = pendingRefusal(enrolled.endpointId).message;
+            return reply.code(202).send(res);
           }
+          log.info({ endpointId: enrolled.endpointId, hostname: body.hostname, reenrolled: enrolled.reenrolled, scanQueued: enrolled.scanQueued }, 'agent enrolled');
+          if (enrolled.scanQueued) gateway.wake([enrolled.endpointId]);
+          return reply.code(200).send(res);
         });
 
         r.get('/jobs', async (req, reply) => {
-          try {
-            const who = await authenticate(req);
-            const { wait } = waitQuerySchema.parse(req.query);
-            seen.add(who.endpointId);
-            const open = openPolls.get(who.endpointId) ?? 0;
-            if (open >= maxPollsPerAgent) {
-              throw new GatewayRefusal(429, TOO_MANY_POLLS, `this agent holds ${open} long polls open already (at most ${maxPollsPerAgent}): wait for one to answer before polling again`, pollInterval);
-            }
-            // Every held poll is a socket: past the cap, answer at once and tell the agent when to come back.
-            const hold = wait > 0 && heldPolls < maxHeldPolls;
-            if (wait > 0 && !hold) {
-              pollsNotHeld += 1;
-              void reply.header('retry-after', String(pollInterval + Math.floor(Math.random() * pollInterval * 2)));
-            }
-            openPolls.set(who.endpointId, open + 1);
-            if (hold) heldPolls += 1;
-            let jobs;
-            try {
-              jobs = await poll(who.endpointId, hold ? wait : 0);
-            } finally {
-              if (hold) heldPolls -= 1;
-              const left = (openPolls.get(who.endpointId) ?? 1) - 1;
-              if (left <= 0) openPolls.delete(who.endpointId);
-              else openPolls.set(who.endpointId, left);
-            }
-            const distributionPoints = who.site ? (dpBySite.get(who.site) ?? []) : [];
-            const res: PollResponse = { jobs, distributionPoints };
-            if (who.site && distributionPoints.length > 0) res.downloadToken = await downloadTokenFor(who.endpointId, who.site);
-            return reply.send(res);
-          } catch (e) {
-            return send(reply, e);
+          const who = await authenticate(req);
+          const { wait } = waitQuerySchema.parse(req.query);
+          seen.add(who.endpointId);
+          const open = slots.openOf(who.endpointId);
+          if (open >= slots.maxPerAgent) {
+            throw new HttpError(
+              HttpErrorCode.TooManyPolls,
+              `this agent holds ${open} long polls open already (at most ${slots.maxPerAgent}): wait for one to answer before polling again`,
+              { 'retry-after': String(pollInterval) },
+            );
           }
+          // Every held poll is a socket: past the cap, answer at once and tell the agent when to come back.
+          const slot = slots.enter(who.endpointId, wait > 0);
+          if (wait > 0 && !slot.hold) void reply.header('retry-after', String(pollInterval + Math.floor(Math.random() * pollInterval * 2)));
+          let jobs;
+          try {
+            jobs = await poll(who.endpointId, slot.hold ? wait : 0);
+          } finally {
+            slot.leave();
+          }
+          const distributionPoints = who.site ? (dpBySite.value.get(who.site) ?? []) : [];
+          const res: PollResponse = { jobs, distributionPoints };
+          if (who.site && distributionPoints.length > 0) res.downloadToken = await downloadTokens.tokenFor(who.endpointId, who.site);
+          return reply.send(res);
         });
 
         // The owning agent keeps a long job (an install past the lease) from being offered again or marked unreachable.
         r.post('/jobs/:id/lease', async (req, reply) => {
-          try {
-            const who = await authenticate(req);
-            const { id } = jobIdSchema.parse(req.params);
-            seen.add(who.endpointId);
-            const renewed = await renewJobLease(db, who.endpointId, id, { now: now(), leaseSeconds, deadlineGraceSeconds: o.leaseDeadlineGraceSeconds });
-            const res: LeaseRenewalResponse = { leaseExpiresAt: renewed.leaseExpiresAt.toISOString() };
-            return reply.send(res);
-          } catch (e) {
-            return send(reply, e);
-          }
+          const who = await authenticate(req);
+          const { id } = jobIdSchema.parse(req.params);
+          seen.add(who.endpointId);
+          const renewed = await renewJobLease(db, who.endpointId, id, { now: now(), leaseSeconds, deadlineGraceSeconds: o.leaseDeadlineGraceSeconds });
+          const res: LeaseRenewalResponse = { leaseExpiresAt: renewed.leaseExpiresAt.toISOString() };
+          return reply.send(res);
         });
 
         r.post('/jobs/:id/result', async (req, reply) => {
-          try {
-            const who = await authenticate(req);
-            const { id } = jobIdSchema.parse(req.params);
-            const result = jobResultSchema.parse(req.body);
-            seen.add(who.endpointId);
-            shedIfQueued();
-            const { outcome, refused } = await recordJobResult(db, who.endpointId, id, result, now());
-            log.info({ endpointId: who.endpointId, jobId: id, status: result.status, outcome }, 'agent job result');
-            if (refused.length > 0) log.warn({ endpointId: who.endpointId, jobId: id, refused: refused.length, first: refused[0] }, 'agent reported packages outside their backend grammar: refused');
-            return reply.send({ ok: true, outcome, ...(refused.length > 0 ? { refused } : {}) });
-          } catch (e) {
-            return send(reply, e);
-          }
+          const who = await authenticate(req);
+          const { id } = jobIdSchema.parse(req.params);
+          const result = jobResultSchema.parse(req.body);
+          seen.add(who.endpointId);
+          shedIfQueued();
+          const { outcome, refused } = await recordJobResult(db, who.endpointId, id, result, now());
+          log.info({ endpointId: who.endpointId, jobId: id, status: result.status, outcome }, 'agent job result');
+          if (refused.length > 0) log.warn({ endpointId: who.endpointId, jobId: id, refused: refused.length, first: refused[0] }, 'agent reported packages outside their backend grammar: refused');
+          return reply.send({ ok: true, outcome, ...(refused.length > 0 ? { refused } : {}) });
         });
 
         r.put('/inventory', async (req, reply) => {
-          try {
-            const who = await authenticate(req);
-            const inv = inventorySchema.parse(req.body);
-            shedIfQueued();
-            const stored = await putInventory(db, who.endpointId, inv, now());
-            return reply.send({ ok: true, ...stored });
-          } catch (e) {
-            return send(reply, e);
-          }
+          const who = await authenticate(req);
+          const inv = inventorySchema.parse(req.body);
+          shedIfQueued();
+          const stored = await putInventory(db, who.endpointId, inv, now());
+          return reply.send({ ok: true, ...stored });
         });
 
         r.get('/manifest', async (req, reply) => {
-          try {
-            await authenticate(req);
-            const m = await latestManifest(db);
-            if (!m) throw new CodedError(ErrorCode.NotFound, 'no repository manifest has been published yet');
-            return reply.send(m);
-          } catch (e) {
-            return send(reply, e);
-          }
+          await authenticate(req);
+          const m = await latestManifest(db);
+          if (!m) throw new CodedError(ErrorCode.NotFound, 'no repository manifest has been published yet');
+          return reply.send(m);
         });
 
         // Who a credential belongs to. Distribution points learn their name and site, and the key download tokens
         // verify with (tokenKey); they ask about downstream points' tokens too. Node keys never reach points.
         r.get('/whoami', async (req, reply) => {
-          try {
-            const who = await authenticateAgentOrPoint(req);
-            const res: WhoamiResponse =
-              who.kind === 'agent' ? { kind: 'agent', endpointId: who.endpointId, site: who.site } : { ...who, tokenKey: (await tokenSigningKey()).publicKey };
-            return reply.send(res);
-          } catch (e) {
-            return send(reply, e);
-          }
+          const who = await authenticateAgentOrPoint(req);
+          const res: WhoamiResponse =
+            who.kind === 'agent' ? { kind: 'agent', endpointId: who.endpointId, site: who.site } : { ...who, tokenKey: (await signingKey.get()).publicKey };
+          return reply.send(res);
         });
 
         // Files only for enrolled agents and registered distribution points; integrity comes from the signed manifest.
         r.get('/files/:sha256', async (req, reply) => {
-          try {
-            await authenticateAgentOrPoint(req);
-            const { sha256 } = sha256ParamSchema.parse(req.params);
-            if (!o.repositoryDir) throw new CodedError(ErrorCode.NotFound, 'this server has no repository directory');
-            const file = path.join(o.repositoryDir, sha256);
-            const stat = await fs.stat(file).catch(() => null);
-            if (!stat?.isFile()) throw new CodedError(ErrorCode.NotFound, `no file ${sha256} in the repository`);
-            return reply.header('content-type', 'application/octet-stream').header('content-length', stat.size).send(createReadStream(file));
-          } catch (e) {
-            return send(reply, e);
-          }
+          await authenticateAgentOrPoint(req);
+          const { sha256 } = sha256ParamSchema.parse(req.params);
+          if (!o.repositoryDir) throw new CodedError(ErrorCode.NotFound, 'this server has no repository directory');
+          const file = path.join(o.repositoryDir, sha256);
+          const stat = await fs.stat(file).catch(() => null);
+          if (!stat?.isFile()) throw new CodedError(ErrorCode.NotFound, `no file ${sha256} in the repository`);
+          return reply.header('content-type', 'application/octet-stream').header('content-length', stat.size).send(createReadStream(file));
         });
       },
       { prefix: '/agent/v1' },
@@ -728,32 +539,29 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     routes,
     wake(endpointIds) {
       for (const id of endpointIds) {
-        withWork.add(id);
-        wakeOne(id);
+        hint.add(id);
+        waiters.wake(id);
       }
     },
     async close() {
       if (closed) return;
       closed = true;
-      gateways.delete(gateway);
-      if (timer) clearTimeout(timer);
-      for (const id of [...waiters.keys()]) wakeOne(id);
-      await refreshing;
-      if (seen.size > 0) await touchEndpoints(db, [...seen], now()).catch(() => undefined);
+      waiters.wakeAll();
+      await refreshLoop.stop();
+      if (seen.size > 0) await touchEndpoints(db, seen.take(), now()).catch(() => undefined);
     },
     stats: () => ({
       cachedKeys: keys.size,
-      withWork: withWork.size,
+      withWork: hint.size,
       waiting: waiters.size,
       polls,
       leaseQueries,
-      downloadTokensSigned: tokensSigned,
-      heldPolls,
-      maxHeldPolls,
-      pollsNotHeld,
+      downloadTokensSigned: downloadTokens.signed,
+      heldPolls: slots.held,
+      maxHeldPolls: slots.maxHeld,
+      pollsNotHeld: slots.notHeld,
       overloaded,
     }),
   };
-  gateways.add(gateway);
   return gateway;
 }

@@ -17,6 +17,12 @@ export const HttpErrorCode = {
   PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
   UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
   Internal: 'INTERNAL',
+  /** The agent gateway: a node key whose enrolment waits for an admin's approval. */
+  EnrollmentPending: 'ENROLLMENT_PENDING',
+  /** The agent gateway: one long poll too many from the same agent (with Retry-After). */
+  TooManyPolls: 'TOO_MANY_POLLS',
+  /** The database is overloaded or away: retry after Retry-After. */
+  Overloaded: 'OVERLOADED',
 } as const;
 
 const STATUS: Record<string, number> = {
@@ -36,6 +42,9 @@ const STATUS: Record<string, number> = {
   [HttpErrorCode.PayloadTooLarge]: 413,
   [HttpErrorCode.UnsupportedMediaType]: 415,
   [HttpErrorCode.Internal]: 500,
+  [HttpErrorCode.EnrollmentPending]: 403,
+  [HttpErrorCode.TooManyPolls]: 429,
+  [HttpErrorCode.Overloaded]: 503,
 };
 
 /** The HTTP status for an error code; an unknown code is the server's fault (500). */

@@ -1,6 +1,6 @@
 /**
  * The grammar of package names and versions per backend. The gateway checks every package an agent reports
- * (src/db/agents.ts, scan results) and the agent checks every package a job names before any backend runs
+ * (src/db/patch-reports.ts, scan results) and the agent checks every package a job names before any backend runs
  * (src/agent/runner.ts): a name is handed to apt, dnf, zypper, winget, brew, softwareupdate, PowerShell or fwupdmgr
  * as a command-line argument, so a name such as `-oDPkg::Pre-Invoke::=<command>` would be read as an option.
  * Nothing here allows a leading '-', whitespace (softwareupdate labels excepted: single inner spaces, they are

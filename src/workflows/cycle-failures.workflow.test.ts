@@ -17,7 +17,7 @@ import { startFakeAgent } from '../../test/helpers/fake-agent';
 import { RecordingChatNotifier } from '../../test/helpers/ports';
 import { createWorkflowTestEnv, type WorkflowTestEnv } from '../../test/helpers/temporal';
 import { createActivities } from '../activities/index';
-import { leaseJobs, recordJobResult } from '../db/agents';
+import { leaseJobs, recordJobResult } from '../db/agent-jobs';
 import { getCycleRow, stageEvents } from '../db/cycles';
 import { CycleStage, TERMINAL_STAGES, workflowIdForCycle, type CycleStatus } from '../domain/cycle';
 import type { DeploymentPolicyInput } from '../domain/policy';

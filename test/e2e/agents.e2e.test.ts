@@ -21,7 +21,7 @@ import { DrizzleAgentJobs } from '../../src/db/agent-jobs';
 import { createLogger } from '../../src/logging';
 import { TaskQueue } from '../../src/temporal/task-queues';
 import { grantApprovers } from '../helpers/cycle-fixtures';
-import { addEnrollSecret } from '../../src/db/agents';
+import { addEnrollSecret } from '../../src/db/agent-enroll-secrets';
 import { agentJobs, endpointGroups, endpointPatches, endpoints, groupMembers, softwareInventory } from '../../src/db/schema/index';
 import { freePort } from '../../src/temporal/dev-server';
 import { aptInstallInto, buildAptTestRepo, skipWithoutAptTools, type AptTestRepo } from '../helpers/apt-repo';

@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import { type Command } from 'commander';
-import { approveEnrollment, listPendingEnrollments, rejectEnrollment, type PendingEnrollment } from '../../db/agents';
+import { approveEnrollment, listPendingEnrollments, type PendingEnrollment, rejectEnrollment } from '../../db/agent-enrolment';
 import { withDb } from '../database';
 import { reportFatal } from '../context';
 

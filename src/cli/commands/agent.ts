@@ -11,20 +11,11 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { configureAgentCommand } from '../../agent/cli';
 import { SimFleet } from '../../agent-sim/fleet';
-import {
-  addDistributionPoint,
-  addEnrollSecret,
-  latestManifest,
-  listAgents,
-  listDistributionPoints,
-  listEnrollSecrets,
-  updateManifest,
-  removeDistributionPoint,
-  removeManifestFiles,
-  revokeAgent,
-  revokeEnrollSecret,
-  setEndpointSite,
-} from '../../db/agents';
+import { addEnrollSecret, listEnrollSecrets, revokeEnrollSecret } from '../../db/agent-enroll-secrets';
+import { listAgents, revokeAgent } from '../../db/agent-keys';
+import { addDistributionPoint, listDistributionPoints, removeDistributionPoint } from '../../db/distribution-points';
+import { setEndpointSite } from '../../db/endpoint-sites';
+import { latestManifest, removeManifestFiles, updateManifest } from '../../db/repository';
 import { DEFAULT_MAX_CACHE_MB, startDistributionPoint } from '../../distribution-point/server';
 import { withDb } from '../database';
 import { appendAudit } from '../../db/audit';
