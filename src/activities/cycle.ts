@@ -18,6 +18,7 @@ import { approvalsNeeded, cycleRiskLevel, needsHumanApproval, type RiskLevel } f
 import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts, WaveStatus } from '../domain/cycle';
 import { isCodedError } from '../domain/errors';
 import { SEVERITY_RANK, type PatchType, type Severity } from '../domain/patch';
+import { fleetSplaySeconds } from '../domain/splay';
 import { effectivePolicy, failureThresholdTripped, type DeploymentPolicy, type FailureThreshold } from '../domain/policy';
 import type {
   AgentJobs,
@@ -143,6 +144,12 @@ export function createCycleActivities(deps: CycleActivityDeps) {
   const now = deps.now ?? (() => new Date());
   const log = deps.logger;
 
+  /** A fleet-wide scan of `count` endpoints spread over time (nothing when it fits in a second). */
+  function splayed(count: number): { notBefore?: string; splaySeconds?: number } {
+    const splaySeconds = fleetSplaySeconds(count);
+    return splaySeconds > 0 ? { notBefore: now().toISOString(), splaySeconds } : {};
+  }
+
   async function endpointsOfWave(cycleId: string, waves: number[], endpointId?: string): Promise<string[]> {
     const conds = [eq(cycleEndpoints.cycleId, cycleId), inArray(cycleEndpoints.wave, waves)];
     if (endpointId) conds.push(eq(cycleEndpoints.endpointId, endpointId));
@@ -182,6 +189,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
             cycleId: input.cycleId,
             wave: null,
             jobs: stale.slice(i, i + 1000).map((endpointId) => ({ endpointId, kind: 'scan' as const, payload: { patchIds: [] } })),
+            ...splayed(stale.length),
           });
           created += r.created;
         }
@@ -451,6 +459,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
           cycleId: input.scanId,
           wave: null,
           jobs: scoped.map((e) => ({ endpointId: e.id, kind: 'scan' as const, payload: { patchIds: input.patchIds ?? [] } })),
+          ...splayed(scoped.length),
         });
         return { endpoints: scoped.length, created: r.created };
       });

@@ -2,7 +2,8 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { seedFleet } from '../../test/helpers/cycle-fixtures';
-import { applyCyclePause, DrizzleAgentJobs, jobId, NO_RELEASE_LIMITS } from './agent-jobs';
+import { applyCyclePause, DrizzleAgentJobs, jobId, leaseJobs, NO_RELEASE_LIMITS } from './agent-jobs';
+import { splayOffsetMs } from '../domain/splay';
 import { agentJobs, patchCycles } from './schema/index';
 
 let db: TestDatabase;
@@ -32,6 +33,33 @@ describe('DrizzleAgentJobs', () => {
     expect(first).toEqual({ created: 5, existing: 0 });
     expect(again).toEqual({ created: 0, existing: 5 });
     expect(await jobs.counts('c-idem', 1, 'install')).toEqual({ total: 5, succeeded: 0, failed: 0, unreachable: 0, pending: 5 });
+  });
+
+  it('a splayed dispatch gives each endpoint its own start within the splay, the same on a retry, and no lease before it', async () => {
+    const from = new Date('2030-01-01T00:00:00Z');
+    const input = { cycleId: 'c-splay', wave: null, jobs: ids.map((endpointId) => ({ endpointId, kind: 'scan' as const, payload: { patchIds: [] } })), notBefore: from.toISOString(), splaySeconds: 120 };
+    await jobs.dispatch(input);
+    const starts = async () =>
+      (await db.db.execute<{ endpoint_id: string; nb: string }>(sql`select endpoint_id, to_char(not_before at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as nb from agent_jobs where cycle_id = 'c-splay' order by endpoint_id`)).rows;
+    const first = await starts();
+    expect(first.map((r) => r.nb)).toEqual(first.map((r) => new Date(from.getTime() + splayOffsetMs(r.endpoint_id, 120)).toISOString()));
+    for (const r of first) expect(Date.parse(r.nb) - from.getTime()).toBeLessThan(120_000);
+    expect(new Set(first.map((r) => r.nb)).size).toBeGreaterThan(1);
+    await jobs.dispatch({ ...input, notBefore: new Date(from.getTime() + 5000).toISOString() });
+    expect(await starts()).toEqual(first);
+    const one = first[0]!;
+    const at = Date.parse(one.nb);
+    const splayedJob = jobId('c-splay', null, one.endpoint_id, 'scan');
+    const leased = async (t: number) => (await leaseJobs(db.db, one.endpoint_id, { now: new Date(t), leaseSeconds: 60, limit: 100 })).map((j) => j.id);
+    expect(await leased(at - 1)).not.toContain(splayedJob);
+    expect(await leased(at)).toContain(splayedJob);
+  });
+
+  it('a splay never pushes a job past its deadline: at most half the time left is spread over', async () => {
+    const from = new Date('2030-02-01T00:00:00Z');
+    await jobs.dispatch({ cycleId: 'c-splay-dl', wave: 1, jobs: specs(ids), notBefore: from.toISOString(), deadline: new Date(from.getTime() + 60_000).toISOString(), splaySeconds: 3600 });
+    const rows = (await db.db.execute<{ ms: number }>(sql`select (extract(epoch from not_before) * 1000)::float8 as ms from agent_jobs where cycle_id = 'c-splay-dl'`)).rows;
+    for (const r of rows) expect(Number(r.ms) - from.getTime()).toBeLessThan(30_000);
   });
 
   it('counts per state, for the wave and kind asked only', async () => {

@@ -16,6 +16,7 @@ import { isPendingJob } from '../domain/compliance';
 import type { WaveCounts } from '../domain/cycle';
 import { CodedError, ErrorCode } from '../domain/errors';
 import type { AgentJobs, DispatchJobsInput, JobKind } from '../domain/ports';
+import { splayOffsetMs } from '../domain/splay';
 import type { AgentJob, JobResult } from '../shared/agent-protocol';
 import { appendAudit, canonicalJson } from './audit';
 import type { Db } from './client';
@@ -45,6 +46,9 @@ export class DrizzleAgentJobs implements AgentJobs {
     let created = 0;
     const notBefore = input.notBefore ? new Date(input.notBefore) : null;
     const deadline = input.deadline ? new Date(input.deadline) : null;
+    const splayFrom = (notBefore ?? new Date()).getTime();
+    // A splay never pushes a job past its deadline: at most half the time left is spread over.
+    const splay = Math.min(input.splaySeconds ?? 0, deadline ? Math.max(0, (deadline.getTime() - splayFrom) / 2000) : Infinity);
     for (let i = 0; i < input.jobs.length; i += DISPATCH_BATCH) {
       created += await this.db.transaction(async (tx) => {
         // FOR SHARE: a pause (which updates this row) waits for the insert, or the insert sees the pause.
@@ -57,7 +61,7 @@ export class DrizzleAgentJobs implements AgentJobs {
           kind: j.kind,
           payload: j.payload,
           state: input.hold || (cycle?.paused && j.kind === 'install') ? 'held' : 'queued',
-          notBefore,
+          notBefore: splay > 0 ? new Date(splayFrom + splayOffsetMs(j.endpointId, splay)) : notBefore,
           deadline,
         }));
         const inserted = await tx.insert(agentJobs).values(rows).onConflictDoNothing({ target: agentJobs.id }).returning({ id: agentJobs.id });

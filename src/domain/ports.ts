@@ -28,6 +28,11 @@ export interface DispatchJobsInput {
   deadline?: string;
   /** Write the jobs 'held' (not handed to agents) until release() lets them go, for concurrency limits. */
   hold?: boolean;
+  /**
+   * Spread the jobs over this many seconds from notBefore (or now): each endpoint's job waits its own delay
+   * (splayOffsetMs), the same on every retry of the dispatch.
+   */
+  splaySeconds?: number;
 }
 
 /**
