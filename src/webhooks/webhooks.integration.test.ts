@@ -170,7 +170,8 @@ describe('outbound webhooks', () => {
     const d = deliverer();
     await d.tick();
 
-    const got = receiver.events();
+    // Deliveries go out concurrently and may arrive in any order (docs/webhooks.md): order by event id.
+    const got = receiver.events().sort((x, y) => Number(String(x.payload.id).slice(4)) - Number(String(y.payload.id).slice(4)));
     expect(receiver.received.every((r) => r.verified)).toBe(true);
     expect(got.map((e) => e.type)).toEqual(['cycle.started', 'cycle.stage_changed']);
     const stage = got[1]!;
@@ -184,7 +185,7 @@ describe('outbound webhooks', () => {
     expect(rows.map((r) => r.id).sort()).toEqual(got.map((e) => e.delivery).sort());
 
     // The same signature over a changed body, sent over HTTP: refused.
-    const original = receiver.received[1]!;
+    const original = receiver.received.find((r) => r.body.includes('"ASSESS"'))!;
     const tampered = original.body.replace('"ASSESS"', '"COMPLETED"');
     const res = await fetch(receiver.url, { method: 'POST', headers: { 'content-type': 'application/json', 'patchops-signature': String(original.headers['patchops-signature']) }, body: tampered });
     expect(res.status).toBe(401);
@@ -323,6 +324,27 @@ describe('outbound webhooks', () => {
       expect(r).toMatchObject({ status: 'pending', attempts: 1, lastHttpStatus: null });
       expect(r.lastError).toMatch(/loopback, private, link-local/);
     }
+  });
+
+  it('connects to the addresses it checked (the resolver answer), never asking DNS a second time', async () => {
+    const receiver = await newReceiver();
+    // `.invalid` never resolves in DNS (RFC 6761): only the checked answer can have led the request to the receiver.
+    const { endpoint, secret } = await createWebhookEndpoint(db.db, box, { url: `http://hooks.invalid:${receiver.port}/x`, eventTypes: ['cycle.cancelled'], createdBy: 'web:alice' });
+    receiver.secret = secret;
+    const asked: string[] = [];
+    const resolve = async (host: string) => {
+      asked.push(host);
+      return [{ address: '127.0.0.1', family: 4 as const }];
+    };
+    await recordStageChange(db.db, { cycleId: await newCycle(), stage: 'CANCELLED', actor: 'cli:ops' });
+    await deliverer({ resolve }).tick();
+    expect(asked).toEqual(['hooks.invalid']);
+    expect(receiver.events().map((e) => e.type)).toEqual(['cycle.cancelled']);
+    expect((await deliveriesOf(endpoint.id))[0]).toMatchObject({ status: 'delivered' });
+    // Without the setting, the same answer is refused before any connection.
+    await recordStageChange(db.db, { cycleId: await newCycle(), stage: 'CANCELLED', actor: 'cli:ops' });
+    await deliverer({ resolve, allowPrivate: false }).tick();
+    expect(receiver.received).toHaveLength(1);
   });
 
   it('registers, lists and deletes endpoints over HTTP: secret shown once, sealed at rest, scopes enforced, audited', async () => {
