@@ -4,7 +4,6 @@
  * entry — the durable source webhooks announce from. Several servers sweeping at once record each breach once
  * (the primary key decides; only the rows a sweep inserted are audited, in the same transaction).
  */
-import { sql } from 'drizzle-orm';
 import type { SlaPolicy } from '../domain/sla';
 import { appendAudit } from './audit';
 import type { Db } from './client';
@@ -45,10 +44,4 @@ async function recordChunk(db: Db, chunk: SlaBreach[], now: Date): Promise<numbe
     });
     return inserted.length;
   });
-}
-
-/** How many breaches have been recorded (tests and doctor). */
-export async function countRecordedSlaBreaches(db: Db): Promise<number> {
-  const r = await db.execute<{ n: string }>(sql`select count(*)::text as n from sla_breaches`);
-  return Number(r.rows[0]!.n);
 }

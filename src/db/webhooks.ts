@@ -4,11 +4,11 @@
  * recording their outcome. Returns plain objects, never ORM rows. The HTTP side lives in src/webhooks/.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { and, asc, desc, eq, gt, inArray, sql } from 'drizzle-orm';
-import { endpointWants, webhookEventTypeOf, webhookPayload, type WebhookCycleFacts } from '../domain/webhook-events';
+import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
+import { endpointWants, STAGE_ACTION_PREFIX, WEBHOOK_SOURCE_ACTIONS, webhookEventTypeOf, webhookPayload, type WebhookCycleFacts } from '../domain/webhook-events';
 import { appendAudit } from './audit';
 import type { Db } from './client';
-import { auditLog, patchCycles, webhookDeliveries, webhookEndpoints, webhookOutboxCursor } from './schema/index';
+import { patchCycles, webhookDeliveries, webhookEndpoints, webhookOutboxCursor } from './schema/index';
 import type { SecretBox } from './secret-box';
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
@@ -122,34 +122,54 @@ const OUTBOX_CURSOR = 'audit';
  * event, event), then moves the cursor — all in one transaction holding the cursor row, so feeders on several
  * servers take turns and a crash part-way leaves the cursor where it was (enqueueing again is a no-op by the
  * unique (endpoint, event)). An endpoint gets only events that happened after it was registered.
+ *
+ * Only entries that announce an event are read. The head of the log is read in the same statement (one
+ * snapshot), so when fewer than `batch` entries match the cursor moves to the head and the next read starts
+ * there. Audit ids rise in commit order (appendAudit takes the id under a lock held to commit), so no entry at
+ * or below the head can still appear.
  */
-export async function feedWebhookOutbox(db: Db, options: { batch?: number } = {}): Promise<{ read: number; enqueued: number }> {
+export async function feedWebhookOutbox(db: Db, options: { batch?: number } = {}): Promise<{ read: number; enqueued: number; more: boolean }> {
   const batch = options.batch ?? 500;
   return db.transaction(async (tx) => {
     const [cursor] = await tx.select().from(webhookOutboxCursor).where(eq(webhookOutboxCursor.name, OUTBOX_CURSOR)).for('update');
     const after = cursor?.lastAuditId ?? 0;
-    const rows = await tx.select().from(auditLog).where(gt(auditLog.id, after)).orderBy(asc(auditLog.id)).limit(batch);
-    if (rows.length === 0) return { read: 0, enqueued: 0 };
-    const sources = rows.map((r) => ({ row: r, type: webhookEventTypeOf(r.action) })).filter((s) => s.type !== null);
-    const targets = sources.length ? await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.enabled, true)) : [];
+    const actions = sql.join(WEBHOOK_SOURCE_ACTIONS.map((a) => sql`${a}`), sql`, `);
+    const result = await tx.execute<{ head: string; id: string | null; at: Date; actor: string; action: string; subject_type: string; subject_id: string; details: Record<string, unknown> }>(sql`
+      with head as (select coalesce(max(id), 0)::bigint as m from audit_log)
+      select head.m::text as head, a.id::text as id, a.at, a.actor, a.action, a.subject_type, a.subject_id, a.details
+      from head left join lateral (
+        select * from audit_log
+        where id > ${after} and id <= head.m and (action in (${actions}) or action like ${`${STAGE_ACTION_PREFIX}%`})
+        order by id limit ${batch}
+      ) a on true
+      order by a.id`);
+    const head = Number(result.rows[0]!.head);
+    const rows = result.rows
+      .filter((r) => r.id !== null)
+      .map((r) => ({ auditId: Number(r.id), at: new Date(r.at), actor: r.actor, action: r.action, subjectType: r.subject_type, subjectId: r.subject_id, details: r.details }));
+    const more = rows.length === batch;
+    const next = more ? rows[rows.length - 1]!.auditId : head;
+    if (next === after) return { read: 0, enqueued: 0, more: false };
+    const targets = rows.length ? await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.enabled, true)) : [];
     const values: Array<typeof webhookDeliveries.$inferInsert> = [];
     if (targets.length) {
-      const facts = await cycleFacts(tx, [...new Set(sources.filter((s) => s.row.subjectType === 'cycle').map((s) => s.row.subjectId))]);
-      for (const { row, type } of sources) {
-        const payload = webhookPayload(type!, { auditId: row.id, ...row }, row.subjectType === 'cycle' ? (facts.get(row.subjectId) ?? null) : null);
+      const facts = await cycleFacts(tx, [...new Set(rows.filter((r) => r.subjectType === 'cycle').map((r) => r.subjectId))]);
+      for (const row of rows) {
+        const type = webhookEventTypeOf(row.action);
+        if (!type) continue;
+        const payload = webhookPayload(type, row, row.subjectType === 'cycle' ? (facts.get(row.subjectId) ?? null) : null);
         for (const ep of targets) {
-          if (!endpointWants(ep.eventTypes, type!) || ep.createdAt > row.at) continue;
-          values.push({ id: `whd_${randomUUID()}`, endpointId: ep.id, eventId: payload.id as string, eventType: type!, payload });
+          if (!endpointWants(ep.eventTypes, type) || ep.createdAt > row.at) continue;
+          values.push({ id: `whd_${randomUUID()}`, endpointId: ep.id, eventId: payload.id as string, eventType: type, payload });
         }
       }
     }
     const enqueued = values.length ? (await tx.insert(webhookDeliveries).values(values).onConflictDoNothing().returning({ id: webhookDeliveries.id })).length : 0;
-    const last = rows[rows.length - 1]!.id;
     await tx
       .insert(webhookOutboxCursor)
-      .values({ name: OUTBOX_CURSOR, lastAuditId: last })
-      .onConflictDoUpdate({ target: webhookOutboxCursor.name, set: { lastAuditId: last } });
-    return { read: rows.length, enqueued };
+      .values({ name: OUTBOX_CURSOR, lastAuditId: next })
+      .onConflictDoUpdate({ target: webhookOutboxCursor.name, set: { lastAuditId: next } });
+    return { read: rows.length, enqueued, more };
   });
 }
 

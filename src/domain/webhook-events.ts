@@ -25,32 +25,27 @@ const TERMINAL_STAGE_EVENTS: Record<string, WebhookEventType> = {
   rolled_back: 'cycle.rolled_back',
 };
 
+/** Audit actions that announce an event, besides the stage changes (`cycle.stage.<stage>`). */
+const ACTION_EVENTS: Record<string, WebhookEventType> = {
+  'cycle.started': 'cycle.started',
+  'cycle.approved': 'cycle.vote',
+  'cycle.rejected': 'cycle.vote',
+  'cycle.paused': 'cycle.paused',
+  'cycle.resumed': 'cycle.resumed',
+  'sla.breached': 'sla.breached',
+};
+
+/** What the outbox reads from the audit log: these actions, and every action starting with STAGE_ACTION_PREFIX. */
+export const WEBHOOK_SOURCE_ACTIONS: readonly string[] = Object.keys(ACTION_EVENTS);
+export const STAGE_ACTION_PREFIX = 'cycle.stage.';
+
 /** The event an audit action announces, or null when it announces none (most actions). */
 export function webhookEventTypeOf(action: string): WebhookEventType | null {
-  if (action.startsWith('cycle.stage.')) {
-    const stage = action.slice('cycle.stage.'.length);
+  if (action.startsWith(STAGE_ACTION_PREFIX)) {
+    const stage = action.slice(STAGE_ACTION_PREFIX.length);
     return TERMINAL_STAGE_EVENTS[stage] ?? 'cycle.stage_changed';
   }
-  switch (action) {
-    case 'cycle.started':
-      return 'cycle.started';
-    case 'cycle.approved':
-    case 'cycle.rejected':
-      return 'cycle.vote';
-    case 'cycle.paused':
-      return 'cycle.paused';
-    case 'cycle.resumed':
-      return 'cycle.resumed';
-    case 'sla.breached':
-      return 'sla.breached';
-    default:
-      return null;
-  }
-}
-
-/** The audit actions that can announce an event (the feed reads only these). */
-export function isWebhookSourceAction(action: string): boolean {
-  return webhookEventTypeOf(action) !== null;
+  return ACTION_EVENTS[action] ?? null;
 }
 
 /** Whether an endpoint with this filter (empty = everything) receives `type`. */
@@ -81,7 +76,7 @@ export interface WebhookCycleFacts {
  */
 export function webhookPayload(type: WebhookEventType, e: WebhookEventSource, cycle: WebhookCycleFacts | null): Record<string, unknown> {
   const data: Record<string, unknown> = { ...e.details };
-  if (e.action.startsWith('cycle.stage.')) data.stage = e.action.slice('cycle.stage.'.length).toUpperCase();
+  if (e.action.startsWith(STAGE_ACTION_PREFIX)) data.stage = e.action.slice(STAGE_ACTION_PREFIX.length).toUpperCase();
   if (type === 'cycle.vote') data.decision = e.action === 'cycle.approved' ? 'approve' : 'reject';
   return {
     id: webhookEventId(e.auditId),

@@ -88,7 +88,8 @@ export function createWebhookDeliverer(o: WebhookDelivererOptions): WebhookDeliv
   }
 
   async function tick(): Promise<number> {
-    await feedWebhookOutbox(o.db);
+    // A backlog (many events at once) is read in batches, a few per tick.
+    for (let i = 0; i < 10 && (await feedWebhookOutbox(o.db)).more; i++);
     await sweepSlaIfDue().catch((err: unknown) => o.logger.warn({ err }, 'the SLA breach sweep failed; the next one retries'));
     const due = await claimDueDeliveries(o.db, { limit: batch, leaseSeconds });
     const outcomes = await Promise.all(

@@ -7,13 +7,14 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { eq, like } from 'drizzle-orm';
+import { desc, eq, like } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { connectDatabase, type Database } from '../db/client';
 import { createCycleRow, recordStageChange, recordVoteRow } from '../db/cycles';
-import { auditLog, endpointPatches, endpoints, patches, webhookEndpoints } from '../db/schema/index';
+import { appendAudit } from '../db/audit';
+import { auditLog, endpointPatches, endpoints, patches, webhookEndpoints, webhookOutboxCursor } from '../db/schema/index';
 import { SecretBox } from '../db/secret-box';
 import { recordNewSlaBreaches } from '../db/sla-breaches';
 import { createWebhookEndpoint, feedWebhookOutbox, listWebhookDeliveries, type WebhookDeliverySummary } from '../db/webhooks';
@@ -391,6 +392,29 @@ describe('outbound webhooks', () => {
     expect(got.map((e) => [e.type, (e.payload.cycle as { id: string }).id])).toEqual([['cycle.failed', cycleId]]);
     expect(got[0]!.payload.data).toEqual({ stage: 'FAILED', why: 'wave 1 tripped' });
     expect(await deliveriesOf(endpointId)).toHaveLength(1);
+  });
+
+  it('reads a backlog in batches, skipping entries that announce nothing, and leaves the cursor at the head', async () => {
+    const receiver = await newReceiver();
+    const endpointId = await register(receiver, ['cycle.stage_changed']);
+    const cycleId = await newCycle();
+    for (const stage of ['ASSESS', 'TEST', 'SCHEDULED', 'DEPLOYING', 'VERIFYING'] as const) {
+      await recordStageChange(db.db, { cycleId, stage, actor: 'system:workflow' });
+      await appendAudit(db.db, { actor: 'web:alice', action: 'login', subjectType: 'web_user', subjectId: 'alice' });
+    }
+    const feeds = [];
+    for (let more = true; more; ) {
+      const r = await feedWebhookOutbox(db.db, { batch: 2 });
+      feeds.push([r.read, r.enqueued]);
+      more = r.more;
+    }
+    // cycle.started + 5 stage changes match; the 5 logins are skipped; 5 stage changes are enqueued for this endpoint.
+    expect(feeds).toEqual([[2, 1], [2, 2], [2, 2], [0, 0]]);
+    expect(await deliveriesOf(endpointId)).toHaveLength(5);
+    const [cursor] = await db.db.select().from(webhookOutboxCursor);
+    const [head] = await db.db.select({ id: auditLog.id }).from(auditLog).orderBy(desc(auditLog.id)).limit(1);
+    expect(cursor!.lastAuditId).toBe(head!.id);
+    expect(await feedWebhookOutbox(db.db)).toEqual({ read: 0, enqueued: 0, more: false });
   });
 
   it('records each SLA breach once (two sweeps at once included) and announces it as sla.breached', async () => {
