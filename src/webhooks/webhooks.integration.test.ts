@@ -11,7 +11,7 @@ import { desc, eq, like } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
-import { connectDatabase, type Database } from '../db/client';
+import { APP_ROLE, connectDatabase, type Database } from '../db/client';
 import { createCycleRow, recordStageChange, recordVoteRow } from '../db/cycles';
 import { appendAudit } from '../db/audit';
 import { auditLog, endpointPatches, endpoints, patches, webhookEndpoints, webhookOutboxCursor } from '../db/schema/index';
@@ -274,8 +274,8 @@ describe('outbound webhooks', () => {
     const cycleId = await newCycle();
     const stages = ['IDENTIFY', 'ASSESS', 'TEST', 'AWAIT_APPROVAL', 'SCHEDULED', 'DEPLOYING', 'VERIFYING', 'REPORTING'] as const;
     for (let i = 0; i < 40; i++) await recordStageChange(db.db, { cycleId, stage: stages[i % stages.length]!, actor: 'system:workflow', detail: { n: i } });
-    // Two servers: two pools on the one database.
-    const pools: Database[] = [connectDatabase(db.url, { max: 3 }), connectDatabase(db.url, { max: 3 })];
+    // Two servers: two pools on the one database, each acting as the application's role as servers do.
+    const pools: Database[] = [connectDatabase(db.url, { max: 3, role: APP_ROLE }), connectDatabase(db.url, { max: 3, role: APP_ROLE })];
     try {
       const attempted = [0, 0];
       const ds = pools.map((p, i) => createWebhookDeliverer({ db: p.db, box, logger: silent, allowPrivate: true, batch: 3, slaSweepMs: 0, onOutcome: () => attempted[i]!++ }));
