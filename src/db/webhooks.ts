@@ -93,7 +93,7 @@ export async function createWebhookEndpoint(
       .insert(webhookEndpoints)
       .values({ id, url: input.url, secretSealed: box.seal(secret), eventTypes: [...new Set(input.eventTypes)].sort(), description: input.description ?? '', createdBy: input.createdBy })
       .returning();
-    await appendAudit(tx, { actor: input.createdBy, action: 'webhook.endpoint.created', subjectType: 'webhook_endpoint', subjectId: id, details: { url: input.url, eventTypes: row!.eventTypes } });
+    await appendAudit(tx, { actor: input.createdBy, action: 'webhook.endpoint.created', subjectType: 'webhook_endpoint', subjectId: id, details: { host: new URL(input.url).host, eventTypes: row!.eventTypes } });
     return { endpoint: endpointSummary(row!), secret };
   });
 }
@@ -107,8 +107,9 @@ export async function listWebhookEndpoints(db: Db): Promise<WebhookEndpointSumma
 export async function deleteWebhookEndpoint(db: Db, id: string, by: string): Promise<boolean> {
   return db.transaction(async (tx) => {
     const [gone] = await tx.delete(webhookEndpoints).where(eq(webhookEndpoints.id, id)).returning({ url: webhookEndpoints.url });
+    // The host only: a receiver's URL may carry a token of its own in the path, and the audit log is widely readable.
     if (!gone) return false;
-    await appendAudit(tx, { actor: by, action: 'webhook.endpoint.deleted', subjectType: 'webhook_endpoint', subjectId: id, details: { url: gone.url } });
+    await appendAudit(tx, { actor: by, action: 'webhook.endpoint.deleted', subjectType: 'webhook_endpoint', subjectId: id, details: { host: new URL(gone.url).host } });
     return true;
   });
 }
