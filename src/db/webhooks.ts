@@ -103,6 +103,28 @@ export async function listWebhookEndpoints(db: Db): Promise<WebhookEndpointSumma
   return rows.map(endpointSummary);
 }
 
+/** Turns an endpoint on or off and/or changes its event types, audited. Null when there is no such endpoint. */
+export async function updateWebhookEndpoint(
+  db: Db,
+  id: string,
+  change: { enabled?: boolean; eventTypes?: string[] },
+  by: string,
+): Promise<WebhookEndpointSummary | null> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(webhookEndpoints)
+      .set({
+        ...(change.enabled !== undefined ? { enabled: change.enabled } : {}),
+        ...(change.eventTypes !== undefined ? { eventTypes: [...new Set(change.eventTypes)].sort() } : {}),
+      })
+      .where(eq(webhookEndpoints.id, id))
+      .returning();
+    if (!row) return null;
+    await appendAudit(tx, { actor: by, action: 'webhook.endpoint.updated', subjectType: 'webhook_endpoint', subjectId: id, details: { enabled: row.enabled, eventTypes: row.eventTypes } });
+    return endpointSummary(row);
+  });
+}
+
 /** Deletes an endpoint and its deliveries, audited. Returns false when there is no such endpoint. */
 export async function deleteWebhookEndpoint(db: Db, id: string, by: string): Promise<boolean> {
   return db.transaction(async (tx) => {

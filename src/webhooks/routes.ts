@@ -1,5 +1,5 @@
 /**
- * /api/v1/webhooks: admins register endpoints (the secret is shown once, at creation), list and delete them, see
+ * /api/v1/webhooks: admins register endpoints (the secret is shown once, at creation), list, pause and delete them, see
  * deliveries and replay one. Mounted as a RouteModule; `authorize` (the API's tokens) says who is acting and
  * refuses with 401/403 by throwing.
  */
@@ -7,7 +7,7 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Db } from '../db/client';
 import type { SecretBox } from '../db/secret-box';
-import { createWebhookEndpoint, deleteWebhookEndpoint, listWebhookDeliveries, listWebhookEndpoints, replayWebhookDelivery } from '../db/webhooks';
+import { createWebhookEndpoint, deleteWebhookEndpoint, listWebhookDeliveries, listWebhookEndpoints, replayWebhookDelivery, updateWebhookEndpoint } from '../db/webhooks';
 import { CodedError, ErrorCode } from '../domain/errors';
 import { WEBHOOK_EVENT_TYPES } from '../domain/webhook-events';
 import type { RouteModule } from '../shared/contracts';
@@ -37,6 +37,14 @@ export const createEndpointBody = z
   })
   .strict();
 
+export const updateEndpointBody = z
+  .object({
+    enabled: z.boolean().optional(),
+    eventTypes: z.array(z.enum(WEBHOOK_EVENT_TYPES)).max(WEBHOOK_EVENT_TYPES.length).optional(),
+  })
+  .strict()
+  .refine((b) => b.enabled !== undefined || b.eventTypes !== undefined, { message: 'give enabled and/or eventTypes' });
+
 const idParams = z.object({ id: z.string().min(1).max(200) });
 
 export const deliveriesQuery = z.object({
@@ -61,6 +69,14 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteModule {
       await resolveWebhookTarget(new URL(body.url), { allowPrivate: deps.allowPrivate ?? false, ...(deps.resolve ? { resolve: deps.resolve } : {}) });
       const created = await createWebhookEndpoint(deps.db, deps.box, { url: body.url, eventTypes: body.eventTypes, description: body.description, createdBy: by });
       return reply.code(201).send({ ...created, note: 'The secret is shown this once: keep it where the receiver can verify signatures with it.' });
+    });
+
+    app.patch(`${BASE}/:id`, async (req) => {
+      const by = await deps.authorize(req, 'admin');
+      const { id } = idParams.parse(req.params);
+      const endpoint = await updateWebhookEndpoint(deps.db, id, updateEndpointBody.parse(req.body), by);
+      if (!endpoint) throw new CodedError(ErrorCode.NotFound, `no webhook endpoint ${id}: list them with GET ${BASE}`);
+      return { endpoint };
     });
 
     app.delete(`${BASE}/:id`, async (req, reply) => {

@@ -348,7 +348,7 @@ describe('outbound webhooks', () => {
     expect(receiver.received).toHaveLength(1);
   });
 
-  it('registers, lists and deletes endpoints over HTTP: secret shown once, sealed at rest, scopes enforced, audited', async () => {
+  it('registers, lists, pauses and deletes endpoints over HTTP: secret shown once, sealed at rest, scopes enforced, audited', async () => {
     const receiver = await newReceiver();
     expect((await call(apiUrl, 'POST', '/api/v1/webhooks', READER, { url: receiver.url })).status).toBe(403);
     expect((await call(apiUrl, 'GET', '/api/v1/webhooks', {})).status).toBe(401);
@@ -369,12 +369,26 @@ describe('outbound webhooks', () => {
     expect(JSON.stringify(listed.json)).not.toContain(secret);
     expect(listed.json.endpoints).toEqual([expect.objectContaining({ id, url: receiver.url, eventTypes: ['cycle.completed', 'cycle.failed'], description: 'SOAR', enabled: true, createdBy: 'web:alice' })]);
 
+    // Off: events meanwhile are not enqueued for it; on again with other types.
+    expect((await call(apiUrl, 'PATCH', `/api/v1/webhooks/${id}`, READER, { enabled: false })).status).toBe(403);
+    expect((await call(apiUrl, 'PATCH', `/api/v1/webhooks/${id}`, ADMIN, {})).status).toBe(400);
+    expect((await call(apiUrl, 'PATCH', '/api/v1/webhooks/whe_nope', ADMIN, { enabled: false })).status).toBe(404);
+    const off = await call(apiUrl, 'PATCH', `/api/v1/webhooks/${id}`, ADMIN, { enabled: false });
+    expect(off.json.endpoint).toMatchObject({ enabled: false });
+    await recordStageChange(db.db, { cycleId: await newCycle(), stage: 'FAILED', actor: 'system:workflow' });
+    await feedWebhookOutbox(db.db);
+    expect(await deliveriesOf(id)).toHaveLength(0);
+    const on = await call(apiUrl, 'PATCH', `/api/v1/webhooks/${id}`, ADMIN, { enabled: true, eventTypes: ['sla.breached'] });
+    expect(on.json.endpoint).toMatchObject({ enabled: true, eventTypes: ['sla.breached'] });
+
     expect((await call(apiUrl, 'DELETE', `/api/v1/webhooks/${id}`, READER)).status).toBe(403);
     expect((await call(apiUrl, 'DELETE', `/api/v1/webhooks/${id}`, ADMIN)).status).toBe(204);
     expect((await call(apiUrl, 'DELETE', `/api/v1/webhooks/${id}`, ADMIN)).status).toBe(404);
     const audit = await db.db.select().from(auditLog).where(like(auditLog.action, 'webhook.endpoint.%'));
     expect(audit.filter((a) => a.subjectId === id).map((a) => [a.action, a.actor])).toEqual([
       ['webhook.endpoint.created', 'web:alice'],
+      ['webhook.endpoint.updated', 'web:alice'],
+      ['webhook.endpoint.updated', 'web:alice'],
       ['webhook.endpoint.deleted', 'web:alice'],
     ]);
   });
