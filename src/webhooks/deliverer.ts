@@ -14,7 +14,7 @@ import { claimDueDeliveries, feedWebhookOutbox, listWebhookEndpoints, recordDeli
 import { endpointWants } from '../domain/webhook-events';
 import type { Logger } from '../logging';
 import { retryDelaySeconds, RETRY_DELAYS_SECONDS } from './backoff';
-import { postWebhook } from './send';
+import { postWebhook, type SendResult } from './send';
 import { signatureHeader, SIGNATURE_HEADER } from './signature';
 import type { Resolver } from './target';
 
@@ -68,15 +68,25 @@ export function createWebhookDeliverer(o: WebhookDelivererOptions): WebhookDeliv
     if (n > 0) o.logger.info({ breaches: n }, 'new SLA breaches recorded');
   }
 
-  async function deliver(d: ClaimedDelivery): Promise<DeliveryOutcome> {
-    const body = JSON.stringify(d.payload);
-    const secret = o.box.open(d.secretSealed);
+  /** Signs and POSTs; a secret that cannot be opened (another SECRETS_KEY) is a failed attempt like any other. */
+  async function send(d: ClaimedDelivery, body: string): Promise<SendResult> {
+    let secret: string;
+    try {
+      secret = o.box.open(d.secretSealed);
+    } catch (e) {
+      return { status: null, error: `the endpoint's secret cannot be opened: ${(e as Error).message}` };
+    }
     const headers = {
       'Patchops-Event': d.eventType,
       'Patchops-Delivery': d.id,
       [SIGNATURE_HEADER]: signatureHeader(secret, body, now()),
     };
-    const r = await postWebhook(d.url, body, headers, { allowPrivate: o.allowPrivate, timeoutMs, ...(o.resolve ? { resolve: o.resolve } : {}) });
+    return postWebhook(d.url, body, headers, { allowPrivate: o.allowPrivate, timeoutMs, ...(o.resolve ? { resolve: o.resolve } : {}) });
+  }
+
+  async function deliver(d: ClaimedDelivery): Promise<DeliveryOutcome> {
+    const body = JSON.stringify(d.payload);
+    const r = await send(d, body);
     if (r.error === undefined) {
       await recordDelivered(o.db, d, r.status!);
       return 'delivered';
