@@ -17,7 +17,7 @@ import { appendAudit } from '../db/audit';
 import { auditLog, endpointPatches, endpoints, patches, webhookEndpoints, webhookOutboxCursor } from '../db/schema/index';
 import { SecretBox } from '../db/secret-box';
 import { recordNewSlaBreaches } from '../db/sla-breaches';
-import { createWebhookEndpoint, feedWebhookOutbox, listWebhookDeliveries, type WebhookDeliverySummary } from '../db/webhooks';
+import { claimDueDeliveries, createWebhookEndpoint, feedWebhookOutbox, listWebhookDeliveries, recordFailedAttempt, type WebhookDeliverySummary } from '../db/webhooks';
 import { CodedError, ErrorCode } from '../domain/errors';
 import { createLogger } from '../logging';
 import { buildServer } from '../server/app';
@@ -265,6 +265,30 @@ describe('outbound webhooks', () => {
     expect(receiver.events()).toHaveLength(4);
     const audited = await db.db.select().from(auditLog).where(eq(auditLog.action, 'webhook.delivery.replayed'));
     expect(audited.filter((a) => a.subjectId === row!.id).map((a) => a.actor)).toEqual(['web:alice', 'web:alice']);
+  });
+
+  it('a delivery claimed by a deliverer that died is sent when its lease ends, and the late outcome of the dead claim is ignored', async () => {
+    const receiver = await newReceiver();
+    const endpointId = await register(receiver, ['cycle.paused']);
+    const cycleId = await newCycle();
+    await appendAudit(db.db, { actor: 'cli:ops', action: 'cycle.paused', subjectType: 'cycle', subjectId: cycleId, details: { installsHeld: 4 } });
+    await feedWebhookOutbox(db.db);
+    // A deliverer claims it and dies before sending (its lease: 1 s).
+    const [dead] = await claimDueDeliveries(db.db, { limit: 10, leaseSeconds: 1 });
+    expect(dead).toMatchObject({ endpointId, attempts: 1 });
+    const d = deliverer();
+    expect(await d.tick()).toBe(0); // still leased
+    await sleep(1100);
+    // Another deliverer claims it again (and dies too); the first one's late answer no longer counts.
+    const [second] = await claimDueDeliveries(db.db, { limit: 10, leaseSeconds: 1 });
+    expect(second).toMatchObject({ id: dead!.id, attempts: 2 });
+    expect(await recordFailedAttempt(db.db, dead!, { httpStatus: 500, error: 'late', retryInSeconds: 0 })).toBe(false);
+    expect((await deliveriesOf(endpointId))[0]).toMatchObject({ status: 'pending', lastError: null, lastHttpStatus: null });
+    await sleep(1100);
+    expect(await d.tick()).toBe(1);
+    const [row] = await deliveriesOf(endpointId);
+    expect(row).toMatchObject({ status: 'delivered', attempts: 3, lastHttpStatus: 204, lastError: null });
+    expect(receiver.events().map((e) => [e.type, e.payload.data])).toEqual([['cycle.paused', { installsHeld: 4 }]]);
   });
 
   it('two deliverers running at once never deliver one delivery twice', async () => {
