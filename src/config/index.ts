@@ -186,6 +186,7 @@ const envSchema = z.object({
     }
     return n;
   }),
+  WEBHOOK_ALLOW_PRIVATE: bool,
   PATCHOPS_ADMINS: identityList,
   PATCHOPS_APPROVERS: identityList,
   PATCHOPS_ADMIN_PASSWORD: optionalString.refine((v) => v === undefined || v.length >= 10, {
@@ -262,6 +263,8 @@ export interface Config {
       };
   smtp: { enabled: boolean; url: string | undefined; from: string; reportRecipients: string[] };
   agents: { enrollSecret: string | undefined; leaseSeconds: number; maxHeldPolls: number | undefined };
+  /** Outbound webhooks: `allowPrivate` (WEBHOOK_ALLOW_PRIVATE) lets them reach loopback, private and link-local addresses. */
+  webhooks: { allowPrivate: boolean };
   bootstrap: { admins: string[]; approvers: string[]; adminPassword?: string };
 }
 
@@ -409,6 +412,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     secretsKey: e.SECRETS_KEY,
     agents: { enrollSecret: e.AGENT_ENROLL_SECRET, leaseSeconds: e.AGENT_LEASE_SECONDS, maxHeldPolls: e.AGENT_MAX_HELD_POLLS },
+    webhooks: { allowPrivate: e.WEBHOOK_ALLOW_PRIVATE },
     bootstrap: { admins: e.PATCHOPS_ADMINS, approvers: e.PATCHOPS_APPROVERS, adminPassword: e.PATCHOPS_ADMIN_PASSWORD },
   };
 }
@@ -477,6 +481,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
     description: 'Agent long polls one server process holds open at most (each is a socket); more are answered at once with Retry-After',
     default: 'half of (ulimit -n − 1024)',
   },
+  { name: 'WEBHOOK_ALLOW_PRIVATE', description: 'Let outbound webhooks reach loopback, private and link-local addresses (internal receivers); otherwise they go to public addresses only', default: 'false' },
   { name: 'PATCHOPS_ADMINS', description: 'First-run admins, e.g. slack:U0123,teams:29:1abc,cli:ops-admin' },
   { name: 'PATCHOPS_APPROVERS', description: 'First-run approvers, same form as PATCHOPS_ADMINS' },
   { name: 'PATCHOPS_ADMIN_PASSWORD', description: 'Password of the first dashboard admin (web user "admin"), created at first start; unset = generated and printed once' },

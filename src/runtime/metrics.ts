@@ -8,6 +8,8 @@
  *   (`completed` | `failed`), counted around every activity this process's worker runs;
  * - `patchops_agent_jobs` (outstanding jobs by kind and state) and `patchops_cycles_active` (cycles not ended, by
  *   stage), read from the database at scrape time;
+ * - `patchops_webhook_deliveries_total` by outcome (`delivered` | `retrying` | `failed`): webhook delivery
+ *   attempts this process made;
  * - Node's own (`process_*`, `nodejs_*`): open file descriptors against the limit, event-loop lag, heap.
  *
  * The Temporal SDK's metrics (task slots, poll latencies, workflow and activity failures as the SDK sees them)
@@ -26,6 +28,8 @@ export interface Metrics {
   observeHttp(route: string, method: string, status: number, seconds: number): void;
   /** Worker interceptor counting every activity execution and its outcome. */
   activityInterceptor: ActivityInterceptorsFactory;
+  /** One webhook delivery attempt and its outcome (src/webhooks/deliverer.ts). */
+  observeWebhookDelivery(outcome: 'delivered' | 'retrying' | 'failed'): void;
 }
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -37,6 +41,7 @@ export function createMetrics(o: { db?: Db; logger?: Logger } = {}): Metrics {
   const latency = new Histogram({ name: 'patchops_http_request_duration_seconds', help: 'Time to answer an HTTP request (long polls include the time held)', labelNames: ['route', 'method'], buckets: SECONDS, registers: [registry] });
   const activities = new Counter({ name: 'patchops_activity_executions_total', help: 'Activity executions by this worker, by activity and outcome', labelNames: ['activity', 'outcome'], registers: [registry] });
   const activityTime = new Histogram({ name: 'patchops_activity_duration_seconds', help: 'Activity execution time', labelNames: ['activity'], buckets: SECONDS, registers: [registry] });
+  const webhookDeliveries = new Counter({ name: 'patchops_webhook_deliveries_total', help: 'Webhook delivery attempts by this process, by outcome (delivered, retrying, failed)', labelNames: ['outcome'], registers: [registry] });
   if (o.db) {
     const db = o.db;
     const jobs = new Gauge({ name: 'patchops_agent_jobs', help: 'Outstanding agent jobs (queued, leased, held), by kind and state', labelNames: ['kind', 'state'], registers: [registry], collect: () => refresh() });
@@ -65,6 +70,9 @@ export function createMetrics(o: { db?: Db; logger?: Logger } = {}): Metrics {
     observeHttp(route, method, status, seconds) {
       requests.inc({ route, method, status: String(status) });
       latency.observe({ route, method }, seconds);
+    },
+    observeWebhookDelivery(outcome) {
+      webhookDeliveries.inc({ outcome });
     },
     activityInterceptor: (ctx) => ({
       inbound: {

@@ -31,6 +31,7 @@ import { integrationStates } from './integrations';
 import { createMetrics, startMetricsServer, type Metrics } from './metrics';
 import { startTemporal, type RunningTemporal } from './temporal';
 import { secretBoxFor } from '../db/secret-box';
+import { startWebhookDeliverer } from '../webhooks/deliverer';
 
 export interface UpOptions {
   worker: boolean;
@@ -195,6 +196,8 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
       const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
       serverUrl = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
       serviceNow?.serverListening(serverUrl);
+      const webhooks = startWebhookDeliverer({ db: db.database.db, box: secretBox, logger: logger.child({ component: 'webhooks' }), allowPrivate: config.webhooks.allowPrivate, ...(metrics ? { onOutcome: metrics.observeWebhookDelivery } : {}) });
+      stops.push(() => webhooks.stop());
     }
 
     return { db, temporal, worker, server, serverUrl, firstAdmin, stop: stopAll };
