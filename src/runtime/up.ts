@@ -175,6 +175,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
           temporalNamespace: config.temporal.namespace,
           secureCookies: config.http.publicUrl.startsWith('https:'),
           publicUrl: config.http.publicUrl,
+          envEnrollSecret: Boolean(config.agents.enrollSecret),
         }),
       ];
       const dashboardJobs = startDashboardJobs({ db: db.database.db, logger: logger.child({ component: 'dashboard-jobs' }) });

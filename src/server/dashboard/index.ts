@@ -42,6 +42,8 @@ export interface DashboardOptions {
   temporalNamespace?: string;
   /** The URL agents reach this server at (PUBLIC_URL); the first-run page's enrolment command uses it. Default: the request's own host. */
   publicUrl?: string;
+  /** The server was started with AGENT_ENROLL_SECRET (the first-run page says so; the value is never shown). */
+  envEnrollSecret?: boolean;
   sessionTtlMs?: number;
   /** Mark cookies Secure (when PUBLIC_URL is https). */
   secureCookies?: boolean;
@@ -81,6 +83,7 @@ export function dashboardRoutes(o: DashboardOptions): RouteModule {
     cycles: o.cycles,
     workflowUrl: workflowUrlOf(o),
     publicUrl: o.publicUrl,
+    envEnrollSecret: o.envEnrollSecret,
   };
 
   return async (app: FastifyInstance) => {

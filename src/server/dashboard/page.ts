@@ -23,6 +23,8 @@ export interface DashboardContext {
   workflowUrl(workflowId: string): string | null;
   /** The URL agents use to reach this server, for the enrolment command on the first-run page. */
   publicUrl?: string;
+  /** The server was started with AGENT_ENROLL_SECRET (the first-run page says so; the value is never shown). */
+  envEnrollSecret?: boolean;
 }
 
 export const NO_CYCLE_SERVICE = 'Actions are unavailable: this server runs without the cycle service.';

@@ -1,4 +1,7 @@
-/** The overview: compliance cards, the charts and the by-group / by-OS tables. A visit also records a trend point (at most hourly). */
+/**
+ * The overview: compliance cards, the charts and the by-group / by-OS tables. A visit also records a trend
+ * point (at most hourly). With no endpoints enrolled it is the first-run page instead (./first-run.ts).
+ */
 import type { FastifyPluginAsync } from 'fastify';
 import { complianceTrend, overview, takeComplianceSnapshot } from '../../../db/dashboard';
 import { renderChartSvg } from '../../../reports/charts';
@@ -6,6 +9,7 @@ import { complianceByGroupChart, complianceByOsChart, overdueChart, severityChar
 import { cell, html, layout, qs, raw, table } from '../html';
 import { flashOf, sendPage, type DashboardContext } from '../page';
 import { pageUser, sessionOf } from '../session';
+import { firstRunBody } from './first-run';
 import { startForms } from './start-actions';
 
 const chart = (spec: Parameters<typeof renderChartSvg>[0]) => raw(renderChartSvg(spec));
@@ -16,6 +20,10 @@ export const overviewPage: FastifyPluginAsync<DashboardContext> = async (app, o)
     await takeComplianceSnapshot(o.db, { now: o.now(), overview: ov }).catch((err: unknown) => o.log.warn({ err }, 'compliance snapshot failed'));
     const trend = await complianceTrend(o.db, { limit: 30 });
     const u = pageUser(sessionOf(req));
+    if (ov.endpoints === 0) {
+      const body = firstRunBody({ serverUrl: o.publicUrl ?? `${req.protocol}://${req.host}`, envEnrollSecret: o.envEnrollSecret ?? false });
+      return sendPage(reply, layout({ title: 'Welcome to patchops', user: u, active: '/', flash: flashOf(req), body }));
+    }
     const totalOutstanding = Object.values(ov.bySeverity).reduce((a, b) => a + b, 0);
     const body = html`
 <div class="cards" data-testid="overview-cards">
