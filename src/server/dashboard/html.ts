@@ -121,7 +121,8 @@ th{background:#eef1f4}.muted{color:#59636e}.empty{color:#59636e;font-style:itali
 .flash{padding:.5rem .8rem;border-radius:6px}.flash.ok{background:#d2f4dc}.flash.error{background:#ffd8d3}
 form.inline{display:inline}form.filters,form.stack{display:flex;gap:.5rem;flex-wrap:wrap;align-items:end;margin-bottom:1rem}
 label{display:flex;flex-direction:column;font-size:.85em;color:#59636e}input,select,button{font:inherit;padding:.25rem .4rem}
-button{cursor:pointer}.actions{display:flex;gap:.5rem;flex-wrap:wrap;margin:.5rem 0 1rem}.timeline li{margin:.2rem 0}
+button{cursor:pointer}.actions{display:flex;gap:.5rem 1.5rem;flex-wrap:wrap;margin:.5rem 0 1rem}
+.actions form.inline{display:inline-flex;gap:.3rem;align-items:center;flex-wrap:wrap}.actions label.inline{flex-direction:row}.timeline li{margin:.2rem 0}
 `;
 
 export const CLIENT_JS = `// patchops dashboard: progressive enhancement only; every page works without it.
