@@ -28,7 +28,12 @@ export function startDashboardJobs(o: DashboardJobsOptions): DashboardJobs {
       o.logger.warn({ err }, 'compliance snapshot failed');
       return false;
     });
-  const timer = setInterval(() => void runOnce(), o.snapshotEveryMs ?? 3_600_000);
+  // A tick while the last one still runs is skipped, so a slow database never gets overlapping snapshots.
+  let running: Promise<boolean> | null = null;
+  const tick = () => {
+    running ??= runOnce().finally(() => (running = null));
+  };
+  const timer = setInterval(tick, o.snapshotEveryMs ?? 3_600_000);
   timer.unref();
   return { runOnce, stop: () => clearInterval(timer) };
 }
