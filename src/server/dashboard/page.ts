@@ -1,6 +1,6 @@
 /**
- * What every dashboard page shares: the context it is built from, sending a page with the dashboard's
- * security headers, error pages, flash messages and the redirect after a form.
+ * What every dashboard page shares: the context it is built from, flash messages, the redirect after a
+ * form and the text of a failed action (sending a page and the error page: ./respond.ts).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Db } from '../../db/client';
@@ -8,7 +8,7 @@ import { ErrorCode } from '../../domain/errors';
 import type { Logger } from '../../logging';
 import type { CycleService } from '../../services/cycle-service';
 import { HttpErrorCode, toHttpError } from '../errors';
-import { html, layout, qs, type PageUser } from './html';
+import { qs } from './html';
 import type { SessionGuard } from './session';
 
 /** What a page plugin is registered with (its Fastify options). */
@@ -28,20 +28,6 @@ export interface DashboardContext {
 }
 
 export const NO_CYCLE_SERVICE = 'Actions are unavailable: this server runs without the cycle service.';
-
-export function sendPage(reply: FastifyReply, page: string, code = 200): FastifyReply {
-  return reply
-    .code(code)
-    .header('content-type', 'text/html; charset=utf-8')
-    .header('cache-control', 'no-store')
-    .header('x-frame-options', 'DENY')
-    .header('content-security-policy', "default-src 'self'; style-src 'self'; img-src 'self' data:; script-src 'self'; form-action 'self'; frame-ancestors 'none'")
-    .send(page);
-}
-
-export function errorPage(user: PageUser | null, title: string, text: string): string {
-  return layout({ title, user, flash: { kind: 'error', text }, body: html`<p><a href="/">Back to the overview</a></p>` });
-}
 
 /** The ?ok= or ?error= message a redirect after a form carries. */
 export function flashOf(req: FastifyRequest): { kind: 'ok' | 'error'; text: string } | null {

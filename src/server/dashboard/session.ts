@@ -11,7 +11,7 @@ import { ErrorCode } from '../../domain/errors';
 import { HttpError, httpStatusOf } from '../errors';
 import { roleAtLeast, sessionFor, type WebSession } from './auth';
 import { qs, type PageUser } from './html';
-import { errorPage, sendPage } from './page';
+import { errorPage, sendPage } from './respond';
 
 export const SESSION_COOKIE = 'patchops_session';
 export const LOGIN_CSRF_COOKIE = 'patchops_login_csrf';

@@ -4,7 +4,8 @@ import { iterateAudit, listAudit, type AuditFilter } from '../../../db/dashboard
 import { csvLine } from '../../../reports/csv';
 import { clampedInt, dateParam } from '../../input';
 import { cell, html, layout, qs, table, when } from '../html';
-import { sendPage, type DashboardContext } from '../page';
+import { type DashboardContext } from '../page';
+import { sendPage } from '../respond';
 import { pageUser, sessionOf } from '../session';
 
 const PAGE_SIZE = 100;

@@ -11,7 +11,8 @@ import type { CycleService } from '../../../services/cycle-service';
 import { httpStatusOf } from '../../errors';
 import { roleAtLeast, type WebSession } from '../auth';
 import { badge, cell, csrfField, html, layout, raw, table, when, type Html } from '../html';
-import { actionError, back, errorPage, flashOf, NO_CYCLE_SERVICE, sendPage, str, type DashboardContext } from '../page';
+import { actionError, back, flashOf, NO_CYCLE_SERVICE, str, type DashboardContext } from '../page';
+import { errorPage, sendPage } from '../respond';
 import { formOf, pageUser, sessionOf, type Form } from '../session';
 import { startForms } from './start-actions';
 

@@ -5,7 +5,8 @@ import { ErrorCode } from '../../../domain/errors';
 import { httpStatusOf } from '../../errors';
 import { clampedInt } from '../../input';
 import { badge, cell, html, layout, qs, raw, table, when } from '../html';
-import { errorPage, sendPage, type DashboardContext } from '../page';
+import { type DashboardContext } from '../page';
+import { errorPage, sendPage } from '../respond';
 import { pageUser, sessionOf } from '../session';
 
 const PAGE_SIZE = 50;

@@ -5,7 +5,8 @@ import { CodedError, ErrorCode } from '../../../domain/errors';
 import { dateParam } from '../../input';
 import { roleAtLeast } from '../auth';
 import { cell, csrfField, html, layout, table, when } from '../html';
-import { actionError, back, flashOf, sendPage, str, type DashboardContext } from '../page';
+import { actionError, back, flashOf, str, type DashboardContext } from '../page';
+import { sendPage } from '../respond';
 import { formOf, pageUser, sessionOf } from '../session';
 
 export const exceptionsPage: FastifyPluginAsync<DashboardContext> = async (app, o) => {

@@ -4,7 +4,8 @@ import { HttpErrorCode, httpStatusOf } from '../../errors';
 import { isValidUsername, login, logout } from '../auth';
 import { html, layout } from '../html';
 import type { LoginThrottle } from '../login-throttle';
-import { back, errorPage, sendPage, str, type DashboardContext } from '../page';
+import { back, str, type DashboardContext } from '../page';
+import { errorPage, sendPage } from '../respond';
 import { cookieOf, formBody, LOGIN_CSRF_COOKIE, safeNext, sameOrigin, SESSION_COOKIE } from '../session';
 
 export interface LoginPageOptions extends DashboardContext {

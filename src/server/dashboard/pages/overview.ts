@@ -7,7 +7,8 @@ import { complianceTrend, overview, takeComplianceSnapshot } from '../../../db/d
 import { renderChartSvg } from '../../../reports/charts';
 import { complianceByGroupChart, complianceByOsChart, overdueChart, severityChart } from '../../../reports/report';
 import { cell, html, layout, qs, raw, table } from '../html';
-import { flashOf, sendPage, type DashboardContext } from '../page';
+import { flashOf, type DashboardContext } from '../page';
+import { sendPage } from '../respond';
 import { pageUser, sessionOf } from '../session';
 import { firstRunBody } from './first-run';
 import { startForms } from './start-actions';

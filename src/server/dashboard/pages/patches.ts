@@ -2,7 +2,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { listPatches } from '../../../db/dashboard';
 import { badge, cell, html, layout, raw, table } from '../html';
-import { sendPage, type DashboardContext } from '../page';
+import { type DashboardContext } from '../page';
+import { sendPage } from '../respond';
 import { pageUser, sessionOf } from '../session';
 
 const SEVERITIES = ['critical', 'important', 'moderate', 'low', 'unspecified'];

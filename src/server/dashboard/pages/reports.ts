@@ -4,7 +4,8 @@ import { ErrorCode } from '../../../domain/errors';
 import { collectReport, parseScope, renderReport } from '../../../reports/report';
 import { httpStatusOf } from '../../errors';
 import { html, layout } from '../html';
-import { actionError, errorPage, sendPage, type DashboardContext } from '../page';
+import { actionError, type DashboardContext } from '../page';
+import { errorPage, sendPage } from '../respond';
 import { pageUser, sessionOf } from '../session';
 
 export const reportsPage: FastifyPluginAsync<DashboardContext> = async (app, o) => {
