@@ -2,7 +2,8 @@
  * The README's screenshots, taken by the project's own browser test so they stay true: the dashboard's
  * overview over a seeded fleet (the real server and pages), and the demo's approval-card page (the real
  * src/runtime/demo-page.ts) showing the Slack and Teams cards that the real card builders make, read out
- * the way the demo reads them from its fakes. Written to docs/images/; commit them when they change.
+ * the way the demo reads them from its fakes. Written to docs/images/ on every run; with the fixed clock a
+ * run changes them only when the pages change: commit them then.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,6 +25,8 @@ import { seedShowcaseFleet } from './showcase-fleet';
 
 const executable = findChromium();
 const imagesDir = path.resolve(import.meta.dirname, '..', '..', 'docs', 'images');
+/** A fixed clock for the seed and the server, so the pictures (trend dates included) only change when the pages do. */
+const NOW = new Date('2026-12-05T09:00:00.000Z');
 
 /** An approval request like the demo's: the pilot ring passed, the broad waves wait for one Slack and one Teams approval. */
 const approvalRequest: ApprovalRequest = {
@@ -54,9 +57,9 @@ describe.skipIf(!executable)('README screenshots in Chromium', () => {
 
   beforeAll(async () => {
     t = await createTestDatabase();
-    await seedShowcaseFleet(t.db);
+    await seedShowcaseFleet(t.db, NOW);
     await addWebUser(t.db, { username: 'ada', password: 'ada-password-1', role: 'admin', by: 'test' });
-    app = await buildServer({ logger: createLogger('silent'), health: [], routes: [dashboardRoutes({ db: t.db, logger: createLogger('silent'), cycles: fakeCycleService() })] });
+    app = await buildServer({ logger: createLogger('silent'), health: [], routes: [dashboardRoutes({ db: t.db, logger: createLogger('silent'), cycles: fakeCycleService(), now: () => NOW })] });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const addr = app.server.address();
     base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
