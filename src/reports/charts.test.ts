@@ -41,6 +41,18 @@ describe('renderChartSvg', () => {
     expect(svg).toContain('high 3 (75%)');
   });
 
+  it('labels the axis of an empty percentage chart 0% … 100% in round steps', () => {
+    const svg = renderChartSvg({ kind: 'bar', title: 'Compliance by group', labels: [], series: [{ name: 'compliant %', values: [] }], unit: '%' });
+    const ticks = [...svg.matchAll(/text-anchor="end" font-size="11" fill="#59636e">([^<]+)</g)].map((m) => m[1]);
+    expect(ticks).toEqual(['0%', '20%', '40%', '60%', '80%', '100%']);
+  });
+
+  it('counts get whole-number ticks', () => {
+    const svg = renderChartSvg({ kind: 'stackedBar', title: 'Overdue', labels: ['a', 'b'], series: [{ name: 'n', values: [1, 3] }] });
+    const ticks = [...svg.matchAll(/text-anchor="end" font-size="11" fill="#59636e">([^<]+)</g)].map((m) => m[1]);
+    expect(ticks).toEqual(['0', '1', '2', '3']);
+  });
+
   it('rejects values that are not finite numbers', () => {
     expect(() => renderChartSvg({ kind: 'bar', title: 'bad', labels: ['a'], series: [{ name: 's', values: [Number.NaN] }] })).toThrow(/finite/);
   });

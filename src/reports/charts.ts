@@ -5,6 +5,7 @@
  * Shared by the email reports (integrations/email) and the dashboard's PDF reports.
  */
 import { Resvg } from '@resvg/resvg-js';
+import { niceTicks } from './ticks';
 
 export interface ChartSpec {
   kind: 'bar' | 'stackedBar' | 'donut' | 'line';
@@ -65,14 +66,14 @@ function axesChart(spec: ChartSpec, box: { x: number; y: number; w: number; h: n
     if (stacked) max = Math.max(max, spec.series.reduce((sum, s) => sum + Math.max(0, s.values[i] ?? 0), 0));
     else for (const s of spec.series) max = Math.max(max, s.values[i] ?? 0);
   }
-  const top = niceCeil(max);
-  const ticks = 4;
-  const yOf = (v: number) => box.y + box.h - (top === 0 ? 0 : (v / top) * box.h);
-  for (let t = 0; t <= ticks; t++) {
-    const v = (top / ticks) * t;
+  const allWhole = spec.series.every((ser) => ser.values.every((v) => Number.isInteger(v)));
+  const axis = niceTicks(max, { intervals: 5, integer: allWhole && spec.unit !== '%', percent: spec.unit === '%' });
+  const top = axis.top;
+  const yOf = (v: number) => box.y + box.h - (v / top) * box.h;
+  for (const v of axis.values) {
     const y = round(yOf(v));
     out.push(`<line x1="${box.x}" y1="${y}" x2="${box.x + box.w}" y2="${y}" stroke="${GRID}" stroke-width="1"/>`);
-    out.push(`<text x="${box.x - 6}" y="${y + 4}" text-anchor="end" font-size="11" fill="${MUTED}">${esc(formatValue(v, spec.unit))}</text>`);
+    out.push(`<text x="${box.x - 6}" y="${y + 4}" text-anchor="end" font-size="11" fill="${MUTED}">${esc(withUnit(v.toFixed(axis.decimals), spec.unit))}</text>`);
   }
   out.push(`<line x1="${box.x}" y1="${box.y + box.h}" x2="${box.x + box.w}" y2="${box.y + box.h}" stroke="${MUTED}" stroke-width="1"/>`);
   if (n === 0) return out;
@@ -201,15 +202,11 @@ function arcPath(cx: number, cy: number, r: number, inner: number, a0: number, a
   return `M ${p(r, a0)} A ${round(r)} ${round(r)} 0 ${large} 1 ${p(r, a1)} L ${p(inner, a1)} A ${round(inner)} ${round(inner)} 0 ${large} 0 ${p(inner, a0)} Z`;
 }
 
-function niceCeil(v: number): number {
-  if (v <= 0) return 1;
-  const exp = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * exp >= v) return m * exp;
-  return 10 * exp;
+function formatValue(v: number, unit: string | undefined): string {
+  return withUnit(Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) < 10 ? 1 : 0), unit);
 }
 
-function formatValue(v: number, unit: string | undefined): string {
-  const n = Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) < 10 ? 1 : 0);
+function withUnit(n: string, unit: string | undefined): string {
   if (!unit) return n;
   return unit === '%' ? `${n}%` : `${n} ${unit}`;
 }

@@ -19,6 +19,7 @@ import { installTemporalLogger, type Logger } from '../logging';
 import { createAgentGateway } from '../server/agent-gateway';
 import { ensureFirstAdmin } from '../server/dashboard/auth';
 import { dashboardRoutes } from '../server/dashboard/index';
+import { startDashboardJobs } from './dashboard-jobs';
 import { buildServer } from '../server/app';
 import type { RouteModule } from '../shared/contracts';
 import type { HealthCheck } from '../shared/contracts';
@@ -182,8 +183,12 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
           temporalNamespace: config.temporal.namespace,
           secureCookies: config.http.publicUrl.startsWith('https:'),
           loginThrottle: new PgLoginThrottle(db.database.db),
+          publicUrl: config.http.publicUrl,
+          envEnrollSecret: Boolean(config.agents.enrollSecret),
         }),
       ];
+      const dashboardJobs = startDashboardJobs({ db: db.database.db, logger: logger.child({ component: 'dashboard-jobs' }) });
+      stops.push(async () => dashboardJobs.stop());
       server = await buildServer({ logger: logger.child({ component: 'http' }), health, routes, trustProxy: config.http.trustProxy, ...(metrics ? { observe: metrics.observeHttp } : {}) });
       await server.listen({ host: config.http.host, port: config.http.port });
       const s = server;

@@ -77,7 +77,7 @@ export async function startFullServer(o: { env?: Record<string, string>; logLeve
     ...fronts.routes,
     gateway.routes,
     serviceNowWebhookRoute({ cycles: service, secret: config.serviceNow.webhookSecret, logger }),
-    dashboardRoutes({ db: db.db, logger, cycles: service, snapshotEveryMs: 0, loginThrottle: o.loginThrottle }),
+    dashboardRoutes({ db: db.db, logger, cycles: service, loginThrottle: o.loginThrottle }),
   ];
   const routes: FullServer['routes'] = [];
   const app = await buildServer({

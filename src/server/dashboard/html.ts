@@ -112,13 +112,17 @@ main{padding:1rem 1.5rem;max-width:1300px}h1{font-size:1.5rem;margin:.3rem 0 1re
 table{border-collapse:collapse;background:#fff;width:100%;margin-bottom:1rem}th,td{border:1px solid #d8dee4;padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:#eef1f4}.muted{color:#59636e}.empty{color:#59636e;font-style:italic}
 .cards{display:flex;gap:1rem;flex-wrap:wrap;margin-bottom:1rem}.card{background:#fff;border:1px solid #d8dee4;border-radius:6px;padding:.7rem 1rem;min-width:160px}
-.card .n{font-size:1.6rem;font-weight:700}.charts{display:flex;flex-wrap:wrap;gap:1rem}.charts svg{background:#fff;border:1px solid #d8dee4;border-radius:6px;max-width:100%;height:auto}
+.card .n{font-size:1.6rem;font-weight:700}.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,380px),1fr));gap:1rem;margin-bottom:1rem}
+.charts svg{display:block;background:#fff;border:1px solid #d8dee4;border-radius:6px;width:100%;height:auto}
+.first-run{background:#fff;border:1px solid #d8dee4;border-radius:6px;padding:.2rem 1.2rem 1rem;max-width:900px}
+.first-run ol>li{margin:.6rem 0}pre{background:#f6f8fa;border:1px solid #d8dee4;border-radius:6px;padding:.5rem .7rem;overflow-x:auto}
 .badge{display:inline-block;padding:0 .4rem;border-radius:4px;background:#eef1f4;font-size:.85em}.badge.critical,.badge.failed,.badge.FAILED,.badge.kev{background:#ffd8d3}
 .badge.important{background:#ffe8b0}.badge.installed,.badge.COMPLETED,.badge.approve{background:#d2f4dc}.badge.reject{background:#ffd8d3}
 .flash{padding:.5rem .8rem;border-radius:6px}.flash.ok{background:#d2f4dc}.flash.error{background:#ffd8d3}
 form.inline{display:inline}form.filters,form.stack{display:flex;gap:.5rem;flex-wrap:wrap;align-items:end;margin-bottom:1rem}
 label{display:flex;flex-direction:column;font-size:.85em;color:#59636e}input,select,button{font:inherit;padding:.25rem .4rem}
-button{cursor:pointer}.actions{display:flex;gap:.5rem;flex-wrap:wrap;margin:.5rem 0 1rem}.timeline li{margin:.2rem 0}
+button{cursor:pointer}.actions{display:flex;gap:.5rem 1.5rem;flex-wrap:wrap;margin:.5rem 0 1rem}
+.actions form.inline{display:inline-flex;gap:.3rem;align-items:center;flex-wrap:wrap}.actions label.inline{flex-direction:row}.timeline li{margin:.2rem 0}
 `;
 
 export const CLIENT_JS = `// patchops dashboard: progressive enhancement only; every page works without it.
