@@ -116,6 +116,8 @@ export interface PauseQuestion {
 export interface DecisionNotice {
   cycleId: string;
   identity: string;
+  /** The person behind the identity when the vote carried one (`person:<name>`). */
+  person?: string;
   channel: string;
   decision: 'approve' | 'reject';
   reason?: string;
