@@ -6,13 +6,14 @@
  * the user's (a database or Temporal failure without a code) are thrown for the front-end to log.
  */
 import { sql } from 'drizzle-orm';
-import { usage, type Command, type Verb } from './grammar';
+import { actionOf, usage, type Command, type Verb } from './grammar';
 import { authorize } from './authorize';
 import type { AnyCommandOutcome, CommandData, DataOf, EndpointMatch } from './outcome';
 import type { Db } from '../db/client';
 import { addException, listExceptions, removeException } from '../db/cycles';
 import { complianceSummary, isScoped, SEVERITIES } from '../db/read-model/compliance';
 import { grantRole, revokeRole, rolesOf, type Role } from '../db/identities';
+import { linkIdentity, listPeople, unlinkIdentity, type PersonDto } from '../db/people';
 import type { Channel, CycleScope, CycleStatus } from '../domain/cycle';
 import { isCodedError } from '../domain/errors';
 import type { CycleService } from '../services/cycle-service';
@@ -204,6 +205,31 @@ const HANDLERS: { [V in Verb]: Handler<V> } = {
       data: { verb: 'roles', action: 'revoke', identity, role, groupName, removed },
     };
   },
+  people: (c, ctx) => peopleHandler(c, ctx),
+};
+
+function personText(p: PersonDto): string {
+  return `${p.name}${p.email ? ` <${p.email}>` : ''}  ${p.identities.length ? p.identities.join(', ') : '(no identities)'}`;
+}
+
+/** `people …`: link, unlink and list the identities of people (db/people.ts audits each change). */
+const peopleHandler: Handler<'people'> = async (c, ctx) => {
+  if (c.action === 'list') {
+    const people = await listPeople(ctx.db);
+    return { text: people.length ? people.map(personText).join('\n') : 'no people yet: every identity is its own person (people link <person> <identity>)', data: { verb: 'people', action: 'list', people } };
+  }
+  if (c.action === 'link') {
+    const { changed } = await linkIdentity(ctx.db, { person: c.person, identity: c.identity, ...(c.email ? { email: c.email } : {}), by: ctx.identity });
+    return {
+      text: changed ? `${c.identity} is now ${c.person}; their votes count as one person's` : `${c.identity} was already ${c.person}`,
+      data: { verb: 'people', action: 'link', person: c.person, identity: c.identity, ...(c.email ? { email: c.email } : {}), changed },
+    };
+  }
+  const person = await unlinkIdentity(ctx.db, c.identity, ctx.identity);
+  return {
+    text: person ? `${c.identity} is no longer ${person}; it is its own person again` : `${c.identity} was linked to nobody`,
+    data: { verb: 'people', action: 'unlink', identity: c.identity, person },
+  };
 };
 
 function handle<V extends Verb>(command: Extract<Command, { verb: V }>, ctx: ExecuteContext): Promise<Done<V>> {
@@ -212,7 +238,7 @@ function handle<V extends Verb>(command: Extract<Command, { verb: V }>, ctx: Exe
 
 /** Runs one parsed command for `ctx.identity`: the role check, then the verb. */
 export async function execute(command: Command, ctx: ExecuteContext): Promise<AnyCommandOutcome> {
-  const allowed = authorize(command.verb, ctx.roles, ctx.identity);
+  const allowed = authorize(command.verb, ctx.roles, ctx.identity, actionOf(command));
   if (!allowed.ok) return { ok: false, code: allowed.code, message: allowed.message };
   try {
     const done = await handle(command as Extract<Command, { verb: Verb }>, ctx);
@@ -272,6 +298,8 @@ function legacyData(d: CommandData): unknown {
       return d.action === 'list' ? d.exceptions : d.action === 'add' ? d.exception : undefined;
     case 'roles':
       return d.action === 'list' ? d.grants : undefined;
+    case 'people':
+      return d.action === 'list' ? d.people : undefined;
   }
 }
 
