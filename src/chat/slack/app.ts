@@ -18,6 +18,7 @@ import { slackCommandReply } from './command-reply';
 import { ACTION } from '../core/card';
 import type { CommandRunner } from '../../commands/runner-types';
 import type { DecisionDesk } from '../core/decisions';
+import type { EmailLookup } from '../core/person-link';
 import { patchHealth } from '../core/health';
 import { homeView, noRoleHomeView } from './home';
 import { FastifySlackReceiver } from './receiver';
@@ -72,6 +73,17 @@ function boltLogger(logger: Logger): BoltLogger {
 
 export function slackIdentity(userId: string): string {
   return `slack:${userId}`;
+}
+
+/**
+ * The user's e-mail from Slack's `users.info` (`user.profile.email`; present only with the `users:read.email`
+ * scope, so undefined without it), for linking the identity to its person (core/person-link.ts).
+ */
+export function slackEmailLookup(client: App['client'], userId: string): EmailLookup {
+  return async () => {
+    const r = await client.users.info({ user: userId });
+    return r.user?.profile?.email || undefined;
+  };
 }
 
 /**
@@ -146,6 +158,7 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
       identity: slackIdentity(user),
       channel: 'slack',
       decision: 'approve',
+      findEmail: slackEmailLookup(app.client, user),
       messageRef: channel && ts ? slackRef(channel, ts) : undefined,
     });
     await ephemeral(channel, user, outcome.text);
@@ -182,6 +195,7 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
       identity: slackIdentity(user),
       channel: 'slack',
       decision: 'reject',
+      findEmail: slackEmailLookup(app.client, user),
       reason,
       messageRef: meta.channel && meta.ts ? slackRef(meta.channel, meta.ts) : undefined,
     });
