@@ -28,6 +28,7 @@ import { createCycleService } from '../services/temporal-cycle-service';
 import { ACTION } from './core/card';
 import { DecisionDesk } from './core/decisions';
 import { createSlackBot } from './slack/app';
+import { SlackIdentityDirectory } from './slack/directory';
 import { createSlackWebClient, SlackChatChannel } from './slack/channel';
 import { createTeamsAdapter, createTeamsBot } from './teams/bot';
 import { TeamsChatChannel } from './teams/channel';
@@ -53,8 +54,8 @@ beforeAll(async () => {
   slack = await startFakeSlackApi();
   connector = await startFakeBotConnector();
   const desk = new DecisionDesk({ service, db: db.db, logger });
-  const runCommand = createCommandRunner({ service, db: db.db, logger });
   const slackChannel = new SlackChatChannel({ client: createSlackWebClient('xoxb-test-token', slack.url), db: db.db, logger, defaultChannel: 'C0PATCHING' });
+  const runCommand = createCommandRunner({ service, db: db.db, logger, directory: new SlackIdentityDirectory(slackChannel.client) });
   const slackBot = createSlackBot({ botToken: 'xoxb-test-token', signingSecret: SECRET, apiUrl: slack.url, db: db.db, service, desk, channel: slackChannel, logger, runCommand });
   const adapter = createTeamsAdapter({ emulator: true }, logger);
   const teamsChannel = new TeamsChatChannel({ adapter, appId: undefined, db: db.db, logger, serviceUrlAllowed: serviceUrlPolicy({ allowLoopback: true }) });
@@ -214,5 +215,18 @@ describe('people, not identities, vote', () => {
         ['teams:29:erin', 'teams:29:erin'],
       ]);
     });
+  });
+
+  it("people link slack:U… records the person's e-mail from Slack users.info, so their Teams identity links by it", async () => {
+    slack.addUser({ id: 'UFRANK', name: 'frank', email: 'frank@example.com' });
+    expect(await slackCommand('UOPS', 'people link frank slack:UFRANK')).toContain("slack:UFRANK is now frank; their votes count as one person's (e-mail frank@example.com from the platform)");
+    expect((await listPeople(db.db)).find((p) => p.name === 'frank')).toEqual({ name: 'frank', email: 'frank@example.com', identities: ['slack:UFRANK'] });
+    // Without the users:read.email scope Slack leaves the address out: the link is made, no e-mail recorded.
+    slack.addUser({ id: 'UGRACE', name: 'grace' });
+    expect(await slackCommand('UOPS', 'people link grace slack:UGRACE')).toMatch(/slack:UGRACE is now grace; their votes count as one person's$/);
+    // Slack failing does not fail the link.
+    slack.failNext('users.info', 'ratelimited');
+    expect(await slackCommand('UOPS', 'people link heidi slack:UHEIDI')).toContain('slack:UHEIDI is now heidi');
+    expect((await listPeople(db.db)).filter((p) => ['grace', 'heidi'].includes(p.name)).map((p) => p.email)).toEqual([null, null]);
   });
 });

@@ -13,8 +13,9 @@ import type { Db } from '../db/client';
 import { addException, listExceptions, removeException } from '../db/cycles';
 import { complianceSummary, isScoped, SEVERITIES } from '../db/read-model/compliance';
 import { grantRole, revokeRole, rolesOf, type Role } from '../db/identities';
-import { linkIdentity, listPeople, unlinkIdentity, type PersonDto } from '../db/people';
+import { linkIdentity, listPeople, recordPersonEmail, unlinkIdentity, type PersonDto } from '../db/people';
 import type { Channel, CycleScope, CycleStatus } from '../domain/cycle';
+import type { IdentityDirectory } from '../domain/ports';
 import { isCodedError } from '../domain/errors';
 import type { CycleService } from '../services/cycle-service';
 
@@ -25,6 +26,8 @@ export interface ExecuteContext {
   roles: readonly Role[];
   service: CycleService;
   db: Db;
+  /** Where `people link` asks a platform for the identity's e-mail when none is given (Slack users.info); optional. */
+  directory?: IdentityDirectory;
 }
 
 function scopeText(s: CycleScope): string {
@@ -208,6 +211,22 @@ const HANDLERS: { [V in Verb]: Handler<V> } = {
   people: (c, ctx) => peopleHandler(c, ctx),
 };
 
+/** The directory's e-mail for an identity, best effort: a failure or silence after 2.5 s is no address. */
+async function directoryEmail(ctx: ExecuteContext, identity: string): Promise<string | undefined> {
+  if (!ctx.directory) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const silence = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), 2_500);
+  });
+  try {
+    return await Promise.race([ctx.directory.emailOf(identity), silence]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function personText(p: PersonDto): string {
   return `${p.name}${p.email ? ` <${p.email}>` : ''}  ${p.identities.length ? p.identities.join(', ') : '(no identities)'}`;
 }
@@ -220,9 +239,12 @@ const peopleHandler: Handler<'people'> = async (c, ctx) => {
   }
   if (c.action === 'link') {
     const { changed } = await linkIdentity(ctx.db, { person: c.person, identity: c.identity, ...(c.email ? { email: c.email } : {}), by: ctx.identity });
+    // No address given: the platform's, when it has one, becomes the person's (so their other identities link by e-mail).
+    const found = c.email ? undefined : await directoryEmail(ctx, c.identity);
+    const email = c.email ?? (found && (await recordPersonEmail(ctx.db, c.person, found, ctx.identity)) ? found : undefined);
     return {
-      text: changed ? `${c.identity} is now ${c.person}; their votes count as one person's` : `${c.identity} was already ${c.person}`,
-      data: { verb: 'people', action: 'link', person: c.person, identity: c.identity, ...(c.email ? { email: c.email } : {}), changed },
+      text: `${changed ? `${c.identity} is now ${c.person}; their votes count as one person's` : `${c.identity} was already ${c.person}`}${email && !c.email ? ` (e-mail ${email} from the platform)` : ''}`,
+      data: { verb: 'people', action: 'link', person: c.person, identity: c.identity, ...(email ? { email } : {}), changed },
     };
   }
   const person = await unlinkIdentity(ctx.db, c.identity, ctx.identity);

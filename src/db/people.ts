@@ -144,3 +144,23 @@ export async function linkByEmail(db: Db, identity: string, email: string, by: s
   await appendAudit(db, { actor: by, action: 'person.linked', subjectType: 'person', subjectId: person.name, details: { identity, via: 'email', email } });
   return person.name;
 }
+
+/**
+ * Records an e-mail a platform reported for one of the person's identities, when the person has none and no other
+ * person has this address. Returns whether it was recorded (audited as `person.email`); never refuses.
+ */
+export async function recordPersonEmail(db: Db, name: string, email: string, by: string): Promise<boolean> {
+  if (!EMAIL.test(email)) return false;
+  const [taken] = await db.select({ name: people.name }).from(people).where(sql`lower(${people.email}) = lower(${email})`);
+  if (taken) return false;
+  const updated = await db
+    .update(people)
+    .set({ email })
+    .where(sql`${people.name} = ${name} and ${people.email} is null`)
+    .returning({ name: people.name })
+    .catch(() => []); // a concurrent link took the address first (people_email_uq)
+  if (updated.length === 0) return false;
+  await appendAudit(db, { actor: by, action: 'person.email', subjectType: 'person', subjectId: name, details: { email, via: 'directory' } });
+  return true;
+}
+

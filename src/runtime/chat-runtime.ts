@@ -20,6 +20,7 @@ import { serviceUrlPolicy, type ServiceUrlPolicy } from '../chat/teams/service-u
 import { CompositeChatNotifier } from '../chat/core/chat-notifier';
 import { DecisionDesk } from '../chat/core/decisions';
 import { createCommandRunner } from '../commands/runner';
+import { SlackIdentityDirectory } from '../chat/slack/directory';
 
 export interface ChatChannels {
   notifier: ChatNotifier;
@@ -68,7 +69,9 @@ export function createChatFrontEnds(
 ): ChatFrontEnds {
   const { db, service, channels, logger } = deps;
   const desk = new DecisionDesk({ service, db, logger: logger.child({ component: 'chat-decisions' }), chat: channels.notifier });
-  const runCommand = createCommandRunner({ service, db, logger });
+  // `people link slack:U…` records the person's e-mail from Slack's users.info when none is given.
+  const directory = channels.slack ? new SlackIdentityDirectory(channels.slack.client) : undefined;
+  const runCommand = createCommandRunner({ service, db, logger, ...(directory ? { directory } : {}) });
   const routes: RouteModule[] = [];
   if (channels.teams && config.teams.mode !== 'off') {
     const teamsBot = createTeamsBot({

@@ -19,6 +19,7 @@ import { ACTION } from '../core/card';
 import type { CommandRunner } from '../../commands/runner-types';
 import type { DecisionDesk } from '../core/decisions';
 import type { EmailLookup } from '../core/person-link';
+import { slackUserEmail, type SlackUsersApi } from './directory';
 import { patchHealth } from '../core/health';
 import { homeView, noRoleHomeView } from './home';
 import { FastifySlackReceiver } from './receiver';
@@ -79,11 +80,8 @@ export function slackIdentity(userId: string): string {
  * The user's e-mail from Slack's `users.info` (`user.profile.email`; present only with the `users:read.email`
  * scope, so undefined without it), for linking the identity to its person (core/person-link.ts).
  */
-export function slackEmailLookup(client: App['client'], userId: string): EmailLookup {
-  return async () => {
-    const r = await client.users.info({ user: userId });
-    return r.user?.profile?.email || undefined;
-  };
+export function slackEmailLookup(client: SlackUsersApi, userId: string): EmailLookup {
+  return () => slackUserEmail(client, userId);
 }
 
 /**
