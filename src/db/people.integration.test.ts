@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { createLogger } from '../logging';
 import { linkPersonByEmail } from '../chat/core/person-link';
-import { linkByEmail, linkIdentity, listPeople, personOf, unlinkIdentity } from './people';
+import { linkByEmail, linkIdentity, listPeople, personOf, personWithIdentities, unlinkIdentity } from './people';
 
 describe('people and their identities', () => {
   let t: TestDatabase;
@@ -23,6 +23,8 @@ describe('people and their identities', () => {
     expect(await linkIdentity(t.db, { person: 'alice', identity: 'teams:29:a', by: 'cli:admin' })).toEqual({ changed: false });
     expect(await personOf(t.db, 'slack:UA')).toBe('person:alice');
     expect(await personOf(t.db, 'teams:29:a')).toBe('person:alice');
+    expect(await personWithIdentities(t.db, 'teams:29:a')).toEqual({ person: 'person:alice', identities: ['slack:UA', 'teams:29:a'] });
+    expect(await personWithIdentities(t.db, 'web:nobody')).toEqual({ person: 'web:nobody', identities: ['web:nobody'] });
     expect(await listPeople(t.db)).toEqual([{ name: 'alice', email: 'alice@example.com', identities: ['slack:UA', 'teams:29:a'] }]);
     expect(await audits('person.linked')).toBe(2);
   });

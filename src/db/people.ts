@@ -1,7 +1,8 @@
 /**
  * People and their identities: who is behind `slack:U0123`, `teams:<aad object id>`, `web:alice`, `api:…`.
  * Quorum counts people and separation of duties compares people (domain/approval.ts); the person is resolved
- * here, where a vote or a start enters, and carried to the workflow in its payload (decisions #…).
+ * where a vote or a start enters (the cycle service) and carried to the workflow in its payload (docs/decisions.md,
+ * "People vote, resolved where the vote enters").
  *
  * An identity linked to nobody is its own person: personOf() returns the identity itself. A linked identity's
  * person key is `person:<name>`, which no identity can be (names hold no colon).
@@ -46,6 +47,18 @@ export async function personOf(db: Db, identity: string): Promise<string> {
     .where(eq(personIdentities.identity, identity))
     .limit(1);
   return rows[0] ? personKey(rows[0].name) : identity;
+}
+
+/** The person behind an identity and every identity linked to them now (just the identity when linked to nobody). */
+export async function personWithIdentities(db: Db, identity: string): Promise<{ person: string; identities: string[] }> {
+  const rows = await db
+    .select({ name: people.name, identity: personIdentities.identity })
+    .from(personIdentities)
+    .innerJoin(people, eq(people.id, personIdentities.personId))
+    .where(sql`${personIdentities.personId} = (select person_id from person_identities where identity = ${identity})`)
+    .orderBy(asc(personIdentities.identity));
+  if (rows.length === 0) return { person: identity, identities: [identity] };
+  return { person: personKey(rows[0]!.name), identities: rows.map((r) => r.identity) };
 }
 
 /** Is this identity linked to a person? */

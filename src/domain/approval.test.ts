@@ -162,3 +162,29 @@ describe('people, not identities, vote', () => {
     expect(checkVote(old, vote('slack:UB', 'person:bob'), 'approve')).toEqual({ ok: false, reason: `you already voted (approve at ${at})` });
   });
 });
+
+describe('people linked after the fact', () => {
+  const at = '2026-11-27T10:00:00.000Z';
+  const state = (over: Partial<ApprovalState> = {}): ApprovalState => ({
+    requestedBy: 'slack:UA',
+    requestedByPerson: 'slack:UA', // linked to nobody when the cycle started
+    approvers: ['slack:UA', 'teams:aad-a', 'slack:UB'],
+    escalationApprovers: [],
+    escalated: false,
+    needed: 2,
+    records: [],
+    separationOfDuties: true,
+    ...over,
+  });
+
+  it('refuses the requester approving from an identity linked to them after the start', () => {
+    const vote = { identity: 'teams:aad-a', channel: 'teams' as const, person: 'person:alice', personIdentities: ['slack:UA', 'teams:aad-a'] };
+    expect(checkVote(state(), vote, 'approve')).toEqual({ ok: false, reason: 'you requested this cycle; someone else must approve' });
+  });
+
+  it('refuses a second vote from an identity linked to the first voter after their vote', () => {
+    const s = state({ requestedBy: 'cli:ops', requestedByPerson: 'cli:ops', records: [{ identity: 'slack:UA', person: 'slack:UA', channel: 'slack', decision: 'approve', at }] });
+    const vote = { identity: 'teams:aad-a', channel: 'teams' as const, person: 'person:alice', personIdentities: ['slack:UA', 'teams:aad-a'] };
+    expect(checkVote(s, vote, 'approve')).toEqual({ ok: false, reason: `you already voted (approve at ${at} as slack:UA)` });
+  });
+});

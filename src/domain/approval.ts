@@ -62,9 +62,12 @@ export function voterOf(x: { identity: string; person?: string }): string {
   return x.person?.trim() || x.identity.trim();
 }
 
-/** Did the cycle's requester cast this (same identity, or another identity of the same person)? */
-function isRequester(state: ApprovalState, x: { identity: string; person?: string }): boolean {
-  return x.identity.trim() === state.requestedBy || voterOf(x) === (state.requestedByPerson ?? state.requestedBy);
+/**
+ * Did the cycle's requester cast this: the same identity, the same person as at the start, or a person who now
+ * holds the identity that started it (linked since)?
+ */
+function isRequester(state: ApprovalState, x: { identity: string; person?: string; personIdentities?: string[] }): boolean {
+  return x.identity.trim() === state.requestedBy || voterOf(x) === (state.requestedByPerson ?? state.requestedBy) || (x.personIdentities?.includes(state.requestedBy) ?? false);
 }
 
 /** May this person cast this vote now? The reason is shown to the voter as is. */
@@ -89,7 +92,7 @@ export function checkVote(state: ApprovalState, vote: ApprovalVote, decision: 'a
   }
   // One vote per person, whichever of their identities cast it.
   const person = voterOf(vote);
-  const previous = state.records.find((r) => r.identity === who || voterOf(r) === person);
+  const previous = state.records.find((r) => r.identity === who || voterOf(r) === person || vote.personIdentities?.includes(r.identity));
   if (previous) {
     return { ok: false, reason: `you already voted (${previous.decision} at ${previous.at}${previous.identity === who ? '' : ` as ${previous.identity}`})` };
   }

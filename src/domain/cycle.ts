@@ -59,6 +59,11 @@ export interface ApprovalVote {
    * before people existed: the identity is then the person.
    */
   person?: string;
+  /**
+   * Every identity linked to that person when the vote arrived (the voting one included), so an identity linked
+   * after the cycle started or after an earlier vote is still known as the same person's. Absent in older votes.
+   */
+  personIdentities?: string[];
   channel: Channel;
   /** Required for a rejection. */
   reason?: string;

@@ -14,7 +14,7 @@ import {
 } from '@temporalio/client';
 import type { Db } from '../db/client';
 import { findCycleByChange, getCycleRow, listCycleRows } from '../db/cycles';
-import { personOf } from '../db/people';
+import { personOf, personWithIdentities } from '../db/people';
 import { getPolicy, listPolicies } from '../db/policies';
 import { TERMINAL_STAGES, workflowIdForCycle, type ApprovalResult, type ApprovalVote, type CycleScope, type CycleStatus } from '../domain/cycle';
 import { CodedError, ErrorCode } from '../domain/errors';
@@ -90,8 +90,9 @@ export function createCycleService(deps: CycleServiceDeps): CycleService {
     if (kind === 'reject' && !v.reason?.trim()) throw new CodedError(ErrorCode.InvalidInput, 'a rejection needs a reason');
     // The person is resolved here, where the vote enters, and never taken from the caller: the workflow cannot read
     // the database, so it counts and compares the person this payload carries (decisions.md, "People vote").
-    const { person: _untrusted, ...rest } = v;
-    const vote: ApprovalVote = { ...rest, person: await personOf(db, v.identity.trim()) };
+    const { person: _person, personIdentities: _identities, ...rest } = v;
+    const who = await personWithIdentities(db, v.identity.trim());
+    const vote: ApprovalVote = { ...rest, person: who.person, personIdentities: who.identities };
     try {
       return await handleOf(cycleId).executeUpdate(kind === 'approve' ? approveCycleUpdate : rejectCycleUpdate, { args: [vote] });
     } catch (e) {
