@@ -534,7 +534,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
 
     async recordVote(input: { cycleId: string; notice: DecisionNotice; messageRef?: string }): Promise<void> {
       const n = input.notice;
-      await recordVoteRow(db, { cycleId: input.cycleId, identity: n.identity, channel: n.channel, decision: n.decision, reason: n.reason, at: new Date(n.at), messageRef: input.messageRef });
+      await recordVoteRow(db, { cycleId: input.cycleId, identity: n.identity, person: n.person, channel: n.channel, decision: n.decision, reason: n.reason, at: new Date(n.at), messageRef: input.messageRef });
       await chat.recordDecision(n);
     },
 

@@ -20,10 +20,10 @@ function rankOf(roles: Iterable<Role>): number {
 export type Authorization = { ok: true } | { ok: false; code: typeof ErrorCode.Forbidden; message: string };
 
 /** Says what is missing and who can fix it, in the words the person reads. */
-function refusal(verb: Verb, role: Role, identity: string): string {
+function refusal(verb: Verb, role: Role, identity: string, action?: string): string {
   switch (role) {
     case 'admin':
-      return `only admins may use "${verb}"; ask an admin to run it, or to grant you the role (roles grant ${identity} admin)`;
+      return `only admins may use "${verb}${action ? ` ${action}` : ''}"; ask an admin to run it, or to grant you the role (roles grant ${identity} admin)`;
     case 'approver':
       return `only approvers may ${verb}; ask an admin to grant you the role (roles grant ${identity} approver <group>)`;
     case 'viewer':
@@ -31,8 +31,8 @@ function refusal(verb: Verb, role: Role, identity: string): string {
   }
 }
 
-export function authorize(verb: Verb, roles: Iterable<Role>, identity: string): Authorization {
-  const needed = requiredRole(verb);
+export function authorize(verb: Verb, roles: Iterable<Role>, identity: string, action?: string): Authorization {
+  const needed = requiredRole(verb, action);
   if (needed === null || rankOf(roles) >= RANK[needed]) return { ok: true };
-  return { ok: false, code: ErrorCode.Forbidden, message: refusal(verb, needed, identity) };
+  return { ok: false, code: ErrorCode.Forbidden, message: refusal(verb, needed, identity, action) };
 }

@@ -29,6 +29,7 @@ const SAMPLES: Record<Verb, string> = {
   endpoints: 'endpoints web',
   exceptions: 'exceptions list',
   roles: 'roles list slack:U9',
+  people: 'people link alice slack:U9',
 };
 
 /** What each verb needs (null: nothing). */
@@ -48,6 +49,7 @@ const NEEDS: Record<Verb, Role | null> = {
   rollback: 'admin',
   exceptions: 'admin',
   roles: 'admin',
+  people: 'admin',
 };
 
 const HOLDERS: Array<{ name: string; roles: Role[] }> = [
@@ -112,6 +114,26 @@ describe('execute: one role check for every verb', () => {
     expect(outcome).toMatchObject({ ok: false, code: ErrorCode.Forbidden });
     expect(service.calls).toEqual([]);
     expect(touched).toEqual([]);
+  });
+
+  // `people` reads with `list` (viewer) and changes with link / unlink (admin): the action decides.
+  const peopleCases = [
+    { line: 'people list', needed: 'viewer' as Role },
+    { line: 'people link alice slack:U9', needed: 'admin' as Role },
+    { line: 'people unlink slack:U9', needed: 'admin' as Role },
+  ].flatMap((c) => HOLDERS.map((h) => ({ ...c, holder: h.name, roles: h.roles })));
+  it.each(peopleCases)('$line by $holder', async ({ line, needed, roles }) => {
+    const p = parseCommand(line);
+    if (!p.ok) throw new Error(p.error);
+    const order: Role[] = ['viewer', 'approver', 'admin'];
+    const allowed = roles.some((r) => order.indexOf(r) >= order.indexOf(needed));
+    const outcome = await execute(p.command, { identity: 'slack:U1', channel: 'slack', roles, service, db: recordingDb(touched) });
+    if (allowed) {
+      expect(outcome.ok ? 'ok' : outcome.code).not.toBe(ErrorCode.Forbidden);
+    } else {
+      expect(outcome).toMatchObject({ ok: false, code: ErrorCode.Forbidden });
+      expect(touched).toEqual([]);
+    }
   });
 
   it('tells someone without a role which role to ask for, and how', async () => {

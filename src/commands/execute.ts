@@ -6,14 +6,16 @@
  * the user's (a database or Temporal failure without a code) are thrown for the front-end to log.
  */
 import { sql } from 'drizzle-orm';
-import { usage, type Command, type Verb } from './grammar';
+import { actionOf, usage, type Command, type Verb } from './grammar';
 import { authorize } from './authorize';
 import type { AnyCommandOutcome, CommandData, DataOf, EndpointMatch } from './outcome';
 import type { Db } from '../db/client';
 import { addException, listExceptions, removeException } from '../db/cycles';
 import { complianceSummary, isScoped, SEVERITIES } from '../db/read-model/compliance';
 import { grantRole, revokeRole, rolesOf, type Role } from '../db/identities';
+import { linkIdentity, listPeople, recordPersonEmail, unlinkIdentity, type PersonDto } from '../db/people';
 import type { Channel, CycleScope, CycleStatus } from '../domain/cycle';
+import type { IdentityDirectory } from '../domain/ports';
 import { isCodedError } from '../domain/errors';
 import type { CycleService } from '../services/cycle-service';
 
@@ -24,6 +26,8 @@ export interface ExecuteContext {
   roles: readonly Role[];
   service: CycleService;
   db: Db;
+  /** Where `people link` asks a platform for the identity's e-mail when none is given (Slack users.info); optional. */
+  directory?: IdentityDirectory;
 }
 
 function scopeText(s: CycleScope): string {
@@ -204,6 +208,50 @@ const HANDLERS: { [V in Verb]: Handler<V> } = {
       data: { verb: 'roles', action: 'revoke', identity, role, groupName, removed },
     };
   },
+  people: (c, ctx) => peopleHandler(c, ctx),
+};
+
+/** The directory's e-mail for an identity, best effort: a failure or silence after 2.5 s is no address. */
+async function directoryEmail(ctx: ExecuteContext, identity: string): Promise<string | undefined> {
+  if (!ctx.directory) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const silence = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), 2_500);
+  });
+  try {
+    return await Promise.race([ctx.directory.emailOf(identity), silence]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function personText(p: PersonDto): string {
+  return `${p.name}${p.email ? ` <${p.email}>` : ''}  ${p.identities.length ? p.identities.join(', ') : '(no identities)'}`;
+}
+
+/** `people …`: link, unlink and list the identities of people (db/people.ts audits each change). */
+const peopleHandler: Handler<'people'> = async (c, ctx) => {
+  if (c.action === 'list') {
+    const people = await listPeople(ctx.db);
+    return { text: people.length ? people.map(personText).join('\n') : 'no people yet: every identity is its own person (people link <person> <identity>)', data: { verb: 'people', action: 'list', people } };
+  }
+  if (c.action === 'link') {
+    const { changed } = await linkIdentity(ctx.db, { person: c.person, identity: c.identity, ...(c.email ? { email: c.email } : {}), by: ctx.identity });
+    // No address given: the platform's, when it has one, becomes the person's (so their other identities link by e-mail).
+    const found = c.email ? undefined : await directoryEmail(ctx, c.identity);
+    const email = c.email ?? (found && (await recordPersonEmail(ctx.db, c.person, found, ctx.identity)) ? found : undefined);
+    return {
+      text: `${changed ? `${c.identity} is now ${c.person}; their votes count as one person's` : `${c.identity} was already ${c.person}`}${email && !c.email ? ` (e-mail ${email} from the platform)` : ''}`,
+      data: { verb: 'people', action: 'link', person: c.person, identity: c.identity, ...(email ? { email } : {}), changed },
+    };
+  }
+  const person = await unlinkIdentity(ctx.db, c.identity, ctx.identity);
+  return {
+    text: person ? `${c.identity} is no longer ${person}; it is its own person again` : `${c.identity} was linked to nobody`,
+    data: { verb: 'people', action: 'unlink', identity: c.identity, person },
+  };
 };
 
 function handle<V extends Verb>(command: Extract<Command, { verb: V }>, ctx: ExecuteContext): Promise<Done<V>> {
@@ -212,7 +260,7 @@ function handle<V extends Verb>(command: Extract<Command, { verb: V }>, ctx: Exe
 
 /** Runs one parsed command for `ctx.identity`: the role check, then the verb. */
 export async function execute(command: Command, ctx: ExecuteContext): Promise<AnyCommandOutcome> {
-  const allowed = authorize(command.verb, ctx.roles, ctx.identity);
+  const allowed = authorize(command.verb, ctx.roles, ctx.identity, actionOf(command));
   if (!allowed.ok) return { ok: false, code: allowed.code, message: allowed.message };
   try {
     const done = await handle(command as Extract<Command, { verb: Verb }>, ctx);
@@ -272,6 +320,8 @@ function legacyData(d: CommandData): unknown {
       return d.action === 'list' ? d.exceptions : d.action === 'add' ? d.exception : undefined;
     case 'roles':
       return d.action === 'list' ? d.grants : undefined;
+    case 'people':
+      return d.action === 'list' ? d.people : undefined;
   }
 }
 

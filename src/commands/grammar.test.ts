@@ -56,6 +56,10 @@ describe('parseCommand: good input', () => {
     ['roles list slack:U123', { verb: 'roles', action: 'list', identity: 'slack:U123' }],
     ['roles grant slack:U123 approver', { verb: 'roles', action: 'grant', identity: 'slack:U123', role: 'approver' }],
     ['roles grant <@U0ABC123|alice> approver', { verb: 'roles', action: 'grant', identity: 'slack:U0ABC123', role: 'approver' }],
+    ['people', { verb: 'people', action: 'list' }],
+    ['people link alice slack:U0123', { verb: 'people', action: 'link', person: 'alice', identity: 'slack:U0123' }],
+    ['people link alice <@U0123|alice> email:alice@example.com', { verb: 'people', action: 'link', person: 'alice', identity: 'slack:U0123', email: 'alice@example.com' }],
+    ['people unlink teams:29:1abc', { verb: 'people', action: 'unlink', identity: 'teams:29:1abc' }],
     ['roles list <@U0ABC123>', { verb: 'roles', action: 'list', identity: 'slack:U0ABC123' }],
     ['<at>Patch Ops</at> approve C-12', { verb: 'approve', cycleId: 'C-12' }],
     ['roles revoke teams:29:1abc ADMIN web', { verb: 'roles', action: 'revoke', identity: 'teams:29:1abc', role: 'admin', group: 'web' }],
@@ -108,6 +112,11 @@ describe('parseCommand: bad input', () => {
     ['roles grant U1 approver', '"U1" is not an identity (they look like slack:U123, teams:<aad id>, cli:alice)', 'roles'],
     ['roles grant slack:U1 superuser', 'role "superuser" is not one of admin, approver, viewer', 'roles'],
     ['roles grant slack:U1 admin web extra', 'roles does not take "extra"', 'roles'],
+    ['people link alice', 'people link needs an identity, e.g. slack:U0123', 'people'],
+    ['people link alice person:bob', '"person:bob" is not an identity (they look like slack:U0123, teams:<aad id>, web:alice)', 'people'],
+    ['people link al:ice slack:U1', "people link needs a person's name first (letters, digits, . _ @ -), e.g. people link alice slack:U0123", 'people'],
+    ['people link alice slack:U1 email:nope', 'people link: "email:nope" is not understood (it takes email:<address>)', 'people'],
+    ['people merge a b', 'people: unknown action "merge" (use list, link or unlink)', 'people'],
     ['roles delete slack:U1', 'roles: unknown action "delete" (use list, grant or revoke)', 'roles'],
   ];
   it.each(cases)('%j', (text, error, usageFragment) => {
@@ -152,7 +161,7 @@ describe('parseScope', () => {
 
 describe('roles per verb', () => {
   it('admin verbs are everything but the read verbs and the votes', () => {
-    expect([...ADMIN_VERBS].sort()).toEqual(['cancel', 'exceptions', 'pause', 'resume', 'roles', 'rollback', 'scan', 'start']);
+    expect([...ADMIN_VERBS].sort()).toEqual(['cancel', 'exceptions', 'pause', 'people', 'resume', 'roles', 'rollback', 'scan', 'start']);
     expect([...READ_VERBS].sort()).toEqual(['cycles', 'endpoints', 'help', 'report', 'status']);
     expect([...APPROVER_VERBS].sort()).toEqual(['approve', 'reject']);
     expect(ADMIN_VERBS.size + READ_VERBS.size + APPROVER_VERBS.size).toBe(VERBS.length);
@@ -164,8 +173,14 @@ describe('roles per verb', () => {
     ['reject', 'approver'],
     ['start', 'admin'],
     ['roles', 'admin'],
+    ['people', 'admin'],
   ] as const)('%s needs %s', (verb, role) => {
     expect(requiredRole(verb)).toBe(role);
+  });
+  it('people list needs only the viewer role; link and unlink need admin', () => {
+    expect(requiredRole('people', 'list')).toBe('viewer');
+    expect(requiredRole('people', 'link')).toBe('admin');
+    expect(requiredRole('people', 'unlink')).toBe('admin');
   });
 });
 

@@ -14,6 +14,11 @@ export type ExceptionsCommand =
   | { verb: 'exceptions'; action: 'list' }
   | { verb: 'exceptions'; action: 'remove'; code: string };
 
+export type PeopleCommand =
+  | { verb: 'people'; action: 'link'; person: string; identity: string; email?: string }
+  | { verb: 'people'; action: 'unlink'; identity: string }
+  | { verb: 'people'; action: 'list' };
+
 export type Command =
   | { verb: 'help'; topic?: string }
   | { verb: 'status'; cycleId?: string }
@@ -29,7 +34,8 @@ export type Command =
   | { verb: 'report'; scope?: CycleScope }
   | { verb: 'endpoints'; query: string }
   | ExceptionsCommand
-  | { verb: 'roles'; action: 'grant' | 'revoke' | 'list'; identity?: string; role?: Role; group?: string };
+  | { verb: 'roles'; action: 'grant' | 'revoke' | 'list'; identity?: string; role?: Role; group?: string }
+  | PeopleCommand;
 
 export type Verb = Command['verb'];
 export type ParseResult = { ok: true; command: Command } | { ok: false; error: string; usage: string };
@@ -37,6 +43,8 @@ export type ParseResult = { ok: true; command: Command } | { ok: false; error: s
 /** What a verb needs and how it is explained: the role it requires (null: none, `help` only) and its usage lines. */
 export interface VerbSpec {
   role: Role | null;
+  /** Actions of the verb that only read, and so need only the viewer role (`people list`). */
+  readActions?: readonly string[];
   lines: string[];
   about: string;
 }
@@ -73,13 +81,26 @@ export const VERB_TABLE: Readonly<Record<Verb, VerbSpec>> = {
     lines: ['roles list [identity]', 'roles grant <identity> <admin|approver|viewer> [group]', 'roles revoke <identity> <admin|approver|viewer> [group]'],
     about: 'who may do what; identities look like slack:U123, teams:<aad id>, servicenow:<user>, cli:<user>',
   },
+  people: {
+    role: 'admin',
+    readActions: ['list'],
+    lines: ['people list', 'people link <person> <identity> [email:<address>]', 'people unlink <identity>'],
+    about: 'the person behind each identity: quorum counts people, and whoever started a cycle cannot approve it from another identity',
+  },
 };
 
 export const VERBS: readonly Verb[] = Object.keys(VERB_TABLE) as Verb[];
 
-/** The role a verb needs: viewer for reading, approver for votes, admin for the rest (help needs none). */
-export function requiredRole(verb: Verb): Role | null {
-  return VERB_TABLE[verb].role;
+/** The role a verb (and its action) needs: viewer for reading, approver for votes, admin for the rest (help needs none). */
+export function requiredRole(verb: Verb, action?: string): Role | null {
+  const spec = VERB_TABLE[verb];
+  if (action !== undefined && spec.readActions?.includes(action)) return 'viewer';
+  return spec.role;
+}
+
+/** The action of a command with actions (`people list`), else undefined. */
+export function actionOf(command: Command): string | undefined {
+  return 'action' in command ? command.action : undefined;
 }
 
 /** Read-only verbs: the viewer role (or none, for help). */
@@ -98,6 +119,7 @@ const EXAMPLES: Partial<Record<Verb, string[]>> = {
   rollback: ['rollback C-12 ep-7'],
   exceptions: ['exceptions add patch:KB5034441 group:web until:2027-01-10 reason:"vendor hotfix pending"'],
   roles: ['roles grant slack:U123 approver web'],
+  people: ['people link alice slack:U0123', 'people link alice teams:00000000-0000-0000-0000-0000000000a1 email:alice@example.com', 'people unlink web:alice'],
 };
 
 /** Readable help: every command, or one command with its examples. */
@@ -376,6 +398,41 @@ function parseRoles(args: string[]): Command {
   return cmd;
 }
 
+const PERSON_RE = /^[a-z0-9][a-z0-9._@-]{0,63}$/i;
+
+function parseIdentity(word: string | undefined, usageLine: string): string {
+  if (word === undefined) return fail(`${usageLine} needs an identity, e.g. slack:U0123`);
+  const identity = slackMention(word);
+  if (!/^[a-z]+:\S+$/.test(identity) || identity.startsWith('person:')) return fail(`"${identity}" is not an identity (they look like slack:U0123, teams:<aad id>, web:alice)`);
+  return identity;
+}
+
+function parsePeople(args: string[]): PeopleCommand {
+  const action = (args[0] ?? 'list').toLowerCase();
+  const rest = args.slice(1);
+  if (action === 'list') {
+    noMore(rest, 'people');
+    return { verb: 'people', action: 'list' };
+  }
+  if (action === 'unlink') {
+    const identity = parseIdentity(rest[0], 'people unlink');
+    noMore(rest.slice(1), 'people');
+    return { verb: 'people', action: 'unlink', identity };
+  }
+  if (action !== 'link') return fail(`people: unknown action "${action}" (use list, link or unlink)`);
+  const [person, rawIdentity, ...extra] = rest;
+  if (!person || !PERSON_RE.test(person)) return fail(`people link needs a person's name first (letters, digits, . _ @ -), e.g. people link alice slack:U0123`);
+  const identity = parseIdentity(rawIdentity, 'people link');
+  const cmd: PeopleCommand = { verb: 'people', action: 'link', person, identity };
+  for (const word of extra) {
+    const kv = splitKey(word);
+    if (!kv || kv.key !== 'email' || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(kv.value)) return fail(`people link: "${word}" is not understood (it takes email:<address>)`);
+    if (cmd.email !== undefined) return fail('people link: email: is given twice');
+    cmd.email = kv.value;
+  }
+  return cmd;
+}
+
 function parseVerb(verb: Verb, args: string[]): Command {
   switch (verb) {
     case 'help': {
@@ -442,10 +499,12 @@ function parseVerb(verb: Verb, args: string[]): Command {
       return parseExceptions(args);
     case 'roles':
       return parseRoles(args);
+    case 'people':
+      return parsePeople(args);
   }
 }
 
-const VERB_ALIASES: Record<string, Verb> = { '?': 'help', list: 'cycles', exception: 'exceptions', endpoint: 'endpoints', role: 'roles', stop: 'cancel' };
+const VERB_ALIASES: Record<string, Verb> = { '?': 'help', list: 'cycles', exception: 'exceptions', endpoint: 'endpoints', role: 'roles', person: 'people', stop: 'cancel' };
 
 /** Parses one command line. Never throws: bad input gives `{ ok: false, error, usage }`. */
 export function parseCommand(text: string): ParseResult {

@@ -5,6 +5,7 @@
 import type { ComplianceSummary } from '../db/read-model/compliance';
 import type { ExceptionDto } from '../db/cycles';
 import type { Role, RoleGrant } from '../db/identities';
+import type { PersonDto } from '../db/people';
 import type { ApprovalResult, CycleScope, CycleStatus } from '../domain/cycle';
 import type { ErrorCode } from '../domain/errors';
 import type { CycleListItem } from '../services/cycle-service';
@@ -44,6 +45,11 @@ export interface VerbData {
     | { action: 'list'; identity: string; grants: RoleGrant[] }
     | { action: 'grant'; identity: string; role: Role; groupName: string }
     | { action: 'revoke'; identity: string; role: Role; groupName: string; removed: boolean };
+  /** `changed` false: the identity was linked to this person already. `person` of unlink: null when it was linked to nobody. */
+  people:
+    | { action: 'list'; people: PersonDto[] }
+    | { action: 'link'; person: string; identity: string; email?: string; changed: boolean }
+    | { action: 'unlink'; identity: string; person: string | null };
 }
 
 /** A verb's data tagged with the verb: a union renderers switch on (`data.verb`). */

@@ -128,7 +128,7 @@ export async function setChangeNumber(db: Db, cycleId: string, changeNumber: str
 /** Stores a vote (one per identity per cycle; a retried write is a no-op) and audits it. */
 export async function recordVoteRow(
   db: Db,
-  v: { cycleId: string; identity: string; channel: string; decision: 'approve' | 'reject'; reason?: string; at: Date; messageRef?: string },
+  v: { cycleId: string; identity: string; person?: string; channel: string; decision: 'approve' | 'reject'; reason?: string; at: Date; messageRef?: string },
 ): Promise<{ created: boolean }> {
   const inserted = await db
     .insert(cycleApprovals)
@@ -141,7 +141,7 @@ export async function recordVoteRow(
       action: v.decision === 'approve' ? 'cycle.approved' : 'cycle.rejected',
       subjectType: 'cycle',
       subjectId: v.cycleId,
-      details: { channel: v.channel, ...(v.reason ? { reason: v.reason } : {}), ...(v.messageRef ? { messageRef: v.messageRef } : {}) },
+      details: { channel: v.channel, ...(v.person && v.person !== v.identity ? { person: v.person } : {}), ...(v.reason ? { reason: v.reason } : {}), ...(v.messageRef ? { messageRef: v.messageRef } : {}) },
       at: v.at,
     });
   }

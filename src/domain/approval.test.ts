@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type ApprovalRecord } from './cycle';
-import { approvalsNeeded, checkVote, cycleRiskLevel, needsHumanApproval, tally, type ApprovalState, type RiskLevel } from './approval';
+import { approvalsNeeded, approvalsReceived, checkVote, cycleRiskLevel, needsHumanApproval, tally, voterOf, type ApprovalState, type RiskLevel } from './approval';
 import { DEFAULT_POLICY, parsePolicy } from './policy';
 import { type Severity } from './patch';
 
@@ -105,5 +105,86 @@ describe('checkVote and tally', () => {
   ];
   it.each(tallies)('tally: $name → $expected', ({ s, expected }) => {
     expect(tally(s)).toBe(expected);
+  });
+});
+
+describe('people, not identities, vote', () => {
+  const at = '2026-11-27T10:00:00.000Z';
+  // alice holds slack:UA and teams:aad-a; bob holds slack:UB; carol's web:carol is linked to nobody (her own person).
+  const vote = (identity: string, person?: string) => ({ identity, channel: 'slack' as const, ...(person ? { person } : {}) });
+  const rec = (identity: string, person: string | undefined, decision: 'approve' | 'reject' = 'approve'): ApprovalRecord => ({
+    identity,
+    ...(person ? { person } : {}),
+    channel: 'slack',
+    decision,
+    at,
+  });
+  const state = (over: Partial<ApprovalState> = {}): ApprovalState => ({
+    requestedBy: 'slack:UA',
+    requestedByPerson: 'person:alice',
+    approvers: ['slack:UA', 'teams:aad-a', 'slack:UB', 'web:carol'],
+    escalationApprovers: [],
+    escalated: false,
+    needed: 2,
+    records: [],
+    separationOfDuties: true,
+    ...over,
+  });
+
+  it('refuses the requester approving from another of their identities', () => {
+    expect(checkVote(state(), vote('teams:aad-a', 'person:alice'), 'approve')).toEqual({ ok: false, reason: 'you requested this cycle; someone else must approve' });
+  });
+
+  it('refuses a second vote of the same person from another identity, and names the first', () => {
+    const s = state({ requestedBy: 'cli:ops', requestedByPerson: 'cli:ops', records: [rec('slack:UA', 'person:alice')] });
+    expect(checkVote(s, vote('teams:aad-a', 'person:alice'), 'approve')).toEqual({ ok: false, reason: `you already voted (approve at ${at} as slack:UA)` });
+  });
+
+  it('counts a person once however many identities approved, and two people complete the quorum', () => {
+    const base = { requestedBy: 'cli:ops', requestedByPerson: 'cli:ops' };
+    expect(tally(state({ ...base, records: [rec('slack:UA', 'person:alice'), rec('teams:aad-a', 'person:alice')] }))).toBe('pending');
+    expect(approvalsReceived(state({ ...base, records: [rec('slack:UA', 'person:alice'), rec('teams:aad-a', 'person:alice')] }))).toBe(1);
+    expect(tally(state({ ...base, records: [rec('slack:UA', 'person:alice'), rec('slack:UB', 'person:bob')] }))).toBe('approved');
+  });
+
+  it("never counts an approval by the requester's other identity under separation of duties", () => {
+    expect(approvalsReceived(state({ records: [rec('teams:aad-a', 'person:alice'), rec('slack:UB', 'person:bob')] }))).toBe(1);
+    expect(approvalsReceived(state({ separationOfDuties: false, records: [rec('teams:aad-a', 'person:alice'), rec('slack:UB', 'person:bob')] }))).toBe(2);
+  });
+
+  it('an identity linked to nobody is its own person; older votes and cycles without a person fall back to the identity', () => {
+    expect(voterOf({ identity: 'web:carol' })).toBe('web:carol');
+    expect(checkVote(state(), vote('web:carol', 'web:carol'), 'approve')).toEqual({ ok: true });
+    // A cycle started before people existed: only the identity is known, as before.
+    const old = state({ requestedByPerson: undefined, records: [rec('slack:UB', undefined)] });
+    expect(checkVote(old, vote('slack:UA'), 'approve')).toEqual({ ok: false, reason: 'you requested this cycle; someone else must approve' });
+    expect(checkVote(old, vote('teams:aad-a'), 'approve')).toEqual({ ok: true });
+    expect(checkVote(old, vote('slack:UB', 'person:bob'), 'approve')).toEqual({ ok: false, reason: `you already voted (approve at ${at})` });
+  });
+});
+
+describe('people linked after the fact', () => {
+  const at = '2026-11-27T10:00:00.000Z';
+  const state = (over: Partial<ApprovalState> = {}): ApprovalState => ({
+    requestedBy: 'slack:UA',
+    requestedByPerson: 'slack:UA', // linked to nobody when the cycle started
+    approvers: ['slack:UA', 'teams:aad-a', 'slack:UB'],
+    escalationApprovers: [],
+    escalated: false,
+    needed: 2,
+    records: [],
+    separationOfDuties: true,
+    ...over,
+  });
+
+  it('refuses the requester approving from an identity linked to them after the start', () => {
+    const vote = { identity: 'teams:aad-a', channel: 'teams' as const, person: 'person:alice', personIdentities: ['slack:UA', 'teams:aad-a'] };
+    expect(checkVote(state(), vote, 'approve')).toEqual({ ok: false, reason: 'you requested this cycle; someone else must approve' });
+  });
+
+  it('refuses a second vote from an identity linked to the first voter after their vote', () => {
+    const s = state({ requestedBy: 'cli:ops', requestedByPerson: 'cli:ops', records: [{ identity: 'slack:UA', person: 'slack:UA', channel: 'slack', decision: 'approve', at }] });
+    const vote = { identity: 'teams:aad-a', channel: 'teams' as const, person: 'person:alice', personIdentities: ['slack:UA', 'teams:aad-a'] };
+    expect(checkVote(s, vote, 'approve')).toEqual({ ok: false, reason: `you already voted (approve at ${at} as slack:UA)` });
   });
 });

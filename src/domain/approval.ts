@@ -43,6 +43,8 @@ export function needsHumanApproval(policy: Pick<DeploymentPolicy, 'autoApprove'>
 export interface ApprovalState {
   /** Identity that started the cycle. */
   requestedBy: string;
+  /** The person who started it (PatchCycleInput.requestedByPerson); absent in older cycles: `requestedBy` is the person. */
+  requestedByPerson?: string;
   /** Identities (slack:U123, teams:<aad id>, cli:alice …) allowed to vote, resolved from the approver groups. */
   approvers: string[];
   /** Identities of the escalation groups; their votes count only once `escalated`. */
@@ -55,15 +57,29 @@ export interface ApprovalState {
 
 export type VoteCheck = { ok: true } | { ok: false; reason: string };
 
+/** The person a vote or record counts for: its `person` when the boundary resolved one, else the identity (older histories). */
+export function voterOf(x: { identity: string; person?: string }): string {
+  return x.person?.trim() || x.identity.trim();
+}
+
+/**
+ * Did the cycle's requester cast this: the same identity, the same person as at the start, or a person who now
+ * holds the identity that started it (linked since)?
+ */
+function isRequester(state: ApprovalState, x: { identity: string; person?: string; personIdentities?: string[] }): boolean {
+  return x.identity.trim() === state.requestedBy || voterOf(x) === (state.requestedByPerson ?? state.requestedBy) || (x.personIdentities?.includes(state.requestedBy) ?? false);
+}
+
 /** May this person cast this vote now? The reason is shown to the voter as is. */
 export function checkVote(state: ApprovalState, vote: ApprovalVote, decision: 'approve' | 'reject'): VoteCheck {
   const who = vote.identity.trim();
   if (who === '') return { ok: false, reason: 'the vote carries no identity; sign in and try again' };
   const outcome = tally(state);
   if (outcome !== 'pending') return { ok: false, reason: `this cycle is already ${outcome}; votes are closed` };
-  if (decision === 'approve' && state.separationOfDuties && who === state.requestedBy) {
+  if (decision === 'approve' && state.separationOfDuties && isRequester(state, vote)) {
     return { ok: false, reason: 'you requested this cycle; someone else must approve' };
   }
+  // Roles belong to identities: the identity voting must be an approver of this cycle.
   const eligible = state.approvers.includes(who) || (state.escalated && state.escalationApprovers.includes(who));
   if (!eligible) {
     const later = !state.escalated && state.escalationApprovers.includes(who);
@@ -74,21 +90,25 @@ export function checkVote(state: ApprovalState, vote: ApprovalVote, decision: 'a
         : `${who} is not an approver for this cycle`,
     };
   }
-  const previous = state.records.find((r) => r.identity === who);
-  if (previous) return { ok: false, reason: `you already voted (${previous.decision} at ${previous.at})` };
+  // One vote per person, whichever of their identities cast it.
+  const person = voterOf(vote);
+  const previous = state.records.find((r) => r.identity === who || voterOf(r) === person || vote.personIdentities?.includes(r.identity));
+  if (previous) {
+    return { ok: false, reason: `you already voted (${previous.decision} at ${previous.at}${previous.identity === who ? '' : ` as ${previous.identity}`})` };
+  }
   if (decision === 'reject' && !vote.reason?.trim()) return { ok: false, reason: 'a rejection needs a reason' };
   return { ok: true };
 }
 
-/** Distinct approving identities that count (the requester's own approval never counts under separation of duties). */
+/** Distinct approving people that count (the requester's own approval never counts under separation of duties). */
 export function approvalsReceived(state: ApprovalState): number {
-  const ids = new Set<string>();
+  const people = new Set<string>();
   for (const r of state.records) {
     if (r.decision !== 'approve') continue;
-    if (state.separationOfDuties && r.identity === state.requestedBy) continue;
-    ids.add(r.identity);
+    if (state.separationOfDuties && isRequester(state, r)) continue;
+    people.add(voterOf(r));
   }
-  return ids.size;
+  return people.size;
 }
 
 /** Any rejection vetoes; approved once distinct approvals reach the quorum. */

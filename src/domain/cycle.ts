@@ -41,6 +41,11 @@ export interface PatchCycleInput {
   scope: CycleScope;
   /** Identity of whoever started it (separation of duties: they cannot approve). */
   requestedBy: string;
+  /**
+   * The person behind `requestedBy` (`person:<name>`, or the identity itself when it is linked to nobody), resolved
+   * where the start entered (the cycle service); absent in cycles started before people existed.
+   */
+  requestedByPerson?: string;
   emergency?: boolean;
   /** ISO time; the cycle does not deploy before it (tests pass near-future times). */
   notBefore?: string;
@@ -48,6 +53,17 @@ export interface PatchCycleInput {
 
 export interface ApprovalVote {
   identity: string;
+  /**
+   * The person behind `identity`, resolved where the vote entered (the cycle service reads person_identities;
+   * the workflow cannot): quorum counts people and separation of duties compares people. Absent in votes sent
+   * before people existed: the identity is then the person.
+   */
+  person?: string;
+  /**
+   * Every identity linked to that person when the vote arrived (the voting one included), so an identity linked
+   * after the cycle started or after an earlier vote is still known as the same person's. Absent in older votes.
+   */
+  personIdentities?: string[];
   channel: Channel;
   /** Required for a rejection. */
   reason?: string;
@@ -65,6 +81,8 @@ export interface ApprovalResult {
 
 export interface ApprovalRecord {
   identity: string;
+  /** The person who voted (see ApprovalVote.person); absent in records made before people existed. */
+  person?: string;
   channel: Channel;
   decision: 'approve' | 'reject';
   reason?: string;

@@ -109,6 +109,8 @@ export interface PauseQuestion {
 export interface DecisionNotice {
   cycleId: string;
   identity: string;
+  /** The person behind the identity when the vote carried one (`person:<name>`). */
+  person?: string;
   channel: string;
   decision: 'approve' | 'reject';
   reason?: string;
@@ -188,3 +190,14 @@ export interface Mailer {
   sendCycleReport(report: CycleReport, to: string[]): Promise<void>;
   sendApprovalRequest(req: ApprovalRequest, to: string[]): Promise<void>;
 }
+
+/**
+ * Where a chat platform says who an identity is (Slack `users.info`): the e-mail it holds for an identity of its
+ * own (`slack:U…`), so `people link` can record the person's address for linking their other identities by e-mail.
+ * Returns undefined for an identity that is not this platform's, an unknown user, or an address withheld (a
+ * missing scope); throws on transport errors (callers treat every lookup as best effort).
+ */
+export interface IdentityDirectory {
+  emailOf(identity: string): Promise<string | undefined>;
+}
+

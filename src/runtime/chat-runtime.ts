@@ -21,6 +21,7 @@ import { CompositeChatNotifier } from '../chat/core/chat-notifier';
 import { DecisionDesk } from '../chat/core/decisions';
 import { createCommandRunner } from '../commands/runner';
 import { PgDeliveryReceipts } from '../db/delivery-receipts';
+import { SlackIdentityDirectory } from '../chat/slack/directory';
 
 export interface ChatChannels {
   notifier: ChatNotifier;
@@ -69,7 +70,9 @@ export function createChatFrontEnds(
 ): ChatFrontEnds {
   const { db, service, channels, logger } = deps;
   const desk = new DecisionDesk({ service, db, logger: logger.child({ component: 'chat-decisions' }), chat: channels.notifier });
-  const runCommand = createCommandRunner({ service, db, logger });
+  // `people link slack:U…` records the person's e-mail from Slack's users.info when none is given.
+  const directory = channels.slack ? new SlackIdentityDirectory(channels.slack.client) : undefined;
+  const runCommand = createCommandRunner({ service, db, logger, ...(directory ? { directory } : {}) });
   const routes: RouteModule[] = [];
   if (channels.teams && config.teams.mode !== 'off') {
     const teamsBot = createTeamsBot({

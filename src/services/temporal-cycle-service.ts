@@ -1,6 +1,8 @@
 /**
  * createCycleService: the one CycleService every front-end drives cycles through (CLI, Slack, Teams,
- * dashboard, ServiceNow webhook). Talks to workflows through the Temporal client; reads Postgres.
+ * dashboard, ServiceNow webhook). Talks to workflows through the Temporal client; reads Postgres. It is where a
+ * start or a vote enters the workflow, so it resolves the person behind the identity (db/people.ts) and carries it in
+ * the payload: the workflow counts and compares people without reading the database.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -12,6 +14,7 @@ import {
 } from '@temporalio/client';
 import type { Db } from '../db/client';
 import { findCycleByChange, getCycleRow, listCycleRows } from '../db/cycles';
+import { personOf, personWithIdentities } from '../db/people';
 import { getPolicy, listPolicies } from '../db/policies';
 import { TERMINAL_STAGES, workflowIdForCycle, type ApprovalResult, type ApprovalVote, type CycleScope, type CycleStatus } from '../domain/cycle';
 import { CodedError, ErrorCode } from '../domain/errors';
@@ -85,8 +88,13 @@ export function createCycleService(deps: CycleServiceDeps): CycleService {
     const { finished } = await ensureCycle(cycleId);
     if (finished) throw new CodedError(ErrorCode.ApprovalRefused, `approvals are not open: the cycle is ${finished}`);
     if (kind === 'reject' && !v.reason?.trim()) throw new CodedError(ErrorCode.InvalidInput, 'a rejection needs a reason');
+    // The person is resolved here, where the vote enters, and never taken from the caller: the workflow cannot read
+    // the database, so it counts and compares the person this payload carries (decisions.md, "People vote").
+    const { person: _person, personIdentities: _identities, ...rest } = v;
+    const who = await personWithIdentities(db, v.identity.trim());
+    const vote: ApprovalVote = { ...rest, person: who.person, personIdentities: who.identities };
     try {
-      return await handleOf(cycleId).executeUpdate(kind === 'approve' ? approveCycleUpdate : rejectCycleUpdate, { args: [v] });
+      return await handleOf(cycleId).executeUpdate(kind === 'approve' ? approveCycleUpdate : rejectCycleUpdate, { args: [vote] });
     } catch (e) {
       if (e instanceof WorkflowUpdateFailedError) throw new CodedError(ErrorCode.ApprovalRefused, e.cause?.message ?? e.message, { cause: e });
       if (isNotFound(e)) throw new CodedError(ErrorCode.ApprovalRefused, `approvals are not open: cycle ${cycleId} has finished`, { cause: e });
@@ -99,6 +107,7 @@ export function createCycleService(deps: CycleServiceDeps): CycleService {
       if (!input.requestedBy?.includes(':')) throw new CodedError(ErrorCode.InvalidInput, 'requestedBy must be an identity such as cli:alice or slack:U123');
       if (input.notBefore && Number.isNaN(Date.parse(input.notBefore))) throw new CodedError(ErrorCode.InvalidInput, `notBefore "${input.notBefore}" is not a date/time`);
       await getPolicy(db, input.policyName); // NOT_FOUND naming the known policies
+      const requestedByPerson = await personOf(db, input.requestedBy);
       const cycleId = newCycleId();
       const workflowId = workflowIdForCycle(cycleId);
       try {
@@ -111,6 +120,7 @@ export function createCycleService(deps: CycleServiceDeps): CycleService {
               policyName: input.policyName,
               scope: input.scope,
               requestedBy: input.requestedBy,
+              requestedByPerson,
               ...(input.emergency ? { emergency: true } : {}),
               ...(input.notBefore ? { notBefore: input.notBefore } : {}),
             },

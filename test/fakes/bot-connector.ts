@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ConnectorCall {
-  op: 'send' | 'reply' | 'update' | 'delete' | 'createConversation';
+  op: 'send' | 'reply' | 'update' | 'delete' | 'createConversation' | 'getMember';
   conversationId?: string;
   activityId?: string;
   activity?: Record<string, unknown>;
@@ -21,6 +21,11 @@ export interface FakeBotConnector {
   calls: ConnectorCall[];
   callsOf(op: ConnectorCall['op']): ConnectorCall[];
   waitFor(op: ConnectorCall['op'], n?: number, timeoutMs?: number): Promise<ConnectorCall[]>;
+  /**
+   * A member of every conversation, as GET /v3/conversations/{id}/members/{memberId} answers for Teams
+   * (TeamsChannelAccount: id, name, objectId, email, userPrincipalName, tenantId, userRole).
+   */
+  addMember(member: { id: string; name: string; objectId?: string; email?: string; userPrincipalName?: string }): void;
   reset(): void;
   close(): Promise<void>;
 }
@@ -44,10 +49,21 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown> | undef
 export async function startFakeBotConnector(): Promise<FakeBotConnector> {
   const calls: ConnectorCall[] = [];
   let seq = 0;
+  const members = new Map<string, { id: string; name: string; objectId?: string; email?: string; userPrincipalName?: string }>();
   const server: Server = createServer((req, res) => {
     void (async () => {
       const activity = await readJson(req);
       const path = new URL(req.url ?? '/', 'http://x').pathname;
+      const member = /^\/v3\/conversations\/([^/]+)\/members\/([^/]+)\/?$/.exec(path);
+      if (req.method === 'GET' && member) {
+        const conversationId = decodeURIComponent(member[1]!);
+        const memberId = decodeURIComponent(member[2]!);
+        calls.push({ op: 'getMember', conversationId, activityId: memberId, authorization: req.headers.authorization, at: Date.now() });
+        const m = members.get(memberId);
+        const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
+        if (!m) return json(404, { error: { code: 'MemberNotFoundInConversation', message: 'The member is not found in the conversation.' } });
+        return json(200, { tenantId: 'tenant-1', userRole: 'user', ...m });
+      }
       const m = /^\/v3\/conversations(?:\/([^/]+)\/activities(?:\/([^/]+))?)?\/?$/.exec(path);
       const send = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
       if (!m) return send(404, { error: { code: 'NotFound', message: `no route ${req.method} ${path}` } });
@@ -90,6 +106,9 @@ export async function startFakeBotConnector(): Promise<FakeBotConnector> {
         await new Promise((r) => setTimeout(r, 20));
       }
       return callsOf(op);
+    },
+    addMember(m) {
+      members.set(m.id, m);
     },
     reset() {
       calls.length = 0;

@@ -26,6 +26,11 @@ export interface FakeSlackApi {
   /** The next call of `method` answers `{ ok: false, error }`. */
   failNext(method: string, error: string): void;
   reset(): void;
+  /**
+   * A workspace member `users.info` answers for: Slack's user object, with `profile.email` when given (Slack
+   * includes it only for apps with the users:read.email scope; omit it to play an app without).
+   */
+  addUser(user: { id: string; name: string; realName?: string; email?: string }): void;
   /** Answer `method` with `answer` ahead of the built-in answers (failNext still applies); for fakes built on this one. */
   handle(method: string, answer: SlackApiAnswer): void;
   /** The HTTP server, for fakes that take WebSocket upgrades on the same port (Socket Mode). */
@@ -63,6 +68,7 @@ export async function startFakeSlackApi(): Promise<FakeSlackApi> {
   const calls: SlackApiCall[] = [];
   const failures = new Map<string, string[]>();
   const handlers = new Map<string, SlackApiAnswer>();
+  const users = new Map<string, { id: string; name: string; realName?: string; email?: string }>();
   const waiters: Array<() => void> = [];
   let seq = 0;
   const nextTs = () => {
@@ -102,6 +108,29 @@ export async function startFakeSlackApi(): Promise<FakeSlackApi> {
         const view = (args.view ?? {}) as Record<string, unknown>;
         if (method === 'views.open' && typeof args.trigger_id !== 'string') return { ok: false, error: 'invalid_trigger_id' };
         return { ok: true, view: { id: `V${String(++seq).padStart(9, '0')}`, team_id: TEAM, hash: `${Date.now()}.${seq}`, ...view } };
+      }
+      case 'users.info': {
+        // https://api.slack.com/methods/users.info: { ok, user: { id, team_id, name, real_name, profile: { email, … }, is_bot, … } }
+        const u = typeof args.user === 'string' ? users.get(args.user) : undefined;
+        if (!u) return { ok: false, error: 'user_not_found' };
+        const realName = u.realName ?? u.name;
+        return {
+          ok: true,
+          user: {
+            id: u.id,
+            team_id: TEAM,
+            name: u.name,
+            deleted: false,
+            real_name: realName,
+            tz: 'Europe/London',
+            profile: { real_name: realName, display_name: u.name, ...(u.email ? { email: u.email } : {}), team: TEAM },
+            is_admin: false,
+            is_owner: false,
+            is_bot: false,
+            is_app_user: false,
+            updated: Math.floor(Date.now() / 1000),
+          },
+        };
       }
       default:
         return { ok: false, error: 'unknown_method' };
@@ -161,6 +190,9 @@ export async function startFakeSlackApi(): Promise<FakeSlackApi> {
     },
     reset() {
       calls.length = 0;
+    },
+    addUser(user) {
+      users.set(user.id, user);
     },
     handle(method, answerWith) {
       handlers.set(method, answerWith);

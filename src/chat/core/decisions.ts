@@ -13,6 +13,7 @@ import { CodedError, ErrorCode, isCodedError } from '../../domain/errors';
 import type { ChatNotifier } from '../../domain/ports';
 import type { Logger } from '../../logging';
 import type { CycleService } from '../../services/cycle-service';
+import { linkPersonByEmail, type EmailLookup } from './person-link';
 
 export interface DecisionInput {
   cycleId: string;
@@ -22,6 +23,11 @@ export interface DecisionInput {
   reason?: string;
   /** Slack `channel:ts`, Teams activity id. */
   messageRef?: string;
+  /**
+   * The platform's e-mail lookup for this identity (Slack users.info, the Teams roster): when the identity is linked
+   * to nobody, it is linked to the person with that e-mail before the vote goes in (best effort, person-link.ts).
+   */
+  findEmail?: EmailLookup;
 }
 
 export type DecisionOutcome =
@@ -84,6 +90,8 @@ export class DecisionDesk {
     if (input.decision === 'reject' && !input.reason?.trim()) {
       return { ok: false, code: ErrorCode.InvalidInput, text: 'A rejection needs a reason: say why, so the requester can act on it.' };
     }
+    // Before the vote enters the cycle service, which resolves the identity's person from what is linked now.
+    if (input.findEmail) await linkPersonByEmail({ db: this.deps.db, logger }, input.identity, input.findEmail);
     let result: ApprovalResult;
     try {
       result = input.decision === 'approve' ? await service.approve(input.cycleId, vote) : await service.reject(input.cycleId, vote);

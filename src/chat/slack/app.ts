@@ -18,6 +18,8 @@ import { slackCommandReply } from './command-reply';
 import { ACTION } from '../core/card';
 import type { CommandRunner } from '../../commands/runner-types';
 import type { DecisionDesk } from '../core/decisions';
+import type { EmailLookup } from '../core/person-link';
+import { slackUserEmail, type SlackUsersApi } from './directory';
 import { patchHealth } from '../core/health';
 import { homeView, noRoleHomeView } from './home';
 import { FastifySlackReceiver } from './receiver';
@@ -74,6 +76,14 @@ function boltLogger(logger: Logger): BoltLogger {
 
 export function slackIdentity(userId: string): string {
   return `slack:${userId}`;
+}
+
+/**
+ * The user's e-mail from Slack's `users.info` (`user.profile.email`; present only with the `users:read.email`
+ * scope, so undefined without it), for linking the identity to its person (core/person-link.ts).
+ */
+export function slackEmailLookup(client: SlackUsersApi, userId: string): EmailLookup {
+  return () => slackUserEmail(client, userId);
 }
 
 /**
@@ -148,6 +158,7 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
       identity: slackIdentity(user),
       channel: 'slack',
       decision: 'approve',
+      findEmail: slackEmailLookup(app.client, user),
       messageRef: channel && ts ? slackRef(channel, ts) : undefined,
     });
     await ephemeral(channel, user, outcome.text);
@@ -184,6 +195,7 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
       identity: slackIdentity(user),
       channel: 'slack',
       decision: 'reject',
+      findEmail: slackEmailLookup(app.client, user),
       reason,
       messageRef: meta.channel && meta.ts ? slackRef(meta.channel, meta.ts) : undefined,
     });

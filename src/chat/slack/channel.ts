@@ -48,6 +48,11 @@ export class SlackChatChannel implements ChatNotifier {
     this.ledger = new MessageLedger(o.db);
   }
 
+  /** The Web API client (for the identity directory, which asks users.info). */
+  get client(): SlackWebClient {
+    return this.o.client;
+  }
+
   async requestApproval(req: ApprovalRequest): Promise<void> {
     const conversationId = req.channel ?? this.o.defaultChannel;
     if (!conversationId) {

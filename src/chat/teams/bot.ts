@@ -13,6 +13,7 @@ import {
   CloudAdapter,
   ConfigurationBotFrameworkAuthentication,
   StatusCodes,
+  TeamsInfo,
   TurnContext,
   type Activity,
   type ConfigurationBotFrameworkAuthenticationOptions,
@@ -31,6 +32,7 @@ import { ADAPTIVE_CARD_CONTENT_TYPE, approvalAdaptiveCard, messageCard, type Ada
 import { ACTION, type ApprovalCardModel } from '../core/card';
 import type { CommandRunner } from '../../commands/runner-types';
 import type { DecisionDesk } from '../core/decisions';
+import type { EmailLookup } from '../core/person-link';
 import { teamsCommandReply } from './command-reply';
 import { isLoopbackAddress, type ServiceUrlPolicy } from './service-url';
 
@@ -127,6 +129,21 @@ export function teamsIdentity(from: { id?: string } | undefined): string {
   return `teams:${from?.id ?? 'unknown'}`;
 }
 
+/**
+ * The member's e-mail from the Teams roster (`TeamsInfo.getMember`: the connector's
+ * GET /v3/conversations/{id}/members/{memberId}; `email`, else a `userPrincipalName` that is an address), for
+ * linking the identity to its person (core/person-link.ts).
+ */
+export function teamsEmailLookup(context: TurnContext): EmailLookup {
+  return async () => {
+    const from = context.activity.from;
+    if (!from?.id) return undefined;
+    const member = await TeamsInfo.getMember(context, from.id);
+    const upn = member.userPrincipalName;
+    return member.email || (upn && upn.includes('@') ? upn : undefined);
+  };
+}
+
 export interface TeamsBotOptions {
   adapter: CloudAdapter;
   db: Db;
@@ -172,6 +189,7 @@ export function createTeamsBot(o: TeamsBotOptions) {
         decision: verb === ACTION.approve ? 'approve' : 'reject',
         reason: reason || undefined,
         messageRef: cardRef,
+        findEmail: teamsEmailLookup(context),
       });
       // Re-read: the decision desk updated the stored model (and every copy of the card) already.
       const fresh = cardRef ? await findChatMessageByRef(o.db, 'teams', cardRef) : null;

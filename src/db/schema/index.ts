@@ -5,3 +5,4 @@ export * from './web';
 export * from './agents';
 export * from './chat';
 export * from './webhooks';
+export * from './people';

@@ -23,6 +23,7 @@ export async function approve(s: CycleState, a: CycleActs, policy: DeploymentPol
   const who = await a.acts.resolveApprovers({ policy });
   const approval: ApprovalState = {
     requestedBy: s.input.requestedBy,
+    ...(s.input.requestedByPerson ? { requestedByPerson: s.input.requestedByPerson } : {}),
     approvers: who.approvers,
     escalationApprovers: who.escalationApprovers,
     escalated: false,

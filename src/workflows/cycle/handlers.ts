@@ -59,7 +59,8 @@ async function castVote(s: CycleState, a: CycleActs, vote: ApprovalVote, decisio
   const { status } = s;
   const at = iso();
   const identity = vote.identity.trim();
-  approval.records.push({ identity, channel: vote.channel, decision, ...(vote.reason ? { reason: vote.reason } : {}), at });
+  const person = vote.person?.trim();
+  approval.records.push({ identity, ...(person ? { person } : {}), channel: vote.channel, decision, ...(vote.reason ? { reason: vote.reason } : {}), at });
   const outcome = tally(approval);
   status.approvals = { ...status.approvals, records: [...approval.records], received: approvalsReceived(approval), needed: approval.needed };
   status.updatedAt = at;
@@ -67,7 +68,7 @@ async function castVote(s: CycleState, a: CycleActs, vote: ApprovalVote, decisio
   await bestEffort('recording a vote', () =>
     a.notify.recordVote({
       cycleId: s.cycleId,
-      notice: { cycleId: s.cycleId, identity, channel: vote.channel, decision, ...(vote.reason ? { reason: vote.reason } : {}), outcome, at },
+      notice: { cycleId: s.cycleId, identity, ...(person ? { person } : {}), channel: vote.channel, decision, ...(vote.reason ? { reason: vote.reason } : {}), outcome, at },
       ...(vote.messageRef ? { messageRef: vote.messageRef } : {}),
     }),
   );
