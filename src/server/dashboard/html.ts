@@ -57,6 +57,7 @@ const NAV: Array<[string, string]> = [
   ['/exceptions', 'Exceptions'],
   ['/audit', 'Audit'],
   ['/reports', 'Reports'],
+  ['/webhooks', 'Webhooks'],
 ];
 
 export function layout(p: LayoutInput): string {

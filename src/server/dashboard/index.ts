@@ -29,6 +29,7 @@ import { overviewPage } from './pages/overview';
 import { patchesPage } from './pages/patches';
 import { reportsPage } from './pages/reports';
 import { startActions } from './pages/start-actions';
+import { webhooksPage } from './pages/webhooks';
 import { createSessionGuard } from './session';
 
 export { SESSION_COOKIE, safeNext } from './session';
@@ -54,7 +55,7 @@ export interface DashboardOptions {
 }
 
 /** The pages behind a session (sign-in is registered apart: it needs the throttle). */
-const PAGES: Array<FastifyPluginAsync<DashboardContext>> = [overviewPage, startActions, endpointsPage, patchesPage, cyclesPage, exceptionsPage, auditPage, reportsPage];
+const PAGES: Array<FastifyPluginAsync<DashboardContext>> = [overviewPage, startActions, endpointsPage, patchesPage, cyclesPage, exceptionsPage, auditPage, reportsPage, webhooksPage];
 
 /** Query values as one string each (a repeated key keeps its last value); a value over 1,000 characters is refused. */
 function flatQuery(query: unknown): Record<string, string> {
