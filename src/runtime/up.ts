@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
+import { apiRoutes } from '../api/index';
 import { ensureDigestSchedule } from '../activities/digest';
 import { getCycleRow } from '../db/cycles';
 import { startEmail } from '../integrations/email/runtime';
@@ -174,6 +175,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
           temporalNamespace: config.temporal.namespace,
           secureCookies: config.http.publicUrl.startsWith('https:'),
         }),
+        apiRoutes({ db: db.database.db, service: cycleServiceFor({ temporal, db }), logger: logger.child({ component: 'api' }) }),
       ];
       server = await buildServer({ logger: logger.child({ component: 'http' }), health, routes, trustProxy: config.http.trustProxy, ...(metrics ? { observe: metrics.observeHttp } : {}) });
       await server.listen({ host: config.http.host, port: config.http.port });

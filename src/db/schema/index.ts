@@ -4,3 +4,4 @@ export * from './cycles';
 export * from './web';
 export * from './agents';
 export * from './chat';
+export * from './api';
