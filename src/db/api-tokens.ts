@@ -21,10 +21,13 @@ export const MAX_TOKEN_DAYS = 366;
 const SCOPE_ROLE: Record<TokenScope, Role> = { read: 'viewer', approve: 'approver', admin: 'admin' };
 const ROLE_RANK: Record<Role, number> = { viewer: 1, approver: 2, admin: 3 };
 
-/** The grants a call with a `scope` token may use: the owner's grants whose role is not above the scope's. */
+/**
+ * The grants a call with a `scope` token may use: each of the owner's grants lowered to the scope's role when it is
+ * above it (an admin's read token acts as a viewer), so the call has the lower of the owner's role and the scope.
+ */
 export function effectiveGrants(grants: readonly RoleGrant[], scope: TokenScope): RoleGrant[] {
-  const ceiling = ROLE_RANK[SCOPE_ROLE[scope]];
-  return grants.filter((g) => ROLE_RANK[g.role] <= ceiling);
+  const ceiling = SCOPE_ROLE[scope];
+  return grants.map((g) => (ROLE_RANK[g.role] > ROLE_RANK[ceiling] ? { ...g, role: ceiling } : g));
 }
 
 export interface ApiTokenSummary {
