@@ -18,6 +18,7 @@ import { RecordingChatNotifier } from '../../test/helpers/ports';
 import { createWorkflowTestEnv, type WorkflowTestEnv } from '../../test/helpers/temporal';
 import { createActivities } from '../activities/index';
 import { createApiToken, revokeApiToken } from '../db/api-tokens';
+import { seedPolicies } from '../db/policies';
 import { auditLog, patchCycles } from '../db/schema/index';
 import { CycleStage } from '../domain/cycle';
 import { createLogger } from '../logging';
@@ -46,6 +47,8 @@ beforeAll(async () => {
   await addWebUser(db.db, { username: 'aaron', password: 'aaron-password-1', role: 'approver', by: 'test' });
   await addWebUser(db.db, { username: 'bea', password: 'bea-password-1', role: 'approver', by: 'test' });
   await grantApprovers(db.db, ['web:ada', 'web:aaron', 'web:bea']);
+  // "default" exists, so a start that got past the scope check would write a cycle row.
+  await seedPolicies(db.db);
 });
 afterAll(async () => {
   await app?.close();
@@ -184,5 +187,5 @@ describe('/api/v1 and the CLI driving a real cycle', () => {
       await agent.stop();
       await fs.rm(configHome, { recursive: true, force: true });
     }
-  });
+  }, 180_000);
 });
