@@ -13,11 +13,13 @@ import { appendAudit } from '../db/audit';
 import type { RouteModule } from '../shared/contracts';
 import { callerOf } from './auth';
 import type { ApiDeps } from './deps';
+import { agentRoutes } from './routes/agents';
 import { auditRoutes } from './routes/audit';
 import { commandRoutes } from './routes/commands';
 import { cycleRoutes } from './routes/cycles';
 import { fleetRoutes } from './routes/fleet';
 import { policyRoutes } from './routes/policies';
+import { reportRoutes } from './routes/reports';
 import { tokenRoutes } from './routes/tokens';
 
 export { authorizeRequest, type ApiCaller } from './auth';
@@ -66,6 +68,8 @@ async function apiPlugin(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   fleetRoutes(app, deps);
   policyRoutes(app, deps);
   auditRoutes(app, deps);
+  reportRoutes(app, deps);
+  agentRoutes(app, deps);
 }
 
 /** The API as a route module for buildServer (mounted by the composition root). */
