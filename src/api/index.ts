@@ -72,9 +72,25 @@ async function apiPlugin(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   agentRoutes(app, deps);
 }
 
+/**
+ * Another part's routes that belong under /api/v1 (webhooks: `{ prefix: '/webhooks', routes: webhookRoutes }`).
+ * Mounted inside the API's scope, so they get its zod validation, are in its OpenAPI document and its audit hook
+ * attributes their calls; they authenticate with authorizeRequest like the API's own routes.
+ */
+export interface ApiMount {
+  prefix: string;
+  routes: RouteModule;
+}
+
 /** The API as a route module for buildServer (mounted by the composition root). */
-export function apiRoutes(deps: ApiDeps): RouteModule {
+export function apiRoutes(deps: ApiDeps, mounts: ApiMount[] = []): RouteModule {
   return async (app) => {
-    await app.register(apiPlugin, { prefix: API_PREFIX, ...deps });
+    await app.register(
+      async (api) => {
+        await apiPlugin(api, deps);
+        for (const m of mounts) await api.register(async (child) => m.routes(child), { prefix: m.prefix });
+      },
+      { prefix: API_PREFIX },
+    );
   };
 }

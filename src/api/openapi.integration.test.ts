@@ -5,7 +5,9 @@
  */
 import { validate } from '@readme/openapi-parser';
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { createLogger } from '../logging';
 import { buildServer } from '../server/app';
@@ -24,7 +26,12 @@ beforeAll(async () => {
   app = await buildServer({
     logger: createLogger('silent'),
     health: [],
-    routes: [apiRoutes({ db: db.db, service, logger: createLogger('silent') })],
+    routes: [
+      apiRoutes({ db: db.db, service, logger: createLogger('silent') }, [
+        // Another part's module mounted under /api/v1 (as the webhooks will be): it must be in the document too.
+        { prefix: '/mounted', routes: (a) => void a.withTypeProvider<ZodTypeProvider>().get('/things/:id', { schema: { params: z.object({ id: z.string() }) } }, async () => ({})) },
+      ]),
+    ],
     onRoute: (r) => {
       for (const method of [r.method].flat()) registered.push({ method, url: r.url });
     },
@@ -56,6 +63,7 @@ describe('/api/v1/openapi.json', () => {
     const doc = (await (await fetch(`${base}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
     const api = registered.filter((r) => r.url.startsWith('/api/v1/') && !r.url.startsWith('/api/v1/docs') && r.method !== 'HEAD');
     expect(api.length).toBeGreaterThan(20);
+    expect(api).toContainEqual({ method: 'GET', url: '/api/v1/mounted/things/:id' });
     const missing = api.filter((r) => !doc.paths[toOpenApiPath(r.url)]?.[r.method.toLowerCase()]).map((r) => `${r.method} ${r.url}`);
     expect(missing).toEqual([]);
   });
