@@ -103,3 +103,13 @@ export async function callWithLogin<T>(method: string, route: string, body?: unk
   if (!c) throw new ApiCallError(`not logged in (no ${credentialsPath()}): run patchops login --server http://<host>:<port>`, 'UNAUTHORIZED');
   return callApi<T>(c.server, c.token, method, route, body);
 }
+
+/** For the CLI's verbs: a call with the stored credentials, or the error printed (no stack) and exit 1. */
+export async function callOrExit<T>(method: string, route: string, body?: unknown): Promise<T> {
+  try {
+    return await callWithLogin<T>(method, route, body);
+  } catch (e) {
+    console.error(e instanceof ApiCallError ? `error [${e.code}]: ${e.message}` : `error: ${(e as Error).message}`);
+    process.exit(1);
+  }
+}

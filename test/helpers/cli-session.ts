@@ -33,11 +33,16 @@ export async function cliWithConfigHome(): Promise<{ cli: Cli; configHome: strin
 }
 
 export async function loggedInCli(server: string, db: Db, user: { username: string; role: Role; approverGroup?: string }): Promise<Cli> {
+  return (await loginCli(server, db, user)).cli;
+}
+
+/** loggedInCli, also giving the config folder, for tests that run the CLI their own way (XDG_CONFIG_HOME=configHome). */
+export async function loginCli(server: string, db: Db, user: { username: string; role: Role; approverGroup?: string }): Promise<{ cli: Cli; configHome: string }> {
   const password = `${user.username}-password-1`;
   await addWebUser(db, { username: user.username, password, role: user.role, by: 'test' });
   if (user.approverGroup) await grantRole(db, { identity: `web:${user.username}`, role: 'approver', groupName: user.approverGroup, by: 'test' });
-  const { cli } = await cliWithConfigHome();
-  const r = await cli(['login', '--server', server], `${user.username}\n${password}\n`);
+  const session = await cliWithConfigHome();
+  const r = await session.cli(['login', '--server', server], `${user.username}\n${password}\n`);
   if (r.code !== 0) throw new Error(`patchops login as ${user.username} failed: ${r.stderr}`);
-  return cli;
+  return session;
 }

@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parseCommand, usage } from '../../commands/grammar';
-import { ApiCallError, callWithLogin } from '../api-client';
+import { ApiCallError, callOrExit, callWithLogin } from '../api-client';
 
 const VERBS_ON_CLI = ['status', 'cycles', 'scan', 'start', 'approve', 'reject', 'pause', 'resume', 'cancel', 'rollback', 'exceptions', 'endpoints', 'roles'] as const;
 
@@ -37,13 +37,6 @@ async function runVerb(words: string[], opts: { json?: boolean }): Promise<void>
   }
 }
 
-async function call<T>(method: string, route: string, body?: unknown): Promise<T> {
-  try {
-    return await callWithLogin<T>(method, route, body);
-  } catch (e) {
-    failWith(e);
-  }
-}
 
 export function registerCycleCommands(program: Command): void {
   for (const verb of VERBS_ON_CLI) {
@@ -64,7 +57,7 @@ export function registerCycleCommands(program: Command): void {
     .command('list')
     .description('the latest version of every policy')
     .action(async () => {
-      const r = await call<{ policies: Array<{ name: string; version: number; description: string }> }>('GET', '/policies');
+      const r = await callOrExit<{ policies: Array<{ name: string; version: number; description: string }> }>('GET', '/policies');
       for (const p of r.policies) console.log(`${p.name.padEnd(20)} v${p.version}  ${p.description}`);
     });
   policies
@@ -73,7 +66,7 @@ export function registerCycleCommands(program: Command): void {
     .argument('[version]')
     .description('print a policy (all fields, defaults filled in) as JSON')
     .action(async (name: string, version?: string) => {
-      const p = await call<{ version: number; createdBy: string; createdAt: string; policy: unknown }>(
+      const p = await callOrExit<{ version: number; createdBy: string; createdAt: string; policy: unknown }>(
         'GET',
         `/policies/${encodeURIComponent(name)}${version === undefined ? '' : `?version=${encodeURIComponent(version)}`}`,
       );
@@ -90,7 +83,7 @@ export function registerCycleCommands(program: Command): void {
       } catch (e) {
         fail(`cannot read ${file} as JSON: ${(e as Error).message}`, 2);
       }
-      const p = await call<{ name: string; version: number }>('POST', '/policies', doc);
+      const p = await callOrExit<{ name: string; version: number }>('POST', '/policies', doc);
       console.log(`policy ${p.name} saved as version ${p.version}`);
     });
 }
