@@ -10,7 +10,7 @@ const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}
  * and the folders listed; `runtime` (the composition root) and `cli` may import anything, except that `runtime`
  * never imports `cli`. Import cycles are checked separately by dependency-cruiser (.dependency-cruiser.cjs).
  */
-const FOLDERS = ['activities', 'agent', 'agent-sim', 'chat', 'cli', 'commands', 'config', 'db', 'distribution-point', 'domain', 'integrations', 'reports', 'runtime', 'server', 'services', 'shared', 'temporal', 'webhooks', 'worker', 'workflows'];
+const FOLDERS = ['activities', 'agent', 'api', 'agent-sim', 'chat', 'cli', 'commands', 'config', 'db', 'distribution-point', 'domain', 'integrations', 'reports', 'runtime', 'server', 'services', 'shared', 'temporal', 'webhooks', 'worker', 'workflows'];
 /** @type {Record<string, string[]>} */
 const MAY_IMPORT = {
   shared: [],
@@ -28,6 +28,7 @@ const MAY_IMPORT = {
   services: ['config', 'db', 'domain', 'shared', 'temporal', 'workflows'],
   commands: ['config', 'db', 'domain', 'reports', 'services', 'shared'],
   chat: ['commands', 'config', 'db', 'domain', 'reports', 'services', 'shared'],
+  api: ['commands', 'config', 'db', 'domain', 'reports', 'server', 'services', 'shared'],
   server: ['commands', 'config', 'db', 'domain', 'integrations', 'reports', 'services', 'shared'],
   webhooks: ['db', 'domain', 'shared'],
   worker: ['activities', 'config', 'db', 'domain', 'integrations', 'shared', 'temporal', 'workflows'],

@@ -21,6 +21,7 @@ export const COMMAND_MODULES = {
   cycles: () => import('./commands/cycles').then((m) => m.registerCycleCommands),
   chat: () => import('./commands/chat').then((m) => m.registerChatCommands),
   demo: () => import('./commands/demo').then((m) => m.registerDemoCommand),
+  session: () => import('./commands/session').then((m) => m.registerSessionCommands),
 } satisfies Record<string, () => Promise<Register>>;
 
 export type CommandModule = keyof typeof COMMAND_MODULES;
@@ -50,6 +51,8 @@ export const MODULE_OF: Record<string, CommandModule> = {
   ),
   'teams-package': 'chat',
   demo: 'demo',
+  login: 'session',
+  logout: 'session',
 };
 
 /** Registers the modules `argv` needs: the one owning its command, or all of them. */

@@ -23,7 +23,7 @@ export type CycleStage = (typeof CycleStage)[keyof typeof CycleStage];
 export const TERMINAL_STAGES: readonly CycleStage[] = [CycleStage.COMPLETED, CycleStage.FAILED, CycleStage.CANCELLED, CycleStage.ROLLED_BACK];
 
 /** Where a person acted from. Identities are `<channel>:<id>`: slack:U123, teams:<aad id>, servicenow:<user>, cli:<user>, web:<user>. */
-export type Channel = 'slack' | 'teams' | 'servicenow' | 'cli' | 'web' | 'email' | 'system';
+export type Channel = 'slack' | 'teams' | 'servicenow' | 'cli' | 'web' | 'email' | 'api' | 'system';
 
 export interface CycleScope {
   groups?: string[];

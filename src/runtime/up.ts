@@ -2,6 +2,8 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
+import { apiRoutes, authorizeRequest } from '../api/index';
+import { webhookRoutes } from '../webhooks/routes';
 import { ensureDigestSchedule } from '../activities/digest';
 import { getCycleRow } from '../db/cycles';
 import { startEmail } from '../integrations/email/runtime';
@@ -147,6 +149,8 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         ...integrationStates(config).map((i) => (i.name === 'servicenow' && serviceNow ? serviceNow.health : i.name === 'email' && email ? email.health : i.health)),
       ];
       const secretBox = await secretBoxFor(config);
+      // Failed sign-ins, counted together for the dashboard's form and the API's POST /api/v1/login, by every server.
+      const loginThrottle = new PgLoginThrottle(db.database.db);
       const agentGateway = createAgentGateway({
         database: db.database,
         logger: logger.child({ component: 'agent-gateway' }),
@@ -182,10 +186,22 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
           temporalUiUrl: temporal.uiUrl,
           temporalNamespace: config.temporal.namespace,
           secureCookies: config.http.publicUrl.startsWith('https:'),
-          loginThrottle: new PgLoginThrottle(db.database.db),
+          loginThrottle,
           publicUrl: config.http.publicUrl,
           envEnrollSecret: Boolean(config.agents.enrollSecret),
         }),
+        apiRoutes({ db: db.database.db, service: cycleServiceFor({ temporal, db }), logger: logger.child({ component: 'api' }), loginThrottle }, [
+          {
+            prefix: '/webhooks',
+            routes: webhookRoutes({
+              db: db.database.db,
+              box: secretBox,
+              allowPrivate: config.webhooks.allowPrivate,
+              base: '',
+              authorize: async (req, scope) => (await authorizeRequest(db.database.db, req, scope === 'admin' ? 'admin' : 'viewer')).identity,
+            }),
+          },
+        ]),
       ];
       const dashboardJobs = startDashboardJobs({ db: db.database.db, logger: logger.child({ component: 'dashboard-jobs' }) });
       stops.push(async () => dashboardJobs.stop());

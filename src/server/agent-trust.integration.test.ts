@@ -21,7 +21,10 @@ import { listAgents } from '../db/agent-keys';
 import { patchJobTargets, setCatalogPatch } from '../db/patch-reports';
 import { agentEnrollmentRequests, agentJobs, agentNodeKeys, auditLog, cycleTargets, endpointPatches, endpointPatchReports, endpoints, patchCycles, patches } from '../db/schema/index';
 import { SecretBox } from '../db/secret-box';
+import { apiRoutes } from '../api/index';
 import { createLogger } from '../logging';
+import type { CycleService } from '../services/cycle-service';
+import { loginCli } from '../../test/helpers/cli-session';
 import { RESULT_LIMITS, type EnrollResponse, type FoundPatch, type JobResult, type PatchJobPayload, type PollResponse } from '../shared/agent-protocol';
 import { createAgentGateway, ENROLLMENT_PENDING, TOO_MANY_POLLS, type AgentGateway } from './agent-gateway';
 import { buildServer } from './app';
@@ -39,7 +42,8 @@ beforeAll(async () => {
   const logger = createLogger(process.env.TEST_LOG ?? 'silent');
   // Production defaults (scan on first enrolment, two long polls per agent), a fast refresh for the test's pace.
   gateway = createAgentGateway({ database: tdb, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: 30, refreshMs: 100 });
-  app = await buildServer({ logger, health: [], routes: [gateway.routes] });
+  // The API too: the CLI's agent verbs go through it.
+  app = await buildServer({ logger, health: [], routes: [gateway.routes, apiRoutes({ db: tdb.db, service: {} as CycleService, logger })] });
   url = await app.listen({ port: 0, host: '127.0.0.1' });
   await addEnrollSecret(tdb.db, { name: 'main', secret: SECRET });
 });
@@ -305,7 +309,8 @@ describe('#11.3 re-enrolment cannot take over an endpoint', () => {
     const old = await enroll(machineId, 'reinstalled');
     const again = await call<EnrollResponse>('POST', '/agent/v1/enroll', { body: enrollBody(machineId, 'reinstalled-new', { site: 'branch-9' }) });
     expect(again.status).toBe(202);
-    const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: tdb.url, PATCHOPS_DATA_DIR: await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-trust-cli-')), LOG_LEVEL: 'silent' };
+    const { configHome } = await loginCli(url, tdb.db, { username: 'ops', role: 'admin' });
+    const env = { PATH: process.env.PATH, HOME: configHome, XDG_CONFIG_HOME: configHome, LOG_LEVEL: 'silent' };
     const cli = (args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
         execFile(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], { cwd: root, env, timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr })),
@@ -324,7 +329,7 @@ describe('#11.3 re-enrolment cannot take over an endpoint', () => {
     await expect.poll(async () => (await call('GET', '/agent/v1/jobs?wait=0', { key: old.nodeKey })).status, { timeout: 5000 }).toBe(401);
     const [ep] = await tdb.db.select().from(endpoints).where(eq(endpoints.id, old.endpointId));
     expect(ep).toMatchObject({ hostname: 'reinstalled-new', tags: ['site:branch-9'] });
-    expect((await audit('agent.enrollment.approved', old.endpointId))[0]!.actor).toMatch(/^cli:/);
+    expect((await audit('agent.enrollment.approved', old.endpointId))[0]!.actor).toBe('web:ops');
   }, 120_000);
 
   it('two live agents (the real agent) claiming one machine id are flagged, and do not revoke each other in a loop', async () => {

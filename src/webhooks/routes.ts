@@ -23,6 +23,8 @@ export interface WebhookRoutesDeps {
   /** WEBHOOK_ALLOW_PRIVATE: accept loopback, private and link-local targets. */
   allowPrivate?: boolean;
   resolve?: Resolver;
+  /** Where the routes are: /api/v1/webhooks on a bare server; '' when mounted inside the API's /api/v1/webhooks scope. */
+  base?: string;
 }
 
 export const createEndpointBody = z
@@ -53,9 +55,8 @@ export const deliveriesQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 
-const BASE = '/api/v1/webhooks';
-
 export function webhookRoutes(deps: WebhookRoutesDeps): RouteModule {
+  const BASE = deps.base ?? '/api/v1/webhooks';
   return (app) => {
     app.get(BASE, async (req) => {
       await deps.authorize(req, 'read');

@@ -17,10 +17,13 @@ import { addEnrollSecret } from '../../src/db/agent-enroll-secrets';
 import { endpointForKey } from '../../src/db/agent-keys';
 import { latestManifest, publishManifest } from '../../src/db/repository';
 import { agentEnrollSecrets, auditLog } from '../../src/db/schema/index';
+import { apiRoutes } from '../../src/api/index';
 import { createLogger } from '../../src/logging';
+import type { CycleService } from '../../src/services/cycle-service';
 import { createAgentGateway, type AgentGateway } from '../../src/server/agent-gateway';
 import { buildServer } from '../../src/server/app';
 import type { EnrollResponse, ManifestBody, PollResponse, SignedManifest } from '../../src/shared/agent-protocol';
+import { loginCli } from '../helpers/cli-session';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { secretBoxFor } from '../../src/db/secret-box';
 
@@ -73,7 +76,10 @@ beforeAll(async () => {
   env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url, PATCHOPS_DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
   const logger = createLogger(process.env.TEST_LOG ?? 'silent');
   gateway = createAgentGateway({ database: db, secretBox: await secretBoxFor({ dataDir }), logger, refreshMs: 100, repositoryDir: path.join(dataDir, 'repository') });
-  app = await buildServer({ logger, health: [], routes: [gateway.routes] });
+  // The agent-management verbs go through the API, logged in as web:ops (an admin); the repository verbs open the database.
+  app = await buildServer({ logger, health: [], routes: [gateway.routes, apiRoutes({ db: db.db, service: {} as CycleService, logger })] });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  env.XDG_CONFIG_HOME = (await loginCli(url, db.db, { username: 'ops', role: 'admin' })).configHome;
 });
 afterAll(async () => {
   await app?.close();
@@ -219,11 +225,11 @@ describe('patchops distribution-points', () => {
       return token!;
     };
     const [tokenA, tokenB] = await Promise.all([register('dp-cli-a', 'cli-a'), register('dp-cli-b', 'cli-b')]);
-    const user = `cli:${os.userInfo().username}`;
+    const user = 'web:ops';
     const row = (out: string, name: string) => out.split('\n').find((l) => l.startsWith(`${name} `));
     const listed = await ok(['distribution-points', 'list']);
     expect(row(listed, 'dp-cli-a'), listed).toMatch(new RegExp(`^dp-cli-a\\s+site cli-a\\s+http://dp-cli-a\\.cli\\.example:8081\\s+registered \\d{4}-\\d\\d-\\d\\dT\\S+ by ${user}$`));
-    expect(row(listed, 'dp-cli-b'), listed).toMatch(/^dp-cli-b\s+site cli-b\s+http:\/\/dp-cli-b\.cli\.example:8081\s+registered \S+ by cli:/);
+    expect(row(listed, 'dp-cli-b'), listed).toMatch(/^dp-cli-b\s+site cli-b\s+http:\/\/dp-cli-b\.cli\.example:8081\s+registered \S+ by web:ops$/);
     expect(listed).not.toContain(tokenA);
 
     // The shared gateway checks A's token now and trusts it from its cache afterwards; a fresh gateway (quick to

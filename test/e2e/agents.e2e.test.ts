@@ -14,13 +14,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import { execFile } from 'node:child_process';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities/index';
 import { DrizzleAgentJobs } from '../../src/db/agent-jobs';
 import { createLogger } from '../../src/logging';
 import { TaskQueue } from '../../src/temporal/task-queues';
 import { grantApprovers } from '../helpers/cycle-fixtures';
+import { loggedInCli } from '../helpers/cli-session';
 import { addEnrollSecret } from '../../src/db/agent-enroll-secrets';
 import { agentJobs, endpointGroups, endpointPatches, endpoints, groupMembers, softwareInventory } from '../../src/db/schema/index';
 import { freePort } from '../../src/temporal/dev-server';
@@ -204,17 +204,12 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
     expect(ids).toHaveLength(3);
     const [g] = await tdb.db.insert(endpointGroups).values({ name: 'e2e-agents' }).returning();
     await tdb.db.insert(groupMembers).values(ids.map((endpointId) => ({ groupId: g!.id, endpointId })));
-    const env = { ...baseEnv, DATABASE_URL: tdb.url, TEMPORAL_ADDRESS: inject('temporalAddress'), LOG_LEVEL: 'silent' };
-    const cli = (args: string[]) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-        execFile(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], { cwd: root, env, timeout: 60_000 }, (err, stdout, stderr) =>
-          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-        ),
-      );
+    // The CLI goes through the server's API, logged in as people: alice (admin) starts, bob (approver) approves.
+    const cli = await loggedInCli(serverUrl, tdb.db, { username: 'alice', role: 'admin' });
+    const bob = await loggedInCli(serverUrl, tdb.db, { username: 'bob', role: 'approver' });
     const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-e2e-policy-')), 'policy.json');
     await fs.writeFile(file, JSON.stringify({ name: 'e2e-agents', test: { group: null }, waves: [{ name: 'all', percent: 100 }], maintenance: { respectWindows: false }, jobs: { pollIntervalSeconds: 1, unreachableAfterSeconds: 60 } }));
-    expect((await cli(['policies', 'set', file, '--as', 'cli:admin'])).code).toBe(0);
-    await grantApprovers(tdb.db, ['cli:bob'], 'default');
+    expect((await cli(['policies', 'set', file])).code).toBe(0);
 
     const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
     const worker = await Worker.create({
@@ -225,11 +220,11 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
     });
     try {
       await worker.runUntil(async () => {
-        const start = await cli(['start', 'e2e-agents', 'group:e2e-agents', '--as', 'cli:alice']);
+        const start = await cli(['start', 'e2e-agents', 'group:e2e-agents']);
         expect(start.code, start.stderr).toBe(0);
         const cycleId = /cycle (\S+) started/.exec(start.stdout)![1]!;
         await until('approval to be asked', async () => (await cli(['status', cycleId])).stdout.includes('AWAIT_APPROVAL'), 90_000);
-        expect((await cli(['approve', cycleId, '--as', 'bob'])).code).toBe(0);
+        expect((await bob(['approve', cycleId])).code).toBe(0);
         const done = await until(
           'the cycle to complete',
           async () => {

@@ -5,20 +5,19 @@
  * `/patch start` ends FAILED with ServiceNow's words in `patchops status`, in the Slack thread, in the audit
  * log and in the e-mailed report.
  */
-import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { ServiceNowFake } from '../fakes/servicenow';
 import { SmtpSink } from '../fakes/smtp-sink';
 import { startFakeSlackApi, type FakeSlackApi } from '../fakes/slack-api';
 import { saveTestPolicy, seedFleet } from '../helpers/cycle-fixtures';
+import { loggedInCli, type Cli } from '../helpers/cli-session';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { signedHeaders, slashCommandBody } from '../helpers/slack-sign';
 import { embeddedUpEnv, startPatchopsUp } from '../helpers/up-process';
 
 const SECRET = 'cycle-failure-e2e-signing-secret';
-const root = path.resolve(import.meta.dirname, '..', '..');
 
 let db: TestDatabase;
 let child: ChildProcess | undefined;
@@ -26,16 +25,9 @@ let slack: FakeSlackApi;
 const fake = new ServiceNowFake();
 const sink = new SmtpSink();
 let base: string;
-let cliEnv: NodeJS.ProcessEnv;
+/** The CLI logged in to the server as web:alice, an admin. */
+let cli: Cli;
 let temporalAddress: string;
-
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], { cwd: root, env: cliEnv, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 /** `patchops status <id>` until the cycle's stage matches (or the time is up); returns the last text. */
 async function statusUntil(cycleId: string, stage: RegExp, timeoutMs: number): Promise<string> {
@@ -71,9 +63,9 @@ beforeAll(async () => {
   );
   base = `http://127.0.0.1:${ports.http}`;
   temporalAddress = `127.0.0.1:${ports.temporal}`;
-  cliEnv = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporalAddress, LOG_LEVEL: 'silent' };
   const up = await startPatchopsUp(env);
   child = up.child;
+  cli = await loggedInCli(base, db.db, { username: 'alice', role: 'admin' });
 }, 150_000);
 
 afterAll(async () => {
@@ -128,7 +120,7 @@ it('a cycle terminated from Temporal is ended FAILED by the running worker: chan
   const fleet = await seedFleet(db.db, { prefix: 'e2eterm', testEndpoints: 0, endpoints: 2 });
   // Needs a person's approval that nobody gives: the cycle waits, with its change raised.
   await saveTestPolicy(db.db, 'e2eterm', fleet.testGroup, { autoApprove: { types: ['definition'] }, change: { type: 'normal', pollSeconds: 5 } });
-  const started = await cli(['start', 'e2eterm', `group:${fleet.prodGroup}`, '--as', 'cli:alice']);
+  const started = await cli(['start', 'e2eterm', `group:${fleet.prodGroup}`]);
   const cycleId = /cycle (\S+) started/.exec(started.stdout)?.[1];
   expect(cycleId, started.stderr).toBeTruthy();
   const waiting = await statusUntil(cycleId!, / — AWAIT_APPROVAL/, 60_000);

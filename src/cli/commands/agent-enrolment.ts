@@ -3,10 +3,9 @@
  * `agents approve <endpoint>`, `agents reject <endpoint>`, and, after `agents list`, the enrolments waiting for an
  * admin (re-enrolments of a known machine made without its current node key) with duplicate machine ids flagged.
  */
-import os from 'node:os';
 import { type Command } from 'commander';
-import { approveEnrollment, listPendingEnrollments, type PendingEnrollment, rejectEnrollment } from '../../db/agent-enrolment';
-import { withDb } from '../database';
+import type { PendingEnrollment } from '../../db/agent-enrolment';
+import { callOrExit } from '../api-client';
 import { reportFatal } from '../context';
 
 const requestIdOrExit = (v: string | undefined): number | undefined => {
@@ -35,7 +34,7 @@ export function registerAgentEnrolmentCommands(program: Command): void {
   if (!agents) throw new Error('register the agent commands (src/cli/commands/agent.ts) before the enrolment verbs');
   const list = agents.commands.find((c) => c.name() === 'list');
   list?.hook('postAction', async () => {
-    const pending = await withDb((db) => listPendingEnrollments(db.database.db)).catch(reportFatal);
+    const pending = (await callOrExit<{ enrolments: PendingEnrollment[] }>('GET', '/enrolments')).enrolments;
     for (const line of pendingLines(pending)) console.log(line);
   });
   agents
@@ -44,7 +43,7 @@ export function registerAgentEnrolmentCommands(program: Command): void {
     .option('--request <n>', 'which request, when several wait for the endpoint (the #N of `patchops agents list`)')
     .action(async (endpoint: string, o: { request?: string }) => {
       const requestId = requestIdOrExit(o.request);
-      const r = await withDb((db) => approveEnrollment(db.database.db, endpoint, { requestId, by: `cli:${os.userInfo().username}` })).catch(reportFatal);
+      const r = await callOrExit<{ endpointId: string; requestId: number; hostname: string; revokedKeys: number; scanQueued: boolean }>('POST', `/enrolments/${encodeURIComponent(endpoint)}/approve`, requestId ? { requestId } : {});
       console.log(`enrolment #${r.requestId} of ${r.endpointId} (${r.hostname}) approved: ${r.revokedKeys} earlier key(s) revoked${r.scanQueued ? ', scan queued' : ''}`);
     });
   agents
@@ -53,7 +52,7 @@ export function registerAgentEnrolmentCommands(program: Command): void {
     .option('--request <n>', 'which request, when several wait for the endpoint (the #N of `patchops agents list`)')
     .action(async (endpoint: string, o: { request?: string }) => {
       const requestId = requestIdOrExit(o.request);
-      const r = await withDb((db) => rejectEnrollment(db.database.db, endpoint, { requestId, by: `cli:${os.userInfo().username}` })).catch(reportFatal);
+      const r = await callOrExit<{ endpointId: string; requestId: number; hostname: string }>('POST', `/enrolments/${encodeURIComponent(endpoint)}/reject`, requestId ? { requestId } : {});
       console.log(`enrolment #${r.requestId} of ${r.endpointId} (claimed as "${r.hostname}") rejected`);
     });
 }

@@ -11,11 +11,11 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { configureAgentCommand } from '../../agent/cli';
 import { SimFleet } from '../../agent-sim/fleet';
-import { addEnrollSecret, listEnrollSecrets, revokeEnrollSecret } from '../../db/agent-enroll-secrets';
-import { listAgents, revokeAgent } from '../../db/agent-keys';
-import { addDistributionPoint, listDistributionPoints, removeDistributionPoint } from '../../db/distribution-points';
-import { setEndpointSite } from '../../db/endpoint-sites';
-import { latestManifest, removeManifestFiles, updateManifest } from '../../db/repository';
+import { type EnrollSecretInfo } from '../../db/agent-enroll-secrets';
+import { type AgentSummary } from '../../db/agent-keys';
+import { type DistributionPointSummary } from '../../db/distribution-points';
+import { latestManifest, updateManifest, removeManifestFiles } from '../../db/repository';
+import { callOrExit, readCredentials } from '../api-client';
 import { DEFAULT_MAX_CACHE_MB, startDistributionPoint } from '../../distribution-point/server';
 import { withDb } from '../database';
 import { appendAudit } from '../../db/audit';
@@ -121,12 +121,12 @@ export function registerAgentCommands(program: Command): void {
     .requiredOption('--url <url>', 'the URL agents reach it at')
     .requiredOption('--site <site>')
     .action(async (o: { name: string; url: string; site: string }) => {
-      const config = configOrExit();
-      const r = await withDb(async (db) => addDistributionPoint(db.database.db, o, `cli:${os.userInfo().username}`)).catch(reportFatal);
+      const r = await callOrExit<{ name: string; site: string; token: string }>('POST', '/distribution-points', o);
+      const server = (await readCredentials())!.server;
       const port = /:(\d+)(\/|$)/.exec(o.url.replace(/^https?:\/\//, ''))?.[1] ?? '8081';
       console.log(
         `distribution point ${r.name} registered for site ${r.site}. Its token is shown only now (registering the name again replaces it):\n\n  ${r.token}\n\n` +
-          `Start it on its host:\n\n  PATCHOPS_DP_TOKEN=${r.token} patchops distribution-point --upstream ${config.http.publicUrl} --port ${port} --cache-dir /var/cache/patchops-dp\n\n` +
+          `Start it on its host:\n\n  PATCHOPS_DP_TOKEN=${r.token} patchops distribution-point --upstream ${server} --port ${port} --cache-dir /var/cache/patchops-dp\n\n` +
           `Agents of endpoints of site ${r.site} (\`patchops agent --site ${r.site}\`, or \`patchops agents site <endpoint> ${r.site}\`) are offered it within a minute.`,
       );
     });
@@ -137,24 +137,24 @@ export function registerAgentCommands(program: Command): void {
     .option('--name <name>', 'a name for it', `secret-${new Date().toISOString().slice(0, 10)}`)
     .option('--secret <secret>', 'use this value (≥16 chars) instead of a generated one')
     .action(async (o: { name: string; secret?: string }) => {
-      const r = await withDb((db) => addEnrollSecret(db.database.db, { name: o.name, secret: o.secret, by: `cli:${os.userInfo().username}` })).catch(reportFatal);
+      const r = await callOrExit<{ name: string; secret: string }>('POST', '/enroll-secrets', { name: o.name, ...(o.secret ? { secret: o.secret } : {}) });
       console.log(`enrol secret "${r.name}" added. It is shown only now:\n\n  ${r.secret}\n\nEnrol an agent: patchops agent --server <url> --enroll-secret ${r.secret}`);
     });
   secrets.command('list').action(async () => {
-    const rows = await withDb((db) => listEnrollSecrets(db.database.db)).catch(reportFatal);
+    const rows = (await callOrExit<{ secrets: EnrollSecretInfo[] }>('GET', '/enroll-secrets')).secrets;
     if (rows.length === 0) console.log('no enrol secrets (AGENT_ENROLL_SECRET, when set, is added when the server starts)');
     for (const r of rows) console.log(`${r.name.padEnd(24)} ${r.revokedAt ? `revoked ${r.revokedAt}` : 'active'}  (added ${r.createdAt})`);
   });
   secrets
     .command('revoke <name>')
     .action(async (name: string) => {
-      await withDb((db) => revokeEnrollSecret(db.database.db, name, `cli:${os.userInfo().username}`)).catch(reportFatal);
+      await callOrExit('DELETE', `/enroll-secrets/${encodeURIComponent(name)}`);
       console.log(`enrol secret "${name}" revoked; enrolled agents keep working`);
     });
 
   const agents = program.command('agents').description('enrolled agents');
   agents.command('list').action(async () => {
-    const rows = await withDb((db) => listAgents(db.database.db)).catch(reportFatal);
+    const rows = (await callOrExit<{ agents: AgentSummary[] }>('GET', '/agents')).agents;
     if (rows.length === 0) console.log('no agents enrolled yet');
     for (const r of rows) console.log(`${r.endpointId.padEnd(24)} ${r.hostname.padEnd(28)} ${`${r.osFamily} ${r.osVersion}`.padEnd(22)} ${r.status.padEnd(12)} ${`site ${r.site ?? '-'}`.padEnd(20)} last seen ${r.lastSeenAt ?? 'never'}${r.activeKeys === 0 ? '  (revoked)' : ''}`);
   });
@@ -164,14 +164,14 @@ export function registerAgentCommands(program: Command): void {
     .option('--remove', 'remove the site tag instead')
     .action(async (endpoint: string, site: string | undefined, o: { remove?: boolean }) => {
       if (!site && !o.remove) reportFatal(new Error('give a site, e.g. `patchops agents site host12 branch-1`, or --remove'));
-      const r = await withDb((db) => setEndpointSite(db.database.db, endpoint, o.remove ? null : site!, `cli:${os.userInfo().username}`)).catch(reportFatal);
+      const r = await callOrExit<{ endpointId: string; hostname: string; site: string | null; previous: string | null }>('PUT', `/agents/${encodeURIComponent(endpoint)}/site`, { site: o.remove ? null : site! });
       console.log(`${r.endpointId} (${r.hostname}): site ${r.previous ?? '(none)'} → ${r.site ?? '(none)'}`);
     });
   agents
     .command('revoke <endpointId>')
     .description("revoke the agent's node key: it gets 401 from now on and must be enrolled again")
     .action(async (id: string) => {
-      const n = await withDb((db) => revokeAgent(db.database.db, id, `cli:${os.userInfo().username}`)).catch(reportFatal);
+      const n = (await callOrExit<{ revokedKeys: number }>('POST', `/agents/${encodeURIComponent(id)}/revoke`)).revokedKeys;
       console.log(`${n} key(s) of ${id} revoked`);
     });
 
@@ -218,7 +218,7 @@ export function registerAgentCommands(program: Command): void {
     .command('list')
     .description('every registered point: name, site, URL, when and by whom it was registered')
     .action(async () => {
-      const rows = await withDb((db) => listDistributionPoints(db.database.db)).catch(reportFatal);
+      const rows = (await callOrExit<{ distributionPoints: DistributionPointSummary[] }>('GET', '/distribution-points')).distributionPoints;
       if (rows.length === 0) console.log('no distribution points registered: add one with `patchops distribution-point-register --name N --url URL --site S`');
       for (const r of rows) {
         const by = r.registeredBy ? ` by ${r.registeredBy}` : '';
@@ -230,7 +230,7 @@ export function registerAgentCommands(program: Command): void {
     .command('remove <name>')
     .description("remove a point: its token stops working and agents of its site stop being offered it")
     .action(async (name: string) => {
-      const r = await withDb((db) => removeDistributionPoint(db.database.db, name, `cli:${os.userInfo().username}`)).catch(reportFatal);
+      const r = await callOrExit<{ name: string; site: string; url: string }>('DELETE', `/distribution-points/${encodeURIComponent(name)}`);
       console.log(
         `distribution point ${r.name} (site ${r.site}, ${r.url}) removed. Servers refuse its token within ${DP_TOKEN_CACHE_SECONDS} s (they trust a token they have checked for that long), ` +
           `and agents of site ${r.site} stop being offered it within ${DP_LIST_RELOAD_SECONDS} s (servers reload the list of points that often) and fetch from the server instead. ` +

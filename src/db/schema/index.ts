@@ -6,3 +6,4 @@ export * from './agents';
 export * from './chat';
 export * from './webhooks';
 export * from './people';
+export * from './api';

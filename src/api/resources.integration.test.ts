@@ -1,0 +1,101 @@
+/**
+ * The API's resources that do not need a running cycle, over real HTTP on a real database: agents and enrolment
+ * secrets, distribution points, policies, the report files and the audit log. Viewers read, only admins change.
+ */
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
+import { createApiToken } from '../db/api-tokens';
+import { grantRole } from '../db/identities';
+import { seedPolicies } from '../db/policies';
+import { agentEnrollSecrets } from '../db/schema/index';
+import { createLogger } from '../logging';
+import { buildServer } from '../server/app';
+import type { CycleService } from '../services/cycle-service';
+import { apiRoutes } from './index';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let base: string;
+let admin: string;
+let viewer: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await seedPolicies(db.db);
+  await grantRole(db.db, { identity: 'web:ada', role: 'admin', by: 'test' });
+  await grantRole(db.db, { identity: 'web:vic', role: 'viewer', by: 'test' });
+  admin = (await createApiToken(db.db, { owner: 'web:ada', name: 'admin', scope: 'admin' })).token;
+  viewer = (await createApiToken(db.db, { owner: 'web:vic', name: 'viewer', scope: 'admin' })).token;
+  app = await buildServer({ logger: createLogger('silent'), health: [], routes: [apiRoutes({ db: db.db, service: {} as CycleService, logger: createLogger('silent') })] });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = app.server.address();
+  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.close();
+});
+
+async function call(method: string, route: string, token: string, body?: unknown): Promise<Response> {
+  return fetch(`${base}/api/v1${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+}
+
+describe('/api/v1 resources', () => {
+  it('enrolment secrets: a viewer (even with an admin-scope token) is refused with nothing stored; an admin adds, lists and revokes', async () => {
+    const refused = await call('POST', '/enroll-secrets', viewer, { name: 'branch' });
+    expect(refused.status).toBe(403);
+    expect(await db.db.select().from(agentEnrollSecrets)).toEqual([]);
+    const added = await call('POST', '/enroll-secrets', admin, { name: 'branch' });
+    expect(added.status).toBe(200);
+    expect(((await added.json()) as { secret: string }).secret.length).toBeGreaterThanOrEqual(16);
+    const listed = (await (await call('GET', '/enroll-secrets', admin)).json()) as { secrets: Array<{ name: string; revokedAt: string | null }> };
+    expect(listed.secrets).toMatchObject([{ name: 'branch', revokedAt: null }]);
+    expect((await call('DELETE', '/enroll-secrets/branch', admin)).status).toBe(200);
+    expect((await call('DELETE', '/enroll-secrets/branch', admin)).status).toBe(404);
+  });
+
+  it('agents, enrolments, distribution points and the repository read as lists; unknown endpoints are 404', async () => {
+    expect(await (await call('GET', '/agents', viewer)).json()).toEqual({ agents: [] });
+    expect(await (await call('GET', '/enrolments', viewer)).json()).toEqual({ enrolments: [] });
+    expect((await call('POST', '/agents/nope/revoke', admin)).status).toBe(404);
+    const dp = await call('POST', '/distribution-points', admin, { name: 'dp1', url: 'http://dp1.example.test:8081', site: 'branch-1' });
+    expect(dp.status).toBe(200);
+    expect(((await (await call('GET', '/distribution-points', viewer)).json()) as { distributionPoints: unknown[] }).distributionPoints).toMatchObject([{ name: 'dp1', site: 'branch-1', registeredBy: 'web:ada' }]);
+    expect((await call('DELETE', '/distribution-points/dp1', viewer)).status).toBe(403);
+    expect((await call('DELETE', '/distribution-points/dp1', admin)).status).toBe(200);
+    expect(await (await call('GET', '/repository', viewer)).json()).toEqual({ manifest: null });
+  });
+
+  it('policies: list and get for viewers, save for admins', async () => {
+    const list = (await (await call('GET', '/policies', viewer)).json()) as { policies: Array<{ name: string }> };
+    expect(list.policies.map((p) => p.name)).toContain('default');
+    expect(((await (await call('GET', '/policies/default', viewer)).json()) as { version: number }).version).toBe(1);
+    const doc = { name: 'api-made', waves: [{ name: 'all', percent: 100 }] };
+    expect((await call('POST', '/policies', viewer, doc)).status).toBe(403);
+    const saved = await call('POST', '/policies', admin, doc);
+    expect(saved.status).toBe(200);
+    expect(await saved.json()).toMatchObject({ name: 'api-made', version: 1, createdBy: 'web:ada' });
+  });
+
+  it('the report as CSV and PDF, the audit log as CSV and its verification', async () => {
+    const csv = await call('GET', '/reports?format=csv&scope=compliance', viewer);
+    expect(csv.status).toBe(200);
+    expect(csv.headers.get('content-type')).toContain('text/csv');
+    const pdf = await call('GET', '/reports?format=pdf', viewer);
+    expect(pdf.headers.get('content-type')).toBe('application/pdf');
+    expect(Buffer.from(await pdf.arrayBuffer()).subarray(0, 5).toString()).toBe('%PDF-');
+    expect((await call('GET', '/audit/export', viewer)).status).toBe(403);
+    const exported = await call('GET', '/audit/export?action=api.call', admin);
+    const text = await exported.text();
+    expect(text.split(/\r?\n/)[0]).toBe('id,at,actor,action,subject_type,subject_id,details,prev_hash,hash');
+    expect(text).toContain('web:vic,api.call,api_route,GET /api/v1/reports');
+    const verified = (await (await call('POST', '/audit/verify', admin)).json()) as { ok: boolean; rows: number };
+    expect(verified.ok).toBe(true);
+    expect(verified.rows).toBeGreaterThan(5);
+  });
+});

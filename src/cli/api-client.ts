@@ -1,0 +1,115 @@
+/**
+ * The CLI's way to the server: the credentials `patchops login` stored ({server, token} in
+ * $XDG_CONFIG_HOME/patchops/credentials.json, default ~/.config, mode 0600) and one JSON call to /api/v1 with them.
+ * Errors say what to do: not logged in, server down, token refused, or the server's own refusal with its code.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface Credentials {
+  server: string;
+  token: string;
+}
+
+export class ApiCallError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'ApiCallError';
+  }
+}
+
+export function credentialsPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(os.homedir(), '.config');
+  return path.join(base, 'patchops', 'credentials.json');
+}
+
+export async function readCredentials(): Promise<Credentials | null> {
+  try {
+    const c = JSON.parse(await fs.readFile(credentialsPath(), 'utf8')) as Partial<Credentials>;
+    return typeof c.server === 'string' && typeof c.token === 'string' ? { server: c.server, token: c.token } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes the credentials readable by their owner only (the file is created 0600, and set so if it existed). */
+export async function writeCredentials(c: Credentials): Promise<string> {
+  const file = credentialsPath();
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await fs.writeFile(file, `${JSON.stringify(c, null, 2)}\n`, { mode: 0o600 });
+  await fs.chmod(file, 0o600);
+  return file;
+}
+
+export async function deleteCredentials(): Promise<boolean> {
+  try {
+    await fs.unlink(credentialsPath());
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `https://host:3000/` → `https://host:3000`; refuses what is not an http(s) URL. */
+export function normalizeServer(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ApiCallError(`"${url}" is not a URL: give the server as http://host:port (what \`patchops up\` prints as Dashboard)`, 'INVALID_INPUT');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ApiCallError(`"${url}" is not an http(s) URL`, 'INVALID_INPUT');
+  return u.origin + u.pathname.replace(/\/+$/, '');
+}
+
+/** One call to `server` + /api/v1 + `route`; the parsed JSON body, or an ApiCallError. */
+export async function callApi<T>(server: string, token: string | null, method: string, route: string, body?: unknown): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(`${server}/api/v1${route}`, {
+      method,
+      headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(60_000),
+    });
+  } catch (e) {
+    const cause = ((e as { cause?: Error }).cause ?? e) as Error;
+    throw new ApiCallError(`nothing answers at ${server} (${cause.message || cause.name}). Is \`patchops up\` (npm start) running there? Start it, or log in to the right server: patchops login --server URL`, 'DEPENDENCY_DOWN');
+  }
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    throw new ApiCallError(`${server} answered ${res.status} without JSON: is it a patchops server?`, 'INTEGRATION_FAILED', res.status);
+  }
+  if (!res.ok) {
+    const e = (parsed ?? {}) as { error?: string; message?: string };
+    const code = e.error ?? `HTTP_${res.status}`;
+    const hint = res.status === 401 ? '\nLog in again: patchops login --server ' + server : '';
+    throw new ApiCallError(`${e.message ?? `the server answered ${res.status}`}${hint}`, code, res.status);
+  }
+  return parsed as T;
+}
+
+/** A call with the stored credentials; refuses with how to log in when there are none. */
+export async function callWithLogin<T>(method: string, route: string, body?: unknown): Promise<T> {
+  const c = await readCredentials();
+  if (!c) throw new ApiCallError(`not logged in (no ${credentialsPath()}): run patchops login --server http://<host>:<port>`, 'UNAUTHORIZED');
+  return callApi<T>(c.server, c.token, method, route, body);
+}
+
+/** For the CLI's verbs: a call with the stored credentials, or the error printed (no stack) and exit 1. */
+export async function callOrExit<T>(method: string, route: string, body?: unknown): Promise<T> {
+  try {
+    return await callWithLogin<T>(method, route, body);
+  } catch (e) {
+    console.error(e instanceof ApiCallError ? `error [${e.code}]: ${e.message}` : `error: ${(e as Error).message}`);
+    process.exit(1);
+  }
+}
