@@ -16,6 +16,7 @@ import { endpointGroups, maintenanceWindows, patches } from '../../src/db/schema
 import { verifyAuditChain } from '../../src/db/audit';
 import { grantRole } from '../../src/db/identities';
 import { CycleStage } from '../../src/domain/cycle';
+import { stableOrder } from '../../src/domain/waves';
 import type { DeploymentPolicyInput } from '../../src/domain/policy';
 import { grantApprovers, saveTestPolicy, seedFleet } from '../helpers/cycle-fixtures';
 import { startE2eStack, waitFor, REPORT_RECIPIENT, SLACK_CHANNEL, TEAMS_CONVERSATION, type E2eStack } from '../helpers/e2e-stack';
@@ -245,14 +246,14 @@ it('a cancellation in ServiceNow while the cycle waits to deploy: the cycle ends
 
 it('a failing test ring ends the cycle before anyone is asked to approve: rolled back, no approval card, no change', async () => {
   const f = await fleetWithPolicy({ testEndpoints: 2, endpoints: 2, policy: () => ({ change: { type: 'normal', pollSeconds: 5 } }) });
-  // Both test endpoints fail their install.
-  const agent = startFakeAgent(stack.db.db, { failing: { endpointIds: f.endpointIds.filter((id) => id.startsWith(`${f.prefix}-t`)), kinds: ['install'] } });
+  // One of the two test endpoints fails its install (50 %: the ring's limit); the other is rolled back.
+  const agent = startFakeAgent(stack.db.db, { failing: { endpointIds: [`${f.prefix}-t0`], kinds: ['install'] } });
   try {
     const final = await stack.withWorker(async () => stack.result(await slashStart(`start ${f.prefix} group:${f.testGroup},${f.prodGroup}`)));
 
     const { cycleId } = final;
     expect(final.stage).toBe(CycleStage.ROLLED_BACK);
-    expect(final.outcome).toMatch(/^test ring failed its threshold: 2 of 2 endpoint\(s\) failed \(limit 50% \/ 0\); ring rolled back \(2 of 2\)$/);
+    expect(final.outcome).toMatch(/^test ring failed its threshold: 1 of 2 endpoint\(s\) failed \(limit 50% \/ 0\); ring rolled back \(1 of 1\)$/);
     expect(final.test).toMatchObject({ state: 'rolled_back', total: 2 });
     expect(final.approvals.records).toEqual([]);
     // Nobody was asked: no approval card in Slack or Teams, no change request; the production endpoints got nothing.
@@ -271,15 +272,17 @@ it('a failing test ring ends the cycle before anyone is asked to approve: rolled
 
 it('a wave trips its failure threshold, the cycle pauses and asks, and an admin rolls it back with /patch rollback', async () => {
   const f = await fleetWithPolicy({ testEndpoints: 0, endpoints: 4, policy: () => ({ autoApprove: { types: ['security'] }, change: { type: 'normal', pollSeconds: 5 } }) });
-  // Every production endpoint fails its install: the first wave (pilot, 2 of 4) trips its 30 % threshold.
-  const agent = startFakeAgent(stack.db.db, { failing: { endpointIds: f.endpointIds, kinds: ['install'] } });
+  // One endpoint of the first wave (pilot: the first 2 of 4 in the planner's stable order) fails its install:
+  // 1 of 2 trips the wave's 30 % threshold; the other one installed and is what the rollback undoes.
+  const [pilotFails] = stableOrder(f.endpointIds);
+  const agent = startFakeAgent(stack.db.db, { failing: { endpointIds: [pilotFails!], kinds: ['install'] } });
   try {
     const final = await stack.withWorker(async () => {
       const cycleId = await slashStart(`start ${f.prefix} group:${f.prodGroup}`);
       const { changeNumber } = await statusWhen(cycleId, 'the change request', (s) => s.changeNumber !== undefined);
       expect(await stack.serviceNow.approve(changeNumber!)).toBe(200);
       const paused = await statusWhen(cycleId, 'the pause', (s) => s.paused, 60_000);
-      expect(paused.pauseReason).toBe('wave pilot reached its failure threshold: 2 of 2 failed (limit 30% / 0)');
+      expect(paused.pauseReason).toBe('wave pilot reached its failure threshold: 1 of 2 failed (limit 30% / 0)');
       expect(paused.waves.map((w) => w.state)).toEqual(['paused', 'planned']);
 
       // The pause question reaches the chats with Resume and Roll back.
@@ -296,7 +299,7 @@ it('a wave trips its failure threshold, the cycle pauses and asks, and an admin 
 
     const { cycleId, changeNumber } = final;
     expect(final.stage).toBe(CycleStage.ROLLED_BACK);
-    expect(final.outcome).toBe('rolled back by slack:UADMIN (2 of 2 endpoint(s) rolled back)');
+    expect(final.outcome).toBe('rolled back by slack:UADMIN (1 of 1 endpoint(s) rolled back)');
     expect(final.waves.map((w) => w.state)).toEqual(['rolled_back', 'planned']);
     // Only the pilot wave was ever installed; the broad wave never started.
     expect((await installsOf(cycleId)).length).toBe(2);
