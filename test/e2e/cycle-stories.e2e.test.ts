@@ -163,6 +163,12 @@ it('a normal change: approved in Slack and in Teams, the change raised, followed
     expect(mail.envelopeTo).toContain(REPORT_RECIPIENT);
     expect(mail.parsed.subject).toContain(`Cycle completed: ${f.prefix} (${cycleId})`);
     expect(mail.parsed.text).toContain(changeNumber!);
+    // The dashboard shows the cycle as its users see it.
+    const web = await stack.dashboard();
+    const page = await web.req(`/cycles/${encodeURIComponent(cycleId)}`);
+    expect(page.status).toBe(200);
+    expect(page.text).toMatch(/data-testid="cycle-stage">[^<]*<[^>]*>COMPLETED/);
+    expect(page.text).toContain(`data-testid="change-number">${changeNumber}<`);
   } finally {
     await agent.stop();
   }

@@ -3,8 +3,8 @@
  * run, the real activities on a database of the test's own, the real HTTP routes (Slack events, Teams
  * messages, the ServiceNow webhook) on one server, and the fakes speaking the real wire formats: the Slack
  * Web API, the Bot Framework connector, ServiceNow (its business rule calls the webhook) and an SMTP sink.
- * The product composes these pieces the way `patchops up` does (runtime/up.ts); a case drives them only
- * through their public interfaces.
+ * The dashboard is served there too. The product composes these pieces the way `patchops up` does
+ * (runtime/up.ts); a case drives them only through their public interfaces.
  */
 import type { FastifyInstance } from 'fastify';
 import { createActivities } from '../../src/activities/index';
@@ -18,10 +18,13 @@ import { withChangeWorkNotes } from '../../src/integrations/servicenow/work-note
 import { createLogger } from '../../src/logging';
 import { createChatChannels, createChatFrontEnds, type ChatChannels } from '../../src/runtime/chat-runtime';
 import { buildServer } from '../../src/server/app';
+import { addWebUser } from '../../src/server/dashboard/auth';
+import { dashboardRoutes } from '../../src/server/dashboard/index';
 import { serviceNowWebhookRoute } from '../../src/server/servicenow-webhook';
 import type { CycleService } from '../../src/services/cycle-service';
 import { createCycleService } from '../../src/services/temporal-cycle-service';
 import { cycleStatusQuery } from '../../src/workflows/messages';
+import { HttpClient } from '../browser/http-client';
 import { startFakeBotConnector, type FakeBotConnector } from '../fakes/bot-connector';
 import { ServiceNowFake } from '../fakes/servicenow';
 import { startFakeSlackApi, type FakeSlackApi } from '../fakes/slack-api';
@@ -55,6 +58,8 @@ export interface E2eStack {
   slackRequest(body: string): Promise<Response>;
   /** An invoke from Teams: Action.Execute of `verb` on the card `replyToId`, by `from`. */
   teamsAction(o: { replyToId: string; from: string; verb: string; data: Record<string, unknown> }): Promise<{ statusCode: number; value: unknown }>;
+  /** A browser-like client of the dashboard, signed in as a viewer. */
+  dashboard(): Promise<HttpClient>;
   /** The cycle's live status (the workflow's query). */
   status(cycleId: string): Promise<CycleStatus>;
   /** The cycle's result, once its workflow ends. */
@@ -103,6 +108,7 @@ export async function startE2eStack(): Promise<E2eStack> {
     routes: [
       ...fronts.routes,
       serviceNowWebhookRoute({ cycles: service, secret: WEBHOOK_SECRET, changes: desk, receipts: new PgDeliveryReceipts(db.db), logger }),
+      dashboardRoutes({ db: db.db, logger, cycles: service }),
     ],
   });
   await server.listen({ host: '127.0.0.1', port: 0 });
@@ -174,6 +180,14 @@ export async function startE2eStack(): Promise<E2eStack> {
       });
       if (res.status !== 200) throw new Error(`Teams invoke answered ${res.status}`);
       return (await res.json()) as { statusCode: number; value: unknown };
+    },
+    async dashboard() {
+      const username = `viewer${Date.now().toString(36)}`;
+      await addWebUser(db.db, { username, password: `${username}-password`, role: 'viewer', by: 'cli:test' });
+      const client = new HttpClient(url);
+      const signedIn = await client.login(username, `${username}-password`);
+      if (signedIn.status !== 303 || signedIn.location !== '/') throw new Error(`dashboard sign-in failed: ${signedIn.status} ${signedIn.location}`);
+      return client;
     },
     status: (cycleId) => handle(cycleId).query(cycleStatusQuery) as Promise<CycleStatus>,
     result: (cycleId) => handle(cycleId).result() as Promise<CycleStatus>,
