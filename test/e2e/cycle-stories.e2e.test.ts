@@ -99,6 +99,9 @@ async function slackSaid(cycleId: string): Promise<string> {
 /** Waits until the cycle's Slack messages say `text`. */
 const slackSays = (cycleId: string, text: string) => waitFor(`Slack to say "${text}"`, async () => ((await slackSaid(cycleId)).includes(text) ? true : undefined), 10_000);
 
+/** Waits until the bot said `text` in the Teams channel (a card, an update or a reply). */
+const teamsSays = (text: string) => waitFor(`Teams to say "${text}"`, () => (stack.connector.calls.some((c) => JSON.stringify(c.activity ?? {}).includes(text)) ? true : undefined), 10_000);
+
 const mailAbout = (cycleId: string) => waitFor(`the e-mail about ${cycleId}`, () => stack.smtp.messages.find((m) => m.parsed.subject?.includes(cycleId)), 20_000);
 
 it('a normal change: approved in Slack and in Teams, the change raised, followed to Scheduled and closed successful', async () => {
@@ -244,6 +247,7 @@ it('a cancellation in ServiceNow while the cycle waits to deploy: the cycle ends
     expect(final.waves.every((w) => w.succeeded + w.failed === 0)).toBe(true);
     await slackSays(cycleId, 'freeze for the quarter close');
     await slackSays(cycleId, 'finished: CANCELLED');
+    await teamsSays(`Cycle ${cycleId} (${f.prefix}) finished: CANCELLED`);
     expect(stack.serviceNow.change(changeNumber!)).toMatchObject({ state: '4', close_notes: 'freeze for the quarter close' });
     expect((await mailAbout(cycleId)).parsed.subject).toContain(`Cycle cancelled: ${f.prefix} (${cycleId})`);
   } finally {
@@ -270,6 +274,7 @@ it('a failing test ring ends the cycle before anyone is asked to approve: rolled
     expect((await installsOf(cycleId)).map((j) => j.endpointId)).toEqual([`${f.prefix}-t0`, `${f.prefix}-t1`]);
     await slackSays(cycleId, 'finished: ROLLED_BACK');
     await slackSays(cycleId, 'test ring failed its threshold');
+    await teamsSays(`Cycle ${cycleId} (${f.prefix}) finished: ROLLED_BACK`);
     const mail = await mailAbout(cycleId);
     expect(mail.parsed.subject).toContain(`Cycle rolled back: ${f.prefix} (${cycleId})`);
   } finally {
@@ -294,10 +299,10 @@ it('a wave trips its failure threshold, the cycle pauses and asks, and an admin 
 
       // The pause question reaches the chats with Resume and Roll back.
       const question = await waitFor('the pause question in Slack', () =>
-        stack.slack.callsTo('chat.postMessage').find((c) => JSON.stringify(c.args).includes(ACTION.rollback) && JSON.stringify(c.args).includes('wave pilot reached its failure threshold')),
+        stack.slack.callsTo('chat.postMessage').find((c) => JSON.stringify(c.args).includes(ACTION.rollback) && JSON.stringify(c.args).includes(`Cycle ${cycleId} is paused`)),
       );
       expect(JSON.stringify(question.args.blocks)).toContain(ACTION.resume);
-      await waitFor('the pause card in Teams', () => stack.connector.calls.find((c) => JSON.stringify(c.activity ?? {}).includes(ACTION.rollback)));
+      await waitFor('the pause card in Teams', () => stack.connector.calls.find((c) => JSON.stringify(c.activity ?? {}).includes(ACTION.rollback) && JSON.stringify(c.activity).includes(cycleId)));
 
       // An admin rolls the cycle back from Slack.
       expect(await slash(`rollback ${cycleId}`)).toContain(cycleId);
@@ -311,6 +316,7 @@ it('a wave trips its failure threshold, the cycle pauses and asks, and an admin 
     // Only the pilot wave was ever installed; the broad wave never started.
     expect((await installsOf(cycleId)).length).toBe(2);
     await slackSays(cycleId, 'finished: ROLLED_BACK');
+    await teamsSays(`Cycle ${cycleId} (${f.prefix}) finished: ROLLED_BACK`);
     const change = stack.serviceNow.change(changeNumber!)!;
     expect(change).toMatchObject({ state: '3', close_code: 'unsuccessful', close_notes: final.outcome });
     expect(stack.serviceNow.workNotes(changeNumber!).join('\n')).toContain('wave pilot reached its failure threshold');
