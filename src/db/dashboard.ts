@@ -256,7 +256,7 @@ export async function listPatches(db: Db, f: { q?: string; severity?: string; li
 
 // ---------------------------------------------------------------- cycles
 
-export interface CycleRow {
+export interface CycleOverview {
   cycleId: string;
   workflowId: string;
   policyName: string;
@@ -271,7 +271,7 @@ export interface CycleRow {
   summary: Record<string, unknown> | null;
 }
 
-const toCycle = (r: typeof patchCycles.$inferSelect): CycleRow => ({
+const toCycle = (r: typeof patchCycles.$inferSelect): CycleOverview => ({
   cycleId: r.id,
   workflowId: r.workflowId,
   policyName: r.policyName,
@@ -286,12 +286,12 @@ const toCycle = (r: typeof patchCycles.$inferSelect): CycleRow => ({
   summary: r.summary,
 });
 
-export async function listCycles(db: Db, options: { limit?: number } = {}): Promise<CycleRow[]> {
+export async function listCycles(db: Db, options: { limit?: number } = {}): Promise<CycleOverview[]> {
   const rows = await db.select().from(patchCycles).orderBy(desc(patchCycles.createdAt)).limit(options.limit ?? 100);
   return rows.map(toCycle);
 }
 
-export interface CycleDetail extends CycleRow {
+export interface CycleDetail extends CycleOverview {
   timeline: Array<{ stage: string; at: string; detail: Record<string, unknown> }>;
   approvals: Array<{ identity: string; decision: string; channel: string; reason: string | null; at: string }>;
   waves: Array<{ wave: number; total: number; succeeded: number; failed: number; unreachable: number; pending: number }>;

@@ -14,7 +14,7 @@ export const REPORT_SCOPES = ['all', 'compliance', 'sla', 'cycles'] as const;
 export type ReportScope = (typeof REPORT_SCOPES)[number];
 export type ReportFormat = 'csv' | 'pdf';
 
-export function parseScope(s: string | undefined): ReportScope {
+export function parseReportScope(s: string | undefined): ReportScope {
   const v = (s ?? 'all').toLowerCase();
   if (!(REPORT_SCOPES as readonly string[]).includes(v)) {
     throw new CodedError(ErrorCode.InvalidInput, `report scope "${s}" is not known: use one of ${REPORT_SCOPES.join(', ')}`);

@@ -34,7 +34,7 @@ export type DecisionOutcome =
   | { ok: true; duplicate: boolean; result: ApprovalResult; at: string; text: string }
   | { ok: false; code: string; text: string };
 
-export interface ControlInput {
+export interface ChatControlInput {
   cycleId: string;
   identity: string;
   channel: Channel;
@@ -130,7 +130,7 @@ export class DecisionDesk {
   }
 
   /** Resume or roll back a paused cycle: admins only. */
-  async control(input: ControlInput): Promise<ControlOutcome> {
+  async control(input: ChatControlInput): Promise<ControlOutcome> {
     const { service, db, logger } = this.deps;
     const what = input.action === 'resume' ? 'resume' : 'roll back';
     try {

@@ -18,7 +18,7 @@ import type { Database } from '../../db/client';
 import { iterateAudit } from '../../db/dashboard';
 import { ROLES, type Role } from '../../db/identities';
 import { CodedError, ErrorCode } from '../../domain/errors';
-import { collectReport, parseScope, renderReport, REPORT_SCOPES } from '../../reports/report';
+import { collectReport, parseReportScope, renderReport, REPORT_SCOPES } from '../../reports/report';
 import { csvLine } from '../../reports/csv';
 import { openDatabaseForCommand } from '../../runtime/database';
 import { addWebUser, listWebUsers, removeWebUser } from '../../server/dashboard/auth';
@@ -104,7 +104,7 @@ export function registerDashboardCommands(program: Command): void {
     .action(async (opts: { format: 'csv' | 'pdf'; scope: string; out?: string }) => {
       const config = configOrExit();
       try {
-        const scope = parseScope(opts.scope);
+        const scope = parseReportScope(opts.scope);
         if (opts.format === 'pdf' && !opts.out && process.stdout.isTTY) {
           throw new CodedError(ErrorCode.InvalidInput, 'a PDF on a terminal is not readable: add --out report.pdf (or redirect the output)');
         }

@@ -1,7 +1,7 @@
 /** Reports: the list of downloads, and each report rendered as CSV or PDF (the same ones `patchops report` writes). */
 import type { FastifyPluginAsync } from 'fastify';
 import { ErrorCode } from '../../../domain/errors';
-import { collectReport, parseScope, renderReport } from '../../../reports/report';
+import { collectReport, parseReportScope, renderReport } from '../../../reports/report';
 import { httpStatusOf } from '../../errors';
 import { html, layout } from '../html';
 import { actionError, type DashboardContext } from '../page';
@@ -23,7 +23,7 @@ export const reportsPage: FastifyPluginAsync<DashboardContext> = async (app, o) 
     if (!m) return notFound('Reports are /reports/<scope>.csv or .pdf; see the Reports page.');
     let scopeName;
     try {
-      scopeName = parseScope(m[1]);
+      scopeName = parseReportScope(m[1]);
     } catch (e) {
       return notFound(actionError(o.log, e));
     }
