@@ -28,7 +28,7 @@ const MAY_IMPORT = {
   services: ['config', 'db', 'domain', 'shared', 'temporal', 'workflows'],
   commands: ['config', 'db', 'domain', 'reports', 'services', 'shared'],
   chat: ['commands', 'config', 'db', 'domain', 'reports', 'services', 'shared'],
-  api: ['commands', 'config', 'db', 'domain', 'reports', 'server', 'services', 'shared'],
+  api: ['commands', 'config', 'db', 'domain', 'reports', 'server', 'services', 'shared', 'webhooks'],
   server: ['commands', 'config', 'db', 'domain', 'integrations', 'reports', 'services', 'shared'],
   webhooks: ['db', 'domain', 'shared'],
   worker: ['activities', 'config', 'db', 'domain', 'integrations', 'shared', 'temporal', 'workflows'],

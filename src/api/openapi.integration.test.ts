@@ -12,7 +12,9 @@ import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { createLogger } from '../logging';
 import { buildServer } from '../server/app';
 import type { CycleService } from '../services/cycle-service';
+import { SecretBox } from '../db/secret-box';
 import { apiRoutes } from './index';
+import { webhooksMount } from './webhooks-mount';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -28,7 +30,8 @@ beforeAll(async () => {
     health: [],
     routes: [
       apiRoutes({ db: db.db, service, logger: createLogger('silent') }, [
-        // Another part's module mounted under /api/v1 (as the webhooks will be): it must be in the document too.
+        // Other parts' modules mounted under /api/v1 (the webhooks, as patchops up mounts them): in the document too.
+        webhooksMount({ db: db.db, box: SecretBox.ephemeral() }),
         { prefix: '/mounted', routes: (a) => void a.withTypeProvider<ZodTypeProvider>().get('/things/:id', { schema: { params: z.object({ id: z.string() }) } }, async () => ({})) },
       ]),
     ],
@@ -64,8 +67,16 @@ describe('/api/v1/openapi.json', () => {
     const api = registered.filter((r) => r.url.startsWith('/api/v1/') && !r.url.startsWith('/api/v1/docs') && r.method !== 'HEAD');
     expect(api.length).toBeGreaterThan(20);
     expect(api).toContainEqual({ method: 'GET', url: '/api/v1/mounted/things/:id' });
+    expect(api).toContainEqual({ method: 'POST', url: '/api/v1/webhooks/deliveries/:id/replay' });
     const missing = api.filter((r) => !doc.paths[toOpenApiPath(r.url)]?.[r.method.toLowerCase()]).map((r) => `${r.method} ${r.url}`);
     expect(missing).toEqual([]);
+  });
+
+  it('the mounted webhooks answer only to an API token (401 without one)', async () => {
+    const res = await fetch(`${base}/api/v1/webhooks`);
+    expect(res.status).toBe(401);
+    const post = await fetch(`${base}/api/v1/webhooks`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer pat_0000000000000000_nope' }, body: JSON.stringify({ url: 'https://x.example/' }) });
+    expect(post.status).toBe(401);
   });
 
   it('serves the reference page at /api/v1/docs', async () => {

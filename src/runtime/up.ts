@@ -2,8 +2,8 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
-import { apiRoutes, authorizeRequest } from '../api/index';
-import { webhookRoutes } from '../webhooks/routes';
+import { apiRoutes } from '../api/index';
+import { webhooksMount } from '../api/webhooks-mount';
 import { ensureDigestSchedule } from '../activities/digest';
 import { getCycleRow } from '../db/cycles';
 import { startEmail } from '../integrations/email/runtime';
@@ -191,16 +191,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
           envEnrollSecret: Boolean(config.agents.enrollSecret),
         }),
         apiRoutes({ db: db.database.db, service: cycleServiceFor({ temporal, db }), logger: logger.child({ component: 'api' }), loginThrottle }, [
-          {
-            prefix: '/webhooks',
-            routes: webhookRoutes({
-              db: db.database.db,
-              box: secretBox,
-              allowPrivate: config.webhooks.allowPrivate,
-              base: '',
-              authorize: async (req, scope) => (await authorizeRequest(db.database.db, req, scope === 'admin' ? 'admin' : 'viewer')).identity,
-            }),
-          },
+          webhooksMount({ db: db.database.db, box: secretBox, allowPrivate: config.webhooks.allowPrivate }),
         ]),
       ];
       const dashboardJobs = startDashboardJobs({ db: db.database.db, logger: logger.child({ component: 'dashboard-jobs' }) });
