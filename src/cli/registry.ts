@@ -47,7 +47,7 @@ export const MODULE_OF: Record<string, CommandModule> = {
   audit: 'dashboard',
   policies: 'cycles',
   ...Object.fromEntries(
-    ['status', 'cycles', 'scan', 'start', 'approve', 'reject', 'pause', 'resume', 'cancel', 'rollback', 'exceptions', 'endpoints', 'roles'].map((v) => [v, 'cycles' as const]),
+    ['status', 'cycles', 'scan', 'start', 'approve', 'reject', 'pause', 'resume', 'cancel', 'rollback', 'exceptions', 'endpoints', 'roles', 'people'].map((v) => [v, 'cycles' as const]),
   ),
   'teams-package': 'chat',
   demo: 'demo',
