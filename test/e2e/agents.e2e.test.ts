@@ -19,7 +19,6 @@ import { createActivities } from '../../src/activities/index';
 import { DrizzleAgentJobs } from '../../src/db/agent-jobs';
 import { createLogger } from '../../src/logging';
 import { TaskQueue } from '../../src/temporal/task-queues';
-import { grantApprovers } from '../helpers/cycle-fixtures';
 import { loggedInCli } from '../helpers/cli-session';
 import { addEnrollSecret } from '../../src/db/agent-enroll-secrets';
 import { agentJobs, endpointGroups, endpointPatches, endpoints, groupMembers, softwareInventory } from '../../src/db/schema/index';
