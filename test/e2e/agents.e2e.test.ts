@@ -232,7 +232,8 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
           },
           150_000,
         );
-        expect(JSON.parse(done)).toMatchObject({ cycleId, stage: 'COMPLETED' });
+        // --json prints the command's typed outcome: { verb: 'status', status: CycleStatus }.
+        expect(JSON.parse(done)).toMatchObject({ verb: 'status', status: { cycleId, stage: 'COMPLETED' } });
       });
     } finally {
       await connection.close();

@@ -4,7 +4,7 @@
  * styles and tables only (what mail clients render); every value is escaped.
  */
 import type { CycleStage, WaveStatus } from '../../domain/cycle';
-import { isSeverity, SEVERITY_RANK } from '../../domain/patch';
+import { normalizeSeverity, SEVERITY_RANK } from '../../domain/patch';
 import type { ApprovalRequest, CycleReport } from '../../domain/ports';
 import type { ChartSpec } from '../../reports/charts';
 
@@ -217,10 +217,9 @@ export function renderDigest(d: ComplianceDigest, o: { publicUrl: string }): Ren
 
 // ---------------------------------------------------------------- HTML helpers
 
-/** Most severe first (the domain's ranking); a word the domain does not know sorts last. */
+/** Most severe first, by the domain's ranking of the word (a vendor's word such as "high" ranks as its severity). */
 function severityRankOf(word: string): number {
-  const w = word.toLowerCase();
-  return isSeverity(w) ? SEVERITY_RANK[w] : -1;
+  return SEVERITY_RANK[normalizeSeverity('vendor', word)];
 }
 
 function pct(v: number): string {
