@@ -9,6 +9,7 @@
  * Teams: the invoke is sent with TEAMS_EMULATOR=true (loopback-only emulator mode, no JWT), chosen over a
  * locally issued Bot Framework JWT because the Teams route's authentication is being reworked elsewhere.
  */
+import { installationUpdateActivity } from '../chat/teams/installation';
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
@@ -149,17 +150,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const install = await fetch(`${url}/api/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        type: 'installationUpdate',
-        action: 'add',
-        id: 'demo-install',
-        serviceUrl: connector.serviceUrl,
-        channelId: 'msteams',
-        from: { id: '29:demo-admin' },
-        recipient: { id: '28:patchops-bot', name: 'patchops' },
-        conversation: { id: TEAMS_CONVERSATION, conversationType: 'channel', tenantId: 'demo-tenant' },
-        channelData: { tenant: { id: 'demo-tenant' } },
-      }),
+      body: JSON.stringify(installationUpdateActivity({ id: 'demo-install', serviceUrl: connector.serviceUrl, conversationId: TEAMS_CONVERSATION, tenantId: 'demo-tenant', fromId: '29:demo-admin' })),
     });
     if (install.status !== 200) throw new Error(`the Teams bot refused its installation (HTTP ${install.status}): ${await install.text()}`);
 

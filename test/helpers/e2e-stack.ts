@@ -16,6 +16,7 @@ import { ServiceNowChangeDesk } from '../../src/integrations/servicenow/change-d
 import { ServiceNowClient } from '../../src/integrations/servicenow/client';
 import { withChangeWorkNotes } from '../../src/integrations/servicenow/work-notes';
 import { createLogger } from '../../src/logging';
+import { installationUpdateActivity } from '../../src/chat/teams/installation';
 import { createChatChannels, createChatFrontEnds, type ChatChannels } from '../../src/runtime/chat-runtime';
 import { buildServer } from '../../src/server/app';
 import { addWebUser } from '../../src/server/dashboard/auth';
@@ -146,17 +147,7 @@ export async function startE2eStack(): Promise<E2eStack> {
       const res = await fetch(`${url}/api/messages`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          type: 'installationUpdate',
-          action: 'add',
-          id: 'install-1',
-          serviceUrl: connector.serviceUrl,
-          channelId: 'msteams',
-          from: { id: '29:admin' },
-          recipient: { id: '28:patchops-bot', name: 'patchops' },
-          conversation: { id: TEAMS_CONVERSATION, conversationType: 'channel', tenantId: 't1' },
-          channelData: { tenant: { id: 't1' } },
-        }),
+        body: JSON.stringify(installationUpdateActivity({ id: 'install-1', serviceUrl: connector.serviceUrl, conversationId: TEAMS_CONVERSATION, tenantId: 't1', fromId: '29:admin' })),
       });
       if (res.status !== 200) throw new Error(`Teams installationUpdate answered ${res.status}`);
     },
