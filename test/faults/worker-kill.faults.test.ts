@@ -29,7 +29,7 @@ const SEED = Number(process.env.FAULT_SEED ?? Date.now() % 1_000_000);
 /** How long an agent has to report a job before it is offered again (the server's AGENT_LEASE_SECONDS). */
 const LEASE_SECONDS = 10;
 /** The second case's policy: endpoints silent this long are unreachable. */
-const UNREACHABLE_AFTER_SECONDS = 15;
+const UNREACHABLE_AFTER_SECONDS = 30; // the least a policy accepts
 /** A cycle must end within this; each kill may cost up to the activities' 60 s heartbeat timeout. */
 const CYCLE_TIMEOUT_MS = 300_000 + KILLS * 90_000;
 
@@ -91,15 +91,22 @@ it(`a cycle of ${ENDPOINTS} endpoints survives ${KILLS} SIGKILLs of its worker: 
   let done = false;
   const cycle = runApprovedCycle(dep, { policyName: 'fk', groups, approver, timeoutMs: CYCLE_TIMEOUT_MS, onStarted: (id) => (cycleId = id) }).finally(() => (done = true));
 
-  // The killer: random pauses of 1-8 s, then SIGKILL and a new worker process, until KILLS or the cycle's end.
+  // The killer: a random pause of 1-8 s, then SIGKILL and a new worker process, until KILLS or the cycle's end.
+  // At most a quarter of the kills (rounded up) per stage: when the stage has had its share, the next kill waits
+  // for the next stage, so the kills spread over scan, assess, deploy and verify as far as the timing allows.
   const rnd = seeded(SEED);
+  const perStage = Math.ceil(KILLS / 4);
   const kills: Array<{ stage: string; atMs: number }> = [];
+  const hits = (stage: string) => kills.filter((k) => k.stage === stage).length;
   const t0 = Date.now();
   while (kills.length < KILLS && !done) {
     await sleep(1000 + rnd() * 7000);
-    if (done || !cycleId) continue;
-    const stage = (await stageOf(dep, cycleId)) ?? 'STARTING';
-    if (TERMINAL_STAGES.includes(stage as never)) break;
+    let stage = cycleId ? await stageOf(dep, cycleId) : null;
+    while (!done && (!stage || hits(stage) >= perStage)) {
+      await sleep(250);
+      stage = cycleId ? await stageOf(dep, cycleId) : null;
+    }
+    if (done || !stage || TERMINAL_STAGES.includes(stage)) break;
     worker.child.kill('SIGKILL');
     await worker.exited;
     kills.push({ stage, atMs: Date.now() - t0 });
@@ -141,6 +148,7 @@ it('agents killed mid-install: their leases expire, they are counted unreachable
   const doomedCount = Math.max(1, Math.round(ENDPOINTS * 0.05));
   const liveSignal = new AbortController();
   const doomedSignal = new AbortController();
+  abort.signal.addEventListener('abort', () => [liveSignal, doomedSignal].forEach((c) => c.abort()));
   const live = fleet('mi', ENDPOINTS - doomedCount, [1, 10], liveSignal.signal, SEED + 1);
   // Installs that take ten minutes: each doomed agent is mid-install when it is killed.
   const doomed = fleet('md', doomedCount, [600_000, 600_000], doomedSignal.signal, SEED + 2);
