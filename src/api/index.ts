@@ -22,6 +22,7 @@ import { patchRoutes } from './routes/patches';
 import { peopleRoutes } from './routes/people';
 import { policyRoutes } from './routes/policies';
 import { reportRoutes } from './routes/reports';
+import { repositoryRoutes } from './routes/repository';
 import { tokenRoutes } from './routes/tokens';
 
 export { authorizeRequest, type ApiCaller } from './auth';
@@ -74,6 +75,7 @@ async function apiPlugin(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   auditRoutes(app, deps);
   reportRoutes(app, deps);
   agentRoutes(app, deps);
+  repositoryRoutes(app, deps);
 }
 
 /**

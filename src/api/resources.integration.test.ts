@@ -72,6 +72,8 @@ describe('/api/v1 resources', () => {
     expect((await call('DELETE', '/distribution-points/dp1', viewer)).status).toBe(403);
     expect((await call('DELETE', '/distribution-points/dp1', admin)).status).toBe(200);
     expect(await (await call('GET', '/repository', viewer)).json()).toEqual({ manifest: null });
+    expect((await call('DELETE', '/repository/files', viewer, { files: ['x.deb'] })).status).toBe(403);
+    expect((await call('DELETE', '/repository/files', admin, { files: ['x.deb'] })).status).toBe(409); // no repository configured here
   });
 
   it('policies: list and get for viewers, save for admins', async () => {
@@ -116,7 +118,7 @@ describe('/api/v1 resources', () => {
     expect(((await unlinked.json()) as { data: unknown }).data).toMatchObject({ action: 'unlink', identity: 'slack:U0123', person: 'alice' });
     expect(await personOf(db.db, 'slack:U0123')).toBe('slack:U0123');
     expect((await call('POST', '/people/links', admin, { person: 'alice', identity: 'not an identity' })).status).toBe(400);
-    const changes = (await db.db.select().from(auditLog)).filter((e) => e.action.startsWith('person.')).map((e) => `${e.actor} ${e.action}`);
+    const changes = (await db.db.select().from(auditLog).orderBy(auditLog.id)).filter((e) => e.action.startsWith('person.')).map((e) => `${e.actor} ${e.action}`);
     expect(changes).toEqual(['web:ada person.linked', 'web:ada person.linked', 'web:ada person.unlinked']);
   });
 
