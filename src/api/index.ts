@@ -18,8 +18,11 @@ import { auditRoutes } from './routes/audit';
 import { commandRoutes } from './routes/commands';
 import { cycleRoutes } from './routes/cycles';
 import { fleetRoutes } from './routes/fleet';
+import { patchRoutes } from './routes/patches';
+import { peopleRoutes } from './routes/people';
 import { policyRoutes } from './routes/policies';
 import { reportRoutes } from './routes/reports';
+import { repositoryRoutes } from './routes/repository';
 import { tokenRoutes } from './routes/tokens';
 
 export { authorizeRequest, type ApiCaller } from './auth';
@@ -66,10 +69,13 @@ async function apiPlugin(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   commandRoutes(app, deps);
   cycleRoutes(app, deps);
   fleetRoutes(app, deps);
+  patchRoutes(app, deps);
+  peopleRoutes(app, deps);
   policyRoutes(app, deps);
   auditRoutes(app, deps);
   reportRoutes(app, deps);
   agentRoutes(app, deps);
+  repositoryRoutes(app, deps);
 }
 
 /**

@@ -1,14 +1,17 @@
 /**
  * The API's resources that do not need a running cycle, over real HTTP on a real database: agents and enrolment
- * secrets, distribution points, policies, the report files and the audit log. Viewers read, only admins change.
+ * secrets, distribution points, policies, the patch catalog, people, the report files and the audit log. Viewers
+ * read, only admins change.
  */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedFleet } from '../../test/helpers/cycle-fixtures';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { createApiToken } from '../db/api-tokens';
 import { grantRole } from '../db/identities';
+import { personOf } from '../db/people';
 import { seedPolicies } from '../db/policies';
-import { agentEnrollSecrets } from '../db/schema/index';
+import { agentEnrollSecrets, auditLog } from '../db/schema/index';
 import { createLogger } from '../logging';
 import { buildServer } from '../server/app';
 import type { CycleService } from '../services/cycle-service';
@@ -69,6 +72,8 @@ describe('/api/v1 resources', () => {
     expect((await call('DELETE', '/distribution-points/dp1', viewer)).status).toBe(403);
     expect((await call('DELETE', '/distribution-points/dp1', admin)).status).toBe(200);
     expect(await (await call('GET', '/repository', viewer)).json()).toEqual({ manifest: null });
+    expect((await call('DELETE', '/repository/files', viewer, { files: ['x.deb'] })).status).toBe(403);
+    expect((await call('DELETE', '/repository/files', admin, { files: ['x.deb'] })).status).toBe(409); // no repository configured here
   });
 
   it('policies: list and get for viewers, save for admins', async () => {
@@ -80,6 +85,41 @@ describe('/api/v1 resources', () => {
     const saved = await call('POST', '/policies', admin, doc);
     expect(saved.status).toBe(200);
     expect(await saved.json()).toMatchObject({ name: 'api-made', version: 1, createdBy: 'web:ada' });
+  });
+
+  it('the patch catalog with the dashboard filters: search, severity, limit; a bad severity is 400', async () => {
+    await seedFleet(db.db, { prefix: 'cat', testEndpoints: 1, endpoints: 2, patch: { severity: 'critical', knownExploited: true } });
+    await seedFleet(db.db, { prefix: 'low', testEndpoints: 0, endpoints: 1, patch: { severity: 'low' } });
+    const all = (await (await call('GET', '/patches', viewer)).json()) as { patches: Array<{ id: string; missing: number; knownExploited: boolean }> };
+    expect(all.patches.map((p) => p.id)).toEqual(['KB-cat', 'KB-low']);
+    expect(all.patches[0]).toMatchObject({ missing: 3, knownExploited: true });
+    const low = (await (await call('GET', '/patches?severity=low', viewer)).json()) as { patches: Array<{ id: string }> };
+    expect(low.patches.map((p) => p.id)).toEqual(['KB-low']);
+    const q = (await (await call('GET', '/patches?q=update%20cat', viewer)).json()) as { patches: Array<{ id: string }> };
+    expect(q.patches.map((p) => p.id)).toEqual(['KB-cat']);
+    expect(((await (await call('GET', '/patches?limit=1', viewer)).json()) as { patches: unknown[] }).patches).toHaveLength(1);
+    expect((await call('GET', '/patches?severity=dire', viewer)).status).toBe(400);
+    expect((await fetch(`${base}/api/v1/patches`)).status).toBe(401);
+  });
+
+  it('people: a viewer lists but cannot link (403, nothing linked); an admin links and unlinks, audited as themselves', async () => {
+    const refused = await call('POST', '/people/links', viewer, { person: 'alice', identity: 'slack:U0123' });
+    expect(refused.status).toBe(403);
+    expect(await personOf(db.db, 'slack:U0123')).toBe('slack:U0123');
+    const linked = await call('POST', '/people/links', admin, { person: 'alice', identity: 'slack:U0123', email: 'alice@example.com' });
+    expect(linked.status).toBe(200);
+    expect(((await linked.json()) as { data: unknown }).data).toMatchObject({ verb: 'people', action: 'link', person: 'alice', identity: 'slack:U0123', changed: true });
+    await call('POST', '/people/links', admin, { person: 'alice', identity: 'web:alice' });
+    expect(await personOf(db.db, 'slack:U0123')).toBe(await personOf(db.db, 'web:alice'));
+    const listed = (await (await call('GET', '/people', viewer)).json()) as { data: { people: Array<{ name: string; email: string | null; identities: string[] }> } };
+    expect(listed.data.people).toEqual([{ name: 'alice', email: 'alice@example.com', identities: ['slack:U0123', 'web:alice'] }]);
+    expect((await call('DELETE', '/people/links/slack:U0123', viewer)).status).toBe(403);
+    const unlinked = await call('DELETE', `/people/links/${encodeURIComponent('slack:U0123')}`, admin);
+    expect(((await unlinked.json()) as { data: unknown }).data).toMatchObject({ action: 'unlink', identity: 'slack:U0123', person: 'alice' });
+    expect(await personOf(db.db, 'slack:U0123')).toBe('slack:U0123');
+    expect((await call('POST', '/people/links', admin, { person: 'alice', identity: 'not an identity' })).status).toBe(400);
+    const changes = (await db.db.select().from(auditLog).orderBy(auditLog.id)).filter((e) => e.action.startsWith('person.')).map((e) => `${e.actor} ${e.action}`);
+    expect(changes).toEqual(['web:ada person.linked', 'web:ada person.linked', 'web:ada person.unlinked']);
   });
 
   it('the report as CSV and PDF, the audit log as CSV and its verification', async () => {

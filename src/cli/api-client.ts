@@ -3,9 +3,13 @@
  * $XDG_CONFIG_HOME/patchops/credentials.json, default ~/.config, mode 0600) and one JSON call to /api/v1 with them.
  * Errors say what to do: not logged in, server down, token refused, or the server's own refusal with its code.
  */
+import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 
 export interface Credentials {
   server: string;
@@ -67,13 +71,13 @@ export function normalizeServer(url: string): string {
   return u.origin + u.pathname.replace(/\/+$/, '');
 }
 
-/** One call to `server` + /api/v1 + `route`; the parsed JSON body, or an ApiCallError. */
-export async function callApi<T>(server: string, token: string | null, method: string, route: string, body?: unknown): Promise<T> {
+/** Sends one request to `server` + /api/v1 + `route`; the response when it is 2xx, else an ApiCallError with the server's words. */
+async function send(server: string, token: string | null, method: string, route: string, body?: unknown, accept = 'application/json'): Promise<Response> {
   let res: Response;
   try {
     res = await fetch(`${server}/api/v1${route}`, {
       method,
-      headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: { accept, ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       signal: AbortSignal.timeout(60_000),
     });
@@ -81,27 +85,45 @@ export async function callApi<T>(server: string, token: string | null, method: s
     const cause = ((e as { cause?: Error }).cause ?? e) as Error;
     throw new ApiCallError(`nothing answers at ${server} (${cause.message || cause.name}). Is \`patchops up\` (npm start) running there? Start it, or log in to the right server: patchops login --server URL`, 'DEPENDENCY_DOWN');
   }
+  if (res.ok) return res;
   const text = await res.text();
-  let parsed: unknown;
+  let e: { error?: string; message?: string } = {};
   try {
-    parsed = text ? JSON.parse(text) : undefined;
+    e = (text ? JSON.parse(text) : {}) as typeof e;
   } catch {
     throw new ApiCallError(`${server} answered ${res.status} without JSON: is it a patchops server?`, 'INTEGRATION_FAILED', res.status);
   }
-  if (!res.ok) {
-    const e = (parsed ?? {}) as { error?: string; message?: string };
-    const code = e.error ?? `HTTP_${res.status}`;
-    const hint = res.status === 401 ? '\nLog in again: patchops login --server ' + server : '';
-    throw new ApiCallError(`${e.message ?? `the server answered ${res.status}`}${hint}`, code, res.status);
+  const code = e.error ?? `HTTP_${res.status}`;
+  const hint = res.status === 401 ? '\nLog in again: patchops login --server ' + server : '';
+  throw new ApiCallError(`${e.message ?? `the server answered ${res.status}`}${hint}`, code, res.status);
+}
+
+/** One call to `server` + /api/v1 + `route`; the parsed JSON body, or an ApiCallError. */
+export async function callApi<T>(server: string, token: string | null, method: string, route: string, body?: unknown): Promise<T> {
+  const res = await send(server, token, method, route, body);
+  const text = await res.text();
+  try {
+    return (text ? JSON.parse(text) : undefined) as T;
+  } catch {
+    throw new ApiCallError(`${server} answered ${res.status} without JSON: is it a patchops server?`, 'INTEGRATION_FAILED', res.status);
   }
-  return parsed as T;
 }
 
 /** A call with the stored credentials; refuses with how to log in when there are none. */
 export async function callWithLogin<T>(method: string, route: string, body?: unknown): Promise<T> {
+  const c = await storedCredentials();
+  return callApi<T>(c.server, c.token, method, route, body);
+}
+
+async function storedCredentials(): Promise<Credentials> {
   const c = await readCredentials();
   if (!c) throw new ApiCallError(`not logged in (no ${credentialsPath()}): run patchops login --server http://<host>:<port>`, 'UNAUTHORIZED');
-  return callApi<T>(c.server, c.token, method, route, body);
+  return c;
+}
+
+function exitWith(e: unknown): never {
+  console.error(e instanceof ApiCallError ? `error [${e.code}]: ${e.message}` : `error: ${(e as Error).message}`);
+  process.exit(1);
 }
 
 /** For the CLI's verbs: a call with the stored credentials, or the error printed (no stack) and exit 1. */
@@ -109,7 +131,24 @@ export async function callOrExit<T>(method: string, route: string, body?: unknow
   try {
     return await callWithLogin<T>(method, route, body);
   } catch (e) {
-    console.error(e instanceof ApiCallError ? `error [${e.code}]: ${e.message}` : `error: ${(e as Error).message}`);
-    process.exit(1);
+    exitWith(e);
+  }
+}
+
+/**
+ * For the CLI's file verbs (report, audit export): a GET with the stored credentials whose body is written to `out`
+ * as it arrives (standard output when absent); the bytes written. On a refusal the error is printed and exit 1.
+ */
+export async function downloadOrExit(route: string, out: NodeJS.WritableStream | string): Promise<number> {
+  try {
+    const c = await storedCredentials();
+    const res = await send(c.server, c.token, 'GET', route, undefined, '*/*');
+    let bytes = 0;
+    const count = new Transform({ transform: (chunk: Buffer, _enc, done) => { bytes += chunk.length; done(null, chunk); } });
+    const sink = typeof out === 'string' ? createWriteStream(out, { mode: 0o600 }) : out;
+    await pipeline(Readable.fromWeb(res.body! as WebReadableStream), count, sink, { end: typeof out === 'string' });
+    return bytes;
+  } catch (e) {
+    exitWith(e);
   }
 }

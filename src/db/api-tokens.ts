@@ -21,6 +21,11 @@ export const MAX_TOKEN_DAYS = 366;
 const SCOPE_ROLE: Record<TokenScope, Role> = { read: 'viewer', approve: 'approver', admin: 'admin' };
 const ROLE_RANK: Record<Role, number> = { viewer: 1, approver: 2, admin: 3 };
 
+/** The scopes a person whose strongest role is `role` may give a token: none above that role. */
+export function scopesFor(role: Role): TokenScope[] {
+  return TOKEN_SCOPES.filter((s) => ROLE_RANK[SCOPE_ROLE[s]] <= ROLE_RANK[role]);
+}
+
 /**
  * The grants a call with a `scope` token may use: each of the owner's grants lowered to the scope's role when it is
  * above it (an admin's read token acts as a viewer), so the call has the lower of the owner's role and the scope.

@@ -3,14 +3,17 @@
  * off, and the application's role. Each attack runs against the real database; the log must be found out (the
  * keyed chain and the signed checkpoint) or the statement refused, with nothing changed.
  */
-import { spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { asc, sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loggedInCli } from '../../test/helpers/cli-session';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
+import { apiRoutes } from '../api';
+import { buildServer } from '../server/app';
+import type { CycleService } from '../services/cycle-service';
 import { loadConfig } from '../config/index';
 import { createLogger } from '../logging';
 import { startDatabase } from '../runtime/database';
@@ -22,7 +25,6 @@ import { auditLog } from './schema/index';
 import { SecretBox } from './secret-box';
 
 const SECRETS_KEY = 'cd'.repeat(32);
-const root = path.resolve(import.meta.dirname, '..', '..');
 // This process and the CLI processes it runs key the chain alike.
 useAuditKeys(auditKeysFrom(SecretBox.fromString(SECRETS_KEY)));
 
@@ -184,40 +186,34 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
     await expect(verifyAuditChain(t.db)).resolves.toEqual({ ok: true, rows: 3 });
   });
 
-  it('the real `patchops audit verify` passes an intact log, then names a cut tail and exits 1', async () => {
+  it('the real `patchops audit verify` (through the API) passes an intact log, then names a cut tail and exits 1', async () => {
     const { t, ids, dir } = await loggedDatabase();
-    const env = { DATABASE_URL: t.url, SECRETS_KEY, PATCHOPS_DATA_DIR: dir, PATCHOPS_AUDIT_CHECKPOINT: path.join(dir, 'cli-checkpoint.json') };
-    const ok = await patchops(['audit', 'verify'], env);
-    expect(ok.stderr).toBe('');
-    expect(ok.stdout).toMatch(new RegExp(`audit chain intact: 6 rows verified \\(keyed from row ${ids[0]}\\)`));
-    expect(ok.stdout).toMatch(new RegExp(`checkpoint moved to head row ${ids[5]}`));
-    expect((await fs.stat(env.PATCHOPS_AUDIT_CHECKPOINT)).mode & 0o777).toBe(0o600);
-    const written = await fs.readFile(env.PATCHOPS_AUDIT_CHECKPOINT, 'utf8');
+    const checkpoint = path.join(dir, 'server-checkpoint.json');
+    const logger = createLogger('silent');
+    const app = await buildServer({ logger, health: [], routes: [apiRoutes({ db: t.db, service: {} as CycleService, logger, auditCheckpointFile: checkpoint })] });
+    try {
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      const addr = app.server.address();
+      const cli = await loggedInCli(`http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`, t.db, { username: 'auditor', role: 'admin' });
+      const ok = await cli(['audit', 'verify']);
+      expect(ok.stderr).toBe('');
+      // The six rows, the auditor's login and the token made for the CLI (audited), and the CLI's whoami call.
+      expect(ok.stdout).toMatch(new RegExp(`audit chain intact: \\d+ rows verified \\(keyed from row ${ids[0]}\\)`));
+      expect(ok.stdout).toMatch(/checkpoint moved to head row \d+/);
+      expect((await fs.stat(checkpoint)).mode & 0o777).toBe(0o600);
+      const written = await fs.readFile(checkpoint, 'utf8');
 
-    await asOwnerWithTriggersOff(t, async (db) => void (await db.execute(sql`delete from audit_log where id >= ${ids[3]}`)));
-    const cut = await patchops(['audit', 'verify'], env);
-    expect(cut.code).toBe(1);
-    expect(cut.stderr).toContain(`audit chain BROKEN at row ${ids[5]}`);
-    expect(cut.stderr).toMatch(/were cut from the tail/);
-    expect(await fs.readFile(env.PATCHOPS_AUDIT_CHECKPOINT, 'utf8')).toBe(written);
+      await asOwnerWithTriggersOff(t, async (db) => void (await db.execute(sql`delete from audit_log where id >= ${ids[3]}`)));
+      const cut = await cli(['audit', 'verify']);
+      expect(cut.code).toBe(1);
+      expect(cut.stderr).toMatch(/audit chain BROKEN at row \d+/);
+      expect(cut.stderr).toMatch(/were cut from the tail|is missing: it was deleted/);
+      expect(await fs.readFile(checkpoint, 'utf8')).toBe(written);
+    } finally {
+      await app.close();
+    }
   });
 });
-
-/** Runs the real `patchops` command. */
-function patchops(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], {
-      cwd: root,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('exit', (code) => resolve({ code, stdout: out, stderr: err }));
-  });
-}
 
 // The role is per connection only on a real PostgreSQL server: PGlite is one session for every connection.
 if (!process.env.DATABASE_URL) {

@@ -75,9 +75,11 @@ beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-agent-cli-'));
   env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url, PATCHOPS_DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
   const logger = createLogger(process.env.TEST_LOG ?? 'silent');
-  gateway = createAgentGateway({ database: db, secretBox: await secretBoxFor({ dataDir }), logger, refreshMs: 100, repositoryDir: path.join(dataDir, 'repository') });
-  // The agent-management verbs go through the API, logged in as web:ops (an admin); the repository verbs open the database.
-  app = await buildServer({ logger, health: [], routes: [gateway.routes, apiRoutes({ db: db.db, service: {} as CycleService, logger })] });
+  const box = await secretBoxFor({ dataDir });
+  const repositoryDir = path.join(dataDir, 'repository');
+  gateway = createAgentGateway({ database: db, secretBox: box, logger, refreshMs: 100, repositoryDir });
+  // The agent-management verbs and repo list|remove go through the API, logged in as web:ops (an admin); repo add opens the database.
+  app = await buildServer({ logger, health: [], routes: [gateway.routes, apiRoutes({ db: db.db, service: {} as CycleService, logger, repository: { box, dir: repositoryDir } })] });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   env.XDG_CONFIG_HOME = (await loginCli(url, db.db, { username: 'ops', role: 'admin' })).configHome;
 });

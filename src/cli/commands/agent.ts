@@ -14,7 +14,7 @@ import { SimFleet } from '../../agent-sim/fleet';
 import { type EnrollSecretInfo } from '../../db/agent-enroll-secrets';
 import { type AgentSummary } from '../../db/agent-keys';
 import { type DistributionPointSummary } from '../../db/distribution-points';
-import { latestManifest, updateManifest, removeManifestFiles } from '../../db/repository';
+import { updateManifest } from '../../db/repository';
 import { callOrExit, readCredentials } from '../api-client';
 import { DEFAULT_MAX_CACHE_MB, startDistributionPoint } from '../../distribution-point/server';
 import { withDb } from '../database';
@@ -180,9 +180,9 @@ export function registerAgentCommands(program: Command): void {
   addRepoAddCommand(repo.command('add <files...>'));
   repo
     .command('list')
-    .description('the latest manifest: version, expiry, signing key and its files')
+    .description('the latest manifest: version, expiry, signing key and its files (from the server: needs patchops login)')
     .action(async () => {
-      const m = await withDb((db) => latestManifest(db.database.db)).catch(reportFatal);
+      const m = (await callOrExit<{ manifest: { body: string; keyId: string } | null }>('GET', '/repository')).manifest;
       if (!m) {
         console.log('no manifest published yet: add files with `patchops repo add <files…>`');
         return;
@@ -194,21 +194,13 @@ export function registerAgentCommands(program: Command): void {
     });
   repo
     .command('remove <name-or-sha256...>')
-    .description('publish a new signed manifest without these files (by name or sha256); their bytes are deleted from the repository unless still listed')
+    .description('publish a new signed manifest without these files (by name or sha256); the server deletes their bytes unless still listed (needs patchops login, admin)')
     .option('--ttl-hours <h>', 'how long the new manifest stays valid', String(24 * 7))
     .action(async (refs: string[], o: { ttlHours: string }) => {
-      const config = configOrExit();
       const ttlHours = ttlHoursOrExit(o.ttlHours);
-      const repoDir = path.join(config.dataDir, 'repository');
-      const r = await withDb(async (db) => removeManifestFiles(db.database.db, await secretBoxFor(config), refs, { ttlHours, by: `cli:${os.userInfo().username}` })).catch(reportFatal);
-      const kept = new Set(r.files.map((f) => f.sha256));
+      const r = await callOrExit<RepoRemoved>('DELETE', '/repository/files', { files: refs, ttlHours });
       for (const f of r.removed) {
-        if (kept.has(f.sha256)) {
-          console.log(`${f.sha256}  ${f.name}  removed from the manifest (its bytes stay: still listed under another name)`);
-          continue;
-        }
-        await fs.rm(path.join(repoDir, f.sha256), { force: true });
-        console.log(`${f.sha256}  ${f.name}  removed`);
+        console.log(f.bytesDeleted ? `${f.sha256}  ${f.name}  removed` : `${f.sha256}  ${f.name}  removed from the manifest (its bytes stay: still listed under another name)`);
       }
       console.log(`manifest version ${r.version} published and signed (was ${r.previousVersion}), ${r.files.length} file(s) left`);
     });
@@ -293,6 +285,14 @@ function addRepoAddCommand(cmd: Command): void {
       }).catch(reportFatal);
       console.log(`manifest version ${m!.version} published and signed`);
     });
+}
+
+/** What DELETE /api/v1/repository/files answers. */
+interface RepoRemoved {
+  version: number;
+  previousVersion: number;
+  removed: Array<{ name: string; sha256: string; bytesDeleted: boolean }>;
+  files: unknown[];
 }
 
 function ttlHoursOrExit(value: string): number {

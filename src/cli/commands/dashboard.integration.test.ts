@@ -10,6 +10,12 @@ import { listAudit } from '../../db/dashboard';
 import { verifyPassword } from '../../server/dashboard/auth';
 import { webUsers } from '../../db/schema/index';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db';
+import { loggedInCli, type Cli } from '../../../test/helpers/cli-session';
+import type { FastifyInstance } from 'fastify';
+import { apiRoutes } from '../../api';
+import { createLogger } from '../../logging';
+import { buildServer } from '../../server/app';
+import type { CycleService } from '../../services/cycle-service';
 import { seedFleet } from '../../../test/browser/fixtures';
 import { pdfContent } from '../../../test/browser/pdf-text';
 
@@ -32,10 +38,13 @@ function patchops(args: string[], env: Record<string, string>, stdin?: string): 
   });
 }
 
-describe('patchops users / report / audit (the real CLI)', () => {
+describe('patchops users (the database) / report / audit (through the API) (the real CLI)', () => {
   let t: TestDatabase;
   let env: Record<string, string>;
   let dir: string;
+  let app: FastifyInstance;
+  let admin: Cli;
+  let viewer: Cli;
   beforeAll(async () => {
     // The CLI and this test write and verify the keyed audit chain under one secrets key.
     const secretsKey = 'ab'.repeat(32);
@@ -44,8 +53,16 @@ describe('patchops users / report / audit (the real CLI)', () => {
     await seedFleet(t.db, 'c');
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-cli-'));
     env = { DATABASE_URL: t.url, SECRETS_KEY: secretsKey, PATCHOPS_DATA_DIR: dir };
+    const logger = createLogger('silent');
+    app = await buildServer({ logger, health: [], routes: [apiRoutes({ db: t.db, service: {} as CycleService, logger, auditCheckpointFile: path.join(dir, 'audit-checkpoint.json') })] });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = app.server.address();
+    const server = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    admin = await loggedInCli(server, t.db, { username: 'ada', role: 'admin' });
+    viewer = await loggedInCli(server, t.db, { username: 'vic', role: 'viewer' });
   });
   afterAll(async () => {
+    await app?.close();
     await t?.close();
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });
@@ -74,20 +91,20 @@ describe('patchops users / report / audit (the real CLI)', () => {
     ]);
   });
 
-  it('writes a CSV report to stdout and a PDF with chart images to a file', async () => {
-    const csv = await patchops(['report', '--format', 'csv', '--scope', 'compliance'], env);
+  it('writes a CSV report (from the server, as a viewer) to stdout and a PDF with chart images to a file', async () => {
+    const csv = await viewer(['report', '--format', 'csv', '--scope', 'compliance']);
     expect(csv.code).toBe(0);
-    const text = csv.stdout.toString();
+    const text = csv.stdout;
     expect(text.split('\r\n')[0]).toBe('dimension,name,endpoints,compliant,compliance_pct');
     expect(text).toContain('fleet,all,4,2,50');
     expect(text).toContain('group,c-db-servers,1,0,0');
-    const sla = await patchops(['report', '--format', 'csv', '--scope', 'sla'], env);
-    const breaches = sla.stdout.toString().trim().split('\r\n').slice(1);
+    const sla = await viewer(['report', '--format', 'csv', '--scope', 'sla']);
+    const breaches = sla.stdout.trim().split('\r\n').slice(1);
     expect(breaches.map((l) => l.split(',').slice(0, 3).join(','))).toEqual(expect.arrayContaining(['c-web-1,c-web-1.example.net,c-DSA-5678-1', 'c-db-1,c-db-1.example.net,c-KB5034441']));
     expect(breaches).toHaveLength(2);
 
     const out = path.join(dir, 'report.pdf');
-    const pdf = await patchops(['report', '--format', 'pdf', '--out', out], env);
+    const pdf = await viewer(['report', '--format', 'pdf', '--out', out]);
     expect(pdf.stderr).toContain(`report written to ${out}`);
     const content = pdfContent(await fs.readFile(out));
     expect(content.pages).toBeGreaterThanOrEqual(4);
@@ -97,21 +114,25 @@ describe('patchops users / report / audit (the real CLI)', () => {
     expect(content.text).toContain('c-web-servers');
     expect(content.text).toMatch(/SLA breaches \(2\)/);
     expect(content.text).toContain('CHG0031337');
-    const wrong = await patchops(['report', '--scope', 'everything'], env);
+    const wrong = await viewer(['report', '--scope', 'everything']);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/use one of all, compliance, sla, cycles/);
   });
 
-  it('audit verify passes an intact chain and names the first tampered row', async () => {
+  it('audit verify (admin only) passes an intact chain, moves the checkpoint, and names the first tampered row', async () => {
+    const refused = await viewer(['audit', 'verify']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/FORBIDDEN.*admin role/);
     await appendAudit(t.db, { actor: 'slack:U1', action: 'cycle.approved', subjectType: 'cycle', subjectId: 'c-cycle-1' });
     const target = await appendAudit(t.db, { actor: 'web:alice', action: 'exception.added', subjectType: 'exception', subjectId: 'EXC-9' });
     await appendAudit(t.db, { actor: 'web:alice', action: 'exception.removed', subjectType: 'exception', subjectId: 'EXC-9' });
-    const ok = await patchops(['audit', 'verify'], env);
+    const ok = await admin(['audit', 'verify']);
     expect(ok.code).toBe(0);
-    expect(ok.stdout.toString()).toMatch(/audit chain intact: \d+ rows verified/);
+    expect(ok.stdout).toMatch(/audit chain intact: \d+ rows verified/);
+    expect(ok.stdout).toMatch(/checkpoint moved to head row \d+/);
 
     const exported = path.join(dir, 'audit.csv');
-    const exp = await patchops(['audit', 'export', '--out', exported, '--action', 'exception.'], env);
+    const exp = await admin(['audit', 'export', '--out', exported, '--action', 'exception.']);
     expect(exp.code).toBe(0);
     const csv = (await fs.readFile(exported, 'utf8')).trim().split('\r\n');
     expect(csv[0]).toBe('id,at,actor,action,subject_type,subject_id,details,prev_hash,hash');
@@ -121,7 +142,7 @@ describe('patchops users / report / audit (the real CLI)', () => {
     await t.db.execute(sql.raw('alter table audit_log disable trigger audit_log_no_update'));
     await t.db.execute(sql`update audit_log set details = '{"reason":"nothing to see"}'::jsonb where id = ${target.id}`);
     await t.db.execute(sql.raw('alter table audit_log enable trigger audit_log_no_update'));
-    const broken = await patchops(['audit', 'verify'], env);
+    const broken = await admin(['audit', 'verify']);
     expect(broken.code).toBe(1);
     expect(broken.stderr).toContain(`audit chain BROKEN at row ${target.id}`);
     expect(broken.stderr).toMatch(/altered/);

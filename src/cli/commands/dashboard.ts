@@ -2,27 +2,35 @@
  * Admin verbs of the dashboard area: web users, reports, and the audit log.
  *   patchops users add <name> --role admin|approver|viewer [--password-stdin]
  *   patchops users list | users remove <name>
+ * Web users open the database (the first admin must be made with no server running); the report and the audit log
+ * come from the server through /api/v1 with the token of `patchops login`:
  *   patchops report --format csv|pdf [--scope all|compliance|sla|cycles] [--out FILE]
  *   patchops audit verify            (exit 1 naming the first broken row, a cut tail or an altered checkpoint)
  *   patchops audit export --out FILE (CSV)
  */
-import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import cliProgress from 'cli-progress';
 import type { Config } from '../../config/index';
-import { currentAuditKeys, verifyAuditLog, type AuditLogReport } from '../../db/audit';
-import { readAuditCheckpoint, writeAuditCheckpoint, type AuditCheckpoint } from '../../db/audit-checkpoint';
 import type { Database } from '../../db/client';
-import { iterateAudit } from '../../db/dashboard';
 import { ROLES, type Role } from '../../db/identities';
 import { CodedError, ErrorCode } from '../../domain/errors';
-import { collectReport, parseReportScope, renderReport, REPORT_SCOPES } from '../../reports/report';
-import { csvLine } from '../../reports/csv';
+import type { AuditLogReport } from '../../db/audit';
+import { parseReportScope, REPORT_SCOPES } from '../../reports/report';
 import { openDatabaseForCommand } from '../../runtime/database';
 import { addWebUser, listWebUsers, removeWebUser } from '../../server/dashboard/auth';
+import { callOrExit, downloadOrExit } from '../api-client';
 import { configOrExit, loggerFor, reportFatal } from '../context';
+
+/** What POST /api/v1/audit/verify answers. */
+type AuditVerifyReply = AuditLogReport & { checkpoint: { previous: { headId: number; writtenAt: string } | null; movedTo: number | null } | null };
+
+/** `?a=1&b=2` of the values given (none: ''). */
+function qs(params: Record<string, string | undefined>): string {
+  const q = new URLSearchParams(Object.entries(params).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+  const text = q.toString();
+  return text ? `?${text}` : '';
+}
 
 /** Who runs a CLI verb, for the audit log. */
 function cliActor(): string {
@@ -97,72 +105,44 @@ export function registerDashboardCommands(program: Command): void {
 
   program
     .command('report')
-    .description('a compliance report: compliance by group and OS, SLA breaches, cycle results')
+    .description('a compliance report: compliance by group and OS, SLA breaches, cycle results (from the server: needs patchops login)')
     .addOption(new Option('--format <format>', 'csv or pdf').choices(['csv', 'pdf']).default('csv'))
     .option('--scope <scope>', `what to report: ${REPORT_SCOPES.join(', ')}`, 'all')
     .option('--out <file>', 'write to this file (default: standard output for CSV; required for PDF on a terminal)')
     .action(async (opts: { format: 'csv' | 'pdf'; scope: string; out?: string }) => {
-      const config = configOrExit();
       try {
         const scope = parseReportScope(opts.scope);
         if (opts.format === 'pdf' && !opts.out && process.stdout.isTTY) {
           throw new CodedError(ErrorCode.InvalidInput, 'a PDF on a terminal is not readable: add --out report.pdf (or redirect the output)');
         }
-        const bar = process.stderr.isTTY
-          ? new cliProgress.SingleBar({ format: 'report [{bar}] {percentage}% {step}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
-          : null;
-        const buf = await withDatabase(config, async (db) => {
-          // Collecting is the first half of the bar, rendering (charts, PDF) the second.
-          bar?.start(100, 0, { step: 'starting' });
-          const data = await collectReport(db.db, scope, { onProgress: (d, t, step) => bar?.update(Math.round((d / Math.max(1, t)) * 50), { step }) });
-          const out = await renderReport(data, opts.format, { onProgress: (d, t, step) => bar?.update(50 + Math.round((d / Math.max(1, t)) * 50), { step }) });
-          bar?.update(100, { step: 'done' });
-          bar?.stop();
-          return out;
-        });
-        if (opts.out) {
-          fs.writeFileSync(opts.out, buf);
-          process.stderr.write(`report written to ${opts.out} (${buf.length} bytes)\n`);
-        } else {
-          process.stdout.write(buf);
-        }
+        const bytes = await downloadOrExit(`/reports${qs({ format: opts.format, scope })}`, opts.out ?? process.stdout);
+        if (opts.out) process.stderr.write(`report written to ${opts.out} (${bytes} bytes)\n`);
       } catch (e) {
         reportFatal(e);
       }
     });
 
-  const audit = program.command('audit').description('the tamper-evident audit log');
+  const audit = program.command('audit').description('the tamper-evident audit log (on the server: needs patchops login with an admin token)');
   audit
     .command('verify')
-    .description('walk the keyed hash chain and compare it with the signed checkpoint; exit 1 naming the first broken row or a cut tail')
+    .description("walk the keyed hash chain and compare it with the server's signed checkpoint; exit 1 naming the first broken row or a cut tail")
     .action(async () => {
-      const config = configOrExit();
-      const file = config.audit.checkpointFile;
-      let result: { report: AuditLogReport; anchor: AuditCheckpoint | null; written: AuditCheckpoint | null };
-      try {
-        result = await withDatabase(config, async (db) => {
-          const keys = currentAuditKeys();
-          const anchor = await readAuditCheckpoint(file, keys);
-          const report = await verifyAuditLog(db.db, { anchor, keys });
-          // An intact log moves the checkpoint forward to its head.
-          const written = report.ok ? (await writeAuditCheckpoint(db.db, file, keys)).written : null;
-          return { report, anchor, written };
-        });
-      } catch (e) {
-        reportFatal(e);
-      }
-      const { report, anchor, written } = result;
+      const report = await callOrExit<AuditVerifyReply>('POST', '/audit/verify');
       if (report.ok) {
         const keyed = report.keyedFrom === null ? 'no keyed rows yet' : `keyed from row ${report.keyedFrom}`;
         const unkeyed = report.unkeyedRows ? `; ${report.unkeyedRows} earlier rows are chained without a key (written before keying)` : '';
         console.log(`audit chain intact: ${report.rows} rows verified (${keyed}${unkeyed})`);
-        console.log(anchor ? `checkpoint of ${anchor.writtenAt} (head row ${anchor.headId}) matches` : 'no earlier checkpoint: a cut tail before now cannot be detected');
-        if (written && written.headId !== anchor?.headId) console.log(`checkpoint moved to head row ${written.headId} in ${file}`);
+        const cp = report.checkpoint;
+        if (!cp) console.log('the server keeps no checkpoint: a cut tail cannot be detected');
+        else {
+          console.log(cp.previous ? `checkpoint of ${cp.previous.writtenAt} (head row ${cp.previous.headId}) matches` : 'no earlier checkpoint: a cut tail before now cannot be detected');
+          if (cp.movedTo !== null) console.log(`checkpoint moved to head row ${cp.movedTo}`);
+        }
         return;
       }
       const problem = report.problem!;
       console.error(`audit chain BROKEN at row ${problem.id}: ${problem.reason}`);
-      console.error(`${report.rows} rows before it verified; the checkpoint in ${file} was left as it was. Export the log (patchops audit export) and investigate who had write access to the database.`);
+      console.error(`${report.rows} rows before it verified; the server's checkpoint was left as it was. Export the log (patchops audit export) and investigate who had write access to the database.`);
       process.exit(1);
     });
   audit
@@ -173,25 +153,12 @@ export function registerDashboardCommands(program: Command): void {
     .option('--action <prefix>', 'only actions starting with this')
     .option('--since <date>', 'only entries at or after this date (YYYY-MM-DD)')
     .action(async (opts: { out: string; actor?: string; action?: string; since?: string }) => {
-      const config = configOrExit();
       try {
-        const from = opts.since ? new Date(opts.since) : undefined;
-        if (from && Number.isNaN(from.getTime())) throw new CodedError(ErrorCode.InvalidInput, `--since "${opts.since}" is not a date: use YYYY-MM-DD`);
-        const rows = await withDatabase(config, async (db) => {
-          const fd = fs.openSync(opts.out, 'w');
-          let n = 0;
-          try {
-            fs.writeSync(fd, csvLine(['id', 'at', 'actor', 'action', 'subject_type', 'subject_id', 'details', 'prev_hash', 'hash']));
-            for await (const batch of iterateAudit(db.db, { actor: opts.actor, action: opts.action, from })) {
-              fs.writeSync(fd, batch.map((r) => csvLine([r.id, r.at, r.actor, r.action, r.subjectType, r.subjectId, r.details, r.prevHash, r.hash])).join(''));
-              n += batch.length;
-            }
-          } finally {
-            fs.closeSync(fd);
-          }
-          return n;
-        });
-        console.log(`${rows} audit entries written to ${opts.out}`);
+        if (opts.since && (!/^\d{4}-\d{2}-\d{2}$/.test(opts.since) || Number.isNaN(new Date(opts.since).getTime()))) {
+          throw new CodedError(ErrorCode.InvalidInput, `--since "${opts.since}" is not a date: use YYYY-MM-DD`);
+        }
+        const bytes = await downloadOrExit(`/audit/export${qs({ actor: opts.actor, action: opts.action, since: opts.since })}`, opts.out);
+        console.log(`audit log written to ${opts.out} (${bytes} bytes)`);
       } catch (e) {
         reportFatal(e);
       }

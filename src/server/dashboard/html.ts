@@ -58,6 +58,7 @@ const NAV: Array<[string, string]> = [
   ['/audit', 'Audit'],
   ['/reports', 'Reports'],
   ['/webhooks', 'Webhooks'],
+  ['/tokens', 'API tokens'],
 ];
 
 export function layout(p: LayoutInput): string {

@@ -29,6 +29,7 @@ import { overviewPage } from './pages/overview';
 import { patchesPage } from './pages/patches';
 import { reportsPage } from './pages/reports';
 import { startActions } from './pages/start-actions';
+import { tokensPage } from './pages/tokens';
 import { webhooksPage } from './pages/webhooks';
 import { createSessionGuard } from './session';
 
@@ -55,7 +56,7 @@ export interface DashboardOptions {
 }
 
 /** The pages behind a session (sign-in is registered apart: it needs the throttle). */
-const PAGES: Array<FastifyPluginAsync<DashboardContext>> = [overviewPage, startActions, endpointsPage, patchesPage, cyclesPage, exceptionsPage, auditPage, reportsPage, webhooksPage];
+const PAGES: Array<FastifyPluginAsync<DashboardContext>> = [overviewPage, startActions, endpointsPage, patchesPage, cyclesPage, exceptionsPage, auditPage, reportsPage, webhooksPage, tokensPage];
 
 /** Query values as one string each (a repeated key keeps its last value); a value over 1,000 characters is refused. */
 function flatQuery(query: unknown): Record<string, string> {
