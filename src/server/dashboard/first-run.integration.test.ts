@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../logging';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db';
+import { listenOnLoopback } from '../../../test/helpers/listen';
 import { seedFleet } from '../../../test/browser/fixtures';
 import { HttpClient as Client } from '../../../test/browser/http-client';
 import { buildServer } from '../app';
@@ -21,9 +22,7 @@ describe('dashboard first run (no endpoints yet)', () => {
       health: [],
       routes: [dashboardRoutes({ db: t.db, logger: createLogger('silent'), publicUrl: 'https://patchops.example.com' })],
     });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    base = await listenOnLoopback(app);
   });
   afterAll(async () => {
     await app?.close();

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db';
+import { listenOnLoopback } from '../../../test/helpers/listen';
 import { HttpClient as Client } from '../../../test/browser/http-client';
 import { apiRoutes } from '../../api';
 import { createApiToken, listApiTokens } from '../../db/api-tokens';
@@ -26,9 +27,7 @@ describe('dashboard API tokens page', () => {
     await addWebUser(t.db, { username: 'vic', password: 'vic-password-1', role: 'viewer', by: 'test' });
     const logger = createLogger('silent');
     app = await buildServer({ logger, health: [], routes: [dashboardRoutes({ db: t.db, logger }), apiRoutes({ db: t.db, service: {} as CycleService, logger })] });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    base = await listenOnLoopback(app);
   });
   afterAll(async () => {
     await app?.close();

@@ -4,6 +4,7 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../logging';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db';
+import { listenOnLoopback } from '../../../test/helpers/listen';
 import { HttpClient as Client } from '../../../test/browser/http-client';
 import { createWebhookEndpoint, getWebhookDelivery } from '../../db/webhooks';
 import { webhookDeliveries } from '../../db/schema/index';
@@ -26,9 +27,7 @@ describe('dashboard webhooks page', () => {
     deliveryId = 'whd_page_1';
     await t.db.insert(webhookDeliveries).values({ id: deliveryId, endpointId: endpoint.id, eventId: 'evt-1', eventType: 'cycle.completed', payload: { cycleId: 'c-1' }, status: 'failed', attempts: 8, lastHttpStatus: 500 });
     app = await buildServer({ logger: createLogger('silent'), health: [], routes: [dashboardRoutes({ db: t.db, logger: createLogger('silent') })] });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    base = await listenOnLoopback(app);
   });
   afterAll(async () => {
     await app?.close();
