@@ -68,6 +68,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const step = (s: string) => o.out(`▸ ${s}`);
   let logger: Logger | undefined;
   let result: DemoResult = { ok: false, stage: 'NOT_STARTED' };
+  // Checks still running when Ctrl-C came (a status query to Temporal). They end before the stack stops: a call that
+  // outlives its connection is retried by the Temporal client on a closed channel, which throws from a timer.
+  const inFlight = new Set<Promise<unknown>>();
+  const until = (timeoutMs: number, what: string, done: () => Promise<boolean> | boolean) => untilDone(o.signal, inFlight, timeoutMs, what, done);
   try {
     step(`data folder ${dataDir} (fresh; removed at the end${o.keep ? ' unless --keep' : ''})`);
     // The outside services' fakes: test code, loaded only in demo mode.
@@ -180,7 +184,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       o.signal.removeEventListener('abort', onAbort);
       await fleetRun;
     });
-    await until(o.signal, 120_000, 'every endpoint to send its first scan', async () => {
+    await until(120_000, 'every endpoint to send its first scan', async () => {
       const scanned = await db.$count(endpoints, isNotNull(endpoints.lastScanAt));
       if (o.tty) process.stdout.write(`\r  scanned ${scanned}/${o.endpoints}`);
       return scanned >= o.endpoints;
@@ -222,7 +226,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     let scheduled = false;
     let last = '';
     let status: CycleStatus | undefined;
-    await until(o.signal, 15 * 60_000, `cycle ${cycleId} to end`, async () => {
+    await until(15 * 60_000, `cycle ${cycleId} to end`, async () => {
       status = (await handle.query(cycleStatusQuery)) as CycleStatus;
       const line = progressLine(status);
       if (line !== last) {
@@ -258,7 +262,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     result = { ok: final.stage === CycleStage.COMPLETED, stage: final.stage, cycleId, ...(final.stage === CycleStage.COMPLETED ? {} : { reason: final.outcome ?? final.reasons.at(-1) ?? `the cycle ended ${final.stage}` }) };
 
     // Where to see the outcome.
-    await until(o.signal, 30_000, 'the e-mail report', () => sink.messages.length > 0).catch(() => undefined);
+    await until(30_000, 'the e-mail report', () => sink.messages.length > 0).catch(() => undefined);
     const change = final.changeNumber ? serviceNow.change(final.changeNumber) : undefined;
     o.out('');
     o.out(`Cycle ${cycleId}: ${final.stage}${final.outcome ? ` (${final.outcome})` : ''}`);
@@ -274,6 +278,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     if (o.signal.aborted) return { ...result, ok: false, reason: 'interrupted' };
     return { ...result, ok: false, reason: e instanceof Error ? e.message : String(e) };
   } finally {
+    await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 10_000).unref())]);
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => logger?.warn({ err }, 'demo: error while stopping'));
     if (!o.keep) await fs.rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
     else o.out(`  data kept in ${dataDir}`);
@@ -304,14 +309,26 @@ function aborted(signal: AbortSignal): Promise<never> {
   });
 }
 
-async function until(signal: AbortSignal, timeoutMs: number, what: string, done: () => Promise<boolean> | boolean): Promise<void> {
+async function untilDone(
+  signal: AbortSignal,
+  inFlight: Set<Promise<unknown>>,
+  timeoutMs: number,
+  what: string,
+  done: () => Promise<boolean> | boolean,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   const interrupted = aborted(signal);
   interrupted.catch(() => undefined);
   for (;;) {
     if (signal.aborted) throw new Error('interrupted');
-    // A call in flight (a query to a Temporal server Ctrl-C has just stopped) must not hold up the stop.
-    if (await Promise.race([done(), interrupted])) return;
+    // A check in flight must not hold up noticing Ctrl-C; it is kept in `inFlight` so the stop can wait for it.
+    const check = Promise.resolve(done());
+    inFlight.add(check);
+    void check.then(
+      () => inFlight.delete(check),
+      () => inFlight.delete(check),
+    );
+    if (await Promise.race([check, interrupted])) return;
     if (Date.now() > end) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 300));
   }
