@@ -14,6 +14,9 @@ export async function installTemporalLogger(logger: Logger, options: { metricsAd
   const at = (level: 'trace' | 'debug' | 'info' | 'warn' | 'error') => (message: string, meta?: Record<string, unknown>) => sdk[level](meta ?? {}, message);
   try {
     Runtime.install({
+      // patchops stops its worker itself, in order (src/cli/context.ts runUntilSignal, the demo): the SDK's default of
+      // shutting every worker down on SIGINT left a Temporal query unanswered while the stack was still stopping.
+      shutdownSignals: [],
       logger: {
         log: (level, message, meta) => at(level.toLowerCase() as 'info')(message, meta),
         trace: at('trace'),

@@ -59,7 +59,14 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   for (const kv of DYNAMIC_CONFIG) args.push('--dynamic-config-value', kv);
 
   const logStream = o.logFile ? fs.createWriteStream(o.logFile, { flags: 'a' }) : undefined;
-  const child = spawn(o.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+  // Its own process group: a terminal's Ctrl-C reaches the whole foreground group, and a server that went down with it
+  // would fail the Temporal calls still in flight (the client retries them on a timer, after its channel has closed, and
+  // that throws). patchops stops it itself, last; if patchops exits first (a second Ctrl-C, a crash), the exit hook kills it.
+  const child = spawn(o.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const killOnExit = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.on('exit', killOnExit);
   let recent = '';
   const collect = (chunk: Buffer) => {
     recent = (recent + chunk.toString()).slice(-4000);
@@ -77,6 +84,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
 
   const stop = async () => {
     await stopChild(child);
+    process.off('exit', killOnExit);
     logStream?.end();
     if (o.pidFile) await fsp.rm(o.pidFile, { force: true });
   };
