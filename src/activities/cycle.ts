@@ -3,7 +3,7 @@
  * fleetScanWorkflow ask for. They read and write Postgres and call the ports; they return aggregates
  * only (counts, sizes, capped reasons), never per-endpoint lists, so workflow history stays small.
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import { and, eq, inArray } from 'drizzle-orm';
 import { appendAudit } from '../db/audit';
 import type { Database } from '../db/client';
@@ -16,7 +16,6 @@ import { staleEndpoints } from '../db/scan-freshness';
 import { agentJobs, cycleEndpoints, cycleTargets, endpointGroups, endpointPatches, endpoints, groupMembers, maintenanceWindows, patches } from '../db/schema/index';
 import { approvalsNeeded, cycleRiskLevel, needsHumanApproval, type RiskLevel } from '../domain/approval';
 import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts, WaveStatus } from '../domain/cycle';
-import { isCodedError } from '../domain/errors';
 import { SEVERITY_RANK, type PatchType, type Severity } from '../domain/patch';
 import { fleetSplaySeconds } from '../domain/splay';
 import { effectivePolicy, failureThresholdTripped, type DeploymentPolicy, type FailureThreshold } from '../domain/policy';
@@ -112,20 +111,6 @@ const TOP_PATCHES = 5;
 /** Host names named in a reason about endpoints left out. */
 const NAMED_HOSTS = 10;
 
-/** A CodedError becomes an ApplicationFailure typed with its code (non-retryable unless marked so), cause kept. */
-function asFailure(e: unknown): unknown {
-  if (isCodedError(e)) return ApplicationFailure.create({ type: e.code, message: e.message, nonRetryable: !e.retryable, cause: e });
-  return e;
-}
-
-async function guard<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    throw asFailure(e);
-  }
-}
-
 function effectiveScope(scope: CycleScope, policy: DeploymentPolicy): CycleScope {
   return {
     groups: scope.groups?.length ? scope.groups : policy.scope.groups,
@@ -159,20 +144,18 @@ export function createCycleActivities(deps: CycleActivityDeps) {
 
   return {
     async startCycle(input: PatchCycleInput & { workflowId: string }): Promise<StartCycleResult> {
-      return guard(async () => {
-        const stored = await getPolicy(db, input.policyName, input.policyVersion);
-        const policy = effectivePolicy(stored.policy, input.emergency ?? false);
-        await createCycleRow(db, {
-          cycleId: input.cycleId,
-          workflowId: input.workflowId,
-          policyName: stored.name,
-          policyVersion: stored.version,
-          scope: input.scope,
-          emergency: policy.emergency,
-          requestedBy: input.requestedBy,
-        });
-        return { policy, policyVersion: stored.version, changeDesk: desk !== null, startedAt: now().toISOString() };
+      const stored = await getPolicy(db, input.policyName, input.policyVersion);
+      const policy = effectivePolicy(stored.policy, input.emergency ?? false);
+      await createCycleRow(db, {
+        cycleId: input.cycleId,
+        workflowId: input.workflowId,
+        policyName: stored.name,
+        policyVersion: stored.version,
+        scope: input.scope,
+        emergency: policy.emergency,
+        requestedBy: input.requestedBy,
       });
+      return { policy, policyVersion: stored.version, changeDesk: desk !== null, startedAt: now().toISOString() };
     },
 
     /**
@@ -180,24 +163,22 @@ export function createCycleActivities(deps: CycleActivityDeps) {
      * policy's identify.maxScanAgeHours. Idempotent (job ids per cycle and endpoint). Returns counts.
      */
     async scanStaleEndpoints(input: { cycleId: string; scope: CycleScope; policy: DeploymentPolicy }): Promise<{ inScope: number; stale: number; created: number }> {
-      return guard(async () => {
-        const scoped = await resolveScope(db, effectiveScope(input.scope, input.policy));
-        const stale = await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: scoped.map((e) => e.id), maxAgeHours: input.policy.identify.maxScanAgeHours, now: now() });
-        let created = 0;
-        for (let i = 0; i < stale.length; i += 1000) {
-          const r = await jobs.dispatch({
-            cycleId: input.cycleId,
-            wave: null,
-            jobs: stale.slice(i, i + 1000).map((endpointId) => ({ endpointId, kind: 'scan' as const, payload: { patchIds: [] } })),
-            ...splayed(stale.length),
-          });
-          created += r.created;
-        }
-        if (stale.length > 0) {
-          await appendAudit(db, { actor: 'system:workflow', action: 'cycle.scan.dispatched', subjectType: 'cycle', subjectId: input.cycleId, details: { inScope: scoped.length, stale: stale.length, created, maxScanAgeHours: input.policy.identify.maxScanAgeHours } });
-        }
-        return { inScope: scoped.length, stale: stale.length, created };
-      });
+      const scoped = await resolveScope(db, effectiveScope(input.scope, input.policy));
+      const stale = await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: scoped.map((e) => e.id), maxAgeHours: input.policy.identify.maxScanAgeHours, now: now() });
+      let created = 0;
+      for (let i = 0; i < stale.length; i += 1000) {
+        const r = await jobs.dispatch({
+          cycleId: input.cycleId,
+          wave: null,
+          jobs: stale.slice(i, i + 1000).map((endpointId) => ({ endpointId, kind: 'scan' as const, payload: { patchIds: [] } })),
+          ...splayed(stale.length),
+        });
+        created += r.created;
+      }
+      if (stale.length > 0) {
+        await appendAudit(db, { actor: 'system:workflow', action: 'cycle.scan.dispatched', subjectType: 'cycle', subjectId: input.cycleId, details: { inScope: scoped.length, stale: stale.length, created, maxScanAgeHours: input.policy.identify.maxScanAgeHours } });
+      }
+      return { inScope: scoped.length, stale: stale.length, created };
     },
 
     /**
@@ -205,172 +186,168 @@ export function createCycleActivities(deps: CycleActivityDeps) {
      * With requireFreshScan, endpoints with no fresh scan (see scanStaleEndpoints) are left out and counted.
      */
     async identifyAndAssess(input: { cycleId: string; scope: CycleScope; policy: DeploymentPolicy; requireFreshScan?: boolean }): Promise<AssessResult> {
-      return guard(async () => {
-        const policy = input.policy;
-        const inScope = await resolveScope(db, effectiveScope(input.scope, policy));
-        let scoped = inScope;
-        let notScanned: AssessResult['notScanned'];
-        if (input.requireFreshScan) {
-          const stale = new Set(await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: inScope.map((e) => e.id), maxAgeHours: policy.identify.maxScanAgeHours, now: now() }));
-          scoped = inScope.filter((e) => !stale.has(e.id));
-          const left = inScope.filter((e) => stale.has(e.id));
-          notScanned = { count: left.length, hostnames: left.slice(0, NAMED_HOSTS).map((e) => e.hostname) };
+      const policy = input.policy;
+      const inScope = await resolveScope(db, effectiveScope(input.scope, policy));
+      let scoped = inScope;
+      let notScanned: AssessResult['notScanned'];
+      if (input.requireFreshScan) {
+        const stale = new Set(await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: inScope.map((e) => e.id), maxAgeHours: policy.identify.maxScanAgeHours, now: now() }));
+        scoped = inScope.filter((e) => !stale.has(e.id));
+        const left = inScope.filter((e) => stale.has(e.id));
+        notScanned = { count: left.length, hostnames: left.slice(0, NAMED_HOSTS).map((e) => e.hostname) };
+      }
+      const ids = scoped.map((e) => e.id);
+      const missing: Array<{ endpointId: string; patchId: string; detectedAt: string }> = [];
+      for (let i = 0; i < ids.length; i += 5000) {
+        const rows = await db
+          .select({ endpointId: endpointPatches.endpointId, patchId: endpointPatches.patchId, detectedAt: endpointPatches.detectedAt })
+          .from(endpointPatches)
+          .where(and(eq(endpointPatches.state, 'missing'), inArray(endpointPatches.endpointId, ids.slice(i, i + 5000))));
+        for (const r of rows) missing.push({ endpointId: r.endpointId, patchId: r.patchId, detectedAt: r.detectedAt.toISOString() });
+      }
+      const patchIds = [...new Set(missing.map((m) => m.patchId))];
+      const patchRows = patchIds.length ? await db.select().from(patches).where(inArray(patches.id, patchIds)) : [];
+      // The known-exploited flag comes from CISA's KEV catalog; the catalog rows learn it too (dashboard counts).
+      const kev = await knownExploitedIndex();
+      const newlyExploited = patchRows.filter((p) => !p.knownExploited && kev.knownExploited(p.cves).length > 0);
+      if (newlyExploited.length > 0) {
+        await db.update(patches).set({ knownExploited: true }).where(inArray(patches.id, newlyExploited.map((p) => p.id)));
+        for (const p of newlyExploited) p.knownExploited = true;
+      }
+      // Successors of superseded patches are facts too (the domain drops the superseded one).
+      const exceptions = (await listExceptions(db, { now: now() })).map((x) => ({
+        code: x.code,
+        patchId: x.patchId,
+        endpointId: x.endpointId,
+        groupName: x.groupName,
+        reason: x.reason,
+        expiresAt: x.expiresAt,
+      }));
+      const result = assess({
+        patches: patchRows.map((p) => ({
+          id: p.id,
+          title: p.title,
+          type: p.type as PatchType,
+          severity: p.severity as Severity,
+          cvss: p.cvss,
+          cves: p.cves,
+          knownExploited: p.knownExploited,
+          knownExploitedCves: kev.knownExploited(p.cves),
+          supersededBy: p.supersededBy,
+          vendor: p.vendor,
+          product: p.product,
+          releasedAt: p.releasedAt ? p.releasedAt.toISOString() : null,
+        })),
+        missing,
+        endpoints: scoped.map((e) => ({
+          id: e.id,
+          hostname: e.hostname,
+          criticality: e.criticality,
+          exposure: (['internal', 'dmz', 'internet'].includes(e.exposure) ? e.exposure : 'internal') as 'internal' | 'dmz' | 'internet',
+          groups: e.groups,
+        })),
+        exceptions,
+        sla: policy.sla,
+        now: now().toISOString(),
+        filters: policy.filters,
+      });
+      const priorityRank = (p: string) => Number(p.replace(/\D/g, '')) || 0;
+      const rows: Array<typeof cycleTargets.$inferInsert> = [];
+      for (const a of result.patches) {
+        for (const endpointId of a.endpointIds) {
+          rows.push({
+            cycleId: input.cycleId,
+            endpointId,
+            patchId: a.patchId,
+            decision: a.decision,
+            priority: priorityRank(a.priority),
+            riskScore: a.riskScore,
+            slaDue: a.slaDue ? new Date(a.slaDue) : null,
+            reason: a.reason,
+          });
         }
-        const ids = scoped.map((e) => e.id);
-        const missing: Array<{ endpointId: string; patchId: string; detectedAt: string }> = [];
-        for (let i = 0; i < ids.length; i += 5000) {
-          const rows = await db
-            .select({ endpointId: endpointPatches.endpointId, patchId: endpointPatches.patchId, detectedAt: endpointPatches.detectedAt })
-            .from(endpointPatches)
-            .where(and(eq(endpointPatches.state, 'missing'), inArray(endpointPatches.endpointId, ids.slice(i, i + 5000))));
-          for (const r of rows) missing.push({ endpointId: r.endpointId, patchId: r.patchId, detectedAt: r.detectedAt.toISOString() });
+        for (const endpointId of a.skippedEndpointIds) {
+          rows.push({ cycleId: input.cycleId, endpointId, patchId: a.patchId, decision: 'skipped', priority: priorityRank(a.priority), riskScore: a.riskScore, reason: a.reason });
         }
-        const patchIds = [...new Set(missing.map((m) => m.patchId))];
-        const patchRows = patchIds.length ? await db.select().from(patches).where(inArray(patches.id, patchIds)) : [];
-        // The known-exploited flag comes from CISA's KEV catalog; the catalog rows learn it too (dashboard counts).
-        const kev = await knownExploitedIndex();
-        const newlyExploited = patchRows.filter((p) => !p.knownExploited && kev.knownExploited(p.cves).length > 0);
-        if (newlyExploited.length > 0) {
-          await db.update(patches).set({ knownExploited: true }).where(inArray(patches.id, newlyExploited.map((p) => p.id)));
-          for (const p of newlyExploited) p.knownExploited = true;
-        }
-        // Successors of superseded patches are facts too (the domain drops the superseded one).
-        const exceptions = (await listExceptions(db, { now: now() })).map((x) => ({
-          code: x.code,
-          patchId: x.patchId,
-          endpointId: x.endpointId,
-          groupName: x.groupName,
-          reason: x.reason,
-          expiresAt: x.expiresAt,
-        }));
-        const result = assess({
-          patches: patchRows.map((p) => ({
-            id: p.id,
+      }
+      await db.delete(cycleTargets).where(eq(cycleTargets.cycleId, input.cycleId));
+      for (let i = 0; i < rows.length; i += 1000) await db.insert(cycleTargets).values(rows.slice(i, i + 1000)).onConflictDoNothing();
+
+      const byId = new Map(patchRows.map((p) => [p.id, p]));
+      const included = result.patches.filter((a) => a.decision === 'include' && a.endpointIds.length > 0);
+      const targetEndpoints = new Set(included.flatMap((a) => a.endpointIds));
+      const bySeverity: Record<string, number> = {};
+      const byType: Record<string, number> = {};
+      let maxSev: Severity = 'unspecified';
+      let knownExploited = false;
+      for (const a of included) {
+        const p = byId.get(a.patchId)!;
+        bySeverity[p.severity] = (bySeverity[p.severity] ?? 0) + 1;
+        byType[p.type] = (byType[p.type] ?? 0) + 1;
+        if (SEVERITY_RANK[p.severity as Severity] > SEVERITY_RANK[maxSev]) maxSev = p.severity as Severity;
+        knownExploited ||= p.knownExploited;
+      }
+      const maxCriticality = Math.max(1, ...scoped.filter((e) => targetEndpoints.has(e.id)).map((e) => e.criticality));
+      const risk = cycleRiskLevel({ maxSeverity: maxSev, knownExploited, maxCriticality });
+      const topPatches: PatchSummaryLine[] = [...included]
+        .sort((x, y) => y.riskScore - x.riskScore || x.patchId.localeCompare(y.patchId))
+        .slice(0, TOP_PATCHES)
+        .map((a) => {
+          const p = byId.get(a.patchId)!;
+          return {
+            patchId: p.id,
             title: p.title,
-            type: p.type as PatchType,
-            severity: p.severity as Severity,
-            cvss: p.cvss,
+            severity: p.severity,
+            type: p.type,
+            ...(p.cvss !== null ? { cvss: p.cvss } : {}),
             cves: p.cves,
             knownExploited: p.knownExploited,
-            knownExploitedCves: kev.knownExploited(p.cves),
-            supersededBy: p.supersededBy,
-            vendor: p.vendor,
-            product: p.product,
-            releasedAt: p.releasedAt ? p.releasedAt.toISOString() : null,
-          })),
-          missing,
-          endpoints: scoped.map((e) => ({
-            id: e.id,
-            hostname: e.hostname,
-            criticality: e.criticality,
-            exposure: (['internal', 'dmz', 'internet'].includes(e.exposure) ? e.exposure : 'internal') as 'internal' | 'dmz' | 'internet',
-            groups: e.groups,
-          })),
-          exceptions,
-          sla: policy.sla,
-          now: now().toISOString(),
-          filters: policy.filters,
+            endpoints: a.endpointIds.length,
+          };
         });
-        const priorityRank = (p: string) => Number(p.replace(/\D/g, '')) || 0;
-        const rows: Array<typeof cycleTargets.$inferInsert> = [];
-        for (const a of result.patches) {
-          for (const endpointId of a.endpointIds) {
-            rows.push({
-              cycleId: input.cycleId,
-              endpointId,
-              patchId: a.patchId,
-              decision: a.decision,
-              priority: priorityRank(a.priority),
-              riskScore: a.riskScore,
-              slaDue: a.slaDue ? new Date(a.slaDue) : null,
-              reason: a.reason,
-            });
-          }
-          for (const endpointId of a.skippedEndpointIds) {
-            rows.push({ cycleId: input.cycleId, endpointId, patchId: a.patchId, decision: 'skipped', priority: priorityRank(a.priority), riskScore: a.riskScore, reason: a.reason });
-          }
-        }
-        await db.delete(cycleTargets).where(eq(cycleTargets.cycleId, input.cycleId));
-        for (let i = 0; i < rows.length; i += 1000) await db.insert(cycleTargets).values(rows.slice(i, i + 1000)).onConflictDoNothing();
-
-        const byId = new Map(patchRows.map((p) => [p.id, p]));
-        const included = result.patches.filter((a) => a.decision === 'include' && a.endpointIds.length > 0);
-        const targetEndpoints = new Set(included.flatMap((a) => a.endpointIds));
-        const bySeverity: Record<string, number> = {};
-        const byType: Record<string, number> = {};
-        let maxSev: Severity = 'unspecified';
-        let knownExploited = false;
-        for (const a of included) {
-          const p = byId.get(a.patchId)!;
-          bySeverity[p.severity] = (bySeverity[p.severity] ?? 0) + 1;
-          byType[p.type] = (byType[p.type] ?? 0) + 1;
-          if (SEVERITY_RANK[p.severity as Severity] > SEVERITY_RANK[maxSev]) maxSev = p.severity as Severity;
-          knownExploited ||= p.knownExploited;
-        }
-        const maxCriticality = Math.max(1, ...scoped.filter((e) => targetEndpoints.has(e.id)).map((e) => e.criticality));
-        const risk = cycleRiskLevel({ maxSeverity: maxSev, knownExploited, maxCriticality });
-        const topPatches: PatchSummaryLine[] = [...included]
-          .sort((x, y) => y.riskScore - x.riskScore || x.patchId.localeCompare(y.patchId))
-          .slice(0, TOP_PATCHES)
-          .map((a) => {
-            const p = byId.get(a.patchId)!;
-            return {
-              patchId: p.id,
-              title: p.title,
-              severity: p.severity,
-              type: p.type,
-              ...(p.cvss !== null ? { cvss: p.cvss } : {}),
-              cves: p.cves,
-              knownExploited: p.knownExploited,
-              endpoints: a.endpointIds.length,
-            };
-          });
-        const reasons = [...result.patches.map((a) => `${a.patchId}: ${a.reason}`), ...result.reasons].slice(0, REASONS_CAP);
-        const needsApproval = needsHumanApproval(
-          policy,
-          included.map((a) => ({ type: byId.get(a.patchId)!.type as PatchType, severity: byId.get(a.patchId)!.severity as Severity })),
-        );
-        return {
-          endpointsInScope: inScope.length,
-          ...(input.requireFreshScan ? { endpointsChecked: scoped.length, notScanned } : {}),
-          endpoints: targetEndpoints.size,
-          patches: included.length,
-          bySeverity,
-          byType,
-          topPatches,
-          reasons,
-          risk,
-          needsApproval,
-          approvalsNeeded: approvalsNeeded(policy.approval, risk),
-        };
-      });
+      const reasons = [...result.patches.map((a) => `${a.patchId}: ${a.reason}`), ...result.reasons].slice(0, REASONS_CAP);
+      const needsApproval = needsHumanApproval(
+        policy,
+        included.map((a) => ({ type: byId.get(a.patchId)!.type as PatchType, severity: byId.get(a.patchId)!.severity as Severity })),
+      );
+      return {
+        endpointsInScope: inScope.length,
+        ...(input.requireFreshScan ? { endpointsChecked: scoped.length, notScanned } : {}),
+        endpoints: targetEndpoints.size,
+        patches: included.length,
+        bySeverity,
+        byType,
+        topPatches,
+        reasons,
+        risk,
+        needsApproval,
+        approvalsNeeded: approvalsNeeded(policy.approval, risk),
+      };
     },
 
     /** Puts every target endpoint in the test ring (wave 0) or a wave, written to cycle_endpoints; returns sizes. */
     async planCycleWaves(input: { cycleId: string; policy: DeploymentPolicy }): Promise<WavePlanResult> {
-      return guard(async () => {
-        const targets = await db
-          .selectDistinct({ id: cycleTargets.endpointId })
-          .from(cycleTargets)
-          .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include')));
-        const scoped = await resolveScope(db, { endpointIds: targets.map((t) => t.id) });
-        const plan = planWaves(
-          scoped.map((e) => ({ id: e.id, groups: e.groups })),
-          input.policy,
-        );
-        const rows: Array<typeof cycleEndpoints.$inferInsert> = plan.test.endpointIds.map((id) => ({ cycleId: input.cycleId, endpointId: id, wave: 0, batch: 0 }));
-        for (const w of plan.waves) {
-          w.batches.forEach((batch, b) => {
-            for (const id of batch) rows.push({ cycleId: input.cycleId, endpointId: id, wave: w.index, batch: b });
-          });
-        }
-        await db.delete(cycleEndpoints).where(eq(cycleEndpoints.cycleId, input.cycleId));
-        for (let i = 0; i < rows.length; i += 1000) await db.insert(cycleEndpoints).values(rows.slice(i, i + 1000)).onConflictDoNothing();
-        return {
-          test: { size: plan.test.endpointIds.length },
-          waves: plan.waves.map((w) => ({ index: w.index, name: w.name, size: w.endpointIds.length, batches: w.batches.length })),
-        };
-      });
+      const targets = await db
+        .selectDistinct({ id: cycleTargets.endpointId })
+        .from(cycleTargets)
+        .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include')));
+      const scoped = await resolveScope(db, { endpointIds: targets.map((t) => t.id) });
+      const plan = planWaves(
+        scoped.map((e) => ({ id: e.id, groups: e.groups })),
+        input.policy,
+      );
+      const rows: Array<typeof cycleEndpoints.$inferInsert> = plan.test.endpointIds.map((id) => ({ cycleId: input.cycleId, endpointId: id, wave: 0, batch: 0 }));
+      for (const w of plan.waves) {
+        w.batches.forEach((batch, b) => {
+          for (const id of batch) rows.push({ cycleId: input.cycleId, endpointId: id, wave: w.index, batch: b });
+        });
+      }
+      await db.delete(cycleEndpoints).where(eq(cycleEndpoints.cycleId, input.cycleId));
+      for (let i = 0; i < rows.length; i += 1000) await db.insert(cycleEndpoints).values(rows.slice(i, i + 1000)).onConflictDoNothing();
+      return {
+        test: { size: plan.test.endpointIds.length },
+        waves: plan.waves.map((w) => ({ index: w.index, name: w.name, size: w.endpointIds.length, batches: w.batches.length })),
+      };
     },
 
     /**
@@ -378,23 +355,21 @@ export function createCycleActivities(deps: CycleActivityDeps) {
      * the groups its endpoints are in. null when none of those groups has a window (deploy any time).
      */
     async nextWaveWindow(input: { cycleId: string; wave: number; after: string; expectedInstallMinutes: number }): Promise<{ start: string; end: string; deadline: string } | null> {
-      return guard(async () => {
-        const rows = await db
-          .selectDistinct({ rrule: maintenanceWindows.rrule, timezone: maintenanceWindows.timezone, durationMinutes: maintenanceWindows.durationMinutes, blackoutDates: maintenanceWindows.blackoutDates })
-          .from(cycleEndpoints)
-          .innerJoin(groupMembers, eq(groupMembers.endpointId, cycleEndpoints.endpointId))
-          .innerJoin(endpointGroups, eq(endpointGroups.id, groupMembers.groupId))
-          .innerJoin(maintenanceWindows, eq(maintenanceWindows.id, endpointGroups.maintenanceWindowId))
-          .where(and(eq(cycleEndpoints.cycleId, input.cycleId), eq(cycleEndpoints.wave, input.wave)));
-        if (rows.length === 0) return null;
-        let best: { start: Date; end: Date } | null = null;
-        for (const r of rows) {
-          const w = nextWindow({ rrule: r.rrule, timezone: r.timezone, durationMinutes: r.durationMinutes, blackoutDates: r.blackoutDates }, new Date(input.after));
-          if (w && (!best || w.start < best.start)) best = w;
-        }
-        if (!best) return null;
-        return { start: best.start.toISOString(), end: best.end.toISOString(), deadline: latestJobStart(best, input.expectedInstallMinutes).toISOString() };
-      });
+      const rows = await db
+        .selectDistinct({ rrule: maintenanceWindows.rrule, timezone: maintenanceWindows.timezone, durationMinutes: maintenanceWindows.durationMinutes, blackoutDates: maintenanceWindows.blackoutDates })
+        .from(cycleEndpoints)
+        .innerJoin(groupMembers, eq(groupMembers.endpointId, cycleEndpoints.endpointId))
+        .innerJoin(endpointGroups, eq(endpointGroups.id, groupMembers.groupId))
+        .innerJoin(maintenanceWindows, eq(maintenanceWindows.id, endpointGroups.maintenanceWindowId))
+        .where(and(eq(cycleEndpoints.cycleId, input.cycleId), eq(cycleEndpoints.wave, input.wave)));
+      if (rows.length === 0) return null;
+      let best: { start: Date; end: Date } | null = null;
+      for (const r of rows) {
+        const w = nextWindow({ rrule: r.rrule, timezone: r.timezone, durationMinutes: r.durationMinutes, blackoutDates: r.blackoutDates }, new Date(input.after));
+        if (w && (!best || w.start < best.start)) best = w;
+      }
+      if (!best) return null;
+      return { start: best.start.toISOString(), end: best.end.toISOString(), deadline: latestJobStart(best, input.expectedInstallMinutes).toISOString() };
     },
 
     /**
@@ -413,56 +388,52 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       /** Hold the jobs for awaitJobs to release within the policy's concurrency. */
       hold?: boolean;
     }): Promise<{ created: number; existing: number; total: number }> {
-      return guard(async () => {
-        let total = 0;
-        let created = 0;
-        for (const wave of input.waves) {
-          let endpointIds: string[];
-          if (input.kind === 'install') {
-            endpointIds = await endpointsOfWave(input.cycleId, [wave], input.endpointId);
-          } else {
-            const conds = [eq(agentJobs.cycleId, input.cycleId), eq(agentJobs.wave, wave), eq(agentJobs.kind, 'install'), eq(agentJobs.state, 'succeeded')];
-            if (input.endpointId) conds.push(eq(agentJobs.endpointId, input.endpointId));
-            endpointIds = (await db.select({ id: agentJobs.endpointId }).from(agentJobs).where(and(...conds))).map((r) => r.id);
-          }
-          for (let i = 0; i < endpointIds.length; i += 1000) {
-            const chunk = endpointIds.slice(i, i + 1000);
-            // Each endpoint's packages come from its own agent's report (else the trusted catalog), never another's.
-            const rows = await patchJobTargets(db, input.cycleId, chunk);
-            const byEndpoint = new Map<string, Array<{ patchId: string; packages: unknown[]; rebootRequired: boolean }>>();
-            for (const r of rows) {
-              const list = byEndpoint.get(r.endpointId) ?? [];
-              list.push({ patchId: r.patchId, packages: r.packages, rebootRequired: r.rebootRequired });
-              byEndpoint.set(r.endpointId, list);
-            }
-            const specs = chunk
-              .filter((id) => byEndpoint.has(id))
-              .map((id) => ({
-                endpointId: id,
-                kind: input.kind,
-                payload: { patches: byEndpoint.get(id)!, ...(input.reboot && input.kind === 'install' ? { reboot: input.reboot } : {}) } as Record<string, unknown>,
-              }));
-            const r = await jobs.dispatch({ cycleId: input.cycleId, wave, jobs: specs, notBefore: input.notBefore, deadline: input.deadline, ...(input.hold && jobs.release ? { hold: true } : {}) });
-            total += specs.length;
-            created += r.created;
-          }
+      let total = 0;
+      let created = 0;
+      for (const wave of input.waves) {
+        let endpointIds: string[];
+        if (input.kind === 'install') {
+          endpointIds = await endpointsOfWave(input.cycleId, [wave], input.endpointId);
+        } else {
+          const conds = [eq(agentJobs.cycleId, input.cycleId), eq(agentJobs.wave, wave), eq(agentJobs.kind, 'install'), eq(agentJobs.state, 'succeeded')];
+          if (input.endpointId) conds.push(eq(agentJobs.endpointId, input.endpointId));
+          endpointIds = (await db.select({ id: agentJobs.endpointId }).from(agentJobs).where(and(...conds))).map((r) => r.id);
         }
-        return { created, existing: total - created, total };
-      });
+        for (let i = 0; i < endpointIds.length; i += 1000) {
+          const chunk = endpointIds.slice(i, i + 1000);
+          // Each endpoint's packages come from its own agent's report (else the trusted catalog), never another's.
+          const rows = await patchJobTargets(db, input.cycleId, chunk);
+          const byEndpoint = new Map<string, Array<{ patchId: string; packages: unknown[]; rebootRequired: boolean }>>();
+          for (const r of rows) {
+            const list = byEndpoint.get(r.endpointId) ?? [];
+            list.push({ patchId: r.patchId, packages: r.packages, rebootRequired: r.rebootRequired });
+            byEndpoint.set(r.endpointId, list);
+          }
+          const specs = chunk
+            .filter((id) => byEndpoint.has(id))
+            .map((id) => ({
+              endpointId: id,
+              kind: input.kind,
+              payload: { patches: byEndpoint.get(id)!, ...(input.reboot && input.kind === 'install' ? { reboot: input.reboot } : {}) } as Record<string, unknown>,
+            }));
+          const r = await jobs.dispatch({ cycleId: input.cycleId, wave, jobs: specs, notBefore: input.notBefore, deadline: input.deadline, ...(input.hold && jobs.release ? { hold: true } : {}) });
+          total += specs.length;
+          created += r.created;
+        }
+      }
+      return { created, existing: total - created, total };
     },
 
     /** Scan jobs for every active endpoint of a scope (fleet scan; wave null). */
     async dispatchScanJobs(input: { scanId: string; scope: CycleScope; patchIds?: string[] }): Promise<{ endpoints: number; created: number }> {
-      return guard(async () => {
-        const scoped = await resolveScope(db, input.scope);
-        const r = await jobs.dispatch({
-          cycleId: input.scanId,
-          wave: null,
-          jobs: scoped.map((e) => ({ endpointId: e.id, kind: 'scan' as const, payload: { patchIds: input.patchIds ?? [] } })),
-          ...splayed(scoped.length),
-        });
-        return { endpoints: scoped.length, created: r.created };
+      const scoped = await resolveScope(db, input.scope);
+      const r = await jobs.dispatch({
+        cycleId: input.scanId,
+        wave: null,
+        jobs: scoped.map((e) => ({ endpointId: e.id, kind: 'scan' as const, payload: { patchIds: input.patchIds ?? [] } })),
+        ...splayed(scoped.length),
       });
+      return { endpoints: scoped.length, created: r.created };
     },
 
     /**
@@ -571,54 +542,50 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       test?: WaveStatus;
     }): Promise<ChangeRef | null> {
       if (!desk || input.policy.change.type === 'none') return null;
-      return guard(async () => {
-        const a = input.assessment;
-        const hosts = await db
-          .select({ hostname: endpoints.hostname })
-          .from(endpoints)
-          .innerJoin(cycleTargets, eq(cycleTargets.endpointId, endpoints.id))
-          .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include')))
-          .groupBy(endpoints.hostname)
-          .limit(500);
-        const type = input.policy.change.type as 'normal' | 'standard' | 'emergency';
-        const ref = await desk.open({
-          cycleId: input.cycleId,
-          type,
-          ...(input.policy.change.standardTemplate ? { standardTemplate: input.policy.change.standardTemplate } : {}),
-          shortDescription: `Patch cycle ${input.cycleId}: ${a.patches} patch(es) on ${a.endpoints} endpoint(s) (${input.policy.name})`,
-          description: changeDescription(input, hosts.map((h) => h.hostname)),
-          risk: a.risk === 'critical' || a.risk === 'high' ? 'high' : a.risk === 'moderate' ? 'moderate' : 'low',
-          impact: a.risk === 'critical' ? 1 : a.risk === 'high' ? 2 : 3,
-          ...(input.plannedStart ? { plannedStart: input.plannedStart } : {}),
-          implementationPlan: `Test ring, then waves ${input.policy.waves.map((w) => w.name).join(', ')} in maintenance windows; failure threshold ${input.policy.failureThreshold.percent}% / ${input.policy.failureThreshold.count}.`,
-          backoutPlan: 'patchops rolls back the installed patches on the affected endpoints (rollback jobs).',
-          testPlan: `Test group ${input.policy.test.group ?? '(none)'} soaks ${input.policy.test.soakSeconds}s; verification scan after deployment.`,
-          configurationItems: hosts.map((h) => h.hostname),
-        });
-        await setChangeNumber(db, input.cycleId, ref.number);
-        await appendAudit(db, { actor: 'system:workflow', action: 'cycle.change.opened', subjectType: 'cycle', subjectId: input.cycleId, details: { changeNumber: ref.number, type } });
-        return ref;
+      const a = input.assessment;
+      const hosts = await db
+        .select({ hostname: endpoints.hostname })
+        .from(endpoints)
+        .innerJoin(cycleTargets, eq(cycleTargets.endpointId, endpoints.id))
+        .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include')))
+        .groupBy(endpoints.hostname)
+        .limit(500);
+      const type = input.policy.change.type as 'normal' | 'standard' | 'emergency';
+      const ref = await desk.open({
+        cycleId: input.cycleId,
+        type,
+        ...(input.policy.change.standardTemplate ? { standardTemplate: input.policy.change.standardTemplate } : {}),
+        shortDescription: `Patch cycle ${input.cycleId}: ${a.patches} patch(es) on ${a.endpoints} endpoint(s) (${input.policy.name})`,
+        description: changeDescription(input, hosts.map((h) => h.hostname)),
+        risk: a.risk === 'critical' || a.risk === 'high' ? 'high' : a.risk === 'moderate' ? 'moderate' : 'low',
+        impact: a.risk === 'critical' ? 1 : a.risk === 'high' ? 2 : 3,
+        ...(input.plannedStart ? { plannedStart: input.plannedStart } : {}),
+        implementationPlan: `Test ring, then waves ${input.policy.waves.map((w) => w.name).join(', ')} in maintenance windows; failure threshold ${input.policy.failureThreshold.percent}% / ${input.policy.failureThreshold.count}.`,
+        backoutPlan: 'patchops rolls back the installed patches on the affected endpoints (rollback jobs).',
+        testPlan: `Test group ${input.policy.test.group ?? '(none)'} soaks ${input.policy.test.soakSeconds}s; verification scan after deployment.`,
+        configurationItems: hosts.map((h) => h.hostname),
       });
+      await setChangeNumber(db, input.cycleId, ref.number);
+      await appendAudit(db, { actor: 'system:workflow', action: 'cycle.change.opened', subjectType: 'cycle', subjectId: input.cycleId, details: { changeNumber: ref.number, type } });
+      return ref;
     },
 
     async getChangeState(input: { changeNumber: string }): Promise<ChangeRequestStateEvent | null> {
       if (!desk) return null;
-      return guard(() => desk.get(input.changeNumber));
+      return desk.get(input.changeNumber);
     },
 
     async addChangeNote(input: { changeNumber: string; note: string }): Promise<void> {
       if (!desk) return;
-      await guard(() => desk.addWorkNote(input.changeNumber, input.note));
+      await desk.addWorkNote(input.changeNumber, input.note);
     },
 
     /** Closes the change (cancels it when never approved); returns the state it is left in, null without a desk. */
     async closeChange(input: { changeNumber: string; closeCode: CloseCode; notes: string }): Promise<ChangeRequestStateEvent['state'] | null> {
       if (!desk) return null;
-      return guard(async () => {
-        await desk.close(input.changeNumber, input.closeCode, input.notes);
-        const after = await desk.get(input.changeNumber);
-        return after?.state ?? null;
-      });
+      await desk.close(input.changeNumber, input.closeCode, input.notes);
+      const after = await desk.get(input.changeNumber);
+      return after?.state ?? null;
     },
 
     /** REPORTING: the summary to chat and, when configured, the e-mail report. */
