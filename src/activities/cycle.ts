@@ -14,9 +14,9 @@ import { identitiesWithRole } from '../db/identities';
 import { getPolicy } from '../db/policies';
 import { staleEndpoints } from '../db/scan-freshness';
 import { agentJobs, cycleEndpoints, cycleTargets, endpointGroups, endpointPatches, endpoints, groupMembers, maintenanceWindows, patches } from '../db/schema/index';
-import { approvalsNeeded, cycleRiskLevel, needsHumanApproval, type RiskLevel } from '../domain/approval';
-import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts, WaveStatus } from '../domain/cycle';
-import { SEVERITY_RANK, type PatchType, type Severity } from '../domain/patch';
+import { summarizeAssessment, type AssessResult } from '../domain/assessment';
+import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts } from '../domain/cycle';
+import { type PatchType, type Severity } from '../domain/patch';
 import { fleetSplaySeconds } from '../domain/splay';
 import { effectivePolicy, failureThresholdTripped, type DeploymentPolicy, type FailureThreshold } from '../domain/policy';
 import type {
@@ -30,13 +30,13 @@ import type {
   DecisionNotice,
   JobKind,
   Mailer,
-  PatchSummaryLine,
   PauseQuestion,
   StageUpdate,
 } from '../domain/ports';
-import { assess } from '../domain/risk';
+import { assess, type PatchFacts } from '../domain/risk';
 import type { KevIndex } from '../domain/kev';
 import { loadKev } from '../integrations/kev';
+import { CHANGE_HOSTNAMES_LIMIT, changeRequestOf, type ChangeRequestFacts } from '../integrations/servicenow/change-request';
 import { planWaves } from '../domain/waves';
 import { latestJobStart, nextWindow } from '../domain/windows';
 import type { Logger } from '../logging';
@@ -63,26 +63,6 @@ export interface StartCycleResult {
   startedAt: string;
 }
 
-export interface AssessResult {
-  endpointsInScope: number;
-  /** Endpoints in scope whose missing patches are known (fresh scan); undefined from workers before scans were required. */
-  endpointsChecked?: number;
-  /** Endpoints in scope left out because no fresh scan of them exists: how many, and the first host names. */
-  notScanned?: { count: number; hostnames: string[] };
-  /** Endpoints with at least one included patch. */
-  endpoints: number;
-  /** Distinct included patches. */
-  patches: number;
-  bySeverity: Record<string, number>;
-  byType: Record<string, number>;
-  topPatches: PatchSummaryLine[];
-  /** Capped at REASONS_CAP. */
-  reasons: string[];
-  risk: RiskLevel;
-  needsApproval: boolean;
-  approvalsNeeded: number;
-}
-
 export interface WavePlanResult {
   test: { size: number };
   waves: Array<{ index: number; name: string; size: number; batches: number }>;
@@ -105,9 +85,6 @@ export interface AwaitJobsResult extends WaveCounts {
   timedOut: boolean;
 }
 
-export const REASONS_CAP = 20;
-
-const TOP_PATCHES = 5;
 /** Host names named in a reason about endpoints left out. */
 const NAMED_HOSTS = 10;
 
@@ -223,21 +200,22 @@ export function createCycleActivities(deps: CycleActivityDeps) {
         reason: x.reason,
         expiresAt: x.expiresAt,
       }));
+      const facts: PatchFacts[] = patchRows.map((p) => ({
+        id: p.id,
+        title: p.title,
+        type: p.type as PatchType,
+        severity: p.severity as Severity,
+        cvss: p.cvss,
+        cves: p.cves,
+        knownExploited: p.knownExploited,
+        knownExploitedCves: kev.knownExploited(p.cves),
+        supersededBy: p.supersededBy,
+        vendor: p.vendor,
+        product: p.product,
+        releasedAt: p.releasedAt ? p.releasedAt.toISOString() : null,
+      }));
       const result = assess({
-        patches: patchRows.map((p) => ({
-          id: p.id,
-          title: p.title,
-          type: p.type as PatchType,
-          severity: p.severity as Severity,
-          cvss: p.cvss,
-          cves: p.cves,
-          knownExploited: p.knownExploited,
-          knownExploitedCves: kev.knownExploited(p.cves),
-          supersededBy: p.supersededBy,
-          vendor: p.vendor,
-          product: p.product,
-          releasedAt: p.releasedAt ? p.releasedAt.toISOString() : null,
-        })),
+        patches: facts,
         missing,
         endpoints: scoped.map((e) => ({
           id: e.id,
@@ -273,55 +251,10 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       await db.delete(cycleTargets).where(eq(cycleTargets.cycleId, input.cycleId));
       for (let i = 0; i < rows.length; i += 1000) await db.insert(cycleTargets).values(rows.slice(i, i + 1000)).onConflictDoNothing();
 
-      const byId = new Map(patchRows.map((p) => [p.id, p]));
-      const included = result.patches.filter((a) => a.decision === 'include' && a.endpointIds.length > 0);
-      const targetEndpoints = new Set(included.flatMap((a) => a.endpointIds));
-      const bySeverity: Record<string, number> = {};
-      const byType: Record<string, number> = {};
-      let maxSev: Severity = 'unspecified';
-      let knownExploited = false;
-      for (const a of included) {
-        const p = byId.get(a.patchId)!;
-        bySeverity[p.severity] = (bySeverity[p.severity] ?? 0) + 1;
-        byType[p.type] = (byType[p.type] ?? 0) + 1;
-        if (SEVERITY_RANK[p.severity as Severity] > SEVERITY_RANK[maxSev]) maxSev = p.severity as Severity;
-        knownExploited ||= p.knownExploited;
-      }
-      const maxCriticality = Math.max(1, ...scoped.filter((e) => targetEndpoints.has(e.id)).map((e) => e.criticality));
-      const risk = cycleRiskLevel({ maxSeverity: maxSev, knownExploited, maxCriticality });
-      const topPatches: PatchSummaryLine[] = [...included]
-        .sort((x, y) => y.riskScore - x.riskScore || x.patchId.localeCompare(y.patchId))
-        .slice(0, TOP_PATCHES)
-        .map((a) => {
-          const p = byId.get(a.patchId)!;
-          return {
-            patchId: p.id,
-            title: p.title,
-            severity: p.severity,
-            type: p.type,
-            ...(p.cvss !== null ? { cvss: p.cvss } : {}),
-            cves: p.cves,
-            knownExploited: p.knownExploited,
-            endpoints: a.endpointIds.length,
-          };
-        });
-      const reasons = [...result.patches.map((a) => `${a.patchId}: ${a.reason}`), ...result.reasons].slice(0, REASONS_CAP);
-      const needsApproval = needsHumanApproval(
-        policy,
-        included.map((a) => ({ type: byId.get(a.patchId)!.type as PatchType, severity: byId.get(a.patchId)!.severity as Severity })),
-      );
       return {
         endpointsInScope: inScope.length,
         ...(input.requireFreshScan ? { endpointsChecked: scoped.length, notScanned } : {}),
-        endpoints: targetEndpoints.size,
-        patches: included.length,
-        bySeverity,
-        byType,
-        topPatches,
-        reasons,
-        risk,
-        needsApproval,
-        approvalsNeeded: approvalsNeeded(policy.approval, risk),
+        ...summarizeAssessment({ assessed: result, patches: facts, endpoints: scoped, policy }),
       };
     },
 
@@ -532,39 +465,18 @@ export function createCycleActivities(deps: CycleActivityDeps) {
     },
 
     /** Opens the change (idempotent by cycle id) when a change desk is configured; null otherwise. */
-    async openChange(input: {
-      cycleId: string;
-      policy: DeploymentPolicy;
-      assessment: AssessResult;
-      requestedBy: string;
-      plannedStart?: string;
-      /** The test ring's result, when the cycle had one (it runs before the change is raised). */
-      test?: WaveStatus;
-    }): Promise<ChangeRef | null> {
+    async openChange(input: ChangeRequestFacts): Promise<ChangeRef | null> {
       if (!desk || input.policy.change.type === 'none') return null;
-      const a = input.assessment;
       const hosts = await db
         .select({ hostname: endpoints.hostname })
         .from(endpoints)
         .innerJoin(cycleTargets, eq(cycleTargets.endpointId, endpoints.id))
         .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include')))
         .groupBy(endpoints.hostname)
-        .limit(500);
-      const type = input.policy.change.type as 'normal' | 'standard' | 'emergency';
-      const ref = await desk.open({
-        cycleId: input.cycleId,
-        type,
-        ...(input.policy.change.standardTemplate ? { standardTemplate: input.policy.change.standardTemplate } : {}),
-        shortDescription: `Patch cycle ${input.cycleId}: ${a.patches} patch(es) on ${a.endpoints} endpoint(s) (${input.policy.name})`,
-        description: changeDescription(input, hosts.map((h) => h.hostname)),
-        risk: a.risk === 'critical' || a.risk === 'high' ? 'high' : a.risk === 'moderate' ? 'moderate' : 'low',
-        impact: a.risk === 'critical' ? 1 : a.risk === 'high' ? 2 : 3,
-        ...(input.plannedStart ? { plannedStart: input.plannedStart } : {}),
-        implementationPlan: `Test ring, then waves ${input.policy.waves.map((w) => w.name).join(', ')} in maintenance windows; failure threshold ${input.policy.failureThreshold.percent}% / ${input.policy.failureThreshold.count}.`,
-        backoutPlan: 'patchops rolls back the installed patches on the affected endpoints (rollback jobs).',
-        testPlan: `Test group ${input.policy.test.group ?? '(none)'} soaks ${input.policy.test.soakSeconds}s; verification scan after deployment.`,
-        configurationItems: hosts.map((h) => h.hostname),
-      });
+        .limit(CHANGE_HOSTNAMES_LIMIT);
+      const request = changeRequestOf(input, hosts.map((h) => h.hostname));
+      const type = request.type;
+      const ref = await desk.open(request);
       await setChangeNumber(db, input.cycleId, ref.number);
       await appendAudit(db, { actor: 'system:workflow', action: 'cycle.change.opened', subjectType: 'cycle', subjectId: input.cycleId, details: { changeNumber: ref.number, type } });
       return ref;
@@ -628,35 +540,3 @@ function knownExploitedIndex(): Promise<KevIndex> {
   return kevIndex;
 }
 
-/** The change request's description: what a change manager needs to judge it without opening patchops. */
-export function changeDescription(
-  input: { cycleId: string; policy: DeploymentPolicy; assessment: AssessResult; requestedBy: string; test?: WaveStatus },
-  hostnames: string[],
-): string {
-  const a = input.assessment;
-  const counts = (r: Record<string, number>) =>
-    Object.entries(r)
-      .filter(([, n]) => n > 0)
-      .map(([k, n]) => `${k} ${n}`)
-      .join(', ') || 'none';
-  const lines = [
-    `Patch cycle ${input.cycleId} under policy ${input.policy.name}, requested by ${input.requestedBy}.`,
-    `Scope: ${a.patches} patch(es) on ${a.endpoints} endpoint(s); risk ${a.risk}.`,
-    `Severities: ${counts(a.bySeverity)}. Types: ${counts(a.byType)}.`,
-    input.test
-      ? `Test ring (${input.test.name}): ${input.test.total} endpoint(s), ${input.test.succeeded} succeeded, ${input.test.failed} failed, ${input.test.unreachable} unreachable.`
-      : 'Test ring: none (no test-group endpoint needs these patches).',
-    '',
-    'Patches:',
-    ...a.topPatches.map(
-      (p) =>
-        `- ${p.patchId} ${p.title}: ${p.severity}${p.cvss !== undefined && p.cvss !== null ? `, CVSS ${p.cvss.toFixed(1)}` : ''}` +
-        `${p.cves.length ? `, ${p.cves.slice(0, 8).join(', ')}${p.cves.length > 8 ? ` (+${p.cves.length - 8})` : ''}` : ''}` +
-        `${p.knownExploited ? ', KNOWN EXPLOITED (CISA KEV)' : ''}; ${p.endpoints} endpoint(s)`,
-    ),
-    ...(a.patches > a.topPatches.length ? [`… and ${a.patches - a.topPatches.length} more patch(es)`] : []),
-    '',
-    `Endpoints (${hostnames.length}${hostnames.length >= 500 ? '+' : ''}): ${hostnames.slice(0, 100).join(', ')}${hostnames.length > 100 ? ', …' : ''}`,
-  ];
-  return lines.join('\n');
-}
