@@ -4,19 +4,17 @@
  * only (counts, sizes, capped reasons), never per-endpoint lists, so workflow history stays small.
  */
 import { Context } from '@temporalio/activity';
-import { and, eq, inArray } from 'drizzle-orm';
 import { appendAudit } from '../db/audit';
 import type { Database } from '../db/client';
-import { applyCyclePause, DrizzleAgentJobs, NO_RELEASE_LIMITS } from '../db/agent-jobs';
-import { patchJobTargets } from '../db/patch-reports';
+import { applyCyclePause, DrizzleAgentJobs, failedJobsOfCycle, NO_RELEASE_LIMITS, succeededInstallEndpoints } from '../db/agent-jobs';
+import { endpointsOfWaves, replaceCycleTargets, replaceCycleWaves, targetEndpointIds, targetHostnames, waveMaintenanceWindows } from '../db/cycle-plan';
+import { catalogPatchFacts, markKnownExploited, missingPatches, patchJobTargets } from '../db/patch-reports';
 import { createCycleRow, listExceptions, recordStageChange, recordVoteRow, resolveScope, setChangeNumber } from '../db/cycles';
 import { identitiesWithRole } from '../db/identities';
 import { getPolicy } from '../db/policies';
 import { staleEndpoints } from '../db/scan-freshness';
-import { agentJobs, cycleEndpoints, cycleTargets, endpointGroups, endpointPatches, endpoints, groupMembers, maintenanceWindows, patches } from '../db/schema/index';
 import { summarizeAssessment, type AssessResult } from '../domain/assessment';
 import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts } from '../domain/cycle';
-import { type PatchType, type Severity } from '../domain/patch';
 import { fleetSplaySeconds } from '../domain/splay';
 import { effectivePolicy, failureThresholdTripped, type DeploymentPolicy, type FailureThreshold } from '../domain/policy';
 import type {
@@ -87,6 +85,8 @@ export interface AwaitJobsResult extends WaveCounts {
 
 /** Host names named in a reason about endpoints left out. */
 const NAMED_HOSTS = 10;
+/** Failed endpoints a cycle report lists. */
+const REPORTED_FAILURES = 50;
 
 function effectiveScope(scope: CycleScope, policy: DeploymentPolicy): CycleScope {
   return {
@@ -110,13 +110,6 @@ export function createCycleActivities(deps: CycleActivityDeps) {
   function splayed(count: number): { notBefore?: string; splaySeconds?: number } {
     const splaySeconds = fleetSplaySeconds(count);
     return splaySeconds > 0 ? { notBefore: now().toISOString(), splaySeconds } : {};
-  }
-
-  async function endpointsOfWave(cycleId: string, waves: number[], endpointId?: string): Promise<string[]> {
-    const conds = [eq(cycleEndpoints.cycleId, cycleId), inArray(cycleEndpoints.wave, waves)];
-    if (endpointId) conds.push(eq(cycleEndpoints.endpointId, endpointId));
-    const rows = await db.select({ id: cycleEndpoints.endpointId }).from(cycleEndpoints).where(and(...conds));
-    return rows.map((r) => r.id);
   }
 
   return {
@@ -173,22 +166,13 @@ export function createCycleActivities(deps: CycleActivityDeps) {
         const left = inScope.filter((e) => stale.has(e.id));
         notScanned = { count: left.length, hostnames: left.slice(0, NAMED_HOSTS).map((e) => e.hostname) };
       }
-      const ids = scoped.map((e) => e.id);
-      const missing: Array<{ endpointId: string; patchId: string; detectedAt: string }> = [];
-      for (let i = 0; i < ids.length; i += 5000) {
-        const rows = await db
-          .select({ endpointId: endpointPatches.endpointId, patchId: endpointPatches.patchId, detectedAt: endpointPatches.detectedAt })
-          .from(endpointPatches)
-          .where(and(eq(endpointPatches.state, 'missing'), inArray(endpointPatches.endpointId, ids.slice(i, i + 5000))));
-        for (const r of rows) missing.push({ endpointId: r.endpointId, patchId: r.patchId, detectedAt: r.detectedAt.toISOString() });
-      }
-      const patchIds = [...new Set(missing.map((m) => m.patchId))];
-      const patchRows = patchIds.length ? await db.select().from(patches).where(inArray(patches.id, patchIds)) : [];
+      const missing = await missingPatches(db, scoped.map((e) => e.id));
+      const catalog = await catalogPatchFacts(db, [...new Set(missing.map((m) => m.patchId))]);
       // The known-exploited flag comes from CISA's KEV catalog; the catalog rows learn it too (dashboard counts).
       const kev = await knownExploitedIndex();
-      const newlyExploited = patchRows.filter((p) => !p.knownExploited && kev.knownExploited(p.cves).length > 0);
+      const newlyExploited = catalog.filter((p) => !p.knownExploited && kev.knownExploited(p.cves).length > 0);
       if (newlyExploited.length > 0) {
-        await db.update(patches).set({ knownExploited: true }).where(inArray(patches.id, newlyExploited.map((p) => p.id)));
+        await markKnownExploited(db, newlyExploited.map((p) => p.id));
         for (const p of newlyExploited) p.knownExploited = true;
       }
       // Successors of superseded patches are facts too (the domain drops the superseded one).
@@ -200,20 +184,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
         reason: x.reason,
         expiresAt: x.expiresAt,
       }));
-      const facts: PatchFacts[] = patchRows.map((p) => ({
-        id: p.id,
-        title: p.title,
-        type: p.type as PatchType,
-        severity: p.severity as Severity,
-        cvss: p.cvss,
-        cves: p.cves,
-        knownExploited: p.knownExploited,
-        knownExploitedCves: kev.knownExploited(p.cves),
-        supersededBy: p.supersededBy,
-        vendor: p.vendor,
-        product: p.product,
-        releasedAt: p.releasedAt ? p.releasedAt.toISOString() : null,
-      }));
+      const facts: PatchFacts[] = catalog.map((p) => ({ ...p, knownExploitedCves: kev.knownExploited(p.cves) }));
       const result = assess({
         patches: facts,
         missing,
@@ -229,27 +200,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
         now: now().toISOString(),
         filters: policy.filters,
       });
-      const priorityRank = (p: string) => Number(p.replace(/\D/g, '')) || 0;
-      const rows: Array<typeof cycleTargets.$inferInsert> = [];
-      for (const a of result.patches) {
-        for (const endpointId of a.endpointIds) {
-          rows.push({
-            cycleId: input.cycleId,
-            endpointId,
-            patchId: a.patchId,
-            decision: a.decision,
-            priority: priorityRank(a.priority),
-            riskScore: a.riskScore,
-            slaDue: a.slaDue ? new Date(a.slaDue) : null,
-            reason: a.reason,
-          });
-        }
-        for (const endpointId of a.skippedEndpointIds) {
-          rows.push({ cycleId: input.cycleId, endpointId, patchId: a.patchId, decision: 'skipped', priority: priorityRank(a.priority), riskScore: a.riskScore, reason: a.reason });
-        }
-      }
-      await db.delete(cycleTargets).where(eq(cycleTargets.cycleId, input.cycleId));
-      for (let i = 0; i < rows.length; i += 1000) await db.insert(cycleTargets).values(rows.slice(i, i + 1000)).onConflictDoNothing();
+      await replaceCycleTargets(db, input.cycleId, result.patches);
 
       return {
         endpointsInScope: inScope.length,
@@ -260,23 +211,12 @@ export function createCycleActivities(deps: CycleActivityDeps) {
 
     /** Puts every target endpoint in the test ring (wave 0) or a wave, written to cycle_endpoints; returns sizes. */
     async planCycleWaves(input: { cycleId: string; policy: DeploymentPolicy }): Promise<WavePlanResult> {
-      const targets = await db
-        .selectDistinct({ id: cycleTargets.endpointId })
-        .from(cycleTargets)
-        .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include')));
-      const scoped = await resolveScope(db, { endpointIds: targets.map((t) => t.id) });
+      const scoped = await resolveScope(db, { endpointIds: await targetEndpointIds(db, input.cycleId) });
       const plan = planWaves(
         scoped.map((e) => ({ id: e.id, groups: e.groups })),
         input.policy,
       );
-      const rows: Array<typeof cycleEndpoints.$inferInsert> = plan.test.endpointIds.map((id) => ({ cycleId: input.cycleId, endpointId: id, wave: 0, batch: 0 }));
-      for (const w of plan.waves) {
-        w.batches.forEach((batch, b) => {
-          for (const id of batch) rows.push({ cycleId: input.cycleId, endpointId: id, wave: w.index, batch: b });
-        });
-      }
-      await db.delete(cycleEndpoints).where(eq(cycleEndpoints.cycleId, input.cycleId));
-      for (let i = 0; i < rows.length; i += 1000) await db.insert(cycleEndpoints).values(rows.slice(i, i + 1000)).onConflictDoNothing();
+      await replaceCycleWaves(db, input.cycleId, plan);
       return {
         test: { size: plan.test.endpointIds.length },
         waves: plan.waves.map((w) => ({ index: w.index, name: w.name, size: w.endpointIds.length, batches: w.batches.length })),
@@ -288,13 +228,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
      * the groups its endpoints are in. null when none of those groups has a window (deploy any time).
      */
     async nextWaveWindow(input: { cycleId: string; wave: number; after: string; expectedInstallMinutes: number }): Promise<{ start: string; end: string; deadline: string } | null> {
-      const rows = await db
-        .selectDistinct({ rrule: maintenanceWindows.rrule, timezone: maintenanceWindows.timezone, durationMinutes: maintenanceWindows.durationMinutes, blackoutDates: maintenanceWindows.blackoutDates })
-        .from(cycleEndpoints)
-        .innerJoin(groupMembers, eq(groupMembers.endpointId, cycleEndpoints.endpointId))
-        .innerJoin(endpointGroups, eq(endpointGroups.id, groupMembers.groupId))
-        .innerJoin(maintenanceWindows, eq(maintenanceWindows.id, endpointGroups.maintenanceWindowId))
-        .where(and(eq(cycleEndpoints.cycleId, input.cycleId), eq(cycleEndpoints.wave, input.wave)));
+      const rows = await waveMaintenanceWindows(db, input.cycleId, input.wave);
       if (rows.length === 0) return null;
       let best: { start: Date; end: Date } | null = null;
       for (const r of rows) {
@@ -324,14 +258,10 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       let total = 0;
       let created = 0;
       for (const wave of input.waves) {
-        let endpointIds: string[];
-        if (input.kind === 'install') {
-          endpointIds = await endpointsOfWave(input.cycleId, [wave], input.endpointId);
-        } else {
-          const conds = [eq(agentJobs.cycleId, input.cycleId), eq(agentJobs.wave, wave), eq(agentJobs.kind, 'install'), eq(agentJobs.state, 'succeeded')];
-          if (input.endpointId) conds.push(eq(agentJobs.endpointId, input.endpointId));
-          endpointIds = (await db.select({ id: agentJobs.endpointId }).from(agentJobs).where(and(...conds))).map((r) => r.id);
-        }
+        const endpointIds =
+          input.kind === 'install'
+            ? await endpointsOfWaves(db, input.cycleId, [wave], input.endpointId)
+            : await succeededInstallEndpoints(db, input.cycleId, wave, input.endpointId);
         for (let i = 0; i < endpointIds.length; i += 1000) {
           const chunk = endpointIds.slice(i, i + 1000);
           // Each endpoint's packages come from its own agent's report (else the trusted catalog), never another's.
@@ -467,14 +397,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
     /** Opens the change (idempotent by cycle id) when a change desk is configured; null otherwise. */
     async openChange(input: ChangeRequestFacts): Promise<ChangeRef | null> {
       if (!desk || input.policy.change.type === 'none') return null;
-      const hosts = await db
-        .select({ hostname: endpoints.hostname })
-        .from(endpoints)
-        .innerJoin(cycleTargets, eq(cycleTargets.endpointId, endpoints.id))
-        .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include')))
-        .groupBy(endpoints.hostname)
-        .limit(CHANGE_HOSTNAMES_LIMIT);
-      const request = changeRequestOf(input, hosts.map((h) => h.hostname));
+      const request = changeRequestOf(input, await targetHostnames(db, input.cycleId, CHANGE_HOSTNAMES_LIMIT));
       const type = request.type;
       const ref = await desk.open(request);
       await setChangeNumber(db, input.cycleId, ref.number);
@@ -503,19 +426,12 @@ export function createCycleActivities(deps: CycleActivityDeps) {
     /** REPORTING: the summary to chat and, when configured, the e-mail report. */
     async sendReport(input: { status: CycleStatus; outcome: CycleStage; emails: string[] }): Promise<void> {
       const s = input.status;
-      const failed = await db
-        .select({ endpointId: agentJobs.endpointId, hostname: endpoints.hostname, error: agentJobs.error, state: agentJobs.state })
-        .from(agentJobs)
-        .innerJoin(endpoints, eq(endpoints.id, agentJobs.endpointId))
-        .where(and(eq(agentJobs.cycleId, s.cycleId), inArray(agentJobs.state, ['failed', 'unreachable'])))
-        .orderBy(agentJobs.endpointId)
-        .limit(50);
       const report: CycleReport = {
         cycleId: s.cycleId,
         policyName: s.policyName,
         outcome: input.outcome,
         status: { ...s, stage: input.outcome },
-        failures: failed.map((f) => ({ endpointId: f.endpointId, hostname: f.hostname, reason: f.error ?? f.state })),
+        failures: await failedJobsOfCycle(db, s.cycleId, REPORTED_FAILURES),
         ...(s.changeNumber ? { changeNumber: s.changeNumber } : {}),
         startedAt: s.startedAt,
         finishedAt: now().toISOString(),
