@@ -33,7 +33,7 @@ import type {
 } from '../domain/ports';
 import { assess, type PatchFacts } from '../domain/risk';
 import type { KevIndex } from '../domain/kev';
-import { loadKev } from '../integrations/kev';
+import { kevCatalog } from '../integrations/kev';
 import { CHANGE_HOSTNAMES_LIMIT, changeRequestOf, type ChangeRequestFacts } from '../integrations/servicenow/change-request';
 import { planWaves } from '../domain/waves';
 import { latestJobStart, nextWindow } from '../domain/windows';
@@ -51,6 +51,8 @@ export interface CycleActivityDeps {
   reportRecipients?: string[];
   /** The clock (tests pass their own). */
   now?: () => Date;
+  /** CISA's KEV catalog (default: the bundled copy, read on first use by these activities). */
+  kevCatalog?: () => Promise<KevIndex>;
 }
 
 export interface StartCycleResult {
@@ -105,6 +107,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
   const mailer = deps.mailer ?? null;
   const now = deps.now ?? (() => new Date());
   const log = deps.logger;
+  const knownExploitedIndex = deps.kevCatalog ?? kevCatalog();
 
   /** A fleet-wide scan of `count` endpoints spread over time (nothing when it fits in a second). */
   function splayed(count: number): { notBefore?: string; splaySeconds?: number } {
@@ -445,14 +448,3 @@ export function createCycleActivities(deps: CycleActivityDeps) {
 }
 
 export type CycleActivities = ReturnType<typeof createCycleActivities>;
-
-let kevIndex: Promise<KevIndex> | undefined;
-/** The bundled CISA KEV catalog, read once per worker process. */
-function knownExploitedIndex(): Promise<KevIndex> {
-  kevIndex ??= loadKev().catch((e: unknown) => {
-    kevIndex = undefined;
-    throw e;
-  });
-  return kevIndex;
-}
-

@@ -4,6 +4,7 @@ import { createProbeActivities } from './probe';
 import { createCycleActivities } from './cycle';
 import { createDigestActivities, type DigestMailer } from './digest';
 import { withFailures } from './failures';
+import type { KevIndex } from '../domain/kev';
 import type { AgentJobs, ChangeDesk, ChatNotifier, Mailer } from '../domain/ports';
 
 /** What the worker injects into activities: real clients in production, fakes in tests. */
@@ -19,6 +20,8 @@ export interface ActivityDeps {
   reportRecipients?: string[];
   /** The weekly compliance digest's mailer (SmtpMailer); null/absent = digest not sent. */
   digestMailer?: DigestMailer | null;
+  /** CISA's KEV catalog loader (integrations/kev.ts kevCatalog); default: the bundled copy, read once by these activities. */
+  kevCatalog?: () => Promise<KevIndex>;
 }
 
 /**
