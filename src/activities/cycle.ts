@@ -1,7 +1,10 @@
 /**
  * The patch cycle's activities: every side effect patchCycleWorkflow, deploymentWaveWorkflow and
- * fleetScanWorkflow ask for. They read and write Postgres and call the ports; they return aggregates
- * only (counts, sizes, capped reasons), never per-endpoint lists, so workflow history stays small.
+ * fleetScanWorkflow ask for. They compose: data access from src/db/, rules from src/domain/ (the
+ * assessment and its summary), the ports (agent jobs, chat, change desk, mail) and the change request's
+ * words from integrations/servicenow/change-request.ts. Coded errors are turned into ApplicationFailures
+ * once, in createActivities (failures.ts). They return aggregates only (counts, sizes, capped reasons),
+ * never per-endpoint lists, so workflow history stays small.
  */
 import { Context } from '@temporalio/activity';
 import { appendAudit } from '../db/audit';
