@@ -1,23 +1,23 @@
 /**
  * The patch cycle's activities: every side effect patchCycleWorkflow, deploymentWaveWorkflow and
- * fleetScanWorkflow ask for. They read and write Postgres and call the ports; they return aggregates
- * only (counts, sizes, capped reasons), never per-endpoint lists, so workflow history stays small.
+ * fleetScanWorkflow ask for. They compose: data access from src/db/, rules from src/domain/ (the
+ * assessment and its summary), the ports (agent jobs, chat, change desk, mail) and the change request's
+ * words from integrations/servicenow/change-request.ts. Coded errors are turned into ApplicationFailures
+ * once, in createActivities (failures.ts). They return aggregates only (counts, sizes, capped reasons),
+ * never per-endpoint lists, so workflow history stays small.
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
-import { and, eq, inArray } from 'drizzle-orm';
+import { Context } from '@temporalio/activity';
 import { appendAudit } from '../db/audit';
 import type { Database } from '../db/client';
-import { applyCyclePause, DrizzleAgentJobs, NO_RELEASE_LIMITS } from '../db/agent-jobs';
-import { patchJobTargets } from '../db/patch-reports';
+import { applyCyclePause, DrizzleAgentJobs, failedJobsOfCycle, NO_RELEASE_LIMITS, succeededInstallEndpoints } from '../db/agent-jobs';
+import { endpointsOfWaves, replaceCycleTargets, replaceCycleWaves, targetEndpointIds, targetHostnames, waveMaintenanceWindows } from '../db/cycle-plan';
+import { catalogPatchFacts, markKnownExploited, missingPatches, patchJobTargets } from '../db/patch-reports';
 import { createCycleRow, listExceptions, recordStageChange, recordVoteRow, resolveScope, setChangeNumber } from '../db/cycles';
 import { identitiesWithRole } from '../db/identities';
 import { getPolicy } from '../db/policies';
 import { staleEndpoints } from '../db/scan-freshness';
-import { agentJobs, cycleEndpoints, cycleTargets, endpointGroups, endpointPatches, endpoints, groupMembers, maintenanceWindows, patches } from '../db/schema/index';
-import { approvalsNeeded, cycleRiskLevel, needsHumanApproval, type RiskLevel } from '../domain/approval';
-import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts, WaveStatus } from '../domain/cycle';
-import { isCodedError } from '../domain/errors';
-import { SEVERITY_RANK, type PatchType, type Severity } from '../domain/patch';
+import { summarizeAssessment, type AssessResult } from '../domain/assessment';
+import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts } from '../domain/cycle';
 import { fleetSplaySeconds } from '../domain/splay';
 import { effectivePolicy, failureThresholdTripped, type DeploymentPolicy, type FailureThreshold } from '../domain/policy';
 import type {
@@ -31,13 +31,13 @@ import type {
   DecisionNotice,
   JobKind,
   Mailer,
-  PatchSummaryLine,
   PauseQuestion,
   StageUpdate,
 } from '../domain/ports';
-import { assess } from '../domain/risk';
+import { assess, type PatchFacts } from '../domain/risk';
 import type { KevIndex } from '../domain/kev';
-import { loadKev } from '../integrations/kev';
+import { kevCatalog } from '../integrations/kev';
+import { CHANGE_HOSTNAMES_LIMIT, changeRequestOf, type ChangeRequestFacts } from '../integrations/servicenow/change-request';
 import { planWaves } from '../domain/waves';
 import { latestJobStart, nextWindow } from '../domain/windows';
 import type { Logger } from '../logging';
@@ -54,6 +54,8 @@ export interface CycleActivityDeps {
   reportRecipients?: string[];
   /** The clock (tests pass their own). */
   now?: () => Date;
+  /** CISA's KEV catalog (default: the bundled copy, read on first use by these activities). */
+  kevCatalog?: () => Promise<KevIndex>;
 }
 
 export interface StartCycleResult {
@@ -62,26 +64,6 @@ export interface StartCycleResult {
   policyVersion: number;
   changeDesk: boolean;
   startedAt: string;
-}
-
-export interface AssessResult {
-  endpointsInScope: number;
-  /** Endpoints in scope whose missing patches are known (fresh scan); undefined from workers before scans were required. */
-  endpointsChecked?: number;
-  /** Endpoints in scope left out because no fresh scan of them exists: how many, and the first host names. */
-  notScanned?: { count: number; hostnames: string[] };
-  /** Endpoints with at least one included patch. */
-  endpoints: number;
-  /** Distinct included patches. */
-  patches: number;
-  bySeverity: Record<string, number>;
-  byType: Record<string, number>;
-  topPatches: PatchSummaryLine[];
-  /** Capped at REASONS_CAP. */
-  reasons: string[];
-  risk: RiskLevel;
-  needsApproval: boolean;
-  approvalsNeeded: number;
 }
 
 export interface WavePlanResult {
@@ -106,25 +88,10 @@ export interface AwaitJobsResult extends WaveCounts {
   timedOut: boolean;
 }
 
-export const REASONS_CAP = 20;
-
-const TOP_PATCHES = 5;
 /** Host names named in a reason about endpoints left out. */
 const NAMED_HOSTS = 10;
-
-/** A CodedError becomes an ApplicationFailure typed with its code (non-retryable unless marked so), cause kept. */
-function asFailure(e: unknown): unknown {
-  if (isCodedError(e)) return ApplicationFailure.create({ type: e.code, message: e.message, nonRetryable: !e.retryable, cause: e });
-  return e;
-}
-
-async function guard<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    throw asFailure(e);
-  }
-}
+/** Failed endpoints a cycle report lists. */
+const REPORTED_FAILURES = 50;
 
 function effectiveScope(scope: CycleScope, policy: DeploymentPolicy): CycleScope {
   return {
@@ -143,6 +110,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
   const mailer = deps.mailer ?? null;
   const now = deps.now ?? (() => new Date());
   const log = deps.logger;
+  const knownExploitedIndex = deps.kevCatalog ?? kevCatalog();
 
   /** A fleet-wide scan of `count` endpoints spread over time (nothing when it fits in a second). */
   function splayed(count: number): { notBefore?: string; splaySeconds?: number } {
@@ -150,29 +118,20 @@ export function createCycleActivities(deps: CycleActivityDeps) {
     return splaySeconds > 0 ? { notBefore: now().toISOString(), splaySeconds } : {};
   }
 
-  async function endpointsOfWave(cycleId: string, waves: number[], endpointId?: string): Promise<string[]> {
-    const conds = [eq(cycleEndpoints.cycleId, cycleId), inArray(cycleEndpoints.wave, waves)];
-    if (endpointId) conds.push(eq(cycleEndpoints.endpointId, endpointId));
-    const rows = await db.select({ id: cycleEndpoints.endpointId }).from(cycleEndpoints).where(and(...conds));
-    return rows.map((r) => r.id);
-  }
-
   return {
     async startCycle(input: PatchCycleInput & { workflowId: string }): Promise<StartCycleResult> {
-      return guard(async () => {
-        const stored = await getPolicy(db, input.policyName, input.policyVersion);
-        const policy = effectivePolicy(stored.policy, input.emergency ?? false);
-        await createCycleRow(db, {
-          cycleId: input.cycleId,
-          workflowId: input.workflowId,
-          policyName: stored.name,
-          policyVersion: stored.version,
-          scope: input.scope,
-          emergency: policy.emergency,
-          requestedBy: input.requestedBy,
-        });
-        return { policy, policyVersion: stored.version, changeDesk: desk !== null, startedAt: now().toISOString() };
+      const stored = await getPolicy(db, input.policyName, input.policyVersion);
+      const policy = effectivePolicy(stored.policy, input.emergency ?? false);
+      await createCycleRow(db, {
+        cycleId: input.cycleId,
+        workflowId: input.workflowId,
+        policyName: stored.name,
+        policyVersion: stored.version,
+        scope: input.scope,
+        emergency: policy.emergency,
+        requestedBy: input.requestedBy,
       });
+      return { policy, policyVersion: stored.version, changeDesk: desk !== null, startedAt: now().toISOString() };
     },
 
     /**
@@ -180,24 +139,22 @@ export function createCycleActivities(deps: CycleActivityDeps) {
      * policy's identify.maxScanAgeHours. Idempotent (job ids per cycle and endpoint). Returns counts.
      */
     async scanStaleEndpoints(input: { cycleId: string; scope: CycleScope; policy: DeploymentPolicy }): Promise<{ inScope: number; stale: number; created: number }> {
-      return guard(async () => {
-        const scoped = await resolveScope(db, effectiveScope(input.scope, input.policy));
-        const stale = await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: scoped.map((e) => e.id), maxAgeHours: input.policy.identify.maxScanAgeHours, now: now() });
-        let created = 0;
-        for (let i = 0; i < stale.length; i += 1000) {
-          const r = await jobs.dispatch({
-            cycleId: input.cycleId,
-            wave: null,
-            jobs: stale.slice(i, i + 1000).map((endpointId) => ({ endpointId, kind: 'scan' as const, payload: { patchIds: [] } })),
-            ...splayed(stale.length),
-          });
-          created += r.created;
-        }
-        if (stale.length > 0) {
-          await appendAudit(db, { actor: 'system:workflow', action: 'cycle.scan.dispatched', subjectType: 'cycle', subjectId: input.cycleId, details: { inScope: scoped.length, stale: stale.length, created, maxScanAgeHours: input.policy.identify.maxScanAgeHours } });
-        }
-        return { inScope: scoped.length, stale: stale.length, created };
-      });
+      const scoped = await resolveScope(db, effectiveScope(input.scope, input.policy));
+      const stale = await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: scoped.map((e) => e.id), maxAgeHours: input.policy.identify.maxScanAgeHours, now: now() });
+      let created = 0;
+      for (let i = 0; i < stale.length; i += 1000) {
+        const r = await jobs.dispatch({
+          cycleId: input.cycleId,
+          wave: null,
+          jobs: stale.slice(i, i + 1000).map((endpointId) => ({ endpointId, kind: 'scan' as const, payload: { patchIds: [] } })),
+          ...splayed(stale.length),
+        });
+        created += r.created;
+      }
+      if (stale.length > 0) {
+        await appendAudit(db, { actor: 'system:workflow', action: 'cycle.scan.dispatched', subjectType: 'cycle', subjectId: input.cycleId, details: { inScope: scoped.length, stale: stale.length, created, maxScanAgeHours: input.policy.identify.maxScanAgeHours } });
+      }
+      return { inScope: scoped.length, stale: stale.length, created };
     },
 
     /**
@@ -205,172 +162,71 @@ export function createCycleActivities(deps: CycleActivityDeps) {
      * With requireFreshScan, endpoints with no fresh scan (see scanStaleEndpoints) are left out and counted.
      */
     async identifyAndAssess(input: { cycleId: string; scope: CycleScope; policy: DeploymentPolicy; requireFreshScan?: boolean }): Promise<AssessResult> {
-      return guard(async () => {
-        const policy = input.policy;
-        const inScope = await resolveScope(db, effectiveScope(input.scope, policy));
-        let scoped = inScope;
-        let notScanned: AssessResult['notScanned'];
-        if (input.requireFreshScan) {
-          const stale = new Set(await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: inScope.map((e) => e.id), maxAgeHours: policy.identify.maxScanAgeHours, now: now() }));
-          scoped = inScope.filter((e) => !stale.has(e.id));
-          const left = inScope.filter((e) => stale.has(e.id));
-          notScanned = { count: left.length, hostnames: left.slice(0, NAMED_HOSTS).map((e) => e.hostname) };
-        }
-        const ids = scoped.map((e) => e.id);
-        const missing: Array<{ endpointId: string; patchId: string; detectedAt: string }> = [];
-        for (let i = 0; i < ids.length; i += 5000) {
-          const rows = await db
-            .select({ endpointId: endpointPatches.endpointId, patchId: endpointPatches.patchId, detectedAt: endpointPatches.detectedAt })
-            .from(endpointPatches)
-            .where(and(eq(endpointPatches.state, 'missing'), inArray(endpointPatches.endpointId, ids.slice(i, i + 5000))));
-          for (const r of rows) missing.push({ endpointId: r.endpointId, patchId: r.patchId, detectedAt: r.detectedAt.toISOString() });
-        }
-        const patchIds = [...new Set(missing.map((m) => m.patchId))];
-        const patchRows = patchIds.length ? await db.select().from(patches).where(inArray(patches.id, patchIds)) : [];
-        // The known-exploited flag comes from CISA's KEV catalog; the catalog rows learn it too (dashboard counts).
-        const kev = await knownExploitedIndex();
-        const newlyExploited = patchRows.filter((p) => !p.knownExploited && kev.knownExploited(p.cves).length > 0);
-        if (newlyExploited.length > 0) {
-          await db.update(patches).set({ knownExploited: true }).where(inArray(patches.id, newlyExploited.map((p) => p.id)));
-          for (const p of newlyExploited) p.knownExploited = true;
-        }
-        // Successors of superseded patches are facts too (the domain drops the superseded one).
-        const exceptions = (await listExceptions(db, { now: now() })).map((x) => ({
-          code: x.code,
-          patchId: x.patchId,
-          endpointId: x.endpointId,
-          groupName: x.groupName,
-          reason: x.reason,
-          expiresAt: x.expiresAt,
-        }));
-        const result = assess({
-          patches: patchRows.map((p) => ({
-            id: p.id,
-            title: p.title,
-            type: p.type as PatchType,
-            severity: p.severity as Severity,
-            cvss: p.cvss,
-            cves: p.cves,
-            knownExploited: p.knownExploited,
-            knownExploitedCves: kev.knownExploited(p.cves),
-            supersededBy: p.supersededBy,
-            vendor: p.vendor,
-            product: p.product,
-            releasedAt: p.releasedAt ? p.releasedAt.toISOString() : null,
-          })),
-          missing,
-          endpoints: scoped.map((e) => ({
-            id: e.id,
-            hostname: e.hostname,
-            criticality: e.criticality,
-            exposure: (['internal', 'dmz', 'internet'].includes(e.exposure) ? e.exposure : 'internal') as 'internal' | 'dmz' | 'internet',
-            groups: e.groups,
-          })),
-          exceptions,
-          sla: policy.sla,
-          now: now().toISOString(),
-          filters: policy.filters,
-        });
-        const priorityRank = (p: string) => Number(p.replace(/\D/g, '')) || 0;
-        const rows: Array<typeof cycleTargets.$inferInsert> = [];
-        for (const a of result.patches) {
-          for (const endpointId of a.endpointIds) {
-            rows.push({
-              cycleId: input.cycleId,
-              endpointId,
-              patchId: a.patchId,
-              decision: a.decision,
-              priority: priorityRank(a.priority),
-              riskScore: a.riskScore,
-              slaDue: a.slaDue ? new Date(a.slaDue) : null,
-              reason: a.reason,
-            });
-          }
-          for (const endpointId of a.skippedEndpointIds) {
-            rows.push({ cycleId: input.cycleId, endpointId, patchId: a.patchId, decision: 'skipped', priority: priorityRank(a.priority), riskScore: a.riskScore, reason: a.reason });
-          }
-        }
-        await db.delete(cycleTargets).where(eq(cycleTargets.cycleId, input.cycleId));
-        for (let i = 0; i < rows.length; i += 1000) await db.insert(cycleTargets).values(rows.slice(i, i + 1000)).onConflictDoNothing();
-
-        const byId = new Map(patchRows.map((p) => [p.id, p]));
-        const included = result.patches.filter((a) => a.decision === 'include' && a.endpointIds.length > 0);
-        const targetEndpoints = new Set(included.flatMap((a) => a.endpointIds));
-        const bySeverity: Record<string, number> = {};
-        const byType: Record<string, number> = {};
-        let maxSev: Severity = 'unspecified';
-        let knownExploited = false;
-        for (const a of included) {
-          const p = byId.get(a.patchId)!;
-          bySeverity[p.severity] = (bySeverity[p.severity] ?? 0) + 1;
-          byType[p.type] = (byType[p.type] ?? 0) + 1;
-          if (SEVERITY_RANK[p.severity as Severity] > SEVERITY_RANK[maxSev]) maxSev = p.severity as Severity;
-          knownExploited ||= p.knownExploited;
-        }
-        const maxCriticality = Math.max(1, ...scoped.filter((e) => targetEndpoints.has(e.id)).map((e) => e.criticality));
-        const risk = cycleRiskLevel({ maxSeverity: maxSev, knownExploited, maxCriticality });
-        const topPatches: PatchSummaryLine[] = [...included]
-          .sort((x, y) => y.riskScore - x.riskScore || x.patchId.localeCompare(y.patchId))
-          .slice(0, TOP_PATCHES)
-          .map((a) => {
-            const p = byId.get(a.patchId)!;
-            return {
-              patchId: p.id,
-              title: p.title,
-              severity: p.severity,
-              type: p.type,
-              ...(p.cvss !== null ? { cvss: p.cvss } : {}),
-              cves: p.cves,
-              knownExploited: p.knownExploited,
-              endpoints: a.endpointIds.length,
-            };
-          });
-        const reasons = [...result.patches.map((a) => `${a.patchId}: ${a.reason}`), ...result.reasons].slice(0, REASONS_CAP);
-        const needsApproval = needsHumanApproval(
-          policy,
-          included.map((a) => ({ type: byId.get(a.patchId)!.type as PatchType, severity: byId.get(a.patchId)!.severity as Severity })),
-        );
-        return {
-          endpointsInScope: inScope.length,
-          ...(input.requireFreshScan ? { endpointsChecked: scoped.length, notScanned } : {}),
-          endpoints: targetEndpoints.size,
-          patches: included.length,
-          bySeverity,
-          byType,
-          topPatches,
-          reasons,
-          risk,
-          needsApproval,
-          approvalsNeeded: approvalsNeeded(policy.approval, risk),
-        };
+      const policy = input.policy;
+      const inScope = await resolveScope(db, effectiveScope(input.scope, policy));
+      let scoped = inScope;
+      let notScanned: AssessResult['notScanned'];
+      if (input.requireFreshScan) {
+        const stale = new Set(await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: inScope.map((e) => e.id), maxAgeHours: policy.identify.maxScanAgeHours, now: now() }));
+        scoped = inScope.filter((e) => !stale.has(e.id));
+        const left = inScope.filter((e) => stale.has(e.id));
+        notScanned = { count: left.length, hostnames: left.slice(0, NAMED_HOSTS).map((e) => e.hostname) };
+      }
+      const missing = await missingPatches(db, scoped.map((e) => e.id));
+      const catalog = await catalogPatchFacts(db, [...new Set(missing.map((m) => m.patchId))]);
+      // The known-exploited flag comes from CISA's KEV catalog; the catalog rows learn it too (dashboard counts).
+      const kev = await knownExploitedIndex();
+      const newlyExploited = catalog.filter((p) => !p.knownExploited && kev.knownExploited(p.cves).length > 0);
+      if (newlyExploited.length > 0) {
+        await markKnownExploited(db, newlyExploited.map((p) => p.id));
+        for (const p of newlyExploited) p.knownExploited = true;
+      }
+      // Successors of superseded patches are facts too (the domain drops the superseded one).
+      const exceptions = (await listExceptions(db, { now: now() })).map((x) => ({
+        code: x.code,
+        patchId: x.patchId,
+        endpointId: x.endpointId,
+        groupName: x.groupName,
+        reason: x.reason,
+        expiresAt: x.expiresAt,
+      }));
+      const facts: PatchFacts[] = catalog.map((p) => ({ ...p, knownExploitedCves: kev.knownExploited(p.cves) }));
+      const result = assess({
+        patches: facts,
+        missing,
+        endpoints: scoped.map((e) => ({
+          id: e.id,
+          hostname: e.hostname,
+          criticality: e.criticality,
+          exposure: (['internal', 'dmz', 'internet'].includes(e.exposure) ? e.exposure : 'internal') as 'internal' | 'dmz' | 'internet',
+          groups: e.groups,
+        })),
+        exceptions,
+        sla: policy.sla,
+        now: now().toISOString(),
+        filters: policy.filters,
       });
+      await replaceCycleTargets(db, input.cycleId, result.patches);
+
+      return {
+        endpointsInScope: inScope.length,
+        ...(input.requireFreshScan ? { endpointsChecked: scoped.length, notScanned } : {}),
+        ...summarizeAssessment({ assessed: result, patches: facts, endpoints: scoped, policy }),
+      };
     },
 
     /** Puts every target endpoint in the test ring (wave 0) or a wave, written to cycle_endpoints; returns sizes. */
     async planCycleWaves(input: { cycleId: string; policy: DeploymentPolicy }): Promise<WavePlanResult> {
-      return guard(async () => {
-        const targets = await db
-          .selectDistinct({ id: cycleTargets.endpointId })
-          .from(cycleTargets)
-          .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include')));
-        const scoped = await resolveScope(db, { endpointIds: targets.map((t) => t.id) });
-        const plan = planWaves(
-          scoped.map((e) => ({ id: e.id, groups: e.groups })),
-          input.policy,
-        );
-        const rows: Array<typeof cycleEndpoints.$inferInsert> = plan.test.endpointIds.map((id) => ({ cycleId: input.cycleId, endpointId: id, wave: 0, batch: 0 }));
-        for (const w of plan.waves) {
-          w.batches.forEach((batch, b) => {
-            for (const id of batch) rows.push({ cycleId: input.cycleId, endpointId: id, wave: w.index, batch: b });
-          });
-        }
-        await db.delete(cycleEndpoints).where(eq(cycleEndpoints.cycleId, input.cycleId));
-        for (let i = 0; i < rows.length; i += 1000) await db.insert(cycleEndpoints).values(rows.slice(i, i + 1000)).onConflictDoNothing();
-        return {
-          test: { size: plan.test.endpointIds.length },
-          waves: plan.waves.map((w) => ({ index: w.index, name: w.name, size: w.endpointIds.length, batches: w.batches.length })),
-        };
-      });
+      const scoped = await resolveScope(db, { endpointIds: await targetEndpointIds(db, input.cycleId) });
+      const plan = planWaves(
+        scoped.map((e) => ({ id: e.id, groups: e.groups })),
+        input.policy,
+      );
+      await replaceCycleWaves(db, input.cycleId, plan);
+      return {
+        test: { size: plan.test.endpointIds.length },
+        waves: plan.waves.map((w) => ({ index: w.index, name: w.name, size: w.endpointIds.length, batches: w.batches.length })),
+      };
     },
 
     /**
@@ -378,23 +234,15 @@ export function createCycleActivities(deps: CycleActivityDeps) {
      * the groups its endpoints are in. null when none of those groups has a window (deploy any time).
      */
     async nextWaveWindow(input: { cycleId: string; wave: number; after: string; expectedInstallMinutes: number }): Promise<{ start: string; end: string; deadline: string } | null> {
-      return guard(async () => {
-        const rows = await db
-          .selectDistinct({ rrule: maintenanceWindows.rrule, timezone: maintenanceWindows.timezone, durationMinutes: maintenanceWindows.durationMinutes, blackoutDates: maintenanceWindows.blackoutDates })
-          .from(cycleEndpoints)
-          .innerJoin(groupMembers, eq(groupMembers.endpointId, cycleEndpoints.endpointId))
-          .innerJoin(endpointGroups, eq(endpointGroups.id, groupMembers.groupId))
-          .innerJoin(maintenanceWindows, eq(maintenanceWindows.id, endpointGroups.maintenanceWindowId))
-          .where(and(eq(cycleEndpoints.cycleId, input.cycleId), eq(cycleEndpoints.wave, input.wave)));
-        if (rows.length === 0) return null;
-        let best: { start: Date; end: Date } | null = null;
-        for (const r of rows) {
-          const w = nextWindow({ rrule: r.rrule, timezone: r.timezone, durationMinutes: r.durationMinutes, blackoutDates: r.blackoutDates }, new Date(input.after));
-          if (w && (!best || w.start < best.start)) best = w;
-        }
-        if (!best) return null;
-        return { start: best.start.toISOString(), end: best.end.toISOString(), deadline: latestJobStart(best, input.expectedInstallMinutes).toISOString() };
-      });
+      const rows = await waveMaintenanceWindows(db, input.cycleId, input.wave);
+      if (rows.length === 0) return null;
+      let best: { start: Date; end: Date } | null = null;
+      for (const r of rows) {
+        const w = nextWindow({ rrule: r.rrule, timezone: r.timezone, durationMinutes: r.durationMinutes, blackoutDates: r.blackoutDates }, new Date(input.after));
+        if (w && (!best || w.start < best.start)) best = w;
+      }
+      if (!best) return null;
+      return { start: best.start.toISOString(), end: best.end.toISOString(), deadline: latestJobStart(best, input.expectedInstallMinutes).toISOString() };
     },
 
     /**
@@ -413,56 +261,48 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       /** Hold the jobs for awaitJobs to release within the policy's concurrency. */
       hold?: boolean;
     }): Promise<{ created: number; existing: number; total: number }> {
-      return guard(async () => {
-        let total = 0;
-        let created = 0;
-        for (const wave of input.waves) {
-          let endpointIds: string[];
-          if (input.kind === 'install') {
-            endpointIds = await endpointsOfWave(input.cycleId, [wave], input.endpointId);
-          } else {
-            const conds = [eq(agentJobs.cycleId, input.cycleId), eq(agentJobs.wave, wave), eq(agentJobs.kind, 'install'), eq(agentJobs.state, 'succeeded')];
-            if (input.endpointId) conds.push(eq(agentJobs.endpointId, input.endpointId));
-            endpointIds = (await db.select({ id: agentJobs.endpointId }).from(agentJobs).where(and(...conds))).map((r) => r.id);
+      let total = 0;
+      let created = 0;
+      for (const wave of input.waves) {
+        const endpointIds =
+          input.kind === 'install'
+            ? await endpointsOfWaves(db, input.cycleId, [wave], input.endpointId)
+            : await succeededInstallEndpoints(db, input.cycleId, wave, input.endpointId);
+        for (let i = 0; i < endpointIds.length; i += 1000) {
+          const chunk = endpointIds.slice(i, i + 1000);
+          // Each endpoint's packages come from its own agent's report (else the trusted catalog), never another's.
+          const rows = await patchJobTargets(db, input.cycleId, chunk);
+          const byEndpoint = new Map<string, Array<{ patchId: string; packages: unknown[]; rebootRequired: boolean }>>();
+          for (const r of rows) {
+            const list = byEndpoint.get(r.endpointId) ?? [];
+            list.push({ patchId: r.patchId, packages: r.packages, rebootRequired: r.rebootRequired });
+            byEndpoint.set(r.endpointId, list);
           }
-          for (let i = 0; i < endpointIds.length; i += 1000) {
-            const chunk = endpointIds.slice(i, i + 1000);
-            // Each endpoint's packages come from its own agent's report (else the trusted catalog), never another's.
-            const rows = await patchJobTargets(db, input.cycleId, chunk);
-            const byEndpoint = new Map<string, Array<{ patchId: string; packages: unknown[]; rebootRequired: boolean }>>();
-            for (const r of rows) {
-              const list = byEndpoint.get(r.endpointId) ?? [];
-              list.push({ patchId: r.patchId, packages: r.packages, rebootRequired: r.rebootRequired });
-              byEndpoint.set(r.endpointId, list);
-            }
-            const specs = chunk
-              .filter((id) => byEndpoint.has(id))
-              .map((id) => ({
-                endpointId: id,
-                kind: input.kind,
-                payload: { patches: byEndpoint.get(id)!, ...(input.reboot && input.kind === 'install' ? { reboot: input.reboot } : {}) } as Record<string, unknown>,
-              }));
-            const r = await jobs.dispatch({ cycleId: input.cycleId, wave, jobs: specs, notBefore: input.notBefore, deadline: input.deadline, ...(input.hold && jobs.release ? { hold: true } : {}) });
-            total += specs.length;
-            created += r.created;
-          }
+          const specs = chunk
+            .filter((id) => byEndpoint.has(id))
+            .map((id) => ({
+              endpointId: id,
+              kind: input.kind,
+              payload: { patches: byEndpoint.get(id)!, ...(input.reboot && input.kind === 'install' ? { reboot: input.reboot } : {}) } as Record<string, unknown>,
+            }));
+          const r = await jobs.dispatch({ cycleId: input.cycleId, wave, jobs: specs, notBefore: input.notBefore, deadline: input.deadline, ...(input.hold && jobs.release ? { hold: true } : {}) });
+          total += specs.length;
+          created += r.created;
         }
-        return { created, existing: total - created, total };
-      });
+      }
+      return { created, existing: total - created, total };
     },
 
     /** Scan jobs for every active endpoint of a scope (fleet scan; wave null). */
     async dispatchScanJobs(input: { scanId: string; scope: CycleScope; patchIds?: string[] }): Promise<{ endpoints: number; created: number }> {
-      return guard(async () => {
-        const scoped = await resolveScope(db, input.scope);
-        const r = await jobs.dispatch({
-          cycleId: input.scanId,
-          wave: null,
-          jobs: scoped.map((e) => ({ endpointId: e.id, kind: 'scan' as const, payload: { patchIds: input.patchIds ?? [] } })),
-          ...splayed(scoped.length),
-        });
-        return { endpoints: scoped.length, created: r.created };
+      const scoped = await resolveScope(db, input.scope);
+      const r = await jobs.dispatch({
+        cycleId: input.scanId,
+        wave: null,
+        jobs: scoped.map((e) => ({ endpointId: e.id, kind: 'scan' as const, payload: { patchIds: input.patchIds ?? [] } })),
+        ...splayed(scoped.length),
       });
+      return { endpoints: scoped.length, created: r.created };
     },
 
     /**
@@ -561,82 +401,43 @@ export function createCycleActivities(deps: CycleActivityDeps) {
     },
 
     /** Opens the change (idempotent by cycle id) when a change desk is configured; null otherwise. */
-    async openChange(input: {
-      cycleId: string;
-      policy: DeploymentPolicy;
-      assessment: AssessResult;
-      requestedBy: string;
-      plannedStart?: string;
-      /** The test ring's result, when the cycle had one (it runs before the change is raised). */
-      test?: WaveStatus;
-    }): Promise<ChangeRef | null> {
+    async openChange(input: ChangeRequestFacts): Promise<ChangeRef | null> {
       if (!desk || input.policy.change.type === 'none') return null;
-      return guard(async () => {
-        const a = input.assessment;
-        const hosts = await db
-          .select({ hostname: endpoints.hostname })
-          .from(endpoints)
-          .innerJoin(cycleTargets, eq(cycleTargets.endpointId, endpoints.id))
-          .where(and(eq(cycleTargets.cycleId, input.cycleId), eq(cycleTargets.decision, 'include')))
-          .groupBy(endpoints.hostname)
-          .limit(500);
-        const type = input.policy.change.type as 'normal' | 'standard' | 'emergency';
-        const ref = await desk.open({
-          cycleId: input.cycleId,
-          type,
-          ...(input.policy.change.standardTemplate ? { standardTemplate: input.policy.change.standardTemplate } : {}),
-          shortDescription: `Patch cycle ${input.cycleId}: ${a.patches} patch(es) on ${a.endpoints} endpoint(s) (${input.policy.name})`,
-          description: changeDescription(input, hosts.map((h) => h.hostname)),
-          risk: a.risk === 'critical' || a.risk === 'high' ? 'high' : a.risk === 'moderate' ? 'moderate' : 'low',
-          impact: a.risk === 'critical' ? 1 : a.risk === 'high' ? 2 : 3,
-          ...(input.plannedStart ? { plannedStart: input.plannedStart } : {}),
-          implementationPlan: `Test ring, then waves ${input.policy.waves.map((w) => w.name).join(', ')} in maintenance windows; failure threshold ${input.policy.failureThreshold.percent}% / ${input.policy.failureThreshold.count}.`,
-          backoutPlan: 'patchops rolls back the installed patches on the affected endpoints (rollback jobs).',
-          testPlan: `Test group ${input.policy.test.group ?? '(none)'} soaks ${input.policy.test.soakSeconds}s; verification scan after deployment.`,
-          configurationItems: hosts.map((h) => h.hostname),
-        });
-        await setChangeNumber(db, input.cycleId, ref.number);
-        await appendAudit(db, { actor: 'system:workflow', action: 'cycle.change.opened', subjectType: 'cycle', subjectId: input.cycleId, details: { changeNumber: ref.number, type } });
-        return ref;
-      });
+      const request = changeRequestOf(input, await targetHostnames(db, input.cycleId, CHANGE_HOSTNAMES_LIMIT));
+      const type = request.type;
+      const ref = await desk.open(request);
+      await setChangeNumber(db, input.cycleId, ref.number);
+      await appendAudit(db, { actor: 'system:workflow', action: 'cycle.change.opened', subjectType: 'cycle', subjectId: input.cycleId, details: { changeNumber: ref.number, type } });
+      return ref;
     },
 
     async getChangeState(input: { changeNumber: string }): Promise<ChangeRequestStateEvent | null> {
       if (!desk) return null;
-      return guard(() => desk.get(input.changeNumber));
+      return desk.get(input.changeNumber);
     },
 
     async addChangeNote(input: { changeNumber: string; note: string }): Promise<void> {
       if (!desk) return;
-      await guard(() => desk.addWorkNote(input.changeNumber, input.note));
+      await desk.addWorkNote(input.changeNumber, input.note);
     },
 
     /** Closes the change (cancels it when never approved); returns the state it is left in, null without a desk. */
     async closeChange(input: { changeNumber: string; closeCode: CloseCode; notes: string }): Promise<ChangeRequestStateEvent['state'] | null> {
       if (!desk) return null;
-      return guard(async () => {
-        await desk.close(input.changeNumber, input.closeCode, input.notes);
-        const after = await desk.get(input.changeNumber);
-        return after?.state ?? null;
-      });
+      await desk.close(input.changeNumber, input.closeCode, input.notes);
+      const after = await desk.get(input.changeNumber);
+      return after?.state ?? null;
     },
 
     /** REPORTING: the summary to chat and, when configured, the e-mail report. */
     async sendReport(input: { status: CycleStatus; outcome: CycleStage; emails: string[] }): Promise<void> {
       const s = input.status;
-      const failed = await db
-        .select({ endpointId: agentJobs.endpointId, hostname: endpoints.hostname, error: agentJobs.error, state: agentJobs.state })
-        .from(agentJobs)
-        .innerJoin(endpoints, eq(endpoints.id, agentJobs.endpointId))
-        .where(and(eq(agentJobs.cycleId, s.cycleId), inArray(agentJobs.state, ['failed', 'unreachable'])))
-        .orderBy(agentJobs.endpointId)
-        .limit(50);
       const report: CycleReport = {
         cycleId: s.cycleId,
         policyName: s.policyName,
         outcome: input.outcome,
         status: { ...s, stage: input.outcome },
-        failures: failed.map((f) => ({ endpointId: f.endpointId, hostname: f.hostname, reason: f.error ?? f.state })),
+        failures: await failedJobsOfCycle(db, s.cycleId, REPORTED_FAILURES),
         ...(s.changeNumber ? { changeNumber: s.changeNumber } : {}),
         startedAt: s.startedAt,
         finishedAt: now().toISOString(),
@@ -650,46 +451,3 @@ export function createCycleActivities(deps: CycleActivityDeps) {
 }
 
 export type CycleActivities = ReturnType<typeof createCycleActivities>;
-
-let kevIndex: Promise<KevIndex> | undefined;
-/** The bundled CISA KEV catalog, read once per worker process. */
-function knownExploitedIndex(): Promise<KevIndex> {
-  kevIndex ??= loadKev().catch((e: unknown) => {
-    kevIndex = undefined;
-    throw e;
-  });
-  return kevIndex;
-}
-
-/** The change request's description: what a change manager needs to judge it without opening patchops. */
-export function changeDescription(
-  input: { cycleId: string; policy: DeploymentPolicy; assessment: AssessResult; requestedBy: string; test?: WaveStatus },
-  hostnames: string[],
-): string {
-  const a = input.assessment;
-  const counts = (r: Record<string, number>) =>
-    Object.entries(r)
-      .filter(([, n]) => n > 0)
-      .map(([k, n]) => `${k} ${n}`)
-      .join(', ') || 'none';
-  const lines = [
-    `Patch cycle ${input.cycleId} under policy ${input.policy.name}, requested by ${input.requestedBy}.`,
-    `Scope: ${a.patches} patch(es) on ${a.endpoints} endpoint(s); risk ${a.risk}.`,
-    `Severities: ${counts(a.bySeverity)}. Types: ${counts(a.byType)}.`,
-    input.test
-      ? `Test ring (${input.test.name}): ${input.test.total} endpoint(s), ${input.test.succeeded} succeeded, ${input.test.failed} failed, ${input.test.unreachable} unreachable.`
-      : 'Test ring: none (no test-group endpoint needs these patches).',
-    '',
-    'Patches:',
-    ...a.topPatches.map(
-      (p) =>
-        `- ${p.patchId} ${p.title}: ${p.severity}${p.cvss !== undefined && p.cvss !== null ? `, CVSS ${p.cvss.toFixed(1)}` : ''}` +
-        `${p.cves.length ? `, ${p.cves.slice(0, 8).join(', ')}${p.cves.length > 8 ? ` (+${p.cves.length - 8})` : ''}` : ''}` +
-        `${p.knownExploited ? ', KNOWN EXPLOITED (CISA KEV)' : ''}; ${p.endpoints} endpoint(s)`,
-    ),
-    ...(a.patches > a.topPatches.length ? [`… and ${a.patches - a.topPatches.length} more patch(es)`] : []),
-    '',
-    `Endpoints (${hostnames.length}${hostnames.length >= 500 ? '+' : ''}): ${hostnames.slice(0, 100).join(', ')}${hostnames.length > 100 ? ', …' : ''}`,
-  ];
-  return lines.join('\n');
-}

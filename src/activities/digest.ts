@@ -4,8 +4,8 @@
  * Also ensureDigestSchedule, which start-up calls to create (or update) the Temporal Schedule.
  */
 import { ScheduleAlreadyRunning, type Client } from '@temporalio/client';
-import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
+import { recentCycles } from '../db/cycles';
 import { complianceSummary, topOutstanding } from '../db/read-model/compliance';
 import type { ComplianceDigest } from '../integrations/email/render';
 import type { Logger } from '../logging';
@@ -24,6 +24,8 @@ export interface DigestDeps {
 }
 
 export const DIGEST_SCHEDULE_ID = 'patchops-compliance-digest';
+/** Cycles a digest lists, newest first. */
+const DIGEST_CYCLES = 50;
 
 export function createDigestActivities(deps: DigestDeps) {
   const db = deps.database.db;
@@ -33,9 +35,7 @@ export function createDigestActivities(deps: DigestDeps) {
       const at = now();
       const since = new Date(at.getTime() - input.periodDays * 86_400_000);
       const [summary, top] = await Promise.all([complianceSummary(db, { now: at }), topOutstanding(db, { limit: 10 })]);
-      const cycles = await db.execute<{ id: string; policy_name: string; stage: string; change_number: string | null; created_at: Date | string }>(sql`
-        select id, policy_name, stage, change_number, created_at from patch_cycles
-        where created_at >= ${since.toISOString()}::timestamptz order by created_at desc limit 50`);
+      const cycles = await recentCycles(db, { since, limit: DIGEST_CYCLES });
       return {
         generatedAt: at.toISOString(),
         periodStart: since.toISOString(),
@@ -44,12 +44,12 @@ export function createDigestActivities(deps: DigestDeps) {
         compliancePercent: summary.compliancePct,
         missingBySeverity: Object.fromEntries(Object.entries(summary.bySeverity).filter(([, n]) => n > 0)),
         topMissing: top,
-        cycles: cycles.rows.map((r) => ({
-          cycleId: r.id,
-          policyName: r.policy_name,
+        cycles: cycles.map((r) => ({
+          cycleId: r.cycleId,
+          policyName: r.policyName,
           stage: r.stage,
-          ...(r.change_number ? { changeNumber: r.change_number } : {}),
-          createdAt: new Date(r.created_at).toISOString(),
+          ...(r.changeNumber ? { changeNumber: r.changeNumber } : {}),
+          createdAt: r.createdAt,
         })),
       };
     },

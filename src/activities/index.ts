@@ -3,6 +3,8 @@ import type { Logger } from '../logging';
 import { createProbeActivities } from './probe';
 import { createCycleActivities } from './cycle';
 import { createDigestActivities, type DigestMailer } from './digest';
+import { withFailures } from './failures';
+import type { KevIndex } from '../domain/kev';
 import type { AgentJobs, ChangeDesk, ChatNotifier, Mailer } from '../domain/ports';
 
 /** What the worker injects into activities: real clients in production, fakes in tests. */
@@ -18,15 +20,20 @@ export interface ActivityDeps {
   reportRecipients?: string[];
   /** The weekly compliance digest's mailer (SmtpMailer); null/absent = digest not sent. */
   digestMailer?: DigestMailer | null;
+  /** CISA's KEV catalog loader (integrations/kev.ts kevCatalog); default: the bundled copy, read once by these activities. */
+  kevCatalog?: () => Promise<KevIndex>;
 }
 
-/** The one activity factory (Temporal samples style): the worker passes real dependencies, tests pass fakes. */
+/**
+ * The one activity factory (Temporal samples style): the worker passes real dependencies, tests pass fakes.
+ * Every activity's coded errors become typed ApplicationFailures here, once (see failures.ts).
+ */
 export function createActivities(deps: ActivityDeps) {
-  return {
+  return withFailures({
     ...createProbeActivities(deps),
     ...createCycleActivities(deps),
     ...createDigestActivities(deps),
-  };
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -348,3 +348,22 @@ async function applyPatchStates(db: Db, endpointId: string, jobId: string, resul
                           when excluded.state = 'missing' then null
                           else endpoint_patches.installed_at end`);
 }
+
+/** Endpoints of a wave whose install succeeded (only `endpointId`, when given): where rollback and verify jobs go. */
+export async function succeededInstallEndpoints(db: Db, cycleId: string, wave: number, endpointId?: string): Promise<string[]> {
+  const conds = [eq(agentJobs.cycleId, cycleId), eq(agentJobs.wave, wave), eq(agentJobs.kind, 'install'), eq(agentJobs.state, 'succeeded')];
+  if (endpointId) conds.push(eq(agentJobs.endpointId, endpointId));
+  return (await db.select({ id: agentJobs.endpointId }).from(agentJobs).where(and(...conds))).map((r) => r.id);
+}
+
+/** A cycle's failed and unreachable jobs, by endpoint, at most `limit`: the failures its report lists. */
+export async function failedJobsOfCycle(db: Db, cycleId: string, limit: number): Promise<Array<{ endpointId: string; hostname: string; reason: string }>> {
+  const rows = await db
+    .select({ endpointId: agentJobs.endpointId, hostname: endpoints.hostname, error: agentJobs.error, state: agentJobs.state })
+    .from(agentJobs)
+    .innerJoin(endpoints, eq(endpoints.id, agentJobs.endpointId))
+    .where(and(eq(agentJobs.cycleId, cycleId), inArray(agentJobs.state, ['failed', 'unreachable'])))
+    .orderBy(agentJobs.endpointId)
+    .limit(limit);
+  return rows.map((f) => ({ endpointId: f.endpointId, hostname: f.hostname, reason: f.error ?? f.state }));
+}

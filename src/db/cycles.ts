@@ -1,7 +1,7 @@
 /**
  * Cycle rows, stage events, votes and patch exceptions (area: cycles). Returns plain objects, never ORM rows.
  */
-import { and, desc, eq, gt, inArray, isNull, notInArray, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, gte, inArray, isNull, notInArray, sql } from 'drizzle-orm';
 import { TERMINAL_STAGES, type CycleScope, type CycleStage } from '../domain/cycle';
 import { CodedError, ErrorCode } from '../domain/errors';
 import { appendAudit } from './audit';
@@ -284,4 +284,18 @@ export async function removeException(db: Db, code: string, by: string): Promise
     .returning({ code: patchExceptions.code });
   if (rows.length === 0) throw new CodedError(ErrorCode.NotFound, `no active exception ${normal} (see \`exceptions list\`)`);
   await appendAudit(db, { actor: by, action: 'exception.removed', subjectType: 'exception', subjectId: normal });
+}
+
+/** Cycles started at or after `since`, newest first, at most `limit` (the compliance digest's list). */
+export async function recentCycles(
+  db: Db,
+  options: { since: Date; limit: number },
+): Promise<Array<{ cycleId: string; policyName: string; stage: string; changeNumber: string | null; createdAt: string }>> {
+  const rows = await db
+    .select({ cycleId: patchCycles.id, policyName: patchCycles.policyName, stage: patchCycles.stage, changeNumber: patchCycles.changeNumber, createdAt: patchCycles.createdAt })
+    .from(patchCycles)
+    .where(gte(patchCycles.createdAt, options.since))
+    .orderBy(desc(patchCycles.createdAt))
+    .limit(options.limit);
+  return rows.map((r) => ({ ...r, createdAt: r.createdAt.toISOString() }));
 }

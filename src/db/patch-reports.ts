@@ -5,7 +5,8 @@
  */
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { CodedError, ErrorCode } from '../domain/errors';
-import { moreCautiousType, normalizeSeverity, severityFromCvss, type SeveritySource } from '../domain/patch';
+import { moreCautiousType, normalizeSeverity, severityFromCvss, type PatchType, type Severity, type SeveritySource } from '../domain/patch';
+import type { PatchFacts } from '../domain/risk';
 import type { FoundPatch, JobResult } from '../shared/agent-protocol';
 import { hasControlCharacters, packageRefProblem } from '../shared/package-names';
 import { appendAudit } from './audit';
@@ -271,3 +272,44 @@ export async function setCatalogPatch(db: Db, patchId: string, facts: TrustedPat
   });
 }
 
+
+/** Missing patches are read this many endpoints at a time. */
+const MISSING_READ_BATCH = 5000;
+
+/** What each endpoint's last scan found missing (endpoint_patches in state missing), for these endpoints. */
+export async function missingPatches(db: Db, endpointIds: string[]): Promise<Array<{ endpointId: string; patchId: string; detectedAt: string }>> {
+  const missing: Array<{ endpointId: string; patchId: string; detectedAt: string }> = [];
+  for (let i = 0; i < endpointIds.length; i += MISSING_READ_BATCH) {
+    const rows = await db
+      .select({ endpointId: endpointPatches.endpointId, patchId: endpointPatches.patchId, detectedAt: endpointPatches.detectedAt })
+      .from(endpointPatches)
+      .where(and(eq(endpointPatches.state, 'missing'), inArray(endpointPatches.endpointId, endpointIds.slice(i, i + MISSING_READ_BATCH))));
+    for (const r of rows) missing.push({ endpointId: r.endpointId, patchId: r.patchId, detectedAt: r.detectedAt.toISOString() });
+  }
+  return missing;
+}
+
+/** The catalog's facts about these patches, as the assessment takes them (patches not in the catalog are left out). */
+export async function catalogPatchFacts(db: Db, patchIds: string[]): Promise<Array<Omit<PatchFacts, 'knownExploitedCves' | 'rebootRequired'>>> {
+  if (patchIds.length === 0) return [];
+  const rows = await db.select().from(patches).where(inArray(patches.id, patchIds));
+  return rows.map((p) => ({
+    id: p.id,
+    title: p.title,
+    type: p.type as PatchType,
+    severity: p.severity as Severity,
+    cvss: p.cvss,
+    cves: p.cves,
+    knownExploited: p.knownExploited,
+    supersededBy: p.supersededBy,
+    vendor: p.vendor,
+    product: p.product,
+    releasedAt: p.releasedAt ? p.releasedAt.toISOString() : null,
+  }));
+}
+
+/** Marks catalog patches known exploited (a CVE of theirs is in CISA's KEV catalog); the dashboard counts them. */
+export async function markKnownExploited(db: Db, patchIds: string[]): Promise<void> {
+  if (patchIds.length === 0) return;
+  await db.update(patches).set({ knownExploited: true }).where(inArray(patches.id, patchIds));
+}

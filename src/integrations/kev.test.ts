@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../domain/errors';
-import { BUNDLED_KEV_PATH, loadKev } from './kev';
+import { BUNDLED_KEV_PATH, kevCatalog, loadKev } from './kev';
 
 describe('loadKev', () => {
   let dir: string;
@@ -49,5 +49,31 @@ describe('loadKev', () => {
     const path = join(dir, 'other.json');
     await writeFile(path, JSON.stringify({ hello: 'world' }));
     await expect(loadKev(path)).rejects.toThrow(/not a CISA KEV catalog/);
+  });
+});
+
+describe('kevCatalog', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'patchops-kev-catalog-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads the catalog once and hands the same index to every caller', async () => {
+    const catalog = kevCatalog();
+    const [a, b] = await Promise.all([catalog(), catalog()]);
+    expect(a).toBe(b);
+    expect(await catalog()).toBe(a);
+    expect(a.knownExploited(['CVE-2024-3400'])).toEqual(['CVE-2024-3400']);
+  });
+
+  it('tries a failed read again on the next call instead of keeping the failure', async () => {
+    const path = join(dir, 'later.json');
+    const catalog = kevCatalog(path);
+    await expect(catalog()).rejects.toMatchObject({ code: ErrorCode.NotFound });
+    await writeFile(path, JSON.stringify({ vulnerabilities: [{ cveID: 'CVE-2026-0001' }] }));
+    expect((await catalog()).knownExploited(['CVE-2026-0001'])).toEqual(['CVE-2026-0001']);
   });
 });

@@ -29,3 +29,18 @@ export async function loadKev(path: string = BUNDLED_KEV_PATH): Promise<KevIndex
     throw e;
   }
 }
+
+/**
+ * The catalog as an activity dependency: a loader that reads it on first use and keeps it for the life of the
+ * activities it is given to (one per worker process); a failed read is tried again on the next call.
+ */
+export function kevCatalog(path: string = BUNDLED_KEV_PATH): () => Promise<KevIndex> {
+  let index: Promise<KevIndex> | undefined;
+  return () => {
+    index ??= loadKev(path).catch((e: unknown) => {
+      index = undefined;
+      throw e;
+    });
+    return index;
+  };
+}

@@ -27,6 +27,7 @@ import type { RouteModule } from '../shared/contracts';
 import type { HealthCheck } from '../shared/contracts';
 import { connectWorker } from '../temporal/connection';
 import { createWorker } from '../worker/worker';
+import { kevCatalog } from '../integrations/kev';
 import { startCycleReconciler } from './cycle-reconciler';
 import { manifestResigningJob, startPeriodicJobs } from './periodic-jobs';
 import { startDatabase, type RunningDatabase } from './database';
@@ -112,6 +113,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         mailer: email?.mailer ?? null,
         digestMailer: email?.mailer ?? null,
         reportRecipients: email?.recipients ?? config.smtp.reportRecipients,
+        kevCatalog: kevCatalog(),
       });
       worker = await createWorker({ connection, namespace: config.temporal.namespace, activities, ...(metrics ? { interceptors: { activity: [metrics.activityInterceptor] } } : {}) });
       const running = worker.run();

@@ -16,7 +16,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { startFakeAgent } from '../../test/helpers/fake-agent';
 import { RecordingChatNotifier } from '../../test/helpers/ports';
 import { createWorkflowTestEnv, type WorkflowTestEnv } from '../../test/helpers/temporal';
-import { createActivities } from '../activities/index';
+import { createActivities, type Activities } from '../activities/index';
 import { leaseJobs, recordJobResult } from '../db/agent-jobs';
 import { getCycleRow, stageEvents } from '../db/cycles';
 import { CycleStage, TERMINAL_STAGES, workflowIdForCycle, type CycleStatus } from '../domain/cycle';
@@ -52,7 +52,7 @@ const logger = createLogger('silent');
 interface World {
   fake: ServiceNowFake;
   chat: RecordingChatNotifier;
-  activities: ReturnType<typeof createActivities>;
+  activities: Activities;
   mailer: SmtpMailer;
   cycles: ReturnType<typeof createCycleService>;
   fleet: Awaited<ReturnType<typeof seedFleet>>;

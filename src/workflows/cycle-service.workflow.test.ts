@@ -11,7 +11,7 @@ import { parseCommand, type Command } from '../commands/grammar';
 import { savePolicy } from '../db/policies';
 import { CycleStage, workflowIdForCycle } from '../domain/cycle';
 import { createLogger } from '../logging';
-import { executeCommand, type CommandContext } from '../commands/execute';
+import { executeCommand, type CommandContext } from '../../test/helpers/legacy-commands';
 import { createCycleService, ensureScanSchedules } from '../services/temporal-cycle-service';
 import type { CycleService } from '../services/cycle-service';
 import type { FleetScanResult } from './fleet-scan';

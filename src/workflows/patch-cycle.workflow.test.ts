@@ -7,7 +7,7 @@ import { countRows, grantApprovers, saveTestPolicy, seedFleet } from '../../test
 import { startFakeAgent } from '../../test/helpers/fake-agent';
 import { FakeChangeDesk, RecordingChatNotifier } from '../../test/helpers/ports';
 import { createWorkflowTestEnv, type WorkflowTestEnv } from '../../test/helpers/temporal';
-import { createActivities } from '../activities/index';
+import { createActivities, type Activities } from '../activities/index';
 import { verifyAuditChain } from '../db/audit';
 import { endpointGroups, maintenanceWindows } from '../db/schema/index';
 import { stageEvents } from '../db/cycles';
@@ -50,7 +50,7 @@ async function setup(o: { testEndpoints?: number; endpoints?: number; policy?: P
   };
 }
 
-function activities(chat: RecordingChatNotifier, extra: Record<string, unknown> = {}, changeDesk: FakeChangeDesk | null = null) {
+function activities(chat: RecordingChatNotifier, extra: Partial<Activities> = {}, changeDesk: FakeChangeDesk | null = null): Activities {
   return { ...createActivities({ database: db, logger: createLogger('silent'), chat, changeDesk }), ...extra };
 }
 

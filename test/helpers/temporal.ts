@@ -2,13 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
+import type { Activities } from '../../src/activities/index';
 
 export interface WorkflowTestEnv {
   env: TestWorkflowEnvironment;
   /** A task queue of this test's own, so tests never steal each other's tasks. */
   taskQueue: string;
-  /** Runs `fn` while a worker with the real workflow bundle and the given activities polls `taskQueue`. */
-  withWorker<T>(activities: object, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` while a worker with the real workflow bundle and the given activities polls `taskQueue`. Typed
+   * against the real activities, so an override of a renamed or retyped activity fails the typecheck.
+   */
+  withWorker<T>(activities: Partial<Activities>, fn: () => Promise<T>): Promise<T>;
   teardown(): Promise<void>;
 }
 

@@ -16,7 +16,7 @@ import { DEFAULT_SLA, slaDays, type SlaPolicy } from '../../domain/risk';
 import { SEVERITIES } from '../../domain/patch';
 import { createLogger } from '../../logging';
 import { collectReport } from '../../reports/report';
-import { executeCommand } from '../../commands/execute';
+import { executeCommand } from '../../../test/helpers/legacy-commands';
 import { DrizzleAgentJobs } from '../agent-jobs';
 import { cycleDetail, listPatches, overview } from '../dashboard';
 import { agentJobs, endpointGroups, endpointPatches, endpoints, groupMembers, patchCycles, patches } from '../schema/index';

@@ -4,7 +4,7 @@
  * escalation while no one answers.
  */
 import { condition } from '@temporalio/workflow';
-import type { AssessResult } from '../../activities/cycle';
+import type { AssessResult } from '../../domain/assessment';
 import { approvalsReceived, tally, type ApprovalState } from '../../domain/approval';
 import { CycleStage } from '../../domain/cycle';
 import type { DeploymentPolicy } from '../../domain/policy';

@@ -3,7 +3,7 @@
  * after the approval the cycle waits until the change is scheduled (or being implemented). A cancelled or
  * rejected change ends the cycle CANCELLED.
  */
-import type { AssessResult } from '../../activities/cycle';
+import type { AssessResult } from '../../domain/assessment';
 import { CycleStage, type ChangeRequestStateEvent } from '../../domain/cycle';
 import type { DeploymentPolicy } from '../../domain/policy';
 import type { CycleActs } from './proxies';

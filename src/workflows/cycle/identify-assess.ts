@@ -3,7 +3,8 @@
  * assessed, and the waves planned.
  */
 import { patched, workflowInfo } from '@temporalio/workflow';
-import type { AssessResult, StartCycleResult } from '../../activities/cycle';
+import type { StartCycleResult } from '../../activities/cycle';
+import type { AssessResult } from '../../domain/assessment';
 import { CycleStage } from '../../domain/cycle';
 import type { DeploymentPolicy } from '../../domain/policy';
 import type { CycleActs } from './proxies';
