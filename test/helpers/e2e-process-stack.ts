@@ -17,7 +17,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setMaxListeners } from 'node:events';
-import { sql } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { SimFleet, type SimMachine } from '../../src/agent-sim/fleet';
@@ -69,8 +69,8 @@ export interface E2eProcessStack {
   fleet(o: { prefix: string; count: number; patches: FoundPatch[]; failingMachines?: string[] }): Promise<SimFleet>;
   /** DATABASE SEEDING (no public path): groups `<name>` of these machines, `test` the test ring. */
   seedGroups(groups: Array<{ name: string; machines: SimMachine[]; test?: boolean; windowId?: number }>): Promise<void>;
-  /** DATABASE SEEDING (no public path): a maintenance window; returns its id. */
-  seedWindow(w: { name: string; rrule: string; durationMinutes: number; blackoutDates?: string[] }): Promise<number>;
+  /** DATABASE SEEDING (no public path): a maintenance window (UTC) for the named groups; returns its id. */
+  seedWindow(w: { name: string; rrule: string; durationMinutes: number; blackoutDates?: string[]; groups: string[] }): Promise<number>;
   /** The install jobs handed out for the cycle (assertions only), by endpoint id. */
   installJobs(cycleId: string): Promise<Array<{ endpointId: string; notBefore: Date | null; createdAt: Date }>>;
   /** The bot is added to the Teams channel (installationUpdate): its conversation is kept for proactive cards. */
@@ -255,6 +255,7 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
           .insert(maintenanceWindows)
           .values({ name: w.name, rrule: w.rrule, timezone: 'UTC', durationMinutes: w.durationMinutes, ...(w.blackoutDates ? { blackoutDates: w.blackoutDates } : {}) })
           .returning();
+        await db.db.update(endpointGroups).set({ maintenanceWindowId: row!.id }).where(inArray(endpointGroups.name, w.groups));
         return row!.id;
       },
       async installJobs(cycleId) {
