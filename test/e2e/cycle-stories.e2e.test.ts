@@ -130,6 +130,16 @@ async function complianceOf(f: StoryFleet): Promise<ComplianceSummary> {
   return reply.data.summary;
 }
 
+/** The overview's "By group" row of `group` as the dashboard shows it: endpoints, compliant, percent. */
+async function dashboardGroupRow(group: string): Promise<[number, number, number]> {
+  const web = await stack.dashboard();
+  const page = await web.req('/');
+  expect(page.status).toBe(200);
+  const row = new RegExp(`>${group}</a></td><td>(\\d+)</td><td>(\\d+)</td><td>(\\d+)%</td>`).exec(page.text);
+  expect(row, `the dashboard's row of ${group}`).toBeTruthy();
+  return [Number(row![1]), Number(row![2]), Number(row![3])];
+}
+
 /** Install attempts the simulated agents ran (counted on the agent side), by machine id. */
 const installedOn = (f: StoryFleet) => [...f.sim.installsRun.keys()].map((k) => k.split(' ')[0]!).sort();
 
@@ -140,6 +150,7 @@ it('a normal change: approved in Slack and in Teams, the change raised, followed
     policy: () => ({ change: { type: 'normal', pollSeconds: 5 }, approval: { approverGroups: ['ops'], quorum: { low: 2, moderate: 2, high: 2, critical: 2 } } }),
   });
   expect(await complianceOf(f)).toMatchObject({ endpoints: 5, compliant: 0 });
+  expect(await dashboardGroupRow(f.prodGroup)).toEqual([4, 0, 0]);
   const cycleId = await slashStart(`start ${f.prefix} group:${f.testGroup},${f.prodGroup}`);
 
   // The change request is raised before anyone is asked, and the approval request names it in both chats.
@@ -192,6 +203,8 @@ it('a normal change: approved in Slack and in Teams, the change raised, followed
   expect(mail.parsed.text).toContain(changeNumber!);
   // The numbers: every endpoint of the story is compliant now; the dashboard shows the cycle as its users see it.
   expect(await complianceOf(f)).toMatchObject({ endpoints: 5, compliant: 5, compliancePct: 100 });
+  expect(await dashboardGroupRow(f.prodGroup)).toEqual([4, 4, 100]);
+  expect(await dashboardGroupRow(f.testGroup)).toEqual([1, 1, 100]);
   const web = await stack.dashboard();
   const page = await web.req(`/cycles/${encodeURIComponent(cycleId)}`);
   expect(page.status).toBe(200);
@@ -285,6 +298,7 @@ it('a failing test ring ends the cycle before anyone is asked to approve: rolled
   expect((await mailAbout(cycleId)).parsed.subject).toContain(`Cycle rolled back: ${f.prefix} (${cycleId})`);
   // The numbers: nothing is compliant; the failed install is counted.
   expect(await complianceOf(f)).toMatchObject({ endpoints: 4, compliant: 0 });
+  expect(await dashboardGroupRow(f.testGroup)).toEqual([2, 0, 0]);
 }, 240_000);
 
 it('a wave trips its failure threshold, the cycle pauses and asks, and an admin rolls it back with /patch rollback', async () => {
