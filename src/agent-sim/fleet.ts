@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { GatewayClient, GatewayHttpError, isRetryable, jitterAfter, retryDelayMs } from '../agent/client';
-import { patchJobPayloadSchema, type AgentJob, type FoundPatch, type JobResult } from '../shared/agent-protocol';
+import { z } from 'zod';
+import { foundPatchSchema, patchJobPayloadSchema, type AgentJob, type FoundPatch, type JobResult } from '../shared/agent-protocol';
 
 export const DEFAULT_KEV_PATH = new URL('../../assets/kev/known_exploited_vulnerabilities.json', import.meta.url).pathname;
 
@@ -42,6 +43,25 @@ interface KevEntry {
   vendorProject: string;
   product: string;
   vulnerabilityName: string;
+}
+
+/**
+ * The `patches` knob from text (`patchops agent-sim --patches <file.json>`): a JSON array of patches in the
+ * agent protocol's shape. Throws an Error naming the first entry that does not fit.
+ */
+export function parseSimPatches(text: string): FoundPatch[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`the patches file is not JSON: ${(e as Error).message}`, { cause: e });
+  }
+  const parsed = z.array(foundPatchSchema).min(1).safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`the patches file is not a non-empty array of patches (patchId, title, vendor, type, cves, packages): ${issue.path.join('.') || 'the top level'}: ${issue.message}`);
+  }
+  return parsed.data;
 }
 
 /** mulberry32: a small seeded generator, so a fleet is the same every run. */
