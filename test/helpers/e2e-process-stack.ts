@@ -87,7 +87,10 @@ export interface E2eProcessStack {
   result(cycleId: string, timeoutMs?: number): Promise<CycleStatus>;
   /** Verifies the audit chain through the API. */
   verifyAudit(): Promise<{ ok: boolean; rows: number }>;
-  /** Stops the fleets, then SIGINTs the processes (SIGKILL after 20 s), stops the dev server and the fakes, drops the database. */
+  /**
+   * Stops the fleets, then SIGINTs the processes (SIGKILL after 20 s), stops the fakes and the dev server, drops the
+   * database and removes the processes' data folder.
+   */
   close(): Promise<void>;
 }
 
@@ -133,6 +136,8 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const enrollSecret = `${name}-enrol-secret-0123456789`;
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `patchops-${name}-`));
+    stops.push(() => fs.rm(dataDir, { recursive: true, force: true }));
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -144,7 +149,7 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
       SECRETS_KEY: randomBytes(32).toString('hex'),
       AGENT_ENROLL_SECRET: enrollSecret,
       PATCHOPS_ADMIN_PASSWORD: ADMIN_PASSWORD,
-      PATCHOPS_DATA_DIR: await fs.mkdtemp(path.join(os.tmpdir(), `patchops-${name}-`)),
+      PATCHOPS_DATA_DIR: dataDir,
       PORT: String(port),
       PUBLIC_URL: 'http://patchops.example.test',
       SLACK_BOT_TOKEN: 'xoxb-e2e',
