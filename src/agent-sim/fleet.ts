@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { GatewayClient, GatewayHttpError, isRetryable, jitterAfter, retryDelayMs } from '../agent/client';
-import { patchJobPayloadSchema, type AgentJob, type FoundPatch, type JobResult } from '../shared/agent-protocol';
+import { z } from 'zod';
+import { foundPatchSchema, patchJobPayloadSchema, type AgentJob, type FoundPatch, type JobResult } from '../shared/agent-protocol';
 
 export const DEFAULT_KEV_PATH = new URL('../../assets/kev/known_exploited_vulnerabilities.json', import.meta.url).pathname;
 
@@ -26,6 +27,13 @@ export interface SimOptions {
   seed?: number;
   kevPath?: string;
   enrollConcurrency?: number;
+  /**
+   * Every endpoint reports exactly these patches missing (instead of a random pick from the KEV-based catalogs):
+   * for tests and demos that need to know what a cycle will find.
+   */
+  patches?: FoundPatch[];
+  /** Machine ids whose installs always fail (whatever `failureRate` says); see also `failInstallsOn`. */
+  failingMachines?: readonly string[];
   log: Logger;
   signal?: AbortSignal;
 }
@@ -35,6 +43,25 @@ interface KevEntry {
   vendorProject: string;
   product: string;
   vulnerabilityName: string;
+}
+
+/**
+ * The `patches` knob from text (`patchops agent-sim --patches <file.json>`): a JSON array of patches in the
+ * agent protocol's shape. Throws an Error naming the first entry that does not fit.
+ */
+export function parseSimPatches(text: string): FoundPatch[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`the patches file is not JSON: ${(e as Error).message}`, { cause: e });
+  }
+  const parsed = z.array(foundPatchSchema).min(1).safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`the patches file is not a non-empty array of patches (patchId, title, vendor, type, cves, packages): ${issue.path.join('.') || 'the top level'}: ${issue.message}`);
+  }
+  return parsed.data;
 }
 
 /** mulberry32: a small seeded generator, so a fleet is the same every run. */
@@ -132,16 +159,33 @@ export interface SimStats {
   statuses: Record<number, number>;
 }
 
+/** One virtual endpoint as the server knows it, once enrolled. */
+export interface SimMachine {
+  machineId: string;
+  endpointId: string;
+  hostname: string;
+  os: Os;
+}
+
 export class SimFleet {
   /** Install attempts per `<machine id> <patch id>`, counted on the agent side: a crash-safe server never repeats one. */
   readonly installsRun = new Map<string, number>();
+  /** The enrolled endpoints, by machine id, in the order they enrolled. */
+  readonly machines = new Map<string, SimMachine>();
+  private failing: Set<string>;
   readonly stats: SimStats = { enrolled: 0, polls: 0, jobs: 0, failedInstalls: 0, refusedResults: 0, errors: 0, resultRetries: 0, pollsNotHeld: 0, statuses: {} };
   private readonly endpoints: VirtualEndpoint[] = [];
   private readonly rnd: () => number;
   constructor(private readonly o: SimOptions) {
     this.rnd = seeded(o.seed ?? 42);
+    this.failing = new Set(o.failingMachines ?? []);
     // Every virtual endpoint's waits listen on the one signal: thousands of listeners are expected, not a leak.
     if (o.signal) setMaxListeners(0, o.signal);
+  }
+
+  /** From now on, installs on these machine ids fail (and only these: it replaces `failingMachines`). */
+  failInstallsOn(machineIds: readonly string[]): void {
+    this.failing = new Set(machineIds);
   }
 
   /** Enrols every virtual endpoint (bounded concurrency) and sends each one's inventory. */
@@ -153,10 +197,14 @@ export class SimFleet {
       const r = this.rnd() * (mix.windows + mix.linux + mix.macos);
       const os: Os = r < mix.windows ? 'windows' : r < mix.windows + mix.linux ? 'linux' : 'macos';
       const missing = new Map<string, FoundPatch>();
-      const k = 3 + Math.floor(this.rnd() * 10);
-      for (let i = 0; i < k; i++) {
-        const p = catalogs[os][Math.floor(this.rnd() * catalogs[os].length)]!;
-        missing.set(p.patchId, p);
+      if (this.o.patches) {
+        for (const p of this.o.patches) missing.set(p.patchId, p);
+      } else {
+        const k = 3 + Math.floor(this.rnd() * 10);
+        for (let i = 0; i < k; i++) {
+          const p = catalogs[os][Math.floor(this.rnd() * catalogs[os].length)]!;
+          missing.set(p.patchId, p);
+        }
       }
       this.endpoints.push({ n, os, client: new GatewayClient(this.o.serverUrl), missing, installed: new Map() });
     }
@@ -166,10 +214,11 @@ export class SimFleet {
         const ep = this.endpoints[next++]!;
         for (let attempt = 0; ; attempt++) {
           try {
+            const hostname = `${prefix}-${ep.os === 'windows' ? 'win' : ep.os === 'linux' ? 'lnx' : 'mac'}-${String(ep.n).padStart(5, '0')}`;
             const res = await ep.client.enroll({
               enrollSecret: this.o.enrollSecret,
               machineId: this.machineIdOf(ep),
-              hostname: `${prefix}-${ep.os === 'windows' ? 'win' : ep.os === 'linux' ? 'lnx' : 'mac'}-${String(ep.n).padStart(5, '0')}`,
+              hostname,
               osFamily: ep.os,
               osName: ep.os === 'windows' ? 'Windows 11 Enterprise' : ep.os === 'linux' ? 'Debian GNU/Linux' : 'macOS',
               osVersion: ep.os === 'windows' ? '10.0.22631' : ep.os === 'linux' ? '12' : '14.4',
@@ -177,6 +226,7 @@ export class SimFleet {
               agentVersion: 'sim-0.1.0',
             });
             ep.client.nodeKey = res.nodeKey;
+            this.machines.set(this.machineIdOf(ep), { machineId: this.machineIdOf(ep), endpointId: res.endpointId, hostname, os: ep.os });
             this.stats.enrolled += 1;
             break;
           } catch (e) {
@@ -230,7 +280,9 @@ export class SimFleet {
         const key = `${this.machineIdOf(ep)} ${p.patchId}`;
         this.installsRun.set(key, (this.installsRun.get(key) ?? 0) + 1);
         await sleep(lo + this.rnd() * (hi - lo), undefined, { signal: this.o.signal }).catch(() => undefined);
-        if (this.rnd() < (this.o.failureRate ?? 0.02)) {
+        // Drawn even for a failing machine, so the knob leaves every other machine's draws as they were.
+        const unlucky = this.rnd() < (this.o.failureRate ?? 0.02);
+        if (unlucky || this.failing.has(this.machineIdOf(ep))) {
           this.stats.failedInstalls += 1;
           patches.push({ patchId: p.patchId, state: 'failed', error: ep.os === 'windows' ? 'Windows Update returned 0x80240022 (WU_E_ALL_UPDATES_FAILED)' : 'dpkg: error processing package (--configure)' });
         } else {

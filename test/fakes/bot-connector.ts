@@ -12,6 +12,8 @@ export interface ConnectorCall {
   activityId?: string;
   activity?: Record<string, unknown>;
   authorization?: string;
+  /** The activity id the fake answered with (of a sent card: the id its updates and replies name). */
+  answeredId?: string;
   at: number;
 }
 
@@ -78,7 +80,7 @@ export async function startFakeBotConnector(): Promise<FakeBotConnector> {
       }
       if (req.method === 'POST' && conversationId) {
         seq += 1;
-        calls.push({ op: activityId ? 'reply' : 'send', ...base });
+        calls.push({ op: activityId ? 'reply' : 'send', ...base, answeredId: `fake-activity-${seq}` });
         return send(200, { id: `fake-activity-${seq}` });
       }
       if (req.method === 'PUT' && conversationId && activityId) {

@@ -11,6 +11,8 @@ export interface SlackApiCall {
   method: string;
   args: Record<string, unknown>;
   token?: string;
+  /** What the fake answered (e.g. the `ts` of a posted message, as the bot saw it). */
+  answer?: Record<string, unknown>;
   at: number;
 }
 
@@ -152,8 +154,10 @@ export async function startFakeSlackApi(): Promise<FakeSlackApi> {
       const args = parseArgs(body, contentType);
       const auth = req.headers.authorization;
       const token = auth?.startsWith('Bearer ') ? auth.slice(7) : typeof args.token === 'string' ? args.token : undefined;
-      calls.push({ method, args, token, at: Date.now() });
+      const call: SlackApiCall = { method, args, token, at: Date.now() };
+      calls.push(call);
       const out = token ? answer(method, args, token) : { ok: false, error: 'not_authed' };
+      call.answer = out;
       waiters.splice(0).forEach((w) => w());
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(out));
     })().catch((e: unknown) => {

@@ -52,28 +52,29 @@ export async function seedFleet(db: Db, f: FleetSpec): Promise<{ testGroup: stri
   return { testGroup, prodGroup, patchId, endpointIds: ids };
 }
 
+/** A fast policy for tests (seconds, not hours), as a policy document (what `POST /api/v1/policies` takes). */
+export function testPolicyDocument(name: string, testGroup: string, overrides: Partial<DeploymentPolicyInput> = {}): DeploymentPolicyInput {
+  return {
+    name,
+    test: { group: testGroup, soakSeconds: 1, failureThreshold: { percent: 50, count: 0 } },
+    waves: [
+      { name: 'pilot', percent: 50 },
+      { name: 'broad', percent: 50 },
+    ],
+    failureThreshold: { percent: 30, count: 0 },
+    // Small limits so every wave exercises held jobs being released as others finish.
+    concurrency: 3,
+    batchSize: 2,
+    maintenance: { respectWindows: false, expectedInstallMinutes: 0 },
+    jobs: { unreachableAfterSeconds: 60, pollIntervalSeconds: 1 },
+    approval: { approverGroups: ['ops'], quorum: { low: 1, moderate: 1, high: 2, critical: 2 } },
+    ...overrides,
+  } as DeploymentPolicyInput;
+}
+
 /** A fast policy for tests: seconds, not hours. */
 export async function saveTestPolicy(db: Db, name: string, testGroup: string, overrides: Partial<DeploymentPolicyInput> = {}): Promise<void> {
-  await savePolicy(
-    db,
-    {
-      name,
-      test: { group: testGroup, soakSeconds: 1, failureThreshold: { percent: 50, count: 0 } },
-      waves: [
-        { name: 'pilot', percent: 50 },
-        { name: 'broad', percent: 50 },
-      ],
-      failureThreshold: { percent: 30, count: 0 },
-      // Small limits so every wave exercises held jobs being released as others finish.
-      concurrency: 3,
-      batchSize: 2,
-      maintenance: { respectWindows: false, expectedInstallMinutes: 0 },
-      jobs: { unreachableAfterSeconds: 60, pollIntervalSeconds: 1 },
-      approval: { approverGroups: ['ops'], quorum: { low: 1, moderate: 1, high: 2, critical: 2 } },
-      ...overrides,
-    },
-    'cli:test',
-  );
+  await savePolicy(db, testPolicyDocument(name, testGroup, overrides), 'cli:test');
 }
 
 export async function grantApprovers(db: Db, identities: string[], group = 'ops'): Promise<void> {

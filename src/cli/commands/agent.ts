@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { configureAgentCommand } from '../../agent/cli';
-import { SimFleet } from '../../agent-sim/fleet';
+import { parseSimPatches, SimFleet } from '../../agent-sim/fleet';
 import { type EnrollSecretInfo } from '../../db/agent-enroll-secrets';
 import { type AgentSummary } from '../../db/agent-keys';
 import { type DistributionPointSummary } from '../../db/distribution-points';
@@ -54,10 +54,18 @@ export function registerAgentCommands(program: Command): void {
     .option('--failure-rate <r>', 'share of installs that fail', '0.02')
     .option('--latency <ms>', 'install latency range per patch, min-max', '200-2000')
     .option('--seed <n>', 'random seed', '42')
-    .action(async (o: { server: string; enrollSecret: string; count: string; prefix: string; wait: string; failureRate: string; latency: string; seed: string }) => {
+    .option('--patches <file.json>', 'every endpoint reports exactly these patches missing (a JSON array in the agent protocol shape)')
+    .option('--fail-on <machine ids>', 'comma-separated machine ids whose installs always fail')
+    .action(async (o: { server: string; enrollSecret: string; count: string; prefix: string; wait: string; failureRate: string; latency: string; seed: string; patches?: string; failOn?: string }) => {
       const log = pino({ name: 'patchops-agent-sim', level: process.env.LOG_LEVEL ?? 'info' });
       const ac = stopOnSignal();
       const [lo, hi] = o.latency.split('-').map(Number);
+      let patches;
+      try {
+        patches = o.patches ? parseSimPatches(await fs.readFile(o.patches, 'utf8')) : undefined;
+      } catch (e) {
+        reportFatal(e);
+      }
       const fleet = new SimFleet({
         serverUrl: o.server,
         enrollSecret: o.enrollSecret,
@@ -67,6 +75,8 @@ export function registerAgentCommands(program: Command): void {
         failureRate: Number(o.failureRate),
         installLatencyMs: [lo ?? 200, hi ?? lo ?? 2000],
         seed: Number(o.seed),
+        ...(patches ? { patches } : {}),
+        ...(o.failOn ? { failingMachines: o.failOn.split(',').map((m) => m.trim()).filter(Boolean) } : {}),
         log,
         signal: ac.signal,
       });
