@@ -18,6 +18,7 @@ import { auditRoutes } from './routes/audit';
 import { commandRoutes } from './routes/commands';
 import { cycleRoutes } from './routes/cycles';
 import { fleetRoutes } from './routes/fleet';
+import { groupRoutes } from './routes/groups';
 import { patchRoutes } from './routes/patches';
 import { peopleRoutes } from './routes/people';
 import { policyRoutes } from './routes/policies';
@@ -69,6 +70,7 @@ async function apiPlugin(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   commandRoutes(app, deps);
   cycleRoutes(app, deps);
   fleetRoutes(app, deps);
+  groupRoutes(app, deps);
   patchRoutes(app, deps);
   peopleRoutes(app, deps);
   policyRoutes(app, deps);

@@ -139,3 +139,44 @@ describe('/api/v1 resources', () => {
     expect(verified.rows).toBeGreaterThan(5);
   });
 });
+
+describe('/api/v1 groups and maintenance windows', () => {
+  it('a viewer reads but cannot change them (nothing stored); an admin defines a window with a blackout, a group of named endpoints in it, and deletes them', async () => {
+    const { endpointIds } = await seedFleet(db.db, { prefix: 'grp', testEndpoints: 0, endpoints: 3 });
+    const window = { rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22;BYMINUTE=0', timezone: 'Europe/London', durationMinutes: 240, blackoutDates: ['2026-12-26'] };
+    expect((await call('PUT', '/windows/saturday-night', viewer, window)).status).toBe(403);
+    expect((await call('PUT', '/groups/web-farm', viewer, { members: endpointIds })).status).toBe(403);
+    const before = (await (await call('GET', '/windows', viewer)).json()) as { windows: unknown[] };
+    expect(before.windows).toEqual([]);
+    expect(((await (await call('GET', '/groups', viewer)).json()) as { groups: Array<{ name: string }> }).groups.map((g) => g.name)).not.toContain('web-farm');
+
+    // Refusals say what is wrong, and store nothing.
+    const badZone = await call('PUT', '/windows/saturday-night', admin, { ...window, timezone: 'Mars/Olympus' });
+    expect(badZone.status).toBe(400);
+    expect(((await badZone.json()) as { message: string }).message).toContain('IANA');
+    const noWindow = await call('PUT', '/groups/web-farm', admin, { window: 'saturday-night' });
+    expect(noWindow.status).toBe(400);
+    const unknownHost = await call('PUT', '/groups/web-farm', admin, { members: [endpointIds[0], 'no-such-host'] });
+    expect(unknownHost.status).toBe(400);
+    expect(((await unknownHost.json()) as { message: string }).message).toContain('no-such-host');
+    expect(((await (await call('GET', '/groups', viewer)).json()) as { groups: Array<{ name: string }> }).groups.map((g) => g.name)).not.toContain('web-farm');
+
+    const saved = await call('PUT', '/windows/saturday-night', admin, window);
+    expect(saved.status).toBe(200);
+    const group = await call('PUT', '/groups/web-farm', admin, { members: endpointIds.slice(0, 2), window: 'saturday-night', criticality: 4, exposure: 'dmz' });
+    expect(group.status).toBe(200);
+    expect(await group.json()).toMatchObject({ name: 'web-farm', window: 'saturday-night', criticality: 4, exposure: 'dmz', isTestGroup: false, members: 2 });
+    // Changing one field keeps the rest; members given become the exact membership.
+    expect(await (await call('PUT', '/groups/web-farm', admin, { members: [endpointIds[2]!] })).json()).toMatchObject({ window: 'saturday-night', criticality: 4, members: 1 });
+    expect(await (await call('GET', '/groups/web-farm/members', viewer)).json()).toEqual({ members: [endpointIds[2]] });
+    const windows = (await (await call('GET', '/windows', viewer)).json()) as { windows: unknown[] };
+    expect(windows.windows).toMatchObject([{ name: 'saturday-night', ...window, groups: ['web-farm'] }]);
+
+    expect((await call('DELETE', '/windows/saturday-night', admin)).status).toBe(200);
+    expect(await (await call('PUT', '/groups/web-farm', admin, {})).json()).toMatchObject({ window: null, members: 1 });
+    expect((await call('DELETE', '/groups/web-farm', admin)).status).toBe(200);
+    expect((await call('DELETE', '/groups/web-farm', admin)).status).toBe(404);
+    const actions = (await db.db.select().from(auditLog)).filter((r) => r.actor === 'web:ada').map((r) => r.action);
+    expect(actions).toEqual(expect.arrayContaining(['window.saved', 'group.saved', 'window.deleted', 'group.deleted']));
+  });
+});
