@@ -3,6 +3,7 @@ import type { Logger } from '../logging';
 import { createProbeActivities } from './probe';
 import { createCycleActivities } from './cycle';
 import { createDigestActivities, type DigestMailer } from './digest';
+import { withHeartbeats } from './heartbeat';
 import type { AgentJobs, ChangeDesk, ChatNotifier, Mailer } from '../domain/ports';
 
 /** What the worker injects into activities: real clients in production, fakes in tests. */
@@ -20,13 +21,16 @@ export interface ActivityDeps {
   digestMailer?: DigestMailer | null;
 }
 
-/** The one activity factory (Temporal samples style): the worker passes real dependencies, tests pass fakes. */
+/**
+ * The one activity factory (Temporal samples style): the worker passes real dependencies, tests pass fakes.
+ * Every activity heartbeats while it runs (heartbeat.ts), so a dead worker's activities are retried in seconds.
+ */
 export function createActivities(deps: ActivityDeps) {
-  return {
+  return withHeartbeats({
     ...createProbeActivities(deps),
     ...createCycleActivities(deps),
     ...createDigestActivities(deps),
-  };
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;
