@@ -99,6 +99,9 @@ async function cycleSurvives(name: string, prefix: string, seed: number, fault: 
       `statuses=${JSON.stringify(s.statuses)} duration=${(result.ms / 1000).toFixed(1)}s`,
   );
 
+  // A 500 is a bug (an outage must read 503 + Retry-After): show what the server logged at error level.
+  if (s.statuses[500]) for (const line of server.output().split('\n').filter((l) => l.includes('"level":50')).slice(-5)) console.log(`faults: ${name} server error: ${line.slice(0, 600)}`);
+
   expect(faults.length, 'the cycle ended before the first restart').toBeGreaterThan(0);
   expect(result.stage).toBe('COMPLETED');
   expect(o.duplicates).toEqual([]);
