@@ -7,7 +7,7 @@ import { heartbeating, withHeartbeats } from './heartbeat';
 
 describe('withHeartbeats', () => {
   it('heartbeats at once and then every interval while the activity runs, and stops when it returns', async () => {
-    const env = new MockActivityEnvironment();
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 30_000 });
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
     const acts = withHeartbeats({ slow: async (ms: number) => (await sleep(ms), `slept ${ms}`) }, 20);
@@ -21,7 +21,7 @@ describe('withHeartbeats', () => {
   });
 
   it('resends the details the activity heartbeats itself instead of blanking them', async () => {
-    const env = new MockActivityEnvironment();
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 30_000 });
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
     const run = heartbeating(async () => {
@@ -37,7 +37,7 @@ describe('withHeartbeats', () => {
 
   it('stops heartbeating when the activity throws, and passes the error on', async () => {
     // Quiet: the mock logs the activity's failure, which this case expects.
-    const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 30_000 }, { logger: new DefaultLogger('ERROR') });
     let beats = 0;
     env.on('heartbeat', () => beats++);
     const acts = withHeartbeats({ broken: async () => Promise.reject(new Error('database down')) }, 10);
@@ -45,6 +45,15 @@ describe('withHeartbeats', () => {
     const after = beats;
     await sleep(50);
     expect(beats).toBe(after);
+  });
+
+  it('does not heartbeat an activity started without a heartbeat timeout', async () => {
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: undefined });
+    let beats = 0;
+    env.on('heartbeat', () => beats++);
+    const acts = withHeartbeats({ slow: async () => sleep(60) }, 10);
+    await env.run(acts.slow);
+    expect(beats).toBe(0);
   });
 
   it('outside an activity (a unit test calling it directly) just calls the function', async () => {

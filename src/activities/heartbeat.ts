@@ -5,7 +5,8 @@
  * assembled (createActivities), not a call inside each activity.
  *
  * An activity that heartbeats details of its own (awaitJobs: its counts) keeps them: the periodic beat resends
- * the last details it sent. Outside an activity (a unit test calling the function directly) the wrapper just calls.
+ * the last details it sent. Outside an activity (a unit test calling the function directly), or when the caller set no
+ * heartbeat timeout (the SDK: an activity without one must not heartbeat), the wrapper just calls.
  */
 import { Context } from '@temporalio/activity';
 
@@ -25,7 +26,7 @@ function currentContext(): Context | undefined {
 export function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>, intervalMs = HEARTBEAT_INTERVAL_MS): (...args: A) => Promise<R> {
   return async function (this: unknown, ...args: A): Promise<R> {
     const ctx = currentContext();
-    if (!ctx) return fn.apply(this, args);
+    if (!ctx?.info.heartbeatTimeoutMs) return fn.apply(this, args);
     // Remember the details the activity itself sends, so the periodic beat does not blank them.
     const beat = ctx.heartbeat.bind(ctx);
     let details: unknown;
@@ -35,7 +36,8 @@ export function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise
       beat(d);
     };
     beat(details);
-    const timer = setInterval(() => beat(details), intervalMs);
+    // Several beats per timeout even if a caller sets a short one.
+    const timer = setInterval(() => beat(details), Math.min(intervalMs, ctx.info.heartbeatTimeoutMs / 3));
     try {
       return await fn.apply(this, args);
     } finally {
