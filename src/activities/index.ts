@@ -4,6 +4,7 @@ import { createProbeActivities } from './probe';
 import { createCycleActivities } from './cycle';
 import { createDigestActivities, type DigestMailer } from './digest';
 import { withFailures } from './failures';
+import { withHeartbeats } from './heartbeat';
 import type { KevIndex } from '../domain/kev';
 import type { AgentJobs, ChangeDesk, ChatNotifier, Mailer } from '../domain/ports';
 
@@ -26,14 +27,17 @@ export interface ActivityDeps {
 
 /**
  * The one activity factory (Temporal samples style): the worker passes real dependencies, tests pass fakes.
- * Every activity's coded errors become typed ApplicationFailures here, once (see failures.ts).
+ * Every activity's coded errors become typed ApplicationFailures here, once (see failures.ts), and every activity
+ * heartbeats while it runs (heartbeat.ts), so a dead worker's activities are retried in seconds.
  */
 export function createActivities(deps: ActivityDeps) {
-  return withFailures({
-    ...createProbeActivities(deps),
-    ...createCycleActivities(deps),
-    ...createDigestActivities(deps),
-  });
+  return withFailures(
+    withHeartbeats({
+      ...createProbeActivities(deps),
+      ...createCycleActivities(deps),
+      ...createDigestActivities(deps),
+    }),
+  );
 }
 
 export type Activities = ReturnType<typeof createActivities>;

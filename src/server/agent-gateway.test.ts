@@ -9,6 +9,7 @@ describe('isOverload', () => {
     ['too many connections (53300)', Object.assign(new Error('sorry, too many clients already'), { code: '53300' }), true],
     ['deadlock (40P01)', wrapped(Object.assign(new Error('deadlock detected'), { code: '40P01' })), true],
     ['statement timeout (57014)', Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }), true],
+    ['database restarted (57P01)', wrapped(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })), true],
     ['database down', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), true],
     ['a unique violation (23505)', wrapped(Object.assign(new Error('duplicate key'), { code: '23505' })), false],
     ['a programming error', new TypeError('cannot read properties of undefined'), false],

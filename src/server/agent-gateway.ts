@@ -147,6 +147,8 @@ export function readOpenFileLimit(limitsText?: string): number | null {
 const OVERLOAD_SQLSTATES = new Set([
   '53000', // insufficient_resources
   '53300', // too_many_connections
+  '57P01', // admin_shutdown (PostgreSQL stopped or restarted: the connection is cut)
+  '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
   '57014', // query_canceled (statement timeout)
   '40001', // serialization_failure

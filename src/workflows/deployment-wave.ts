@@ -6,16 +6,18 @@
  */
 import { proxyActivities, sleep } from '@temporalio/workflow';
 import type { CycleActivities } from '../activities/cycle';
+import { HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
 import type { WaveCounts } from '../domain/cycle';
 import type { DeploymentPolicy, FailureThreshold } from '../domain/policy';
 
 const { nextWaveWindow, dispatchCycleJobs, cancelQueuedJobs } = proxyActivities<CycleActivities>({
   startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   retry: { maximumInterval: '30 seconds' },
 });
 const { awaitJobs } = proxyActivities<CycleActivities>({
   startToCloseTimeout: '30 days',
-  heartbeatTimeout: '60 seconds',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   retry: { maximumInterval: '30 seconds' },
 });
 

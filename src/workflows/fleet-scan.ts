@@ -5,10 +5,15 @@
  */
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { CycleActivities } from '../activities/cycle';
+import { HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
 import type { CycleScope, WaveCounts } from '../domain/cycle';
 
-const { dispatchScanJobs } = proxyActivities<CycleActivities>({ startToCloseTimeout: '5 minutes', retry: { maximumInterval: '30 seconds' } });
-const { awaitJobs } = proxyActivities<CycleActivities>({ startToCloseTimeout: '1 day', heartbeatTimeout: '60 seconds', retry: { maximumInterval: '30 seconds' } });
+const { dispatchScanJobs } = proxyActivities<CycleActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: { maximumInterval: '30 seconds' },
+});
+const { awaitJobs } = proxyActivities<CycleActivities>({ startToCloseTimeout: '1 day', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: { maximumInterval: '30 seconds' } });
 
 export interface FleetScanInput {
   scope: CycleScope;

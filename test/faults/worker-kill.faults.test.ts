@@ -13,14 +13,22 @@
  * Each case prints one `faults:` line of counts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SimFleet, seeded } from '../../src/agent-sim/fleet';
+import type { SimFleet } from '../../src/agent-sim/fleet';
 import { verifyAuditChain } from '../../src/db/audit';
-import { TERMINAL_STAGES } from '../../src/domain/cycle';
 import { createLogger } from '../../src/logging';
 import { freePort } from '../../src/temporal/dev-server';
-import { groupFleetWithPolicy, runApprovedCycle, stageOf, startDeployment, type Deployment } from '../helpers/deployment';
+import {
+  byStage,
+  cycleOutcome,
+  groupFleetWithPolicy,
+  injectFaults,
+  jobCounts,
+  runApprovedCycle,
+  simFleet,
+  startDeployment,
+  type Deployment,
+} from '../helpers/deployment';
 import type { UpProcess } from '../helpers/up-process';
 
 const ENDPOINTS = Number(process.env.FAULT_ENDPOINTS ?? 1000);
@@ -30,7 +38,7 @@ const SEED = Number(process.env.FAULT_SEED ?? Date.now() % 1_000_000);
 const LEASE_SECONDS = 10;
 /** The second case's policy: endpoints silent this long are unreachable. */
 const UNREACHABLE_AFTER_SECONDS = 30; // the least a policy accepts
-/** A cycle must end within this; each kill may cost up to the activities' 60 s heartbeat timeout. */
+/** A cycle must end within this; each kill may cost up to the activities' 30 s heartbeat timeout and a worker start. */
 const CYCLE_TIMEOUT_MS = 300_000 + KILLS * 90_000;
 
 let dep: Deployment;
@@ -40,26 +48,7 @@ const abort = new AbortController();
 const log = createLogger('warn');
 
 function fleet(prefix: string, count: number, installLatencyMs: [number, number], signal: AbortSignal, seed: number): SimFleet {
-  return new SimFleet({ serverUrl, enrollSecret: dep.enrollSecret, count, prefix, waitSeconds: 5, installLatencyMs, failureRate: 0, seed, log, signal });
-}
-
-/** Agent jobs of one cycle by kind and state. */
-async function jobCounts(cycleId: string): Promise<Record<string, Record<string, number>>> {
-  const r = await dep.db.db.execute<{ kind: string; state: string; n: number }>(
-    sql`select kind, state, count(*)::int as n from agent_jobs where cycle_id = ${cycleId} group by kind, state`,
-  );
-  const out: Record<string, Record<string, number>> = {};
-  for (const row of r.rows) (out[row.kind] ??= {})[row.state] = Number(row.n);
-  return out;
-}
-
-/** Every (machine id, patch id) the cycle sent in an install job, as `<machine id> <patch id>` (the fleet's key). */
-async function installsSent(cycleId: string): Promise<string[]> {
-  const r = await dep.db.db.execute<{ key: string }>(sql`
-    select e.machine_id || ' ' || (p ->> 'patchId') as key
-    from agent_jobs j join endpoints e on e.id = j.endpoint_id, jsonb_array_elements(j.payload -> 'patches') p
-    where j.cycle_id = ${cycleId} and j.kind = 'install'`);
-  return r.rows.map((row) => row.key);
+  return simFleet(dep, { serverUrl, prefix, count, installLatencyMs, signal, seed, log });
 }
 
 beforeAll(async () => {
@@ -91,52 +80,36 @@ it(`a cycle of ${ENDPOINTS} endpoints survives ${KILLS} SIGKILLs of its worker: 
   let done = false;
   const cycle = runApprovedCycle(dep, { policyName: 'fk', groups, approver, timeoutMs: CYCLE_TIMEOUT_MS, onStarted: (id) => (cycleId = id) }).finally(() => (done = true));
 
-  // The killer: a random pause of 1-8 s, then SIGKILL and a new worker process, until KILLS or the cycle's end.
-  // At most a quarter of the kills (rounded up) per stage: when the stage has had its share, the next kill waits
-  // for the next stage, so the kills spread over scan, assess, deploy and verify as far as the timing allows.
-  const rnd = seeded(SEED);
-  const perStage = Math.ceil(KILLS / 4);
-  const kills: Array<{ stage: string; atMs: number }> = [];
-  const hits = (stage: string) => kills.filter((k) => k.stage === stage).length;
-  const t0 = Date.now();
-  while (kills.length < KILLS && !done) {
-    await sleep(1000 + rnd() * 7000);
-    let stage = cycleId ? await stageOf(dep, cycleId) : null;
-    while (!done && (!stage || hits(stage) >= perStage)) {
-      await sleep(250);
-      stage = cycleId ? await stageOf(dep, cycleId) : null;
-    }
-    if (done || !stage || TERMINAL_STAGES.includes(stage)) break;
-    worker.child.kill('SIGKILL');
-    await worker.exited;
-    kills.push({ stage, atMs: Date.now() - t0 });
-    console.log(`faults: kill ${kills.length}/${KILLS} of the worker at ${((Date.now() - t0) / 1000).toFixed(1)} s, stage ${stage}`);
-    worker = await dep.start('worker');
-  }
+  // The killer: SIGKILL and a new worker process at random moments spread over the stages (injectFaults).
+  const kills = await injectFaults(dep, {
+    name: 'kill of the worker',
+    count: KILLS,
+    seed: SEED,
+    cycleId: () => cycleId,
+    done: () => done,
+    fault: async () => {
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+      worker = await dep.start('worker');
+    },
+  });
   const result = await cycle;
 
-  const counts = await jobCounts(result.cycleId);
-  const sent = await installsSent(result.cycleId);
-  const ran = [...agents.installsRun.entries()];
-  const duplicates = ran.filter(([, n]) => n > 1);
-  const missing = sent.filter((k) => !agents.installsRun.has(k));
-  const unfinished = Object.values(counts).reduce((n, byState) => n + (byState.queued ?? 0) + (byState.leased ?? 0) + (byState.held ?? 0), 0);
-  const byStage: Record<string, number> = {};
-  for (const k of kills) byStage[k.stage] = (byStage[k.stage] ?? 0) + 1;
+  const o = await cycleOutcome(dep, result.cycleId, agents);
   console.log(
-    `faults: worker-kill endpoints=${ENDPOINTS} seed=${SEED} kills=${kills.length} stages=${JSON.stringify(byStage)} stage=${result.stage} ` +
-      `installs=${ran.length} sent=${sent.length} duplicates=${duplicates.length} missing=${missing.length} unfinishedJobs=${unfinished} ` +
-      `jobs=${JSON.stringify(counts)} duration=${(result.ms / 1000).toFixed(1)}s`,
+    `faults: worker-kill endpoints=${ENDPOINTS} seed=${SEED} kills=${kills.length} stages=${JSON.stringify(byStage(kills))} stage=${result.stage} ` +
+      `installs=${o.installs} sent=${o.sent} duplicates=${o.duplicates.length} missing=${o.missing.length} unfinishedJobs=${o.unfinished} ` +
+      `jobs=${JSON.stringify(o.jobs)} duration=${(result.ms / 1000).toFixed(1)}s`,
   );
 
   expect(kills.length, 'the cycle ended before the first kill').toBeGreaterThan(0);
   expect(result.stage).toBe('COMPLETED');
-  expect(duplicates).toEqual([]);
-  expect(missing).toEqual([]);
-  expect(ran.length).toBe(sent.length);
-  expect(unfinished).toBe(0);
-  expect(counts.install?.succeeded).toBe(ENDPOINTS);
-  expect(counts.verify?.succeeded).toBe(ENDPOINTS);
+  expect(o.duplicates).toEqual([]);
+  expect(o.missing).toEqual([]);
+  expect(o.installs).toBe(o.sent);
+  expect(o.unfinished).toBe(0);
+  expect(o.jobs.install?.succeeded).toBe(ENDPOINTS);
+  expect(o.jobs.verify?.succeeded).toBe(ENDPOINTS);
   expect(agents.stats.statuses[500] ?? 0).toBe(0);
   expect(await verifyAuditChain(dep.db.db)).toEqual({ ok: true, rows: expect.any(Number) });
 
@@ -170,7 +143,7 @@ it('agents killed mid-install: their leases expire, they are counted unreachable
   doomedSignal.abort();
   const result = await cycle;
 
-  const counts = await jobCounts(result.cycleId);
+  const counts = await jobCounts(dep, result.cycleId);
   const duplicates = [...live.installsRun.entries()].filter(([, n]) => n > 1);
   console.log(
     `faults: agents-killed endpoints=${ENDPOINTS} killedMidInstall=${killedMidInstall} stage=${result.stage} ` +

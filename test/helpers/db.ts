@@ -14,12 +14,13 @@ export interface TestDatabase extends Database {
 
 /**
  * A database of the test's own, migrated: a fresh database on the real PostgreSQL server when DATABASE_URL
- * is set (CI), else an in-memory PGlite served on the wire protocol. close() drops it.
+ * is set (CI), else an in-memory PGlite served on the wire protocol. close() drops it. `baseUrl` names another
+ * server to use instead of DATABASE_URL's (a private one the test may restart: private-postgres.ts).
  */
-export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(options: { migrate?: boolean; baseUrl?: string } = {}): Promise<TestDatabase> {
   // The audit chain is keyed: a test process writes and verifies it under a key of its own.
   if (!auditKeysLoaded()) useAuditKeys(auditKeysFrom(SecretBox.ephemeral()));
-  const base = process.env.DATABASE_URL;
+  const base = options.baseUrl ?? process.env.DATABASE_URL;
   let url: string;
   let dispose: () => Promise<void>;
   let kind: TestDatabase['kind'];
