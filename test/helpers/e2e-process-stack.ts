@@ -7,22 +7,20 @@
  *
  * A case drives the stack only through public interfaces: the REST API with a token of the first admin
  * (roles, policies, audit verification, cycle status), signed Slack requests, Teams activities, ServiceNow, the
- * agent protocol and the dashboard over HTTP. The one exception is `seedGroups` / `seedWindow`: groups,
- * maintenance windows and blackout dates have no API, CLI or chat command yet, so they are written to the
- * database as an operator's SQL would. `installJobs` reads the jobs table for assertions only (when an
- * install was handed out and for when), which no public interface shows per job.
+ * agent protocol and the dashboard over HTTP; groups, maintenance windows and blackout dates through
+ * `PUT /api/v1/groups/:name` and `/windows/:name`. The one exception is `installJobs`: it reads the jobs table for
+ * assertions only (when an install was handed out and for when), which no public interface shows per job.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setMaxListeners } from 'node:events';
-import { inArray, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { SimFleet, type SimMachine } from '../../src/agent-sim/fleet';
 import { installationUpdateActivity } from '../../src/chat/teams/installation';
-import { endpointGroups, groupMembers, maintenanceWindows } from '../../src/db/schema/index';
 import { TERMINAL_STAGES, type CycleStatus } from '../../src/domain/cycle';
 import type { DeploymentPolicyInput } from '../../src/domain/policy';
 import type { FoundPatch } from '../../src/shared/agent-protocol';
@@ -44,7 +42,7 @@ const WEBHOOK_SECRET = 'e2e-servicenow-webhook-secret';
 const ADMIN_PASSWORD = 'e2e-first-admin-password';
 
 export interface E2eProcessStack {
-  /** The database the processes share: for `seedGroups` / `seedWindow` / `installJobs` only (see the file comment). */
+  /** The database the processes share: for `installJobs` only (see the file comment). */
   db: TestDatabase;
   temporal: DevServer;
   server: UpProcess;
@@ -56,7 +54,7 @@ export interface E2eProcessStack {
   /** The server process's base URL. */
   url: string;
   /** A call to /api/v1 with the first admin's token; throws on any status but 200. */
-  api<T = { text: string; data: Record<string, unknown> }>(method: 'GET' | 'POST' | 'DELETE', route: string, body?: unknown): Promise<T>;
+  api<T = { text: string; data: Record<string, unknown> }>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', route: string, body?: unknown): Promise<T>;
   /** Grants a role through the API (`POST /api/v1/roles`). */
   grant(identity: string, role: 'admin' | 'approver' | 'viewer', group?: string): Promise<void>;
   /** Stores a policy document through the API (`POST /api/v1/policies`). */
@@ -67,9 +65,9 @@ export interface E2eProcessStack {
    * Their host names are ServiceNow CIs.
    */
   fleet(o: { prefix: string; count: number; patches: FoundPatch[]; failingMachines?: string[] }): Promise<SimFleet>;
-  /** DATABASE SEEDING (no public path): groups `<name>` of these machines, `test` the test ring. */
-  seedGroups(groups: Array<{ name: string; machines: SimMachine[]; test?: boolean; windowId?: number }>): Promise<void>;
-  /** DATABASE SEEDING (no public path): a maintenance window (UTC) for the named groups; returns its id. */
+  /** Groups `<name>` of these machines, `test` the test ring, through `PUT /api/v1/groups/:name`. */
+  seedGroups(groups: Array<{ name: string; machines: SimMachine[]; test?: boolean; window?: string }>): Promise<void>;
+  /** A maintenance window (UTC) for the named groups, through `PUT /api/v1/windows/:name` and `/groups/:name`; returns its id. */
   seedWindow(w: { name: string; rrule: string; durationMinutes: number; blackoutDates?: string[]; groups: string[] }): Promise<number>;
   /** The install jobs handed out for the cycle (assertions only), by endpoint id. */
   installJobs(cycleId: string): Promise<Array<{ endpointId: string; notBefore: Date | null; createdAt: Date }>>;
@@ -251,17 +249,22 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
       },
       async seedGroups(groups) {
         for (const g of groups) {
-          const [row] = await db.db.insert(endpointGroups).values({ name: g.name, isTestGroup: g.test ?? false, maintenanceWindowId: g.windowId ?? null }).returning();
-          if (g.machines.length) await db.db.insert(groupMembers).values(g.machines.map((m) => ({ groupId: row!.id, endpointId: m.endpointId })));
+          await api('PUT', `/groups/${encodeURIComponent(g.name)}`, {
+            isTestGroup: g.test ?? false,
+            members: g.machines.map((m) => m.endpointId),
+            ...(g.window ? { window: g.window } : {}),
+          });
         }
       },
       async seedWindow(w) {
-        const [row] = await db.db
-          .insert(maintenanceWindows)
-          .values({ name: w.name, rrule: w.rrule, timezone: 'UTC', durationMinutes: w.durationMinutes, ...(w.blackoutDates ? { blackoutDates: w.blackoutDates } : {}) })
-          .returning();
-        await db.db.update(endpointGroups).set({ maintenanceWindowId: row!.id }).where(inArray(endpointGroups.name, w.groups));
-        return row!.id;
+        const saved = await api<{ id: number }>('PUT', `/windows/${encodeURIComponent(w.name)}`, {
+          rrule: w.rrule,
+          timezone: 'UTC',
+          durationMinutes: w.durationMinutes,
+          blackoutDates: w.blackoutDates ?? [],
+        });
+        for (const group of w.groups) await api('PUT', `/groups/${encodeURIComponent(group)}`, { window: w.name });
+        return saved.id;
       },
       async installJobs(cycleId) {
         const r = await db.db.execute<{ endpoint_id: string; not_before: string | null; created_at: string }>(
