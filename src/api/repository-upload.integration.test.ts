@@ -163,6 +163,20 @@ describe('POST /api/v1/repository/files', () => {
     expect(await latestManifest(db.db)).toEqual(before);
   });
 
+  it('is in the OpenAPI document with its query, its octet-stream body and its replies', async () => {
+    const doc = (await (await fetch(`${base}/api/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { parameters: Array<{ name: string; in: string; required?: boolean }>; requestBody: { content: Record<string, { schema: unknown }> }; responses: Record<string, unknown> }>>;
+    };
+    const op = doc.paths['/api/v1/repository/files']!.post!;
+    expect(op.parameters.map((p) => [p.name, p.in, p.required ?? false])).toEqual([
+      ['name', 'query', true],
+      ['sha256', 'query', true],
+      ['ttlHours', 'query', false],
+    ]);
+    expect(op.requestBody.content['application/octet-stream']!.schema).toMatchObject({ type: 'string', format: 'binary' });
+    expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '413']));
+  });
+
   it('refuses a bad name, a bad sha256 and no token before storing anything', async () => {
     const onDisk = await folder();
     const bytes = Buffer.from('x');
