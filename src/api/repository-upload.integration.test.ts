@@ -61,7 +61,7 @@ afterAll(async () => {
 
 /** Uploads `bytes` as a stream (chunked: no Content-Length), as the CLI does. */
 function upload(token: string, bytes: Buffer, query: Record<string, string>): Promise<Response> {
-  const chunks = [];
+  const chunks: Buffer[] = [];
   for (let at = 0; at < bytes.length; at += 64 * 1024) chunks.push(bytes.subarray(at, at + 64 * 1024));
   const body = new ReadableStream<Uint8Array>({
     pull(controller) {
