@@ -17,6 +17,9 @@ export interface ApiDeps {
    * with it (a cut tail is named) and moves it forward over an intact log. Absent: the chain alone is verified.
    */
   auditCheckpointFile?: string;
-  /** The central repository: the key that signs its manifest and the folder of its files. Absent: changing it is refused (409). */
-  repository?: { box: SecretBox; dir: string };
+  /**
+   * The central repository: the key that signs its manifest, the folder of its files and the largest file one upload
+   * may add (PATCHOPS_REPO_MAX_UPLOAD_MB; default 4096 MB). Absent: changing it is refused (409).
+   */
+  repository?: { box: SecretBox; dir: string; maxUploadBytes?: number };
 }

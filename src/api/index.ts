@@ -25,6 +25,7 @@ import { policyRoutes } from './routes/policies';
 import { reportRoutes } from './routes/reports';
 import { repositoryRoutes } from './routes/repository';
 import { tokenRoutes } from './routes/tokens';
+import { userRoutes } from './routes/users';
 
 export { authorizeRequest, type ApiCaller } from './auth';
 export type { ApiDeps } from './deps';
@@ -78,6 +79,7 @@ async function apiPlugin(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   reportRoutes(app, deps);
   agentRoutes(app, deps);
   repositoryRoutes(app, deps);
+  userRoutes(app, deps);
 }
 
 /**

@@ -3,7 +3,7 @@
  * $XDG_CONFIG_HOME/patchops/credentials.json, default ~/.config, mode 0600) and one JSON call to /api/v1 with them.
  * Errors say what to do: not logged in, server down, token refused, or the server's own refusal with its code.
  */
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -71,16 +71,27 @@ export function normalizeServer(url: string): string {
   return u.origin + u.pathname.replace(/\/+$/, '');
 }
 
+/** What one request sends besides its method and route. */
+interface Outgoing {
+  accept: string;
+  /** JSON text, or a file's bytes as they are read (sent chunked: `duplex: 'half'`). */
+  body?: string | ReadableStream<Uint8Array>;
+  contentType?: string;
+  /** Unset: no limit (an upload of a large file takes as long as it takes). */
+  timeoutMs?: number;
+}
+
 /** Sends one request to `server` + /api/v1 + `route`; the response when it is 2xx, else an ApiCallError with the server's words. */
-async function send(server: string, token: string | null, method: string, route: string, body?: unknown, accept = 'application/json'): Promise<Response> {
+async function exchange(server: string, token: string | null, method: string, route: string, o: Outgoing): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(`${server}/api/v1${route}`, {
+    const init: RequestInit & { duplex?: 'half' } = {
       method,
-      headers: { accept, ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(60_000),
-    });
+      headers: { accept: o.accept, ...(token ? { authorization: `Bearer ${token}` } : {}), ...(o.contentType ? { 'content-type': o.contentType } : {}) },
+      ...(o.body !== undefined ? { body: o.body, duplex: 'half' } : {}),
+      ...(o.timeoutMs ? { signal: AbortSignal.timeout(o.timeoutMs) } : {}),
+    };
+    res = await fetch(`${server}/api/v1${route}`, init);
   } catch (e) {
     const cause = ((e as { cause?: Error }).cause ?? e) as Error;
     throw new ApiCallError(`nothing answers at ${server} (${cause.message || cause.name}). Is \`patchops up\` (npm start) running there? Start it, or log in to the right server: patchops login --server URL`, 'DEPENDENCY_DOWN');
@@ -98,9 +109,12 @@ async function send(server: string, token: string | null, method: string, route:
   throw new ApiCallError(`${e.message ?? `the server answered ${res.status}`}${hint}`, code, res.status);
 }
 
-/** One call to `server` + /api/v1 + `route`; the parsed JSON body, or an ApiCallError. */
-export async function callApi<T>(server: string, token: string | null, method: string, route: string, body?: unknown): Promise<T> {
-  const res = await send(server, token, method, route, body);
+/** A JSON call (a body, when given, is sent as JSON) with a 60 s limit. */
+function send(server: string, token: string | null, method: string, route: string, body?: unknown, accept = 'application/json'): Promise<Response> {
+  return exchange(server, token, method, route, { accept, timeoutMs: 60_000, ...(body !== undefined ? { body: JSON.stringify(body), contentType: 'application/json' } : {}) });
+}
+
+async function jsonOf<T>(server: string, res: Response): Promise<T> {
   const text = await res.text();
   try {
     return (text ? JSON.parse(text) : undefined) as T;
@@ -109,19 +123,36 @@ export async function callApi<T>(server: string, token: string | null, method: s
   }
 }
 
+/** One call to `server` + /api/v1 + `route`; the parsed JSON body, or an ApiCallError. */
+export async function callApi<T>(server: string, token: string | null, method: string, route: string, body?: unknown): Promise<T> {
+  return jsonOf<T>(server, await send(server, token, method, route, body));
+}
+
+/**
+ * POSTs the file at `file` to `route` as the raw request body (application/octet-stream), read from disk as it is
+ * sent (never whole in memory), with the stored credentials; the parsed JSON reply, or an ApiCallError.
+ */
+export async function uploadFile<T>(route: string, file: string): Promise<T> {
+  const c = await storedCredentials();
+  const body = Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>;
+  return jsonOf<T>(c.server, await exchange(c.server, c.token, 'POST', route, { accept: 'application/json', body, contentType: 'application/octet-stream' }));
+}
+
 /** A call with the stored credentials; refuses with how to log in when there are none. */
 export async function callWithLogin<T>(method: string, route: string, body?: unknown): Promise<T> {
   const c = await storedCredentials();
   return callApi<T>(c.server, c.token, method, route, body);
 }
 
-async function storedCredentials(): Promise<Credentials> {
+/** The stored credentials, or an ApiCallError saying how to log in (for verbs that check before doing local work). */
+export async function storedCredentials(): Promise<Credentials> {
   const c = await readCredentials();
   if (!c) throw new ApiCallError(`not logged in (no ${credentialsPath()}): run patchops login --server http://<host>:<port>`, 'UNAUTHORIZED');
   return c;
 }
 
-function exitWith(e: unknown): never {
+/** Prints an error the way every API verb does (the code, no stack) and exits 1. */
+export function exitWith(e: unknown): never {
   console.error(e instanceof ApiCallError ? `error [${e.code}]: ${e.message}` : `error: ${(e as Error).message}`);
   process.exit(1);
 }

@@ -24,6 +24,8 @@ describe('loadConfig', () => {
     expect(c.serviceNow.enabled).toBe(false);
     expect(c.smtp.enabled).toBe(false);
     expect(c.audit).toEqual({ checkpointFile: '/srv/patchops/data/audit-checkpoint.json', checkpointMinutes: 15 });
+    expect(c.repository).toEqual({ maxUploadBytes: 4096 * 1024 * 1024 });
+    expect(loadConfig({ PATCHOPS_REPO_MAX_UPLOAD_MB: '2' }).repository.maxUploadBytes).toBe(2 * 1024 * 1024);
   });
 
   it.each([
@@ -46,6 +48,8 @@ describe('loadConfig', () => {
     [{ SMTP_URL: 'mail.example.com' }, /^SMTP_URL: expected smtp:\/\//],
     [{ DATABASE_APP_URL: 'postgres://patchops_login:pw@db/patchops' }, /^DATABASE_APP_URL needs DATABASE_URL \(the owner that runs migrations\)/],
     [{ PATCHOPS_AUDIT_CHECKPOINT_MINUTES: 'often' }, /^PATCHOPS_AUDIT_CHECKPOINT_MINUTES: expected whole minutes from 0/],
+    [{ PATCHOPS_REPO_MAX_UPLOAD_MB: '0' }, /^PATCHOPS_REPO_MAX_UPLOAD_MB: expected whole megabytes from 1/],
+    [{ PATCHOPS_REPO_MAX_UPLOAD_MB: '1.5' }, /^PATCHOPS_REPO_MAX_UPLOAD_MB: expected whole megabytes from 1/],
     [{ AGENT_ENROLL_SECRET: 'short' }, /^AGENT_ENROLL_SECRET: expected at least 16 characters/],
     [{ SECRETS_KEY: 'dG9vIHNob3J0' }, /^SECRETS_KEY: expected 32 bytes as base64 or hex/],
     [{ PATCHOPS_ADMINS: 'slack:U1,bob' }, /^PATCHOPS_ADMINS: .*"bob" has no known prefix/],

@@ -74,6 +74,9 @@ function isUrl(v: string): boolean {
   }
 }
 
+/** PATCHOPS_REPO_MAX_UPLOAD_MB when unset: the largest file one upload may add to the central repository. */
+export const DEFAULT_REPO_MAX_UPLOAD_MB = 4096;
+
 const envSchema = z.object({
   NODE_ENV: optionalString,
   LOG_LEVEL: z
@@ -186,6 +189,15 @@ const envSchema = z.object({
     }
     return n;
   }),
+  PATCHOPS_REPO_MAX_UPLOAD_MB: optionalString.transform((v, ctx) => {
+    if (v === undefined) return DEFAULT_REPO_MAX_UPLOAD_MB;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 1_048_576) {
+      ctx.addIssue({ code: 'custom', message: `expected whole megabytes from 1 to 1048576 (the largest file one upload may add to the repository), got "${v}"` });
+      return z.NEVER;
+    }
+    return n;
+  }),
   WEBHOOK_ALLOW_PRIVATE: bool,
   PATCHOPS_ADMINS: identityList,
   PATCHOPS_APPROVERS: identityList,
@@ -263,6 +275,8 @@ export interface Config {
       };
   smtp: { enabled: boolean; url: string | undefined; from: string; reportRecipients: string[] };
   agents: { enrollSecret: string | undefined; leaseSeconds: number; maxHeldPolls: number | undefined };
+  /** The central repository: the largest file one upload (POST /api/v1/repository/files) may add, in bytes. */
+  repository: { maxUploadBytes: number };
   /** Outbound webhooks: `allowPrivate` (WEBHOOK_ALLOW_PRIVATE) lets them reach loopback, private and link-local addresses. */
   webhooks: { allowPrivate: boolean };
   bootstrap: { admins: string[]; approvers: string[]; adminPassword?: string };
@@ -412,6 +426,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     secretsKey: e.SECRETS_KEY,
     agents: { enrollSecret: e.AGENT_ENROLL_SECRET, leaseSeconds: e.AGENT_LEASE_SECONDS, maxHeldPolls: e.AGENT_MAX_HELD_POLLS },
+    repository: { maxUploadBytes: e.PATCHOPS_REPO_MAX_UPLOAD_MB * 1024 * 1024 },
     webhooks: { allowPrivate: e.WEBHOOK_ALLOW_PRIVATE },
     bootstrap: { admins: e.PATCHOPS_ADMINS, approvers: e.PATCHOPS_APPROVERS, adminPassword: e.PATCHOPS_ADMIN_PASSWORD },
   };
@@ -481,6 +496,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
     description: 'Agent long polls one server process holds open at most (each is a socket); more are answered at once with Retry-After',
     default: 'half of (ulimit -n − 1024)',
   },
+  { name: 'PATCHOPS_REPO_MAX_UPLOAD_MB', description: 'Largest file one upload to the central repository may be (`patchops repo add`, POST /api/v1/repository/files), in MB; larger uploads are refused with 413', default: '4096' },
   { name: 'WEBHOOK_ALLOW_PRIVATE', description: 'Let outbound webhooks reach loopback, private and link-local addresses (internal receivers); otherwise they go to public addresses only', default: 'false' },
   { name: 'PATCHOPS_ADMINS', description: 'First-run admins, e.g. slack:U0123,teams:29:1abc,cli:ops-admin' },
   { name: 'PATCHOPS_APPROVERS', description: 'First-run approvers, same form as PATCHOPS_ADMINS' },

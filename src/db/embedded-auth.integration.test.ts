@@ -149,14 +149,14 @@ describe('patchops processes and the embedded database password', () => {
     const running = await startDatabase(loadConfig({ ...base, PATCHOPS_DATA_DIR: dataDir }), createLogger('silent'));
     try {
       expect((await fs.stat(path.join(dataDir, 'pglite.password'))).mode & 0o777).toBe(0o600);
-      // `users list` is one of the commands that open the database themselves (no server needed).
-      const ok = await patchops(['users', 'list'], { ...base, PATCHOPS_DATA_DIR: dataDir });
+      // `users add` with no login is one of the commands that open the database themselves (the first admin, no server needed).
+      const ok = await patchops(['users', 'add', 'first-admin', '--role', 'admin'], { ...base, PATCHOPS_DATA_DIR: dataDir, XDG_CONFIG_HOME: dataDir });
       expect(ok.stderr).toBe('');
       expect(ok.code).toBe(0);
-      expect(ok.stdout).toMatch(/no web users/);
+      expect(ok.stdout).toMatch(/web user first-admin added with the admin role/);
 
       await fs.writeFile(path.join(otherDir, 'pglite.password'), 'not-the-password-at-all\n', { mode: 0o600 });
-      const refused = await patchops(['users', 'list'], { ...base, PATCHOPS_DATA_DIR: otherDir });
+      const refused = await patchops(['users', 'add', 'other-admin', '--role', 'admin'], { ...base, PATCHOPS_DATA_DIR: otherDir, XDG_CONFIG_HOME: otherDir });
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/password authentication failed for user "postgres"/);
     } finally {

@@ -105,6 +105,43 @@ export async function latestManifest(db: Db): Promise<SignedManifest | null> {
 }
 
 /**
+ * Publishes a new signed manifest that lists `files` besides the latest one's and returns it. An entry with the
+ * sha256 of a listed file replaces that entry (a file renamed or added again); the others are appended. Merged under
+ * the publishing lock, so a concurrent add, remove or re-signing is never lost. Audited as `repository.files_added`
+ * by `by`. The bytes must already be in the repository folder: this publishes the list only.
+ */
+export async function addManifestFiles(
+  db: Db,
+  box: SecretBox,
+  files: ManifestBody['files'],
+  opts: { ttlHours?: number; now?: Date; by?: string } = {},
+): Promise<{ version: number; previousVersion: number | null; files: ManifestBody['files'] }> {
+  const m = await updateManifest(
+    db,
+    box,
+    (latest) => {
+      const list = [...(latest?.files ?? [])];
+      for (const f of files) {
+        const i = list.findIndex((x) => x.sha256 === f.sha256);
+        if (i >= 0) list[i] = f;
+        else list.push(f);
+      }
+      return list;
+    },
+    { ttlHours: opts.ttlHours, now: opts.now },
+  );
+  const previousVersion = m!.previous?.version ?? null;
+  await appendAudit(db, {
+    actor: opts.by ?? 'system',
+    action: 'repository.files_added',
+    subjectType: 'manifest',
+    subjectId: String(m!.version),
+    details: { previous: previousVersion, added: files.map((f) => ({ name: f.name, sha256: f.sha256, size: f.size })) },
+  });
+  return { version: m!.version, previousVersion, files: m!.files };
+}
+
+/**
  * Publishes a new signed manifest without the files named by `refs` (a file name, or a full sha256) and returns it
  * with the removed entries and the remaining ones. All or nothing: NotFound when a ref is not in the latest manifest
  * (or none was published), Conflict when a name stands for several files (give the sha256); then nothing is published.

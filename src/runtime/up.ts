@@ -192,7 +192,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
           publicUrl: config.http.publicUrl,
           envEnrollSecret: Boolean(config.agents.enrollSecret),
         }),
-        apiRoutes({ db: db.database.db, service: cycleServiceFor({ temporal, db }), logger: logger.child({ component: 'api' }), loginThrottle, auditCheckpointFile: config.audit.checkpointFile, repository: { box: secretBox, dir: path.join(config.dataDir, 'repository') } }, [
+        apiRoutes({ db: db.database.db, service: cycleServiceFor({ temporal, db }), logger: logger.child({ component: 'api' }), loginThrottle, auditCheckpointFile: config.audit.checkpointFile, repository: { box: secretBox, dir: path.join(config.dataDir, 'repository'), maxUploadBytes: config.repository.maxUploadBytes } }, [
           webhooksMount({ db: db.database.db, box: secretBox, allowPrivate: config.webhooks.allowPrivate }),
         ]),
       ];

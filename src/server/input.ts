@@ -3,12 +3,17 @@
  * numbers from query strings are clamped to what the route can use, so `page=1e300` is the last page
  * rather than a database error.
  */
+import { Readable } from 'node:stream';
 import { CodedError, ErrorCode } from '../domain/errors';
 
-/** Where in a value a NUL byte hides (`body.hostname`, `query.q`), or null when there is none. */
+/**
+ * Where in a value a NUL byte hides (`body.hostname`, `query.q`), or null when there is none. A stream (the body of
+ * a route that takes raw bytes, such as a file upload) is not a parsed value: it is passed through unread.
+ */
 export function nulPath(value: unknown, at: string, depth = 0): string | null {
   if (typeof value === 'string') return value.includes('\u0000') ? at : null;
   if (Buffer.isBuffer(value)) return value.includes(0) ? at : null;
+  if (value instanceof Readable) return null;
   if (!value || typeof value !== 'object' || depth > 64) return null;
   for (const [k, v] of Object.entries(value)) {
     if (k.includes('\u0000')) return `${at}.${k.split('\u0000').join('\\0')}`;

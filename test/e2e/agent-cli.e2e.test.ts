@@ -78,7 +78,7 @@ beforeAll(async () => {
   const box = await secretBoxFor({ dataDir });
   const repositoryDir = path.join(dataDir, 'repository');
   gateway = createAgentGateway({ database: db, secretBox: box, logger, refreshMs: 100, repositoryDir });
-  // The agent-management verbs and repo list|remove go through the API, logged in as web:ops (an admin); repo add opens the database.
+  // The agent-management verbs and repo add|list|remove go through the API, logged in as web:ops (an admin).
   app = await buildServer({ logger, health: [], routes: [gateway.routes, apiRoutes({ db: db.db, service: {} as CycleService, logger, repository: { box, dir: repositoryDir } })] });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   env.XDG_CONFIG_HOME = (await loginCli(url, db.db, { username: 'ops', role: 'admin' })).configHome;
@@ -167,14 +167,16 @@ describe('patchops repo-add', () => {
     for (const [name, bytes] of Object.entries(files)) await fs.writeFile(path.join(dir, name), bytes);
     const [deb, msi, pkg] = Object.keys(files).map((n) => path.join(dir, n)) as [string, string, string];
 
+    // One upload per file, each a new manifest version: name, size, sha256 and the version are printed.
+    const added = (name: keyof typeof files, version: number) => new RegExp(`^${sha256(files[name])}\\s+${files[name].length}  ${name.replace(/\./g, '\\.')}  manifest version ${version}$`, 'm');
     const first = await ok(['repo-add', deb, msi]);
-    expect(first).toContain(`${sha256(files['tool_1.0_amd64.deb'])}  tool_1.0_amd64.deb\n`);
-    expect(first).toContain(`${sha256(files['Tool-1.0.msi'])}  Tool-1.0.msi\n`);
-    const v1 = Number(/manifest version (\d+) published and signed/.exec(first)?.[1]);
-    expect(v1).toBeGreaterThanOrEqual(1);
+    const v1 = Number(/manifest version (\d+) published and signed, 2 file\(s\) added/.exec(first)?.[1]);
+    expect(v1).toBeGreaterThanOrEqual(2);
+    expect(first).toMatch(added('tool_1.0_amd64.deb', v1 - 1));
+    expect(first).toMatch(added('Tool-1.0.msi', v1));
 
     const second = await ok(['repo-add', pkg]);
-    expect(second).toContain(`${sha256(files['tool-1.0.pkg'])}  tool-1.0.pkg\n`);
+    expect(second).toMatch(added('tool-1.0.pkg', v1 + 1));
     expect(second).toContain(`manifest version ${v1 + 1} published and signed`);
 
     // What an agent sees: the manifest from the gateway, verified with the key pinned at enrolment.
@@ -216,6 +218,25 @@ describe('patchops repo-add', () => {
     expect(after.files.map((f) => f.sha256)).toEqual(expect.arrayContaining([...Object.values(files), ...parallel.map((p) => p.bytes)].map((b) => sha256(b))));
     await fs.rm(dir, { recursive: true, force: true });
   }, 120_000);
+});
+
+describe('patchops repo add, not logged in', () => {
+  it('says to log in first, exits 1 and sends nothing', async () => {
+    const configHome = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-no-login-'));
+    const file = path.join(configHome, 'tool-2.0.deb');
+    await fs.writeFile(file, `never sent ${randomUUID()}`);
+    const before = await latestManifest(db.db);
+    for (const verb of [['repo', 'add'], ['repo-add']]) {
+      const r = await cli([...verb, file], { XDG_CONFIG_HOME: configHome });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('error [UNAUTHORIZED]: not logged in');
+      expect(r.stderr).toContain('run patchops login --server http://<host>:<port>');
+      expect(r.stderr).not.toMatch(STACK);
+      expect(r.stdout).toBe('');
+    }
+    expect(await latestManifest(db.db)).toEqual(before);
+    await fs.rm(configHome, { recursive: true, force: true });
+  }, 60_000);
 });
 
 describe('patchops distribution-points', () => {
@@ -298,8 +319,10 @@ describe('patchops repo', () => {
     // Both spellings of add, one implementation.
     const first = await ok(['repo', 'add', at('x-1.0.deb'), at('y-1.0.msi')]);
     const v1 = Number(/manifest version (\d+) published and signed/.exec(first)?.[1]);
-    const [added] = await db.db.select().from(auditLog).where(and(eq(auditLog.action, 'repository.files_added'), eq(auditLog.subjectId, String(v1))));
-    expect(added?.details).toMatchObject({ added: [{ name: 'x-1.0.deb', sha256: sha256(files['x-1.0.deb']) }, { name: 'y-1.0.msi' }] });
+    // Each upload is audited as the logged-in person.
+    const addedAt = async (version: number) => (await db.db.select().from(auditLog).where(and(eq(auditLog.action, 'repository.files_added'), eq(auditLog.subjectId, String(version)))))[0];
+    expect(await addedAt(v1 - 1)).toMatchObject({ actor: 'web:ops', details: { added: [{ name: 'x-1.0.deb', sha256: sha256(files['x-1.0.deb']) }] } });
+    expect(await addedAt(v1)).toMatchObject({ actor: 'web:ops', details: { previous: v1 - 1, added: [{ name: 'y-1.0.msi' }] } });
     expect(await ok(['repo-add', at('z-1.0.pkg')])).toContain(`manifest version ${v1 + 1} published and signed`);
     const line = (name: string, bytes: Buffer) => new RegExp(`^${sha256(bytes)}\\s+${bytes.length}\\s+${name.replace(/\./g, '\\.')}$`, 'm');
     const listed = await ok(['repo', 'list']);
@@ -340,15 +363,15 @@ describe('patchops repo', () => {
     expect(audited?.details).toMatchObject({ previous: v1 + 1, removed: [{ name: 'x-1.0.deb' }, { name: 'y-1.0.msi' }] });
 
     // Two files named alike: the name is refused, the sha256 picks one.
-    await ok(['repo', 'add', at('x-1.0.deb'), at('other/x-1.0.deb')]);
+    await ok(['repo', 'add', at('x-1.0.deb'), at('other/x-1.0.deb')]); // two versions: v1 + 3 and v1 + 4
     const ambiguous = await cli(['repo', 'remove', 'x-1.0.deb']);
     expect(ambiguous.code).toBe(1);
     expect(ambiguous.stderr).toContain(`2 files are named "x-1.0.deb" (${sha256(files['x-1.0.deb'])}, ${sha256(files['other/x-1.0.deb'])}): give the sha256`);
-    expect(JSON.parse((await latestManifest(db.db))!.body)).toMatchObject({ version: v1 + 3 });
+    expect(JSON.parse((await latestManifest(db.db))!.body)).toMatchObject({ version: v1 + 4 });
 
     // An expired manifest says so.
     await publishManifest(db.db, await secretBoxFor({ dataDir }), body.files, { now: new Date(Date.now() - 3 * 3600_000), ttlHours: 1 });
-    expect(await ok(['repo', 'list'])).toMatch(new RegExp(`^manifest version ${v1 + 4}, expires \\S+ EXPIRED`));
+    expect(await ok(['repo', 'list'])).toMatch(new RegExp(`^manifest version ${v1 + 5}, expires \\S+ EXPIRED`));
     await fs.rm(dir, { recursive: true, force: true });
   }, 120_000);
 });

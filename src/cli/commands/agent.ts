@@ -1,10 +1,8 @@
 /**
  * Agent-area verbs: `agent`, `agent-sim`, `distribution-point`, `enroll-secret add|list|revoke`,
- * `agents list|revoke|site`, `repo add|list|remove` (and `repo-add`: files + signed manifest),
+ * `agents list|revoke|site`, `repo add|list|remove` (and `repo-add`, in ./repo-add.ts),
  * `distribution-point-register`, `distribution-points list|remove`.
  */
-import { createHash } from 'node:crypto';
-import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -14,14 +12,11 @@ import { parseSimPatches, SimFleet } from '../../agent-sim/fleet';
 import { type EnrollSecretInfo } from '../../db/agent-enroll-secrets';
 import { type AgentSummary } from '../../db/agent-keys';
 import { type DistributionPointSummary } from '../../db/distribution-points';
-import { updateManifest } from '../../db/repository';
 import { callOrExit, readCredentials } from '../api-client';
 import { DEFAULT_MAX_CACHE_MB, startDistributionPoint } from '../../distribution-point/server';
-import { withDb } from '../database';
-import { appendAudit } from '../../db/audit';
-import { secretBoxFor } from '../../db/secret-box';
 import { manifestBodySchema } from '../../shared/agent-protocol';
-import { configOrExit, reportFatal } from '../context';
+import { reportFatal } from '../context';
+import { addRepoAddCommand } from './repo-add';
 
 /**
  * How long after `distribution-points remove` a gateway may still accept the point's token (DP_TOKEN_TTL_MS) and
@@ -238,62 +233,6 @@ export function registerAgentCommands(program: Command): void {
           `and agents of site ${r.site} stop being offered it within ${DP_LIST_RELOAD_SECONDS} s (servers reload the list of points that often) and fetch from the server instead. ` +
           `A point still running can fetch nothing new from then on, and refuses agents once it next checks its own token (every 5 min): stop its process.`,
       );
-    });
-}
-
-/** `repo-add` and `repo add`: one command, registered under both names. */
-function addRepoAddCommand(cmd: Command): void {
-  cmd
-    .description('add installer files to the central repository and publish a new signed manifest')
-    .option('--ttl-hours <h>', 'how long the manifest stays valid', String(24 * 7))
-    .action(async (files: string[], o: { ttlHours: string }) => {
-      const config = configOrExit();
-      const repoDir = path.join(config.dataDir, 'repository');
-      // Every file is read before anything is stored or published: a typo adds nothing.
-      const contents: Buffer[] = [];
-      for (const f of files) {
-        try {
-          contents.push(await fs.readFile(f));
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code ?? '';
-          const why = ({ ENOENT: 'no such file', EISDIR: 'it is a directory', EACCES: 'permission denied' } as Record<string, string>)[code] ?? (e as Error).message;
-          reportFatal(new Error(`cannot read ${f}: ${why}. Nothing was added and no manifest published.`));
-        }
-      }
-      const ttlHours = ttlHoursOrExit(o.ttlHours);
-      await fs.mkdir(repoDir, { recursive: true });
-      const entries = files.map((f, n) => ({ name: path.basename(f), sha256: createHash('sha256').update(contents[n]!).digest('hex'), size: contents[n]!.length }));
-      for (const [n, e] of entries.entries()) {
-        await fs.writeFile(path.join(repoDir, e.sha256), contents[n]!);
-        console.log(`${e.sha256}  ${e.name}`);
-      }
-      // Merged into the latest list under the publish lock: a concurrent add, remove or re-signing is never lost.
-      const m = await withDb(async (db) => {
-        const published = await updateManifest(
-          db.database.db,
-          await secretBoxFor(config),
-          (latest) => {
-            const list = [...(latest?.files ?? [])];
-            for (const e of entries) {
-              const i = list.findIndex((x) => x.sha256 === e.sha256);
-              if (i >= 0) list[i] = e;
-              else list.push(e);
-            }
-            return list;
-          },
-          { ttlHours },
-        );
-        // Audited like `repo remove` (appendAudit retries; if it still fails the command fails and says so).
-        await appendAudit(db.database.db, {
-          actor: `cli:${os.userInfo().username}`,
-          action: 'repository.files_added',
-          subjectType: 'manifest',
-          subjectId: String(published!.version),
-          details: { previous: published!.previous?.version ?? null, added: entries },
-        });
-        return published;
-      }).catch(reportFatal);
-      console.log(`manifest version ${m!.version} published and signed`);
     });
 }
 

@@ -38,7 +38,7 @@ function patchops(args: string[], env: Record<string, string>, stdin?: string): 
   });
 }
 
-describe('patchops users (the database) / report / audit (through the API) (the real CLI)', () => {
+describe('patchops users / report / audit (through the API) (the real CLI)', () => {
   let t: TestDatabase;
   let env: Record<string, string>;
   let dir: string;
@@ -67,28 +67,51 @@ describe('patchops users (the database) / report / audit (through the API) (the 
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });
 
-  it('adds a user from stdin, lists and removes it, auditing each change', async () => {
-    const add = await patchops(['users', 'add', 'carol', '--role', 'approver', '--password-stdin'], env, 'carol-secret-pw\n');
+  it('adds a user from stdin, lists and removes it through the API as the logged-in admin, auditing each change', async () => {
+    const add = await admin(['users', 'add', 'carol', '--role', 'approver', '--password-stdin'], 'carol-secret-pw\n');
     expect(add.stderr).toBe('');
     expect(add.code).toBe(0);
     const [row] = await t.db.select().from(webUsers).where(sql`${webUsers.username} = 'carol'`);
     expect(await verifyPassword('carol-secret-pw', row!.passwordHash)).toBe(true);
     expect(row!.passwordHash).not.toContain('carol-secret-pw');
-    const again = await patchops(['users', 'add', 'carol', '--role', 'viewer', '--password-stdin'], env, 'another-password');
+    const again = await admin(['users', 'add', 'carol', '--role', 'viewer', '--password-stdin'], 'another-password');
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/CONFLICT.*already exists/);
-    const bad = await patchops(['users', 'add', 'dave', '--role', 'root'], env);
+    const bad = await admin(['users', 'add', 'dave', '--role', 'root']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/admin, approver, viewer/);
-    const list = await patchops(['users', 'list'], env);
-    expect(list.stdout.toString()).toMatch(/carol\s+approver/);
-    expect((await patchops(['users', 'remove', 'carol'], env)).code).toBe(0);
-    expect((await patchops(['users', 'remove', 'carol'], env)).stderr).toMatch(/no web user "carol"/);
+    expect((await admin(['users', 'list'])).stdout).toMatch(/carol\s+approver/);
+    // A viewer's login may not list, add or remove users.
+    const refused = await viewer(['users', 'list']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('error [FORBIDDEN]');
+    expect((await viewer(['users', 'remove', 'carol'])).stderr).toContain('error [FORBIDDEN]');
+    expect((await admin(['users', 'remove', 'carol'])).code).toBe(0);
+    expect((await admin(['users', 'remove', 'carol'])).stderr).toMatch(/no web user "carol"/);
     const audit = await listAudit(t.db, { subjectType: 'web_user', subjectId: 'carol' });
     expect(audit.map((a) => [a.action, a.actor])).toEqual([
-      ['user.removed', 'cli:tester'],
-      ['user.added', 'cli:tester'],
+      ['user.removed', 'web:ada'],
+      ['user.added', 'web:ada'],
     ]);
+  });
+
+  it('users add with no login: refused once web users exist; makes the first user of an empty database directly', async () => {
+    const refused = await patchops(['users', 'add', 'eve', '--role', 'admin', '--password-stdin'], env, 'eve-secret-pw\n');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('not logged in: web users exist already');
+    expect(refused.stderr).toContain('patchops login --server');
+    expect(await t.db.select().from(webUsers).where(sql`${webUsers.username} = 'eve'`)).toEqual([]);
+    expect((await patchops(['users', 'list'], env)).stderr).toContain('not logged in');
+
+    const empty = await createTestDatabase();
+    try {
+      const first = await patchops(['users', 'add', 'root-admin', '--role', 'admin', '--password-stdin'], { ...env, DATABASE_URL: empty.url }, 'first-admin-pw\n');
+      expect(first.stderr).toBe('');
+      expect(first.code).toBe(0);
+      expect((await empty.db.select().from(webUsers)).map((u) => u.username)).toEqual(['root-admin']);
+    } finally {
+      await empty.close();
+    }
   });
 
   it('writes a CSV report (from the server, as a viewer) to stdout and a PDF with chart images to a file', async () => {

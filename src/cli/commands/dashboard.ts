@@ -2,8 +2,9 @@
  * Admin verbs of the dashboard area: web users, reports, and the audit log.
  *   patchops users add <name> --role admin|approver|viewer [--password-stdin]
  *   patchops users list | users remove <name>
- * Web users open the database (the first admin must be made with no server running); the report and the audit log
- * come from the server through /api/v1 with the token of `patchops login`:
+ * Web users, the report and the audit log go through /api/v1 with the token of `patchops login`; only `users add`
+ * with no login opens the database, and only to make the first user (the first admin, with no server running).
+ * The file verbs:
  *   patchops report --format csv|pdf [--scope all|compliance|sla|cycles] [--out FILE]
  *   patchops audit verify            (exit 1 naming the first broken row, a cut tail or an altered checkpoint)
  *   patchops audit export --out FILE (CSV)
@@ -18,8 +19,8 @@ import { CodedError, ErrorCode } from '../../domain/errors';
 import type { AuditLogReport } from '../../db/audit';
 import { parseReportScope, REPORT_SCOPES } from '../../reports/report';
 import { openDatabaseForCommand } from '../../runtime/database';
-import { addWebUser, listWebUsers, removeWebUser } from '../../server/dashboard/auth';
-import { callOrExit, downloadOrExit } from '../api-client';
+import { addWebUser, listWebUsers, type WebUserSummary } from '../../server/dashboard/auth';
+import { callOrExit, downloadOrExit, readCredentials } from '../api-client';
 import { configOrExit, loggerFor, reportFatal } from '../context';
 
 /** What POST /api/v1/audit/verify answers. */
@@ -52,6 +53,20 @@ async function withDatabase<T>(config: Config, run: (db: Database) => Promise<T>
   }
 }
 
+/**
+ * `users add` with no login: only while there is no web user at all (bootstrapping the first admin, with no server
+ * running); after that a user is added through the server by an admin.
+ */
+async function addFirstWebUser(db: Database, user: { username: string; password: string; role: Role }): Promise<void> {
+  if ((await listWebUsers(db.db)).length > 0) {
+    throw new CodedError(
+      ErrorCode.Unauthorized,
+      'not logged in: web users exist already, so a user is added through the server by an admin. Log in first (patchops login --server http://<host>:<port>), then run this again.',
+    );
+  }
+  await addWebUser(db.db, { ...user, by: cliActor() });
+}
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
@@ -62,45 +77,37 @@ export function registerDashboardCommands(program: Command): void {
   const users = program.command('users').description('local web accounts of the dashboard (roles admin, approver, viewer)');
   users
     .command('add <name>')
-    .description('create a web user; the password comes from stdin (--password-stdin) or is generated and printed once')
+    .description('create a web user (needs patchops login, admin; only the first user is made without it); the password comes from stdin (--password-stdin) or is generated and printed once')
     .addOption(new Option('--role <role>', 'admin, approver or viewer').choices([...ROLES]).makeOptionMandatory())
     .option('--password-stdin', 'read the password from standard input')
     .action(async (name: string, opts: { role: Role; passwordStdin?: boolean }) => {
       const config = configOrExit();
-      try {
-        const password = opts.passwordStdin ? await readStdin() : randomBytes(12).toString('base64url');
-        await withDatabase(config, (db) => addWebUser(db.db, { username: name, password, role: opts.role, by: cliActor() }));
-        console.log(`web user ${name} added with the ${opts.role} role (identity web:${name})`);
-        if (!opts.passwordStdin) console.log(`password: ${password}\n(shown once; sign in at ${config.http.publicUrl}/login)`);
-      } catch (e) {
-        reportFatal(e);
+      const password = opts.passwordStdin ? await readStdin() : randomBytes(12).toString('base64url');
+      if (await readCredentials()) await callOrExit('POST', '/users', { username: name, password, role: opts.role });
+      else {
+        try {
+          await withDatabase(config, (db) => addFirstWebUser(db, { username: name, password, role: opts.role }));
+        } catch (e) {
+          reportFatal(e);
+        }
       }
+      console.log(`web user ${name} added with the ${opts.role} role (identity web:${name})`);
+      if (!opts.passwordStdin) console.log(`password: ${password}\n(shown once; sign in at ${config.http.publicUrl}/login)`);
     });
   users
     .command('list')
-    .description('list the web users and their roles')
+    .description('list the web users and their roles (needs patchops login, admin)')
     .action(async () => {
-      const config = configOrExit();
-      try {
-        const list = await withDatabase(config, (db) => listWebUsers(db.db));
-        if (list.length === 0) console.log('no web users (the first admin is created by `patchops up`)');
-        for (const u of list) console.log(`${u.username.padEnd(20)} ${(u.roles.join(',') || '(no role)').padEnd(24)} last login ${u.lastLoginAt ?? 'never'}`);
-      } catch (e) {
-        reportFatal(e);
-      }
+      const list = (await callOrExit<{ users: WebUserSummary[] }>('GET', '/users')).users;
+      if (list.length === 0) console.log('no web users (the first admin is created by `patchops up`)');
+      for (const u of list) console.log(`${u.username.padEnd(20)} ${(u.roles.join(',') || '(no role)').padEnd(24)} last login ${u.lastLoginAt ?? 'never'}`);
     });
   users
     .command('remove <name>')
-    .description('remove a web user, their sessions and roles')
+    .description('remove a web user, their sessions and roles (needs patchops login, admin)')
     .action(async (name: string) => {
-      const config = configOrExit();
-      try {
-        const removed = await withDatabase(config, (db) => removeWebUser(db.db, name, cliActor()));
-        if (!removed) throw new CodedError(ErrorCode.NotFound, `there is no web user "${name}" (see \`patchops users list\`)`);
-        console.log(`web user ${name} removed`);
-      } catch (e) {
-        reportFatal(e);
-      }
+      await callOrExit('DELETE', `/users/${encodeURIComponent(name)}`);
+      console.log(`web user ${name} removed`);
     });
 
   program
