@@ -21,7 +21,10 @@
  *   DATABASE_URL=... BENCH_AGENTS=100000 BENCH_INTERVAL_SECONDS=60 npm run bench:gateway
  */
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
@@ -46,7 +49,10 @@ const openSeconds = Number(process.env.BENCH_SECONDS ?? Math.min(60, interval ??
 const loadAverage = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
 
 const loadWorker = `
-const { parentPort, workerData } = require('node:worker_threads');
+// A worker thread (closed loop), or a child process (open loop: the server process's CPU time is then the server's alone).
+const wt = require('node:worker_threads');
+const parentPort = wt.parentPort ?? { postMessage: (m) => process.send(m, () => process.exit(0)) };
+const workerData = wt.workerData ?? JSON.parse(require('node:fs').readFileSync(process.argv[1], 'utf8'));
 const http = require('node:http');
 const { port, keys, seconds, connections, warm } = workerData;
 const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
@@ -123,7 +129,7 @@ async function openLoop() {
   sendLat.sort((a, b) => a - b);
   const q = (a, p) => a[Math.min(a.length - 1, Math.floor(p * a.length))];
   lag.disable();
-  parentPort.postMessage({ polls: lat.length, elapsed: Math.min(elapsed, seconds), p50: q(lat, 0.5), p99: q(lat, 0.99), max: lat[lat.length - 1], sendP50: q(sendLat, 0.5), sendP99: q(sendLat, 0.99), errors, jobs, sentLate, maxInFlight, genLagP99: lag.percentile(99) / 1e6, genLagMax: lag.max / 1e6 });
+  parentPort.postMessage({ polls: lat.length, elapsed: Math.min(elapsed, seconds), p50: q(lat, 0.5), p99: q(lat, 0.99), max: lat[lat.length - 1], sendP50: q(sendLat, 0.5), sendP99: q(sendLat, 0.99), errors, jobs, sentLate, maxInFlight, genLagP99: lag.percentile(99) / 1e6, genLagMax: lag.max / 1e6, genCpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000 });
 }
 (async () => {
   if (workerData.interval) return openLoop();
@@ -171,6 +177,8 @@ interface LoadResult {
   maxInFlight?: number;
   genLagP99?: number;
   genLagMax?: number;
+  /** Open loop: the generator process's CPU time over the whole run (ms). */
+  genCpuMs?: number;
 }
 
 const quantile = (a: number[], p: number) => a[Math.min(a.length - 1, Math.floor(p * a.length))] ?? NaN;
@@ -235,9 +243,22 @@ async function main() {
     have = n;
     const load = (secs: number, warm: boolean) =>
       new Promise<LoadResult>((resolve, reject) => {
-        const w = new Worker(loadWorker, { eval: true, workerData: { port, keys: keys.slice(0, n), seconds: secs, connections, warm, interval: warm ? undefined : interval } });
-        w.once('message', resolve);
-        w.once('error', reject);
+        const workerData = { port, keys: keys.slice(0, n), seconds: secs, connections, warm, interval: warm ? undefined : interval };
+        if (!workerData.interval) {
+          const w = new Worker(loadWorker, { eval: true, workerData });
+          w.once('message', resolve);
+          w.once('error', reject);
+          return;
+        }
+        const file = path.join(os.tmpdir(), `gateway-bench-${runId}-${n}.json`);
+        writeFileSync(file, JSON.stringify(workerData));
+        const child = spawn(process.execPath, ['-e', loadWorker, file], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        child.once('message', (m) => {
+          rmSync(file, { force: true });
+          resolve(m as LoadResult);
+        });
+        child.once('error', reject);
+        child.once('exit', (code) => (code !== 0 ? reject(new Error(`load generator exited ${code}`)) : undefined));
       });
     const tw = Date.now();
     await load(0, true); // every agent once: the server's key cache is warm, as for agents that have been polling
@@ -251,7 +272,9 @@ async function main() {
     handlerMs = [];
     serverLag.reset();
     serverLag.enable();
+    const cpu0 = process.cpuUsage();
     const r = await load(interval ? openSeconds : seconds, false);
+    const cpu = process.cpuUsage(cpu0);
     serverLag.disable();
     if (r.error) throw new Error(r.error);
     const rate = r.polls / r.elapsed;
@@ -262,6 +285,11 @@ async function main() {
         `${String(n).padStart(6)}   ${(n / interval).toFixed(0).padStart(8)}   ${rate.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${r.max.toFixed(1).padStart(6)}   ` +
           `${`${r.sendP50!.toFixed(2)}/${r.sendP99!.toFixed(2)}`.padStart(15)}   ${`${quantile(handlerMs, 0.5).toFixed(2)}/${quantile(handlerMs, 0.99).toFixed(2)}`.padStart(17)}   ` +
           `${(serverLag.percentile(99) / 1e6).toFixed(1).padStart(17)}   ${`${r.genLagP99!.toFixed(1)}/${r.genLagMax!.toFixed(1)}`.padStart(24)}   ${String(r.sentLate).padStart(9)}   ${String(r.jobs).padStart(4)}   ${String(r.errors).padStart(6)}   ${loadAverage()}`,
+      );
+      const serverCpuMs = (cpu.user + cpu.system) / 1000;
+      console.log(
+        `  CPU: server process ${(serverCpuMs / 1000).toFixed(1)} s = ${(serverCpuMs / Math.max(1, handlerMs.length)).toFixed(3)} ms per poll (${((serverCpuMs / (r.elapsed * 1000)) * 100).toFixed(0)} % of one core); ` +
+          `generator process ${((r.genCpuMs ?? 0) / 1000).toFixed(1)} s (incl. start-up) = ${((r.genCpuMs ?? 0) / Math.max(1, r.polls)).toFixed(3)} ms per poll; most polls in flight at once: ${r.maxInFlight}`,
       );
     } else {
       console.log(`${String(n).padStart(6)}   ${rate.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${r.max.toFixed(1).padStart(6)}   ${String(r.jobs).padStart(4)}   ${r.errors}   ${loadAverage()}`);
