@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { sql } from 'drizzle-orm';
@@ -35,7 +36,7 @@ import { grantApprovers, saveTestPolicy } from '../test/helpers/cycle-fixtures';
 import { createTestDatabase } from '../test/helpers/db';
 
 const ENDPOINTS = Number(process.argv[2] ?? process.env.BENCH_ENDPOINTS ?? 1000);
-const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT_SECONDS ?? Math.max(600, ENDPOINTS / 20));
+const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT_SECONDS ?? Math.max(900, ENDPOINTS / 10));
 const WAIT_S = Number(process.env.BENCH_AGENT_WAIT_SECONDS ?? 30);
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -50,6 +51,9 @@ function startProcess(command: 'server' | 'worker', env: NodeJS.ProcessEnv): Pro
   const keep = (c: Buffer) => (out = (out + c.toString()).slice(-20_000));
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
+  child.once('exit', (code, signal) => {
+    if (signal !== 'SIGKILL') console.error(`patchops ${command} exited (${code ?? signal}); its last output:\n${out.slice(-4000)}`);
+  });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`patchops ${command}: no ready line within 300 s:\n${out}`)), 300_000);
     const poll = setInterval(() => {
@@ -87,7 +91,7 @@ async function histories(client: Client, workflowId: string): Promise<Array<{ wo
 
 async function main() {
   const t00 = Date.now();
-  const log = createLogger('error', 'bench'); // the agents' 503 back-offs are counted below, not logged one by one
+  const log = createLogger(process.env.BENCH_LOG_LEVEL ?? 'error', 'bench'); // the agents' 503 back-offs are counted below, not logged one by one
   const cliPath = process.env.TEMPORAL_CLI ?? path.join(os.homedir(), '.cache', 'patchops', 'bin', 'temporal');
   console.log(`cycle benchmark: ${ENDPOINTS} endpoints, ${process.env.DATABASE_URL ? 'PostgreSQL' : 'embedded PGlite'}; ${machine()}`);
   const db = await createTestDatabase({ migrate: false });
@@ -140,6 +144,19 @@ async function main() {
     await fleet.enroll();
     console.log(`${fleet.stats.enrolled} agents enrolled with inventories in ${((Date.now() - te) / 1000).toFixed(1)} s`);
     const running = fleet.run();
+    // Progress every 30 s: this process hosts every simulated agent, so its own memory and event-loop delay say
+    // whether the load generator keeps up.
+    const lag = monitorEventLoopDelay({ resolution: 20 });
+    lag.enable();
+    const progress = setInterval(() => {
+      const s = fleet.stats;
+      console.log(
+        `  [${new Date().toISOString().slice(11, 19)}] agents: ${s.polls} polls, ${s.jobs} jobs, ${s.errors} errors, statuses ${JSON.stringify(s.statuses)}; ` +
+          `bench process RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB, event-loop delay p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+      );
+      lag.reset();
+    }, 30_000);
+    progress.unref();
 
     // A test ring of 5 endpoints, the rest in production; a fast policy: no windows, short soak, limits at the fleet size.
     const all = await db.db.select({ id: endpoints.id }).from(endpoints);
@@ -199,6 +216,7 @@ async function main() {
     console.log(`measured on ${machine()}`);
     const ok = stage === 'COMPLETED' && events < 2000 && (ENDPOINTS < 10_000 || ENDPOINTS > 10_000 || (verified !== undefined && verified - approvedAt < 120_000));
     console.log(ok ? 'targets met (completed; history < 2,000 events; 10k: approval → verified < 120 s)' : 'target NOT met');
+    clearInterval(progress);
     abort.abort();
     await running.catch(() => undefined);
     await cleanup();
