@@ -181,7 +181,12 @@ async function main() {
     let stage: CycleStage | null = null;
     let approvedAt = 0;
     while (Date.now() - t0 < TIMEOUT_S * 1000) {
-      const now = ((await getCycleRow(db.db, cycleId))?.stage as CycleStage | undefined) ?? null;
+      // A failed read (this process's pool timed out while its agents starved its event loop) is read again, not fatal.
+      const row = await getCycleRow(db.db, cycleId).catch((e: unknown) => {
+        console.log(`  (reading the cycle's stage failed: ${(e as Error).message}; reading again)`);
+        return undefined;
+      });
+      const now: CycleStage | null = (row?.stage as CycleStage | undefined) ?? stage;
       if (now && now !== stage) {
         stages.push({ stage: now, at: Date.now() });
         stage = now;
