@@ -137,6 +137,8 @@ async function main() {
       failureRate: 0,
       seed: 15,
       enrollConcurrency: 32,
+      // Agents that have been running for a while do not all open their long poll in the same instant.
+      startSpreadMs: Number(process.env.BENCH_START_SPREAD_SECONDS ?? WAIT_S) * 1000,
       log,
       signal: abort.signal,
     });

@@ -26,6 +26,8 @@ export interface SimOptions {
   seed?: number;
   kevPath?: string;
   enrollConcurrency?: number;
+  /** run() starts each endpoint's poll loop at a random moment within this many ms (default 0: all at once). */
+  startSpreadMs?: number;
   log: Logger;
   signal?: AbortSignal;
 }
@@ -280,6 +282,12 @@ export class SimFleet {
 
   /** Runs every endpoint's poll loop until the signal aborts. */
   async run(): Promise<void> {
-    await Promise.all(this.endpoints.map((ep) => this.loop(ep)));
+    const spread = this.o.startSpreadMs ?? 0;
+    await Promise.all(
+      this.endpoints.map(async (ep) => {
+        if (spread > 0) await sleep(this.rnd() * spread, undefined, { signal: this.o.signal }).catch(() => undefined);
+        await this.loop(ep);
+      }),
+    );
   }
 }
