@@ -34,6 +34,8 @@ export interface SimOptions {
   patches?: FoundPatch[];
   /** Machine ids whose installs always fail (whatever `failureRate` says); see also `failInstallsOn`. */
   failingMachines?: readonly string[];
+  /** run() starts each endpoint's poll loop at a random moment within this many ms (default 0: all at once). */
+  startSpreadMs?: number;
   log: Logger;
   signal?: AbortSignal;
 }
@@ -332,6 +334,12 @@ export class SimFleet {
 
   /** Runs every endpoint's poll loop until the signal aborts. */
   async run(): Promise<void> {
-    await Promise.all(this.endpoints.map((ep) => this.loop(ep)));
+    const spread = this.o.startSpreadMs ?? 0;
+    await Promise.all(
+      this.endpoints.map(async (ep) => {
+        if (spread > 0) await sleep(this.rnd() * spread, undefined, { signal: this.o.signal }).catch(() => undefined);
+        await this.loop(ep);
+      }),
+    );
   }
 }

@@ -3,6 +3,7 @@
  * `agents list|revoke|site`, `repo add|list|remove` (and `repo-add`, in ./repo-add.ts),
  * `distribution-point-register`, `distribution-points list|remove`.
  */
+import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
