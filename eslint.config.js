@@ -10,7 +10,29 @@ const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}
  * and the folders listed; `runtime` (the composition root) and `cli` may import anything, except that `runtime`
  * never imports `cli`. Import cycles are checked separately by dependency-cruiser (.dependency-cruiser.cjs).
  */
-const FOLDERS = ['activities', 'agent', 'api', 'agent-sim', 'chat', 'cli', 'commands', 'config', 'db', 'distribution-point', 'domain', 'integrations', 'reports', 'runtime', 'server', 'services', 'shared', 'temporal', 'webhooks', 'worker', 'workflows'];
+const FOLDERS = [
+  'activities',
+  'agent',
+  'api',
+  'agent-sim',
+  'chat',
+  'cli',
+  'commands',
+  'config',
+  'db',
+  'distribution-point',
+  'domain',
+  'integrations',
+  'reports',
+  'runtime',
+  'server',
+  'services',
+  'shared',
+  'temporal',
+  'webhooks',
+  'worker',
+  'workflows',
+];
 /** @type {Record<string, string[]>} */
 const MAY_IMPORT = {
   shared: [],
@@ -54,7 +76,18 @@ const folderRules = FOLDERS.filter((f) => f !== 'workflows').map((folder) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'dist/**', 'coverage/**', 'test-results/**', '**/*.mjs', '**/*.js', '**/*.cjs'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'data/**',
+      'dist/**',
+      'coverage/**',
+      'test-results/**',
+      '**/*.mjs',
+      '**/*.js',
+      '**/*.cjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -80,14 +113,46 @@ export default tseslint.config(
         {
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code cannot use Node built-ins.' })),
           patterns: [
-            { group: ['**/db', '**/db/**', '**/integrations/**', '**/server/**', '**/bot/**', '**/agent/**', '**/worker/**', '**/config', '**/config/**'], message: 'Workflow code must not import I/O layers.' },
-            { group: ['**/activities/**', '**/activities'], allowTypeImports: true, message: 'Import activities as types only (proxyActivities<typeof ...>).' },
+            {
+              group: [
+                '**/db',
+                '**/db/**',
+                '**/integrations/**',
+                '**/server/**',
+                '**/bot/**',
+                '**/agent/**',
+                '**/worker/**',
+                '**/config',
+                '**/config/**',
+              ],
+              message: 'Workflow code must not import I/O layers.',
+            },
+            {
+              group: ['**/activities/**', '**/activities'],
+              allowTypeImports: true,
+              message: 'Import activities as types only (proxyActivities<typeof ...>).',
+            },
             ...folderPatterns('workflows'),
-            { group: ['pg', 'drizzle-orm', 'drizzle-orm/**', '@temporalio/client', '@temporalio/worker', '@temporalio/activity', 'pino', 'fastify'], message: 'Not available inside workflows.' },
+            {
+              group: [
+                'pg',
+                'drizzle-orm',
+                'drizzle-orm/**',
+                '@temporalio/client',
+                '@temporalio/worker',
+                '@temporalio/activity',
+                'pino',
+                'fastify',
+              ],
+              message: 'Not available inside workflows.',
+            },
           ],
         },
       ],
-      'no-restricted-globals': ['error', { name: 'process', message: 'No process.env in workflows: pass values through the input.' }],
+      'no-restricted-globals': [
+        'error',
+        { name: 'process', message: 'No process.env in workflows: pass values through the input.' },
+      ],
       'no-restricted-properties': [
         'error',
         { object: 'Math', property: 'random', message: 'Use uuid4() or deterministic ids.' },

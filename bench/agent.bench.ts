@@ -85,14 +85,25 @@ async function measure(name: string, pid: number, done: (elapsedMs: number) => P
 async function main() {
   // The agent as shipped, built from the current sources.
   const out = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-bench-agent-'));
-  execFileSync(process.execPath, [path.join(root, 'scripts/package-agent.mjs'), '--out', out, '--skip-deb', '--skip-rpm'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const command = form === 'exe' ? [path.join(out, 'patchops-agent')] : [process.execPath, path.join(out, 'patchops-agent.cjs')];
+  execFileSync(
+    process.execPath,
+    [path.join(root, 'scripts/package-agent.mjs'), '--out', out, '--skip-deb', '--skip-rpm'],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const command =
+    form === 'exe' ? [path.join(out, 'patchops-agent')] : [process.execPath, path.join(out, 'patchops-agent.cjs')];
 
   // A database of its own for the run (dropped after): the gateway's manifest key is sealed with this run's key.
   const database = await createTestDatabase();
   await addEnrollSecret(database.db, { name: `bench-${randomBytes(3).toString('hex')}`, secret: SECRET });
   const logger = createLogger('warn', 'bench');
-  const gateway = createAgentGateway({ database, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: 600, refreshMs: 100 });
+  const gateway = createAgentGateway({
+    database,
+    secretBox: SecretBox.ephemeral(),
+    logger,
+    leaseSeconds: 600,
+    refreshMs: 100,
+  });
   const app = await buildServer({ logger, health: [], routes: [gateway.routes] });
   const port = await freePort();
   await app.listen({ host: '127.0.0.1', port });
@@ -103,10 +114,31 @@ async function main() {
   const stateDir = path.join(out, 'state');
   const machineId = `bench-agent-${randomBytes(4).toString('hex')}`;
   const [file, ...pre] = command as [string, ...string[]];
-  const child = spawn(file, [...pre, '--server', `http://127.0.0.1:${port}`, '--enroll-secret', SECRET, '--state-dir', stateDir, '--apt-root', repo.root, '--machine-id', machineId, '--hostname', 'bench-agent', '--wait', '30', '--no-reboot'], {
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    file,
+    [
+      ...pre,
+      '--server',
+      `http://127.0.0.1:${port}`,
+      '--enroll-secret',
+      SECRET,
+      '--state-dir',
+      stateDir,
+      '--apt-root',
+      repo.root,
+      '--machine-id',
+      machineId,
+      '--hostname',
+      'bench-agent',
+      '--wait',
+      '30',
+      '--no-reboot',
+    ],
+    {
+      env: { PATH: process.env.PATH, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let log = '';
   child.stdout.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-20_000)));
   child.stderr.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-20_000)));
@@ -135,34 +167,63 @@ async function main() {
       endpointId = ep?.id ?? '';
       return Boolean(ep);
     });
-    await until('its first inventory', async () => (await database.db.select().from(softwareInventory).where(eq(softwareInventory.endpointId, endpointId))).length > 0);
+    await until(
+      'its first inventory',
+      async () =>
+        (await database.db.select().from(softwareInventory).where(eq(softwareInventory.endpointId, endpointId)))
+          .length > 0,
+    );
     await new Promise((r) => setTimeout(r, 3000)); // start-up done, into the long poll
     const startup = await sample(pid);
 
     const phases: Phase[] = [];
-    phases.push(await measure(`idle (long poll, wait=30 s), ${idleSeconds} s`, pid, async (ms) => ms >= idleSeconds * 1000));
+    phases.push(
+      await measure(`idle (long poll, wait=30 s), ${idleSeconds} s`, pid, async (ms) => ms >= idleSeconds * 1000),
+    );
 
     const job = async (kind: 'scan' | 'install', payload: Record<string, unknown>) => {
       const id = `bench-${kind}-${randomBytes(4).toString('hex')}`;
       await database.db.insert(agentJobs).values({ id, endpointId, kind, payload });
       gateway.wake([endpointId]);
-      const phase = await measure(kind === 'scan' ? 'scan job (apt-get update + simulated dist-upgrade)' : `install job (apt-get install ${repo.packageName}=2.0)`, pid, async () => {
-        const [j] = await database.db.select().from(agentJobs).where(eq(agentJobs.id, id));
-        if (j?.state === 'failed') throw new Error(`the ${kind} job failed: ${JSON.stringify(j.result)}\n${log}`);
-        return j?.state === 'succeeded';
-      });
+      const phase = await measure(
+        kind === 'scan'
+          ? 'scan job (apt-get update + simulated dist-upgrade)'
+          : `install job (apt-get install ${repo.packageName}=2.0)`,
+        pid,
+        async () => {
+          const [j] = await database.db.select().from(agentJobs).where(eq(agentJobs.id, id));
+          if (j?.state === 'failed') throw new Error(`the ${kind} job failed: ${JSON.stringify(j.result)}\n${log}`);
+          return j?.state === 'succeeded';
+        },
+      );
       phases.push(phase);
     };
     await job('scan', { patchIds: [] });
-    await job('install', { patches: [{ patchId: `apt:${repo.packageName}:2.0`, packages: [{ manager: 'apt', name: repo.packageName, version: '2.0' }] }], reboot: { behaviour: 'never' } });
+    await job('install', {
+      patches: [
+        {
+          patchId: `apt:${repo.packageName}:2.0`,
+          packages: [{ manager: 'apt', name: repo.packageName, version: '2.0' }],
+        },
+      ],
+      reboot: { behaviour: 'never' },
+    });
     phases.push(await measure('idle again after the jobs, 10 s', pid, async (ms) => ms >= 10_000));
 
     const cpus = os.cpus();
-    console.log(`agent benchmark: ${form === 'exe' ? 'single executable' : `bundle under Node ${process.version}`} (${((await fs.stat(command.at(-1)!)).size / 1048576).toFixed(1)} MiB), ` +
-      `${process.env.DATABASE_URL ? 'PostgreSQL' : 'embedded PGlite'} gateway on loopback, apt backend on a throwaway root`);
-    console.log(`machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB memory, ${os.type()} ${os.release()}, Node ${process.version}`);
-    console.log(`after start-up (enrolled, first inventory sent): RSS ${(startup.rssKb / 1024).toFixed(1)} MB, CPU ${(startup.selfTicks / TICK).toFixed(2)} s`);
-    console.log('phase                                                     secs   RSS start  RSS peak   RSS end   agent CPU  (% core)   apt/dpkg CPU');
+    console.log(
+      `agent benchmark: ${form === 'exe' ? 'single executable' : `bundle under Node ${process.version}`} (${((await fs.stat(command.at(-1)!)).size / 1048576).toFixed(1)} MiB), ` +
+        `${process.env.DATABASE_URL ? 'PostgreSQL' : 'embedded PGlite'} gateway on loopback, apt backend on a throwaway root`,
+    );
+    console.log(
+      `machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB memory, ${os.type()} ${os.release()}, Node ${process.version}`,
+    );
+    console.log(
+      `after start-up (enrolled, first inventory sent): RSS ${(startup.rssKb / 1024).toFixed(1)} MB, CPU ${(startup.selfTicks / TICK).toFixed(2)} s`,
+    );
+    console.log(
+      'phase                                                     secs   RSS start  RSS peak   RSS end   agent CPU  (% core)   apt/dpkg CPU',
+    );
     for (const p of phases) {
       console.log(
         `${p.name.padEnd(56)} ${p.seconds.toFixed(1).padStart(6)} ${p.rssStartMb.toFixed(1).padStart(8)} MB ${p.rssPeakMb.toFixed(1).padStart(6)} MB ${p.rssEndMb.toFixed(1).padStart(6)} MB ` +
@@ -171,7 +232,11 @@ async function main() {
     }
     const idle = phases[0]!;
     const ok = idle.rssPeakMb < 80 && idle.cpuSelfSeconds / idle.seconds < 0.005;
-    console.log(ok ? 'target met: idle RSS < 80 MB and idle CPU ≈ 0 (< 0.5 % of one core)' : 'target NOT met: idle RSS < 80 MB and idle CPU < 0.5 % of one core');
+    console.log(
+      ok
+        ? 'target met: idle RSS < 80 MB and idle CPU ≈ 0 (< 0.5 % of one core)'
+        : 'target NOT met: idle RSS < 80 MB and idle CPU < 0.5 % of one core',
+    );
     await stop();
     process.exit(ok ? 0 : 1);
   } catch (e) {

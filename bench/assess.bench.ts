@@ -29,7 +29,12 @@ const patches: PatchFacts[] = Array.from({ length: PATCHES }, (_, j) => ({
   vendor: 'Microsoft',
   product: 'Windows',
 }));
-const days = ['2026-11-01T00:00:00.000Z', '2026-11-08T00:00:00.000Z', '2026-11-15T00:00:00.000Z', '2026-11-22T00:00:00.000Z'];
+const days = [
+  '2026-11-01T00:00:00.000Z',
+  '2026-11-08T00:00:00.000Z',
+  '2026-11-15T00:00:00.000Z',
+  '2026-11-22T00:00:00.000Z',
+];
 const missing: Array<{ endpointId: string; patchId: string; detectedAt: string }> = [];
 for (let i = 0; i < ENDPOINTS; i++) {
   for (let k = 0; k < PER_ENDPOINT; k++) {

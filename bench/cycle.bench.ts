@@ -41,21 +41,32 @@ const WAIT_S = Number(process.env.BENCH_AGENT_WAIT_SECONDS ?? 30);
 const root = path.resolve(import.meta.dirname, '..');
 
 const machine = () => {
-  const l = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  const l = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
   return `${os.cpus().length} cores (${os.cpus()[0]?.model.trim() ?? '?'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, load average ${l}`;
 };
 
 function startProcess(command: 'server' | 'worker', env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), command], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), command], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const keep = (c: Buffer) => (out = (out + c.toString()).slice(-20_000));
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   child.once('exit', (code, signal) => {
-    if (signal !== 'SIGKILL') console.error(`patchops ${command} exited (${code ?? signal}); its last output:\n${out.slice(-4000)}`);
+    if (signal !== 'SIGKILL')
+      console.error(`patchops ${command} exited (${code ?? signal}); its last output:\n${out.slice(-4000)}`);
   });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`patchops ${command}: no ready line within 300 s:\n${out}`)), 300_000);
+    const timer = setTimeout(
+      () => reject(new Error(`patchops ${command}: no ready line within 300 s:\n${out}`)),
+      300_000,
+    );
     const poll = setInterval(() => {
       if (out.includes('patchops ready')) {
         clearInterval(poll);
@@ -72,7 +83,10 @@ function startProcess(command: 'server' | 'worker', env: NodeJS.ProcessEnv): Pro
 }
 
 /** The workflow and every child it started (recursively), with each one's history length and size. */
-async function histories(client: Client, workflowId: string): Promise<Array<{ workflowId: string; events: number; bytes: number }>> {
+async function histories(
+  client: Client,
+  workflowId: string,
+): Promise<Array<{ workflowId: string; events: number; bytes: number }>> {
   const out: Array<{ workflowId: string; events: number; bytes: number }> = [];
   const queue = [workflowId];
   while (queue.length > 0) {
@@ -93,7 +107,9 @@ async function main() {
   const t00 = Date.now();
   const log = createLogger(process.env.BENCH_LOG_LEVEL ?? 'error', 'bench'); // the agents' 503 back-offs are counted below, not logged one by one
   const cliPath = process.env.TEMPORAL_CLI ?? path.join(os.homedir(), '.cache', 'patchops', 'bin', 'temporal');
-  console.log(`cycle benchmark: ${ENDPOINTS} endpoints, ${process.env.DATABASE_URL ? 'PostgreSQL' : 'embedded PGlite'}; ${machine()}`);
+  console.log(
+    `cycle benchmark: ${ENDPOINTS} endpoints, ${process.env.DATABASE_URL ? 'PostgreSQL' : 'embedded PGlite'}; ${machine()}`,
+  );
   const db = await createTestDatabase({ migrate: false });
   const temporal = await startDevServer({ cliPath, port: await freePort() });
   const secretsKey = randomBytes(32).toString('hex');
@@ -144,7 +160,9 @@ async function main() {
     });
     const te = Date.now();
     await fleet.enroll();
-    console.log(`${fleet.stats.enrolled} agents enrolled with inventories in ${((Date.now() - te) / 1000).toFixed(1)} s`);
+    console.log(
+      `${fleet.stats.enrolled} agents enrolled with inventories in ${((Date.now() - te) / 1000).toFixed(1)} s`,
+    );
     const running = fleet.run();
     // Progress every 30 s: this process hosts every simulated agent, so its own memory and event-loop delay say
     // whether the load generator keeps up.
@@ -154,7 +172,10 @@ async function main() {
       const s = fleet.stats;
       console.log(
         `  [${new Date().toISOString().slice(11, 19)}] agents: ${s.polls} polls, ${s.jobs} jobs, ${s.errors} errors, statuses ${JSON.stringify(s.statuses)}; ` +
-          `bench process RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB, event-loop delay p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+          `bench process RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB, event-loop delay p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms; load average ${os
+            .loadavg()
+            .map((x) => x.toFixed(2))
+            .join(' ')}`,
       );
       lag.reset();
     }, 30_000);
@@ -162,9 +183,14 @@ async function main() {
 
     // A test ring of 5 endpoints, the rest in production; a fast policy: no windows, short soak, limits at the fleet size.
     const all = await db.db.select({ id: endpoints.id }).from(endpoints);
-    const [test, prod] = await db.db.insert(endpointGroups).values([{ name: 'cb-test', isTestGroup: true }, { name: 'cb-prod' }]).returning();
+    const [test, prod] = await db.db
+      .insert(endpointGroups)
+      .values([{ name: 'cb-test', isTestGroup: true }, { name: 'cb-prod' }])
+      .returning();
     for (let i = 0; i < all.length; i += 1000) {
-      await db.db.insert(groupMembers).values(all.slice(i, i + 1000).map((e, k) => ({ groupId: (i + k < 5 ? test : prod)!.id, endpointId: e.id })));
+      await db.db
+        .insert(groupMembers)
+        .values(all.slice(i, i + 1000).map((e, k) => ({ groupId: (i + k < 5 ? test : prod)!.id, endpointId: e.id })));
     }
     await saveTestPolicy(db.db, 'cb', 'cb-test', {
       approval: { approverGroups: ['ops'], quorum: { low: 1, moderate: 1, high: 1, critical: 1 } },
@@ -179,7 +205,11 @@ async function main() {
     const service = createCycleService({ client, db: db.db });
     const stages: Array<{ stage: CycleStage | 'approved'; at: number }> = [];
     const t0 = Date.now();
-    const { cycleId } = await service.start({ policyName: 'cb', scope: { groups: ['cb-test', 'cb-prod'] }, requestedBy: 'cli:cb-requester' });
+    const { cycleId } = await service.start({
+      policyName: 'cb',
+      scope: { groups: ['cb-test', 'cb-prod'] },
+      requestedBy: 'cli:cb-requester',
+    });
     let stage: CycleStage | null = null;
     let approvedAt = 0;
     while (Date.now() - t0 < TIMEOUT_S * 1000) {
@@ -204,7 +234,9 @@ async function main() {
     const tEnd = Date.now();
     const at = (s: string) => stages.find((x) => x.stage === s)?.at;
     const fmt = (ms: number | undefined) => (ms === undefined ? '–' : `${(ms / 1000).toFixed(1)} s`);
-    console.log(`stages (s after start): ${stages.map((s) => `${s.stage} ${((s.at - t0) / 1000).toFixed(1)}`).join(', ')}`);
+    console.log(
+      `stages (s after start): ${stages.map((s) => `${s.stage} ${((s.at - t0) / 1000).toFixed(1)}`).join(', ')}`,
+    );
     const verified = at('REPORTING') ?? at('COMPLETED');
     const hs = await histories(client, workflowIdForCycle(cycleId));
     const events = hs.reduce((n, h) => n + h.events, 0);
@@ -214,15 +246,24 @@ async function main() {
     );
     const jobs = r.rows.map((x) => `${x.kind}/${x.state} ${x.n}`).join(', ');
     console.log(`jobs: ${jobs}`);
-    console.log(`agents: ${fleet.stats.polls} polls, ${fleet.stats.jobs} jobs, statuses ${JSON.stringify(fleet.stats.statuses)}, ${fleet.stats.resultRetries} result retries`);
+    console.log(
+      `agents: ${fleet.stats.polls} polls, ${fleet.stats.jobs} jobs, statuses ${JSON.stringify(fleet.stats.statuses)}, ${fleet.stats.resultRetries} result retries`,
+    );
     console.log(`workflows: ${hs.map((h) => `${h.workflowId} ${h.events} events ${h.bytes} B`).join('; ')}`);
-    console.log('endpoints   stage       start → approval asked   approval → verified   approval → completed   workflows   history events   history bytes');
+    console.log(
+      'endpoints   stage       start → approval asked   approval → verified   approval → completed   workflows   history events   history bytes',
+    );
     console.log(
       `${String(ENDPOINTS).padStart(9)}   ${String(stage).padEnd(9)}   ${fmt(at('AWAIT_APPROVAL') && at('AWAIT_APPROVAL')! - t0).padStart(22)}   ${fmt(verified && approvedAt ? verified - approvedAt : undefined).padStart(19)}   ${fmt(stage === 'COMPLETED' && approvedAt ? tEnd - approvedAt : undefined).padStart(20)}   ${String(hs.length).padStart(9)}   ${String(events).padStart(14)}   ${String(bytes).padStart(13)}`,
     );
     console.log(`measured on ${machine()}`);
-    const ok = stage === 'COMPLETED' && events < 2000 && (ENDPOINTS < 10_000 || ENDPOINTS > 10_000 || (verified !== undefined && verified - approvedAt < 120_000));
-    console.log(ok ? 'targets met (completed; history < 2,000 events; 10k: approval → verified < 120 s)' : 'target NOT met');
+    const ok =
+      stage === 'COMPLETED' &&
+      events < 2000 &&
+      (ENDPOINTS < 10_000 || ENDPOINTS > 10_000 || (verified !== undefined && verified - approvedAt < 120_000));
+    console.log(
+      ok ? 'targets met (completed; history < 2,000 events; 10k: approval → verified < 120 s)' : 'target NOT met',
+    );
     clearInterval(progress);
     abort.abort();
     await running.catch(() => undefined);

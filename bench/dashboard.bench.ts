@@ -21,7 +21,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 60);
 /** Each endpoint is scanned against one catalog patch in ten: 100,000 × 200 / 10 = 2,000,000 rows. */
 const APPLICABLE_EVERY = 10;
 
-const base = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const base =
+  process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const name = `patchops_bench_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
 
 function quantile(sorted: number[], q: number): number {
@@ -46,7 +47,9 @@ async function measure(label: string, runs: number, fn: () => Promise<unknown>):
   }
   ms.sort((a, b) => a - b);
   const r = { p50: quantile(ms, 0.5), p95: quantile(ms, 0.95) };
-  process.stdout.write(`  ${label.padEnd(44)} p50 ${r.p50.toFixed(1).padStart(7)} ms   p95 ${r.p95.toFixed(1).padStart(7)} ms   (${runs} runs)\n`);
+  process.stdout.write(
+    `  ${label.padEnd(44)} p50 ${r.p50.toFixed(1).padStart(7)} ms   p95 ${r.p95.toFixed(1).padStart(7)} ms   (${runs} runs)\n`,
+  );
   return r;
 }
 
@@ -61,7 +64,9 @@ async function main(): Promise<void> {
   const { db } = database;
   let failed = false;
   try {
-    process.stdout.write(`dashboard benchmark: ${ENDPOINTS.toLocaleString('en')} endpoints × ${PATCHES} patches on ${u.host} (database ${name})\n`);
+    process.stdout.write(
+      `dashboard benchmark: ${ENDPOINTS.toLocaleString('en')} endpoints × ${PATCHES} patches on ${u.host} (database ${name})\n`,
+    );
     await time('migrate', () => runMigrations(db));
     await time('load (generate_series, triggers off)', async () => {
       await db.transaction(async (tx) => {
@@ -98,33 +103,54 @@ async function main(): Promise<void> {
     });
     await time('rebuild maintained aggregates', () => db.execute(sql`select patchops_rebuild_dashboard_aggregates()`));
     await time('analyze', () => db.execute(sql`analyze`));
-    const counts = (await db.execute<{ ep: number; rows: number; agg: number }>(sql`
+    const counts = (
+      await db.execute<{ ep: number; rows: number; agg: number }>(sql`
       select (select count(*) from endpoints)::int as ep, (select count(*) from endpoint_patches)::int as rows,
-             (select count(*) from patch_outstanding_daily)::int as agg`)).rows[0]!;
-    process.stdout.write(`  rows: ${counts.ep.toLocaleString('en')} endpoints, ${counts.rows.toLocaleString('en')} endpoint_patches, ${counts.agg} patch_outstanding_daily\n\n`);
+             (select count(*) from patch_outstanding_daily)::int as agg`)
+    ).rows[0]!;
+    process.stdout.write(
+      `  rows: ${counts.ep.toLocaleString('en')} endpoints, ${counts.rows.toLocaleString('en')} endpoint_patches, ${counts.agg} patch_outstanding_daily\n\n`,
+    );
 
     const o = await overview(db);
-    process.stdout.write(`  overview: ${o.compliancePct}% compliant, ${o.overdue.toLocaleString('en')} overdue, ${o.knownExploited.toLocaleString('en')} known-exploited, ${o.byGroup.length} groups, ${o.byOs.length} OS families\n`);
+    process.stdout.write(
+      `  overview: ${o.compliancePct}% compliant, ${o.overdue.toLocaleString('en')} overdue, ${o.knownExploited.toLocaleString('en')} known-exploited, ${o.byGroup.length} groups, ${o.byOs.length} OS families\n`,
+    );
     // Cross-check the aggregates against a direct count once.
-    const direct = (await db.execute<{ n: number }>(sql`select count(*)::int as n from endpoint_patches where state in ('missing','failed')`)).rows[0]!.n;
+    const direct = (
+      await db.execute<{ n: number }>(
+        sql`select count(*)::int as n from endpoint_patches where state in ('missing','failed')`,
+      )
+    ).rows[0]!.n;
     const agg = Object.values(o.bySeverity).reduce((a, b) => a + b, 0);
-    if (direct !== agg) throw new Error(`aggregate mismatch: ${agg} outstanding by aggregate, ${direct} by direct count`);
+    if (direct !== agg)
+      throw new Error(`aggregate mismatch: ${agg} outstanding by aggregate, ${direct} by direct count`);
 
     const ov = await measure('overview (the dashboard home)', RUNS, () => overview(db));
-    await measure('endpoints page (non-compliant, first 50)', RUNS, () => listEndpoints(db, { compliance: 'noncompliant', limit: 50 }));
+    await measure('endpoints page (non-compliant, first 50)', RUNS, () =>
+      listEndpoints(db, { compliance: 'noncompliant', limit: 50 }),
+    );
     await measure('endpoints search (hostname)', RUNS, () => listEndpoints(db, { q: 'host-4242', limit: 50 }));
     await measure('patches page', RUNS, () => listPatches(db));
 
     // The price of keeping the aggregates: a scan result that installs 10,000 patches, trigger on.
     await time('trigger cost: 10,000 rows missing → installed', () =>
       db.execute(sql`update endpoint_patches set state = 'installed', installed_at = now()
-        where (endpoint_id, patch_id) in (select endpoint_id, patch_id from endpoint_patches where state = 'missing' limit 10000)`));
+        where (endpoint_id, patch_id) in (select endpoint_id, patch_id from endpoint_patches where state = 'missing' limit 10000)`),
+    );
     const after = await overview(db);
-    const direct2 = (await db.execute<{ n: number }>(sql`select count(*)::int as n from endpoint_patches where state in ('missing','failed')`)).rows[0]!.n;
-    if (Object.values(after.bySeverity).reduce((a, b) => a + b, 0) !== direct2) throw new Error('aggregate drifted after the trigger-maintained update');
+    const direct2 = (
+      await db.execute<{ n: number }>(
+        sql`select count(*)::int as n from endpoint_patches where state in ('missing','failed')`,
+      )
+    ).rows[0]!.n;
+    if (Object.values(after.bySeverity).reduce((a, b) => a + b, 0) !== direct2)
+      throw new Error('aggregate drifted after the trigger-maintained update');
 
     const target = 100;
-    process.stdout.write(`\nRESULT overview p50 ${ov.p50.toFixed(1)} ms, p95 ${ov.p95.toFixed(1)} ms (target p95 < ${target} ms): ${ov.p95 < target ? 'PASS' : 'FAIL'}\n`);
+    process.stdout.write(
+      `\nRESULT overview p50 ${ov.p50.toFixed(1)} ms, p95 ${ov.p95.toFixed(1)} ms (target p95 < ${target} ms): ${ov.p95 < target ? 'PASS' : 'FAIL'}\n`,
+    );
     failed = ov.p95 >= target;
   } finally {
     await database.close();

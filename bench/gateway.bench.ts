@@ -46,7 +46,11 @@ const workShare = Number(process.env.BENCH_WORK_SHARE ?? 0.01);
 /** Open loop: every agent polls once per this many seconds (unset: closed loop, as fast as the server answers). */
 const interval = process.env.BENCH_INTERVAL_SECONDS ? Number(process.env.BENCH_INTERVAL_SECONDS) : undefined;
 const openSeconds = Number(process.env.BENCH_SECONDS ?? Math.min(60, interval ?? 60));
-const loadAverage = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+const loadAverage = () =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 
 const loadWorker = `
 // A worker thread (closed loop), or a child process (open loop: the server process's CPU time is then the server's alone).
@@ -213,8 +217,12 @@ async function main() {
   const mode = interval
     ? `open loop: every agent polls once per ${interval} s at a uniform random phase, ${openSeconds} s per size`
     : `closed loop, ${seconds}s per size`;
-  console.log(`gateway benchmark: ${process.env.DATABASE_URL ? 'PostgreSQL' : 'embedded PGlite'}, ${connections} keep-alive connections, ${mode}, wait=0, ${workShare * 100}% of agents with a queued job`);
-  console.log(`machine: ${os.cpus().length} cores (${os.cpus()[0]?.model.trim() ?? '?'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, Node ${process.version}; load average ${loadAverage()}`);
+  console.log(
+    `gateway benchmark: ${process.env.DATABASE_URL ? 'PostgreSQL' : 'embedded PGlite'}, ${connections} keep-alive connections, ${mode}, wait=0, ${workShare * 100}% of agents with a queued job`,
+  );
+  console.log(
+    `machine: ${os.cpus().length} cores (${os.cpus()[0]?.model.trim() ?? '?'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, Node ${process.version}; load average ${loadAverage()}`,
+  );
   console.log(
     interval
       ? 'agents   target/s   polls/s   p50 ms   p99 ms   max ms   send p50/p99 ms   server p50/p99 ms   server lag p99 ms   generator lag p99/max ms   sent late   jobs   errors   load average'
@@ -238,12 +246,22 @@ async function main() {
         `insert into endpoints (id, machine_id, hostname, os_family) select id, id, id, 'linux' from unnest($1::text[]) as id`,
         [rows.map((r) => r.id)],
       );
-      await db.query(`insert into agent_node_keys (key_hash, endpoint_id) select * from unnest($1::text[], $2::text[])`, [rows.map((r) => sha256Hex(r.key)), rows.map((r) => r.id)]);
+      await db.query(
+        `insert into agent_node_keys (key_hash, endpoint_id) select * from unnest($1::text[], $2::text[])`,
+        [rows.map((r) => sha256Hex(r.key)), rows.map((r) => r.id)],
+      );
     }
     have = n;
     const load = (secs: number, warm: boolean) =>
       new Promise<LoadResult>((resolve, reject) => {
-        const workerData = { port, keys: keys.slice(0, n), seconds: secs, connections, warm, interval: warm ? undefined : interval };
+        const workerData = {
+          port,
+          keys: keys.slice(0, n),
+          seconds: secs,
+          connections,
+          warm,
+          interval: warm ? undefined : interval,
+        };
         if (!workerData.interval) {
           const w = new Worker(loadWorker, { eval: true, workerData });
           w.once('message', resolve);
@@ -252,7 +270,9 @@ async function main() {
         }
         const file = path.join(os.tmpdir(), `gateway-bench-${runId}-${n}.json`);
         writeFileSync(file, JSON.stringify(workerData));
-        const child = spawn(process.execPath, ['-e', loadWorker, file], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        const child = spawn(process.execPath, ['-e', loadWorker, file], {
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        });
         child.once('message', (m) => {
           rmSync(file, { force: true });
           resolve(m as LoadResult);
@@ -262,11 +282,18 @@ async function main() {
       });
     const tw = Date.now();
     await load(0, true); // every agent once: the server's key cache is warm, as for agents that have been polling
-    if (interval) console.log(`  (${n} agents warmed: every key polled once in ${((Date.now() - tw) / 1000).toFixed(1)} s)`);
+    if (interval)
+      console.log(`  (${n} agents warmed: every key polled once in ${((Date.now() - tw) / 1000).toFixed(1)} s)`);
     if (workShare > 0) {
       const every = Math.max(1, Math.round(1 / workShare));
-      const ids = keys.slice(0, n).map((_, idx) => `bench-${runId}-${idx}`).filter((_, idx) => idx % every === 0);
-      await db.query(`insert into agent_jobs (id, endpoint_id, kind, payload) select 'job-${n}-' || id, id, 'scan', '{}'::jsonb from unnest($1::text[]) as id`, [ids]);
+      const ids = keys
+        .slice(0, n)
+        .map((_, idx) => `bench-${runId}-${idx}`)
+        .filter((_, idx) => idx % every === 0);
+      await db.query(
+        `insert into agent_jobs (id, endpoint_id, kind, payload) select 'job-${n}-' || id, id, 'scan', '{}'::jsonb from unnest($1::text[]) as id`,
+        [ids],
+      );
     }
     await new Promise((r) => setTimeout(r, 500)); // the work hint refreshes
     handlerMs = [];
@@ -292,13 +319,19 @@ async function main() {
           `generator process ${((r.genCpuMs ?? 0) / 1000).toFixed(1)} s (incl. start-up) = ${((r.genCpuMs ?? 0) / Math.max(1, r.polls)).toFixed(3)} ms per poll; most polls in flight at once: ${r.maxInFlight}`,
       );
     } else {
-      console.log(`${String(n).padStart(6)}   ${rate.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${r.max.toFixed(1).padStart(6)}   ${String(r.jobs).padStart(4)}   ${r.errors}   ${loadAverage()}`);
+      console.log(
+        `${String(n).padStart(6)}   ${rate.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${r.max.toFixed(1).padStart(6)}   ${String(r.jobs).padStart(4)}   ${r.errors}   ${loadAverage()}`,
+      );
     }
   }
   const s = gateway.stats();
-  console.log(`server: ${s.polls} polls, ${s.leaseQueries} lease queries (${((s.leaseQueries / Math.max(1, s.polls)) * 100).toFixed(2)}% of polls touched the jobs table), ${s.cachedKeys} cached keys`);
+  console.log(
+    `server: ${s.polls} polls, ${s.leaseQueries} lease queries (${((s.leaseQueries / Math.max(1, s.polls)) * 100).toFixed(2)}% of polls touched the jobs table), ${s.cachedKeys} cached keys`,
+  );
   const ok = results.every((r) => r.rate >= (interval ? 0.95 * r.target : 2000) && r.p99 < 100 && r.errors === 0);
-  const target = interval ? `the offered rate (agents / ${interval} s, within 5 %) with p99 < 100 ms` : '≥ 2,000 polls/s with p99 < 100 ms';
+  const target = interval
+    ? `the offered rate (agents / ${interval} s, within 5 %) with p99 < 100 ms`
+    : '≥ 2,000 polls/s with p99 < 100 ms';
   console.log(ok ? `target met: ${target} at every size` : `target NOT met at some size (${target})`);
   await db.query(`delete from endpoints where id like $1`, [`bench-${runId}-%`]);
   await db.end();

@@ -34,13 +34,18 @@ const deadlineSeconds = Number(process.env.BENCH_DEADLINE_SECONDS ?? 120);
 const SECRET = 'scan-burst-secret-0123456789';
 
 async function count(pool: pg.Pool, where: string): Promise<number> {
-  const r = await pool.query<{ n: number }>(`select count(*)::int as n from agent_jobs where kind = 'scan' and ${where}`);
+  const r = await pool.query<{ n: number }>(
+    `select count(*)::int as n from agent_jobs where kind = 'scan' and ${where}`,
+  );
   return r.rows[0]!.n;
 }
 
 async function main() {
   const base = process.env.DATABASE_URL;
-  if (!base) throw new Error('DATABASE_URL is not set: the scan-burst bench needs a PostgreSQL server (it creates and drops a database of its own)');
+  if (!base)
+    throw new Error(
+      'DATABASE_URL is not set: the scan-burst bench needs a PostgreSQL server (it creates and drops a database of its own)',
+    );
   const name = `patchops_scan_burst_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base });
   await admin.connect();
@@ -65,10 +70,22 @@ async function main() {
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    console.log(`scan-burst benchmark: PostgreSQL, ${agents} simulated agents, gateway pool ${poolMax} connections (timeout ${poolTimeout} ms), deadline ${deadlineSeconds} s`);
+    console.log(
+      `scan-burst benchmark: PostgreSQL, ${agents} simulated agents, gateway pool ${poolMax} connections (timeout ${poolTimeout} ms), deadline ${deadlineSeconds} s`,
+    );
 
     const ac = new AbortController();
-    const fleet = new SimFleet({ serverUrl: url, enrollSecret: SECRET, count: agents, prefix: 'burst', waitSeconds: 30, seed: 15, enrollConcurrency: 32, log: pino({ level: 'error' }), signal: ac.signal });
+    const fleet = new SimFleet({
+      serverUrl: url,
+      enrollSecret: SECRET,
+      count: agents,
+      prefix: 'burst',
+      waitSeconds: 30,
+      seed: 15,
+      enrollConcurrency: 32,
+      log: pino({ level: 'error' }),
+      signal: ac.signal,
+    });
     let t = Date.now();
     await fleet.enroll();
     const enrolSeconds = (Date.now() - t) / 1000;
@@ -77,7 +94,10 @@ async function main() {
 
     t = Date.now();
     const ids = (await side.query<{ id: string }>(`select id from endpoints`)).rows.map((r) => r.id);
-    await side.query(`insert into agent_jobs (id, endpoint_id, kind, payload) select 'burst-' || id, id, 'scan', '{}'::jsonb from unnest($1::text[]) as id`, [ids]);
+    await side.query(
+      `insert into agent_jobs (id, endpoint_id, kind, payload) select 'burst-' || id, id, 'scan', '{}'::jsonb from unnest($1::text[]) as id`,
+      [ids],
+    );
     gateway.wake(ids);
     let done = 0;
     while (Date.now() - t < deadlineSeconds * 1000) {
@@ -92,12 +112,26 @@ async function main() {
     await run;
     const s = gateway.stats();
     console.log(`enrolment: ${agents} agents in ${enrolSeconds.toFixed(1)} s`);
-    console.log(`scan burst: ${done}/${ids.length} results accepted in ${burstSeconds.toFixed(1)} s; ${leased} still leased, ${queued} still queued`);
-    console.log(`gateway answered: ${Object.entries(statuses).map(([k, v]) => `${k}×${v}`).join(', ')}`);
-    console.log(`agents: ${fleet.stats.jobs} jobs reported, ${fleet.stats.refusedResults} results refused, ${fleet.stats.resultRetries ?? 'n/a'} result retries, ${fleet.stats.errors} poll errors`);
-    console.log(`server: ${s.polls} polls, ${s.overloaded ?? 'n/a'} answered 503, max held polls ${s.maxHeldPolls ?? 'n/a'}`);
+    console.log(
+      `scan burst: ${done}/${ids.length} results accepted in ${burstSeconds.toFixed(1)} s; ${leased} still leased, ${queued} still queued`,
+    );
+    console.log(
+      `gateway answered: ${Object.entries(statuses)
+        .map(([k, v]) => `${k}×${v}`)
+        .join(', ')}`,
+    );
+    console.log(
+      `agents: ${fleet.stats.jobs} jobs reported, ${fleet.stats.refusedResults} results refused, ${fleet.stats.resultRetries ?? 'n/a'} result retries, ${fleet.stats.errors} poll errors`,
+    );
+    console.log(
+      `server: ${s.polls} polls, ${s.overloaded ?? 'n/a'} answered 503, max held polls ${s.maxHeldPolls ?? 'n/a'}`,
+    );
     const ok = (statuses[500] ?? 0) === 0 && done === ids.length;
-    console.log(ok ? 'target met: no 500, every scan result accepted' : 'target NOT met: a 500 was answered or a scan result was not accepted in time');
+    console.log(
+      ok
+        ? 'target met: no 500, every scan result accepted'
+        : 'target NOT met: a 500 was answered or a scan result was not accepted in time',
+    );
     await app.close();
     process.exitCode = ok ? 0 : 1;
   } finally {

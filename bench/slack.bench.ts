@@ -33,7 +33,17 @@ service.delayMs = UPDATE_MS;
 const client = createSlackWebClient('xoxb-bench', fake.url);
 const channel = new SlackChatChannel({ client, db: db.db, logger, defaultChannel: 'C0BENCH' });
 const desk = new DecisionDesk({ service, db: db.db, logger, chat: channel });
-const bot = createSlackBot({ botToken: 'xoxb-bench', signingSecret: SECRET, apiUrl: fake.url, db: db.db, service, desk, channel, logger, runCommand: async () => ({ ok: true, data: { verb: 'help', usage: '' }, text: '' }) });
+const bot = createSlackBot({
+  botToken: 'xoxb-bench',
+  signingSecret: SECRET,
+  apiUrl: fake.url,
+  db: db.db,
+  service,
+  desk,
+  channel,
+  logger,
+  runCommand: async () => ({ ok: true, data: { verb: 'help', usage: '' }, text: '' }),
+});
 const server = await buildServer({ logger, health: [], routes: [bot.routes!] });
 await server.listen({ host: '127.0.0.1', port: 0 });
 const url = `http://127.0.0.1:${(server.server.address() as { port: number }).port}/slack/events`;
@@ -44,7 +54,18 @@ const messages: Array<{ cycleId: string; channel: string; ts: string }> = [];
 for (let c = 0; c < cycles; c++) {
   const cycleId = `PC-BENCH-${c}`;
   service.addCycle(cycleId, { requestedBy: 'cli:requester', needed: VOTERS + 1 });
-  await channel.requestApproval({ cycleId, policyName: 'bench', emergency: false, requestedBy: 'cli:requester', scope: {}, endpoints: 1, bySeverity: { critical: 1 }, byType: { security: 1 }, topPatches: [], approvalsNeeded: VOTERS + 1 });
+  await channel.requestApproval({
+    cycleId,
+    policyName: 'bench',
+    emergency: false,
+    requestedBy: 'cli:requester',
+    scope: {},
+    endpoints: 1,
+    bySeverity: { critical: 1 },
+    byType: { security: 1 },
+    topPatches: [],
+    approvalsNeeded: VOTERS + 1,
+  });
   const row = await db.db.query.chatMessages.findFirst({ where: (m, { eq }) => eq(m.cycleId, cycleId) });
   const [ch, ts] = row!.messageRef!.split(':');
   messages.push({ cycleId, channel: ch!, ts: ts! });
@@ -52,7 +73,13 @@ for (let c = 0; c < cycles; c++) {
 
 async function click(i: number): Promise<number> {
   const m = messages[Math.floor(i / VOTERS)]!;
-  const body = blockActionsBody({ userId: `UB${String(i).padStart(7, '0')}`, actionId: ACTION.approve, value: m.cycleId, channelId: m.channel, messageTs: m.ts });
+  const body = blockActionsBody({
+    userId: `UB${String(i).padStart(7, '0')}`,
+    actionId: ACTION.approve,
+    value: m.cycleId,
+    channelId: m.channel,
+    messageTs: m.ts,
+  });
   const headers = signedHeaders(SECRET, body);
   const t0 = performance.now();
   const res = await fetch(url, { method: 'POST', headers, body });
@@ -77,14 +104,19 @@ for (let i = 0; i < total; i++) {
 await Promise.all(pending);
 const elapsed = (performance.now() - start) / 1000;
 const deadline = Date.now() + 60_000;
-while (fake.callsTo('chat.postEphemeral').length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+while (fake.callsTo('chat.postEphemeral').length < total && Date.now() < deadline)
+  await new Promise((r) => setTimeout(r, 100));
 const drained = (performance.now() - start) / 1000;
 
 latencies.sort((a, b) => a - b);
 const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!;
-console.log(`slack ack latency: ${total} signed Approve clicks at ${RATE}/s over ${elapsed.toFixed(1)} s (${cycles} cycles x ${VOTERS} voters, Update ${UPDATE_MS} ms after the ack, database ${db.kind})`);
+console.log(
+  `slack ack latency: ${total} signed Approve clicks at ${RATE}/s over ${elapsed.toFixed(1)} s (${cycles} cycles x ${VOTERS} voters, Update ${UPDATE_MS} ms after the ack, database ${db.kind})`,
+);
 console.log(`  p50 ${q(50).toFixed(1)} ms   p99 ${q(99).toFixed(1)} ms   max ${latencies.at(-1)!.toFixed(1)} ms`);
-console.log(`  after the acks: ${service.callsOf('approve').length - WARMUP}/${total} votes, ${fake.callsTo('chat.postEphemeral').length} ephemeral replies, ${fake.callsTo('chat.update').length} chat.update, all done ${drained.toFixed(1)} s after the first click`);
+console.log(
+  `  after the acks: ${service.callsOf('approve').length - WARMUP}/${total} votes, ${fake.callsTo('chat.postEphemeral').length} ephemeral replies, ${fake.callsTo('chat.update').length} chat.update, all done ${drained.toFixed(1)} s after the first click`,
+);
 
 await Promise.race([Promise.all([server.close(), fake.close(), db.close()]), new Promise((r) => setTimeout(r, 3000))]);
 // Bolt's HTTP agents and the embedded database keep handles open; the figures are printed.

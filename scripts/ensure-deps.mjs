@@ -18,7 +18,8 @@ function stale() {
     const pkgJson = path.join(root, 'node_modules', name, 'package.json');
     if (!fs.existsSync(pkgJson)) return `${name} is not installed`;
     const installed = JSON.parse(fs.readFileSync(pkgJson, 'utf8')).version;
-    if (entry?.version && installed !== entry.version) return `${name} is ${installed}, the lockfile wants ${entry.version}`;
+    if (entry?.version && installed !== entry.version)
+      return `${name} is ${installed}, the lockfile wants ${entry.version}`;
   }
   return undefined;
 }

@@ -25,7 +25,8 @@ const fail = (m) => {
   console.error(`package:agent: ${m}`);
   process.exit(2);
 };
-if (argv.includes('--out') && (!outArg || outArg.startsWith('--'))) fail('--out needs a folder, e.g. --out /tmp/agent-build');
+if (argv.includes('--out') && (!outArg || outArg.startsWith('--')))
+  fail('--out needs a folder, e.g. --out /tmp/agent-build');
 const out = outArg ? path.resolve(outArg) : path.join(root, 'dist', 'agent');
 const log = (m) => console.log(`package:agent: ${m}`);
 const has = (tool) => {
@@ -36,7 +37,8 @@ const has = (tool) => {
     return false;
   }
 };
-const run = (cmd, argv, opts = {}) => execFileSync(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts }).toString();
+const run = (cmd, argv, opts = {}) =>
+  execFileSync(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts }).toString();
 
 // The output folder is emptied first: dist/agent, or an --out folder that is new, empty or made by this script
 // (it carries a marker file).
@@ -64,14 +66,18 @@ const result = await esbuild.build({
   metafile: true,
   logLevel: 'warning',
   define: { 'import.meta.url': '__patchopsModuleUrl' },
-  banner: { js: "#!/usr/bin/env node\nvar __patchopsModuleUrl = require('node:url').pathToFileURL(typeof __filename === 'string' && __filename ? __filename : process.execPath).href;" },
+  banner: {
+    js: "#!/usr/bin/env node\nvar __patchopsModuleUrl = require('node:url').pathToFileURL(typeof __filename === 'string' && __filename ? __filename : process.execPath).href;",
+  },
 });
 fs.chmodSync(bundle, 0o755);
 const modules = Object.keys(result.metafile.inputs).sort();
 fs.writeFileSync(path.join(out, 'modules.json'), `${JSON.stringify(modules, null, 2)}\n`);
 fs.copyFileSync(path.join(root, 'src/agent/backends/windows-update.ps1'), path.join(out, 'windows-update.ps1'));
 const version = run(process.execPath, [bundle, '--version']).trim();
-log(`bundle ${path.relative(root, bundle)} (${(fs.statSync(bundle).size / 1024).toFixed(0)} KiB, ${modules.length} modules), agent ${version}`);
+log(
+  `bundle ${path.relative(root, bundle)} (${(fs.statSync(bundle).size / 1024).toFixed(0)} KiB, ${modules.length} modules), agent ${version}`,
+);
 
 // 2. One executable: Node's single executable application (node --experimental-sea-config + postject).
 const exe = path.join(out, process.platform === 'win32' ? 'patchops-agent.exe' : 'patchops-agent');
@@ -92,8 +98,11 @@ if (process.platform === 'darwin') run('codesign', ['--sign', '-', exe]);
 fs.rmSync(blob);
 fs.rmSync(seaConfig);
 const exeVersion = run(exe, ['--version']).trim();
-if (exeVersion !== version) throw new Error(`the single executable says its version is "${exeVersion}", the bundle "${version}"`);
-log(`executable ${path.relative(root, exe)} (${(fs.statSync(exe).size / 1048576).toFixed(0)} MiB, Node ${process.version} inside)`);
+if (exeVersion !== version)
+  throw new Error(`the single executable says its version is "${exeVersion}", the bundle "${version}"`);
+log(
+  `executable ${path.relative(root, exe)} (${(fs.statSync(exe).size / 1048576).toFixed(0)} MiB, Node ${process.version} inside)`,
+);
 
 // 3. The portable bundle for macOS and Windows endpoints that run it with their own Node.js.
 const portable = path.join(out, 'portable');
@@ -103,7 +112,8 @@ for (const [from, to] of [
   [path.join(out, 'windows-update.ps1'), 'windows-update.ps1'],
   [path.join(root, 'packaging/launchd/com.patchops.agent.plist'), 'com.patchops.agent.plist'],
   [path.join(root, 'packaging/windows/install-service.ps1'), 'install-service.ps1'],
-]) fs.copyFileSync(from, path.join(portable, to));
+])
+  fs.copyFileSync(from, path.join(portable, to));
 
 // 4. Linux packages, from one staged tree.
 const arch = { x64: { deb: 'amd64', rpm: 'x86_64' }, arm64: { deb: 'arm64', rpm: 'aarch64' } }[process.arch];
@@ -120,13 +130,18 @@ if (process.platform === 'linux') {
   stage('usr/lib/patchops-agent/patchops-agent', exe, 0o755);
   fs.mkdirSync(path.join(staged, 'usr/bin'), { recursive: true });
   fs.symlinkSync('../lib/patchops-agent/patchops-agent', path.join(staged, 'usr/bin/patchops-agent'));
-  stage('lib/systemd/system/patchops-agent.service', path.join(root, 'packaging/systemd/patchops-agent.service'), 0o644);
+  stage(
+    'lib/systemd/system/patchops-agent.service',
+    path.join(root, 'packaging/systemd/patchops-agent.service'),
+    0o644,
+  );
   stage('etc/patchops/agent.env', pk('agent.env'), 0o600);
   stage('usr/share/doc/patchops-agent/copyright', pk('copyright'), 0o644);
 }
 
 const maintainer = 'patchops <patchops@example.com>';
-const description = 'patchops endpoint agent\n patch management agent: enrols with a patchops server, long-polls it for scan, install,\n verify, rollback and reboot jobs and runs them with the machine\'s package managers.';
+const description =
+  "patchops endpoint agent\n patch management agent: enrols with a patchops server, long-polls it for scan, install,\n verify, rollback and reboot jobs and runs them with the machine's package managers.";
 
 if (process.platform === 'linux' && !args.has('--skip-deb')) {
   if (!has('dpkg-deb')) log('dpkg-deb not found: no .deb built (apt-get install dpkg)');
@@ -156,7 +171,8 @@ if (process.platform === 'linux' && !args.has('--skip-rpm')) {
   if (!has('rpmbuild')) log('rpmbuild not found: no .rpm built (apt-get install rpm, or dnf install rpm-build)');
   else {
     const top = path.join(out, 'rpmbuild');
-    for (const d of ['BUILD', 'RPMS', 'SOURCES', 'SPECS', 'SRPMS', 'BUILDROOT']) fs.mkdirSync(path.join(top, d), { recursive: true });
+    for (const d of ['BUILD', 'RPMS', 'SOURCES', 'SPECS', 'SRPMS', 'BUILDROOT'])
+      fs.mkdirSync(path.join(top, d), { recursive: true });
     const spec = fs
       .readFileSync(pk('patchops-agent.spec'), 'utf8')
       .replaceAll('@VERSION@', version)
@@ -167,7 +183,11 @@ if (process.platform === 'linux' && !args.has('--skip-rpm')) {
       .replace('@POSTUNINSTALL@', fs.readFileSync(pk('rpm-postun'), 'utf8'));
     const specFile = path.join(top, 'SPECS/patchops-agent.spec');
     fs.writeFileSync(specFile, spec);
-    run('rpmbuild', ['-bb', '--target', arch.rpm, '--define', `_topdir ${top}`, '--define', '_build_id_links none', specFile], { env: { ...process.env, LC_ALL: 'C' } });
+    run(
+      'rpmbuild',
+      ['-bb', '--target', arch.rpm, '--define', `_topdir ${top}`, '--define', '_build_id_links none', specFile],
+      { env: { ...process.env, LC_ALL: 'C' } },
+    );
     const built = path.join(top, 'RPMS', arch.rpm, `patchops-agent-${version}-1.${arch.rpm}.rpm`);
     const rpm = path.join(out, path.basename(built));
     fs.renameSync(built, rpm);

@@ -14,16 +14,36 @@ import { fileURLToPath } from 'node:url';
 
 /** One row per Debian package: the commands (or files) it gives and the tests that need them. */
 export const TEST_TOOLS = [
-  { pkg: 'apt-utils', commands: ['apt-ftparchive'], tests: 'the apt round trip (signed local repository: apt backend, agents end to end)' },
+  {
+    pkg: 'apt-utils',
+    commands: ['apt-ftparchive'],
+    tests: 'the apt round trip (signed local repository: apt backend, agents end to end)',
+  },
   { pkg: 'gpg', commands: ['gpg'], tests: 'the apt round trip (repository signing)' },
   { pkg: 'dpkg-dev', commands: ['dpkg-scanpackages'], tests: 'Debian package building and scanning' },
-  { pkg: 'rpm', commands: ['rpm', 'rpmbuild', 'rpmsign'], tests: 'the rpm backends (dnf and zypper round trips, rpm packaging)' },
+  {
+    pkg: 'rpm',
+    commands: ['rpm', 'rpmbuild', 'rpmsign'],
+    tests: 'the rpm backends (dnf and zypper round trips, rpm packaging)',
+  },
   { pkg: 'dnf', commands: ['dnf'], tests: 'the dnf round trip' },
   { pkg: 'zypper', commands: ['zypper'], tests: 'the zypper round trip' },
-  { pkg: 'createrepo-c', commands: ['createrepo_c', 'modifyrepo_c'], tests: 'the dnf and zypper round trips (local rpm repository)' },
+  {
+    pkg: 'createrepo-c',
+    commands: ['createrepo_c', 'modifyrepo_c'],
+    tests: 'the dnf and zypper round trips (local rpm repository)',
+  },
   { pkg: 'fwupd', commands: ['fwupdmgr', 'fwupdtool'], tests: 'the firmware (fwupd) backend' },
-  { pkg: 'fwupd-tests', files: ['/usr/share/installed-tests/fwupd/fwupd-tests.xml'], tests: 'the firmware (fwupd) backend (its test plugin and metadata)' },
-  { pkg: 'dbus-daemon', commands: ['dbus-daemon'], tests: 'the firmware (fwupd) backend (a private message bus for the daemon)' },
+  {
+    pkg: 'fwupd-tests',
+    files: ['/usr/share/installed-tests/fwupd/fwupd-tests.xml'],
+    tests: 'the firmware (fwupd) backend (its test plugin and metadata)',
+  },
+  {
+    pkg: 'dbus-daemon',
+    commands: ['dbus-daemon'],
+    tests: 'the firmware (fwupd) backend (a private message bus for the daemon)',
+  },
   { pkg: 'postgresql-client', commands: ['psql'], tests: 'the embedded database test that connects with libpq (psql)' },
   { pkg: 'chromium', files: ['/usr/bin/chromium'], tests: 'the browser tests (test/browser/, playwright-core)' },
 ];
@@ -44,7 +64,10 @@ export function onPath(command, envPath = process.env.PATH ?? '') {
 
 /** What a row lacks: its missing commands and files. */
 export function lacking(tool, envPath = process.env.PATH ?? '') {
-  return [...(tool.commands ?? []).filter((c) => !onPath(c, envPath)), ...(tool.files ?? []).filter((f) => !fs.existsSync(f))];
+  return [
+    ...(tool.commands ?? []).filter((c) => !onPath(c, envPath)),
+    ...(tool.files ?? []).filter((f) => !fs.existsSync(f)),
+  ];
 }
 
 /** The rows with something missing. */
@@ -59,7 +82,10 @@ function aptGet(args, log) {
     timeout: 1_800_000,
     encoding: 'utf8',
   });
-  if (r.status !== 0) log(`apt-get ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}): ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' / ')}`);
+  if (r.status !== 0)
+    log(
+      `apt-get ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}): ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' / ')}`,
+    );
   return r.status === 0;
 }
 
@@ -74,13 +100,14 @@ export function ensureTestTools({ log = (m) => process.stderr.write(`npm test: $
   let missing = missingTools();
   if (missing.length === 0) return [];
   const pkgs = missing.map((t) => t.pkg);
-  const why = process.env.PATCHOPS_TEST_NO_INSTALL === '1'
-    ? 'PATCHOPS_TEST_NO_INSTALL=1'
-    : process.getuid?.() !== 0
-      ? 'not root'
-      : !onPath('apt-get')
-        ? 'no apt-get on this machine'
-        : undefined;
+  const why =
+    process.env.PATCHOPS_TEST_NO_INSTALL === '1'
+      ? 'PATCHOPS_TEST_NO_INSTALL=1'
+      : process.getuid?.() !== 0
+        ? 'not root'
+        : !onPath('apt-get')
+          ? 'no apt-get on this machine'
+          : undefined;
   if (why) {
     log(`not installing ${pkgs.join(' ')} (${why})`);
   } else {
@@ -96,7 +123,10 @@ export function ensureTestTools({ log = (m) => process.stderr.write(`npm test: $
 
 /** The visible lines naming what will be skipped and why. */
 export function skipLines(missing) {
-  return missing.map((t) => `SKIPPED: ${t.tests} — ${lacking(t).join(', ')} missing (Debian package ${t.pkg}; install it with: apt-get install -y ${t.pkg})`);
+  return missing.map(
+    (t) =>
+      `SKIPPED: ${t.tests} — ${lacking(t).join(', ')} missing (Debian package ${t.pkg}; install it with: apt-get install -y ${t.pkg})`,
+  );
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {

@@ -40,15 +40,22 @@ process.exit(failed > 0 ? 1 : 0);
 function summarise(reportFile, status, spawnError) {
   const problems = [];
   if (!fs.existsSync(reportFile)) {
-    problems.push(`vitest wrote no report (${spawnError?.message ?? `exit code ${status}`}): the run failed before it could count its tests`);
+    problems.push(
+      `vitest wrote no report (${spawnError?.message ?? `exit code ${status}`}): the run failed before it could count its tests`,
+    );
     return { passed: 0, failed: 1, skipped: 0, problems };
   }
   const s = JSON.parse(fs.readFileSync(reportFile, 'utf8'));
-  const brokenFiles = (s.testResults ?? []).filter((f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed'));
-  for (const f of brokenFiles) problems.push(`FAILED TO RUN: ${path.relative(root, f.name)}: ${(f.message || 'failed').split('\n')[0]}`);
+  const brokenFiles = (s.testResults ?? []).filter(
+    (f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed'),
+  );
+  for (const f of brokenFiles)
+    problems.push(`FAILED TO RUN: ${path.relative(root, f.name)}: ${(f.message || 'failed').split('\n')[0]}`);
   let failed = (s.numFailedTests ?? 0) + brokenFiles.length;
   if (status !== 0 && failed === 0) {
-    problems.push(`vitest exited with code ${status ?? spawnError?.message} although every test passed (an unhandled error: see its output above)`);
+    problems.push(
+      `vitest exited with code ${status ?? spawnError?.message} although every test passed (an unhandled error: see its output above)`,
+    );
     failed = 1;
   }
   return { passed: s.numPassedTests ?? 0, failed, skipped: (s.numPendingTests ?? 0) + (s.numTodoTests ?? 0), problems };

@@ -11,7 +11,9 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', na
 export async function installTemporalLogger(logger: Logger, options: { metricsAddress?: string } = {}): Promise<void> {
   const { Runtime, makeTelemetryFilterString } = await import('@temporalio/worker');
   const sdk = logger.child({ component: 'temporal-sdk' });
-  const at = (level: 'trace' | 'debug' | 'info' | 'warn' | 'error') => (message: string, meta?: Record<string, unknown>) => sdk[level](meta ?? {}, message);
+  const at =
+    (level: 'trace' | 'debug' | 'info' | 'warn' | 'error') => (message: string, meta?: Record<string, unknown>) =>
+      sdk[level](meta ?? {}, message);
   try {
     Runtime.install({
       // patchops stops its worker itself, in order (src/cli/context.ts runUntilSignal, the demo): the SDK's default of

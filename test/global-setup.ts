@@ -20,7 +20,10 @@ declare module 'vitest' {
  * server (in memory, headless) for every workflow test, and bundle the workflow code once.
  */
 export default async function setup(project: TestProject) {
-  const config = loadConfig({ PATCHOPS_CACHE_DIR: process.env.PATCHOPS_CACHE_DIR, TEMPORAL_CLI: process.env.TEMPORAL_CLI });
+  const config = loadConfig({
+    PATCHOPS_CACHE_DIR: process.env.PATCHOPS_CACHE_DIR,
+    TEMPORAL_CLI: process.env.TEMPORAL_CLI,
+  });
   const cli = await obtainTemporalCli({
     explicitPath: config.temporal.cliPath,
     cacheDir: config.cacheDir,

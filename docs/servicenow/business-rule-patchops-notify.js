@@ -49,7 +49,7 @@
     sys_updated_by: String(current.sys_updated_by),
     // With sys_id, lets patchops drop a redelivered notification.
     sys_mod_count: String(current.sys_mod_count),
-    reason: reason
+    reason: reason,
   };
 
   try {

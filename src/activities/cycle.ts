@@ -9,17 +9,49 @@
 import { Context } from '@temporalio/activity';
 import { appendAudit } from '../db/audit';
 import type { Database } from '../db/client';
-import { applyCyclePause, DrizzleAgentJobs, failedJobsOfCycle, NO_RELEASE_LIMITS, succeededInstallEndpoints } from '../db/agent-jobs';
-import { endpointsOfWaves, replaceCycleTargets, replaceCycleWaves, targetEndpointIds, targetHostnames, waveMaintenanceWindows } from '../db/cycle-plan';
+import {
+  applyCyclePause,
+  DrizzleAgentJobs,
+  failedJobsOfCycle,
+  NO_RELEASE_LIMITS,
+  succeededInstallEndpoints,
+} from '../db/agent-jobs';
+import {
+  endpointsOfWaves,
+  replaceCycleTargets,
+  replaceCycleWaves,
+  targetEndpointIds,
+  targetHostnames,
+  waveMaintenanceWindows,
+} from '../db/cycle-plan';
 import { catalogPatchFacts, markKnownExploited, missingPatches, patchJobTargets } from '../db/patch-reports';
-import { createCycleRow, listExceptions, recordStageChange, recordVoteRow, resolveScope, setChangeNumber } from '../db/cycles';
+import {
+  createCycleRow,
+  listExceptions,
+  recordStageChange,
+  recordVoteRow,
+  resolveScope,
+  setChangeNumber,
+} from '../db/cycles';
 import { identitiesWithRole } from '../db/identities';
 import { getPolicy } from '../db/policies';
 import { staleEndpoints } from '../db/scan-freshness';
 import { summarizeAssessment, type AssessResult } from '../domain/assessment';
-import type { ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus, PatchCycleInput, WaveCounts } from '../domain/cycle';
+import type {
+  ChangeRequestStateEvent,
+  CycleScope,
+  CycleStage,
+  CycleStatus,
+  PatchCycleInput,
+  WaveCounts,
+} from '../domain/cycle';
 import { fleetSplaySeconds } from '../domain/splay';
-import { effectivePolicy, failureThresholdTripped, type DeploymentPolicy, type FailureThreshold } from '../domain/policy';
+import {
+  effectivePolicy,
+  failureThresholdTripped,
+  type DeploymentPolicy,
+  type FailureThreshold,
+} from '../domain/policy';
 import type {
   AgentJobs,
   ApprovalRequest,
@@ -37,7 +69,11 @@ import type {
 import { assess, type PatchFacts } from '../domain/risk';
 import type { KevIndex } from '../domain/kev';
 import { kevCatalog } from '../integrations/kev';
-import { CHANGE_HOSTNAMES_LIMIT, changeRequestOf, type ChangeRequestFacts } from '../integrations/servicenow/change-request';
+import {
+  CHANGE_HOSTNAMES_LIMIT,
+  changeRequestOf,
+  type ChangeRequestFacts,
+} from '../integrations/servicenow/change-request';
 import { planWaves } from '../domain/waves';
 import { latestJobStart, nextWindow } from '../domain/windows';
 import type { Logger } from '../logging';
@@ -138,21 +174,43 @@ export function createCycleActivities(deps: CycleActivityDeps) {
      * IDENTIFY: scan jobs (wave null) for the endpoints in scope whose last scan is missing or older than the
      * policy's identify.maxScanAgeHours. Idempotent (job ids per cycle and endpoint). Returns counts.
      */
-    async scanStaleEndpoints(input: { cycleId: string; scope: CycleScope; policy: DeploymentPolicy }): Promise<{ inScope: number; stale: number; created: number }> {
+    async scanStaleEndpoints(input: {
+      cycleId: string;
+      scope: CycleScope;
+      policy: DeploymentPolicy;
+    }): Promise<{ inScope: number; stale: number; created: number }> {
       const scoped = await resolveScope(db, effectiveScope(input.scope, input.policy));
-      const stale = await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: scoped.map((e) => e.id), maxAgeHours: input.policy.identify.maxScanAgeHours, now: now() });
+      const stale = await staleEndpoints(db, {
+        cycleId: input.cycleId,
+        endpointIds: scoped.map((e) => e.id),
+        maxAgeHours: input.policy.identify.maxScanAgeHours,
+        now: now(),
+      });
       let created = 0;
       for (let i = 0; i < stale.length; i += 1000) {
         const r = await jobs.dispatch({
           cycleId: input.cycleId,
           wave: null,
-          jobs: stale.slice(i, i + 1000).map((endpointId) => ({ endpointId, kind: 'scan' as const, payload: { patchIds: [] } })),
+          jobs: stale
+            .slice(i, i + 1000)
+            .map((endpointId) => ({ endpointId, kind: 'scan' as const, payload: { patchIds: [] } })),
           ...splayed(stale.length),
         });
         created += r.created;
       }
       if (stale.length > 0) {
-        await appendAudit(db, { actor: 'system:workflow', action: 'cycle.scan.dispatched', subjectType: 'cycle', subjectId: input.cycleId, details: { inScope: scoped.length, stale: stale.length, created, maxScanAgeHours: input.policy.identify.maxScanAgeHours } });
+        await appendAudit(db, {
+          actor: 'system:workflow',
+          action: 'cycle.scan.dispatched',
+          subjectType: 'cycle',
+          subjectId: input.cycleId,
+          details: {
+            inScope: scoped.length,
+            stale: stale.length,
+            created,
+            maxScanAgeHours: input.policy.identify.maxScanAgeHours,
+          },
+        });
       }
       return { inScope: scoped.length, stale: stale.length, created };
     },
@@ -161,24 +219,42 @@ export function createCycleActivities(deps: CycleActivityDeps) {
      * IDENTIFY + ASSESS: missing patches in scope, assessed by the domain, the plan written to cycle_targets.
      * With requireFreshScan, endpoints with no fresh scan (see scanStaleEndpoints) are left out and counted.
      */
-    async identifyAndAssess(input: { cycleId: string; scope: CycleScope; policy: DeploymentPolicy; requireFreshScan?: boolean }): Promise<AssessResult> {
+    async identifyAndAssess(input: {
+      cycleId: string;
+      scope: CycleScope;
+      policy: DeploymentPolicy;
+      requireFreshScan?: boolean;
+    }): Promise<AssessResult> {
       const policy = input.policy;
       const inScope = await resolveScope(db, effectiveScope(input.scope, policy));
       let scoped = inScope;
       let notScanned: AssessResult['notScanned'];
       if (input.requireFreshScan) {
-        const stale = new Set(await staleEndpoints(db, { cycleId: input.cycleId, endpointIds: inScope.map((e) => e.id), maxAgeHours: policy.identify.maxScanAgeHours, now: now() }));
+        const stale = new Set(
+          await staleEndpoints(db, {
+            cycleId: input.cycleId,
+            endpointIds: inScope.map((e) => e.id),
+            maxAgeHours: policy.identify.maxScanAgeHours,
+            now: now(),
+          }),
+        );
         scoped = inScope.filter((e) => !stale.has(e.id));
         const left = inScope.filter((e) => stale.has(e.id));
         notScanned = { count: left.length, hostnames: left.slice(0, NAMED_HOSTS).map((e) => e.hostname) };
       }
-      const missing = await missingPatches(db, scoped.map((e) => e.id));
+      const missing = await missingPatches(
+        db,
+        scoped.map((e) => e.id),
+      );
       const catalog = await catalogPatchFacts(db, [...new Set(missing.map((m) => m.patchId))]);
       // The known-exploited flag comes from CISA's KEV catalog; the catalog rows learn it too (dashboard counts).
       const kev = await knownExploitedIndex();
       const newlyExploited = catalog.filter((p) => !p.knownExploited && kev.knownExploited(p.cves).length > 0);
       if (newlyExploited.length > 0) {
-        await markKnownExploited(db, newlyExploited.map((p) => p.id));
+        await markKnownExploited(
+          db,
+          newlyExploited.map((p) => p.id),
+        );
         for (const p of newlyExploited) p.knownExploited = true;
       }
       // Successors of superseded patches are facts too (the domain drops the superseded one).
@@ -198,7 +274,8 @@ export function createCycleActivities(deps: CycleActivityDeps) {
           id: e.id,
           hostname: e.hostname,
           criticality: e.criticality,
-          exposure: (['internal', 'dmz', 'internet'].includes(e.exposure) ? e.exposure : 'internal') as 'internal' | 'dmz' | 'internet',
+          exposure: (['internal', 'dmz', 'internet'].includes(e.exposure) ? e.exposure : 'internal') as
+            'internal' | 'dmz' | 'internet',
           groups: e.groups,
         })),
         exceptions,
@@ -225,7 +302,12 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       await replaceCycleWaves(db, input.cycleId, plan);
       return {
         test: { size: plan.test.endpointIds.length },
-        waves: plan.waves.map((w) => ({ index: w.index, name: w.name, size: w.endpointIds.length, batches: w.batches.length })),
+        waves: plan.waves.map((w) => ({
+          index: w.index,
+          name: w.name,
+          size: w.endpointIds.length,
+          batches: w.batches.length,
+        })),
       };
     },
 
@@ -233,16 +315,28 @@ export function createCycleActivities(deps: CycleActivityDeps) {
      * The next maintenance window of a wave after `after`: the earliest next window among the windows of
      * the groups its endpoints are in. null when none of those groups has a window (deploy any time).
      */
-    async nextWaveWindow(input: { cycleId: string; wave: number; after: string; expectedInstallMinutes: number }): Promise<{ start: string; end: string; deadline: string } | null> {
+    async nextWaveWindow(input: {
+      cycleId: string;
+      wave: number;
+      after: string;
+      expectedInstallMinutes: number;
+    }): Promise<{ start: string; end: string; deadline: string } | null> {
       const rows = await waveMaintenanceWindows(db, input.cycleId, input.wave);
       if (rows.length === 0) return null;
       let best: { start: Date; end: Date } | null = null;
       for (const r of rows) {
-        const w = nextWindow({ rrule: r.rrule, timezone: r.timezone, durationMinutes: r.durationMinutes, blackoutDates: r.blackoutDates }, new Date(input.after));
+        const w = nextWindow(
+          { rrule: r.rrule, timezone: r.timezone, durationMinutes: r.durationMinutes, blackoutDates: r.blackoutDates },
+          new Date(input.after),
+        );
         if (w && (!best || w.start < best.start)) best = w;
       }
       if (!best) return null;
-      return { start: best.start.toISOString(), end: best.end.toISOString(), deadline: latestJobStart(best, input.expectedInstallMinutes).toISOString() };
+      return {
+        start: best.start.toISOString(),
+        end: best.end.toISOString(),
+        deadline: latestJobStart(best, input.expectedInstallMinutes).toISOString(),
+      };
     },
 
     /**
@@ -272,7 +366,10 @@ export function createCycleActivities(deps: CycleActivityDeps) {
           const chunk = endpointIds.slice(i, i + 1000);
           // Each endpoint's packages come from its own agent's report (else the trusted catalog), never another's.
           const rows = await patchJobTargets(db, input.cycleId, chunk);
-          const byEndpoint = new Map<string, Array<{ patchId: string; packages: unknown[]; rebootRequired: boolean }>>();
+          const byEndpoint = new Map<
+            string,
+            Array<{ patchId: string; packages: unknown[]; rebootRequired: boolean }>
+          >();
           for (const r of rows) {
             const list = byEndpoint.get(r.endpointId) ?? [];
             list.push({ patchId: r.patchId, packages: r.packages, rebootRequired: r.rebootRequired });
@@ -283,9 +380,19 @@ export function createCycleActivities(deps: CycleActivityDeps) {
             .map((id) => ({
               endpointId: id,
               kind: input.kind,
-              payload: { patches: byEndpoint.get(id)!, ...(input.reboot && input.kind === 'install' ? { reboot: input.reboot } : {}) } as Record<string, unknown>,
+              payload: {
+                patches: byEndpoint.get(id)!,
+                ...(input.reboot && input.kind === 'install' ? { reboot: input.reboot } : {}),
+              } as Record<string, unknown>,
             }));
-          const r = await jobs.dispatch({ cycleId: input.cycleId, wave, jobs: specs, notBefore: input.notBefore, deadline: input.deadline, ...(input.hold && jobs.release ? { hold: true } : {}) });
+          const r = await jobs.dispatch({
+            cycleId: input.cycleId,
+            wave,
+            jobs: specs,
+            notBefore: input.notBefore,
+            deadline: input.deadline,
+            ...(input.hold && jobs.release ? { hold: true } : {}),
+          });
           total += specs.length;
           created += r.created;
         }
@@ -294,12 +401,20 @@ export function createCycleActivities(deps: CycleActivityDeps) {
     },
 
     /** Scan jobs for every active endpoint of a scope (fleet scan; wave null). */
-    async dispatchScanJobs(input: { scanId: string; scope: CycleScope; patchIds?: string[] }): Promise<{ endpoints: number; created: number }> {
+    async dispatchScanJobs(input: {
+      scanId: string;
+      scope: CycleScope;
+      patchIds?: string[];
+    }): Promise<{ endpoints: number; created: number }> {
       const scoped = await resolveScope(db, input.scope);
       const r = await jobs.dispatch({
         cycleId: input.scanId,
         wave: null,
-        jobs: scoped.map((e) => ({ endpointId: e.id, kind: 'scan' as const, payload: { patchIds: input.patchIds ?? [] } })),
+        jobs: scoped.map((e) => ({
+          endpointId: e.id,
+          kind: 'scan' as const,
+          payload: { patchIds: input.patchIds ?? [] },
+        })),
         ...splayed(scoped.length),
       });
       return { endpoints: scoped.length, created: r.created };
@@ -353,7 +468,9 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       return n;
     },
 
-    async resolveApprovers(input: { policy: DeploymentPolicy }): Promise<{ approvers: string[]; escalationApprovers: string[] }> {
+    async resolveApprovers(input: {
+      policy: DeploymentPolicy;
+    }): Promise<{ approvers: string[]; escalationApprovers: string[] }> {
       const approvers = await identitiesWithRole(db, 'approver', input.policy.approval.approverGroups);
       const escalationApprovers = input.policy.approval.escalationGroups.length
         ? await identitiesWithRole(db, 'approver', input.policy.approval.escalationGroups)
@@ -361,7 +478,13 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       return { approvers, escalationApprovers };
     },
 
-    async recordStage(input: { cycleId: string; stage: CycleStage; detail?: Record<string, unknown>; status: CycleStatus; reason?: string }): Promise<void> {
+    async recordStage(input: {
+      cycleId: string;
+      stage: CycleStage;
+      detail?: Record<string, unknown>;
+      status: CycleStatus;
+      reason?: string;
+    }): Promise<void> {
       await recordStageChange(db, {
         cycleId: input.cycleId,
         stage: input.stage,
@@ -374,11 +497,25 @@ export function createCycleActivities(deps: CycleActivityDeps) {
 
     async recordVote(input: { cycleId: string; notice: DecisionNotice; messageRef?: string }): Promise<void> {
       const n = input.notice;
-      await recordVoteRow(db, { cycleId: input.cycleId, identity: n.identity, person: n.person, channel: n.channel, decision: n.decision, reason: n.reason, at: new Date(n.at), messageRef: input.messageRef });
+      await recordVoteRow(db, {
+        cycleId: input.cycleId,
+        identity: n.identity,
+        person: n.person,
+        channel: n.channel,
+        decision: n.decision,
+        reason: n.reason,
+        at: new Date(n.at),
+        messageRef: input.messageRef,
+      });
       await chat.recordDecision(n);
     },
 
-    async recordControl(input: { cycleId: string; action: string; by: string; details?: Record<string, unknown> }): Promise<void> {
+    async recordControl(input: {
+      cycleId: string;
+      action: string;
+      by: string;
+      details?: Record<string, unknown>;
+    }): Promise<void> {
       let details = input.details ?? {};
       if (input.action === 'paused' || input.action === 'resumed') {
         // Mid-wave: a pause holds the installs not yet handed out; a resume lets them go again.
@@ -386,12 +523,19 @@ export function createCycleActivities(deps: CycleActivityDeps) {
         const r = await applyCyclePause(db, input.cycleId, input.action === 'paused', seq);
         details = { ...details, applied: r.applied, ...(input.action === 'paused' ? { installsHeld: r.held } : {}) };
       }
-      await appendAudit(db, { actor: input.by, action: `cycle.${input.action}`, subjectType: 'cycle', subjectId: input.cycleId, details });
+      await appendAudit(db, {
+        actor: input.by,
+        action: `cycle.${input.action}`,
+        subjectType: 'cycle',
+        subjectId: input.cycleId,
+        details,
+      });
     },
 
     async notifyApprovalRequest(req: ApprovalRequest): Promise<void> {
       await chat.requestApproval(req);
-      if (mailer && req.notice !== undefined && deps.reportRecipients?.length) await mailer.sendApprovalRequest(req, deps.reportRecipients);
+      if (mailer && req.notice !== undefined && deps.reportRecipients?.length)
+        await mailer.sendApprovalRequest(req, deps.reportRecipients);
     },
     async notifyStage(update: StageUpdate): Promise<void> {
       await chat.stageUpdate(update);
@@ -407,7 +551,13 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       const type = request.type;
       const ref = await desk.open(request);
       await setChangeNumber(db, input.cycleId, ref.number);
-      await appendAudit(db, { actor: 'system:workflow', action: 'cycle.change.opened', subjectType: 'cycle', subjectId: input.cycleId, details: { changeNumber: ref.number, type } });
+      await appendAudit(db, {
+        actor: 'system:workflow',
+        action: 'cycle.change.opened',
+        subjectType: 'cycle',
+        subjectId: input.cycleId,
+        details: { changeNumber: ref.number, type },
+      });
       return ref;
     },
 
@@ -422,7 +572,11 @@ export function createCycleActivities(deps: CycleActivityDeps) {
     },
 
     /** Closes the change (cancels it when never approved); returns the state it is left in, null without a desk. */
-    async closeChange(input: { changeNumber: string; closeCode: CloseCode; notes: string }): Promise<ChangeRequestStateEvent['state'] | null> {
+    async closeChange(input: {
+      changeNumber: string;
+      closeCode: CloseCode;
+      notes: string;
+    }): Promise<ChangeRequestStateEvent['state'] | null> {
       if (!desk) return null;
       await desk.close(input.changeNumber, input.closeCode, input.notes);
       const after = await desk.get(input.changeNumber);

@@ -58,7 +58,10 @@ export function createDigestActivities(deps: DigestDeps) {
     async sendComplianceDigest(input: { digest: ComplianceDigest; recipients: string[] }): Promise<number> {
       const to = [...new Set([...(deps.reportRecipients ?? []), ...input.recipients])];
       if (!deps.digestMailer || to.length === 0) {
-        deps.logger.info({ recipients: to.length, email: Boolean(deps.digestMailer) }, 'compliance digest not sent: set SMTP_URL and REPORT_RECIPIENTS');
+        deps.logger.info(
+          { recipients: to.length, email: Boolean(deps.digestMailer) },
+          'compliance digest not sent: set SMTP_URL and REPORT_RECIPIENTS',
+        );
         return 0;
       }
       await deps.digestMailer.sendDigest(input.digest, to);

@@ -7,18 +7,21 @@ describe('withFailures', () => {
   it.each([
     { retryable: false, nonRetryable: true },
     { retryable: true, nonRetryable: false },
-  ])('turns a CodedError (retryable $retryable) into an ApplicationFailure typed with its code', async ({ retryable, nonRetryable }) => {
-    const error = new CodedError(ErrorCode.IntegrationFailed, 'ServiceNow said no', { retryable });
-    const acts = withFailures({
-      async openChange(): Promise<string> {
-        throw error;
-      },
-    });
-    const thrown = await acts.openChange().catch((e: unknown) => e);
-    expect(thrown).toBeInstanceOf(ApplicationFailure);
-    expect(thrown).toMatchObject({ type: ErrorCode.IntegrationFailed, message: 'ServiceNow said no', nonRetryable });
-    expect((thrown as ApplicationFailure).cause).toBe(error);
-  });
+  ])(
+    'turns a CodedError (retryable $retryable) into an ApplicationFailure typed with its code',
+    async ({ retryable, nonRetryable }) => {
+      const error = new CodedError(ErrorCode.IntegrationFailed, 'ServiceNow said no', { retryable });
+      const acts = withFailures({
+        async openChange(): Promise<string> {
+          throw error;
+        },
+      });
+      const thrown = await acts.openChange().catch((e: unknown) => e);
+      expect(thrown).toBeInstanceOf(ApplicationFailure);
+      expect(thrown).toMatchObject({ type: ErrorCode.IntegrationFailed, message: 'ServiceNow said no', nonRetryable });
+      expect((thrown as ApplicationFailure).cause).toBe(error);
+    },
+  );
 
   it('throws any other error as it is', async () => {
     const error = new Error('connection reset');

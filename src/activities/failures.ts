@@ -9,7 +9,8 @@ import { isCodedError } from '../domain/errors';
 
 /** A CodedError as an ApplicationFailure typed with its code (non-retryable unless marked so), cause kept. */
 export function asFailure(e: unknown): unknown {
-  if (isCodedError(e)) return ApplicationFailure.create({ type: e.code, message: e.message, nonRetryable: !e.retryable, cause: e });
+  if (isCodedError(e))
+    return ApplicationFailure.create({ type: e.code, message: e.message, nonRetryable: !e.retryable, cause: e });
   return e;
 }
 

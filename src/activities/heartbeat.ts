@@ -23,7 +23,10 @@ function currentContext(): Context | undefined {
 }
 
 /** `fn`, heartbeating every `intervalMs` while a call of it runs inside an activity. */
-export function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>, intervalMs = HEARTBEAT_INTERVAL_MS): (...args: A) => Promise<R> {
+export function heartbeating<A extends unknown[], R>(
+  fn: (...args: A) => Promise<R>,
+  intervalMs = HEARTBEAT_INTERVAL_MS,
+): (...args: A) => Promise<R> {
   return async function (this: unknown, ...args: A): Promise<R> {
     const ctx = currentContext();
     if (!ctx?.info.heartbeatTimeoutMs) return fn.apply(this, args);
@@ -50,7 +53,8 @@ export function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise
 export function withHeartbeats<T extends object>(activities: T, intervalMs = HEARTBEAT_INTERVAL_MS): T {
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(activities)) {
-    out[name] = typeof value === 'function' ? heartbeating(value as (...args: unknown[]) => Promise<unknown>, intervalMs) : value;
+    out[name] =
+      typeof value === 'function' ? heartbeating(value as (...args: unknown[]) => Promise<unknown>, intervalMs) : value;
   }
   return out as T;
 }

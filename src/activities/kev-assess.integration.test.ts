@@ -20,7 +20,10 @@ describe('identify and assess with the CISA KEV catalog', () => {
   it('flags a patch whose CVE is in KEV as known exploited, makes it P1 and teaches the catalog', async () => {
     const fleet = await seedFleet(t.db, { prefix: 'kev', testEndpoints: 0, endpoints: 3 });
     // Scanned without the flag: CVE-2024-3400 (PAN-OS GlobalProtect) is in the bundled KEV catalog.
-    await t.db.update(patches).set({ cves: ['CVE-2024-3400'], knownExploited: false, severity: 'moderate', cvss: 5.0 }).where(eq(patches.id, fleet.patchId));
+    await t.db
+      .update(patches)
+      .set({ cves: ['CVE-2024-3400'], knownExploited: false, severity: 'moderate', cvss: 5.0 })
+      .where(eq(patches.id, fleet.patchId));
     await saveTestPolicy(t.db, 'kev', fleet.testGroup);
     const acts = createActivities({ database: t, logger: createLogger('silent') });
     const env = new MockActivityEnvironment();
@@ -31,7 +34,11 @@ describe('identify and assess with the CISA KEV catalog', () => {
       scope: { groups: [fleet.prodGroup] },
       requestedBy: 'cli:ops',
     });
-    const result: Awaited<ReturnType<typeof acts.identifyAndAssess>> = await env.run(acts.identifyAndAssess, { cycleId: 'c-kev', scope: { groups: [fleet.prodGroup] }, policy: started.policy });
+    const result: Awaited<ReturnType<typeof acts.identifyAndAssess>> = await env.run(acts.identifyAndAssess, {
+      cycleId: 'c-kev',
+      scope: { groups: [fleet.prodGroup] },
+      policy: started.policy,
+    });
     expect(result.patches).toBe(1);
     expect(result.topPatches[0]).toMatchObject({ patchId: fleet.patchId, knownExploited: true });
     expect(result.reasons.join('\n')).toMatch(/P1: known exploited CVE-2024-3400/);
@@ -42,10 +49,16 @@ describe('identify and assess with the CISA KEV catalog', () => {
   it('uses the catalog it is given, not the bundled one', async () => {
     const fleet = await seedFleet(t.db, { prefix: 'kevdep', testEndpoints: 0, endpoints: 2 });
     // CVE-2099-0001 is in no real catalog: only the injected one can make the patch known exploited.
-    await t.db.update(patches).set({ cves: ['CVE-2099-0001'], knownExploited: false, severity: 'moderate', cvss: 5.0 }).where(eq(patches.id, fleet.patchId));
+    await t.db
+      .update(patches)
+      .set({ cves: ['CVE-2099-0001'], knownExploited: false, severity: 'moderate', cvss: 5.0 })
+      .where(eq(patches.id, fleet.patchId));
     await saveTestPolicy(t.db, 'kevdep', fleet.testGroup);
     let loads = 0;
-    const catalog = KevIndex.fromCatalog({ catalogVersion: '2099.01.01', vulnerabilities: [{ cveID: 'CVE-2099-0001' }] });
+    const catalog = KevIndex.fromCatalog({
+      catalogVersion: '2099.01.01',
+      vulnerabilities: [{ cveID: 'CVE-2099-0001' }],
+    });
     const acts = createActivities({
       database: t,
       logger: createLogger('silent'),
@@ -62,7 +75,11 @@ describe('identify and assess with the CISA KEV catalog', () => {
       scope: { groups: [fleet.prodGroup] },
       requestedBy: 'cli:ops',
     });
-    const result: Awaited<ReturnType<typeof acts.identifyAndAssess>> = await env.run(acts.identifyAndAssess, { cycleId: 'c-kevdep', scope: { groups: [fleet.prodGroup] }, policy: started.policy });
+    const result: Awaited<ReturnType<typeof acts.identifyAndAssess>> = await env.run(acts.identifyAndAssess, {
+      cycleId: 'c-kevdep',
+      scope: { groups: [fleet.prodGroup] },
+      policy: started.policy,
+    });
     expect(loads).toBe(1);
     expect(result.topPatches[0]).toMatchObject({ patchId: fleet.patchId, knownExploited: true });
     expect(result.reasons.join('\n')).toMatch(/P1: known exploited CVE-2099-0001/);

@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { parseSimPatches } from './fleet';
 
 describe('parseSimPatches (agent-sim --patches)', () => {
-  const kb = { patchId: 'KB5041001', title: 'Security update', vendor: 'Microsoft', type: 'security', cves: ['CVE-2024-3400'], packages: [{ manager: 'windows-update', name: 'KB5041001' }] };
+  const kb = {
+    patchId: 'KB5041001',
+    title: 'Security update',
+    vendor: 'Microsoft',
+    type: 'security',
+    cves: ['CVE-2024-3400'],
+    packages: [{ manager: 'windows-update', name: 'KB5041001' }],
+  };
 
   it('reads an array of patches in the agent protocol shape, with its defaults', () => {
     expect(parseSimPatches(JSON.stringify([kb]))).toEqual([{ ...kb, product: '', rebootRequired: false }]);

@@ -9,9 +9,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { GatewayClient, GatewayHttpError, isRetryable, jitterAfter, retryDelayMs } from '../agent/client';
 import { z } from 'zod';
-import { foundPatchSchema, patchJobPayloadSchema, type AgentJob, type FoundPatch, type JobResult } from '../shared/agent-protocol';
+import {
+  foundPatchSchema,
+  patchJobPayloadSchema,
+  type AgentJob,
+  type FoundPatch,
+  type JobResult,
+} from '../shared/agent-protocol';
 
-export const DEFAULT_KEV_PATH = new URL('../../assets/kev/known_exploited_vulnerabilities.json', import.meta.url).pathname;
+export const DEFAULT_KEV_PATH = new URL('../../assets/kev/known_exploited_vulnerabilities.json', import.meta.url)
+  .pathname;
 
 export interface SimOptions {
   serverUrl: string;
@@ -61,7 +68,9 @@ export function parseSimPatches(text: string): FoundPatch[] {
   const parsed = z.array(foundPatchSchema).min(1).safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new Error(`the patches file is not a non-empty array of patches (patchId, title, vendor, type, cves, packages): ${issue.path.join('.') || 'the top level'}: ${issue.message}`);
+    throw new Error(
+      `the patches file is not a non-empty array of patches (patchId, title, vendor, type, cves, packages): ${issue.path.join('.') || 'the top level'}: ${issue.message}`,
+    );
   }
   return parsed.data;
 }
@@ -85,7 +94,9 @@ export async function buildCatalogs(kevPath: string, rnd: () => number): Promise
   const kev = (JSON.parse(await readFile(kevPath, 'utf8')) as { vulnerabilities: KevEntry[] }).vulnerabilities;
   const pick = (f: (k: KevEntry) => boolean) => kev.filter(f).slice(0, 60);
   const ms = pick((k) => k.vendorProject === 'Microsoft' && /Windows/i.test(k.product));
-  const linux = pick((k) => k.vendorProject === 'Linux' || /OpenSSL|sudo|glibc|Polkit/i.test(`${k.vendorProject} ${k.product}`));
+  const linux = pick(
+    (k) => k.vendorProject === 'Linux' || /OpenSSL|sudo|glibc|Polkit/i.test(`${k.vendorProject} ${k.product}`),
+  );
   const apple = pick((k) => k.vendorProject === 'Apple');
   const nonKev = (n: number) => `CVE-${2023 + (n % 3)}-${String(30000 + Math.floor(rnd() * 19999))}`;
   const out: Record<Os, FoundPatch[]> = { windows: [], linux: [], macos: [] };
@@ -118,7 +129,13 @@ export async function buildCatalogs(kevPath: string, rnd: () => number): Promise
       severitySource: 'debian',
       cves: i % 3 === 0 && l ? [l.cveID] : [nonKev(i), nonKev(i + 1)],
       rebootRequired: /kernel/i.test(l?.product ?? ''),
-      packages: [{ manager: 'apt', name: (l?.product ?? 'openssl').toLowerCase().replace(/[^a-z0-9]+/g, '-'), version: `1.${i}.0-1+deb12u1` }],
+      packages: [
+        {
+          manager: 'apt',
+          name: (l?.product ?? 'openssl').toLowerCase().replace(/[^a-z0-9]+/g, '-'),
+          version: `1.${i}.0-1+deb12u1`,
+        },
+      ],
     });
     const a = apple[i % Math.max(1, apple.length)];
     const mac = `macOS-14.${i % 8}.${i % 3}-${i}`;
@@ -175,7 +192,17 @@ export class SimFleet {
   /** The enrolled endpoints, by machine id, in the order they enrolled. */
   readonly machines = new Map<string, SimMachine>();
   private failing: Set<string>;
-  readonly stats: SimStats = { enrolled: 0, polls: 0, jobs: 0, failedInstalls: 0, refusedResults: 0, errors: 0, resultRetries: 0, pollsNotHeld: 0, statuses: {} };
+  readonly stats: SimStats = {
+    enrolled: 0,
+    polls: 0,
+    jobs: 0,
+    failedInstalls: 0,
+    refusedResults: 0,
+    errors: 0,
+    resultRetries: 0,
+    pollsNotHeld: 0,
+    statuses: {},
+  };
   private readonly endpoints: VirtualEndpoint[] = [];
   private readonly rnd: () => number;
   constructor(private readonly o: SimOptions) {
@@ -228,14 +255,21 @@ export class SimFleet {
               agentVersion: 'sim-0.1.0',
             });
             ep.client.nodeKey = res.nodeKey;
-            this.machines.set(this.machineIdOf(ep), { machineId: this.machineIdOf(ep), endpointId: res.endpointId, hostname, os: ep.os });
+            this.machines.set(this.machineIdOf(ep), {
+              machineId: this.machineIdOf(ep),
+              endpointId: res.endpointId,
+              hostname,
+              os: ep.os,
+            });
             this.stats.enrolled += 1;
             break;
           } catch (e) {
             this.count(e);
             if (!isRetryable(e)) throw e;
             if (this.o.signal?.aborted) return;
-            await sleep(retryDelayMs(e, attempt, 200, 5000), undefined, { signal: this.o.signal }).catch(() => undefined);
+            await sleep(retryDelayMs(e, attempt, 200, 5000), undefined, { signal: this.o.signal }).catch(
+              () => undefined,
+            );
           }
         }
       }
@@ -262,7 +296,10 @@ export class SimFleet {
         if (!isRetryable(e)) {
           // Refused: nothing to retry, but say why.
           this.stats.refusedResults += 1;
-          this.o.log.warn({ endpoint: ep.n, job: job.id, status: (e as GatewayHttpError).status, err: (e as Error).message }, 'simulated agent: result refused');
+          this.o.log.warn(
+            { endpoint: ep.n, job: job.id, status: (e as GatewayHttpError).status, err: (e as Error).message },
+            'simulated agent: result refused',
+          );
           return;
         }
         this.stats.resultRetries += 1;
@@ -273,7 +310,8 @@ export class SimFleet {
 
   private async handle(ep: VirtualEndpoint, job: AgentJob): Promise<JobResult> {
     const [lo, hi] = this.o.installLatencyMs ?? [200, 2000];
-    if (job.kind === 'scan') return { status: 'succeeded', missing: [...ep.missing.values()], patches: [], rebootPending: false };
+    if (job.kind === 'scan')
+      return { status: 'succeeded', missing: [...ep.missing.values()], patches: [], rebootPending: false };
     if (job.kind === 'reboot') return { status: 'succeeded', patches: [], rebootPending: false };
     const payload = patchJobPayloadSchema.parse(job.payload);
     const patches: JobResult['patches'] = [];
@@ -286,7 +324,14 @@ export class SimFleet {
         const unlucky = this.rnd() < (this.o.failureRate ?? 0.02);
         if (unlucky || this.failing.has(this.machineIdOf(ep))) {
           this.stats.failedInstalls += 1;
-          patches.push({ patchId: p.patchId, state: 'failed', error: ep.os === 'windows' ? 'Windows Update returned 0x80240022 (WU_E_ALL_UPDATES_FAILED)' : 'dpkg: error processing package (--configure)' });
+          patches.push({
+            patchId: p.patchId,
+            state: 'failed',
+            error:
+              ep.os === 'windows'
+                ? 'Windows Update returned 0x80240022 (WU_E_ALL_UPDATES_FAILED)'
+                : 'dpkg: error processing package (--configure)',
+          });
         } else {
           const f = ep.missing.get(p.patchId);
           ep.missing.delete(p.patchId);
@@ -303,7 +348,12 @@ export class SimFleet {
       }
     }
     const failed = patches.some((p) => p.state === 'failed' || p.state === 'missing');
-    return { status: failed ? 'failed' : 'succeeded', patches, rebootPending: false, error: failed ? 'one or more patches failed' : undefined };
+    return {
+      status: failed ? 'failed' : 'succeeded',
+      patches,
+      rebootPending: false,
+      error: failed ? 'one or more patches failed' : undefined,
+    };
   }
 
   private async loop(ep: VirtualEndpoint): Promise<void> {
@@ -326,8 +376,11 @@ export class SimFleet {
         if (this.o.signal?.aborted) return;
         this.count(e);
         this.stats.errors += 1;
-        if (failures === 0) this.o.log.warn({ endpoint: ep.n, err: (e as Error).message }, 'simulated agent: gateway error; backing off');
-        await sleep(retryDelayMs(e, failures++, 500, 30_000), undefined, { signal: this.o.signal }).catch(() => undefined);
+        if (failures === 0)
+          this.o.log.warn({ endpoint: ep.n, err: (e as Error).message }, 'simulated agent: gateway error; backing off');
+        await sleep(retryDelayMs(e, failures++, 500, 30_000), undefined, { signal: this.o.signal }).catch(
+          () => undefined,
+        );
       }
     }
   }

@@ -38,7 +38,14 @@ beforeAll(async () => {
   tdb = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG ?? 'silent');
   // These tests count the jobs each poll brings: no enrolment scan (tested in src/server/agent-trust.integration.test.ts).
-  gateway = createAgentGateway({ database: tdb, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: LEASE_SECONDS, refreshMs: 100, scanOnFirstEnrolment: false });
+  gateway = createAgentGateway({
+    database: tdb,
+    secretBox: SecretBox.ephemeral(),
+    logger,
+    leaseSeconds: LEASE_SECONDS,
+    refreshMs: 100,
+    scanOnFirstEnrolment: false,
+  });
   app = await buildServer({ logger, health: [], routes: [gateway.routes] });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();
@@ -82,7 +89,14 @@ async function startAgent(name: string, backend: Backend, extra: Partial<Constru
     enrollSecret: SECRET,
     stateDir,
     log: pino({ level: process.env.TEST_LOG ?? 'silent' }),
-    platform: { osFamily: 'linux', osName: 'Debian GNU/Linux', osVersion: '12', arch: 'x64', hostname: name, machineId: `machine-${name}-${Date.now()}` },
+    platform: {
+      osFamily: 'linux',
+      osName: 'Debian GNU/Linux',
+      osVersion: '12',
+      arch: 'x64',
+      hostname: name,
+      machineId: `machine-${name}-${Date.now()}`,
+    },
     backends: new Map([['apt', backend]]),
     rebooter,
     waitSeconds: 2,
@@ -93,7 +107,13 @@ async function startAgent(name: string, backend: Backend, extra: Partial<Constru
 }
 
 const installPayload = (reboot: PatchJobPayload['reboot']): PatchJobPayload => ({
-  patches: [{ patchId: 'DSA-5764-1', packages: [{ manager: 'apt', name: 'openssl', version: '3.0.15-1~deb12u1' }], rebootRequired: true }],
+  patches: [
+    {
+      patchId: 'DSA-5764-1',
+      packages: [{ manager: 'apt', name: 'openssl', version: '3.0.15-1~deb12u1' }],
+      rebootRequired: true,
+    },
+  ],
   reboot,
 });
 
@@ -111,12 +131,19 @@ describe('restarts after an install', () => {
       expect((await fs.stat(stateDir)).mode & 0o777).toBe(0o711);
     }
     const jobId = `install:reboot-test:${agent.endpointId}`;
-    await addJob(agent.endpointId, jobId, installPayload({ behaviour: 'if_required', notifyUser: true, deferralLimit: 1, deferralMinutes: 60 }));
+    await addJob(
+      agent.endpointId,
+      jobId,
+      installPayload({ behaviour: 'if_required', notifyUser: true, deferralLimit: 1, deferralMinutes: 60 }),
+    );
     expect(await agent.pollOnce(2)).toBe(1);
 
     const job = await tdb.db.query.agentJobs.findFirst({ where: eq(agentJobs.id, jobId) });
     expect(job?.state).toBe('succeeded');
-    expect(job?.result).toMatchObject({ rebootPending: true, patches: [{ patchId: 'DSA-5764-1', state: 'pending_reboot' }] });
+    expect(job?.result).toMatchObject({
+      rebootPending: true,
+      patches: [{ patchId: 'DSA-5764-1', state: 'pending_reboot' }],
+    });
     const ep = await tdb.db.query.endpoints.findFirst({ where: eq(endpoints.id, agent.endpointId) });
     expect(ep?.pendingReboot).toBe(true);
     expect(rebooter.notices).toHaveLength(1);
@@ -128,7 +155,11 @@ describe('restarts after an install', () => {
     const due = new Date(planned.dueAt);
 
     // The logged-in user defers through the real command.
-    const defer = await run(process.execPath, [path.join(root, 'bin/patchops.mjs'), 'agent', '--defer-reboot', '--state-dir', stateDir], { cwd: root });
+    const defer = await run(
+      process.execPath,
+      [path.join(root, 'bin/patchops.mjs'), 'agent', '--defer-reboot', '--state-dir', stateDir],
+      { cwd: root },
+    );
     expect(defer.stdout).toContain('restart deferral requested');
     await agent.rebootTick(new Date(due.getTime() - 60_000));
     expect(rebooter.reboots).toBe(0);
@@ -139,7 +170,11 @@ describe('restarts after an install', () => {
     await expect(fs.stat(store.deferFile)).rejects.toThrow(); // the request was consumed
 
     // A second request is over the limit: refused, and the restart happens when due.
-    await run(process.execPath, [path.join(root, 'bin/patchops.mjs'), 'agent', '--defer-reboot', '--state-dir', stateDir], { cwd: root });
+    await run(
+      process.execPath,
+      [path.join(root, 'bin/patchops.mjs'), 'agent', '--defer-reboot', '--state-dir', stateDir],
+      { cwd: root },
+    );
     await agent.rebootTick(new Date(Date.parse(deferred.dueAt) - 1000));
     expect(rebooter.notices.at(-1)).toContain('No deferrals left (1 allowed)');
     expect(rebooter.reboots).toBe(0);
@@ -150,17 +185,27 @@ describe('restarts after an install', () => {
 
   it('"never" plans nothing: the restart is reported pending and no one is disturbed', async () => {
     const { agent, rebooter, store } = await startAgent('never-host', new MemoryBackend());
-    await addJob(agent.endpointId, `install:never-test:${agent.endpointId}`, installPayload({ behaviour: 'never', notifyUser: true, deferralLimit: 0, deferralMinutes: 60 }));
+    await addJob(
+      agent.endpointId,
+      `install:never-test:${agent.endpointId}`,
+      installPayload({ behaviour: 'never', notifyUser: true, deferralLimit: 0, deferralMinutes: 60 }),
+    );
     expect(await agent.pollOnce(2)).toBe(1);
     expect(rebooter.notices).toEqual([]);
     expect((await store.load())!.pendingReboot).toBeUndefined();
-    const job = await tdb.db.query.agentJobs.findFirst({ where: eq(agentJobs.id, `install:never-test:${agent.endpointId}`) });
+    const job = await tdb.db.query.agentJobs.findFirst({
+      where: eq(agentJobs.id, `install:never-test:${agent.endpointId}`),
+    });
     expect(job?.result).toMatchObject({ rebootPending: true });
   });
 
   it('the CLI says which state directory is wrong when no agent ever ran there', async () => {
     const missing = path.join(os.tmpdir(), `patchops-no-agent-${Date.now()}`);
-    const r = await run(process.execPath, [path.join(root, 'bin/patchops.mjs'), 'agent', '--defer-reboot', '--state-dir', missing], { cwd: root }).catch((e: { code: number; stderr: string }) => e);
+    const r = await run(
+      process.execPath,
+      [path.join(root, 'bin/patchops.mjs'), 'agent', '--defer-reboot', '--state-dir', missing],
+      { cwd: root },
+    ).catch((e: { code: number; stderr: string }) => e);
     expect('code' in r && r.code).not.toBe(0);
     expect(r.stderr).toContain(`no agent has run with the state directory ${missing}`);
   }, 30_000);
@@ -171,7 +216,11 @@ describe('lease renewal', () => {
     const installMs = (LEASE_SECONDS + 3) * 1000;
     const { agent } = await startAgent('slow-host', new MemoryBackend(installMs), { leaseRenewEveryMs: 500 });
     const jobId = `install:lease-test:${agent.endpointId}`;
-    await addJob(agent.endpointId, jobId, installPayload({ behaviour: 'never', notifyUser: false, deferralLimit: 0, deferralMinutes: 60 }));
+    await addJob(
+      agent.endpointId,
+      jobId,
+      installPayload({ behaviour: 'never', notifyUser: false, deferralLimit: 0, deferralMinutes: 60 }),
+    );
     const running = agent.pollOnce(2);
     // Well past the first lease's end the job is still leased, and the lease has not run out.
     await new Promise((r) => setTimeout(r, (LEASE_SECONDS + 1.5) * 1000));

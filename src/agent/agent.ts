@@ -99,17 +99,26 @@ export class Agent {
       fetchManifest: () => this.client.manifest(),
       sources: () => [...this.distributionPoints, this.o.serverUrl],
       // The node key goes to the central server only; distribution points get the poll's short-lived download token.
-      authFor: (source) => (source === this.o.serverUrl ? `Bearer ${this.state.nodeKey}` : this.downloadToken && `Bearer ${this.downloadToken}`),
+      authFor: (source) =>
+        source === this.o.serverUrl
+          ? `Bearer ${this.state.nodeKey}`
+          : this.downloadToken && `Bearer ${this.downloadToken}`,
       downloadDir: this.store.downloads,
       fileInstaller: this.o.fileInstaller,
       fetchImpl: this.o.fetchImpl,
       log: this.o.log,
     });
-    this.o.log.info({ endpointId: this.state.endpointId, backends: [...new Set([...this.backends.values()].map((b) => b.name))] }, 'agent started');
+    this.o.log.info(
+      { endpointId: this.state.endpointId, backends: [...new Set([...this.backends.values()].map((b) => b.name))] },
+      'agent started',
+    );
   }
 
   private async enroll(): Promise<void> {
-    if (!this.o.enrollSecret) throw new Error(`this agent is not enrolled with ${this.o.serverUrl} (no identity in ${this.store.file}): pass --enroll-secret`);
+    if (!this.o.enrollSecret)
+      throw new Error(
+        `this agent is not enrolled with ${this.o.serverUrl} (no identity in ${this.store.file}): pass --enroll-secret`,
+      );
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await this.client.enroll({
@@ -125,7 +134,8 @@ export class Agent {
           site: this.o.site,
         });
         // A re-enrolment keeps the pinned key when it already had one for this server (the key is pinned, not replaced).
-        const pinned = this.state?.serverUrl === this.o.serverUrl ? this.state.manifestSigningKey : res.manifestSigningKey;
+        const pinned =
+          this.state?.serverUrl === this.o.serverUrl ? this.state.manifestSigningKey : res.manifestSigningKey;
         this.state = {
           serverUrl: this.o.serverUrl,
           endpointId: res.endpointId,
@@ -138,14 +148,22 @@ export class Agent {
         };
         await this.store.save(this.state);
         this.client.nodeKey = res.nodeKey;
-        if (res.pending) this.o.log.warn({ endpointId: res.endpointId }, `enrolment waits for an admin: ${res.message ?? 'patchops agents approve'}`);
+        if (res.pending)
+          this.o.log.warn(
+            { endpointId: res.endpointId },
+            `enrolment waits for an admin: ${res.message ?? 'patchops agents approve'}`,
+          );
         else this.o.log.info({ endpointId: res.endpointId }, 'agent enrolled');
         return;
       } catch (e) {
-        if (e instanceof GatewayHttpError && (e.status === 401 || e.status === 400)) throw new Error(`enrolment refused: ${e.message}`, { cause: e });
+        if (e instanceof GatewayHttpError && (e.status === 401 || e.status === 400))
+          throw new Error(`enrolment refused: ${e.message}`, { cause: e });
         if (this.stopped) throw e;
         const wait = retryDelayMs(e, attempt);
-        this.o.log.warn({ err: (e as Error).message, retryInMs: wait }, 'server unreachable or busy for enrolment; retrying');
+        this.o.log.warn(
+          { err: (e as Error).message, retryInMs: wait },
+          'server unreachable or busy for enrolment; retrying',
+        );
         await this.pause(wait);
       }
     }
@@ -155,15 +173,27 @@ export class Agent {
     const software: Array<{ source: string; name: string; version: string; vendor?: string }> = [];
     for (const b of new Set(this.backends.values())) software.push(...(await b.inventory().catch(() => [])));
     let pendingReboot = Boolean(this.state.pendingReboot);
-    for (const b of new Set(this.backends.values())) if (b.rebootPending && (await b.rebootPending().catch(() => false))) pendingReboot = true;
-    await this.client.inventory({ hostname: this.facts.hostname, osName: this.facts.osName, osVersion: this.facts.osVersion, arch: this.facts.arch, agentVersion: AGENT_VERSION, pendingReboot, software });
+    for (const b of new Set(this.backends.values()))
+      if (b.rebootPending && (await b.rebootPending().catch(() => false))) pendingReboot = true;
+    await this.client.inventory({
+      hostname: this.facts.hostname,
+      osName: this.facts.osName,
+      osVersion: this.facts.osVersion,
+      arch: this.facts.arch,
+      agentVersion: AGENT_VERSION,
+      pendingReboot,
+      software,
+    });
   }
 
   private async report(job: AgentJob, result: JobResult): Promise<void> {
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
         const r = await this.client.result(job.id, result);
-        this.o.log.info({ jobId: job.id, kind: job.kind, status: result.status, outcome: r.outcome }, 'job result reported');
+        this.o.log.info(
+          { jobId: job.id, kind: job.kind, status: result.status, outcome: r.outcome },
+          'job result reported',
+        );
         this.o.onJobDone?.(job, result);
         return;
       } catch (e) {
@@ -174,14 +204,20 @@ export class Agent {
         if (e instanceof GatewayHttpError && e.status === 401) await this.reEnroll();
         // 503 (server busy) and 429 carry Retry-After: the result is kept and sent again after it, never dropped.
         const wait = retryDelayMs(e, attempt);
-        this.o.log.warn({ jobId: job.id, err: (e as Error).message, retryInMs: wait }, 'could not report the job result; retrying');
+        this.o.log.warn(
+          { jobId: job.id, err: (e as Error).message, retryInMs: wait },
+          'could not report the job result; retrying',
+        );
         await this.pause(wait);
       }
     }
   }
 
   private async reEnroll(): Promise<void> {
-    if (!this.o.enrollSecret) throw new Error('the server no longer accepts this agent\'s node key and no enrol secret was given to re-enrol: pass --enroll-secret');
+    if (!this.o.enrollSecret)
+      throw new Error(
+        "the server no longer accepts this agent's node key and no enrol secret was given to re-enrol: pass --enroll-secret",
+      );
     this.o.log.warn('node key refused; enrolling again');
     await this.enroll();
   }
@@ -191,12 +227,22 @@ export class Agent {
     const pending = this.state.pendingReboot ?? null;
     if (!pending) return;
     const deferRequested = pending.issuedAt ? false : await takeDeferRequest(this.store.deferFile);
-    const t = await tickReboot({ pending, deferRequested, rebooter: this.rebooter, now, bootedAt: bootTime(now.getTime()) });
+    const t = await tickReboot({
+      pending,
+      deferRequested,
+      rebooter: this.rebooter,
+      now,
+      bootedAt: bootTime(now.getTime()),
+    });
     if (t.pending !== pending) {
       this.state = { ...this.state, pendingReboot: t.pending ?? undefined };
       await this.store.save(this.state);
     }
-    if (t.action !== 'none') this.o.log.info({ action: t.action, dueAt: t.pending.dueAt, deferralsUsed: t.pending.deferralsUsed }, 'pending restart');
+    if (t.action !== 'none')
+      this.o.log.info(
+        { action: t.action, dueAt: t.pending.dueAt, deferralsUsed: t.pending.deferralsUsed },
+        'pending restart',
+      );
     else if (!t.pending) this.o.log.info('the machine restarted; no restart pending');
   }
 
@@ -224,8 +270,12 @@ export class Agent {
           (e: unknown) => {
             if (e instanceof GatewayHttpError && [403, 404, 409].includes(e.status)) {
               open.delete(id);
-              this.o.log.warn({ jobId: id, err: e.message }, 'the server no longer holds this job for this agent; stopped renewing its lease');
-            } else this.o.log.warn({ jobId: id, err: (e as Error).message }, 'could not renew the job lease; will retry');
+              this.o.log.warn(
+                { jobId: id, err: e.message },
+                'the server no longer holds this job for this agent; stopped renewing its lease',
+              );
+            } else
+              this.o.log.warn({ jobId: id, err: (e as Error).message }, 'could not renew the job lease; will retry');
           },
         );
       }
@@ -265,7 +315,9 @@ export class Agent {
           await this.sendInventory();
           lastInventory = Date.now();
         }
-        await this.rebootTick().catch((e: Error) => this.o.log.error({ err: e.message }, 'could not carry out the pending restart'));
+        await this.rebootTick().catch((e: Error) =>
+          this.o.log.error({ err: e.message }, 'could not carry out the pending restart'),
+        );
         const ran = await this.pollOnce();
         this.failures = 0;
         if (ran > 0) lastInventory = 0; // report what changed

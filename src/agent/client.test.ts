@@ -6,7 +6,16 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Agent } from './agent';
-import { checkServerUrl, GatewayClient, GatewayHttpError, isLoopbackHost, isRetryable, parseRetryAfter, retryDelayMs, withoutNul } from './client';
+import {
+  checkServerUrl,
+  GatewayClient,
+  GatewayHttpError,
+  isLoopbackHost,
+  isRetryable,
+  parseRetryAfter,
+  retryDelayMs,
+  withoutNul,
+} from './client';
 
 describe('checkServerUrl', () => {
   it.each([
@@ -49,7 +58,15 @@ describe('the agent and a plain-http server', () => {
       calls++;
       return new Response('{}');
     }) as typeof fetch;
-    const make = (insecureHttp?: boolean) => new Agent({ serverUrl: 'http://patchops.lan:3000', insecureHttp, enrollSecret: 's'.repeat(20), stateDir, log: pino({ level: 'silent' }), fetchImpl });
+    const make = (insecureHttp?: boolean) =>
+      new Agent({
+        serverUrl: 'http://patchops.lan:3000',
+        insecureHttp,
+        enrollSecret: 's'.repeat(20),
+        stateDir,
+        log: pino({ level: 'silent' }),
+        fetchImpl,
+      });
     expect(() => make()).toThrow(/plain http/);
     expect(calls).toBe(0);
     await expect(fs.access(stateDir)).rejects.toThrow();
@@ -63,10 +80,14 @@ describe('the gateway client and redirects', () => {
     const hits: string[] = [];
     const target = http.createServer((req, res) => {
       hits.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jobs: [], distributionPoints: [] }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ jobs: [], distributionPoints: [] }));
     });
     await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
-    const redirector = http.createServer((req, res) => res.writeHead(307, { location: `http://127.0.0.1:${(target.address() as AddressInfo).port}${req.url}` }).end());
+    const redirector = http.createServer((req, res) =>
+      res.writeHead(307, { location: `http://127.0.0.1:${(target.address() as AddressInfo).port}${req.url}` }).end(),
+    );
     await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
     try {
       const client = new GatewayClient(`http://127.0.0.1:${(redirector.address() as AddressInfo).port}`);
@@ -82,10 +103,20 @@ describe('the gateway client and redirects', () => {
 
 describe('withoutNul', () => {
   it('takes NUL bytes out of every string of a report, at any depth, and leaves the rest as it is', () => {
-    const report = { status: 'succeeded', error: 'bad\u0000name', missing: [{ title: 'a\u0000b', cves: ['CVE-1\u0000'] }], n: 3 };
+    const report = {
+      status: 'succeeded',
+      error: 'bad\u0000name',
+      missing: [{ title: 'a\u0000b', cves: ['CVE-1\u0000'] }],
+      n: 3,
+    };
     const sent = JSON.stringify(report, withoutNul);
     expect(sent).not.toContain('\\u0000');
-    expect(JSON.parse(sent)).toEqual({ status: 'succeeded', error: 'badname', missing: [{ title: 'ab', cves: ['CVE-1'] }], n: 3 });
+    expect(JSON.parse(sent)).toEqual({
+      status: 'succeeded',
+      error: 'badname',
+      missing: [{ title: 'ab', cves: ['CVE-1'] }],
+      n: 3,
+    });
   });
 });
 
@@ -122,13 +153,22 @@ describe('Retry-After', () => {
   it('a 503 with Retry-After reaches the caller as retryAfterMs; a poll answered at once carries its hint', async () => {
     const server = http.createServer((req, res) => {
       if (req.url?.startsWith('/agent/v1/jobs?')) {
-        res.writeHead(200, { 'content-type': 'application/json', 'retry-after': '7' }).end(JSON.stringify({ jobs: [], distributionPoints: [] }));
-      } else res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '3' }).end(JSON.stringify({ error: 'OVERLOADED', message: 'busy' }));
+        res
+          .writeHead(200, { 'content-type': 'application/json', 'retry-after': '7' })
+          .end(JSON.stringify({ jobs: [], distributionPoints: [] }));
+      } else
+        res
+          .writeHead(503, { 'content-type': 'application/json', 'retry-after': '3' })
+          .end(JSON.stringify({ error: 'OVERLOADED', message: 'busy' }));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const c = new GatewayClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-      await expect(c.result('j1', { status: 'succeeded', patches: [], rebootPending: false })).rejects.toMatchObject({ status: 503, code: 'OVERLOADED', retryAfterMs: 3000 });
+      await expect(c.result('j1', { status: 'succeeded', patches: [], rebootPending: false })).rejects.toMatchObject({
+        status: 503,
+        code: 'OVERLOADED',
+        retryAfterMs: 3000,
+      });
       expect((await c.poll(30)).retryAfterMs).toBe(7000);
     } finally {
       server.close();
@@ -146,10 +186,27 @@ describe('the agent under a busy gateway', () => {
       req.on('end', () => {
         const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
           res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value));
-        if (req.url === '/agent/v1/enroll') return json(200, { endpointId: 'ep-1', nodeKey: 'node-key-1', manifestSigningKey: 'unused', protocolVersion: 1, pollIntervalSeconds: 1 });
+        if (req.url === '/agent/v1/enroll')
+          return json(200, {
+            endpointId: 'ep-1',
+            nodeKey: 'node-key-1',
+            manifestSigningKey: 'unused',
+            protocolVersion: 1,
+            pollIntervalSeconds: 1,
+          });
         if (req.url === '/agent/v1/inventory') return json(200, { ok: true, software: 0 });
         if (req.url?.startsWith('/agent/v1/jobs?')) {
-          const jobs = jobHandedOut ? [] : [{ id: 'scan-1', kind: 'scan', payload: {}, deadline: null, leaseExpiresAt: new Date(Date.now() + 600_000).toISOString() }];
+          const jobs = jobHandedOut
+            ? []
+            : [
+                {
+                  id: 'scan-1',
+                  kind: 'scan',
+                  payload: {},
+                  deadline: null,
+                  leaseExpiresAt: new Date(Date.now() + 600_000).toISOString(),
+                },
+              ];
           jobHandedOut = true;
           return json(200, { jobs, distributionPoints: [] });
         }
@@ -180,7 +237,14 @@ describe('the agent under a busy gateway', () => {
         enrollSecret: 's'.repeat(20),
         stateDir,
         log: pino({ level: 'silent' }),
-        platform: { osFamily: 'linux', osName: 'Debian GNU/Linux', osVersion: '12', arch: 'x64', hostname: 'busy', machineId: 'machine-busy-1' },
+        platform: {
+          osFamily: 'linux',
+          osName: 'Debian GNU/Linux',
+          osVersion: '12',
+          arch: 'x64',
+          hostname: 'busy',
+          machineId: 'machine-busy-1',
+        },
         backends: new Map([['apt', backend]]),
         waitSeconds: 1,
         signal: ac.signal,

@@ -46,8 +46,15 @@ export function parseRetryAfter(value: string | null | undefined, nowMs = Date.n
  * up to half of it again (jitter, so agents told the same delay do not return together), never sooner; otherwise
  * backoffMs.
  */
-export function retryDelayMs(error: unknown, attempt: number, baseMs = 1000, capMs = 60_000, random: () => number = Math.random): number {
-  if (error instanceof GatewayHttpError && error.retryAfterMs !== undefined) return jitterAfter(error.retryAfterMs, random);
+export function retryDelayMs(
+  error: unknown,
+  attempt: number,
+  baseMs = 1000,
+  capMs = 60_000,
+  random: () => number = Math.random,
+): number {
+  if (error instanceof GatewayHttpError && error.retryAfterMs !== undefined)
+    return jitterAfter(error.retryAfterMs, random);
   return backoffMs(attempt, baseMs, capMs, random);
 }
 
@@ -86,7 +93,8 @@ export function checkServerUrl(raw: string, o: { insecureHttp?: boolean } = {}):
     throw new Error(`the server URL "${raw}" is not a URL: give it as https://host[:port]`);
   }
   if (url.protocol === 'https:') return url;
-  if (url.protocol !== 'http:') throw new Error(`the server URL "${raw}" is not http(s): give it as https://host[:port]`);
+  if (url.protocol !== 'http:')
+    throw new Error(`the server URL "${raw}" is not http(s): give it as https://host[:port]`);
   if (o.insecureHttp || isLoopbackHost(url.hostname)) return url;
   throw new Error(
     `the server URL ${raw} is plain http: the enrol secret, the node key and the jobs would cross the network unencrypted, ` +
@@ -134,7 +142,12 @@ export class GatewayClient {
       } catch {
         // not JSON: keep the text
       }
-      throw new GatewayHttpError(res.status, code, `${method} ${path}: ${res.status} ${message}`, parseRetryAfter(res.headers.get('retry-after')));
+      throw new GatewayHttpError(
+        res.status,
+        code,
+        `${method} ${path}: ${res.status} ${message}`,
+        parseRetryAfter(res.headers.get('retry-after')),
+      );
     }
     this.lastRetryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
     return (text ? JSON.parse(text) : {}) as T;
@@ -146,7 +159,9 @@ export class GatewayClient {
 
   /** `retryAfterMs`: the server could not hold this poll and says when to poll again. */
   async poll(waitSeconds: number): Promise<PollResponse & { retryAfterMs?: number }> {
-    const res = pollResponseSchema.parse(await this.call('GET', `/agent/v1/jobs?wait=${waitSeconds}`, undefined, (waitSeconds + 15) * 1000));
+    const res = pollResponseSchema.parse(
+      await this.call('GET', `/agent/v1/jobs?wait=${waitSeconds}`, undefined, (waitSeconds + 15) * 1000),
+    );
     return this.lastRetryAfterMs === undefined ? res : { ...res, retryAfterMs: this.lastRetryAfterMs };
   }
 

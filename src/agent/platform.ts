@@ -23,23 +23,42 @@ export function parseOsRelease(text: string): Record<string, string> {
   return out;
 }
 
-export async function detectPlatform(exec: Exec = execFile, platform: NodeJS.Platform = process.platform): Promise<PlatformFacts> {
+export async function detectPlatform(
+  exec: Exec = execFile,
+  platform: NodeJS.Platform = process.platform,
+): Promise<PlatformFacts> {
   const hostname = os.hostname();
   const arch = os.arch();
   if (platform === 'win32') {
     const reg = await exec('reg', ['query', 'HKLM\\SOFTWARE\\Microsoft\\Cryptography', '/v', 'MachineGuid']);
     const guid = /MachineGuid\s+REG_SZ\s+(\S+)/.exec(reg.stdout)?.[1];
-    return { osFamily: 'windows', osName: 'Windows', osVersion: os.release(), arch, hostname, machineId: guid ?? fallbackId(hostname) };
+    return {
+      osFamily: 'windows',
+      osName: 'Windows',
+      osVersion: os.release(),
+      arch,
+      hostname,
+      machineId: guid ?? fallbackId(hostname),
+    };
   }
   if (platform === 'darwin') {
     const sw = await exec('sw_vers', []);
     const ver = /ProductVersion:\s*(\S+)/.exec(sw.stdout)?.[1] ?? os.release();
     const io = await exec('ioreg', ['-rd1', '-c', 'IOPlatformExpertDevice']);
     const uuid = /"IOPlatformUUID" = "([^"]+)"/.exec(io.stdout)?.[1];
-    return { osFamily: 'macos', osName: 'macOS', osVersion: ver, arch, hostname, machineId: uuid ?? fallbackId(hostname) };
+    return {
+      osFamily: 'macos',
+      osName: 'macOS',
+      osVersion: ver,
+      arch,
+      hostname,
+      machineId: uuid ?? fallbackId(hostname),
+    };
   }
   const rel = parseOsRelease(await fs.readFile('/etc/os-release', 'utf8').catch(() => ''));
-  const mid = (await fs.readFile('/etc/machine-id', 'utf8').catch(() => '')).trim() || (await fs.readFile('/var/lib/dbus/machine-id', 'utf8').catch(() => '')).trim();
+  const mid =
+    (await fs.readFile('/etc/machine-id', 'utf8').catch(() => '')).trim() ||
+    (await fs.readFile('/var/lib/dbus/machine-id', 'utf8').catch(() => '')).trim();
   return {
     osFamily: 'linux',
     osName: rel.NAME ?? 'Linux',
@@ -56,7 +75,10 @@ function fallbackId(hostname: string): string {
     .map((n) => n?.mac)
     .filter((m) => m && m !== '00:00:00:00:00:00')
     .sort();
-  return `derived-${createHash('sha256').update(`${hostname}|${nets.join(',')}`).digest('hex').slice(0, 32)}`;
+  return `derived-${createHash('sha256')
+    .update(`${hostname}|${nets.join(',')}`)
+    .digest('hex')
+    .slice(0, 32)}`;
 }
 
 async function onPath(exec: Exec, name: string, platform: NodeJS.Platform): Promise<boolean> {
@@ -65,7 +87,11 @@ async function onPath(exec: Exec, name: string, platform: NodeJS.Platform): Prom
 }
 
 /** Names of the backends that apply on this machine, in the order they are asked. */
-export async function availableBackends(facts: Pick<PlatformFacts, 'osFamily'>, exec: Exec = execFile, platform: NodeJS.Platform = process.platform): Promise<string[]> {
+export async function availableBackends(
+  facts: Pick<PlatformFacts, 'osFamily'>,
+  exec: Exec = execFile,
+  platform: NodeJS.Platform = process.platform,
+): Promise<string[]> {
   const names: string[] = [];
   if (facts.osFamily === 'windows') {
     names.push('windows-update');

@@ -1,17 +1,32 @@
 import { describe, expect, it } from 'vitest';
 import type { RebootPolicy } from '../shared/agent-protocol';
 import type { Exec, ExecResult } from './exec';
-import { graphicalSessions, planReboot, RecordingRebooter, SystemRebooter, tickReboot, type PendingReboot } from './reboot';
+import {
+  graphicalSessions,
+  planReboot,
+  RecordingRebooter,
+  SystemRebooter,
+  tickReboot,
+  type PendingReboot,
+} from './reboot';
 
 const T0 = new Date('2026-11-27T10:00:00Z');
 const min = (n: number) => new Date(T0.getTime() + n * 60_000);
-const policy = (p: Partial<RebootPolicy> = {}): RebootPolicy => ({ behaviour: 'if_required', notifyUser: true, deferralLimit: 2, deferralMinutes: 60, ...p });
+const policy = (p: Partial<RebootPolicy> = {}): RebootPolicy => ({
+  behaviour: 'if_required',
+  notifyUser: true,
+  deferralLimit: 2,
+  deferralMinutes: 60,
+  ...p,
+});
 const longAgo = new Date('2026-11-01T00:00:00Z');
 
 describe('planReboot', () => {
   it('plans nothing for "never", nor for "if_required" when nothing needs a restart', async () => {
     const r = new RecordingRebooter();
-    expect(await planReboot({ policy: policy({ behaviour: 'never' }), required: true, rebooter: r, pending: null, now: T0 })).toBeNull();
+    expect(
+      await planReboot({ policy: policy({ behaviour: 'never' }), required: true, rebooter: r, pending: null, now: T0 }),
+    ).toBeNull();
     expect(await planReboot({ policy: policy(), required: false, rebooter: r, pending: null, now: T0 })).toBeNull();
     expect(r.notices).toEqual([]);
   });
@@ -28,7 +43,13 @@ describe('planReboot', () => {
 
   it('"always" restarts even when nothing requires it; without notifying the user it is due at once and silent', async () => {
     const r = new RecordingRebooter();
-    const p = await planReboot({ policy: policy({ behaviour: 'always', notifyUser: false }), required: false, rebooter: r, pending: null, now: T0 });
+    const p = await planReboot({
+      policy: policy({ behaviour: 'always', notifyUser: false }),
+      required: false,
+      rebooter: r,
+      pending: null,
+      now: T0,
+    });
     expect(p?.dueAt).toBe(T0.toISOString());
     expect(r.notices).toEqual([]);
   });
@@ -46,7 +67,10 @@ describe('tickReboot', () => {
 
   it('waits until due, then restarts and records when it did', async () => {
     const r = new RecordingRebooter();
-    expect(await tickReboot({ pending, deferRequested: false, rebooter: r, now: min(14), bootedAt: longAgo })).toEqual({ action: 'none', pending });
+    expect(await tickReboot({ pending, deferRequested: false, rebooter: r, now: min(14), bootedAt: longAgo })).toEqual({
+      action: 'none',
+      pending,
+    });
     expect(r.reboots).toBe(0);
     const t = await tickReboot({ pending, deferRequested: false, rebooter: r, now: min(15), bootedAt: longAgo });
     expect(t.action).toBe('rebooted');
@@ -61,16 +85,37 @@ describe('tickReboot', () => {
     expect(d1.pending).toMatchObject({ deferralsUsed: 1, dueAt: min(65).toISOString() });
     expect(r.notices.at(-1)).toBe('Restart deferred to 11:05 UTC (1 of 2 deferral(s) used).');
     // Not due yet at the old time any more.
-    expect((await tickReboot({ pending: d1.pending, deferRequested: false, rebooter: r, now: min(15), bootedAt: longAgo })).action).toBe('none');
-    const d2 = await tickReboot({ pending: d1.pending, deferRequested: true, rebooter: r, now: min(65), bootedAt: longAgo });
+    expect(
+      (await tickReboot({ pending: d1.pending, deferRequested: false, rebooter: r, now: min(15), bootedAt: longAgo }))
+        .action,
+    ).toBe('none');
+    const d2 = await tickReboot({
+      pending: d1.pending,
+      deferRequested: true,
+      rebooter: r,
+      now: min(65),
+      bootedAt: longAgo,
+    });
     expect(d2.pending).toMatchObject({ deferralsUsed: 2, dueAt: min(125).toISOString() });
-    const refused = await tickReboot({ pending: d2.pending, deferRequested: true, rebooter: r, now: min(100), bootedAt: longAgo });
+    const refused = await tickReboot({
+      pending: d2.pending,
+      deferRequested: true,
+      rebooter: r,
+      now: min(100),
+      bootedAt: longAgo,
+    });
     expect(refused.action).toBe('refused_deferral');
     expect(refused.pending).toBe(d2.pending);
     expect(r.notices.at(-1)).toContain('No deferrals left (2 allowed)');
     expect(r.reboots).toBe(0);
     // A request made at the due time beyond the limit does not stop the restart.
-    const late = await tickReboot({ pending: d2.pending, deferRequested: true, rebooter: r, now: min(125), bootedAt: longAgo });
+    const late = await tickReboot({
+      pending: d2.pending,
+      deferRequested: true,
+      rebooter: r,
+      now: min(125),
+      bootedAt: longAgo,
+    });
     expect(late.action).toBe('rebooted');
     expect(r.reboots).toBe(1);
   });
@@ -78,16 +123,29 @@ describe('tickReboot', () => {
   it('a policy without deferrals refuses the first request', async () => {
     const r = new RecordingRebooter();
     const p0: PendingReboot = { ...pending, policy: policy({ deferralLimit: 0 }) };
-    expect((await tickReboot({ pending: p0, deferRequested: true, rebooter: r, now: min(1), bootedAt: longAgo })).action).toBe('refused_deferral');
+    expect(
+      (await tickReboot({ pending: p0, deferRequested: true, rebooter: r, now: min(1), bootedAt: longAgo })).action,
+    ).toBe('refused_deferral');
   });
 
   it('drops an issued restart once the machine has booted after it, and issues it again if the machine stayed up', async () => {
     const r = new RecordingRebooter();
     const issued: PendingReboot = { ...pending, issuedAt: min(15).toISOString() };
-    expect(await tickReboot({ pending: issued, deferRequested: false, rebooter: r, now: min(20), bootedAt: min(17) })).toEqual({ action: 'none', pending: null });
-    expect((await tickReboot({ pending: issued, deferRequested: false, rebooter: r, now: min(20), bootedAt: longAgo })).action).toBe('none');
+    expect(
+      await tickReboot({ pending: issued, deferRequested: false, rebooter: r, now: min(20), bootedAt: min(17) }),
+    ).toEqual({ action: 'none', pending: null });
+    expect(
+      (await tickReboot({ pending: issued, deferRequested: false, rebooter: r, now: min(20), bootedAt: longAgo }))
+        .action,
+    ).toBe('none');
     expect(r.reboots).toBe(0);
-    const again = await tickReboot({ pending: issued, deferRequested: false, rebooter: r, now: min(50), bootedAt: longAgo });
+    const again = await tickReboot({
+      pending: issued,
+      deferRequested: false,
+      rebooter: r,
+      now: min(50),
+      bootedAt: longAgo,
+    });
     expect(again.action).toBe('rebooted');
     expect(r.reboots).toBe(1);
   });
@@ -121,7 +179,19 @@ describe('SystemRebooter.notify', () => {
     const delivered = await new SystemRebooter(exec, 'linux', 0).notify('restart soon');
     expect(delivered).toEqual(['wall', 'notify-send:alice']);
     expect(calls).toContainEqual(['wall', 'restart soon']);
-    expect(calls).toContainEqual(['runuser', '-u', 'alice', '--', 'env', 'DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus', 'notify-send', '-u', 'critical', 'patchops', 'restart soon']);
+    expect(calls).toContainEqual([
+      'runuser',
+      '-u',
+      'alice',
+      '--',
+      'env',
+      'DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus',
+      'notify-send',
+      '-u',
+      'critical',
+      'patchops',
+      'restart soon',
+    ]);
   });
 
   it('uses what exists: no wall and no logind → nothing delivered, nothing thrown', async () => {
@@ -135,10 +205,24 @@ describe('SystemRebooter.notify', () => {
     expect(await new SystemRebooter(exec, 'linux', 1000).notify('x')).toEqual(['notify-send']);
   });
 
-  it('on macOS as root: a notification in the console user\'s session', async () => {
-    const { exec, calls } = fakeExec({ 'stat -f %Su /dev/console': { stdout: 'carol\n' }, 'id -u carol': { stdout: '501\n' }, 'launchctl asuser 501': {} });
+  it("on macOS as root: a notification in the console user's session", async () => {
+    const { exec, calls } = fakeExec({
+      'stat -f %Su /dev/console': { stdout: 'carol\n' },
+      'id -u carol': { stdout: '501\n' },
+      'launchctl asuser 501': {},
+    });
     expect(await new SystemRebooter(exec, 'darwin', 0).notify('restart "soon"')).toEqual(['osascript:carol']);
-    expect(calls.at(-1)).toEqual(['launchctl', 'asuser', '501', 'sudo', '-u', 'carol', 'osascript', '-e', 'display notification "restart \\"soon\\"" with title "patchops"']);
+    expect(calls.at(-1)).toEqual([
+      'launchctl',
+      'asuser',
+      '501',
+      'sudo',
+      '-u',
+      'carol',
+      'osascript',
+      '-e',
+      'display notification "restart \\"soon\\"" with title "patchops"',
+    ]);
   });
 
   it('on macOS at the login window (console owned by root) tells nobody', async () => {

@@ -30,7 +30,8 @@ export class SystemRebooter implements Rebooter {
   ) {}
 
   async notify(message: string): Promise<string[]> {
-    const ok = async (label: string, file: string, args: string[]) => ((await this.exec(file, args, { timeoutMs: 15_000 })).code === 0 ? [label] : []);
+    const ok = async (label: string, file: string, args: string[]) =>
+      (await this.exec(file, args, { timeoutMs: 15_000 })).code === 0 ? [label] : [];
     if (this.platform === 'win32') return ok('msg.exe', 'msg.exe', ['*', '/TIME:300', message]);
     if (this.platform === 'darwin') {
       const script = `display notification ${JSON.stringify(message)} with title "patchops"`;
@@ -43,7 +44,8 @@ export class SystemRebooter implements Rebooter {
       return ok(`osascript:${user}`, 'launchctl', ['asuser', uid, 'sudo', '-u', user, 'osascript', '-e', script]);
     }
     const delivered = await ok('wall', 'wall', [message]);
-    if (this.uid !== 0) return [...delivered, ...(await ok('notify-send', 'notify-send', ['-u', 'critical', 'patchops', message]))];
+    if (this.uid !== 0)
+      return [...delivered, ...(await ok('notify-send', 'notify-send', ['-u', 'critical', 'patchops', message]))];
     // As root (systemd service): notify-send needs the user's session bus, so send it as each graphical session's user.
     for (const s of await graphicalSessions(this.exec)) {
       delivered.push(
@@ -81,8 +83,11 @@ export async function graphicalSessions(exec: Exec): Promise<Array<{ id: string;
     if (!id) continue;
     const show = await exec('loginctl', ['show-session', id, '-p', 'Type', '-p', 'Name', '-p', 'User', '-p', 'State']);
     if (show.code !== 0) continue;
-    const p = Object.fromEntries(show.stdout.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]));
-    if ((p.Type === 'x11' || p.Type === 'wayland') && p.State !== 'closing' && p.Name && /^\d+$/.test(p.User ?? '')) out.push({ id, user: p.Name, uid: p.User! });
+    const p = Object.fromEntries(
+      show.stdout.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]),
+    );
+    if ((p.Type === 'x11' || p.Type === 'wayland') && p.State !== 'closing' && p.Name && /^\d+$/.test(p.User ?? ''))
+      out.push({ id, user: p.Name, uid: p.User! });
   }
   return out;
 }
@@ -115,9 +120,15 @@ export const pendingRebootSchema = z.object({
 export type PendingReboot = z.infer<typeof pendingRebootSchema>;
 
 /** Minutes the user is given between the notice and the restart (none when the policy says not to tell them). */
-export const graceMinutes = (policy: RebootPolicy): number => (policy.notifyUser ? Math.min(policy.deferralMinutes, 15) : 0);
+export const graceMinutes = (policy: RebootPolicy): number =>
+  policy.notifyUser ? Math.min(policy.deferralMinutes, 15) : 0;
 
-const DEFAULT_POLICY: RebootPolicy = { behaviour: 'if_required', notifyUser: true, deferralLimit: 0, deferralMinutes: 60 };
+const DEFAULT_POLICY: RebootPolicy = {
+  behaviour: 'if_required',
+  notifyUser: true,
+  deferralLimit: 0,
+  deferralMinutes: 60,
+};
 const at = (d: Date) => d.toISOString().slice(11, 16) + ' UTC';
 
 /**
@@ -156,7 +167,13 @@ export type RebootTick =
  * One step of a pending restart, from the agent's loop: applies a deferral request (within the limit), and
  * restarts when due. `deferRequested` is whether the user asked (the request file existed; the caller removes it).
  */
-export async function tickReboot(o: { pending: PendingReboot | null; deferRequested: boolean; rebooter: Rebooter; now: Date; bootedAt: Date }): Promise<RebootTick> {
+export async function tickReboot(o: {
+  pending: PendingReboot | null;
+  deferRequested: boolean;
+  rebooter: Rebooter;
+  now: Date;
+  bootedAt: Date;
+}): Promise<RebootTick> {
   const p = o.pending;
   if (!p) return { action: 'none', pending: null };
   if (p.issuedAt) {
@@ -169,13 +186,19 @@ export async function tickReboot(o: { pending: PendingReboot | null; deferReques
   if (o.deferRequested) {
     if (p.deferralsUsed < p.policy.deferralLimit) {
       const base = Math.max(o.now.getTime(), Date.parse(p.dueAt));
-      const next: PendingReboot = { ...p, deferralsUsed: p.deferralsUsed + 1, dueAt: new Date(Math.max(base, o.now.getTime() + p.policy.deferralMinutes * 60_000)).toISOString() };
+      const next: PendingReboot = {
+        ...p,
+        deferralsUsed: p.deferralsUsed + 1,
+        dueAt: new Date(Math.max(base, o.now.getTime() + p.policy.deferralMinutes * 60_000)).toISOString(),
+      };
       await o.rebooter.notify(
         `Restart deferred to ${at(new Date(next.dueAt))} (${next.deferralsUsed} of ${p.policy.deferralLimit} deferral(s) used).`,
       );
       return { action: 'deferred', pending: next };
     }
-    await o.rebooter.notify(`No deferrals left (${p.policy.deferralLimit} allowed): this computer restarts at ${at(new Date(p.dueAt))}.`);
+    await o.rebooter.notify(
+      `No deferrals left (${p.policy.deferralLimit} allowed): this computer restarts at ${at(new Date(p.dueAt))}.`,
+    );
     if (o.now.getTime() < Date.parse(p.dueAt)) return { action: 'refused_deferral', pending: p };
   }
   if (o.now.getTime() < Date.parse(p.dueAt)) return { action: 'none', pending: p };

@@ -46,7 +46,12 @@ export class JobRunner {
   async run(job: AgentJob): Promise<JobResult> {
     const now = this.d.now?.() ?? new Date();
     if (job.deadline && Date.parse(job.deadline) < now.getTime()) {
-      return { status: 'failed', patches: [], rebootPending: false, error: 'deadline passed before the agent could start the job' };
+      return {
+        status: 'failed',
+        patches: [],
+        rebootPending: false,
+        error: 'deadline passed before the agent could start the job',
+      };
     }
     try {
       switch (job.kind) {
@@ -58,18 +63,28 @@ export class JobRunner {
           const payload = patchJobPayloadSchema.parse(job.payload);
           const refused = refusePayload(job.kind, payload);
           if (refused) return refused;
-          return job.kind === 'install' ? await this.install(payload) : job.kind === 'verify' ? await this.verify(payload) : await this.rollback(payload);
+          return job.kind === 'install'
+            ? await this.install(payload)
+            : job.kind === 'verify'
+              ? await this.verify(payload)
+              : await this.rollback(payload);
         }
         case 'reboot':
           return await this.reboot(patchJobPayloadSchema.partial().parse(job.payload).reboot);
       }
     } catch (e) {
-      return { status: 'failed', patches: [], rebootPending: false, error: `the ${job.kind} job failed: ${(e as Error).message}` };
+      return {
+        status: 'failed',
+        patches: [],
+        rebootPending: false,
+        error: `the ${job.kind} job failed: ${(e as Error).message}`,
+      };
     }
   }
 
   private async rebootPending(): Promise<boolean> {
-    for (const b of this.d.backends.values()) if (b.rebootPending && (await b.rebootPending().catch(() => false))) return true;
+    for (const b of this.d.backends.values())
+      if (b.rebootPending && (await b.rebootPending().catch(() => false))) return true;
     return false;
   }
 
@@ -88,7 +103,13 @@ export class JobRunner {
       }
     }
     const backends = this.uniqueBackends().length;
-    if (backends === 0) return { status: 'failed', patches: [], rebootPending: false, error: 'no package manager this agent knows is present on this machine' };
+    if (backends === 0)
+      return {
+        status: 'failed',
+        patches: [],
+        rebootPending: false,
+        error: 'no package manager this agent knows is present on this machine',
+      };
     const filtered = patchIds.length > 0 ? missing.filter((m) => patchIds.includes(m.patchId)) : missing;
     const allFailed = errors.length === backends;
     return {
@@ -108,15 +129,19 @@ export class JobRunner {
 
   private async recordPrevious(pkgs: PackageRef[]): Promise<Record<string, string>> {
     const prev: Record<string, string> = {};
-    const byManager = groupBy(pkgs.filter((p) => p.manager !== 'file'), (p) => p.manager);
+    const byManager = groupBy(
+      pkgs.filter((p) => p.manager !== 'file'),
+      (p) => p.manager,
+    );
     const all = { ...this.d.getState().previousVersions };
     for (const [manager, list] of byManager) {
       const versions = await this.backendFor(manager).installedVersions(list.map((p) => p.name));
       const m = { ...(all[manager] ?? {}) };
-      for (const [name, v] of versions) if (v) {
-        prev[name] = v;
-        m[name] = v;
-      }
+      for (const [name, v] of versions)
+        if (v) {
+          prev[name] = v;
+          m[name] = v;
+        }
       all[manager] = m;
     }
     await this.d.updateState({ previousVersions: all });
@@ -129,12 +154,25 @@ export class JobRunner {
     const out = new Map<PackageRef, string>();
     if (files.length === 0) return out;
     const state = this.d.getState();
-    const manifest = verifyManifest(await this.d.fetchManifest(), state.manifestSigningKey, { now: this.d.now?.() ?? new Date(), lastSeenVersion: state.lastManifestVersion });
+    const manifest = verifyManifest(await this.d.fetchManifest(), state.manifestSigningKey, {
+      now: this.d.now?.() ?? new Date(),
+      lastSeenVersion: state.lastManifestVersion,
+    });
     for (const f of files) {
-      if (!f.sha256) throw new VerificationError('not_in_manifest', `${f.name} carries no sha256: refusing to install it`);
-      out.set(f, await downloadVerified({ name: f.name, sha256: f.sha256 }, manifest, { sources: this.d.sources(), destDir: this.d.downloadDir, authFor: this.d.authFor, fetchImpl: this.d.fetchImpl }));
+      if (!f.sha256)
+        throw new VerificationError('not_in_manifest', `${f.name} carries no sha256: refusing to install it`);
+      out.set(
+        f,
+        await downloadVerified({ name: f.name, sha256: f.sha256 }, manifest, {
+          sources: this.d.sources(),
+          destDir: this.d.downloadDir,
+          authFor: this.d.authFor,
+          fetchImpl: this.d.fetchImpl,
+        }),
+      );
     }
-    if (manifest.version > state.lastManifestVersion) await this.d.updateState({ lastManifestVersion: manifest.version });
+    if (manifest.version > state.lastManifestVersion)
+      await this.d.updateState({ lastManifestVersion: manifest.version });
     return out;
   }
 
@@ -145,7 +183,12 @@ export class JobRunner {
       files = await this.fetchFiles(allPkgs);
     } catch (e) {
       const why = e instanceof VerificationError ? `refused (${e.reason}): ${e.message}` : (e as Error).message;
-      return { status: 'failed', error: why, rebootPending: await this.rebootPending(), patches: payload.patches.map((p) => ({ patchId: p.patchId, state: 'failed', error: why })) };
+      return {
+        status: 'failed',
+        error: why,
+        rebootPending: await this.rebootPending(),
+        patches: payload.patches.map((p) => ({ patchId: p.patchId, state: 'failed', error: why })),
+      };
     }
     await this.recordPrevious(allPkgs);
     const outcomes: PatchOutcome[] = [];
@@ -176,13 +219,24 @@ export class JobRunner {
       else {
         const needsReboot = patch.rebootRequired || Boolean(res.rebootRequired);
         rebootRequired ||= needsReboot;
-        outcomes.push({ patchId: patch.patchId, state: needsReboot ? 'pending_reboot' : 'installed', installedVersion: patch.packages[0]?.version });
+        outcomes.push({
+          patchId: patch.patchId,
+          state: needsReboot ? 'pending_reboot' : 'installed',
+          installedVersion: patch.packages[0]?.version,
+        });
       }
     }
     const pending = this.d.getState().pendingReboot ?? null;
-    const planned = await planReboot({ policy: payload.reboot, required: rebootRequired, rebooter: this.d.rebooter, pending, now: this.d.now?.() ?? new Date() });
+    const planned = await planReboot({
+      policy: payload.reboot,
+      required: rebootRequired,
+      rebooter: this.d.rebooter,
+      pending,
+      now: this.d.now?.() ?? new Date(),
+    });
     if (planned !== pending) await this.d.updateState({ pendingReboot: planned ?? undefined });
-    if (planned && !planned.issuedAt) logs.push(`restart planned for ${planned.dueAt} (policy: ${planned.policy.behaviour})`);
+    if (planned && !planned.issuedAt)
+      logs.push(`restart planned for ${planned.dueAt} (policy: ${planned.policy.behaviour})`);
     const failed = outcomes.filter((o) => o.state === 'failed');
     return {
       status: failed.length === 0 ? 'succeeded' : 'failed',
@@ -195,9 +249,14 @@ export class JobRunner {
 
   /** null when every package with a version is installed at exactly that version, else what differs. */
   private async checkVersions(pkgs: PackageRef[]): Promise<string | null> {
-    for (const [manager, list] of groupBy(pkgs.filter((p) => p.manager !== 'file' && p.version), (p) => p.manager)) {
+    for (const [manager, list] of groupBy(
+      pkgs.filter((p) => p.manager !== 'file' && p.version),
+      (p) => p.manager,
+    )) {
       const got = await this.backendFor(manager).installedVersions(list.map((p) => p.name));
-      for (const p of list) if (got.get(p.name) !== p.version) return `${p.name} is at ${got.get(p.name) ?? 'nothing'}, expected ${p.version}`;
+      for (const p of list)
+        if (got.get(p.name) !== p.version)
+          return `${p.name} is at ${got.get(p.name) ?? 'nothing'}, expected ${p.version}`;
     }
     return null;
   }
@@ -206,9 +265,17 @@ export class JobRunner {
     const outcomes: PatchOutcome[] = [];
     for (const patch of payload.patches) {
       const diff = await this.checkVersions(patch.packages);
-      outcomes.push(diff ? { patchId: patch.patchId, state: 'missing', error: diff } : { patchId: patch.patchId, state: 'installed', installedVersion: patch.packages[0]?.version });
+      outcomes.push(
+        diff
+          ? { patchId: patch.patchId, state: 'missing', error: diff }
+          : { patchId: patch.patchId, state: 'installed', installedVersion: patch.packages[0]?.version },
+      );
     }
-    return { status: outcomes.every((o) => o.state === 'installed') ? 'succeeded' : 'failed', patches: outcomes, rebootPending: await this.rebootPending() };
+    return {
+      status: outcomes.every((o) => o.state === 'installed') ? 'succeeded' : 'failed',
+      patches: outcomes,
+      rebootPending: await this.rebootPending(),
+    };
   }
 
   async rollback(payload: PatchJobPayload): Promise<JobResult> {
@@ -216,20 +283,37 @@ export class JobRunner {
     const remembered = this.d.getState().previousVersions;
     for (const patch of payload.patches) {
       let res: OperationResult = { ok: true, log: '' };
-      for (const [manager, pkgs] of groupBy(patch.packages.filter((p) => p.manager !== 'file'), (p) => p.manager)) {
+      for (const [manager, pkgs] of groupBy(
+        patch.packages.filter((p) => p.manager !== 'file'),
+        (p) => p.manager,
+      )) {
         const previous = { ...(remembered[manager] ?? {}), ...(patch.previousVersions ?? {}) };
         res = await this.backendFor(manager).rollback(pkgs, previous);
         if (res.ok) {
           const got = await this.backendFor(manager).installedVersions(pkgs.map((p) => p.name));
           const wrong = pkgs.find((p) => previous[p.name] && got.get(p.name) !== previous[p.name]);
-          if (wrong) res = { ok: false, log: res.log, error: `${wrong.name} is at ${got.get(wrong.name) ?? 'nothing'} after rollback, expected ${previous[wrong.name]}` };
+          if (wrong)
+            res = {
+              ok: false,
+              log: res.log,
+              error: `${wrong.name} is at ${got.get(wrong.name) ?? 'nothing'} after rollback, expected ${previous[wrong.name]}`,
+            };
         }
         if (!res.ok) break;
       }
-      outcomes.push(res.ok ? { patchId: patch.patchId, state: 'rolled_back' } : { patchId: patch.patchId, state: 'failed', error: res.error });
+      outcomes.push(
+        res.ok
+          ? { patchId: patch.patchId, state: 'rolled_back' }
+          : { patchId: patch.patchId, state: 'failed', error: res.error },
+      );
     }
     const failed = outcomes.filter((o) => o.state === 'failed');
-    return { status: failed.length ? 'failed' : 'succeeded', patches: outcomes, rebootPending: await this.rebootPending(), error: failed.length ? failed.map((f) => `${f.patchId}: ${f.error}`).join('; ') : undefined };
+    return {
+      status: failed.length ? 'failed' : 'succeeded',
+      patches: outcomes,
+      rebootPending: await this.rebootPending(),
+      error: failed.length ? failed.map((f) => `${f.patchId}: ${f.error}`).join('; ') : undefined,
+    };
   }
 
   /** A reboot job: plans the restart (the user is told and may defer); the agent's loop restarts when due. */
@@ -243,7 +327,12 @@ export class JobRunner {
       now: this.d.now?.() ?? new Date(),
     });
     if (planned !== pending) await this.d.updateState({ pendingReboot: planned ?? undefined });
-    return { status: 'succeeded', patches: [], rebootPending: true, log: planned ? `restart due at ${planned.dueAt}` : undefined };
+    return {
+      status: 'succeeded',
+      patches: [],
+      rebootPending: true,
+      log: planned ? `restart due at ${planned.dueAt}` : undefined,
+    };
   }
 }
 
@@ -256,10 +345,20 @@ export class JobRunner {
  */
 function refusePayload(kind: 'install' | 'verify' | 'rollback', payload: PatchJobPayload): JobResult | null {
   const problems = patchPayloadProblems(payload.patches);
-  if (kind === 'install') for (const p of payload.patches) if (p.packages.length === 0) problems.push(`${p.patchId}: names no packages to install (rescan the endpoint so the server knows its packages)`);
+  if (kind === 'install')
+    for (const p of payload.patches)
+      if (p.packages.length === 0)
+        problems.push(
+          `${p.patchId}: names no packages to install (rescan the endpoint so the server knows its packages)`,
+        );
   if (problems.length === 0) return null;
   const error = `refused the ${kind} job before running anything: ${problems.slice(0, 20).join('; ')}${problems.length > 20 ? `; and ${problems.length - 20} more` : ''}`;
-  return { status: 'failed', rebootPending: false, error, patches: payload.patches.map((p) => ({ patchId: p.patchId, state: 'failed', error: error.slice(0, 4000) })) };
+  return {
+    status: 'failed',
+    rebootPending: false,
+    error,
+    patches: payload.patches.map((p) => ({ patchId: p.patchId, state: 'failed', error: error.slice(0, 4000) })),
+  };
 }
 
 function groupBy<T>(list: T[], key: (t: T) => string): Map<string, T[]> {
@@ -273,14 +372,23 @@ export function defaultFileInstaller(exec: Exec = execFile): FileInstaller {
   return async (file) => {
     const ext = path.extname(file).toLowerCase();
     const cmd: [string, string[]] | null =
-      ext === '.msi' ? ['msiexec', ['/i', file, '/qn', '/norestart']]
-      : ext === '.exe' ? [file, ['/S']]
-      : ext === '.pkg' ? ['installer', ['-pkg', file, '-target', '/']]
-      : ext === '.deb' ? ['dpkg', ['-i', file]]
-      : ext === '.rpm' ? ['rpm', ['-U', file]]
-      : null;
+      ext === '.msi'
+        ? ['msiexec', ['/i', file, '/qn', '/norestart']]
+        : ext === '.exe'
+          ? [file, ['/S']]
+          : ext === '.pkg'
+            ? ['installer', ['-pkg', file, '-target', '/']]
+            : ext === '.deb'
+              ? ['dpkg', ['-i', file]]
+              : ext === '.rpm'
+                ? ['rpm', ['-U', file]]
+                : null;
     if (!cmd) return { ok: false, error: `do not know how to install ${path.basename(file)}`, log: '' };
     const r = await exec(cmd[0], cmd[1], { timeoutMs: 30 * 60_000 });
-    return { ok: r.code === 0, error: r.code === 0 ? undefined : `${cmd[0]} exited ${r.code}: ${tail(r.stderr, 500)}`, log: tail(r.stdout + r.stderr) };
+    return {
+      ok: r.code === 0,
+      error: r.code === 0 ? undefined : `${cmd[0]} exited ${r.code}: ${tail(r.stderr, 500)}`,
+      log: tail(r.stdout + r.stderr),
+    };
   };
 }

@@ -29,7 +29,10 @@ export class StateStore {
       return stateSchema.parse(JSON.parse(await fs.readFile(this.file, 'utf8')));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new Error(`the agent state file ${this.file} is unreadable (${(e as Error).message}); move it away to enrol again`, { cause: e });
+      throw new Error(
+        `the agent state file ${this.file} is unreadable (${(e as Error).message}); move it away to enrol again`,
+        { cause: e },
+      );
     }
   }
 

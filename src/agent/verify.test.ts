@@ -10,7 +10,11 @@ import { JobRunner } from './runner';
 import type { AgentState } from './state';
 import { downloadVerified, sha256OfBuffer, verifyManifest, type VerificationError } from './verify';
 
-const keys = () => generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+const keys = () =>
+  generateKeyPairSync('ed25519', {
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
 const pinned = keys();
 const attacker = keys();
 const installer = Buffer.from('#!/bin/sh\necho installer 1.2.3\n');
@@ -18,7 +22,12 @@ const goodHash = sha256OfBuffer(installer);
 const now = new Date('2026-11-27T10:00:00Z');
 
 function signed(body: Partial<ManifestBody> = {}, privateKey = pinned.privateKey): SignedManifest {
-  const text = JSON.stringify({ version: 5, expiresAt: '2026-12-01T00:00:00Z', files: [{ name: 'tool-1.2.3.sh', sha256: goodHash, size: installer.length }], ...body });
+  const text = JSON.stringify({
+    version: 5,
+    expiresAt: '2026-12-01T00:00:00Z',
+    files: [{ name: 'tool-1.2.3.sh', sha256: goodHash, size: installer.length }],
+    ...body,
+  });
   return { body: text, signature: sign(null, Buffer.from(text), privateKey).toString('base64'), keyId: 1 };
 }
 
@@ -36,7 +45,12 @@ describe('verifyManifest', () => {
     ['a good manifest', () => signed(), 4, 'accepted'],
     ['the same version again', () => signed(), 5, 'accepted'],
     ['a signature by another key', () => signed({}, attacker.privateKey), 0, 'bad_signature'],
-    ['a body changed after signing', () => ({ ...signed(), body: signed().body.replace('"version":5', '"version":6') }), 0, 'bad_signature'],
+    [
+      'a body changed after signing',
+      () => ({ ...signed(), body: signed().body.replace('"version":5', '"version":6') }),
+      0,
+      'bad_signature',
+    ],
     ['an expired manifest', () => signed({ expiresAt: '2026-11-27T09:59:59Z' }), 0, 'expired'],
     ['an older manifest than seen', () => signed({ version: 4 }), 5, 'older_manifest'],
     ['a garbage signature', () => ({ ...signed(), signature: 'AAAA' }), 0, 'bad_signature'],
@@ -61,20 +75,36 @@ describe('downloadVerified', () => {
 
   it('falls back from a distribution point that is down or serves tampered bytes to the central server', async () => {
     const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
-    const fetchImpl = respond({ 'http://dp-down': new Error('ECONNREFUSED'), 'http://dp-evil': Buffer.from('evil'), 'http://central': installer });
-    const p = await downloadVerified(file, manifest, { sources: ['http://dp-down', 'http://dp-evil', 'http://central'], destDir, fetchImpl });
+    const fetchImpl = respond({
+      'http://dp-down': new Error('ECONNREFUSED'),
+      'http://dp-evil': Buffer.from('evil'),
+      'http://central': installer,
+    });
+    const p = await downloadVerified(file, manifest, {
+      sources: ['http://dp-down', 'http://dp-evil', 'http://central'],
+      destDir,
+      fetchImpl,
+    });
     expect(await fs.readFile(p)).toEqual(installer);
   });
 
   it('refuses when every source serves wrong bytes, and files the manifest does not list', async () => {
     const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
     const evil = respond({ 'http://central': Buffer.from('tampered') });
-    await expect(downloadVerified(file, manifest, { sources: ['http://central'], destDir, fetchImpl: evil })).rejects.toMatchObject({ reason: 'bad_hash' });
-    await expect(downloadVerified({ name: 'x', sha256: 'a'.repeat(64) }, manifest, { sources: ['http://central'], destDir, fetchImpl: evil })).rejects.toMatchObject({ reason: 'not_in_manifest' });
+    await expect(
+      downloadVerified(file, manifest, { sources: ['http://central'], destDir, fetchImpl: evil }),
+    ).rejects.toMatchObject({ reason: 'bad_hash' });
+    await expect(
+      downloadVerified({ name: 'x', sha256: 'a'.repeat(64) }, manifest, {
+        sources: ['http://central'],
+        destDir,
+        fetchImpl: evil,
+      }),
+    ).rejects.toMatchObject({ reason: 'not_in_manifest' });
     expect(await fs.readdir(destDir)).toEqual([]);
   });
 
-  it('stops reading a body past the manifest\'s size, refuses it (bad_size) and leaves no partial file', async () => {
+  it("stops reading a body past the manifest's size, refuses it (bad_size) and leaves no partial file", async () => {
     const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
     let pulled = 0;
     let cancelled = false;
@@ -91,11 +121,16 @@ describe('downloadVerified', () => {
           },
         }),
       )) as typeof fetch;
-    await expect(downloadVerified(file, manifest, { sources: ['http://central'], destDir, fetchImpl: endless })).rejects.toMatchObject({ reason: 'bad_size' });
+    await expect(
+      downloadVerified(file, manifest, { sources: ['http://central'], destDir, fetchImpl: endless }),
+    ).rejects.toMatchObject({ reason: 'bad_size' });
     expect(cancelled).toBe(true);
     expect(pulled).toBeLessThan(4);
-    const announced = (async () => new Response(installer, { headers: { 'content-length': String(installer.length + 1) } })) as typeof fetch;
-    await expect(downloadVerified(file, manifest, { sources: ['http://central'], destDir, fetchImpl: announced })).rejects.toMatchObject({ reason: 'bad_size' });
+    const announced = (async () =>
+      new Response(installer, { headers: { 'content-length': String(installer.length + 1) } })) as typeof fetch;
+    await expect(
+      downloadVerified(file, manifest, { sources: ['http://central'], destDir, fetchImpl: announced }),
+    ).rejects.toMatchObject({ reason: 'bad_size' });
     expect(await fs.readdir(destDir)).toEqual([]);
   });
 
@@ -106,8 +141,14 @@ describe('downloadVerified', () => {
       sent.push([new URL(String(url)).origin, new Headers(init?.headers).get('authorization')]);
       return String(url).startsWith('http://central') ? new Response(installer) : new Response('no', { status: 503 });
     }) as typeof fetch;
-    const authFor = (source: string) => (source === 'http://central' ? 'Bearer node-key' : source === 'http://dp1' ? 'Bearer v1.tok.sig' : undefined);
-    await downloadVerified(file, manifest, { sources: ['http://dp1', 'http://dp2', 'http://central'], destDir, fetchImpl, authFor });
+    const authFor = (source: string) =>
+      source === 'http://central' ? 'Bearer node-key' : source === 'http://dp1' ? 'Bearer v1.tok.sig' : undefined;
+    await downloadVerified(file, manifest, {
+      sources: ['http://dp1', 'http://dp2', 'http://central'],
+      destDir,
+      fetchImpl,
+      authFor,
+    });
     expect(sent).toEqual([
       ['http://dp1', 'Bearer v1.tok.sig'],
       ['http://dp2', null],
@@ -118,7 +159,15 @@ describe('downloadVerified', () => {
 
 describe('an install job carrying files installs nothing when verification fails', () => {
   async function runInstall(manifest: SignedManifest, served: Buffer, lastManifestVersion = 0) {
-    let state: AgentState = { serverUrl: 's', endpointId: 'e', nodeKey: 'k', manifestSigningKey: pinned.publicKey, machineId: 'm', lastManifestVersion, previousVersions: {} };
+    let state: AgentState = {
+      serverUrl: 's',
+      endpointId: 'e',
+      nodeKey: 'k',
+      manifestSigningKey: pinned.publicKey,
+      machineId: 'm',
+      lastManifestVersion,
+      previousVersions: {},
+    };
     const installed: string[] = [];
     const runner = new JobRunner({
       backends: new Map(),
@@ -141,7 +190,15 @@ describe('an install job carrying files installs nothing when verification fails
     const result = await runner.run({
       id: 'j',
       kind: 'install',
-      payload: { patches: [{ patchId: 'third-party:tool:1.2.3', packages: [{ manager: 'file', name: 'tool-1.2.3.sh', sha256: goodHash }] }], reboot: { behaviour: 'never' } },
+      payload: {
+        patches: [
+          {
+            patchId: 'third-party:tool:1.2.3',
+            packages: [{ manager: 'file', name: 'tool-1.2.3.sh', sha256: goodHash }],
+          },
+        ],
+        reboot: { behaviour: 'never' },
+      },
       deadline: null,
       leaseExpiresAt: '',
     });

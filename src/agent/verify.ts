@@ -12,7 +12,15 @@ import { manifestBodySchema, type ManifestBody, type SignedManifest } from '../s
 
 export class VerificationError extends Error {
   constructor(
-    readonly reason: 'bad_signature' | 'expired' | 'older_manifest' | 'malformed' | 'not_in_manifest' | 'bad_hash' | 'bad_size' | 'download_failed',
+    readonly reason:
+      | 'bad_signature'
+      | 'expired'
+      | 'older_manifest'
+      | 'malformed'
+      | 'not_in_manifest'
+      | 'bad_hash'
+      | 'bad_size'
+      | 'download_failed',
     message: string,
   ) {
     super(message);
@@ -21,14 +29,27 @@ export class VerificationError extends Error {
 }
 
 /** Verifies a signed manifest against the pinned key; returns its body. */
-export function verifyManifest(signed: SignedManifest, pinnedPublicKeyPem: string, opts: { now: Date; lastSeenVersion: number }): ManifestBody {
+export function verifyManifest(
+  signed: SignedManifest,
+  pinnedPublicKeyPem: string,
+  opts: { now: Date; lastSeenVersion: number },
+): ManifestBody {
   let ok = false;
   try {
-    ok = verify(null, Buffer.from(signed.body, 'utf8'), createPublicKey(pinnedPublicKeyPem), Buffer.from(signed.signature, 'base64'));
+    ok = verify(
+      null,
+      Buffer.from(signed.body, 'utf8'),
+      createPublicKey(pinnedPublicKeyPem),
+      Buffer.from(signed.signature, 'base64'),
+    );
   } catch {
     ok = false;
   }
-  if (!ok) throw new VerificationError('bad_signature', 'the repository manifest signature does not verify with the key pinned at enrolment');
+  if (!ok)
+    throw new VerificationError(
+      'bad_signature',
+      'the repository manifest signature does not verify with the key pinned at enrolment',
+    );
   let body: ManifestBody;
   try {
     body = manifestBodySchema.parse(JSON.parse(signed.body));
@@ -37,10 +58,16 @@ export function verifyManifest(signed: SignedManifest, pinnedPublicKeyPem: strin
   }
   const expires = Date.parse(body.expiresAt);
   if (!Number.isFinite(expires) || expires <= opts.now.getTime()) {
-    throw new VerificationError('expired', `the repository manifest (version ${body.version}) expired at ${body.expiresAt}`);
+    throw new VerificationError(
+      'expired',
+      `the repository manifest (version ${body.version}) expired at ${body.expiresAt}`,
+    );
   }
   if (body.version < opts.lastSeenVersion) {
-    throw new VerificationError('older_manifest', `the repository manifest is version ${body.version}, older than version ${opts.lastSeenVersion} seen before`);
+    throw new VerificationError(
+      'older_manifest',
+      `the repository manifest is version ${body.version}, older than version ${opts.lastSeenVersion} seen before`,
+    );
   }
   return body;
 }
@@ -66,9 +93,17 @@ export interface DownloadOptions {
  * endless body, a bigger file) ends the transfer at once. A source that is down or serves wrong bytes is
  * skipped and its partial file deleted; when none serves the right bytes, refuses with nothing left behind.
  */
-export async function downloadVerified(file: { name: string; sha256: string }, manifest: ManifestBody, o: DownloadOptions): Promise<string> {
+export async function downloadVerified(
+  file: { name: string; sha256: string },
+  manifest: ManifestBody,
+  o: DownloadOptions,
+): Promise<string> {
   const listed = manifest.files.find((f) => f.sha256 === file.sha256);
-  if (!listed) throw new VerificationError('not_in_manifest', `${file.name} (sha256 ${file.sha256.slice(0, 12)}…) is not in the signed manifest version ${manifest.version}`);
+  if (!listed)
+    throw new VerificationError(
+      'not_in_manifest',
+      `${file.name} (sha256 ${file.sha256.slice(0, 12)}…) is not in the signed manifest version ${manifest.version}`,
+    );
   const f = o.fetchImpl ?? fetch;
   await fs.mkdir(o.destDir, { recursive: true });
   const dest = path.join(o.destDir, `${listed.sha256}-${path.basename(listed.name)}`);
@@ -80,7 +115,10 @@ export async function downloadVerified(file: { name: string; sha256: string }, m
     try {
       const authorization = o.authFor?.(base);
       const headers: Record<string, string> = authorization ? { authorization } : {};
-      const res = await f(url, { headers, signal: AbortSignal.any([stop.signal, AbortSignal.timeout(o.timeoutMs ?? 10 * 60_000)]) });
+      const res = await f(url, {
+        headers,
+        signal: AbortSignal.any([stop.signal, AbortSignal.timeout(o.timeoutMs ?? 10 * 60_000)]),
+      });
       if (!res.ok) {
         problems.push({ reason: 'download_failed', text: `${base}: HTTP ${res.status}` });
         stop.abort();
@@ -88,17 +126,26 @@ export async function downloadVerified(file: { name: string; sha256: string }, m
       }
       const announced = res.headers.get('content-length');
       if (announced !== null && Number(announced) > listed.size) {
-        problems.push({ reason: 'bad_size', text: `${base}: announces ${announced} bytes, the manifest lists ${listed.size}` });
+        problems.push({
+          reason: 'bad_size',
+          text: `${base}: announces ${announced} bytes, the manifest lists ${listed.size}`,
+        });
         stop.abort();
         continue;
       }
       const got = await streamCapped(res, part, listed.size, stop);
       if (got.tooLarge) {
-        problems.push({ reason: 'bad_size', text: `${base}: sent more than the ${listed.size} bytes the manifest lists; stopped reading` });
+        problems.push({
+          reason: 'bad_size',
+          text: `${base}: sent more than the ${listed.size} bytes the manifest lists; stopped reading`,
+        });
         continue;
       }
       if (got.sha256 !== listed.sha256) {
-        problems.push({ reason: 'bad_hash', text: `${base}: sha256 ${got.sha256.slice(0, 12)}… does not match the manifest's ${listed.sha256.slice(0, 12)}…` });
+        problems.push({
+          reason: 'bad_hash',
+          text: `${base}: sha256 ${got.sha256.slice(0, 12)}… does not match the manifest's ${listed.sha256.slice(0, 12)}…`,
+        });
         continue;
       }
       await fs.rename(part, dest);
@@ -110,15 +157,26 @@ export async function downloadVerified(file: { name: string; sha256: string }, m
       await fs.rm(part, { force: true });
     }
   }
-  const reason = problems.find((p) => p.reason === 'bad_size')?.reason ?? problems.find((p) => p.reason === 'bad_hash')?.reason ?? 'download_failed';
-  throw new VerificationError(reason, `could not get a verified copy of ${file.name}: ${problems.map((p) => p.text).join('; ')}`);
+  const reason =
+    problems.find((p) => p.reason === 'bad_size')?.reason ??
+    problems.find((p) => p.reason === 'bad_hash')?.reason ??
+    'download_failed';
+  throw new VerificationError(
+    reason,
+    `could not get a verified copy of ${file.name}: ${problems.map((p) => p.text).join('; ')}`,
+  );
 }
 
 /**
  * Writes the response body to `part` (mode 0600), hashing it on the way, and stops reading (aborting the request)
  * as soon as it passes `cap` bytes: a source cannot fill the disk or keep the agent reading for ever.
  */
-async function streamCapped(res: Response, part: string, cap: number, stop: AbortController): Promise<{ sha256: string; tooLarge: boolean }> {
+async function streamCapped(
+  res: Response,
+  part: string,
+  cap: number,
+  stop: AbortController,
+): Promise<{ sha256: string; tooLarge: boolean }> {
   const hash = createHash('sha256');
   const out = await fs.open(part, 'wx', 0o600);
   let bytes = 0;

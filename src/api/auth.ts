@@ -47,9 +47,15 @@ const unauthorized = (message: string) =>
  */
 export async function authorizeRequest(db: Db, req: FastifyRequest, needed: Role | null): Promise<ApiCaller> {
   const token = bearerToken(req);
-  if (!token) throw unauthorized('this call needs a personal access token: send "Authorization: Bearer pat_…" (make one with POST /api/v1/login or `patchops login`)');
+  if (!token)
+    throw unauthorized(
+      'this call needs a personal access token: send "Authorization: Bearer pat_…" (make one with POST /api/v1/login or `patchops login`)',
+    );
   const found = await verifyApiToken(db, token);
-  if (!found) throw unauthorized('the token is unknown, revoked or expired: make a new one with POST /api/v1/login or `patchops login`');
+  if (!found)
+    throw unauthorized(
+      'the token is unknown, revoked or expired: make a new one with POST /api/v1/login or `patchops login`',
+    );
   const caller: ApiCaller = { identity: found.owner, tokenId: found.tokenId, scope: found.scope, roles: found.roles };
   callers.set(req, caller);
   if (needed !== null && !caller.roles.some((r) => RANK[r] >= RANK[needed])) {

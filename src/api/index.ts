@@ -41,9 +41,14 @@ async function apiPlugin(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       info: {
         title: 'patchops API',
         version: '1.0.0',
-        description: 'Patch cycles, fleet, policies, roles and the audit log. Authenticate with a personal access token: `Authorization: Bearer pat_…` (POST /api/v1/login or `patchops login`).',
+        description:
+          'Patch cycles, fleet, policies, roles and the audit log. Authenticate with a personal access token: `Authorization: Bearer pat_…` (POST /api/v1/login or `patchops login`).',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a personal access token, pat_<id>_<secret>' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'a personal access token, pat_<id>_<secret>' },
+        },
+      },
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
@@ -66,7 +71,11 @@ async function apiPlugin(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     }
   });
 
-  app.get('/openapi.json', { schema: { summary: 'This document (OpenAPI 3.1)', tags: ['meta'], security: [] } }, async () => app.swagger());
+  app.get(
+    '/openapi.json',
+    { schema: { summary: 'This document (OpenAPI 3.1)', tags: ['meta'], security: [] } },
+    async () => app.swagger(),
+  );
   tokenRoutes(app, deps);
   commandRoutes(app, deps);
   cycleRoutes(app, deps);

@@ -32,7 +32,13 @@ beforeAll(async () => {
       apiRoutes({ db: db.db, service, logger: createLogger('silent') }, [
         // Other parts' modules mounted under /api/v1 (the webhooks, as patchops up mounts them): in the document too.
         webhooksMount({ db: db.db, box: SecretBox.ephemeral() }),
-        { prefix: '/mounted', routes: (a) => void a.withTypeProvider<ZodTypeProvider>().get('/things/:id', { schema: { params: z.object({ id: z.string() }) } }, async () => ({})) },
+        {
+          prefix: '/mounted',
+          routes: (a) =>
+            void a
+              .withTypeProvider<ZodTypeProvider>()
+              .get('/things/:id', { schema: { params: z.object({ id: z.string() }) } }, async () => ({})),
+        },
       ]),
     ],
     onRoute: (r) => {
@@ -63,19 +69,29 @@ describe('/api/v1/openapi.json', () => {
   });
 
   it('lists every route registered under /api/v1', async () => {
-    const doc = (await (await fetch(`${base}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
-    const api = registered.filter((r) => r.url.startsWith('/api/v1/') && !r.url.startsWith('/api/v1/docs') && r.method !== 'HEAD');
+    const doc = (await (await fetch(`${base}/api/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    const api = registered.filter(
+      (r) => r.url.startsWith('/api/v1/') && !r.url.startsWith('/api/v1/docs') && r.method !== 'HEAD',
+    );
     expect(api.length).toBeGreaterThan(20);
     expect(api).toContainEqual({ method: 'GET', url: '/api/v1/mounted/things/:id' });
     expect(api).toContainEqual({ method: 'POST', url: '/api/v1/webhooks/deliveries/:id/replay' });
-    const missing = api.filter((r) => !doc.paths[toOpenApiPath(r.url)]?.[r.method.toLowerCase()]).map((r) => `${r.method} ${r.url}`);
+    const missing = api
+      .filter((r) => !doc.paths[toOpenApiPath(r.url)]?.[r.method.toLowerCase()])
+      .map((r) => `${r.method} ${r.url}`);
     expect(missing).toEqual([]);
   });
 
   it('the mounted webhooks answer only to an API token (401 without one)', async () => {
     const res = await fetch(`${base}/api/v1/webhooks`);
     expect(res.status).toBe(401);
-    const post = await fetch(`${base}/api/v1/webhooks`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer pat_0000000000000000_nope' }, body: JSON.stringify({ url: 'https://x.example/' }) });
+    const post = await fetch(`${base}/api/v1/webhooks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer pat_0000000000000000_nope' },
+      body: JSON.stringify({ url: 'https://x.example/' }),
+    });
     expect(post.status).toBe(401);
   });
 

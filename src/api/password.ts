@@ -10,7 +10,12 @@ import { rolesOf } from '../db/identities';
 import { webUsers } from '../db/schema/index';
 import { hashPassword, isValidUsername, verifyPassword, webIdentity } from '../server/dashboard/auth';
 
-export async function checkWebPassword(db: Db, username: string, password: string, from: string): Promise<string | null> {
+export async function checkWebPassword(
+  db: Db,
+  username: string,
+  password: string,
+  from: string,
+): Promise<string | null> {
   if (!isValidUsername(username)) return null;
   const [user] = await db.select().from(webUsers).where(eq(webUsers.username, username)).limit(1);
   // Hash even for an unknown user so timing does not reveal which names exist.

@@ -49,7 +49,14 @@ beforeAll(async () => {
   app = await buildServer({
     logger,
     health: [],
-    routes: [apiRoutes({ db: db.db, service: {} as CycleService, logger, repository: { box, dir, maxUploadBytes: MAX_BYTES } })],
+    routes: [
+      apiRoutes({
+        db: db.db,
+        service: {} as CycleService,
+        logger,
+        repository: { box, dir, maxUploadBytes: MAX_BYTES },
+      }),
+    ],
   });
   base = await listenOnLoopback(app);
 });
@@ -87,11 +94,16 @@ async function manifestFiles(): Promise<ManifestBody['files']> {
 const folder = () => fs.readdir(dir);
 
 describe('POST /api/v1/repository/files', () => {
-  it('stores a streamed binary file under its sha256 and publishes a signed manifest listing it, audited as the token\'s person', async () => {
+  it("stores a streamed binary file under its sha256 and publishes a signed manifest listing it, audited as the token's person", async () => {
     const bytes = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 0, 0, 0]), Buffer.alloc(300_000, 7)]); // NUL bytes: a binary
     const res = await upload(admin, bytes, { name: 'tool_1.0_amd64.deb', sha256: sha256(bytes).toUpperCase() });
     expect(res.status, await res.clone().text()).toBe(200);
-    const reply = (await res.json()) as { file: unknown; version: number; previousVersion: number | null; files: unknown[] };
+    const reply = (await res.json()) as {
+      file: unknown;
+      version: number;
+      previousVersion: number | null;
+      files: unknown[];
+    };
     const entry = { name: 'tool_1.0_amd64.deb', sha256: sha256(bytes), size: bytes.length };
     expect(reply).toEqual({ file: entry, version: 1, previousVersion: null, files: [entry] });
     expect(await fs.readFile(path.join(dir, sha256(bytes)))).toEqual(bytes);
@@ -107,13 +119,18 @@ describe('POST /api/v1/repository/files', () => {
 
     // A second file is added to the list; the same bytes under a new name replace their entry.
     const other = Buffer.from('second file');
-    const second = (await (await upload(admin, other, { name: 'Tool-1.0.msi', sha256: sha256(other), ttlHours: '2' })).json()) as { version: number; previousVersion: number };
+    const second = (await (
+      await upload(admin, other, { name: 'Tool-1.0.msi', sha256: sha256(other), ttlHours: '2' })
+    ).json()) as { version: number; previousVersion: number };
     expect(second).toMatchObject({ version: 2, previousVersion: 1 });
     const expiresAt = (JSON.parse((await latestManifest(db.db))!.body) as ManifestBody).expiresAt;
     expect(Math.abs(new Date(expiresAt).getTime() - Date.now() - 2 * 3600_000)).toBeLessThan(60_000);
     const renamed = await upload(admin, other, { name: 'Tool-1.0-renamed.msi', sha256: sha256(other) });
     expect(renamed.status).toBe(200);
-    expect(await manifestFiles()).toEqual([entry, { name: 'Tool-1.0-renamed.msi', sha256: sha256(other), size: other.length }]);
+    expect(await manifestFiles()).toEqual([
+      entry,
+      { name: 'Tool-1.0-renamed.msi', sha256: sha256(other), size: other.length },
+    ]);
   });
 
   it('refuses bytes that do not match the sha256 given with 400: nothing on disk, nothing in the manifest', async () => {
@@ -122,7 +139,10 @@ describe('POST /api/v1/repository/files', () => {
     const bytes = Buffer.from('the real bytes');
     const res = await upload(admin, bytes, { name: 'tampered.deb', sha256: sha256(Buffer.from('other bytes')) });
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ error: 'INVALID_INPUT', message: expect.stringContaining(`hash to sha256 ${sha256(bytes)}`) });
+    expect(await res.json()).toMatchObject({
+      error: 'INVALID_INPUT',
+      message: expect.stringContaining(`hash to sha256 ${sha256(bytes)}`),
+    });
     expect(await folder()).toEqual(onDisk);
     expect(await latestManifest(db.db)).toEqual(before);
     expect((await manifestFiles()).map((f) => f.name)).not.toContain('tampered.deb');
@@ -134,13 +154,19 @@ describe('POST /api/v1/repository/files', () => {
     const big = Buffer.alloc(MAX_BYTES + 1, 1);
     const streamed = await upload(admin, big, { name: 'big.iso', sha256: sha256(big) });
     expect(streamed.status).toBe(413);
-    expect(await streamed.json()).toMatchObject({ error: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('PATCHOPS_REPO_MAX_UPLOAD_MB') });
-    // With a Content-Length (a Buffer body): refused before the body is read.
-    const declared = await fetch(`${base}/api/v1/repository/files?${new URLSearchParams({ name: 'big.iso', sha256: sha256(big) })}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/octet-stream' },
-      body: big,
+    expect(await streamed.json()).toMatchObject({
+      error: 'PAYLOAD_TOO_LARGE',
+      message: expect.stringContaining('PATCHOPS_REPO_MAX_UPLOAD_MB'),
     });
+    // With a Content-Length (a Buffer body): refused before the body is read.
+    const declared = await fetch(
+      `${base}/api/v1/repository/files?${new URLSearchParams({ name: 'big.iso', sha256: sha256(big) })}`,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/octet-stream' },
+        body: big,
+      },
+    );
     expect(declared.status).toBe(413);
     expect(await folder()).toEqual(onDisk);
     expect(await latestManifest(db.db)).toEqual(before);
@@ -165,7 +191,17 @@ describe('POST /api/v1/repository/files', () => {
 
   it('is in the OpenAPI document with its query, its octet-stream body and its replies', async () => {
     const doc = (await (await fetch(`${base}/api/v1/openapi.json`)).json()) as {
-      paths: Record<string, Record<string, { parameters: Array<{ name: string; in: string; required?: boolean }>; requestBody: { content: Record<string, { schema: unknown }> }; responses: Record<string, unknown> }>>;
+      paths: Record<
+        string,
+        Record<
+          string,
+          {
+            parameters: Array<{ name: string; in: string; required?: boolean }>;
+            requestBody: { content: Record<string, { schema: unknown }> };
+            responses: Record<string, unknown>;
+          }
+        >
+      >;
     };
     const op = doc.paths['/api/v1/repository/files']!.post!;
     expect(op.parameters.map((p) => [p.name, p.in, p.required ?? false])).toEqual([
@@ -173,7 +209,10 @@ describe('POST /api/v1/repository/files', () => {
       ['sha256', 'query', true],
       ['ttlHours', 'query', false],
     ]);
-    expect(op.requestBody.content['application/octet-stream']!.schema).toMatchObject({ type: 'string', format: 'binary' });
+    expect(op.requestBody.content['application/octet-stream']!.schema).toMatchObject({
+      type: 'string',
+      format: 'binary',
+    });
     expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '413']));
   });
 

@@ -16,7 +16,13 @@ export interface CommandReply {
 }
 
 export async function runCommand(deps: ApiDeps, caller: ApiCaller, command: Command): Promise<CommandReply> {
-  const outcome = await execute(command, { identity: caller.identity, channel: 'api', roles: caller.roles, service: deps.service, db: deps.db });
+  const outcome = await execute(command, {
+    identity: caller.identity,
+    channel: 'api',
+    roles: caller.roles,
+    service: deps.service,
+    db: deps.db,
+  });
   if (!outcome.ok) throw new CodedError(outcome.code, outcome.message);
   return { text: outcome.text, data: outcome.data };
 }

@@ -6,10 +6,18 @@ import { z } from 'zod';
 import { TOKEN_SCOPES } from '../db/api-tokens';
 import { ROLES } from '../db/identities';
 
-export const ErrorReply = z.object({ error: z.string().describe('stable error code, e.g. UNAUTHORIZED, FORBIDDEN'), message: z.string() }).describe('every refusal and failure');
+export const ErrorReply = z
+  .object({ error: z.string().describe('stable error code, e.g. UNAUTHORIZED, FORBIDDEN'), message: z.string() })
+  .describe('every refusal and failure');
 
 /** The errors any authenticated route may answer, for the document. */
-export const AUTH_ERRORS = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 409: ErrorReply } as const;
+export const AUTH_ERRORS = {
+  400: ErrorReply,
+  401: ErrorReply,
+  403: ErrorReply,
+  404: ErrorReply,
+  409: ErrorReply,
+} as const;
 
 export const Scope = z
   .object({

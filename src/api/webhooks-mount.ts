@@ -17,7 +17,8 @@ export function webhooksMount(o: { db: Db; box: SecretBox; allowPrivate?: boolea
       box: o.box,
       allowPrivate: o.allowPrivate,
       base: '',
-      authorize: async (req, scope) => (await authorizeRequest(o.db, req, scope === 'admin' ? 'admin' : 'viewer')).identity,
+      authorize: async (req, scope) =>
+        (await authorizeRequest(o.db, req, scope === 'admin' ? 'admin' : 'viewer')).identity,
     }),
   };
 }

@@ -54,12 +54,47 @@ beforeAll(async () => {
   slack = await startFakeSlackApi();
   connector = await startFakeBotConnector();
   const desk = new DecisionDesk({ service, db: db.db, logger });
-  const slackChannel = new SlackChatChannel({ client: createSlackWebClient('xoxb-test-token', slack.url), db: db.db, logger, defaultChannel: 'C0PATCHING' });
-  const runCommand = createCommandRunner({ service, db: db.db, logger, directory: new SlackIdentityDirectory(slackChannel.client) });
-  const slackBot = createSlackBot({ botToken: 'xoxb-test-token', signingSecret: SECRET, apiUrl: slack.url, db: db.db, service, desk, channel: slackChannel, logger, runCommand });
+  const slackChannel = new SlackChatChannel({
+    client: createSlackWebClient('xoxb-test-token', slack.url),
+    db: db.db,
+    logger,
+    defaultChannel: 'C0PATCHING',
+  });
+  const runCommand = createCommandRunner({
+    service,
+    db: db.db,
+    logger,
+    directory: new SlackIdentityDirectory(slackChannel.client),
+  });
+  const slackBot = createSlackBot({
+    botToken: 'xoxb-test-token',
+    signingSecret: SECRET,
+    apiUrl: slack.url,
+    db: db.db,
+    service,
+    desk,
+    channel: slackChannel,
+    logger,
+    runCommand,
+  });
   const adapter = createTeamsAdapter({ emulator: true }, logger);
-  const teamsChannel = new TeamsChatChannel({ adapter, appId: undefined, db: db.db, logger, serviceUrlAllowed: serviceUrlPolicy({ allowLoopback: true }) });
-  const teamsBot = createTeamsBot({ adapter, db: db.db, desk, channel: teamsChannel, logger, mode: 'emulator', serviceUrlAllowed: serviceUrlPolicy({ allowLoopback: true }), runCommand });
+  const teamsChannel = new TeamsChatChannel({
+    adapter,
+    appId: undefined,
+    db: db.db,
+    logger,
+    serviceUrlAllowed: serviceUrlPolicy({ allowLoopback: true }),
+  });
+  const teamsBot = createTeamsBot({
+    adapter,
+    db: db.db,
+    desk,
+    channel: teamsChannel,
+    logger,
+    mode: 'emulator',
+    serviceUrlAllowed: serviceUrlPolicy({ allowLoopback: true }),
+    runCommand,
+  });
   server = await buildServer({ logger, health: [], routes: [slackBot.routes!, teamsBot.routes] });
   await server.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(server.server.address() as { port: number }).port}`;
@@ -84,7 +119,15 @@ async function slackPost(body: string): Promise<void> {
 /** A click on Approve in Slack; returns what the clicker was told (the ephemeral message). */
 async function slackApprove(userId: string, cycleId: string): Promise<string> {
   const before = slack.callsTo('chat.postEphemeral').length;
-  await slackPost(blockActionsBody({ userId, actionId: ACTION.approve, value: cycleId, channelId: 'C0PATCHING', messageTs: `1700000000.${String(++seq).padStart(6, '0')}` }));
+  await slackPost(
+    blockActionsBody({
+      userId,
+      actionId: ACTION.approve,
+      value: cycleId,
+      channelId: 'C0PATCHING',
+      messageTs: `1700000000.${String(++seq).padStart(6, '0')}`,
+    }),
+  );
   const calls = await slack.waitFor('chat.postEphemeral', before + 1, 20_000);
   return String(calls.at(-1)!.args.text);
 }
@@ -92,7 +135,9 @@ async function slackApprove(userId: string, cycleId: string): Promise<string> {
 /** `/patch <text>` in Slack; returns the reply posted to the response_url. */
 async function slackCommand(userId: string, text: string): Promise<string> {
   const before = slack.callsTo('response_url').length;
-  await slackPost(slashCommandBody({ userId, text, channelId: 'C0PATCHING', responseUrl: `${slack.responseUrlBase}${++seq}` }));
+  await slackPost(
+    slashCommandBody({ userId, text, channelId: 'C0PATCHING', responseUrl: `${slack.responseUrlBase}${++seq}` }),
+  );
   const calls = await slack.waitFor('response_url', before + 1, 20_000);
   return String(calls.at(-1)!.args.text);
 }
@@ -114,7 +159,11 @@ async function teamsApprove(fromId: string, cycleId: string): Promise<string> {
     replyToId: `card-${seq}`,
     value: { action: { type: 'Action.Execute', verb: ACTION.approve, data: { cycleId } }, trigger: 'manual' },
   };
-  const res = await fetch(`${url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
+  const res = await fetch(`${url}/api/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(activity),
+  });
   expect(res.status).toBe(200);
   return JSON.stringify(await res.json());
 }
@@ -134,7 +183,9 @@ async function until(cycleId: string, ok: (s: CycleStatus) => boolean, ms = 30_0
 async function twoPersonPolicy(): Promise<{ policy: string; scope: string }> {
   const prefix = `pv${randomUUID().slice(0, 8)}`;
   const f = await seedFleet(db.db, { prefix, testEndpoints: 1, endpoints: 2 });
-  await saveTestPolicy(db.db, prefix, f.testGroup, { approval: { approverGroups: ['ops'], quorum: { low: 2, moderate: 2, high: 2, critical: 2 } } });
+  await saveTestPolicy(db.db, prefix, f.testGroup, {
+    approval: { approverGroups: ['ops'], quorum: { low: 2, moderate: 2, high: 2, critical: 2 } },
+  });
   return { policy: prefix, scope: `group:${f.testGroup},${f.prodGroup}` };
 }
 
@@ -143,10 +194,16 @@ async function withCycleWorker(fn: (cycleIds: string[]) => Promise<void>): Promi
   const agent = startFakeAgent(db.db);
   const cycleIds: string[] = [];
   try {
-    await t.withWorker(createActivities({ database: db, logger, chat: new RecordingChatNotifier() }), () => fn(cycleIds));
+    await t.withWorker(createActivities({ database: db, logger, chat: new RecordingChatNotifier() }), () =>
+      fn(cycleIds),
+    );
   } finally {
     await agent.stop();
-    for (const id of cycleIds) await t.env.client.workflow.getHandle(workflowIdForCycle(id)).terminate('test over').catch(() => undefined);
+    for (const id of cycleIds)
+      await t.env.client.workflow
+        .getHandle(workflowIdForCycle(id))
+        .terminate('test over')
+        .catch(() => undefined);
   }
 }
 
@@ -160,18 +217,28 @@ describe('people, not identities, vote', () => {
     expect(await slackCommand('UOPS', 'people list')).toContain('alice  slack:UALICE, teams:29:alice');
 
     await withCycleWorker(async (ids) => {
-      const { cycleId } = await service.start({ policyName: policy, scope: { groups: scope.slice('group:'.length).split(',') }, requestedBy: 'slack:UOPS' });
+      const { cycleId } = await service.start({
+        policyName: policy,
+        scope: { groups: scope.slice('group:'.length).split(',') },
+        requestedBy: 'slack:UOPS',
+      });
       ids.push(cycleId);
-      expect((await until(cycleId, (s) => s.stage === CycleStage.AWAIT_APPROVAL)).stage).toBe(CycleStage.AWAIT_APPROVAL);
+      expect((await until(cycleId, (s) => s.stage === CycleStage.AWAIT_APPROVAL)).stage).toBe(
+        CycleStage.AWAIT_APPROVAL,
+      );
 
-      expect(await slackApprove('UALICE', cycleId)).toContain(`You approved cycle ${cycleId}. 1 of 2 approvals so far.`);
+      expect(await slackApprove('UALICE', cycleId)).toContain(
+        `You approved cycle ${cycleId}. 1 of 2 approvals so far.`,
+      );
       const second = await teamsApprove('29:alice', cycleId);
       expect(second).toContain('was not recorded: you already voted (approve at');
       expect(second).toContain('as slack:UALICE');
       const waiting = await service.status(cycleId);
       expect(waiting.stage).toBe(CycleStage.AWAIT_APPROVAL);
       expect(waiting.approvals).toMatchObject({ received: 1, needed: 2 });
-      expect(waiting.approvals.records).toEqual([expect.objectContaining({ identity: 'slack:UALICE', person: 'person:alice', decision: 'approve' })]);
+      expect(waiting.approvals.records).toEqual([
+        expect.objectContaining({ identity: 'slack:UALICE', person: 'person:alice', decision: 'approve' }),
+      ]);
 
       expect(await slackApprove('UBOB', cycleId)).toContain(`You approved cycle ${cycleId}. The cycle is approved.`);
       const approved = await until(cycleId, (s) => s.stage !== CycleStage.AWAIT_APPROVAL);
@@ -184,11 +251,20 @@ describe('people, not identities, vote', () => {
     const { policy, scope } = await twoPersonPolicy();
     await grantRole(db.db, { identity: 'slack:UCAROL', role: 'admin', by: 'test' });
     await grantApprovers(db.db, ['slack:UCAROL', 'teams:29:carol', 'slack:UDAVE', 'teams:29:erin']);
-    expect(await slackCommand('UOPS', 'people link carol slack:UCAROL email:carol@example.com')).toContain('slack:UCAROL is now carol');
+    expect(await slackCommand('UOPS', 'people link carol slack:UCAROL email:carol@example.com')).toContain(
+      'slack:UCAROL is now carol',
+    );
     // Carol's Teams identity is linked to nobody; the Teams roster knows her e-mail (as userPrincipalName).
-    connector.addMember({ id: '29:carol', name: 'Carol', objectId: '00000000-0000-0000-0000-00000000c0c0', userPrincipalName: 'Carol@Example.com' });
+    connector.addMember({
+      id: '29:carol',
+      name: 'Carol',
+      objectId: '00000000-0000-0000-0000-00000000c0c0',
+      userPrincipalName: 'Carol@Example.com',
+    });
     // Dave is a person by e-mail only; Slack's users.info tells his Slack identity's address.
-    expect(await slackCommand('UOPS', 'people link dave web:dave email:dave@example.com')).toContain('web:dave is now dave');
+    expect(await slackCommand('UOPS', 'people link dave web:dave email:dave@example.com')).toContain(
+      'web:dave is now dave',
+    );
     slack.addUser({ id: 'UDAVE', name: 'dave', email: 'dave@example.com' });
     // Erin is in no people row: her Teams identity is her own person (the roster lookup finds nothing and the vote goes on).
 
@@ -202,13 +278,18 @@ describe('people, not identities, vote', () => {
       const own = await teamsApprove('29:carol', cycleId!);
       expect(own).toContain('you requested this cycle; someone else must approve');
       expect(connector.callsOf('getMember').map((c) => c.activityId)).toContain('29:carol');
-      expect((await listPeople(db.db)).find((p) => p.name === 'carol')?.identities).toEqual(['slack:UCAROL', 'teams:29:carol']);
+      expect((await listPeople(db.db)).find((p) => p.name === 'carol')?.identities).toEqual([
+        'slack:UCAROL',
+        'teams:29:carol',
+      ]);
       expect((await service.status(cycleId!)).approvals).toMatchObject({ received: 0, records: [] });
 
       expect(await slackApprove('UDAVE', cycleId!)).toContain('1 of 2 approvals so far.');
       expect(slack.callsTo('users.info').map((c) => c.args.user)).toContain('UDAVE');
       expect((await listPeople(db.db)).find((p) => p.name === 'dave')?.identities).toEqual(['slack:UDAVE', 'web:dave']);
-      expect(await teamsApprove('29:erin', cycleId!)).toContain(`You approved cycle ${cycleId}. The cycle is approved.`);
+      expect(await teamsApprove('29:erin', cycleId!)).toContain(
+        `You approved cycle ${cycleId}. The cycle is approved.`,
+      );
       const done = await until(cycleId!, (s) => s.stage !== CycleStage.AWAIT_APPROVAL);
       expect(done.approvals.records.map((r) => [r.identity, r.person])).toEqual([
         ['slack:UDAVE', 'person:dave'],
@@ -219,14 +300,25 @@ describe('people, not identities, vote', () => {
 
   it("people link slack:U… records the person's e-mail from Slack users.info, so their Teams identity links by it", async () => {
     slack.addUser({ id: 'UFRANK', name: 'frank', email: 'frank@example.com' });
-    expect(await slackCommand('UOPS', 'people link frank slack:UFRANK')).toContain("slack:UFRANK is now frank; their votes count as one person's (e-mail frank@example.com from the platform)");
-    expect((await listPeople(db.db)).find((p) => p.name === 'frank')).toEqual({ name: 'frank', email: 'frank@example.com', identities: ['slack:UFRANK'] });
+    expect(await slackCommand('UOPS', 'people link frank slack:UFRANK')).toContain(
+      "slack:UFRANK is now frank; their votes count as one person's (e-mail frank@example.com from the platform)",
+    );
+    expect((await listPeople(db.db)).find((p) => p.name === 'frank')).toEqual({
+      name: 'frank',
+      email: 'frank@example.com',
+      identities: ['slack:UFRANK'],
+    });
     // Without the users:read.email scope Slack leaves the address out: the link is made, no e-mail recorded.
     slack.addUser({ id: 'UGRACE', name: 'grace' });
-    expect(await slackCommand('UOPS', 'people link grace slack:UGRACE')).toMatch(/slack:UGRACE is now grace; their votes count as one person's$/);
+    expect(await slackCommand('UOPS', 'people link grace slack:UGRACE')).toMatch(
+      /slack:UGRACE is now grace; their votes count as one person's$/,
+    );
     // Slack failing does not fail the link.
     slack.failNext('users.info', 'ratelimited');
     expect(await slackCommand('UOPS', 'people link heidi slack:UHEIDI')).toContain('slack:UHEIDI is now heidi');
-    expect((await listPeople(db.db)).filter((p) => ['grace', 'heidi'].includes(p.name)).map((p) => p.email)).toEqual([null, null]);
+    expect((await listPeople(db.db)).filter((p) => ['grace', 'heidi'].includes(p.name)).map((p) => p.email)).toEqual([
+      null,
+      null,
+    ]);
   });
 });

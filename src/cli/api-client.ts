@@ -28,7 +28,10 @@ export class ApiCallError extends Error {
 }
 
 export function credentialsPath(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(os.homedir(), '.config');
+  const base =
+    env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME)
+      ? env.XDG_CONFIG_HOME
+      : path.join(os.homedir(), '.config');
   return path.join(base, 'patchops', 'credentials.json');
 }
 
@@ -65,9 +68,13 @@ export function normalizeServer(url: string): string {
   try {
     u = new URL(url);
   } catch {
-    throw new ApiCallError(`"${url}" is not a URL: give the server as http://host:port (what \`patchops up\` prints as Dashboard)`, 'INVALID_INPUT');
+    throw new ApiCallError(
+      `"${url}" is not a URL: give the server as http://host:port (what \`patchops up\` prints as Dashboard)`,
+      'INVALID_INPUT',
+    );
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ApiCallError(`"${url}" is not an http(s) URL`, 'INVALID_INPUT');
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new ApiCallError(`"${url}" is not an http(s) URL`, 'INVALID_INPUT');
   return u.origin + u.pathname.replace(/\/+$/, '');
 }
 
@@ -82,19 +89,32 @@ interface Outgoing {
 }
 
 /** Sends one request to `server` + /api/v1 + `route`; the response when it is 2xx, else an ApiCallError with the server's words. */
-async function exchange(server: string, token: string | null, method: string, route: string, o: Outgoing): Promise<Response> {
+async function exchange(
+  server: string,
+  token: string | null,
+  method: string,
+  route: string,
+  o: Outgoing,
+): Promise<Response> {
   let res: Response;
   try {
     const init: RequestInit & { duplex?: 'half' } = {
       method,
-      headers: { accept: o.accept, ...(token ? { authorization: `Bearer ${token}` } : {}), ...(o.contentType ? { 'content-type': o.contentType } : {}) },
+      headers: {
+        accept: o.accept,
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(o.contentType ? { 'content-type': o.contentType } : {}),
+      },
       ...(o.body !== undefined ? { body: o.body, duplex: 'half' } : {}),
       ...(o.timeoutMs ? { signal: AbortSignal.timeout(o.timeoutMs) } : {}),
     };
     res = await fetch(`${server}/api/v1${route}`, init);
   } catch (e) {
     const cause = ((e as { cause?: Error }).cause ?? e) as Error;
-    throw new ApiCallError(`nothing answers at ${server} (${cause.message || cause.name}). Is \`patchops up\` (npm start) running there? Start it, or log in to the right server: patchops login --server URL`, 'DEPENDENCY_DOWN');
+    throw new ApiCallError(
+      `nothing answers at ${server} (${cause.message || cause.name}). Is \`patchops up\` (npm start) running there? Start it, or log in to the right server: patchops login --server URL`,
+      'DEPENDENCY_DOWN',
+    );
   }
   if (res.ok) return res;
   const text = await res.text();
@@ -102,7 +122,11 @@ async function exchange(server: string, token: string | null, method: string, ro
   try {
     e = (text ? JSON.parse(text) : {}) as typeof e;
   } catch {
-    throw new ApiCallError(`${server} answered ${res.status} without JSON: is it a patchops server?`, 'INTEGRATION_FAILED', res.status);
+    throw new ApiCallError(
+      `${server} answered ${res.status} without JSON: is it a patchops server?`,
+      'INTEGRATION_FAILED',
+      res.status,
+    );
   }
   const code = e.error ?? `HTTP_${res.status}`;
   const hint = res.status === 401 ? '\nLog in again: patchops login --server ' + server : '';
@@ -110,8 +134,19 @@ async function exchange(server: string, token: string | null, method: string, ro
 }
 
 /** A JSON call (a body, when given, is sent as JSON) with a 60 s limit. */
-function send(server: string, token: string | null, method: string, route: string, body?: unknown, accept = 'application/json'): Promise<Response> {
-  return exchange(server, token, method, route, { accept, timeoutMs: 60_000, ...(body !== undefined ? { body: JSON.stringify(body), contentType: 'application/json' } : {}) });
+function send(
+  server: string,
+  token: string | null,
+  method: string,
+  route: string,
+  body?: unknown,
+  accept = 'application/json',
+): Promise<Response> {
+  return exchange(server, token, method, route, {
+    accept,
+    timeoutMs: 60_000,
+    ...(body !== undefined ? { body: JSON.stringify(body), contentType: 'application/json' } : {}),
+  });
 }
 
 async function jsonOf<T>(server: string, res: Response): Promise<T> {
@@ -119,12 +154,22 @@ async function jsonOf<T>(server: string, res: Response): Promise<T> {
   try {
     return (text ? JSON.parse(text) : undefined) as T;
   } catch {
-    throw new ApiCallError(`${server} answered ${res.status} without JSON: is it a patchops server?`, 'INTEGRATION_FAILED', res.status);
+    throw new ApiCallError(
+      `${server} answered ${res.status} without JSON: is it a patchops server?`,
+      'INTEGRATION_FAILED',
+      res.status,
+    );
   }
 }
 
 /** One call to `server` + /api/v1 + `route`; the parsed JSON body, or an ApiCallError. */
-export async function callApi<T>(server: string, token: string | null, method: string, route: string, body?: unknown): Promise<T> {
+export async function callApi<T>(
+  server: string,
+  token: string | null,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<T> {
   return jsonOf<T>(server, await send(server, token, method, route, body));
 }
 
@@ -135,7 +180,14 @@ export async function callApi<T>(server: string, token: string | null, method: s
 export async function uploadFile<T>(route: string, file: string): Promise<T> {
   const c = await storedCredentials();
   const body = Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>;
-  return jsonOf<T>(c.server, await exchange(c.server, c.token, 'POST', route, { accept: 'application/json', body, contentType: 'application/octet-stream' }));
+  return jsonOf<T>(
+    c.server,
+    await exchange(c.server, c.token, 'POST', route, {
+      accept: 'application/json',
+      body,
+      contentType: 'application/octet-stream',
+    }),
+  );
 }
 
 /** A call with the stored credentials; refuses with how to log in when there are none. */
@@ -147,7 +199,11 @@ export async function callWithLogin<T>(method: string, route: string, body?: unk
 /** The stored credentials, or an ApiCallError saying how to log in (for verbs that check before doing local work). */
 export async function storedCredentials(): Promise<Credentials> {
   const c = await readCredentials();
-  if (!c) throw new ApiCallError(`not logged in (no ${credentialsPath()}): run patchops login --server http://<host>:<port>`, 'UNAUTHORIZED');
+  if (!c)
+    throw new ApiCallError(
+      `not logged in (no ${credentialsPath()}): run patchops login --server http://<host>:<port>`,
+      'UNAUTHORIZED',
+    );
   return c;
 }
 
@@ -175,7 +231,12 @@ export async function downloadOrExit(route: string, out: NodeJS.WritableStream |
     const c = await storedCredentials();
     const res = await send(c.server, c.token, 'GET', route, undefined, '*/*');
     let bytes = 0;
-    const count = new Transform({ transform: (chunk: Buffer, _enc, done) => { bytes += chunk.length; done(null, chunk); } });
+    const count = new Transform({
+      transform: (chunk: Buffer, _enc, done) => {
+        bytes += chunk.length;
+        done(null, chunk);
+      },
+    });
     const sink = typeof out === 'string' ? createWriteStream(out, { mode: 0o600 }) : out;
     await pipeline(Readable.fromWeb(res.body! as WebReadableStream), count, sink, { end: typeof out === 'string' });
     return bytes;

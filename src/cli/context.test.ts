@@ -4,7 +4,7 @@ import { reportFatal } from './context';
 afterEach(() => vi.restoreAllMocks());
 
 describe('reportFatal', () => {
-  it("prints the causes under a wrapped error (a driver's reason under drizzle's \"Failed query\")", () => {
+  it('prints the causes under a wrapped error (a driver\'s reason under drizzle\'s "Failed query")', () => {
     const printed: string[] = [];
     vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void printed.push(a.join(' ')));
     const exit = vi.spyOn(process, 'exit').mockImplementation((() => {

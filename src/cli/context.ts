@@ -9,7 +9,7 @@ export function configOrExit(): Config {
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(e.message);
-      console.error('\nSee .env.example or the README\'s configuration table; `patchops doctor` checks everything.');
+      console.error("\nSee .env.example or the README's configuration table; `patchops doctor` checks everything.");
       process.exit(2);
     }
     throw e;
@@ -23,14 +23,16 @@ export function loggerFor(config: Config, name = 'patchops'): Logger {
 /** The messages of an error's causes (a database driver's reason under "Failed query: …"), one per line. */
 function causes(e: Error): string {
   let out = '';
-  for (let c = e.cause, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) if (!e.message.includes(c.message)) out += `\n  caused by: ${c.message}`;
+  for (let c = e.cause, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++)
+    if (!e.message.includes(c.message)) out += `\n  caused by: ${c.message}`;
   return out;
 }
 
 /** Prints an error for a person: coded errors and plain errors as their message, unknown ones with the stack. */
 export function reportFatal(e: unknown): never {
   if (isCodedError(e)) console.error(`error [${e.code}]: ${e.message}`);
-  else if (e instanceof Error) console.error(`error: ${e.message}${causes(e)}${process.env.PATCHOPS_DEBUG ? `\n${e.stack}` : ''}`);
+  else if (e instanceof Error)
+    console.error(`error: ${e.message}${causes(e)}${process.env.PATCHOPS_DEBUG ? `\n${e.stack}` : ''}`);
   else console.error('error:', e);
   process.exit(1);
 }

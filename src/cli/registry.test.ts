@@ -23,6 +23,8 @@ describe('CLI command registry', () => {
     expect(one.commands.map((c) => c.name())).not.toContain('up');
     const all = new Command();
     await registerFor(all, ['node', 'patchops', '--help']);
-    expect(all.commands.map((c) => c.name())).toEqual(expect.arrayContaining(['up', 'repo-add', 'status', 'teams-package', 'audit']));
+    expect(all.commands.map((c) => c.name())).toEqual(
+      expect.arrayContaining(['up', 'repo-add', 'status', 'teams-package', 'audit']),
+    );
   }, 60_000);
 });

@@ -89,7 +89,9 @@ function recordingDb(touched: string[]): Db {
   ) as unknown as Db;
 }
 
-const cases = VERBS.flatMap((verb) => HOLDERS.map((h) => ({ verb, holder: h.name, roles: h.roles, allowed: mayUse(verb, h.roles) })));
+const cases = VERBS.flatMap((verb) =>
+  HOLDERS.map((h) => ({ verb, holder: h.name, roles: h.roles, allowed: mayUse(verb, h.roles) })),
+);
 
 describe('execute: one role check for every verb', () => {
   let service: RecordingCycleService;
@@ -106,7 +108,13 @@ describe('execute: one role check for every verb', () => {
   });
 
   it.each(cases)('$verb by $holder: allowed=$allowed', async ({ verb, roles, allowed }) => {
-    const outcome = await execute(command(verb), { identity: 'slack:U1', channel: 'slack', roles, service, db: recordingDb(touched) });
+    const outcome = await execute(command(verb), {
+      identity: 'slack:U1',
+      channel: 'slack',
+      roles,
+      service,
+      db: recordingDb(touched),
+    });
     if (allowed) {
       expect(outcome.ok ? 'ok' : outcome.code).not.toBe(ErrorCode.Forbidden);
       return;
@@ -127,7 +135,13 @@ describe('execute: one role check for every verb', () => {
     if (!p.ok) throw new Error(p.error);
     const order: Role[] = ['viewer', 'approver', 'admin'];
     const allowed = roles.some((r) => order.indexOf(r) >= order.indexOf(needed));
-    const outcome = await execute(p.command, { identity: 'slack:U1', channel: 'slack', roles, service, db: recordingDb(touched) });
+    const outcome = await execute(p.command, {
+      identity: 'slack:U1',
+      channel: 'slack',
+      roles,
+      service,
+      db: recordingDb(touched),
+    });
     if (allowed) {
       expect(outcome.ok ? 'ok' : outcome.code).not.toBe(ErrorCode.Forbidden);
     } else {
@@ -138,20 +152,40 @@ describe('execute: one role check for every verb', () => {
 
   it('tells someone without a role which role to ask for, and how', async () => {
     for (const verb of ['status', 'report', 'endpoints'] as const) {
-      const outcome = await execute(command(verb), { identity: 'slack:U1', channel: 'slack', roles: [], service, db: recordingDb(touched) });
-      expect(outcome).toEqual({ ok: false, code: 'FORBIDDEN', message: `you need the viewer role to use "${verb}"; ask an admin: roles grant slack:U1 viewer` });
+      const outcome = await execute(command(verb), {
+        identity: 'slack:U1',
+        channel: 'slack',
+        roles: [],
+        service,
+        db: recordingDb(touched),
+      });
+      expect(outcome).toEqual({
+        ok: false,
+        code: 'FORBIDDEN',
+        message: `you need the viewer role to use "${verb}"; ask an admin: roles grant slack:U1 viewer`,
+      });
     }
     expect(authorize('pause', ['viewer', 'approver'], 'teams:29:x')).toEqual({
       ok: false,
       code: 'FORBIDDEN',
-      message: 'only admins may use "pause"; ask an admin to run it, or to grant you the role (roles grant teams:29:x admin)',
+      message:
+        'only admins may use "pause"; ask an admin to run it, or to grant you the role (roles grant teams:29:x admin)',
     });
   });
 
   it('gives typed data to an allowed caller: status carries the cycle, help its usage', async () => {
-    const ctx = { identity: 'slack:U1', channel: 'slack' as const, roles: ['viewer'] as Role[], service, db: recordingDb(touched) };
+    const ctx = {
+      identity: 'slack:U1',
+      channel: 'slack' as const,
+      roles: ['viewer'] as Role[],
+      service,
+      db: recordingDb(touched),
+    };
     const status = await execute(command('status'), ctx);
-    expect(status).toMatchObject({ ok: true, data: { verb: 'status', status: { cycleId: 'C-1', stage: 'AWAIT_APPROVAL' } } });
+    expect(status).toMatchObject({
+      ok: true,
+      data: { verb: 'status', status: { cycleId: 'C-1', stage: 'AWAIT_APPROVAL' } },
+    });
     expect(status.ok && status.text).toMatch(/^C-1 — AWAIT_APPROVAL\n/);
     const help = await execute(command('help'), { ...ctx, roles: [] });
     expect(help).toMatchObject({ ok: true, data: { verb: 'help' } });

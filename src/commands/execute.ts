@@ -53,13 +53,17 @@ export function formatStatus(s: CycleStatus): string {
   if (s.approvals.needed > 0 || s.approvals.records.length > 0) {
     lines.push(
       `approvals: ${s.approvals.received} of ${s.approvals.needed}${s.approvals.deadline ? `, deadline ${s.approvals.deadline}` : ''}${
-        s.approvals.records.length ? ` — ${s.approvals.records.map((r) => `${r.identity} ${r.decision}d`).join(', ')}` : ''
+        s.approvals.records.length
+          ? ` — ${s.approvals.records.map((r) => `${r.identity} ${r.decision}d`).join(', ')}`
+          : ''
       }`,
     );
   }
   if (s.test) lines.push(`test ring: ${s.test.state}, ${s.test.succeeded}/${s.test.total} ok, ${s.test.failed} failed`);
   for (const w of s.waves) {
-    lines.push(`wave ${w.index} ${w.name}: ${w.state}, ${w.succeeded}/${w.total} ok, ${w.failed} failed, ${w.unreachable} unreachable${w.pending ? `, ${w.pending} pending` : ''}`);
+    lines.push(
+      `wave ${w.index} ${w.name}: ${w.state}, ${w.succeeded}/${w.total} ok, ${w.failed} failed, ${w.unreachable} unreachable${w.pending ? `, ${w.pending} pending` : ''}`,
+    );
   }
   if (s.changeNumber) lines.push(`change ${s.changeNumber}${s.changeState ? ` (${s.changeState})` : ''}`);
   if (s.outcome) lines.push(`outcome: ${s.outcome}`);
@@ -72,8 +76,21 @@ type Handler<V extends Verb> = (command: Extract<Command, { verb: V }>, ctx: Exe
 
 const NO_CYCLES = 'no cycles yet: start one with `start default`';
 
-function exceptionText(x: { code: string; patchId: string | null; endpointId: string | null; groupName: string | null; expiresAt: string; reason: string }): string {
-  const what = [x.patchId && `patch:${x.patchId}`, x.endpointId && `endpoint:${x.endpointId}`, x.groupName && `group:${x.groupName}`].filter(Boolean).join(' ');
+function exceptionText(x: {
+  code: string;
+  patchId: string | null;
+  endpointId: string | null;
+  groupName: string | null;
+  expiresAt: string;
+  reason: string;
+}): string {
+  const what = [
+    x.patchId && `patch:${x.patchId}`,
+    x.endpointId && `endpoint:${x.endpointId}`,
+    x.groupName && `group:${x.groupName}`,
+  ]
+    .filter(Boolean)
+    .join(' ');
   return `${x.code}  ${what}  until ${x.expiresAt.slice(0, 10)}  ${x.reason}`;
 }
 
@@ -96,28 +113,58 @@ const HANDLERS: { [V in Verb]: Handler<V> } = {
   cycles: async (_c, { service }) => {
     const cycles = await service.list({ limit: 20 });
     const text = cycles.length
-      ? cycles.map((c) => `${c.cycleId}  ${c.stage.padEnd(14)} ${c.policyName}${c.emergency ? ' [emergency]' : ''}  by ${c.requestedBy}  ${c.createdAt}${c.changeNumber ? `  ${c.changeNumber}` : ''}`).join('\n')
+      ? cycles
+          .map(
+            (c) =>
+              `${c.cycleId}  ${c.stage.padEnd(14)} ${c.policyName}${c.emergency ? ' [emergency]' : ''}  by ${c.requestedBy}  ${c.createdAt}${c.changeNumber ? `  ${c.changeNumber}` : ''}`,
+          )
+          .join('\n')
       : NO_CYCLES;
     return { text, data: { verb: 'cycles', cycles } };
   },
   scan: async (c, ctx) => {
     const r = await ctx.service.scan(c.scope, ctx.identity);
-    return { text: `scan started for ${scopeText(c.scope)} (${r.workflowId})`, data: { verb: 'scan', scope: c.scope, workflowId: r.workflowId } };
+    return {
+      text: `scan started for ${scopeText(c.scope)} (${r.workflowId})`,
+      data: { verb: 'scan', scope: c.scope, workflowId: r.workflowId },
+    };
   },
   start: async (c, ctx) => {
-    const r = await ctx.service.start({ policyName: c.policy, scope: c.scope, requestedBy: ctx.identity, emergency: c.emergency });
+    const r = await ctx.service.start({
+      policyName: c.policy,
+      scope: c.scope,
+      requestedBy: ctx.identity,
+      emergency: c.emergency,
+    });
     return {
       text: `cycle ${r.cycleId} started under policy ${c.policy} for ${scopeText(c.scope)}${c.emergency ? ' (emergency)' : ''}`,
-      data: { verb: 'start', cycleId: r.cycleId, workflowId: r.workflowId, policy: c.policy, scope: c.scope, emergency: c.emergency },
+      data: {
+        verb: 'start',
+        cycleId: r.cycleId,
+        workflowId: r.workflowId,
+        policy: c.policy,
+        scope: c.scope,
+        emergency: c.emergency,
+      },
     };
   },
   approve: async (c, ctx) => {
     const result = await ctx.service.approve(c.cycleId, { identity: ctx.identity, channel: ctx.channel });
-    return { text: `approved ${c.cycleId}: ${result.approvalsReceived} of ${result.approvalsNeeded} — ${result.outcome}`, data: { verb: 'approve', cycleId: c.cycleId, result } };
+    return {
+      text: `approved ${c.cycleId}: ${result.approvalsReceived} of ${result.approvalsNeeded} — ${result.outcome}`,
+      data: { verb: 'approve', cycleId: c.cycleId, result },
+    };
   },
   reject: async (c, ctx) => {
-    const result = await ctx.service.reject(c.cycleId, { identity: ctx.identity, channel: ctx.channel, reason: c.reason });
-    return { text: `rejected ${c.cycleId}: ${c.reason}`, data: { verb: 'reject', cycleId: c.cycleId, reason: c.reason, result } };
+    const result = await ctx.service.reject(c.cycleId, {
+      identity: ctx.identity,
+      channel: ctx.channel,
+      reason: c.reason,
+    });
+    return {
+      text: `rejected ${c.cycleId}: ${c.reason}`,
+      data: { verb: 'reject', cycleId: c.cycleId, reason: c.reason, result },
+    };
   },
   pause: async (c, ctx) => {
     await ctx.service.pause(c.cycleId, ctx.identity, c.reason);
@@ -132,12 +179,17 @@ const HANDLERS: { [V in Verb]: Handler<V> } = {
   },
   cancel: async (c, ctx) => {
     await ctx.service.cancel(c.cycleId, ctx.identity, c.reason);
-    return { text: `cancel requested for ${c.cycleId}`, data: { verb: 'cancel', cycleId: c.cycleId, ...(c.reason ? { reason: c.reason } : {}) } };
+    return {
+      text: `cancel requested for ${c.cycleId}`,
+      data: { verb: 'cancel', cycleId: c.cycleId, ...(c.reason ? { reason: c.reason } : {}) },
+    };
   },
   rollback: async (c, ctx) => {
     await ctx.service.rollback(c.cycleId, ctx.identity, c.endpointId);
     return {
-      text: c.endpointId ? `rollback of ${c.endpointId} requested in ${c.cycleId}` : `rollback of ${c.cycleId} requested`,
+      text: c.endpointId
+        ? `rollback of ${c.endpointId} requested in ${c.cycleId}`
+        : `rollback of ${c.cycleId} requested`,
       data: { verb: 'rollback', cycleId: c.cycleId, ...(c.endpointId ? { endpointId: c.endpointId } : {}) },
     };
   },
@@ -147,8 +199,12 @@ const HANDLERS: { [V in Verb]: Handler<V> } = {
     const data = { verb: 'report' as const, scope, summary };
     const where = isScoped(scope) ? ` in ${scopeText(scope)}` : '';
     if (summary.endpoints === 0) return { text: `no endpoints${where}`, data };
-    const bySeverity = SEVERITIES.filter((sv) => (summary.bySeverity[sv] ?? 0) > 0).map((sv) => `${summary.bySeverity[sv]} ${sv}`);
-    const overdue = SEVERITIES.filter((sv) => (summary.overdueBySeverity[sv] ?? 0) > 0).map((sv) => `${summary.overdueBySeverity[sv]} ${sv}`);
+    const bySeverity = SEVERITIES.filter((sv) => (summary.bySeverity[sv] ?? 0) > 0).map(
+      (sv) => `${summary.bySeverity[sv]} ${sv}`,
+    );
+    const overdue = SEVERITIES.filter((sv) => (summary.overdueBySeverity[sv] ?? 0) > 0).map(
+      (sv) => `${summary.overdueBySeverity[sv]} ${sv}`,
+    );
     const text = [
       `compliance${where}: ${summary.compliancePct}% (${summary.compliant} of ${summary.endpoints} endpoints fully patched)`,
       `outstanding patches by severity: ${bySeverity.length ? bySeverity.join(', ') : 'none'}`,
@@ -161,14 +217,24 @@ const HANDLERS: { [V in Verb]: Handler<V> } = {
     const r = await db.execute<{ id: string; hostname: string; os_family: string; status: string }>(
       sql`select id, hostname, os_family, status from endpoints where hostname ilike ${like} or id ilike ${like} or ${c.query} = any(tags) order by hostname limit 50`,
     );
-    const endpoints: EndpointMatch[] = r.rows.map((e) => ({ id: e.id, hostname: e.hostname, osFamily: e.os_family, status: e.status }));
-    const text = endpoints.length ? endpoints.map((e) => `${e.id}  ${e.hostname}  ${e.osFamily}  ${e.status}`).join('\n') : `no endpoint matches "${c.query}"`;
+    const endpoints: EndpointMatch[] = r.rows.map((e) => ({
+      id: e.id,
+      hostname: e.hostname,
+      osFamily: e.os_family,
+      status: e.status,
+    }));
+    const text = endpoints.length
+      ? endpoints.map((e) => `${e.id}  ${e.hostname}  ${e.osFamily}  ${e.status}`).join('\n')
+      : `no endpoint matches "${c.query}"`;
     return { text, data: { verb: 'endpoints', query: c.query, endpoints } };
   },
   exceptions: async (c, ctx) => {
     if (c.action === 'list') {
       const exceptions = await listExceptions(ctx.db);
-      return { text: exceptions.length ? exceptions.map(exceptionText).join('\n') : 'no active exceptions', data: { verb: 'exceptions', action: 'list', exceptions } };
+      return {
+        text: exceptions.length ? exceptions.map(exceptionText).join('\n') : 'no active exceptions',
+        data: { verb: 'exceptions', action: 'list', exceptions },
+      };
     }
     if (c.action === 'add') {
       const exception = await addException(ctx.db, {
@@ -179,7 +245,10 @@ const HANDLERS: { [V in Verb]: Handler<V> } = {
         expiresAt: new Date(c.until),
         by: ctx.identity,
       });
-      return { text: `exception ${exception.code} added until ${exception.expiresAt.slice(0, 10)}`, data: { verb: 'exceptions', action: 'add', exception } };
+      return {
+        text: `exception ${exception.code} added until ${exception.expiresAt.slice(0, 10)}`,
+        data: { verb: 'exceptions', action: 'add', exception },
+      };
     }
     await removeException(ctx.db, c.code, ctx.identity);
     return { text: `exception ${c.code} removed`, data: { verb: 'exceptions', action: 'remove', code: c.code } };
@@ -189,7 +258,9 @@ const HANDLERS: { [V in Verb]: Handler<V> } = {
       const identity = c.identity ?? ctx.identity;
       const grants = await rolesOf(ctx.db, identity);
       return {
-        text: grants.length ? grants.map((r) => `${r.identity}  ${r.role}  ${r.groupName}`).join('\n') : `${identity} holds no roles`,
+        text: grants.length
+          ? grants.map((r) => `${r.identity}  ${r.role}  ${r.groupName}`).join('\n')
+          : `${identity} holds no roles`,
         data: { verb: 'roles', action: 'list', identity, grants },
       };
     }
@@ -200,11 +271,16 @@ const HANDLERS: { [V in Verb]: Handler<V> } = {
     const grant = { identity, role, ...(c.group ? { groupName: c.group } : {}), by: ctx.identity };
     if (c.action === 'grant') {
       await grantRole(ctx.db, grant);
-      return { text: `${identity} is now ${role} in ${groupName}`, data: { verb: 'roles', action: 'grant', identity, role, groupName } };
+      return {
+        text: `${identity} is now ${role} in ${groupName}`,
+        data: { verb: 'roles', action: 'grant', identity, role, groupName },
+      };
     }
     const removed = await revokeRole(ctx.db, grant);
     return {
-      text: removed ? `${identity} is no longer ${role} in ${groupName}` : `${identity} did not hold ${role} in ${groupName}`,
+      text: removed
+        ? `${identity} is no longer ${role} in ${groupName}`
+        : `${identity} did not hold ${role} in ${groupName}`,
       data: { verb: 'roles', action: 'revoke', identity, role, groupName, removed },
     };
   },
@@ -235,21 +311,41 @@ function personText(p: PersonDto): string {
 const peopleHandler: Handler<'people'> = async (c, ctx) => {
   if (c.action === 'list') {
     const people = await listPeople(ctx.db);
-    return { text: people.length ? people.map(personText).join('\n') : 'no people yet: every identity is its own person (people link <person> <identity>)', data: { verb: 'people', action: 'list', people } };
+    return {
+      text: people.length
+        ? people.map(personText).join('\n')
+        : 'no people yet: every identity is its own person (people link <person> <identity>)',
+      data: { verb: 'people', action: 'list', people },
+    };
   }
   if (c.action === 'link') {
-    const { changed } = await linkIdentity(ctx.db, { person: c.person, identity: c.identity, ...(c.email ? { email: c.email } : {}), by: ctx.identity });
+    const { changed } = await linkIdentity(ctx.db, {
+      person: c.person,
+      identity: c.identity,
+      ...(c.email ? { email: c.email } : {}),
+      by: ctx.identity,
+    });
     // No address given: the platform's, when it has one, becomes the person's (so their other identities link by e-mail).
     const found = c.email ? undefined : await directoryEmail(ctx, c.identity);
-    const email = c.email ?? (found && (await recordPersonEmail(ctx.db, c.person, found, ctx.identity)) ? found : undefined);
+    const email =
+      c.email ?? (found && (await recordPersonEmail(ctx.db, c.person, found, ctx.identity)) ? found : undefined);
     return {
       text: `${changed ? `${c.identity} is now ${c.person}; their votes count as one person's` : `${c.identity} was already ${c.person}`}${email && !c.email ? ` (e-mail ${email} from the platform)` : ''}`,
-      data: { verb: 'people', action: 'link', person: c.person, identity: c.identity, ...(email ? { email } : {}), changed },
+      data: {
+        verb: 'people',
+        action: 'link',
+        person: c.person,
+        identity: c.identity,
+        ...(email ? { email } : {}),
+        changed,
+      },
     };
   }
   const person = await unlinkIdentity(ctx.db, c.identity, ctx.identity);
   return {
-    text: person ? `${c.identity} is no longer ${person}; it is its own person again` : `${c.identity} was linked to nobody`,
+    text: person
+      ? `${c.identity} is no longer ${person}; it is its own person again`
+      : `${c.identity} was linked to nobody`,
     data: { verb: 'people', action: 'unlink', identity: c.identity, person },
   };
 };

@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { ADMIN_VERBS, APPROVER_VERBS, parseCommand, parseScope, READ_VERBS, requiredRole, tokenize, usage, VERBS, type Command } from './grammar';
+import {
+  ADMIN_VERBS,
+  APPROVER_VERBS,
+  parseCommand,
+  parseScope,
+  READ_VERBS,
+  requiredRole,
+  tokenize,
+  usage,
+  VERBS,
+  type Command,
+} from './grammar';
 
 describe('parseCommand: good input', () => {
   const cases: Array<[string, Command]> = [
@@ -15,12 +26,21 @@ describe('parseCommand: good input', () => {
     ['scan', { verb: 'scan', scope: {} }],
     ['scan all', { verb: 'scan', scope: {} }],
     ['scan web', { verb: 'scan', scope: { groups: ['web'] } }],
-    ['scan   group:web,db  tag:pci os:linux endpoint:ep-1', { verb: 'scan', scope: { groups: ['web', 'db'], tags: ['pci'], osFamilies: ['linux'], endpointIds: ['ep-1'] } }],
+    [
+      'scan   group:web,db  tag:pci os:linux endpoint:ep-1',
+      { verb: 'scan', scope: { groups: ['web', 'db'], tags: ['pci'], osFamilies: ['linux'], endpointIds: ['ep-1'] } },
+    ],
     ['scan os:win,mac os:windows', { verb: 'scan', scope: { osFamilies: ['windows', 'macos'] } }],
     ['start default', { verb: 'start', policy: 'default', scope: {}, emergency: false }],
     ['start default web db', { verb: 'start', policy: 'default', scope: { groups: ['web', 'db'] }, emergency: false }],
-    ['start default group:web --emergency', { verb: 'start', policy: 'default', scope: { groups: ['web'] }, emergency: true }],
-    ['Start emergency --Emergency endpoint:ep-1,ep-2', { verb: 'start', policy: 'emergency', scope: { endpointIds: ['ep-1', 'ep-2'] }, emergency: true }],
+    [
+      'start default group:web --emergency',
+      { verb: 'start', policy: 'default', scope: { groups: ['web'] }, emergency: true },
+    ],
+    [
+      'Start emergency --Emergency endpoint:ep-1,ep-2',
+      { verb: 'start', policy: 'emergency', scope: { endpointIds: ['ep-1', 'ep-2'] }, emergency: true },
+    ],
     ['approve C-12', { verb: 'approve', cycleId: 'C-12' }],
     ['approve PC-20261127-a1b2c3', { verb: 'approve', cycleId: 'PC-20261127-a1b2c3' }],
     ['reject C-12 "breaks the billing app"', { verb: 'reject', cycleId: 'C-12', reason: 'breaks the billing app' }],
@@ -49,20 +69,39 @@ describe('parseCommand: good input', () => {
     ],
     [
       'exceptions add patch:KB5034441 endpoint:ep-1 until:2027-01-10 reason:"lab box"',
-      { verb: 'exceptions', action: 'add', patchId: 'KB5034441', endpointId: 'ep-1', until: '2027-01-10', reason: 'lab box' },
+      {
+        verb: 'exceptions',
+        action: 'add',
+        patchId: 'KB5034441',
+        endpointId: 'ep-1',
+        until: '2027-01-10',
+        reason: 'lab box',
+      },
     ],
-    ['exceptions add group:pos until:2027-01-10 reason:freeze', { verb: 'exceptions', action: 'add', group: 'pos', until: '2027-01-10', reason: 'freeze' }],
+    [
+      'exceptions add group:pos until:2027-01-10 reason:freeze',
+      { verb: 'exceptions', action: 'add', group: 'pos', until: '2027-01-10', reason: 'freeze' },
+    ],
     ['roles', { verb: 'roles', action: 'list' }],
     ['roles list slack:U123', { verb: 'roles', action: 'list', identity: 'slack:U123' }],
     ['roles grant slack:U123 approver', { verb: 'roles', action: 'grant', identity: 'slack:U123', role: 'approver' }],
-    ['roles grant <@U0ABC123|alice> approver', { verb: 'roles', action: 'grant', identity: 'slack:U0ABC123', role: 'approver' }],
+    [
+      'roles grant <@U0ABC123|alice> approver',
+      { verb: 'roles', action: 'grant', identity: 'slack:U0ABC123', role: 'approver' },
+    ],
     ['people', { verb: 'people', action: 'list' }],
     ['people link alice slack:U0123', { verb: 'people', action: 'link', person: 'alice', identity: 'slack:U0123' }],
-    ['people link alice <@U0123|alice> email:alice@example.com', { verb: 'people', action: 'link', person: 'alice', identity: 'slack:U0123', email: 'alice@example.com' }],
+    [
+      'people link alice <@U0123|alice> email:alice@example.com',
+      { verb: 'people', action: 'link', person: 'alice', identity: 'slack:U0123', email: 'alice@example.com' },
+    ],
     ['people unlink teams:29:1abc', { verb: 'people', action: 'unlink', identity: 'teams:29:1abc' }],
     ['roles list <@U0ABC123>', { verb: 'roles', action: 'list', identity: 'slack:U0ABC123' }],
     ['<at>Patch Ops</at> approve C-12', { verb: 'approve', cycleId: 'C-12' }],
-    ['roles revoke teams:29:1abc ADMIN web', { verb: 'roles', action: 'revoke', identity: 'teams:29:1abc', role: 'admin', group: 'web' }],
+    [
+      'roles revoke teams:29:1abc ADMIN web',
+      { verb: 'roles', action: 'revoke', identity: 'teams:29:1abc', role: 'admin', group: 'web' },
+    ],
   ];
   it.each(cases)('%j', (text, command) => {
     expect(parseCommand(text)).toEqual({ ok: true, command });
@@ -81,7 +120,11 @@ describe('parseCommand: bad input', () => {
     ['scan --all', 'unknown option "--all"', 'scan'],
     ['scan we$b', `"we$b" is not a group name (letters, digits, '-', '_' or '.')`, 'scan'],
     ['start', 'start needs a policy name first, e.g. start default group:web', 'start <policy>'],
-    ['start group:web', 'start needs a policy name before the scope ("group:web" is a scope word), e.g. start default group:web', 'start <policy>'],
+    [
+      'start group:web',
+      'start needs a policy name before the scope ("group:web" is a scope word), e.g. start default group:web',
+      'start <policy>',
+    ],
     ['start default --now', 'unknown option "--now" (start takes --emergency)', 'start <policy>'],
     ['approve', 'approve needs a cycle id, e.g. approve C-12', 'approve <cycle>'],
     ['approve C-1 C-2', 'approve does not take "C-2"', 'approve <cycle>'],
@@ -99,23 +142,67 @@ describe('parseCommand: bad input', () => {
     ['exceptions frob', 'exceptions: unknown action "frob" (use add, list or remove)', 'exceptions add'],
     ['exceptions remove', 'exceptions remove needs the exception code, e.g. exceptions remove EXC-12', 'exceptions'],
     ['exceptions remove 12', '"12" is not an exception code (they look like EXC-12)', 'exceptions'],
-    ['exceptions add until:2027-01-10 reason:x', 'exceptions add needs what to exclude: patch:<id>, endpoint:<id> or group:<name>', 'exceptions'],
+    [
+      'exceptions add until:2027-01-10 reason:x',
+      'exceptions add needs what to exclude: patch:<id>, endpoint:<id> or group:<name>',
+      'exceptions',
+    ],
     ['exceptions add patch:KB1 reason:x', 'exceptions add needs an expiry: until:YYYY-MM-DD', 'exceptions'],
-    ['exceptions add patch:KB1 until:2027-02-30 reason:x', 'until:2027-02-30 is not a date; write it as YYYY-MM-DD, e.g. until:2027-01-10', 'exceptions'],
+    [
+      'exceptions add patch:KB1 until:2027-02-30 reason:x',
+      'until:2027-02-30 is not a date; write it as YYYY-MM-DD, e.g. until:2027-01-10',
+      'exceptions',
+    ],
     ['exceptions add patch:KB1 until:10/01/2027 reason:x', 'until:10/01/2027 is not a date', 'exceptions'],
-    ['exceptions add patch:KB1 until:2027-01-10', 'exceptions add needs a reason: reason:"why this is excluded"', 'exceptions'],
-    ['exceptions add patch:KB1 endpoint:ep-1 group:web until:2027-01-10 reason:x', 'exceptions add takes endpoint: or group:, not both', 'exceptions'],
-    ['exceptions add patch:KB1 patch:KB2 until:2027-01-10 reason:x', 'exceptions add: patch: is given twice', 'exceptions'],
-    ['exceptions add patch:KB1 until:2027-01-10 reason:x because', 'exceptions add: "because" is not understood (use patch:, endpoint:, group:, until: and reason:)', 'exceptions'],
-    ['exceptions add patch:KB1 colour:red until:2027-01-10 reason:x', 'exceptions add: unknown field "colour:"', 'exceptions'],
+    [
+      'exceptions add patch:KB1 until:2027-01-10',
+      'exceptions add needs a reason: reason:"why this is excluded"',
+      'exceptions',
+    ],
+    [
+      'exceptions add patch:KB1 endpoint:ep-1 group:web until:2027-01-10 reason:x',
+      'exceptions add takes endpoint: or group:, not both',
+      'exceptions',
+    ],
+    [
+      'exceptions add patch:KB1 patch:KB2 until:2027-01-10 reason:x',
+      'exceptions add: patch: is given twice',
+      'exceptions',
+    ],
+    [
+      'exceptions add patch:KB1 until:2027-01-10 reason:x because',
+      'exceptions add: "because" is not understood (use patch:, endpoint:, group:, until: and reason:)',
+      'exceptions',
+    ],
+    [
+      'exceptions add patch:KB1 colour:red until:2027-01-10 reason:x',
+      'exceptions add: unknown field "colour:"',
+      'exceptions',
+    ],
     ['roles grant slack:U1', 'roles grant needs an identity and a role, e.g. roles grant slack:U123 approver', 'roles'],
-    ['roles grant U1 approver', '"U1" is not an identity (they look like slack:U123, teams:<aad id>, cli:alice)', 'roles'],
+    [
+      'roles grant U1 approver',
+      '"U1" is not an identity (they look like slack:U123, teams:<aad id>, cli:alice)',
+      'roles',
+    ],
     ['roles grant slack:U1 superuser', 'role "superuser" is not one of admin, approver, viewer', 'roles'],
     ['roles grant slack:U1 admin web extra', 'roles does not take "extra"', 'roles'],
     ['people link alice', 'people link needs an identity, e.g. slack:U0123', 'people'],
-    ['people link alice person:bob', '"person:bob" is not an identity (they look like slack:U0123, teams:<aad id>, web:alice)', 'people'],
-    ['people link al:ice slack:U1', "people link needs a person's name first (letters, digits, . _ @ -), e.g. people link alice slack:U0123", 'people'],
-    ['people link alice slack:U1 email:nope', 'people link: "email:nope" is not understood (it takes email:<address>)', 'people'],
+    [
+      'people link alice person:bob',
+      '"person:bob" is not an identity (they look like slack:U0123, teams:<aad id>, web:alice)',
+      'people',
+    ],
+    [
+      'people link al:ice slack:U1',
+      "people link needs a person's name first (letters, digits, . _ @ -), e.g. people link alice slack:U0123",
+      'people',
+    ],
+    [
+      'people link alice slack:U1 email:nope',
+      'people link: "email:nope" is not understood (it takes email:<address>)',
+      'people',
+    ],
     ['people merge a b', 'people: unknown action "merge" (use list, link or unlink)', 'people'],
     ['roles delete slack:U1', 'roles: unknown action "delete" (use list, grant or revoke)', 'roles'],
   ];
@@ -154,14 +241,27 @@ describe('tokenize', () => {
 
 describe('parseScope', () => {
   it('deduplicates and omits empty fields', () => {
-    expect(parseScope(['web', 'group:web,db', 'tag:pci', 'tags:pci'])).toEqual({ groups: ['web', 'db'], tags: ['pci'] });
+    expect(parseScope(['web', 'group:web,db', 'tag:pci', 'tags:pci'])).toEqual({
+      groups: ['web', 'db'],
+      tags: ['pci'],
+    });
     expect(parseScope([])).toEqual({});
   });
 });
 
 describe('roles per verb', () => {
   it('admin verbs are everything but the read verbs and the votes', () => {
-    expect([...ADMIN_VERBS].sort()).toEqual(['cancel', 'exceptions', 'pause', 'people', 'resume', 'roles', 'rollback', 'scan', 'start']);
+    expect([...ADMIN_VERBS].sort()).toEqual([
+      'cancel',
+      'exceptions',
+      'pause',
+      'people',
+      'resume',
+      'roles',
+      'rollback',
+      'scan',
+      'start',
+    ]);
     expect([...READ_VERBS].sort()).toEqual(['cycles', 'endpoints', 'help', 'report', 'status']);
     expect([...APPROVER_VERBS].sort()).toEqual(['approve', 'reject']);
     expect(ADMIN_VERBS.size + READ_VERBS.size + APPROVER_VERBS.size).toBe(VERBS.length);
@@ -186,7 +286,9 @@ describe('roles per verb', () => {
 
 describe('usage', () => {
   it('explains one command with examples', () => {
-    expect(usage('exceptions')).toContain('exceptions add patch:<id> [endpoint:<id>|group:<name>] until:<YYYY-MM-DD> reason:"<why>"');
+    expect(usage('exceptions')).toContain(
+      'exceptions add patch:<id> [endpoint:<id>|group:<name>] until:<YYYY-MM-DD> reason:"<why>"',
+    );
     expect(usage('start')).toContain('start default group:web,db tag:pci');
     expect(usage('scan')).toContain('scope words:');
   });

@@ -10,7 +10,15 @@ import type { Role } from '../db/identities';
 import { type CycleScope } from '../domain/cycle';
 
 export type ExceptionsCommand =
-  | { verb: 'exceptions'; action: 'add'; patchId?: string; endpointId?: string; group?: string; until: string; reason: string }
+  | {
+      verb: 'exceptions';
+      action: 'add';
+      patchId?: string;
+      endpointId?: string;
+      group?: string;
+      until: string;
+      reason: string;
+    }
   | { verb: 'exceptions'; action: 'list' }
   | { verb: 'exceptions'; action: 'remove'; code: string };
 
@@ -55,17 +63,41 @@ export interface VerbSpec {
  */
 export const VERB_TABLE: Readonly<Record<Verb, VerbSpec>> = {
   help: { role: null, lines: ['help [command]'], about: 'this text, or the details of one command' },
-  status: { role: 'viewer', lines: ['status [cycle]'], about: 'the stage, approvals, waves and reasons of a cycle (the latest when none is given)' },
+  status: {
+    role: 'viewer',
+    lines: ['status [cycle]'],
+    about: 'the stage, approvals, waves and reasons of a cycle (the latest when none is given)',
+  },
   cycles: { role: 'viewer', lines: ['cycles'], about: 'recent cycles and their stages' },
-  scan: { role: 'admin', lines: ['scan [scope…]'], about: 'scan endpoints for missing patches (everything when no scope is given)' },
-  start: { role: 'admin', lines: ['start <policy> [scope…] [--emergency]'], about: 'start a patch cycle under a policy ("default" always exists)' },
+  scan: {
+    role: 'admin',
+    lines: ['scan [scope…]'],
+    about: 'scan endpoints for missing patches (everything when no scope is given)',
+  },
+  start: {
+    role: 'admin',
+    lines: ['start <policy> [scope…] [--emergency]'],
+    about: 'start a patch cycle under a policy ("default" always exists)',
+  },
   approve: { role: 'approver', lines: ['approve <cycle>'], about: 'approve a cycle waiting for approval' },
-  reject: { role: 'approver', lines: ['reject <cycle> <reason>'], about: 'reject a cycle; the reason is required (quote it or just type it)' },
+  reject: {
+    role: 'approver',
+    lines: ['reject <cycle> <reason>'],
+    about: 'reject a cycle; the reason is required (quote it or just type it)',
+  },
   pause: { role: 'admin', lines: ['pause <cycle> [reason]'], about: 'pause a running cycle' },
   resume: { role: 'admin', lines: ['resume <cycle>'], about: 'resume a paused cycle' },
   cancel: { role: 'admin', lines: ['cancel <cycle> [reason]'], about: 'cancel a cycle' },
-  rollback: { role: 'admin', lines: ['rollback <cycle> [endpoint]'], about: 'roll back a cycle (or one endpoint of it)' },
-  report: { role: 'viewer', lines: ['report [scope…]'], about: 'compliance, outstanding patches by severity and past-SLA counts, for the fleet or a scope' },
+  rollback: {
+    role: 'admin',
+    lines: ['rollback <cycle> [endpoint]'],
+    about: 'roll back a cycle (or one endpoint of it)',
+  },
+  report: {
+    role: 'viewer',
+    lines: ['report [scope…]'],
+    about: 'compliance, outstanding patches by severity and past-SLA counts, for the fleet or a scope',
+  },
   endpoints: { role: 'viewer', lines: ['endpoints [search words]'], about: 'find endpoints by hostname, group or tag' },
   exceptions: {
     role: 'admin',
@@ -78,14 +110,19 @@ export const VERB_TABLE: Readonly<Record<Verb, VerbSpec>> = {
   },
   roles: {
     role: 'admin',
-    lines: ['roles list [identity]', 'roles grant <identity> <admin|approver|viewer> [group]', 'roles revoke <identity> <admin|approver|viewer> [group]'],
+    lines: [
+      'roles list [identity]',
+      'roles grant <identity> <admin|approver|viewer> [group]',
+      'roles revoke <identity> <admin|approver|viewer> [group]',
+    ],
     about: 'who may do what; identities look like slack:U123, teams:<aad id>, servicenow:<user>, cli:<user>',
   },
   people: {
     role: 'admin',
     readActions: ['list'],
     lines: ['people list', 'people link <person> <identity> [email:<address>]', 'people unlink <identity>'],
-    about: 'the person behind each identity: quorum counts people, and whoever started a cycle cannot approve it from another identity',
+    about:
+      'the person behind each identity: quorum counts people, and whoever started a cycle cannot approve it from another identity',
   },
 };
 
@@ -104,13 +141,16 @@ export function actionOf(command: Command): string | undefined {
 }
 
 /** Read-only verbs: the viewer role (or none, for help). */
-export const READ_VERBS: ReadonlySet<Verb> = new Set<Verb>(VERBS.filter((v) => requiredRole(v) === null || requiredRole(v) === 'viewer'));
+export const READ_VERBS: ReadonlySet<Verb> = new Set<Verb>(
+  VERBS.filter((v) => requiredRole(v) === null || requiredRole(v) === 'viewer'),
+);
 /** Verbs that need the approver role (and the cycle's approval policy, checked by the workflow). */
 export const APPROVER_VERBS: ReadonlySet<Verb> = new Set<Verb>(VERBS.filter((v) => requiredRole(v) === 'approver'));
 /** Verbs that need the admin role: everything that changes something, except votes. */
 export const ADMIN_VERBS: ReadonlySet<Verb> = new Set<Verb>(VERBS.filter((v) => requiredRole(v) === 'admin'));
 
-const SCOPE_HELP = 'scope words: group:web,db  tag:pci  os:windows|macos|linux  endpoint:ep-1  (a bare word is a group name; all = everything)';
+const SCOPE_HELP =
+  'scope words: group:web,db  tag:pci  os:windows|macos|linux  endpoint:ep-1  (a bare word is a group name; all = everything)';
 
 const EXAMPLES: Partial<Record<Verb, string[]>> = {
   scan: ['scan group:web os:linux'],
@@ -119,7 +159,11 @@ const EXAMPLES: Partial<Record<Verb, string[]>> = {
   rollback: ['rollback C-12 ep-7'],
   exceptions: ['exceptions add patch:KB5034441 group:web until:2027-01-10 reason:"vendor hotfix pending"'],
   roles: ['roles grant slack:U123 approver web'],
-  people: ['people link alice slack:U0123', 'people link alice teams:00000000-0000-0000-0000-0000000000a1 email:alice@example.com', 'people unlink web:alice'],
+  people: [
+    'people link alice slack:U0123',
+    'people link alice teams:00000000-0000-0000-0000-0000000000a1 email:alice@example.com',
+    'people unlink web:alice',
+  ],
 };
 
 /** Readable help: every command, or one command with its examples. */
@@ -200,7 +244,15 @@ export function tokenize(text: string): Tokens {
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$/;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const OS_ALIASES: Record<string, 'windows' | 'macos' | 'linux'> = { windows: 'windows', win: 'windows', macos: 'macos', mac: 'macos', darwin: 'macos', osx: 'macos', linux: 'linux' };
+const OS_ALIASES: Record<string, 'windows' | 'macos' | 'linux'> = {
+  windows: 'windows',
+  win: 'windows',
+  macos: 'macos',
+  mac: 'macos',
+  darwin: 'macos',
+  osx: 'macos',
+  linux: 'linux',
+};
 
 class GrammarError extends Error {}
 const fail = (msg: string): never => {
@@ -251,7 +303,8 @@ export function parseScope(tokens: string[]): CycleScope {
     switch (kv.key) {
       case 'group':
       case 'groups':
-        for (const g of list(kv.value, 'group')) if (!NAME_RE.test(g)) fail(`"${g}" is not a group name (letters, digits, '-', '_' or '.')`);
+        for (const g of list(kv.value, 'group'))
+          if (!NAME_RE.test(g)) fail(`"${g}" is not a group name (letters, digits, '-', '_' or '.')`);
         addUnique(groups, list(kv.value, 'group'));
         break;
       case 'tag':
@@ -334,7 +387,8 @@ function parseExceptions(args: string[]): Command {
   };
   for (const tok of rest) {
     const kv = splitKey(tok);
-    if (!kv) return fail(`exceptions add: "${tok}" is not understood (use patch:, endpoint:, group:, until: and reason:)`);
+    if (!kv)
+      return fail(`exceptions add: "${tok}" is not understood (use patch:, endpoint:, group:, until: and reason:)`);
     switch (kv.key) {
       case 'patch':
         patchId = once('patch', patchId, kv.value);
@@ -359,7 +413,8 @@ function parseExceptions(args: string[]): Command {
         return fail(`exceptions add: unknown field "${kv.key}:" (use patch:, endpoint:, group:, until: and reason:)`);
     }
   }
-  if (!patchId && !endpointId && !group) return fail('exceptions add needs what to exclude: patch:<id>, endpoint:<id> or group:<name>');
+  if (!patchId && !endpointId && !group)
+    return fail('exceptions add needs what to exclude: patch:<id>, endpoint:<id> or group:<name>');
   if (endpointId && group) return fail('exceptions add takes endpoint: or group:, not both');
   if (!until) return fail('exceptions add needs an expiry: until:YYYY-MM-DD');
   if (!isRealDate(until)) return fail(`until:${until} is not a date; write it as YYYY-MM-DD, e.g. until:2027-01-10`);
@@ -382,15 +437,21 @@ function parseRoles(args: string[]): Command {
   const rest = args.slice(1);
   if (action === 'list') {
     if (rest.length > 1) fail(`roles list takes at most an identity, not "${rest.join(' ')}"`);
-    return rest[0] ? { verb: 'roles', action: 'list', identity: slackMention(rest[0]) } : { verb: 'roles', action: 'list' };
+    return rest[0]
+      ? { verb: 'roles', action: 'list', identity: slackMention(rest[0]) }
+      : { verb: 'roles', action: 'list' };
   }
-  if (action !== 'grant' && action !== 'revoke') return fail(`roles: unknown action "${action}" (use list, grant or revoke)`);
+  if (action !== 'grant' && action !== 'revoke')
+    return fail(`roles: unknown action "${action}" (use list, grant or revoke)`);
   const [rawIdentity, role, group, ...extra] = rest;
   const identity = rawIdentity === undefined ? undefined : slackMention(rawIdentity);
-  if (!identity || !role) return fail(`roles ${action} needs an identity and a role, e.g. roles ${action} slack:U123 approver`);
-  if (!/^[a-z]+:\S+$/.test(identity)) return fail(`"${identity}" is not an identity (they look like slack:U123, teams:<aad id>, cli:alice)`);
+  if (!identity || !role)
+    return fail(`roles ${action} needs an identity and a role, e.g. roles ${action} slack:U123 approver`);
+  if (!/^[a-z]+:\S+$/.test(identity))
+    return fail(`"${identity}" is not an identity (they look like slack:U123, teams:<aad id>, cli:alice)`);
   const r = role.toLowerCase();
-  if (r !== 'admin' && r !== 'approver' && r !== 'viewer') return fail(`role "${role}" is not one of admin, approver, viewer`);
+  if (r !== 'admin' && r !== 'approver' && r !== 'viewer')
+    return fail(`role "${role}" is not one of admin, approver, viewer`);
   if (group !== undefined && !NAME_RE.test(group)) return fail(`"${group}" is not a group name`);
   noMore(extra, 'roles');
   const cmd: Command = { verb: 'roles', action, identity, role: r };
@@ -403,7 +464,8 @@ const PERSON_RE = /^[a-z0-9][a-z0-9._@-]{0,63}$/i;
 function parseIdentity(word: string | undefined, usageLine: string): string {
   if (word === undefined) return fail(`${usageLine} needs an identity, e.g. slack:U0123`);
   const identity = slackMention(word);
-  if (!/^[a-z]+:\S+$/.test(identity) || identity.startsWith('person:')) return fail(`"${identity}" is not an identity (they look like slack:U0123, teams:<aad id>, web:alice)`);
+  if (!/^[a-z]+:\S+$/.test(identity) || identity.startsWith('person:'))
+    return fail(`"${identity}" is not an identity (they look like slack:U0123, teams:<aad id>, web:alice)`);
   return identity;
 }
 
@@ -421,12 +483,16 @@ function parsePeople(args: string[]): PeopleCommand {
   }
   if (action !== 'link') return fail(`people: unknown action "${action}" (use list, link or unlink)`);
   const [person, rawIdentity, ...extra] = rest;
-  if (!person || !PERSON_RE.test(person)) return fail(`people link needs a person's name first (letters, digits, . _ @ -), e.g. people link alice slack:U0123`);
+  if (!person || !PERSON_RE.test(person))
+    return fail(
+      `people link needs a person's name first (letters, digits, . _ @ -), e.g. people link alice slack:U0123`,
+    );
   const identity = parseIdentity(rawIdentity, 'people link');
   const cmd: PeopleCommand = { verb: 'people', action: 'link', person, identity };
   for (const word of extra) {
     const kv = splitKey(word);
-    if (!kv || kv.key !== 'email' || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(kv.value)) return fail(`people link: "${word}" is not understood (it takes email:<address>)`);
+    if (!kv || kv.key !== 'email' || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(kv.value))
+      return fail(`people link: "${word}" is not understood (it takes email:<address>)`);
     if (cmd.email !== undefined) return fail('people link: email: is given twice');
     cmd.email = kv.value;
   }
@@ -438,7 +504,8 @@ function parseVerb(verb: Verb, args: string[]): Command {
     case 'help': {
       noMore(args.slice(1), 'help');
       const topic = args[0]?.toLowerCase();
-      if (topic && !(VERBS as readonly string[]).includes(topic)) return fail(`there is no command "${topic}" to explain`);
+      if (topic && !(VERBS as readonly string[]).includes(topic))
+        return fail(`there is no command "${topic}" to explain`);
       return topic ? { verb, topic } : { verb };
     }
     case 'status':
@@ -459,7 +526,10 @@ function parseVerb(verb: Verb, args: string[]): Command {
       }
       const policy = words[0];
       if (!policy) return fail('start needs a policy name first, e.g. start default group:web');
-      if (splitKey(policy)) return fail(`start needs a policy name before the scope ("${policy}" is a scope word), e.g. start default ${policy}`);
+      if (splitKey(policy))
+        return fail(
+          `start needs a policy name before the scope ("${policy}" is a scope word), e.g. start default ${policy}`,
+        );
       if (!NAME_RE.test(policy)) return fail(`"${policy}" is not a policy name`);
       return { verb, policy, scope: parseScope(words.slice(1)), emergency };
     }
@@ -504,7 +574,15 @@ function parseVerb(verb: Verb, args: string[]): Command {
   }
 }
 
-const VERB_ALIASES: Record<string, Verb> = { '?': 'help', list: 'cycles', exception: 'exceptions', endpoint: 'endpoints', role: 'roles', person: 'people', stop: 'cancel' };
+const VERB_ALIASES: Record<string, Verb> = {
+  '?': 'help',
+  list: 'cycles',
+  exception: 'exceptions',
+  endpoint: 'endpoints',
+  role: 'roles',
+  person: 'people',
+  stop: 'cancel',
+};
 
 /** Parses one command line. Never throws: bad input gives `{ ok: false, error, usage }`. */
 export function parseCommand(text: string): ParseResult {
@@ -525,6 +603,10 @@ export function parseCommand(text: string): ParseResult {
       throw e;
     }
   } catch (e) {
-    return { ok: false, error: `the command could not be read (${e instanceof Error ? e.message : String(e)})`, usage: usage() };
+    return {
+      ok: false,
+      error: `the command could not be read (${e instanceof Error ? e.message : String(e)})`,
+      usage: usage(),
+    };
   }
 }

@@ -53,7 +53,11 @@ export interface VerbData {
 }
 
 /** A verb's data tagged with the verb: a union renderers switch on (`data.verb`). */
-export type DataOf<V extends Verb> = VerbData[V] extends infer D ? (D extends unknown ? { verb: V } & D : never) : never;
+export type DataOf<V extends Verb> = VerbData[V] extends infer D
+  ? D extends unknown
+    ? { verb: V } & D
+    : never
+  : never;
 export type CommandData = { [V in Verb]: DataOf<V> }[Verb];
 
 /** The outcome of any verb. */

@@ -13,13 +13,25 @@ import type { CycleService } from '../services/cycle-service';
 import type { CommandRunner } from './runner-types';
 import { parseCommand } from './grammar';
 
-export function createCommandRunner(deps: { service: CycleService; db: Db; logger: Logger; directory?: IdentityDirectory }): CommandRunner {
+export function createCommandRunner(deps: {
+  service: CycleService;
+  db: Db;
+  logger: Logger;
+  directory?: IdentityDirectory;
+}): CommandRunner {
   return async (text, caller) => {
     const parsed = parseCommand(text);
     if (!parsed.ok) return { ok: false, code: ErrorCode.InvalidInput, message: `${parsed.error}\n\n${parsed.usage}` };
     try {
       const roles = [...new Set((await rolesOf(deps.db, caller.identity)).map((g) => g.role))];
-      return await execute(parsed.command, { identity: caller.identity, channel: caller.channel, roles, service: deps.service, db: deps.db, ...(deps.directory ? { directory: deps.directory } : {}) });
+      return await execute(parsed.command, {
+        identity: caller.identity,
+        channel: caller.channel,
+        roles,
+        service: deps.service,
+        db: deps.db,
+        ...(deps.directory ? { directory: deps.directory } : {}),
+      });
     } catch (e) {
       deps.logger.error({ err: e, verb: parsed.command.verb, identity: caller.identity }, 'chat command failed');
       return {

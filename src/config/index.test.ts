@@ -38,16 +38,31 @@ describe('loadConfig', () => {
     [{ SLACK_BOT_TOKEN: 'xoxb-1' }, /^SLACK_SIGNING_SECRET is not set: Slack requests cannot be verified/],
     [{ SLACK_SIGNING_SECRET: 's' }, /^SLACK_BOT_TOKEN is not set/],
     [{ TEAMS_APP_ID: 'id' }, /^TEAMS_APP_ID and TEAMS_APP_PASSWORD go together/],
-    [{ TEAMS_APP_ID: 'id', TEAMS_APP_PASSWORD: 'pw', TEAMS_EMULATOR: 'true' }, /^TEAMS_EMULATOR=true turns JWT validation off, but TEAMS_APP_ID is set/],
+    [
+      { TEAMS_APP_ID: 'id', TEAMS_APP_PASSWORD: 'pw', TEAMS_EMULATOR: 'true' },
+      /^TEAMS_EMULATOR=true turns JWT validation off, but TEAMS_APP_ID is set/,
+    ],
     [{ TEAMS_SERVICE_URLS: 'ftp://x.example' }, /^TEAMS_SERVICE_URLS: expected comma-separated http\(s\) URLs/],
     [{ TRUST_PROXY: 'everyone' }, /^TRUST_PROXY: expected comma-separated proxy addresses/],
     [{ TRUST_PROXY: '10.0.0.0/33' }, /^TRUST_PROXY: expected comma-separated proxy addresses/],
     [{ SERVICENOW_INSTANCE_URL: 'not a url' }, /^SERVICENOW_INSTANCE_URL: expected your instance URL/],
-    [{ SERVICENOW_INSTANCE_URL: 'https://acme.service-now.com' }, /^SERVICENOW_INSTANCE_URL is set but no credentials are/],
-    [{ SERVICENOW_INSTANCE_URL: 'https://a.service-now.com', SERVICENOW_CLIENT_ID: 'x' }, /^SERVICENOW_CLIENT_ID and SERVICENOW_CLIENT_SECRET go together/],
+    [
+      { SERVICENOW_INSTANCE_URL: 'https://acme.service-now.com' },
+      /^SERVICENOW_INSTANCE_URL is set but no credentials are/,
+    ],
+    [
+      { SERVICENOW_INSTANCE_URL: 'https://a.service-now.com', SERVICENOW_CLIENT_ID: 'x' },
+      /^SERVICENOW_CLIENT_ID and SERVICENOW_CLIENT_SECRET go together/,
+    ],
     [{ SMTP_URL: 'mail.example.com' }, /^SMTP_URL: expected smtp:\/\//],
-    [{ DATABASE_APP_URL: 'postgres://patchops_login:pw@db/patchops' }, /^DATABASE_APP_URL needs DATABASE_URL \(the owner that runs migrations\)/],
-    [{ PATCHOPS_AUDIT_CHECKPOINT_MINUTES: 'often' }, /^PATCHOPS_AUDIT_CHECKPOINT_MINUTES: expected whole minutes from 0/],
+    [
+      { DATABASE_APP_URL: 'postgres://patchops_login:pw@db/patchops' },
+      /^DATABASE_APP_URL needs DATABASE_URL \(the owner that runs migrations\)/,
+    ],
+    [
+      { PATCHOPS_AUDIT_CHECKPOINT_MINUTES: 'often' },
+      /^PATCHOPS_AUDIT_CHECKPOINT_MINUTES: expected whole minutes from 0/,
+    ],
     [{ PATCHOPS_REPO_MAX_UPLOAD_MB: '0' }, /^PATCHOPS_REPO_MAX_UPLOAD_MB: expected whole megabytes from 1/],
     [{ PATCHOPS_REPO_MAX_UPLOAD_MB: '1.5' }, /^PATCHOPS_REPO_MAX_UPLOAD_MB: expected whole megabytes from 1/],
     [{ AGENT_ENROLL_SECRET: 'short' }, /^AGENT_ENROLL_SECRET: expected at least 16 characters/],
@@ -55,7 +70,10 @@ describe('loadConfig', () => {
     [{ PATCHOPS_ADMINS: 'slack:U1,bob' }, /^PATCHOPS_ADMINS: .*"bob" has no known prefix/],
     [{ PATCHOPS_DEMO: 'maybe' }, /^PATCHOPS_DEMO: expected true or false, got "maybe"/],
     [{ TEMPORAL_API_KEY: 'k' }, /need TEMPORAL_ADDRESS/],
-    [{ TEMPORAL_ADDRESS: 't:7233', TEMPORAL_TLS_CERT: '/c.pem' }, /^TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together/],
+    [
+      { TEMPORAL_ADDRESS: 't:7233', TEMPORAL_TLS_CERT: '/c.pem' },
+      /^TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together/,
+    ],
   ])('refuses %o with a message naming the variable', (env, message) => {
     const problems = problemsOf(env as Record<string, string>);
     expect(problems.length).toBeGreaterThan(0);
@@ -63,7 +81,7 @@ describe('loadConfig', () => {
   });
 
   it('lists every problem at once and never echoes secrets', () => {
-    const problems = problemsOf({ PORT: 'x', SLACK_BOT_TOKEN: 'xoxb-secret-value' , AGENT_ENROLL_SECRET: 'tiny' });
+    const problems = problemsOf({ PORT: 'x', SLACK_BOT_TOKEN: 'xoxb-secret-value', AGENT_ENROLL_SECRET: 'tiny' });
     expect(problems.some((p) => p.startsWith('PORT:'))).toBe(true);
     expect(problems.some((p) => p.startsWith('AGENT_ENROLL_SECRET:'))).toBe(true);
     expect(problems.join('\n')).not.toContain('tiny');
@@ -81,7 +99,11 @@ describe('loadConfig', () => {
       PATCHOPS_APPROVERS: 'slack:U1, teams:29:abc',
     });
     expect(c.slack).toMatchObject({ enabled: true, botToken: 'xoxb-1', signingSecret: 'sig' });
-    expect(c.serviceNow).toMatchObject({ enabled: true, instanceUrl: 'https://acme.service-now.com', auth: { kind: 'oauth' } });
+    expect(c.serviceNow).toMatchObject({
+      enabled: true,
+      instanceUrl: 'https://acme.service-now.com',
+      auth: { kind: 'oauth' },
+    });
     expect(c.smtp.reportRecipients).toEqual(['a@x.org', 'b@x.org']);
     expect(c.bootstrap.approvers).toEqual(['slack:U1', 'teams:29:abc']);
   });

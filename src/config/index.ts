@@ -17,16 +17,15 @@ const optionalUrl = (what: string) =>
   optionalString.refine((v) => v === undefined || isUrl(v), { message: `expected ${what}` });
 
 const port = (fallback: number) =>
-  optionalString
-    .transform((v, ctx) => {
-      if (v === undefined) return fallback;
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0 || n > 65535) {
-        ctx.addIssue({ code: 'custom', message: `expected a TCP port number from 0 to 65535, got "${v}"` });
-        return z.NEVER;
-      }
-      return n;
-    });
+  optionalString.transform((v, ctx) => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) {
+      ctx.addIssue({ code: 'custom', message: `expected a TCP port number from 0 to 65535, got "${v}"` });
+      return z.NEVER;
+    }
+    return n;
+  });
 
 const bool = optionalString.transform((v, ctx) => {
   if (v === undefined) return false;
@@ -38,7 +37,10 @@ const bool = optionalString.transform((v, ctx) => {
 
 const identityList = optionalString.transform((v, ctx) => {
   if (v === undefined) return [] as string[];
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const item of items) {
     if (!/^(slack|teams|servicenow|cli|web):.+$/.test(item)) {
       ctx.addIssue({
@@ -88,7 +90,8 @@ const envSchema = z.object({
   PORT: port(3000),
   PUBLIC_URL: optionalUrl('an absolute URL such as https://patchops.example.com'),
   TRUST_PROXY: optionalString.refine((v) => v === undefined || v.split(',').every((a) => isProxyAddress(a.trim())), {
-    message: 'expected comma-separated proxy addresses or CIDR ranges (127.0.0.1, 10.0.0.0/8, ::1) or loopback / linklocal / uniquelocal',
+    message:
+      'expected comma-separated proxy addresses or CIDR ranges (127.0.0.1, 10.0.0.0/8, ::1) or loopback / linklocal / uniquelocal',
   }),
   PATCHOPS_DATA_DIR: optionalString,
   PATCHOPS_CACHE_DIR: optionalString,
@@ -99,14 +102,18 @@ const envSchema = z.object({
   }),
   PATCHOPS_EMBEDDED_PG_PORT: port(54329),
   DATABASE_APP_URL: optionalString.refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), {
-    message: 'expected a PostgreSQL URL of a login that is a member of patchops_app, such as postgres://patchops_login:pass@host:5432/dbname',
+    message:
+      'expected a PostgreSQL URL of a login that is a member of patchops_app, such as postgres://patchops_login:pass@host:5432/dbname',
   }),
   PATCHOPS_AUDIT_CHECKPOINT: optionalString,
   PATCHOPS_AUDIT_CHECKPOINT_MINUTES: optionalString.transform((v, ctx) => {
     if (v === undefined) return 15;
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0 || n > 1440) {
-      ctx.addIssue({ code: 'custom', message: `expected whole minutes from 0 (only at start, stop and audit verify) to 1440, got "${v}"` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected whole minutes from 0 (only at start, stop and audit verify) to 1440, got "${v}"`,
+      });
       return z.NEVER;
     }
     return n;
@@ -140,7 +147,8 @@ const envSchema = z.object({
   TEAMS_TENANT_ID: optionalString,
   TEAMS_EMULATOR: bool,
   TEAMS_SERVICE_URLS: optionalString.refine((v) => v === undefined || v.split(',').every((u) => isHttpUrl(u.trim())), {
-    message: 'expected comma-separated http(s) URLs of Bot Framework connectors, such as https://connector.example.com/',
+    message:
+      'expected comma-separated http(s) URLs of Bot Framework connectors, such as https://connector.example.com/',
   }),
 
   SERVICENOW_INSTANCE_URL: optionalUrl('your instance URL such as https://acme.service-now.com'),
@@ -162,7 +170,10 @@ const envSchema = z.object({
     message: 'expected at least 16 characters; generate one with: openssl rand -hex 32',
   }),
   SECRETS_KEY: optionalString.refine(
-    (v) => v === undefined || /^[0-9a-fA-F]{64}$/.test(v.trim()) || (/^[A-Za-z0-9+/]+={0,2}$/.test(v.trim()) && Buffer.from(v.trim(), 'base64').length === 32),
+    (v) =>
+      v === undefined ||
+      /^[0-9a-fA-F]{64}$/.test(v.trim()) ||
+      (/^[A-Za-z0-9+/]+={0,2}$/.test(v.trim()) && Buffer.from(v.trim(), 'base64').length === 32),
     { message: 'expected 32 bytes as base64 or hex; generate one with: openssl rand -base64 32' },
   ),
   AGENT_LEASE_SECONDS: optionalString.transform((v, ctx) => {
@@ -184,7 +195,10 @@ const envSchema = z.object({
     if (v === undefined) return undefined;
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1 || n > 1_000_000) {
-      ctx.addIssue({ code: 'custom', message: `expected a whole number of long polls from 1 to 1000000, got "${v}"; unset it to derive it from the open-file limit (ulimit -n)` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a whole number of long polls from 1 to 1000000, got "${v}"; unset it to derive it from the open-file limit (ulimit -n)`,
+      });
       return z.NEVER;
     }
     return n;
@@ -193,7 +207,10 @@ const envSchema = z.object({
     if (v === undefined) return DEFAULT_REPO_MAX_UPLOAD_MB;
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1 || n > 1_048_576) {
-      ctx.addIssue({ code: 'custom', message: `expected whole megabytes from 1 to 1048576 (the largest file one upload may add to the repository), got "${v}"` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected whole megabytes from 1 to 1048576 (the largest file one upload may add to the repository), got "${v}"`,
+      });
       return z.NEVER;
     }
     return n;
@@ -202,7 +219,8 @@ const envSchema = z.object({
   PATCHOPS_ADMINS: identityList,
   PATCHOPS_APPROVERS: identityList,
   PATCHOPS_ADMIN_PASSWORD: optionalString.refine((v) => v === undefined || v.length >= 10, {
-    message: 'expected at least 10 characters (the first web admin\'s password); unset it to have one generated and printed once',
+    message:
+      "expected at least 10 characters (the first web admin's password); unset it to have one generated and printed once",
   }),
 });
 
@@ -311,7 +329,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   if (!e.SLACK_BOT_TOKEN && (e.SLACK_SIGNING_SECRET || e.SLACK_APP_TOKEN)) {
-    problems.push('SLACK_BOT_TOKEN is not set but other SLACK_ variables are: set SLACK_BOT_TOKEN (xoxb-…) to turn Slack on.');
+    problems.push(
+      'SLACK_BOT_TOKEN is not set but other SLACK_ variables are: set SLACK_BOT_TOKEN (xoxb-…) to turn Slack on.',
+    );
   }
   if (Boolean(e.TEAMS_APP_ID) !== Boolean(e.TEAMS_APP_PASSWORD)) {
     problems.push(
@@ -319,7 +339,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   if (e.TEAMS_EMULATOR && e.TEAMS_APP_ID) {
-    problems.push('TEAMS_EMULATOR=true turns JWT validation off, but TEAMS_APP_ID is set: unset TEAMS_EMULATOR to validate Teams requests.');
+    problems.push(
+      'TEAMS_EMULATOR=true turns JWT validation off, but TEAMS_APP_ID is set: unset TEAMS_EMULATOR to validate Teams requests.',
+    );
   }
   let snAuth: Extract<Config['serviceNow'], { enabled: true }>['auth'] | undefined;
   if (e.SERVICENOW_INSTANCE_URL) {
@@ -347,16 +369,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together for mTLS: set both paths, or neither.');
   }
   if (!e.TEMPORAL_ADDRESS && (e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT)) {
-    problems.push('TEMPORAL_API_KEY / TEMPORAL_TLS_CERT need TEMPORAL_ADDRESS: the embedded dev server takes no credentials.');
+    problems.push(
+      'TEMPORAL_API_KEY / TEMPORAL_TLS_CERT need TEMPORAL_ADDRESS: the embedded dev server takes no credentials.',
+    );
   }
   if (e.DATABASE_APP_URL && !e.DATABASE_URL) {
-    problems.push('DATABASE_APP_URL needs DATABASE_URL (the owner that runs migrations): set both, or neither for the embedded database.');
+    problems.push(
+      'DATABASE_APP_URL needs DATABASE_URL (the owner that runs migrations): set both, or neither for the embedded database.',
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = path.resolve(cwd, e.PATCHOPS_DATA_DIR ?? 'data');
   const home = process.env.HOME ?? cwd;
-  const cacheDir = path.resolve(e.PATCHOPS_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(home, '.cache'), 'patchops'));
+  const cacheDir = path.resolve(
+    e.PATCHOPS_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(home, '.cache'), 'patchops'),
+  );
 
   return {
     logLevel: e.LOG_LEVEL,
@@ -422,10 +450,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       enabled: Boolean(e.SMTP_URL),
       url: e.SMTP_URL,
       from: e.SMTP_FROM,
-      reportRecipients: (e.REPORT_RECIPIENTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+      reportRecipients: (e.REPORT_RECIPIENTS ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
     },
     secretsKey: e.SECRETS_KEY,
-    agents: { enrollSecret: e.AGENT_ENROLL_SECRET, leaseSeconds: e.AGENT_LEASE_SECONDS, maxHeldPolls: e.AGENT_MAX_HELD_POLLS },
+    agents: {
+      enrollSecret: e.AGENT_ENROLL_SECRET,
+      leaseSeconds: e.AGENT_LEASE_SECONDS,
+      maxHeldPolls: e.AGENT_MAX_HELD_POLLS,
+    },
     repository: { maxUploadBytes: e.PATCHOPS_REPO_MAX_UPLOAD_MB * 1024 * 1024 },
     webhooks: { allowPrivate: e.WEBHOOK_ALLOW_PRIVATE },
     bootstrap: { admins: e.PATCHOPS_ADMINS, approvers: e.PATCHOPS_APPROVERS, adminPassword: e.PATCHOPS_ADMIN_PASSWORD },
@@ -433,7 +468,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 }
 
 function list(v: string | undefined): string[] {
-  return (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function redact(name: string, value: string): string {
@@ -442,19 +480,59 @@ function redact(name: string, value: string): string {
 
 /** Every variable the product reads, with a one-line description: used by the README, .env.example and doctor. */
 export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: string; default?: string }> = [
-  { name: 'PORT', description: 'HTTP port of the server (dashboard, Slack, Teams, agent gateway, webhooks)', default: '3000' },
+  {
+    name: 'PORT',
+    description: 'HTTP port of the server (dashboard, Slack, Teams, agent gateway, webhooks)',
+    default: '3000',
+  },
   { name: 'HOST', description: 'Interface the HTTP server binds to', default: '127.0.0.1' },
-  { name: 'PUBLIC_URL', description: 'URL people and agents reach the server at (links in chat, email, ServiceNow)', default: 'http://HOST:PORT' },
+  {
+    name: 'PUBLIC_URL',
+    description: 'URL people and agents reach the server at (links in chat, email, ServiceNow)',
+    default: 'http://HOST:PORT',
+  },
   { name: 'LOG_LEVEL', description: 'pino log level', default: 'info' },
   { name: 'PATCHOPS_DATA_DIR', description: 'Where embedded state lives (PGlite, Temporal SQLite)', default: './data' },
-  { name: 'PATCHOPS_CACHE_DIR', description: 'Cache outside the clone (the Temporal CLI build)', default: '~/.cache/patchops' },
-  { name: 'PATCHOPS_DEMO', description: 'Explicit demo mode: local fakes of Slack/ServiceNow/SMTP and a simulated fleet', default: 'false' },
-  { name: 'DATABASE_URL', description: 'PostgreSQL URL; unset = embedded PGlite under ./data served on the wire protocol' },
-  { name: 'PATCHOPS_EMBEDDED_PG_PORT', description: 'Port of the embedded PGlite wire-protocol server (loopback only; password in PATCHOPS_DATA_DIR/pglite.password, created on first start)', default: '54329' },
-  { name: 'DATABASE_APP_URL', description: 'The application\'s own login (a member of patchops_app, which may only INSERT and SELECT the audit log); unset = DATABASE_URL acting as patchops_app. DATABASE_URL then only runs migrations' },
-  { name: 'PATCHOPS_AUDIT_CHECKPOINT', description: 'Signed checkpoint file of the audit chain\'s head, kept outside the database', default: 'PATCHOPS_DATA_DIR/audit-checkpoint.json' },
-  { name: 'PATCHOPS_AUDIT_CHECKPOINT_MINUTES', description: 'How often the running server writes the audit checkpoint (also at start, stop and audit verify; 0 = only then)', default: '15' },
-  { name: 'TEMPORAL_ADDRESS', description: 'host:port of a Temporal cluster or Temporal Cloud; unset = embedded dev server' },
+  {
+    name: 'PATCHOPS_CACHE_DIR',
+    description: 'Cache outside the clone (the Temporal CLI build)',
+    default: '~/.cache/patchops',
+  },
+  {
+    name: 'PATCHOPS_DEMO',
+    description: 'Explicit demo mode: local fakes of Slack/ServiceNow/SMTP and a simulated fleet',
+    default: 'false',
+  },
+  {
+    name: 'DATABASE_URL',
+    description: 'PostgreSQL URL; unset = embedded PGlite under ./data served on the wire protocol',
+  },
+  {
+    name: 'PATCHOPS_EMBEDDED_PG_PORT',
+    description:
+      'Port of the embedded PGlite wire-protocol server (loopback only; password in PATCHOPS_DATA_DIR/pglite.password, created on first start)',
+    default: '54329',
+  },
+  {
+    name: 'DATABASE_APP_URL',
+    description:
+      "The application's own login (a member of patchops_app, which may only INSERT and SELECT the audit log); unset = DATABASE_URL acting as patchops_app. DATABASE_URL then only runs migrations",
+  },
+  {
+    name: 'PATCHOPS_AUDIT_CHECKPOINT',
+    description: "Signed checkpoint file of the audit chain's head, kept outside the database",
+    default: 'PATCHOPS_DATA_DIR/audit-checkpoint.json',
+  },
+  {
+    name: 'PATCHOPS_AUDIT_CHECKPOINT_MINUTES',
+    description:
+      'How often the running server writes the audit checkpoint (also at start, stop and audit verify; 0 = only then)',
+    default: '15',
+  },
+  {
+    name: 'TEMPORAL_ADDRESS',
+    description: 'host:port of a Temporal cluster or Temporal Cloud; unset = embedded dev server',
+  },
   { name: 'TEMPORAL_NAMESPACE', description: 'Temporal namespace', default: 'default' },
   { name: 'TEMPORAL_API_KEY', description: 'API key for Temporal Cloud (implies TLS)' },
   { name: 'TEMPORAL_TLS', description: 'Use TLS to TEMPORAL_ADDRESS', default: 'false' },
@@ -467,16 +545,43 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'SLACK_BOT_TOKEN', description: 'Slack bot token (xoxb-…); unset = Slack off' },
   { name: 'SLACK_SIGNING_SECRET', description: 'Slack signing secret, verifies every request' },
   { name: 'SLACK_APP_TOKEN', description: 'Slack app-level token (xapp-…) for Socket Mode' },
-  { name: 'SLACK_API_URL', description: 'Slack Web API base URL (a proxy, or the test fake)', default: 'https://slack.com/api/' },
+  {
+    name: 'SLACK_API_URL',
+    description: 'Slack Web API base URL (a proxy, or the test fake)',
+    default: 'https://slack.com/api/',
+  },
   { name: 'SLACK_DEFAULT_CHANNEL', description: 'Channel for approval requests when the policy names none' },
-  { name: 'TRUST_PROXY', description: 'Reverse proxies whose X-Forwarded-For is believed (addresses, CIDRs, loopback); unset = none: the socket address is the client' },
-  { name: 'METRICS_ADDRESS', description: 'host:port where this process serves Prometheus metrics at /metrics (HTTP, polls, activities, jobs, cycles, Node); unset = off' },
-  { name: 'TEMPORAL_METRICS_ADDRESS', description: "host:port of the Temporal SDK's own Prometheus exporter in a worker process (task slots, poll latency, workflow and activity failures); unset = off" },
-  { name: 'TEAMS_APP_ID', description: 'Microsoft app id of the Teams bot; unset = Teams off (POST /api/messages not mounted)' },
+  {
+    name: 'TRUST_PROXY',
+    description:
+      'Reverse proxies whose X-Forwarded-For is believed (addresses, CIDRs, loopback); unset = none: the socket address is the client',
+  },
+  {
+    name: 'METRICS_ADDRESS',
+    description:
+      'host:port where this process serves Prometheus metrics at /metrics (HTTP, polls, activities, jobs, cycles, Node); unset = off',
+  },
+  {
+    name: 'TEMPORAL_METRICS_ADDRESS',
+    description:
+      "host:port of the Temporal SDK's own Prometheus exporter in a worker process (task slots, poll latency, workflow and activity failures); unset = off",
+  },
+  {
+    name: 'TEAMS_APP_ID',
+    description: 'Microsoft app id of the Teams bot; unset = Teams off (POST /api/messages not mounted)',
+  },
   { name: 'TEAMS_APP_PASSWORD', description: 'Client secret of the Teams bot' },
   { name: 'TEAMS_TENANT_ID', description: 'Tenant id for a single-tenant bot' },
-  { name: 'TEAMS_EMULATOR', description: 'Local Bot Framework Emulator mode: /api/messages without JWT validation, loopback callers only', default: 'false' },
-  { name: 'TEAMS_SERVICE_URLS', description: 'Extra Bot Framework connector URLs replies may go to (besides smba.trafficmanager.net and the government clouds)' },
+  {
+    name: 'TEAMS_EMULATOR',
+    description: 'Local Bot Framework Emulator mode: /api/messages without JWT validation, loopback callers only',
+    default: 'false',
+  },
+  {
+    name: 'TEAMS_SERVICE_URLS',
+    description:
+      'Extra Bot Framework connector URLs replies may go to (besides smba.trafficmanager.net and the government clouds)',
+  },
   { name: 'SERVICENOW_INSTANCE_URL', description: 'ServiceNow instance URL; unset = ServiceNow off' },
   { name: 'SERVICENOW_USERNAME', description: 'ServiceNow user (basic auth, or OAuth password grant)' },
   { name: 'SERVICENOW_PASSWORD', description: 'ServiceNow password' },
@@ -484,21 +589,51 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: keyof RawEnv; description: 
   { name: 'SERVICENOW_CLIENT_SECRET', description: 'OAuth client secret' },
   { name: 'SERVICENOW_WEBHOOK_SECRET', description: 'Shared secret ServiceNow sends to /webhooks/servicenow' },
   { name: 'SERVICENOW_ASSIGNMENT_GROUP', description: 'Assignment group for change requests' },
-  { name: 'SERVICENOW_WAVE_TASKS', description: 'A change task per deployment wave, closed with its result', default: 'false' },
+  {
+    name: 'SERVICENOW_WAVE_TASKS',
+    description: 'A change task per deployment wave, closed with its result',
+    default: 'false',
+  },
   { name: 'SMTP_URL', description: 'SMTP server for email reports (smtp://user:pass@host:587); unset = email off' },
   { name: 'SMTP_FROM', description: 'From address of email reports', default: 'patchops <patchops@localhost>' },
   { name: 'REPORT_RECIPIENTS', description: 'Comma-separated addresses that receive cycle reports and digests' },
-  { name: 'AGENT_ENROLL_SECRET', description: 'Initial agent enrolment secret (≥16 chars); more can be added by command' },
-  { name: 'SECRETS_KEY', description: 'Key (32 bytes, base64 or hex) sealing secrets the database keeps, such as the manifest-signing key, and keying the audit chain; unset = PATCHOPS_DATA_DIR/secrets.key, created on first start' },
-  { name: 'AGENT_LEASE_SECONDS', description: 'How long an agent has to report a job before it is offered again', default: '600' },
+  {
+    name: 'AGENT_ENROLL_SECRET',
+    description: 'Initial agent enrolment secret (≥16 chars); more can be added by command',
+  },
+  {
+    name: 'SECRETS_KEY',
+    description:
+      'Key (32 bytes, base64 or hex) sealing secrets the database keeps, such as the manifest-signing key, and keying the audit chain; unset = PATCHOPS_DATA_DIR/secrets.key, created on first start',
+  },
+  {
+    name: 'AGENT_LEASE_SECONDS',
+    description: 'How long an agent has to report a job before it is offered again',
+    default: '600',
+  },
   {
     name: 'AGENT_MAX_HELD_POLLS',
-    description: 'Agent long polls one server process holds open at most (each is a socket); more are answered at once with Retry-After',
+    description:
+      'Agent long polls one server process holds open at most (each is a socket); more are answered at once with Retry-After',
     default: 'half of (ulimit -n − 1024)',
   },
-  { name: 'PATCHOPS_REPO_MAX_UPLOAD_MB', description: 'Largest file one upload to the central repository may be (`patchops repo add`, POST /api/v1/repository/files), in MB; larger uploads are refused with 413', default: '4096' },
-  { name: 'WEBHOOK_ALLOW_PRIVATE', description: 'Let outbound webhooks reach loopback, private and link-local addresses (internal receivers); otherwise they go to public addresses only', default: 'false' },
+  {
+    name: 'PATCHOPS_REPO_MAX_UPLOAD_MB',
+    description:
+      'Largest file one upload to the central repository may be (`patchops repo add`, POST /api/v1/repository/files), in MB; larger uploads are refused with 413',
+    default: '4096',
+  },
+  {
+    name: 'WEBHOOK_ALLOW_PRIVATE',
+    description:
+      'Let outbound webhooks reach loopback, private and link-local addresses (internal receivers); otherwise they go to public addresses only',
+    default: 'false',
+  },
   { name: 'PATCHOPS_ADMINS', description: 'First-run admins, e.g. slack:U0123,teams:29:1abc,cli:ops-admin' },
   { name: 'PATCHOPS_APPROVERS', description: 'First-run approvers, same form as PATCHOPS_ADMINS' },
-  { name: 'PATCHOPS_ADMIN_PASSWORD', description: 'Password of the first dashboard admin (web user "admin"), created at first start; unset = generated and printed once' },
+  {
+    name: 'PATCHOPS_ADMIN_PASSWORD',
+    description:
+      'Password of the first dashboard admin (web user "admin"), created at first start; unset = generated and printed once',
+  },
 ];

@@ -53,7 +53,11 @@ export async function enrollAgent(
     .select({ id: agentEnrollSecrets.id })
     .from(agentEnrollSecrets)
     .where(and(eq(agentEnrollSecrets.secretHash, sha256Hex(req.enrollSecret)), isNull(agentEnrollSecrets.revokedAt)));
-  if (!secret) throw new CodedError(ErrorCode.Unauthorized, 'the enrol secret is unknown or revoked: ask an admin for the current one (`patchops enroll-secret list`)');
+  if (!secret)
+    throw new CodedError(
+      ErrorCode.Unauthorized,
+      'the enrol secret is unknown or revoked: ask an admin for the current one (`patchops enroll-secret list`)',
+    );
   const nodeKey = randomSecret();
   const keyHash = sha256Hex(nodeKey);
   const site = req.site === undefined ? undefined : siteSchema.parse(req.site);
@@ -67,13 +71,26 @@ export async function enrollAgent(
   };
   return db.transaction(async (tx) => {
     const t = tx as unknown as Db;
-    const [existing] = await t.select({ id: endpoints.id, lastSeenAt: endpoints.lastSeenAt }).from(endpoints).where(eq(endpoints.machineId, req.machineId)).for('update');
-    const keys = existing ? await t.select({ keyHash: agentNodeKeys.keyHash, revokedAt: agentNodeKeys.revokedAt }).from(agentNodeKeys).where(eq(agentNodeKeys.endpointId, existing.id)) : [];
+    const [existing] = await t
+      .select({ id: endpoints.id, lastSeenAt: endpoints.lastSeenAt })
+      .from(endpoints)
+      .where(eq(endpoints.machineId, req.machineId))
+      .for('update');
+    const keys = existing
+      ? await t
+          .select({ keyHash: agentNodeKeys.keyHash, revokedAt: agentNodeKeys.revokedAt })
+          .from(agentNodeKeys)
+          .where(eq(agentNodeKeys.endpointId, existing.id))
+      : [];
     const active = keys.filter((k) => k.revokedAt === null);
-    const proven = opts.currentNodeKey !== undefined && active.some((k) => k.keyHash === sha256Hex(opts.currentNodeKey!));
+    const proven =
+      opts.currentNodeKey !== undefined && active.some((k) => k.keyHash === sha256Hex(opts.currentNodeKey!));
 
     if (existing && keys.length > 0 && !proven) {
-      const waiting = await t.$count(agentEnrollmentRequests, and(eq(agentEnrollmentRequests.endpointId, existing.id), eq(agentEnrollmentRequests.state, 'pending')));
+      const waiting = await t.$count(
+        agentEnrollmentRequests,
+        and(eq(agentEnrollmentRequests.endpointId, existing.id), eq(agentEnrollmentRequests.state, 'pending')),
+      );
       if (waiting >= MAX_PENDING_ENROLLMENTS) {
         throw new CodedError(
           ErrorCode.Conflict,
@@ -106,14 +123,31 @@ export async function enrollAgent(
           ...(seen ? { activeAgentSeenAt: seen.toISOString() } : {}),
         },
       });
-      return { endpointId: existing.id, nodeKey, reenrolled: true, pending: true, duplicateSuspected, scanQueued: false };
+      return {
+        endpointId: existing.id,
+        nodeKey,
+        reenrolled: true,
+        pending: true,
+        duplicateSuspected,
+        scanQueued: false,
+      };
     }
 
     const candidateId = `ep-${sha256Hex(req.machineId).slice(0, 20)}`;
     const inserted = await t
       .insert(endpoints)
-      .values({ id: candidateId, machineId: req.machineId, ...fields, lastSeenAt: now, status: 'active', ...(site ? { tags: [`site:${site}`] } : {}) })
-      .onConflictDoUpdate({ target: endpoints.machineId, set: { ...fields, lastSeenAt: now, status: 'active', ...(site ? { tags: withSiteTag(site) } : {}) } })
+      .values({
+        id: candidateId,
+        machineId: req.machineId,
+        ...fields,
+        lastSeenAt: now,
+        status: 'active',
+        ...(site ? { tags: [`site:${site}`] } : {}),
+      })
+      .onConflictDoUpdate({
+        target: endpoints.machineId,
+        set: { ...fields, lastSeenAt: now, status: 'active', ...(site ? { tags: withSiteTag(site) } : {}) },
+      })
       .returning({ id: endpoints.id });
     const endpointId = inserted[0]!.id;
     if (site) await logSiteChange(t, endpointId, site);
@@ -124,13 +158,20 @@ export async function enrollAgent(
       .returning({ id: agentNodeKeys.id });
     await t.insert(agentNodeKeys).values({ keyHash, endpointId, enrollSecretId: secret.id });
     const first = keys.length === 0;
-    const scanQueued = first && (opts.scanOnFirstEnrolment ?? true) && (await queueEnrolmentScan(t, endpointId, keyHash, now));
+    const scanQueued =
+      first && (opts.scanOnFirstEnrolment ?? true) && (await queueEnrolmentScan(t, endpointId, keyHash, now));
     await appendAudit(t, {
       actor: `agent:${endpointId}`,
       action: first ? 'agent.enrolled' : 'agent.reenrolled',
       subjectType: 'endpoint',
       subjectId: endpointId,
-      details: { hostname: req.hostname, osFamily: req.osFamily, previousKeysRevoked: revoked.length, ...(first ? { scanQueued } : { proof: 'current node key' }), ...(site ? { site } : {}) },
+      details: {
+        hostname: req.hostname,
+        osFamily: req.osFamily,
+        previousKeysRevoked: revoked.length,
+        ...(first ? { scanQueued } : { proof: 'current node key' }),
+        ...(site ? { site } : {}),
+      },
     });
     return { endpointId, nodeKey, reenrolled: !first, pending: false, duplicateSuspected: false, scanQueued };
   });
@@ -141,7 +182,16 @@ async function queueEnrolmentScan(db: Db, endpointId: string, keyHash: string, n
   const id = enrolmentScanJob(endpointId, keyHash.slice(0, 16));
   const rows = await db
     .insert(agentJobs)
-    .values({ id, cycleId: null, wave: null, endpointId, kind: 'scan', payload: { patchIds: [] } satisfies ScanJobPayload, state: 'queued', createdAt: now })
+    .values({
+      id,
+      cycleId: null,
+      wave: null,
+      endpointId,
+      kind: 'scan',
+      payload: { patchIds: [] } satisfies ScanJobPayload,
+      state: 'queued',
+      createdAt: now,
+    })
     .onConflictDoNothing({ target: agentJobs.id })
     .returning({ id: agentJobs.id });
   return rows.length > 0;
@@ -176,11 +226,16 @@ export async function listPendingEnrollments(db: Db, endpoint?: string): Promise
     })
     .from(agentEnrollmentRequests)
     .innerJoin(endpoints, eq(endpoints.id, agentEnrollmentRequests.endpointId))
-    .where(and(eq(agentEnrollmentRequests.state, 'pending'), endpointId ? eq(agentEnrollmentRequests.endpointId, endpointId) : undefined))
+    .where(
+      and(
+        eq(agentEnrollmentRequests.state, 'pending'),
+        endpointId ? eq(agentEnrollmentRequests.endpointId, endpointId) : undefined,
+      ),
+    )
     .orderBy(agentEnrollmentRequests.id);
   return rows.map(({ r, currentHostname, lastSeenAt, activeKeys }) => {
     const seen = Number(activeKeys) > 0 ? lastSeenAt : null;
-        return {
+    return {
       requestId: r.id,
       endpointId: r.endpointId,
       currentHostname,
@@ -197,7 +252,10 @@ export async function listPendingEnrollments(db: Db, endpoint?: string): Promise
 }
 
 /** The pending enrolment request a node key belongs to, or null (an active key, an unknown one, a decided request). */
-export async function pendingEnrollmentForKey(db: Db, nodeKey: string): Promise<{ endpointId: string; requestId: number } | null> {
+export async function pendingEnrollmentForKey(
+  db: Db,
+  nodeKey: string,
+): Promise<{ endpointId: string; requestId: number } | null> {
   const [row] = await db
     .select({ endpointId: agentEnrollmentRequests.endpointId, requestId: agentEnrollmentRequests.id })
     .from(agentEnrollmentRequests)
@@ -206,7 +264,12 @@ export async function pendingEnrollmentForKey(db: Db, nodeKey: string): Promise<
 }
 
 /** Picks the one pending request of an endpoint (or the one named). NotFound / Conflict with what to do. */
-async function pickPending(db: Db, endpoint: string, requestId: number | undefined, verb: string): Promise<typeof agentEnrollmentRequests.$inferSelect> {
+async function pickPending(
+  db: Db,
+  endpoint: string,
+  requestId: number | undefined,
+  verb: string,
+): Promise<typeof agentEnrollmentRequests.$inferSelect> {
   const ep = await endpointByIdOrHostname(db, endpoint);
   const pending = await db
     .select()
@@ -214,15 +277,28 @@ async function pickPending(db: Db, endpoint: string, requestId: number | undefin
     .where(and(eq(agentEnrollmentRequests.endpointId, ep.id), eq(agentEnrollmentRequests.state, 'pending')))
     .orderBy(agentEnrollmentRequests.id)
     .for('update');
-  if (pending.length === 0) throw new CodedError(ErrorCode.NotFound, `no enrolment of ${ep.id} (${ep.hostname}) waits for approval; see \`patchops agents list\``);
+  if (pending.length === 0)
+    throw new CodedError(
+      ErrorCode.NotFound,
+      `no enrolment of ${ep.id} (${ep.hostname}) waits for approval; see \`patchops agents list\``,
+    );
   if (requestId !== undefined) {
     const r = pending.find((p) => p.id === requestId);
-    if (!r) throw new CodedError(ErrorCode.NotFound, `enrolment request ${requestId} is not one waiting for ${ep.id}; waiting: ${pending.map((p) => p.id).join(', ')}`);
+    if (!r)
+      throw new CodedError(
+        ErrorCode.NotFound,
+        `enrolment request ${requestId} is not one waiting for ${ep.id}; waiting: ${pending.map((p) => p.id).join(', ')}`,
+      );
     return r;
   }
   if (pending.length > 1) {
-    const list = pending.map((p) => `#${p.id} from ${p.remoteAddress ?? '?'} as "${p.hostname}" at ${p.createdAt.toISOString()}`).join('; ');
-    throw new CodedError(ErrorCode.Conflict, `${pending.length} enrolments of ${ep.id} wait (${list}): name the one to ${verb} with --request <id>`);
+    const list = pending
+      .map((p) => `#${p.id} from ${p.remoteAddress ?? '?'} as "${p.hostname}" at ${p.createdAt.toISOString()}`)
+      .join('; ');
+    throw new CodedError(
+      ErrorCode.Conflict,
+      `${pending.length} enrolments of ${ep.id} wait (${list}): name the one to ${verb} with --request <id>`,
+    );
   }
   return pending[0]!;
 }
@@ -233,7 +309,11 @@ async function pickPending(db: Db, endpoint: string, requestId: number | undefin
  * is named by id or hostname; with several waiting requests `requestId` picks one. Errors: NotFound (no such
  * endpoint, or nothing waits), Conflict (several wait and none was named; the hostname names several endpoints).
  */
-export async function approveEnrollment(db: Db, endpoint: string, opts: { requestId?: number; by?: string; now?: Date } = {}): Promise<{ endpointId: string; requestId: number; hostname: string; revokedKeys: number; scanQueued: boolean }> {
+export async function approveEnrollment(
+  db: Db,
+  endpoint: string,
+  opts: { requestId?: number; by?: string; now?: Date } = {},
+): Promise<{ endpointId: string; requestId: number; hostname: string; revokedKeys: number; scanQueued: boolean }> {
   const now = opts.now ?? new Date();
   const by = opts.by ?? 'system';
   return db.transaction(async (tx) => {
@@ -244,14 +324,30 @@ export async function approveEnrollment(db: Db, endpoint: string, opts: { reques
       .set({ revokedAt: now })
       .where(and(eq(agentNodeKeys.endpointId, r.endpointId), isNull(agentNodeKeys.revokedAt)))
       .returning({ id: agentNodeKeys.id });
-    await t.insert(agentNodeKeys).values({ keyHash: r.keyHash, endpointId: r.endpointId, enrollSecretId: r.enrollSecretId, createdAt: now });
-    await t.update(agentEnrollmentRequests).set({ state: 'approved', decidedAt: now, decidedBy: by }).where(eq(agentEnrollmentRequests.id, r.id));
+    await t
+      .insert(agentNodeKeys)
+      .values({ keyHash: r.keyHash, endpointId: r.endpointId, enrollSecretId: r.enrollSecretId, createdAt: now });
+    await t
+      .update(agentEnrollmentRequests)
+      .set({ state: 'approved', decidedAt: now, decidedBy: by })
+      .where(eq(agentEnrollmentRequests.id, r.id));
     await t
       .update(agentEnrollmentRequests)
       .set({ state: 'superseded', decidedAt: now, decidedBy: by })
       .where(and(eq(agentEnrollmentRequests.endpointId, r.endpointId), eq(agentEnrollmentRequests.state, 'pending')));
-    const set = { hostname: r.hostname, osFamily: r.osFamily, osName: r.osName, osVersion: r.osVersion, arch: r.arch, agentVersion: r.agentVersion, status: 'active' };
-    await t.update(endpoints).set(r.site ? { ...set, tags: withSiteTag(r.site) } : set).where(eq(endpoints.id, r.endpointId));
+    const set = {
+      hostname: r.hostname,
+      osFamily: r.osFamily,
+      osName: r.osName,
+      osVersion: r.osVersion,
+      arch: r.arch,
+      agentVersion: r.agentVersion,
+      status: 'active',
+    };
+    await t
+      .update(endpoints)
+      .set(r.site ? { ...set, tags: withSiteTag(r.site) } : set)
+      .where(eq(endpoints.id, r.endpointId));
     if (r.site) await logSiteChange(t, r.endpointId, r.site);
     const scanQueued = await queueEnrolmentScan(t, r.endpointId, r.keyHash, now);
     await appendAudit(t, {
@@ -259,21 +355,40 @@ export async function approveEnrollment(db: Db, endpoint: string, opts: { reques
       action: 'agent.enrollment.approved',
       subjectType: 'endpoint',
       subjectId: r.endpointId,
-      details: { requestId: r.id, hostname: r.hostname, remoteAddress: r.remoteAddress, previousKeysRevoked: revoked.length, scanQueued },
+      details: {
+        requestId: r.id,
+        hostname: r.hostname,
+        remoteAddress: r.remoteAddress,
+        previousKeysRevoked: revoked.length,
+        scanQueued,
+      },
     });
     return { endpointId: r.endpointId, requestId: r.id, hostname: r.hostname, revokedKeys: revoked.length, scanQueued };
   });
 }
 
 /** Rejects a waiting enrolment: its key stays refused for good; the endpoint and its agent are untouched. Errors as approveEnrollment. */
-export async function rejectEnrollment(db: Db, endpoint: string, opts: { requestId?: number; by?: string; now?: Date } = {}): Promise<{ endpointId: string; requestId: number; hostname: string }> {
+export async function rejectEnrollment(
+  db: Db,
+  endpoint: string,
+  opts: { requestId?: number; by?: string; now?: Date } = {},
+): Promise<{ endpointId: string; requestId: number; hostname: string }> {
   const now = opts.now ?? new Date();
   const by = opts.by ?? 'system';
   return db.transaction(async (tx) => {
     const t = tx as unknown as Db;
     const r = await pickPending(t, endpoint, opts.requestId, 'reject');
-    await t.update(agentEnrollmentRequests).set({ state: 'rejected', decidedAt: now, decidedBy: by }).where(eq(agentEnrollmentRequests.id, r.id));
-    await appendAudit(t, { actor: by, action: 'agent.enrollment.rejected', subjectType: 'endpoint', subjectId: r.endpointId, details: { requestId: r.id, hostname: r.hostname, remoteAddress: r.remoteAddress } });
+    await t
+      .update(agentEnrollmentRequests)
+      .set({ state: 'rejected', decidedAt: now, decidedBy: by })
+      .where(eq(agentEnrollmentRequests.id, r.id));
+    await appendAudit(t, {
+      actor: by,
+      action: 'agent.enrollment.rejected',
+      subjectType: 'endpoint',
+      subjectId: r.endpointId,
+      details: { requestId: r.id, hostname: r.hostname, remoteAddress: r.remoteAddress },
+    });
     return { endpointId: r.endpointId, requestId: r.id, hostname: r.hostname };
   });
 }

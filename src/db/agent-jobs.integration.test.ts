@@ -19,12 +19,20 @@ afterAll(async () => {
   await db?.close();
 });
 
-const specs = (list: string[]) => list.map((endpointId) => ({ endpointId, kind: 'install' as const, payload: { patches: [] } }));
+const specs = (list: string[]) =>
+  list.map((endpointId) => ({ endpointId, kind: 'install' as const, payload: { patches: [] } }));
 
 describe('DrizzleAgentJobs', () => {
   it('job ids are deterministic from (cycle, wave, endpoint, kind)', () => {
     expect(jobId('c1', 2, 'ep', 'install')).toBe(jobId('c1', 2, 'ep', 'install'));
-    expect(new Set([jobId('c1', 2, 'ep', 'install'), jobId('c1', 1, 'ep', 'install'), jobId('c1', 2, 'ep', 'verify'), jobId('c1', null, 'ep', 'install')]).size).toBe(4);
+    expect(
+      new Set([
+        jobId('c1', 2, 'ep', 'install'),
+        jobId('c1', 1, 'ep', 'install'),
+        jobId('c1', 2, 'ep', 'verify'),
+        jobId('c1', null, 'ep', 'install'),
+      ]).size,
+    ).toBe(4);
   });
 
   it('dispatch is idempotent: a retried dispatch creates nothing new', async () => {
@@ -32,17 +40,35 @@ describe('DrizzleAgentJobs', () => {
     const again = await jobs.dispatch({ cycleId: 'c-idem', wave: 1, jobs: specs(ids) });
     expect(first).toEqual({ created: 5, existing: 0 });
     expect(again).toEqual({ created: 0, existing: 5 });
-    expect(await jobs.counts('c-idem', 1, 'install')).toEqual({ total: 5, succeeded: 0, failed: 0, unreachable: 0, pending: 5 });
+    expect(await jobs.counts('c-idem', 1, 'install')).toEqual({
+      total: 5,
+      succeeded: 0,
+      failed: 0,
+      unreachable: 0,
+      pending: 5,
+    });
   });
 
   it('a splayed dispatch gives each endpoint its own start within the splay, the same on a retry, and no lease before it', async () => {
     const from = new Date('2030-01-01T00:00:00Z');
-    const input = { cycleId: 'c-splay', wave: null, jobs: ids.map((endpointId) => ({ endpointId, kind: 'scan' as const, payload: { patchIds: [] } })), notBefore: from.toISOString(), splaySeconds: 120 };
+    const input = {
+      cycleId: 'c-splay',
+      wave: null,
+      jobs: ids.map((endpointId) => ({ endpointId, kind: 'scan' as const, payload: { patchIds: [] } })),
+      notBefore: from.toISOString(),
+      splaySeconds: 120,
+    };
     await jobs.dispatch(input);
     const starts = async () =>
-      (await db.db.execute<{ endpoint_id: string; nb: string }>(sql`select endpoint_id, to_char(not_before at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as nb from agent_jobs where cycle_id = 'c-splay' order by endpoint_id`)).rows;
+      (
+        await db.db.execute<{ endpoint_id: string; nb: string }>(
+          sql`select endpoint_id, to_char(not_before at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as nb from agent_jobs where cycle_id = 'c-splay' order by endpoint_id`,
+        )
+      ).rows;
     const first = await starts();
-    expect(first.map((r) => r.nb)).toEqual(first.map((r) => new Date(from.getTime() + splayOffsetMs(r.endpoint_id, 120)).toISOString()));
+    expect(first.map((r) => r.nb)).toEqual(
+      first.map((r) => new Date(from.getTime() + splayOffsetMs(r.endpoint_id, 120)).toISOString()),
+    );
     for (const r of first) expect(Date.parse(r.nb) - from.getTime()).toBeLessThan(120_000);
     expect(new Set(first.map((r) => r.nb)).size).toBeGreaterThan(1);
     await jobs.dispatch({ ...input, notBefore: new Date(from.getTime() + 5000).toISOString() });
@@ -50,24 +76,48 @@ describe('DrizzleAgentJobs', () => {
     const one = first[0]!;
     const at = Date.parse(one.nb);
     const splayedJob = jobId('c-splay', null, one.endpoint_id, 'scan');
-    const leased = async (t: number) => (await leaseJobs(db.db, one.endpoint_id, { now: new Date(t), leaseSeconds: 60, limit: 100 })).map((j) => j.id);
+    const leased = async (t: number) =>
+      (await leaseJobs(db.db, one.endpoint_id, { now: new Date(t), leaseSeconds: 60, limit: 100 })).map((j) => j.id);
     expect(await leased(at - 1)).not.toContain(splayedJob);
     expect(await leased(at)).toContain(splayedJob);
   });
 
   it('a splay never pushes a job past its deadline: at most half the time left is spread over', async () => {
     const from = new Date('2030-02-01T00:00:00Z');
-    await jobs.dispatch({ cycleId: 'c-splay-dl', wave: 1, jobs: specs(ids), notBefore: from.toISOString(), deadline: new Date(from.getTime() + 60_000).toISOString(), splaySeconds: 3600 });
-    const rows = (await db.db.execute<{ ms: number }>(sql`select (extract(epoch from not_before) * 1000)::float8 as ms from agent_jobs where cycle_id = 'c-splay-dl'`)).rows;
+    await jobs.dispatch({
+      cycleId: 'c-splay-dl',
+      wave: 1,
+      jobs: specs(ids),
+      notBefore: from.toISOString(),
+      deadline: new Date(from.getTime() + 60_000).toISOString(),
+      splaySeconds: 3600,
+    });
+    const rows = (
+      await db.db.execute<{ ms: number }>(
+        sql`select (extract(epoch from not_before) * 1000)::float8 as ms from agent_jobs where cycle_id = 'c-splay-dl'`,
+      )
+    ).rows;
     for (const r of rows) expect(Number(r.ms) - from.getTime()).toBeLessThan(30_000);
   });
 
   it('counts per state, for the wave and kind asked only', async () => {
     await jobs.dispatch({ cycleId: 'c-counts', wave: 1, jobs: specs(ids) });
     await jobs.dispatch({ cycleId: 'c-counts', wave: 2, jobs: specs(ids.slice(0, 2)) });
-    await db.db.update(agentJobs).set({ state: 'succeeded' }).where(sql`id = ${jobId('c-counts', 1, ids[0]!, 'install')}`);
-    await db.db.update(agentJobs).set({ state: 'failed' }).where(sql`id = ${jobId('c-counts', 1, ids[1]!, 'install')}`);
-    expect(await jobs.counts('c-counts', 1, 'install')).toEqual({ total: 5, succeeded: 1, failed: 1, unreachable: 0, pending: 3 });
+    await db.db
+      .update(agentJobs)
+      .set({ state: 'succeeded' })
+      .where(sql`id = ${jobId('c-counts', 1, ids[0]!, 'install')}`);
+    await db.db
+      .update(agentJobs)
+      .set({ state: 'failed' })
+      .where(sql`id = ${jobId('c-counts', 1, ids[1]!, 'install')}`);
+    expect(await jobs.counts('c-counts', 1, 'install')).toEqual({
+      total: 5,
+      succeeded: 1,
+      failed: 1,
+      unreachable: 0,
+      pending: 3,
+    });
     expect((await jobs.counts('c-counts', 2, 'install')).total).toBe(2);
     expect((await jobs.counts('c-counts', 1, 'verify')).total).toBe(0);
     expect((await jobs.counts('nope', 1, 'install')).total).toBe(0);
@@ -77,7 +127,10 @@ describe('DrizzleAgentJobs', () => {
     const now = new Date();
     await jobs.dispatch({ cycleId: 'c-exp', wave: null, jobs: specs(ids) });
     await db.db.execute(sql`update endpoints set last_seen_at = now() - interval '2 hours' where id = ${ids[0]!}`);
-    await db.db.update(agentJobs).set({ state: 'leased', leaseExpiresAt: new Date(now.getTime() - 3600_000) }).where(sql`id = ${jobId('c-exp', null, ids[1]!, 'install')}`);
+    await db.db
+      .update(agentJobs)
+      .set({ state: 'leased', leaseExpiresAt: new Date(now.getTime() - 3600_000) })
+      .where(sql`id = ${jobId('c-exp', null, ids[1]!, 'install')}`);
     const n = await jobs.expireUnreachable('c-exp', null, 600, now);
     expect(n).toBe(2);
     const c = await jobs.counts('c-exp', null, 'install');
@@ -87,21 +140,37 @@ describe('DrizzleAgentJobs', () => {
 
   it('cancelQueued cancels only queued jobs of that wave', async () => {
     await jobs.dispatch({ cycleId: 'c-cancel', wave: 3, jobs: specs(ids) });
-    await db.db.update(agentJobs).set({ state: 'leased' }).where(sql`id = ${jobId('c-cancel', 3, ids[0]!, 'install')}`);
+    await db.db
+      .update(agentJobs)
+      .set({ state: 'leased' })
+      .where(sql`id = ${jobId('c-cancel', 3, ids[0]!, 'install')}`);
     expect(await jobs.cancelQueued('c-cancel', 3)).toBe(4);
     expect(await jobs.cancelQueued('c-cancel', 3)).toBe(0);
-    expect(await jobs.counts('c-cancel', 3, 'install')).toEqual({ total: 5, succeeded: 0, failed: 0, unreachable: 0, pending: 1 });
+    expect(await jobs.counts('c-cancel', 3, 'install')).toEqual({
+      total: 5,
+      succeeded: 0,
+      failed: 0,
+      unreachable: 0,
+      pending: 1,
+    });
   });
 
   it('held jobs are invisible until released, within the concurrency and batch size', async () => {
     await jobs.dispatch({ cycleId: 'c-hold', wave: 1, jobs: specs(ids), hold: true });
     expect(await jobs.counts('c-hold', 1, 'install')).toMatchObject({ total: 5, pending: 5 });
-    const queued = async () => (await db.db.execute<{ n: number }>(sql`select count(*)::int as n from agent_jobs where cycle_id = 'c-hold' and state = 'queued'`)).rows[0]!.n;
+    const queued = async () =>
+      (
+        await db.db.execute<{ n: number }>(
+          sql`select count(*)::int as n from agent_jobs where cycle_id = 'c-hold' and state = 'queued'`,
+        )
+      ).rows[0]!.n;
     expect(await queued()).toBe(0);
     expect(await jobs.release('c-hold', 1, { concurrency: 3, batchSize: 2 })).toBe(2);
     expect(await jobs.release('c-hold', 1, { concurrency: 3, batchSize: 2 })).toBe(1);
     expect(await jobs.release('c-hold', 1, { concurrency: 3, batchSize: 2 })).toBe(0);
-    await db.db.execute(sql`update agent_jobs set state = 'succeeded' where id in (select id from agent_jobs where cycle_id = 'c-hold' and state = 'queued' order by id limit 2)`);
+    await db.db.execute(
+      sql`update agent_jobs set state = 'succeeded' where id in (select id from agent_jobs where cycle_id = 'c-hold' and state = 'queued' order by id limit 2)`,
+    );
     expect(await jobs.release('c-hold', 1, { concurrency: 3, batchSize: 2 })).toBe(2);
     expect(await queued()).toBe(3);
     expect(await jobs.cancelQueued('c-hold', 1)).toBe(3);
@@ -110,15 +179,36 @@ describe('DrizzleAgentJobs', () => {
 
   it('a mid-wave pause holds queued installs (not rollbacks), keeps dispatch and release from handing any out, and a resume lets them go', async () => {
     const cycleId = 'c-pause';
-    await db.db.insert(patchCycles).values({ id: cycleId, workflowId: `patch-cycle:${cycleId}`, policyName: 'default', policyVersion: 1, stage: 'DEPLOY', requestedBy: 'cli:test' });
+    await db.db.insert(patchCycles).values({
+      id: cycleId,
+      workflowId: `patch-cycle:${cycleId}`,
+      policyName: 'default',
+      policyVersion: 1,
+      stage: 'DEPLOY',
+      requestedBy: 'cli:test',
+    });
     const state = async (kind: 'install' | 'rollback', ep: string) =>
-      (await db.db.select({ s: agentJobs.state }).from(agentJobs).where(sql`id = ${jobId(cycleId, 1, ep, kind)}`))[0]?.s;
+      (
+        await db.db
+          .select({ s: agentJobs.state })
+          .from(agentJobs)
+          .where(sql`id = ${jobId(cycleId, 1, ep, kind)}`)
+      )[0]?.s;
     await jobs.dispatch({ cycleId, wave: 1, jobs: specs(ids.slice(0, 3)) });
-    await jobs.dispatch({ cycleId, wave: 1, jobs: [{ endpointId: ids[4]!, kind: 'rollback', payload: { patches: [] } }] });
-    await db.db.update(agentJobs).set({ state: 'leased' }).where(sql`id = ${jobId(cycleId, 1, ids[0]!, 'install')}`);
+    await jobs.dispatch({
+      cycleId,
+      wave: 1,
+      jobs: [{ endpointId: ids[4]!, kind: 'rollback', payload: { patches: [] } }],
+    });
+    await db.db
+      .update(agentJobs)
+      .set({ state: 'leased' })
+      .where(sql`id = ${jobId(cycleId, 1, ids[0]!, 'install')}`);
 
     expect(await applyCyclePause(db.db, cycleId, true, 1)).toEqual({ applied: true, held: 2 });
-    expect([await state('install', ids[0]!), await state('install', ids[1]!), await state('install', ids[2]!)]).toEqual(['leased', 'held', 'held']);
+    expect([await state('install', ids[0]!), await state('install', ids[1]!), await state('install', ids[2]!)]).toEqual(
+      ['leased', 'held', 'held'],
+    );
     expect(await state('rollback', ids[4]!)).toBe('queued');
     // Still pending for the wave: a pause does not end it.
     expect(await jobs.counts(cycleId, 1, 'install')).toMatchObject({ total: 3, pending: 3 });

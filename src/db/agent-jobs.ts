@@ -48,11 +48,18 @@ export class DrizzleAgentJobs implements AgentJobs {
     const deadline = input.deadline ? new Date(input.deadline) : null;
     const splayFrom = (notBefore ?? new Date()).getTime();
     // A splay never pushes a job past its deadline: at most half the time left is spread over.
-    const splay = Math.min(input.splaySeconds ?? 0, deadline ? Math.max(0, (deadline.getTime() - splayFrom) / 2000) : Infinity);
+    const splay = Math.min(
+      input.splaySeconds ?? 0,
+      deadline ? Math.max(0, (deadline.getTime() - splayFrom) / 2000) : Infinity,
+    );
     for (let i = 0; i < input.jobs.length; i += DISPATCH_BATCH) {
       created += await this.db.transaction(async (tx) => {
         // FOR SHARE: a pause (which updates this row) waits for the insert, or the insert sees the pause.
-        const [cycle] = await tx.select({ paused: patchCycles.paused }).from(patchCycles).where(eq(patchCycles.id, input.cycleId)).for('share');
+        const [cycle] = await tx
+          .select({ paused: patchCycles.paused })
+          .from(patchCycles)
+          .where(eq(patchCycles.id, input.cycleId))
+          .for('share');
         const rows = input.jobs.slice(i, i + DISPATCH_BATCH).map((j) => ({
           id: jobId(input.cycleId, input.wave, j.endpointId, j.kind),
           cycleId: input.cycleId,
@@ -64,7 +71,11 @@ export class DrizzleAgentJobs implements AgentJobs {
           notBefore: splay > 0 ? new Date(splayFrom + splayOffsetMs(j.endpointId, splay)) : notBefore,
           deadline,
         }));
-        const inserted = await tx.insert(agentJobs).values(rows).onConflictDoNothing({ target: agentJobs.id }).returning({ id: agentJobs.id });
+        const inserted = await tx
+          .insert(agentJobs)
+          .values(rows)
+          .onConflictDoNothing({ target: agentJobs.id })
+          .returning({ id: agentJobs.id });
         return inserted.length;
       });
     }
@@ -121,7 +132,11 @@ export class DrizzleAgentJobs implements AgentJobs {
     return rows.length;
   }
 
-  async release(cycleId: string, wave: number | null, limits: { concurrency: number; batchSize: number }): Promise<number> {
+  async release(
+    cycleId: string,
+    wave: number | null,
+    limits: { concurrency: number; batchSize: number },
+  ): Promise<number> {
     const waveCond = wave === null ? sql`wave is null` : sql`wave = ${wave}`;
     const r = await this.db.execute<{ id: string }>(sql`
       with inflight as (
@@ -146,9 +161,17 @@ export const NO_RELEASE_LIMITS = { concurrency: 1_000_000_000, batchSize: 1_000_
  * control older than the last one applied changes nothing (the two activities may run in either order).
  * Pausing holds the cycle's queued installs; resuming lets release() hand them out again. Returns whether it applied.
  */
-export async function applyCyclePause(db: Db, cycleId: string, paused: boolean, seq?: number): Promise<{ applied: boolean; held: number }> {
+export async function applyCyclePause(
+  db: Db,
+  cycleId: string,
+  paused: boolean,
+  seq?: number,
+): Promise<{ applied: boolean; held: number }> {
   return db.transaction(async (tx) => {
-    const cond = seq === undefined ? eq(patchCycles.id, cycleId) : and(eq(patchCycles.id, cycleId), sql`${patchCycles.pauseSeq} < ${seq}`);
+    const cond =
+      seq === undefined
+        ? eq(patchCycles.id, cycleId)
+        : and(eq(patchCycles.id, cycleId), sql`${patchCycles.pauseSeq} < ${seq}`);
     const updated = await tx
       .update(patchCycles)
       .set(seq === undefined ? { paused } : { paused, pauseSeq: seq })
@@ -184,7 +207,11 @@ export async function endpointsWithWork(db: Db, now: Date): Promise<string[]> {
  * Claims with FOR UPDATE SKIP LOCKED so two polls never hand out the same job. Jobs past their deadline
  * are not handed out but failed.
  */
-export async function leaseJobs(db: Db, endpointId: string, opts: { now: Date; leaseSeconds: number; limit?: number }): Promise<AgentJob[]> {
+export async function leaseJobs(
+  db: Db,
+  endpointId: string,
+  opts: { now: Date; leaseSeconds: number; limit?: number },
+): Promise<AgentJob[]> {
   const now = opts.now.toISOString();
   const leaseUntil = new Date(opts.now.getTime() + opts.leaseSeconds * 1000).toISOString();
   await db.execute(sql`
@@ -192,7 +219,13 @@ export async function leaseJobs(db: Db, endpointId: string, opts: { now: Date; l
       finished_at = ${now}::timestamptz, lease_expires_at = null
     where endpoint_id = ${endpointId} and deadline < ${now}::timestamptz
       and (state = 'queued' or (state = 'leased' and lease_expires_at < ${now}::timestamptz))`);
-  const res = await db.execute<{ id: string; kind: string; payload: Record<string, unknown>; deadline: Date | string | null; lease_expires_at: Date | string }>(sql`
+  const res = await db.execute<{
+    id: string;
+    kind: string;
+    payload: Record<string, unknown>;
+    deadline: Date | string | null;
+    lease_expires_at: Date | string;
+  }>(sql`
     with c as (
       select id from agent_jobs
       where endpoint_id = ${endpointId}
@@ -237,25 +270,49 @@ export async function renewJobLease(
 ): Promise<{ leaseExpiresAt: Date }> {
   return db.transaction(async (tx) => {
     const [job] = await tx
-      .select({ endpointId: agentJobs.endpointId, state: agentJobs.state, leaseExpiresAt: agentJobs.leaseExpiresAt, deadline: agentJobs.deadline })
+      .select({
+        endpointId: agentJobs.endpointId,
+        state: agentJobs.state,
+        leaseExpiresAt: agentJobs.leaseExpiresAt,
+        deadline: agentJobs.deadline,
+      })
       .from(agentJobs)
       .where(eq(agentJobs.id, jobId))
       .for('update');
     if (!job) throw new CodedError(ErrorCode.NotFound, `no job "${jobId}"`);
-    if (job.endpointId !== endpointId) throw new CodedError(ErrorCode.Forbidden, `job "${jobId}" belongs to another agent`);
+    if (job.endpointId !== endpointId)
+      throw new CodedError(ErrorCode.Forbidden, `job "${jobId}" belongs to another agent`);
     const now = opts.now.getTime();
-    if (job.state !== 'leased') throw new CodedError(ErrorCode.Conflict, `job "${jobId}" is ${job.state}, not leased: its lease cannot be renewed`);
+    if (job.state !== 'leased')
+      throw new CodedError(
+        ErrorCode.Conflict,
+        `job "${jobId}" is ${job.state}, not leased: its lease cannot be renewed`,
+      );
     if (!job.leaseExpiresAt || job.leaseExpiresAt.getTime() < now) {
-      throw new CodedError(ErrorCode.Conflict, `the lease of job "${jobId}" expired at ${job.leaseExpiresAt?.toISOString() ?? '?'}: the job is up to be offered again`);
+      throw new CodedError(
+        ErrorCode.Conflict,
+        `the lease of job "${jobId}" expired at ${job.leaseExpiresAt?.toISOString() ?? '?'}: the job is up to be offered again`,
+      );
     }
     let until = now + opts.leaseSeconds * 1000;
-    if (job.deadline) until = Math.min(until, job.deadline.getTime() + (opts.deadlineGraceSeconds ?? LEASE_DEADLINE_GRACE_SECONDS) * 1000);
-    if (until <= now) throw new CodedError(ErrorCode.Conflict, `job "${jobId}" is past its deadline (${job.deadline!.toISOString()}) and the grace after it: its lease is not extended`);
+    if (job.deadline)
+      until = Math.min(
+        until,
+        job.deadline.getTime() + (opts.deadlineGraceSeconds ?? LEASE_DEADLINE_GRACE_SECONDS) * 1000,
+      );
+    if (until <= now)
+      throw new CodedError(
+        ErrorCode.Conflict,
+        `job "${jobId}" is past its deadline (${job.deadline!.toISOString()}) and the grace after it: its lease is not extended`,
+      );
     const leaseExpiresAt = new Date(Math.max(until, job.leaseExpiresAt.getTime()));
     await tx.update(agentJobs).set({ leaseExpiresAt }).where(eq(agentJobs.id, jobId));
     await tx
       .update(endpoints)
-      .set({ lastSeenAt: opts.now, status: sql`case when ${endpoints.status} = 'unreachable' then 'active' else ${endpoints.status} end` })
+      .set({
+        lastSeenAt: opts.now,
+        status: sql`case when ${endpoints.status} = 'unreachable' then 'active' else ${endpoints.status} end`,
+      })
       .where(eq(endpoints.id, endpointId));
     return { leaseExpiresAt };
   });
@@ -270,24 +327,42 @@ export type RecordOutcome = 'recorded' | 'duplicate';
  * result again is 'duplicate'. Errors: NotFound (no such job), Forbidden (another endpoint's job), Conflict (a
  * different result for a finished job, a cancelled job, a job never handed out).
  */
-export async function recordJobResult(db: Db, endpointId: string, jobId: string, reported: JobResult, now = new Date()): Promise<{ outcome: RecordOutcome; refused: RefusedEntry[] }> {
+export async function recordJobResult(
+  db: Db,
+  endpointId: string,
+  jobId: string,
+  reported: JobResult,
+  now = new Date(),
+): Promise<{ outcome: RecordOutcome; refused: RefusedEntry[] }> {
   const { result, refused } = screenJobResult(reported);
   const refusedIds = refused.map((r) => r.patchId);
   return db.transaction(async (tx) => {
     const [job] = await tx.select().from(agentJobs).where(eq(agentJobs.id, jobId)).for('update');
     if (!job) throw new CodedError(ErrorCode.NotFound, `no job "${jobId}"`);
-    if (job.endpointId !== endpointId) throw new CodedError(ErrorCode.Forbidden, `job "${jobId}" belongs to another agent`);
+    if (job.endpointId !== endpointId)
+      throw new CodedError(ErrorCode.Forbidden, `job "${jobId}" belongs to another agent`);
     const stored = canonicalJson(result as unknown as Record<string, unknown>);
     if (job.state === 'succeeded' || job.state === 'failed') {
       if (job.result && canonicalJson(job.result) === stored) return { outcome: 'duplicate' as const, refused };
-      throw new CodedError(ErrorCode.Conflict, `job "${jobId}" already finished (${job.state}) with a different result`);
+      throw new CodedError(
+        ErrorCode.Conflict,
+        `job "${jobId}" already finished (${job.state}) with a different result`,
+      );
     }
-    if (job.state === 'cancelled') throw new CodedError(ErrorCode.Conflict, `job "${jobId}" was cancelled; its result is not recorded`);
-    if (job.state === 'queued') throw new CodedError(ErrorCode.Conflict, `job "${jobId}" was never handed out; poll for it first`);
+    if (job.state === 'cancelled')
+      throw new CodedError(ErrorCode.Conflict, `job "${jobId}" was cancelled; its result is not recorded`);
+    if (job.state === 'queued')
+      throw new CodedError(ErrorCode.Conflict, `job "${jobId}" was never handed out; poll for it first`);
     // leased, or unreachable (a late result still counts).
     await tx
       .update(agentJobs)
-      .set({ state: result.status, result: JSON.parse(stored) as Record<string, unknown>, error: result.error ?? null, finishedAt: now, leaseExpiresAt: null })
+      .set({
+        state: result.status,
+        result: JSON.parse(stored) as Record<string, unknown>,
+        error: result.error ?? null,
+        finishedAt: now,
+        leaseExpiresAt: null,
+      })
       .where(eq(agentJobs.id, jobId));
     const txDb = tx as unknown as Db;
     if (refused.length > 0) {
@@ -296,12 +371,27 @@ export async function recordJobResult(db: Db, endpointId: string, jobId: string,
         action: 'agent.result.entries_refused',
         subjectType: 'job',
         subjectId: jobId,
-        details: { endpointId, refused: refused.map((r) => ({ patchId: r.patchId.slice(0, 256), problem: r.problem.slice(0, 2000) })) },
+        details: {
+          endpointId,
+          refused: refused.map((r) => ({ patchId: r.patchId.slice(0, 256), problem: r.problem.slice(0, 2000) })),
+        },
       });
     }
-    const epSet: Partial<typeof endpoints.$inferInsert> = { lastSeenAt: now, pendingReboot: result.rebootPending, status: 'active' };
+    const epSet: Partial<typeof endpoints.$inferInsert> = {
+      lastSeenAt: now,
+      pendingReboot: result.rebootPending,
+      status: 'active',
+    };
     if (job.kind === 'scan' && result.missing) {
-      await applyScan(txDb, endpointId, jobId, result.missing, (job.payload as { patchIds?: string[] }).patchIds ?? [], refusedIds, now);
+      await applyScan(
+        txDb,
+        endpointId,
+        jobId,
+        result.missing,
+        (job.payload as { patchIds?: string[] }).patchIds ?? [],
+        refusedIds,
+        now,
+      );
       epSet.lastScanAt = now;
     }
     if (job.kind !== 'scan' && result.patches.length > 0) await applyPatchStates(txDb, endpointId, jobId, result, now);
@@ -321,7 +411,13 @@ export async function recordJobResult(db: Db, endpointId: string, jobId: string,
  * upsert over the reported patches the catalog knows (a patch the catalog never saw has nothing to attach to).
  * The last report of a patch wins when an agent names it twice.
  */
-async function applyPatchStates(db: Db, endpointId: string, jobId: string, result: JobResult, now: Date): Promise<void> {
+async function applyPatchStates(
+  db: Db,
+  endpointId: string,
+  jobId: string,
+  result: JobResult,
+  now: Date,
+): Promise<void> {
   const byPatch = new Map(result.patches.map((p) => [p.patchId, p]));
   // One lock order for every writer (as applyScan): concurrent writers of an endpoint's rows never deadlock.
   const ids = [...byPatch.keys()].sort();
@@ -350,16 +446,40 @@ async function applyPatchStates(db: Db, endpointId: string, jobId: string, resul
 }
 
 /** Endpoints of a wave whose install succeeded (only `endpointId`, when given): where rollback and verify jobs go. */
-export async function succeededInstallEndpoints(db: Db, cycleId: string, wave: number, endpointId?: string): Promise<string[]> {
-  const conds = [eq(agentJobs.cycleId, cycleId), eq(agentJobs.wave, wave), eq(agentJobs.kind, 'install'), eq(agentJobs.state, 'succeeded')];
+export async function succeededInstallEndpoints(
+  db: Db,
+  cycleId: string,
+  wave: number,
+  endpointId?: string,
+): Promise<string[]> {
+  const conds = [
+    eq(agentJobs.cycleId, cycleId),
+    eq(agentJobs.wave, wave),
+    eq(agentJobs.kind, 'install'),
+    eq(agentJobs.state, 'succeeded'),
+  ];
   if (endpointId) conds.push(eq(agentJobs.endpointId, endpointId));
-  return (await db.select({ id: agentJobs.endpointId }).from(agentJobs).where(and(...conds))).map((r) => r.id);
+  return (
+    await db
+      .select({ id: agentJobs.endpointId })
+      .from(agentJobs)
+      .where(and(...conds))
+  ).map((r) => r.id);
 }
 
 /** A cycle's failed and unreachable jobs, by endpoint, at most `limit`: the failures its report lists. */
-export async function failedJobsOfCycle(db: Db, cycleId: string, limit: number): Promise<Array<{ endpointId: string; hostname: string; reason: string }>> {
+export async function failedJobsOfCycle(
+  db: Db,
+  cycleId: string,
+  limit: number,
+): Promise<Array<{ endpointId: string; hostname: string; reason: string }>> {
   const rows = await db
-    .select({ endpointId: agentJobs.endpointId, hostname: endpoints.hostname, error: agentJobs.error, state: agentJobs.state })
+    .select({
+      endpointId: agentJobs.endpointId,
+      hostname: endpoints.hostname,
+      error: agentJobs.error,
+      state: agentJobs.state,
+    })
     .from(agentJobs)
     .innerJoin(endpoints, eq(endpoints.id, agentJobs.endpointId))
     .where(and(eq(agentJobs.cycleId, cycleId), inArray(agentJobs.state, ['failed', 'unreachable'])))

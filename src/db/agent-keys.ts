@@ -12,7 +12,10 @@ import { sha256Hex } from './hashed-secrets';
 import { agentNodeKeys, endpoints } from './schema/index';
 
 /** The endpoint a node key belongs to (with its site tag), or null when the key is unknown or revoked. */
-export async function endpointForKey(db: Db, nodeKey: string): Promise<{ endpointId: string; site: string | null } | null> {
+export async function endpointForKey(
+  db: Db,
+  nodeKey: string,
+): Promise<{ endpointId: string; site: string | null } | null> {
   const [row] = await db
     .select({ endpointId: agentNodeKeys.endpointId, tags: endpoints.tags })
     .from(agentNodeKeys)
@@ -42,7 +45,13 @@ export async function revokeAgent(db: Db, endpointId: string, by = 'system'): Pr
     .set({ revokedAt: new Date() })
     .where(and(eq(agentNodeKeys.endpointId, endpointId), isNull(agentNodeKeys.revokedAt)))
     .returning({ id: agentNodeKeys.id });
-  await appendAudit(db, { actor: by, action: 'agent.revoked', subjectType: 'endpoint', subjectId: endpointId, details: { keys: rows.length } });
+  await appendAudit(db, {
+    actor: by,
+    action: 'agent.revoked',
+    subjectType: 'endpoint',
+    subjectId: endpointId,
+    details: { keys: rows.length },
+  });
   return rows.length;
 }
 

@@ -3,9 +3,10 @@ import { effectiveGrants, type TokenScope } from './api-tokens';
 import type { Role } from './identities';
 
 const grants = (...roles: Role[]) => roles.map((role) => ({ identity: 'web:x', role, groupName: 'default' }));
-const rolesOf = (held: Role[], scope: TokenScope) => [...new Set(effectiveGrants(grants(...held), scope).map((g) => g.role))].sort();
+const rolesOf = (held: Role[], scope: TokenScope) =>
+  [...new Set(effectiveGrants(grants(...held), scope).map((g) => g.role))].sort();
 
-describe('effectiveGrants: the lower of the owner\'s role and the token\'s scope', () => {
+describe("effectiveGrants: the lower of the owner's role and the token's scope", () => {
   it.each([
     [['admin', 'approver'], 'read', ['viewer']],
     [['admin', 'approver'], 'approve', ['approver']],

@@ -78,19 +78,39 @@ export async function createApiToken(
   db: Db,
   input: { owner: string; name: string; scope: TokenScope; expiresInDays?: number; by?: string; now?: Date },
 ): Promise<{ token: string; summary: ApiTokenSummary }> {
-  if (!TOKEN_SCOPES.includes(input.scope)) throw new CodedError(ErrorCode.InvalidInput, `scope "${input.scope}" is not one of ${TOKEN_SCOPES.join(', ')}`);
+  if (!TOKEN_SCOPES.includes(input.scope))
+    throw new CodedError(ErrorCode.InvalidInput, `scope "${input.scope}" is not one of ${TOKEN_SCOPES.join(', ')}`);
   const name = input.name.trim();
-  if (name.length === 0 || name.length > 100) throw new CodedError(ErrorCode.InvalidInput, 'a token needs a name of 1 to 100 characters (what it is for, e.g. "laptop CLI")');
+  if (name.length === 0 || name.length > 100)
+    throw new CodedError(
+      ErrorCode.InvalidInput,
+      'a token needs a name of 1 to 100 characters (what it is for, e.g. "laptop CLI")',
+    );
   const days = input.expiresInDays ?? DEFAULT_TOKEN_DAYS;
-  if (!Number.isInteger(days) || days < 1 || days > MAX_TOKEN_DAYS) throw new CodedError(ErrorCode.InvalidInput, `expiresInDays must be a whole number from 1 to ${MAX_TOKEN_DAYS}`);
+  if (!Number.isInteger(days) || days < 1 || days > MAX_TOKEN_DAYS)
+    throw new CodedError(ErrorCode.InvalidInput, `expiresInDays must be a whole number from 1 to ${MAX_TOKEN_DAYS}`);
   const now = input.now ?? new Date();
   const id = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');
   const [row] = await db
     .insert(apiTokens)
-    .values({ id, owner: input.owner, name, scope: input.scope, secretHash: sha256Hex(secret), createdAt: now, expiresAt: new Date(now.getTime() + days * 86_400_000) })
+    .values({
+      id,
+      owner: input.owner,
+      name,
+      scope: input.scope,
+      secretHash: sha256Hex(secret),
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + days * 86_400_000),
+    })
     .returning();
-  await appendAudit(db, { actor: input.by ?? input.owner, action: 'api_token.created', subjectType: 'api_token', subjectId: id, details: { owner: input.owner, name, scope: input.scope, days, channel: 'api' } });
+  await appendAudit(db, {
+    actor: input.by ?? input.owner,
+    action: 'api_token.created',
+    subjectType: 'api_token',
+    subjectId: id,
+    details: { owner: input.owner, name, scope: input.scope, days, channel: 'api' },
+  });
   return { token: `pat_${id}_${secret}`, summary: summary(row!) };
 }
 
@@ -128,10 +148,32 @@ export async function listApiTokens(db: Db, owner?: string): Promise<ApiTokenSum
  * Revokes a token. `owner` limits it to that person's tokens (an admin passes none). Throws NOT_FOUND when there is
  * no such live token (of that owner). Audited.
  */
-export async function revokeApiToken(db: Db, id: string, opts: { owner?: string; by: string; now?: Date }): Promise<ApiTokenSummary> {
-  const where = and(eq(apiTokens.id, id), isNull(apiTokens.revokedAt), opts.owner ? eq(apiTokens.owner, opts.owner) : undefined);
-  const [row] = await db.update(apiTokens).set({ revokedAt: opts.now ?? new Date() }).where(where).returning();
-  if (!row) throw new CodedError(ErrorCode.NotFound, `no live token ${id}${opts.owner ? ` of ${opts.owner}` : ''}: list them with GET /api/v1/tokens`);
-  await appendAudit(db, { actor: opts.by, action: 'api_token.revoked', subjectType: 'api_token', subjectId: id, details: { owner: row.owner, channel: 'api' } });
+export async function revokeApiToken(
+  db: Db,
+  id: string,
+  opts: { owner?: string; by: string; now?: Date },
+): Promise<ApiTokenSummary> {
+  const where = and(
+    eq(apiTokens.id, id),
+    isNull(apiTokens.revokedAt),
+    opts.owner ? eq(apiTokens.owner, opts.owner) : undefined,
+  );
+  const [row] = await db
+    .update(apiTokens)
+    .set({ revokedAt: opts.now ?? new Date() })
+    .where(where)
+    .returning();
+  if (!row)
+    throw new CodedError(
+      ErrorCode.NotFound,
+      `no live token ${id}${opts.owner ? ` of ${opts.owner}` : ''}: list them with GET /api/v1/tokens`,
+    );
+  await appendAudit(db, {
+    actor: opts.by,
+    action: 'api_token.revoked',
+    subjectType: 'api_token',
+    subjectId: id,
+    details: { owner: row.owner, channel: 'api' },
+  });
   return summary(row);
 }

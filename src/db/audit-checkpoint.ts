@@ -36,11 +36,17 @@ export async function readAuditCheckpoint(file: string, keys: AuditKeys): Promis
   try {
     parsed = JSON.parse(text) as AuditCheckpoint & { mac?: unknown };
   } catch {
-    throw new CodedError(ErrorCode.VerificationFailed, `the audit checkpoint ${file} is not valid JSON: it was damaged or replaced`);
+    throw new CodedError(
+      ErrorCode.VerificationFailed,
+      `the audit checkpoint ${file} is not valid JSON: it was damaged or replaced`,
+    );
   }
   const { mac: given, ...cp } = parsed;
   if (cp.version !== 1 || typeof given !== 'string') {
-    throw new CodedError(ErrorCode.VerificationFailed, `the audit checkpoint ${file} is not a patchops checkpoint (version 1 with a mac)`);
+    throw new CodedError(
+      ErrorCode.VerificationFailed,
+      `the audit checkpoint ${file} is not a patchops checkpoint (version 1 with a mac)`,
+    );
   }
   if (cp.keyId !== keys.id) {
     throw new CodedError(
@@ -51,7 +57,10 @@ export async function readAuditCheckpoint(file: string, keys: AuditKeys): Promis
   const expected = Buffer.from(mac(keys, cp), 'hex');
   const got = Buffer.from(given, 'hex');
   if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
-    throw new CodedError(ErrorCode.VerificationFailed, `the audit checkpoint ${file} fails its signature check: it was altered`);
+    throw new CodedError(
+      ErrorCode.VerificationFailed,
+      `the audit checkpoint ${file} fails its signature check: it was altered`,
+    );
   }
   return cp;
 }
@@ -63,13 +72,19 @@ async function writeFileAtomic(file: string, text: string): Promise<void> {
   await fs.rename(tmp, file);
 }
 
-export type CheckpointResult = { written: AuditCheckpoint; report: AuditLogReport } | { written: null; report: AuditLogReport };
+export type CheckpointResult =
+  { written: AuditCheckpoint; report: AuditLogReport } | { written: null; report: AuditLogReport };
 
 /**
  * Verifies the chain from the latest checkpoint's head (from row 1 when there is none) and, when it holds, writes a
  * new checkpoint at the current head. When it does not hold, the old checkpoint stays and the report names the row.
  */
-export async function writeAuditCheckpoint(db: Db, file: string, keys: AuditKeys, now = new Date()): Promise<CheckpointResult> {
+export async function writeAuditCheckpoint(
+  db: Db,
+  file: string,
+  keys: AuditKeys,
+  now = new Date(),
+): Promise<CheckpointResult> {
   const previous = await readAuditCheckpoint(file, keys);
   const report = await verifyAuditLog(db, { from: previous, keys });
   if (!report.ok || !report.head) return { written: null, report };

@@ -47,7 +47,17 @@ async function loggedDatabase(): Promise<{ t: TestDatabase; ids: number[]; file:
   open.push(t);
   const ids: number[] = [];
   for (let i = 1; i <= 6; i++) {
-    ids.push((await appendAudit(t.db, { actor: 'web:alice', action: 'exception.added', subjectType: 'exception', subjectId: `EXC-${i}`, details: { i } })).id);
+    ids.push(
+      (
+        await appendAudit(t.db, {
+          actor: 'web:alice',
+          action: 'exception.added',
+          subjectType: 'exception',
+          subjectId: `EXC-${i}`,
+          details: { i },
+        })
+      ).id,
+    );
   }
   const dir = await tempDir();
   const file = path.join(dir, 'audit-checkpoint.json');
@@ -57,25 +67,41 @@ async function loggedDatabase(): Promise<{ t: TestDatabase; ids: number[]; file:
 }
 
 /** The owner (a superuser here) switches the user triggers off, does `statements`, and switches them on again. */
-async function asOwnerWithTriggersOff(t: TestDatabase, statements: (db: TestDatabase['db']) => Promise<void>): Promise<void> {
+async function asOwnerWithTriggersOff(
+  t: TestDatabase,
+  statements: (db: TestDatabase['db']) => Promise<void>,
+): Promise<void> {
   await t.db.execute(sql.raw('alter table audit_log disable trigger user'));
   await statements(t.db);
   await t.db.execute(sql.raw('alter table audit_log enable trigger user'));
 }
 
 /** Re-chains every row after `afterId` the way someone without the key could: `hashOf` computes each hash. */
-async function rechain(db: TestDatabase['db'], afterId: number, hashOf: (row: typeof auditLog.$inferSelect, prev: string) => { hash: string; keyId: string | null }) {
+async function rechain(
+  db: TestDatabase['db'],
+  afterId: number,
+  hashOf: (row: typeof auditLog.$inferSelect, prev: string) => { hash: string; keyId: string | null },
+) {
   const rows = await db.select().from(auditLog).orderBy(asc(auditLog.id));
   let prev = rows.filter((r) => r.id <= afterId).at(-1)?.hash ?? '0'.repeat(64);
   for (const row of rows.filter((r) => r.id > afterId)) {
     const { hash, keyId } = hashOf(row, prev);
-    await db.execute(sql`update audit_log set prev_hash = ${prev}, hash = ${hash}, key_id = ${keyId} where id = ${row.id}`);
+    await db.execute(
+      sql`update audit_log set prev_hash = ${prev}, hash = ${hash}, key_id = ${keyId} where id = ${row.id}`,
+    );
     prev = hash;
   }
 }
 
 const content = (r: typeof auditLog.$inferSelect) =>
-  JSON.stringify({ action: r.action, actor: r.actor, at: r.at.toISOString(), details: r.details, subjectId: r.subjectId, subjectType: r.subjectType });
+  JSON.stringify({
+    action: r.action,
+    actor: r.actor,
+    at: r.at.toISOString(),
+    details: r.details,
+    subjectId: r.subjectId,
+    subjectType: r.subjectType,
+  });
 
 describe('the audit log against its database owner (keyed chain, signed checkpoint)', () => {
   const attacks: Array<{
@@ -86,7 +112,11 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
   }> = [
     {
       name: 'middle row deleted',
-      attack: (t, ids) => asOwnerWithTriggersOff(t, async (db) => void (await db.execute(sql`delete from audit_log where id = ${ids[2]}`))),
+      attack: (t, ids) =>
+        asOwnerWithTriggersOff(
+          t,
+          async (db) => void (await db.execute(sql`delete from audit_log where id = ${ids[2]}`)),
+        ),
       badRow: (ids) => ids[3]!,
       reason: /removed or altered.*not in the log/,
     },
@@ -95,7 +125,10 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
       attack: (t, ids) =>
         asOwnerWithTriggersOff(t, async (db) => {
           await db.execute(sql`delete from audit_log where id = ${ids[2]}`);
-          await rechain(db, ids[1]!, (r, prev) => ({ hash: createHash('sha256').update(prev).update('\n').update(content(r)).digest('hex'), keyId: null }));
+          await rechain(db, ids[1]!, (r, prev) => ({
+            hash: createHash('sha256').update(prev).update('\n').update(content(r)).digest('hex'),
+            keyId: null,
+          }));
         }),
       badRow: (ids) => ids[3]!,
       reason: /not keyed/,
@@ -105,7 +138,10 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
       attack: (t, ids) =>
         asOwnerWithTriggersOff(t, async (db) => {
           await db.execute(sql`delete from audit_log where id = ${ids[2]}`);
-          await rechain(db, 0, (r, prev) => ({ hash: createHash('sha256').update(prev).update('\n').update(content(r)).digest('hex'), keyId: null }));
+          await rechain(db, 0, (r, prev) => ({
+            hash: createHash('sha256').update(prev).update('\n').update(content(r)).digest('hex'),
+            keyId: null,
+          }));
         }),
       badRow: (ids) => ids[0]!,
       reason: /not keyed, but every row from \d+ on is/,
@@ -117,7 +153,10 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
           await db.execute(sql`delete from audit_log where id = ${ids[2]}`);
           const guess = Buffer.alloc(32, 1);
           await rechain(db, ids[1]!, (r, prev) => ({
-            hash: createHmac('sha256', guess).update(`patchops-audit:v1\n${r.id}\n${prev}\n`).update(content(r)).digest('hex'),
+            hash: createHmac('sha256', guess)
+              .update(`patchops-audit:v1\n${r.id}\n${prev}\n`)
+              .update(content(r))
+              .digest('hex'),
             keyId: r.keyId,
           }));
         }),
@@ -126,47 +165,68 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
     },
     {
       name: 'tail cut (last two rows deleted)',
-      attack: (t, ids) => asOwnerWithTriggersOff(t, async (db) => void (await db.execute(sql`delete from audit_log where id >= ${ids[4]}`))),
+      attack: (t, ids) =>
+        asOwnerWithTriggersOff(
+          t,
+          async (db) => void (await db.execute(sql`delete from audit_log where id >= ${ids[4]}`)),
+        ),
       badRow: (ids) => ids[5]!,
       reason: /recorded row \d+ as the head, but the log ends at row \d+: rows \d+–\d+ were cut from the tail/,
     },
     {
       name: 'tail cut, then new rows appended',
       attack: async (t, ids) => {
-        await asOwnerWithTriggersOff(t, async (db) => void (await db.execute(sql`delete from audit_log where id >= ${ids[4]}`)));
-        await appendAudit(t.db, { actor: 'web:mallory', action: 'exception.added', subjectType: 'exception', subjectId: 'EXC-X' });
+        await asOwnerWithTriggersOff(
+          t,
+          async (db) => void (await db.execute(sql`delete from audit_log where id >= ${ids[4]}`)),
+        );
+        await appendAudit(t.db, {
+          actor: 'web:mallory',
+          action: 'exception.added',
+          subjectType: 'exception',
+          subjectId: 'EXC-X',
+        });
       },
       badRow: (ids) => ids[5]!,
       reason: /the head recorded by the checkpoint .* is missing: it was deleted/,
     },
     {
       name: 'head row rewritten in place',
-      attack: (t, ids) => asOwnerWithTriggersOff(t, async (db) => void (await db.execute(sql`update audit_log set actor = 'web:mallory' where id = ${ids[5]}`))),
+      attack: (t, ids) =>
+        asOwnerWithTriggersOff(
+          t,
+          async (db) => void (await db.execute(sql`update audit_log set actor = 'web:mallory' where id = ${ids[5]}`)),
+        ),
       badRow: (ids) => ids[5]!,
       reason: /does not match its keyed hash/,
     },
   ];
 
-  it.each(attacks)('$name: verify names the row, and the checkpoint is not moved over it', async ({ attack, badRow, reason }) => {
-    const { t, ids, file } = await loggedDatabase();
-    const before = await fs.readFile(file, 'utf8');
-    await attack(t, ids);
-    const report = await verifyAuditLog(t.db, { anchor: await readAuditCheckpoint(file, currentAuditKeys()) });
-    expect(report.ok).toBe(false);
-    expect(report.problem?.id).toBe(badRow(ids));
-    expect(report.problem?.reason).toMatch(reason);
-    // The checkpoint writer does not move the checkpoint over the tampered head (it checks from the last head on;
-    // the full walk above is what finds a row changed before it).
-    const cp = await writeAuditCheckpoint(t.db, file, currentAuditKeys());
-    expect(cp.written === null || cp.written.headId === ids[5]).toBe(true);
-    expect(await fs.readFile(file, 'utf8')).toBe(before);
-  });
+  it.each(attacks)(
+    '$name: verify names the row, and the checkpoint is not moved over it',
+    async ({ attack, badRow, reason }) => {
+      const { t, ids, file } = await loggedDatabase();
+      const before = await fs.readFile(file, 'utf8');
+      await attack(t, ids);
+      const report = await verifyAuditLog(t.db, { anchor: await readAuditCheckpoint(file, currentAuditKeys()) });
+      expect(report.ok).toBe(false);
+      expect(report.problem?.id).toBe(badRow(ids));
+      expect(report.problem?.reason).toMatch(reason);
+      // The checkpoint writer does not move the checkpoint over the tampered head (it checks from the last head on;
+      // the full walk above is what finds a row changed before it).
+      const cp = await writeAuditCheckpoint(t.db, file, currentAuditKeys());
+      expect(cp.written === null || cp.written.headId === ids[5]).toBe(true);
+      expect(await fs.readFile(file, 'utf8')).toBe(before);
+    },
+  );
 
   it('an altered checkpoint file is refused', async () => {
     const { file } = await loggedDatabase();
     const cp = JSON.parse(await fs.readFile(file, 'utf8')) as { headId: number; rows: number };
     await fs.writeFile(file, JSON.stringify({ ...cp, headId: cp.headId - 2, rows: cp.rows - 2 }));
-    await expect(readAuditCheckpoint(file, currentAuditKeys())).rejects.toThrow(/fails its signature check: it was altered/);
+    await expect(readAuditCheckpoint(file, currentAuditKeys())).rejects.toThrow(
+      /fails its signature check: it was altered/,
+    );
   });
 
   it('rows from before keying verify as unkeyed, and no unkeyed row may follow a keyed one', async () => {
@@ -176,13 +236,43 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
     let prev = '0'.repeat(64);
     for (const i of [1, 2]) {
       const at = new Date(Date.UTC(2026, 0, i));
-      const row = { at, actor: 'cli:ops', action: 'policy.saved', subjectType: 'policy', subjectId: `p${i}`, details: {} };
-      const hash = createHash('sha256').update(prev).update('\n').update(JSON.stringify({ action: row.action, actor: row.actor, at: at.toISOString(), details: {}, subjectId: row.subjectId, subjectType: row.subjectType })).digest('hex');
+      const row = {
+        at,
+        actor: 'cli:ops',
+        action: 'policy.saved',
+        subjectType: 'policy',
+        subjectId: `p${i}`,
+        details: {},
+      };
+      const hash = createHash('sha256')
+        .update(prev)
+        .update('\n')
+        .update(
+          JSON.stringify({
+            action: row.action,
+            actor: row.actor,
+            at: at.toISOString(),
+            details: {},
+            subjectId: row.subjectId,
+            subjectType: row.subjectType,
+          }),
+        )
+        .digest('hex');
       await t.db.insert(auditLog).values({ ...row, prevHash: prev, hash });
       prev = hash;
     }
-    const keyed = await appendAudit(t.db, { actor: 'cli:ops', action: 'policy.saved', subjectType: 'policy', subjectId: 'p3' });
-    await expect(verifyAuditLog(t.db)).resolves.toMatchObject({ ok: true, rows: 3, unkeyedRows: 2, keyedFrom: keyed.id });
+    const keyed = await appendAudit(t.db, {
+      actor: 'cli:ops',
+      action: 'policy.saved',
+      subjectType: 'policy',
+      subjectId: 'p3',
+    });
+    await expect(verifyAuditLog(t.db)).resolves.toMatchObject({
+      ok: true,
+      rows: 3,
+      unkeyedRows: 2,
+      keyedFrom: keyed.id,
+    });
     await expect(verifyAuditChain(t.db)).resolves.toEqual({ ok: true, rows: 3 });
   });
 
@@ -190,11 +280,18 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
     const { t, ids, dir } = await loggedDatabase();
     const checkpoint = path.join(dir, 'server-checkpoint.json');
     const logger = createLogger('silent');
-    const app = await buildServer({ logger, health: [], routes: [apiRoutes({ db: t.db, service: {} as CycleService, logger, auditCheckpointFile: checkpoint })] });
+    const app = await buildServer({
+      logger,
+      health: [],
+      routes: [apiRoutes({ db: t.db, service: {} as CycleService, logger, auditCheckpointFile: checkpoint })],
+    });
     try {
       await app.listen({ host: '127.0.0.1', port: 0 });
       const addr = app.server.address();
-      const cli = await loggedInCli(`http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`, t.db, { username: 'auditor', role: 'admin' });
+      const cli = await loggedInCli(`http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`, t.db, {
+        username: 'auditor',
+        role: 'admin',
+      });
       const ok = await cli(['audit', 'verify']);
       expect(ok.stderr).toBe('');
       // The six rows, the auditor's login and the token made for the CLI (audited), and the CLI's whoami call.
@@ -203,7 +300,10 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
       expect((await fs.stat(checkpoint)).mode & 0o777).toBe(0o600);
       const written = await fs.readFile(checkpoint, 'utf8');
 
-      await asOwnerWithTriggersOff(t, async (db) => void (await db.execute(sql`delete from audit_log where id >= ${ids[3]}`)));
+      await asOwnerWithTriggersOff(
+        t,
+        async (db) => void (await db.execute(sql`delete from audit_log where id >= ${ids[3]}`)),
+      );
       const cut = await cli(['audit', 'verify']);
       expect(cut.code).toBe(1);
       expect(cut.stderr).toMatch(/audit chain BROKEN at row \d+/);
@@ -217,7 +317,9 @@ describe('the audit log against its database owner (keyed chain, signed checkpoi
 
 // The role is per connection only on a real PostgreSQL server: PGlite is one session for every connection.
 if (!process.env.DATABASE_URL) {
-  console.warn('DATABASE_URL is not set: the patchops_app role and killed-connection checks need a real PostgreSQL server and are skipped (PGlite is one session)');
+  console.warn(
+    'DATABASE_URL is not set: the patchops_app role and killed-connection checks need a real PostgreSQL server and are skipped (PGlite is one session)',
+  );
 }
 describe.skipIf(!process.env.DATABASE_URL)('the application role (patchops_app) on PostgreSQL', () => {
   let t: TestDatabase;
@@ -225,10 +327,25 @@ describe.skipIf(!process.env.DATABASE_URL)('the application role (patchops_app) 
   beforeAll(async () => {
     t = await createTestDatabase();
     open.push(t);
-    const config = loadConfig({ DATABASE_URL: t.url, SECRETS_KEY, PATCHOPS_DATA_DIR: await tempDir(), PATCHOPS_AUDIT_CHECKPOINT_MINUTES: '0' });
+    const config = loadConfig({
+      DATABASE_URL: t.url,
+      SECRETS_KEY,
+      PATCHOPS_DATA_DIR: await tempDir(),
+      PATCHOPS_AUDIT_CHECKPOINT_MINUTES: '0',
+    });
     running = await startDatabase(config, createLogger('silent'));
-    await appendAudit(running.database.db, { actor: 'cli:ops', action: 'policy.saved', subjectType: 'policy', subjectId: 'p1' });
-    await appendAudit(running.database.db, { actor: 'cli:ops', action: 'policy.saved', subjectType: 'policy', subjectId: 'p2' });
+    await appendAudit(running.database.db, {
+      actor: 'cli:ops',
+      action: 'policy.saved',
+      subjectType: 'policy',
+      subjectId: 'p1',
+    });
+    await appendAudit(running.database.db, {
+      actor: 'cli:ops',
+      action: 'policy.saved',
+      subjectType: 'policy',
+      subjectId: 'p2',
+    });
   });
   afterAll(async () => {
     await running?.stop();
@@ -252,7 +369,10 @@ describe.skipIf(!process.env.DATABASE_URL)('the application role (patchops_app) 
     'create trigger audit_log_x before insert on audit_log for each row execute function patchops_audit_log_refuse()',
   ])('refuses %s, and nothing changes', async (stmt) => {
     const before = await t.db.select().from(auditLog).orderBy(asc(auditLog.id));
-    const err = await running.database.db.execute(sql.raw(stmt)).then(() => undefined, (e: Error) => e);
+    const err = await running.database.db.execute(sql.raw(stmt)).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     // PostgreSQL's own privilege check (not the append-only trigger, which the owner can switch off) refuses it.
     expect(String((err?.cause as Error | undefined)?.message)).toMatch(/permission denied|must be owner/);
     expect(await t.db.select().from(auditLog).orderBy(asc(auditLog.id))).toEqual(before);
@@ -271,37 +391,56 @@ describe('appending under database failures', () => {
     for (const p of pools.splice(0)) await p.close();
   });
 
-  it.skipIf(!process.env.DATABASE_URL)('retries an append whose connection is killed, and records it exactly once', async () => {
-    const victim = connectDatabase(t.url, { max: 1, applicationName: 'audit-victim' });
-    pools.push(victim);
-    await victim.db.execute(sql`select 1`);
-    // Hold the append lock so the victim's append waits, then kill the victim's backend mid-append.
-    const holder = await t.pool.connect();
-    try {
-      await holder.query('begin');
-      await holder.query('select pg_advisory_xact_lock($1)', [0x70617463]);
-      const appending = appendAudit(victim.db, { actor: 'slack:U1', action: 'cycle.paused', subjectType: 'cycle', subjectId: 'C-retry' }, { backoffMs: 50 });
-      const settled = appending.then(() => 'ok', (e: Error) => e);
-      for (let i = 0; i < 100; i++) {
-        const r = await holder.query(`select pg_terminate_backend(pid) as killed from pg_stat_activity where application_name = 'audit-victim' and wait_event_type = 'Lock'`);
-        if (r.rowCount) break;
-        await new Promise((res) => setTimeout(res, 50));
+  it.skipIf(!process.env.DATABASE_URL)(
+    'retries an append whose connection is killed, and records it exactly once',
+    async () => {
+      const victim = connectDatabase(t.url, { max: 1, applicationName: 'audit-victim' });
+      pools.push(victim);
+      await victim.db.execute(sql`select 1`);
+      // Hold the append lock so the victim's append waits, then kill the victim's backend mid-append.
+      const holder = await t.pool.connect();
+      try {
+        await holder.query('begin');
+        await holder.query('select pg_advisory_xact_lock($1)', [0x70617463]);
+        const appending = appendAudit(
+          victim.db,
+          { actor: 'slack:U1', action: 'cycle.paused', subjectType: 'cycle', subjectId: 'C-retry' },
+          { backoffMs: 50 },
+        );
+        const settled = appending.then(
+          () => 'ok',
+          (e: Error) => e,
+        );
+        for (let i = 0; i < 100; i++) {
+          const r = await holder.query(
+            `select pg_terminate_backend(pid) as killed from pg_stat_activity where application_name = 'audit-victim' and wait_event_type = 'Lock'`,
+          );
+          if (r.rowCount) break;
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        await holder.query('commit');
+        expect(await settled).toBe('ok');
+      } finally {
+        holder.release();
       }
-      await holder.query('commit');
-      expect(await settled).toBe('ok');
-    } finally {
-      holder.release();
-    }
-    const rows = await t.db.select().from(auditLog).where(sql`${auditLog.subjectId} = 'C-retry'`);
-    expect(rows).toHaveLength(1);
-    await expect(verifyAuditChain(t.db)).resolves.toMatchObject({ ok: true });
-  });
+      const rows = await t.db
+        .select()
+        .from(auditLog)
+        .where(sql`${auditLog.subjectId} = 'C-retry'`);
+      expect(rows).toHaveLength(1);
+      await expect(verifyAuditChain(t.db)).resolves.toMatchObject({ ok: true });
+    },
+  );
 
   it('fails visibly, naming the action that was not recorded, when the database stays away', async () => {
     const gone = connectDatabase(`postgres://postgres:x@127.0.0.1:${await freePort()}/postgres`, { max: 1 });
     pools.push(gone);
     const started = Date.now();
-    const err = await appendAudit(gone.db, { actor: 'slack:U1', action: 'cycle.cancelled', subjectType: 'cycle', subjectId: 'C-9' }, { attempts: 3, backoffMs: 100 }).then(
+    const err = await appendAudit(
+      gone.db,
+      { actor: 'slack:U1', action: 'cycle.cancelled', subjectType: 'cycle', subjectId: 'C-9' },
+      { attempts: 3, backoffMs: 100 },
+    ).then(
       () => undefined,
       (e: Error & { code?: string }) => e,
     );

@@ -13,8 +13,19 @@ describe('audit log', () => {
   });
 
   it('chains entries and verifies an untouched chain', async () => {
-    const a = await appendAudit(t.db, { actor: 'cli:ops', action: 'cycle.started', subjectType: 'cycle', subjectId: 'C-1', details: { b: 1, a: [2, 3] } });
-    const b = await appendAudit(t.db, { actor: 'slack:U1', action: 'cycle.approved', subjectType: 'cycle', subjectId: 'C-1' });
+    const a = await appendAudit(t.db, {
+      actor: 'cli:ops',
+      action: 'cycle.started',
+      subjectType: 'cycle',
+      subjectId: 'C-1',
+      details: { b: 1, a: [2, 3] },
+    });
+    const b = await appendAudit(t.db, {
+      actor: 'slack:U1',
+      action: 'cycle.approved',
+      subjectType: 'cycle',
+      subjectId: 'C-1',
+    });
     expect(a.prevHash).toBe(GENESIS_HASH);
     expect(b.prevHash).toBe(a.hash);
     await expect(verifyAuditChain(t.db)).resolves.toEqual({ ok: true, rows: 2 });
@@ -22,21 +33,39 @@ describe('audit log', () => {
 
   it('serialises concurrent appends into one chain', async () => {
     await Promise.all(
-      Array.from({ length: 20 }, (_, i) => appendAudit(t.db, { actor: 'system', action: 'job.result', subjectType: 'job', subjectId: `J-${i}` })),
+      Array.from({ length: 20 }, (_, i) =>
+        appendAudit(t.db, { actor: 'system', action: 'job.result', subjectType: 'job', subjectId: `J-${i}` }),
+      ),
     );
     const v = await verifyAuditChain(t.db);
     expect(v.ok).toBe(true);
   });
 
-  it.each(['update audit_log set actor = $$x$$', 'delete from audit_log', 'truncate audit_log'])('refuses %s', async (stmt) => {
-    const err = await t.db.execute(sql.raw(stmt)).then(() => undefined, (e: Error) => e);
-    // drizzle wraps the driver's error: PostgreSQL's own message is the cause.
-    expect(String((err?.cause as Error | undefined)?.message)).toMatch(/audit_log is append-only/);
-  });
+  it.each(['update audit_log set actor = $$x$$', 'delete from audit_log', 'truncate audit_log'])(
+    'refuses %s',
+    async (stmt) => {
+      const err = await t.db.execute(sql.raw(stmt)).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      // drizzle wraps the driver's error: PostgreSQL's own message is the cause.
+      expect(String((err?.cause as Error | undefined)?.message)).toMatch(/audit_log is append-only/);
+    },
+  );
 
   it('names the first altered row', async () => {
-    const target = await appendAudit(t.db, { actor: 'web:alice', action: 'exception.added', subjectType: 'exception', subjectId: 'EXC-1' });
-    await appendAudit(t.db, { actor: 'web:alice', action: 'exception.removed', subjectType: 'exception', subjectId: 'EXC-1' });
+    const target = await appendAudit(t.db, {
+      actor: 'web:alice',
+      action: 'exception.added',
+      subjectType: 'exception',
+      subjectId: 'EXC-1',
+    });
+    await appendAudit(t.db, {
+      actor: 'web:alice',
+      action: 'exception.removed',
+      subjectType: 'exception',
+      subjectId: 'EXC-1',
+    });
     // An attacker with superuser rights switches the trigger off and edits a row.
     await t.db.execute(sql.raw('alter table audit_log disable trigger audit_log_no_update'));
     await t.db.execute(sql`update audit_log set actor = 'web:mallory' where id = ${target.id}`);

@@ -48,7 +48,11 @@ export interface AuditKeys {
 
 export function auditKeysFrom(box: SecretBox): AuditKeys {
   const chain = box.deriveKey('audit-chain:v1');
-  return { id: createHash('sha256').update(chain).digest('hex').slice(0, 16), chain, checkpoint: box.deriveKey('audit-checkpoint:v1') };
+  return {
+    id: createHash('sha256').update(chain).digest('hex').slice(0, 16),
+    chain,
+    checkpoint: box.deriveKey('audit-checkpoint:v1'),
+  };
 }
 
 let processKeys: AuditKeys | undefined;
@@ -64,7 +68,10 @@ export function auditKeysLoaded(): boolean {
 
 export function currentAuditKeys(): AuditKeys {
   if (!processKeys) {
-    throw new CodedError(ErrorCode.ConfigInvalid, 'the audit key is not loaded: this process cannot write or verify the audit log (a composition root must call useAuditKeys)');
+    throw new CodedError(
+      ErrorCode.ConfigInvalid,
+      'the audit key is not loaded: this process cannot write or verify the audit log (a composition root must call useAuditKeys)',
+    );
   }
   return processKeys;
 }
@@ -108,7 +115,10 @@ export function auditHash(prevHash: string, e: AuditContent): string {
 
 /** The keyed hash: HMAC-SHA256 over the row's id, the previous hash and the content. */
 export function keyedAuditHash(key: Buffer, id: number, prevHash: string, e: AuditContent): string {
-  return createHmac('sha256', key).update(`patchops-audit:v1\n${id}\n${prevHash}\n`).update(contentJson(e)).digest('hex');
+  return createHmac('sha256', key)
+    .update(`patchops-audit:v1\n${id}\n${prevHash}\n`)
+    .update(contentJson(e))
+    .digest('hex');
 }
 
 // ---------------------------------------------------------------- appending
@@ -136,7 +146,9 @@ export async function appendAudit(db: Db, input: AuditEntryInput, options: Appen
       const [last] = await tx.select({ hash: auditLog.hash }).from(auditLog).orderBy(desc(auditLog.id)).limit(1);
       const prevHash = last?.hash ?? GENESIS_HASH;
       // The id is part of the keyed hash, so it is taken first (under the lock ids rise in chain order).
-      const next = await tx.execute<{ id: string }>(sql`select nextval(pg_get_serial_sequence('audit_log', 'id'))::text as id`);
+      const next = await tx.execute<{ id: string }>(
+        sql`select nextval(pg_get_serial_sequence('audit_log', 'id'))::text as id`,
+      );
       const id = Number(next.rows[0]!.id);
       // Millisecond precision: the column stores milliseconds, so the hash is over what is stored.
       const at = new Date(Math.floor((input.at ?? new Date()).getTime()));
@@ -182,14 +194,20 @@ function isTransient(e: unknown): boolean {
     if (/^(08|53|57P0)/.test(code) || ['40001', '40P01', '55P03'].includes(code)) return true;
     if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code)) return true;
     const message = (c as Error).message ?? '';
-    if (/Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(message)) return true;
+    if (
+      /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
+        message,
+      )
+    )
+      return true;
   }
   return false;
 }
 
 function rootMessage(e: unknown): string {
   let m = (e as Error)?.message ?? String(e);
-  for (let c = (e as { cause?: unknown }).cause, depth = 0; c instanceof Error && depth < 6; c = c.cause, depth++) m = c.message || m;
+  for (let c = (e as { cause?: unknown }).cause, depth = 0; c instanceof Error && depth < 6; c = c.cause, depth++)
+    m = c.message || m;
   return m;
 }
 
@@ -218,12 +236,15 @@ export interface AuditLogReport {
   problem?: { id: number; reason: string };
 }
 
-export type AuditVerification = { ok: true; rows: number } | { ok: false; rows: number; brokenId: number; reason: string };
+export type AuditVerification =
+  { ok: true; rows: number } | { ok: false; rows: number; brokenId: number; reason: string };
 
 /** Walks the chain in id order and names the first row whose hash or link does not hold. */
 export async function verifyAuditChain(db: Db, batchSize = 5000): Promise<AuditVerification> {
   const r = await verifyAuditLog(db, { batchSize });
-  return r.problem ? { ok: false, rows: r.rows + 1, brokenId: r.problem.id, reason: r.problem.reason } : { ok: true, rows: r.rows };
+  return r.problem
+    ? { ok: false, rows: r.rows + 1, brokenId: r.problem.id, reason: r.problem.reason }
+    : { ok: true, rows: r.rows };
 }
 
 /**
@@ -252,16 +273,34 @@ export async function verifyAuditLog(
     const start = options.from;
     const [row] = await db.select({ hash: auditLog.hash }).from(auditLog).where(eq(auditLog.id, start.headId));
     if (!row) return report(await missingHead(db, start));
-    if (row.hash !== start.headHash) return report({ id: start.headId, reason: `row ${start.headId}'s hash is not the one the checkpoint of ${start.writtenAt} recorded: the log was rewritten up to it` });
-    Object.assign(state, { rows: start.rows, keyedFrom: start.keyedFrom, prevHash: start.headHash, lastId: start.headId, unkeyedRows: start.keyedFrom === null ? start.rows : 0 });
+    if (row.hash !== start.headHash)
+      return report({
+        id: start.headId,
+        reason: `row ${start.headId}'s hash is not the one the checkpoint of ${start.writtenAt} recorded: the log was rewritten up to it`,
+      });
+    Object.assign(state, {
+      rows: start.rows,
+      keyedFrom: start.keyedFrom,
+      prevHash: start.headHash,
+      lastId: start.headId,
+      unkeyedRows: start.keyedFrom === null ? start.rows : 0,
+    });
   }
 
   let anchorSeen = !anchor || state.lastId >= anchor.headId;
   for (;;) {
-    const batch = await db.select().from(auditLog).where(gt(auditLog.id, state.lastId)).orderBy(asc(auditLog.id)).limit(batchSize);
+    const batch = await db
+      .select()
+      .from(auditLog)
+      .where(gt(auditLog.id, state.lastId))
+      .orderBy(asc(auditLog.id))
+      .limit(batchSize);
     for (const row of batch) {
       if (anchor && !anchorSeen && row.id > anchor.headId) {
-        return report({ id: anchor.headId, reason: `row ${anchor.headId}, the head recorded by the checkpoint of ${anchor.writtenAt}, is missing: it was deleted` });
+        return report({
+          id: anchor.headId,
+          reason: `row ${anchor.headId}, the head recorded by the checkpoint of ${anchor.writtenAt}, is missing: it was deleted`,
+        });
       }
       if (row.prevHash !== state.prevHash) {
         const gap = row.id > state.lastId + 1 ? ` Rows ${state.lastId + 1}–${row.id - 1} are not in the log.` : '';
@@ -270,17 +309,31 @@ export async function verifyAuditLog(
           reason: `row ${row.id} links to ${row.prevHash.slice(0, 12)}… but the row before it (${state.lastId || 'genesis'}) hashes to ${state.prevHash.slice(0, 12)}…: a row before it was removed or altered.${gap}`,
         });
       }
-      const content = { at: row.at, actor: row.actor, action: row.action, subjectType: row.subjectType, subjectId: row.subjectId, details: row.details };
+      const content = {
+        at: row.at,
+        actor: row.actor,
+        action: row.action,
+        subjectType: row.subjectType,
+        subjectId: row.subjectId,
+        details: row.details,
+      };
       // Keyed from the first keyed row seen, or from where the checkpoint says keying began (a chain rewritten unkeyed
       // from row 1 has no keyed row to go by).
       const anchorKeyedFrom = anchor?.keyedFrom ?? null;
-      const mustBeKeyed = state.keyedFrom ?? (anchorKeyedFrom !== null && row.id >= anchorKeyedFrom ? anchorKeyedFrom : null);
+      const mustBeKeyed =
+        state.keyedFrom ?? (anchorKeyedFrom !== null && row.id >= anchorKeyedFrom ? anchorKeyedFrom : null);
       if (row.keyId === null) {
         if (mustBeKeyed !== null) {
-          return report({ id: row.id, reason: `row ${row.id} is not keyed, but every row from ${mustBeKeyed} on is: it was written or rewritten by someone without the audit key` });
+          return report({
+            id: row.id,
+            reason: `row ${row.id} is not keyed, but every row from ${mustBeKeyed} on is: it was written or rewritten by someone without the audit key`,
+          });
         }
         if (auditHash(state.prevHash, content) !== row.hash) {
-          return report({ id: row.id, reason: `row ${row.id}'s content does not match its hash (it was altered after it was written)` });
+          return report({
+            id: row.id,
+            reason: `row ${row.id}'s content does not match its hash (it was altered after it was written)`,
+          });
         }
         state.unkeyedRows += 1;
       } else {
@@ -291,7 +344,10 @@ export async function verifyAuditLog(
           });
         }
         if (!safeEqualHex(keyedAuditHash(keys.chain, row.id, state.prevHash, content), row.hash)) {
-          return report({ id: row.id, reason: `row ${row.id}'s content does not match its keyed hash: it was altered, inserted or re-chained by someone without the audit key` });
+          return report({
+            id: row.id,
+            reason: `row ${row.id}'s content does not match its keyed hash: it was altered, inserted or re-chained by someone without the audit key`,
+          });
         }
         state.keyedFrom ??= row.id;
       }
@@ -301,10 +357,16 @@ export async function verifyAuditLog(
       if (anchor && row.id === anchor.headId) {
         anchorSeen = true;
         if (row.hash !== anchor.headHash) {
-          return report({ id: row.id, reason: `row ${row.id}'s hash is not the one the checkpoint of ${anchor.writtenAt} recorded: the log was rewritten up to it` });
+          return report({
+            id: row.id,
+            reason: `row ${row.id}'s hash is not the one the checkpoint of ${anchor.writtenAt} recorded: the log was rewritten up to it`,
+          });
         }
         if (state.rows !== anchor.rows) {
-          return report({ id: row.id, reason: `the checkpoint of ${anchor.writtenAt} counted ${anchor.rows} rows up to row ${row.id}, the log now has ${state.rows}: rows were removed or added before it` });
+          return report({
+            id: row.id,
+            reason: `the checkpoint of ${anchor.writtenAt} counted ${anchor.rows} rows up to row ${row.id}, the log now has ${state.rows}: rows were removed or added before it`,
+          });
         }
       }
     }
@@ -322,9 +384,15 @@ export async function verifyAuditLog(
 async function missingHead(db: Db, from: AuditAnchor): Promise<{ id: number; reason: string }> {
   const [last] = await db.select({ id: auditLog.id }).from(auditLog).orderBy(desc(auditLog.id)).limit(1);
   if (!last || last.id < from.headId) {
-    return { id: from.headId, reason: `the checkpoint of ${from.writtenAt} recorded row ${from.headId} as the head, but the log ends at row ${last?.id ?? 'none'}: rows were cut from the tail` };
+    return {
+      id: from.headId,
+      reason: `the checkpoint of ${from.writtenAt} recorded row ${from.headId} as the head, but the log ends at row ${last?.id ?? 'none'}: rows were cut from the tail`,
+    };
   }
-  return { id: from.headId, reason: `row ${from.headId}, the head recorded by the checkpoint of ${from.writtenAt}, is missing: it was deleted` };
+  return {
+    id: from.headId,
+    reason: `row ${from.headId}, the head recorded by the checkpoint of ${from.writtenAt}, is missing: it was deleted`,
+  };
 }
 
 function safeEqualHex(a: string, b: string): boolean {

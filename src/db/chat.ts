@@ -52,11 +52,22 @@ export async function findChatMessage(db: Db, k: ChatMessageKey): Promise<Stored
 }
 
 /** Messages of a cycle on one platform (every conversation), optionally of one key. */
-export async function chatMessagesOf(db: Db, cycleId: string, platform: ChatPlatform, key?: string): Promise<StoredChatMessage[]> {
+export async function chatMessagesOf(
+  db: Db,
+  cycleId: string,
+  platform: ChatPlatform,
+  key?: string,
+): Promise<StoredChatMessage[]> {
   const rows = await db
     .select()
     .from(chatMessages)
-    .where(and(eq(chatMessages.cycleId, cycleId), eq(chatMessages.platform, platform), key === undefined ? undefined : eq(chatMessages.key, key)));
+    .where(
+      and(
+        eq(chatMessages.cycleId, cycleId),
+        eq(chatMessages.platform, platform),
+        key === undefined ? undefined : eq(chatMessages.key, key),
+      ),
+    );
   return rows.map(toMessage);
 }
 
@@ -75,7 +86,8 @@ export async function reserveChatMessage(
     .returning({ cycleId: chatMessages.cycleId });
   if (inserted.length > 0) return { reserved: true };
   const existing = await findChatMessage(db, k);
-  if (!existing) throw new Error(`chat message ${k.cycleId}/${k.platform}/${k.conversationId}/${k.key} vanished while reserving`);
+  if (!existing)
+    throw new Error(`chat message ${k.cycleId}/${k.platform}/${k.conversationId}/${k.key} vanished while reserving`);
   return { reserved: false, existing };
 }
 
@@ -93,7 +105,11 @@ export async function updateChatMessageModel(db: Db, k: ChatMessageKey, model: R
 }
 
 /** Finds a message by its platform reference (Slack ts, Teams activity id); null when unknown. */
-export async function findChatMessageByRef(db: Db, platform: ChatPlatform, messageRef: string): Promise<StoredChatMessage | null> {
+export async function findChatMessageByRef(
+  db: Db,
+  platform: ChatPlatform,
+  messageRef: string,
+): Promise<StoredChatMessage | null> {
   const [row] = await db
     .select()
     .from(chatMessages)
@@ -114,13 +130,21 @@ export interface StoredConversation {
 }
 
 /** Stores (or refreshes) a conversation reference; idempotent. */
-export async function saveConversation(db: Db, c: Omit<StoredConversation, 'tenantId' | 'installedBy'> & { tenantId?: string | null; installedBy?: string | null }): Promise<void> {
+export async function saveConversation(
+  db: Db,
+  c: Omit<StoredConversation, 'tenantId' | 'installedBy'> & { tenantId?: string | null; installedBy?: string | null },
+): Promise<void> {
   await db
     .insert(chatConversations)
     .values({ ...c, tenantId: c.tenantId ?? null, installedBy: c.installedBy ?? null })
     .onConflictDoUpdate({
       target: [chatConversations.platform, chatConversations.conversationId],
-      set: { reference: c.reference, kind: c.kind, tenantId: sql`coalesce(excluded.tenant_id, ${chatConversations.tenantId})`, updatedAt: new Date() },
+      set: {
+        reference: c.reference,
+        kind: c.kind,
+        tenantId: sql`coalesce(excluded.tenant_id, ${chatConversations.tenantId})`,
+        updatedAt: new Date(),
+      },
     });
 }
 

@@ -19,7 +19,10 @@ export const APP_ROLE = 'patchops_app';
  * `role` makes every connection act as that role from its start (`-c role=…` in the startup packet): a connection
  * that cannot take the role fails instead of silently running with the login's own rights.
  */
-export function connectDatabase(url: string, options: { max?: number; applicationName?: string; role?: string } = {}): Database {
+export function connectDatabase(
+  url: string,
+  options: { max?: number; applicationName?: string; role?: string } = {},
+): Database {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.max ?? 10,

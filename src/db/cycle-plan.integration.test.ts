@@ -4,7 +4,14 @@ import { seedFleet } from '../../test/helpers/cycle-fixtures';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import type { AssessedPatch } from '../domain/risk';
 import { createCycleRow } from './cycles';
-import { endpointsOfWaves, replaceCycleTargets, replaceCycleWaves, targetEndpointIds, targetHostnames, waveMaintenanceWindows } from './cycle-plan';
+import {
+  endpointsOfWaves,
+  replaceCycleTargets,
+  replaceCycleWaves,
+  targetEndpointIds,
+  targetHostnames,
+  waveMaintenanceWindows,
+} from './cycle-plan';
 import { cycleTargets, endpointGroups, maintenanceWindows } from './schema/index';
 
 let t: TestDatabase;
@@ -16,11 +23,29 @@ afterAll(async () => {
 });
 
 async function cycle(cycleId: string): Promise<void> {
-  await createCycleRow(t.db, { cycleId, workflowId: `patch-cycle:${cycleId}`, policyName: 'p', policyVersion: 1, scope: {}, emergency: false, requestedBy: 'cli:test' });
+  await createCycleRow(t.db, {
+    cycleId,
+    workflowId: `patch-cycle:${cycleId}`,
+    policyName: 'p',
+    policyVersion: 1,
+    scope: {},
+    emergency: false,
+    requestedBy: 'cli:test',
+  });
 }
 
 function assessed(patchId: string, o: Partial<AssessedPatch>): AssessedPatch {
-  return { patchId, decision: 'include', priority: 'P2', riskScore: 61, slaDue: '2026-12-20T00:00:00.000Z', endpointIds: [], skippedEndpointIds: [], reason: 'missing', ...o };
+  return {
+    patchId,
+    decision: 'include',
+    priority: 'P2',
+    riskScore: 61,
+    slaDue: '2026-12-20T00:00:00.000Z',
+    endpointIds: [],
+    skippedEndpointIds: [],
+    reason: 'missing',
+    ...o,
+  };
 }
 
 describe('the cycle plan', () => {
@@ -33,8 +58,20 @@ describe('the cycle plan', () => {
       assessed(f.patchId, { endpointIds: [e0, e1], skippedEndpointIds: [e2], reason: 'P2: important' }),
       assessed('KB-other', { decision: 'dropped', priority: 'P4', endpointIds: [], reason: 'superseded' }),
     ]);
-    const rows = await t.db.select().from(cycleTargets).where(eq(cycleTargets.cycleId, 'c-plan')).orderBy(cycleTargets.endpointId);
-    expect(rows.map((r) => ({ endpointId: r.endpointId, decision: r.decision, priority: r.priority, riskScore: r.riskScore, slaDue: r.slaDue?.toISOString() ?? null }))).toEqual([
+    const rows = await t.db
+      .select()
+      .from(cycleTargets)
+      .where(eq(cycleTargets.cycleId, 'c-plan'))
+      .orderBy(cycleTargets.endpointId);
+    expect(
+      rows.map((r) => ({
+        endpointId: r.endpointId,
+        decision: r.decision,
+        priority: r.priority,
+        riskScore: r.riskScore,
+        slaDue: r.slaDue?.toISOString() ?? null,
+      })),
+    ).toEqual([
       { endpointId: e0, decision: 'include', priority: 2, riskScore: 61, slaDue: '2026-12-20T00:00:00.000Z' },
       { endpointId: e1, decision: 'include', priority: 2, riskScore: 61, slaDue: '2026-12-20T00:00:00.000Z' },
       { endpointId: e2, decision: 'skipped', priority: 2, riskScore: 61, slaDue: null },
@@ -71,11 +108,29 @@ describe('the cycle plan', () => {
 
   it('reads the distinct maintenance windows of the groups a wave is in', async () => {
     const f = await seedFleet(t.db, { prefix: 'mw', testEndpoints: 0, endpoints: 2 });
-    const [w] = await t.db.insert(maintenanceWindows).values({ name: 'mw-sat', rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22;BYMINUTE=0', timezone: 'Europe/London', durationMinutes: 240 }).returning();
+    const [w] = await t.db
+      .insert(maintenanceWindows)
+      .values({
+        name: 'mw-sat',
+        rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22;BYMINUTE=0',
+        timezone: 'Europe/London',
+        durationMinutes: 240,
+      })
+      .returning();
     await t.db.update(endpointGroups).set({ maintenanceWindowId: w!.id }).where(eq(endpointGroups.name, f.prodGroup));
     await cycle('c-mw');
-    await replaceCycleWaves(t.db, 'c-mw', { test: { endpointIds: [] }, waves: [{ index: 1, name: 'all', endpointIds: f.endpointIds, batches: [f.endpointIds] }] });
-    expect(await waveMaintenanceWindows(t.db, 'c-mw', 1)).toEqual([{ rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22;BYMINUTE=0', timezone: 'Europe/London', durationMinutes: 240, blackoutDates: [] }]);
+    await replaceCycleWaves(t.db, 'c-mw', {
+      test: { endpointIds: [] },
+      waves: [{ index: 1, name: 'all', endpointIds: f.endpointIds, batches: [f.endpointIds] }],
+    });
+    expect(await waveMaintenanceWindows(t.db, 'c-mw', 1)).toEqual([
+      {
+        rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22;BYMINUTE=0',
+        timezone: 'Europe/London',
+        durationMinutes: 240,
+        blackoutDates: [],
+      },
+    ]);
     expect(await waveMaintenanceWindows(t.db, 'c-mw', 2)).toEqual([]);
   });
 });

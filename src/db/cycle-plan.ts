@@ -7,7 +7,14 @@ import { and, eq, inArray } from 'drizzle-orm';
 import type { AssessedPatch, Priority } from '../domain/risk';
 import type { WavePlan } from '../domain/waves';
 import type { Db } from './client';
-import { cycleEndpoints, cycleTargets, endpointGroups, endpoints, groupMembers, maintenanceWindows } from './schema/index';
+import {
+  cycleEndpoints,
+  cycleTargets,
+  endpointGroups,
+  endpoints,
+  groupMembers,
+  maintenanceWindows,
+} from './schema/index';
 
 /** Rows per INSERT statement. */
 const INSERT_BATCH = 1000;
@@ -34,11 +41,23 @@ export async function replaceCycleTargets(db: Db, cycleId: string, assessed: Ass
       });
     }
     for (const endpointId of a.skippedEndpointIds) {
-      rows.push({ cycleId, endpointId, patchId: a.patchId, decision: 'skipped', priority: priorityRank(a.priority), riskScore: a.riskScore, reason: a.reason });
+      rows.push({
+        cycleId,
+        endpointId,
+        patchId: a.patchId,
+        decision: 'skipped',
+        priority: priorityRank(a.priority),
+        riskScore: a.riskScore,
+        reason: a.reason,
+      });
     }
   }
   await db.delete(cycleTargets).where(eq(cycleTargets.cycleId, cycleId));
-  for (let i = 0; i < rows.length; i += INSERT_BATCH) await db.insert(cycleTargets).values(rows.slice(i, i + INSERT_BATCH)).onConflictDoNothing();
+  for (let i = 0; i < rows.length; i += INSERT_BATCH)
+    await db
+      .insert(cycleTargets)
+      .values(rows.slice(i, i + INSERT_BATCH))
+      .onConflictDoNothing();
 }
 
 /** The endpoints at least one included patch goes to (empty when the cycle has no targets). */
@@ -64,21 +83,38 @@ export async function targetHostnames(db: Db, cycleId: string, limit: number): P
 
 /** Replaces the cycle's wave assignment with the plan: the test ring is wave 0, batch 0. */
 export async function replaceCycleWaves(db: Db, cycleId: string, plan: WavePlan): Promise<void> {
-  const rows: Array<typeof cycleEndpoints.$inferInsert> = plan.test.endpointIds.map((id) => ({ cycleId, endpointId: id, wave: 0, batch: 0 }));
+  const rows: Array<typeof cycleEndpoints.$inferInsert> = plan.test.endpointIds.map((id) => ({
+    cycleId,
+    endpointId: id,
+    wave: 0,
+    batch: 0,
+  }));
   for (const w of plan.waves) {
     w.batches.forEach((batch, b) => {
       for (const id of batch) rows.push({ cycleId, endpointId: id, wave: w.index, batch: b });
     });
   }
   await db.delete(cycleEndpoints).where(eq(cycleEndpoints.cycleId, cycleId));
-  for (let i = 0; i < rows.length; i += INSERT_BATCH) await db.insert(cycleEndpoints).values(rows.slice(i, i + INSERT_BATCH)).onConflictDoNothing();
+  for (let i = 0; i < rows.length; i += INSERT_BATCH)
+    await db
+      .insert(cycleEndpoints)
+      .values(rows.slice(i, i + INSERT_BATCH))
+      .onConflictDoNothing();
 }
 
 /** The endpoints of these waves (only `endpointId`, when given and in them). */
-export async function endpointsOfWaves(db: Db, cycleId: string, waves: number[], endpointId?: string): Promise<string[]> {
+export async function endpointsOfWaves(
+  db: Db,
+  cycleId: string,
+  waves: number[],
+  endpointId?: string,
+): Promise<string[]> {
   const conds = [eq(cycleEndpoints.cycleId, cycleId), inArray(cycleEndpoints.wave, waves)];
   if (endpointId) conds.push(eq(cycleEndpoints.endpointId, endpointId));
-  const rows = await db.select({ id: cycleEndpoints.endpointId }).from(cycleEndpoints).where(and(...conds));
+  const rows = await db
+    .select({ id: cycleEndpoints.endpointId })
+    .from(cycleEndpoints)
+    .where(and(...conds));
   return rows.map((r) => r.id);
 }
 
@@ -92,7 +128,12 @@ export interface WaveMaintenanceWindow {
 /** The distinct maintenance windows of the groups a wave's endpoints are in (empty: none of them has one). */
 export async function waveMaintenanceWindows(db: Db, cycleId: string, wave: number): Promise<WaveMaintenanceWindow[]> {
   return db
-    .selectDistinct({ rrule: maintenanceWindows.rrule, timezone: maintenanceWindows.timezone, durationMinutes: maintenanceWindows.durationMinutes, blackoutDates: maintenanceWindows.blackoutDates })
+    .selectDistinct({
+      rrule: maintenanceWindows.rrule,
+      timezone: maintenanceWindows.timezone,
+      durationMinutes: maintenanceWindows.durationMinutes,
+      blackoutDates: maintenanceWindows.blackoutDates,
+    })
     .from(cycleEndpoints)
     .innerJoin(groupMembers, eq(groupMembers.endpointId, cycleEndpoints.endpointId))
     .innerJoin(endpointGroups, eq(endpointGroups.id, groupMembers.groupId))

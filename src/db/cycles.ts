@@ -6,7 +6,15 @@ import { TERMINAL_STAGES, type CycleScope, type CycleStage } from '../domain/cyc
 import { CodedError, ErrorCode } from '../domain/errors';
 import { appendAudit } from './audit';
 import type { Db } from './client';
-import { cycleApprovals, cycleStageEvents, endpointGroups, endpoints, groupMembers, patchCycles, patchExceptions } from './schema/index';
+import {
+  cycleApprovals,
+  cycleStageEvents,
+  endpointGroups,
+  endpoints,
+  groupMembers,
+  patchCycles,
+  patchExceptions,
+} from './schema/index';
 
 export interface CycleRow {
   cycleId: string;
@@ -47,7 +55,15 @@ function toRow(r: typeof patchCycles.$inferSelect): CycleRow {
 /** Creates the cycle row; a retried call finds the row it made (idempotent by id). */
 export async function createCycleRow(
   db: Db,
-  c: { cycleId: string; workflowId: string; policyName: string; policyVersion: number; scope: CycleScope; emergency: boolean; requestedBy: string },
+  c: {
+    cycleId: string;
+    workflowId: string;
+    policyName: string;
+    policyVersion: number;
+    scope: CycleScope;
+    emergency: boolean;
+    requestedBy: string;
+  },
 ): Promise<{ created: boolean }> {
   const inserted = await db
     .insert(patchCycles)
@@ -85,7 +101,10 @@ export async function findCycleByChange(db: Db, changeNumber: string): Promise<C
   return r ? toRow(r) : null;
 }
 
-export async function listCycleRows(db: Db, options: { limit?: number; activeOnly?: boolean } = {}): Promise<CycleRow[]> {
+export async function listCycleRows(
+  db: Db,
+  options: { limit?: number; activeOnly?: boolean } = {},
+): Promise<CycleRow[]> {
   const rows = await db
     .select()
     .from(patchCycles)
@@ -98,7 +117,15 @@ export async function listCycleRows(db: Db, options: { limit?: number; activeOnl
 /** Records a stage change: the cycle row (stage, summary, reason), a stage event, and an audit entry. */
 export async function recordStageChange(
   db: Db,
-  e: { cycleId: string; stage: CycleStage; actor: string; detail?: Record<string, unknown>; summary?: Record<string, unknown>; reason?: string; at?: Date },
+  e: {
+    cycleId: string;
+    stage: CycleStage;
+    actor: string;
+    detail?: Record<string, unknown>;
+    summary?: Record<string, unknown>;
+    reason?: string;
+    at?: Date;
+  },
 ): Promise<void> {
   const at = e.at ?? new Date();
   const terminal = TERMINAL_STAGES.includes(e.stage);
@@ -113,11 +140,25 @@ export async function recordStageChange(
     })
     .where(eq(patchCycles.id, e.cycleId));
   await db.insert(cycleStageEvents).values({ cycleId: e.cycleId, stage: e.stage, detail: e.detail ?? {}, at });
-  await appendAudit(db, { actor: e.actor, action: `cycle.stage.${e.stage.toLowerCase()}`, subjectType: 'cycle', subjectId: e.cycleId, details: e.detail ?? {}, at });
+  await appendAudit(db, {
+    actor: e.actor,
+    action: `cycle.stage.${e.stage.toLowerCase()}`,
+    subjectType: 'cycle',
+    subjectId: e.cycleId,
+    details: e.detail ?? {},
+    at,
+  });
 }
 
-export async function stageEvents(db: Db, cycleId: string): Promise<Array<{ stage: string; detail: Record<string, unknown>; at: string }>> {
-  const rows = await db.select().from(cycleStageEvents).where(eq(cycleStageEvents.cycleId, cycleId)).orderBy(cycleStageEvents.id);
+export async function stageEvents(
+  db: Db,
+  cycleId: string,
+): Promise<Array<{ stage: string; detail: Record<string, unknown>; at: string }>> {
+  const rows = await db
+    .select()
+    .from(cycleStageEvents)
+    .where(eq(cycleStageEvents.cycleId, cycleId))
+    .orderBy(cycleStageEvents.id);
   return rows.map((r) => ({ stage: r.stage, detail: r.detail, at: r.at.toISOString() }));
 }
 
@@ -128,11 +169,27 @@ export async function setChangeNumber(db: Db, cycleId: string, changeNumber: str
 /** Stores a vote (one per identity per cycle; a retried write is a no-op) and audits it. */
 export async function recordVoteRow(
   db: Db,
-  v: { cycleId: string; identity: string; person?: string; channel: string; decision: 'approve' | 'reject'; reason?: string; at: Date; messageRef?: string },
+  v: {
+    cycleId: string;
+    identity: string;
+    person?: string;
+    channel: string;
+    decision: 'approve' | 'reject';
+    reason?: string;
+    at: Date;
+    messageRef?: string;
+  },
 ): Promise<{ created: boolean }> {
   const inserted = await db
     .insert(cycleApprovals)
-    .values({ cycleId: v.cycleId, identity: v.identity, channel: v.channel, decision: v.decision, reason: v.reason ?? null, at: v.at })
+    .values({
+      cycleId: v.cycleId,
+      identity: v.identity,
+      channel: v.channel,
+      decision: v.decision,
+      reason: v.reason ?? null,
+      at: v.at,
+    })
     .onConflictDoNothing()
     .returning({ id: cycleApprovals.id });
   if (inserted.length > 0) {
@@ -141,7 +198,12 @@ export async function recordVoteRow(
       action: v.decision === 'approve' ? 'cycle.approved' : 'cycle.rejected',
       subjectType: 'cycle',
       subjectId: v.cycleId,
-      details: { channel: v.channel, ...(v.person && v.person !== v.identity ? { person: v.person } : {}), ...(v.reason ? { reason: v.reason } : {}), ...(v.messageRef ? { messageRef: v.messageRef } : {}) },
+      details: {
+        channel: v.channel,
+        ...(v.person && v.person !== v.identity ? { person: v.person } : {}),
+        ...(v.reason ? { reason: v.reason } : {}),
+        ...(v.messageRef ? { messageRef: v.messageRef } : {}),
+      },
       at: v.at,
     });
   }
@@ -235,9 +297,12 @@ export async function addException(
     throw new CodedError(ErrorCode.InvalidInput, 'an exception needs a patch, an endpoint or a group');
   }
   if (!e.reason.trim()) throw new CodedError(ErrorCode.InvalidInput, 'an exception needs a reason');
-  if (Number.isNaN(e.expiresAt.getTime())) throw new CodedError(ErrorCode.InvalidInput, 'the expiry is not a date (use YYYY-MM-DD)');
+  if (Number.isNaN(e.expiresAt.getTime()))
+    throw new CodedError(ErrorCode.InvalidInput, 'the expiry is not a date (use YYYY-MM-DD)');
   const row = await db.transaction(async (tx) => {
-    const [{ id }] = (await tx.execute<{ id: number }>(sql`select nextval(pg_get_serial_sequence('patch_exceptions', 'id'))::int as id`)).rows as [{ id: number }];
+    const [{ id }] = (
+      await tx.execute<{ id: number }>(sql`select nextval(pg_get_serial_sequence('patch_exceptions', 'id'))::int as id`)
+    ).rows as [{ id: number }];
     const [r] = await tx
       .insert(patchExceptions)
       .values({
@@ -258,18 +323,31 @@ export async function addException(
     action: 'exception.added',
     subjectType: 'exception',
     subjectId: row.code,
-    details: { patchId: row.patchId, endpointId: row.endpointId, groupName: row.groupName, reason: row.reason, expiresAt: row.expiresAt.toISOString() },
+    details: {
+      patchId: row.patchId,
+      endpointId: row.endpointId,
+      groupName: row.groupName,
+      reason: row.reason,
+      expiresAt: row.expiresAt.toISOString(),
+    },
   });
   return toException(row);
 }
 
 /** Exceptions not removed and not expired at `now` (all not removed when activeOnly is false). */
-export async function listExceptions(db: Db, options: { now?: Date; activeOnly?: boolean } = {}): Promise<ExceptionDto[]> {
+export async function listExceptions(
+  db: Db,
+  options: { now?: Date; activeOnly?: boolean } = {},
+): Promise<ExceptionDto[]> {
   const now = options.now ?? new Date();
   const rows = await db
     .select()
     .from(patchExceptions)
-    .where(options.activeOnly === false ? isNull(patchExceptions.removedAt) : and(isNull(patchExceptions.removedAt), gt(patchExceptions.expiresAt, now)))
+    .where(
+      options.activeOnly === false
+        ? isNull(patchExceptions.removedAt)
+        : and(isNull(patchExceptions.removedAt), gt(patchExceptions.expiresAt, now)),
+    )
     .orderBy(patchExceptions.id);
   return rows.map(toException);
 }
@@ -282,7 +360,8 @@ export async function removeException(db: Db, code: string, by: string): Promise
     .set({ removedAt: new Date(), removedBy: by })
     .where(and(eq(patchExceptions.code, normal), isNull(patchExceptions.removedAt)))
     .returning({ code: patchExceptions.code });
-  if (rows.length === 0) throw new CodedError(ErrorCode.NotFound, `no active exception ${normal} (see \`exceptions list\`)`);
+  if (rows.length === 0)
+    throw new CodedError(ErrorCode.NotFound, `no active exception ${normal} (see \`exceptions list\`)`);
   await appendAudit(db, { actor: by, action: 'exception.removed', subjectType: 'exception', subjectId: normal });
 }
 
@@ -290,9 +369,17 @@ export async function removeException(db: Db, code: string, by: string): Promise
 export async function recentCycles(
   db: Db,
   options: { since: Date; limit: number },
-): Promise<Array<{ cycleId: string; policyName: string; stage: string; changeNumber: string | null; createdAt: string }>> {
+): Promise<
+  Array<{ cycleId: string; policyName: string; stage: string; changeNumber: string | null; createdAt: string }>
+> {
   const rows = await db
-    .select({ cycleId: patchCycles.id, policyName: patchCycles.policyName, stage: patchCycles.stage, changeNumber: patchCycles.changeNumber, createdAt: patchCycles.createdAt })
+    .select({
+      cycleId: patchCycles.id,
+      policyName: patchCycles.policyName,
+      stage: patchCycles.stage,
+      changeNumber: patchCycles.changeNumber,
+      createdAt: patchCycles.createdAt,
+    })
     .from(patchCycles)
     .where(gte(patchCycles.createdAt, options.since))
     .orderBy(desc(patchCycles.createdAt))

@@ -50,11 +50,17 @@ describe('maintained dashboard aggregates', () => {
     const check = async (step: string) => expect(await maintained(t.db), step).toEqual(await direct(t.db));
     await check('seeded');
     // A scan installs the missing patch on web-1 and reports a new one on mac-1.
-    await t.db.update(endpointPatches).set({ state: 'installed' }).where(sql`${endpointPatches.endpointId} = 'a-web-1' and ${endpointPatches.patchId} = 'a-DSA-5678-1'`);
+    await t.db
+      .update(endpointPatches)
+      .set({ state: 'installed' })
+      .where(sql`${endpointPatches.endpointId} = 'a-web-1' and ${endpointPatches.patchId} = 'a-DSA-5678-1'`);
     await t.db.insert(endpointPatches).values({ endpointId: 'a-mac-1', patchId: 'a-DSA-5001-1', state: 'missing' });
     await check('after a scan');
     // The failed install is retried and succeeds: web-1 becomes compliant.
-    await t.db.update(endpointPatches).set({ state: 'installed', lastError: null }).where(eq(endpointPatches.endpointId, 'a-web-1'));
+    await t.db
+      .update(endpointPatches)
+      .set({ state: 'installed', lastError: null })
+      .where(eq(endpointPatches.endpointId, 'a-web-1'));
     await check('web-1 compliant');
     // Group changes: mac-1 joins web-servers, db-1 leaves db-servers.
     const [web] = await t.db.select().from(endpointGroups).where(eq(endpointGroups.name, 'a-web-servers'));
@@ -64,9 +70,13 @@ describe('maintained dashboard aggregates', () => {
     // An endpoint is reinstalled with another OS, one is retired, a new one enrols into a group.
     await t.db.update(endpoints).set({ osFamily: 'linux' }).where(eq(endpoints.id, 'a-db-1'));
     await t.db.update(endpoints).set({ status: 'retired' }).where(eq(endpoints.id, 'a-web-2'));
-    await t.db.insert(endpoints).values({ id: 'a-new-1', machineId: 'a-m-new-1', hostname: 'a-new-1', osFamily: 'windows' });
+    await t.db
+      .insert(endpoints)
+      .values({ id: 'a-new-1', machineId: 'a-m-new-1', hostname: 'a-new-1', osFamily: 'windows' });
     await t.db.insert(groupMembers).values({ groupId: web!.id, endpointId: 'a-new-1' });
-    await t.db.insert(endpointPatches).values({ endpointId: 'a-new-1', patchId: 'a-KB5034441', state: 'failed', lastError: 'reboot pending' });
+    await t.db
+      .insert(endpointPatches)
+      .values({ endpointId: 'a-new-1', patchId: 'a-KB5034441', state: 'failed', lastError: 'reboot pending' });
     await check('os change, retirement, enrolment');
     // An endpoint with outstanding patches and memberships is deleted; a group is renamed, another deleted.
     await t.db.delete(endpoints).where(eq(endpoints.id, 'a-mac-1'));
@@ -82,9 +92,19 @@ describe('maintained dashboard aggregates', () => {
 
   it('lists SLA breaches most overdue first with their due dates', async () => {
     const now = new Date();
-    await t.db.insert(endpointPatches).values({ endpointId: 'a-db-1', patchId: 'a-DSA-5678-1', state: 'missing', detectedAt: new Date(now.getTime() - 100 * 86_400_000) });
+    await t.db.insert(endpointPatches).values({
+      endpointId: 'a-db-1',
+      patchId: 'a-DSA-5678-1',
+      state: 'missing',
+      detectedAt: new Date(now.getTime() - 100 * 86_400_000),
+    });
     const list = await slaBreaches(t.db, { now });
-    expect(list[0]).toMatchObject({ endpointId: 'a-db-1', patchId: 'a-DSA-5678-1', severity: 'important', daysOverdue: 70 });
+    expect(list[0]).toMatchObject({
+      endpointId: 'a-db-1',
+      patchId: 'a-DSA-5678-1',
+      severity: 'important',
+      daysOverdue: 70,
+    });
     expect(list.every((b, i) => i === 0 || list[i - 1]!.daysOverdue >= b.daysOverdue)).toBe(true);
     expect(list.some((b) => b.patchId === 'a-DSA-5001-1')).toBe(false);
   });

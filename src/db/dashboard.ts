@@ -45,13 +45,25 @@ export async function complianceTrend(db: Db, options: { since?: Date; limit?: n
     .where(options.since ? gte(complianceSnapshots.takenAt, options.since) : undefined)
     .orderBy(desc(complianceSnapshots.takenAt))
     .limit(options.limit ?? 60);
-  return rows.reverse().map((r) => ({ at: r.takenAt.toISOString(), compliancePct: r.compliancePct, overdue: r.overdue, knownExploited: r.knownExploited }));
+  return rows.reverse().map((r) => ({
+    at: r.takenAt.toISOString(),
+    compliancePct: r.compliancePct,
+    overdue: r.overdue,
+    knownExploited: r.knownExploited,
+  }));
 }
 
 /** Records the overview as a snapshot for the trend, unless one was taken within `minIntervalMs`. */
-export async function takeComplianceSnapshot(db: Db, options: { now?: Date; minIntervalMs?: number; overview?: Overview } = {}): Promise<boolean> {
+export async function takeComplianceSnapshot(
+  db: Db,
+  options: { now?: Date; minIntervalMs?: number; overview?: Overview } = {},
+): Promise<boolean> {
   const now = options.now ?? new Date();
-  const [last] = await db.select({ at: complianceSnapshots.takenAt }).from(complianceSnapshots).orderBy(desc(complianceSnapshots.takenAt)).limit(1);
+  const [last] = await db
+    .select({ at: complianceSnapshots.takenAt })
+    .from(complianceSnapshots)
+    .orderBy(desc(complianceSnapshots.takenAt))
+    .limit(1);
   if (last && now.getTime() - last.at.getTime() < (options.minIntervalMs ?? 3_600_000)) return false;
   const o = options.overview ?? (await overview(db, { now }));
   await db.insert(complianceSnapshots).values({
@@ -90,24 +102,42 @@ export interface EndpointFilter {
   offset?: number;
 }
 
-export async function listEndpoints(db: Db, f: EndpointFilter = {}): Promise<{ items: EndpointListItem[]; total: number }> {
+export async function listEndpoints(
+  db: Db,
+  f: EndpointFilter = {},
+): Promise<{ items: EndpointListItem[]; total: number }> {
   // Driven from endpoint_compliance (a trigger-kept row per endpoint) in its (outstanding desc, id) index
   // order, so the first page of "most missing first" reads 50 rows, not the fleet.
   const where: SQL[] = [];
   if (f.q) where.push(sql`(e.hostname ilike ${`%${f.q}%`} or e.id ilike ${`%${f.q}%`})`);
   if (f.os) where.push(sql`e.os_family = ${f.os}`);
-  if (f.group) where.push(sql`exists (select 1 from group_members m join endpoint_groups g on g.id = m.group_id where m.endpoint_id = e.id and g.name = ${f.group})`);
+  if (f.group)
+    where.push(
+      sql`exists (select 1 from group_members m join endpoint_groups g on g.id = m.group_id where m.endpoint_id = e.id and g.name = ${f.group})`,
+    );
   const needsEndpoint = where.length > 0;
   if (f.compliance === 'compliant') where.push(sql`c.outstanding = 0`);
   if (f.compliance === 'noncompliant') where.push(sql`c.outstanding > 0`);
   const cond = where.length ? sql`where ${sql.join(where, sql` and `)}` : sql``;
   const [items, count] = await Promise.all([
-    db.execute<{ id: string; hostname: string; os_family: string; os_name: string; status: string; pending_reboot: boolean; last_seen_at: Date | string | null; outstanding: number; failed: number }>(sql`
+    db.execute<{
+      id: string;
+      hostname: string;
+      os_family: string;
+      os_name: string;
+      status: string;
+      pending_reboot: boolean;
+      last_seen_at: Date | string | null;
+      outstanding: number;
+      failed: number;
+    }>(sql`
       select e.id, e.hostname, e.os_family, e.os_name, e.status, e.pending_reboot, e.last_seen_at, c.outstanding, c.failed
       from endpoint_compliance c join endpoints e on e.id = c.endpoint_id ${cond}
       order by c.outstanding desc, c.endpoint_id limit ${f.limit ?? 50} offset ${f.offset ?? 0}`),
     needsEndpoint
-      ? db.execute<{ n: number }>(sql`select count(*)::int as n from endpoint_compliance c join endpoints e on e.id = c.endpoint_id ${cond}`)
+      ? db.execute<{ n: number }>(
+          sql`select count(*)::int as n from endpoint_compliance c join endpoints e on e.id = c.endpoint_id ${cond}`,
+        )
       : db.execute<{ n: number }>(sql`select count(*)::int as n from endpoint_compliance c ${cond}`),
   ]);
   return {
@@ -195,7 +225,11 @@ export async function endpointDetail(db: Db, id: string): Promise<EndpointDetail
     lastScanAt: e.lastScanAt?.toISOString() ?? null,
     agentVersion: e.agentVersion,
     groups: groups.map((g) => g.name),
-    patches: rows.map((r) => ({ ...r, detectedAt: r.detectedAt.toISOString(), installedAt: r.installedAt?.toISOString() ?? null })),
+    patches: rows.map((r) => ({
+      ...r,
+      detectedAt: r.detectedAt.toISOString(),
+      installedAt: r.installedAt?.toISOString() ?? null,
+    })),
   };
 }
 
@@ -224,14 +258,28 @@ export interface PatchListItem {
   failed: number;
 }
 
-export async function listPatches(db: Db, f: { q?: string; severity?: string; limit?: number } = {}): Promise<PatchListItem[]> {
+export async function listPatches(
+  db: Db,
+  f: { q?: string; severity?: string; limit?: number } = {},
+): Promise<PatchListItem[]> {
   const where: SQL[] = [];
-  if (f.q) where.push(sql`(p.id ilike ${`%${f.q}%`} or p.title ilike ${`%${f.q}%`} or ${f.q.toUpperCase()} = any(p.cves))`);
+  if (f.q)
+    where.push(sql`(p.id ilike ${`%${f.q}%`} or p.title ilike ${`%${f.q}%`} or ${f.q.toUpperCase()} = any(p.cves))`);
   if (f.severity) where.push(sql`p.severity = ${f.severity}`);
   const cond = where.length ? sql`where ${sql.join(where, sql` and `)}` : sql``;
   const rows = await db.execute<{
-    id: string; title: string; vendor: string; type: string; severity: string; cvss: number | null; cves: string[];
-    known_exploited: boolean; os_family: string; superseded_by: string | null; missing: number; failed: number;
+    id: string;
+    title: string;
+    vendor: string;
+    type: string;
+    severity: string;
+    cvss: number | null;
+    cves: string[];
+    known_exploited: boolean;
+    os_family: string;
+    superseded_by: string | null;
+    missing: number;
+    failed: number;
   }>(sql`
     select p.id, p.title, p.vendor, p.type, p.severity, p.cvss, p.cves, p.known_exploited, p.os_family, p.superseded_by,
            coalesce(o.missing, 0)::int as missing, coalesce(o.failed, 0)::int as failed
@@ -287,15 +335,34 @@ const toCycle = (r: typeof patchCycles.$inferSelect): CycleOverview => ({
 });
 
 export async function listCycles(db: Db, options: { limit?: number } = {}): Promise<CycleOverview[]> {
-  const rows = await db.select().from(patchCycles).orderBy(desc(patchCycles.createdAt)).limit(options.limit ?? 100);
+  const rows = await db
+    .select()
+    .from(patchCycles)
+    .orderBy(desc(patchCycles.createdAt))
+    .limit(options.limit ?? 100);
   return rows.map(toCycle);
 }
 
 export interface CycleDetail extends CycleOverview {
   timeline: Array<{ stage: string; at: string; detail: Record<string, unknown> }>;
   approvals: Array<{ identity: string; decision: string; channel: string; reason: string | null; at: string }>;
-  waves: Array<{ wave: number; total: number; succeeded: number; failed: number; unreachable: number; pending: number }>;
-  failures: Array<{ jobId: string; endpointId: string; hostname: string; wave: number | null; state: string; error: string | null; finishedAt: string | null }>;
+  waves: Array<{
+    wave: number;
+    total: number;
+    succeeded: number;
+    failed: number;
+    unreachable: number;
+    pending: number;
+  }>;
+  failures: Array<{
+    jobId: string;
+    endpointId: string;
+    hostname: string;
+    wave: number | null;
+    state: string;
+    error: string | null;
+    finishedAt: string | null;
+  }>;
 }
 
 /** Returns null when the cycle is unknown. */
@@ -303,11 +370,23 @@ export async function cycleDetail(db: Db, cycleId: string): Promise<CycleDetail 
   const [c] = await db.select().from(patchCycles).where(eq(patchCycles.id, cycleId)).limit(1);
   if (!c) return null;
   const [timeline, approvals, waves, failures] = await Promise.all([
-    db.select().from(cycleStageEvents).where(eq(cycleStageEvents.cycleId, cycleId)).orderBy(asc(cycleStageEvents.at), asc(cycleStageEvents.id)),
+    db
+      .select()
+      .from(cycleStageEvents)
+      .where(eq(cycleStageEvents.cycleId, cycleId))
+      .orderBy(asc(cycleStageEvents.at), asc(cycleStageEvents.id)),
     db.select().from(cycleApprovals).where(eq(cycleApprovals.cycleId, cycleId)).orderBy(asc(cycleApprovals.at)),
     cycleWaveCounts(db, cycleId),
     db
-      .select({ jobId: agentJobs.id, endpointId: agentJobs.endpointId, hostname: endpoints.hostname, wave: agentJobs.wave, state: agentJobs.state, error: agentJobs.error, finishedAt: agentJobs.finishedAt })
+      .select({
+        jobId: agentJobs.id,
+        endpointId: agentJobs.endpointId,
+        hostname: endpoints.hostname,
+        wave: agentJobs.wave,
+        state: agentJobs.state,
+        error: agentJobs.error,
+        finishedAt: agentJobs.finishedAt,
+      })
       .from(agentJobs)
       .innerJoin(endpoints, eq(endpoints.id, agentJobs.endpointId))
       .where(and(eq(agentJobs.cycleId, cycleId), or(eq(agentJobs.state, 'failed'), eq(agentJobs.state, 'unreachable'))))
@@ -317,7 +396,13 @@ export async function cycleDetail(db: Db, cycleId: string): Promise<CycleDetail 
   return {
     ...toCycle(c),
     timeline: timeline.map((t) => ({ stage: t.stage, at: t.at.toISOString(), detail: t.detail })),
-    approvals: approvals.map((a) => ({ identity: a.identity, decision: a.decision, channel: a.channel, reason: a.reason, at: a.at.toISOString() })),
+    approvals: approvals.map((a) => ({
+      identity: a.identity,
+      decision: a.decision,
+      channel: a.channel,
+      reason: a.reason,
+      at: a.at.toISOString(),
+    })),
     waves,
     failures: failures.map((f) => ({ ...f, finishedAt: f.finishedAt?.toISOString() ?? null })),
   };
@@ -370,7 +455,10 @@ function auditWhere(f: AuditFilter): SQL | undefined {
 }
 
 /** Newest first, `limit` rows before `beforeId` (keyset paging). */
-export async function listAudit(db: Db, f: AuditFilter & { limit?: number; beforeId?: number } = {}): Promise<AuditRow[]> {
+export async function listAudit(
+  db: Db,
+  f: AuditFilter & { limit?: number; beforeId?: number } = {},
+): Promise<AuditRow[]> {
   const rows = await db
     .select()
     .from(auditLog)
@@ -415,8 +503,18 @@ export interface CycleResult {
 
 export async function cycleResults(db: Db, options: { limit?: number; since?: Date } = {}): Promise<CycleResult[]> {
   const rows = await db.execute<{
-    id: string; policy_name: string; stage: string; emergency: boolean; requested_by: string; change_number: string | null;
-    created_at: Date | string; completed_at: Date | string | null; jobs: number; succeeded: number; failed: number; unreachable: number;
+    id: string;
+    policy_name: string;
+    stage: string;
+    emergency: boolean;
+    requested_by: string;
+    change_number: string | null;
+    created_at: Date | string;
+    completed_at: Date | string | null;
+    jobs: number;
+    succeeded: number;
+    failed: number;
+    unreachable: number;
   }>(sql`
     select c.id, c.policy_name, c.stage, c.emergency, c.requested_by, c.change_number, c.created_at, c.completed_at,
       coalesce(j.jobs, 0)::int as jobs, coalesce(j.succeeded, 0)::int as succeeded, coalesce(j.failed, 0)::int as failed, coalesce(j.unreachable, 0)::int as unreachable

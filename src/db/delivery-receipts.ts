@@ -23,7 +23,8 @@ export class PgDeliveryReceipts implements DeliveryReceipts {
       on conflict (key) do update set seen_at = excluded.seen_at, expires_at = excluded.expires_at
         where delivery_receipts.expires_at <= now()
       returning key`);
-    if (++this.claims % this.sweepEvery === 0) await this.db.execute(sql`delete from delivery_receipts where expires_at <= now()`);
+    if (++this.claims % this.sweepEvery === 0)
+      await this.db.execute(sql`delete from delivery_receipts where expires_at <= now()`);
     return res.rows.length > 0;
   }
 

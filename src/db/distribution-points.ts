@@ -15,20 +15,47 @@ import { auditLog, distributionPoints } from './schema/index';
  * returned only now, stored as its sha256. Registering a name again replaces its token (rotation: the old one stops
  * working). InvalidInput when the site is not a site name or the URL is not http(s).
  */
-export async function addDistributionPoint(db: Db, dp: { name: string; url: string; site: string }, by = 'system'): Promise<{ name: string; site: string; token: string }> {
+export async function addDistributionPoint(
+  db: Db,
+  dp: { name: string; url: string; site: string },
+  by = 'system',
+): Promise<{ name: string; site: string; token: string }> {
   const site = siteSchema.safeParse(dp.site);
-  if (!site.success) throw new CodedError(ErrorCode.InvalidInput, `"${dp.site}" is not a site name: ${site.error.issues[0]?.message ?? 'invalid'}`);
-  if (!/^https?:\/\/[^/\s]+/i.test(dp.url)) throw new CodedError(ErrorCode.InvalidInput, `"${dp.url}" is not an http(s) URL agents can reach, e.g. http://dp1.branch.example:8081`);
+  if (!site.success)
+    throw new CodedError(
+      ErrorCode.InvalidInput,
+      `"${dp.site}" is not a site name: ${site.error.issues[0]?.message ?? 'invalid'}`,
+    );
+  if (!/^https?:\/\/[^/\s]+/i.test(dp.url))
+    throw new CodedError(
+      ErrorCode.InvalidInput,
+      `"${dp.url}" is not an http(s) URL agents can reach, e.g. http://dp1.branch.example:8081`,
+    );
   const token = randomSecret();
   const values = { name: dp.name, url: dp.url.replace(/\/+$/, ''), site: site.data, tokenHash: sha256Hex(token) };
-  await db.insert(distributionPoints).values(values).onConflictDoUpdate({ target: distributionPoints.name, set: { url: values.url, site: values.site, tokenHash: values.tokenHash } });
-  await appendAudit(db, { actor: by, action: 'distribution_point.registered', subjectType: 'distribution_point', subjectId: dp.name, details: { url: values.url, site: values.site } });
+  await db
+    .insert(distributionPoints)
+    .values(values)
+    .onConflictDoUpdate({
+      target: distributionPoints.name,
+      set: { url: values.url, site: values.site, tokenHash: values.tokenHash },
+    });
+  await appendAudit(db, {
+    actor: by,
+    action: 'distribution_point.registered',
+    subjectType: 'distribution_point',
+    subjectId: dp.name,
+    details: { url: values.url, site: values.site },
+  });
   return { name: dp.name, site: site.data, token };
 }
 
 /** The distribution point a token belongs to, or null when no registered point has it. */
 export async function distributionPointForToken(db: Db, token: string): Promise<{ name: string; site: string } | null> {
-  const [row] = await db.select({ name: distributionPoints.name, site: distributionPoints.site }).from(distributionPoints).where(eq(distributionPoints.tokenHash, sha256Hex(token)));
+  const [row] = await db
+    .select({ name: distributionPoints.name, site: distributionPoints.site })
+    .from(distributionPoints)
+    .where(eq(distributionPoints.tokenHash, sha256Hex(token)));
   return row ?? null;
 }
 
@@ -61,7 +88,15 @@ export async function listDistributionPoints(db: Db): Promise<DistributionPointS
   const entries = await db
     .select({ action: auditLog.action, subjectId: auditLog.subjectId, actor: auditLog.actor, at: auditLog.at })
     .from(auditLog)
-    .where(and(eq(auditLog.subjectType, 'distribution_point'), inArray(auditLog.subjectId, rows.map((r) => r.name))))
+    .where(
+      and(
+        eq(auditLog.subjectType, 'distribution_point'),
+        inArray(
+          auditLog.subjectId,
+          rows.map((r) => r.name),
+        ),
+      ),
+    )
     .orderBy(auditLog.id);
   return rows.map((r) => {
     // The registrations since the name was last removed: the first made the point, later ones replaced its token.
@@ -89,12 +124,29 @@ export async function listDistributionPoints(db: Db): Promise<DistributionPointS
  * token cache time) and agents of its site are no longer offered it (from the gateways' next reload of the list).
  * NotFound when no point has that name.
  */
-export async function removeDistributionPoint(db: Db, name: string, by = 'system'): Promise<{ name: string; site: string; url: string }> {
+export async function removeDistributionPoint(
+  db: Db,
+  name: string,
+  by = 'system',
+): Promise<{ name: string; site: string; url: string }> {
   return db.transaction(async (tx) => {
     const t = tx as unknown as Db;
-    const [row] = await t.delete(distributionPoints).where(eq(distributionPoints.name, name)).returning({ name: distributionPoints.name, site: distributionPoints.site, url: distributionPoints.url });
-    if (!row) throw new CodedError(ErrorCode.NotFound, `no distribution point named "${name}"; see \`patchops distribution-points list\``);
-    await appendAudit(t, { actor: by, action: 'distribution_point.removed', subjectType: 'distribution_point', subjectId: row.name, details: { url: row.url, site: row.site } });
+    const [row] = await t
+      .delete(distributionPoints)
+      .where(eq(distributionPoints.name, name))
+      .returning({ name: distributionPoints.name, site: distributionPoints.site, url: distributionPoints.url });
+    if (!row)
+      throw new CodedError(
+        ErrorCode.NotFound,
+        `no distribution point named "${name}"; see \`patchops distribution-points list\``,
+      );
+    await appendAudit(t, {
+      actor: by,
+      action: 'distribution_point.removed',
+      subjectType: 'distribution_point',
+      subjectId: row.name,
+      details: { url: row.url, site: row.site },
+    });
     return row;
   });
 }

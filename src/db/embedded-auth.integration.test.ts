@@ -19,7 +19,10 @@ function has(cmd: string): Promise<boolean> {
   return new Promise((resolve) => execFile('sh', ['-c', `command -v ${cmd}`], (err) => resolve(!err)));
 }
 const hasPsql = await has('psql');
-if (!hasPsql) console.warn('psql is not installed (Debian package postgresql-client): the libpq-client checks of the embedded database are skipped');
+if (!hasPsql)
+  console.warn(
+    'psql is not installed (Debian package postgresql-client): the libpq-client checks of the embedded database are skipped',
+  );
 
 async function connectError(url: string): Promise<(Error & { code?: string }) | undefined> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
@@ -75,10 +78,34 @@ describe('the embedded database asks for its password and listens on loopback on
   });
 
   it.each([
-    { who: 'the right user with a wrong password', user: 'postgres', password: 'wrong-password', code: '28P01', message: /password authentication failed for user "postgres"/ },
-    { who: 'the old fixed credentials postgres:postgres', user: 'postgres', password: 'postgres', code: '28P01', message: /password authentication failed/ },
-    { who: 'any other user name', user: 'mallory', password: 'anything', code: '28000', message: /has one user, "postgres"/ },
-    { who: 'another user with the right password', user: 'admin', password: '(right)', code: '28000', message: /has one user/ },
+    {
+      who: 'the right user with a wrong password',
+      user: 'postgres',
+      password: 'wrong-password',
+      code: '28P01',
+      message: /password authentication failed for user "postgres"/,
+    },
+    {
+      who: 'the old fixed credentials postgres:postgres',
+      user: 'postgres',
+      password: 'postgres',
+      code: '28P01',
+      message: /password authentication failed/,
+    },
+    {
+      who: 'any other user name',
+      user: 'mallory',
+      password: 'anything',
+      code: '28000',
+      message: /has one user, "postgres"/,
+    },
+    {
+      who: 'another user with the right password',
+      user: 'admin',
+      password: '(right)',
+      code: '28000',
+      message: /has one user/,
+    },
   ])('refuses $who, and nothing changes', async ({ user, password, code, message }) => {
     const u = new URL(embedded.url);
     u.username = user;
@@ -102,9 +129,23 @@ describe('the embedded database asks for its password and listens on loopback on
       new Promise<{ code: number; out: string }>((resolve) =>
         execFile(
           'psql',
-          ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-w', '-tA', '-c', 'select v from precious'],
+          [
+            '-h',
+            '127.0.0.1',
+            '-p',
+            String(port),
+            '-U',
+            'postgres',
+            '-d',
+            'postgres',
+            '-w',
+            '-tA',
+            '-c',
+            'select v from precious',
+          ],
           { env: { ...process.env, PGPASSWORD: password, PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '5' } },
-          (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+          (err, stdout, stderr) =>
+            resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
         ),
       );
     const ok = await run((await fs.readFile(passwordFile, 'utf8')).trim());
@@ -115,7 +156,7 @@ describe('the embedded database asks for its password and listens on loopback on
     expect(wrong.out).toMatch(/password authentication failed for user "postgres"/);
   });
 
-  it('is not reachable on the machine\'s other addresses, and refuses to listen on them', async () => {
+  it("is not reachable on the machine's other addresses, and refuses to listen on them", async () => {
     const external = Object.values(os.networkInterfaces())
       .flat()
       .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
@@ -144,19 +185,31 @@ describe('patchops processes and the embedded database password', () => {
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-embedded-cli-'));
     const otherDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-embedded-other-'));
     const port = String(await freePort());
-    const base = { PATCHOPS_EMBEDDED_PG_PORT: port, SECRETS_KEY: 'ef'.repeat(32), PATCHOPS_AUDIT_CHECKPOINT_MINUTES: '0' };
+    const base = {
+      PATCHOPS_EMBEDDED_PG_PORT: port,
+      SECRETS_KEY: 'ef'.repeat(32),
+      PATCHOPS_AUDIT_CHECKPOINT_MINUTES: '0',
+    };
     // What `patchops up` does with the embedded default.
     const running = await startDatabase(loadConfig({ ...base, PATCHOPS_DATA_DIR: dataDir }), createLogger('silent'));
     try {
       expect((await fs.stat(path.join(dataDir, 'pglite.password'))).mode & 0o777).toBe(0o600);
       // `users add` with no login is one of the commands that open the database themselves (the first admin, no server needed).
-      const ok = await patchops(['users', 'add', 'first-admin', '--role', 'admin'], { ...base, PATCHOPS_DATA_DIR: dataDir, XDG_CONFIG_HOME: dataDir });
+      const ok = await patchops(['users', 'add', 'first-admin', '--role', 'admin'], {
+        ...base,
+        PATCHOPS_DATA_DIR: dataDir,
+        XDG_CONFIG_HOME: dataDir,
+      });
       expect(ok.stderr).toBe('');
       expect(ok.code).toBe(0);
       expect(ok.stdout).toMatch(/web user first-admin added with the admin role/);
 
       await fs.writeFile(path.join(otherDir, 'pglite.password'), 'not-the-password-at-all\n', { mode: 0o600 });
-      const refused = await patchops(['users', 'add', 'other-admin', '--role', 'admin'], { ...base, PATCHOPS_DATA_DIR: otherDir, XDG_CONFIG_HOME: otherDir });
+      const refused = await patchops(['users', 'add', 'other-admin', '--role', 'admin'], {
+        ...base,
+        PATCHOPS_DATA_DIR: otherDir,
+        XDG_CONFIG_HOME: otherDir,
+      });
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/password authentication failed for user "postgres"/);
     } finally {
@@ -170,7 +223,10 @@ describe('patchops processes and the embedded database password', () => {
 const root = path.resolve(import.meta.dirname, '..', '..');
 
 /** Runs the real `patchops` command. */
-function patchops(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function patchops(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], {
       cwd: root,

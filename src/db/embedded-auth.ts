@@ -90,7 +90,8 @@ class StartupReader {
   async typed(): Promise<{ type: string; body: Buffer }> {
     await this.need(5);
     const length = this.buffer.readInt32BE(1);
-    if (length < 4 || length > 10_000) throw new Error(`a message of ${length} bytes is not valid during authentication`);
+    if (length < 4 || length > 10_000)
+      throw new Error(`a message of ${length} bytes is not valid during authentication`);
     await this.need(1 + length);
     const type = String.fromCharCode(this.buffer[0]!);
     const body = this.buffer.subarray(5, 1 + length);
@@ -150,13 +151,21 @@ export async function authenticateStartup(socket: Socket, password: string): Pro
     while (!startup) {
       const { code, whole } = await reader.untyped();
       if (code === SSL_REQUEST || code === GSSENC_REQUEST) socket.write('N');
-      else if (code === CANCEL_REQUEST) return refuse('08P01', 'cancel requests are not supported by the embedded database');
+      else if (code === CANCEL_REQUEST)
+        return refuse('08P01', 'cancel requests are not supported by the embedded database');
       else if (code === PROTOCOL_3) startup = whole;
-      else return refuse('08P01', `unsupported frontend protocol ${code >> 16}.${code & 0xffff}: the embedded database speaks 3.0`);
+      else
+        return refuse(
+          '08P01',
+          `unsupported frontend protocol ${code >> 16}.${code & 0xffff}: the embedded database speaks 3.0`,
+        );
     }
     const user = startupParameters(startup).get('user') ?? '';
     if (user !== EMBEDDED_USER) {
-      return refuse('28000', `the embedded database has one user, "${EMBEDDED_USER}"; "${user}" is not it (its password is in PATCHOPS_DATA_DIR/pglite.password)`);
+      return refuse(
+        '28000',
+        `the embedded database has one user, "${EMBEDDED_USER}"; "${user}" is not it (its password is in PATCHOPS_DATA_DIR/pglite.password)`,
+      );
     }
 
     socket.write(authentication(10, Buffer.from('SCRAM-SHA-256\0\0', 'latin1')));
@@ -164,7 +173,8 @@ export async function authenticateStartup(socket: Socket, password: string): Pro
     if (initial.type !== 'p') return refuse('08P01', 'expected a SASLInitialResponse');
     const nul = initial.body.indexOf(0);
     const mechanism = initial.body.subarray(0, nul).toString('latin1');
-    if (mechanism !== 'SCRAM-SHA-256') return refuse('28000', `SASL mechanism ${mechanism} is not supported: use SCRAM-SHA-256`);
+    if (mechanism !== 'SCRAM-SHA-256')
+      return refuse('28000', `SASL mechanism ${mechanism} is not supported: use SCRAM-SHA-256`);
     const clientFirst = initial.body.subarray(nul + 5).toString('utf8');
     const gs2 = /^([ny]),[^,]*,/.exec(clientFirst);
     if (!gs2) return refuse('08P01', 'malformed SCRAM client-first-message');

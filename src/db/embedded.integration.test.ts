@@ -25,7 +25,8 @@ describe('embedded PGlite on the wire protocol', () => {
               }
             } else {
               const r = await pool.query('select $1::int + 1 as n, length($2::text) as l', [i, big]);
-              if (r.rows[0]?.n !== i + 1 || r.rows[0]?.l !== big.length) failures.push(`query ${i}: wrong row ${JSON.stringify(r.rows[0])}`);
+              if (r.rows[0]?.n !== i + 1 || r.rows[0]?.l !== big.length)
+                failures.push(`query ${i}: wrong row ${JSON.stringify(r.rows[0])}`);
             }
           } catch (e) {
             failures.push(`query ${i}: ${(e as Error).message}`);

@@ -22,12 +22,21 @@ export interface EmbeddedPostgres {
  *
  * PGlite is one backend: connections are multiplexed and a transaction on one makes the others wait.
  */
-export async function startEmbeddedPostgres(options: { dataDir?: string; port: number; host?: string; passwordFile?: string }): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(options: {
+  dataDir?: string;
+  port: number;
+  host?: string;
+  passwordFile?: string;
+}): Promise<EmbeddedPostgres> {
   const host = options.host ?? '127.0.0.1';
   if (!isLoopback(host)) {
-    throw new Error(`the embedded database listens on a loopback address only, not "${host}": other machines must not reach it. Use 127.0.0.1, or set DATABASE_URL to a PostgreSQL server for a shared database.`);
+    throw new Error(
+      `the embedded database listens on a loopback address only, not "${host}": other machines must not reach it. Use 127.0.0.1, or set DATABASE_URL to a PostgreSQL server for a shared database.`,
+    );
   }
-  const password = options.passwordFile ? await embeddedPassword(options.passwordFile) : randomBytes(24).toString('base64url');
+  const password = options.passwordFile
+    ? await embeddedPassword(options.passwordFile)
+    : randomBytes(24).toString('base64url');
   if (options.dataDir) await fs.mkdir(path.dirname(options.dataDir), { recursive: true });
   const db = await PGlite.create(options.dataDir ? { dataDir: options.dataDir } : {});
   const server = new PGLiteSocketServer({ db, port: options.port, host, maxConnections: 20 });
@@ -79,10 +88,15 @@ export async function embeddedPassword(file: string): Promise<string> {
   }
   const stat = await fs.stat(file);
   if ((stat.mode & 0o077) !== 0) {
-    throw new Error(`${file} can be read by other users (mode ${(stat.mode & 0o777).toString(8)}): it holds the embedded database's password. Run: chmod 600 ${file}`);
+    throw new Error(
+      `${file} can be read by other users (mode ${(stat.mode & 0o777).toString(8)}): it holds the embedded database's password. Run: chmod 600 ${file}`,
+    );
   }
   const password = (await fs.readFile(file, 'utf8')).trim();
-  if (password.length < 16) throw new Error(`${file} holds no usable password (fewer than 16 characters): delete it to have a new one generated`);
+  if (password.length < 16)
+    throw new Error(
+      `${file} holds no usable password (fewer than 16 characters): delete it to have a new one generated`,
+    );
   return password;
 }
 

@@ -28,17 +28,35 @@ export async function logSiteChange(db: Db, endpointId: string, site: string | n
  * is named by id or by hostname. Errors: NotFound (no such endpoint), Conflict (the hostname names several
  * endpoints: use the id), InvalidInput (not a valid site name). Gateways pick the change up on their next refresh.
  */
-export async function setEndpointSite(db: Db, endpoint: string, site: string | null, by = 'system'): Promise<{ endpointId: string; hostname: string; site: string | null; previous: string | null }> {
+export async function setEndpointSite(
+  db: Db,
+  endpoint: string,
+  site: string | null,
+  by = 'system',
+): Promise<{ endpointId: string; hostname: string; site: string | null; previous: string | null }> {
   const parsed = site === null ? null : siteSchema.safeParse(site);
-  if (parsed && !parsed.success) throw new CodedError(ErrorCode.InvalidInput, `"${site}" is not a site name: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  if (parsed && !parsed.success)
+    throw new CodedError(
+      ErrorCode.InvalidInput,
+      `"${site}" is not a site name: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
+    );
   const newSite = parsed ? parsed.data : null;
   return db.transaction(async (tx) => {
     const t = tx as unknown as Db;
     const ep = await endpointByIdOrHostname(t, endpoint, { forUpdate: true });
     const previous = siteOfTags(ep.tags);
-    await t.update(endpoints).set({ tags: withSiteTag(newSite) }).where(eq(endpoints.id, ep.id));
+    await t
+      .update(endpoints)
+      .set({ tags: withSiteTag(newSite) })
+      .where(eq(endpoints.id, ep.id));
     await logSiteChange(t, ep.id, newSite);
-    await appendAudit(t, { actor: by, action: 'endpoint.site.set', subjectType: 'endpoint', subjectId: ep.id, details: { site: newSite, previous } });
+    await appendAudit(t, {
+      actor: by,
+      action: 'endpoint.site.set',
+      subjectType: 'endpoint',
+      subjectId: ep.id,
+      details: { site: newSite, previous },
+    });
     return { endpointId: ep.id, hostname: ep.hostname, site: newSite, previous };
   });
 }
@@ -55,6 +73,8 @@ export async function siteChangesSince(db: Db, afterId: number): Promise<{ endpo
 
 /** The newest site-change row id (a gateway starts its cursor there: its cache is empty anyway). */
 export async function lastSiteChangeId(db: Db): Promise<number> {
-  const [row] = await db.select({ id: sql<number>`coalesce(max(${endpointSiteChanges.id}), 0)::bigint` }).from(endpointSiteChanges);
+  const [row] = await db
+    .select({ id: sql<number>`coalesce(max(${endpointSiteChanges.id}), 0)::bigint` })
+    .from(endpointSiteChanges);
   return Number(row?.id ?? 0);
 }

@@ -50,7 +50,10 @@ export interface StoredGroup {
 
 export async function listWindows(db: Db): Promise<StoredWindow[]> {
   const rows = await db.select().from(maintenanceWindows).orderBy(asc(maintenanceWindows.name));
-  const groups = await db.select({ name: endpointGroups.name, windowId: endpointGroups.maintenanceWindowId }).from(endpointGroups).orderBy(asc(endpointGroups.name));
+  const groups = await db
+    .select({ name: endpointGroups.name, windowId: endpointGroups.maintenanceWindowId })
+    .from(endpointGroups)
+    .orderBy(asc(endpointGroups.name));
   return rows.map((w) => ({
     id: w.id,
     name: w.name,
@@ -66,18 +69,32 @@ export async function listWindows(db: Db): Promise<StoredWindow[]> {
 export async function saveWindow(db: Db, w: WindowDefinition, by: string): Promise<StoredWindow> {
   const problems = validateWindow(w);
   if (problems.length) throw new CodedError(ErrorCode.InvalidInput, `window "${w.name}": ${problems.join('; ')}`);
-  const values = { rrule: w.rrule, timezone: w.timezone, durationMinutes: w.durationMinutes, blackoutDates: w.blackoutDates };
+  const values = {
+    rrule: w.rrule,
+    timezone: w.timezone,
+    durationMinutes: w.durationMinutes,
+    blackoutDates: w.blackoutDates,
+  };
   await db
     .insert(maintenanceWindows)
     .values({ name: w.name, ...values })
     .onConflictDoUpdate({ target: maintenanceWindows.name, set: values });
-  await appendAudit(db, { actor: by, action: 'window.saved', subjectType: 'maintenance_window', subjectId: w.name, details: { ...values } });
+  await appendAudit(db, {
+    actor: by,
+    action: 'window.saved',
+    subjectType: 'maintenance_window',
+    subjectId: w.name,
+    details: { ...values },
+  });
   return (await listWindows(db)).find((x) => x.name === w.name)!;
 }
 
 /** Deletes the window; its groups are left with none (they patch whenever a cycle deploys). */
 export async function deleteWindow(db: Db, name: string, by: string): Promise<void> {
-  const gone = await db.delete(maintenanceWindows).where(eq(maintenanceWindows.name, name)).returning({ id: maintenanceWindows.id });
+  const gone = await db
+    .delete(maintenanceWindows)
+    .where(eq(maintenanceWindows.name, name))
+    .returning({ id: maintenanceWindows.id });
   if (!gone.length) throw new CodedError(ErrorCode.NotFound, `no maintenance window "${name}"`);
   await appendAudit(db, { actor: by, action: 'window.deleted', subjectType: 'maintenance_window', subjectId: name });
 }
@@ -88,7 +105,10 @@ export async function listGroups(db: Db): Promise<StoredGroup[]> {
     .from(endpointGroups)
     .leftJoin(maintenanceWindows, eq(maintenanceWindows.id, endpointGroups.maintenanceWindowId))
     .orderBy(asc(endpointGroups.name));
-  const sizes = await db.select({ groupId: groupMembers.groupId, n: count() }).from(groupMembers).groupBy(groupMembers.groupId);
+  const sizes = await db
+    .select({ groupId: groupMembers.groupId, n: count() })
+    .from(groupMembers)
+    .groupBy(groupMembers.groupId);
   const size = new Map(sizes.map((s) => [s.groupId, Number(s.n)]));
   return rows.map(({ g, window }) => ({
     id: g.id,
@@ -120,7 +140,9 @@ async function resolveEndpoints(db: Db, refs: string[]): Promise<string[]> {
   const rows = await db
     .select({ id: endpoints.id, hostname: endpoints.hostname, machineId: endpoints.machineId })
     .from(endpoints)
-    .where(or(inArray(endpoints.id, wanted), inArray(endpoints.hostname, wanted), inArray(endpoints.machineId, wanted)));
+    .where(
+      or(inArray(endpoints.id, wanted), inArray(endpoints.hostname, wanted), inArray(endpoints.machineId, wanted)),
+    );
   const ids: string[] = [];
   const unknown: string[] = [];
   const ambiguous: string[] = [];
@@ -134,7 +156,9 @@ async function resolveEndpoints(db: Db, refs: string[]): Promise<string[]> {
   }
   const problems = [
     ...(unknown.length ? [`no endpoint is called ${unknown.join(', ')}`] : []),
-    ...(ambiguous.length ? [`host names shared by several endpoints (give their endpoint ids): ${ambiguous.join(', ')}`] : []),
+    ...(ambiguous.length
+      ? [`host names shared by several endpoints (give their endpoint ids): ${ambiguous.join(', ')}`]
+      : []),
   ];
   if (problems.length) throw new CodedError(ErrorCode.InvalidInput, problems.join('; '));
   return [...new Set(ids)];
@@ -148,8 +172,15 @@ export async function saveGroup(db: Db, g: GroupDefinition, by: string): Promise
   let windowId: number | null | undefined;
   if (g.window === null) windowId = null;
   else if (g.window !== undefined) {
-    const [w] = await db.select({ id: maintenanceWindows.id }).from(maintenanceWindows).where(eq(maintenanceWindows.name, g.window));
-    if (!w) throw new CodedError(ErrorCode.InvalidInput, `no maintenance window "${g.window}": create it first (PUT /api/v1/windows/${g.window})`);
+    const [w] = await db
+      .select({ id: maintenanceWindows.id })
+      .from(maintenanceWindows)
+      .where(eq(maintenanceWindows.name, g.window));
+    if (!w)
+      throw new CodedError(
+        ErrorCode.InvalidInput,
+        `no maintenance window "${g.window}": create it first (PUT /api/v1/windows/${g.window})`,
+      );
     windowId = w.id;
   }
   const memberIds = g.members === undefined ? undefined : await resolveEndpoints(db, g.members);
@@ -168,7 +199,8 @@ export async function saveGroup(db: Db, g: GroupDefinition, by: string): Promise
       .returning({ id: endpointGroups.id });
     if (memberIds) {
       await tx.delete(groupMembers).where(eq(groupMembers.groupId, row!.id));
-      if (memberIds.length) await tx.insert(groupMembers).values(memberIds.map((endpointId) => ({ groupId: row!.id, endpointId })));
+      if (memberIds.length)
+        await tx.insert(groupMembers).values(memberIds.map((endpointId) => ({ groupId: row!.id, endpointId })));
     }
   });
   await appendAudit(db, {
@@ -182,7 +214,10 @@ export async function saveGroup(db: Db, g: GroupDefinition, by: string): Promise
 }
 
 export async function deleteGroup(db: Db, name: string, by: string): Promise<void> {
-  const gone = await db.delete(endpointGroups).where(eq(endpointGroups.name, name)).returning({ id: endpointGroups.id });
+  const gone = await db
+    .delete(endpointGroups)
+    .where(eq(endpointGroups.name, name))
+    .returning({ id: endpointGroups.id });
   if (!gone.length) throw new CodedError(ErrorCode.NotFound, `no group "${name}"`);
   await appendAudit(db, { actor: by, action: 'group.deleted', subjectType: 'endpoint_group', subjectId: name });
 }

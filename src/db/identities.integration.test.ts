@@ -22,8 +22,12 @@ describe('identity roles', () => {
     await grantRole(t.db, { identity: 'slack:U9', role: 'approver', groupName: 'dba', by: 'cli:ops-admin' });
     expect(await identitiesWithRole(t.db, 'approver', ['dba'])).toEqual(['slack:U9']);
     expect(await rolesOf(t.db, 'slack:U9')).toEqual([{ identity: 'slack:U9', role: 'approver', groupName: 'dba' }]);
-    expect(await revokeRole(t.db, { identity: 'slack:U9', role: 'approver', groupName: 'dba', by: 'cli:ops-admin' })).toBe(true);
-    expect(await revokeRole(t.db, { identity: 'slack:U9', role: 'approver', groupName: 'dba', by: 'cli:ops-admin' })).toBe(false);
+    expect(
+      await revokeRole(t.db, { identity: 'slack:U9', role: 'approver', groupName: 'dba', by: 'cli:ops-admin' }),
+    ).toBe(true);
+    expect(
+      await revokeRole(t.db, { identity: 'slack:U9', role: 'approver', groupName: 'dba', by: 'cli:ops-admin' }),
+    ).toBe(false);
     // 4 bootstrap grants (admin: admin+approver, two approvers) + 1 grant + 1 revoke, once each.
     await expect(verifyAuditChain(t.db)).resolves.toEqual({ ok: true, rows: 6 });
   });

@@ -13,7 +13,10 @@ export interface RoleGrant {
 }
 
 /** Grants a role (idempotent) and audits it. */
-export async function grantRole(db: Db, grant: { identity: string; role: Role; groupName?: string; by: string }): Promise<void> {
+export async function grantRole(
+  db: Db,
+  grant: { identity: string; role: Role; groupName?: string; by: string },
+): Promise<void> {
   const groupName = grant.groupName ?? 'default';
   const inserted = await db
     .insert(identityRoles)
@@ -21,19 +24,40 @@ export async function grantRole(db: Db, grant: { identity: string; role: Role; g
     .onConflictDoNothing()
     .returning({ identity: identityRoles.identity });
   if (inserted.length > 0) {
-    await appendAudit(db, { actor: grant.by, action: 'role.granted', subjectType: 'identity', subjectId: grant.identity, details: { role: grant.role, groupName } });
+    await appendAudit(db, {
+      actor: grant.by,
+      action: 'role.granted',
+      subjectType: 'identity',
+      subjectId: grant.identity,
+      details: { role: grant.role, groupName },
+    });
   }
 }
 
 /** Revokes a role; returns false when the identity did not hold it. */
-export async function revokeRole(db: Db, grant: { identity: string; role: Role; groupName?: string; by: string }): Promise<boolean> {
+export async function revokeRole(
+  db: Db,
+  grant: { identity: string; role: Role; groupName?: string; by: string },
+): Promise<boolean> {
   const groupName = grant.groupName ?? 'default';
   const removed = await db
     .delete(identityRoles)
-    .where(and(eq(identityRoles.identity, grant.identity), eq(identityRoles.role, grant.role), eq(identityRoles.groupName, groupName)))
+    .where(
+      and(
+        eq(identityRoles.identity, grant.identity),
+        eq(identityRoles.role, grant.role),
+        eq(identityRoles.groupName, groupName),
+      ),
+    )
     .returning({ identity: identityRoles.identity });
   if (removed.length === 0) return false;
-  await appendAudit(db, { actor: grant.by, action: 'role.revoked', subjectType: 'identity', subjectId: grant.identity, details: { role: grant.role, groupName } });
+  await appendAudit(db, {
+    actor: grant.by,
+    action: 'role.revoked',
+    subjectType: 'identity',
+    subjectId: grant.identity,
+    details: { role: grant.role, groupName },
+  });
   return true;
 }
 
@@ -56,7 +80,11 @@ export async function identitiesWithRole(db: Db, role: Role, groups?: string[]):
   const rows = await db
     .selectDistinct({ identity: identityRoles.identity })
     .from(identityRoles)
-    .where(groups && groups.length > 0 ? and(eq(identityRoles.role, role), inArray(identityRoles.groupName, groups)) : eq(identityRoles.role, role));
+    .where(
+      groups && groups.length > 0
+        ? and(eq(identityRoles.role, role), inArray(identityRoles.groupName, groups))
+        : eq(identityRoles.role, role),
+    );
   return rows.map((r) => r.identity).sort();
 }
 

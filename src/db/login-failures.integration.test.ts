@@ -35,7 +35,10 @@ describe('PgLoginThrottle', () => {
   });
 
   it('two servers count one key together: failures on one lock the key on the other; a success clears the user name only', async () => {
-    const [a, b] = [new PgLoginThrottle(db.db, { freeFailures: 2, baseDelayMs: 5000 }), new PgLoginThrottle(db.db, { freeFailures: 2, baseDelayMs: 5000 })];
+    const [a, b] = [
+      new PgLoginThrottle(db.db, { freeFailures: 2, baseDelayMs: 5000 }),
+      new PgLoginThrottle(db.db, { freeFailures: 2, baseDelayMs: 5000 }),
+    ];
     const now = Date.parse('2026-12-05T01:00:00Z');
     const keys = ['ip:198.51.100.7', 'user:bob'];
     await a.failure(keys, now);
@@ -49,15 +52,24 @@ describe('PgLoginThrottle', () => {
   });
 
   it('failures counted at once by two servers are all counted', async () => {
-    const [a, b] = [new PgLoginThrottle(db.db, { freeFailures: 10, baseDelayMs: 1000 }), new PgLoginThrottle(db.db, { freeFailures: 10, baseDelayMs: 1000 })];
+    const [a, b] = [
+      new PgLoginThrottle(db.db, { freeFailures: 10, baseDelayMs: 1000 }),
+      new PgLoginThrottle(db.db, { freeFailures: 10, baseDelayMs: 1000 }),
+    ];
     const now = Date.parse('2026-12-05T02:00:00Z');
-    await Promise.all(Array.from({ length: 11 }, (_, i) => (i % 2 ? a : b).failure(['ip:203.0.113.5', 'user:carol'], now)));
+    await Promise.all(
+      Array.from({ length: 11 }, (_, i) => (i % 2 ? a : b).failure(['ip:203.0.113.5', 'user:carol'], now)),
+    );
     expect(await a.retryAfterMs(['user:carol'], now)).toBe(1000);
     expect(await b.retryAfterMs(['ip:203.0.113.5'], now)).toBe(1000);
   });
 
   it('forgets a key after a quiet day, and keeps at most maxKeys', async () => {
-    const t = new PgLoginThrottle(db.db, { freeFailures: 1, baseDelayMs: 1000, forgetAfterMs: 86_400_000, maxKeys: 3 }, 1);
+    const t = new PgLoginThrottle(
+      db.db,
+      { freeFailures: 1, baseDelayMs: 1000, forgetAfterMs: 86_400_000, maxKeys: 3 },
+      1,
+    );
     const t0 = Date.parse('2026-12-06T00:00:00Z');
     await t.failure(['ip:q'], t0);
     await t.failure(['ip:q'], t0);

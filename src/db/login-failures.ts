@@ -32,7 +32,11 @@ export class PgLoginThrottle implements LoginThrottle {
 
   async retryAfterMs(keys: string[], now: number): Promise<number> {
     if (keys.length === 0) return 0;
-    const rows = (await this.db.execute<Row>(sql`select key, failures, locked_until, last_failure_at from login_failures where key = any(${sql.param(keys)}::text[])`)).rows;
+    const rows = (
+      await this.db.execute<Row>(
+        sql`select key, failures, locked_until, last_failure_at from login_failures where key = any(${sql.param(keys)}::text[])`,
+      )
+    ).rows;
     let wait = 0;
     for (const r of rows) {
       if (failuresLapsed(ms(r.last_failure_at), ms(r.locked_until), now, this.o)) continue;
@@ -45,8 +49,14 @@ export class PgLoginThrottle implements LoginThrottle {
     const at = new Date(now).toISOString();
     await this.db.transaction(async (tx) => {
       for (const key of [...new Set(keys)].sort()) {
-        await tx.execute(sql`insert into login_failures (key, failures, locked_until, last_failure_at) values (${key}, 0, ${at}::timestamptz, ${at}::timestamptz) on conflict (key) do nothing`);
-        const r = (await tx.execute<Row>(sql`select key, failures, locked_until, last_failure_at from login_failures where key = ${key} for update`)).rows[0]!;
+        await tx.execute(
+          sql`insert into login_failures (key, failures, locked_until, last_failure_at) values (${key}, 0, ${at}::timestamptz, ${at}::timestamptz) on conflict (key) do nothing`,
+        );
+        const r = (
+          await tx.execute<Row>(
+            sql`select key, failures, locked_until, last_failure_at from login_failures where key = ${key} for update`,
+          )
+        ).rows[0]!;
         const lapsed = failuresLapsed(ms(r.last_failure_at), ms(r.locked_until), now, this.o);
         const failures = (lapsed ? 0 : r.failures) + 1;
         const lockedUntil = Math.max(lapsed ? now : ms(r.locked_until), lockedUntilAfter(failures, now, this.o));

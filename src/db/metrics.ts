@@ -14,8 +14,14 @@ export interface OperationalCounts {
 }
 
 export async function operationalCounts(db: Db): Promise<OperationalCounts> {
-  const pending = sql.join(PENDING_JOB_STATES.map((s) => sql`${s}`), sql`, `);
-  const terminal = sql.join(TERMINAL_STAGES.map((s) => sql`${s}`), sql`, `);
+  const pending = sql.join(
+    PENDING_JOB_STATES.map((s) => sql`${s}`),
+    sql`, `,
+  );
+  const terminal = sql.join(
+    TERMINAL_STAGES.map((s) => sql`${s}`),
+    sql`, `,
+  );
   const [jobs, cycles] = await Promise.all([
     db.execute<{ kind: string; state: string; count: number }>(
       sql`SELECT kind, state, count(*)::int AS count FROM agent_jobs WHERE state IN (${pending}) GROUP BY kind, state`,

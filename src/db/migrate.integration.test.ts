@@ -10,15 +10,31 @@ import { endpoints } from './schema/index';
 async function migrateTwiceAndCheck(db: TestDatabase['db']) {
   await runMigrations(db);
   const count = async () =>
-    Number(((await db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`)).rows[0] as { n: number }).n);
+    Number(
+      ((await db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`)).rows[0] as { n: number }).n,
+    );
   const before = await count();
   expect(before).toBeGreaterThan(0);
   await runMigrations(db); // a second time: a no-op
   expect(await count()).toBe(before);
-  const tables = (await db.execute(sql`select table_name from information_schema.tables where table_schema = 'public'`)).rows.map(
-    (r) => (r as { table_name: string }).table_name,
-  );
-  for (const t of ['endpoints', 'endpoint_groups', 'group_members', 'software_inventory', 'patches', 'endpoint_patches', 'deployment_policies', 'maintenance_windows', 'patch_cycles', 'cycle_approvals', 'agent_jobs', 'patch_exceptions', 'audit_log']) {
+  const tables = (
+    await db.execute(sql`select table_name from information_schema.tables where table_schema = 'public'`)
+  ).rows.map((r) => (r as { table_name: string }).table_name);
+  for (const t of [
+    'endpoints',
+    'endpoint_groups',
+    'group_members',
+    'software_inventory',
+    'patches',
+    'endpoint_patches',
+    'deployment_policies',
+    'maintenance_windows',
+    'patch_cycles',
+    'cycle_approvals',
+    'agent_jobs',
+    'patch_exceptions',
+    'audit_log',
+  ]) {
     expect(tables).toContain(t);
   }
 }
@@ -39,12 +55,16 @@ describe('migrations', () => {
     if (fresh.kind === 'pglite') {
       await fresh.close();
       // PGlite serves every connection in one session, where an advisory lock is re-entrant: nothing to take turns on.
-      ctx.skip('needs real PostgreSQL (DATABASE_URL): PGlite has one session, so advisory locks cannot make processes wait');
+      ctx.skip(
+        'needs real PostgreSQL (DATABASE_URL): PGlite has one session, so advisory locks cannot make processes wait',
+      );
     }
     const conns = Array.from({ length: 4 }, () => connectDatabase(fresh.url, { max: 2 }));
     try {
       await Promise.all(conns.map((c) => runMigrations(c.db, c.pool)));
-      const rows = (await fresh.db.execute(sql`select hash, count(*)::int as n from drizzle.__drizzle_migrations group by hash`)).rows as Array<{ n: number }>;
+      const rows = (
+        await fresh.db.execute(sql`select hash, count(*)::int as n from drizzle.__drizzle_migrations group by hash`)
+      ).rows as Array<{ n: number }>;
       expect(rows.length).toBeGreaterThan(10);
       expect(rows.every((r) => Number(r.n) === 1)).toBe(true);
     } finally {

@@ -5,13 +5,27 @@
  */
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { CodedError, ErrorCode } from '../domain/errors';
-import { moreCautiousType, normalizeSeverity, severityFromCvss, type PatchType, type Severity, type SeveritySource } from '../domain/patch';
+import {
+  moreCautiousType,
+  normalizeSeverity,
+  severityFromCvss,
+  type PatchType,
+  type Severity,
+  type SeveritySource,
+} from '../domain/patch';
 import type { PatchFacts } from '../domain/risk';
 import type { FoundPatch, JobResult } from '../shared/agent-protocol';
 import { hasControlCharacters, packageRefProblem } from '../shared/package-names';
 import { appendAudit } from './audit';
 import type { Db } from './client';
-import { cycleTargets, endpointPatches, endpointPatchReports, endpoints, patches, type PatchPackage } from './schema/index';
+import {
+  cycleTargets,
+  endpointPatches,
+  endpointPatchReports,
+  endpoints,
+  patches,
+  type PatchPackage,
+} from './schema/index';
 
 const SOURCES: readonly SeveritySource[] = ['msrc', 'debian', 'ubuntu', 'redhat', 'suse', 'apple', 'cvss', 'vendor'];
 
@@ -40,7 +54,9 @@ export function screenJobResult(result: JobResult): { result: JobResult; refused
   const refused: RefusedEntry[] = [];
   const kept: FoundPatch[] = [];
   for (const p of result.missing) {
-    const problems = hasControlCharacters(p.patchId) ? ['the patch id carries control characters'] : p.packages.map((k) => packageRefProblem(k)).filter((x): x is string => x !== null);
+    const problems = hasControlCharacters(p.patchId)
+      ? ['the patch id carries control characters']
+      : p.packages.map((k) => packageRefProblem(k)).filter((x): x is string => x !== null);
     if (problems.length > 0) refused.push({ patchId: p.patchId, problem: problems.join('; ') });
     else kept.push(p);
   }
@@ -69,7 +85,10 @@ type CatalogRow = typeof patches.$inferSelect;
  * Packages, the successor (supersededBy), title and vendor never change from an agent: they come from the first
  * report (descriptive fields) or trusted sources only (setCatalogPatch). Returns the changed fields, or null.
  */
-function cautiousMerge(row: Pick<CatalogRow, 'severity' | 'cvss' | 'cves' | 'rebootRequired' | 'type'>, p: FoundPatch): Partial<CatalogRow> | null {
+function cautiousMerge(
+  row: Pick<CatalogRow, 'severity' | 'cvss' | 'cves' | 'rebootRequired' | 'type'>,
+  p: FoundPatch,
+): Partial<CatalogRow> | null {
   const change: Partial<CatalogRow> = {};
   const type = moreCautiousType(row.type, p.type);
   if (type !== row.type) change.type = type;
@@ -91,7 +110,15 @@ function cautiousMerge(row: Pick<CatalogRow, 'severity' | 'cvss' | 'cves' | 'reb
  * log) and the endpoint's missing set (or, for a limited scan, that part of it). Patches refused by screening are
  * neither recorded nor taken as installed.
  */
-export async function applyScan(db: Db, endpointId: string, jobId: string, found: FoundPatch[], limitedTo: string[], refusedIds: string[], now: Date): Promise<void> {
+export async function applyScan(
+  db: Db,
+  endpointId: string,
+  jobId: string,
+  found: FoundPatch[],
+  limitedTo: string[],
+  refusedIds: string[],
+  now: Date,
+): Promise<void> {
   const osFamily = await osFamilyOf(db, endpointId);
   const unique = new Map(found.map((p) => [p.patchId, p]));
   // One lock order for every writer: concurrent scans touching shared catalog rows must not deadlock.
@@ -113,7 +140,9 @@ export async function applyScan(db: Db, endpointId: string, jobId: string, found
           vendorSeverity: p.vendorSeverity ?? null,
           cvss: p.cvss ?? null,
           cves: p.cves,
-          osFamily: p.packages.some((k) => k.manager === 'winget' || k.manager === 'brew' || k.manager === 'file') ? 'any' : osFamily,
+          osFamily: p.packages.some((k) => k.manager === 'winget' || k.manager === 'brew' || k.manager === 'file')
+            ? 'any'
+            : osFamily,
           rebootRequired: p.rebootRequired,
           // Never from an agent: the successor and the packages are per endpoint (endpoint_patch_reports).
           supersededBy: null,
@@ -145,7 +174,11 @@ export async function applyScan(db: Db, endpointId: string, jobId: string, found
       const change = cautiousMerge(row, p);
       if (!change) continue;
       await db.update(patches).set(change).where(eq(patches.id, p.patchId));
-      changed.push({ patchId: p.patchId, from: Object.fromEntries(Object.keys(change).map((k) => [k, row[k as keyof typeof row]])), to: change });
+      changed.push({
+        patchId: p.patchId,
+        from: Object.fromEntries(Object.keys(change).map((k) => [k, row[k as keyof typeof row]])),
+        to: change,
+      });
     }
     await db
       .insert(endpointPatchReports)
@@ -184,10 +217,24 @@ export async function applyScan(db: Db, endpointId: string, jobId: string, found
       });
     await db
       .insert(endpointPatches)
-      .values(chunk.map((p) => ({ endpointId, patchId: p.patchId, state: 'missing', detectedAt: now, lastJobId: jobId, updatedAt: now })))
+      .values(
+        chunk.map((p) => ({
+          endpointId,
+          patchId: p.patchId,
+          state: 'missing',
+          detectedAt: now,
+          lastJobId: jobId,
+          updatedAt: now,
+        })),
+      )
       .onConflictDoUpdate({
         target: [endpointPatches.endpointId, endpointPatches.patchId],
-        set: { state: 'missing', lastJobId: jobId, updatedAt: now, lastError: sql`case when ${endpointPatches.state} = 'failed' then ${endpointPatches.lastError} else null end` },
+        set: {
+          state: 'missing',
+          lastJobId: jobId,
+          updatedAt: now,
+          lastError: sql`case when ${endpointPatches.state} = 'failed' then ${endpointPatches.lastError} else null end`,
+        },
       });
   }
   if (added.length > 0 || changed.length > 0) {
@@ -215,7 +262,11 @@ export async function applyScan(db: Db, endpointId: string, jobId: string, found
  * endpoint's report. Ordered by endpoint, then priority (highest first), then patch. The one query install,
  * verify and rollback payloads are built from (src/activities/cycle.ts).
  */
-export async function patchJobTargets(db: Db, cycleId: string, endpointIds: string[]): Promise<Array<{ endpointId: string; patchId: string; packages: PatchPackage[]; rebootRequired: boolean }>> {
+export async function patchJobTargets(
+  db: Db,
+  cycleId: string,
+  endpointIds: string[],
+): Promise<Array<{ endpointId: string; patchId: string; packages: PatchPackage[]; rebootRequired: boolean }>> {
   if (endpointIds.length === 0) return [];
   return db
     .select({
@@ -226,8 +277,20 @@ export async function patchJobTargets(db: Db, cycleId: string, endpointIds: stri
     })
     .from(cycleTargets)
     .innerJoin(patches, eq(patches.id, cycleTargets.patchId))
-    .leftJoin(endpointPatchReports, and(eq(endpointPatchReports.endpointId, cycleTargets.endpointId), eq(endpointPatchReports.patchId, cycleTargets.patchId)))
-    .where(and(eq(cycleTargets.cycleId, cycleId), eq(cycleTargets.decision, 'include'), inArray(cycleTargets.endpointId, endpointIds)))
+    .leftJoin(
+      endpointPatchReports,
+      and(
+        eq(endpointPatchReports.endpointId, cycleTargets.endpointId),
+        eq(endpointPatchReports.patchId, cycleTargets.patchId),
+      ),
+    )
+    .where(
+      and(
+        eq(cycleTargets.cycleId, cycleId),
+        eq(cycleTargets.decision, 'include'),
+        inArray(cycleTargets.endpointId, endpointIds),
+      ),
+    )
     .orderBy(cycleTargets.endpointId, sql`${cycleTargets.priority} desc`, cycleTargets.patchId);
 }
 
@@ -249,7 +312,10 @@ export interface TrustedPatchFacts {
  */
 export async function setCatalogPatch(db: Db, patchId: string, facts: TrustedPatchFacts, by: string): Promise<void> {
   if (facts.severity !== undefined && !SEVERITY_ORDER.includes(facts.severity)) {
-    throw new CodedError(ErrorCode.InvalidInput, `"${facts.severity}" is not a severity: use one of ${SEVERITY_ORDER.join(', ')}`);
+    throw new CodedError(
+      ErrorCode.InvalidInput,
+      `"${facts.severity}" is not a severity: use one of ${SEVERITY_ORDER.join(', ')}`,
+    );
   }
   for (const p of facts.packages ?? []) {
     const why = packageRefProblem(p);
@@ -267,30 +333,48 @@ export async function setCatalogPatch(db: Db, patchId: string, facts: TrustedPat
       action: 'catalog.patch.set',
       subjectType: 'patch',
       subjectId: patchId,
-      details: { from: Object.fromEntries(Object.keys(change).map((k) => [k, row[k as keyof CatalogRow]])), to: change },
+      details: {
+        from: Object.fromEntries(Object.keys(change).map((k) => [k, row[k as keyof CatalogRow]])),
+        to: change,
+      },
     });
   });
 }
-
 
 /** Missing patches are read this many endpoints at a time. */
 const MISSING_READ_BATCH = 5000;
 
 /** What each endpoint's last scan found missing (endpoint_patches in state missing), for these endpoints. */
-export async function missingPatches(db: Db, endpointIds: string[]): Promise<Array<{ endpointId: string; patchId: string; detectedAt: string }>> {
+export async function missingPatches(
+  db: Db,
+  endpointIds: string[],
+): Promise<Array<{ endpointId: string; patchId: string; detectedAt: string }>> {
   const missing: Array<{ endpointId: string; patchId: string; detectedAt: string }> = [];
   for (let i = 0; i < endpointIds.length; i += MISSING_READ_BATCH) {
     const rows = await db
-      .select({ endpointId: endpointPatches.endpointId, patchId: endpointPatches.patchId, detectedAt: endpointPatches.detectedAt })
+      .select({
+        endpointId: endpointPatches.endpointId,
+        patchId: endpointPatches.patchId,
+        detectedAt: endpointPatches.detectedAt,
+      })
       .from(endpointPatches)
-      .where(and(eq(endpointPatches.state, 'missing'), inArray(endpointPatches.endpointId, endpointIds.slice(i, i + MISSING_READ_BATCH))));
-    for (const r of rows) missing.push({ endpointId: r.endpointId, patchId: r.patchId, detectedAt: r.detectedAt.toISOString() });
+      .where(
+        and(
+          eq(endpointPatches.state, 'missing'),
+          inArray(endpointPatches.endpointId, endpointIds.slice(i, i + MISSING_READ_BATCH)),
+        ),
+      );
+    for (const r of rows)
+      missing.push({ endpointId: r.endpointId, patchId: r.patchId, detectedAt: r.detectedAt.toISOString() });
   }
   return missing;
 }
 
 /** The catalog's facts about these patches, as the assessment takes them (patches not in the catalog are left out). */
-export async function catalogPatchFacts(db: Db, patchIds: string[]): Promise<Array<Omit<PatchFacts, 'knownExploitedCves' | 'rebootRequired'>>> {
+export async function catalogPatchFacts(
+  db: Db,
+  patchIds: string[],
+): Promise<Array<Omit<PatchFacts, 'knownExploitedCves' | 'rebootRequired'>>> {
   if (patchIds.length === 0) return [];
   const rows = await db.select().from(patches).where(inArray(patches.id, patchIds));
   return rows.map((p) => ({

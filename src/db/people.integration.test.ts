@@ -14,26 +14,53 @@ describe('people and their identities', () => {
     await t.close();
   });
 
-  const audits = async (action: string) => Number((await t.db.execute<{ n: number }>(sql`select count(*)::int as n from audit_log where action = ${action}`)).rows[0]!.n);
+  const audits = async (action: string) =>
+    Number(
+      (await t.db.execute<{ n: number }>(sql`select count(*)::int as n from audit_log where action = ${action}`))
+        .rows[0]!.n,
+    );
 
   it('an identity linked to nobody is its own person; linked identities share one person', async () => {
     expect(await personOf(t.db, 'slack:UA')).toBe('slack:UA');
-    expect(await linkIdentity(t.db, { person: 'alice', identity: 'slack:UA', email: 'alice@example.com', by: 'cli:admin' })).toEqual({ changed: true });
-    expect(await linkIdentity(t.db, { person: 'alice', identity: 'teams:29:a', by: 'cli:admin' })).toEqual({ changed: true });
-    expect(await linkIdentity(t.db, { person: 'alice', identity: 'teams:29:a', by: 'cli:admin' })).toEqual({ changed: false });
+    expect(
+      await linkIdentity(t.db, { person: 'alice', identity: 'slack:UA', email: 'alice@example.com', by: 'cli:admin' }),
+    ).toEqual({ changed: true });
+    expect(await linkIdentity(t.db, { person: 'alice', identity: 'teams:29:a', by: 'cli:admin' })).toEqual({
+      changed: true,
+    });
+    expect(await linkIdentity(t.db, { person: 'alice', identity: 'teams:29:a', by: 'cli:admin' })).toEqual({
+      changed: false,
+    });
     expect(await personOf(t.db, 'slack:UA')).toBe('person:alice');
     expect(await personOf(t.db, 'teams:29:a')).toBe('person:alice');
-    expect(await personWithIdentities(t.db, 'teams:29:a')).toEqual({ person: 'person:alice', identities: ['slack:UA', 'teams:29:a'] });
-    expect(await personWithIdentities(t.db, 'web:nobody')).toEqual({ person: 'web:nobody', identities: ['web:nobody'] });
-    expect(await listPeople(t.db)).toEqual([{ name: 'alice', email: 'alice@example.com', identities: ['slack:UA', 'teams:29:a'] }]);
+    expect(await personWithIdentities(t.db, 'teams:29:a')).toEqual({
+      person: 'person:alice',
+      identities: ['slack:UA', 'teams:29:a'],
+    });
+    expect(await personWithIdentities(t.db, 'web:nobody')).toEqual({
+      person: 'web:nobody',
+      identities: ['web:nobody'],
+    });
+    expect(await listPeople(t.db)).toEqual([
+      { name: 'alice', email: 'alice@example.com', identities: ['slack:UA', 'teams:29:a'] },
+    ]);
     expect(await audits('person.linked')).toBe(2);
   });
 
   it('refuses an identity linked to someone else, an address another person has, and bad names', async () => {
-    await expect(linkIdentity(t.db, { person: 'bob', identity: 'slack:UA', by: 'cli:admin' })).rejects.toMatchObject({ code: 'CONFLICT', message: 'slack:UA is linked to alice; unlink it first (people unlink slack:UA)' });
-    await expect(linkIdentity(t.db, { person: 'bob', identity: 'slack:UB', email: 'ALICE@example.com', by: 'cli:admin' })).rejects.toMatchObject({ code: 'CONFLICT' });
-    await expect(linkIdentity(t.db, { person: 'b:ob', identity: 'slack:UB', by: 'cli:admin' })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
-    await expect(linkIdentity(t.db, { person: 'bob', identity: 'person:alice', by: 'cli:admin' })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    await expect(linkIdentity(t.db, { person: 'bob', identity: 'slack:UA', by: 'cli:admin' })).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: 'slack:UA is linked to alice; unlink it first (people unlink slack:UA)',
+    });
+    await expect(
+      linkIdentity(t.db, { person: 'bob', identity: 'slack:UB', email: 'ALICE@example.com', by: 'cli:admin' }),
+    ).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(linkIdentity(t.db, { person: 'b:ob', identity: 'slack:UB', by: 'cli:admin' })).rejects.toMatchObject({
+      code: 'INVALID_INPUT',
+    });
+    await expect(
+      linkIdentity(t.db, { person: 'bob', identity: 'person:alice', by: 'cli:admin' }),
+    ).rejects.toMatchObject({ code: 'INVALID_INPUT' });
     expect(await personOf(t.db, 'slack:UB')).toBe('slack:UB');
   });
 

@@ -29,12 +29,19 @@ export function personKey(name: string): string {
 }
 
 export function checkPersonName(name: string): void {
-  if (!NAME.test(name)) throw new CodedError(ErrorCode.InvalidInput, `"${name}" is not a person's name: letters, digits, . _ @ - (no colon), up to 64`);
+  if (!NAME.test(name))
+    throw new CodedError(
+      ErrorCode.InvalidInput,
+      `"${name}" is not a person's name: letters, digits, . _ @ - (no colon), up to 64`,
+    );
 }
 
 export function checkIdentity(identity: string): void {
   if (!IDENTITY.test(identity) || identity.startsWith('person:')) {
-    throw new CodedError(ErrorCode.InvalidInput, `"${identity}" is not an identity; they look like slack:U0123, teams:<aad object id>, web:alice, api:<token name>`);
+    throw new CodedError(
+      ErrorCode.InvalidInput,
+      `"${identity}" is not an identity; they look like slack:U0123, teams:<aad object id>, web:alice, api:<token name>`,
+    );
   }
 }
 
@@ -50,7 +57,10 @@ export async function personOf(db: Db, identity: string): Promise<string> {
 }
 
 /** The person behind an identity and every identity linked to them now (just the identity when linked to nobody). */
-export async function personWithIdentities(db: Db, identity: string): Promise<{ person: string; identities: string[] }> {
+export async function personWithIdentities(
+  db: Db,
+  identity: string,
+): Promise<{ person: string; identities: string[] }> {
   const rows = await db
     .select({ name: people.name, identity: personIdentities.identity })
     .from(personIdentities)
@@ -63,7 +73,11 @@ export async function personWithIdentities(db: Db, identity: string): Promise<{ 
 
 /** Is this identity linked to a person? */
 export async function isLinked(db: Db, identity: string): Promise<boolean> {
-  const rows = await db.select({ identity: personIdentities.identity }).from(personIdentities).where(eq(personIdentities.identity, identity)).limit(1);
+  const rows = await db
+    .select({ identity: personIdentities.identity })
+    .from(personIdentities)
+    .where(eq(personIdentities.identity, identity))
+    .limit(1);
   return rows.length > 0;
 }
 
@@ -72,15 +86,25 @@ export async function isLinked(db: Db, identity: string): Promise<boolean> {
  * none). Idempotent for the same pair; an identity linked to someone else is refused (unlink it first).
  * Returns whether anything changed. Audited as `person.linked`.
  */
-export async function linkIdentity(db: Db, link: { person: string; identity: string; email?: string; by: string }): Promise<{ changed: boolean }> {
+export async function linkIdentity(
+  db: Db,
+  link: { person: string; identity: string; email?: string; by: string },
+): Promise<{ changed: boolean }> {
   checkPersonName(link.person);
   checkIdentity(link.identity);
-  if (link.email !== undefined && !EMAIL.test(link.email)) throw new CodedError(ErrorCode.InvalidInput, `"${link.email}" is not an e-mail address`);
+  if (link.email !== undefined && !EMAIL.test(link.email))
+    throw new CodedError(ErrorCode.InvalidInput, `"${link.email}" is not an e-mail address`);
   const changed = await db.transaction(async (tx) => {
-    await tx.insert(people).values({ name: link.person, createdBy: link.by }).onConflictDoNothing({ target: people.name });
+    await tx
+      .insert(people)
+      .values({ name: link.person, createdBy: link.by })
+      .onConflictDoNothing({ target: people.name });
     const [person] = await tx.select().from(people).where(eq(people.name, link.person)).for('update');
     if (link.email && !person!.email) {
-      const [taken] = await tx.select({ name: people.name }).from(people).where(sql`lower(${people.email}) = lower(${link.email})`);
+      const [taken] = await tx
+        .select({ name: people.name })
+        .from(people)
+        .where(sql`lower(${people.email}) = lower(${link.email})`);
       if (taken) throw new CodedError(ErrorCode.Conflict, `${link.email} is already the e-mail of ${taken.name}`);
       await tx.update(people).set({ email: link.email }).where(eq(people.id, person!.id));
     }
@@ -90,7 +114,10 @@ export async function linkIdentity(db: Db, link: { person: string; identity: str
       .innerJoin(people, eq(people.id, personIdentities.personId))
       .where(eq(personIdentities.identity, link.identity));
     if (current && current.name !== link.person) {
-      throw new CodedError(ErrorCode.Conflict, `${link.identity} is linked to ${current.name}; unlink it first (people unlink ${link.identity})`);
+      throw new CodedError(
+        ErrorCode.Conflict,
+        `${link.identity} is linked to ${current.name}; unlink it first (people unlink ${link.identity})`,
+      );
     }
     if (current) return false;
     await tx.insert(personIdentities).values({ identity: link.identity, personId: person!.id, linkedBy: link.by });
@@ -117,9 +144,18 @@ export async function unlinkIdentity(db: Db, identity: string, by: string): Prom
     .innerJoin(people, eq(people.id, personIdentities.personId))
     .where(eq(personIdentities.identity, identity));
   if (!row) return null;
-  const removed = await db.delete(personIdentities).where(eq(personIdentities.identity, identity)).returning({ identity: personIdentities.identity });
+  const removed = await db
+    .delete(personIdentities)
+    .where(eq(personIdentities.identity, identity))
+    .returning({ identity: personIdentities.identity });
   if (removed.length === 0) return null;
-  await appendAudit(db, { actor: by, action: 'person.unlinked', subjectType: 'person', subjectId: row.name, details: { identity } });
+  await appendAudit(db, {
+    actor: by,
+    action: 'person.unlinked',
+    subjectType: 'person',
+    subjectId: row.name,
+    details: { identity },
+  });
   return row.name;
 }
 
@@ -146,7 +182,10 @@ export async function listPeople(db: Db): Promise<PersonDto[]> {
  */
 export async function linkByEmail(db: Db, identity: string, email: string, by: string): Promise<string | null> {
   if (!EMAIL.test(email) || (await isLinked(db, identity))) return null;
-  const [person] = await db.select({ id: people.id, name: people.name }).from(people).where(sql`lower(${people.email}) = lower(${email})`);
+  const [person] = await db
+    .select({ id: people.id, name: people.name })
+    .from(people)
+    .where(sql`lower(${people.email}) = lower(${email})`);
   if (!person) return null;
   const inserted = await db
     .insert(personIdentities)
@@ -154,7 +193,13 @@ export async function linkByEmail(db: Db, identity: string, email: string, by: s
     .onConflictDoNothing()
     .returning({ identity: personIdentities.identity });
   if (inserted.length === 0) return null;
-  await appendAudit(db, { actor: by, action: 'person.linked', subjectType: 'person', subjectId: person.name, details: { identity, via: 'email', email } });
+  await appendAudit(db, {
+    actor: by,
+    action: 'person.linked',
+    subjectType: 'person',
+    subjectId: person.name,
+    details: { identity, via: 'email', email },
+  });
   return person.name;
 }
 
@@ -164,7 +209,10 @@ export async function linkByEmail(db: Db, identity: string, email: string, by: s
  */
 export async function recordPersonEmail(db: Db, name: string, email: string, by: string): Promise<boolean> {
   if (!EMAIL.test(email)) return false;
-  const [taken] = await db.select({ name: people.name }).from(people).where(sql`lower(${people.email}) = lower(${email})`);
+  const [taken] = await db
+    .select({ name: people.name })
+    .from(people)
+    .where(sql`lower(${people.email}) = lower(${email})`);
   if (taken) return false;
   const updated = await db
     .update(people)
@@ -173,7 +221,12 @@ export async function recordPersonEmail(db: Db, name: string, email: string, by:
     .returning({ name: people.name })
     .catch(() => []); // a concurrent link took the address first (people_email_uq)
   if (updated.length === 0) return false;
-  await appendAudit(db, { actor: by, action: 'person.email', subjectType: 'person', subjectId: name, details: { email, via: 'directory' } });
+  await appendAudit(db, {
+    actor: by,
+    action: 'person.email',
+    subjectType: 'person',
+    subjectId: name,
+    details: { email, via: 'directory' },
+  });
   return true;
 }
-

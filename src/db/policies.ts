@@ -20,21 +20,42 @@ export interface StoredPolicy {
 const POLICY_LOCK_KEY = 0x706f6c69; // 'poli'
 
 function toStored(row: typeof deploymentPolicies.$inferSelect): StoredPolicy {
-  return { name: row.name, version: row.version, policy: parsePolicy(row.definition), createdBy: row.createdBy, createdAt: row.createdAt.toISOString() };
+  return {
+    name: row.name,
+    version: row.version,
+    policy: parsePolicy(row.definition),
+    createdBy: row.createdBy,
+    createdAt: row.createdAt.toISOString(),
+  };
 }
 
 /** Stores DEFAULT_POLICY and EMERGENCY_POLICY as version 1 when no version of them exists yet. */
 export async function seedPolicies(db: Db): Promise<void> {
   for (const p of [DEFAULT_POLICY, EMERGENCY_POLICY]) {
-    const existing = await db.select({ v: deploymentPolicies.version }).from(deploymentPolicies).where(eq(deploymentPolicies.name, p.name)).limit(1);
+    const existing = await db
+      .select({ v: deploymentPolicies.version })
+      .from(deploymentPolicies)
+      .where(eq(deploymentPolicies.name, p.name))
+      .limit(1);
     if (existing.length > 0) continue;
     const inserted = await db
       .insert(deploymentPolicies)
-      .values({ name: p.name, version: 1, definition: p as unknown as Record<string, unknown>, createdBy: 'system:seed' })
+      .values({
+        name: p.name,
+        version: 1,
+        definition: p as unknown as Record<string, unknown>,
+        createdBy: 'system:seed',
+      })
       .onConflictDoNothing()
       .returning({ id: deploymentPolicies.id });
     if (inserted.length > 0) {
-      await appendAudit(db, { actor: 'system:seed', action: 'policy.saved', subjectType: 'policy', subjectId: p.name, details: { version: 1 } });
+      await appendAudit(db, {
+        actor: 'system:seed',
+        action: 'policy.saved',
+        subjectType: 'policy',
+        subjectId: p.name,
+        details: { version: 1 },
+      });
     }
   }
 }
@@ -44,7 +65,11 @@ export async function getPolicy(db: Db, name: string, version?: number): Promise
   const rows = await db
     .select()
     .from(deploymentPolicies)
-    .where(version === undefined ? eq(deploymentPolicies.name, name) : and(eq(deploymentPolicies.name, name), eq(deploymentPolicies.version, version)))
+    .where(
+      version === undefined
+        ? eq(deploymentPolicies.name, name)
+        : and(eq(deploymentPolicies.name, name), eq(deploymentPolicies.version, version)),
+    )
     .orderBy(desc(deploymentPolicies.version))
     .limit(1);
   const row = rows[0];
@@ -61,8 +86,16 @@ export async function getPolicy(db: Db, name: string, version?: number): Promise
 }
 
 /** The latest version of every policy, by name. */
-export async function listPolicies(db: Db): Promise<Array<{ name: string; version: number; description: string; createdBy: string; createdAt: string }>> {
-  const rows = await db.execute<{ name: string; version: number; definition: Record<string, unknown>; created_by: string; created_at: string | Date }>(
+export async function listPolicies(
+  db: Db,
+): Promise<Array<{ name: string; version: number; description: string; createdBy: string; createdAt: string }>> {
+  const rows = await db.execute<{
+    name: string;
+    version: number;
+    definition: Record<string, unknown>;
+    created_by: string;
+    created_at: string | Date;
+  }>(
     sql`select distinct on (name) name, version, definition, created_by, created_at from deployment_policies order by name, version desc`,
   );
   return rows.rows.map((r) => ({
@@ -92,7 +125,13 @@ export async function savePolicy(db: Db, doc: unknown, by: string): Promise<Stor
       .returning();
     return inserted!;
   });
-  await appendAudit(db, { actor: by, action: 'policy.saved', subjectType: 'policy', subjectId: policy.name, details: { version: row.version } });
+  await appendAudit(db, {
+    actor: by,
+    action: 'policy.saved',
+    subjectType: 'policy',
+    subjectId: policy.name,
+    details: { version: row.version },
+  });
   return toStored(row);
 }
 

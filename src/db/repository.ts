@@ -15,23 +15,43 @@ import { SecretBox } from './secret-box';
  * The active manifest-signing key, created on first use. The private key is stored sealed by `box` (a key kept
  * outside the database, see secret-box.ts); a row from before sealing is sealed in place the first time it is read.
  */
-export async function activeSigningKey(db: Db, box: SecretBox): Promise<{ id: number; publicKey: string; privateKey: string }> {
+export async function activeSigningKey(
+  db: Db,
+  box: SecretBox,
+): Promise<{ id: number; publicKey: string; privateKey: string }> {
   const open = async (row: typeof manifestSigningKeys.$inferSelect) => {
-    if (SecretBox.isSealed(row.privateKey)) return { id: row.id, publicKey: row.publicKey, privateKey: box.open(row.privateKey) };
-    await db.update(manifestSigningKeys).set({ privateKey: box.seal(row.privateKey) }).where(and(eq(manifestSigningKeys.id, row.id), eq(manifestSigningKeys.privateKey, row.privateKey)));
+    if (SecretBox.isSealed(row.privateKey))
+      return { id: row.id, publicKey: row.publicKey, privateKey: box.open(row.privateKey) };
+    await db
+      .update(manifestSigningKeys)
+      .set({ privateKey: box.seal(row.privateKey) })
+      .where(and(eq(manifestSigningKeys.id, row.id), eq(manifestSigningKeys.privateKey, row.privateKey)));
     return { id: row.id, publicKey: row.publicKey, privateKey: row.privateKey };
   };
-  const [row] = await db.select().from(manifestSigningKeys).where(eq(manifestSigningKeys.active, true)).orderBy(desc(manifestSigningKeys.id)).limit(1);
+  const [row] = await db
+    .select()
+    .from(manifestSigningKeys)
+    .where(eq(manifestSigningKeys.active, true))
+    .orderBy(desc(manifestSigningKeys.id))
+    .limit(1);
   if (row) return open(row);
   const created = await db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(74201)`);
-    const [again] = await tx.select().from(manifestSigningKeys).where(eq(manifestSigningKeys.active, true)).orderBy(desc(manifestSigningKeys.id)).limit(1);
+    const [again] = await tx
+      .select()
+      .from(manifestSigningKeys)
+      .where(eq(manifestSigningKeys.active, true))
+      .orderBy(desc(manifestSigningKeys.id))
+      .limit(1);
     if (again) return again;
     const { publicKey, privateKey } = generateKeyPairSync('ed25519', {
       publicKeyEncoding: { type: 'spki', format: 'pem' },
       privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
     });
-    const [inserted] = await tx.insert(manifestSigningKeys).values({ publicKey, privateKey: box.seal(privateKey) }).returning();
+    const [inserted] = await tx
+      .insert(manifestSigningKeys)
+      .values({ publicKey, privateKey: box.seal(privateKey) })
+      .returning();
     return inserted!;
   });
   return open(created);
@@ -60,7 +80,15 @@ export async function updateManifest(
   box: SecretBox,
   change: (latest: ManifestRow | null) => ManifestBody['files'] | null,
   opts: { ttlHours?: number | ((latest: ManifestRow | null) => number); now?: Date } = {},
-): Promise<(SignedManifest & { version: number; previous: ManifestRow | null; files: ManifestBody['files']; expiresAt: string }) | null> {
+): Promise<
+  | (SignedManifest & {
+      version: number;
+      previous: ManifestRow | null;
+      files: ManifestBody['files'];
+      expiresAt: string;
+    })
+  | null
+> {
   const key = await activeSigningKey(db, box);
   const now = opts.now ?? new Date();
   return db.transaction(async (tx) => {
@@ -74,7 +102,9 @@ export async function updateManifest(
     const expiresAt = new Date(now.getTime() + ttlHours * 3600_000);
     const body = JSON.stringify({ version, expiresAt: expiresAt.toISOString(), files } satisfies ManifestBody);
     const signature = sign(null, Buffer.from(body, 'utf8'), key.privateKey).toString('base64');
-    await tx.insert(repositoryManifests).values({ version, body, signature, keyId: key.id, files, expiresAt, createdAt: now });
+    await tx
+      .insert(repositoryManifests)
+      .values({ version, body, signature, keyId: key.id, files, expiresAt, createdAt: now });
     return { version, body, signature, keyId: key.id, previous: latest, files, expiresAt: expiresAt.toISOString() };
   });
 }
@@ -88,14 +118,28 @@ const lifetimeMs = (row: ManifestRow) => row.expiresAt.getTime() - row.createdAt
  * call this: the check is made under the publish lock, so only one re-signs. Returns the new version, or null
  * when nothing was due.
  */
-export async function refreshManifestIfDue(db: Db, box: SecretBox, now: Date): Promise<{ version: number; expiresAt: string } | null> {
-  const due = (row: ManifestRow | null): row is ManifestRow => row !== null && lifetimeMs(row) > 0 && row.expiresAt.getTime() - now.getTime() <= lifetimeMs(row) / 2;
+export async function refreshManifestIfDue(
+  db: Db,
+  box: SecretBox,
+  now: Date,
+): Promise<{ version: number; expiresAt: string } | null> {
+  const due = (row: ManifestRow | null): row is ManifestRow =>
+    row !== null && lifetimeMs(row) > 0 && row.expiresAt.getTime() - now.getTime() <= lifetimeMs(row) / 2;
   // Cheap check first (every server does it every few minutes); the real one is under the lock.
   const [row] = await db.select().from(repositoryManifests).orderBy(desc(repositoryManifests.version)).limit(1);
   if (!due(row ?? null)) return null;
-  const m = await updateManifest(db, box, (latest) => (due(latest) ? latest.files : null), { ttlHours: (latest) => lifetimeMs(latest!) / 3600_000, now });
+  const m = await updateManifest(db, box, (latest) => (due(latest) ? latest.files : null), {
+    ttlHours: (latest) => lifetimeMs(latest!) / 3600_000,
+    now,
+  });
   if (!m) return null;
-  await appendAudit(db, { actor: 'system:server', action: 'repository.manifest.refreshed', subjectType: 'manifest', subjectId: String(m.version), details: { previous: m.previous!.version, expiresAt: m.expiresAt, files: m.files.length } });
+  await appendAudit(db, {
+    actor: 'system:server',
+    action: 'repository.manifest.refreshed',
+    subjectType: 'manifest',
+    subjectId: String(m.version),
+    details: { previous: m.previous!.version, expiresAt: m.expiresAt, files: m.files.length },
+  });
   return { version: m.version, expiresAt: m.expiresAt };
 }
 
@@ -158,7 +202,11 @@ export async function removeManifestFiles(
     db,
     box,
     (latest) => {
-      if (!latest) throw new CodedError(ErrorCode.NotFound, 'no repository manifest has been published yet: there are no files to remove');
+      if (!latest)
+        throw new CodedError(
+          ErrorCode.NotFound,
+          'no repository manifest has been published yet: there are no files to remove',
+        );
       const drop = new Set<string>();
       const unknown: string[] = [];
       for (const ref of refs) {
@@ -166,11 +214,17 @@ export async function removeManifestFiles(
         const matches = bySha.length > 0 ? bySha : latest.files.filter((f) => f.name === ref);
         if (matches.length === 0) unknown.push(ref);
         else if (matches.length > 1) {
-          throw new CodedError(ErrorCode.Conflict, `${matches.length} files are named "${ref}" (${matches.map((f) => f.sha256).join(', ')}): give the sha256 of the one to remove. Nothing was removed.`);
+          throw new CodedError(
+            ErrorCode.Conflict,
+            `${matches.length} files are named "${ref}" (${matches.map((f) => f.sha256).join(', ')}): give the sha256 of the one to remove. Nothing was removed.`,
+          );
         } else drop.add(matches[0]!.sha256);
       }
       if (unknown.length > 0) {
-        throw new CodedError(ErrorCode.NotFound, `not in manifest version ${latest.version}: ${unknown.map((r) => `"${r}"`).join(', ')}; see \`patchops repo list\`. Nothing was removed and no manifest published.`);
+        throw new CodedError(
+          ErrorCode.NotFound,
+          `not in manifest version ${latest.version}: ${unknown.map((r) => `"${r}"`).join(', ')}; see \`patchops repo list\`. Nothing was removed and no manifest published.`,
+        );
       }
       removed = latest.files.filter((f) => drop.has(f.sha256));
       return latest.files.filter((f) => !drop.has(f.sha256));
@@ -187,4 +241,3 @@ export async function removeManifestFiles(
   });
   return { version: m!.version, previousVersion, removed, files: m!.files };
 }
-

@@ -11,7 +11,10 @@ import { agentJobs, endpoints } from './schema/index';
 const CHUNK = 5000;
 
 /** Of `endpointIds`, those with no scan, or a last scan before `now - maxAgeHours`, and no scan answered in `cycleId`. */
-export async function staleEndpoints(db: Db, o: { cycleId: string; endpointIds: string[]; maxAgeHours: number; now: Date }): Promise<string[]> {
+export async function staleEndpoints(
+  db: Db,
+  o: { cycleId: string; endpointIds: string[]; maxAgeHours: number; now: Date },
+): Promise<string[]> {
   const cutoff = new Date(o.now.getTime() - o.maxAgeHours * 3_600_000);
   const stale: string[] = [];
   for (let i = 0; i < o.endpointIds.length; i += CHUNK) {

@@ -22,7 +22,9 @@ describe('SecretBox', () => {
     const a = SecretBox.ephemeral();
     const b = SecretBox.ephemeral();
     const sealed = a.seal('secret');
-    expect(() => b.open(sealed)).toThrow(/sealed with key [0-9a-f]{8}, but the key from an ephemeral test key is [0-9a-f]{8}/);
+    expect(() => b.open(sealed)).toThrow(
+      /sealed with key [0-9a-f]{8}, but the key from an ephemeral test key is [0-9a-f]{8}/,
+    );
     const parts = sealed.split(':');
     const ct = Buffer.from(parts[5]!, 'base64url');
     ct[0]! ^= 1;

@@ -32,7 +32,10 @@ export class SecretBox {
   static fromString(value: string, source = 'SECRETS_KEY'): SecretBox {
     const v = value.trim();
     const key = /^[0-9a-fA-F]{64}$/.test(v) ? Buffer.from(v, 'hex') : Buffer.from(v, 'base64');
-    if (key.length !== 32) throw new SecretBoxError(`${source} must be 32 bytes as base64 or hex (generate one with: openssl rand -base64 32); it decodes to ${key.length} bytes`);
+    if (key.length !== 32)
+      throw new SecretBoxError(
+        `${source} must be 32 bytes as base64 or hex (generate one with: openssl rand -base64 32); it decodes to ${key.length} bytes`,
+      );
     return new SecretBox(key, source);
   }
 
@@ -81,7 +84,9 @@ export class SecretBox {
     const [keyId, iv, tag, ct] = sealed.slice(PREFIX.length).split(':');
     if (!keyId || !iv || !tag || ct === undefined) throw new SecretBoxError('the sealed value is malformed');
     if (keyId !== this.keyId) {
-      throw new SecretBoxError(`the value was sealed with key ${keyId}, but the key from ${this.source} is ${this.keyId}: use the SECRETS_KEY (or secrets.key file) this database was set up with`);
+      throw new SecretBoxError(
+        `the value was sealed with key ${keyId}, but the key from ${this.source} is ${this.keyId}: use the SECRETS_KEY (or secrets.key file) this database was set up with`,
+      );
     }
     try {
       const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'));
@@ -95,5 +100,7 @@ export class SecretBox {
 
 /** The server's secret box: SECRETS_KEY when set, else `<dataDir>/secrets.key`. */
 export function secretBoxFor(config: { dataDir: string; secretsKey?: string }): Promise<SecretBox> {
-  return config.secretsKey ? Promise.resolve(SecretBox.fromString(config.secretsKey)) : SecretBox.fromFile(path.join(config.dataDir, 'secrets.key'));
+  return config.secretsKey
+    ? Promise.resolve(SecretBox.fromString(config.secretsKey))
+    : SecretBox.fromFile(path.join(config.dataDir, 'secrets.key'));
 }

@@ -28,12 +28,17 @@ describe('the manifest-signing key at rest', () => {
     const m = await publishManifest(tdb.db, box, [{ name: 'firefox-141.0.msi', sha256: 'a'.repeat(64), size: 1 }]);
     expect(verify(null, Buffer.from(m.body), key.publicKey, Buffer.from(m.signature, 'base64'))).toBe(true);
 
-    await expect(activeSigningKey(tdb.db, SecretBox.ephemeral())).rejects.toThrow(/sealed with key .* use the SECRETS_KEY \(or secrets.key file\) this database was set up with/);
+    await expect(activeSigningKey(tdb.db, SecretBox.ephemeral())).rejects.toThrow(
+      /sealed with key .* use the SECRETS_KEY \(or secrets.key file\) this database was set up with/,
+    );
     await tdb.db.update(manifestSigningKeys).set({ active: false }).where(eq(manifestSigningKeys.id, key.id));
   });
 
   it('seals a key stored in the clear by an earlier version the first time it is read', async () => {
-    const { publicKey, privateKey } = generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519', {
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
     const [legacy] = await tdb.db.insert(manifestSigningKeys).values({ publicKey, privateKey }).returning();
     const box = SecretBox.ephemeral();
     const key = await activeSigningKey(tdb.db, box);
@@ -53,7 +58,10 @@ describe('the manifest-signing key at rest', () => {
     const first = await publishManifest(tdb.db, box, files, { ttlHours: 2, now: t0 });
     const at = (min: number) => new Date(t0.getTime() + min * 60_000);
     expect(await refreshManifestIfDue(tdb.db, box, at(59))).toBeNull();
-    const [a, b] = await Promise.all([refreshManifestIfDue(tdb.db, box, at(61)), refreshManifestIfDue(tdb.db, box, at(61))]);
+    const [a, b] = await Promise.all([
+      refreshManifestIfDue(tdb.db, box, at(61)),
+      refreshManifestIfDue(tdb.db, box, at(61)),
+    ]);
     const made = [a, b].filter((x) => x !== null);
     expect(made).toHaveLength(1);
     expect(made[0]).toEqual({ version: first.version + 1, expiresAt: at(61 + 120).toISOString() });

@@ -28,18 +28,42 @@ async function recordChunk(db: Db, chunk: SlaBreach[], now: Date): Promise<numbe
   return db.transaction(async (tx) => {
     const inserted = await tx
       .insert(slaBreachesRecorded)
-      .values(chunk.map((b) => ({ endpointId: b.endpointId, patchId: b.patchId, detectedAt: new Date(b.detectedAt), dueAt: new Date(b.dueAt) })))
+      .values(
+        chunk.map((b) => ({
+          endpointId: b.endpointId,
+          patchId: b.patchId,
+          detectedAt: new Date(b.detectedAt),
+          dueAt: new Date(b.dueAt),
+        })),
+      )
       .onConflictDoNothing()
-      .returning({ endpointId: slaBreachesRecorded.endpointId, patchId: slaBreachesRecorded.patchId, detectedAt: slaBreachesRecorded.detectedAt });
+      .returning({
+        endpointId: slaBreachesRecorded.endpointId,
+        patchId: slaBreachesRecorded.patchId,
+        detectedAt: slaBreachesRecorded.detectedAt,
+      });
     if (inserted.length === 0) return 0;
     const isNew = new Set(inserted.map((r) => `${r.endpointId}\n${r.patchId}\n${r.detectedAt.toISOString()}`));
-    const fresh = chunk.filter((b) => isNew.has(`${b.endpointId}\n${b.patchId}\n${new Date(b.detectedAt).toISOString()}`));
+    const fresh = chunk.filter((b) =>
+      isNew.has(`${b.endpointId}\n${b.patchId}\n${new Date(b.detectedAt).toISOString()}`),
+    );
     await appendAudit(tx, {
       actor: 'system:sla',
       action: 'sla.breached',
       subjectType: 'sla',
       subjectId: now.toISOString().slice(0, 10),
-      details: { breaches: fresh.map((b) => ({ endpointId: b.endpointId, hostname: b.hostname, patchId: b.patchId, severity: b.severity, knownExploited: b.knownExploited, detectedAt: b.detectedAt, dueAt: b.dueAt, daysOverdue: b.daysOverdue })) },
+      details: {
+        breaches: fresh.map((b) => ({
+          endpointId: b.endpointId,
+          hostname: b.hostname,
+          patchId: b.patchId,
+          severity: b.severity,
+          knownExploited: b.knownExploited,
+          detectedAt: b.detectedAt,
+          dueAt: b.dueAt,
+          daysOverdue: b.daysOverdue,
+        })),
+      },
       at: now,
     });
     return inserted.length;

@@ -8,11 +8,20 @@ import type { Db } from './client';
 import { endpoints, softwareInventory } from './schema/index';
 
 /** Replaces the endpoint's software inventory and updates its facts. */
-export async function putInventory(db: Db, endpointId: string, inv: Inventory, now = new Date()): Promise<{ software: number }> {
+export async function putInventory(
+  db: Db,
+  endpointId: string,
+  inv: Inventory,
+  now = new Date(),
+): Promise<{ software: number }> {
   const software = inv.software ?? [];
   await db.transaction(async (tx) => {
     const t = tx as unknown as Db;
-    const set: Partial<typeof endpoints.$inferInsert> = { lastSeenAt: now, pendingReboot: inv.pendingReboot ?? false, status: 'active' };
+    const set: Partial<typeof endpoints.$inferInsert> = {
+      lastSeenAt: now,
+      pendingReboot: inv.pendingReboot ?? false,
+      status: 'active',
+    };
     if (inv.hostname) set.hostname = inv.hostname;
     if (inv.osName !== undefined) set.osName = inv.osName;
     if (inv.osVersion !== undefined) set.osVersion = inv.osVersion;
@@ -24,7 +33,14 @@ export async function putInventory(db: Db, endpointId: string, inv: Inventory, n
     const rows = [...unique.values()];
     for (let i = 0; i < rows.length; i += 1000) {
       await t.insert(softwareInventory).values(
-        rows.slice(i, i + 1000).map((s) => ({ endpointId, source: s.source, name: s.name, version: s.version, vendor: s.vendor ?? null, updatedAt: now })),
+        rows.slice(i, i + 1000).map((s) => ({
+          endpointId,
+          source: s.source,
+          name: s.name,
+          version: s.version,
+          vendor: s.vendor ?? null,
+          updatedAt: now,
+        })),
       );
     }
   });

@@ -5,7 +5,14 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
-import { endpointWants, STAGE_ACTION_PREFIX, WEBHOOK_SOURCE_ACTIONS, webhookEventTypeOf, webhookPayload, type WebhookCycleFacts } from '../domain/webhook-events';
+import {
+  endpointWants,
+  STAGE_ACTION_PREFIX,
+  WEBHOOK_SOURCE_ACTIONS,
+  webhookEventTypeOf,
+  webhookPayload,
+  type WebhookCycleFacts,
+} from '../domain/webhook-events';
 import { appendAudit } from './audit';
 import type { Db } from './client';
 import { patchCycles, webhookDeliveries, webhookEndpoints, webhookOutboxCursor } from './schema/index';
@@ -53,7 +60,15 @@ export interface ClaimedDelivery {
 }
 
 function endpointSummary(r: typeof webhookEndpoints.$inferSelect): WebhookEndpointSummary {
-  return { id: r.id, url: r.url, eventTypes: r.eventTypes, description: r.description, enabled: r.enabled, createdBy: r.createdBy, createdAt: r.createdAt.toISOString() };
+  return {
+    id: r.id,
+    url: r.url,
+    eventTypes: r.eventTypes,
+    description: r.description,
+    enabled: r.enabled,
+    createdBy: r.createdBy,
+    createdAt: r.createdAt.toISOString(),
+  };
 }
 
 function deliverySummary(r: typeof webhookDeliveries.$inferSelect): WebhookDeliverySummary {
@@ -91,15 +106,31 @@ export async function createWebhookEndpoint(
   return db.transaction(async (tx) => {
     const [row] = await tx
       .insert(webhookEndpoints)
-      .values({ id, url: input.url, secretSealed: box.seal(secret), eventTypes: [...new Set(input.eventTypes)].sort(), description: input.description ?? '', createdBy: input.createdBy })
+      .values({
+        id,
+        url: input.url,
+        secretSealed: box.seal(secret),
+        eventTypes: [...new Set(input.eventTypes)].sort(),
+        description: input.description ?? '',
+        createdBy: input.createdBy,
+      })
       .returning();
-    await appendAudit(tx, { actor: input.createdBy, action: 'webhook.endpoint.created', subjectType: 'webhook_endpoint', subjectId: id, details: { host: new URL(input.url).host, eventTypes: row!.eventTypes } });
+    await appendAudit(tx, {
+      actor: input.createdBy,
+      action: 'webhook.endpoint.created',
+      subjectType: 'webhook_endpoint',
+      subjectId: id,
+      details: { host: new URL(input.url).host, eventTypes: row!.eventTypes },
+    });
     return { endpoint: endpointSummary(row!), secret };
   });
 }
 
 export async function listWebhookEndpoints(db: Db): Promise<WebhookEndpointSummary[]> {
-  const rows = await db.select().from(webhookEndpoints).orderBy(asc(webhookEndpoints.createdAt), asc(webhookEndpoints.id));
+  const rows = await db
+    .select()
+    .from(webhookEndpoints)
+    .orderBy(asc(webhookEndpoints.createdAt), asc(webhookEndpoints.id));
   return rows.map(endpointSummary);
 }
 
@@ -120,7 +151,13 @@ export async function updateWebhookEndpoint(
       .where(eq(webhookEndpoints.id, id))
       .returning();
     if (!row) return null;
-    await appendAudit(tx, { actor: by, action: 'webhook.endpoint.updated', subjectType: 'webhook_endpoint', subjectId: id, details: { enabled: row.enabled, eventTypes: row.eventTypes } });
+    await appendAudit(tx, {
+      actor: by,
+      action: 'webhook.endpoint.updated',
+      subjectType: 'webhook_endpoint',
+      subjectId: id,
+      details: { enabled: row.enabled, eventTypes: row.eventTypes },
+    });
     return endpointSummary(row);
   });
 }
@@ -128,10 +165,19 @@ export async function updateWebhookEndpoint(
 /** Deletes an endpoint and its deliveries, audited. Returns false when there is no such endpoint. */
 export async function deleteWebhookEndpoint(db: Db, id: string, by: string): Promise<boolean> {
   return db.transaction(async (tx) => {
-    const [gone] = await tx.delete(webhookEndpoints).where(eq(webhookEndpoints.id, id)).returning({ url: webhookEndpoints.url });
+    const [gone] = await tx
+      .delete(webhookEndpoints)
+      .where(eq(webhookEndpoints.id, id))
+      .returning({ url: webhookEndpoints.url });
     // The host only: a receiver's URL may carry a token of its own in the path, and the audit log is widely readable.
     if (!gone) return false;
-    await appendAudit(tx, { actor: by, action: 'webhook.endpoint.deleted', subjectType: 'webhook_endpoint', subjectId: id, details: { host: new URL(gone.url).host } });
+    await appendAudit(tx, {
+      actor: by,
+      action: 'webhook.endpoint.deleted',
+      subjectType: 'webhook_endpoint',
+      subjectId: id,
+      details: { host: new URL(gone.url).host },
+    });
     return true;
   });
 }
@@ -151,13 +197,32 @@ const OUTBOX_CURSOR = 'audit';
  * there. Audit ids rise in commit order (appendAudit takes the id under a lock held to commit), so no entry at
  * or below the head can still appear.
  */
-export async function feedWebhookOutbox(db: Db, options: { batch?: number } = {}): Promise<{ read: number; enqueued: number; more: boolean }> {
+export async function feedWebhookOutbox(
+  db: Db,
+  options: { batch?: number } = {},
+): Promise<{ read: number; enqueued: number; more: boolean }> {
   const batch = options.batch ?? 500;
   return db.transaction(async (tx) => {
-    const [cursor] = await tx.select().from(webhookOutboxCursor).where(eq(webhookOutboxCursor.name, OUTBOX_CURSOR)).for('update');
+    const [cursor] = await tx
+      .select()
+      .from(webhookOutboxCursor)
+      .where(eq(webhookOutboxCursor.name, OUTBOX_CURSOR))
+      .for('update');
     const after = cursor?.lastAuditId ?? 0;
-    const actions = sql.join(WEBHOOK_SOURCE_ACTIONS.map((a) => sql`${a}`), sql`, `);
-    const result = await tx.execute<{ head: string; id: string | null; at: Date; actor: string; action: string; subject_type: string; subject_id: string; details: Record<string, unknown> }>(sql`
+    const actions = sql.join(
+      WEBHOOK_SOURCE_ACTIONS.map((a) => sql`${a}`),
+      sql`, `,
+    );
+    const result = await tx.execute<{
+      head: string;
+      id: string | null;
+      at: Date;
+      actor: string;
+      action: string;
+      subject_type: string;
+      subject_id: string;
+      details: Record<string, unknown>;
+    }>(sql`
       with head as (select coalesce(max(id), 0)::bigint as m from audit_log)
       select head.m::text as head, a.id::text as id, a.at, a.actor, a.action, a.subject_type, a.subject_id, a.details
       from head left join lateral (
@@ -169,25 +234,55 @@ export async function feedWebhookOutbox(db: Db, options: { batch?: number } = {}
     const head = Number(result.rows[0]!.head);
     const rows = result.rows
       .filter((r) => r.id !== null)
-      .map((r) => ({ auditId: Number(r.id), at: new Date(r.at), actor: r.actor, action: r.action, subjectType: r.subject_type, subjectId: r.subject_id, details: r.details }));
+      .map((r) => ({
+        auditId: Number(r.id),
+        at: new Date(r.at),
+        actor: r.actor,
+        action: r.action,
+        subjectType: r.subject_type,
+        subjectId: r.subject_id,
+        details: r.details,
+      }));
     const more = rows.length === batch;
     const next = more ? rows[rows.length - 1]!.auditId : head;
     if (next === after) return { read: 0, enqueued: 0, more: false };
-    const targets = rows.length ? await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.enabled, true)) : [];
+    const targets = rows.length
+      ? await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.enabled, true))
+      : [];
     const values: Array<typeof webhookDeliveries.$inferInsert> = [];
     if (targets.length) {
-      const facts = await cycleFacts(tx, [...new Set(rows.filter((r) => r.subjectType === 'cycle').map((r) => r.subjectId))]);
+      const facts = await cycleFacts(tx, [
+        ...new Set(rows.filter((r) => r.subjectType === 'cycle').map((r) => r.subjectId)),
+      ]);
       for (const row of rows) {
         const type = webhookEventTypeOf(row.action);
         if (!type) continue;
-        const payload = webhookPayload(type, row, row.subjectType === 'cycle' ? (facts.get(row.subjectId) ?? null) : null);
+        const payload = webhookPayload(
+          type,
+          row,
+          row.subjectType === 'cycle' ? (facts.get(row.subjectId) ?? null) : null,
+        );
         for (const ep of targets) {
           if (!endpointWants(ep.eventTypes, type) || ep.createdAt > row.at) continue;
-          values.push({ id: `whd_${randomUUID()}`, endpointId: ep.id, eventId: payload.id as string, eventType: type, payload });
+          values.push({
+            id: `whd_${randomUUID()}`,
+            endpointId: ep.id,
+            eventId: payload.id as string,
+            eventType: type,
+            payload,
+          });
         }
       }
     }
-    const enqueued = values.length ? (await tx.insert(webhookDeliveries).values(values).onConflictDoNothing().returning({ id: webhookDeliveries.id })).length : 0;
+    const enqueued = values.length
+      ? (
+          await tx
+            .insert(webhookDeliveries)
+            .values(values)
+            .onConflictDoNothing()
+            .returning({ id: webhookDeliveries.id })
+        ).length
+      : 0;
     await tx
       .insert(webhookOutboxCursor)
       .values({ name: OUTBOX_CURSOR, lastAuditId: next })
@@ -199,7 +294,13 @@ export async function feedWebhookOutbox(db: Db, options: { batch?: number } = {}
 async function cycleFacts(db: Db, ids: string[]): Promise<Map<string, WebhookCycleFacts>> {
   if (ids.length === 0) return new Map();
   const rows = await db
-    .select({ id: patchCycles.id, policyName: patchCycles.policyName, requestedBy: patchCycles.requestedBy, emergency: patchCycles.emergency, changeNumber: patchCycles.changeNumber })
+    .select({
+      id: patchCycles.id,
+      policyName: patchCycles.policyName,
+      requestedBy: patchCycles.requestedBy,
+      emergency: patchCycles.emergency,
+      changeNumber: patchCycles.changeNumber,
+    })
     .from(patchCycles)
     .where(inArray(patchCycles.id, ids));
   return new Map(rows.map(({ id, ...facts }) => [id, facts]));
@@ -213,8 +314,20 @@ async function cycleFacts(db: Db, ids: string[]): Promise<Map<string, WebhookCyc
  * another deliverer neither waits for nor sees them until the lease ends (a deliverer that died mid-send leaves
  * its delivery to be retried then).
  */
-export async function claimDueDeliveries(db: Db, options: { limit: number; leaseSeconds: number }): Promise<ClaimedDelivery[]> {
-  const rows = await db.execute<{ id: string; endpoint_id: string; event_type: string; payload: Record<string, unknown>; attempts: number; claim_token: string; url: string; secret_sealed: string }>(sql`
+export async function claimDueDeliveries(
+  db: Db,
+  options: { limit: number; leaseSeconds: number },
+): Promise<ClaimedDelivery[]> {
+  const rows = await db.execute<{
+    id: string;
+    endpoint_id: string;
+    event_type: string;
+    payload: Record<string, unknown>;
+    attempts: number;
+    claim_token: string;
+    url: string;
+    secret_sealed: string;
+  }>(sql`
     with due as (
       select d.id from webhook_deliveries d join webhook_endpoints e on e.id = d.endpoint_id and e.enabled
       where d.status = 'pending' and d.next_attempt_at <= now()
@@ -227,15 +340,34 @@ export async function claimDueDeliveries(db: Db, options: { limit: number; lease
     from due, webhook_endpoints e
     where w.id = due.id and e.id = w.endpoint_id
     returning w.id, w.endpoint_id, w.event_type, w.payload, w.attempts, w.claim_token, e.url, e.secret_sealed`);
-  return rows.rows.map((r) => ({ id: r.id, endpointId: r.endpoint_id, eventType: r.event_type, payload: r.payload, attempts: Number(r.attempts), claimToken: r.claim_token, url: r.url, secretSealed: r.secret_sealed }));
+  return rows.rows.map((r) => ({
+    id: r.id,
+    endpointId: r.endpoint_id,
+    eventType: r.event_type,
+    payload: r.payload,
+    attempts: Number(r.attempts),
+    claimToken: r.claim_token,
+    url: r.url,
+    secretSealed: r.secret_sealed,
+  }));
 }
 
 /** Records a 2xx answer. False when the claim is stale (the delivery was replayed or re-claimed meanwhile). */
-export async function recordDelivered(db: Db, claim: Pick<ClaimedDelivery, 'id' | 'claimToken'>, httpStatus: number): Promise<boolean> {
+export async function recordDelivered(
+  db: Db,
+  claim: Pick<ClaimedDelivery, 'id' | 'claimToken'>,
+  httpStatus: number,
+): Promise<boolean> {
   const r = await db
     .update(webhookDeliveries)
     .set({ status: 'delivered', deliveredAt: sql`now()`, lastHttpStatus: httpStatus, lastError: null })
-    .where(and(eq(webhookDeliveries.id, claim.id), eq(webhookDeliveries.claimToken, claim.claimToken), eq(webhookDeliveries.status, 'pending')))
+    .where(
+      and(
+        eq(webhookDeliveries.id, claim.id),
+        eq(webhookDeliveries.claimToken, claim.claimToken),
+        eq(webhookDeliveries.status, 'pending'),
+      ),
+    )
     .returning({ id: webhookDeliveries.id });
   return r.length > 0;
 }
@@ -254,16 +386,27 @@ export async function recordFailedAttempt(
     .set({
       lastHttpStatus: outcome.httpStatus,
       lastError: outcome.error.slice(0, 1000),
-      ...(outcome.retryInSeconds === null ? { status: 'failed' } : { nextAttemptAt: sql`now() + make_interval(secs => ${outcome.retryInSeconds})` }),
+      ...(outcome.retryInSeconds === null
+        ? { status: 'failed' }
+        : { nextAttemptAt: sql`now() + make_interval(secs => ${outcome.retryInSeconds})` }),
     })
-    .where(and(eq(webhookDeliveries.id, claim.id), eq(webhookDeliveries.claimToken, claim.claimToken), eq(webhookDeliveries.status, 'pending')))
+    .where(
+      and(
+        eq(webhookDeliveries.id, claim.id),
+        eq(webhookDeliveries.claimToken, claim.claimToken),
+        eq(webhookDeliveries.status, 'pending'),
+      ),
+    )
     .returning({ id: webhookDeliveries.id });
   return r.length > 0;
 }
 
 // ---------------------------------------------------------------- reading and replaying
 
-export async function listWebhookDeliveries(db: Db, filter: { endpointId?: string; status?: DeliveryStatus; limit?: number } = {}): Promise<WebhookDeliverySummary[]> {
+export async function listWebhookDeliveries(
+  db: Db,
+  filter: { endpointId?: string; status?: DeliveryStatus; limit?: number } = {},
+): Promise<WebhookDeliverySummary[]> {
   const conds = [];
   if (filter.endpointId) conds.push(eq(webhookDeliveries.endpointId, filter.endpointId));
   if (filter.status) conds.push(eq(webhookDeliveries.status, filter.status));
@@ -293,7 +436,13 @@ export async function replayWebhookDelivery(db: Db, id: string, by: string): Pro
       .where(eq(webhookDeliveries.id, id))
       .returning();
     if (!r) return null;
-    await appendAudit(tx, { actor: by, action: 'webhook.delivery.replayed', subjectType: 'webhook_delivery', subjectId: id, details: { endpointId: r.endpointId, eventId: r.eventId } });
+    await appendAudit(tx, {
+      actor: by,
+      action: 'webhook.delivery.replayed',
+      subjectType: 'webhook_delivery',
+      subjectId: id,
+      details: { endpointId: r.endpointId, eventId: r.eventId },
+    });
     return deliverySummary(r);
   });
 }

@@ -17,7 +17,11 @@ const liedSha = 'b'.repeat(64);
 const DP_TOKEN = 'dp-token-branch-1';
 const DP2_TOKEN = 'dp-token-branch-1-downstream';
 
-const keyPair = () => generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+const keyPair = () =>
+  generateKeyPairSync('ed25519', {
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
 /** The manifest-signing key of the fake central server: download tokens are signed with it. */
 let serverKey = keyPair();
 const attacker = keyPair();
@@ -56,7 +60,9 @@ beforeAll(async () => {
     if (req.url === '/agent/v1/whoami') {
       whoamiHits += 1;
       const answer = caller?.kind === 'distribution-point' ? { ...caller, tokenKey: serverKey.publicKey } : caller;
-      return answer ? res.end(JSON.stringify(answer)) : res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"UNAUTHORIZED","message":"no"}');
+      return answer
+        ? res.end(JSON.stringify(answer))
+        : res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"UNAUTHORIZED","message":"no"}');
     }
     if (!caller) return res.writeHead(401).end();
     const m = /^\/agent\/v1\/files\/([0-9a-f]{64})$/.exec(req.url ?? '');
@@ -79,9 +85,19 @@ afterEach(async () => {
   while (running.length) await running.pop()!.close();
 });
 
-async function start(o: Partial<DistributionPointOptions> = {}): Promise<{ dp: RunningDistributionPoint; cacheDir: string }> {
+async function start(
+  o: Partial<DistributionPointOptions> = {},
+): Promise<{ dp: RunningDistributionPoint; cacheDir: string }> {
   const cacheDir = o.cacheDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-')));
-  const dp = await startDistributionPoint({ upstream: upstreamUrl, token: DP_TOKEN, cacheDir, host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }), ...o });
+  const dp = await startDistributionPoint({
+    upstream: upstreamUrl,
+    token: DP_TOKEN,
+    cacheDir,
+    host: '127.0.0.1',
+    port: 0,
+    log: pino({ level: 'silent' }),
+    ...o,
+  });
   running.push(dp);
   return { dp, cacheDir };
 }
@@ -103,7 +119,13 @@ describe('distribution point: filling and serving', () => {
     expect(dp.stats.hits).toBeGreaterThanOrEqual(1);
     expect(await fs.readFile(path.join(cacheDir, goodSha))).toEqual(good);
     const health = (await (await fetch(`${dp.url}/healthz`)).json()) as Record<string, unknown>;
-    expect(health).toMatchObject({ status: 'ok', name: 'dp1', site: 'branch-1', cacheBytes: good.length, cacheFiles: 1 });
+    expect(health).toMatchObject({
+      status: 'ok',
+      name: 'dp1',
+      site: 'branch-1',
+      cacheBytes: good.length,
+      cacheFiles: 1,
+    });
   });
 
   it('refuses and does not cache bytes that do not match their name', async () => {
@@ -134,9 +156,23 @@ describe('distribution point: who may fetch', () => {
     ["an agent's node key (never taken, even one the upstream knows)", 401, () => 'key-a', /do not take node keys/],
     ['a token of another site', 403, () => tokenFor({ site: 'branch-2' }), /serves site branch-1.*central server/],
     ['an expired token', 401, () => tokenFor({ exp: inSeconds(-61) }), /expired/],
-    ['a token with a tampered payload', 401, () => tokenFor().replace(/\.[^.]+\./, `.${Buffer.from(JSON.stringify({ sub: 'ep-x', site: 'branch-1', exp: inSeconds(900), aud: 'distribution-point' })).toString('base64url')}.`), /signature/],
+    [
+      'a token with a tampered payload',
+      401,
+      () =>
+        tokenFor().replace(
+          /\.[^.]+\./,
+          `.${Buffer.from(JSON.stringify({ sub: 'ep-x', site: 'branch-1', exp: inSeconds(900), aud: 'distribution-point' })).toString('base64url')}.`,
+        ),
+      /signature/,
+    ],
     ['a token signed by another key', 401, () => tokenFor({}, attacker.privateKey), /signature/],
-    ['a token for another audience', 401, () => signedPayload({ sub: 'ep-a', site: 'branch-1', exp: inSeconds(900), aud: 'central' }), /"central"/],
+    [
+      'a token for another audience',
+      401,
+      () => signedPayload({ sub: 'ep-a', site: 'branch-1', exp: inSeconds(900), aud: 'central' }),
+      /"central"/,
+    ],
     ['a token of its site', 200, () => tokenFor(), null],
     ['a token expired less than the 60 s clock skew ago', 200, () => tokenFor({ exp: inSeconds(-30) }), null],
     ['a downstream distribution point', 200, () => DP2_TOKEN, null],
@@ -144,13 +180,20 @@ describe('distribution point: who may fetch', () => {
     const { dp } = await start();
     const r = await get(dp, goodSha, key());
     expect(r.status).toBe(status);
-    if (message) expect(await r.json()).toMatchObject({ error: expect.any(String), message: expect.stringMatching(message) });
+    if (message)
+      expect(await r.json()).toMatchObject({ error: expect.any(String), message: expect.stringMatching(message) });
   });
 
   it('checks download tokens offline: nothing but its own token goes upstream', async () => {
     const { dp } = await start();
     upstreamSaw.length = 0;
-    for (const t of [tokenFor(), tokenFor({ sub: 'ep-b' }), tokenFor({ site: 'branch-2' }), tokenFor({}, attacker.privateKey)]) await (await get(dp, goodSha, t)).arrayBuffer();
+    for (const t of [
+      tokenFor(),
+      tokenFor({ sub: 'ep-b' }),
+      tokenFor({ site: 'branch-2' }),
+      tokenFor({}, attacker.privateKey),
+    ])
+      await (await get(dp, goodSha, t)).arrayBuffer();
     expect(upstreamSaw.length).toBeGreaterThan(0); // the fill
     expect(new Set(upstreamSaw)).toEqual(new Set([`Bearer ${DP_TOKEN}`]));
   });
@@ -174,7 +217,9 @@ describe('distribution point: who may fetch', () => {
     const before = serverKey;
     try {
       serverKey = keyPair();
-      await expect.poll(async () => (await get(dp, goodSha, tokenFor())).status, { timeout: 3000, interval: 50 }).toBe(200);
+      await expect
+        .poll(async () => (await get(dp, goodSha, tokenFor())).status, { timeout: 3000, interval: 50 })
+        .toBe(200);
       expect((await get(dp, goodSha, tokenFor({}, before.privateKey))).status).toBe(401);
     } finally {
       serverKey = before;
@@ -232,14 +277,23 @@ describe('distribution point: who may fetch', () => {
   it('a point behind a point gets the key passed on and verifies tokens itself', async () => {
     const { dp: first } = await start();
     const whoami = await fetch(`${first.url}/agent/v1/whoami`, { headers: { authorization: `Bearer ${DP2_TOKEN}` } });
-    expect(await whoami.json()).toEqual({ kind: 'distribution-point', name: 'dp2', site: 'branch-1', tokenKey: serverKey.publicKey });
+    expect(await whoami.json()).toEqual({
+      kind: 'distribution-point',
+      name: 'dp2',
+      site: 'branch-1',
+      tokenKey: serverKey.publicKey,
+    });
     const { dp: second } = await start({ upstream: first.url, token: DP2_TOKEN });
     const r = await get(second, goodSha);
     expect(r.status).toBe(200);
     expect(Buffer.from(await r.arrayBuffer())).toEqual(good);
     expect((await get(second, goodSha, tokenFor({ site: 'branch-2' }))).status).toBe(403);
-    expect((await fetch(`${first.url}/agent/v1/whoami`, { headers: { authorization: 'Bearer key-a' } })).status).toBe(401); // node keys: no
-    expect((await fetch(`${first.url}/agent/v1/whoami`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
+    expect((await fetch(`${first.url}/agent/v1/whoami`, { headers: { authorization: 'Bearer key-a' } })).status).toBe(
+      401,
+    ); // node keys: no
+    expect((await fetch(`${first.url}/agent/v1/whoami`, { headers: { authorization: 'Bearer nope' } })).status).toBe(
+      401,
+    );
   });
 });
 

@@ -177,14 +177,19 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
       await fs.rm(fileOf(sha), { force: true });
       o.log.info({ sha256: sha, size, cacheBytes }, 'distribution point: evicted');
     }
-    if (cacheBytes > maxBytes) o.log.warn({ cacheBytes, maxBytes }, 'distribution point: cache over its limit; the rest is being served');
+    if (cacheBytes > maxBytes)
+      o.log.warn({ cacheBytes, maxBytes }, 'distribution point: cache over its limit; the rest is being served');
   }
   await evict();
 
   // ---------------------------------------------------------------- authentication
 
   const refusedCredentials = () =>
-    new DpError(401, 'UNAUTHORIZED', 'unknown or revoked credentials: agents send the download token of their last poll; a distribution point its own token (register it again if it was replaced)');
+    new DpError(
+      401,
+      'UNAUTHORIZED',
+      'unknown or revoked credentials: agents send the download token of their last poll; a distribution point its own token (register it again if it was replaced)',
+    );
   const remember = (hash: string, entry: AuthEntry) => {
     if (auth.size > 50_000) auth.clear();
     auth.set(hash, entry);
@@ -203,15 +208,22 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
       p = (async () => {
         let res: Response;
         try {
-          res = await f(`${upstream}/agent/v1/whoami`, { headers: { authorization: `Bearer ${credential}` }, signal: AbortSignal.timeout(10_000) });
+          res = await f(`${upstream}/agent/v1/whoami`, {
+            headers: { authorization: `Bearer ${credential}` },
+            signal: AbortSignal.timeout(10_000),
+          });
         } catch (e) {
-          return stale(entry, `the upstream ${upstream} cannot be reached to check the credentials (${(e as Error).message})`);
+          return stale(
+            entry,
+            `the upstream ${upstream} cannot be reached to check the credentials (${(e as Error).message})`,
+          );
         }
         if (res.status === 401) {
           remember(hash, { answer: null, until: Date.now() + negativeTtl, okAt: 0 });
           throw refusedCredentials();
         }
-        if (!res.ok) return stale(entry, `the upstream ${upstream} answered ${res.status} when asked to check the credentials`);
+        if (!res.ok)
+          return stale(entry, `the upstream ${upstream} answered ${res.status} when asked to check the credentials`);
         const answer = whoamiResponseSchema.parse(await res.json());
         remember(hash, { answer, until: Date.now() + authTtl, okAt: Date.now() });
         return answer;
@@ -236,24 +248,56 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
   async function learnSelf(): Promise<Self> {
     let res: Response;
     try {
-      res = await f(`${upstream}/agent/v1/whoami`, { headers: { authorization: `Bearer ${o.token}` }, signal: AbortSignal.timeout(10_000) });
+      res = await f(`${upstream}/agent/v1/whoami`, {
+        headers: { authorization: `Bearer ${o.token}` },
+        signal: AbortSignal.timeout(10_000),
+      });
     } catch (e) {
-      throw new DpError(503, 'UPSTREAM', `the upstream ${upstream} cannot be reached for this point's identity and the download-token key (${(e as Error).message})`);
+      throw new DpError(
+        503,
+        'UPSTREAM',
+        `the upstream ${upstream} cannot be reached for this point's identity and the download-token key (${(e as Error).message})`,
+      );
     }
     if (res.status === 401) {
-      throw new DpError(502, 'UPSTREAM', 'the upstream refused this distribution point\'s token: register it again (`patchops distribution-point-register`) and restart it with the new token', true);
+      throw new DpError(
+        502,
+        'UPSTREAM',
+        "the upstream refused this distribution point's token: register it again (`patchops distribution-point-register`) and restart it with the new token",
+        true,
+      );
     }
-    if (!res.ok) throw new DpError(503, 'UPSTREAM', `the upstream ${upstream} answered ${res.status} when asked for this point's identity and the download-token key`);
+    if (!res.ok)
+      throw new DpError(
+        503,
+        'UPSTREAM',
+        `the upstream ${upstream} answered ${res.status} when asked for this point's identity and the download-token key`,
+      );
     const me = whoamiResponseSchema.parse(await res.json());
-    if (me.kind !== 'distribution-point') throw new DpError(502, 'UPSTREAM', 'the token given to this distribution point is an agent\'s node key, not a distribution point token');
-    if (!me.tokenKey) throw new DpError(502, 'UPSTREAM', `the upstream ${upstream} did not give the download-token key (tokenKey): upgrade it`);
+    if (me.kind !== 'distribution-point')
+      throw new DpError(
+        502,
+        'UPSTREAM',
+        "the token given to this distribution point is an agent's node key, not a distribution point token",
+      );
+    if (!me.tokenKey)
+      throw new DpError(
+        502,
+        'UPSTREAM',
+        `the upstream ${upstream} did not give the download-token key (tokenKey): upgrade it`,
+      );
     let tokenKey: KeyObject;
     try {
       tokenKey = createPublicKey(me.tokenKey);
     } catch (e) {
-      throw new DpError(502, 'UPSTREAM', `the upstream's download-token key is not a public key: ${(e as Error).message}`);
+      throw new DpError(
+        502,
+        'UPSTREAM',
+        `the upstream's download-token key is not a public key: ${(e as Error).message}`,
+      );
     }
-    if (known && known.tokenKeyPem !== me.tokenKey) o.log.info({ name: me.name }, 'distribution point: the download-token key changed upstream');
+    if (known && known.tokenKeyPem !== me.tokenKey)
+      o.log.info({ name: me.name }, 'distribution point: the download-token key changed upstream');
     return { name: me.name, site: me.site, tokenKey, tokenKeyPem: me.tokenKey, at: Date.now() };
   }
 
@@ -265,7 +309,10 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
         (me) => (known = me),
         (e: unknown) => {
           if (!known || (e instanceof DpError && e.ownTokenRefused)) throw e;
-          o.log.warn({ err: (e as Error).message }, 'distribution point: could not refresh the download-token key; using the one it has');
+          o.log.warn(
+            { err: (e as Error).message },
+            'distribution point: could not refresh the download-token key; using the one it has',
+          );
           known = { ...known, at: Date.now() - keyRefreshMs + Math.min(keyRefreshMs, 30_000) }; // ask again in 30 s
           return known;
         },
@@ -277,30 +324,61 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
   /** A downstream point (its token, asked of the upstream) or an agent (its download token, checked offline). */
   async function authorize(req: http.IncomingMessage): Promise<WhoamiResponse> {
     const m = req.headers.authorization ? /^Bearer\s+(\S+)$/i.exec(req.headers.authorization) : null;
-    if (!m) throw new DpError(401, 'UNAUTHORIZED', 'missing credentials: send "Authorization: Bearer <download token>" (agents: the token of the last poll) or "Authorization: Bearer <distribution point token>"');
+    if (!m)
+      throw new DpError(
+        401,
+        'UNAUTHORIZED',
+        'missing credentials: send "Authorization: Bearer <download token>" (agents: the token of the last poll) or "Authorization: Bearer <distribution point token>"',
+      );
     const credential = m[1]!;
     if (credential.startsWith('v1.')) {
       const me = await identity();
       try {
-        const claims = verifyDownloadToken(credential, me.tokenKey, { now: now(), site: o.anySite ? undefined : me.site });
+        const claims = verifyDownloadToken(credential, me.tokenKey, {
+          now: now(),
+          site: o.anySite ? undefined : me.site,
+        });
         return { kind: 'agent', endpointId: claims.sub, site: claims.site };
       } catch (e) {
         if (!(e instanceof DownloadTokenError)) throw e;
-        if (e.reason === 'wrong_site') throw new DpError(403, 'FORBIDDEN', `distribution point ${me.name} serves site ${me.site}: ${e.message}; fetch from the central server`);
+        if (e.reason === 'wrong_site')
+          throw new DpError(
+            403,
+            'FORBIDDEN',
+            `distribution point ${me.name} serves site ${me.site}: ${e.message}; fetch from the central server`,
+          );
         throw new DpError(401, 'UNAUTHORIZED', `${e.message}: poll the central server for a new download token`);
       }
     }
     const who = await askUpstream(credential);
-    if (who.kind !== 'distribution-point') throw new DpError(401, 'UNAUTHORIZED', 'distribution points do not take node keys: send the download token of the last poll');
+    if (who.kind !== 'distribution-point')
+      throw new DpError(
+        401,
+        'UNAUTHORIZED',
+        'distribution points do not take node keys: send the download token of the last poll',
+      );
     return who;
   }
 
   // ---------------------------------------------------------------- fill and serve
 
   async function fill(sha: string): Promise<void> {
-    const res = await f(`${upstream}/agent/v1/files/${sha}`, { headers: { authorization: `Bearer ${o.token}` }, signal: AbortSignal.timeout(10 * 60_000) });
-    if (res.status === 401) throw new DpError(502, 'UPSTREAM', 'the upstream refused this distribution point\'s token (401): register it again and restart it with the new token');
-    if (!res.ok || !res.body) throw new DpError(res.status === 404 ? 404 : 502, res.status === 404 ? 'NOT_FOUND' : 'UPSTREAM', `upstream answered ${res.status}`);
+    const res = await f(`${upstream}/agent/v1/files/${sha}`, {
+      headers: { authorization: `Bearer ${o.token}` },
+      signal: AbortSignal.timeout(10 * 60_000),
+    });
+    if (res.status === 401)
+      throw new DpError(
+        502,
+        'UPSTREAM',
+        "the upstream refused this distribution point's token (401): register it again and restart it with the new token",
+      );
+    if (!res.ok || !res.body)
+      throw new DpError(
+        res.status === 404 ? 404 : 502,
+        res.status === 404 ? 'NOT_FOUND' : 'UPSTREAM',
+        `upstream answered ${res.status}`,
+      );
     const tmp = `${fileOf(sha)}.${randomUUID()}.tmp`;
     const hash = createHash('sha256');
     let size = 0;
@@ -369,13 +447,23 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
     else serving.set(sha, n);
   };
 
-  const json = (res: http.ServerResponse, status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  const json = (res: http.ServerResponse, status: number, body: unknown) =>
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 
   const server = http.createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://dp');
       if (req.method === 'GET' && url.pathname === '/healthz') {
-        json(res, 200, { status: 'ok', upstream, name: known?.name ?? null, site: known?.site ?? null, ...stats, cacheBytes, cacheFiles: index.size, maxCacheBytes: maxBytes });
+        json(res, 200, {
+          status: 'ok',
+          upstream,
+          name: known?.name ?? null,
+          site: known?.site ?? null,
+          ...stats,
+          cacheBytes,
+          cacheFiles: index.size,
+          maxCacheBytes: maxBytes,
+        });
         return;
       }
       if (req.method === 'GET' && url.pathname === '/agent/v1/whoami') {
@@ -398,7 +486,8 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
       const status = e instanceof DpError ? e.status : 500;
       if (status === 401 || status === 403) stats.refused += 1;
       if (status >= 500) o.log.warn({ err: e.message, url: req.url }, 'distribution point: request failed');
-      if (!res.headersSent) json(res, status, { error: e instanceof DpError ? e.code : 'INTERNAL', message: e.message });
+      if (!res.headersSent)
+        json(res, status, { error: e instanceof DpError ? e.code : 'INTERNAL', message: e.message });
       else res.destroy();
     });
   });
@@ -410,18 +499,26 @@ export async function startDistributionPoint(o: DistributionPointOptions): Promi
     o.log.info({ name: me.name, site: me.site }, 'distribution point: token accepted by the upstream');
   } catch (e) {
     if (e instanceof DpError && e.status === 502) throw new Error(e.message, { cause: e });
-    o.log.warn({ err: (e as Error).message }, 'distribution point: could not reach the upstream yet; will retry on the first request');
+    o.log.warn(
+      { err: (e as Error).message },
+      'distribution point: could not reach the upstream yet; will retry on the first request',
+    );
   }
   const keyTimer = setInterval(() => {
     if (known) known = { ...known, at: 0 }; // due
-    identity().catch((e: unknown) => o.log.warn({ err: (e as Error).message }, 'distribution point: could not refresh the download-token key'));
+    identity().catch((e: unknown) =>
+      o.log.warn({ err: (e as Error).message }, 'distribution point: could not refresh the download-token key'),
+    );
   }, keyRefreshMs);
   keyTimer.unref();
 
   await new Promise<void>((resolve) => server.listen(o.port ?? 8081, o.host ?? '0.0.0.0', resolve));
   const addr = server.address() as AddressInfo;
   const host = o.host && o.host !== '0.0.0.0' ? o.host : '127.0.0.1';
-  o.log.info({ port: addr.port, upstream, cacheDir: o.cacheDir, cacheBytes, cacheFiles: index.size, maxCacheBytes: maxBytes }, 'distribution point listening');
+  o.log.info(
+    { port: addr.port, upstream, cacheDir: o.cacheDir, cacheBytes, cacheFiles: index.size, maxCacheBytes: maxBytes },
+    'distribution point listening',
+  );
   return {
     url: `http://${host}:${addr.port}`,
     stats,

@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { type ApprovalRecord } from './cycle';
-import { approvalsNeeded, approvalsReceived, checkVote, cycleRiskLevel, needsHumanApproval, tally, voterOf, type ApprovalState, type RiskLevel } from './approval';
+import {
+  approvalsNeeded,
+  approvalsReceived,
+  checkVote,
+  cycleRiskLevel,
+  needsHumanApproval,
+  tally,
+  voterOf,
+  type ApprovalState,
+  type RiskLevel,
+} from './approval';
 import { DEFAULT_POLICY, parsePolicy } from './policy';
 import { type Severity } from './patch';
 
@@ -18,9 +28,12 @@ describe('cycleRiskLevel', () => {
     ['critical', true, 4, 'critical'],
     ['moderate', false, 4, 'moderate'],
   ];
-  it.each(cases)('%s, known exploited %s, criticality %d → %s', (maxSeverity, knownExploited, maxCriticality, expected) => {
-    expect(cycleRiskLevel({ maxSeverity, knownExploited, maxCriticality })).toBe(expected);
-  });
+  it.each(cases)(
+    '%s, known exploited %s, criticality %d → %s',
+    (maxSeverity, knownExploited, maxCriticality, expected) => {
+      expect(cycleRiskLevel({ maxSeverity, knownExploited, maxCriticality })).toBe(expected);
+    },
+  );
 });
 
 describe('approvalsNeeded', () => {
@@ -42,12 +55,43 @@ describe('approvalsNeeded', () => {
 
 describe('needsHumanApproval', () => {
   const capped = parsePolicy({ name: 'x', autoApprove: { types: ['definition', 'tool'], maxSeverity: 'moderate' } });
-  const cases: Array<{ name: string; policy: typeof DEFAULT_POLICY; patches: Array<{ type: 'definition' | 'security' | 'tool'; severity: Severity }>; expected: boolean }> = [
-    { name: 'definition updates only', policy: DEFAULT_POLICY, patches: [{ type: 'definition', severity: 'unspecified' }, { type: 'definition', severity: 'critical' }], expected: false },
-    { name: 'one security patch among definitions', policy: DEFAULT_POLICY, patches: [{ type: 'definition', severity: 'low' }, { type: 'security', severity: 'low' }], expected: true },
+  const cases: Array<{
+    name: string;
+    policy: typeof DEFAULT_POLICY;
+    patches: Array<{ type: 'definition' | 'security' | 'tool'; severity: Severity }>;
+    expected: boolean;
+  }> = [
+    {
+      name: 'definition updates only',
+      policy: DEFAULT_POLICY,
+      patches: [
+        { type: 'definition', severity: 'unspecified' },
+        { type: 'definition', severity: 'critical' },
+      ],
+      expected: false,
+    },
+    {
+      name: 'one security patch among definitions',
+      policy: DEFAULT_POLICY,
+      patches: [
+        { type: 'definition', severity: 'low' },
+        { type: 'security', severity: 'low' },
+      ],
+      expected: true,
+    },
     { name: 'nothing to approve', policy: DEFAULT_POLICY, patches: [], expected: false },
-    { name: 'under the severity cap', policy: capped, patches: [{ type: 'tool', severity: 'moderate' }], expected: false },
-    { name: 'above the severity cap', policy: capped, patches: [{ type: 'tool', severity: 'important' }], expected: true },
+    {
+      name: 'under the severity cap',
+      policy: capped,
+      patches: [{ type: 'tool', severity: 'moderate' }],
+      expected: false,
+    },
+    {
+      name: 'above the severity cap',
+      policy: capped,
+      patches: [{ type: 'tool', severity: 'important' }],
+      expected: true,
+    },
   ];
   it.each(cases)('$name → $expected', ({ policy, patches, expected }) => {
     expect(needsHumanApproval(policy, patches)).toBe(expected);
@@ -56,7 +100,13 @@ describe('needsHumanApproval', () => {
 
 describe('checkVote and tally', () => {
   const at = '2026-11-27T10:00:00.000Z';
-  const rec = (identity: string, decision: 'approve' | 'reject', reason?: string): ApprovalRecord => ({ identity, channel: 'slack', decision, at, ...(reason ? { reason } : {}) });
+  const rec = (identity: string, decision: 'approve' | 'reject', reason?: string): ApprovalRecord => ({
+    identity,
+    channel: 'slack',
+    decision,
+    at,
+    ...(reason ? { reason } : {}),
+  });
   const state = (over: Partial<ApprovalState> = {}): ApprovalState => ({
     requestedBy: 'slack:U1',
     approvers: ['slack:U1', 'slack:U2', 'slack:U3', 'teams:aad-4'],
@@ -68,39 +118,151 @@ describe('checkVote and tally', () => {
     ...over,
   });
 
-  const refusals: Array<{ name: string; s: ApprovalState; identity: string; decision: 'approve' | 'reject'; reason?: string; expected: string }> = [
-    { name: 'requester approving', s: state(), identity: 'slack:U1', decision: 'approve', expected: 'you requested this cycle; someone else must approve' },
-    { name: 'not an approver', s: state(), identity: 'slack:U9', decision: 'approve', expected: 'slack:U9 is not an approver for this cycle' },
-    { name: 'escalation approver before escalation', s: state(), identity: 'slack:U8', decision: 'approve', expected: 'slack:U8 is an escalation approver; escalation approvers can vote once the request is escalated' },
-    { name: 'second vote', s: state({ records: [rec('slack:U2', 'approve')] }), identity: 'slack:U2', decision: 'approve', expected: `you already voted (approve at ${at})` },
-    { name: 'reject after own approval', s: state({ records: [rec('slack:U2', 'approve')] }), identity: 'slack:U2', decision: 'reject', reason: 'changed my mind', expected: `you already voted (approve at ${at})` },
-    { name: 'rejection without reason', s: state(), identity: 'slack:U2', decision: 'reject', expected: 'a rejection needs a reason' },
-    { name: 'rejection with blank reason', s: state(), identity: 'slack:U2', decision: 'reject', reason: '   ', expected: 'a rejection needs a reason' },
-    { name: 'vote after a veto', s: state({ records: [rec('slack:U3', 'reject', 'no')] }), identity: 'slack:U2', decision: 'approve', expected: 'this cycle is already rejected; votes are closed' },
-    { name: 'vote after approval', s: state({ needed: 1, records: [rec('slack:U3', 'approve')] }), identity: 'slack:U2', decision: 'approve', expected: 'this cycle is already approved; votes are closed' },
+  const refusals: Array<{
+    name: string;
+    s: ApprovalState;
+    identity: string;
+    decision: 'approve' | 'reject';
+    reason?: string;
+    expected: string;
+  }> = [
+    {
+      name: 'requester approving',
+      s: state(),
+      identity: 'slack:U1',
+      decision: 'approve',
+      expected: 'you requested this cycle; someone else must approve',
+    },
+    {
+      name: 'not an approver',
+      s: state(),
+      identity: 'slack:U9',
+      decision: 'approve',
+      expected: 'slack:U9 is not an approver for this cycle',
+    },
+    {
+      name: 'escalation approver before escalation',
+      s: state(),
+      identity: 'slack:U8',
+      decision: 'approve',
+      expected: 'slack:U8 is an escalation approver; escalation approvers can vote once the request is escalated',
+    },
+    {
+      name: 'second vote',
+      s: state({ records: [rec('slack:U2', 'approve')] }),
+      identity: 'slack:U2',
+      decision: 'approve',
+      expected: `you already voted (approve at ${at})`,
+    },
+    {
+      name: 'reject after own approval',
+      s: state({ records: [rec('slack:U2', 'approve')] }),
+      identity: 'slack:U2',
+      decision: 'reject',
+      reason: 'changed my mind',
+      expected: `you already voted (approve at ${at})`,
+    },
+    {
+      name: 'rejection without reason',
+      s: state(),
+      identity: 'slack:U2',
+      decision: 'reject',
+      expected: 'a rejection needs a reason',
+    },
+    {
+      name: 'rejection with blank reason',
+      s: state(),
+      identity: 'slack:U2',
+      decision: 'reject',
+      reason: '   ',
+      expected: 'a rejection needs a reason',
+    },
+    {
+      name: 'vote after a veto',
+      s: state({ records: [rec('slack:U3', 'reject', 'no')] }),
+      identity: 'slack:U2',
+      decision: 'approve',
+      expected: 'this cycle is already rejected; votes are closed',
+    },
+    {
+      name: 'vote after approval',
+      s: state({ needed: 1, records: [rec('slack:U3', 'approve')] }),
+      identity: 'slack:U2',
+      decision: 'approve',
+      expected: 'this cycle is already approved; votes are closed',
+    },
   ];
   it.each(refusals)('refuses $name', ({ s, identity, decision, reason, expected }) => {
-    expect(checkVote(s, { identity, channel: 'slack', ...(reason !== undefined ? { reason } : {}) }, decision)).toEqual({ ok: false, reason: expected });
+    expect(checkVote(s, { identity, channel: 'slack', ...(reason !== undefined ? { reason } : {}) }, decision)).toEqual(
+      { ok: false, reason: expected },
+    );
   });
 
-  const accepted: Array<{ name: string; s: ApprovalState; identity: string; decision: 'approve' | 'reject'; reason?: string }> = [
+  const accepted: Array<{
+    name: string;
+    s: ApprovalState;
+    identity: string;
+    decision: 'approve' | 'reject';
+    reason?: string;
+  }> = [
     { name: 'an approver approving', s: state(), identity: 'teams:aad-4', decision: 'approve' },
-    { name: 'requester rejecting with a reason', s: state(), identity: 'slack:U1', decision: 'reject', reason: 'wrong scope' },
-    { name: 'requester approving without separation of duties', s: state({ separationOfDuties: false }), identity: 'slack:U1', decision: 'approve' },
-    { name: 'escalation approver once escalated', s: state({ escalated: true }), identity: 'slack:U8', decision: 'approve' },
-    { name: 'second approver', s: state({ records: [rec('slack:U2', 'approve')] }), identity: 'slack:U3', decision: 'approve' },
+    {
+      name: 'requester rejecting with a reason',
+      s: state(),
+      identity: 'slack:U1',
+      decision: 'reject',
+      reason: 'wrong scope',
+    },
+    {
+      name: 'requester approving without separation of duties',
+      s: state({ separationOfDuties: false }),
+      identity: 'slack:U1',
+      decision: 'approve',
+    },
+    {
+      name: 'escalation approver once escalated',
+      s: state({ escalated: true }),
+      identity: 'slack:U8',
+      decision: 'approve',
+    },
+    {
+      name: 'second approver',
+      s: state({ records: [rec('slack:U2', 'approve')] }),
+      identity: 'slack:U3',
+      decision: 'approve',
+    },
   ];
   it.each(accepted)('accepts $name', ({ s, identity, decision, reason }) => {
-    expect(checkVote(s, { identity, channel: 'slack', ...(reason !== undefined ? { reason } : {}) }, decision)).toEqual({ ok: true });
+    expect(checkVote(s, { identity, channel: 'slack', ...(reason !== undefined ? { reason } : {}) }, decision)).toEqual(
+      { ok: true },
+    );
   });
 
   const tallies: Array<{ name: string; s: ApprovalState; expected: 'pending' | 'approved' | 'rejected' }> = [
     { name: 'no votes', s: state(), expected: 'pending' },
     { name: 'one of two', s: state({ records: [rec('slack:U2', 'approve')] }), expected: 'pending' },
-    { name: 'same identity twice counts once', s: state({ records: [rec('slack:U2', 'approve'), rec('slack:U2', 'approve')] }), expected: 'pending' },
-    { name: 'two distinct', s: state({ records: [rec('slack:U2', 'approve'), rec('slack:U3', 'approve')] }), expected: 'approved' },
-    { name: "requester's approval does not count", s: state({ records: [rec('slack:U1', 'approve'), rec('slack:U3', 'approve')] }), expected: 'pending' },
-    { name: 'any rejection vetoes', s: state({ records: [rec('slack:U2', 'approve'), rec('slack:U3', 'approve'), rec('teams:aad-4', 'reject', 'no')] }), expected: 'rejected' },
+    {
+      name: 'same identity twice counts once',
+      s: state({ records: [rec('slack:U2', 'approve'), rec('slack:U2', 'approve')] }),
+      expected: 'pending',
+    },
+    {
+      name: 'two distinct',
+      s: state({ records: [rec('slack:U2', 'approve'), rec('slack:U3', 'approve')] }),
+      expected: 'approved',
+    },
+    {
+      name: "requester's approval does not count",
+      s: state({ records: [rec('slack:U1', 'approve'), rec('slack:U3', 'approve')] }),
+      expected: 'pending',
+    },
+    {
+      name: 'any rejection vetoes',
+      s: state({
+        records: [rec('slack:U2', 'approve'), rec('slack:U3', 'approve'), rec('teams:aad-4', 'reject', 'no')],
+      }),
+      expected: 'rejected',
+    },
     { name: 'quorum of one', s: state({ needed: 1, records: [rec('slack:U2', 'approve')] }), expected: 'approved' },
   ];
   it.each(tallies)('tally: $name → $expected', ({ s, expected }) => {
@@ -111,8 +273,16 @@ describe('checkVote and tally', () => {
 describe('people, not identities, vote', () => {
   const at = '2026-11-27T10:00:00.000Z';
   // alice holds slack:UA and teams:aad-a; bob holds slack:UB; carol's web:carol is linked to nobody (her own person).
-  const vote = (identity: string, person?: string) => ({ identity, channel: 'slack' as const, ...(person ? { person } : {}) });
-  const rec = (identity: string, person: string | undefined, decision: 'approve' | 'reject' = 'approve'): ApprovalRecord => ({
+  const vote = (identity: string, person?: string) => ({
+    identity,
+    channel: 'slack' as const,
+    ...(person ? { person } : {}),
+  });
+  const rec = (
+    identity: string,
+    person: string | undefined,
+    decision: 'approve' | 'reject' = 'approve',
+  ): ApprovalRecord => ({
     identity,
     ...(person ? { person } : {}),
     channel: 'slack',
@@ -132,24 +302,51 @@ describe('people, not identities, vote', () => {
   });
 
   it('refuses the requester approving from another of their identities', () => {
-    expect(checkVote(state(), vote('teams:aad-a', 'person:alice'), 'approve')).toEqual({ ok: false, reason: 'you requested this cycle; someone else must approve' });
+    expect(checkVote(state(), vote('teams:aad-a', 'person:alice'), 'approve')).toEqual({
+      ok: false,
+      reason: 'you requested this cycle; someone else must approve',
+    });
   });
 
   it('refuses a second vote of the same person from another identity, and names the first', () => {
-    const s = state({ requestedBy: 'cli:ops', requestedByPerson: 'cli:ops', records: [rec('slack:UA', 'person:alice')] });
-    expect(checkVote(s, vote('teams:aad-a', 'person:alice'), 'approve')).toEqual({ ok: false, reason: `you already voted (approve at ${at} as slack:UA)` });
+    const s = state({
+      requestedBy: 'cli:ops',
+      requestedByPerson: 'cli:ops',
+      records: [rec('slack:UA', 'person:alice')],
+    });
+    expect(checkVote(s, vote('teams:aad-a', 'person:alice'), 'approve')).toEqual({
+      ok: false,
+      reason: `you already voted (approve at ${at} as slack:UA)`,
+    });
   });
 
   it('counts a person once however many identities approved, and two people complete the quorum', () => {
     const base = { requestedBy: 'cli:ops', requestedByPerson: 'cli:ops' };
-    expect(tally(state({ ...base, records: [rec('slack:UA', 'person:alice'), rec('teams:aad-a', 'person:alice')] }))).toBe('pending');
-    expect(approvalsReceived(state({ ...base, records: [rec('slack:UA', 'person:alice'), rec('teams:aad-a', 'person:alice')] }))).toBe(1);
-    expect(tally(state({ ...base, records: [rec('slack:UA', 'person:alice'), rec('slack:UB', 'person:bob')] }))).toBe('approved');
+    expect(
+      tally(state({ ...base, records: [rec('slack:UA', 'person:alice'), rec('teams:aad-a', 'person:alice')] })),
+    ).toBe('pending');
+    expect(
+      approvalsReceived(
+        state({ ...base, records: [rec('slack:UA', 'person:alice'), rec('teams:aad-a', 'person:alice')] }),
+      ),
+    ).toBe(1);
+    expect(tally(state({ ...base, records: [rec('slack:UA', 'person:alice'), rec('slack:UB', 'person:bob')] }))).toBe(
+      'approved',
+    );
   });
 
   it("never counts an approval by the requester's other identity under separation of duties", () => {
-    expect(approvalsReceived(state({ records: [rec('teams:aad-a', 'person:alice'), rec('slack:UB', 'person:bob')] }))).toBe(1);
-    expect(approvalsReceived(state({ separationOfDuties: false, records: [rec('teams:aad-a', 'person:alice'), rec('slack:UB', 'person:bob')] }))).toBe(2);
+    expect(
+      approvalsReceived(state({ records: [rec('teams:aad-a', 'person:alice'), rec('slack:UB', 'person:bob')] })),
+    ).toBe(1);
+    expect(
+      approvalsReceived(
+        state({
+          separationOfDuties: false,
+          records: [rec('teams:aad-a', 'person:alice'), rec('slack:UB', 'person:bob')],
+        }),
+      ),
+    ).toBe(2);
   });
 
   it('an identity linked to nobody is its own person; older votes and cycles without a person fall back to the identity', () => {
@@ -157,9 +354,15 @@ describe('people, not identities, vote', () => {
     expect(checkVote(state(), vote('web:carol', 'web:carol'), 'approve')).toEqual({ ok: true });
     // A cycle started before people existed: only the identity is known, as before.
     const old = state({ requestedByPerson: undefined, records: [rec('slack:UB', undefined)] });
-    expect(checkVote(old, vote('slack:UA'), 'approve')).toEqual({ ok: false, reason: 'you requested this cycle; someone else must approve' });
+    expect(checkVote(old, vote('slack:UA'), 'approve')).toEqual({
+      ok: false,
+      reason: 'you requested this cycle; someone else must approve',
+    });
     expect(checkVote(old, vote('teams:aad-a'), 'approve')).toEqual({ ok: true });
-    expect(checkVote(old, vote('slack:UB', 'person:bob'), 'approve')).toEqual({ ok: false, reason: `you already voted (approve at ${at})` });
+    expect(checkVote(old, vote('slack:UB', 'person:bob'), 'approve')).toEqual({
+      ok: false,
+      reason: `you already voted (approve at ${at})`,
+    });
   });
 });
 
@@ -178,13 +381,33 @@ describe('people linked after the fact', () => {
   });
 
   it('refuses the requester approving from an identity linked to them after the start', () => {
-    const vote = { identity: 'teams:aad-a', channel: 'teams' as const, person: 'person:alice', personIdentities: ['slack:UA', 'teams:aad-a'] };
-    expect(checkVote(state(), vote, 'approve')).toEqual({ ok: false, reason: 'you requested this cycle; someone else must approve' });
+    const vote = {
+      identity: 'teams:aad-a',
+      channel: 'teams' as const,
+      person: 'person:alice',
+      personIdentities: ['slack:UA', 'teams:aad-a'],
+    };
+    expect(checkVote(state(), vote, 'approve')).toEqual({
+      ok: false,
+      reason: 'you requested this cycle; someone else must approve',
+    });
   });
 
   it('refuses a second vote from an identity linked to the first voter after their vote', () => {
-    const s = state({ requestedBy: 'cli:ops', requestedByPerson: 'cli:ops', records: [{ identity: 'slack:UA', person: 'slack:UA', channel: 'slack', decision: 'approve', at }] });
-    const vote = { identity: 'teams:aad-a', channel: 'teams' as const, person: 'person:alice', personIdentities: ['slack:UA', 'teams:aad-a'] };
-    expect(checkVote(s, vote, 'approve')).toEqual({ ok: false, reason: `you already voted (approve at ${at} as slack:UA)` });
+    const s = state({
+      requestedBy: 'cli:ops',
+      requestedByPerson: 'cli:ops',
+      records: [{ identity: 'slack:UA', person: 'slack:UA', channel: 'slack', decision: 'approve', at }],
+    });
+    const vote = {
+      identity: 'teams:aad-a',
+      channel: 'teams' as const,
+      person: 'person:alice',
+      personIdentities: ['slack:UA', 'teams:aad-a'],
+    };
+    expect(checkVote(s, vote, 'approve')).toEqual({
+      ok: false,
+      reason: `you already voted (approve at ${at} as slack:UA)`,
+    });
   });
 });

@@ -15,7 +15,11 @@ export const RISK_LEVELS: readonly RiskLevel[] = ['low', 'moderate', 'high', 'cr
  * known-exploited vulnerability adds one level and business-critical endpoints (criticality 4) add one,
  * capped at critical. So a known-exploited critical patch on critical servers is "critical".
  */
-export function cycleRiskLevel(x: { maxSeverity: Severity; knownExploited: boolean; maxCriticality: number }): RiskLevel {
+export function cycleRiskLevel(x: {
+  maxSeverity: Severity;
+  knownExploited: boolean;
+  maxCriticality: number;
+}): RiskLevel {
   let level = x.maxSeverity === 'critical' ? 2 : x.maxSeverity === 'important' ? 1 : 0;
   if (x.knownExploited) level += 1;
   if (x.maxCriticality >= 4) level += 1;
@@ -28,7 +32,10 @@ export function approvalsNeeded(approval: DeploymentPolicy['approval'], risk: Ri
 }
 
 /** Does a patch fall under the policy's auto-approval rule (type listed, severity not above the cap)? */
-export function isAutoApproved(policy: Pick<DeploymentPolicy, 'autoApprove'>, patch: { type: PatchType; severity: Severity }): boolean {
+export function isAutoApproved(
+  policy: Pick<DeploymentPolicy, 'autoApprove'>,
+  patch: { type: PatchType; severity: Severity },
+): boolean {
   const rule = policy.autoApprove;
   if (!rule.types.includes(patch.type)) return false;
   if (rule.maxSeverity !== undefined && SEVERITY_RANK[patch.severity] > SEVERITY_RANK[rule.maxSeverity]) return false;
@@ -36,7 +43,10 @@ export function isAutoApproved(policy: Pick<DeploymentPolicy, 'autoApprove'>, pa
 }
 
 /** False when every patch matches the auto-approval rule (and for an empty list: nothing to approve). */
-export function needsHumanApproval(policy: Pick<DeploymentPolicy, 'autoApprove'>, patches: Array<{ type: PatchType; severity: Severity }>): boolean {
+export function needsHumanApproval(
+  policy: Pick<DeploymentPolicy, 'autoApprove'>,
+  patches: Array<{ type: PatchType; severity: Severity }>,
+): boolean {
   return patches.some((p) => !isAutoApproved(policy, p));
 }
 
@@ -66,8 +76,15 @@ export function voterOf(x: { identity: string; person?: string }): string {
  * Did the cycle's requester cast this: the same identity, the same person as at the start, or a person who now
  * holds the identity that started it (linked since)?
  */
-function isRequester(state: ApprovalState, x: { identity: string; person?: string; personIdentities?: string[] }): boolean {
-  return x.identity.trim() === state.requestedBy || voterOf(x) === (state.requestedByPerson ?? state.requestedBy) || (x.personIdentities?.includes(state.requestedBy) ?? false);
+function isRequester(
+  state: ApprovalState,
+  x: { identity: string; person?: string; personIdentities?: string[] },
+): boolean {
+  return (
+    x.identity.trim() === state.requestedBy ||
+    voterOf(x) === (state.requestedByPerson ?? state.requestedBy) ||
+    (x.personIdentities?.includes(state.requestedBy) ?? false)
+  );
 }
 
 /** May this person cast this vote now? The reason is shown to the voter as is. */
@@ -92,9 +109,14 @@ export function checkVote(state: ApprovalState, vote: ApprovalVote, decision: 'a
   }
   // One vote per person, whichever of their identities cast it.
   const person = voterOf(vote);
-  const previous = state.records.find((r) => r.identity === who || voterOf(r) === person || vote.personIdentities?.includes(r.identity));
+  const previous = state.records.find(
+    (r) => r.identity === who || voterOf(r) === person || vote.personIdentities?.includes(r.identity),
+  );
   if (previous) {
-    return { ok: false, reason: `you already voted (${previous.decision} at ${previous.at}${previous.identity === who ? '' : ` as ${previous.identity}`})` };
+    return {
+      ok: false,
+      reason: `you already voted (${previous.decision} at ${previous.at}${previous.identity === who ? '' : ` as ${previous.identity}`})`,
+    };
   }
   if (decision === 'reject' && !vote.reason?.trim()) return { ok: false, reason: 'a rejection needs a reason' };
   return { ok: true };

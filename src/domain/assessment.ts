@@ -70,7 +70,10 @@ export function summarizeAssessment(input: AssessmentSummaryInput): AssessmentSu
     if (SEVERITY_RANK[p.severity] > SEVERITY_RANK[maxSev]) maxSev = p.severity;
     knownExploited ||= p.knownExploited;
   }
-  const maxCriticality = Math.max(1, ...input.endpoints.filter((e) => targetEndpoints.has(e.id)).map((e) => e.criticality));
+  const maxCriticality = Math.max(
+    1,
+    ...input.endpoints.filter((e) => targetEndpoints.has(e.id)).map((e) => e.criticality),
+  );
   const risk = cycleRiskLevel({ maxSeverity: maxSev, knownExploited, maxCriticality });
   const topPatches: PatchSummaryLine[] = [...included]
     .sort((x, y) => y.riskScore - x.riskScore || x.patchId.localeCompare(y.patchId))
@@ -88,7 +91,10 @@ export function summarizeAssessment(input: AssessmentSummaryInput): AssessmentSu
         endpoints: a.endpointIds.length,
       };
     });
-  const reasons = [...input.assessed.patches.map((a) => `${a.patchId}: ${a.reason}`), ...input.assessed.reasons].slice(0, REASONS_CAP);
+  const reasons = [...input.assessed.patches.map((a) => `${a.patchId}: ${a.reason}`), ...input.assessed.reasons].slice(
+    0,
+    REASONS_CAP,
+  );
   const needsApproval = needsHumanApproval(
     input.policy,
     included.map((a) => ({ type: factsOf(a.patchId).type, severity: factsOf(a.patchId).severity })),

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { compliancePercent, daysOverdue, daysOverdueFromDay, isOutstanding, isPendingJob, slaDueDay } from './compliance';
+import {
+  compliancePercent,
+  daysOverdue,
+  daysOverdueFromDay,
+  isOutstanding,
+  isPendingJob,
+  slaDueDay,
+} from './compliance';
 import { DEFAULT_SLA, slaDue } from './risk';
 
 const DAY = 86_400_000;

@@ -40,16 +40,32 @@ const DAY_MS = 86_400_000;
 const utcDay = (t: number) => Math.floor(t / DAY_MS);
 
 /** The UTC day (as days since the epoch) a pair detected at `detectedAt` is due. */
-export function slaDueDay(p: { severity: Severity | string; knownExploited: boolean }, detectedAt: Date, sla: SlaPolicy): number {
-  return utcDay(detectedAt.getTime()) + slaDays({ severity: p.severity as Severity, knownExploited: p.knownExploited }, sla);
+export function slaDueDay(
+  p: { severity: Severity | string; knownExploited: boolean },
+  detectedAt: Date,
+  sla: SlaPolicy,
+): number {
+  return (
+    utcDay(detectedAt.getTime()) + slaDays({ severity: p.severity as Severity, knownExploited: p.knownExploited }, sla)
+  );
 }
 
 /** Whole days past due on `now`'s UTC day: > 0 means overdue, 0 or less means within SLA. */
-export function daysOverdue(p: { severity: Severity | string; knownExploited: boolean }, detectedAt: Date, now: Date, sla: SlaPolicy): number {
+export function daysOverdue(
+  p: { severity: Severity | string; knownExploited: boolean },
+  detectedAt: Date,
+  now: Date,
+  sla: SlaPolicy,
+): number {
   return utcDay(now.getTime()) - slaDueDay(p, detectedAt, sla);
 }
 
 /** The same, from the UTC day of detection (the maintained aggregates keep days, not instants). */
-export function daysOverdueFromDay(p: { severity: Severity | string; knownExploited: boolean }, detectedDay: string, now: Date, sla: SlaPolicy): number {
+export function daysOverdueFromDay(
+  p: { severity: Severity | string; knownExploited: boolean },
+  detectedDay: string,
+  now: Date,
+  sla: SlaPolicy,
+): number {
   return daysOverdue(p, new Date(`${detectedDay}T00:00:00Z`), now, sla);
 }

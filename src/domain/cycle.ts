@@ -20,7 +20,12 @@ export const CycleStage = {
 } as const;
 export type CycleStage = (typeof CycleStage)[keyof typeof CycleStage];
 
-export const TERMINAL_STAGES: readonly CycleStage[] = [CycleStage.COMPLETED, CycleStage.FAILED, CycleStage.CANCELLED, CycleStage.ROLLED_BACK];
+export const TERMINAL_STAGES: readonly CycleStage[] = [
+  CycleStage.COMPLETED,
+  CycleStage.FAILED,
+  CycleStage.CANCELLED,
+  CycleStage.ROLLED_BACK,
+];
 
 /** Where a person acted from. Identities are `<channel>:<id>`: slack:U123, teams:<aad id>, servicenow:<user>, cli:<user>, web:<user>. */
 export type Channel = 'slack' | 'teams' | 'servicenow' | 'cli' | 'web' | 'email' | 'api' | 'system';

@@ -32,14 +32,20 @@ const run = (filters: Record<string, unknown>) =>
   });
 
 describe('firmware patch type', () => {
-  it('is a patch type, and vendors\' words for it map onto it', () => {
+  it("is a patch type, and vendors' words for it map onto it", () => {
     expect(isPatchType('firmware')).toBe(true);
     expect(normalizePatchType('Firmware')).toBe('firmware');
     expect(normalizePatchType('firmware update')).toBe('firmware');
   });
 
   it('takes LVFS urgency words as severity (critical, high, medium, low)', () => {
-    expect(['critical', 'high', 'medium', 'low', 'unknown'].map((w) => normalizeSeverity('vendor', w))).toEqual(['critical', 'important', 'moderate', 'low', 'unspecified']);
+    expect(['critical', 'high', 'medium', 'low', 'unknown'].map((w) => normalizeSeverity('vendor', w))).toEqual([
+      'critical',
+      'important',
+      'moderate',
+      'low',
+      'unspecified',
+    ]);
   });
 
   it('is left out by a policy that does not say filters.firmware: true, with the reason', () => {
@@ -59,7 +65,12 @@ describe('firmware patch type', () => {
   it('is assessed like any patch once the policy deploys firmware (risk, priority, SLA)', () => {
     const r = run({ firmware: true });
     const p = r.patches.find((x) => x.patchId === fw().id)!;
-    expect(p).toMatchObject({ decision: 'include', priority: 'P3', endpointIds: ['e1'], slaDue: '2026-12-20T00:00:00.000Z' });
+    expect(p).toMatchObject({
+      decision: 'include',
+      priority: 'P3',
+      endpointIds: ['e1'],
+      slaDue: '2026-12-20T00:00:00.000Z',
+    });
     expect(p.reason).toBe('P3: important severity CVE-2022-21894');
   });
 
@@ -75,12 +86,18 @@ describe('firmware patch type', () => {
     expect(policyProblems({ name: 'p', filters: { types: ['firmware'] } })).toEqual([
       'filters.firmware: filters.types names firmware: set filters.firmware to true as well to deploy firmware',
     ]);
-    expect(policyProblems({ name: 'p', filters: { firmware: 'yes' } })).toEqual(['filters.firmware: expected true or false']);
+    expect(policyProblems({ name: 'p', filters: { firmware: 'yes' } })).toEqual([
+      'filters.firmware: expected true or false',
+    ]);
   });
 
   it('needs a human approval unless the policy auto-approves firmware', () => {
     const policy = parsePolicy({ name: 'p', filters: { firmware: true } });
     expect(needsHumanApproval(policy, [{ type: 'firmware', severity: 'low' }])).toBe(true);
-    expect(needsHumanApproval(parsePolicy({ name: 'p', autoApprove: { types: ['firmware'] } }), [{ type: 'firmware', severity: 'low' }])).toBe(false);
+    expect(
+      needsHumanApproval(parsePolicy({ name: 'p', autoApprove: { types: ['firmware'] } }), [
+        { type: 'firmware', severity: 'low' },
+      ]),
+    ).toBe(false);
   });
 });

@@ -3,7 +3,12 @@ import { CodedError } from './errors';
 import { KevIndex, markKnownExploited } from './kev';
 import { assess, DEFAULT_SLA, type PatchFacts } from './risk';
 
-const catalog = (vulnerabilities: unknown[]) => ({ title: 'CISA Catalog of Known Exploited Vulnerabilities', catalogVersion: '2026.11.27', count: vulnerabilities.length, vulnerabilities });
+const catalog = (vulnerabilities: unknown[]) => ({
+  title: 'CISA Catalog of Known Exploited Vulnerabilities',
+  catalogVersion: '2026.11.27',
+  count: vulnerabilities.length,
+  vulnerabilities,
+});
 const entry = (cveID: string, over: Record<string, unknown> = {}) => ({
   cveID,
   vendorProject: 'Acme',
@@ -21,7 +26,9 @@ const entry = (cveID: string, over: Record<string, unknown> = {}) => ({
 
 describe('KevIndex.fromCatalog', () => {
   it('indexes entries by CVE id, case-insensitively', () => {
-    const k = KevIndex.fromCatalog(catalog([entry('CVE-2026-0001'), entry('CVE-2026-0002', { knownRansomwareCampaignUse: 'Known' })]));
+    const k = KevIndex.fromCatalog(
+      catalog([entry('CVE-2026-0001'), entry('CVE-2026-0002', { knownRansomwareCampaignUse: 'Known' })]),
+    );
     expect(k.size).toBe(2);
     expect(k.catalogVersion).toBe('2026.11.27');
     expect(k.has('cve-2026-0001')).toBe(true);
@@ -40,21 +47,29 @@ describe('KevIndex.fromCatalog', () => {
   });
 
   it('skips malformed entries and counts them', () => {
-    const k = KevIndex.fromCatalog(catalog([entry('CVE-2026-0001'), { vendorProject: 'no id' }, entry('not-a-cve'), 42]));
+    const k = KevIndex.fromCatalog(
+      catalog([entry('CVE-2026-0001'), { vendorProject: 'no id' }, entry('not-a-cve'), 42]),
+    );
     expect(k.size).toBe(1);
     expect(k.skipped).toBe(3);
   });
 
   it('lists which of a patch’s CVEs are known exploited', () => {
     const k = KevIndex.fromCatalog(catalog([entry('CVE-2026-0001'), entry('CVE-2026-0003')]));
-    expect(k.knownExploited(['CVE-2026-0003', 'CVE-2026-0002', 'cve-2026-0003', 'CVE-2026-0001'])).toEqual(['CVE-2026-0003', 'CVE-2026-0001']);
+    expect(k.knownExploited(['CVE-2026-0003', 'CVE-2026-0002', 'cve-2026-0003', 'CVE-2026-0001'])).toEqual([
+      'CVE-2026-0003',
+      'CVE-2026-0001',
+    ]);
     expect(KevIndex.empty().knownExploited(['CVE-2026-0001'])).toEqual([]);
   });
 
-  it.each([null, 'catalog', [], { vulnerabilities: 'x' }, { title: 'no list' }])('refuses %j with a plain message', (doc) => {
-    expect(() => KevIndex.fromCatalog(doc)).toThrow(CodedError);
-    expect(() => KevIndex.fromCatalog(doc)).toThrow(/not a CISA KEV catalog/);
-  });
+  it.each([null, 'catalog', [], { vulnerabilities: 'x' }, { title: 'no list' }])(
+    'refuses %j with a plain message',
+    (doc) => {
+      expect(() => KevIndex.fromCatalog(doc)).toThrow(CodedError);
+      expect(() => KevIndex.fromCatalog(doc)).toThrow(/not a CISA KEV catalog/);
+    },
+  );
 });
 
 describe('markKnownExploited', () => {
@@ -73,7 +88,10 @@ describe('markKnownExploited', () => {
   });
 
   it('sets the flag from the catalog and keeps a vendor flag', () => {
-    const [a, b, c] = markKnownExploited([p('A', ['CVE-2024-0001', 'cve-2024-3400']), p('B', ['CVE-2024-0001']), p('C', [], true)], k);
+    const [a, b, c] = markKnownExploited(
+      [p('A', ['CVE-2024-0001', 'cve-2024-3400']), p('B', ['CVE-2024-0001']), p('C', [], true)],
+      k,
+    );
     expect(a).toMatchObject({ knownExploited: true, knownExploitedCves: ['CVE-2024-3400'] });
     expect(b).toMatchObject({ knownExploited: false, knownExploitedCves: [] });
     expect(c).toMatchObject({ knownExploited: true, knownExploitedCves: [] });

@@ -106,7 +106,10 @@ export class KevIndex {
  * says so or any of its CVEs is in KEV; `knownExploitedCves` lists the catalog's hits (so the reason names
  * the exploited CVE, not just the first one). Returns new objects; the input is not changed.
  */
-export function markKnownExploited<T extends Pick<PatchFacts, 'cves' | 'knownExploited'>>(patches: readonly T[], kev: KevIndex): Array<T & { knownExploitedCves: string[] }> {
+export function markKnownExploited<T extends Pick<PatchFacts, 'cves' | 'knownExploited'>>(
+  patches: readonly T[],
+  kev: KevIndex,
+): Array<T & { knownExploitedCves: string[] }> {
   return patches.map((p) => {
     const hits = kev.knownExploited(p.cves);
     return { ...p, knownExploited: p.knownExploited || hits.length > 0, knownExploitedCves: hits };

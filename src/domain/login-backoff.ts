@@ -13,7 +13,13 @@ export interface LoginBackoff {
   maxKeys: number;
 }
 
-export const DEFAULT_LOGIN_BACKOFF: LoginBackoff = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: 24 * 3600_000, maxKeys: 10_000 };
+export const DEFAULT_LOGIN_BACKOFF: LoginBackoff = {
+  freeFailures: 5,
+  baseDelayMs: 1000,
+  maxDelayMs: 15 * 60_000,
+  forgetAfterMs: 24 * 3600_000,
+  maxKeys: 10_000,
+};
 
 /** Until when a key is locked after its `failures`-th failure at `now` (now itself: not locked). */
 export function lockedUntilAfter(failures: number, now: number, o: LoginBackoff): number {

@@ -102,7 +102,11 @@ describe('normalizePatchType', () => {
 });
 
 describe('resolveSupersedence', () => {
-  const cases: Array<{ name: string; patches: Array<{ id: string; supersededBy?: string | null }>; expected: Record<string, string> }> = [
+  const cases: Array<{
+    name: string;
+    patches: Array<{ id: string; supersededBy?: string | null }>;
+    expected: Record<string, string>;
+  }> = [
     { name: 'nothing superseded', patches: [{ id: 'A' }, { id: 'B', supersededBy: null }], expected: {} },
     { name: 'one step', patches: [{ id: 'A', supersededBy: 'B' }, { id: 'B' }], expected: { A: 'B' } },
     {
@@ -114,7 +118,11 @@ describe('resolveSupersedence', () => {
       ],
       expected: { A: 'D', B: 'D', C: 'D' },
     },
-    { name: 'successor not in the list', patches: [{ id: 'KB1', supersededBy: 'KB5034441' }], expected: { KB1: 'KB5034441' } },
+    {
+      name: 'successor not in the list',
+      patches: [{ id: 'KB1', supersededBy: 'KB5034441' }],
+      expected: { KB1: 'KB5034441' },
+    },
     { name: 'self reference ignored', patches: [{ id: 'A', supersededBy: 'A' }], expected: {} },
     {
       name: 'loop is not resolved',
@@ -133,7 +141,10 @@ describe('resolveSupersedence', () => {
 
   it('resolves a long chain in any input order', () => {
     const n = 5000;
-    const patches = Array.from({ length: n }, (_, i) => ({ id: `P${i}`, supersededBy: i < n - 1 ? `P${i + 1}` : null })).reverse();
+    const patches = Array.from({ length: n }, (_, i) => ({
+      id: `P${i}`,
+      supersededBy: i < n - 1 ? `P${i + 1}` : null,
+    })).reverse();
     const map = resolveSupersedence(patches);
     expect(map.size).toBe(n - 1);
     expect(map.get('P0')).toBe(`P${n - 1}`);

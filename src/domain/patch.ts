@@ -110,7 +110,14 @@ const SOURCE_WORDS: Record<Exclude<SeveritySource, 'cvss' | 'apple'>, Record<str
     'end of life': 'unspecified',
   },
   // Ubuntu CVE tracker priorities.
-  ubuntu: { critical: 'critical', high: 'important', medium: 'moderate', low: 'low', negligible: 'low', untriaged: 'unspecified' },
+  ubuntu: {
+    critical: 'critical',
+    high: 'important',
+    medium: 'moderate',
+    low: 'low',
+    negligible: 'low',
+    untriaged: 'unspecified',
+  },
   // Red Hat errata / product security impact.
   redhat: { critical: 'critical', important: 'important', moderate: 'moderate', low: 'low' },
   // SUSE patch severities (zypper).
@@ -197,9 +204,9 @@ const TYPE_WORDS: Record<string, PatchType> = {
   definition: 'definition',
   definitions: 'definition',
   signatures: 'definition',
-  'update_rollup': 'update_rollup',
+  update_rollup: 'update_rollup',
   rollup: 'update_rollup',
-  'service_pack': 'service_pack',
+  service_pack: 'service_pack',
   // fwupd / LVFS and vendor catalogues.
   firmware: 'firmware',
   'firmware update': 'firmware',

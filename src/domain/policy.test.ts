@@ -15,7 +15,11 @@ describe('parsePolicy', () => {
     const p = parsePolicy({ name: 'x' });
     expect(p.name).toBe('x');
     expect(p.autoApprove.types).toEqual(['definition']);
-    expect(p.approval).toMatchObject({ approverGroups: ['default'], quorum: { low: 1, moderate: 1, high: 1, critical: 2 }, separationOfDuties: true });
+    expect(p.approval).toMatchObject({
+      approverGroups: ['default'],
+      quorum: { low: 1, moderate: 1, high: 1, critical: 2 },
+      separationOfDuties: true,
+    });
     expect(p.waves.map((w) => w.percent)).toEqual([10, 90]);
     expect(p.reboot.behaviour).toBe('if_required');
     expect(p.change.type).toBe('none');
@@ -26,10 +30,19 @@ describe('parsePolicy', () => {
   });
 
   it('identify: scan age in whole hours, a bounded scan wait', () => {
-    expect(parsePolicy({ name: 'x', identify: { maxScanAgeHours: 6 } }).identify).toEqual({ maxScanAgeHours: 6, scanTimeoutSeconds: 900 });
-    expect(policyProblems({ name: 'x', identify: { maxScanAgeHours: 0 } })).toEqual(['identify.maxScanAgeHours: expected a whole number from 1 to 8760 hours']);
-    expect(policyProblems({ name: 'x', identify: { scanTimeoutSeconds: 2 } })).toEqual(['identify.scanTimeoutSeconds: expected a whole number from 5 to 86400 seconds']);
-    expect(policyProblems({ name: 'x', identify: { maxAgeHours: 6 } })).toEqual(['identify: unknown field "maxAgeHours"']);
+    expect(parsePolicy({ name: 'x', identify: { maxScanAgeHours: 6 } }).identify).toEqual({
+      maxScanAgeHours: 6,
+      scanTimeoutSeconds: 900,
+    });
+    expect(policyProblems({ name: 'x', identify: { maxScanAgeHours: 0 } })).toEqual([
+      'identify.maxScanAgeHours: expected a whole number from 1 to 8760 hours',
+    ]);
+    expect(policyProblems({ name: 'x', identify: { scanTimeoutSeconds: 2 } })).toEqual([
+      'identify.scanTimeoutSeconds: expected a whole number from 5 to 86400 seconds',
+    ]);
+    expect(policyProblems({ name: 'x', identify: { maxAgeHours: 6 } })).toEqual([
+      'identify: unknown field "maxAgeHours"',
+    ]);
   });
 
   it('keeps what the author wrote', () => {
@@ -38,7 +51,11 @@ describe('parsePolicy', () => {
       scope: { groups: ['db'], osFamilies: ['linux'] },
       filters: { types: ['security', 'critical'], severities: ['critical'], excludePatches: ['KB1'] },
       approval: { approverGroups: ['cab'], quorum: { critical: 3 }, escalationGroups: ['it-leads'] },
-      waves: [{ name: 'canary', groups: ['db-canary'] }, { name: 'a', percent: 30 }, { name: 'b', percent: 70 }],
+      waves: [
+        { name: 'canary', groups: ['db-canary'] },
+        { name: 'a', percent: 30 },
+        { name: 'b', percent: 70 },
+      ],
       reboot: { behaviour: 'always', deferralLimit: 0 },
       change: { type: 'standard', standardTemplate: 'Monthly OS patching' },
       notify: { email: ['ops@example.com'] },
@@ -52,24 +69,98 @@ describe('parsePolicy', () => {
   });
 
   const bad: Array<{ name: string; doc: unknown; problem: string }> = [
-    { name: 'wave percent out of range', doc: { name: 'x', waves: [{ name: 'a', percent: 50 }, { name: 'b', percent: 500 }] }, problem: 'waves[1].percent: expected a number from 1 to 100' },
-    { name: 'percents not totalling 100', doc: { name: 'x', waves: [{ name: 'a', percent: 50 }, { name: 'b', percent: 40 }] }, problem: 'waves: the wave percents must total 100 (they total 90)' },
-    { name: 'wave with neither percent nor groups', doc: { name: 'x', waves: [{ name: 'a' }] }, problem: 'waves[0]: give either percent or groups' },
-    { name: 'wave with both', doc: { name: 'x', waves: [{ name: 'a', percent: 100, groups: ['g'] }] }, problem: 'waves[0]: give either percent or groups, not both' },
-    { name: 'duplicate wave names', doc: { name: 'x', waves: [{ name: 'a', percent: 50 }, { name: 'a', percent: 50 }] }, problem: 'waves[1].name: wave name "a" is used twice' },
+    {
+      name: 'wave percent out of range',
+      doc: {
+        name: 'x',
+        waves: [
+          { name: 'a', percent: 50 },
+          { name: 'b', percent: 500 },
+        ],
+      },
+      problem: 'waves[1].percent: expected a number from 1 to 100',
+    },
+    {
+      name: 'percents not totalling 100',
+      doc: {
+        name: 'x',
+        waves: [
+          { name: 'a', percent: 50 },
+          { name: 'b', percent: 40 },
+        ],
+      },
+      problem: 'waves: the wave percents must total 100 (they total 90)',
+    },
+    {
+      name: 'wave with neither percent nor groups',
+      doc: { name: 'x', waves: [{ name: 'a' }] },
+      problem: 'waves[0]: give either percent or groups',
+    },
+    {
+      name: 'wave with both',
+      doc: { name: 'x', waves: [{ name: 'a', percent: 100, groups: ['g'] }] },
+      problem: 'waves[0]: give either percent or groups, not both',
+    },
+    {
+      name: 'duplicate wave names',
+      doc: {
+        name: 'x',
+        waves: [
+          { name: 'a', percent: 50 },
+          { name: 'a', percent: 50 },
+        ],
+      },
+      problem: 'waves[1].name: wave name "a" is used twice',
+    },
     { name: 'no waves', doc: { name: 'x', waves: [] }, problem: 'waves: expected at least one wave' },
     { name: 'missing name', doc: { description: 'no name' }, problem: 'name: expected a name' },
     { name: 'name with spaces', doc: { name: 'my policy' }, problem: 'name: expected a name of letters' },
     { name: 'unknown field', doc: { name: 'x', wavs: [] }, problem: '(policy): unknown field "wavs"' },
-    { name: 'unknown nested field', doc: { name: 'x', reboot: { behavior: 'always' } }, problem: 'reboot: unknown field "behavior"' },
-    { name: 'bad enum', doc: { name: 'x', reboot: { behaviour: 'sometimes' } }, problem: 'reboot.behaviour: expected one of never, if_required, always' },
-    { name: 'bad patch type', doc: { name: 'x', filters: { types: ['securty'] } }, problem: 'filters.types[0]: expected one of security' },
-    { name: 'quorum zero', doc: { name: 'x', approval: { quorum: { low: 0 } } }, problem: 'approval.quorum.low: expected a whole number from 1 to 10' },
-    { name: 'string number', doc: { name: 'x', batchSize: '3' }, problem: 'batchSize: expected a whole number from 1 to 100000' },
-    { name: 'standard change without template', doc: { name: 'x', change: { type: 'standard' } }, problem: 'change.standardTemplate: a standard change needs the name of its template' },
-    { name: 'bad cron', doc: { name: 'x', schedule: { scanCron: 'every day' } }, problem: 'schedule.scanCron: expected a five-field cron expression' },
-    { name: 'bad email', doc: { name: 'x', notify: { email: ['nobody'] } }, problem: 'notify.email[0]: expected an e-mail address' },
-    { name: 'reminder after timeout', doc: { name: 'x', approval: { timeoutSeconds: 600, reminderSeconds: 3600 } }, problem: 'approval.reminderSeconds: must not be longer than approval.timeoutSeconds' },
+    {
+      name: 'unknown nested field',
+      doc: { name: 'x', reboot: { behavior: 'always' } },
+      problem: 'reboot: unknown field "behavior"',
+    },
+    {
+      name: 'bad enum',
+      doc: { name: 'x', reboot: { behaviour: 'sometimes' } },
+      problem: 'reboot.behaviour: expected one of never, if_required, always',
+    },
+    {
+      name: 'bad patch type',
+      doc: { name: 'x', filters: { types: ['securty'] } },
+      problem: 'filters.types[0]: expected one of security',
+    },
+    {
+      name: 'quorum zero',
+      doc: { name: 'x', approval: { quorum: { low: 0 } } },
+      problem: 'approval.quorum.low: expected a whole number from 1 to 10',
+    },
+    {
+      name: 'string number',
+      doc: { name: 'x', batchSize: '3' },
+      problem: 'batchSize: expected a whole number from 1 to 100000',
+    },
+    {
+      name: 'standard change without template',
+      doc: { name: 'x', change: { type: 'standard' } },
+      problem: 'change.standardTemplate: a standard change needs the name of its template',
+    },
+    {
+      name: 'bad cron',
+      doc: { name: 'x', schedule: { scanCron: 'every day' } },
+      problem: 'schedule.scanCron: expected a five-field cron expression',
+    },
+    {
+      name: 'bad email',
+      doc: { name: 'x', notify: { email: ['nobody'] } },
+      problem: 'notify.email[0]: expected an e-mail address',
+    },
+    {
+      name: 'reminder after timeout',
+      doc: { name: 'x', approval: { timeoutSeconds: 600, reminderSeconds: 3600 } },
+      problem: 'approval.reminderSeconds: must not be longer than approval.timeoutSeconds',
+    },
   ];
   it.each(bad)('refuses $name with the path and a plain reason', ({ doc, problem }) => {
     let caught: unknown;
@@ -103,7 +194,12 @@ describe('parsePolicy', () => {
 
 describe('built-in policies', () => {
   it('default: test ring "test" soaking an hour, pilot 10% and broad 90%, no change desk', () => {
-    expect(DEFAULT_POLICY).toMatchObject({ name: 'default', emergency: false, test: { group: 'test', soakSeconds: 3600 }, change: { type: 'none' } });
+    expect(DEFAULT_POLICY).toMatchObject({
+      name: 'default',
+      emergency: false,
+      test: { group: 'test', soakSeconds: 3600 },
+      change: { type: 'none' },
+    });
     expect(DEFAULT_POLICY.waves).toEqual([
       { name: 'pilot', percent: 10 },
       { name: 'broad', percent: 90 },
@@ -130,10 +226,20 @@ describe('effectivePolicy', () => {
       test: { soakSeconds: 7200 },
       change: { type: 'normal' },
       approval: { approverGroups: ['cab'] },
-      emergencyOverrides: { soakSeconds: 300, ignoreWindows: true, approverGroups: ['security-oncall'], changeType: 'emergency' },
+      emergencyOverrides: {
+        soakSeconds: 300,
+        ignoreWindows: true,
+        approverGroups: ['security-oncall'],
+        changeType: 'emergency',
+      },
     });
     const e = effectivePolicy(p, true);
-    expect(e).toMatchObject({ emergency: true, test: { soakSeconds: 300 }, maintenance: { respectWindows: false }, change: { type: 'emergency' } });
+    expect(e).toMatchObject({
+      emergency: true,
+      test: { soakSeconds: 300 },
+      maintenance: { respectWindows: false },
+      change: { type: 'emergency' },
+    });
     expect(e.approval.approverGroups).toEqual(['security-oncall']);
     expect(p.test.soakSeconds).toBe(7200);
   });
@@ -148,7 +254,9 @@ describe('effectivePolicy', () => {
 });
 
 describe('failureThresholdTripped', () => {
-  const cases: Array<[{ percent: number; count: number }, { total: number; failed: number; unreachable?: number }, boolean]> = [
+  const cases: Array<
+    [{ percent: number; count: number }, { total: number; failed: number; unreachable?: number }, boolean]
+  > = [
     [{ percent: 10, count: 50 }, { total: 100, failed: 9 }, false],
     [{ percent: 10, count: 50 }, { total: 100, failed: 10 }, true],
     [{ percent: 10, count: 5 }, { total: 10_000, failed: 5 }, true],
@@ -162,7 +270,9 @@ describe('failureThresholdTripped', () => {
   });
 
   it('can leave unreachable endpoints out', () => {
-    expect(failureThresholdTripped({ percent: 0, count: 2 }, { total: 10, failed: 1, unreachable: 5 }, false)).toBe(false);
+    expect(failureThresholdTripped({ percent: 0, count: 2 }, { total: 10, failed: 1, unreachable: 5 }, false)).toBe(
+      false,
+    );
   });
 });
 

@@ -21,7 +21,13 @@ const PATCH_TYPE_VALUES = [
   'update',
   'firmware',
 ] as const satisfies readonly PatchType[];
-const SEVERITY_VALUES = ['critical', 'important', 'moderate', 'low', 'unspecified'] as const satisfies readonly Severity[];
+const SEVERITY_VALUES = [
+  'critical',
+  'important',
+  'moderate',
+  'low',
+  'unspecified',
+] as const satisfies readonly Severity[];
 const OS_FAMILIES = ['windows', 'macos', 'linux'] as const;
 
 const int = (min: number, max: number, unit = '') => {
@@ -29,19 +35,28 @@ const int = (min: number, max: number, unit = '') => {
   return z.number({ error: msg }).int({ error: msg }).min(min, { error: msg }).max(max, { error: msg });
 };
 const text = (max = 200) =>
-  z.string({ error: 'expected text' }).trim().min(1, { error: 'must not be empty' }).max(max, { error: `must be at most ${max} characters` });
+  z
+    .string({ error: 'expected text' })
+    .trim()
+    .min(1, { error: 'must not be empty' })
+    .max(max, { error: `must be at most ${max} characters` });
 const words = (what: string) => z.array(text(), { error: `expected a list of ${what}` });
 const patchType = z.enum(PATCH_TYPE_VALUES, { error: `expected one of ${PATCH_TYPE_VALUES.join(', ')}` });
 const severity = z.enum(SEVERITY_VALUES, { error: `expected one of ${SEVERITY_VALUES.join(', ')}` });
 const name = z
   .string({ error: 'expected a name' })
   .trim()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { error: "expected a name of letters, digits, '-', '_' or '.' (one word, at most 63 characters)" });
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, {
+    error: "expected a name of letters, digits, '-', '_' or '.' (one word, at most 63 characters)",
+  });
 const DAY = 86_400;
 
 export const failureThresholdSchema = z.strictObject({
   /** Trips when at least this percent of the ring/wave failed; 0 = no percent limit. */
-  percent: z.number({ error: 'expected a number from 0 to 100' }).min(0, { error: 'expected a number from 0 to 100' }).max(100, { error: 'expected a number from 0 to 100' }),
+  percent: z
+    .number({ error: 'expected a number from 0 to 100' })
+    .min(0, { error: 'expected a number from 0 to 100' })
+    .max(100, { error: 'expected a number from 0 to 100' }),
   /** Trips when at least this many endpoints failed; 0 = no count limit. */
   count: int(0, 1_000_000),
 });
@@ -65,7 +80,11 @@ export const policyFiltersSchema = z
   })
   .superRefine((f, ctx) => {
     if (f.types?.includes('firmware') && f.firmware !== true) {
-      ctx.addIssue({ code: 'custom', path: ['firmware'], message: 'filters.types names firmware: set filters.firmware to true as well to deploy firmware' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['firmware'],
+        message: 'filters.types names firmware: set filters.firmware to true as well to deploy firmware',
+      });
     }
   });
 export type PolicyFilters = z.infer<typeof policyFiltersSchema>;
@@ -86,7 +105,10 @@ const waveSchema = z.strictObject({
     .min(1, { error: 'expected a number from 1 to 100' })
     .max(100, { error: 'expected a number from 1 to 100' })
     .optional(),
-  groups: z.array(text(), { error: 'expected a list of group names' }).min(1, { error: 'expected at least one group name' }).optional(),
+  groups: z
+    .array(text(), { error: 'expected a list of group names' })
+    .min(1, { error: 'expected at least one group name' })
+    .optional(),
 });
 
 const CRON_FIELD = /^(\*|\d+|\d+-\d+)(\/\d+)?(,(\*|\d+|\d+-\d+)(\/\d+)?)*$/;
@@ -113,7 +135,9 @@ export const deploymentPolicySchema = z
       .prefault({}),
     approval: z
       .strictObject({
-        approverGroups: words('group names').min(1, { error: 'expected at least one approver group' }).default(['default']),
+        approverGroups: words('group names')
+          .min(1, { error: 'expected at least one approver group' })
+          .default(['default']),
         quorum: z
           .strictObject({
             low: int(1, 10).default(1),
@@ -153,7 +177,9 @@ export const deploymentPolicySchema = z
     failureThreshold: failureThresholdSchema.prefault({ percent: 10, count: 50 }),
     reboot: z
       .strictObject({
-        behaviour: z.enum(['never', 'if_required', 'always'], { error: 'expected one of never, if_required, always' }).default('if_required'),
+        behaviour: z
+          .enum(['never', 'if_required', 'always'], { error: 'expected one of never, if_required, always' })
+          .default('if_required'),
         notifyUser: z.boolean({ error: 'expected true or false' }).default(true),
         deferralLimit: int(0, 50).default(3),
         deferralMinutes: int(1, 24 * 60, ' minutes').default(60),
@@ -168,7 +194,11 @@ export const deploymentPolicySchema = z
     sla: slaSchema.prefault({}),
     change: z
       .strictObject({
-        type: z.enum(['none', 'normal', 'standard', 'emergency'], { error: 'expected one of none, normal, standard, emergency' }).default('none'),
+        type: z
+          .enum(['none', 'normal', 'standard', 'emergency'], {
+            error: 'expected one of none, normal, standard, emergency',
+          })
+          .default('none'),
         standardTemplate: text().optional(),
         pollSeconds: int(5, DAY, ' seconds').default(60),
       })
@@ -179,14 +209,23 @@ export const deploymentPolicySchema = z
         soakSeconds: int(0, 30 * DAY, ' seconds').default(600),
         ignoreWindows: z.boolean({ error: 'expected true or false' }).default(true),
         approverGroups: words('group names').min(1, { error: 'expected at least one approver group' }).optional(),
-        changeType: z.enum(['emergency', 'normal', 'none'], { error: 'expected one of emergency, normal, none' }).default('emergency'),
+        changeType: z
+          .enum(['emergency', 'normal', 'none'], { error: 'expected one of emergency, normal, none' })
+          .default('emergency'),
       })
       .prefault({}),
     notify: z
       .strictObject({
         slackChannel: text().optional(),
         teamsConversationId: text().optional(),
-        email: z.array(z.string().trim().regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { error: 'expected an e-mail address' })).default([]),
+        email: z
+          .array(
+            z
+              .string()
+              .trim()
+              .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { error: 'expected an e-mail address' }),
+          )
+          .default([]),
       })
       .prefault({}),
     schedule: z
@@ -226,21 +265,34 @@ export const deploymentPolicySchema = z
       if (w.percent !== undefined && w.groups !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['waves', i], message: 'give either percent or groups, not both' });
       }
-      if (seen.has(w.name)) ctx.addIssue({ code: 'custom', path: ['waves', i, 'name'], message: `wave name "${w.name}" is used twice` });
+      if (seen.has(w.name))
+        ctx.addIssue({ code: 'custom', path: ['waves', i, 'name'], message: `wave name "${w.name}" is used twice` });
       seen.add(w.name);
     });
     const percentWaves = p.waves.filter((w) => w.percent !== undefined && w.groups === undefined);
     if (percentWaves.length > 0) {
       const total = percentWaves.reduce((sum, w) => sum + (w.percent ?? 0), 0);
       if (Math.abs(total - 100) > 1e-9) {
-        ctx.addIssue({ code: 'custom', path: ['waves'], message: `the wave percents must total 100 (they total ${total})` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['waves'],
+          message: `the wave percents must total 100 (they total ${total})`,
+        });
       }
     }
     if (p.change.type === 'standard' && !p.change.standardTemplate) {
-      ctx.addIssue({ code: 'custom', path: ['change', 'standardTemplate'], message: 'a standard change needs the name of its template' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['change', 'standardTemplate'],
+        message: 'a standard change needs the name of its template',
+      });
     }
     if (p.approval.reminderSeconds > p.approval.timeoutSeconds) {
-      ctx.addIssue({ code: 'custom', path: ['approval', 'reminderSeconds'], message: 'must not be longer than approval.timeoutSeconds' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['approval', 'reminderSeconds'],
+        message: 'must not be longer than approval.timeoutSeconds',
+      });
     }
   });
 
@@ -263,7 +315,8 @@ function issueText(issue: z.core.$ZodIssue): string {
     case 'unrecognized_keys':
       return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     case 'invalid_type':
-      if (issue.message.startsWith('Invalid input')) return issue.input === undefined ? `is required (${issue.expected})` : `expected ${issue.expected}`;
+      if (issue.message.startsWith('Invalid input'))
+        return issue.input === undefined ? `is required (${issue.expected})` : `expected ${issue.expected}`;
       return issue.message;
     default:
       return issue.message;
@@ -287,7 +340,10 @@ function problemList(error: z.ZodError): string[] {
  */
 export function parsePolicy(doc: unknown): DeploymentPolicy {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
-    throw new CodedError(ErrorCode.PolicyInvalid, 'The policy is not valid: expected an object with at least a "name" field, e.g. { "name": "servers" }.');
+    throw new CodedError(
+      ErrorCode.PolicyInvalid,
+      'The policy is not valid: expected an object with at least a "name" field, e.g. { "name": "servers" }.',
+    );
   }
   const r = deploymentPolicySchema.safeParse(doc);
   if (r.success) return r.data;
@@ -302,7 +358,8 @@ export function parsePolicy(doc: unknown): DeploymentPolicy {
 /** The policy a new user gets: test ring "test" soaking 1 h, then pilot 10 % and broad 90 %, no change desk. */
 export const DEFAULT_POLICY: DeploymentPolicy = parsePolicy({
   name: 'default',
-  description: 'Test ring (group "test", 1 h soak), then a 10% pilot wave and a 90% broad wave, in maintenance windows.',
+  description:
+    'Test ring (group "test", 1 h soak), then a 10% pilot wave and a 90% broad wave, in maintenance windows.',
   test: { group: 'test', soakSeconds: 3600 },
   waves: [
     { name: 'pilot', percent: 10 },

@@ -200,4 +200,3 @@ export interface Mailer {
 export interface IdentityDirectory {
   emailOf(identity: string): Promise<string | undefined>;
 }
-

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { assess, DEFAULT_SLA, priorityOf, riskScore, slaDue, type AssessInput, type EndpointFacts, type ExceptionFacts, type PatchFacts } from './risk';
+import {
+  assess,
+  DEFAULT_SLA,
+  priorityOf,
+  riskScore,
+  slaDue,
+  type AssessInput,
+  type EndpointFacts,
+  type ExceptionFacts,
+  type PatchFacts,
+} from './risk';
 
 const patch = (over: Partial<PatchFacts> & { id: string }): PatchFacts => ({
   title: over.id,
@@ -13,18 +23,50 @@ const patch = (over: Partial<PatchFacts> & { id: string }): PatchFacts => ({
   product: 'Windows',
   ...over,
 });
-const endpoint = (over: Partial<EndpointFacts> & { id: string }): EndpointFacts => ({ hostname: over.id, criticality: 2, exposure: 'internal', groups: [], ...over });
+const endpoint = (over: Partial<EndpointFacts> & { id: string }): EndpointFacts => ({
+  hostname: over.id,
+  criticality: 2,
+  exposure: 'internal',
+  groups: [],
+  ...over,
+});
 const NOW = '2026-11-27T10:00:00.000Z';
 const DETECTED = '2026-11-20T00:00:00.000Z';
 
 describe('riskScore', () => {
-  const pan = patch({ id: 'PAN-OS-11.1.2-h3', severity: 'critical', cvss: 10, cves: ['CVE-2024-3400'], knownExploited: true });
+  const pan = patch({
+    id: 'PAN-OS-11.1.2-h3',
+    severity: 'critical',
+    cvss: 10,
+    cves: ['CVE-2024-3400'],
+    knownExploited: true,
+  });
   const cases: Array<[string, PatchFacts, EndpointFacts, number]> = [
-    ['known-exploited CVSS 10 on a critical internet-facing firewall', pan, endpoint({ id: 'fw', criticality: 4, exposure: 'internet' }), 100],
-    ['critical, internal, criticality 1', patch({ id: 'a', severity: 'critical' }), endpoint({ id: 'e' , criticality: 1 }), 50],
-    ['CVSS lifts a low rating', patch({ id: 'a', severity: 'low', cvss: 9.8 }), endpoint({ id: 'e', criticality: 1 }), 49],
+    [
+      'known-exploited CVSS 10 on a critical internet-facing firewall',
+      pan,
+      endpoint({ id: 'fw', criticality: 4, exposure: 'internet' }),
+      100,
+    ],
+    [
+      'critical, internal, criticality 1',
+      patch({ id: 'a', severity: 'critical' }),
+      endpoint({ id: 'e', criticality: 1 }),
+      50,
+    ],
+    [
+      'CVSS lifts a low rating',
+      patch({ id: 'a', severity: 'low', cvss: 9.8 }),
+      endpoint({ id: 'e', criticality: 1 }),
+      49,
+    ],
     ['low, internal, criticality 1', patch({ id: 'a', severity: 'low' }), endpoint({ id: 'e', criticality: 1 }), 10],
-    ['important in the DMZ, criticality 3', patch({ id: 'a' }), endpoint({ id: 'e', criticality: 3, exposure: 'dmz' }), 56],
+    [
+      'important in the DMZ, criticality 3',
+      patch({ id: 'a' }),
+      endpoint({ id: 'e', criticality: 3, exposure: 'dmz' }),
+      56,
+    ],
   ];
   it.each(cases)('%s → %d', (_name, p, e, expected) => {
     expect(riskScore(p, e)).toBe(expected);
@@ -34,9 +76,18 @@ describe('riskScore', () => {
     const p = patch({ id: 'a', severity: 'moderate', cvss: 5 });
     const scores = [1, 2, 3, 4].map((c) => riskScore(p, endpoint({ id: 'e', criticality: c })));
     expect([...scores].sort((a, b) => a - b)).toEqual(scores);
-    expect(riskScore(p, endpoint({ id: 'e', exposure: 'internet' }))).toBeGreaterThan(riskScore(p, endpoint({ id: 'e', exposure: 'dmz' })));
-    expect(riskScore(patch({ id: 'x', cvss: 99, knownExploited: true, severity: 'critical' }), endpoint({ id: 'e', criticality: 9, exposure: 'internet' }))).toBe(100);
-    expect(riskScore(patch({ id: 'x', severity: 'unspecified', cvss: -3 }), endpoint({ id: 'e', criticality: -1 }))).toBeGreaterThanOrEqual(0);
+    expect(riskScore(p, endpoint({ id: 'e', exposure: 'internet' }))).toBeGreaterThan(
+      riskScore(p, endpoint({ id: 'e', exposure: 'dmz' })),
+    );
+    expect(
+      riskScore(
+        patch({ id: 'x', cvss: 99, knownExploited: true, severity: 'critical' }),
+        endpoint({ id: 'e', criticality: 9, exposure: 'internet' }),
+      ),
+    ).toBe(100);
+    expect(
+      riskScore(patch({ id: 'x', severity: 'unspecified', cvss: -3 }), endpoint({ id: 'e', criticality: -1 })),
+    ).toBeGreaterThanOrEqual(0);
   });
 });
 
@@ -74,7 +125,9 @@ describe('slaDue', () => {
   });
 
   it('refuses a bad date', () => {
-    expect(() => slaDue({ severity: 'low', knownExploited: false }, 'yesterday', DEFAULT_SLA)).toThrow(/not an ISO date-time/);
+    expect(() => slaDue({ severity: 'low', knownExploited: false }, 'yesterday', DEFAULT_SLA)).toThrow(
+      /not an ISO date-time/,
+    );
   });
 });
 
@@ -91,12 +144,19 @@ describe('assess', () => {
     now: NOW,
     ...over,
   });
-  const miss = (patchId: string, ...endpointIds: string[]) => endpointIds.map((endpointId) => ({ endpointId, patchId, detectedAt: DETECTED }));
-  const exc = (over: Partial<ExceptionFacts> & { code: string }): ExceptionFacts => ({ reason: 'vendor says wait', expiresAt: '2027-01-10T00:00:00.000Z', ...over });
+  const miss = (patchId: string, ...endpointIds: string[]) =>
+    endpointIds.map((endpointId) => ({ endpointId, patchId, detectedAt: DETECTED }));
+  const exc = (over: Partial<ExceptionFacts> & { code: string }): ExceptionFacts => ({
+    reason: 'vendor says wait',
+    expiresAt: '2027-01-10T00:00:00.000Z',
+    ...over,
+  });
 
   it('gives the P1 reason for a known-exploited CVE on an internet-facing group', () => {
     const p = patch({ id: 'PAN-OS-h3', severity: 'critical', cvss: 10, cves: ['CVE-2024-3400'], knownExploited: true });
-    const r = assess(base({ patches: [p], missing: miss('PAN-OS-h3', 'fw-1'), endpoints: [{ ...fw, criticality: 3 }] }));
+    const r = assess(
+      base({ patches: [p], missing: miss('PAN-OS-h3', 'fw-1'), endpoints: [{ ...fw, criticality: 3 }] }),
+    );
     expect(r.patches).toEqual([
       {
         patchId: 'PAN-OS-h3',
@@ -113,7 +173,12 @@ describe('assess', () => {
   });
 
   it('drops a superseded patch when the successor is known', () => {
-    const r = assess(base({ patches: [patch({ id: 'KB5031234', supersededBy: 'KB5034441' }), patch({ id: 'KB5034441' })], missing: [...miss('KB5031234', 'web-1'), ...miss('KB5034441', 'web-1')] }));
+    const r = assess(
+      base({
+        patches: [patch({ id: 'KB5031234', supersededBy: 'KB5034441' }), patch({ id: 'KB5034441' })],
+        missing: [...miss('KB5031234', 'web-1'), ...miss('KB5034441', 'web-1')],
+      }),
+    );
     const old = r.patches.find((p) => p.patchId === 'KB5031234')!;
     expect(old).toMatchObject({ decision: 'dropped', reason: 'dropped: superseded by KB5034441', endpointIds: [] });
     expect(r.patches.find((p) => p.patchId === 'KB5034441')!.decision).toBe('include');
@@ -122,7 +187,12 @@ describe('assess', () => {
   it('follows a supersedence chain to the furthest known successor and keeps a patch whose successor is unknown', () => {
     const r = assess(
       base({
-        patches: [patch({ id: 'A', supersededBy: 'B' }), patch({ id: 'B', supersededBy: 'C' }), patch({ id: 'C', supersededBy: 'NOT-IN-CATALOG' }), patch({ id: 'X', supersededBy: 'Y' })],
+        patches: [
+          patch({ id: 'A', supersededBy: 'B' }),
+          patch({ id: 'B', supersededBy: 'C' }),
+          patch({ id: 'C', supersededBy: 'NOT-IN-CATALOG' }),
+          patch({ id: 'X', supersededBy: 'Y' }),
+        ],
         missing: [...miss('A', 'web-1'), ...miss('X', 'web-1')],
       }),
     );
@@ -131,12 +201,29 @@ describe('assess', () => {
   });
 
   it('skips a patch under a patch-level exception', () => {
-    const r = assess(base({ patches: [patch({ id: 'KB1' })], missing: miss('KB1', 'web-1', 'db-1'), exceptions: [exc({ code: 'EXC-12', patchId: 'KB1' })] }));
-    expect(r.patches[0]).toMatchObject({ decision: 'skipped', reason: 'skipped: exception EXC-12 until 2027-01-10', endpointIds: [], skippedEndpointIds: ['web-1', 'db-1'] });
+    const r = assess(
+      base({
+        patches: [patch({ id: 'KB1' })],
+        missing: miss('KB1', 'web-1', 'db-1'),
+        exceptions: [exc({ code: 'EXC-12', patchId: 'KB1' })],
+      }),
+    );
+    expect(r.patches[0]).toMatchObject({
+      decision: 'skipped',
+      reason: 'skipped: exception EXC-12 until 2027-01-10',
+      endpointIds: [],
+      skippedEndpointIds: ['web-1', 'db-1'],
+    });
   });
 
   it('ignores expired exceptions', () => {
-    const r = assess(base({ patches: [patch({ id: 'KB1' })], missing: miss('KB1', 'web-1'), exceptions: [exc({ code: 'EXC-1', patchId: 'KB1', expiresAt: '2026-11-01T00:00:00.000Z' })] }));
+    const r = assess(
+      base({
+        patches: [patch({ id: 'KB1' })],
+        missing: miss('KB1', 'web-1'),
+        exceptions: [exc({ code: 'EXC-1', patchId: 'KB1', expiresAt: '2026-11-01T00:00:00.000Z' })],
+      }),
+    );
     expect(r.patches[0]!.decision).toBe('include');
   });
 
@@ -145,7 +232,11 @@ describe('assess', () => {
       base({
         patches: [patch({ id: 'KB1' }), patch({ id: 'KB2' })],
         missing: [...miss('KB1', 'fw-1', 'web-1', 'db-1'), ...miss('KB2', 'fw-1', 'web-1', 'db-1')],
-        exceptions: [exc({ code: 'EXC-2', endpointId: 'web-1' }), exc({ code: 'EXC-3', groupName: 'db', patchId: 'KB1' }), exc({ code: 'EXC-4', endpointId: 'fw-1', patchId: 'KB2' })],
+        exceptions: [
+          exc({ code: 'EXC-2', endpointId: 'web-1' }),
+          exc({ code: 'EXC-3', groupName: 'db', patchId: 'KB1' }),
+          exc({ code: 'EXC-4', endpointId: 'fw-1', patchId: 'KB2' }),
+        ],
       }),
     );
     const kb1 = r.patches.find((p) => p.patchId === 'KB1')!;
@@ -167,7 +258,13 @@ describe('assess', () => {
           patch({ id: 'OK', severity: 'critical' }),
         ],
         missing: ['F1', 'S1', 'V1', 'E1', 'I1', 'OK'].flatMap((id) => miss(id, 'web-1')),
-        filters: { types: ['security'], severities: ['critical', 'important'], vendors: ['microsoft'], excludePatches: ['E1'], includePatches: ['I1'] },
+        filters: {
+          types: ['security'],
+          severities: ['critical', 'important'],
+          vendors: ['microsoft'],
+          excludePatches: ['E1'],
+          includePatches: ['I1'],
+        },
       }),
     );
     const by = new Map(r.patches.map((p) => [p.patchId, p]));
@@ -177,7 +274,14 @@ describe('assess', () => {
     expect(by.get('E1')!.reason).toBe('dropped: excluded by the policy');
     expect(by.get('I1')!.decision).toBe('include');
     expect(by.get('OK')!.decision).toBe('include');
-    expect(r.patches.map((p) => p.decision)).toEqual(['include', 'include', 'dropped', 'dropped', 'dropped', 'dropped']);
+    expect(r.patches.map((p) => p.decision)).toEqual([
+      'include',
+      'include',
+      'dropped',
+      'dropped',
+      'dropped',
+      'dropped',
+    ]);
   });
 
   it('takes the highest risk over endpoints and the earliest detection for the SLA', () => {
@@ -190,7 +294,11 @@ describe('assess', () => {
         ],
       }),
     );
-    expect(r.patches[0]).toMatchObject({ riskScore: riskScore(patch({ id: 'KB1', severity: 'critical' }), fw), priority: 'P1', slaDue: '2026-12-05T00:00:00.000Z' });
+    expect(r.patches[0]).toMatchObject({
+      riskScore: riskScore(patch({ id: 'KB1', severity: 'critical' }), fw),
+      priority: 'P1',
+      slaDue: '2026-12-05T00:00:00.000Z',
+    });
     expect(r.patches[0]!.reason).toBe('P1: critical severity, internet-facing group, business-critical endpoint');
   });
 
@@ -201,10 +309,34 @@ describe('assess', () => {
   });
 
   it('handles 20,000 endpoints × 50 patches', () => {
-    const endpoints = Array.from({ length: 20_000 }, (_, i) => endpoint({ id: `ep-${i}`, criticality: (i % 4) + 1, exposure: i % 10 === 0 ? 'internet' : 'internal', groups: [`g${i % 20}`] }));
-    const patches = Array.from({ length: 50 }, (_, j) => patch({ id: `KB${j}`, severity: (['critical', 'important', 'moderate', 'low'] as const)[j % 4], cvss: j % 3 === 0 ? 9.1 : null, knownExploited: j === 7, supersededBy: j === 49 ? 'KB48' : null }));
-    const missing = endpoints.flatMap((e) => patches.map((p) => ({ endpointId: e.id, patchId: p.id, detectedAt: DETECTED })));
-    const r = assess(base({ patches, missing, endpoints, exceptions: [exc({ code: 'EXC-9', groupName: 'g3' }), exc({ code: 'EXC-10', patchId: 'KB5' })] }));
+    const endpoints = Array.from({ length: 20_000 }, (_, i) =>
+      endpoint({
+        id: `ep-${i}`,
+        criticality: (i % 4) + 1,
+        exposure: i % 10 === 0 ? 'internet' : 'internal',
+        groups: [`g${i % 20}`],
+      }),
+    );
+    const patches = Array.from({ length: 50 }, (_, j) =>
+      patch({
+        id: `KB${j}`,
+        severity: (['critical', 'important', 'moderate', 'low'] as const)[j % 4],
+        cvss: j % 3 === 0 ? 9.1 : null,
+        knownExploited: j === 7,
+        supersededBy: j === 49 ? 'KB48' : null,
+      }),
+    );
+    const missing = endpoints.flatMap((e) =>
+      patches.map((p) => ({ endpointId: e.id, patchId: p.id, detectedAt: DETECTED })),
+    );
+    const r = assess(
+      base({
+        patches,
+        missing,
+        endpoints,
+        exceptions: [exc({ code: 'EXC-9', groupName: 'g3' }), exc({ code: 'EXC-10', patchId: 'KB5' })],
+      }),
+    );
     expect(r.patches).toHaveLength(50);
     const included = r.patches.filter((p) => p.decision === 'include');
     expect(included).toHaveLength(48);

@@ -71,7 +71,13 @@ export interface AssessedPatch {
   reason: string;
 }
 
-const SEVERITY_POINTS: Record<Severity, number> = { critical: 50, important: 38, moderate: 24, low: 10, unspecified: 15 };
+const SEVERITY_POINTS: Record<Severity, number> = {
+  critical: 50,
+  important: 38,
+  moderate: 24,
+  low: 10,
+  unspecified: 15,
+};
 const EXPOSURE_POINTS: Record<EndpointFacts['exposure'], number> = { internal: 0, dmz: 6, internet: 12 };
 const DAY_MS = 86_400_000;
 
@@ -140,15 +146,19 @@ function includeReason(priority: Priority, p: PatchFacts, worst: EndpointFacts |
 function filterReason(p: PatchFacts, f: PolicyFilters | undefined): string | null {
   if (!f) return p.type === 'firmware' ? 'dropped: firmware, and no policy filters allow it' : null;
   if (f.excludePatches?.includes(p.id)) return 'dropped: excluded by the policy';
-  if (p.type === 'firmware' && f.firmware !== true) return 'dropped: firmware, and the policy does not deploy firmware (filters.firmware is not true)';
+  if (p.type === 'firmware' && f.firmware !== true)
+    return 'dropped: firmware, and the policy does not deploy firmware (filters.firmware is not true)';
   if (f.includePatches?.includes(p.id)) return null;
-  if (f.types && f.types.length > 0 && !f.types.includes(p.type)) return `dropped: type ${p.type} is not in the policy's types (${f.types.join(', ')})`;
+  if (f.types && f.types.length > 0 && !f.types.includes(p.type))
+    return `dropped: type ${p.type} is not in the policy's types (${f.types.join(', ')})`;
   if (f.severities && f.severities.length > 0 && !f.severities.includes(p.severity)) {
     return `dropped: severity ${p.severity} is not in the policy's severities (${f.severities.join(', ')})`;
   }
   const lower = (xs: string[]) => xs.map((x) => x.toLowerCase());
-  if (f.vendors && f.vendors.length > 0 && !lower(f.vendors).includes(p.vendor.toLowerCase())) return `dropped: vendor ${p.vendor} is not in the policy's vendors`;
-  if (f.products && f.products.length > 0 && !lower(f.products).includes(p.product.toLowerCase())) return `dropped: product ${p.product} is not in the policy's products`;
+  if (f.vendors && f.vendors.length > 0 && !lower(f.vendors).includes(p.vendor.toLowerCase()))
+    return `dropped: vendor ${p.vendor} is not in the policy's vendors`;
+  if (f.products && f.products.length > 0 && !lower(f.products).includes(p.product.toLowerCase()))
+    return `dropped: product ${p.product} is not in the policy's products`;
   return null;
 }
 
@@ -235,7 +245,9 @@ export function assess(input: AssessInput): { patches: AssessedPatch[]; reasons:
     bucket.detected.push(t);
   }
   if (unknownPatches.size > 0) {
-    reasons.push(`ignored ${unknownPatches.size} patch id(s) missing from the catalog: ${[...unknownPatches].sort().slice(0, 10).join(', ')}${unknownPatches.size > 10 ? ', …' : ''}`);
+    reasons.push(
+      `ignored ${unknownPatches.size} patch id(s) missing from the catalog: ${[...unknownPatches].sort().slice(0, 10).join(', ')}${unknownPatches.size > 10 ? ', …' : ''}`,
+    );
   }
 
   // The endpoint's share of the risk score is additive, so compute it once per endpoint.
@@ -278,7 +290,12 @@ export function assess(input: AssessInput): { patches: AssessedPatch[]; reasons:
         let x: ExceptionFacts | undefined = wide;
         if (!x) {
           const list = excOf[idx];
-          if (list) for (const c of list) if (!c.patchId || c.patchId === patchId) { x = c; break; }
+          if (list)
+            for (const c of list)
+              if (!c.patchId || c.patchId === patchId) {
+                x = c;
+                break;
+              }
         }
         if (x) {
           skipped.push(endpoints[idx]!.id);
@@ -307,7 +324,8 @@ export function assess(input: AssessInput): { patches: AssessedPatch[]; reasons:
     } else {
       decision = 'include';
       reason = includeReason(priority, p, worst);
-      if (skipped.length > 0) reason += `; ${skipped.length} endpoint${skipped.length > 1 ? 's' : ''} skipped by ${exceptionWords(used)}`;
+      if (skipped.length > 0)
+        reason += `; ${skipped.length} endpoint${skipped.length > 1 ? 's' : ''} skipped by ${exceptionWords(used)}`;
     }
     out.push({
       patchId,

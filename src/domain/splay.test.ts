@@ -12,7 +12,7 @@ describe('fleet splay', () => {
     expect(fleetSplaySeconds(10_000_000, o)).toBe(600);
   });
 
-  it("gives an endpoint the same delay every time, inside the splay, and spreads a fleet about evenly", () => {
+  it('gives an endpoint the same delay every time, inside the splay, and spreads a fleet about evenly', () => {
     expect(splayOffsetMs('ep-1', 60)).toBe(splayOffsetMs('ep-1', 60));
     expect(splayOffsetMs('ep-1', 0)).toBe(0);
     const buckets = new Array<number>(10).fill(0);

@@ -8,7 +8,10 @@
 export const FLEET_DISPATCH = { ratePerSecond: 500, maxSeconds: 600 } as const;
 
 /** The splay for dispatching `count` jobs at `ratePerSecond` (0 while they fit in one second), capped at `maxSeconds`. */
-export function fleetSplaySeconds(count: number, o: { ratePerSecond: number; maxSeconds: number } = FLEET_DISPATCH): number {
+export function fleetSplaySeconds(
+  count: number,
+  o: { ratePerSecond: number; maxSeconds: number } = FLEET_DISPATCH,
+): number {
   if (count <= o.ratePerSecond || o.ratePerSecond <= 0) return 0;
   return Math.min(o.maxSeconds, Math.ceil(count / o.ratePerSecond));
 }

@@ -9,7 +9,13 @@ const fleet = (n: number, groups: (i: number) => string[] = () => ['all']): Plan
 const everyone = (plan: WavePlan) => [...plan.test.endpointIds, ...plan.waves.flatMap((w) => w.endpointIds)];
 
 describe('planWaves', () => {
-  const cases: Array<{ name: string; endpoints: PlannedEndpoint[]; policy: PlanPolicy; test: number; waves: Array<[string, number]> }> = [
+  const cases: Array<{
+    name: string;
+    endpoints: PlannedEndpoint[];
+    policy: PlanPolicy;
+    test: number;
+    waves: Array<[string, number]>;
+  }> = [
     {
       name: 'default: test ring then 10% / 90%',
       endpoints: fleet(103, (i) => (i < 3 ? ['test'] : ['web'])),
@@ -20,10 +26,43 @@ describe('planWaves', () => {
         ['broad', 90],
       ],
     },
-    { name: 'no test group members', endpoints: fleet(10), policy: policy({}), test: 0, waves: [['pilot', 1], ['broad', 9]] },
-    { name: 'test ring disabled', endpoints: fleet(10, () => ['test']), policy: policy({ test: { group: null } }), test: 0, waves: [['pilot', 1], ['broad', 9]] },
-    { name: 'small pilot still gets one endpoint', endpoints: fleet(5), policy: policy({}), test: 0, waves: [['pilot', 1], ['broad', 4]] },
-    { name: 'one endpoint: pilot only, empty broad wave dropped', endpoints: fleet(1), policy: policy({}), test: 0, waves: [['pilot', 1]] },
+    {
+      name: 'no test group members',
+      endpoints: fleet(10),
+      policy: policy({}),
+      test: 0,
+      waves: [
+        ['pilot', 1],
+        ['broad', 9],
+      ],
+    },
+    {
+      name: 'test ring disabled',
+      endpoints: fleet(10, () => ['test']),
+      policy: policy({ test: { group: null } }),
+      test: 0,
+      waves: [
+        ['pilot', 1],
+        ['broad', 9],
+      ],
+    },
+    {
+      name: 'small pilot still gets one endpoint',
+      endpoints: fleet(5),
+      policy: policy({}),
+      test: 0,
+      waves: [
+        ['pilot', 1],
+        ['broad', 4],
+      ],
+    },
+    {
+      name: 'one endpoint: pilot only, empty broad wave dropped',
+      endpoints: fleet(1),
+      policy: policy({}),
+      test: 0,
+      waves: [['pilot', 1]],
+    },
     { name: 'no endpoints', endpoints: [], policy: policy({}), test: 0, waves: [] },
     {
       name: 'named groups first, percent waves split the rest',
@@ -55,7 +94,13 @@ describe('planWaves', () => {
     {
       name: 'an endpoint in two named groups goes to the first wave only',
       endpoints: fleet(4, () => ['a', 'b']),
-      policy: policy({ test: { group: null }, waves: [{ name: 'wa', groups: ['a'] }, { name: 'wb', groups: ['b'] }] }),
+      policy: policy({
+        test: { group: null },
+        waves: [
+          { name: 'wa', groups: ['a'] },
+          { name: 'wb', groups: ['b'] },
+        ],
+      }),
       test: 0,
       waves: [['wa', 4]],
     },
@@ -77,7 +122,10 @@ describe('planWaves', () => {
   });
 
   it('cuts waves into batches of batchSize', () => {
-    const plan = planWaves(fleet(25), { ...policy({ test: { group: null }, waves: [{ name: 'all', percent: 100 }] }), batchSize: 10 });
+    const plan = planWaves(fleet(25), {
+      ...policy({ test: { group: null }, waves: [{ name: 'all', percent: 100 }] }),
+      batchSize: 10,
+    });
     expect(plan.waves[0]!.batches.map((b) => b.length)).toEqual([10, 10, 5]);
     expect(plan.waves[0]!.batches.flat()).toEqual(plan.waves[0]!.endpointIds);
   });
@@ -97,10 +145,18 @@ describe('planWaves', () => {
 
   it('moves few endpoints when one is added', () => {
     const eps = fleet(1000);
-    const p = policy({ test: { group: null }, waves: [{ name: 'a', percent: 10 }, { name: 'b', percent: 30 }, { name: 'c', percent: 60 }] });
+    const p = policy({
+      test: { group: null },
+      waves: [
+        { name: 'a', percent: 10 },
+        { name: 'b', percent: 30 },
+        { name: 'c', percent: 60 },
+      ],
+    });
     const before = planWaves(eps, p);
     const after = planWaves([...eps, { id: 'ep-new', groups: ['all'] }], p);
-    const waveOf = (plan: WavePlan) => new Map(plan.waves.flatMap((w) => w.endpointIds.map((id) => [id, w.name] as const)));
+    const waveOf = (plan: WavePlan) =>
+      new Map(plan.waves.flatMap((w) => w.endpointIds.map((id) => [id, w.name] as const)));
     const x = waveOf(before);
     const y = waveOf(after);
     const moved = [...x].filter(([id, w]) => y.get(id) !== w).length;

@@ -60,7 +60,10 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
  *   boundaries round up, so a small pilot still gets an endpoint;
  * - each wave is cut into batches of `batchSize`; no endpoint appears twice; empty waves are dropped.
  */
-export function planWaves(endpoints: PlannedEndpoint[], policy: Pick<DeploymentPolicy, 'test' | 'waves' | 'batchSize'>): WavePlan {
+export function planWaves(
+  endpoints: PlannedEndpoint[],
+  policy: Pick<DeploymentPolicy, 'test' | 'waves' | 'batchSize'>,
+): WavePlan {
   const unique = new Map<string, PlannedEndpoint>();
   for (const e of endpoints) if (!unique.has(e.id)) unique.set(e.id, e);
   const order = stableOrder([...unique.keys()]);
@@ -91,13 +94,18 @@ export function planWaves(endpoints: PlannedEndpoint[], policy: Pick<DeploymentP
   });
 
   const rest = order.filter((id) => !assigned.has(id));
-  const percentWaves = policy.waves.map((w, i) => ({ w, i })).filter(({ w }) => (!w.groups || w.groups.length === 0) && (w.percent ?? 0) > 0);
+  const percentWaves = policy.waves
+    .map((w, i) => ({ w, i }))
+    .filter(({ w }) => (!w.groups || w.groups.length === 0) && (w.percent ?? 0) > 0);
   const totalPercent = percentWaves.reduce((s, { w }) => s + (w.percent ?? 0), 0);
   let cum = 0;
   let from = 0;
   percentWaves.forEach(({ w, i }, k) => {
     cum += w.percent ?? 0;
-    const to = k === percentWaves.length - 1 ? rest.length : Math.min(rest.length, Math.ceil((rest.length * cum) / totalPercent - 1e-9));
+    const to =
+      k === percentWaves.length - 1
+        ? rest.length
+        : Math.min(rest.length, Math.ceil((rest.length * cum) / totalPercent - 1e-9));
     members[i] = rest.slice(from, to);
     from = to;
   });

@@ -23,9 +23,40 @@ describe('webhook events from audit actions', () => {
 
   it('builds the payload: stable id from the audit entry, the stage or decision in data, the cycle when there is one', () => {
     const at = new Date('2026-12-05T06:00:00Z');
-    const p = webhookPayload('cycle.vote', { auditId: 42, at, actor: 'slack:U1', action: 'cycle.rejected', subjectType: 'cycle', subjectId: 'c1', details: { reason: 'no' } }, null);
-    expect(p).toEqual({ id: 'evt_42', type: 'cycle.vote', occurredAt: at.toISOString(), actor: 'slack:U1', cycle: { id: 'c1' }, data: { reason: 'no', decision: 'reject' } });
-    const s = webhookPayload('cycle.stage_changed', { auditId: 43, at, actor: 'system:workflow', action: 'cycle.stage.deploying', subjectType: 'cycle', subjectId: 'c1', details: {} }, null);
+    const p = webhookPayload(
+      'cycle.vote',
+      {
+        auditId: 42,
+        at,
+        actor: 'slack:U1',
+        action: 'cycle.rejected',
+        subjectType: 'cycle',
+        subjectId: 'c1',
+        details: { reason: 'no' },
+      },
+      null,
+    );
+    expect(p).toEqual({
+      id: 'evt_42',
+      type: 'cycle.vote',
+      occurredAt: at.toISOString(),
+      actor: 'slack:U1',
+      cycle: { id: 'c1' },
+      data: { reason: 'no', decision: 'reject' },
+    });
+    const s = webhookPayload(
+      'cycle.stage_changed',
+      {
+        auditId: 43,
+        at,
+        actor: 'system:workflow',
+        action: 'cycle.stage.deploying',
+        subjectType: 'cycle',
+        subjectId: 'c1',
+        details: {},
+      },
+      null,
+    );
     expect(s.data).toEqual({ stage: 'DEPLOYING' });
   });
 

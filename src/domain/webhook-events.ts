@@ -74,7 +74,11 @@ export interface WebhookCycleFacts {
  * The JSON body an event is delivered with (docs/webhooks.md shows one): `id` is stable across retries and
  * replays, so receivers de-duplicate by it.
  */
-export function webhookPayload(type: WebhookEventType, e: WebhookEventSource, cycle: WebhookCycleFacts | null): Record<string, unknown> {
+export function webhookPayload(
+  type: WebhookEventType,
+  e: WebhookEventSource,
+  cycle: WebhookCycleFacts | null,
+): Record<string, unknown> {
   const data: Record<string, unknown> = { ...e.details };
   if (e.action.startsWith(STAGE_ACTION_PREFIX)) data.stage = e.action.slice(STAGE_ACTION_PREFIX.length).toUpperCase();
   if (type === 'cycle.vote') data.decision = e.action === 'cycle.approved' ? 'approve' : 'reject';

@@ -5,16 +5,49 @@ import { DateTime } from 'luxon';
 import { describe, expect, it } from 'vitest';
 import { earliestWindow, isInside, latestJobStart, nextWindow, validateWindow, type WindowSpec } from './windows';
 
-const spec = (over: Partial<WindowSpec>): WindowSpec => ({ rrule: 'FREQ=DAILY;BYHOUR=22;BYMINUTE=0', timezone: 'UTC', durationMinutes: 60, blackoutDates: [], ...over });
+const spec = (over: Partial<WindowSpec>): WindowSpec => ({
+  rrule: 'FREQ=DAILY;BYHOUR=22;BYMINUTE=0',
+  timezone: 'UTC',
+  durationMinutes: 60,
+  blackoutDates: [],
+  ...over,
+});
 const iso = (d: Date | undefined) => d?.toISOString();
 
 describe('nextWindow', () => {
   const cases: Array<{ name: string; spec: WindowSpec; after: string; start: string | null; end?: string }> = [
-    { name: 'daily UTC, later today', spec: spec({}), after: '2026-11-27T10:00:00.000Z', start: '2026-11-27T22:00:00.000Z', end: '2026-11-27T23:00:00.000Z' },
-    { name: 'inside a window returns that window', spec: spec({}), after: '2026-11-27T22:30:00.000Z', start: '2026-11-27T22:00:00.000Z' },
-    { name: 'exactly at the end returns the next one', spec: spec({}), after: '2026-11-27T23:00:00.000Z', start: '2026-11-28T22:00:00.000Z' },
-    { name: 'exactly at the start returns it', spec: spec({}), after: '2026-11-27T22:00:00.000Z', start: '2026-11-27T22:00:00.000Z' },
-    { name: 'window spanning midnight, asked after midnight', spec: spec({ durationMinutes: 240 }), after: '2026-11-28T01:00:00.000Z', start: '2026-11-27T22:00:00.000Z', end: '2026-11-28T02:00:00.000Z' },
+    {
+      name: 'daily UTC, later today',
+      spec: spec({}),
+      after: '2026-11-27T10:00:00.000Z',
+      start: '2026-11-27T22:00:00.000Z',
+      end: '2026-11-27T23:00:00.000Z',
+    },
+    {
+      name: 'inside a window returns that window',
+      spec: spec({}),
+      after: '2026-11-27T22:30:00.000Z',
+      start: '2026-11-27T22:00:00.000Z',
+    },
+    {
+      name: 'exactly at the end returns the next one',
+      spec: spec({}),
+      after: '2026-11-27T23:00:00.000Z',
+      start: '2026-11-28T22:00:00.000Z',
+    },
+    {
+      name: 'exactly at the start returns it',
+      spec: spec({}),
+      after: '2026-11-27T22:00:00.000Z',
+      start: '2026-11-27T22:00:00.000Z',
+    },
+    {
+      name: 'window spanning midnight, asked after midnight',
+      spec: spec({ durationMinutes: 240 }),
+      after: '2026-11-28T01:00:00.000Z',
+      start: '2026-11-27T22:00:00.000Z',
+      end: '2026-11-28T02:00:00.000Z',
+    },
     {
       name: 'weekly Saturday 22:00 London in winter (GMT)',
       spec: spec({ rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22;BYMINUTE=0', timezone: 'Europe/London' }),
@@ -92,13 +125,21 @@ describe('nextWindow', () => {
     },
     {
       name: 'blackout date skipped (local date of the opening)',
-      spec: spec({ rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22', timezone: 'America/New_York', blackoutDates: ['2026-11-28'] }),
+      spec: spec({
+        rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22',
+        timezone: 'America/New_York',
+        blackoutDates: ['2026-11-28'],
+      }),
       after: '2026-11-27T10:00:00.000Z',
       start: '2026-12-06T03:00:00.000Z',
     },
     {
       name: 'blackout is read in the window zone, not UTC (Saturday 22:00 NY is Sunday in UTC)',
-      spec: spec({ rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22', timezone: 'America/New_York', blackoutDates: ['2026-11-29'] }),
+      spec: spec({
+        rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22',
+        timezone: 'America/New_York',
+        blackoutDates: ['2026-11-29'],
+      }),
       after: '2026-11-27T10:00:00.000Z',
       start: '2026-11-29T03:00:00.000Z',
     },
@@ -110,7 +151,10 @@ describe('nextWindow', () => {
     },
     {
       name: 'every other week, anchored by DTSTART',
-      spec: spec({ rrule: 'DTSTART;TZID=Europe/London:20261107T220000\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=SA', timezone: 'Europe/London' }),
+      spec: spec({
+        rrule: 'DTSTART;TZID=Europe/London:20261107T220000\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=SA',
+        timezone: 'Europe/London',
+      }),
       after: '2026-11-15T00:00:00.000Z',
       start: '2026-11-21T22:00:00.000Z',
     },
@@ -168,31 +212,39 @@ describe('a year of daily windows across both DST changes', () => {
     ['Europe/London', 1, 30, '2026-03-29'],
     ['America/New_York', 2, 30, '2026-03-08'],
     ['America/New_York', 1, 30, null],
-  ] as const)('%s %d:%d: one window a day, at that wall-clock time (gap day %s shifted by the gap)', (zone, hour, minute, gapDay) => {
-    const s = spec({ rrule: `FREQ=DAILY;BYHOUR=${hour};BYMINUTE=${minute}`, timezone: zone, durationMinutes: 30 });
-    const starts = new Set<number>();
-    let t = Date.parse('2026-01-01T12:00:00.000Z');
-    let lastStart = 0;
-    while (t < Date.parse('2027-01-01T00:00:00.000Z')) {
-      const w = nextWindow(s, new Date(t))!;
-      expect(w.end.getTime()).toBeGreaterThan(t);
-      expect(w.start.getTime()).toBeGreaterThanOrEqual(lastStart);
-      lastStart = w.start.getTime();
-      starts.add(lastStart);
-      t += 5 * 3600_000;
-    }
-    const days = [...starts].map((x) => DateTime.fromMillis(x, { zone }));
-    expect(new Set(days.map((d) => d.toISODate())).size).toBe(days.length);
-    expect(days.length).toBe(365); // 2 Jan 2026 … 1 Jan 2027
-    for (const d of days) {
-      const expected = d.toISODate() === gapDay ? [hour + 1, minute] : [hour, minute];
-      expect([d.hour, d.minute]).toEqual(expected);
-    }
-  });
+  ] as const)(
+    '%s %d:%d: one window a day, at that wall-clock time (gap day %s shifted by the gap)',
+    (zone, hour, minute, gapDay) => {
+      const s = spec({ rrule: `FREQ=DAILY;BYHOUR=${hour};BYMINUTE=${minute}`, timezone: zone, durationMinutes: 30 });
+      const starts = new Set<number>();
+      let t = Date.parse('2026-01-01T12:00:00.000Z');
+      let lastStart = 0;
+      while (t < Date.parse('2027-01-01T00:00:00.000Z')) {
+        const w = nextWindow(s, new Date(t))!;
+        expect(w.end.getTime()).toBeGreaterThan(t);
+        expect(w.start.getTime()).toBeGreaterThanOrEqual(lastStart);
+        lastStart = w.start.getTime();
+        starts.add(lastStart);
+        t += 5 * 3600_000;
+      }
+      const days = [...starts].map((x) => DateTime.fromMillis(x, { zone }));
+      expect(new Set(days.map((d) => d.toISODate())).size).toBe(days.length);
+      expect(days.length).toBe(365); // 2 Jan 2026 … 1 Jan 2027
+      for (const d of days) {
+        const expected = d.toISODate() === gapDay ? [hour + 1, minute] : [hour, minute];
+        expect([d.hour, d.minute]).toEqual(expected);
+      }
+    },
+  );
 });
 
 describe('isInside', () => {
-  const s = spec({ rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22', timezone: 'Europe/London', durationMinutes: 120, blackoutDates: ['2026-12-26'] });
+  const s = spec({
+    rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=22',
+    timezone: 'Europe/London',
+    durationMinutes: 120,
+    blackoutDates: ['2026-12-26'],
+  });
   it.each([
     ['2026-11-28T21:59:59.999Z', false],
     ['2026-11-28T22:00:00.000Z', true],
@@ -219,7 +271,10 @@ describe('validateWindow', () => {
     [spec({ rrule: 'EVERY SATURDAY' }), 'could not be read'],
     [spec({ rrule: 'FREQ=SOMETIMES' }), 'has no valid FREQ'],
     [spec({ rrule: 'FREQ=MINUTELY' }), 'FREQ must be HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY'],
-    [spec({ rrule: 'DTSTART;TZID=Europe/Paris:20261107T220000\nRRULE:FREQ=DAILY', timezone: 'Europe/London' }), "the rule's DTSTART is in Europe/Paris but the window's timezone is Europe/London"],
+    [
+      spec({ rrule: 'DTSTART;TZID=Europe/Paris:20261107T220000\nRRULE:FREQ=DAILY', timezone: 'Europe/London' }),
+      "the rule's DTSTART is in Europe/Paris but the window's timezone is Europe/London",
+    ],
   ])('%j → %s', (s, problem) => {
     const problems = validateWindow(s);
     expect(problems.some((p) => p.includes(problem))).toBe(true);
@@ -253,7 +308,11 @@ describe('loading', () => {
   it('works under plain Node ESM through tsx, as `patchops up` loads it (rrule is CommonJS there)', async () => {
     const file = fileURLToPath(new URL('./windows.ts', import.meta.url));
     const script = `const m = await import(${JSON.stringify(file)}); process.stdout.write(JSON.stringify(m.nextWindow({ rrule: 'FREQ=DAILY;BYHOUR=22', timezone: 'Europe/London', durationMinutes: 60, blackoutDates: [] }, new Date('2026-07-01T00:00:00Z'))));`;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../..', import.meta.url)) });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: fileURLToPath(new URL('../..', import.meta.url)) },
+    );
     expect(JSON.parse(stdout)).toEqual({ start: '2026-07-01T21:00:00.000Z', end: '2026-07-01T22:00:00.000Z' });
   });
 });

@@ -13,7 +13,8 @@ import { type Options } from 'rrule';
  * rrule ships CommonJS for Node and ESM for bundlers: under Node's ESM loader (tsx, `patchops up`) its
  * named exports are only on `default`; under vitest and the workflow bundler they are on the namespace.
  */
-const RRule: typeof rruleModule.RRule = rruleModule.RRule ?? (rruleModule as unknown as { default: typeof rruleModule }).default.RRule;
+const RRule: typeof rruleModule.RRule =
+  rruleModule.RRule ?? (rruleModule as unknown as { default: typeof rruleModule }).default.RRule;
 type RRule = rruleModule.RRule;
 
 export interface WindowSpec {
@@ -71,7 +72,11 @@ function compile(spec: WindowSpec): Compiled {
   // DTSTART with TZID (or none) is floating wall-clock already (its fields are the local time); a UTC
   // DTSTART (…Z) is an instant, so take its wall-clock in the window's zone.
   const utcStart = /DTSTART:\d{8}T\d{6}Z/i.test(spec.rrule);
-  const dtstart = opts.dtstart ? (utcStart ? toFloating(opts.dtstart, spec.timezone) : opts.dtstart) : new Date(DEFAULT_ANCHOR);
+  const dtstart = opts.dtstart
+    ? utcStart
+      ? toFloating(opts.dtstart, spec.timezone)
+      : opts.dtstart
+    : new Date(DEFAULT_ANCHOR);
   const hasTime = opts.byhour !== undefined && opts.byhour !== null;
   const rule = new RRule({
     ...opts,
@@ -81,9 +86,23 @@ function compile(spec: WindowSpec): Compiled {
     bysecond: opts.bysecond ?? (hasTime ? 0 : undefined),
   });
   const interval = opts.interval ?? 1;
-  const unit = opts.freq === RRule.HOURLY ? 3600_000 : opts.freq === RRule.DAILY ? DAY : opts.freq === RRule.WEEKLY ? 7 * DAY : null;
+  const unit =
+    opts.freq === RRule.HOURLY
+      ? 3600_000
+      : opts.freq === RRule.DAILY
+        ? DAY
+        : opts.freq === RRule.WEEKLY
+          ? 7 * DAY
+          : null;
   const periodMs = unit !== null && !opts.count ? unit * interval : null;
-  const compiled: Compiled = { rule, options: rule.origOptions, periodMs, zone: spec.timezone, durationMs: spec.durationMinutes * MINUTE, blackout: new Set(spec.blackoutDates) };
+  const compiled: Compiled = {
+    rule,
+    options: rule.origOptions,
+    periodMs,
+    zone: spec.timezone,
+    durationMs: spec.durationMinutes * MINUTE,
+    blackout: new Set(spec.blackoutDates),
+  };
   if (cache.size > 500) cache.clear();
   cache.set(key, compiled);
   return compiled;
@@ -93,10 +112,18 @@ function compile(spec: WindowSpec): Compiled {
 export function validateWindow(spec: WindowSpec): string[] {
   const problems: string[] = [];
   if (typeof spec.timezone !== 'string' || !IANAZone.isValidZone(spec.timezone)) {
-    problems.push(`timezone "${String(spec.timezone)}" is not an IANA time zone (e.g. Europe/London, America/New_York)`);
+    problems.push(
+      `timezone "${String(spec.timezone)}" is not an IANA time zone (e.g. Europe/London, America/New_York)`,
+    );
   }
-  if (!Number.isInteger(spec.durationMinutes) || spec.durationMinutes < 1 || spec.durationMinutes > MAX_DURATION_MINUTES) {
-    problems.push(`durationMinutes must be a whole number from 1 to ${MAX_DURATION_MINUTES} (got ${String(spec.durationMinutes)})`);
+  if (
+    !Number.isInteger(spec.durationMinutes) ||
+    spec.durationMinutes < 1 ||
+    spec.durationMinutes > MAX_DURATION_MINUTES
+  ) {
+    problems.push(
+      `durationMinutes must be a whole number from 1 to ${MAX_DURATION_MINUTES} (got ${String(spec.durationMinutes)})`,
+    );
   }
   for (const d of spec.blackoutDates ?? []) {
     if (typeof d !== 'string' || !DATE_RE.test(d) || !DateTime.fromISO(d, { zone: 'UTC' }).isValid) {
@@ -111,19 +138,25 @@ export function validateWindow(spec: WindowSpec): string[] {
   try {
     opts = parseRule(spec.rrule);
   } catch (e) {
-    problems.push(`rrule "${spec.rrule}" could not be read (${(e as Error).message}); write it like FREQ=WEEKLY;BYDAY=SA;BYHOUR=22;BYMINUTE=0`);
+    problems.push(
+      `rrule "${spec.rrule}" could not be read (${(e as Error).message}); write it like FREQ=WEEKLY;BYDAY=SA;BYHOUR=22;BYMINUTE=0`,
+    );
     return problems;
   }
   if (opts.freq === undefined || opts.freq === null || Number.isNaN(opts.freq)) {
     problems.push(`rrule "${spec.rrule}" has no valid FREQ (use DAILY, WEEKLY, MONTHLY or YEARLY)`);
   } else if (opts.freq === RRule.MINUTELY || opts.freq === RRule.SECONDLY) {
-    problems.push('rrule FREQ must be HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY: a maintenance window every minute is not a window');
+    problems.push(
+      'rrule FREQ must be HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY: a maintenance window every minute is not a window',
+    );
   }
   if (opts.interval !== undefined && (!Number.isInteger(opts.interval) || opts.interval < 1)) {
     problems.push('rrule INTERVAL must be a whole number of at least 1');
   }
   if (opts.tzid && opts.tzid !== spec.timezone) {
-    problems.push(`the rule's DTSTART is in ${opts.tzid} but the window's timezone is ${String(spec.timezone)}: use one zone`);
+    problems.push(
+      `the rule's DTSTART is in ${opts.tzid} but the window's timezone is ${String(spec.timezone)}: use one zone`,
+    );
   }
   return problems;
 }

@@ -20,14 +20,24 @@ describe('loadKev', () => {
     expect(k.size).toBeGreaterThan(1000);
     expect(k.skipped).toBe(0);
     expect(k.catalogVersion).toMatch(/^\d{4}\.\d{2}\.\d{2}$/);
-    expect(k.entry('CVE-2024-3400')).toMatchObject({ vendorProject: 'Palo Alto Networks', product: 'PAN-OS', dateAdded: '2024-04-12' });
+    expect(k.entry('CVE-2024-3400')).toMatchObject({
+      vendorProject: 'Palo Alto Networks',
+      product: 'PAN-OS',
+      dateAdded: '2024-04-12',
+    });
     expect(k.has('CVE-2021-44228')).toBe(true); // Log4Shell
     expect(k.has('CVE-1999-0001')).toBe(false);
   });
 
   it('reads an updated copy from a path', async () => {
     const path = join(dir, 'kev.json');
-    await writeFile(path, JSON.stringify({ catalogVersion: '2099.01.01', vulnerabilities: [{ cveID: 'CVE-2099-0001', vendorProject: 'Future', product: 'Thing' }] }));
+    await writeFile(
+      path,
+      JSON.stringify({
+        catalogVersion: '2099.01.01',
+        vulnerabilities: [{ cveID: 'CVE-2099-0001', vendorProject: 'Future', product: 'Thing' }],
+      }),
+    );
     const k = await loadKev(path);
     expect(k.catalogVersion).toBe('2099.01.01');
     expect(k.has('CVE-2099-0001')).toBe(true);
@@ -36,13 +46,19 @@ describe('loadKev', () => {
 
   it('says what is wrong with a missing file', async () => {
     const path = join(dir, 'nope.json');
-    await expect(loadKev(path)).rejects.toMatchObject({ code: ErrorCode.NotFound, message: expect.stringContaining(`could not be read from ${path}`) });
+    await expect(loadKev(path)).rejects.toMatchObject({
+      code: ErrorCode.NotFound,
+      message: expect.stringContaining(`could not be read from ${path}`),
+    });
   });
 
   it('says what is wrong with a file that is not JSON', async () => {
     const path = join(dir, 'broken.json');
     await writeFile(path, '{ "catalogVersion": ');
-    await expect(loadKev(path)).rejects.toMatchObject({ code: ErrorCode.InvalidInput, message: expect.stringContaining('is not valid JSON') });
+    await expect(loadKev(path)).rejects.toMatchObject({
+      code: ErrorCode.InvalidInput,
+      message: expect.stringContaining('is not valid JSON'),
+    });
   });
 
   it('says what is wrong with JSON that is not a catalog', async () => {

@@ -7,20 +7,30 @@ import { fileURLToPath } from 'node:url';
 import { CodedError, ErrorCode } from '../domain/errors';
 import { KevIndex } from '../domain/kev';
 
-export const BUNDLED_KEV_PATH = fileURLToPath(new URL('../../assets/kev/known_exploited_vulnerabilities.json', import.meta.url));
+export const BUNDLED_KEV_PATH = fileURLToPath(
+  new URL('../../assets/kev/known_exploited_vulnerabilities.json', import.meta.url),
+);
 
 export async function loadKev(path: string = BUNDLED_KEV_PATH): Promise<KevIndex> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new CodedError(ErrorCode.NotFound, `The KEV catalog could not be read from ${path} (${(e as Error).message}). Check the path, or leave it unset to use the bundled copy.`, { cause: e });
+    throw new CodedError(
+      ErrorCode.NotFound,
+      `The KEV catalog could not be read from ${path} (${(e as Error).message}). Check the path, or leave it unset to use the bundled copy.`,
+      { cause: e },
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new CodedError(ErrorCode.InvalidInput, `The KEV catalog at ${path} is not valid JSON (${(e as Error).message}). Download it again from cisa.gov.`, { cause: e });
+    throw new CodedError(
+      ErrorCode.InvalidInput,
+      `The KEV catalog at ${path} is not valid JSON (${(e as Error).message}). Download it again from cisa.gov.`,
+      { cause: e },
+    );
   }
   try {
     return KevIndex.fromCatalog(json);

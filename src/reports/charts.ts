@@ -18,7 +18,7 @@ export interface ChartSpec {
 }
 
 const PALETTE = ['#2f6fde', '#2e9e5b', '#e0a100', '#d9453d', '#7b4fd6', '#1aa3b8', '#8a8f98', '#e86fb0'];
-const FONT = "DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif";
+const FONT = 'DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif';
 const TEXT = '#1f2328';
 const MUTED = '#59636e';
 const GRID = '#d8dee4';
@@ -40,7 +40,13 @@ export function renderChartSvg(spec: ChartSpec): string {
     parts.push(...donut(spec, width, height));
   } else {
     parts.push(...axesChart(spec, body));
-    parts.push(...legend(spec.series.map((s, i) => ({ name: s.name, color: colorOf(spec, i) })), width, legendY));
+    parts.push(
+      ...legend(
+        spec.series.map((s, i) => ({ name: s.name, color: colorOf(spec, i) })),
+        width,
+        legendY,
+      ),
+    );
   }
   parts.push('</svg>');
   return parts.join('\n');
@@ -63,7 +69,11 @@ function axesChart(spec: ChartSpec, box: { x: number; y: number; w: number; h: n
   const stacked = spec.kind === 'stackedBar';
   let max = 0;
   for (let i = 0; i < n; i++) {
-    if (stacked) max = Math.max(max, spec.series.reduce((sum, s) => sum + Math.max(0, s.values[i] ?? 0), 0));
+    if (stacked)
+      max = Math.max(
+        max,
+        spec.series.reduce((sum, s) => sum + Math.max(0, s.values[i] ?? 0), 0),
+      );
     else for (const s of spec.series) max = Math.max(max, s.values[i] ?? 0);
   }
   const allWhole = spec.series.every((ser) => ser.values.every((v) => Number.isInteger(v)));
@@ -73,22 +83,29 @@ function axesChart(spec: ChartSpec, box: { x: number; y: number; w: number; h: n
   for (const v of axis.values) {
     const y = round(yOf(v));
     out.push(`<line x1="${box.x}" y1="${y}" x2="${box.x + box.w}" y2="${y}" stroke="${GRID}" stroke-width="1"/>`);
-    out.push(`<text x="${box.x - 6}" y="${y + 4}" text-anchor="end" font-size="11" fill="${MUTED}">${esc(withUnit(v.toFixed(axis.decimals), spec.unit))}</text>`);
+    out.push(
+      `<text x="${box.x - 6}" y="${y + 4}" text-anchor="end" font-size="11" fill="${MUTED}">${esc(withUnit(v.toFixed(axis.decimals), spec.unit))}</text>`,
+    );
   }
-  out.push(`<line x1="${box.x}" y1="${box.y + box.h}" x2="${box.x + box.w}" y2="${box.y + box.h}" stroke="${MUTED}" stroke-width="1"/>`);
+  out.push(
+    `<line x1="${box.x}" y1="${box.y + box.h}" x2="${box.x + box.w}" y2="${box.y + box.h}" stroke="${MUTED}" stroke-width="1"/>`,
+  );
   if (n === 0) return out;
   const slot = box.w / n;
   const labelEvery = Math.max(1, Math.ceil(n / Math.max(1, Math.floor(box.w / 60))));
   for (let i = 0; i < n; i++) {
     if (i % labelEvery !== 0) continue;
     const cx = round(box.x + slot * i + slot / 2);
-    out.push(`<text x="${cx}" y="${box.y + box.h + 16}" text-anchor="middle" font-size="11" fill="${MUTED}">${esc(truncate(spec.labels[i] ?? '', 14))}</text>`);
+    out.push(
+      `<text x="${cx}" y="${box.y + box.h + 16}" text-anchor="middle" font-size="11" fill="${MUTED}">${esc(truncate(spec.labels[i] ?? '', 14))}</text>`,
+    );
   }
   if (spec.kind === 'line') {
     spec.series.forEach((s, si) => {
       const color = colorOf(spec, si);
       const pts = s.values.slice(0, n).map((v, i) => `${round(box.x + slot * i + slot / 2)},${round(yOf(v))}`);
-      if (pts.length > 1) out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${color}" stroke-width="2.5"/>`);
+      if (pts.length > 1)
+        out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${color}" stroke-width="2.5"/>`);
       for (const p of pts) {
         const [x, y] = p.split(',');
         out.push(`<circle cx="${x}" cy="${y}" r="3" fill="${color}"/>`);
@@ -107,7 +124,9 @@ function axesChart(spec: ChartSpec, box: { x: number; y: number; w: number; h: n
         if (v === 0) return;
         const y1 = yOf(acc + v);
         const y0 = yOf(acc);
-        out.push(rect(x0, y1, w, y0 - y1, colorOf(spec, si), `${s.name} ${spec.labels[i]}: ${formatValue(v, spec.unit)}`));
+        out.push(
+          rect(x0, y1, w, y0 - y1, colorOf(spec, si), `${s.name} ${spec.labels[i]}: ${formatValue(v, spec.unit)}`),
+        );
         acc += v;
       });
     } else {
@@ -115,7 +134,16 @@ function axesChart(spec: ChartSpec, box: { x: number; y: number; w: number; h: n
       spec.series.forEach((s, si) => {
         const v = Math.max(0, s.values[i] ?? 0);
         const y = yOf(v);
-        out.push(rect(x0 + bw * si, y, bw, box.y + box.h - y, colorOf(spec, si), `${s.name} ${spec.labels[i]}: ${formatValue(v, spec.unit)}`));
+        out.push(
+          rect(
+            x0 + bw * si,
+            y,
+            bw,
+            box.y + box.h - y,
+            colorOf(spec, si),
+            `${s.name} ${spec.labels[i]}: ${formatValue(v, spec.unit)}`,
+          ),
+        );
       });
     }
   }
@@ -132,30 +160,44 @@ function donut(spec: ChartSpec, width: number, height: number): string[] {
   const cy = 40 + (height - 60) / 2;
   const r = Math.max(10, Math.min(width - legendW, height - 60) / 2 - 6);
   const inner = r * 0.58;
-  const colors = spec.labels.map((_, i) => spec.series[i]?.color && spec.series.length === spec.labels.length ? spec.series[i]!.color! : PALETTE[i % PALETTE.length]!);
+  const colors = spec.labels.map((_, i) =>
+    spec.series[i]?.color && spec.series.length === spec.labels.length
+      ? spec.series[i]!.color!
+      : PALETTE[i % PALETTE.length]!,
+  );
   if (total === 0) {
-    out.push(`<circle cx="${round(cx)}" cy="${round(cy)}" r="${round((r + inner) / 2)}" fill="none" stroke="${GRID}" stroke-width="${round(r - inner)}"/>`);
+    out.push(
+      `<circle cx="${round(cx)}" cy="${round(cy)}" r="${round((r + inner) / 2)}" fill="none" stroke="${GRID}" stroke-width="${round(r - inner)}"/>`,
+    );
   } else {
     let angle = -Math.PI / 2;
     values.forEach((v, i) => {
       if (v === 0) return;
       const sweep = (v / total) * Math.PI * 2;
       if (sweep >= Math.PI * 2 - 1e-9) {
-        out.push(`<circle cx="${round(cx)}" cy="${round(cy)}" r="${round((r + inner) / 2)}" fill="none" stroke="${colors[i]}" stroke-width="${round(r - inner)}"/>`);
+        out.push(
+          `<circle cx="${round(cx)}" cy="${round(cy)}" r="${round((r + inner) / 2)}" fill="none" stroke="${colors[i]}" stroke-width="${round(r - inner)}"/>`,
+        );
       } else {
-        out.push(`<path d="${arcPath(cx, cy, r, inner, angle, angle + sweep)}" fill="${colors[i]}"><title>${esc(`${spec.labels[i]}: ${formatValue(v, spec.unit)}`)}</title></path>`);
+        out.push(
+          `<path d="${arcPath(cx, cy, r, inner, angle, angle + sweep)}" fill="${colors[i]}"><title>${esc(`${spec.labels[i]}: ${formatValue(v, spec.unit)}`)}</title></path>`,
+        );
       }
       angle += sweep;
     });
   }
-  out.push(`<text x="${round(cx)}" y="${round(cy + 6)}" text-anchor="middle" font-size="18" font-weight="bold" fill="${TEXT}">${esc(formatValue(total, spec.unit))}</text>`);
+  out.push(
+    `<text x="${round(cx)}" y="${round(cy + 6)}" text-anchor="middle" font-size="18" font-weight="bold" fill="${TEXT}">${esc(formatValue(total, spec.unit))}</text>`,
+  );
   const lx = width - legendW + 10;
   spec.labels.forEach((label, i) => {
     const y = 56 + i * 22;
     if (y > height - 10) return;
     const pct = total === 0 ? 0 : Math.round(((values[i] ?? 0) / total) * 100);
     out.push(`<rect x="${lx}" y="${y - 10}" width="12" height="12" fill="${colors[i]}"/>`);
-    out.push(`<text x="${lx + 18}" y="${y}" font-size="12" fill="${TEXT}">${esc(`${truncate(label, 16)} ${formatValue(values[i] ?? 0, spec.unit)} (${pct}%)`)}</text>`);
+    out.push(
+      `<text x="${lx + 18}" y="${y}" font-size="12" fill="${TEXT}">${esc(`${truncate(label, 16)} ${formatValue(values[i] ?? 0, spec.unit)} (${pct}%)`)}</text>`,
+    );
   });
   return out;
 }
@@ -177,11 +219,14 @@ function legend(items: Array<{ name: string; color: string }>, width: number, y:
 // ---------------------------------------------------------------- helpers
 
 function validate(spec: ChartSpec): void {
-  if (!['bar', 'stackedBar', 'donut', 'line'].includes(spec.kind)) throw new Error(`chart kind "${String(spec.kind)}" is not one of bar, stackedBar, donut, line`);
+  if (!['bar', 'stackedBar', 'donut', 'line'].includes(spec.kind))
+    throw new Error(`chart kind "${String(spec.kind)}" is not one of bar, stackedBar, donut, line`);
   for (const s of spec.series) {
-    if (s.values.some((v) => !Number.isFinite(v))) throw new Error(`chart "${spec.title}": series "${s.name}" has a value that is not a finite number`);
+    if (s.values.some((v) => !Number.isFinite(v)))
+      throw new Error(`chart "${spec.title}": series "${s.name}" has a value that is not a finite number`);
   }
-  if ((spec.width ?? 640) < 100 || (spec.height ?? 320) < 80) throw new Error(`chart "${spec.title}": width must be ≥ 100 and height ≥ 80`);
+  if ((spec.width ?? 640) < 100 || (spec.height ?? 320) < 80)
+    throw new Error(`chart "${spec.title}": width must be ≥ 100 and height ≥ 80`);
 }
 
 function colorOf(spec: ChartSpec, i: number): string {
@@ -220,5 +265,10 @@ function round(n: number): number {
 }
 
 function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 }

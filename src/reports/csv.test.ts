@@ -20,6 +20,14 @@ describe('csv', () => {
   });
 
   it('ends every line with CRLF', () => {
-    expect(toCsv(['a', 'b'], [[1, 'x'], [2, 'y,z']])).toBe('a,b\r\n1,x\r\n2,"y,z"\r\n');
+    expect(
+      toCsv(
+        ['a', 'b'],
+        [
+          [1, 'x'],
+          [2, 'y,z'],
+        ],
+      ),
+    ).toBe('a,b\r\n1,x\r\n2,"y,z"\r\n');
   });
 });

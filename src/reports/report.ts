@@ -5,7 +5,13 @@
 import PDFDocument from 'pdfkit';
 import type { Db } from '../db/client';
 import { cycleResults, type CycleResult } from '../db/dashboard';
-import { complianceSummary, SEVERITIES, slaBreaches, type ComplianceSummary as Overview, type SlaBreach } from '../db/read-model/compliance';
+import {
+  complianceSummary,
+  SEVERITIES,
+  slaBreaches,
+  type ComplianceSummary as Overview,
+  type SlaBreach,
+} from '../db/read-model/compliance';
 import { CodedError, ErrorCode } from '../domain/errors';
 import { renderChartPng, type ChartSpec } from './charts';
 import { csvLine } from './csv';
@@ -17,7 +23,10 @@ export type ReportFormat = 'csv' | 'pdf';
 export function parseReportScope(s: string | undefined): ReportScope {
   const v = (s ?? 'all').toLowerCase();
   if (!(REPORT_SCOPES as readonly string[]).includes(v)) {
-    throw new CodedError(ErrorCode.InvalidInput, `report scope "${s}" is not known: use one of ${REPORT_SCOPES.join(', ')}`);
+    throw new CodedError(
+      ErrorCode.InvalidInput,
+      `report scope "${s}" is not known: use one of ${REPORT_SCOPES.join(', ')}`,
+    );
   }
   return v as ReportScope;
 }
@@ -36,10 +45,15 @@ export type Progress = (done: number, total: number, step: string) => void;
 /** The most SLA breach rows a report lists (the totals always count them all). */
 export const MAX_BREACH_ROWS = 50_000;
 
-export async function collectReport(db: Db, scope: ReportScope, options: { now?: Date; onProgress?: Progress } = {}): Promise<ReportData> {
+export async function collectReport(
+  db: Db,
+  scope: ReportScope,
+  options: { now?: Date; onProgress?: Progress } = {},
+): Promise<ReportData> {
   const now = options.now ?? new Date();
   const steps: Array<[string, () => Promise<Partial<ReportData>>]> = [];
-  if (scope === 'all' || scope === 'compliance' || scope === 'sla') steps.push(['compliance', async () => ({ overview: await complianceSummary(db, { now }) })]);
+  if (scope === 'all' || scope === 'compliance' || scope === 'sla')
+    steps.push(['compliance', async () => ({ overview: await complianceSummary(db, { now }) })]);
   if (scope === 'all' || scope === 'sla') {
     steps.push([
       'sla breaches',
@@ -49,7 +63,8 @@ export async function collectReport(db: Db, scope: ReportScope, options: { now?:
       },
     ]);
   }
-  if (scope === 'all' || scope === 'cycles') steps.push(['cycle results', async () => ({ cycles: await cycleResults(db) })]);
+  if (scope === 'all' || scope === 'cycles')
+    steps.push(['cycle results', async () => ({ cycles: await cycleResults(db) })]);
   let data: ReportData = { scope, generatedAt: now.toISOString() };
   for (const [i, [name, run]] of steps.entries()) {
     options.onProgress?.(i, steps.length, name);
@@ -96,7 +111,11 @@ export function overdueChart(o: Overview): ChartSpec {
     title: 'Outstanding vs SLA',
     labels: [...SEVERITIES],
     series: [
-      { name: 'within SLA', values: SEVERITIES.map((s) => (o.bySeverity[s] ?? 0) - (o.overdueBySeverity[s] ?? 0)), color: '#2f6fde' },
+      {
+        name: 'within SLA',
+        values: SEVERITIES.map((s) => (o.bySeverity[s] ?? 0) - (o.overdueBySeverity[s] ?? 0)),
+        color: '#2f6fde',
+      },
       { name: 'overdue', values: SEVERITIES.map((s) => o.overdueBySeverity[s] ?? 0), color: '#d9453d' },
     ],
   };
@@ -131,13 +150,61 @@ export function reportCsv(d: ReportData): string {
     section('compliance by group', body);
   }
   if (d.breaches) {
-    let body = csvLine(['endpoint_id', 'hostname', 'patch_id', 'severity', 'known_exploited', 'state', 'detected_at', 'due_at', 'days_overdue']);
-    for (const b of d.breaches) body += csvLine([b.endpointId, b.hostname, b.patchId, b.severity, b.knownExploited, b.state, b.detectedAt, b.dueAt, b.daysOverdue]);
+    let body = csvLine([
+      'endpoint_id',
+      'hostname',
+      'patch_id',
+      'severity',
+      'known_exploited',
+      'state',
+      'detected_at',
+      'due_at',
+      'days_overdue',
+    ]);
+    for (const b of d.breaches)
+      body += csvLine([
+        b.endpointId,
+        b.hostname,
+        b.patchId,
+        b.severity,
+        b.knownExploited,
+        b.state,
+        b.detectedAt,
+        b.dueAt,
+        b.daysOverdue,
+      ]);
     section('sla breaches', body);
   }
   if (d.cycles) {
-    let body = csvLine(['cycle_id', 'policy', 'stage', 'emergency', 'requested_by', 'change_number', 'created_at', 'completed_at', 'install_jobs', 'succeeded', 'failed', 'unreachable']);
-    for (const c of d.cycles) body += csvLine([c.cycleId, c.policyName, c.stage, c.emergency, c.requestedBy, c.changeNumber, c.createdAt, c.completedAt, c.jobs, c.succeeded, c.failed, c.unreachable]);
+    let body = csvLine([
+      'cycle_id',
+      'policy',
+      'stage',
+      'emergency',
+      'requested_by',
+      'change_number',
+      'created_at',
+      'completed_at',
+      'install_jobs',
+      'succeeded',
+      'failed',
+      'unreachable',
+    ]);
+    for (const c of d.cycles)
+      body += csvLine([
+        c.cycleId,
+        c.policyName,
+        c.stage,
+        c.emergency,
+        c.requestedBy,
+        c.changeNumber,
+        c.createdAt,
+        c.completedAt,
+        c.jobs,
+        c.succeeded,
+        c.failed,
+        c.unreachable,
+      ]);
     section('cycle results', body);
   }
   return sections.join('\r\n');
@@ -161,7 +228,11 @@ export async function reportPdf(d: ReportData, options: { onProgress?: Progress 
     images.push({ title: c.spec.title, png: await renderChartPng({ ...c.spec, width: 900, height: 420 }) });
   }
 
-  const doc = new PDFDocument({ size: 'A4', margin: MARGIN, info: { Title: `patchops report (${d.scope})`, Author: 'patchops', CreationDate: new Date(d.generatedAt) } });
+  const doc = new PDFDocument({
+    size: 'A4',
+    margin: MARGIN,
+    info: { Title: `patchops report (${d.scope})`, Author: 'patchops', CreationDate: new Date(d.generatedAt) },
+  });
   const chunks: Buffer[] = [];
   doc.on('data', (c: Buffer) => chunks.push(c));
   const done = new Promise<Buffer>((resolve, reject) => {
@@ -171,12 +242,19 @@ export async function reportPdf(d: ReportData, options: { onProgress?: Progress 
   const width = doc.page.width - MARGIN * 2;
 
   doc.font('Helvetica-Bold').fontSize(20).text('patchops compliance report');
-  doc.font('Helvetica').fontSize(10).fillColor('#59636e').text(`Scope: ${d.scope}. Generated ${d.generatedAt}.`).fillColor('#000');
+  doc
+    .font('Helvetica')
+    .fontSize(10)
+    .fillColor('#59636e')
+    .text(`Scope: ${d.scope}. Generated ${d.generatedAt}.`)
+    .fillColor('#000');
   doc.moveDown();
   if (d.overview) {
     const o = d.overview;
     doc.fontSize(12).text(`Endpoints: ${o.endpoints}   Compliant: ${o.compliant} (${o.compliancePct}%)`);
-    doc.text(`Outstanding patches: ${Object.values(o.bySeverity).reduce((a, b) => a + b, 0)}   Known exploited: ${o.knownExploited}   Overdue vs SLA: ${o.overdue}   Failed: ${o.failed}`);
+    doc.text(
+      `Outstanding patches: ${Object.values(o.bySeverity).reduce((a, b) => a + b, 0)}   Known exploited: ${o.knownExploited}   Overdue vs SLA: ${o.overdue}   Failed: ${o.failed}`,
+    );
     doc.moveDown();
   }
   for (const img of images) {
@@ -213,24 +291,58 @@ export async function reportPdf(d: ReportData, options: { onProgress?: Progress 
       ...d.overview.byGroup.map((g) => ['group', g.key, String(g.endpoints), String(g.compliant), `${g.pct}%`]),
       ...d.overview.byOs.map((g) => ['os', g.key, String(g.endpoints), String(g.compliant), `${g.pct}%`]),
     ];
-    tableOut('Compliance by group and OS', ['dimension', 'name', 'endpoints', 'compliant', 'compliance'], rows, [2, 5, 2, 2, 2]);
+    tableOut(
+      'Compliance by group and OS',
+      ['dimension', 'name', 'endpoints', 'compliant', 'compliance'],
+      rows,
+      [2, 5, 2, 2, 2],
+    );
   }
   if (d.breaches) {
     const shown = d.breaches.slice(0, 2000);
     const title = `SLA breaches (${d.breachesTotal ?? d.breaches.length}${shown.length < (d.breachesTotal ?? 0) ? `, the ${shown.length} most overdue listed` : ''})`;
-    tableOut(title, ['endpoint', 'patch', 'severity', 'KEV', 'state', 'detected', 'due', 'days over'],
-      shown.map((b) => [b.hostname, b.patchId, b.severity, b.knownExploited ? 'yes' : '', b.state, b.detectedAt.slice(0, 10), b.dueAt.slice(0, 10), String(b.daysOverdue)]),
-      [4, 4, 2, 1, 2, 2, 2, 1.5]);
+    tableOut(
+      title,
+      ['endpoint', 'patch', 'severity', 'KEV', 'state', 'detected', 'due', 'days over'],
+      shown.map((b) => [
+        b.hostname,
+        b.patchId,
+        b.severity,
+        b.knownExploited ? 'yes' : '',
+        b.state,
+        b.detectedAt.slice(0, 10),
+        b.dueAt.slice(0, 10),
+        String(b.daysOverdue),
+      ]),
+      [4, 4, 2, 1, 2, 2, 2, 1.5],
+    );
   }
   if (d.cycles) {
-    tableOut('Cycle results', ['cycle', 'policy', 'stage', 'change', 'created', 'jobs', 'ok', 'failed', 'unreach.'],
-      d.cycles.map((c) => [c.cycleId, c.policyName, c.stage, c.changeNumber ?? '', c.createdAt.slice(0, 16).replace('T', ' '), String(c.jobs), String(c.succeeded), String(c.failed), String(c.unreachable)]),
-      [4, 3, 2.5, 2.5, 3, 1.2, 1.2, 1.2, 1.4]);
+    tableOut(
+      'Cycle results',
+      ['cycle', 'policy', 'stage', 'change', 'created', 'jobs', 'ok', 'failed', 'unreach.'],
+      d.cycles.map((c) => [
+        c.cycleId,
+        c.policyName,
+        c.stage,
+        c.changeNumber ?? '',
+        c.createdAt.slice(0, 16).replace('T', ' '),
+        String(c.jobs),
+        String(c.succeeded),
+        String(c.failed),
+        String(c.unreachable),
+      ]),
+      [4, 3, 2.5, 2.5, 3, 1.2, 1.2, 1.2, 1.4],
+    );
   }
   doc.end();
   return done;
 }
 
-export async function renderReport(d: ReportData, format: ReportFormat, options: { onProgress?: Progress } = {}): Promise<Buffer> {
+export async function renderReport(
+  d: ReportData,
+  format: ReportFormat,
+  options: { onProgress?: Progress } = {},
+): Promise<Buffer> {
   return format === 'csv' ? Buffer.from(reportCsv(d), 'utf8') : reportPdf(d, options);
 }

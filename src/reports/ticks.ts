@@ -25,7 +25,8 @@ export interface TickOptions {
 
 /** The step of 1, 2 or 5 × 10^k closest above `rough`. */
 export function niceStep(rough: number): number {
-  if (!(rough > 0) || !Number.isFinite(rough)) throw new Error(`a tick step must be a positive finite number, not ${rough}`);
+  if (!(rough > 0) || !Number.isFinite(rough))
+    throw new Error(`a tick step must be a positive finite number, not ${rough}`);
   const exp = Math.floor(Math.log10(rough));
   const base = 10 ** exp;
   const fraction = rough / base;

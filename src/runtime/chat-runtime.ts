@@ -35,9 +35,18 @@ export function createChatChannels(config: Pick<Config, 'slack' | 'teams'>, db: 
   let teams: ChatChannels['teams'];
   if (config.teams.enabled) {
     const c = config.teams;
-    const adapter = createTeamsAdapter({ appId: c.appId, appPassword: c.appPassword, tenantId: c.tenantId, emulator: c.mode === 'emulator' }, logger.child({ component: 'teams' }));
+    const adapter = createTeamsAdapter(
+      { appId: c.appId, appPassword: c.appPassword, tenantId: c.tenantId, emulator: c.mode === 'emulator' },
+      logger.child({ component: 'teams' }),
+    );
     const serviceUrlAllowed = serviceUrlPolicy({ configured: c.serviceUrls, allowLoopback: c.mode === 'emulator' });
-    const channel = new TeamsChatChannel({ adapter, appId: c.appId, db, logger: logger.child({ component: 'teams' }), serviceUrlAllowed });
+    const channel = new TeamsChatChannel({
+      adapter,
+      appId: c.appId,
+      db,
+      logger: logger.child({ component: 'teams' }),
+      serviceUrlAllowed,
+    });
     teams = { channel, adapter, serviceUrlAllowed };
     channels.push({ name: 'teams', notifier: channel });
   }
@@ -69,7 +78,12 @@ export function createChatFrontEnds(
   deps: { db: Db; service: CycleService; channels: ChatChannels; logger: Logger },
 ): ChatFrontEnds {
   const { db, service, channels, logger } = deps;
-  const desk = new DecisionDesk({ service, db, logger: logger.child({ component: 'chat-decisions' }), chat: channels.notifier });
+  const desk = new DecisionDesk({
+    service,
+    db,
+    logger: logger.child({ component: 'chat-decisions' }),
+    chat: channels.notifier,
+  });
   // `people link slack:U…` records the person's e-mail from Slack's users.info when none is given.
   const directory = channels.slack ? new SlackIdentityDirectory(channels.slack.client) : undefined;
   const runCommand = createCommandRunner({ service, db, logger, ...(directory ? { directory } : {}) });

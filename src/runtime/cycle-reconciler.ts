@@ -32,7 +32,10 @@ export interface ReconciledCycle {
 }
 
 /** How a closed workflow ended, in words, and the stage that makes the cycle; null while it runs (or for a normal completion). */
-export async function closedWorkflowEnding(client: Client, workflowId: string): Promise<{ stage: CycleStage; reason: string } | null> {
+export async function closedWorkflowEnding(
+  client: Client,
+  workflowId: string,
+): Promise<{ stage: CycleStage; reason: string } | null> {
   const handle = client.workflow.getHandle(workflowId);
   const d = await handle.describe();
   const state = d.status.name;
@@ -43,10 +46,16 @@ export async function closedWorkflowEnding(client: Client, workflowId: string): 
   if (state === 'TERMINATED') {
     const a = last?.workflowExecutionTerminatedEventAttributes ?? undefined;
     const by = a?.identity ? ` by ${a.identity}` : '';
-    return { stage: CycleStage.FAILED, reason: `the cycle's workflow was terminated in Temporal${by}: ${a?.reason || 'no reason given'}` };
+    return {
+      stage: CycleStage.FAILED,
+      reason: `the cycle's workflow was terminated in Temporal${by}: ${a?.reason || 'no reason given'}`,
+    };
   }
   if (state === 'TIMED_OUT') {
-    return { stage: CycleStage.FAILED, reason: "the cycle's workflow timed out in Temporal (its execution or run timeout passed before it finished)" };
+    return {
+      stage: CycleStage.FAILED,
+      reason: "the cycle's workflow timed out in Temporal (its execution or run timeout passed before it finished)",
+    };
   }
   if (state === 'CANCELLED') {
     return { stage: CycleStage.CANCELLED, reason: 'cancelled in Temporal (a cancel request to the workflow)' };
@@ -55,7 +64,10 @@ export async function closedWorkflowEnding(client: Client, workflowId: string): 
   const failure = last?.workflowExecutionFailedEventAttributes?.failure ?? undefined;
   const words: string[] = [];
   for (let f = failure; f && words.length < 5; f = f.cause ?? undefined) if (f.message) words.push(f.message);
-  return { stage: CycleStage.FAILED, reason: `the cycle's workflow failed in Temporal: ${words.join(': ') || 'no failure message'}` };
+  return {
+    stage: CycleStage.FAILED,
+    reason: `the cycle's workflow failed in Temporal: ${words.join(': ') || 'no failure message'}`,
+  };
 }
 
 /** One sweep: every active cycle whose workflow has closed is ended as the workflow would have. */
@@ -67,7 +79,10 @@ export async function reconcileEndedCycles(deps: CycleReconcilerDeps): Promise<R
       ending = await closedWorkflowEnding(deps.client, row.workflowId);
     } catch (err) {
       // Not found: past the namespace's retention, or another namespace. Left alone (and said) rather than guessed at.
-      deps.logger.warn({ err, cycleId: row.cycleId, workflowId: row.workflowId }, 'the cycle reconciler could not ask Temporal about this cycle');
+      deps.logger.warn(
+        { err, cycleId: row.cycleId, workflowId: row.workflowId },
+        'the cycle reconciler could not ask Temporal about this cycle',
+      );
       continue;
     }
     if (!ending) continue;
@@ -105,10 +120,16 @@ async function endCycle(deps: CycleReconcilerDeps, row: CycleRow, stage: CycleSt
   delete status.pauseReason;
   if (row.changeNumber) {
     try {
-      const left = await deps.activities.closeChange({ changeNumber: row.changeNumber, closeCode: 'unsuccessful', notes: reason });
+      const left = await deps.activities.closeChange({
+        changeNumber: row.changeNumber,
+        closeCode: 'unsuccessful',
+        notes: reason,
+      });
       if (left) status.changeState = left;
     } catch (err) {
-      status.reasons.push(`change ${row.changeNumber} could not be closed (${(err as Error).message}): close it in ServiceNow`);
+      status.reasons.push(
+        `change ${row.changeNumber} could not be closed (${(err as Error).message}): close it in ServiceNow`,
+      );
       log.warn({ err }, 'the reconciler could not close the change');
     }
   }
@@ -128,7 +149,15 @@ async function endCycle(deps: CycleReconcilerDeps, row: CycleRow, stage: CycleSt
   } catch (err) {
     log.warn({ err }, 'the reconciler could not send the report');
   }
-  await recordStageChange(deps.db, { cycleId: row.cycleId, stage, actor: 'system:reconciler', detail: { text: reason }, summary: status as unknown as Record<string, unknown>, reason, at });
+  await recordStageChange(deps.db, {
+    cycleId: row.cycleId,
+    stage,
+    actor: 'system:reconciler',
+    detail: { text: reason },
+    summary: status as unknown as Record<string, unknown>,
+    reason,
+    at,
+  });
   log.warn({ stage, reason }, 'cycle ended outside its workflow: recorded');
 }
 

@@ -33,7 +33,10 @@ export function embeddedDatabaseUrl(config: Config): string {
   try {
     password = fs.readFileSync(file, 'utf8').trim();
   } catch (e) {
-    throw new Error(`cannot read the embedded database's password from ${file} (${(e as Error).message}): run this as the user that runs \`patchops up\`, with the same PATCHOPS_DATA_DIR`, { cause: e });
+    throw new Error(
+      `cannot read the embedded database's password from ${file} (${(e as Error).message}): run this as the user that runs \`patchops up\`, with the same PATCHOPS_DATA_DIR`,
+      { cause: e },
+    );
   }
   return embeddedUrl('127.0.0.1', config.database.embeddedPort, password);
 }
@@ -64,7 +67,11 @@ export async function loadAuditKeys(config: Config): Promise<AuditKeys> {
  * The audit chain is checkpointed at start, every PATCHOPS_AUDIT_CHECKPOINT_MINUTES and at stop (`checkpoint: false`
  * for a one-shot command: `audit verify` checkpoints itself).
  */
-export async function startDatabase(config: Config, logger: Logger, options: { migrate?: boolean; checkpoint?: boolean } = {}): Promise<RunningDatabase> {
+export async function startDatabase(
+  config: Config,
+  logger: Logger,
+  options: { migrate?: boolean; checkpoint?: boolean } = {},
+): Promise<RunningDatabase> {
   const keys = await loadAuditKeys(config);
   let url = config.database.url;
   let stopEmbedded: (() => Promise<void>) | undefined;
@@ -73,7 +80,11 @@ export async function startDatabase(config: Config, logger: Logger, options: { m
     description = `PostgreSQL ${redactUrl(config.database.appUrl ?? url)}${config.database.appUrl ? '' : ` as ${APP_ROLE}`}`;
   } else {
     const dataDir = path.join(config.dataDir, 'pglite');
-    const embedded = await startEmbeddedPostgres({ dataDir, port: config.database.embeddedPort, passwordFile: embeddedPasswordFile(config) });
+    const embedded = await startEmbeddedPostgres({
+      dataDir,
+      port: config.database.embeddedPort,
+      passwordFile: embeddedPasswordFile(config),
+    });
     url = embedded.url;
     stopEmbedded = embedded.stop;
     description = `embedded PGlite in ${path.relative(process.cwd(), dataDir) || dataDir} (served at ${redactUrl(url)})`;
@@ -101,7 +112,10 @@ export async function startDatabase(config: Config, logger: Logger, options: { m
     try {
       const r = await writeAuditCheckpoint(database.db, config.audit.checkpointFile, keys);
       if (r.report.problem) {
-        logger.error({ row: r.report.problem.id, reason: r.report.problem.reason, checkpoint: config.audit.checkpointFile }, 'AUDIT LOG TAMPERED: the checkpoint was not moved; run `patchops audit verify`');
+        logger.error(
+          { row: r.report.problem.id, reason: r.report.problem.reason, checkpoint: config.audit.checkpointFile },
+          'AUDIT LOG TAMPERED: the checkpoint was not moved; run `patchops audit verify`',
+        );
       } else if (r.written) {
         logger.debug({ headId: r.written.headId, file: config.audit.checkpointFile }, 'audit checkpoint written');
       }
@@ -110,7 +124,10 @@ export async function startDatabase(config: Config, logger: Logger, options: { m
     }
   };
   await checkpoint();
-  const timer = options.checkpoint !== false && config.audit.checkpointMinutes > 0 ? setInterval(() => void checkpoint(), config.audit.checkpointMinutes * 60_000) : undefined;
+  const timer =
+    options.checkpoint !== false && config.audit.checkpointMinutes > 0
+      ? setInterval(() => void checkpoint(), config.audit.checkpointMinutes * 60_000)
+      : undefined;
   timer?.unref();
   return {
     database,
@@ -147,7 +164,10 @@ export function redactUrl(url: string): string {
  * `patchops up` (its wire-protocol port; two PGlite instances cannot share one data folder); else the
  * embedded database opened here for the command's length. Migrated either way.
  */
-export async function openDatabaseForCommand(config: Config, logger: Logger): Promise<{ database: Database; stop(): Promise<void> }> {
+export async function openDatabaseForCommand(
+  config: Config,
+  logger: Logger,
+): Promise<{ database: Database; stop(): Promise<void> }> {
   if (!config.database.url && (await portOpen('127.0.0.1', config.database.embeddedPort))) {
     await loadAuditKeys(config);
     const database = connectAppDatabase(config, { max: 2, applicationName: 'patchops-cli' });

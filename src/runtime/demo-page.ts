@@ -82,7 +82,10 @@ ${card('Slack', 'slack', cards.slack)}${card('Teams', 'teams', cards.teams)}`,
         layout(
           'patchops demo: e-mail received',
           `<h1>E-mail received by the local SMTP server</h1>${mails.length ? '' : '<p>None yet.</p>'}${mails
-            .map((m, i) => `<div class="card"><p><strong>${esc(m.subject)}</strong> to ${esc(m.to.join(', '))}</p><p><a href="/mail/${i}">open</a></p></div>`)
+            .map(
+              (m, i) =>
+                `<div class="card"><p><strong>${esc(m.subject)}</strong> to ${esc(m.to.join(', '))}</p><p><a href="/mail/${i}">open</a></p></div>`,
+            )
             .join('')}`,
         ),
       );

@@ -71,7 +71,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   // Checks still running when Ctrl-C came (a status query to Temporal). They end before the stack stops: a call that
   // outlives its connection is retried by the Temporal client on a closed channel, which throws from a timer.
   const inFlight = new Set<Promise<unknown>>();
-  const until = (timeoutMs: number, what: string, done: () => Promise<boolean> | boolean) => untilDone(o.signal, inFlight, timeoutMs, what, done);
+  const until = (timeoutMs: number, what: string, done: () => Promise<boolean> | boolean) =>
+    untilDone(o.signal, inFlight, timeoutMs, what, done);
   try {
     step(`data folder ${dataDir} (fresh; removed at the end${o.keep ? ' unless --keep' : ''})`);
     // The outside services' fakes: test code, loaded only in demo mode.
@@ -93,7 +94,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const sink = new SmtpSink();
     const smtpUrl = await sink.start();
     stops.push(() => sink.stop());
-    step(`local fakes: Slack Web API ${slack.url}, Teams connector ${connector.serviceUrl}, ServiceNow ${instanceUrl}, SMTP ${smtpUrl}`);
+    step(
+      `local fakes: Slack Web API ${slack.url}, Teams connector ${connector.serviceUrl}, ServiceNow ${instanceUrl}, SMTP ${smtpUrl}`,
+    );
 
     const signingSecret = randomBytes(16).toString('hex');
     const webhookSecret = randomBytes(16).toString('hex');
@@ -134,18 +137,41 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const url = running.serverUrl!;
     serviceNow.webhook = { url: `${url}/webhooks/servicenow`, secret: webhookSecret };
     const db = running.db.database.db;
-    const clicks = approvalClicks({ db, url, signingSecret, connectorUrl: connector.serviceUrl, cycleId: () => result.cycleId });
+    const clicks = approvalClicks({
+      db,
+      url,
+      signingSecret,
+      connectorUrl: connector.serviceUrl,
+      cycleId: () => result.cycleId,
+    });
     const page = await startDemoPage({
       cards: () => ({
-        slack: textsOf(slack.callsTo('chat.postMessage').find((c) => JSON.stringify(c.args.blocks ?? '').includes(ACTION.approve))?.args.blocks),
-        teams: textsOf(connector.calls.find((c) => (c.op === 'send' || c.op === 'createConversation') && JSON.stringify(c.activity ?? '').includes(ACTION.approve))?.activity?.attachments),
+        slack: textsOf(
+          slack.callsTo('chat.postMessage').find((c) => JSON.stringify(c.args.blocks ?? '').includes(ACTION.approve))
+            ?.args.blocks,
+        ),
+        teams: textsOf(
+          connector.calls.find(
+            (c) =>
+              (c.op === 'send' || c.op === 'createConversation') &&
+              JSON.stringify(c.activity ?? '').includes(ACTION.approve),
+          )?.activity?.attachments,
+        ),
       }),
       click: (platform) => clicks.click(platform),
-      mails: () => sink.messages.map((m) => ({ to: m.envelopeTo, subject: m.parsed.subject ?? '', html: typeof m.parsed.html === 'string' ? m.parsed.html : undefined, text: m.parsed.text })),
+      mails: () =>
+        sink.messages.map((m) => ({
+          to: m.envelopeTo,
+          subject: m.parsed.subject ?? '',
+          html: typeof m.parsed.html === 'string' ? m.parsed.html : undefined,
+          text: m.parsed.text,
+        })),
     });
     stops.push(() => page.close());
     o.out('');
-    o.out(`  Dashboard    ${url}/${running.firstAdmin?.generatedPassword ? `  (user ${running.firstAdmin.username}, password ${running.firstAdmin.generatedPassword})` : ''}`);
+    o.out(
+      `  Dashboard    ${url}/${running.firstAdmin?.generatedPassword ? `  (user ${running.firstAdmin.username}, password ${running.firstAdmin.generatedPassword})` : ''}`,
+    );
     if (running.temporal.uiUrl) o.out(`  Temporal UI  ${running.temporal.uiUrl}`);
     o.out(`  Demo page    ${page.url}/  (the approval cards; e-mail received at ${page.url}/mail)`);
     o.out('');
@@ -154,9 +180,18 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const install = await fetch(`${url}/api/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(installationUpdateActivity({ id: 'demo-install', serviceUrl: connector.serviceUrl, conversationId: TEAMS_CONVERSATION, tenantId: 'demo-tenant', fromId: '29:demo-admin' })),
+      body: JSON.stringify(
+        installationUpdateActivity({
+          id: 'demo-install',
+          serviceUrl: connector.serviceUrl,
+          conversationId: TEAMS_CONVERSATION,
+          tenantId: 'demo-tenant',
+          fromId: '29:demo-admin',
+        }),
+      ),
     });
-    if (install.status !== 200) throw new Error(`the Teams bot refused its installation (HTTP ${install.status}): ${await install.text()}`);
+    if (install.status !== 200)
+      throw new Error(`the Teams bot refused its installation (HTTP ${install.status}): ${await install.text()}`);
 
     // The simulated fleet enrols through the agent gateway and reports what is missing (real KEV CVEs).
     const { secret } = await addEnrollSecret(db, { name: 'demo', by: 'cli:demo' });
@@ -197,7 +232,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       db,
       {
         name: POLICY,
-        description: 'patchops demo: test ring, pilot and broad waves, a standard change, one approval each from Slack and Teams',
+        description:
+          'patchops demo: test ring, pilot and broad waves, a standard change, one approval each from Slack and Teams',
         test: { group: 'demo-test-ring', soakSeconds: 5, failureThreshold: { percent: 20, count: 0 } },
         waves: [
           { name: 'pilot', percent: 10 },
@@ -213,13 +249,21 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       },
       'cli:demo',
     );
-    for (const identity of [`slack:${SLACK_APPROVER}`, `teams:${TEAMS_APPROVER}`]) await grantRole(db, { identity, role: 'approver', groupName: 'ops', by: 'cli:demo' });
+    for (const identity of [`slack:${SLACK_APPROVER}`, `teams:${TEAMS_APPROVER}`])
+      await grantRole(db, { identity, role: 'approver', groupName: 'ops', by: 'cli:demo' });
 
     const cycles = cycleServiceFor(running);
-    const { cycleId } = await cycles.start({ policyName: POLICY, scope: { groups: groups.map((g) => g.name) }, requestedBy: 'cli:demo' });
+    const { cycleId } = await cycles.start({
+      policyName: POLICY,
+      scope: { groups: groups.map((g) => g.name) },
+      requestedBy: 'cli:demo',
+    });
     const handle = running.temporal.client.workflow.getHandle(workflowIdForCycle(cycleId));
     step(`cycle ${cycleId} started`);
-    if (running.temporal.uiUrl) o.out(`  watch it: ${running.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${encodeURIComponent(workflowIdForCycle(cycleId))}`);
+    if (running.temporal.uiUrl)
+      o.out(
+        `  watch it: ${running.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${encodeURIComponent(workflowIdForCycle(cycleId))}`,
+      );
     result = { ok: false, stage: CycleStage.IDENTIFY, cycleId };
 
     let approved = false;
@@ -252,34 +296,58 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         scheduled = true;
         const code = await serviceNow.schedule(status.changeNumber);
         if (o.tty) process.stdout.write('\n');
-        o.out(`  ServiceNow: change ${status.changeNumber} scheduled by the change manager (webhook answered HTTP ${code ?? 'nothing'})`);
+        o.out(
+          `  ServiceNow: change ${status.changeNumber} scheduled by the change manager (webhook answered HTTP ${code ?? 'nothing'})`,
+        );
         last = '';
       }
       return TERMINAL_STAGES.includes(status.stage);
     });
     if (o.tty) process.stdout.write('\n');
     const final = status!;
-    result = { ok: final.stage === CycleStage.COMPLETED, stage: final.stage, cycleId, ...(final.stage === CycleStage.COMPLETED ? {} : { reason: final.outcome ?? final.reasons.at(-1) ?? `the cycle ended ${final.stage}` }) };
+    result = {
+      ok: final.stage === CycleStage.COMPLETED,
+      stage: final.stage,
+      cycleId,
+      ...(final.stage === CycleStage.COMPLETED
+        ? {}
+        : { reason: final.outcome ?? final.reasons.at(-1) ?? `the cycle ended ${final.stage}` }),
+    };
 
     // Where to see the outcome.
     await until(30_000, 'the e-mail report', () => sink.messages.length > 0).catch(() => undefined);
     const change = final.changeNumber ? serviceNow.change(final.changeNumber) : undefined;
     o.out('');
     o.out(`Cycle ${cycleId}: ${final.stage}${final.outcome ? ` (${final.outcome})` : ''}`);
-    o.out(`  Endpoints ${final.endpoints}, patches ${final.patches}; waves: ${[final.test, ...final.waves].filter(Boolean).map((w) => `${w!.name} ${w!.state}`).join(', ')}`);
-    if (change) o.out(`  ServiceNow change ${final.changeNumber}: state ${change.state}${change.close_code ? `, close code ${change.close_code}` : ''} (while the demo runs: ${instanceUrl}/api/now/table/change_request?sysparm_query=number=${final.changeNumber}, user admin, password admin)`);
+    o.out(
+      `  Endpoints ${final.endpoints}, patches ${final.patches}; waves: ${[final.test, ...final.waves]
+        .filter(Boolean)
+        .map((w) => `${w!.name} ${w!.state}`)
+        .join(', ')}`,
+    );
+    if (change)
+      o.out(
+        `  ServiceNow change ${final.changeNumber}: state ${change.state}${change.close_code ? `, close code ${change.close_code}` : ''} (while the demo runs: ${instanceUrl}/api/now/table/change_request?sysparm_query=number=${final.changeNumber}, user admin, password admin)`,
+      );
     for (const m of sink.messages) o.out(`  E-mail to ${m.envelopeTo.join(', ')}: "${m.parsed.subject ?? ''}"`);
-    o.out(`  The e-mail as the SMTP server received it: ${page.url}/mail · the cycle and its change in the dashboard: ${url}/`);
+    o.out(
+      `  The e-mail as the SMTP server received it: ${page.url}/mail · the cycle and its change in the dashboard: ${url}/`,
+    );
     o.out(`  Slack: ${slack.calls.length} Web API calls; Teams: ${connector.calls.length} connector calls`);
     if (!result.ok) o.out(`The demo cycle did not complete: ${result.reason}`);
-    if (!o.auto && o.waitForPerson) await Promise.race([o.waitForPerson('Press Enter to stop the demo (everything it started stops) '), aborted(o.signal).catch(() => undefined)]);
+    if (!o.auto && o.waitForPerson)
+      await Promise.race([
+        o.waitForPerson('Press Enter to stop the demo (everything it started stops) '),
+        aborted(o.signal).catch(() => undefined),
+      ]);
     return result;
   } catch (e) {
     if (o.signal.aborted) return { ...result, ok: false, reason: 'interrupted' };
     return { ...result, ok: false, reason: e instanceof Error ? e.message : String(e) };
   } finally {
     await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 10_000).unref())]);
-    for (const stop of stops.reverse()) await stop().catch((err: unknown) => logger?.warn({ err }, 'demo: error while stopping'));
+    for (const stop of stops.reverse())
+      await stop().catch((err: unknown) => logger?.warn({ err }, 'demo: error while stopping'));
     if (!o.keep) await fs.rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
     else o.out(`  data kept in ${dataDir}`);
   }
@@ -293,10 +361,17 @@ function stageOf(line: string): string {
 export function progressLine(s: CycleStatus): string {
   const parts = [s.stage.padEnd(15)];
   if (s.endpoints) parts.push(`${s.endpoints} endpoints, ${s.patches} patches`);
-  if (Object.keys(s.bySeverity).length) parts.push(Object.entries(s.bySeverity).map(([k, v]) => `${k} ${v}`).join(' '));
+  if (Object.keys(s.bySeverity).length)
+    parts.push(
+      Object.entries(s.bySeverity)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(' '),
+    );
   if (s.changeNumber) parts.push(`${s.changeNumber}${s.changeState ? ` ${s.changeState}` : ''}`);
   if (s.stage === CycleStage.AWAIT_APPROVAL) parts.push(`approvals ${s.approvals.received}/${s.approvals.needed}`);
-  const wave = [s.test, ...s.waves].filter(Boolean).map((w) => `${w!.name}: ${w!.state} ${w!.succeeded}/${w!.total}${w!.failed ? ` (${w!.failed} failed)` : ''}`);
+  const wave = [s.test, ...s.waves]
+    .filter(Boolean)
+    .map((w) => `${w!.name}: ${w!.state} ${w!.succeeded}/${w!.total}${w!.failed ? ` (${w!.failed} failed)` : ''}`);
   if (wave.length && s.stage !== CycleStage.ASSESS) parts.push(wave.join(' · '));
   return parts.join(' │ ');
 }
@@ -338,35 +413,59 @@ type Db = Running['db']['database']['db'];
 
 /** Groups by OS, each in a maintenance window (daily, 24 h: always open, so the demo need not wait), and a test ring. */
 async function seedGroups(db: Db): Promise<Array<{ name: string; members: number }>> {
-  const all = await db.select({ id: endpoints.id, os: endpoints.osFamily }).from(endpoints).where(inArray(endpoints.osFamily, ['windows', 'linux', 'macos']));
+  const all = await db
+    .select({ id: endpoints.id, os: endpoints.osFamily })
+    .from(endpoints)
+    .where(inArray(endpoints.osFamily, ['windows', 'linux', 'macos']));
   const [win] = await db
     .insert(maintenanceWindows)
     .values({ name: 'demo-daily', rrule: 'FREQ=DAILY;BYHOUR=0;BYMINUTE=0', timezone: 'UTC', durationMinutes: 24 * 60 })
     .returning();
   const testRing = new Set<string>();
-  for (const os of ['windows', 'linux', 'macos']) for (const e of all.filter((x) => x.os === os).slice(0, 3)) testRing.add(e.id);
+  for (const os of ['windows', 'linux', 'macos'])
+    for (const e of all.filter((x) => x.os === os).slice(0, 3)) testRing.add(e.id);
   const spec = [
     { name: 'demo-test-ring', isTestGroup: true, members: all.filter((e) => testRing.has(e.id)) },
-    { name: 'windows-workstations', isTestGroup: false, members: all.filter((e) => e.os === 'windows' && !testRing.has(e.id)) },
+    {
+      name: 'windows-workstations',
+      isTestGroup: false,
+      members: all.filter((e) => e.os === 'windows' && !testRing.has(e.id)),
+    },
     { name: 'linux-servers', isTestGroup: false, members: all.filter((e) => e.os === 'linux' && !testRing.has(e.id)) },
     { name: 'macos-laptops', isTestGroup: false, members: all.filter((e) => e.os === 'macos' && !testRing.has(e.id)) },
   ].filter((g) => g.members.length > 0);
   for (const g of spec) {
-    const [row] = await db.insert(endpointGroups).values({ name: g.name, isTestGroup: g.isTestGroup, maintenanceWindowId: win!.id }).returning();
+    const [row] = await db
+      .insert(endpointGroups)
+      .values({ name: g.name, isTestGroup: g.isTestGroup, maintenanceWindowId: win!.id })
+      .returning();
     await db.insert(groupMembers).values(g.members.map((m) => ({ groupId: row!.id, endpointId: m.id })));
   }
   return spec.map((g) => ({ name: g.name, members: g.members.length }));
 }
 
 /** Approve clicks in Slack and in Teams, sent to the server's real routes as those services would send them. */
-function approvalClicks(o: { db: Db; url: string; signingSecret: string; connectorUrl: string; cycleId: () => string | undefined }) {
+function approvalClicks(o: {
+  db: Db;
+  url: string;
+  signingSecret: string;
+  connectorUrl: string;
+  cycleId: () => string | undefined;
+}) {
   const ref = async (platform: string) => {
     const cycleId = o.cycleId();
     for (let i = 0; cycleId && i < 100; i++) {
       const [row] = await o.db
         .select({ ref: chatMessages.messageRef, conversation: chatMessages.conversationId })
         .from(chatMessages)
-        .where(and(eq(chatMessages.cycleId, cycleId), eq(chatMessages.platform, platform), eq(chatMessages.key, 'approval'), isNotNull(chatMessages.messageRef)));
+        .where(
+          and(
+            eq(chatMessages.cycleId, cycleId),
+            eq(chatMessages.platform, platform),
+            eq(chatMessages.key, 'approval'),
+            isNotNull(chatMessages.messageRef),
+          ),
+        );
       if (row?.ref) return { cycleId, ref: row.ref, conversation: row.conversation };
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -389,11 +488,25 @@ function approvalClicks(o: { db: Db; url: string; signingSecret: string; connect
       message: { type: 'message', ts, text: 'approval', user: 'U0BOT00001', bot_id: 'B0BOT00001' },
       state: { values: {} },
       response_url: `${o.url}/`,
-      actions: [{ action_id: ACTION.approve, block_id: 'patchops_approval', text: { type: 'plain_text', text: 'Approve', emoji: true }, value: m.cycleId, type: 'button', action_ts: (Date.now() / 1000).toFixed(6) }],
+      actions: [
+        {
+          action_id: ACTION.approve,
+          block_id: 'patchops_approval',
+          text: { type: 'plain_text', text: 'Approve', emoji: true },
+          value: m.cycleId,
+          type: 'button',
+          action_ts: (Date.now() / 1000).toFixed(6),
+        },
+      ],
     };
     const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
-    const click = await fetch(`${o.url}/slack/events`, { method: 'POST', headers: signedSlackHeaders(o.signingSecret, body), body });
-    if (click.status !== 200) throw new Error(`the signed Slack click was refused (HTTP ${click.status}): ${await click.text()}`);
+    const click = await fetch(`${o.url}/slack/events`, {
+      method: 'POST',
+      headers: signedSlackHeaders(o.signingSecret, body),
+      body,
+    });
+    if (click.status !== 200)
+      throw new Error(`the signed Slack click was refused (HTTP ${click.status}): ${await click.text()}`);
     return `Slack: Approve clicked by ${SLACK_APPROVER} (signed request, HTTP ${click.status})`;
   };
   const teams = async (): Promise<string> => {
@@ -411,10 +524,14 @@ function approvalClicks(o: { db: Db; url: string; signingSecret: string; connect
         from: { id: TEAMS_APPROVER, name: 'Demo Approver' },
         recipient: { id: '28:patchops-bot' },
         conversation: { id: m.conversation, conversationType: 'channel', tenantId: 'demo-tenant' },
-        value: { action: { type: 'Action.Execute', verb: ACTION.approve, data: { cycleId: m.cycleId } }, trigger: 'manual' },
+        value: {
+          action: { type: 'Action.Execute', verb: ACTION.approve, data: { cycleId: m.cycleId } },
+          trigger: 'manual',
+        },
       }),
     });
-    if (invoke.status !== 200) throw new Error(`the Teams invoke was refused (HTTP ${invoke.status}): ${await invoke.text()}`);
+    if (invoke.status !== 200)
+      throw new Error(`the Teams invoke was refused (HTTP ${invoke.status}): ${await invoke.text()}`);
     return `Teams: Approve clicked by ${TEAMS_APPROVER} (Action.Execute invoke, HTTP ${invoke.status})`;
   };
   return {

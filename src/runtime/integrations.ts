@@ -16,7 +16,10 @@ export interface IntegrationState {
  */
 export function integrationStates(config: Config): IntegrationState[] {
   const off = (name: string, detail: string): HealthCheck => ({ name, check: async () => ({ status: 'off', detail }) });
-  const configured = (name: string, detail: string): HealthCheck => ({ name, check: async () => ({ status: 'up', detail }) });
+  const configured = (name: string, detail: string): HealthCheck => ({
+    name,
+    check: async () => ({ status: 'up', detail }),
+  });
   const slack = config.slack;
   const sn = config.serviceNow;
   return [
@@ -51,7 +54,10 @@ export function integrationStates(config: Config): IntegrationState[] {
             config.teams.mode === 'emulator'
               ? 'emulator mode at POST /api/messages (TEAMS_EMULATOR=true: no JWT validation, loopback callers only)'
               : 'off: set TEAMS_APP_ID and TEAMS_APP_PASSWORD for Teams (or TEAMS_EMULATOR=true for a local Bot Framework Emulator)',
-          health: off('teams', config.teams.mode === 'emulator' ? 'emulator mode: loopback only' : 'TEAMS_APP_ID not set'),
+          health: off(
+            'teams',
+            config.teams.mode === 'emulator' ? 'emulator mode: loopback only' : 'TEAMS_APP_ID not set',
+          ),
         },
     sn.enabled
       ? {
@@ -82,7 +88,9 @@ export function integrationStates(config: Config): IntegrationState[] {
           name: 'email',
           label: 'Email',
           configured: false,
-          summary: config.demo ? 'demo: an in-process SMTP server that logs what it receives' : 'off: set SMTP_URL and REPORT_RECIPIENTS',
+          summary: config.demo
+            ? 'demo: an in-process SMTP server that logs what it receives'
+            : 'off: set SMTP_URL and REPORT_RECIPIENTS',
           health: off('email', 'SMTP_URL not set'),
         },
   ];

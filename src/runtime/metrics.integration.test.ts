@@ -21,8 +21,22 @@ describe('Prometheus metrics', () => {
       { id: 'j4', endpointId: 'e1', kind: 'install', state: 'succeeded' },
     ]);
     await t.db.insert(patchCycles).values([
-      { id: 'PC-1', workflowId: 'w1', policyName: 'default', policyVersion: 1, stage: 'AWAIT_APPROVAL', requestedBy: 'web:alice' },
-      { id: 'PC-2', workflowId: 'w2', policyName: 'default', policyVersion: 1, stage: 'COMPLETED', requestedBy: 'web:alice' },
+      {
+        id: 'PC-1',
+        workflowId: 'w1',
+        policyName: 'default',
+        policyVersion: 1,
+        stage: 'AWAIT_APPROVAL',
+        requestedBy: 'web:alice',
+      },
+      {
+        id: 'PC-2',
+        workflowId: 'w2',
+        policyName: 'default',
+        policyVersion: 1,
+        stage: 'COMPLETED',
+        requestedBy: 'web:alice',
+      },
     ]);
   });
   afterAll(async () => {
@@ -42,10 +56,16 @@ describe('Prometheus metrics', () => {
     await app.inject({ method: 'GET', url: '/nowhere' });
     await app.close();
 
-    const interceptor = metrics.activityInterceptor({ info: { activityType: 'dispatchWave' } } as never).inbound as Required<ActivityInboundCallsInterceptor>;
+    const interceptor = metrics.activityInterceptor({ info: { activityType: 'dispatchWave' } } as never)
+      .inbound as Required<ActivityInboundCallsInterceptor>;
     const input = { args: [], headers: {} } as ActivityExecuteInput;
     await interceptor.execute(input, (async () => 'ok') as Next<ActivityInboundCallsInterceptor, 'execute'>);
-    await expect(interceptor.execute(input, (async () => Promise.reject(new Error('boom'))) as Next<ActivityInboundCallsInterceptor, 'execute'>)).rejects.toThrow('boom');
+    await expect(
+      interceptor.execute(input, (async () => Promise.reject(new Error('boom'))) as Next<
+        ActivityInboundCallsInterceptor,
+        'execute'
+      >),
+    ).rejects.toThrow('boom');
 
     const endpoint = await startMetricsServer(metrics, '127.0.0.1:0', logger);
     try {

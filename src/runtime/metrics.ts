@@ -37,15 +37,54 @@ const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 export function createMetrics(o: { db?: Db; logger?: Logger } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const requests = new Counter({ name: 'patchops_http_requests_total', help: 'HTTP requests answered, by route, method and status', labelNames: ['route', 'method', 'status'], registers: [registry] });
-  const latency = new Histogram({ name: 'patchops_http_request_duration_seconds', help: 'Time to answer an HTTP request (long polls include the time held)', labelNames: ['route', 'method'], buckets: SECONDS, registers: [registry] });
-  const activities = new Counter({ name: 'patchops_activity_executions_total', help: 'Activity executions by this worker, by activity and outcome', labelNames: ['activity', 'outcome'], registers: [registry] });
-  const activityTime = new Histogram({ name: 'patchops_activity_duration_seconds', help: 'Activity execution time', labelNames: ['activity'], buckets: SECONDS, registers: [registry] });
-  const webhookDeliveries = new Counter({ name: 'patchops_webhook_deliveries_total', help: 'Webhook delivery attempts by this process, by outcome (delivered, retrying, failed)', labelNames: ['outcome'], registers: [registry] });
+  const requests = new Counter({
+    name: 'patchops_http_requests_total',
+    help: 'HTTP requests answered, by route, method and status',
+    labelNames: ['route', 'method', 'status'],
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: 'patchops_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request (long polls include the time held)',
+    labelNames: ['route', 'method'],
+    buckets: SECONDS,
+    registers: [registry],
+  });
+  const activities = new Counter({
+    name: 'patchops_activity_executions_total',
+    help: 'Activity executions by this worker, by activity and outcome',
+    labelNames: ['activity', 'outcome'],
+    registers: [registry],
+  });
+  const activityTime = new Histogram({
+    name: 'patchops_activity_duration_seconds',
+    help: 'Activity execution time',
+    labelNames: ['activity'],
+    buckets: SECONDS,
+    registers: [registry],
+  });
+  const webhookDeliveries = new Counter({
+    name: 'patchops_webhook_deliveries_total',
+    help: 'Webhook delivery attempts by this process, by outcome (delivered, retrying, failed)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
   if (o.db) {
     const db = o.db;
-    const jobs = new Gauge({ name: 'patchops_agent_jobs', help: 'Outstanding agent jobs (queued, leased, held), by kind and state', labelNames: ['kind', 'state'], registers: [registry], collect: () => refresh() });
-    const cycles = new Gauge({ name: 'patchops_cycles_active', help: 'Patch cycles that have not ended, by stage', labelNames: ['stage'], registers: [registry], collect: () => refresh() });
+    const jobs = new Gauge({
+      name: 'patchops_agent_jobs',
+      help: 'Outstanding agent jobs (queued, leased, held), by kind and state',
+      labelNames: ['kind', 'state'],
+      registers: [registry],
+      collect: () => refresh(),
+    });
+    const cycles = new Gauge({
+      name: 'patchops_cycles_active',
+      help: 'Patch cycles that have not ended, by stage',
+      labelNames: ['stage'],
+      registers: [registry],
+      collect: () => refresh(),
+    });
     // One query per scrape feeds both gauges; a failed query leaves them empty and is logged, the scrape still answers.
     let pending: Promise<void> | null = null;
     const refresh = (): Promise<void> =>
@@ -96,7 +135,11 @@ export function createMetrics(o: { db?: Db; logger?: Logger } = {}): Metrics {
 }
 
 /** Serves GET /metrics on `address` (host:port). Returns the URL and a stop function. */
-export async function startMetricsServer(metrics: Metrics, address: string, logger: Logger): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startMetricsServer(
+  metrics: Metrics,
+  address: string,
+  logger: Logger,
+): Promise<{ url: string; stop: () => Promise<void> }> {
   const { host, port } = parseAddress(address);
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {

@@ -20,7 +20,10 @@ describe('manifest upkeep', () => {
   it('a running server re-signs the manifest before it expires, so file installs keep working without an admin', async () => {
     // Published two hours ago for three hours: one hour left, less than half its lifetime.
     const files = [{ name: '7z2409-x64.msi', sha256: 'c'.repeat(64), size: 1_593_344 }];
-    const old = await publishManifest(tdb.db, secretBox, files, { ttlHours: 3, now: new Date(Date.now() - 2 * 3600_000) });
+    const old = await publishManifest(tdb.db, secretBox, files, {
+      ttlHours: 3,
+      now: new Date(Date.now() - 2 * 3600_000),
+    });
     const logger = createLogger('silent');
     const g = startPeriodicJobs([manifestResigningJob({ db: tdb.db, secretBox, logger, everyMs: 50 })], logger);
     try {
@@ -71,7 +74,10 @@ describe('startPeriodicJobs', () => {
 
   it('with runAtStart false, waits everyMs before the first run', async () => {
     let runs = 0;
-    const jobs = startPeriodicJobs([{ name: 'later', everyMs: 200, runAtStart: false, run: async () => void (runs += 1) }], createLogger('silent'));
+    const jobs = startPeriodicJobs(
+      [{ name: 'later', everyMs: 200, runAtStart: false, run: async () => void (runs += 1) }],
+      createLogger('silent'),
+    );
     await new Promise((r) => setTimeout(r, 50));
     expect(runs).toBe(0);
     const end = Date.now() + 5000;

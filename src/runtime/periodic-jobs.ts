@@ -45,14 +45,24 @@ const MANIFEST_CHECK_MS = 10 * 60_000;
  * Keeps the repository manifest from expiring: re-signs it once it has used half its lifetime (refreshManifestIfDue;
  * several server processes may run this, the check is made under the publish lock).
  */
-export function manifestResigningJob(o: { db: Db; secretBox: SecretBox; logger: Logger; everyMs?: number; now?: () => Date }): PeriodicJob {
+export function manifestResigningJob(o: {
+  db: Db;
+  secretBox: SecretBox;
+  logger: Logger;
+  everyMs?: number;
+  now?: () => Date;
+}): PeriodicJob {
   const now = o.now ?? (() => new Date());
   return {
     name: 'manifest re-signing',
     everyMs: o.everyMs ?? MANIFEST_CHECK_MS,
     async run() {
       const m = await refreshManifestIfDue(o.db, o.secretBox, now());
-      if (m) o.logger.info({ version: m.version, expiresAt: m.expiresAt }, 'repository manifest re-signed before it expires');
+      if (m)
+        o.logger.info(
+          { version: m.version, expiresAt: m.expiresAt },
+          'repository manifest re-signed before it expires',
+        );
     },
   };
 }

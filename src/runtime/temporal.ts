@@ -28,7 +28,11 @@ export async function startTemporal(
   let uiUrl: string | undefined;
   let stopServer: (() => Promise<void>) | undefined;
   if (!address) {
-    const cli = await obtainTemporalCli({ explicitPath: config.temporal.cliPath, cacheDir: config.cacheDir, onProgress });
+    const cli = await obtainTemporalCli({
+      explicitPath: config.temporal.cliPath,
+      cacheDir: config.cacheDir,
+      onProgress,
+    });
     logger.info({ path: cli.path, route: cli.route }, 'temporal CLI found');
     const server = await startDevServer({
       cliPath: cli.path,

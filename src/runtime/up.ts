@@ -115,7 +115,12 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         reportRecipients: email?.recipients ?? config.smtp.reportRecipients,
         kevCatalog: kevCatalog(),
       });
-      worker = await createWorker({ connection, namespace: config.temporal.namespace, activities, ...(metrics ? { interceptors: { activity: [metrics.activityInterceptor] } } : {}) });
+      worker = await createWorker({
+        connection,
+        namespace: config.temporal.namespace,
+        activities,
+        ...(metrics ? { interceptors: { activity: [metrics.activityInterceptor] } } : {}),
+      });
       const running = worker.run();
       running.catch((err: unknown) => logger.error({ err }, 'worker stopped with an error'));
       const w = worker;
@@ -125,7 +130,12 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         await connection.close();
       });
       // Cycles whose workflow closed without an ending of its own (terminated, timed out) are ended here.
-      const reconciler = startCycleReconciler({ db: db.database.db, client: temporal.client, activities, logger: logger.child({ component: 'cycle-reconciler' }) });
+      const reconciler = startCycleReconciler({
+        db: db.database.db,
+        client: temporal.client,
+        activities,
+        logger: logger.child({ component: 'cycle-reconciler' }),
+      });
       stops.push(() => reconciler.stop());
       const schedules = await ensureScanSchedules(temporal.client, db.database.db).catch((err: unknown) => {
         logger.warn({ err }, 'fleet-scan schedules could not be created; scans still run on demand (patchops scan)');
@@ -135,7 +145,9 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
       if (email) {
         await ensureDigestSchedule(temporal.client)
           .then((id) => logger.info({ schedule: id }, 'weekly compliance digest schedule in place'))
-          .catch((err: unknown) => logger.warn({ err }, 'the weekly digest schedule could not be created; reports still go out per cycle'));
+          .catch((err: unknown) =>
+            logger.warn({ err }, 'the weekly digest schedule could not be created; reports still go out per cycle'),
+          );
       }
     }
 
@@ -148,7 +160,13 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
       const health: HealthCheck[] = [
         db.health,
         temporal.health,
-        ...integrationStates(config).map((i) => (i.name === 'servicenow' && serviceNow ? serviceNow.health : i.name === 'email' && email ? email.health : i.health)),
+        ...integrationStates(config).map((i) =>
+          i.name === 'servicenow' && serviceNow
+            ? serviceNow.health
+            : i.name === 'email' && email
+              ? email.health
+              : i.health,
+        ),
       ];
       const secretBox = await secretBoxFor(config);
       // Failed sign-ins, counted together for the dashboard's form and the API's POST /api/v1/login, by every server.
@@ -163,7 +181,10 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
         envEnrollSecret: config.agents.enrollSecret,
       });
       stops.push(() => agentGateway.close());
-      const periodic = startPeriodicJobs([manifestResigningJob({ db: db.database.db, secretBox, logger: logger.child({ component: 'repository' }) })], logger);
+      const periodic = startPeriodicJobs(
+        [manifestResigningJob({ db: db.database.db, secretBox, logger: logger.child({ component: 'repository' }) })],
+        logger,
+      );
       stops.push(() => periodic.stop());
       const chatFrontEnds = createChatFrontEnds(config, {
         db: db.database.db,
@@ -192,13 +213,34 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
           publicUrl: config.http.publicUrl,
           envEnrollSecret: Boolean(config.agents.enrollSecret),
         }),
-        apiRoutes({ db: db.database.db, service: cycleServiceFor({ temporal, db }), logger: logger.child({ component: 'api' }), loginThrottle, auditCheckpointFile: config.audit.checkpointFile, repository: { box: secretBox, dir: path.join(config.dataDir, 'repository'), maxUploadBytes: config.repository.maxUploadBytes } }, [
-          webhooksMount({ db: db.database.db, box: secretBox, allowPrivate: config.webhooks.allowPrivate }),
-        ]),
+        apiRoutes(
+          {
+            db: db.database.db,
+            service: cycleServiceFor({ temporal, db }),
+            logger: logger.child({ component: 'api' }),
+            loginThrottle,
+            auditCheckpointFile: config.audit.checkpointFile,
+            repository: {
+              box: secretBox,
+              dir: path.join(config.dataDir, 'repository'),
+              maxUploadBytes: config.repository.maxUploadBytes,
+            },
+          },
+          [webhooksMount({ db: db.database.db, box: secretBox, allowPrivate: config.webhooks.allowPrivate })],
+        ),
       ];
-      const dashboardJobs = startDashboardJobs({ db: db.database.db, logger: logger.child({ component: 'dashboard-jobs' }) });
+      const dashboardJobs = startDashboardJobs({
+        db: db.database.db,
+        logger: logger.child({ component: 'dashboard-jobs' }),
+      });
       stops.push(async () => dashboardJobs.stop());
-      server = await buildServer({ logger: logger.child({ component: 'http' }), health, routes, trustProxy: config.http.trustProxy, ...(metrics ? { observe: metrics.observeHttp } : {}) });
+      server = await buildServer({
+        logger: logger.child({ component: 'http' }),
+        health,
+        routes,
+        trustProxy: config.http.trustProxy,
+        ...(metrics ? { observe: metrics.observeHttp } : {}),
+      });
       await server.listen({ host: config.http.host, port: config.http.port });
       const s = server;
       stops.push(async () => {
@@ -210,7 +252,13 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
       const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
       serverUrl = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
       serviceNow?.serverListening(serverUrl);
-      const webhooks = startWebhookDeliverer({ db: db.database.db, box: secretBox, logger: logger.child({ component: 'webhooks' }), allowPrivate: config.webhooks.allowPrivate, ...(metrics ? { onOutcome: metrics.observeWebhookDelivery } : {}) });
+      const webhooks = startWebhookDeliverer({
+        db: db.database.db,
+        box: secretBox,
+        logger: logger.child({ component: 'webhooks' }),
+        allowPrivate: config.webhooks.allowPrivate,
+        ...(metrics ? { onOutcome: metrics.observeWebhookDelivery } : {}),
+      });
       stops.push(() => webhooks.stop());
     }
 

@@ -35,12 +35,22 @@ afterAll(async () => {
 });
 
 /** A gateway on loopback over its own pool, counting every status it answers. */
-async function startGateway(pool: { max: number; connectionTimeoutMillis: number }, options: Partial<AgentGatewayOptions> = {}) {
+async function startGateway(
+  pool: { max: number; connectionTimeoutMillis: number },
+  options: Partial<AgentGatewayOptions> = {},
+) {
   const p = new pg.Pool({ connectionString: tdb.url, ...pool });
   p.on('error', () => undefined);
   const database: Database = { db: drizzle(p, { schema, casing: 'snake_case' }), pool: p, close: () => p.end() };
   const logger = createLogger('silent');
-  const gateway = createAgentGateway({ database, secretBox, logger, refreshMs: 100, scanOnFirstEnrolment: false, ...options });
+  const gateway = createAgentGateway({
+    database,
+    secretBox,
+    logger,
+    refreshMs: 100,
+    scanOnFirstEnrolment: false,
+    ...options,
+  });
   const app = await buildServer({ logger, health: [], routes: [gateway.routes] });
   const statuses: Record<number, number> = {};
   const retryAfter: string[] = [];
@@ -66,22 +76,45 @@ describe('agent gateway under overload', () => {
     const g = await startGateway({ max: 2, connectionTimeoutMillis: 150 });
     running = g;
     const ac = new AbortController();
-    const fleet = new SimFleet({ serverUrl: g.url, enrollSecret: SECRET, count: N, prefix: 'burst', waitSeconds: 2, seed: 11, enrollConcurrency: 32, log: pino({ level: 'silent' }), signal: ac.signal });
+    const fleet = new SimFleet({
+      serverUrl: g.url,
+      enrollSecret: SECRET,
+      count: N,
+      prefix: 'burst',
+      waitSeconds: 2,
+      seed: 11,
+      enrollConcurrency: 32,
+      log: pino({ level: 'silent' }),
+      signal: ac.signal,
+    });
     await fleet.enroll();
     expect(fleet.stats.enrolled).toBe(N);
-    const eps = await tdb.db.select({ id: endpoints.id }).from(endpoints).where(sql`${endpoints.hostname} like 'burst-%'`);
+    const eps = await tdb.db
+      .select({ id: endpoints.id })
+      .from(endpoints)
+      .where(sql`${endpoints.hostname} like 'burst-%'`);
     expect(eps).toHaveLength(N);
     const run = fleet.run();
     try {
       // Let every agent settle into its long poll, then hand everyone a scan at once.
       await new Promise((r) => setTimeout(r, 500));
-      await tdb.db.insert(agentJobs).values(eps.map((e) => ({ id: `burst-scan-${e.id}`, endpointId: e.id, kind: 'scan', payload: {} })));
+      await tdb.db
+        .insert(agentJobs)
+        .values(eps.map((e) => ({ id: `burst-scan-${e.id}`, endpointId: e.id, kind: 'scan', payload: {} })));
       g.gateway.wake(eps.map((e) => e.id));
       await expect
-        .poll(async () => (await tdb.db.execute<{ n: number }>(sql`select count(*)::int as n from agent_jobs where id like 'burst-scan-%' and state = 'succeeded'`)).rows[0]!.n, {
-          timeout: 90_000,
-          interval: 500,
-        })
+        .poll(
+          async () =>
+            (
+              await tdb.db.execute<{ n: number }>(
+                sql`select count(*)::int as n from agent_jobs where id like 'burst-scan-%' and state = 'succeeded'`,
+              )
+            ).rows[0]!.n,
+          {
+            timeout: 90_000,
+            interval: 500,
+          },
+        )
         .toBe(N);
     } finally {
       ac.abort();
@@ -95,10 +128,14 @@ describe('agent gateway under overload', () => {
     expect(fleet.stats.refusedResults).toBe(0);
     expect(fleet.stats.resultRetries).toBeGreaterThan(0);
     expect(g.gateway.stats().overloaded).toBe(g.statuses[503]);
-    const leased = await tdb.db.execute<{ n: number }>(sql`select count(*)::int as n from agent_jobs where id like 'burst-scan-%' and state <> 'succeeded'`);
+    const leased = await tdb.db.execute<{ n: number }>(
+      sql`select count(*)::int as n from agent_jobs where id like 'burst-scan-%' and state <> 'succeeded'`,
+    );
     expect(leased.rows[0]!.n).toBe(0);
     // Every endpoint's scan landed: each reported 3 or more missing patches.
-    const reported = await tdb.db.execute<{ n: number }>(sql`select count(distinct endpoint_id)::int as n from endpoint_patches where last_job_id like 'burst-scan-%'`);
+    const reported = await tdb.db.execute<{ n: number }>(
+      sql`select count(distinct endpoint_id)::int as n from endpoint_patches where last_job_id like 'burst-scan-%'`,
+    );
     expect(reported.rows[0]!.n).toBe(N);
   }, 150_000);
 });
@@ -111,12 +148,21 @@ describe('held long polls per process', () => {
   });
 
   it('holds at most maxHeldPolls; the next poll is answered at once, empty, with a Retry-After', async () => {
-    const g = await startGateway({ max: 4, connectionTimeoutMillis: 10_000 }, { maxHeldPolls: 2, pollIntervalSeconds: 3 });
+    const g = await startGateway(
+      { max: 4, connectionTimeoutMillis: 10_000 },
+      { maxHeldPolls: 2, pollIntervalSeconds: 3 },
+    );
     running = g;
     const clients = await Promise.all(
       [0, 1, 2].map(async (i) => {
         const c = new GatewayClient(g.url);
-        const res = await c.enroll({ enrollSecret: SECRET, machineId: `held-machine-${i}`, hostname: `held-${i}`, osFamily: 'linux', agentVersion: 'test' });
+        const res = await c.enroll({
+          enrollSecret: SECRET,
+          machineId: `held-machine-${i}`,
+          hostname: `held-${i}`,
+          osFamily: 'linux',
+          agentVersion: 'test',
+        });
         c.nodeKey = res.nodeKey;
         return c;
       }),
@@ -133,8 +179,13 @@ describe('held long polls per process', () => {
     expect(third.retryAfterMs).toBeLessThanOrEqual(8000);
     expect(g.gateway.stats()).toMatchObject({ heldPolls: 2, maxHeldPolls: 2, pollsNotHeld: 1 });
     // A job for the unheld agent still reaches it on its next (immediate) poll: capping holds never hides work.
-    const [ep] = await g.database.db.select({ id: endpoints.id }).from(endpoints).where(sql`${endpoints.hostname} = 'held-2'`);
-    await g.database.db.insert(agentJobs).values({ id: `held-scan-${ep!.id}`, endpointId: ep!.id, kind: 'scan', payload: {} });
+    const [ep] = await g.database.db
+      .select({ id: endpoints.id })
+      .from(endpoints)
+      .where(sql`${endpoints.hostname} = 'held-2'`);
+    await g.database.db
+      .insert(agentJobs)
+      .values({ id: `held-scan-${ep!.id}`, endpointId: ep!.id, kind: 'scan', payload: {} });
     g.gateway.wake([ep!.id]);
     const next = await clients[2]!.poll(5);
     expect(next.jobs.map((j) => j.id)).toEqual([`held-scan-${ep!.id}`]);
@@ -152,9 +203,23 @@ describe('refusals that tell the agent when to come back', () => {
 
   it('one poll too many is 429 with Retry-After; past dbQueueLimit a result is shed at once with 503 + Retry-After', async () => {
     // dbQueueLimit 0: every request that would need a database connection for its work is shed.
-    const g = await startGateway({ max: 2, connectionTimeoutMillis: 10_000 }, { dbQueueLimit: 0, pollIntervalSeconds: 4, maxConcurrentPollsPerAgent: 1 });
+    const g = await startGateway(
+      { max: 2, connectionTimeoutMillis: 10_000 },
+      { dbQueueLimit: 0, pollIntervalSeconds: 4, maxConcurrentPollsPerAgent: 1 },
+    );
     running = g;
-    const { nodeKey } = await enrollAgent(tdb.db, { enrollSecret: SECRET, machineId: 'refusal-machine-1', hostname: 'refusal-1', osFamily: 'linux', agentVersion: 'test' }, new Date(), { scanOnFirstEnrolment: false });
+    const { nodeKey } = await enrollAgent(
+      tdb.db,
+      {
+        enrollSecret: SECRET,
+        machineId: 'refusal-machine-1',
+        hostname: 'refusal-1',
+        osFamily: 'linux',
+        agentVersion: 'test',
+      },
+      new Date(),
+      { scanOnFirstEnrolment: false },
+    );
     const c = new GatewayClient(g.url);
     c.nodeKey = nodeKey;
     await new Promise((r) => setTimeout(r, 300)); // the first work-hint refresh: an idle poll needs no database
@@ -163,7 +228,9 @@ describe('refusals that tell the agent when to come back', () => {
     await expect(c.poll(2)).rejects.toMatchObject({ status: 429, code: 'TOO_MANY_POLLS', retryAfterMs: 4000 });
     await held;
     const started = Date.now();
-    const err = await c.result('no-such-job', { status: 'succeeded', patches: [], rebootPending: false }).catch((e: unknown) => e);
+    const err = await c
+      .result('no-such-job', { status: 'succeeded', patches: [], rebootPending: false })
+      .catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(2000);
     expect(err).toMatchObject({ status: 503, code: 'OVERLOADED' });
     expect((err as { retryAfterMs: number }).retryAfterMs).toBeGreaterThanOrEqual(1000);

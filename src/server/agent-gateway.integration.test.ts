@@ -68,7 +68,16 @@ async function enroll(overrides: Record<string, unknown> = {}, currentKey?: stri
     method: 'POST',
     url: '/agent/v1/enroll',
     ...(currentKey ? { headers: { authorization: `Bearer ${currentKey}` } } : {}),
-    payload: { enrollSecret: SECRET, machineId: `machine-${machineN}-${Date.now()}`, hostname: `host${machineN}`, osFamily: 'linux', osName: 'Debian GNU/Linux', osVersion: '12', arch: 'x64', ...overrides },
+    payload: {
+      enrollSecret: SECRET,
+      machineId: `machine-${machineN}-${Date.now()}`,
+      hostname: `host${machineN}`,
+      osFamily: 'linux',
+      osName: 'Debian GNU/Linux',
+      osVersion: '12',
+      arch: 'x64',
+      ...overrides,
+    },
   });
   expect(res.statusCode, res.body).toBe(200);
   return res.json<EnrollResponse>();
@@ -79,7 +88,8 @@ const auth = (key: string) => ({ authorization: `Bearer ${key}` });
 async function addJob(endpointId: string, fields: Partial<typeof agentJobs.$inferInsert> = {}): Promise<string> {
   // Ids as dispatch makes them: deterministic from (cycle, wave, endpoint, kind), and long (a fleet scan's
   // cycle id is a workflow id), so the result route must take parameters longer than Fastify's default 100.
-  const id = fields.id ?? dispatchJobId(`scan:fleet-scan:2026-11-27T114721024Z-51f4:${randomUUID()}`, null, endpointId, 'scan');
+  const id =
+    fields.id ?? dispatchJobId(`scan:fleet-scan:2026-11-27T114721024Z-51f4:${randomUUID()}`, null, endpointId, 'scan');
   await tdb.db.insert(agentJobs).values({ id, endpointId, kind: 'scan', payload: { patchIds: [] }, ...fields });
   return id;
 }
@@ -108,14 +118,26 @@ const found = (id: string, extra: Partial<FoundPatch> = {}): FoundPatch => ({
 describe('enrolment', () => {
   it('refuses a wrong or revoked enrol secret with 401 and a malformed body with 400, storing nothing', async () => {
     const before = await tdb.db.$count(endpoints);
-    const wrong = await app.inject({ method: 'POST', url: '/agent/v1/enroll', payload: { enrollSecret: 'nope-nope-nope-nope', machineId: 'm-wrong-000', hostname: 'h', osFamily: 'linux' } });
+    const wrong = await app.inject({
+      method: 'POST',
+      url: '/agent/v1/enroll',
+      payload: { enrollSecret: 'nope-nope-nope-nope', machineId: 'm-wrong-000', hostname: 'h', osFamily: 'linux' },
+    });
     expect(wrong.statusCode).toBe(401);
-    const bad = await app.inject({ method: 'POST', url: '/agent/v1/enroll', payload: { enrollSecret: SECRET, machineId: 'short', hostname: 'h', osFamily: 'beos' } });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/agent/v1/enroll',
+      payload: { enrollSecret: SECRET, machineId: 'short', hostname: 'h', osFamily: 'beos' },
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json<{ message: string }>().message).toMatch(/osFamily/);
     await addEnrollSecret(tdb.db, { name: 'old', secret: 'old-secret-old-secret-1' });
     await revokeEnrollSecret(tdb.db, 'old');
-    const revoked = await app.inject({ method: 'POST', url: '/agent/v1/enroll', payload: { enrollSecret: 'old-secret-old-secret-1', machineId: 'm-revoked-00', hostname: 'h', osFamily: 'linux' } });
+    const revoked = await app.inject({
+      method: 'POST',
+      url: '/agent/v1/enroll',
+      payload: { enrollSecret: 'old-secret-old-secret-1', machineId: 'm-revoked-00', hostname: 'h', osFamily: 'linux' },
+    });
     expect(revoked.statusCode).toBe(401);
     expect(await tdb.db.$count(endpoints)).toBe(before);
   });
@@ -129,18 +151,29 @@ describe('enrolment', () => {
       method: 'POST',
       url: '/agent/v1/enroll',
       headers: auth(first.nodeKey),
-      payload: { enrollSecret: 'second-secret-0123456', machineId: 'stable-machine-id-1', hostname: 'renamed', osFamily: 'linux' },
+      payload: {
+        enrollSecret: 'second-secret-0123456',
+        machineId: 'stable-machine-id-1',
+        hostname: 'renamed',
+        osFamily: 'linux',
+      },
     });
     expect(again.statusCode, again.body).toBe(200);
     const second = again.json<EnrollResponse>();
     expect(second.endpointId).toBe(first.endpointId);
     expect(second.nodeKey).not.toBe(first.nodeKey);
-    expect((await app.inject({ method: 'GET', url: '/agent/v1/jobs', headers: auth(first.nodeKey) })).statusCode).toBe(401);
-    expect((await app.inject({ method: 'GET', url: '/agent/v1/jobs', headers: auth(second.nodeKey) })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/agent/v1/jobs', headers: auth(first.nodeKey) })).statusCode).toBe(
+      401,
+    );
+    expect((await app.inject({ method: 'GET', url: '/agent/v1/jobs', headers: auth(second.nodeKey) })).statusCode).toBe(
+      200,
+    );
     const [row] = await tdb.db.select().from(endpoints).where(eq(endpoints.id, first.endpointId));
     expect(row!.hostname).toBe('renamed');
     // only the hash is stored
-    const stored = await tdb.db.execute<{ n: number }>(sql`select count(*)::int as n from agent_node_keys where key_hash = ${second.nodeKey}`);
+    const stored = await tdb.db.execute<{ n: number }>(
+      sql`select count(*)::int as n from agent_node_keys where key_hash = ${second.nodeKey}`,
+    );
     expect(stored.rows[0]!.n).toBe(0);
   });
 });
@@ -149,11 +182,24 @@ describe('authentication', () => {
   it('401 for a missing, forged or revoked key', async () => {
     const a = await enroll();
     expect((await app.inject({ method: 'GET', url: '/agent/v1/jobs' })).statusCode).toBe(401);
-    expect((await app.inject({ method: 'GET', url: '/agent/v1/jobs', headers: auth(a.nodeKey.slice(0, -2) + 'AA') })).statusCode).toBe(401);
+    expect(
+      (await app.inject({ method: 'GET', url: '/agent/v1/jobs', headers: auth(a.nodeKey.slice(0, -2) + 'AA') }))
+        .statusCode,
+    ).toBe(401);
     expect((await app.inject({ method: 'GET', url: '/agent/v1/jobs', headers: auth(a.nodeKey) })).statusCode).toBe(200); // now cached
     await revokeAgent(tdb.db, a.endpointId);
-    await expect.poll(async () => (await app.inject({ method: 'GET', url: '/agent/v1/jobs', headers: auth(a.nodeKey) })).statusCode, { timeout: 3000 }).toBe(401);
-    const inv = await app.inject({ method: 'PUT', url: '/agent/v1/inventory', headers: auth(a.nodeKey), payload: { software: [] } });
+    await expect
+      .poll(
+        async () => (await app.inject({ method: 'GET', url: '/agent/v1/jobs', headers: auth(a.nodeKey) })).statusCode,
+        { timeout: 3000 },
+      )
+      .toBe(401);
+    const inv = await app.inject({
+      method: 'PUT',
+      url: '/agent/v1/inventory',
+      headers: auth(a.nodeKey),
+      payload: { software: [] },
+    });
     expect(inv.statusCode).toBe(401);
   });
 });
@@ -171,20 +217,50 @@ describe('jobs', () => {
     expect(leased!.leaseExpiresAt!.getTime()).toBeGreaterThan(Date.now() + 20_000);
 
     const body = scanResult([found('DSA-5000-1')]);
-    const other = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, headers: auth(b.nodeKey), payload: body });
+    const other = await app.inject({
+      method: 'POST',
+      url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`,
+      headers: auth(b.nodeKey),
+      payload: body,
+    });
     expect(other.statusCode).toBe(403);
-    const bad = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, headers: auth(a.nodeKey), payload: { status: 'done' } });
+    const bad = await app.inject({
+      method: 'POST',
+      url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`,
+      headers: auth(a.nodeKey),
+      payload: { status: 'done' },
+    });
     expect(bad.statusCode).toBe(400);
     expect((await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, jobId)))[0]!.state).toBe('leased');
 
-    const ok = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, headers: auth(a.nodeKey), payload: body });
+    const ok = await app.inject({
+      method: 'POST',
+      url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`,
+      headers: auth(a.nodeKey),
+      payload: body,
+    });
     expect(ok.json()).toEqual({ ok: true, outcome: 'recorded' });
-    const dup = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, headers: auth(a.nodeKey), payload: body });
+    const dup = await app.inject({
+      method: 'POST',
+      url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`,
+      headers: auth(a.nodeKey),
+      payload: body,
+    });
     expect(dup.statusCode).toBe(200);
     expect(dup.json()).toEqual({ ok: true, outcome: 'duplicate' });
-    const diff = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`, headers: auth(a.nodeKey), payload: { status: 'failed', error: 'x' } });
+    const diff = await app.inject({
+      method: 'POST',
+      url: `/agent/v1/jobs/${encodeURIComponent(jobId)}/result`,
+      headers: auth(a.nodeKey),
+      payload: { status: 'failed', error: 'x' },
+    });
     expect(diff.statusCode).toBe(409);
-    const missing = await app.inject({ method: 'POST', url: `/agent/v1/jobs/nope/result`, headers: auth(a.nodeKey), payload: body });
+    const missing = await app.inject({
+      method: 'POST',
+      url: `/agent/v1/jobs/nope/result`,
+      headers: auth(a.nodeKey),
+      payload: body,
+    });
     expect(missing.statusCode).toBe(404);
   });
 
@@ -192,9 +268,19 @@ describe('jobs', () => {
     const a = await enroll();
     const cancelled = await addJob(a.endpointId, { state: 'cancelled' });
     const unreachable = await addJob(a.endpointId, { state: 'unreachable', attempts: 1 });
-    const r1 = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${cancelled}/result`, headers: auth(a.nodeKey), payload: scanResult([]) });
+    const r1 = await app.inject({
+      method: 'POST',
+      url: `/agent/v1/jobs/${cancelled}/result`,
+      headers: auth(a.nodeKey),
+      payload: scanResult([]),
+    });
     expect(r1.statusCode).toBe(409);
-    const r2 = await app.inject({ method: 'POST', url: `/agent/v1/jobs/${unreachable}/result`, headers: auth(a.nodeKey), payload: { status: 'failed', error: 'apt lock held' } });
+    const r2 = await app.inject({
+      method: 'POST',
+      url: `/agent/v1/jobs/${unreachable}/result`,
+      headers: auth(a.nodeKey),
+      payload: { status: 'failed', error: 'apt lock held' },
+    });
     expect(r2.statusCode).toBe(200);
     const [row] = await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, unreachable));
     expect(row!.state).toBe('failed');
@@ -203,7 +289,11 @@ describe('jobs', () => {
 
   it('offers an expired lease again and fails a job whose deadline passed', async () => {
     const a = await enroll();
-    const expired = await addJob(a.endpointId, { state: 'leased', attempts: 1, leaseExpiresAt: new Date(Date.now() - 1000) });
+    const expired = await addJob(a.endpointId, {
+      state: 'leased',
+      attempts: 1,
+      leaseExpiresAt: new Date(Date.now() - 1000),
+    });
     const late = await addJob(a.endpointId, { deadline: new Date(Date.now() - 1000) });
     const future = await addJob(a.endpointId, { notBefore: new Date(Date.now() + 3600_000) });
     await expect.poll(async () => (await poll(a.nodeKey)).jobs.map((j) => j.id), { timeout: 3000 }).toEqual([expired]);
@@ -217,7 +307,9 @@ describe('jobs', () => {
 
   it('never hands the same job to two concurrent polls', async () => {
     const a = await enroll();
-    const ids = await Promise.all(Array.from({ length: 25 }, (_, i) => addJob(a.endpointId, { id: `conc-${a.endpointId}-${i}` })));
+    const ids = await Promise.all(
+      Array.from({ length: 25 }, (_, i) => addJob(a.endpointId, { id: `conc-${a.endpointId}-${i}` })),
+    );
     gateway.wake([a.endpointId]);
     const results = await Promise.all(Array.from({ length: 6 }, () => poll(a.nodeKey, 2)));
     const more = await poll(a.nodeKey);
@@ -262,7 +354,11 @@ describe('results and inventory land in the model', () => {
       method: 'POST',
       url: `/agent/v1/jobs/${scan1}/result`,
       headers: auth(a.nodeKey),
-      payload: scanResult([found('DSA-1-1'), found('DSA-2-1', { vendorSeverity: 'low', cvss: 3.1 }), found('DSA-3-1', { vendorSeverity: undefined, cvss: 9.8 })]),
+      payload: scanResult([
+        found('DSA-1-1'),
+        found('DSA-2-1', { vendorSeverity: 'low', cvss: 3.1 }),
+        found('DSA-3-1', { vendorSeverity: undefined, cvss: 9.8 }),
+      ]),
     });
     expect(r.statusCode).toBe(200);
     const cat = new Map((await tdb.db.select().from(patches)).map((p) => [p.id, p]));
@@ -271,7 +367,12 @@ describe('results and inventory land in the model', () => {
     expect(cat.get('DSA-3-1')!.severity).toBe('critical');
     expect(cat.get('DSA-1-1')!.cves).toEqual(['CVE-2024-0727']);
     const states = async () =>
-      Object.fromEntries((await tdb.db.select().from(endpointPatches).where(eq(endpointPatches.endpointId, a.endpointId))).map((e) => [e.patchId, e.state]));
+      Object.fromEntries(
+        (await tdb.db.select().from(endpointPatches).where(eq(endpointPatches.endpointId, a.endpointId))).map((e) => [
+          e.patchId,
+          e.state,
+        ]),
+      );
     expect(await states()).toEqual({ 'DSA-1-1': 'missing', 'DSA-2-1': 'missing', 'DSA-3-1': 'missing' });
 
     const install = await addJob(a.endpointId, { kind: 'install', payload: { patches: [] } });
@@ -281,7 +382,15 @@ describe('results and inventory land in the model', () => {
       method: 'POST',
       url: `/agent/v1/jobs/${install}/result`,
       headers: auth(a.nodeKey),
-      payload: { status: 'failed', rebootPending: true, patches: [{ patchId: 'DSA-1-1', state: 'installed' }, { patchId: 'DSA-2-1', state: 'failed', error: 'dpkg error' }, { patchId: 'DSA-3-1', state: 'pending_reboot' }] },
+      payload: {
+        status: 'failed',
+        rebootPending: true,
+        patches: [
+          { patchId: 'DSA-1-1', state: 'installed' },
+          { patchId: 'DSA-2-1', state: 'failed', error: 'dpkg error' },
+          { patchId: 'DSA-3-1', state: 'pending_reboot' },
+        ],
+      },
     });
     expect(await states()).toEqual({ 'DSA-1-1': 'installed', 'DSA-2-1': 'failed', 'DSA-3-1': 'pending_reboot' });
     expect((await tdb.db.select().from(endpoints).where(eq(endpoints.id, a.endpointId)))[0]!.pendingReboot).toBe(true);
@@ -289,14 +398,36 @@ describe('results and inventory land in the model', () => {
     const scan2 = await addJob(a.endpointId);
     gateway.wake([a.endpointId]);
     await poll(a.nodeKey);
-    await app.inject({ method: 'POST', url: `/agent/v1/jobs/${scan2}/result`, headers: auth(a.nodeKey), payload: scanResult([found('DSA-2-1')]) });
+    await app.inject({
+      method: 'POST',
+      url: `/agent/v1/jobs/${scan2}/result`,
+      headers: auth(a.nodeKey),
+      payload: scanResult([found('DSA-2-1')]),
+    });
     expect(await states()).toEqual({ 'DSA-1-1': 'installed', 'DSA-2-1': 'missing', 'DSA-3-1': 'installed' });
   });
 
   it('inventory replaces software and updates facts; a bad inventory is 400 and stores nothing', async () => {
     const a = await enroll();
-    const put = (payload: unknown) => app.inject({ method: 'PUT', url: '/agent/v1/inventory', headers: auth(a.nodeKey), payload: payload as Record<string, unknown> });
-    expect((await put({ osVersion: '12.5', pendingReboot: true, software: [{ source: 'apt', name: 'openssl', version: '3.0.11-1' }, { source: 'apt', name: 'bash', version: '5.2.15-2' }] })).statusCode).toBe(200);
+    const put = (payload: unknown) =>
+      app.inject({
+        method: 'PUT',
+        url: '/agent/v1/inventory',
+        headers: auth(a.nodeKey),
+        payload: payload as Record<string, unknown>,
+      });
+    expect(
+      (
+        await put({
+          osVersion: '12.5',
+          pendingReboot: true,
+          software: [
+            { source: 'apt', name: 'openssl', version: '3.0.11-1' },
+            { source: 'apt', name: 'bash', version: '5.2.15-2' },
+          ],
+        })
+      ).statusCode,
+    ).toBe(200);
     expect((await put({ software: [{ source: 'apt', name: 'x' }] })).statusCode).toBe(400);
     const sw = await tdb.db.select().from(softwareInventory).where(eq(softwareInventory.endpointId, a.endpointId));
     expect(sw.map((s) => s.name).sort()).toEqual(['bash', 'openssl']);
@@ -307,30 +438,43 @@ describe('results and inventory land in the model', () => {
 
   it('polls update last-seen in batches', async () => {
     const a = await enroll();
-    await tdb.db.update(endpoints).set({ lastSeenAt: new Date(0), status: 'unreachable' }).where(eq(endpoints.id, a.endpointId));
+    await tdb.db
+      .update(endpoints)
+      .set({ lastSeenAt: new Date(0), status: 'unreachable' })
+      .where(eq(endpoints.id, a.endpointId));
     await poll(a.nodeKey);
     await expect
-      .poll(async () => (await tdb.db.select().from(endpoints).where(eq(endpoints.id, a.endpointId)))[0]!, { timeout: 3000 })
+      .poll(async () => (await tdb.db.select().from(endpoints).where(eq(endpoints.id, a.endpointId)))[0]!, {
+        timeout: 3000,
+      })
       .toMatchObject({ status: 'active' });
     const [ep] = await tdb.db.select().from(endpoints).where(eq(endpoints.id, a.endpointId));
     expect(ep!.lastSeenAt!.getTime()).toBeGreaterThan(Date.now() - 10_000);
   });
 });
 
-const tagsOf = async (endpointId: string) => (await tdb.db.select({ tags: endpoints.tags }).from(endpoints).where(eq(endpoints.id, endpointId)))[0]!.tags;
+const tagsOf = async (endpointId: string) =>
+  (await tdb.db.select({ tags: endpoints.tags }).from(endpoints).where(eq(endpoints.id, endpointId)))[0]!.tags;
 
 describe('sites', () => {
   it('an enrolment with a site gives exactly one site tag, replaced on re-enrolment, other tags kept; a bad site is 400', async () => {
     const machineId = `site-machine-${randomUUID()}`;
     const a = await enroll({ machineId, site: 'Branch-1' });
     expect(await tagsOf(a.endpointId)).toEqual(['site:branch-1']);
-    await tdb.db.update(endpoints).set({ tags: ['ring:pilot', 'site:branch-1'] }).where(eq(endpoints.id, a.endpointId));
+    await tdb.db
+      .update(endpoints)
+      .set({ tags: ['ring:pilot', 'site:branch-1'] })
+      .where(eq(endpoints.id, a.endpointId));
     const b = await enroll({ machineId, site: 'branch-2' }, a.nodeKey);
     expect(await tagsOf(a.endpointId)).toEqual(['ring:pilot', 'site:branch-2']);
     await enroll({ machineId }, b.nodeKey); // no site: left as it is
     expect(await tagsOf(a.endpointId)).toEqual(['ring:pilot', 'site:branch-2']);
     for (const site of ['-dash-first', 'has space', 'x'.repeat(64), '']) {
-      const bad = await app.inject({ method: 'POST', url: '/agent/v1/enroll', payload: { enrollSecret: SECRET, machineId, hostname: 'h', osFamily: 'linux', site } });
+      const bad = await app.inject({
+        method: 'POST',
+        url: '/agent/v1/enroll',
+        payload: { enrollSecret: SECRET, machineId, hostname: 'h', osFamily: 'linux', site },
+      });
       expect(bad.statusCode, site).toBe(400);
       expect(bad.json<{ message: string }>().message).toMatch(/site/);
     }
@@ -343,13 +487,17 @@ describe('sites', () => {
     const inSite = await enroll({ site });
     const otherSite = await enroll({ site: `${site}-other` });
     const noSite = await enroll({ hostname: `late-${site}` });
-    await expect.poll(async () => (await poll(inSite.nodeKey)).distributionPoints, { timeout: 3000 }).toEqual(['http://dp1.branch.example:8081']);
+    await expect
+      .poll(async () => (await poll(inSite.nodeKey)).distributionPoints, { timeout: 3000 })
+      .toEqual(['http://dp1.branch.example:8081']);
     expect((await poll(otherSite.nodeKey)).distributionPoints).toEqual([]);
     expect((await poll(noSite.nodeKey)).distributionPoints).toEqual([]); // its key (with no site) is now cached
 
     const set = await setEndpointSite(tdb.db, `late-${site}`, site, 'test');
     expect(set).toMatchObject({ endpointId: noSite.endpointId, previous: null, site });
-    await expect.poll(async () => (await poll(noSite.nodeKey)).distributionPoints, { timeout: 3000 }).toEqual(['http://dp1.branch.example:8081']);
+    await expect
+      .poll(async () => (await poll(noSite.nodeKey)).distributionPoints, { timeout: 3000 })
+      .toEqual(['http://dp1.branch.example:8081']);
     expect(await tagsOf(noSite.endpointId)).toEqual([`site:${site}`]);
     await setEndpointSite(tdb.db, noSite.endpointId, null);
     await expect.poll(async () => (await poll(noSite.nodeKey)).distributionPoints, { timeout: 3000 }).toEqual([]);
@@ -362,7 +510,9 @@ describe('sites', () => {
     const one = await enroll({ hostname: host });
     await enroll({ hostname: host });
     await expect(setEndpointSite(tdb.db, host, 'x')).rejects.toMatchObject({ code: 'CONFLICT' });
-    await expect(setEndpointSite(tdb.db, one.endpointId, 'not a site')).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    await expect(setEndpointSite(tdb.db, one.endpointId, 'not a site')).rejects.toMatchObject({
+      code: 'INVALID_INPUT',
+    });
     expect((await setEndpointSite(tdb.db, one.endpointId, 'twin-site')).site).toBe('twin-site');
   });
 });
@@ -376,10 +526,21 @@ describe('whoami and the central files route', () => {
     const a = await enroll({ site: 'who-site' });
     const r = await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(a.nodeKey) });
     expect(r.json()).toEqual({ kind: 'agent', endpointId: a.endpointId, site: 'who-site' });
-    const { token } = await addDistributionPoint(tdb.db, { name: 'who-dp', url: 'http://who-dp:8081', site: 'who-site' });
+    const { token } = await addDistributionPoint(tdb.db, {
+      name: 'who-dp',
+      url: 'http://who-dp:8081',
+      site: 'who-site',
+    });
     expect(token.length).toBeGreaterThanOrEqual(43); // 256 bits, base64url
-    expect((await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(token) })).json()).toEqual({ kind: 'distribution-point', name: 'who-dp', site: 'who-site', tokenKey: (await activeSigningKey(tdb.db, secretBox)).publicKey });
-    const stored = await tdb.db.execute<{ n: number }>(sql`select count(*)::int as n from distribution_points where token_hash = ${token}`);
+    expect((await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(token) })).json()).toEqual({
+      kind: 'distribution-point',
+      name: 'who-dp',
+      site: 'who-site',
+      tokenKey: (await activeSigningKey(tdb.db, secretBox)).publicKey,
+    });
+    const stored = await tdb.db.execute<{ n: number }>(
+      sql`select count(*)::int as n from distribution_points where token_hash = ${token}`,
+    );
     expect(stored.rows[0]!.n).toBe(0); // only the hash
     for (const headers of [{}, auth('forged-key-forged-key-forged-key-forged-key')]) {
       const no = await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers });
@@ -387,7 +548,12 @@ describe('whoami and the central files route', () => {
       expect(no.json()).toMatchObject({ error: 'UNAUTHORIZED', message: expect.any(String) });
     }
     await revokeAgent(tdb.db, a.endpointId);
-    await expect.poll(async () => (await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(a.nodeKey) })).statusCode, { timeout: 3000 }).toBe(401);
+    await expect
+      .poll(
+        async () => (await app.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(a.nodeKey) })).statusCode,
+        { timeout: 3000 },
+      )
+      .toBe(401);
   });
 
   it('serves files to agents and distribution points only: anonymous, forged and rotated-out tokens get 401', async () => {
@@ -419,7 +585,11 @@ describe('whoami and the central files route', () => {
 describe('a distribution point in front of the real gateway', () => {
   const bytes = randomBytes(64 * 1024);
   const hash = createHash('sha256').update(bytes).digest('hex');
-  const manifest: ManifestBody = { version: 1, expiresAt: new Date(Date.now() + 3600_000).toISOString(), files: [{ name: 'tool.msi', sha256: hash, size: bytes.length }] };
+  const manifest: ManifestBody = {
+    version: 1,
+    expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+    files: [{ name: 'tool.msi', sha256: hash, size: bytes.length }],
+  };
   const file = { name: 'tool.msi', sha256: hash };
   const site = `dp-site-${randomUUID().slice(0, 8)}`;
   let dp: RunningDistributionPoint;
@@ -462,18 +632,24 @@ describe('a distribution point in front of the real gateway', () => {
   async function agentWithToken(s = site): Promise<EnrollResponse & { downloadToken: string }> {
     const a = await enroll({ site: s });
     let downloadToken: string | undefined;
-    await expect.poll(async () => (downloadToken = (await poll(a.nodeKey)).downloadToken), { timeout: 3000 }).toBeDefined();
+    await expect
+      .poll(async () => (downloadToken = (await poll(a.nodeKey)).downloadToken), { timeout: 3000 })
+      .toBeDefined();
     return { ...a, downloadToken: downloadToken! };
   }
-  const authFor = (a: { nodeKey: string; downloadToken: string }) => (source: string) => (source === central ? `Bearer ${a.nodeKey}` : `Bearer ${a.downloadToken}`);
-  const forge = async (claims: Partial<{ sub: string; site: string; exp: number; aud: string }>, privateKey?: string) => {
+  const authFor = (a: { nodeKey: string; downloadToken: string }) => (source: string) =>
+    source === central ? `Bearer ${a.nodeKey}` : `Bearer ${a.downloadToken}`;
+  const forge = async (
+    claims: Partial<{ sub: string; site: string; exp: number; aud: string }>,
+    privateKey?: string,
+  ) => {
     const body = { sub: 'ep', site, exp: Math.floor(Date.now() / 1000) + 900, aud: 'distribution-point', ...claims };
     const payload = Buffer.from(JSON.stringify(body)).toString('base64url');
     const key = privateKey ?? (await activeSigningKey(tdb.db, secretBox)).privateKey;
     return `v1.${payload}.${cryptoSign(null, Buffer.from(`patchops-download-token-v1\n${payload}`), key).toString('base64url')}`;
   };
 
-  it("an agent of the site downloads through the point with its download token; the point never sees the node key", async () => {
+  it('an agent of the site downloads through the point with its download token; the point never sees the node key', async () => {
     const a = await agentWithToken();
     const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
     const misses = dp.stats.misses;
@@ -495,10 +671,18 @@ describe('a distribution point in front of the real gateway', () => {
     const a = await agentWithToken();
     expect((await viaDp(a.downloadToken)).status).toBe(200);
     const [v, payload, sig] = a.downloadToken.split('.');
-    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as { sub: string; site: string; exp: number; aud: string };
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as {
+      sub: string;
+      site: string;
+      exp: number;
+      aud: string;
+    };
     expect(claims).toMatchObject({ sub: a.endpointId, site, aud: 'distribution-point' });
     const tampered = `${v}.${Buffer.from(JSON.stringify({ ...claims, sub: 'someone-else' })).toString('base64url')}.${sig}`;
-    const other = generateKeyPairSync('ed25519', { privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const other = generateKeyPairSync('ed25519', {
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
     for (const [credential, status] of [
       [null, 401],
       ['forged-key-forged-key-forged-key-forged-key', 401],
@@ -512,22 +696,44 @@ describe('a distribution point in front of the real gateway', () => {
     }
     // The agent of another site gets its file from the central server.
     const b = await enroll({ site: `${site}-elsewhere` });
-    const p = await downloadVerified(file, manifest, { sources: [dpUrl, central], destDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-')), authFor: authFor({ nodeKey: b.nodeKey, downloadToken: await forge({ sub: b.endpointId, site: `${site}-elsewhere` }) }) });
+    const p = await downloadVerified(file, manifest, {
+      sources: [dpUrl, central],
+      destDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-')),
+      authFor: authFor({
+        nodeKey: b.nodeKey,
+        downloadToken: await forge({ sub: b.endpointId, site: `${site}-elsewhere` }),
+      }),
+    });
     expect(await fs.readFile(p)).toEqual(bytes);
   });
 
   it('a revoked agent keeps its token until it expires (the documented trade-off), but the central server refuses it at once', async () => {
     const a = await agentWithToken();
     await revokeAgent(tdb.db, a.endpointId);
-    await expect.poll(async () => (await app.inject({ method: 'GET', url: `/agent/v1/files/${hash}`, headers: auth(a.nodeKey) })).statusCode, { timeout: 3000 }).toBe(401);
+    await expect
+      .poll(
+        async () =>
+          (await app.inject({ method: 'GET', url: `/agent/v1/files/${hash}`, headers: auth(a.nodeKey) })).statusCode,
+        { timeout: 3000 },
+      )
+      .toBe(401);
     expect((await viaDp(a.downloadToken)).status).toBe(200);
   });
 
   it('without credentials a download is refused everywhere; with them, the agent falls back to the central server when the point is down', async () => {
     const a = await agentWithToken();
     const destDir = await fs.mkdtemp(path.join(os.tmpdir(), 'po-dl-'));
-    await expect(downloadVerified(file, manifest, { sources: [dpUrl, central], destDir })).rejects.toThrow(/HTTP 401.*HTTP 401/);
-    const down = await startDistributionPoint({ upstream: central, token, cacheDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-down-')), host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
+    await expect(downloadVerified(file, manifest, { sources: [dpUrl, central], destDir })).rejects.toThrow(
+      /HTTP 401.*HTTP 401/,
+    );
+    const down = await startDistributionPoint({
+      upstream: central,
+      token,
+      cacheDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-down-')),
+      host: '127.0.0.1',
+      port: 0,
+      log: pino({ level: 'silent' }),
+    });
     const downUrl = down.url;
     await down.close();
     const p = await downloadVerified(file, manifest, { sources: [downUrl, central], destDir, authFor: authFor(a) });
@@ -536,7 +742,14 @@ describe('a distribution point in front of the real gateway', () => {
 
   it('a point with a wrong token does not start', async () => {
     await expect(
-      startDistributionPoint({ upstream: central, token: 'wrong-token', cacheDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-bad-')), host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) }),
+      startDistributionPoint({
+        upstream: central,
+        token: 'wrong-token',
+        cacheDir: await fs.mkdtemp(path.join(os.tmpdir(), 'po-dp-bad-')),
+        host: '127.0.0.1',
+        port: 0,
+        log: pino({ level: 'silent' }),
+      }),
     ).rejects.toThrow(/refused this distribution point's token/);
   });
 });
@@ -544,15 +757,27 @@ describe('a distribution point in front of the real gateway', () => {
 describe('download tokens from the gateway', () => {
   it('come with polls only when the site has points, are reused across polls and renewed once less than half their lifetime is left', async () => {
     let clock = new Date('2026-11-27T12:00:00Z');
-    const g = createAgentGateway({ database: tdb, secretBox, logger: createLogger('silent'), refreshMs: 50, distributionPointsRefreshMs: 50, now: () => clock });
+    const g = createAgentGateway({
+      database: tdb,
+      secretBox,
+      logger: createLogger('silent'),
+      refreshMs: 50,
+      distributionPointsRefreshMs: 50,
+      now: () => clock,
+    });
     const app2 = await buildServer({ logger: createLogger('silent'), health: [], routes: [g.routes] });
     try {
       const s = `tok-site-${randomUUID().slice(0, 8)}`;
       const a = await enroll({ site: s });
-      const poll2 = async () => (await app2.inject({ method: 'GET', url: '/agent/v1/jobs?wait=0', headers: auth(a.nodeKey) })).json<PollResponse>();
+      const poll2 = async () =>
+        (
+          await app2.inject({ method: 'GET', url: '/agent/v1/jobs?wait=0', headers: auth(a.nodeKey) })
+        ).json<PollResponse>();
       expect((await poll2()).downloadToken).toBeUndefined(); // no point in its site yet
       await addDistributionPoint(tdb.db, { name: `dp-${s}`, url: 'http://dp.tok:8081', site: s });
-      await expect.poll(async () => (await poll2()).distributionPoints, { timeout: 3000 }).toEqual(['http://dp.tok:8081']);
+      await expect
+        .poll(async () => (await poll2()).distributionPoints, { timeout: 3000 })
+        .toEqual(['http://dp.tok:8081']);
       const first = (await poll2()).downloadToken!;
       const { publicKey } = await activeSigningKey(tdb.db, secretBox);
       const exp = (t: string) => verifyDownloadToken(t, publicKey, { now: clock, site: s }).exp;
@@ -569,7 +794,12 @@ describe('download tokens from the gateway', () => {
       expect((await poll2()).downloadToken).toBe(second);
       // The point learns the key the tokens verify with from whoami.
       const { token } = await addDistributionPoint(tdb.db, { name: `dp-${s}`, url: 'http://dp.tok:8081', site: s });
-      expect((await app2.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(token) })).json()).toEqual({ kind: 'distribution-point', name: `dp-${s}`, site: s, tokenKey: publicKey });
+      expect((await app2.inject({ method: 'GET', url: '/agent/v1/whoami', headers: auth(token) })).json()).toEqual({
+        kind: 'distribution-point',
+        name: `dp-${s}`,
+        site: s,
+        tokenKey: publicKey,
+      });
     } finally {
       await app2.close();
     }
@@ -577,7 +807,8 @@ describe('download tokens from the gateway', () => {
 });
 
 describe('lease renewal', () => {
-  const renew = (key: string, id: string) => app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(id)}/lease`, headers: auth(key) });
+  const renew = (key: string, id: string) =>
+    app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(id)}/lease`, headers: auth(key) });
   const row = async (id: string) => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, id)))[0]!;
 
   it('the owning agent extends a leased job by the lease length (200); 403 for another agent, 404 unknown, 401 without a key', async () => {
@@ -585,7 +816,10 @@ describe('lease renewal', () => {
     const b = await enroll();
     const id = await addJob(a.endpointId);
     await expect.poll(async () => (await poll(a.nodeKey)).jobs.map((j) => j.id), { timeout: 3000 }).toEqual([id]);
-    await tdb.db.update(agentJobs).set({ leaseExpiresAt: new Date(Date.now() + 2000) }).where(eq(agentJobs.id, id));
+    await tdb.db
+      .update(agentJobs)
+      .set({ leaseExpiresAt: new Date(Date.now() + 2000) })
+      .where(eq(agentJobs.id, id));
     const before = Date.now();
     const ok = await renew(a.nodeKey, id);
     expect(ok.statusCode, ok.body).toBe(200);
@@ -595,7 +829,9 @@ describe('lease renewal', () => {
     expect((await row(id)).leaseExpiresAt!.getTime()).toBe(until);
     expect((await renew(b.nodeKey, id)).statusCode).toBe(403);
     expect((await renew(a.nodeKey, 'no-such-job')).statusCode).toBe(404);
-    expect((await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(id)}/lease` })).statusCode).toBe(401);
+    expect(
+      (await app.inject({ method: 'POST', url: `/agent/v1/jobs/${encodeURIComponent(id)}/lease` })).statusCode,
+    ).toBe(401);
     expect((await row(id)).leaseExpiresAt!.getTime()).toBe(until);
   });
 
@@ -604,8 +840,19 @@ describe('lease renewal', () => {
     ['cancelled', { state: 'cancelled' }],
     ['marked unreachable', { state: 'unreachable', attempts: 1 }],
     ['never handed out', { state: 'queued' }],
-    ['leased, but the lease expired (up to be offered again)', { state: 'leased', attempts: 1, leaseExpiresAt: new Date(Date.now() - 1000) }],
-    ['past its deadline and the grace', { state: 'leased', attempts: 1, leaseExpiresAt: new Date(Date.now() + 5000), deadline: new Date(Date.now() - (LEASE_DEADLINE_GRACE_SECONDS + 60) * 1000) }],
+    [
+      'leased, but the lease expired (up to be offered again)',
+      { state: 'leased', attempts: 1, leaseExpiresAt: new Date(Date.now() - 1000) },
+    ],
+    [
+      'past its deadline and the grace',
+      {
+        state: 'leased',
+        attempts: 1,
+        leaseExpiresAt: new Date(Date.now() + 5000),
+        deadline: new Date(Date.now() - (LEASE_DEADLINE_GRACE_SECONDS + 60) * 1000),
+      },
+    ],
   ] as const)('409 when the job is %s', async (_name, fields) => {
     const a = await enroll();
     const id = await addJob(a.endpointId, fields as Partial<typeof agentJobs.$inferInsert>);
@@ -621,18 +868,41 @@ describe('lease renewal', () => {
   it('never extends past the deadline plus the grace', async () => {
     const a = await enroll();
     const deadline = new Date(Date.now() - (LEASE_DEADLINE_GRACE_SECONDS - 10) * 1000); // the grace ends in 10 s
-    const id = await addJob(a.endpointId, { state: 'leased', attempts: 1, leaseExpiresAt: new Date(Date.now() + 2000), deadline });
+    const id = await addJob(a.endpointId, {
+      state: 'leased',
+      attempts: 1,
+      leaseExpiresAt: new Date(Date.now() + 2000),
+      deadline,
+    });
     const r = await renew(a.nodeKey, id);
     expect(r.statusCode, r.body).toBe(200);
-    expect(Date.parse(r.json<{ leaseExpiresAt: string }>().leaseExpiresAt)).toBe(deadline.getTime() + LEASE_DEADLINE_GRACE_SECONDS * 1000);
+    expect(Date.parse(r.json<{ leaseExpiresAt: string }>().leaseExpiresAt)).toBe(
+      deadline.getTime() + LEASE_DEADLINE_GRACE_SECONDS * 1000,
+    );
   });
 
   it('a renewed job is not marked unreachable by the sweep; the same job unrenewed is', async () => {
     const a = await enroll();
     const cycleId = `lease-sweep-${randomUUID()}`;
     const soon = new Date(Date.now() + 1000);
-    const renewed = await addJob(a.endpointId, { id: `${cycleId}:renewed`, cycleId, wave: 1, kind: 'install', state: 'leased', attempts: 1, leaseExpiresAt: soon });
-    const silent = await addJob(a.endpointId, { id: `${cycleId}:silent`, cycleId, wave: 1, kind: 'install', state: 'leased', attempts: 1, leaseExpiresAt: soon });
+    const renewed = await addJob(a.endpointId, {
+      id: `${cycleId}:renewed`,
+      cycleId,
+      wave: 1,
+      kind: 'install',
+      state: 'leased',
+      attempts: 1,
+      leaseExpiresAt: soon,
+    });
+    const silent = await addJob(a.endpointId, {
+      id: `${cycleId}:silent`,
+      cycleId,
+      wave: 1,
+      kind: 'install',
+      state: 'leased',
+      attempts: 1,
+      leaseExpiresAt: soon,
+    });
     expect((await renew(a.nodeKey, renewed)).statusCode).toBe(200);
     await new Promise((r) => setTimeout(r, 2000));
     expect((await renew(a.nodeKey, renewed)).statusCode).toBe(200); // the agent keeps renewing while it works

@@ -6,10 +6,22 @@ describe('isOverload', () => {
   it.each([
     ['node-postgres pool timeout', new Error('timeout exceeded when trying to connect'), true],
     ['the pool timeout wrapped by drizzle', wrapped(new Error('timeout exceeded when trying to connect')), true],
-    ['too many connections (53300)', Object.assign(new Error('sorry, too many clients already'), { code: '53300' }), true],
+    [
+      'too many connections (53300)',
+      Object.assign(new Error('sorry, too many clients already'), { code: '53300' }),
+      true,
+    ],
     ['deadlock (40P01)', wrapped(Object.assign(new Error('deadlock detected'), { code: '40P01' })), true],
-    ['statement timeout (57014)', Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }), true],
-    ['database restarted (57P01)', wrapped(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })), true],
+    [
+      'statement timeout (57014)',
+      Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }),
+      true,
+    ],
+    [
+      'database restarted (57P01)',
+      wrapped(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })),
+      true,
+    ],
     ['database down', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), true],
     ['a unique violation (23505)', wrapped(Object.assign(new Error('duplicate key'), { code: '23505' })), false],
     ['a programming error', new TypeError('cannot read properties of undefined'), false],
@@ -31,9 +43,15 @@ describe('held-poll cap from the open-file limit', () => {
   });
 
   it('reads the soft limit from /proc/self/limits', () => {
-    const text = ['Limit                     Soft Limit           Hard Limit           Units', 'Max processes             63382                63382                processes', 'Max open files            20000                524288               files'].join('\n');
+    const text = [
+      'Limit                     Soft Limit           Hard Limit           Units',
+      'Max processes             63382                63382                processes',
+      'Max open files            20000                524288               files',
+    ].join('\n');
     expect(readOpenFileLimit(text)).toBe(20_000);
-    expect(readOpenFileLimit('Max open files            unlimited            unlimited            files')).toBe(Infinity);
+    expect(readOpenFileLimit('Max open files            unlimited            unlimited            files')).toBe(
+      Infinity,
+    );
     expect(readOpenFileLimit('nothing here')).toBeNull();
   });
 });

@@ -160,7 +160,8 @@ const OVERLOAD_SQLSTATES = new Set([
   '08006', // connection_failure
 ]);
 const OVERLOAD_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
-const OVERLOAD_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|sorry, too many clients/i;
+const OVERLOAD_MESSAGES =
+  /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|sorry, too many clients/i;
 
 /**
  * True when an error means the database is overloaded or briefly away rather than that the request was wrong: the
@@ -168,7 +169,11 @@ const OVERLOAD_MESSAGES = /timeout exceeded when trying to connect|Connection te
  * statement timed out or lost a deadlock. Looks through `cause` (drizzle wraps driver errors).
  */
 export function isOverload(e: unknown): boolean {
-  for (let err = e, depth = 0; err && typeof err === 'object' && depth < 5; err = (err as { cause?: unknown }).cause, depth++) {
+  for (
+    let err = e, depth = 0;
+    err && typeof err === 'object' && depth < 5;
+    err = (err as { cause?: unknown }).cause, depth++
+  ) {
     const { code, message } = err as { code?: unknown; message?: unknown };
     if (typeof code === 'string' && (OVERLOAD_SQLSTATES.has(code) || OVERLOAD_ERRNOS.has(code))) return true;
     if (typeof message === 'string' && OVERLOAD_MESSAGES.test(message)) return true;
@@ -221,7 +226,8 @@ const bearer = (req: FastifyRequest): string | null => {
 /** Seconds an overloaded server asks agents to wait: spread over 1–5 s so they do not all come back at once. */
 const overloadRetryAfter = () => 1 + Math.floor(Math.random() * 5);
 
-const overloadedError = (message: string) => new HttpError(HttpErrorCode.Overloaded, message, { 'retry-after': String(overloadRetryAfter()) });
+const overloadedError = (message: string) =>
+  new HttpError(HttpErrorCode.Overloaded, message, { 'retry-after': String(overloadRetryAfter()) });
 
 const pendingRefusal = (endpointId: string) =>
   new HttpError(
@@ -269,7 +275,10 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     const k = await activeSigningKey(db, o.secretBox);
     return { publicKey: k.publicKey, privateKey: createPrivateKey(k.privateKey) };
   });
-  const downloadTokens = new DownloadTokenIssuer(() => signingKey.get(), () => now().getTime());
+  const downloadTokens = new DownloadTokenIssuer(
+    () => signingKey.get(),
+    () => now().getTime(),
+  );
   const seen = new SeenBatch();
   const dpBySite = new ReloadedValue(new Map<string, string[]>(), dpRefreshMs);
   let siteCursor: number | undefined;
@@ -340,7 +349,11 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
 
   async function authenticate(req: FastifyRequest): Promise<KeyEntry> {
     const key = bearer(req);
-    if (!key) throw new CodedError(ErrorCode.Unauthorized, 'missing node key: send "Authorization: Bearer <node key>" (enrol first: POST /agent/v1/enroll)');
+    if (!key)
+      throw new CodedError(
+        ErrorCode.Unauthorized,
+        'missing node key: send "Authorization: Bearer <node key>" (enrol first: POST /agent/v1/enroll)',
+      );
     const hash = sha256Hex(key);
     const pending = pendingKeys.get(hash);
     if (pending !== undefined) throw pendingRefusal(pending);
@@ -354,12 +367,14 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   /** An agent's node key or a registered distribution point's token (files and whoami accept both). */
   async function authenticateAgentOrPoint(req: FastifyRequest): Promise<Caller> {
     const token = bearer(req);
-    const refused = 'send "Authorization: Bearer <node key>" (agents) or "Authorization: Bearer <distribution point token>" (from `patchops distribution-point-register`)';
+    const refused =
+      'send "Authorization: Bearer <node key>" (agents) or "Authorization: Bearer <distribution point token>" (from `patchops distribution-point-register`)';
     if (!token) throw new CodedError(ErrorCode.Unauthorized, `missing credentials: ${refused}`);
     const hash = sha256Hex(token);
     const dp = dpTokens.get(hash);
     if (dp) return { kind: 'distribution-point', ...dp };
-    if (unknownKeys.has(hash)) throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
+    if (unknownKeys.has(hash))
+      throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
     const agent = await agentForKey(token, hash);
     if (agent) return { kind: 'agent', ...agent };
     const point = await distributionPointForToken(db, token);
@@ -375,7 +390,10 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   /** Sheds a request at once (503) when this many others already wait for a database connection. */
   const shedIfQueued = () => {
     const waiting = o.database.pool?.waitingCount ?? 0;
-    if (waiting >= dbQueueLimit) throw overloadedError(`the server is busy (${waiting} requests wait for the database): retry after the Retry-After delay`);
+    if (waiting >= dbQueueLimit)
+      throw overloadedError(
+        `the server is busy (${waiting} requests wait for the database): retry after the Retry-After delay`,
+      );
   };
 
   /**
@@ -428,7 +446,11 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           // a second enrolment of a known machine without its node key, which waits for an admin).
           const key = await signingKey.get();
           shedIfQueued();
-          const enrolled = await enrollAgent(db, body, now(), { currentNodeKey, remoteAddress: req.ip, scanOnFirstEnrolment: o.scanOnFirstEnrolment });
+          const enrolled = await enrollAgent(db, body, now(), {
+            currentNodeKey,
+            remoteAddress: req.ip,
+            scanOnFirstEnrolment: o.scanOnFirstEnrolment,
+          });
           const res: EnrollResponse = {
             endpointId: enrolled.endpointId,
             nodeKey: enrolled.nodeKey,
@@ -437,14 +459,28 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
             pollIntervalSeconds: pollInterval,
           };
           if (enrolled.pending) {
-            const logged = { endpointId: enrolled.endpointId, hostname: body.hostname, remoteAddress: req.ip, duplicateSuspected: enrolled.duplicateSuspected };
-            if (enrolled.duplicateSuspected) log.warn(logged, 'a second live agent claims an enrolled machine id: its enrolment waits for an admin');
+            const logged = {
+              endpointId: enrolled.endpointId,
+              hostname: body.hostname,
+              remoteAddress: req.ip,
+              duplicateSuspected: enrolled.duplicateSuspected,
+            };
+            if (enrolled.duplicateSuspected)
+              log.warn(logged, 'a second live agent claims an enrolled machine id: its enrolment waits for an admin');
             else log.info(logged, 're-enrolment without the current node key waits for an admin');
             res.pending = true;
             res.message = pendingRefusal(enrolled.endpointId).message;
             return reply.code(202).send(res);
           }
-          log.info({ endpointId: enrolled.endpointId, hostname: body.hostname, reenrolled: enrolled.reenrolled, scanQueued: enrolled.scanQueued }, 'agent enrolled');
+          log.info(
+            {
+              endpointId: enrolled.endpointId,
+              hostname: body.hostname,
+              reenrolled: enrolled.reenrolled,
+              scanQueued: enrolled.scanQueued,
+            },
+            'agent enrolled',
+          );
           if (enrolled.scanQueued) gateway.wake([enrolled.endpointId]);
           return reply.code(200).send(res);
         });
@@ -463,7 +499,8 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           }
           // Every held poll is a socket: past the cap, answer at once and tell the agent when to come back.
           const slot = slots.enter(who.endpointId, wait > 0);
-          if (wait > 0 && !slot.hold) void reply.header('retry-after', String(pollInterval + Math.floor(Math.random() * pollInterval * 2)));
+          if (wait > 0 && !slot.hold)
+            void reply.header('retry-after', String(pollInterval + Math.floor(Math.random() * pollInterval * 2)));
           let jobs;
           try {
             jobs = await poll(who.endpointId, slot.hold ? wait : 0);
@@ -472,7 +509,8 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           }
           const distributionPoints = who.site ? (dpBySite.value.get(who.site) ?? []) : [];
           const res: PollResponse = { jobs, distributionPoints };
-          if (who.site && distributionPoints.length > 0) res.downloadToken = await downloadTokens.tokenFor(who.endpointId, who.site);
+          if (who.site && distributionPoints.length > 0)
+            res.downloadToken = await downloadTokens.tokenFor(who.endpointId, who.site);
           return reply.send(res);
         });
 
@@ -481,7 +519,11 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           const who = await authenticate(req);
           const { id } = jobIdSchema.parse(req.params);
           seen.add(who.endpointId);
-          const renewed = await renewJobLease(db, who.endpointId, id, { now: now(), leaseSeconds, deadlineGraceSeconds: o.leaseDeadlineGraceSeconds });
+          const renewed = await renewJobLease(db, who.endpointId, id, {
+            now: now(),
+            leaseSeconds,
+            deadlineGraceSeconds: o.leaseDeadlineGraceSeconds,
+          });
           const res: LeaseRenewalResponse = { leaseExpiresAt: renewed.leaseExpiresAt.toISOString() };
           return reply.send(res);
         });
@@ -494,7 +536,11 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           shedIfQueued();
           const { outcome, refused } = await recordJobResult(db, who.endpointId, id, result, now());
           log.info({ endpointId: who.endpointId, jobId: id, status: result.status, outcome }, 'agent job result');
-          if (refused.length > 0) log.warn({ endpointId: who.endpointId, jobId: id, refused: refused.length, first: refused[0] }, 'agent reported packages outside their backend grammar: refused');
+          if (refused.length > 0)
+            log.warn(
+              { endpointId: who.endpointId, jobId: id, refused: refused.length, first: refused[0] },
+              'agent reported packages outside their backend grammar: refused',
+            );
           return reply.send({ ok: true, outcome, ...(refused.length > 0 ? { refused } : {}) });
         });
 
@@ -518,7 +564,9 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
         r.get('/whoami', async (req, reply) => {
           const who = await authenticateAgentOrPoint(req);
           const res: WhoamiResponse =
-            who.kind === 'agent' ? { kind: 'agent', endpointId: who.endpointId, site: who.site } : { ...who, tokenKey: (await signingKey.get()).publicKey };
+            who.kind === 'agent'
+              ? { kind: 'agent', endpointId: who.endpointId, site: who.site }
+              : { ...who, tokenKey: (await signingKey.get()).publicKey };
           return reply.send(res);
         });
 
@@ -530,7 +578,10 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           const file = path.join(o.repositoryDir, sha256);
           const stat = await fs.stat(file).catch(() => null);
           if (!stat?.isFile()) throw new CodedError(ErrorCode.NotFound, `no file ${sha256} in the repository`);
-          return reply.header('content-type', 'application/octet-stream').header('content-length', stat.size).send(createReadStream(file));
+          return reply
+            .header('content-type', 'application/octet-stream')
+            .header('content-length', stat.size)
+            .send(createReadStream(file));
         });
       },
       { prefix: '/agent/v1' },

@@ -43,7 +43,8 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
 
   // PostgreSQL text cannot hold NUL: refuse it at the door, in the URL and in any parsed body, for every route.
   app.addHook('onRequest', async (req) => {
-    if (req.url.includes('\u0000') || /%00/i.test(req.url)) throw new CodedError(ErrorCode.InvalidInput, 'the URL contains a NUL byte (%00): remove it and retry');
+    if (req.url.includes('\u0000') || /%00/i.test(req.url))
+      throw new CodedError(ErrorCode.InvalidInput, 'the URL contains a NUL byte (%00): remove it and retry');
   });
   app.addHook('preValidation', async (req) => {
     refuseNul(req.body, 'body');

@@ -72,7 +72,11 @@ export class HttpError extends Error {
 
 /** The SQLSTATE of a PostgreSQL error anywhere in the cause chain (drizzle wraps pg's error). */
 function sqlStateOf(e: unknown): string | undefined {
-  for (let cur = e, depth = 0; cur && typeof cur === 'object' && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+  for (
+    let cur = e, depth = 0;
+    cur && typeof cur === 'object' && depth < 5;
+    cur = (cur as { cause?: unknown }).cause, depth++
+  ) {
     const code = (cur as { code?: unknown }).code;
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && 'severity' in cur) return code;
   }
@@ -80,31 +84,79 @@ function sqlStateOf(e: unknown): string | undefined {
 }
 
 /** Maps any thrown value to a status and a body that is safe to show. `internal` marks what must be logged. */
-export function toHttpError(e: unknown): { status: number; body: ErrorBody; internal: boolean; headers?: Record<string, string> } {
-  if (isCodedError(e)) return { status: httpStatusOf(e.code), body: { error: e.code, message: e.message }, internal: httpStatusOf(e.code) >= 500 };
-  if (e instanceof HttpError) return { status: httpStatusOf(e.code), body: { error: e.code, message: e.message }, internal: false, headers: e.headers };
+export function toHttpError(e: unknown): {
+  status: number;
+  body: ErrorBody;
+  internal: boolean;
+  headers?: Record<string, string>;
+} {
+  if (isCodedError(e))
+    return {
+      status: httpStatusOf(e.code),
+      body: { error: e.code, message: e.message },
+      internal: httpStatusOf(e.code) >= 500,
+    };
+  if (e instanceof HttpError)
+    return {
+      status: httpStatusOf(e.code),
+      body: { error: e.code, message: e.message },
+      internal: false,
+      headers: e.headers,
+    };
   if (e instanceof z.ZodError) {
-    const message = e.issues.slice(0, 10).map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+    const message = e.issues
+      .slice(0, 10)
+      .map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`)
+      .join('; ');
     return { status: 400, body: { error: ErrorCode.InvalidInput, message }, internal: false };
   }
   const fe = e as Partial<FastifyError> | null;
-  if (fe && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 && typeof fe.code === 'string' && fe.code.startsWith('FST_')) {
-    const code = fe.statusCode === 413 ? HttpErrorCode.PayloadTooLarge : fe.statusCode === 415 ? HttpErrorCode.UnsupportedMediaType : ErrorCode.InvalidInput;
+  if (
+    fe &&
+    typeof fe.statusCode === 'number' &&
+    fe.statusCode >= 400 &&
+    fe.statusCode < 500 &&
+    typeof fe.code === 'string' &&
+    fe.code.startsWith('FST_')
+  ) {
+    const code =
+      fe.statusCode === 413
+        ? HttpErrorCode.PayloadTooLarge
+        : fe.statusCode === 415
+          ? HttpErrorCode.UnsupportedMediaType
+          : ErrorCode.InvalidInput;
     return { status: fe.statusCode, body: { error: code, message: fastifyMessage(fe) }, internal: false };
   }
   if (fe && Array.isArray(fe.validation)) {
-    return { status: 400, body: { error: ErrorCode.InvalidInput, message: fe.message ?? 'the request is not valid' }, internal: false };
+    return {
+      status: 400,
+      body: { error: ErrorCode.InvalidInput, message: fe.message ?? 'the request is not valid' },
+      internal: false,
+    };
   }
   const state = sqlStateOf(e);
   if (state?.startsWith('22')) {
     return {
       status: 400,
-      body: { error: ErrorCode.InvalidInput, message: 'a value in the request cannot be stored or compared (out of range, not a valid date, or text with a NUL byte): correct it and retry' },
+      body: {
+        error: ErrorCode.InvalidInput,
+        message:
+          'a value in the request cannot be stored or compared (out of range, not a valid date, or text with a NUL byte): correct it and retry',
+      },
       internal: false,
     };
   }
-  if (e instanceof URIError) return { status: 400, body: { error: ErrorCode.InvalidInput, message: 'the request has malformed percent-encoding' }, internal: false };
-  return { status: 500, body: { error: HttpErrorCode.Internal, message: 'the server could not handle the request; it is logged' }, internal: true };
+  if (e instanceof URIError)
+    return {
+      status: 400,
+      body: { error: ErrorCode.InvalidInput, message: 'the request has malformed percent-encoding' },
+      internal: false,
+    };
+  return {
+    status: 500,
+    body: { error: HttpErrorCode.Internal, message: 'the server could not handle the request; it is logged' },
+    internal: true,
+  };
 }
 
 /** Fastify's refusal texts name what was wrong with the request (never server internals); keep them short. */
@@ -122,7 +174,8 @@ function wantsHtml(req: FastifyRequest): boolean {
 /** Sends the error response for `e`: JSON for API callers, a small page for browsers. */
 export function sendError(req: FastifyRequest, reply: FastifyReply, e: unknown, log: Logger): FastifyReply {
   const r = toHttpError(e);
-  if (r.internal) log.error({ err: e, reqId: req.id, method: req.method, route: req.routeOptions?.url }, 'request failed');
+  if (r.internal)
+    log.error({ err: e, reqId: req.id, method: req.method, route: req.routeOptions?.url }, 'request failed');
   else log.debug({ code: r.body.error, reqId: req.id }, 'request refused');
   const message = r.internal ? `${r.body.message} (request ${req.id})` : r.body.message;
   for (const [k, v] of Object.entries(r.headers ?? {})) reply.header(k, v);
@@ -130,7 +183,9 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, e: unknown, 
   if (wantsHtml(req)) {
     return reply
       .header('content-type', 'text/html; charset=utf-8')
-      .send(`<!doctype html><meta charset="utf-8"><title>${r.status}</title><h1>${r.status}</h1><p>${escapeHtml(message)}</p><p><a href="/">Back</a></p>`);
+      .send(
+        `<!doctype html><meta charset="utf-8"><title>${r.status}</title><h1>${r.status}</h1><p>${escapeHtml(message)}</p><p><a href="/">Back</a></p>`,
+      );
   }
   return reply.header('content-type', 'application/json; charset=utf-8').send({ error: r.body.error, message });
 }

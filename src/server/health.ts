@@ -14,7 +14,10 @@ export async function runHealthChecks(checks: HealthCheck[], timeoutMs = 3000): 
         const state = await Promise.race([
           c.check(),
           new Promise<DependencyState>((resolve) => {
-            timer = setTimeout(() => resolve({ status: 'down', detail: `no answer within ${timeoutMs} ms` }), timeoutMs);
+            timer = setTimeout(
+              () => resolve({ status: 'down', detail: `no answer within ${timeoutMs} ms` }),
+              timeoutMs,
+            );
           }),
         ]);
         return [c.name, state];

@@ -26,7 +26,11 @@ export function nulPath(value: unknown, at: string, depth = 0): string | null {
 /** Throws INVALID_INPUT naming the first place in `value` that holds a NUL byte. */
 export function refuseNul(value: unknown, at: string): void {
   const found = nulPath(value, at);
-  if (found) throw new CodedError(ErrorCode.InvalidInput, `${found} contains a NUL byte, which no field accepts: remove it and retry`);
+  if (found)
+    throw new CodedError(
+      ErrorCode.InvalidInput,
+      `${found} contains a NUL byte, which no field accepts: remove it and retry`,
+    );
 }
 
 /**
@@ -49,7 +53,11 @@ export function dateParam(raw: unknown, name: string, edge: 'start' | 'end' = 's
   const v = typeof raw === 'string' ? raw.trim() : '';
   const day = /^\d{4}-\d{2}-\d{2}$/.test(v);
   const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$/.test(v);
-  const d = day ? new Date(`${v}T${edge === 'end' ? '23:59:59.999' : '00:00:00'}Z`) : iso ? new Date(v) : new Date(Number.NaN);
+  const d = day
+    ? new Date(`${v}T${edge === 'end' ? '23:59:59.999' : '00:00:00'}Z`)
+    : iso
+      ? new Date(v)
+      : new Date(Number.NaN);
   const year = d.getUTCFullYear();
   if (Number.isNaN(d.getTime()) || year < 1970 || year > 9999) {
     throw new CodedError(ErrorCode.InvalidInput, `${name} "${v.slice(0, 40)}" is not a date: use YYYY-MM-DD`);

@@ -59,32 +59,42 @@ describe('malformed input is refused with a 4xx (or clamped), never a 500, and c
     expect(r.status, r.body.slice(0, 300)).toBe(200);
   });
 
-  it.each([
-    ['/audit?from=not-a-date'],
-    ['/audit?to=99999-01-01'],
-    ['/audit.csv?from=2026-13-45'],
-  ])('%s is a 400 naming the date field', async (path) => {
-    const r = await unchanged(() => dash(path));
-    expect(r.status).toBe(400);
-    expect(r.body).toMatch(/(From|To) &#34;.*&#34; is not a date/);
-  });
+  it.each([['/audit?from=not-a-date'], ['/audit?to=99999-01-01'], ['/audit.csv?from=2026-13-45']])(
+    '%s is a 400 naming the date field',
+    async (path) => {
+      const r = await unchanged(() => dash(path));
+      expect(r.status).toBe(400);
+      expect(r.body).toMatch(/(From|To) &#34;.*&#34; is not a date/);
+    },
+  );
 
-  it.each([['/cycles/a%00b'], ['/endpoints/x%00'], ['/login?next=/%00'], ['/agent/v1/jobs/j%00/result']])('a NUL byte in %s is a 400', async (path) => {
-    const r = await unchanged(() => http(path, { cookie: s.session.cookie }));
-    expect(r.status).toBe(400);
-    expect(r.body).toContain('the URL contains a NUL byte');
-  });
+  it.each([['/cycles/a%00b'], ['/endpoints/x%00'], ['/login?next=/%00'], ['/agent/v1/jobs/j%00/result']])(
+    'a NUL byte in %s is a 400',
+    async (path) => {
+      const r = await unchanged(() => http(path, { cookie: s.session.cookie }));
+      expect(r.status).toBe(400);
+      expect(r.body).toContain('the URL contains a NUL byte');
+    },
+  );
 
   it('a NUL byte in an agent field is a 400 and enrols nothing', async () => {
     const r = await unchanged(() =>
       http('/agent/v1/enroll', {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ enrollSecret: 'fuzz-enrol-secret-0123456789', machineId: 'nul-machine-01', hostname: 'evil\u0000host', osFamily: 'linux' }),
+        body: JSON.stringify({
+          enrollSecret: 'fuzz-enrol-secret-0123456789',
+          machineId: 'nul-machine-01',
+          hostname: 'evil\u0000host',
+          osFamily: 'linux',
+        }),
       }),
     );
     expect(r.status).toBe(400);
-    expect(JSON.parse(r.body)).toMatchObject({ error: 'INVALID_INPUT', message: expect.stringContaining('body.hostname contains a NUL byte') });
+    expect(JSON.parse(r.body)).toMatchObject({
+      error: 'INVALID_INPUT',
+      message: expect.stringContaining('body.hostname contains a NUL byte'),
+    });
   });
 
   it('releasedAt "not-a-date" in a scan result is a 400 and stores nothing', async () => {
@@ -92,7 +102,13 @@ describe('malformed input is refused with a 4xx (or clamped), never a 500, and c
     await s.db.db.insert(agentJobs).values({ id, endpointId: s.agentId, kind: 'scan', payload: { patchIds: [] } });
     const polled = await http('/agent/v1/jobs?wait=0', { headers: { authorization: s.agentAuth } });
     expect(polled.status).toBe(200);
-    const found = { patchId: 'DSA-9999-1', title: 'openssl', vendor: 'Debian', type: 'security', releasedAt: 'not-a-date' };
+    const found = {
+      patchId: 'DSA-9999-1',
+      title: 'openssl',
+      vendor: 'Debian',
+      type: 'security',
+      releasedAt: 'not-a-date',
+    };
     const r = await unchanged(() =>
       http(`/agent/v1/jobs/${encodeURIComponent(id)}/result`, {
         method: 'POST',
@@ -107,7 +123,9 @@ describe('malformed input is refused with a 4xx (or clamped), never a 500, and c
 
   it('malformed JSON is a 400 on every JSON route', async () => {
     for (const path of ['/agent/v1/enroll', '/api/messages', '/webhooks/servicenow']) {
-      const r = await unchanged(() => http(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' }));
+      const r = await unchanged(() =>
+        http(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' }),
+      );
       expect(r.status, path).toBe(400);
       expect(r.body).not.toMatch(LEAKS);
     }
@@ -122,18 +140,38 @@ describe('malformed input is refused with a 4xx (or clamped), never a 500, and c
     const ts = Math.floor(Date.now() / 1000);
     const signature = `v0=${createHmac('sha256', FUZZ_SLACK_SECRET).update(`v0:${ts}:${body}`).digest('hex')}`;
     const r = await unchanged(() =>
-      http('/slack/events', { method: 'POST', headers: { 'content-type': 'application/json', 'x-slack-request-timestamp': String(ts), 'x-slack-signature': signature }, body }),
+      http('/slack/events', {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-slack-request-timestamp': String(ts),
+          'x-slack-signature': signature,
+        },
+        body,
+      }),
     );
     expect(r.status, r.body).toBe(400);
   });
 
   it('an exception form with an impossible date goes back with a message, adding nothing', async () => {
-    const form = new URLSearchParams({ _csrf: s.session.csrf, patchId: 'KB1', reason: 'r', expiresAt: '2026-99-99' }).toString();
+    const form = new URLSearchParams({
+      _csrf: s.session.csrf,
+      patchId: 'KB1',
+      reason: 'r',
+      expiresAt: '2026-99-99',
+    }).toString();
     const r = await unchanged(() =>
-      http('/exceptions', { method: 'POST', cookie: s.session.cookie, headers: { 'content-type': 'application/x-www-form-urlencoded', origin: s.url }, body: form }),
+      http('/exceptions', {
+        method: 'POST',
+        cookie: s.session.cookie,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: s.url },
+        body: form,
+      }),
     );
     expect(r.status).toBe(303);
-    expect(new URL(r.headers.get('location') ?? '', s.url).searchParams.get('error')).toMatch(/^The expiry .* is not a date/);
+    expect(new URL(r.headers.get('location') ?? '', s.url).searchParams.get('error')).toMatch(
+      /^The expiry .* is not a date/,
+    );
   });
 });
 
@@ -144,14 +182,18 @@ describe('the one error handler', () => {
       health: [],
       routes: [
         (a) => {
-          a.get('/boom', async () => s.db.db.execute(sql`select * from no_such_table where secret = ${'hunter2-param'}`));
+          a.get('/boom', async () =>
+            s.db.db.execute(sql`select * from no_such_table where secret = ${'hunter2-param'}`),
+          );
         },
       ],
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     try {
       for (const accept of ['application/json', 'text/html']) {
-        const res = await fetch(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/boom`, { headers: { accept } });
+        const res = await fetch(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/boom`, {
+          headers: { accept },
+        });
         const body = await res.text();
         expect(res.status).toBe(500);
         expect(body).toContain('it is logged');

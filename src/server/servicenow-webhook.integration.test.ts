@@ -47,22 +47,49 @@ afterAll(async () => {
 async function setup(fake: ServiceNowFake) {
   const prefix = `wh${randomUUID().slice(0, 8)}`;
   const fleet = await seedFleet(db.db, { prefix, testEndpoints: 1, endpoints: 2 });
-  await saveTestPolicy(db.db, prefix, fleet.testGroup, { autoApprove: { types: ['security'] }, change: { type: 'normal', pollSeconds: 5 } });
+  await saveTestPolicy(db.db, prefix, fleet.testGroup, {
+    autoApprove: { types: ['security'] },
+    change: { type: 'normal', pollSeconds: 5 },
+  });
   const instanceUrl = await fake.start();
-  const desk: ChangeDesk = new ServiceNowChangeDesk({ client: new ServiceNowClient({ instanceUrl, auth: { kind: 'basic', username: 'admin', password: 'admin' } }) });
-  const server: FastifyInstance = await buildServer({ logger: createLogger('silent'), health: [], routes: [serviceNowWebhookRoute({ cycles, secret: SECRET, changes: desk })] });
+  const desk: ChangeDesk = new ServiceNowChangeDesk({
+    client: new ServiceNowClient({ instanceUrl, auth: { kind: 'basic', username: 'admin', password: 'admin' } }),
+  });
+  const server: FastifyInstance = await buildServer({
+    logger: createLogger('silent'),
+    health: [],
+    routes: [serviceNowWebhookRoute({ cycles, secret: SECRET, changes: desk })],
+  });
   const hook = `${await server.listen({ host: '127.0.0.1', port: 0 })}/webhooks/servicenow`;
   fake.webhook = { url: hook, secret: SECRET };
-  const activities = createActivities({ database: db, logger: createLogger('silent'), chat: new RecordingChatNotifier(), changeDesk: desk });
-  const input: PatchCycleInput = { cycleId: `c-${prefix}`, policyName: prefix, scope: { groups: [fleet.testGroup, fleet.prodGroup] }, requestedBy: 'cli:requester' };
+  const activities = createActivities({
+    database: db,
+    logger: createLogger('silent'),
+    chat: new RecordingChatNotifier(),
+    changeDesk: desk,
+  });
+  const input: PatchCycleInput = {
+    cycleId: `c-${prefix}`,
+    policyName: prefix,
+    scope: { groups: [fleet.testGroup, fleet.prodGroup] },
+    requestedBy: 'cli:requester',
+  };
   const post = async (body: Record<string, unknown>) => {
-    const res = await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json', 'x-patchops-secret': SECRET }, body: JSON.stringify(body) });
+    const res = await fetch(hook, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-patchops-secret': SECRET },
+      body: JSON.stringify(body),
+    });
     return { status: res.status, error: ((await res.json()) as { error?: string }).error };
   };
   return { input, activities, post, close: async () => Promise.all([server.close(), fake.stop()]) };
 }
 
-async function waitFor(h: { query: (q: typeof cycleStatusQuery) => Promise<CycleStatus> }, ok: (s: CycleStatus) => boolean, timeoutMs = 30_000): Promise<CycleStatus> {
+async function waitFor(
+  h: { query: (q: typeof cycleStatusQuery) => Promise<CycleStatus> },
+  ok: (s: CycleStatus) => boolean,
+  timeoutMs = 30_000,
+): Promise<CycleStatus> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const s = await h.query(cycleStatusQuery);
@@ -72,7 +99,12 @@ async function waitFor(h: { query: (q: typeof cycleStatusQuery) => Promise<Cycle
   }
 }
 
-const start = (input: PatchCycleInput) => t.env.client.workflow.start('patchCycleWorkflow', { taskQueue: t.taskQueue, workflowId: `patch-cycle:${input.cycleId}`, args: [input] });
+const start = (input: PatchCycleInput) =>
+  t.env.client.workflow.start('patchCycleWorkflow', {
+    taskQueue: t.taskQueue,
+    workflowId: `patch-cycle:${input.cycleId}`,
+    args: [input],
+  });
 
 describe('the ServiceNow webhook on a real cycle', () => {
   it('follows a change whose Change API answers as a one-element array, from creation to closure', async () => {
@@ -108,18 +140,45 @@ describe('the ServiceNow webhook on a real cycle', () => {
         const before = { ...fake.change(own)! };
 
         // 1. A notification claiming the cycle's own change is approved and scheduled; ServiceNow says it is New.
-        const forged = await s.post({ number: own, correlation_id: s.input.cycleId, state: '-2', approval: 'approved', sys_mod_count: '7' });
+        const forged = await s.post({
+          number: own,
+          correlation_id: s.input.cycleId,
+          state: '-2',
+          approval: 'approved',
+          sys_mod_count: '7',
+        });
         expect(forged.status).toBe(409);
-        expect(forged.error).toMatch(new RegExp(`says change ${own} is scheduled \\(approval approved\\), but ServiceNow says new`));
+        expect(forged.error).toMatch(
+          new RegExp(`says change ${own} is scheduled \\(approval approved\\), but ServiceNow says new`),
+        );
 
         // 2. Another change, really approved and scheduled in ServiceNow, whose correlation_id names this cycle.
-        const other = fake.insert('change_request', { type: 'standard', state: '-2', approval: 'approved', correlation_id: s.input.cycleId });
-        const borrowed = await s.post({ number: other.number, correlation_id: s.input.cycleId, state: '-2', approval: 'approved', sys_mod_count: '1' });
+        const other = fake.insert('change_request', {
+          type: 'standard',
+          state: '-2',
+          approval: 'approved',
+          correlation_id: s.input.cycleId,
+        });
+        const borrowed = await s.post({
+          number: other.number,
+          correlation_id: s.input.cycleId,
+          state: '-2',
+          approval: 'approved',
+          sys_mod_count: '1',
+        });
         expect(borrowed.status).toBe(404);
-        expect(borrowed.error).toBe(`no patch cycle owns change ${other.number} (the notification names correlation_id ${s.input.cycleId})`);
+        expect(borrowed.error).toBe(
+          `no patch cycle owns change ${other.number} (the notification names correlation_id ${s.input.cycleId})`,
+        );
 
         // 3. The same through the cycle service, by the cycle id: only the cycle's own change moves it.
-        await expect(cycles.changeRequestState(s.input.cycleId, { changeNumber: other.number!, state: 'scheduled', approval: 'approved' })).rejects.toMatchObject({
+        await expect(
+          cycles.changeRequestState(s.input.cycleId, {
+            changeNumber: other.number!,
+            state: 'scheduled',
+            approval: 'approved',
+          }),
+        ).rejects.toMatchObject({
           code: 'CONFLICT',
           message: `change ${other.number} is not the change of cycle ${s.input.cycleId} (${own}): ignored`,
         });

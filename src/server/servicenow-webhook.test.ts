@@ -23,11 +23,20 @@ function recordingCycles(known: Record<string, string>) {
     throw new Error('not used by the webhook');
   };
   const service: CycleService = {
-    start: notUsed, status: notUsed, list: notUsed, approve: notUsed, reject: notUsed, pause: notUsed, resume: notUsed,
-    cancel: notUsed, rollback: notUsed, scan: notUsed,
+    start: notUsed,
+    status: notUsed,
+    list: notUsed,
+    approve: notUsed,
+    reject: notUsed,
+    pause: notUsed,
+    resume: notUsed,
+    cancel: notUsed,
+    rollback: notUsed,
+    scan: notUsed,
     async changeRequestState(key, event) {
       if (!(key in known)) throw new CodedError(ErrorCode.NotFound, `no cycle ${key}`);
-      if (known[key] !== event.changeNumber) throw new CodedError(ErrorCode.Conflict, `change ${event.changeNumber} is not the change of ${key}`);
+      if (known[key] !== event.changeNumber)
+        throw new CodedError(ErrorCode.Conflict, `change ${event.changeNumber} is not the change of ${key}`);
       calls.push({ key, event });
     },
   };
@@ -42,7 +51,11 @@ function serviceNowSays(changes: Record<string, ChangeRequestStateEvent>) {
     down: false,
     async get(n: string): Promise<ChangeRequestStateEvent | null> {
       sn.asked.push(n);
-      if (sn.down) throw new CodedError(ErrorCode.IntegrationFailed, 'ServiceNow GET /api/now/table/change_request failed: connect ECONNREFUSED');
+      if (sn.down)
+        throw new CodedError(
+          ErrorCode.IntegrationFailed,
+          'ServiceNow GET /api/now/table/change_request failed: connect ECONNREFUSED',
+        );
       return sn.changes[n] ?? null;
     },
   } satisfies Pick<ChangeDesk, 'get'> & Record<string, unknown>;
@@ -81,7 +94,11 @@ const post = (payload: unknown, headers: Record<string, string> = { 'x-patchops-
 // A fresh route (and de-duplication memory) per test.
 beforeEach(async () => {
   cycles = recordingCycles({ 'cycle-42': 'CHG0010042', CHG0010042: 'CHG0010042', CHG0010077: 'CHG0010077' });
-  sn = serviceNowSays({ CHG0010042: SCHEDULED, CHG0010077: { changeNumber: 'CHG0010077', state: 'scheduled', approval: 'approved' }, CHG0010099: { changeNumber: 'CHG0010099', state: 'scheduled', approval: 'approved' } });
+  sn = serviceNowSays({
+    CHG0010042: SCHEDULED,
+    CHG0010077: { changeNumber: 'CHG0010077', state: 'scheduled', approval: 'approved' },
+    CHG0010099: { changeNumber: 'CHG0010099', state: 'scheduled', approval: 'approved' },
+  });
   app = await buildServer({
     logger: createLogger('silent'),
     health: [],
@@ -116,7 +133,9 @@ describe('POST /webhooks/servicenow', () => {
     // CHG0010099 is approved in ServiceNow, but no cycle owns it; its correlation_id names cycle-42's cycle.
     const res = await post(body({ number: 'CHG0010099', correlation_id: 'cycle-42' }));
     expect(res.statusCode).toBe(404);
-    expect(res.json().error).toBe('no patch cycle owns change CHG0010099 (the notification names correlation_id cycle-42)');
+    expect(res.json().error).toBe(
+      'no patch cycle owns change CHG0010099 (the notification names correlation_id cycle-42)',
+    );
     expect(cycles.calls).toEqual([]);
   });
 
@@ -133,8 +152,17 @@ describe('POST /webhooks/servicenow', () => {
     const down = await post(body());
     expect(down.statusCode).toBe(502);
     expect(down.json().error).toMatch(/could not confirm change CHG0010042 with ServiceNow: .*ECONNREFUSED/);
-    const blind = await buildServer({ logger: createLogger('silent'), health: [], routes: [serviceNowWebhookRoute({ cycles: cycles.service, secret: SECRET })] });
-    const res = await blind.inject({ method: 'POST', url: '/webhooks/servicenow', payload: body(), headers: { 'x-patchops-secret': SECRET } });
+    const blind = await buildServer({
+      logger: createLogger('silent'),
+      health: [],
+      routes: [serviceNowWebhookRoute({ cycles: cycles.service, secret: SECRET })],
+    });
+    const res = await blind.inject({
+      method: 'POST',
+      url: '/webhooks/servicenow',
+      payload: body(),
+      headers: { 'x-patchops-secret': SECRET },
+    });
     await blind.close();
     expect(res.statusCode).toBe(503);
     expect(res.json().error).toMatch(/cannot be confirmed/);
@@ -144,7 +172,10 @@ describe('POST /webhooks/servicenow', () => {
   it.each([
     ['no credentials', {}],
     ['a wrong secret', { 'x-patchops-secret': 'nope' }],
-    ['basic auth with a wrong password', { authorization: `Basic ${Buffer.from(`servicenow:nope`).toString('base64')}` }],
+    [
+      'basic auth with a wrong password',
+      { authorization: `Basic ${Buffer.from(`servicenow:nope`).toString('base64')}` },
+    ],
   ])('answers 401 to %s and forwards nothing', async (_what, headers) => {
     const res = await post(body(), headers as Record<string, string>);
     expect(res.statusCode).toBe(401);
@@ -152,14 +183,25 @@ describe('POST /webhooks/servicenow', () => {
   });
 
   it('accepts basic auth whose password is the secret', async () => {
-    const res = await post(body(), { authorization: `Basic ${Buffer.from(`servicenow:${SECRET}`).toString('base64')}` });
+    const res = await post(body(), {
+      authorization: `Basic ${Buffer.from(`servicenow:${SECRET}`).toString('base64')}`,
+    });
     expect(res.statusCode).toBe(200);
     expect(cycles.calls).toHaveLength(1);
   });
 
   it('refuses everything when no secret is configured, saying what to set', async () => {
-    const open = await buildServer({ logger: createLogger('silent'), health: [], routes: [serviceNowWebhookRoute({ cycles: cycles.service, secret: undefined })] });
-    const res = await open.inject({ method: 'POST', url: '/webhooks/servicenow', payload: body(), headers: { 'x-patchops-secret': '' } });
+    const open = await buildServer({
+      logger: createLogger('silent'),
+      health: [],
+      routes: [serviceNowWebhookRoute({ cycles: cycles.service, secret: undefined })],
+    });
+    const res = await open.inject({
+      method: 'POST',
+      url: '/webhooks/servicenow',
+      payload: body(),
+      headers: { 'x-patchops-secret': '' },
+    });
     await open.close();
     expect(res.statusCode).toBe(401);
     expect(res.json().error).toMatch(/SERVICENOW_WEBHOOK_SECRET is not set/);
@@ -177,7 +219,12 @@ describe('POST /webhooks/servicenow', () => {
   });
 
   it('answers 400 to a body that is not JSON', async () => {
-    const res = await app.inject({ method: 'POST', url: '/webhooks/servicenow', payload: 'state=-2', headers: { 'x-patchops-secret': SECRET, 'content-type': 'text/plain' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/webhooks/servicenow',
+      payload: 'state=-2',
+      headers: { 'x-patchops-secret': SECRET, 'content-type': 'text/plain' },
+    });
     expect(res.statusCode).toBe(400);
   });
 
@@ -187,22 +234,51 @@ describe('POST /webhooks/servicenow', () => {
     expect(again.statusCode).toBe(200);
     expect(again.json()).toMatchObject({ duplicate: true });
     expect(cycles.calls).toHaveLength(1);
-    sn.changes.CHG0010042 = { changeNumber: 'CHG0010042', state: 'canceled', approval: 'approved', reason: 'no longer needed' };
+    sn.changes.CHG0010042 = {
+      changeNumber: 'CHG0010042',
+      state: 'canceled',
+      approval: 'approved',
+      reason: 'no longer needed',
+    };
     expect((await post(body({ sys_mod_count: '5', state: '4', reason: 'no longer needed' }))).statusCode).toBe(200);
-    expect(cycles.calls.map((c) => [c.event.state, c.event.reason])).toEqual([['scheduled', undefined], ['canceled', 'no longer needed']]);
+    expect(cycles.calls.map((c) => [c.event.state, c.event.reason])).toEqual([
+      ['scheduled', undefined],
+      ['canceled', 'no longer needed'],
+    ]);
   });
 
   it('takes the call the fake’s business rule makes over real HTTP, confirmed through the real change desk', async () => {
     const fake = new ServiceNowFake();
     const instanceUrl = await fake.start();
-    const desk = new ServiceNowChangeDesk({ client: new ServiceNowClient({ instanceUrl, auth: { kind: 'basic', username: 'admin', password: 'admin' } }) });
-    const listening = await buildServer({ logger: createLogger('silent'), health: [], routes: [serviceNowWebhookRoute({ cycles: () => cycles.service, secret: SECRET, changes: desk })] });
+    const desk = new ServiceNowChangeDesk({
+      client: new ServiceNowClient({ instanceUrl, auth: { kind: 'basic', username: 'admin', password: 'admin' } }),
+    });
+    const listening = await buildServer({
+      logger: createLogger('silent'),
+      health: [],
+      routes: [serviceNowWebhookRoute({ cycles: () => cycles.service, secret: SECRET, changes: desk })],
+    });
     const url = await listening.listen({ host: '127.0.0.1', port: 0 });
     fake.webhook = { url: `${url}/webhooks/servicenow`, secret: SECRET };
     try {
-      const c = fake.insert('change_request', { type: 'normal', state: '-3', approval: 'requested', correlation_id: 'cycle-42', number: 'CHG0010042' });
+      const c = fake.insert('change_request', {
+        type: 'normal',
+        state: '-3',
+        approval: 'requested',
+        correlation_id: 'cycle-42',
+        number: 'CHG0010042',
+      });
       expect(await fake.cancel(c.number!, 'Out of freeze window', 'cab.chair')).toBe(200);
-      expect(cycles.calls.at(-1)).toEqual({ key: 'cycle-42', event: { changeNumber: c.number, state: 'canceled', approval: 'requested', by: 'servicenow:cab.chair', reason: 'Out of freeze window' } });
+      expect(cycles.calls.at(-1)).toEqual({
+        key: 'cycle-42',
+        event: {
+          changeNumber: c.number,
+          state: 'canceled',
+          approval: 'requested',
+          by: 'servicenow:cab.chair',
+          reason: 'Out of freeze window',
+        },
+      });
     } finally {
       await fake.stop();
       await listening.close();

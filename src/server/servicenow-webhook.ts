@@ -39,7 +39,10 @@ const optionalText = z
   .transform((v) => (v === '' || v === null ? undefined : v));
 
 export const serviceNowNotificationSchema = z.object({
-  number: z.string().trim().regex(/^[A-Z]{2,10}\d{3,}$/, 'expected a change number such as CHG0030001'),
+  number: z
+    .string()
+    .trim()
+    .regex(/^[A-Z]{2,10}\d{3,}$/, 'expected a change number such as CHG0030001'),
   sys_id: optionalText,
   correlation_id: optionalText,
   state: z.union([z.string(), z.number()]).transform((v) => String(v).trim()),
@@ -70,7 +73,11 @@ export interface ServiceNowWebhookOptions {
 /** Turns a notification into the workflow's event; throws INVALID_INPUT when the state is unknown. */
 export function toChangeRequestStateEvent(n: ServiceNowNotification): ChangeRequestStateEvent {
   const state = mapServiceNowState(n.state) ?? mapServiceNowState(n.state_label);
-  if (!state) throw new CodedError(ErrorCode.InvalidInput, `state "${n.state}" is not a ServiceNow change state (-5, -4, -3, -2, -1, 0, 3, 4 or their names)`);
+  if (!state)
+    throw new CodedError(
+      ErrorCode.InvalidInput,
+      `state "${n.state}" is not a ServiceNow change state (-5, -4, -3, -2, -1, 0, 3, 4 or their names)`,
+    );
   const event: ChangeRequestStateEvent = { changeNumber: n.number, state };
   const approval = mapServiceNowApproval(n.approval);
   if (approval) event.approval = approval;
@@ -90,10 +97,15 @@ export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule
   return (app: FastifyInstance) => {
     app.post(SERVICENOW_WEBHOOK_PATH, async (req: FastifyRequest, reply: FastifyReply) => {
       if (!o.secret) {
-        return reply.code(401).send({ error: 'SERVICENOW_WEBHOOK_SECRET is not set: ServiceNow notifications cannot be authenticated. Set it here and in the ServiceNow outbound REST message (docs/servicenow/).' });
+        return reply.code(401).send({
+          error:
+            'SERVICENOW_WEBHOOK_SECRET is not set: ServiceNow notifications cannot be authenticated. Set it here and in the ServiceNow outbound REST message (docs/servicenow/).',
+        });
       }
       if (!authenticated(req, o.secret)) {
-        return reply.code(401).send({ error: `not authenticated: send the shared secret in the ${SERVICENOW_SECRET_HEADER} header, or as the basic-auth password` });
+        return reply.code(401).send({
+          error: `not authenticated: send the shared secret in the ${SERVICENOW_SECRET_HEADER} header, or as the basic-auth password`,
+        });
       }
       const parsed = serviceNowNotificationSchema.safeParse(req.body);
       if (!parsed.success) {
@@ -107,7 +119,16 @@ export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule
       } catch (e) {
         return reply.code(400).send({ error: (e as Error).message });
       }
-      const key = ['servicenow', n.number, n.sys_id ?? '', n.sys_mod_count ?? '', event.state, event.approval ?? '', event.plannedStart ?? '', event.plannedEnd ?? ''].join('|');
+      const key = [
+        'servicenow',
+        n.number,
+        n.sys_id ?? '',
+        n.sys_mod_count ?? '',
+        event.state,
+        event.approval ?? '',
+        event.plannedStart ?? '',
+        event.plannedEnd ?? '',
+      ].join('|');
       // Only a notification that names its sys_mod_count can be told apart from a later one with the same state.
       const remembered = n.sys_mod_count !== undefined;
       if (remembered && !(await claimReceipt(receipts, key, o.logger))) {
@@ -116,28 +137,45 @@ export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule
       let forwarded = false;
       try {
         const service = cycles();
-        if (!service) return reply.code(503).send({ error: 'the cycle service is not running in this process; retry shortly' });
+        if (!service)
+          return reply.code(503).send({ error: 'the cycle service is not running in this process; retry shortly' });
         if (!o.changes) {
-          return reply.code(503).send({ error: 'ServiceNow is not configured in this process (SERVICENOW_INSTANCE_URL), so the notification cannot be confirmed with it: nothing was forwarded.' });
+          return reply.code(503).send({
+            error:
+              'ServiceNow is not configured in this process (SERVICENOW_INSTANCE_URL), so the notification cannot be confirmed with it: nothing was forwarded.',
+          });
         }
         let confirmed: ChangeRequestStateEvent | null;
         try {
           confirmed = await o.changes.get(n.number);
         } catch (e) {
-          o.logger?.warn({ err: e, changeNumber: n.number }, 'could not confirm a ServiceNow notification with ServiceNow');
-          return reply.code(502).send({ error: `could not confirm change ${n.number} with ServiceNow: ${(e as Error).message}` });
+          o.logger?.warn(
+            { err: e, changeNumber: n.number },
+            'could not confirm a ServiceNow notification with ServiceNow',
+          );
+          return reply
+            .code(502)
+            .send({ error: `could not confirm change ${n.number} with ServiceNow: ${(e as Error).message}` });
         }
-        if (!confirmed) return reply.code(404).send({ error: `ServiceNow has no change ${n.number}: the notification was ignored` });
+        if (!confirmed)
+          return reply.code(404).send({ error: `ServiceNow has no change ${n.number}: the notification was ignored` });
         const disagreement = disagreementOf(event, confirmed);
         if (disagreement) {
-          o.logger?.warn({ changeNumber: n.number, notified: event.state, confirmed: confirmed.state }, 'ServiceNow notification disagrees with ServiceNow; ignored');
-          return reply.code(409).send({ error: `the notification says change ${n.number} is ${disagreement.notified}, but ServiceNow says ${disagreement.confirmed}: ignored (patchops follows ServiceNow's own state)` });
+          o.logger?.warn(
+            { changeNumber: n.number, notified: event.state, confirmed: confirmed.state },
+            'ServiceNow notification disagrees with ServiceNow; ignored',
+          );
+          return reply.code(409).send({
+            error: `the notification says change ${n.number} is ${disagreement.notified}, but ServiceNow says ${disagreement.confirmed}: ignored (patchops follows ServiceNow's own state)`,
+          });
         }
         try {
           await forward(service, n, confirmed);
         } catch (e) {
           if (isCodedError(e) && e.code === ErrorCode.NotFound) {
-            return reply.code(404).send({ error: `no patch cycle owns change ${n.number}${n.correlation_id ? ` (the notification names correlation_id ${n.correlation_id})` : ''}` });
+            return reply.code(404).send({
+              error: `no patch cycle owns change ${n.number}${n.correlation_id ? ` (the notification names correlation_id ${n.correlation_id})` : ''}`,
+            });
           }
           if (isCodedError(e) && e.code === ErrorCode.Conflict) return reply.code(409).send({ error: e.message });
           if (isCodedError(e) && e.code === ErrorCode.InvalidInput) return reply.code(400).send({ error: e.message });
@@ -145,11 +183,17 @@ export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule
           return reply.code(500).send({ error: `could not forward the notification: ${(e as Error).message}` });
         }
         forwarded = true;
-        o.logger?.info({ changeNumber: n.number, state: confirmed.state, approval: confirmed.approval }, 'ServiceNow change state confirmed and forwarded');
+        o.logger?.info(
+          { changeNumber: n.number, state: confirmed.state, approval: confirmed.approval },
+          'ServiceNow change state confirmed and forwarded',
+        );
         return reply.code(200).send({ ok: true, changeNumber: n.number, state: confirmed.state });
       } finally {
         // Not forwarded: ServiceNow's retry (or the next notification) must be taken.
-        if (remembered && !forwarded) await receipts.release(key).catch((err: unknown) => o.logger?.warn({ err, key }, 'could not release a ServiceNow receipt'));
+        if (remembered && !forwarded)
+          await receipts
+            .release(key)
+            .catch((err: unknown) => o.logger?.warn({ err, key }, 'could not release a ServiceNow receipt'));
       }
     });
   };
@@ -159,7 +203,11 @@ export function serviceNowWebhookRoute(o: ServiceNowWebhookOptions): RouteModule
  * To the cycle named by correlation_id when that cycle's own change is this one (the cycle service refuses
  * any other: CONFLICT), else to the cycle that owns the change number.
  */
-async function forward(service: CycleService, n: ServiceNowNotification, confirmed: ChangeRequestStateEvent): Promise<void> {
+async function forward(
+  service: CycleService,
+  n: ServiceNowNotification,
+  confirmed: ChangeRequestStateEvent,
+): Promise<void> {
   if (n.correlation_id) {
     try {
       await service.changeRequestState(n.correlation_id, confirmed);
@@ -172,10 +220,14 @@ async function forward(service: CycleService, n: ServiceNowNotification, confirm
 }
 
 /** How the notification's state or approval differs from ServiceNow's own answer, if it does. */
-function disagreementOf(notified: ChangeRequestStateEvent, confirmed: ChangeRequestStateEvent): { notified: string; confirmed: string } | undefined {
+function disagreementOf(
+  notified: ChangeRequestStateEvent,
+  confirmed: ChangeRequestStateEvent,
+): { notified: string; confirmed: string } | undefined {
   const show = (e: ChangeRequestStateEvent) => `${e.state}${e.approval ? ` (approval ${e.approval})` : ''}`;
   if (notified.state !== confirmed.state) return { notified: show(notified), confirmed: show(confirmed) };
-  if (notified.approval !== undefined && notified.approval !== confirmed.approval) return { notified: show(notified), confirmed: show(confirmed) };
+  if (notified.approval !== undefined && notified.approval !== confirmed.approval)
+    return { notified: show(notified), confirmed: show(confirmed) };
   return undefined;
 }
 
@@ -212,7 +264,10 @@ async function claimReceipt(receipts: DeliveryReceipts, key: string, logger?: Lo
   try {
     return await receipts.claim(key, NOTIFICATION_TTL_MS);
   } catch (err) {
-    logger?.warn({ err, key }, 'delivery receipts unavailable: forwarding the ServiceNow notification without the duplicate check');
+    logger?.warn(
+      { err, key },
+      'delivery receipts unavailable: forwarding the ServiceNow notification without the duplicate check',
+    );
     return true;
   }
 }

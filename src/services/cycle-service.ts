@@ -7,7 +7,14 @@
  * validator's reason ("you requested this cycle; someone else must approve"); an unknown cycle throws
  * CodedError(NOT_FOUND); bad input throws CodedError(INVALID_INPUT). Nothing else is thrown on purpose.
  */
-import type { ApprovalResult, ApprovalVote, ChangeRequestStateEvent, CycleScope, CycleStage, CycleStatus } from '../domain/cycle';
+import type {
+  ApprovalResult,
+  ApprovalVote,
+  ChangeRequestStateEvent,
+  CycleScope,
+  CycleStage,
+  CycleStatus,
+} from '../domain/cycle';
 
 export interface StartCycleInput {
   policyName: string;

@@ -104,7 +104,11 @@ export const foundPatchSchema = z.object({
    */
   supersededBy: z.string().max(256).optional(),
   packages: z.array(packageRefSchema).max(RESULT_LIMITS.packagesPerPatch).default([]),
-  releasedAt: z.string().max(64).refine((v) => !Number.isNaN(Date.parse(v)), 'expected an ISO 8601 date such as 2026-01-13T00:00:00Z').optional(),
+  releasedAt: z
+    .string()
+    .max(64)
+    .refine((v) => !Number.isNaN(Date.parse(v)), 'expected an ISO 8601 date such as 2026-01-13T00:00:00Z')
+    .optional(),
 });
 export type FoundPatch = z.infer<typeof foundPatchSchema>;
 
@@ -126,9 +130,15 @@ export const jobResultSchema = z.object({
   /** scan: everything found missing now (the full list replaces the endpoint's missing set). */
   missing: z.array(foundPatchSchema).max(RESULT_LIMITS.missing).optional(),
   rebootPending: z.boolean().default(false),
-  error: z.string().max(64 * 1024).optional(),
+  error: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
   /** Tail of the tool's output, for people reading the job later. */
-  log: z.string().max(64 * 1024).optional(),
+  log: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
 });
 export type JobResult = z.infer<typeof jobResultSchema>;
 
@@ -137,7 +147,10 @@ export type JobResult = z.infer<typeof jobResultSchema>;
 /** A site name (endpoints tagged `site:<name>` use the site's distribution points); stored lowercase. */
 export const siteSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/i, 'a site is 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit')
+  .regex(
+    /^[a-z0-9][a-z0-9._-]{0,62}$/i,
+    'a site is 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit',
+  )
   .transform((s) => s.toLowerCase());
 
 /** POST /agent/v1/enroll body. */
@@ -199,7 +212,12 @@ export type PollResponse = z.infer<typeof pollResponseSchema>;
  */
 export const whoamiResponseSchema = z.union([
   z.object({ kind: z.literal('agent'), endpointId: z.string(), site: z.string().nullable() }),
-  z.object({ kind: z.literal('distribution-point'), name: z.string(), site: z.string(), tokenKey: z.string().optional() }),
+  z.object({
+    kind: z.literal('distribution-point'),
+    name: z.string(),
+    site: z.string(),
+    tokenKey: z.string().optional(),
+  }),
 ]);
 export type WhoamiResponse = z.infer<typeof whoamiResponseSchema>;
 

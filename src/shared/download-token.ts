@@ -40,9 +40,20 @@ export class DownloadTokenError extends Error {
 const signedText = (payload: string) => Buffer.from(DOMAIN + payload, 'utf8');
 
 /** Signs a token with the manifest-signing private key (PKCS#8 PEM or a KeyObject). */
-export function signDownloadToken(claims: { sub: string; site: string; exp: number }, privateKey: string | KeyObject): string {
+export function signDownloadToken(
+  claims: { sub: string; site: string; exp: number },
+  privateKey: string | KeyObject,
+): string {
   const key = typeof privateKey === 'string' ? createPrivateKey(privateKey) : privateKey;
-  const payload = Buffer.from(JSON.stringify({ sub: claims.sub, site: claims.site, exp: claims.exp, aud: DOWNLOAD_TOKEN_AUDIENCE } satisfies DownloadTokenClaims), 'utf8').toString('base64url');
+  const payload = Buffer.from(
+    JSON.stringify({
+      sub: claims.sub,
+      site: claims.site,
+      exp: claims.exp,
+      aud: DOWNLOAD_TOKEN_AUDIENCE,
+    } satisfies DownloadTokenClaims),
+    'utf8',
+  ).toString('base64url');
   const sig = sign(null, signedText(payload), key).toString('base64url');
   return `${PREFIX}.${payload}.${sig}`;
 }
@@ -52,9 +63,14 @@ export function signDownloadToken(claims: { sub: string; site: string; exp: numb
  * audience, expiry (with `skewSeconds` of slack, default 60) and, when `site` is given, the site.
  * Throws DownloadTokenError with the reason; returns the claims.
  */
-export function verifyDownloadToken(token: string, publicKey: string | KeyObject, opts: { now: Date; site?: string; skewSeconds?: number }): DownloadTokenClaims {
+export function verifyDownloadToken(
+  token: string,
+  publicKey: string | KeyObject,
+  opts: { now: Date; site?: string; skewSeconds?: number },
+): DownloadTokenClaims {
   const parts = token.split('.');
-  if (parts.length !== 3 || parts[0] !== PREFIX || !parts[1] || !parts[2]) throw new DownloadTokenError('malformed', 'not a download token (expected v1.<payload>.<signature>)');
+  if (parts.length !== 3 || parts[0] !== PREFIX || !parts[1] || !parts[2])
+    throw new DownloadTokenError('malformed', 'not a download token (expected v1.<payload>.<signature>)');
   const [, payload, sig] = parts as [string, string, string];
   let ok = false;
   try {
@@ -63,18 +79,34 @@ export function verifyDownloadToken(token: string, publicKey: string | KeyObject
   } catch {
     ok = false;
   }
-  if (!ok) throw new DownloadTokenError('bad_signature', 'the download token signature does not verify with the server\'s key');
+  if (!ok)
+    throw new DownloadTokenError('bad_signature', "the download token signature does not verify with the server's key");
   let claims: DownloadTokenClaims;
   try {
     const parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
-    if (typeof parsed.sub !== 'string' || typeof parsed.site !== 'string' || typeof parsed.exp !== 'number' || typeof parsed.aud !== 'string') throw new Error('missing claims');
+    if (
+      typeof parsed.sub !== 'string' ||
+      typeof parsed.site !== 'string' ||
+      typeof parsed.exp !== 'number' ||
+      typeof parsed.aud !== 'string'
+    )
+      throw new Error('missing claims');
     claims = { sub: parsed.sub, site: parsed.site, exp: parsed.exp, aud: parsed.aud };
   } catch (e) {
     throw new DownloadTokenError('malformed', `the download token payload is malformed: ${(e as Error).message}`);
   }
-  if (claims.aud !== DOWNLOAD_TOKEN_AUDIENCE) throw new DownloadTokenError('wrong_audience', `the download token is for "${claims.aud}", not "${DOWNLOAD_TOKEN_AUDIENCE}"`);
+  if (claims.aud !== DOWNLOAD_TOKEN_AUDIENCE)
+    throw new DownloadTokenError(
+      'wrong_audience',
+      `the download token is for "${claims.aud}", not "${DOWNLOAD_TOKEN_AUDIENCE}"`,
+    );
   const nowSeconds = opts.now.getTime() / 1000;
-  if (claims.exp + (opts.skewSeconds ?? 60) <= nowSeconds) throw new DownloadTokenError('expired', `the download token expired at ${new Date(claims.exp * 1000).toISOString()}: poll the server for a new one`);
-  if (opts.site !== undefined && claims.site !== opts.site) throw new DownloadTokenError('wrong_site', `the download token is for site ${claims.site}, not ${opts.site}`);
+  if (claims.exp + (opts.skewSeconds ?? 60) <= nowSeconds)
+    throw new DownloadTokenError(
+      'expired',
+      `the download token expired at ${new Date(claims.exp * 1000).toISOString()}: poll the server for a new one`,
+    );
+  if (opts.site !== undefined && claims.site !== opts.site)
+    throw new DownloadTokenError('wrong_site', `the download token is for site ${claims.site}, not ${opts.site}`);
   return claims;
 }

@@ -29,7 +29,18 @@
  */
 
 /** Every manager a package ref may name. */
-export const PACKAGE_MANAGERS = ['apt', 'dnf', 'yum', 'zypper', 'windows-update', 'winget', 'softwareupdate', 'brew', 'fwupd', 'file'] as const;
+export const PACKAGE_MANAGERS = [
+  'apt',
+  'dnf',
+  'yum',
+  'zypper',
+  'windows-update',
+  'winget',
+  'softwareupdate',
+  'brew',
+  'fwupd',
+  'file',
+] as const;
 export type PackageManagerName = (typeof PACKAGE_MANAGERS)[number];
 
 export const MAX_PACKAGE_NAME_LENGTH = 255;
@@ -143,7 +154,10 @@ export function isBrewVersion(s: string): boolean {
 
 /** A `softwareupdate --list` label: words of alphanumerics and `. _ ( ) + , -` separated by single spaces. */
 export function isSoftwareUpdateLabel(s: string): boolean {
-  return within(s, MAX_PACKAGE_NAME_LENGTH) && /^[A-Za-z0-9][A-Za-z0-9._()+,-]*(?: [A-Za-z0-9(][A-Za-z0-9._()+,-]*)*$/.test(s);
+  return (
+    within(s, MAX_PACKAGE_NAME_LENGTH) &&
+    /^[A-Za-z0-9][A-Za-z0-9._()+,-]*(?: [A-Za-z0-9(][A-Za-z0-9._()+,-]*)*$/.test(s)
+  );
 }
 
 /** A simple dotted version (softwareupdate, fwupd releases): alphanumerics and `. _ + -`, starting alphanumeric. */
@@ -172,7 +186,13 @@ export function isFwupdVersion(s: string): boolean {
 
 /** A file of the signed repository: a plain file name, no directory parts, no leading '-' or '.'. */
 export function isRepositoryFileName(s: string): boolean {
-  return within(s, MAX_PACKAGE_NAME_LENGTH) && !hasControlCharacters(s) && /^[A-Za-z0-9_][^/\\]*$/.test(s) && !/\s$/.test(s) && !s.includes('..');
+  return (
+    within(s, MAX_PACKAGE_NAME_LENGTH) &&
+    !hasControlCharacters(s) &&
+    /^[A-Za-z0-9_][^/\\]*$/.test(s) &&
+    !/\s$/.test(s) &&
+    !s.includes('..')
+  );
 }
 
 // ---------------------------------------------------------------- per manager
@@ -184,20 +204,65 @@ interface Grammar {
   versionIs: string;
 }
 
-const DEB: Grammar = { name: isDebianPackageName, nameIs: 'a Debian package name (Policy §5.6.1: a-z 0-9 + . -, starting alphanumeric; optional :arch)', version: isDebianVersion, versionIs: 'a Debian version (Policy §5.6.12: [epoch:]upstream[-revision])' };
-const RPM: Grammar = { name: isRpmName, nameIs: 'an RPM package name (alphanumerics and . _ + -, not starting with - or .)', version: isRpmEvr, versionIs: 'an RPM [epoch:]version[-release]' };
+const DEB: Grammar = {
+  name: isDebianPackageName,
+  nameIs: 'a Debian package name (Policy §5.6.1: a-z 0-9 + . -, starting alphanumeric; optional :arch)',
+  version: isDebianVersion,
+  versionIs: 'a Debian version (Policy §5.6.12: [epoch:]upstream[-revision])',
+};
+const RPM: Grammar = {
+  name: isRpmName,
+  nameIs: 'an RPM package name (alphanumerics and . _ + -, not starting with - or .)',
+  version: isRpmEvr,
+  versionIs: 'an RPM [epoch:]version[-release]',
+};
 
 const GRAMMARS: Record<PackageManagerName, Grammar> = {
   apt: DEB,
   dnf: RPM,
   yum: RPM,
-  zypper: { name: isZypperPatchId, nameIs: 'a zypper patch id (alphanumerics and . _ + -, starting alphanumeric)', version: isRpmEvr, versionIs: 'an RPM [epoch:]version[-release]' },
-  'windows-update': { name: isWindowsUpdateId, nameIs: 'a KB number (KB5034441) or WU-<UpdateID GUID>', version: isPlainVersion, versionIs: 'a plain version' },
-  winget: { name: isWingetId, nameIs: 'a winget package identifier (Publisher.Package)', version: isWingetVersion, versionIs: 'a winget package version' },
-  softwareupdate: { name: isSoftwareUpdateLabel, nameIs: 'a softwareupdate label', version: isPlainVersion, versionIs: 'a plain version' },
-  brew: { name: (s) => isBrewFormula(s) || isBrewCask(s), nameIs: 'a Homebrew formula or cask:<token>', version: isBrewVersion, versionIs: 'a Homebrew version' },
-  fwupd: { name: (s) => isFwupdDeviceId(s) || isFwupdGuid(s), nameIs: 'an fwupd device id (40 hex digits) or GUID', version: isFwupdVersion, versionIs: 'an fwupd release version' },
-  file: { name: isRepositoryFileName, nameIs: 'a plain file name', version: isPlainVersion, versionIs: 'a plain version' },
+  zypper: {
+    name: isZypperPatchId,
+    nameIs: 'a zypper patch id (alphanumerics and . _ + -, starting alphanumeric)',
+    version: isRpmEvr,
+    versionIs: 'an RPM [epoch:]version[-release]',
+  },
+  'windows-update': {
+    name: isWindowsUpdateId,
+    nameIs: 'a KB number (KB5034441) or WU-<UpdateID GUID>',
+    version: isPlainVersion,
+    versionIs: 'a plain version',
+  },
+  winget: {
+    name: isWingetId,
+    nameIs: 'a winget package identifier (Publisher.Package)',
+    version: isWingetVersion,
+    versionIs: 'a winget package version',
+  },
+  softwareupdate: {
+    name: isSoftwareUpdateLabel,
+    nameIs: 'a softwareupdate label',
+    version: isPlainVersion,
+    versionIs: 'a plain version',
+  },
+  brew: {
+    name: (s) => isBrewFormula(s) || isBrewCask(s),
+    nameIs: 'a Homebrew formula or cask:<token>',
+    version: isBrewVersion,
+    versionIs: 'a Homebrew version',
+  },
+  fwupd: {
+    name: (s) => isFwupdDeviceId(s) || isFwupdGuid(s),
+    nameIs: 'an fwupd device id (40 hex digits) or GUID',
+    version: isFwupdVersion,
+    versionIs: 'an fwupd release version',
+  },
+  file: {
+    name: isRepositoryFileName,
+    nameIs: 'a plain file name',
+    version: isPlainVersion,
+    versionIs: 'a plain version',
+  },
 };
 
 export function isPackageManager(s: string): s is PackageManagerName {
@@ -211,27 +276,37 @@ export function quoted(s: string): string {
 
 /** Why this is not a package name of `manager`, or null when it is one. */
 export function packageNameProblem(manager: string, name: string): string | null {
-  if (!isPackageManager(manager)) return `unknown package manager ${quoted(manager)} (known: ${PACKAGE_MANAGERS.join(', ')})`;
+  if (!isPackageManager(manager))
+    return `unknown package manager ${quoted(manager)} (known: ${PACKAGE_MANAGERS.join(', ')})`;
   const g = GRAMMARS[manager];
   return g.name(name) ? null : `${manager} package name ${quoted(name)} is not ${g.nameIs}`;
 }
 
 /** Why this is not a package version of `manager`, or null when it is one. */
 export function packageVersionProblem(manager: string, version: string, name?: string): string | null {
-  if (!isPackageManager(manager)) return `unknown package manager ${quoted(manager)} (known: ${PACKAGE_MANAGERS.join(', ')})`;
+  if (!isPackageManager(manager))
+    return `unknown package manager ${quoted(manager)} (known: ${PACKAGE_MANAGERS.join(', ')})`;
   const g = GRAMMARS[manager];
-  return g.version(version) ? null : `${manager} version ${quoted(version)}${name === undefined ? '' : ` of ${quoted(name)}`} is not ${g.versionIs}`;
+  return g.version(version)
+    ? null
+    : `${manager} version ${quoted(version)}${name === undefined ? '' : ` of ${quoted(name)}`} is not ${g.versionIs}`;
 }
 
 /** Why this package ref may not be handed to its backend, or null when it may. */
-export function packageRefProblem(ref: { manager: string; name: string; version?: string; sha256?: string }): string | null {
+export function packageRefProblem(ref: {
+  manager: string;
+  name: string;
+  version?: string;
+  sha256?: string;
+}): string | null {
   const name = packageNameProblem(ref.manager, ref.name);
   if (name) return name;
   if (ref.version !== undefined) {
     const version = packageVersionProblem(ref.manager, ref.version, ref.name);
     if (version) return version;
   }
-  if (ref.manager === 'file' && (!ref.sha256 || !/^[0-9a-f]{64}$/.test(ref.sha256))) return `file ${quoted(ref.name)} carries no sha256: it cannot be verified against the signed manifest`;
+  if (ref.manager === 'file' && (!ref.sha256 || !/^[0-9a-f]{64}$/.test(ref.sha256)))
+    return `file ${quoted(ref.name)} carries no sha256: it cannot be verified against the signed manifest`;
   return null;
 }
 
@@ -239,7 +314,13 @@ export function packageRefProblem(ref: { manager: string; name: string; version?
  * Every problem with the packages of an install / verify / rollback payload, including the package names and
  * versions of `previousVersions` (they go to the same backends as `name=version` arguments). Empty when all is well.
  */
-export function patchPayloadProblems(patches: ReadonlyArray<{ patchId: string; packages: ReadonlyArray<{ manager: string; name: string; version?: string; sha256?: string }>; previousVersions?: Record<string, string> }>): string[] {
+export function patchPayloadProblems(
+  patches: ReadonlyArray<{
+    patchId: string;
+    packages: ReadonlyArray<{ manager: string; name: string; version?: string; sha256?: string }>;
+    previousVersions?: Record<string, string>;
+  }>,
+): string[] {
   const out: string[] = [];
   for (const p of patches) {
     for (const ref of p.packages) {
@@ -250,7 +331,12 @@ export function patchPayloadProblems(patches: ReadonlyArray<{ patchId: string; p
     for (const [name, version] of Object.entries(p.previousVersions ?? {})) {
       for (const m of managers) {
         // zypper rolls back packages (rpm names), not patches.
-        const why = m === 'zypper' ? (isRpmName(name) ? null : `zypper package name ${quoted(name)} is not ${RPM.nameIs}`) : packageNameProblem(m, name);
+        const why =
+          m === 'zypper'
+            ? isRpmName(name)
+              ? null
+              : `zypper package name ${quoted(name)} is not ${RPM.nameIs}`
+            : packageNameProblem(m, name);
         const whyVersion = packageVersionProblem(m, version, name);
         if (why) out.push(`${p.patchId}: previousVersions: ${why}`);
         else if (whyVersion) out.push(`${p.patchId}: previousVersions: ${whyVersion}`);

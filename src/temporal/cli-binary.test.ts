@@ -18,16 +18,22 @@ describe('obtainTemporalCli', () => {
   it('uses TEMPORAL_CLI first, and says what is wrong with a bad one', async () => {
     const dir = await tempDir();
     const cli = await fakeCli(dir);
-    await expect(obtainTemporalCli({ explicitPath: cli, cacheDir: dir, env: { PATH: '' } })).resolves.toEqual({ path: cli, route: 'TEMPORAL_CLI' });
-    await expect(obtainTemporalCli({ explicitPath: path.join(dir, 'nope'), cacheDir: dir, env: { PATH: '' } })).rejects.toThrow(
-      /TEMPORAL_CLI=.*nope: does not exist/,
-    );
+    await expect(obtainTemporalCli({ explicitPath: cli, cacheDir: dir, env: { PATH: '' } })).resolves.toEqual({
+      path: cli,
+      route: 'TEMPORAL_CLI',
+    });
+    await expect(
+      obtainTemporalCli({ explicitPath: path.join(dir, 'nope'), cacheDir: dir, env: { PATH: '' } }),
+    ).rejects.toThrow(/TEMPORAL_CLI=.*nope: does not exist/);
   });
 
   it('finds temporal on PATH, then the cached build', async () => {
     const binDir = await tempDir();
     const cli = await fakeCli(binDir);
-    await expect(obtainTemporalCli({ cacheDir: await tempDir(), env: { PATH: binDir } })).resolves.toEqual({ path: cli, route: 'PATH' });
+    await expect(obtainTemporalCli({ cacheDir: await tempDir(), env: { PATH: binDir } })).resolves.toEqual({
+      path: cli,
+      route: 'PATH',
+    });
 
     const cacheDir = await tempDir();
     await fs.mkdir(path.join(cacheDir, 'bin'));
@@ -37,9 +43,12 @@ describe('obtainTemporalCli', () => {
 
   it('names every route tried when none works', async () => {
     const cacheDir = await tempDir();
-    const err = await obtainTemporalCli({ cacheDir, env: { PATH: '' }, goPath: path.join(cacheDir, 'no-go'), allowDownload: false }).catch(
-      (e: Error) => e,
-    );
+    const err = await obtainTemporalCli({
+      cacheDir,
+      env: { PATH: '' },
+      goPath: path.join(cacheDir, 'no-go'),
+      allowDownload: false,
+    }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     const message = (err as Error).message;
     expect(message).toMatch(/TEMPORAL_CLI: not set/);

@@ -39,7 +39,10 @@ export async function obtainTemporalCli(options: ObtainOptions): Promise<Obtaine
   if (options.explicitPath) {
     const why = checkExecutable(options.explicitPath);
     if (!why) return { path: options.explicitPath, route: 'TEMPORAL_CLI' };
-    throw new CodedError(ErrorCode.TemporalCliUnavailable, `TEMPORAL_CLI=${options.explicitPath}: ${why}. Point it at a temporal binary, or unset it to let patchops find or build one.`);
+    throw new CodedError(
+      ErrorCode.TemporalCliUnavailable,
+      `TEMPORAL_CLI=${options.explicitPath}: ${why}. Point it at a temporal binary, or unset it to let patchops find or build one.`,
+    );
   }
   tried.push('TEMPORAL_CLI: not set');
 
@@ -58,15 +61,22 @@ export async function obtainTemporalCli(options: ObtainOptions): Promise<Obtaine
   try {
     if (!checkExecutable(cached) && (await isUsableCli(cached))) return { path: cached, route: 'cache' };
     const go =
-      options.goPath ?? findOnPath('go', env.PATH ?? '') ?? (checkExecutable('/usr/local/go/bin/go') ? undefined : '/usr/local/go/bin/go');
+      options.goPath ??
+      findOnPath('go', env.PATH ?? '') ??
+      (checkExecutable('/usr/local/go/bin/go') ? undefined : '/usr/local/go/bin/go');
     if (!go) {
       tried.push('go install: Go is not installed (no `go` on PATH or in /usr/local/go/bin)');
     } else {
       const first = await goInstall(go, binDir, env, progress, false);
       if (first.ok && (await isUsableCli(cached))) return { path: cached, route: 'go install' };
       let why = first.ok ? 'the build finished but the binary does not run' : first.error;
-      if (!first.ok && /sum\.golang\.org|checksum database|verifying module|SECURITY ERROR|GOSUMDB/i.test(first.error)) {
-        progress('the Go checksum database is unreachable; retrying with GOSUMDB=off (modules are still checked against the CLI go.sum)');
+      if (
+        !first.ok &&
+        /sum\.golang\.org|checksum database|verifying module|SECURITY ERROR|GOSUMDB/i.test(first.error)
+      ) {
+        progress(
+          'the Go checksum database is unreachable; retrying with GOSUMDB=off (modules are still checked against the CLI go.sum)',
+        );
         const second = await goInstall(go, binDir, env, progress, true);
         if (second.ok && (await isUsableCli(cached))) return { path: cached, route: 'go install' };
         why = second.ok ? 'the build finished but the binary does not run' : second.error;
@@ -131,14 +141,21 @@ async function goInstall(
   progress(`building the Temporal CLI with go install ${TEMPORAL_CLI_MODULE} (first time only; takes a few minutes)`);
   return new Promise((resolve) => {
     const child = spawn(go, ['install', TEMPORAL_CLI_MODULE], {
-      env: { ...env, GOBIN: binDir, GOFLAGS: `${env.GOFLAGS ?? ''} -mod=mod`.trim(), ...(sumdbOff ? { GOSUMDB: 'off' } : {}) },
+      env: {
+        ...env,
+        GOBIN: binDir,
+        GOFLAGS: `${env.GOFLAGS ?? ''} -mod=mod`.trim(),
+        ...(sumdbOff ? { GOSUMDB: 'off' } : {}),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
     let downloaded = 0;
     const tick = setInterval(() => {
       const secs = Math.round((Date.now() - started) / 1000);
-      progress(`building the Temporal CLI: ${downloaded} modules downloaded, compiling… ${Math.floor(secs / 60)}m${String(secs % 60).padStart(2, '0')}s`);
+      progress(
+        `building the Temporal CLI: ${downloaded} modules downloaded, compiling… ${Math.floor(secs / 60)}m${String(secs % 60).padStart(2, '0')}s`,
+      );
     }, 10_000);
     const onData = (chunk: Buffer) => {
       const text = chunk.toString();
@@ -163,7 +180,10 @@ async function goInstall(
 }
 
 /** The SDK's own route: core downloads a CLI release into a folder. Needs the internet. */
-async function sdkDownload(cacheDir: string, progress: (m: string) => void): Promise<{ ok: true; path: string } | { ok: false; error: string }> {
+async function sdkDownload(
+  cacheDir: string,
+  progress: (m: string) => void,
+): Promise<{ ok: true; path: string } | { ok: false; error: string }> {
   const downloadDir = path.join(cacheDir, 'sdk-download');
   try {
     progress('trying the Temporal SDK download of the CLI');

@@ -4,15 +4,19 @@ import { NativeConnection, type NativeConnectionOptions } from '@temporalio/work
 import type { Config } from '../config/index';
 
 /** Connection options for a cluster or Temporal Cloud, from the environment (address, TLS/mTLS, API key). */
-export function temporalConnectionOptions(cfg: Config['temporal'], address: string): ConnectionOptions & NativeConnectionOptions {
-  const tls = cfg.address && cfg.tls.enabled
-    ? {
-        ...(cfg.tls.caPath ? { serverRootCACertificate: fs.readFileSync(cfg.tls.caPath) } : {}),
-        ...(cfg.tls.certPath && cfg.tls.keyPath
-          ? { clientCertPair: { crt: fs.readFileSync(cfg.tls.certPath), key: fs.readFileSync(cfg.tls.keyPath) } }
-          : {}),
-      }
-    : undefined;
+export function temporalConnectionOptions(
+  cfg: Config['temporal'],
+  address: string,
+): ConnectionOptions & NativeConnectionOptions {
+  const tls =
+    cfg.address && cfg.tls.enabled
+      ? {
+          ...(cfg.tls.caPath ? { serverRootCACertificate: fs.readFileSync(cfg.tls.caPath) } : {}),
+          ...(cfg.tls.certPath && cfg.tls.keyPath
+            ? { clientCertPair: { crt: fs.readFileSync(cfg.tls.certPath), key: fs.readFileSync(cfg.tls.keyPath) } }
+            : {}),
+        }
+      : undefined;
   return {
     address,
     ...(tls ? { tls } : {}),
@@ -20,7 +24,10 @@ export function temporalConnectionOptions(cfg: Config['temporal'], address: stri
   };
 }
 
-export async function connectClient(cfg: Config['temporal'], address: string): Promise<{ client: Client; connection: Connection }> {
+export async function connectClient(
+  cfg: Config['temporal'],
+  address: string,
+): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect(temporalConnectionOptions(cfg, address));
   return { client: new Client({ connection, namespace: cfg.namespace }), connection };
 }

@@ -16,5 +16,7 @@ it('runs the dev server in its own process group, so a Ctrl-C to patchops reache
   } finally {
     await server.stop();
   }
-  expect(fs.existsSync(`/proc/${server.pid}`) && !fs.readFileSync(`/proc/${server.pid}/stat`, 'utf8').includes(') Z ')).toBe(false);
+  expect(
+    fs.existsSync(`/proc/${server.pid}`) && !fs.readFileSync(`/proc/${server.pid}/stat`, 'utf8').includes(') Z '),
+  ).toBe(false);
 }, 90_000);

@@ -93,12 +93,16 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   for (;;) {
     if (exited) {
       await stop();
-      throw new Error(`temporal server start-dev exited (${exited.code ?? exited.signal}) before it was ready:\n${recent.trim()}`);
+      throw new Error(
+        `temporal server start-dev exited (${exited.code ?? exited.signal}) before it was ready:\n${recent.trim()}`,
+      );
     }
     if (await answers(address)) break;
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`temporal server start-dev did not answer on ${address} within ${(o.startTimeoutMs ?? 60_000) / 1000}s:\n${recent.trim()}`);
+      throw new Error(
+        `temporal server start-dev did not answer on ${address} within ${(o.startTimeoutMs ?? 60_000) / 1000}s:\n${recent.trim()}`,
+      );
     }
     await sleep(250);
   }

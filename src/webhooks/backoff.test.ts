@@ -7,7 +7,8 @@ describe('webhook retry backoff', () => {
     const total = RETRY_DELAYS_SECONDS.reduce((a, b) => a + b, 0);
     expect(total / 3600).toBeGreaterThan(20);
     expect(total / 3600).toBeLessThan(26);
-    for (let i = 1; i < RETRY_DELAYS_SECONDS.length; i++) expect(RETRY_DELAYS_SECONDS[i]!).toBeGreaterThan(RETRY_DELAYS_SECONDS[i - 1]!);
+    for (let i = 1; i < RETRY_DELAYS_SECONDS.length; i++)
+      expect(RETRY_DELAYS_SECONDS[i]!).toBeGreaterThan(RETRY_DELAYS_SECONDS[i - 1]!);
   });
 
   it('jitters each wait by at most 20% either way, and gives none after the last attempt', () => {

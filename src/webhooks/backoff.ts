@@ -8,7 +8,11 @@
 export const RETRY_DELAYS_SECONDS: readonly number[] = [60, 300, 900, 3600, 7200, 21_600, 50_400];
 
 /** Seconds until the next attempt after attempt `attempt` (1-based) failed, or null when none is left. */
-export function retryDelaySeconds(attempt: number, delays: readonly number[] = RETRY_DELAYS_SECONDS, random: () => number = Math.random): number | null {
+export function retryDelaySeconds(
+  attempt: number,
+  delays: readonly number[] = RETRY_DELAYS_SECONDS,
+  random: () => number = Math.random,
+): number | null {
   const base = delays[attempt - 1];
   if (base === undefined) return null;
   return base * (0.8 + 0.4 * random());

@@ -10,7 +10,14 @@
 import type { Db } from '../db/client';
 import type { SecretBox } from '../db/secret-box';
 import { recordNewSlaBreaches } from '../db/sla-breaches';
-import { claimDueDeliveries, feedWebhookOutbox, listWebhookEndpoints, recordDelivered, recordFailedAttempt, type ClaimedDelivery } from '../db/webhooks';
+import {
+  claimDueDeliveries,
+  feedWebhookOutbox,
+  listWebhookEndpoints,
+  recordDelivered,
+  recordFailedAttempt,
+  type ClaimedDelivery,
+} from '../db/webhooks';
 import { endpointWants } from '../domain/webhook-events';
 import type { Logger } from '../logging';
 import { retryDelaySeconds, RETRY_DELAYS_SECONDS } from './backoff';
@@ -81,7 +88,11 @@ export function createWebhookDeliverer(o: WebhookDelivererOptions): WebhookDeliv
       'Patchops-Delivery': d.id,
       [SIGNATURE_HEADER]: signatureHeader(secret, body, now()),
     };
-    return postWebhook(d.url, body, headers, { allowPrivate: o.allowPrivate, timeoutMs, ...(o.resolve ? { resolve: o.resolve } : {}) });
+    return postWebhook(d.url, body, headers, {
+      allowPrivate: o.allowPrivate,
+      timeoutMs,
+      ...(o.resolve ? { resolve: o.resolve } : {}),
+    });
   }
 
   async function deliver(d: ClaimedDelivery): Promise<DeliveryOutcome> {
@@ -93,14 +104,26 @@ export function createWebhookDeliverer(o: WebhookDelivererOptions): WebhookDeliv
     }
     const retryIn = retryDelaySeconds(d.attempts, delays);
     await recordFailedAttempt(o.db, d, { httpStatus: r.status, error: r.error, retryInSeconds: retryIn });
-    o.logger.warn({ delivery: d.id, endpoint: d.endpointId, attempt: d.attempts, status: r.status, error: r.error, retryInSeconds: retryIn }, retryIn === null ? 'webhook delivery failed for good' : 'webhook delivery failed; will retry');
+    o.logger.warn(
+      {
+        delivery: d.id,
+        endpoint: d.endpointId,
+        attempt: d.attempts,
+        status: r.status,
+        error: r.error,
+        retryInSeconds: retryIn,
+      },
+      retryIn === null ? 'webhook delivery failed for good' : 'webhook delivery failed; will retry',
+    );
     return retryIn === null ? 'failed' : 'retrying';
   }
 
   async function tick(): Promise<number> {
     // A backlog (many events at once) is read in batches, a few per tick.
     for (let i = 0; i < 10 && (await feedWebhookOutbox(o.db)).more; i++);
-    await sweepSlaIfDue().catch((err: unknown) => o.logger.warn({ err }, 'the SLA breach sweep failed; the next one retries'));
+    await sweepSlaIfDue().catch((err: unknown) =>
+      o.logger.warn({ err }, 'the SLA breach sweep failed; the next one retries'),
+    );
     const due = await claimDueDeliveries(o.db, { limit: batch, leaseSeconds });
     const outcomes = await Promise.all(
       due.map((d) =>

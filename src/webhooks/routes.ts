@@ -7,7 +7,14 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Db } from '../db/client';
 import type { SecretBox } from '../db/secret-box';
-import { createWebhookEndpoint, deleteWebhookEndpoint, listWebhookDeliveries, listWebhookEndpoints, replayWebhookDelivery, updateWebhookEndpoint } from '../db/webhooks';
+import {
+  createWebhookEndpoint,
+  deleteWebhookEndpoint,
+  listWebhookDeliveries,
+  listWebhookEndpoints,
+  replayWebhookDelivery,
+  updateWebhookEndpoint,
+} from '../db/webhooks';
 import { CodedError, ErrorCode } from '../domain/errors';
 import { WEBHOOK_EVENT_TYPES } from '../domain/webhook-events';
 import type { RouteModule } from '../shared/contracts';
@@ -67,9 +74,20 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteModule {
       const by = await deps.authorize(req, 'admin');
       const body = createEndpointBody.parse(req.body);
       // Refused at once when the target is not public, so the admin hears it now rather than from a failed delivery.
-      await resolveWebhookTarget(new URL(body.url), { allowPrivate: deps.allowPrivate ?? false, ...(deps.resolve ? { resolve: deps.resolve } : {}) });
-      const created = await createWebhookEndpoint(deps.db, deps.box, { url: body.url, eventTypes: body.eventTypes, description: body.description, createdBy: by });
-      return reply.code(201).send({ ...created, note: 'The secret is shown this once: keep it where the receiver can verify signatures with it.' });
+      await resolveWebhookTarget(new URL(body.url), {
+        allowPrivate: deps.allowPrivate ?? false,
+        ...(deps.resolve ? { resolve: deps.resolve } : {}),
+      });
+      const created = await createWebhookEndpoint(deps.db, deps.box, {
+        url: body.url,
+        eventTypes: body.eventTypes,
+        description: body.description,
+        createdBy: by,
+      });
+      return reply.code(201).send({
+        ...created,
+        note: 'The secret is shown this once: keep it where the receiver can verify signatures with it.',
+      });
     });
 
     app.patch(`${BASE}/:id`, async (req) => {
@@ -83,21 +101,25 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteModule {
     app.delete(`${BASE}/:id`, async (req, reply) => {
       const by = await deps.authorize(req, 'admin');
       const { id } = idParams.parse(req.params);
-      if (!(await deleteWebhookEndpoint(deps.db, id, by))) throw new CodedError(ErrorCode.NotFound, `no webhook endpoint ${id}: list them with GET ${BASE}`);
+      if (!(await deleteWebhookEndpoint(deps.db, id, by)))
+        throw new CodedError(ErrorCode.NotFound, `no webhook endpoint ${id}: list them with GET ${BASE}`);
       return reply.code(204).send();
     });
 
     app.get(`${BASE}/deliveries`, async (req) => {
       await deps.authorize(req, 'read');
       const q = deliveriesQuery.parse(req.query);
-      return { deliveries: await listWebhookDeliveries(deps.db, { endpointId: q.endpoint, status: q.status, limit: q.limit }) };
+      return {
+        deliveries: await listWebhookDeliveries(deps.db, { endpointId: q.endpoint, status: q.status, limit: q.limit }),
+      };
     });
 
     app.post(`${BASE}/deliveries/:id/replay`, async (req, reply) => {
       const by = await deps.authorize(req, 'admin');
       const { id } = idParams.parse(req.params);
       const delivery = await replayWebhookDelivery(deps.db, id, by);
-      if (!delivery) throw new CodedError(ErrorCode.NotFound, `no webhook delivery ${id}: list them with GET ${BASE}/deliveries`);
+      if (!delivery)
+        throw new CodedError(ErrorCode.NotFound, `no webhook delivery ${id}: list them with GET ${BASE}/deliveries`);
       return reply.code(202).send({ delivery });
     });
   };

@@ -21,11 +21,19 @@ export interface SendResult {
 
 const ANSWER_BYTES = 512;
 
-export async function postWebhook(rawUrl: string, body: string, headers: Record<string, string>, o: SendOptions): Promise<SendResult> {
+export async function postWebhook(
+  rawUrl: string,
+  body: string,
+  headers: Record<string, string>,
+  o: SendOptions,
+): Promise<SendResult> {
   const url = new URL(rawUrl);
   let addresses;
   try {
-    addresses = await resolveWebhookTarget(url, { allowPrivate: o.allowPrivate, ...(o.resolve ? { resolve: o.resolve } : {}) });
+    addresses = await resolveWebhookTarget(url, {
+      allowPrivate: o.allowPrivate,
+      ...(o.resolve ? { resolve: o.resolve } : {}),
+    });
   } catch (e) {
     return { status: null, error: (e as Error).message };
   }
@@ -35,7 +43,12 @@ export async function postWebhook(rawUrl: string, body: string, headers: Record<
       url,
       {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'user-agent': 'patchops-webhooks/1', ...headers },
+        headers: {
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(body)),
+          'user-agent': 'patchops-webhooks/1',
+          ...headers,
+        },
         lookup: pinnedLookup(addresses),
         signal: AbortSignal.timeout(o.timeoutMs),
       },
@@ -57,7 +70,10 @@ export async function postWebhook(rawUrl: string, body: string, headers: Record<
       },
     );
     req.on('error', (e: NodeJS.ErrnoException) => {
-      const why = e.name === 'AbortError' || e.name === 'TimeoutError' ? `no answer within ${o.timeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
+      const why =
+        e.name === 'AbortError' || e.name === 'TimeoutError'
+          ? `no answer within ${o.timeoutMs} ms`
+          : `${e.code ?? e.name}: ${e.message}`;
       resolve({ status: null, error: why });
     });
     req.end(body);

@@ -25,7 +25,12 @@ export function signatureHeader(secret: string, rawBody: string, now: Date = new
  * What a receiver does: true when one `v1` in `header` is the HMAC of `<t>.<rawBody>` under `secret` and `t` is
  * within `toleranceSeconds` of `now`. Compares in constant time.
  */
-export function verifySignature(secret: string, header: string | undefined, rawBody: string, o: { now?: Date; toleranceSeconds?: number } = {}): boolean {
+export function verifySignature(
+  secret: string,
+  header: string | undefined,
+  rawBody: string,
+  o: { now?: Date; toleranceSeconds?: number } = {},
+): boolean {
   if (!header) return false;
   const parts = header.split(',').map((p) => p.trim().split('=') as [string, string | undefined]);
   const t = Number(parts.find(([k]) => k === 't')?.[1]);

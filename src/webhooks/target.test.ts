@@ -31,13 +31,21 @@ describe('webhook targets', () => {
 
   it('refuses a host when any one of its addresses is not public, naming it and the setting', async () => {
     const url = new URL('https://hooks.example.com/x');
-    await expect(resolveWebhookTarget(url, { allowPrivate: false, resolve: resolver(['93.184.216.34', '10.0.0.5']) })).rejects.toThrow(/10\.0\.0\.5.*WEBHOOK_ALLOW_PRIVATE/s);
-    await expect(resolveWebhookTarget(url, { allowPrivate: false, resolve: resolver(['93.184.216.34']) })).resolves.toEqual([{ address: '93.184.216.34', family: 4 }]);
-    await expect(resolveWebhookTarget(url, { allowPrivate: true, resolve: resolver(['10.0.0.5']) })).resolves.toHaveLength(1);
+    await expect(
+      resolveWebhookTarget(url, { allowPrivate: false, resolve: resolver(['93.184.216.34', '10.0.0.5']) }),
+    ).rejects.toThrow(/10\.0\.0\.5.*WEBHOOK_ALLOW_PRIVATE/s);
+    await expect(
+      resolveWebhookTarget(url, { allowPrivate: false, resolve: resolver(['93.184.216.34']) }),
+    ).resolves.toEqual([{ address: '93.184.216.34', family: 4 }]);
+    await expect(
+      resolveWebhookTarget(url, { allowPrivate: true, resolve: resolver(['10.0.0.5']) }),
+    ).resolves.toHaveLength(1);
   });
 
   it('checks IP literals without resolving, brackets and all', async () => {
     await expect(resolveWebhookTarget(new URL('http://[::1]:8080/'), { allowPrivate: false })).rejects.toThrow(/::1/);
-    await expect(resolveWebhookTarget(new URL('http://127.0.0.1/'), { allowPrivate: false })).rejects.toThrow(/127\.0\.0\.1/);
+    await expect(resolveWebhookTarget(new URL('http://127.0.0.1/'), { allowPrivate: false })).rejects.toThrow(
+      /127\.0\.0\.1/,
+    );
   });
 });

@@ -57,14 +57,18 @@ export interface ResolvedAddress {
 
 export type Resolver = (hostname: string) => Promise<ResolvedAddress[]>;
 
-const systemResolver: Resolver = async (hostname) => (await dns.lookup(hostname, { all: true, verbatim: true })) as ResolvedAddress[];
+const systemResolver: Resolver = async (hostname) =>
+  (await dns.lookup(hostname, { all: true, verbatim: true })) as ResolvedAddress[];
 
 /**
  * The addresses `url` may be sent to: its host resolved, every address checked. Throws FORBIDDEN naming the
  * address when one is not public (and private targets are not allowed), INTEGRATION_FAILED when the host does
  * not resolve.
  */
-export async function resolveWebhookTarget(url: URL, o: { allowPrivate: boolean; resolve?: Resolver }): Promise<ResolvedAddress[]> {
+export async function resolveWebhookTarget(
+  url: URL,
+  o: { allowPrivate: boolean; resolve?: Resolver },
+): Promise<ResolvedAddress[]> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new CodedError(ErrorCode.InvalidInput, `a webhook URL must be http: or https:, not ${url.protocol}`);
   }
@@ -76,9 +80,16 @@ export async function resolveWebhookTarget(url: URL, o: { allowPrivate: boolean;
     try {
       addresses = await (o.resolve ?? systemResolver)(host);
     } catch (e) {
-      throw new CodedError(ErrorCode.IntegrationFailed, `the webhook host ${host} does not resolve (${(e as Error).message})`, { cause: e, retryable: true });
+      throw new CodedError(
+        ErrorCode.IntegrationFailed,
+        `the webhook host ${host} does not resolve (${(e as Error).message})`,
+        { cause: e, retryable: true },
+      );
     }
-    if (addresses.length === 0) throw new CodedError(ErrorCode.IntegrationFailed, `the webhook host ${host} resolves to no address`, { retryable: true });
+    if (addresses.length === 0)
+      throw new CodedError(ErrorCode.IntegrationFailed, `the webhook host ${host} resolves to no address`, {
+        retryable: true,
+      });
   }
   if (!o.allowPrivate) {
     const refused = addresses.find((a) => !isPublicAddress(a.address));
@@ -96,7 +107,8 @@ export async function resolveWebhookTarget(url: URL, o: { allowPrivate: boolean;
 /** A `lookup` for http.request that answers with the addresses already checked, never asking DNS again. */
 export function pinnedLookup(addresses: ResolvedAddress[]): LookupFunction {
   return (_hostname, options, callback) => {
-    const usable = options.family === 4 || options.family === 6 ? addresses.filter((a) => a.family === options.family) : addresses;
+    const usable =
+      options.family === 4 || options.family === 6 ? addresses.filter((a) => a.family === options.family) : addresses;
     if (usable.length === 0) {
       callback(Object.assign(new Error('no checked address of the requested family'), { code: 'ENOTFOUND' }), '', 4);
       return;

@@ -14,10 +14,24 @@ import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { APP_ROLE, connectDatabase, type Database } from '../db/client';
 import { createCycleRow, recordStageChange, recordVoteRow } from '../db/cycles';
 import { appendAudit } from '../db/audit';
-import { auditLog, endpointPatches, endpoints, patches, webhookEndpoints, webhookOutboxCursor } from '../db/schema/index';
+import {
+  auditLog,
+  endpointPatches,
+  endpoints,
+  patches,
+  webhookEndpoints,
+  webhookOutboxCursor,
+} from '../db/schema/index';
 import { SecretBox } from '../db/secret-box';
 import { recordNewSlaBreaches } from '../db/sla-breaches';
-import { claimDueDeliveries, createWebhookEndpoint, feedWebhookOutbox, listWebhookDeliveries, recordFailedAttempt, type WebhookDeliverySummary } from '../db/webhooks';
+import {
+  claimDueDeliveries,
+  createWebhookEndpoint,
+  feedWebhookOutbox,
+  listWebhookDeliveries,
+  recordFailedAttempt,
+  type WebhookDeliverySummary,
+} from '../db/webhooks';
 import { CodedError, ErrorCode } from '../domain/errors';
 import { createLogger } from '../logging';
 import { buildServer } from '../server/app';
@@ -27,7 +41,12 @@ import { webhookRoutes, type WebhookScope } from './routes';
 // ---------------------------------------------------------------- the receiver's side, from docs/webhooks.md
 
 /** What a receiver does (docs/webhooks.md, "Verifying a delivery"). */
-function verifyPatchopsSignature(secret: string, header: string | undefined, rawBody: string, toleranceSeconds = 300): boolean {
+function verifyPatchopsSignature(
+  secret: string,
+  header: string | undefined,
+  rawBody: string,
+  toleranceSeconds = 300,
+): boolean {
   const fields = Object.fromEntries((header ?? '').split(',').map((kv) => kv.split('=', 2) as [string, string]));
   const t = Number(fields.t);
   if (!Number.isInteger(t) || Math.abs(Date.now() / 1000 - t) > toleranceSeconds || !fields.v1) return false;
@@ -57,9 +76,19 @@ class TestReceiver {
       req.setEncoding('utf8');
       req.on('data', (c: string) => (body += c));
       req.on('end', () => {
-        const verified = verifyPatchopsSignature(this.secret, req.headers['patchops-signature'] as string | undefined, body);
+        const verified = verifyPatchopsSignature(
+          this.secret,
+          req.headers['patchops-signature'] as string | undefined,
+          body,
+        );
         this.received.push({ headers: req.headers, body, verified });
-        setTimeout(() => res.writeHead(verified ? this.answer : 401, { 'content-type': 'text/plain' }).end(verified ? 'ok' : 'bad signature'), this.delayMs);
+        setTimeout(
+          () =>
+            res
+              .writeHead(verified ? this.answer : 401, { 'content-type': 'text/plain' })
+              .end(verified ? 'ok' : 'bad signature'),
+          this.delayMs,
+        );
       });
     });
     await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
@@ -79,7 +108,13 @@ class TestReceiver {
 
   /** Deliveries that verified, parsed. */
   events(): Array<{ delivery: string; type: string; payload: Record<string, unknown> }> {
-    return this.received.filter((r) => r.verified).map((r) => ({ delivery: String(r.headers['patchops-delivery']), type: String(r.headers['patchops-event']), payload: JSON.parse(r.body) as Record<string, unknown> }));
+    return this.received
+      .filter((r) => r.verified)
+      .map((r) => ({
+        delivery: String(r.headers['patchops-delivery']),
+        type: String(r.headers['patchops-event']),
+        payload: JSON.parse(r.body) as Record<string, unknown>,
+      }));
   }
 }
 
@@ -98,7 +133,8 @@ const receivers: TestReceiver[] = [];
 async function testAuthorize(req: FastifyRequest, scope: WebhookScope): Promise<string> {
   const who = req.headers['x-test-identity'];
   if (typeof who !== 'string') throw new CodedError(ErrorCode.Unauthorized, 'no identity');
-  if (scope === 'admin' && req.headers['x-test-scope'] !== 'admin') throw new CodedError(ErrorCode.Forbidden, 'this needs the admin scope');
+  if (scope === 'admin' && req.headers['x-test-scope'] !== 'admin')
+    throw new CodedError(ErrorCode.Forbidden, 'this needs the admin scope');
   return who;
 }
 
@@ -106,13 +142,25 @@ const ADMIN = { 'x-test-identity': 'web:alice', 'x-test-scope': 'admin' };
 const READER = { 'x-test-identity': 'web:bob', 'x-test-scope': 'read' };
 
 async function call(base: string, method: string, path: string, headers: Record<string, string>, body?: unknown) {
-  const res = await fetch(`${base}${path}`, { method, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await res.text();
   return { status: res.status, json: (text ? JSON.parse(text) : null) as Record<string, unknown> };
 }
 
 function deliverer(o: Partial<WebhookDelivererOptions> = {}) {
-  return createWebhookDeliverer({ db: db.db, box, logger: silent, allowPrivate: true, retryDelaysSeconds: [0.2, 0.2, 0.2], slaSweepMs: 0, ...o });
+  return createWebhookDeliverer({
+    db: db.db,
+    box,
+    logger: silent,
+    allowPrivate: true,
+    retryDelaysSeconds: [0.2, 0.2, 0.2],
+    slaSweepMs: 0,
+    ...o,
+  });
 }
 
 async function newReceiver(): Promise<TestReceiver> {
@@ -124,7 +172,10 @@ async function newReceiver(): Promise<TestReceiver> {
 
 /** Registers `receiver` over HTTP as an admin and hands it the secret shown once. */
 async function register(receiver: TestReceiver, eventTypes?: string[]): Promise<string> {
-  const res = await call(apiUrl, 'POST', '/api/v1/webhooks', ADMIN, { url: receiver.url, ...(eventTypes ? { eventTypes } : {}) });
+  const res = await call(apiUrl, 'POST', '/api/v1/webhooks', ADMIN, {
+    url: receiver.url,
+    ...(eventTypes ? { eventTypes } : {}),
+  });
   expect(res.status).toBe(201);
   receiver.secret = res.json.secret as string;
   return (res.json.endpoint as { id: string }).id;
@@ -132,7 +183,15 @@ async function register(receiver: TestReceiver, eventTypes?: string[]): Promise<
 
 async function newCycle(): Promise<string> {
   const cycleId = `c-${randomUUID().slice(0, 8)}`;
-  await createCycleRow(db.db, { cycleId, workflowId: `patch-cycle:${cycleId}`, policyName: 'default', policyVersion: 1, scope: {}, emergency: false, requestedBy: 'cli:requester' });
+  await createCycleRow(db.db, {
+    cycleId,
+    workflowId: `patch-cycle:${cycleId}`,
+    policyName: 'default',
+    policyVersion: 1,
+    scope: {},
+    emergency: false,
+    requestedBy: 'cli:requester',
+  });
   return cycleId;
 }
 
@@ -145,9 +204,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 beforeAll(async () => {
   db = await createTestDatabase();
   box = SecretBox.ephemeral();
-  api = await buildServer({ logger: silent, health: [], routes: [webhookRoutes({ db: db.db, box, authorize: testAuthorize, allowPrivate: true })] });
+  api = await buildServer({
+    logger: silent,
+    health: [],
+    routes: [webhookRoutes({ db: db.db, box, authorize: testAuthorize, allowPrivate: true })],
+  });
   apiUrl = await api.listen({ host: '127.0.0.1', port: 0 });
-  strictApi = await buildServer({ logger: silent, health: [], routes: [webhookRoutes({ db: db.db, box, authorize: testAuthorize })] });
+  strictApi = await buildServer({
+    logger: silent,
+    health: [],
+    routes: [webhookRoutes({ db: db.db, box, authorize: testAuthorize })],
+  });
   strictApiUrl = await strictApi.listen({ host: '127.0.0.1', port: 0 });
 });
 afterEach(async () => {
@@ -172,11 +239,18 @@ describe('outbound webhooks', () => {
     await d.tick();
 
     // Deliveries go out concurrently and may arrive in any order (docs/webhooks.md): order by event id.
-    const got = receiver.events().sort((x, y) => Number(String(x.payload.id).slice(4)) - Number(String(y.payload.id).slice(4)));
+    const got = receiver
+      .events()
+      .sort((x, y) => Number(String(x.payload.id).slice(4)) - Number(String(y.payload.id).slice(4)));
     expect(receiver.received.every((r) => r.verified)).toBe(true);
     expect(got.map((e) => e.type)).toEqual(['cycle.started', 'cycle.stage_changed']);
     const stage = got[1]!;
-    expect(stage.payload).toMatchObject({ type: 'cycle.stage_changed', actor: 'system:workflow', cycle: { id: cycleId, policyName: 'default', requestedBy: 'cli:requester' }, data: { stage: 'ASSESS', inScope: 3 } });
+    expect(stage.payload).toMatchObject({
+      type: 'cycle.stage_changed',
+      actor: 'system:workflow',
+      cycle: { id: cycleId, policyName: 'default', requestedBy: 'cli:requester' },
+      data: { stage: 'ASSESS', inScope: 3 },
+    });
     expect(stage.payload.id).toMatch(/^evt_\d+$/);
     const rows = await deliveriesOf(endpointId);
     expect(rows.map((r) => [r.status, r.attempts, r.lastHttpStatus])).toEqual([
@@ -188,7 +262,14 @@ describe('outbound webhooks', () => {
     // The same signature over a changed body, sent over HTTP: refused.
     const original = receiver.received.find((r) => r.body.includes('"ASSESS"'))!;
     const tampered = original.body.replace('"ASSESS"', '"COMPLETED"');
-    const res = await fetch(receiver.url, { method: 'POST', headers: { 'content-type': 'application/json', 'patchops-signature': String(original.headers['patchops-signature']) }, body: tampered });
+    const res = await fetch(receiver.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'patchops-signature': String(original.headers['patchops-signature']),
+      },
+      body: tampered,
+    });
     expect(res.status).toBe(401);
     expect(receiver.received.at(-1)!.verified).toBe(false);
   });
@@ -199,7 +280,13 @@ describe('outbound webhooks', () => {
     const port = receiver.port;
     await receiver.close(); // nothing listens: connection refused
     const cycleId = await newCycle();
-    await recordVoteRow(db.db, { cycleId, identity: 'slack:U1', channel: 'slack', decision: 'approve', at: new Date() });
+    await recordVoteRow(db.db, {
+      cycleId,
+      identity: 'slack:U1',
+      channel: 'slack',
+      decision: 'approve',
+      at: new Date(),
+    });
     const d = deliverer();
 
     expect(await d.tick()).toBe(1);
@@ -242,7 +329,12 @@ describe('outbound webhooks', () => {
     expect(outcomes).toEqual(['retrying', 'failed']);
 
     // Read scope may list but not replay.
-    const listed = await call(apiUrl, 'GET', `/api/v1/webhooks/deliveries?endpoint=${endpointId}&status=failed`, READER);
+    const listed = await call(
+      apiUrl,
+      'GET',
+      `/api/v1/webhooks/deliveries?endpoint=${endpointId}&status=failed`,
+      READER,
+    );
     expect(listed.status).toBe(200);
     expect((listed.json.deliveries as WebhookDeliverySummary[]).map((x) => x.id)).toEqual([row!.id]);
     expect((await call(apiUrl, 'POST', `/api/v1/webhooks/deliveries/${row!.id}/replay`, READER)).status).toBe(403);
@@ -271,7 +363,13 @@ describe('outbound webhooks', () => {
     const receiver = await newReceiver();
     const endpointId = await register(receiver, ['cycle.paused']);
     const cycleId = await newCycle();
-    await appendAudit(db.db, { actor: 'cli:ops', action: 'cycle.paused', subjectType: 'cycle', subjectId: cycleId, details: { installsHeld: 4 } });
+    await appendAudit(db.db, {
+      actor: 'cli:ops',
+      action: 'cycle.paused',
+      subjectType: 'cycle',
+      subjectId: cycleId,
+      details: { installsHeld: 4 },
+    });
     await feedWebhookOutbox(db.db);
     // A deliverer claims it and dies before sending (its lease: 1 s).
     const [dead] = await claimDueDeliveries(db.db, { limit: 10, leaseSeconds: 1 });
@@ -283,7 +381,11 @@ describe('outbound webhooks', () => {
     const [second] = await claimDueDeliveries(db.db, { limit: 10, leaseSeconds: 1 });
     expect(second).toMatchObject({ id: dead!.id, attempts: 2 });
     expect(await recordFailedAttempt(db.db, dead!, { httpStatus: 500, error: 'late', retryInSeconds: 0 })).toBe(false);
-    expect((await deliveriesOf(endpointId))[0]).toMatchObject({ status: 'pending', lastError: null, lastHttpStatus: null });
+    expect((await deliveriesOf(endpointId))[0]).toMatchObject({
+      status: 'pending',
+      lastError: null,
+      lastHttpStatus: null,
+    });
     await sleep(1100);
     expect(await d.tick()).toBe(1);
     const [row] = await deliveriesOf(endpointId);
@@ -296,18 +398,51 @@ describe('outbound webhooks', () => {
     receiver.delayMs = 20;
     const endpointId = await register(receiver, ['cycle.stage_changed']);
     const cycleId = await newCycle();
-    const stages = ['IDENTIFY', 'ASSESS', 'TEST', 'AWAIT_APPROVAL', 'SCHEDULED', 'DEPLOYING', 'VERIFYING', 'REPORTING'] as const;
-    for (let i = 0; i < 40; i++) await recordStageChange(db.db, { cycleId, stage: stages[i % stages.length]!, actor: 'system:workflow', detail: { n: i } });
+    const stages = [
+      'IDENTIFY',
+      'ASSESS',
+      'TEST',
+      'AWAIT_APPROVAL',
+      'SCHEDULED',
+      'DEPLOYING',
+      'VERIFYING',
+      'REPORTING',
+    ] as const;
+    for (let i = 0; i < 40; i++)
+      await recordStageChange(db.db, {
+        cycleId,
+        stage: stages[i % stages.length]!,
+        actor: 'system:workflow',
+        detail: { n: i },
+      });
     // Two servers: two pools on the one database, each acting as the application's role as servers do.
-    const pools: Database[] = [connectDatabase(db.url, { max: 3, role: APP_ROLE }), connectDatabase(db.url, { max: 3, role: APP_ROLE })];
+    const pools: Database[] = [
+      connectDatabase(db.url, { max: 3, role: APP_ROLE }),
+      connectDatabase(db.url, { max: 3, role: APP_ROLE }),
+    ];
     try {
       const attempted = [0, 0];
-      const ds = pools.map((p, i) => createWebhookDeliverer({ db: p.db, box, logger: silent, allowPrivate: true, batch: 3, slaSweepMs: 0, onOutcome: () => attempted[i]!++ }));
+      const ds = pools.map((p, i) =>
+        createWebhookDeliverer({
+          db: p.db,
+          box,
+          logger: silent,
+          allowPrivate: true,
+          batch: 3,
+          slaSweepMs: 0,
+          onOutcome: () => attempted[i]!++,
+        }),
+      );
       const until = Date.now() + 30_000;
       await Promise.all(
         ds.map(async (d) => {
           while (Date.now() < until) {
-            if ((await d.tick()) === 0 && (await deliveriesOf(endpointId)).every((r) => r.status === 'delivered') && (await deliveriesOf(endpointId)).length === 40) return;
+            if (
+              (await d.tick()) === 0 &&
+              (await deliveriesOf(endpointId)).every((r) => r.status === 'delivered') &&
+              (await deliveriesOf(endpointId)).length === 40
+            )
+              return;
           }
         }),
       );
@@ -333,11 +468,17 @@ describe('outbound webhooks', () => {
     expect(refused.status).toBe(403);
     expect(refused.json.message).toMatch(/127\.0\.0\.1.*WEBHOOK_ALLOW_PRIVATE/s);
     // A hostname is resolved and each address checked: localhost is loopback too.
-    const byName = await call(strictApiUrl, 'POST', '/api/v1/webhooks', ADMIN, { url: `http://localhost:${receiver.port}/x` });
+    const byName = await call(strictApiUrl, 'POST', '/api/v1/webhooks', ADMIN, {
+      url: `http://localhost:${receiver.port}/x`,
+    });
     expect(byName.status).toBe(403);
 
     // An endpoint registered while private targets were allowed is still refused by a deliverer that does not allow them.
-    const { endpoint, secret } = await createWebhookEndpoint(db.db, box, { url: receiver.url, eventTypes: [], createdBy: 'web:alice' });
+    const { endpoint, secret } = await createWebhookEndpoint(db.db, box, {
+      url: receiver.url,
+      eventTypes: [],
+      createdBy: 'web:alice',
+    });
     receiver.secret = secret;
     const cycleId = await newCycle();
     await recordStageChange(db.db, { cycleId, stage: 'CANCELLED', actor: 'cli:ops' });
@@ -354,7 +495,11 @@ describe('outbound webhooks', () => {
   it('connects to the addresses it checked (the resolver answer), never asking DNS a second time', async () => {
     const receiver = await newReceiver();
     // `.invalid` never resolves in DNS (RFC 6761): only the checked answer can have led the request to the receiver.
-    const { endpoint, secret } = await createWebhookEndpoint(db.db, box, { url: `http://hooks.invalid:${receiver.port}/x`, eventTypes: ['cycle.cancelled'], createdBy: 'web:alice' });
+    const { endpoint, secret } = await createWebhookEndpoint(db.db, box, {
+      url: `http://hooks.invalid:${receiver.port}/x`,
+      eventTypes: ['cycle.cancelled'],
+      createdBy: 'web:alice',
+    });
     receiver.secret = secret;
     const asked: string[] = [];
     const resolve = async (host: string) => {
@@ -377,9 +522,16 @@ describe('outbound webhooks', () => {
     expect((await call(apiUrl, 'POST', '/api/v1/webhooks', READER, { url: receiver.url })).status).toBe(403);
     expect((await call(apiUrl, 'GET', '/api/v1/webhooks', {})).status).toBe(401);
     expect((await call(apiUrl, 'POST', '/api/v1/webhooks', ADMIN, { url: 'ftp://example.com/x' })).status).toBe(400);
-    expect((await call(apiUrl, 'POST', '/api/v1/webhooks', ADMIN, { url: receiver.url, eventTypes: ['cycle.exploded'] })).status).toBe(400);
+    expect(
+      (await call(apiUrl, 'POST', '/api/v1/webhooks', ADMIN, { url: receiver.url, eventTypes: ['cycle.exploded'] }))
+        .status,
+    ).toBe(400);
 
-    const created = await call(apiUrl, 'POST', '/api/v1/webhooks', ADMIN, { url: receiver.url, eventTypes: ['cycle.failed', 'cycle.completed'], description: 'SOAR' });
+    const created = await call(apiUrl, 'POST', '/api/v1/webhooks', ADMIN, {
+      url: receiver.url,
+      eventTypes: ['cycle.failed', 'cycle.completed'],
+      description: 'SOAR',
+    });
     expect(created.status).toBe(201);
     const secret = created.json.secret as string;
     expect(secret).toMatch(/^whsec_/);
@@ -391,7 +543,16 @@ describe('outbound webhooks', () => {
     const listed = await call(apiUrl, 'GET', '/api/v1/webhooks', READER);
     expect(listed.status).toBe(200);
     expect(JSON.stringify(listed.json)).not.toContain(secret);
-    expect(listed.json.endpoints).toEqual([expect.objectContaining({ id, url: receiver.url, eventTypes: ['cycle.completed', 'cycle.failed'], description: 'SOAR', enabled: true, createdBy: 'web:alice' })]);
+    expect(listed.json.endpoints).toEqual([
+      expect.objectContaining({
+        id,
+        url: receiver.url,
+        eventTypes: ['cycle.completed', 'cycle.failed'],
+        description: 'SOAR',
+        enabled: true,
+        createdBy: 'web:alice',
+      }),
+    ]);
 
     // Off: events meanwhile are not enqueued for it; on again with other types.
     expect((await call(apiUrl, 'PATCH', `/api/v1/webhooks/${id}`, READER, { enabled: false })).status).toBe(403);
@@ -402,7 +563,10 @@ describe('outbound webhooks', () => {
     await recordStageChange(db.db, { cycleId: await newCycle(), stage: 'FAILED', actor: 'system:workflow' });
     await feedWebhookOutbox(db.db);
     expect(await deliveriesOf(id)).toHaveLength(0);
-    const on = await call(apiUrl, 'PATCH', `/api/v1/webhooks/${id}`, ADMIN, { enabled: true, eventTypes: ['sla.breached'] });
+    const on = await call(apiUrl, 'PATCH', `/api/v1/webhooks/${id}`, ADMIN, {
+      enabled: true,
+      eventTypes: ['sla.breached'],
+    });
     expect(on.json.endpoint).toMatchObject({ enabled: true, eventTypes: ['sla.breached'] });
 
     expect((await call(apiUrl, 'DELETE', `/api/v1/webhooks/${id}`, READER)).status).toBe(403);
@@ -424,7 +588,12 @@ describe('outbound webhooks', () => {
     const endpointId = await register(receiver, ['cycle.failed']);
     const cycleId = await newCycle();
     await recordStageChange(db.db, { cycleId, stage: 'DEPLOYING', actor: 'system:workflow' });
-    await recordStageChange(db.db, { cycleId, stage: 'FAILED', actor: 'system:workflow', detail: { why: 'wave 1 tripped' } });
+    await recordStageChange(db.db, {
+      cycleId,
+      stage: 'FAILED',
+      actor: 'system:workflow',
+      detail: { why: 'wave 1 tripped' },
+    });
     await deliverer().tick();
     const got = receiver.events();
     expect(got.map((e) => [e.type, (e.payload.cycle as { id: string }).id])).toEqual([['cycle.failed', cycleId]]);
@@ -441,13 +610,18 @@ describe('outbound webhooks', () => {
       await appendAudit(db.db, { actor: 'web:alice', action: 'login', subjectType: 'web_user', subjectId: 'alice' });
     }
     const feeds = [];
-    for (let more = true; more; ) {
+    for (let more = true; more;) {
       const r = await feedWebhookOutbox(db.db, { batch: 2 });
       feeds.push([r.read, r.enqueued]);
       more = r.more;
     }
     // cycle.started + 5 stage changes match; the 5 logins are skipped; 5 stage changes are enqueued for this endpoint.
-    expect(feeds).toEqual([[2, 1], [2, 2], [2, 2], [0, 0]]);
+    expect(feeds).toEqual([
+      [2, 1],
+      [2, 2],
+      [2, 2],
+      [0, 0],
+    ]);
     expect(await deliveriesOf(endpointId)).toHaveLength(5);
     const [cursor] = await db.db.select().from(webhookOutboxCursor);
     const [head] = await db.db.select({ id: auditLog.id }).from(auditLog).orderBy(desc(auditLog.id)).limit(1);
@@ -459,9 +633,23 @@ describe('outbound webhooks', () => {
     const receiver = await newReceiver();
     await register(receiver, ['sla.breached']);
     const host = `sla-${randomUUID().slice(0, 6)}`;
-    await db.db.insert(endpoints).values({ id: host, machineId: `m-${host}`, hostname: `${host}.example.test`, osFamily: 'windows' });
-    await db.db.insert(patches).values({ id: `KB-${host}`, title: 'Critical update', vendor: 'Microsoft', type: 'security', severity: 'critical', osFamily: 'windows' });
-    await db.db.insert(endpointPatches).values({ endpointId: host, patchId: `KB-${host}`, state: 'missing', detectedAt: new Date(Date.now() - 40 * 86_400_000) });
+    await db.db
+      .insert(endpoints)
+      .values({ id: host, machineId: `m-${host}`, hostname: `${host}.example.test`, osFamily: 'windows' });
+    await db.db.insert(patches).values({
+      id: `KB-${host}`,
+      title: 'Critical update',
+      vendor: 'Microsoft',
+      type: 'security',
+      severity: 'critical',
+      osFamily: 'windows',
+    });
+    await db.db.insert(endpointPatches).values({
+      endpointId: host,
+      patchId: `KB-${host}`,
+      state: 'missing',
+      detectedAt: new Date(Date.now() - 40 * 86_400_000),
+    });
 
     const [a, b] = await Promise.all([recordNewSlaBreaches(db.db), recordNewSlaBreaches(db.db)]);
     expect(a! + b!).toBe(1);
@@ -469,6 +657,10 @@ describe('outbound webhooks', () => {
     await deliverer().tick();
     const got = receiver.events();
     expect(got).toHaveLength(1);
-    expect(got[0]!.payload).toMatchObject({ type: 'sla.breached', actor: 'system:sla', data: { breaches: [{ endpointId: host, patchId: `KB-${host}`, severity: 'critical', daysOverdue: 26 }] } });
+    expect(got[0]!.payload).toMatchObject({
+      type: 'sla.breached',
+      actor: 'system:sla',
+      data: { breaches: [{ endpointId: host, patchId: `KB-${host}`, severity: 'critical', daysOverdue: 26 }] },
+    });
   });
 });

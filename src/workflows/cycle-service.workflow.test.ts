@@ -62,28 +62,46 @@ describe('cycle service and commands', () => {
     await grantApprovers(db.db, ['cli:approver1']);
     const agent = startFakeAgent(db.db);
     try {
-      await t.withWorker(createActivities({ database: db, logger: createLogger('silent'), chat: new RecordingChatNotifier() }), async () => {
-        const started = await executeCommand(cmd(`start ${prefix} group:${f.testGroup},${f.prodGroup}`), ctx('cli:admin1', { isAdmin: true }));
-        const { cycleId } = started.data as { cycleId: string };
-        expect(started.text).toContain(`cycle ${cycleId} started under policy ${prefix}`);
+      await t.withWorker(
+        createActivities({ database: db, logger: createLogger('silent'), chat: new RecordingChatNotifier() }),
+        async () => {
+          const started = await executeCommand(
+            cmd(`start ${prefix} group:${f.testGroup},${f.prodGroup}`),
+            ctx('cli:admin1', { isAdmin: true }),
+          );
+          const { cycleId } = started.data as { cycleId: string };
+          expect(started.text).toContain(`cycle ${cycleId} started under policy ${prefix}`);
 
-        const waiting = await until(() => service.status(cycleId), (s) => s.stage === CycleStage.AWAIT_APPROVAL);
-        expect(waiting.stage).toBe(CycleStage.AWAIT_APPROVAL);
+          const waiting = await until(
+            () => service.status(cycleId),
+            (s) => s.stage === CycleStage.AWAIT_APPROVAL,
+          );
+          expect(waiting.stage).toBe(CycleStage.AWAIT_APPROVAL);
 
-        const own = await executeCommand(cmd(`approve ${cycleId}`), ctx('cli:admin1', { isAdmin: true, isApprover: true }));
-        expect(own).toMatchObject({ text: 'you requested this cycle; someone else must approve', data: { error: 'APPROVAL_REFUSED' } });
-        const stranger = await executeCommand(cmd(`approve ${cycleId}`), ctx('cli:nobody'));
-        expect(stranger.data).toEqual({ error: 'FORBIDDEN' });
-        const notAdmin = await executeCommand(cmd(`pause ${cycleId}`), ctx('cli:approver1', { isApprover: true }));
-        expect(notAdmin.text).toMatch(/only admins may use "pause"/);
+          const own = await executeCommand(
+            cmd(`approve ${cycleId}`),
+            ctx('cli:admin1', { isAdmin: true, isApprover: true }),
+          );
+          expect(own).toMatchObject({
+            text: 'you requested this cycle; someone else must approve',
+            data: { error: 'APPROVAL_REFUSED' },
+          });
+          const stranger = await executeCommand(cmd(`approve ${cycleId}`), ctx('cli:nobody'));
+          expect(stranger.data).toEqual({ error: 'FORBIDDEN' });
+          const notAdmin = await executeCommand(cmd(`pause ${cycleId}`), ctx('cli:approver1', { isApprover: true }));
+          expect(notAdmin.text).toMatch(/only admins may use "pause"/);
 
-        const ok = await executeCommand(cmd(`approve ${cycleId}`), ctx('cli:approver1', { isApprover: true }));
-        expect(ok.text).toBe(`approved ${cycleId}: 1 of 1 — approved`);
-        const done = await until(() => service.status(cycleId), (s) => s.stage === CycleStage.COMPLETED);
-        expect(done.stage).toBe(CycleStage.COMPLETED);
-        // The live status says COMPLETED before the last stage is recorded: let the workflow finish before the worker stops.
-        await t.env.client.workflow.getHandle(workflowIdForCycle(cycleId)).result();
-      });
+          const ok = await executeCommand(cmd(`approve ${cycleId}`), ctx('cli:approver1', { isApprover: true }));
+          expect(ok.text).toBe(`approved ${cycleId}: 1 of 1 — approved`);
+          const done = await until(
+            () => service.status(cycleId),
+            (s) => s.stage === CycleStage.COMPLETED,
+          );
+          expect(done.stage).toBe(CycleStage.COMPLETED);
+          // The live status says COMPLETED before the last stage is recorded: let the workflow finish before the worker stops.
+          await t.env.client.workflow.getHandle(workflowIdForCycle(cycleId)).result();
+        },
+      );
       // No worker now: a finished cycle's status is read from patch_cycles.summary.
       const list = await executeCommand(cmd('cycles'), ctx('cli:viewer'));
       const cycleId = (list.data as Array<{ cycleId: string; stage: string }>)[0]!.cycleId;
@@ -103,15 +121,22 @@ describe('cycle service and commands', () => {
     const r = await executeCommand(cmd('start no-such-policy'), ctx('cli:admin1', { isAdmin: true }));
     expect(r).toMatchObject({ data: { error: 'NOT_FOUND' } });
     expect(r.text).toMatch(/no policy named "no-such-policy"/);
-    await expect(service.changeRequestState('CHG-none', { changeNumber: 'CHG-none', state: 'scheduled' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(
+      service.changeRequestState('CHG-none', { changeNumber: 'CHG-none', state: 'scheduled' }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
   it('exceptions through the executor: add, list, remove', async () => {
     const admin = ctx('cli:admin1', { isAdmin: true });
-    const added = await executeCommand(cmd('exceptions add patch:KB9 group:web until:2099-01-10 reason:"vendor hotfix pending"'), admin);
+    const added = await executeCommand(
+      cmd('exceptions add patch:KB9 group:web until:2099-01-10 reason:"vendor hotfix pending"'),
+      admin,
+    );
     expect(added.text).toMatch(/^exception EXC-\d+ added until 2099-01-10$/);
     const code = (added.data as { code: string }).code;
-    expect((await executeCommand(cmd('exceptions list'), admin)).text).toContain(`${code}  patch:KB9 group:web  until 2099-01-10  vendor hotfix pending`);
+    expect((await executeCommand(cmd('exceptions list'), admin)).text).toContain(
+      `${code}  patch:KB9 group:web  until 2099-01-10  vendor hotfix pending`,
+    );
     expect((await executeCommand(cmd(`exceptions remove ${code}`), admin)).text).toBe(`exception ${code} removed`);
     expect((await executeCommand(cmd(`exceptions remove ${code}`), admin)).data).toEqual({ error: 'NOT_FOUND' });
   });
@@ -121,11 +146,14 @@ describe('cycle service and commands', () => {
     const f = await seedFleet(db.db, { prefix, testEndpoints: 0, endpoints: 4 });
     const agent = startFakeAgent(db.db);
     try {
-      const result = await t.withWorker(createActivities({ database: db, logger: createLogger('silent') }), async () => {
-        const r = await executeCommand(cmd(`scan group:${f.prodGroup}`), ctx('cli:admin1', { isAdmin: true }));
-        const { workflowId } = r.data as { workflowId: string };
-        return t.env.client.workflow.getHandle(workflowId).result() as Promise<FleetScanResult>;
-      });
+      const result = await t.withWorker(
+        createActivities({ database: db, logger: createLogger('silent') }),
+        async () => {
+          const r = await executeCommand(cmd(`scan group:${f.prodGroup}`), ctx('cli:admin1', { isAdmin: true }));
+          const { workflowId } = r.data as { workflowId: string };
+          return t.env.client.workflow.getHandle(workflowId).result() as Promise<FleetScanResult>;
+        },
+      );
       expect(result).toMatchObject({ endpoints: 4, total: 4, succeeded: 4, pending: 0 });
     } finally {
       await agent.stop();

@@ -87,7 +87,8 @@ export async function deploymentWaveWorkflow(input: DeploymentWaveInput): Promis
     pollIntervalSeconds: input.pollIntervalSeconds,
     ...(input.limits ? { limits: input.limits } : {}),
   });
-  if (r.pending > 0 && (r.tripped || r.timedOut)) await cancelQueuedJobs({ cycleId: input.cycleId, waves: [input.wave] });
+  if (r.pending > 0 && (r.tripped || r.timedOut))
+    await cancelQueuedJobs({ cycleId: input.cycleId, waves: [input.wave] });
   return {
     wave: input.wave,
     total: r.total,

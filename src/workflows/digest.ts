@@ -6,7 +6,11 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { DigestActivities } from '../activities/digest';
 import { HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
 
-const acts = proxyActivities<DigestActivities>({ startToCloseTimeout: '5 minutes', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: { maximumAttempts: 5, maximumInterval: '1 minute' } });
+const acts = proxyActivities<DigestActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: { maximumAttempts: 5, maximumInterval: '1 minute' },
+});
 
 /** One input object, so fields can be added without breaking running workflows. */
 export interface ComplianceDigestInput {

@@ -18,14 +18,32 @@ let mailer: SmtpMailer;
 beforeAll(async () => {
   db = await createTestDatabase();
   t = await createWorkflowTestEnv();
-  mailer = new SmtpMailer({ url: await sink.start(), from: 'patchops <patchops@example.test>', publicUrl: 'http://patchops.example.test' });
+  mailer = new SmtpMailer({
+    url: await sink.start(),
+    from: 'patchops <patchops@example.test>',
+    publicUrl: 'http://patchops.example.test',
+  });
   // 4 active endpoints: 2 fully patched, 1 missing a critical (known exploited) and a low, 1 with a failed high; 1 retired endpoint missing everything.
   await db.db.insert(patches).values([
-    { id: 'KB-CRIT', title: 'Critical fix', vendor: 'v', type: 'security', severity: 'critical', knownExploited: true, osFamily: 'windows' },
+    {
+      id: 'KB-CRIT',
+      title: 'Critical fix',
+      vendor: 'v',
+      type: 'security',
+      severity: 'critical',
+      knownExploited: true,
+      osFamily: 'windows',
+    },
     { id: 'KB-HIGH', title: 'High fix', vendor: 'v', type: 'security', severity: 'high', osFamily: 'windows' },
     { id: 'KB-LOW', title: 'Low fix', vendor: 'v', type: 'bugfix', severity: 'low', osFamily: 'windows' },
   ]);
-  const ep = (id: string, status = 'active') => ({ id, machineId: `m-${id}`, hostname: `${id}.example.test`, osFamily: 'windows', status });
+  const ep = (id: string, status = 'active') => ({
+    id,
+    machineId: `m-${id}`,
+    hostname: `${id}.example.test`,
+    osFamily: 'windows',
+    status,
+  });
   await db.db.insert(endpoints).values([ep('a'), ep('b'), ep('c'), ep('d'), ep('old', 'retired')]);
   await db.db.insert(endpointPatches).values([
     { endpointId: 'a', patchId: 'KB-CRIT', state: 'installed' },
@@ -35,8 +53,24 @@ beforeAll(async () => {
     { endpointId: 'old', patchId: 'KB-CRIT', state: 'missing' },
   ]);
   await db.db.insert(patchCycles).values([
-    { id: 'PC-recent', workflowId: 'w1', policyName: 'servers', policyVersion: 1, stage: 'COMPLETED', requestedBy: 'cli:x', changeNumber: 'CHG0000042' },
-    { id: 'PC-old', workflowId: 'w2', policyName: 'servers', policyVersion: 1, stage: 'COMPLETED', requestedBy: 'cli:x', createdAt: new Date(Date.now() - 30 * 86_400_000) },
+    {
+      id: 'PC-recent',
+      workflowId: 'w1',
+      policyName: 'servers',
+      policyVersion: 1,
+      stage: 'COMPLETED',
+      requestedBy: 'cli:x',
+      changeNumber: 'CHG0000042',
+    },
+    {
+      id: 'PC-old',
+      workflowId: 'w2',
+      policyName: 'servers',
+      policyVersion: 1,
+      stage: 'COMPLETED',
+      requestedBy: 'cli:x',
+      createdAt: new Date(Date.now() - 30 * 86_400_000),
+    },
   ]);
 });
 afterAll(async () => {
@@ -48,9 +82,18 @@ afterAll(async () => {
 
 describe('complianceDigestWorkflow', () => {
   it('computes compliance from the database and mails the digest with its chart', async () => {
-    const activities = createActivities({ database: db, logger: createLogger('silent'), digestMailer: mailer, reportRecipients: ['ops@example.test'] });
+    const activities = createActivities({
+      database: db,
+      logger: createLogger('silent'),
+      digestMailer: mailer,
+      reportRecipients: ['ops@example.test'],
+    });
     const result = await t.withWorker(activities, () =>
-      t.env.client.workflow.execute(complianceDigestWorkflow, { taskQueue: t.taskQueue, workflowId: `digest-${randomUUID()}`, args: [{ recipients: ['ciso@example.test'] }] }),
+      t.env.client.workflow.execute(complianceDigestWorkflow, {
+        taskQueue: t.taskQueue,
+        workflowId: `digest-${randomUUID()}`,
+        args: [{ recipients: ['ciso@example.test'] }],
+      }),
     );
     expect(result).toEqual({ sentTo: 2, compliancePercent: 50, endpoints: 4 });
     await sink.waitFor(1);
@@ -67,9 +110,18 @@ describe('complianceDigestWorkflow', () => {
   });
 
   it('sends nothing when email is off', async () => {
-    const activities = createActivities({ database: db, logger: createLogger('silent'), digestMailer: null, reportRecipients: ['ops@example.test'] });
+    const activities = createActivities({
+      database: db,
+      logger: createLogger('silent'),
+      digestMailer: null,
+      reportRecipients: ['ops@example.test'],
+    });
     const result = await t.withWorker(activities, () =>
-      t.env.client.workflow.execute(complianceDigestWorkflow, { taskQueue: t.taskQueue, workflowId: `digest-${randomUUID()}`, args: [{}] }),
+      t.env.client.workflow.execute(complianceDigestWorkflow, {
+        taskQueue: t.taskQueue,
+        workflowId: `digest-${randomUUID()}`,
+        args: [{}],
+      }),
     );
     expect(result.sentTo).toBe(0);
   });
@@ -81,8 +133,15 @@ describe('complianceDigestWorkflow', () => {
     const handle = t.env.client.schedule.getHandle(scheduleId);
     try {
       const d = await handle.describe();
-      expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'complianceDigestWorkflow', taskQueue: t.taskQueue });
-      expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 8, end: 8, step: 1 }], dayOfWeek: [{ start: 'MONDAY', end: 'MONDAY', step: 1 }] });
+      expect(d.action).toMatchObject({
+        type: 'startWorkflow',
+        workflowType: 'complianceDigestWorkflow',
+        taskQueue: t.taskQueue,
+      });
+      expect(d.spec.calendars?.[0]).toMatchObject({
+        hour: [{ start: 8, end: 8, step: 1 }],
+        dayOfWeek: [{ start: 'MONDAY', end: 'MONDAY', step: 1 }],
+      });
     } finally {
       await handle.delete();
     }

@@ -13,7 +13,11 @@ const { dispatchScanJobs } = proxyActivities<CycleActivities>({
   heartbeatTimeout: HEARTBEAT_TIMEOUT,
   retry: { maximumInterval: '30 seconds' },
 });
-const { awaitJobs } = proxyActivities<CycleActivities>({ startToCloseTimeout: '1 day', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: { maximumInterval: '30 seconds' } });
+const { awaitJobs } = proxyActivities<CycleActivities>({
+  startToCloseTimeout: '1 day',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: { maximumInterval: '30 seconds' },
+});
 
 export interface FleetScanInput {
   scope: CycleScope;
@@ -42,5 +46,13 @@ export async function fleetScanWorkflow(input: FleetScanInput): Promise<FleetSca
     unreachableAfterSeconds: input.unreachableAfterSeconds ?? 1800,
     pollIntervalSeconds: input.pollIntervalSeconds ?? 10,
   });
-  return { scanId, endpoints: d.endpoints, total: r.total, succeeded: r.succeeded, failed: r.failed, unreachable: r.unreachable, pending: r.pending };
+  return {
+    scanId,
+    endpoints: d.endpoints,
+    total: r.total,
+    succeeded: r.succeeded,
+    failed: r.failed,
+    unreachable: r.unreachable,
+    pending: r.pending,
+  };
 }

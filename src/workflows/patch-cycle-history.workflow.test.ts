@@ -48,30 +48,47 @@ afterAll(async () => {
 
 async function runCycle(prefix: string, endpoints: number, approve: boolean) {
   const fleet = await seedFleet(db.db, { prefix, testEndpoints: 2, endpoints });
-  await saveTestPolicy(db.db, prefix, fleet.testGroup, { concurrency: 100_000, batchSize: 100_000, ...(approve ? {} : { autoApprove: { types: ['security'] } }) });
+  await saveTestPolicy(db.db, prefix, fleet.testGroup, {
+    concurrency: 100_000,
+    batchSize: 100_000,
+    ...(approve ? {} : { autoApprove: { types: ['security'] } }),
+  });
   const { grantApprovers } = await import('../../test/helpers/cycle-fixtures');
   await grantApprovers(db.db, ['cli:hist-approver']);
   const cycleId = `c-${prefix}`;
   const workflowId = `patch-cycle:${cycleId}`;
   const agent = startFakeAgent(db.db);
   try {
-    const result = await t.withWorker(createActivities({ database: db, logger: createLogger('silent'), chat: new RecordingChatNotifier() }), async () => {
-      const h = await t.env.client.workflow.start(patchCycleWorkflow, {
-        taskQueue: t.taskQueue,
-        workflowId,
-        args: [{ cycleId, policyName: prefix, scope: { groups: [fleet.testGroup, fleet.prodGroup] }, requestedBy: 'cli:hist-requester' }],
-      });
-      if (approve) {
-        const { approveCycleUpdate, cycleStatusQuery } = await import('./messages');
-        const end = Date.now() + 60_000;
-        while ((await h.query(cycleStatusQuery)).stage !== CycleStage.AWAIT_APPROVAL && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
-        await h.executeUpdate(approveCycleUpdate, { args: [{ identity: 'cli:hist-approver', channel: 'cli' }] });
-      }
-      return h.result();
-    });
+    const result = await t.withWorker(
+      createActivities({ database: db, logger: createLogger('silent'), chat: new RecordingChatNotifier() }),
+      async () => {
+        const h = await t.env.client.workflow.start(patchCycleWorkflow, {
+          taskQueue: t.taskQueue,
+          workflowId,
+          args: [
+            {
+              cycleId,
+              policyName: prefix,
+              scope: { groups: [fleet.testGroup, fleet.prodGroup] },
+              requestedBy: 'cli:hist-requester',
+            },
+          ],
+        });
+        if (approve) {
+          const { approveCycleUpdate, cycleStatusQuery } = await import('./messages');
+          const end = Date.now() + 60_000;
+          while ((await h.query(cycleStatusQuery)).stage !== CycleStage.AWAIT_APPROVAL && Date.now() < end)
+            await new Promise((r) => setTimeout(r, 200));
+          await h.executeUpdate(approveCycleUpdate, { args: [{ identity: 'cli:hist-approver', channel: 'cli' }] });
+        }
+        return h.result();
+      },
+    );
     const history = await t.env.client.workflow.getHandle(workflowId).fetchHistory();
     let childEvents = 0;
-    for (const wave of [0, 1, 2]) childEvents += (await t.env.client.workflow.getHandle(waveWorkflowId(cycleId, wave)).fetchHistory()).events?.length ?? 0;
+    for (const wave of [0, 1, 2])
+      childEvents +=
+        (await t.env.client.workflow.getHandle(waveWorkflowId(cycleId, wave)).fetchHistory()).events?.length ?? 0;
     return { result, history, events: history.events?.length ?? 0, childEvents };
   } finally {
     await agent.stop();
@@ -95,7 +112,9 @@ describe('patch cycle history', () => {
     const big = await runCycle(`h${Date.now().toString(36)}b`, 4998, true);
     expect(big.result.stage).toBe(CycleStage.COMPLETED);
     expect(big.result.waves.reduce((n, w) => n + w.succeeded, 0)).toBe(4998);
-    console.log(`history events: 50 endpoints → ${small.events} (+${small.childEvents} in wave children); 5,000 endpoints → ${big.events} (+${big.childEvents})`);
+    console.log(
+      `history events: 50 endpoints → ${small.events} (+${small.childEvents} in wave children); 5,000 endpoints → ${big.events} (+${big.childEvents})`,
+    );
     expect(big.events).toBeLessThanOrEqual(small.events * 1.5);
     expect(big.childEvents).toBeLessThanOrEqual(small.childEvents * 1.5);
   }, 240_000);
@@ -112,7 +131,11 @@ describe('patch cycle history', () => {
       }),
     );
     const results = [];
-    for await (const r of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') } }, histories)) results.push(r);
+    for await (const r of Worker.runReplayHistories(
+      { workflowBundle: { codePath: inject('workflowBundlePath') } },
+      histories,
+    ))
+      results.push(r);
     expect(results).toHaveLength(files.length);
     for (const r of results) expect(r.error, `${r.workflowId}: ${String(r.error)}`).toBeUndefined();
   });

@@ -14,7 +14,16 @@ import { stageEvents } from '../db/cycles';
 import { CycleStage, type CycleStatus, type PatchCycleInput } from '../domain/cycle';
 import type { DeploymentPolicyInput } from '../domain/policy';
 import { createLogger } from '../logging';
-import { approveCycleUpdate, cancelCycleSignal, changeRequestStateSignal, cycleStatusQuery, pauseCycleSignal, rejectCycleUpdate, resumeCycleSignal, rollbackCycleSignal } from './messages';
+import {
+  approveCycleUpdate,
+  cancelCycleSignal,
+  changeRequestStateSignal,
+  cycleStatusQuery,
+  pauseCycleSignal,
+  rejectCycleUpdate,
+  resumeCycleSignal,
+  rollbackCycleSignal,
+} from './messages';
 import { patchCycleWorkflow } from './patch-cycle';
 
 let db: TestDatabase;
@@ -38,19 +47,45 @@ interface Setup {
 
 type PolicyOverrides = Partial<DeploymentPolicyInput> | ((testGroup: string) => Partial<DeploymentPolicyInput>);
 
-async function setup(o: { testEndpoints?: number; endpoints?: number; policy?: PolicyOverrides; patch?: { type?: string; severity?: string } } = {}): Promise<Setup> {
+async function setup(
+  o: {
+    testEndpoints?: number;
+    endpoints?: number;
+    policy?: PolicyOverrides;
+    patch?: { type?: string; severity?: string };
+  } = {},
+): Promise<Setup> {
   const prefix = `p${randomUUID().slice(0, 8)}`;
-  const fleet = await seedFleet(db.db, { prefix, testEndpoints: o.testEndpoints ?? 2, endpoints: o.endpoints ?? 6, ...(o.patch ? { patch: o.patch } : {}) });
-  await saveTestPolicy(db.db, prefix, fleet.testGroup, typeof o.policy === 'function' ? o.policy(fleet.testGroup) : o.policy);
+  const fleet = await seedFleet(db.db, {
+    prefix,
+    testEndpoints: o.testEndpoints ?? 2,
+    endpoints: o.endpoints ?? 6,
+    ...(o.patch ? { patch: o.patch } : {}),
+  });
+  await saveTestPolicy(
+    db.db,
+    prefix,
+    fleet.testGroup,
+    typeof o.policy === 'function' ? o.policy(fleet.testGroup) : o.policy,
+  );
   return {
     prefix,
     policy: prefix,
     fleet,
-    input: { cycleId: `c-${prefix}`, policyName: prefix, scope: { groups: [fleet.testGroup, fleet.prodGroup] }, requestedBy: 'cli:requester' },
+    input: {
+      cycleId: `c-${prefix}`,
+      policyName: prefix,
+      scope: { groups: [fleet.testGroup, fleet.prodGroup] },
+      requestedBy: 'cli:requester',
+    },
   };
 }
 
-function activities(chat: RecordingChatNotifier, extra: Partial<Activities> = {}, changeDesk: FakeChangeDesk | null = null): Activities {
+function activities(
+  chat: RecordingChatNotifier,
+  extra: Partial<Activities> = {},
+  changeDesk: FakeChangeDesk | null = null,
+): Activities {
   return { ...createActivities({ database: db, logger: createLogger('silent'), chat, changeDesk }), ...extra };
 }
 
@@ -65,7 +100,11 @@ async function waitForStage(h: WorkflowHandle, stage: CycleStage, timeoutMs = 20
 }
 
 const start = (input: PatchCycleInput) =>
-  t.env.client.workflow.start(patchCycleWorkflow, { taskQueue: t.taskQueue, workflowId: `patch-cycle:${input.cycleId}`, args: [input] });
+  t.env.client.workflow.start(patchCycleWorkflow, {
+    taskQueue: t.taskQueue,
+    workflowId: `patch-cycle:${input.cycleId}`,
+    args: [input],
+  });
 
 describe('patchCycleWorkflow', () => {
   it('walks every stage to COMPLETED with one approval; the validator refuses the requester and non-approvers', async () => {
@@ -80,8 +119,12 @@ describe('patchCycleWorkflow', () => {
         expect(st.test?.state).toBe('done');
         expect(st.test?.succeeded).toBe(2);
         expect(st.approvals.needed).toBe(1);
-        await expect(h.executeUpdate(approveCycleUpdate, { args: [{ identity: 'cli:requester', channel: 'cli' }] })).rejects.toThrow(WorkflowUpdateFailedError);
-        await expect(h.executeUpdate(approveCycleUpdate, { args: [{ identity: 'cli:mallory', channel: 'cli' }] })).rejects.toThrow(WorkflowUpdateFailedError);
+        await expect(
+          h.executeUpdate(approveCycleUpdate, { args: [{ identity: 'cli:requester', channel: 'cli' }] }),
+        ).rejects.toThrow(WorkflowUpdateFailedError);
+        await expect(
+          h.executeUpdate(approveCycleUpdate, { args: [{ identity: 'cli:mallory', channel: 'cli' }] }),
+        ).rejects.toThrow(WorkflowUpdateFailedError);
         const r = await h.executeUpdate(approveCycleUpdate, { args: [{ identity: 'cli:alice', channel: 'cli' }] });
         expect(r).toMatchObject({ outcome: 'approved', approvalsReceived: 1, approvalsNeeded: 1 });
         return h.result();
@@ -90,13 +133,25 @@ describe('patchCycleWorkflow', () => {
       expect(result.waves.map((w) => w.state)).toEqual(['done', 'done']);
       expect(result.waves.reduce((n, w) => n + w.succeeded, 0)).toBe(6);
       const stages = (await stageEvents(db.db, s.input.cycleId)).map((e) => e.stage);
-      expect(stages).toEqual(['IDENTIFY', 'ASSESS', 'TEST', 'AWAIT_APPROVAL', 'SCHEDULED', 'DEPLOYING', 'VERIFYING', 'REPORTING', 'COMPLETED']);
+      expect(stages).toEqual([
+        'IDENTIFY',
+        'ASSESS',
+        'TEST',
+        'AWAIT_APPROVAL',
+        'SCHEDULED',
+        'DEPLOYING',
+        'VERIFYING',
+        'REPORTING',
+        'COMPLETED',
+      ]);
       expect(await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install'`)).toBe(8);
       expect(await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'verify'`)).toBe(8);
       expect(await countRows(db.db, 'cycle_approvals', `cycle_id = '${s.input.cycleId}'`)).toBe(1);
       expect(chat.approvals).toHaveLength(1);
       expect(chat.summaries[0]?.outcome).toBe(CycleStage.COMPLETED);
-      const row = await db.db.execute<{ stage: string; summary: { stage: string } }>(sql`select stage, summary from patch_cycles where id = ${s.input.cycleId}`);
+      const row = await db.db.execute<{ stage: string; summary: { stage: string } }>(
+        sql`select stage, summary from patch_cycles where id = ${s.input.cycleId}`,
+      );
       expect(row.rows[0]).toMatchObject({ stage: 'COMPLETED', summary: { stage: 'COMPLETED' } });
       expect((await verifyAuditChain(db.db)).ok).toBe(true);
     } finally {
@@ -111,8 +166,12 @@ describe('patchCycleWorkflow', () => {
     const result = await t.withWorker(activities(chat), async () => {
       const h = await start(s.input);
       await waitForStage(h, CycleStage.AWAIT_APPROVAL);
-      await expect(h.executeUpdate(rejectCycleUpdate, { args: [{ identity: 'cli:bob', channel: 'cli' }] })).rejects.toThrow(WorkflowUpdateFailedError);
-      const r = await h.executeUpdate(rejectCycleUpdate, { args: [{ identity: 'cli:bob', channel: 'cli', reason: 'freeze week' }] });
+      await expect(
+        h.executeUpdate(rejectCycleUpdate, { args: [{ identity: 'cli:bob', channel: 'cli' }] }),
+      ).rejects.toThrow(WorkflowUpdateFailedError);
+      const r = await h.executeUpdate(rejectCycleUpdate, {
+        args: [{ identity: 'cli:bob', channel: 'cli', reason: 'freeze week' }],
+      });
       expect(r.outcome).toBe('rejected');
       return h.result();
     });
@@ -122,7 +181,17 @@ describe('patchCycleWorkflow', () => {
   });
 
   it('quorum of two for high risk; reminders, escalation, and a timeout that ends the cycle FAILED', async () => {
-    const s = await setup({ patch: { severity: 'critical' }, policy: { test: { group: null }, approval: { approverGroups: ['ops'], escalationGroups: ['managers'], quorum: { low: 1, moderate: 1, high: 2, critical: 2 } } } });
+    const s = await setup({
+      patch: { severity: 'critical' },
+      policy: {
+        test: { group: null },
+        approval: {
+          approverGroups: ['ops'],
+          escalationGroups: ['managers'],
+          quorum: { low: 1, moderate: 1, high: 2, critical: 2 },
+        },
+      },
+    });
     await grantApprovers(db.db, ['cli:carol']);
     await grantApprovers(db.db, ['cli:manager'], 'managers');
     const chat = new RecordingChatNotifier();
@@ -130,14 +199,22 @@ describe('patchCycleWorkflow', () => {
     // Time comes in through the policy the activity returns: seconds instead of the policy minimums.
     const startCycle: typeof real.startCycle = async (i) => {
       const r = await real.startCycle(i);
-      return { ...r, policy: { ...r.policy, approval: { ...r.policy.approval, reminderSeconds: 1, escalateAfterSeconds: 2, timeoutSeconds: 5 } } };
+      return {
+        ...r,
+        policy: {
+          ...r.policy,
+          approval: { ...r.policy.approval, reminderSeconds: 1, escalateAfterSeconds: 2, timeoutSeconds: 5 },
+        },
+      };
     };
     const result = await t.withWorker({ ...real, startCycle }, async () => {
       const h = await start(s.input);
       const st = await waitForStage(h, CycleStage.AWAIT_APPROVAL);
       expect(st.approvals.needed).toBe(2);
       // The escalation approver may not vote before escalation.
-      await expect(h.executeUpdate(approveCycleUpdate, { args: [{ identity: 'cli:manager', channel: 'cli' }] })).rejects.toThrow(WorkflowUpdateFailedError);
+      await expect(
+        h.executeUpdate(approveCycleUpdate, { args: [{ identity: 'cli:manager', channel: 'cli' }] }),
+      ).rejects.toThrow(WorkflowUpdateFailedError);
       const r = await h.executeUpdate(approveCycleUpdate, { args: [{ identity: 'cli:carol', channel: 'cli' }] });
       expect(r).toMatchObject({ outcome: 'pending', approvalsReceived: 1, approvalsNeeded: 2 });
       return h.result();
@@ -184,7 +261,8 @@ describe('patchCycleWorkflow', () => {
         expect(st.paused).toBe(true);
         expect(st.stage).toBe(CycleStage.DEPLOYING);
         // The status flips to paused before the notify activity has run: wait for the question itself.
-        for (const until = Date.now() + 10_000; chat.pauses.length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
+        for (const until = Date.now() + 10_000; chat.pauses.length === 0 && Date.now() < until;)
+          await new Promise((r) => setTimeout(r, 100));
         expect(chat.pauses).toHaveLength(1);
         await h.signal(rollbackCycleSignal, { by: 'cli:ops', reason: 'bad patch' });
         return h.result();
@@ -206,7 +284,8 @@ describe('patchCycleWorkflow', () => {
       const result = await t.withWorker(activities(chat), async () => {
         const h = await start(s.input);
         const end = Date.now() + 20_000;
-        while (!(await h.query(cycleStatusQuery)).paused && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+        while (!(await h.query(cycleStatusQuery)).paused && Date.now() < end)
+          await new Promise((r) => setTimeout(r, 200));
         agent.setFailing([]);
         await h.signal(resumeCycleSignal, { by: 'cli:ops' });
         return h.result();
@@ -246,7 +325,8 @@ describe('patchCycleWorkflow', () => {
       }
       return real.recordControl(i);
     };
-    const audited = () => countRows(db.db, 'audit_log', `action = 'cycle.paused' and subject_id = '${s.input.cycleId}'`);
+    const audited = () =>
+      countRows(db.db, 'audit_log', `action = 'cycle.paused' and subject_id = '${s.input.cycleId}'`);
     await t.withWorker(activities(new RecordingChatNotifier(), { recordControl }), async () => {
       const h = await start(s.input);
       await waitForStage(h, CycleStage.AWAIT_APPROVAL);
@@ -276,31 +356,70 @@ describe('patchCycleWorkflow', () => {
     const notBefore = new Date(Date.now() + 4000).toISOString();
     const agent = startFakeAgent(db.db);
     try {
-      const result = await t.withWorker({ ...real, dispatchCycleJobs }, () => start({ ...s.input, notBefore }).then((h) => h.result()));
+      const result = await t.withWorker({ ...real, dispatchCycleJobs }, () =>
+        start({ ...s.input, notBefore }).then((h) => h.result()),
+      );
       expect(result.stage).toBe(CycleStage.COMPLETED);
       expect(failOnce).toBe(false);
       expect(await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install'`)).toBe(6);
-      expect(await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install' and created_at < '${notBefore}'`)).toBe(0);
+      expect(
+        await countRows(
+          db.db,
+          'agent_jobs',
+          `cycle_id = '${s.input.cycleId}' and kind = 'install' and created_at < '${notBefore}'`,
+        ),
+      ).toBe(0);
     } finally {
       await agent.stop();
     }
   });
 
-  it('a wave waits for its group\'s maintenance window (opening seconds from now) and stamps the jobs with it', async () => {
-    const s = await setup({ testEndpoints: 0, endpoints: 2, policy: { autoApprove: { types: ['security'] }, maintenance: { respectWindows: true, expectedInstallMinutes: 0 }, waves: [{ name: 'all', percent: 100 }] } });
+  it("a wave waits for its group's maintenance window (opening seconds from now) and stamps the jobs with it", async () => {
+    const s = await setup({
+      testEndpoints: 0,
+      endpoints: 2,
+      policy: {
+        autoApprove: { types: ['security'] },
+        maintenance: { respectWindows: true, expectedInstallMinutes: 0 },
+        waves: [{ name: 'all', percent: 100 }],
+      },
+    });
     const opens = new Date(Math.ceil((Date.now() + 4000) / 1000) * 1000);
-    const stamp = opens.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    const stamp = opens
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d{3}/, '');
     const [w] = await db.db
       .insert(maintenanceWindows)
-      .values({ name: `${s.prefix}-window`, rrule: `DTSTART:${stamp}\nRRULE:FREQ=DAILY`, timezone: 'UTC', durationMinutes: 5 })
+      .values({
+        name: `${s.prefix}-window`,
+        rrule: `DTSTART:${stamp}\nRRULE:FREQ=DAILY`,
+        timezone: 'UTC',
+        durationMinutes: 5,
+      })
       .returning();
-    await db.db.update(endpointGroups).set({ maintenanceWindowId: w!.id }).where(eq(endpointGroups.name, s.fleet.prodGroup));
+    await db.db
+      .update(endpointGroups)
+      .set({ maintenanceWindowId: w!.id })
+      .where(eq(endpointGroups.name, s.fleet.prodGroup));
     const agent = startFakeAgent(db.db);
     try {
-      const result = await t.withWorker(activities(new RecordingChatNotifier()), () => start(s.input).then((h) => h.result()));
+      const result = await t.withWorker(activities(new RecordingChatNotifier()), () =>
+        start(s.input).then((h) => h.result()),
+      );
       expect(result.stage).toBe(CycleStage.COMPLETED);
-      expect(result.waves[0]).toMatchObject({ windowStart: opens.toISOString(), windowEnd: new Date(opens.getTime() + 5 * 60_000).toISOString(), succeeded: 2 });
-      expect(await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install' and not_before = '${opens.toISOString()}' and created_at >= '${opens.toISOString()}'`)).toBe(2);
+      expect(result.waves[0]).toMatchObject({
+        windowStart: opens.toISOString(),
+        windowEnd: new Date(opens.getTime() + 5 * 60_000).toISOString(),
+        succeeded: 2,
+      });
+      expect(
+        await countRows(
+          db.db,
+          'agent_jobs',
+          `cycle_id = '${s.input.cycleId}' and kind = 'install' and not_before = '${opens.toISOString()}' and created_at >= '${opens.toISOString()}'`,
+        ),
+      ).toBe(2);
     } finally {
       await agent.stop();
     }
@@ -331,7 +450,11 @@ describe('patchCycleWorkflow', () => {
         expect(st.emergency).toBe(true);
         await new Promise((r) => setTimeout(r, 1000));
         expect((await h.query(cycleStatusQuery)).stage).toBe(CycleStage.AWAIT_APPROVAL);
-        await h.signal(changeRequestStateSignal, { changeNumber: st.changeNumber!, state: 'scheduled', approval: 'approved' });
+        await h.signal(changeRequestStateSignal, {
+          changeNumber: st.changeNumber!,
+          state: 'scheduled',
+          approval: 'approved',
+        });
         return h.result();
       });
       expect(result.stage).toBe(CycleStage.COMPLETED);
@@ -346,9 +469,11 @@ describe('patchCycleWorkflow', () => {
     const s = await setup({ policy: { test: { group: null } } });
     await grantApprovers(db.db, ['cli:alice']);
     const chat = new RecordingChatNotifier();
-    const jobsIn = (state: string) => countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install' and state = '${state}'`);
+    const jobsIn = (state: string) =>
+      countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install' and state = '${state}'`);
     const until = async (what: string, ok: () => Promise<boolean>) => {
-      for (const end = Date.now() + 20_000; !(await ok()); await new Promise((r) => setTimeout(r, 100))) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      for (const end = Date.now() + 20_000; !(await ok()); await new Promise((r) => setTimeout(r, 100)))
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     };
     let agent: ReturnType<typeof startFakeAgent> | undefined;
     try {
@@ -359,8 +484,15 @@ describe('patchCycleWorkflow', () => {
         // Wave 1 (concurrency 3, batch 2): two installs handed out, the others held by the limits. No agent yet.
         await until('wave 1 installs to be queued', async () => (await jobsIn('queued')) === 2);
         await h.signal(pauseCycleSignal, { by: 'cli:ops-admin', reason: 'vendor reports a regression' });
-        const wave1 = await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install' and wave = 1`);
-        await until('the queued installs to be held', async () => (await jobsIn('queued')) === 0 && (await jobsIn('held')) === wave1);
+        const wave1 = await countRows(
+          db.db,
+          'agent_jobs',
+          `cycle_id = '${s.input.cycleId}' and kind = 'install' and wave = 1`,
+        );
+        await until(
+          'the queued installs to be held',
+          async () => (await jobsIn('queued')) === 0 && (await jobsIn('held')) === wave1,
+        );
         agent = startFakeAgent(db.db, { intervalMs: 100 });
         await new Promise((r) => setTimeout(r, 2500)); // more than two of the wave's polls
         expect(await jobsIn('succeeded')).toBe(0);
@@ -375,7 +507,10 @@ describe('patchCycleWorkflow', () => {
         sql`select action, details from audit_log where subject_id = ${s.input.cycleId} and action in ('cycle.paused', 'cycle.resumed') order by id`,
       );
       expect(audit.rows).toEqual([
-        { action: 'cycle.paused', details: { reason: 'vendor reports a regression', seq: 1, applied: true, installsHeld: 2 } },
+        {
+          action: 'cycle.paused',
+          details: { reason: 'vendor reports a regression', seq: 1, applied: true, installsHeld: 2 },
+        },
         { action: 'cycle.resumed', details: { seq: 2, applied: true } },
       ]);
     } finally {
@@ -384,9 +519,17 @@ describe('patchCycleWorkflow', () => {
   });
 
   it('a change cancelled while SCHEDULED is being recorded still ends the cycle CANCELLED, deploying nothing', async () => {
-    const s = await setup({ testEndpoints: 0, policy: { autoApprove: { types: ['security'] }, change: { type: 'normal', pollSeconds: 5 } } });
+    const s = await setup({
+      testEndpoints: 0,
+      policy: { autoApprove: { types: ['security'] }, change: { type: 'normal', pollSeconds: 5 } },
+    });
     const desk = new FakeChangeDesk();
-    const real = createActivities({ database: db, logger: createLogger('silent'), chat: new RecordingChatNotifier(), changeDesk: desk });
+    const real = createActivities({
+      database: db,
+      logger: createLogger('silent'),
+      chat: new RecordingChatNotifier(),
+      changeDesk: desk,
+    });
     let recording!: () => void;
     const schedulingRecorded = new Promise<void>((r) => (recording = r));
     let release!: () => void;
@@ -410,14 +553,26 @@ describe('patchCycleWorkflow', () => {
           st = await h.query(cycleStatusQuery);
         }
         const plannedStart = new Date(Date.now() + 15_000).toISOString();
-        await h.signal(changeRequestStateSignal, { changeNumber: st.changeNumber!, state: 'scheduled', approval: 'approved', plannedStart });
+        await h.signal(changeRequestStateSignal, {
+          changeNumber: st.changeNumber!,
+          state: 'scheduled',
+          approval: 'approved',
+          plannedStart,
+        });
         await schedulingRecorded;
-        await h.signal(changeRequestStateSignal, { changeNumber: st.changeNumber!, state: 'canceled', by: 'servicenow:cab', reason: 'freeze' });
+        await h.signal(changeRequestStateSignal, {
+          changeNumber: st.changeNumber!,
+          state: 'canceled',
+          by: 'servicenow:cab',
+          reason: 'freeze',
+        });
         release();
         return h.result();
       });
       expect(result.stage).toBe(CycleStage.CANCELLED);
-      expect(result.outcome).toBe(`change ${result.changeNumber} was cancelled while scheduled by servicenow:cab: freeze`);
+      expect(result.outcome).toBe(
+        `change ${result.changeNumber} was cancelled while scheduled by servicenow:cab: freeze`,
+      );
       expect(await countRows(db.db, 'agent_jobs', `cycle_id = '${s.input.cycleId}' and kind = 'install'`)).toBe(0);
     } finally {
       release();
@@ -440,7 +595,10 @@ describe('patchCycleWorkflow', () => {
     const result = await t.withWorker(activities(new RecordingChatNotifier(), { recordVote }), async () => {
       const h = await start(s.input);
       await waitForStage(h, CycleStage.AWAIT_APPROVAL);
-      const update = await h.startUpdate(rejectCycleUpdate, { args: [{ identity: 'cli:bob', channel: 'cli', reason: 'freeze week' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+      const update = await h.startUpdate(rejectCycleUpdate, {
+        args: [{ identity: 'cli:bob', channel: 'cli', reason: 'freeze week' }],
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      });
       // The rejection ends the cycle (the ending runs to its terminal stage) while the vote's record is held.
       try {
         await waitForStage(h, CycleStage.CANCELLED);

@@ -30,7 +30,11 @@ describe('Temporal test helpers', () => {
         activities: createActivities({ database: db, logger: createLogger('silent') }),
       });
       const result = await worker.runUntil(
-        env.client.workflow.execute(probeWorkflow, { taskQueue, workflowId: `probe-${randomUUID()}`, args: [{ message: 'hello' }] }),
+        env.client.workflow.execute(probeWorkflow, {
+          taskQueue,
+          workflowId: `probe-${randomUUID()}`,
+          args: [{ message: 'hello' }],
+        }),
       );
       expect(result).toBe('echo: hello');
     } finally {
@@ -49,7 +53,11 @@ describe('Temporal test helpers', () => {
 
     it('runs a workflow and surfaces an activity failure', async () => {
       const ok = await t.withWorker(createActivities({ database: db, logger: createLogger('silent') }), () =>
-        t.env.client.workflow.execute(probeWorkflow, { taskQueue: t.taskQueue, workflowId: `probe-${randomUUID()}`, args: [{ message: 'x' }] }),
+        t.env.client.workflow.execute(probeWorkflow, {
+          taskQueue: t.taskQueue,
+          workflowId: `probe-${randomUUID()}`,
+          args: [{ message: 'x' }],
+        }),
       );
       expect(ok).toBe('echo: x');
       const failing = {
@@ -60,7 +68,11 @@ describe('Temporal test helpers', () => {
       };
       await expect(
         t.withWorker(failing, () =>
-          t.env.client.workflow.execute(probeWorkflow, { taskQueue: t.taskQueue, workflowId: `probe-${randomUUID()}`, args: [{ message: 'y' }] }),
+          t.env.client.workflow.execute(probeWorkflow, {
+            taskQueue: t.taskQueue,
+            workflowId: `probe-${randomUUID()}`,
+            args: [{ message: 'y' }],
+          }),
         ),
       ).rejects.toThrow(/Workflow execution failed/);
     });

@@ -43,7 +43,11 @@ beforeAll(async () => {
   t = await createWorkflowTestEnv();
   await sink.start();
   const cycles = createCycleService({ client: t.env.client, db: db.db, taskQueue: t.taskQueue });
-  server = await buildServer({ logger: createLogger('silent'), health: [], routes: [serviceNowWebhookRoute({ cycles, secret: SECRET, changes: { get: (n) => currentDesk!.get(n) } })] });
+  server = await buildServer({
+    logger: createLogger('silent'),
+    health: [],
+    routes: [serviceNowWebhookRoute({ cycles, secret: SECRET, changes: { get: (n) => currentDesk!.get(n) } })],
+  });
   webhookUrl = `${await server.listen({ host: '127.0.0.1', port: 0 })}/webhooks/servicenow`;
 });
 afterAll(async () => {
@@ -73,22 +77,53 @@ function flakyOnce(desk: ChangeDesk): ChangeDesk & { opens: number } {
 async function setup(fake: ServiceNowFake, o: { webhook: boolean }) {
   const prefix = `sn${randomUUID().slice(0, 8)}`;
   const fleet = await seedFleet(db.db, { prefix, testEndpoints: 1, endpoints: 2 });
-  await saveTestPolicy(db.db, prefix, fleet.testGroup, { autoApprove: { types: ['security'] }, change: { type: 'normal', pollSeconds: 5 } });
+  await saveTestPolicy(db.db, prefix, fleet.testGroup, {
+    autoApprove: { types: ['security'] },
+    change: { type: 'normal', pollSeconds: 5 },
+  });
   for (const id of fleet.endpointIds) fake.seedCi(`${id}.example.test`);
   const url = await fake.start();
   fake.webhook = o.webhook ? { url: webhookUrl, secret: SECRET } : undefined;
-  const client = new ServiceNowClient({ instanceUrl: url, auth: { kind: 'oauth', clientId: 'patchops', clientSecret: 'secret' } });
+  const client = new ServiceNowClient({
+    instanceUrl: url,
+    auth: { kind: 'oauth', clientId: 'patchops', clientSecret: 'secret' },
+  });
   const real = new ServiceNowChangeDesk({ client });
   currentDesk = real;
   const desk = flakyOnce(real);
-  const mailer = new SmtpMailer({ url: sink.url, from: 'patchops <patchops@example.test>', publicUrl: 'http://patchops.example.test' });
-  const chat = withChangeWorkNotes({ chat: new RecordingChatNotifier(), desk, changeNumberOf: async (id) => (await getCycleRow(db.db, id))?.changeNumber ?? null, waveTasks: real });
-  const activities = createActivities({ database: db, logger: createLogger('silent'), chat, changeDesk: desk, mailer, reportRecipients: ['cab@example.test'] });
-  const input: PatchCycleInput = { cycleId: `c-${prefix}`, policyName: prefix, scope: { groups: [fleet.testGroup, fleet.prodGroup] }, requestedBy: 'cli:requester' };
+  const mailer = new SmtpMailer({
+    url: sink.url,
+    from: 'patchops <patchops@example.test>',
+    publicUrl: 'http://patchops.example.test',
+  });
+  const chat = withChangeWorkNotes({
+    chat: new RecordingChatNotifier(),
+    desk,
+    changeNumberOf: async (id) => (await getCycleRow(db.db, id))?.changeNumber ?? null,
+    waveTasks: real,
+  });
+  const activities = createActivities({
+    database: db,
+    logger: createLogger('silent'),
+    chat,
+    changeDesk: desk,
+    mailer,
+    reportRecipients: ['cab@example.test'],
+  });
+  const input: PatchCycleInput = {
+    cycleId: `c-${prefix}`,
+    policyName: prefix,
+    scope: { groups: [fleet.testGroup, fleet.prodGroup] },
+    requestedBy: 'cli:requester',
+  };
   return { fleet, desk, mailer, activities, input };
 }
 
-async function waitFor(h: { query: (q: typeof cycleStatusQuery) => Promise<CycleStatus> }, ok: (s: CycleStatus) => boolean, timeoutMs = 30_000): Promise<CycleStatus> {
+async function waitFor(
+  h: { query: (q: typeof cycleStatusQuery) => Promise<CycleStatus> },
+  ok: (s: CycleStatus) => boolean,
+  timeoutMs = 30_000,
+): Promise<CycleStatus> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const s = await h.query(cycleStatusQuery);
@@ -98,7 +133,12 @@ async function waitFor(h: { query: (q: typeof cycleStatusQuery) => Promise<Cycle
   }
 }
 
-const start = (input: PatchCycleInput) => t.env.client.workflow.start(patchCycleWorkflow, { taskQueue: t.taskQueue, workflowId: `patch-cycle:${input.cycleId}`, args: [input] });
+const start = (input: PatchCycleInput) =>
+  t.env.client.workflow.start(patchCycleWorkflow, {
+    taskQueue: t.taskQueue,
+    workflowId: `patch-cycle:${input.cycleId}`,
+    args: [input],
+  });
 
 describe('a cycle whose policy requires a normal change', () => {
   it('creates the change once despite a retried create, waits for the CAB approval, notes each stage, closes successful and mails the report', async () => {
@@ -129,14 +169,20 @@ describe('a cycle whose policy requires a normal change', () => {
       expect(change.description).toContain('CVSS 7.5');
       expect(change.description).toMatch(/Severities: important \d+/);
       expect(change.description).toMatch(/Test ring \(test\): \d+ endpoint\(s\), \d+ succeeded, 0 failed/);
-      expect(fake.affectedCis(change.number!).sort()).toEqual(s.fleet.endpointIds.map((id) => `${id}.example.test`).sort());
+      expect(fake.affectedCis(change.number!).sort()).toEqual(
+        s.fleet.endpointIds.map((id) => `${id}.example.test`).sort(),
+      );
       expect(fake.tokenGrants[0]).toBe('client_credentials');
 
       const notes = fake.workNotes(change.number!);
-      for (const stage of ['SCHEDULED', 'DEPLOYING', 'VERIFYING', 'REPORTING']) expect(notes.some((n) => n.startsWith(`patchops [${stage}]`))).toBe(true);
+      for (const stage of ['SCHEDULED', 'DEPLOYING', 'VERIFYING', 'REPORTING'])
+        expect(notes.some((n) => n.startsWith(`patchops [${stage}]`))).toBe(true);
       expect(notes).toContain('Deployment started.');
       expect(notes.filter((n) => /^patchops \[DEPLOYING\] wave \d of 2/.test(n))).toHaveLength(2);
-      expect(fake.tasks(change.number!).map((task) => [task.short_description, task.state])).toEqual([['Wave 1: pilot', '3'], ['Wave 2: broad', '3']]);
+      expect(fake.tasks(change.number!).map((task) => [task.short_description, task.state])).toEqual([
+        ['Wave 1: pilot', '3'],
+        ['Wave 2: broad', '3'],
+      ]);
 
       await sink.waitFor(mailsBefore + 1);
       const mail = sink.messages.slice(mailsBefore).find((m) => m.parsed.subject?.includes(s.input.cycleId))!;
@@ -185,9 +231,17 @@ describe('a cycle whose policy requires a normal change', () => {
         // The CAB moves the window: far enough out that the 5 s poll sees it before it starts.
         const plannedStart = new Date(Date.now() + 9000);
         plannedStart.setMilliseconds(0);
-        await fake.reschedule(waiting.changeNumber!, plannedStart.toISOString(), new Date(plannedStart.getTime() + 3_600_000).toISOString());
+        await fake.reschedule(
+          waiting.changeNumber!,
+          plannedStart.toISOString(),
+          new Date(plannedStart.getTime() + 3_600_000).toISOString(),
+        );
         await fake.approve(waiting.changeNumber!);
-        const scheduled = await waitFor(h, (st) => st.stage === CycleStage.SCHEDULED && st.nextWindow !== undefined, 20_000);
+        const scheduled = await waitFor(
+          h,
+          (st) => st.stage === CycleStage.SCHEDULED && st.nextWindow !== undefined,
+          20_000,
+        );
         expect(scheduled.nextWindow?.start).toBe(plannedStart.toISOString());
         const result = await h.result();
         const deploying = (await stageEvents(db.db, s.input.cycleId)).find((e) => e.stage === CycleStage.DEPLOYING)!;
@@ -196,7 +250,10 @@ describe('a cycle whose policy requires a normal change', () => {
       });
       expect(result.stage).toBe(CycleStage.COMPLETED);
       expect(fake.webhookCalls).toEqual([]);
-      expect(fake.changes().find((c) => c.correlation_id === s.input.cycleId)).toMatchObject({ state: '3', close_code: 'successful' });
+      expect(fake.changes().find((c) => c.correlation_id === s.input.cycleId)).toMatchObject({
+        state: '3',
+        close_code: 'successful',
+      });
     } finally {
       await agent.stop();
       await fake.stop();
@@ -222,9 +279,16 @@ describe('a cycle whose policy requires a normal change', () => {
         const scheduled = async (h: typeof ha) => {
           const waiting = await waitFor(h, (st) => st.stage === CycleStage.AWAIT_APPROVAL && Boolean(st.changeNumber));
           const far = inAMinute();
-          await fake.reschedule(waiting.changeNumber!, far.toISOString(), new Date(far.getTime() + 3_600_000).toISOString());
+          await fake.reschedule(
+            waiting.changeNumber!,
+            far.toISOString(),
+            new Date(far.getTime() + 3_600_000).toISOString(),
+          );
           await fake.approve(waiting.changeNumber!, 'cab.chair');
-          const st = await waitFor(h, (x) => x.stage === CycleStage.SCHEDULED && x.nextWindow?.start === far.toISOString());
+          const st = await waitFor(
+            h,
+            (x) => x.stage === CycleStage.SCHEDULED && x.nextWindow?.start === far.toISOString(),
+          );
           return { changeNumber: st.changeNumber!, far };
         };
         const sa = await scheduled(ha);
@@ -232,12 +296,19 @@ describe('a cycle whose policy requires a normal change', () => {
         // The CAB pulls the first change forward to three seconds from now.
         const soon = new Date(Date.now() + 3000);
         soon.setMilliseconds(0);
-        await fake.reschedule(sa.changeNumber, soon.toISOString(), new Date(soon.getTime() + 3_600_000).toISOString(), 'cab.chair');
+        await fake.reschedule(
+          sa.changeNumber,
+          soon.toISOString(),
+          new Date(soon.getTime() + 3_600_000).toISOString(),
+          'cab.chair',
+        );
         // …and cancels the second.
         expect(await fake.cancel(sb.changeNumber, 'Freeze for the audit', 'cab.chair')).toBe(200);
         const rb = await hb.result();
         const ra = await ha.result();
-        const deploying = (await stageEvents(db.db, moved.input.cycleId)).find((e) => e.stage === CycleStage.DEPLOYING)!;
+        const deploying = (await stageEvents(db.db, moved.input.cycleId)).find(
+          (e) => e.stage === CycleStage.DEPLOYING,
+        )!;
         expect(Date.parse(deploying.at)).toBeGreaterThanOrEqual(soon.getTime());
         expect(Date.parse(deploying.at)).toBeLessThan(sa.far.getTime());
         return [ra, rb];

@@ -14,9 +14,20 @@ export const CHROMIUM = '/usr/bin/chromium';
 export function findChromium(): string | null {
   if (fs.existsSync(CHROMIUM)) return CHROMIUM;
   if (process.getuid?.() === 0 && fs.existsSync('/usr/bin/apt-get') && process.env.PATCHOPS_TEST_NO_INSTALL !== '1') {
-    process.stderr.write('browser tests: /usr/bin/chromium is missing; installing Debian\'s chromium package (apt-get install -y chromium)…\n');
-    const r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 600_000 });
-    if (r.status !== 0) spawnSync('sh', ['-c', 'apt-get update && apt-get install -y --no-install-recommends chromium'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 900_000 });
+    process.stderr.write(
+      "browser tests: /usr/bin/chromium is missing; installing Debian's chromium package (apt-get install -y chromium)…\n",
+    );
+    const r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      timeout: 600_000,
+    });
+    if (r.status !== 0)
+      spawnSync('sh', ['-c', 'apt-get update && apt-get install -y --no-install-recommends chromium'], {
+        stdio: 'inherit',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+        timeout: 900_000,
+      });
     if (fs.existsSync(CHROMIUM)) return CHROMIUM;
   }
   process.stderr.write(
@@ -27,12 +38,23 @@ export function findChromium(): string | null {
 }
 
 /** A fresh headless Chromium with its own profile directory; close() removes the profile. */
-export async function launchChromium(executablePath: string): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+export async function launchChromium(
+  executablePath: string,
+): Promise<{ context: BrowserContext; close(): Promise<void> }> {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'patchops-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
     viewport: { width: 1280, height: 900 },
   });
   return {

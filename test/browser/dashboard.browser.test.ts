@@ -36,7 +36,15 @@ describe.skipIf(!executable)('dashboard in Chromium', () => {
     app = await buildServer({
       logger: createLogger('silent'),
       health: [],
-      routes: [dashboardRoutes({ db: t.db, logger: createLogger('silent'), cycles, temporalUiUrl: 'http://127.0.0.1:8233', temporalNamespace: 'default' })],
+      routes: [
+        dashboardRoutes({
+          db: t.db,
+          logger: createLogger('silent'),
+          cycles,
+          temporalUiUrl: 'http://127.0.0.1:8233',
+          temporalNamespace: 'default',
+        }),
+      ],
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const addr = app.server.address();
@@ -71,7 +79,7 @@ describe.skipIf(!executable)('dashboard in Chromium', () => {
     expect(await page.textContent('[data-testid=whoami]')).toContain(username);
   }
 
-  it('loads the overview over the test\'s data and follows a cycle', async () => {
+  it("loads the overview over the test's data and follows a cycle", async () => {
     const page = await pageFor('viewer-follow');
     await signIn(page, 'vic', 'vic-password-1');
     expect(await page.textContent('[data-testid=compliance-pct]')).toBe(`${fleet.expected.pct}%`);
@@ -94,7 +102,9 @@ describe.skipIf(!executable)('dashboard in Chromium', () => {
     const stages = await page.locator('[data-testid=timeline] li .badge').allTextContents();
     expect(stages).toEqual(['IDENTIFY', 'ASSESS', 'AWAIT_APPROVAL', 'DEPLOYING']);
     expect(await page.locator('[data-testid=approvals]').textContent()).toContain('slack:U0APPROVER');
-    expect(await page.getAttribute('[data-testid=temporal-link]', 'href')).toBe(`http://127.0.0.1:8233/namespaces/default/workflows/${encodeURIComponent(`patch-cycle:${fleet.cycleId}`)}`);
+    expect(await page.getAttribute('[data-testid=temporal-link]', 'href')).toBe(
+      `http://127.0.0.1:8233/namespaces/default/workflows/${encodeURIComponent(`patch-cycle:${fleet.cycleId}`)}`,
+    );
     expect(await page.locator('[data-testid=waves] tbody tr').count()).toBe(1);
     expect(await page.locator('[data-testid=action-pause]').count()).toBe(0);
     await page.close();
@@ -107,7 +117,9 @@ describe.skipIf(!executable)('dashboard in Chromium', () => {
     await admin.fill('form[action$="/pause"] input[name=reason]', 'change freeze');
     await Promise.all([admin.waitForURL(/ok=/), admin.click('[data-testid=action-pause]')]);
     expect(await admin.textContent('[data-testid=flash]')).toContain('Pause requested.');
-    expect(cycles.calls.filter((c) => c.method === 'pause').map((c) => c.args)).toEqual([[fleet.cycleId, 'web:ada', 'change freeze']]);
+    expect(cycles.calls.filter((c) => c.method === 'pause').map((c) => c.args)).toEqual([
+      [fleet.cycleId, 'web:ada', 'change freeze'],
+    ]);
     await admin.close();
 
     const viewer = await pageFor('viewer-refused');

@@ -6,14 +6,24 @@ export class HttpClient {
     const headers: Record<string, string> = { cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ') };
     if (init.form) headers['content-type'] = 'application/x-www-form-urlencoded';
     if (init.origin !== null) headers.origin = init.origin ?? this.base;
-    const res = await fetch(this.base + path, { method: init.method ?? (init.form ? 'POST' : 'GET'), headers, body: init.form ? new URLSearchParams(init.form).toString() : undefined, redirect: 'manual' });
+    const res = await fetch(this.base + path, {
+      method: init.method ?? (init.form ? 'POST' : 'GET'),
+      headers,
+      body: init.form ? new URLSearchParams(init.form).toString() : undefined,
+      redirect: 'manual',
+    });
     for (const c of res.headers.getSetCookie()) {
       const [pair] = c.split(';');
       const [k, v] = pair!.split('=');
       if (/Max-Age=0/.test(c)) this.jar.delete(k!);
       else this.jar.set(k!, v!);
     }
-    return { status: res.status, location: res.headers.get('location'), text: await res.text(), type: res.headers.get('content-type') };
+    return {
+      status: res.status,
+      location: res.headers.get('location'),
+      text: await res.text(),
+      type: res.headers.get('content-type'),
+    };
   }
   async login(username: string, password: string) {
     const page = await this.req('/login');
@@ -25,4 +35,3 @@ export class HttpClient {
     return /name="_csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
   }
 }
-

@@ -39,9 +39,36 @@ const approvalRequest: ApprovalRequest = {
   bySeverity: { critical: 14, important: 6, moderate: 3 },
   byType: { security: 23 },
   topPatches: [
-    { patchId: 'DSA-5496-1', title: 'libwebp security update', severity: 'critical', type: 'security', cvss: 8.8, cves: ['CVE-2023-4863'], knownExploited: true, endpoints: 3 },
-    { patchId: 'KB5036893', title: '2024-04 Cumulative Update for Windows 11', severity: 'critical', type: 'security', cvss: 7.8, cves: ['CVE-2024-26234', 'CVE-2024-29988'], knownExploited: true, endpoints: 3 },
-    { patchId: 'DSA-5702-1', title: 'openssh security update', severity: 'critical', type: 'security', cvss: 8.1, cves: ['CVE-2024-6387'], knownExploited: false, endpoints: 8 },
+    {
+      patchId: 'DSA-5496-1',
+      title: 'libwebp security update',
+      severity: 'critical',
+      type: 'security',
+      cvss: 8.8,
+      cves: ['CVE-2023-4863'],
+      knownExploited: true,
+      endpoints: 3,
+    },
+    {
+      patchId: 'KB5036893',
+      title: '2024-04 Cumulative Update for Windows 11',
+      severity: 'critical',
+      type: 'security',
+      cvss: 7.8,
+      cves: ['CVE-2024-26234', 'CVE-2024-29988'],
+      knownExploited: true,
+      endpoints: 3,
+    },
+    {
+      patchId: 'DSA-5702-1',
+      title: 'openssh security update',
+      severity: 'critical',
+      type: 'security',
+      cvss: 8.1,
+      cves: ['CVE-2024-6387'],
+      knownExploited: false,
+      endpoints: 8,
+    },
   ],
   changeNumber: 'CHG0030042',
   approvalsNeeded: 2,
@@ -59,7 +86,13 @@ describe.skipIf(!executable)('README screenshots in Chromium', () => {
     t = await createTestDatabase();
     await seedShowcaseFleet(t.db, NOW);
     await addWebUser(t.db, { username: 'ada', password: 'ada-password-1', role: 'admin', by: 'test' });
-    app = await buildServer({ logger: createLogger('silent'), health: [], routes: [dashboardRoutes({ db: t.db, logger: createLogger('silent'), cycles: fakeCycleService(), now: () => NOW })] });
+    app = await buildServer({
+      logger: createLogger('silent'),
+      health: [],
+      routes: [
+        dashboardRoutes({ db: t.db, logger: createLogger('silent'), cycles: fakeCycleService(), now: () => NOW }),
+      ],
+    });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const addr = app.server.address();
     base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
@@ -91,7 +124,10 @@ describe.skipIf(!executable)('README screenshots in Chromium', () => {
     await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.click('button[type=submit]')]);
     expect(await page.locator('.charts svg').count()).toBe(5);
     // The charts share the page's width: at least two side by side.
-    const [first, second] = await Promise.all([page.locator('.charts svg').nth(0).boundingBox(), page.locator('.charts svg').nth(1).boundingBox()]);
+    const [first, second] = await Promise.all([
+      page.locator('.charts svg').nth(0).boundingBox(),
+      page.locator('.charts svg').nth(1).boundingBox(),
+    ]);
     expect(second!.y).toBe(first!.y);
     const file = path.join(imagesDir, 'dashboard-overview.png');
     await page.screenshot({ path: file, fullPage: false });

@@ -21,7 +21,14 @@ import { createLogger } from '../../src/logging';
 import { TaskQueue } from '../../src/temporal/task-queues';
 import { loggedInCli } from '../helpers/cli-session';
 import { addEnrollSecret } from '../../src/db/agent-enroll-secrets';
-import { agentJobs, endpointGroups, endpointPatches, endpoints, groupMembers, softwareInventory } from '../../src/db/schema/index';
+import {
+  agentJobs,
+  endpointGroups,
+  endpointPatches,
+  endpoints,
+  groupMembers,
+  softwareInventory,
+} from '../../src/db/schema/index';
 import { freePort } from '../../src/temporal/dev-server';
 import { aptInstallInto, buildAptTestRepo, skipWithoutAptTools, type AptTestRepo } from '../helpers/apt-repo';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
@@ -37,14 +44,24 @@ interface Proc {
 
 function start(args: string[], env: NodeJS.ProcessEnv): Proc {
   // Own process group: killing "the agent" kills the apt-get it started too, as a crash or power loss would.
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   return { child, output: () => out };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, extra: () => string = () => ''): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  extra: () => string = () => '',
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     // The test's own polling query may collide with the server's on embedded PGlite (one backend shared by all
@@ -56,7 +73,9 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
   }
 }
 
-describe.skipIf(skipWithoutAptTools('three real agents against a real server (test/e2e/agents.e2e.test.ts: the apt round trip)'))('three real agents against a real server', () => {
+describe.skipIf(
+  skipWithoutAptTools('three real agents against a real server (test/e2e/agents.e2e.test.ts: the apt round trip)'),
+)('three real agents against a real server', () => {
   let tdb: TestDatabase;
   let repo: AptTestRepo;
   const roots: string[] = [];
@@ -88,7 +107,10 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
       aptInstallInto(r, `${repo.packageName}=1.0`);
       roots.push(r);
     }
-    await fs.writeFile(path.join(roots[2]!, 'etc/apt/sources.list'), `deb http://127.0.0.1:${(hangingRepo.address() as AddressInfo).port}/ ./\n`);
+    await fs.writeFile(
+      path.join(roots[2]!, 'etc/apt/sources.list'),
+      `deb http://127.0.0.1:${(hangingRepo.address() as AddressInfo).port}/ ./\n`,
+    );
 
     const port = await freePort();
     serverUrl = `http://127.0.0.1:${port}`;
@@ -102,7 +124,12 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
       PATCHOPS_DATA_DIR: await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-e2e-data-')),
     });
     procs.push(server);
-    await until('the server to be ready', async () => server.output().includes('patchops ready'), 90_000, server.output);
+    await until(
+      'the server to be ready',
+      async () => server.output().includes('patchops ready'),
+      90_000,
+      server.output,
+    );
   }, 180_000);
 
   afterAll(async () => {
@@ -119,26 +146,57 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
     await repo?.cleanup();
   });
 
-  const agentArgs = (i: number, stateDir: string) => ['agent', '--server', serverUrl, '--enroll-secret', SECRET, '--state-dir', stateDir, '--apt-root', roots[i]!, '--machine-id', `e2e-machine-${i}-0000`, '--hostname', `e2e-${i}`, '--wait', '2', '--no-reboot'];
+  const agentArgs = (i: number, stateDir: string) => [
+    'agent',
+    '--server',
+    serverUrl,
+    '--enroll-secret',
+    SECRET,
+    '--state-dir',
+    stateDir,
+    '--apt-root',
+    roots[i]!,
+    '--machine-id',
+    `e2e-machine-${i}-0000`,
+    '--hostname',
+    `e2e-${i}`,
+    '--wait',
+    '2',
+    '--no-reboot',
+  ];
 
-  it('enrol, report inventory, scan for real; a killed agent\'s job ends unreachable after its lease, and the restarted agent keeps its identity', async () => {
-    const stateDirs = await Promise.all([0, 1, 2].map(() => fs.mkdtemp(path.join(os.tmpdir(), 'patchops-agent-state-'))));
+  it("enrol, report inventory, scan for real; a killed agent's job ends unreachable after its lease, and the restarted agent keeps its identity", async () => {
+    const stateDirs = await Promise.all(
+      [0, 1, 2].map(() => fs.mkdtemp(path.join(os.tmpdir(), 'patchops-agent-state-'))),
+    );
     const agents = [0, 1, 2].map((i) => start(agentArgs(i, stateDirs[i]!), baseEnv));
     procs.push(...agents);
     const ids = await until(
       'three enrolled endpoints',
       async () => {
         const rows = await tdb.db.select().from(endpoints);
-        return rows.length === 3 ? rows.sort((a, b) => a.hostname.localeCompare(b.hostname)).map((r) => r.id) : undefined;
+        return rows.length === 3
+          ? rows.sort((a, b) => a.hostname.localeCompare(b.hostname)).map((r) => r.id)
+          : undefined;
       },
       60_000,
       () => agents.map((a) => a.output()).join('\n---\n'),
     );
     for (const d of stateDirs) {
-      const text = await until('the state file', () => fs.readFile(path.join(d, 'state.json'), 'utf8').catch(() => undefined), 10_000);
+      const text = await until(
+        'the state file',
+        () => fs.readFile(path.join(d, 'state.json'), 'utf8').catch(() => undefined),
+        10_000,
+      );
       expect((JSON.parse(text) as { nodeKey: string }).nodeKey.length).toBeGreaterThanOrEqual(43);
     }
-    await until('inventory from each agent', async () => (await tdb.db.select().from(softwareInventory).where(eq(softwareInventory.name, repo.packageName))).length === 3, 30_000);
+    await until(
+      'inventory from each agent',
+      async () =>
+        (await tdb.db.select().from(softwareInventory).where(eq(softwareInventory.name, repo.packageName))).length ===
+        3,
+      30_000,
+    );
     // Each agent scans at once on enrolment (the server queues it); the third agent's repository hangs only after.
     await until(
       'the enrolment scans',
@@ -153,10 +211,24 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
 
     // Dispatch one scan per endpoint, the way the cycle's DrizzleAgentJobs inserts them.
     const jobIds = ids.map((id) => `e2e-cycle:scan:${id}`);
-    await tdb.db.insert(agentJobs).values(ids.map((id, i) => ({ id: jobIds[i]!, cycleId: 'e2e-cycle', wave: null, endpointId: id, kind: 'scan', payload: { patchIds: [] } })));
+    await tdb.db.insert(agentJobs).values(
+      ids.map((id, i) => ({
+        id: jobIds[i]!,
+        cycleId: 'e2e-cycle',
+        wave: null,
+        endpointId: id,
+        kind: 'scan',
+        payload: { patchIds: [] },
+      })),
+    );
 
     // agent 2 leases its scan and hangs in apt-get update: kill it there.
-    await until('agent 2 to lease its job', async () => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, jobIds[2]!)))[0]!.state === 'leased', 30_000, agents[2]!.output);
+    await until(
+      'agent 2 to lease its job',
+      async () => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, jobIds[2]!)))[0]!.state === 'leased',
+      30_000,
+      agents[2]!.output,
+    );
     process.kill(-agents[2]!.child.pid!, 'SIGKILL');
     hangingRepo.closeAllConnections();
     const killedAt = Date.now();
@@ -167,11 +239,20 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
     // agents 0 and 1 complete their scans for real: the 2.0 security update is missing on both.
     await until(
       'scans of agents 0 and 1',
-      async () => (await tdb.db.select().from(agentJobs).where(inArray(agentJobs.id, jobIds.slice(0, 2)))).every((j) => j.state === 'succeeded'),
+      async () =>
+        (
+          await tdb.db
+            .select()
+            .from(agentJobs)
+            .where(inArray(agentJobs.id, jobIds.slice(0, 2)))
+        ).every((j) => j.state === 'succeeded'),
       60_000,
       () => agents.map((a) => a.output()).join('\n---\n'),
     );
-    const missing = await tdb.db.select().from(endpointPatches).where(inArray(endpointPatches.endpointId, ids.slice(0, 2)));
+    const missing = await tdb.db
+      .select()
+      .from(endpointPatches)
+      .where(inArray(endpointPatches.endpointId, ids.slice(0, 2)));
     expect(missing.map((m) => [m.patchId, m.state])).toEqual([
       [`apt:${repo.packageName}:2.0`, 'missing'],
       [`apt:${repo.packageName}:2.0`, 'missing'],
@@ -190,7 +271,13 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
     const restarted = start(agentArgs(2, stateDirs[2]!), baseEnv);
     procs.push(restarted);
     await tdb.db.insert(agentJobs).values({ id: 'e2e-rescan-2', endpointId: ids[2]!, kind: 'scan', payload: {} });
-    await until('the restarted agent to scan', async () => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, 'e2e-rescan-2')))[0]!.state === 'succeeded', 60_000, restarted.output);
+    await until(
+      'the restarted agent to scan',
+      async () =>
+        (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, 'e2e-rescan-2')))[0]!.state === 'succeeded',
+      60_000,
+      restarted.output,
+    );
     expect((await tdb.db.select().from(endpoints)).length).toBe(3); // same identity, no new endpoint
     const [ep2] = await tdb.db.select().from(endpoints).where(eq(endpoints.id, ids[2]!));
     expect(ep2!.status).toBe('active');
@@ -207,7 +294,16 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
     const cli = await loggedInCli(serverUrl, tdb.db, { username: 'alice', role: 'admin' });
     const bob = await loggedInCli(serverUrl, tdb.db, { username: 'bob', role: 'approver' });
     const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-e2e-policy-')), 'policy.json');
-    await fs.writeFile(file, JSON.stringify({ name: 'e2e-agents', test: { group: null }, waves: [{ name: 'all', percent: 100 }], maintenance: { respectWindows: false }, jobs: { pollIntervalSeconds: 1, unreachableAfterSeconds: 60 } }));
+    await fs.writeFile(
+      file,
+      JSON.stringify({
+        name: 'e2e-agents',
+        test: { group: null },
+        waves: [{ name: 'all', percent: 100 }],
+        maintenance: { respectWindows: false },
+        jobs: { pollIntervalSeconds: 1, unreachableAfterSeconds: 60 },
+      }),
+    );
     expect((await cli(['policies', 'set', file])).code).toBe(0);
 
     const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
@@ -222,7 +318,11 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
         const start = await cli(['start', 'e2e-agents', 'group:e2e-agents']);
         expect(start.code, start.stderr).toBe(0);
         const cycleId = /cycle (\S+) started/.exec(start.stdout)![1]!;
-        await until('approval to be asked', async () => (await cli(['status', cycleId])).stdout.includes('AWAIT_APPROVAL'), 90_000);
+        await until(
+          'approval to be asked',
+          async () => (await cli(['status', cycleId])).stdout.includes('AWAIT_APPROVAL'),
+          90_000,
+        );
         expect((await bob(['approve', cycleId])).code).toBe(0);
         const done = await until(
           'the cycle to complete',
@@ -238,7 +338,8 @@ describe.skipIf(skipWithoutAptTools('three real agents against a real server (te
     } finally {
       await connection.close();
     }
-    for (const r of roots) expect((await fs.readFile(path.join(r, 'usr/share', repo.packageName, 'version'), 'utf8')).trim()).toBe('2.0');
+    for (const r of roots)
+      expect((await fs.readFile(path.join(r, 'usr/share', repo.packageName, 'version'), 'utf8')).trim()).toBe('2.0');
     const states = await tdb.db.select().from(endpointPatches).where(inArray(endpointPatches.endpointId, ids));
     expect(states.map((x) => x.state)).toEqual(['installed', 'installed', 'installed']);
   }, 300_000);

@@ -9,7 +9,14 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ACTION } from '../../src/chat/core/card';
 import { CycleStage } from '../../src/domain/cycle';
 import { testPolicyDocument } from '../helpers/cycle-fixtures';
-import { startE2eProcessStack, waitFor, windowsUpdate, SLACK_CHANNEL as CHANNEL, TEAMS_CONVERSATION as TEAMS_CONV, type E2eProcessStack } from '../helpers/e2e-process-stack';
+import {
+  startE2eProcessStack,
+  waitFor,
+  windowsUpdate,
+  SLACK_CHANNEL as CHANNEL,
+  TEAMS_CONVERSATION as TEAMS_CONV,
+  type E2eProcessStack,
+} from '../helpers/e2e-process-stack';
 import { blockActionsBody } from '../helpers/slack-sign';
 
 let stack: E2eProcessStack;
@@ -31,37 +38,63 @@ it('a cycle is approved by a Slack click and a Teams Action.Execute, then deploy
     { name: `${prefix}-test`, machines: machines.slice(0, 1), test: true },
     { name: `${prefix}-prod`, machines: machines.slice(1) },
   ]);
-  await stack.savePolicy(testPolicyDocument(prefix, `${prefix}-test`, { approval: { approverGroups: ['ops'], quorum: { low: 2, moderate: 2, high: 2, critical: 2 } } }));
+  await stack.savePolicy(
+    testPolicyDocument(prefix, `${prefix}-test`, {
+      approval: { approverGroups: ['ops'], quorum: { low: 2, moderate: 2, high: 2, critical: 2 } },
+    }),
+  );
   for (const approver of ['slack:UAPPROVER', 'teams:29:approver']) await stack.grant(approver, 'approver', 'ops');
   // The bot is installed in a Teams channel: its conversation reference is stored for proactive cards.
   await stack.installTeams();
 
-  const started = await stack.api<{ data: { cycleId: string } }>('POST', '/cycles', { policy: prefix, scope: { groups: [`${prefix}-test`, `${prefix}-prod`] } });
+  const started = await stack.api<{ data: { cycleId: string } }>('POST', '/cycles', {
+    policy: prefix,
+    scope: { groups: [`${prefix}-test`, `${prefix}-prod`] },
+  });
   const { cycleId } = started.data;
 
   // The approval request reaches both chats.
-  const post = await waitFor('the Slack approval message', () => slack.callsTo('chat.postMessage').find((c) => JSON.stringify(c.args.blocks ?? '').includes(ACTION.approve)), 60_000);
+  const post = await waitFor(
+    'the Slack approval message',
+    () => slack.callsTo('chat.postMessage').find((c) => JSON.stringify(c.args.blocks ?? '').includes(ACTION.approve)),
+    60_000,
+  );
   expect(post.args.channel).toBe(CHANNEL);
   expect(JSON.stringify(post.args.blocks)).toContain(cycleId);
-  const card = await waitFor('the Teams approval card', () => connector.callsOf('send').find((c) => JSON.stringify(c.activity).includes(ACTION.approve)));
+  const card = await waitFor('the Teams approval card', () =>
+    connector.callsOf('send').find((c) => JSON.stringify(c.activity).includes(ACTION.approve)),
+  );
   expect(card.conversationId).toBe(TEAMS_CONV);
   const st = await stack.status(cycleId);
   expect(st.stage).toBe(CycleStage.AWAIT_APPROVAL);
   expect(st.approvals.needed).toBe(2);
 
   // 1) Slack: a signed click, acknowledged fast, the Update called as slack:UAPPROVER.
-  const body = blockActionsBody({ userId: 'UAPPROVER', actionId: ACTION.approve, value: cycleId, channelId: CHANNEL, messageTs: String(post.answer?.ts) });
+  const body = blockActionsBody({
+    userId: 'UAPPROVER',
+    actionId: ACTION.approve,
+    value: cycleId,
+    channelId: CHANNEL,
+    messageTs: String(post.answer?.ts),
+  });
   const t0 = performance.now();
   const click = await stack.slackRequest(body);
   const ackMs = performance.now() - t0;
   expect(click.status).toBe(200);
   expect(ackMs).toBeLessThan(3000);
-  const eph = await waitFor('the ephemeral outcome', () => slack.callsTo('chat.postEphemeral').find((c) => c.args.user === 'UAPPROVER'));
+  const eph = await waitFor('the ephemeral outcome', () =>
+    slack.callsTo('chat.postEphemeral').find((c) => c.args.user === 'UAPPROVER'),
+  );
   expect(String(eph.args.text)).toContain(`You approved cycle ${cycleId}. 1 of 2 approvals so far.`);
 
   // 2) Teams: Action.Execute on the card, answered with the updated card.
   const teamsCardId = card.answeredId!;
-  const answer = await stack.teamsAction({ replyToId: teamsCardId, from: '29:approver', verb: ACTION.approve, data: { cycleId } });
+  const answer = await stack.teamsAction({
+    replyToId: teamsCardId,
+    from: '29:approver',
+    verb: ACTION.approve,
+    data: { cycleId },
+  });
   expect(answer.statusCode).toBe(200);
   expect(JSON.stringify(answer.value)).toContain(`You approved cycle ${cycleId}. The cycle is approved.`);
 
@@ -87,7 +120,9 @@ it('a cycle is approved by a Slack click and a Teams Action.Execute, then deploy
   expect(inThread.length).toBeGreaterThanOrEqual(2);
   expect(inThread.some((c) => String(c.args.text).includes('finished: COMPLETED'))).toBe(true);
   // Teams: every copy of the card updated, stages as replies to it.
-  expect(connector.callsOf('update').some((c) => JSON.stringify(c.activity).includes('Approved by slack:UAPPROVER'))).toBe(true);
+  expect(
+    connector.callsOf('update').some((c) => JSON.stringify(c.activity).includes('Approved by slack:UAPPROVER')),
+  ).toBe(true);
   const replies = connector.callsOf('reply').filter((c) => c.activityId === teamsCardId);
   expect(replies.length).toBeGreaterThanOrEqual(2);
   expect(replies.some((c) => JSON.stringify(c.activity).includes('finished: COMPLETED'))).toBe(true);

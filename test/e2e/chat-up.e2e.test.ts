@@ -54,7 +54,11 @@ it('serves /slack/events (signed only) and /api/messages (emulator mode) from th
   expect(output()).toMatch(/emulator mode/);
 
   const forged = slashCommandBody({ userId: 'UADMIN', text: 'cycles', responseUrl: `${slack.responseUrlBase}f` });
-  const refused = await fetch(`${base}/slack/events`, { method: 'POST', body: forged, headers: signedHeaders('not-the-secret', forged) });
+  const refused = await fetch(`${base}/slack/events`, {
+    method: 'POST',
+    body: forged,
+    headers: signedHeaders('not-the-secret', forged),
+  });
   expect(refused.status).toBe(401);
 
   const body = slashCommandBody({ userId: 'UADMIN', text: 'frobnicate', responseUrl: `${slack.responseUrlBase}ok` });

@@ -29,7 +29,11 @@ beforeAll(async () => {
   // The server the CLI talks to: the API over the real cycle service (Temporal of the test run), on 127.0.0.1.
   temporal = await Connection.connect({ address: inject('temporalAddress') });
   const service = createCycleService({ client: new Client({ connection: temporal }), db: db.db });
-  app = await buildServer({ logger: createLogger('silent'), health: [], routes: [apiRoutes({ db: db.db, service, logger: createLogger('silent') })] });
+  app = await buildServer({
+    logger: createLogger('silent'),
+    health: [],
+    routes: [apiRoutes({ db: db.db, service, logger: createLogger('silent') })],
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });
@@ -56,16 +60,30 @@ describe('patchops cycle verbs', () => {
     expect(none.stderr).toContain('patchops login --server');
     const dead = `http://127.0.0.1:${await freePort()}`;
     await fs.mkdir(path.join(configHome, 'patchops'), { recursive: true });
-    await fs.writeFile(path.join(configHome, 'patchops', 'credentials.json'), JSON.stringify({ server: dead, token: `pat_${'0'.repeat(16)}_${'A'.repeat(43)}` }));
+    await fs.writeFile(
+      path.join(configHome, 'patchops', 'credentials.json'),
+      JSON.stringify({ server: dead, token: `pat_${'0'.repeat(16)}_${'A'.repeat(43)}` }),
+    );
     const down = await cli(['cycles']);
     expect(down.code).toBe(1);
-    expect(down.stderr).toMatch(/nothing answers at http:\/\/127\.0\.0\.1:\d+ .*Is `patchops up` \(npm start\) running there\?/s);
+    expect(down.stderr).toMatch(
+      /nothing answers at http:\/\/127\.0\.0\.1:\d+ .*Is `patchops up` \(npm start\) running there\?/s,
+    );
   });
 
   it('policies set/list, start, a refused and an accepted approval, status', async () => {
     const f = await seedFleet(db.db, { prefix: 'cli', testEndpoints: 0, endpoints: 2 });
     const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-cli-')), 'policy.json');
-    await fs.writeFile(file, JSON.stringify({ name: 'cli-test', test: { group: null }, waves: [{ name: 'all', percent: 100 }], maintenance: { respectWindows: false }, jobs: { pollIntervalSeconds: 1, unreachableAfterSeconds: 60 } }));
+    await fs.writeFile(
+      file,
+      JSON.stringify({
+        name: 'cli-test',
+        test: { group: null },
+        waves: [{ name: 'all', percent: 100 }],
+        maintenance: { respectWindows: false },
+        jobs: { pollIntervalSeconds: 1, unreachableAfterSeconds: 60 },
+      }),
+    );
     const cli = await loggedInCli(base, db.db, { username: 'alice', role: 'admin' });
     const bob = await loggedInCli(base, db.db, { username: 'bob', role: 'approver' });
     const set = await cli(['policies', 'set', file]);

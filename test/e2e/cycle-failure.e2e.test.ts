@@ -32,7 +32,7 @@ let temporalAddress: string;
 /** `patchops status <id>` until the cycle's stage matches (or the time is up); returns the last text. */
 async function statusUntil(cycleId: string, stage: RegExp, timeoutMs: number): Promise<string> {
   let status = '';
-  for (const end = Date.now() + timeoutMs; Date.now() < end; ) {
+  for (const end = Date.now() + timeoutMs; Date.now() < end;) {
     status = (await cli(['status', cycleId])).stdout;
     if (stage.test(status)) break;
     await new Promise((r) => setTimeout(r, 1000));
@@ -83,24 +83,42 @@ afterAll(async () => {
 
 it('a cycle whose change request ServiceNow refuses ends FAILED with the reason in status, the Slack thread, audit and mail', async () => {
   const fleet = await seedFleet(db.db, { prefix: 'e2efail', testEndpoints: 0, endpoints: 2 });
-  await saveTestPolicy(db.db, 'e2efail', fleet.testGroup, { autoApprove: { types: ['security'] }, change: { type: 'normal', pollSeconds: 5 } });
-  fake.inject({ status: 403, error: { message: 'Operation Failed', detail: 'User lacks the itil role needed to create change requests' }, pathPrefix: '/api/sn_chg_rest/change/normal' });
+  await saveTestPolicy(db.db, 'e2efail', fleet.testGroup, {
+    autoApprove: { types: ['security'] },
+    change: { type: 'normal', pollSeconds: 5 },
+  });
+  fake.inject({
+    status: 403,
+    error: { message: 'Operation Failed', detail: 'User lacks the itil role needed to create change requests' },
+    pathPrefix: '/api/sn_chg_rest/change/normal',
+  });
 
-  const body = slashCommandBody({ userId: 'UADMIN', text: `start e2efail group:${fleet.prodGroup}`, responseUrl: `${slack.responseUrlBase}start` });
-  expect((await fetch(`${base}/slack/events`, { method: 'POST', body, headers: signedHeaders(SECRET, body) })).status).toBe(200);
+  const body = slashCommandBody({
+    userId: 'UADMIN',
+    text: `start e2efail group:${fleet.prodGroup}`,
+    responseUrl: `${slack.responseUrlBase}start`,
+  });
+  expect(
+    (await fetch(`${base}/slack/events`, { method: 'POST', body, headers: signedHeaders(SECRET, body) })).status,
+  ).toBe(200);
   const [reply] = await slack.waitFor('response_url', 1, 15_000);
   const cycleId = /PC-\d{8}-[0-9a-f]{6}/.exec(String(reply!.args.text))?.[0];
   expect(cycleId, String(reply!.args.text)).toBeTruthy();
 
   const status = await statusUntil(cycleId!, / — (FAILED|COMPLETED|CANCELLED)/, 60_000);
-  const why = /could not create the change request: ServiceNow POST \/api\/sn_chg_rest\/change\/normal returned 403: Operation Failed: User lacks the itil role needed to create change requests/;
+  const why =
+    /could not create the change request: ServiceNow POST \/api\/sn_chg_rest\/change\/normal returned 403: Operation Failed: User lacks the itil role needed to create change requests/;
   expect(status).toContain(`${cycleId} — FAILED`);
   expect(status).toMatch(new RegExp(`outcome: ${why.source}`));
   expect((await cli(['cycles'])).stdout).toMatch(new RegExp(`${cycleId}.*FAILED`));
 
   // The cycle's Slack thread is told, in the words of the failure.
-  const said = () => slack.calls.filter((c) => (c.method === 'chat.postMessage' || c.method === 'chat.update') && why.test(JSON.stringify(c.args)));
-  for (const end = Date.now() + 15_000; said().length === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 200));
+  const said = () =>
+    slack.calls.filter(
+      (c) => (c.method === 'chat.postMessage' || c.method === 'chat.update') && why.test(JSON.stringify(c.args)),
+    );
+  for (const end = Date.now() + 15_000; said().length === 0 && Date.now() < end;)
+    await new Promise((r) => setTimeout(r, 200));
   expect(said().length).toBeGreaterThan(0);
 
   const audit = await db.db.execute<{ actor: string; details: { text?: string } }>(
@@ -108,7 +126,11 @@ it('a cycle whose change request ServiceNow refuses ends FAILED with the reason 
   );
   expect(audit.rows[0]?.details.text).toMatch(why);
 
-  for (const end = Date.now() + 15_000; !sink.messages.some((m) => m.parsed.subject?.includes(cycleId!)) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 200));
+  for (
+    const end = Date.now() + 15_000;
+    !sink.messages.some((m) => m.parsed.subject?.includes(cycleId!)) && Date.now() < end;
+  )
+    await new Promise((r) => setTimeout(r, 200));
   const mail = sink.messages.find((m) => m.parsed.subject?.includes(cycleId!));
   expect(mail?.parsed.subject).toMatch(/Cycle failed/);
   expect(mail?.parsed.text).toMatch(why);
@@ -119,7 +141,10 @@ it('a cycle whose change request ServiceNow refuses ends FAILED with the reason 
 it('a cycle terminated from Temporal is ended FAILED by the running worker: change cancelled with the reason, Slack told', async () => {
   const fleet = await seedFleet(db.db, { prefix: 'e2eterm', testEndpoints: 0, endpoints: 2 });
   // Needs a person's approval that nobody gives: the cycle waits, with its change raised.
-  await saveTestPolicy(db.db, 'e2eterm', fleet.testGroup, { autoApprove: { types: ['definition'] }, change: { type: 'normal', pollSeconds: 5 } });
+  await saveTestPolicy(db.db, 'e2eterm', fleet.testGroup, {
+    autoApprove: { types: ['definition'] },
+    change: { type: 'normal', pollSeconds: 5 },
+  });
   const started = await cli(['start', 'e2eterm', `group:${fleet.prodGroup}`]);
   const cycleId = /cycle (\S+) started/.exec(started.stdout)?.[1];
   expect(cycleId, started.stderr).toBeTruthy();
@@ -129,7 +154,16 @@ it('a cycle terminated from Temporal is ended FAILED by the running worker: chan
 
   const term = spawnSync(
     inject('temporalCliPath'),
-    ['workflow', 'terminate', '--workflow-id', `patch-cycle:${cycleId}`, '--reason', 'wrong scope, ended by the on-call', '--address', temporalAddress],
+    [
+      'workflow',
+      'terminate',
+      '--workflow-id',
+      `patch-cycle:${cycleId}`,
+      '--reason',
+      'wrong scope, ended by the on-call',
+      '--address',
+      temporalAddress,
+    ],
     { encoding: 'utf8' },
   );
   expect(term.status, term.stderr).toBe(0);
@@ -137,11 +171,13 @@ it('a cycle terminated from Temporal is ended FAILED by the running worker: chan
   // The worker's reconciler sweeps every 30 s.
   const status = await statusUntil(cycleId!, / — FAILED/, 75_000);
   expect(status).toContain(`${cycleId} — FAILED`);
-  expect(status).toMatch(/outcome: the cycle's workflow was terminated in Temporal by .+: wrong scope, ended by the on-call/);
+  expect(status).toMatch(
+    /outcome: the cycle's workflow was terminated in Temporal by .+: wrong scope, ended by the on-call/,
+  );
   expect(status).toContain(`change ${changeNumber} (canceled)`);
   expect(fake.change(changeNumber!)).toMatchObject({ state: '4' });
   expect(fake.change(changeNumber!)!.close_notes).toMatch(/wrong scope, ended by the on-call/);
-  for (const end = Date.now() + 15_000; Date.now() < end; ) {
+  for (const end = Date.now() + 15_000; Date.now() < end;) {
     if (slack.calls.some((c) => /wrong scope, ended by the on-call/.test(JSON.stringify(c.args)))) break;
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -59,7 +59,12 @@ function startDemo(command: string, args: string[]) {
     cwd: root,
     // A process group of its own, as a terminal's foreground job: Ctrl-C signals the whole group.
     detached: true,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, TEMPORAL_CLI: inject('temporalCliPath'), LOG_LEVEL: 'error' },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TEMPORAL_CLI: inject('temporalCliPath'),
+      LOG_LEVEL: 'error',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -98,9 +103,16 @@ async function expectNothingLeft(out: string, seen: Map<number, string>): Promis
 }
 
 it('Ctrl-C during the cycle stops everything the demo started', async () => {
-  const demo = startDemo(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), 'demo', '--auto', '--endpoints', '12']);
+  const demo = startDemo(process.execPath, [
+    path.join(root, 'bin', 'patchops.mjs'),
+    'demo',
+    '--auto',
+    '--endpoints',
+    '12',
+  ]);
   const end = Date.now() + 240_000;
-  while (!/cycle PC-\S+ started/.test(demo.output()) && demo.child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+  while (!/cycle PC-\S+ started/.test(demo.output()) && demo.child.exitCode === null && Date.now() < end)
+    await new Promise((r) => setTimeout(r, 200));
   expect(demo.output()).toMatch(/cycle PC-\S+ started/);
   // The local page is up while the demo runs.
   const pageUrl = /Demo page {4}(\S+)/.exec(demo.output())![1]!;

@@ -39,19 +39,44 @@ describe('patchops up with ServiceNow and email', () => {
     children.push(up.child);
     expect(up.output()).toMatch(/ServiceNow: on \(http:\/\/127\.0\.0\.1:\d+, oauth auth\)/);
 
-    const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { dependencies: Record<string, { status: string; detail: string }> };
+    const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as {
+      dependencies: Record<string, { status: string; detail: string }>;
+    };
     expect(health.dependencies.servicenow).toEqual({ status: 'up', detail: `${instanceUrl}, oauth auth` });
     expect(health.dependencies.email).toMatchObject({ status: 'up' });
     expect(fake.tokenGrants).toContain('client_credentials');
 
     const hook = `http://127.0.0.1:${port}/webhooks/servicenow`;
-    const body = JSON.stringify({ number: 'CHG0099999', state: '-2', approval: 'approved', correlation_id: 'PC-nobody' });
-    expect((await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json', 'x-patchops-secret': 'wrong' }, body })).status).toBe(401);
-    const unknown = await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json', 'x-patchops-secret': secret }, body });
+    const body = JSON.stringify({
+      number: 'CHG0099999',
+      state: '-2',
+      approval: 'approved',
+      correlation_id: 'PC-nobody',
+    });
+    expect(
+      (
+        await fetch(hook, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-patchops-secret': 'wrong' },
+          body,
+        })
+      ).status,
+    ).toBe(401);
+    const unknown = await fetch(hook, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-patchops-secret': secret },
+      body,
+    });
     expect(unknown.status).toBe(404);
-    expect(((await unknown.json()) as { error: string }).error).toBe('ServiceNow has no change CHG0099999: the notification was ignored'); // asked the instance itself
+    expect(((await unknown.json()) as { error: string }).error).toBe(
+      'ServiceNow has no change CHG0099999: the notification was ignored',
+    ); // asked the instance itself
 
-    const schedules = spawnSync(inject('temporalCliPath'), ['schedule', 'list', '--address', `127.0.0.1:${temporalPort}`], { encoding: 'utf8' });
+    const schedules = spawnSync(
+      inject('temporalCliPath'),
+      ['schedule', 'list', '--address', `127.0.0.1:${temporalPort}`],
+      { encoding: 'utf8' },
+    );
     expect(schedules.status, schedules.stderr).toBe(0);
     expect(schedules.stdout).toContain('patchops-compliance-digest');
 

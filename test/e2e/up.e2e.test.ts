@@ -29,7 +29,9 @@ describe('patchops up (what npm start runs)', () => {
     expect(body.dependencies.database!.status).toBe('up');
     expect(body.dependencies.temporal!.status).toBe('up');
 
-    const list = spawnSync(inject('temporalCliPath'), ['workflow', 'list', '--address', `127.0.0.1:${temporalPort}`], { encoding: 'utf8' });
+    const list = spawnSync(inject('temporalCliPath'), ['workflow', 'list', '--address', `127.0.0.1:${temporalPort}`], {
+      encoding: 'utf8',
+    });
     expect(list.status, list.stderr).toBe(0);
 
     // The embedded database takes only the password `up` generated into the data folder (mode 0600).
@@ -41,7 +43,9 @@ describe('patchops up (what npm start runs)', () => {
     const dbUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${pgPort}/postgres`;
     const client = new pg.Client({ connectionString: dbUrl });
     await client.connect();
-    await client.query(`insert into endpoints (id, machine_id, hostname, os_family) values ('ep-keep', 'm-keep', 'keep-01', 'linux')`);
+    await client.query(
+      `insert into endpoints (id, machine_id, hostname, os_family) values ('ep-keep', 'm-keep', 'keep-01', 'linux')`,
+    );
     await client.end();
 
     const temporalPid = Number((await fs.readFile(path.join(dataDir, 'temporal.pid'), 'utf8')).split('\n')[0]);
@@ -54,7 +58,11 @@ describe('patchops up (what npm start runs)', () => {
     // The second start also serves Prometheus metrics: ours and the Temporal SDK's exporter.
     const metricsPort = await freePort();
     const sdkMetricsPort = await freePort();
-    const second = await startPatchopsUp({ ...env, METRICS_ADDRESS: `127.0.0.1:${metricsPort}`, TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${sdkMetricsPort}` });
+    const second = await startPatchopsUp({
+      ...env,
+      METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
+      TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${sdkMetricsPort}`,
+    });
     children.push(second.child);
     await fetch(`http://127.0.0.1:${port}/healthz`);
     const ours = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

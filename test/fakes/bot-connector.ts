@@ -51,7 +51,10 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown> | undef
 export async function startFakeBotConnector(): Promise<FakeBotConnector> {
   const calls: ConnectorCall[] = [];
   let seq = 0;
-  const members = new Map<string, { id: string; name: string; objectId?: string; email?: string; userPrincipalName?: string }>();
+  const members = new Map<
+    string,
+    { id: string; name: string; objectId?: string; email?: string; userPrincipalName?: string }
+  >();
   const server: Server = createServer((req, res) => {
     void (async () => {
       const activity = await readJson(req);
@@ -60,14 +63,25 @@ export async function startFakeBotConnector(): Promise<FakeBotConnector> {
       if (req.method === 'GET' && member) {
         const conversationId = decodeURIComponent(member[1]!);
         const memberId = decodeURIComponent(member[2]!);
-        calls.push({ op: 'getMember', conversationId, activityId: memberId, authorization: req.headers.authorization, at: Date.now() });
+        calls.push({
+          op: 'getMember',
+          conversationId,
+          activityId: memberId,
+          authorization: req.headers.authorization,
+          at: Date.now(),
+        });
         const m = members.get(memberId);
-        const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
-        if (!m) return json(404, { error: { code: 'MemberNotFoundInConversation', message: 'The member is not found in the conversation.' } });
+        const json = (status: number, body: unknown) =>
+          res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
+        if (!m)
+          return json(404, {
+            error: { code: 'MemberNotFoundInConversation', message: 'The member is not found in the conversation.' },
+          });
         return json(200, { tenantId: 'tenant-1', userRole: 'user', ...m });
       }
       const m = /^\/v3\/conversations(?:\/([^/]+)\/activities(?:\/([^/]+))?)?\/?$/.exec(path);
-      const send = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
+      const send = (status: number, body: unknown) =>
+        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
       if (!m) return send(404, { error: { code: 'NotFound', message: `no route ${req.method} ${path}` } });
       const conversationId = m[1] ? decodeURIComponent(m[1]) : undefined;
       const activityId = m[2] ? decodeURIComponent(m[2]) : undefined;
@@ -104,7 +118,10 @@ export async function startFakeBotConnector(): Promise<FakeBotConnector> {
     async waitFor(op, n = 1, timeoutMs = 5000) {
       const deadline = Date.now() + timeoutMs;
       while (callsOf(op).length < n) {
-        if (Date.now() > deadline) throw new Error(`fake connector: expected ${n} ${op} call(s), got ${callsOf(op).length}: ${calls.map((c) => c.op).join(', ')}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `fake connector: expected ${n} ${op} call(s), got ${callsOf(op).length}: ${calls.map((c) => c.op).join(', ')}`,
+          );
         await new Promise((r) => setTimeout(r, 20));
       }
       return callsOf(op);

@@ -21,7 +21,11 @@ import { createSign, generateKeyPairSync, randomBytes, type KeyObject } from 'no
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CallerIdConstants, ConfigurationServiceClientCredentialFactory } from 'botbuilder';
-import { AuthenticationConstants, MicrosoftAppCredentials, type ServiceClientCredentials } from 'botframework-connector';
+import {
+  AuthenticationConstants,
+  MicrosoftAppCredentials,
+  type ServiceClientCredentials,
+} from 'botframework-connector';
 import type { TeamsCloudSettings } from '../../src/chat/teams/bot';
 import { readBody } from './http-body';
 
@@ -68,7 +72,11 @@ export interface BotFrameworkIssuerFake {
    * botbuilder's ConfigurationServiceClientCredentialFactory for these app credentials, except that the
    * credentials it makes get their token from this fake's token endpoint instead of MSAL.
    */
-  credentialsFactory(o: { appId: string; appPassword: string; tenantId?: string }): ConfigurationServiceClientCredentialFactory;
+  credentialsFactory(o: {
+    appId: string;
+    appPassword: string;
+    tenantId?: string;
+  }): ConfigurationServiceClientCredentialFactory;
   /** Requests served, by path, in order (metadata, keys, token). */
   requests: string[];
   /** App tokens issued. */
@@ -88,7 +96,6 @@ function rsaKey() {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   return { privateKey, publicKey };
 }
-
 
 export async function startFakeBotFrameworkIssuer(): Promise<BotFrameworkIssuerFake> {
   const signing = rsaKey();
@@ -116,7 +123,8 @@ export async function startFakeBotFrameworkIssuer(): Promise<BotFrameworkIssuerF
     void (async () => {
       const path = new URL(req.url ?? '/', 'http://x').pathname;
       requests.push(path);
-      const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
+      const json = (status: number, body: unknown) =>
+        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
       if (req.method === 'GET' && path === '/v1/.well-known/openidconfiguration') return json(200, metadata());
       if (req.method === 'GET' && path === '/v1/.well-known/keys') return json(200, jwks());
       const token = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(path);
@@ -125,13 +133,25 @@ export async function startFakeBotFrameworkIssuer(): Promise<BotFrameworkIssuerF
         const clientId = form.get('client_id') ?? '';
         if (form.get('grant_type') !== 'client_credentials') return json(400, { error: 'unsupported_grant_type' });
         if (!apps.has(clientId) || apps.get(clientId) !== form.get('client_secret')) {
-          return json(401, { error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.' });
+          return json(401, {
+            error: 'invalid_client',
+            error_description: 'AADSTS7000215: Invalid client secret provided.',
+          });
         }
         const scope = form.get('scope') ?? '';
         const now = Math.floor(Date.now() / 1000);
         const accessToken = signJwt(
           { alg: 'RS256', typ: 'JWT', kid },
-          { aud: scope.replace(/\/\.default$/, ''), iss: ENTRA_ISSUER, iat: now, nbf: now - 300, exp: now + 3600, appid: clientId, tid: decodeURIComponent(token[1]!), ver: '1.0' },
+          {
+            aud: scope.replace(/\/\.default$/, ''),
+            iss: ENTRA_ISSUER,
+            iat: now,
+            nbf: now - 300,
+            exp: now + 3600,
+            appid: clientId,
+            tid: decodeURIComponent(token[1]!),
+            ver: '1.0',
+          },
           signing.privateKey,
         );
         grants.push({ clientId, scope, tenant: decodeURIComponent(token[1]!), accessToken });
@@ -208,13 +228,22 @@ class LocalLoginAppCredentials extends MicrosoftAppCredentials {
 
   override async getToken(): Promise<string> {
     const scope = this.oAuthScope.endsWith('/.default') ? this.oAuthScope : `${this.oAuthScope}/.default`;
-    const res = await fetch(`${this.issuerUrl}/${encodeURIComponent(this.tenantId || AuthenticationConstants.DefaultChannelAuthTenant)}/oauth2/v2.0/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: this.appId, client_secret: this.appPassword, scope }).toString(),
-    });
+    const res = await fetch(
+      `${this.issuerUrl}/${encodeURIComponent(this.tenantId || AuthenticationConstants.DefaultChannelAuthTenant)}/oauth2/v2.0/token`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: this.appId,
+          client_secret: this.appPassword,
+          scope,
+        }).toString(),
+      },
+    );
     const body = (await res.json()) as { access_token?: string; error_description?: string; error?: string };
-    if (!res.ok || !body.access_token) throw new Error(`fake login: ${res.status} ${body.error_description ?? body.error ?? ''}`);
+    if (!res.ok || !body.access_token)
+      throw new Error(`fake login: ${res.status} ${body.error_description ?? body.error ?? ''}`);
     return body.access_token;
   }
 }
@@ -223,14 +252,30 @@ class LocalLoginAppCredentials extends MicrosoftAppCredentials {
 class LocalLoginCredentialFactory extends ConfigurationServiceClientCredentialFactory {
   constructor(
     private readonly issuerUrl: string,
-    private readonly options: { MicrosoftAppId: string; MicrosoftAppPassword: string; MicrosoftAppTenantId?: string; MicrosoftAppType: string },
+    private readonly options: {
+      MicrosoftAppId: string;
+      MicrosoftAppPassword: string;
+      MicrosoftAppTenantId?: string;
+      MicrosoftAppType: string;
+    },
   ) {
     super(options);
   }
 
-  override async createCredentials(appId: string, audience: string, loginEndpoint: string, validateAuthority: boolean): Promise<ServiceClientCredentials> {
+  override async createCredentials(
+    appId: string,
+    audience: string,
+    loginEndpoint: string,
+    validateAuthority: boolean,
+  ): Promise<ServiceClientCredentials> {
     const real = await super.createCredentials(appId, audience, loginEndpoint, validateAuthority);
     if (!(real instanceof MicrosoftAppCredentials) || !real.appId) return real;
-    return new LocalLoginAppCredentials(this.issuerUrl, appId, this.options.MicrosoftAppPassword, this.options.MicrosoftAppTenantId, audience);
+    return new LocalLoginAppCredentials(
+      this.issuerUrl,
+      appId,
+      this.options.MicrosoftAppPassword,
+      this.options.MicrosoftAppTenantId,
+      audience,
+    );
   }
 }

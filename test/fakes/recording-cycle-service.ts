@@ -14,12 +14,29 @@ export interface RecordedCall {
 
 export class RecordingCycleService implements CycleService {
   readonly calls: RecordedCall[] = [];
-  readonly cycles = new Map<string, { requestedBy: string; needed: number; votes: Array<ApprovalVote & { decision: 'approve' | 'reject' }>; stage: CycleStatus['stage']; paused: boolean; policyName: string }>();
+  readonly cycles = new Map<
+    string,
+    {
+      requestedBy: string;
+      needed: number;
+      votes: Array<ApprovalVote & { decision: 'approve' | 'reject' }>;
+      stage: CycleStatus['stage'];
+      paused: boolean;
+      policyName: string;
+    }
+  >();
   /** Milliseconds each Update takes (a real one crosses Temporal). */
   delayMs = 0;
 
   addCycle(cycleId: string, o: { requestedBy: string; needed?: number; policyName?: string }): void {
-    this.cycles.set(cycleId, { requestedBy: o.requestedBy, needed: o.needed ?? 1, votes: [], stage: 'AWAIT_APPROVAL', paused: false, policyName: o.policyName ?? 'monthly' });
+    this.cycles.set(cycleId, {
+      requestedBy: o.requestedBy,
+      needed: o.needed ?? 1,
+      votes: [],
+      stage: 'AWAIT_APPROVAL',
+      paused: false,
+      policyName: o.policyName ?? 'monthly',
+    });
   }
 
   callsOf(method: keyof CycleService): RecordedCall[] {
@@ -55,7 +72,13 @@ export class RecordingCycleService implements CycleService {
       patches: 0,
       bySeverity: {},
       approvals: {
-        records: c.votes.map((v) => ({ identity: v.identity, channel: v.channel, decision: v.decision, reason: v.reason, at: now })),
+        records: c.votes.map((v) => ({
+          identity: v.identity,
+          channel: v.channel,
+          decision: v.decision,
+          reason: v.reason,
+          at: now,
+        })),
         received: c.votes.filter((v) => v.decision === 'approve').length,
         needed: c.needed,
       },
@@ -69,16 +92,29 @@ export class RecordingCycleService implements CycleService {
   async list(): Promise<CycleListItem[]> {
     this.calls.push({ method: 'list', args: [] });
     const now = new Date().toISOString();
-    return [...this.cycles].map(([cycleId, c]) => ({ cycleId, policyName: c.policyName, stage: c.stage, emergency: false, requestedBy: c.requestedBy, changeNumber: null, createdAt: now, updatedAt: now }));
+    return [...this.cycles].map(([cycleId, c]) => ({
+      cycleId,
+      policyName: c.policyName,
+      stage: c.stage,
+      emergency: false,
+      requestedBy: c.requestedBy,
+      changeNumber: null,
+      createdAt: now,
+      updatedAt: now,
+    }));
   }
 
   private async vote(cycleId: string, vote: ApprovalVote, decision: 'approve' | 'reject'): Promise<ApprovalResult> {
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     const c = this.get(cycleId);
-    if (c.stage !== 'AWAIT_APPROVAL') throw new CodedError(ErrorCode.ApprovalRefused, `the cycle is not waiting for approval (it is ${c.stage})`);
-    if (vote.identity === c.requestedBy) throw new CodedError(ErrorCode.ApprovalRefused, 'you requested this cycle; someone else must approve');
-    if (c.votes.some((v) => v.identity === vote.identity)) throw new CodedError(ErrorCode.ApprovalRefused, 'you have already voted on this cycle');
-    if (decision === 'reject' && !vote.reason) throw new CodedError(ErrorCode.InvalidInput, 'a rejection needs a reason');
+    if (c.stage !== 'AWAIT_APPROVAL')
+      throw new CodedError(ErrorCode.ApprovalRefused, `the cycle is not waiting for approval (it is ${c.stage})`);
+    if (vote.identity === c.requestedBy)
+      throw new CodedError(ErrorCode.ApprovalRefused, 'you requested this cycle; someone else must approve');
+    if (c.votes.some((v) => v.identity === vote.identity))
+      throw new CodedError(ErrorCode.ApprovalRefused, 'you have already voted on this cycle');
+    if (decision === 'reject' && !vote.reason)
+      throw new CodedError(ErrorCode.InvalidInput, 'a rejection needs a reason');
     c.votes.push({ ...vote, decision });
     const received = c.votes.filter((v) => v.decision === 'approve').length;
     const outcome = decision === 'reject' ? 'rejected' : received >= c.needed ? 'approved' : 'pending';

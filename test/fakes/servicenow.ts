@@ -56,7 +56,12 @@ export const STATE_LABELS: Record<string, string> = {
   '3': 'Closed',
   '4': 'Canceled',
 };
-const APPROVAL_LABELS: Record<string, string> = { requested: 'Requested', approved: 'Approved', rejected: 'Rejected', 'not requested': 'Not Yet Requested' };
+const APPROVAL_LABELS: Record<string, string> = {
+  requested: 'Requested',
+  approved: 'Approved',
+  rejected: 'Rejected',
+  'not requested': 'Not Yet Requested',
+};
 const RISK_LABELS: Record<string, string> = { '1': 'Very High', '2': 'High', '3': 'Moderate', '4': 'Low' };
 const IMPACT_LABELS: Record<string, string> = { '1': '1 - High', '2': '2 - Medium', '3': '3 - Low' };
 
@@ -127,9 +132,19 @@ export class ServiceNowFake {
 
   insert(table: string, fields: Record<string, string>, by = 'admin'): Row {
     const now = snNow();
-    const row: Row = { sys_id: randomBytes(16).toString('hex'), sys_created_on: now, sys_updated_on: now, sys_created_by: by, sys_updated_by: by, sys_mod_count: '0', ...fields };
-    if (table === 'change_request' && !fields.number) row.number = `CHG${String(++this.counters.change_request!).padStart(7, '0')}`;
-    if (table === 'change_task' && !fields.number) row.number = `CTASK${String(++this.counters.change_task!).padStart(7, '0')}`;
+    const row: Row = {
+      sys_id: randomBytes(16).toString('hex'),
+      sys_created_on: now,
+      sys_updated_on: now,
+      sys_created_by: by,
+      sys_updated_by: by,
+      sys_mod_count: '0',
+      ...fields,
+    };
+    if (table === 'change_request' && !fields.number)
+      row.number = `CHG${String(++this.counters.change_request!).padStart(7, '0')}`;
+    if (table === 'change_task' && !fields.number)
+      row.number = `CTASK${String(++this.counters.change_task!).padStart(7, '0')}`;
     this.table(table).push(row);
     return row;
   }
@@ -157,7 +172,9 @@ export class ServiceNowFake {
   workNotes(number: string): string[] {
     const c = this.change(number);
     if (!c) return [];
-    return this.table('sys_journal_field').filter((j) => j.element_id === c.sys_id && j.element === 'work_notes').map((j) => j.value!);
+    return this.table('sys_journal_field')
+      .filter((j) => j.element_id === c.sys_id && j.element === 'work_notes')
+      .map((j) => j.value!);
   }
 
   tasks(number: string): Row[] {
@@ -168,8 +185,12 @@ export class ServiceNowFake {
   affectedCis(number: string): string[] {
     const c = this.change(number);
     if (!c) return [];
-    const ids = this.table('task_ci').filter((t) => t.task === c.sys_id).map((t) => t.ci_item);
-    return this.table('cmdb_ci').filter((ci) => ids.includes(ci.sys_id)).map((ci) => ci.name!);
+    const ids = this.table('task_ci')
+      .filter((t) => t.task === c.sys_id)
+      .map((t) => t.ci_item);
+    return this.table('cmdb_ci')
+      .filter((ci) => ids.includes(ci.sys_id))
+      .map((ci) => ci.name!);
   }
 
   // ---------------------------------------------------------------- the change manager
@@ -181,7 +202,11 @@ export class ServiceNowFake {
 
   reject(number: string, reason: string, by = 'change.manager'): Promise<number | undefined> {
     const c = this.mustChange(number);
-    this.insert('sysapproval_approver', { sysapproval: c.sys_id!, state: 'rejected', comments: reason, approver: by }, by);
+    this.insert(
+      'sysapproval_approver',
+      { sysapproval: c.sys_id!, state: 'rejected', comments: reason, approver: by },
+      by,
+    );
     return this.act(number, by, { approval: 'rejected', state: '-5' }, reason);
   }
 
@@ -218,7 +243,12 @@ export class ServiceNowFake {
     return c;
   }
 
-  private async act(number: string, by: string, fields: Record<string, string>, reason?: string): Promise<number | undefined> {
+  private async act(
+    number: string,
+    by: string,
+    fields: Record<string, string>,
+    reason?: string,
+  ): Promise<number | undefined> {
     const c = this.mustChange(number);
     Object.assign(c, fields);
     touch(c, by);
@@ -243,7 +273,8 @@ export class ServiceNowFake {
     };
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.webhook.secret) headers['x-patchops-secret'] = this.webhook.secret;
-    if (this.webhook.basic) headers.authorization = `Basic ${Buffer.from(`${this.webhook.basic.username}:${this.webhook.basic.password}`).toString('base64')}`;
+    if (this.webhook.basic)
+      headers.authorization = `Basic ${Buffer.from(`${this.webhook.basic.username}:${this.webhook.basic.password}`).toString('base64')}`;
     const res = await fetch(this.webhook.url, { method: 'POST', headers, body: JSON.stringify(body) });
     this.webhookCalls.push({ status: res.status, body });
     await res.body?.cancel();
@@ -261,16 +292,28 @@ export class ServiceNowFake {
       try {
         body = JSON.parse(raw);
       } catch {
-        return send(res, 400, { error: { message: 'Exception while reading request', detail: 'The payload is not valid JSON.' }, status: 'failure' });
+        return send(res, 400, {
+          error: { message: 'Exception while reading request', detail: 'The payload is not valid JSON.' },
+          status: 'failure',
+        });
       }
     }
-    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query, body: body ?? raw, auth: req.headers.authorization });
+    this.requests.push({
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query,
+      body: body ?? raw,
+      auth: req.headers.authorization,
+    });
 
     const failureIdx = this.failures.findIndex((f) => !f.pathPrefix || url.pathname.startsWith(f.pathPrefix));
     if (failureIdx >= 0) {
       const f = this.failures.splice(failureIdx, 1)[0]!;
       if (f.retryAfter !== undefined) res.setHeader('retry-after', f.retryAfter);
-      return send(res, f.status, { error: f.error ?? { message: f.status === 429 ? 'Too many requests' : 'Internal server error', detail: '' }, status: 'failure' });
+      return send(res, f.status, {
+        error: f.error ?? { message: f.status === 429 ? 'Too many requests' : 'Internal server error', detail: '' },
+        status: 'failure',
+      });
     }
 
     if (url.pathname === '/oauth_token.do' && req.method === 'POST') return this.oauth(new URLSearchParams(raw), res);
@@ -278,13 +321,27 @@ export class ServiceNowFake {
     const user = this.authenticate(req.headers.authorization);
     if (!user) {
       res.setHeader('www-authenticate', 'BASIC realm="Service-now"');
-      return send(res, 401, { error: { message: 'User Not Authenticated', detail: 'Required to provide Auth information' }, status: 'failure' });
+      return send(res, 401, {
+        error: { message: 'User Not Authenticated', detail: 'Required to provide Auth information' },
+        status: 'failure',
+      });
     }
 
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-    if (parts[0] === 'api' && parts[1] === 'now' && parts[2] === 'table' && parts[3]) return this.tableApi(req.method ?? 'GET', parts[3], parts[4], query, body as Row | undefined, user, res, url);
-    if (parts[0] === 'api' && parts[1] === 'sn_chg_rest' && parts[2] === 'change') return this.changeApi(req.method ?? 'GET', parts.slice(3), { ...query, ...((body as Row | undefined) ?? {}) }, user, res);
-    return send(res, 400, { error: { message: 'Requested URI does not represent any resource', detail: '' }, status: 'failure' });
+    if (parts[0] === 'api' && parts[1] === 'now' && parts[2] === 'table' && parts[3])
+      return this.tableApi(req.method ?? 'GET', parts[3], parts[4], query, body as Row | undefined, user, res, url);
+    if (parts[0] === 'api' && parts[1] === 'sn_chg_rest' && parts[2] === 'change')
+      return this.changeApi(
+        req.method ?? 'GET',
+        parts.slice(3),
+        { ...query, ...((body as Row | undefined) ?? {}) },
+        user,
+        res,
+      );
+    return send(res, 400, {
+      error: { message: 'Requested URI does not represent any resource', detail: '' },
+      status: 'failure',
+    });
   }
 
   private authenticate(header: string | undefined): string | undefined {
@@ -306,36 +363,61 @@ export class ServiceNowFake {
     const grant = form.get('grant_type') ?? '';
     this.tokenGrants.push(grant);
     const clients = this.o.oauthClients ?? [{ clientId: 'patchops', clientSecret: 'secret' }];
-    const client = clients.find((c) => c.clientId === form.get('client_id') && c.clientSecret === form.get('client_secret'));
+    const client = clients.find(
+      (c) => c.clientId === form.get('client_id') && c.clientSecret === form.get('client_secret'),
+    );
     if (!client) return send(res, 401, { error: 'access_denied', error_description: 'access_denied' });
     let user = `oauth:${client.clientId}`;
     if (grant === 'password') {
       const users = this.o.users ?? [{ username: 'admin', password: 'admin' }];
-      if (!users.some((u) => u.username === form.get('username') && u.password === form.get('password'))) return send(res, 401, { error: 'access_denied', error_description: 'access_denied' });
+      if (!users.some((u) => u.username === form.get('username') && u.password === form.get('password')))
+        return send(res, 401, { error: 'access_denied', error_description: 'access_denied' });
       user = form.get('username')!;
     } else if (grant === 'refresh_token') {
       const owner = this.refreshTokens.get(form.get('refresh_token') ?? '');
       if (!owner) return send(res, 401, { error: 'invalid_grant', error_description: 'refresh token is invalid' });
       user = owner;
     } else if (grant !== 'client_credentials') {
-      return send(res, 400, { error: 'unsupported_grant_type', error_description: `grant_type ${grant} is not supported` });
+      return send(res, 400, {
+        error: 'unsupported_grant_type',
+        error_description: `grant_type ${grant} is not supported`,
+      });
     }
     const ttl = this.o.tokenTtlSeconds ?? 1799;
     const access = randomBytes(24).toString('base64url');
     const refresh = randomBytes(24).toString('base64url');
     this.tokens.set(access, { expiresAt: Date.now() + ttl * 1000, user });
     this.refreshTokens.set(refresh, user);
-    send(res, 200, { access_token: access, refresh_token: refresh, scope: 'useraccount', token_type: 'Bearer', expires_in: ttl });
+    send(res, 200, {
+      access_token: access,
+      refresh_token: refresh,
+      scope: 'useraccount',
+      token_type: 'Bearer',
+      expires_in: ttl,
+    });
   }
 
-  private tableApi(method: string, table: string, sysId: string | undefined, q: Record<string, string>, body: Row | undefined, user: string, res: http.ServerResponse, url: URL): void {
+  private tableApi(
+    method: string,
+    table: string,
+    sysId: string | undefined,
+    q: Record<string, string>,
+    body: Row | undefined,
+    user: string,
+    res: http.ServerResponse,
+    url: URL,
+  ): void {
     const rows = this.table(table);
     const dv = q.sysparm_display_value ?? 'false';
     const fields = q.sysparm_fields ? q.sysparm_fields.split(',') : undefined;
     const linkBase = q.sysparm_exclude_reference_link === 'true' ? undefined : this.url;
     if (sysId) {
       const row = rows.find((r) => r.sys_id === sysId);
-      if (!row) return send(res, 404, { error: { message: 'No Record found', detail: "Record doesn't exist or ACL restricts the record retrieval" }, status: 'failure' });
+      if (!row)
+        return send(res, 404, {
+          error: { message: 'No Record found', detail: "Record doesn't exist or ACL restricts the record retrieval" },
+          status: 'failure',
+        });
       if (method === 'GET') return send(res, 200, { result: present(table, row, dv, fields, this, linkBase) });
       if (method === 'PATCH' || method === 'PUT') {
         const err = this.update(table, row, body ?? {}, user);
@@ -379,11 +461,25 @@ export class ServiceNowFake {
 
   private changeApi(method: string, rest: string[], body: Row, user: string, res: http.ServerResponse): void {
     const [first, second, third, fourth] = rest;
-    if (method === 'POST' && (first === 'normal' || first === 'emergency' || first === 'standard') && (first !== 'standard' || second) && !third) {
-      const fields: Row = { type: first, state: '-5', approval: first === 'standard' ? 'approved' : 'not requested', active: 'true' };
+    if (
+      method === 'POST' &&
+      (first === 'normal' || first === 'emergency' || first === 'standard') &&
+      (first !== 'standard' || second) &&
+      !third
+    ) {
+      const fields: Row = {
+        type: first,
+        state: '-5',
+        approval: first === 'standard' ? 'approved' : 'not requested',
+        active: 'true',
+      };
       if (first === 'standard') {
         const tpl = this.table('std_change_record_producer').find((t) => t.sys_id === second);
-        if (!tpl) return send(res, 404, { error: { message: 'Standard change template not found', detail: `No template with sys_id ${second}` }, status: 'failure' });
+        if (!tpl)
+          return send(res, 404, {
+            error: { message: 'Standard change template not found', detail: `No template with sys_id ${second}` },
+            status: 'failure',
+          });
         fields.std_change_producer_version = tpl.sys_id!;
         if (tpl.short_description) fields.short_description = tpl.short_description;
       }
@@ -393,7 +489,11 @@ export class ServiceNowFake {
       return send(res, 200, { result: this.changeResult('change_request', row) });
     }
     const change = first ? this.table('change_request').find((r) => r.sys_id === first) : undefined;
-    if (!change) return send(res, 404, { error: { message: 'No Record found', detail: "Record doesn't exist or ACL restricts the record retrieval" }, status: 'failure' });
+    if (!change)
+      return send(res, 404, {
+        error: { message: 'No Record found', detail: "Record doesn't exist or ACL restricts the record retrieval" },
+        status: 'failure',
+      });
     if (!second) {
       if (method === 'GET') return send(res, 200, { result: this.changeResult('change_request', change) });
       if (method === 'PATCH') {
@@ -404,12 +504,23 @@ export class ServiceNowFake {
     }
     if (second === 'task') {
       if (!third && method === 'POST') {
-        const row = this.insert('change_task', { state: '1', ...stringify(body), change_request: change.sys_id! }, user);
+        const row = this.insert(
+          'change_task',
+          { state: '1', ...stringify(body), change_request: change.sys_id! },
+          user,
+        );
         return send(res, 200, { result: this.changeResult('change_task', row) });
       }
-      if (!third && method === 'GET') return send(res, 200, { result: this.tasks(change.number!).map((t) => present('change_task', t, 'all', undefined, this)) });
+      if (!third && method === 'GET')
+        return send(res, 200, {
+          result: this.tasks(change.number!).map((t) => present('change_task', t, 'all', undefined, this)),
+        });
       const task = this.table('change_task').find((t) => t.sys_id === third && t.change_request === change.sys_id);
-      if (!task || fourth) return send(res, 404, { error: { message: 'No Record found', detail: 'change task not found' }, status: 'failure' });
+      if (!task || fourth)
+        return send(res, 404, {
+          error: { message: 'No Record found', detail: 'change task not found' },
+          status: 'failure',
+        });
       if (method === 'PATCH') this.update('change_task', task, body, user);
       return send(res, 200, { result: this.changeResult('change_task', task) });
     }
@@ -432,8 +543,10 @@ export class ServiceNowFake {
       const allowed: Record<string, string[]> = { '0': ['-1'], '3': ['0'], '-1': ['-2'] };
       if (['3', '4'].includes(from)) return `Change ${row.number} is ${STATE_LABELS[from]} and cannot be changed`;
       const need = allowed[to];
-      if (need && !need.includes(from)) return `State transition from ${STATE_LABELS[from]} to ${STATE_LABELS[to]} is not allowed`;
-      if (to === '3' && !values.close_code && !row.close_code) return 'Close code and close notes are mandatory when closing a change';
+      if (need && !need.includes(from))
+        return `State transition from ${STATE_LABELS[from]} to ${STATE_LABELS[to]} is not allowed`;
+      if (to === '3' && !values.close_code && !row.close_code)
+        return 'Close code and close notes are mandatory when closing a change';
       if (to === '-1' && row.approval !== 'approved') return `Change ${row.number} is not approved`;
     }
     Object.assign(row, values);
@@ -452,25 +565,42 @@ export class ServiceNowFake {
 
 /** Reference fields (to another table) per table: answered as {link, value} unless reference links are excluded. */
 const REFERENCES: Record<string, Record<string, string>> = {
-  change_request: { assignment_group: 'sys_user_group', cmdb_ci: 'cmdb_ci', std_change_producer_version: 'std_change_producer_version' },
+  change_request: {
+    assignment_group: 'sys_user_group',
+    cmdb_ci: 'cmdb_ci',
+    std_change_producer_version: 'std_change_producer_version',
+  },
   change_task: { change_request: 'change_request' },
   task_ci: { task: 'task', ci_item: 'cmdb_ci' },
   sysapproval_approver: { sysapproval: 'task' },
 };
 
 /** A row as the Table API shows it: values, display values or both; references with a link when `linkBase` is set. */
-function present(table: string, row: Row, dv: string, fields: string[] | undefined, fake: ServiceNowFake, linkBase?: string): Record<string, unknown> {
+function present(
+  table: string,
+  row: Row,
+  dv: string,
+  fields: string[] | undefined,
+  fake: ServiceNowFake,
+  linkBase?: string,
+): Record<string, unknown> {
   const keys = fields ?? Object.keys(row);
   const out: Record<string, unknown> = {};
   for (const k of keys) {
     let value = row[k] ?? '';
     if (k === 'work_notes' && table === 'change_request') value = fake.workNotes(row.number!).join('\n\n');
     const ref = REFERENCES[table]?.[k];
-    const target = ref && value ? fake.table(ref === 'task' ? 'change_request' : ref).find((r) => r.sys_id === value) : undefined;
+    const target =
+      ref && value ? fake.table(ref === 'task' ? 'change_request' : ref).find((r) => r.sys_id === value) : undefined;
     const display = target ? (target.number ?? target.name ?? value) : displayOf(table, k, value);
     if (ref && linkBase && value) {
       const link = `${linkBase}/api/now/table/${ref}/${value}`;
-      out[k] = dv === 'all' ? { display_value: display, link, value } : dv === 'true' ? { display_value: display, link } : { link, value };
+      out[k] =
+        dv === 'all'
+          ? { display_value: display, link, value }
+          : dv === 'true'
+            ? { display_value: display, link }
+            : { link, value };
       continue;
     }
     out[k] = dv === 'all' ? { value, display_value: display } : dv === 'true' ? display : value;
@@ -512,7 +642,8 @@ function applyQuery(rows: Row[], query: string): Row[] {
 
 function stringify(o: Record<string, unknown>): Row {
   const out: Row = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined && v !== null) out[k] = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  for (const [k, v] of Object.entries(o))
+    if (v !== undefined && v !== null) out[k] = typeof v === 'object' ? JSON.stringify(v) : String(v);
   return out;
 }
 
@@ -535,4 +666,3 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.setHeader('content-type', 'application/json;charset=UTF-8');
   res.end(JSON.stringify(body));
 }
-

@@ -47,7 +47,6 @@ const BOT_USER = 'U0BOT00001';
 const BOT_ID = 'B0BOT00001';
 const TEAM = 'T0TEAM0001';
 
-
 /** WebClient sends form fields, JSON-encoding arrays and objects; decode them back. */
 function parseArgs(body: string, contentType: string): Record<string, unknown> {
   if (contentType.includes('application/json')) return body ? (JSON.parse(body) as Record<string, unknown>) : {};
@@ -86,30 +85,65 @@ export async function startFakeSlackApi(): Promise<FakeSlackApi> {
     const channel = typeof args.channel === 'string' ? args.channel : undefined;
     switch (method) {
       case 'auth.test':
-        return { ok: true, url: 'https://fake.slack.test/', team: 'Fake', user: 'patchops', team_id: TEAM, user_id: BOT_USER, bot_id: BOT_ID, is_enterprise_install: false };
+        return {
+          ok: true,
+          url: 'https://fake.slack.test/',
+          team: 'Fake',
+          user: 'patchops',
+          team_id: TEAM,
+          user_id: BOT_USER,
+          bot_id: BOT_ID,
+          is_enterprise_install: false,
+        };
       case 'chat.postMessage': {
         if (!channel) return { ok: false, error: 'channel_not_found' };
         const ts = nextTs();
         // Slack answers with the channel's id; names like #patching resolve to one.
-        const id = channel.startsWith('#') ? `C${channel.slice(1).toUpperCase().replace(/[^A-Z0-9]/g, '').padEnd(8, '0').slice(0, 10)}` : channel;
+        const id = channel.startsWith('#')
+          ? `C${channel
+              .slice(1)
+              .toUpperCase()
+              .replace(/[^A-Z0-9]/g, '')
+              .padEnd(8, '0')
+              .slice(0, 10)}`
+          : channel;
         return {
           ok: true,
           channel: id,
           ts,
-          message: { type: 'message', subtype: 'bot_message', text: args.text, ts, user: BOT_USER, bot_id: BOT_ID, blocks: args.blocks, thread_ts: args.thread_ts },
+          message: {
+            type: 'message',
+            subtype: 'bot_message',
+            text: args.text,
+            ts,
+            user: BOT_USER,
+            bot_id: BOT_ID,
+            blocks: args.blocks,
+            thread_ts: args.thread_ts,
+          },
         };
       }
       case 'chat.update':
         if (!channel || typeof args.ts !== 'string') return { ok: false, error: 'message_not_found' };
-        return { ok: true, channel, ts: args.ts, text: args.text, message: { text: args.text, blocks: args.blocks, user: BOT_USER, bot_id: BOT_ID } };
+        return {
+          ok: true,
+          channel,
+          ts: args.ts,
+          text: args.text,
+          message: { text: args.text, blocks: args.blocks, user: BOT_USER, bot_id: BOT_ID },
+        };
       case 'chat.postEphemeral':
         if (!channel || typeof args.user !== 'string') return { ok: false, error: 'user_not_in_channel' };
         return { ok: true, message_ts: nextTs() };
       case 'views.open':
       case 'views.publish': {
         const view = (args.view ?? {}) as Record<string, unknown>;
-        if (method === 'views.open' && typeof args.trigger_id !== 'string') return { ok: false, error: 'invalid_trigger_id' };
-        return { ok: true, view: { id: `V${String(++seq).padStart(9, '0')}`, team_id: TEAM, hash: `${Date.now()}.${seq}`, ...view } };
+        if (method === 'views.open' && typeof args.trigger_id !== 'string')
+          return { ok: false, error: 'invalid_trigger_id' };
+        return {
+          ok: true,
+          view: { id: `V${String(++seq).padStart(9, '0')}`, team_id: TEAM, hash: `${Date.now()}.${seq}`, ...view },
+        };
       }
       case 'users.info': {
         // https://api.slack.com/methods/users.info: { ok, user: { id, team_id, name, real_name, profile: { email, … }, is_bot, … } }
@@ -145,7 +179,11 @@ export async function startFakeSlackApi(): Promise<FakeSlackApi> {
       const path = new URL(req.url ?? '/', 'http://x').pathname;
       const contentType = String(req.headers['content-type'] ?? '');
       if (path.startsWith('/response/')) {
-        calls.push({ method: 'response_url', args: { ...parseArgs(body, contentType), responseId: path.slice('/response/'.length) }, at: Date.now() });
+        calls.push({
+          method: 'response_url',
+          args: { ...parseArgs(body, contentType), responseId: path.slice('/response/'.length) },
+          at: Date.now(),
+        });
         waiters.splice(0).forEach((w) => w());
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
         return;
@@ -153,7 +191,11 @@ export async function startFakeSlackApi(): Promise<FakeSlackApi> {
       const method = path.replace(/^\/api\//, '');
       const args = parseArgs(body, contentType);
       const auth = req.headers.authorization;
-      const token = auth?.startsWith('Bearer ') ? auth.slice(7) : typeof args.token === 'string' ? args.token : undefined;
+      const token = auth?.startsWith('Bearer ')
+        ? auth.slice(7)
+        : typeof args.token === 'string'
+          ? args.token
+          : undefined;
       const call: SlackApiCall = { method, args, token, at: Date.now() };
       calls.push(call);
       const out = token ? answer(method, args, token) : { ok: false, error: 'not_authed' };
@@ -178,7 +220,10 @@ export async function startFakeSlackApi(): Promise<FakeSlackApi> {
       const deadline = Date.now() + timeoutMs;
       while (callsTo(method).length < n) {
         const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`fake Slack API: expected ${n} ${method} call(s), got ${callsTo(method).length}: ${calls.map((c) => c.method).join(', ')}`);
+        if (left <= 0)
+          throw new Error(
+            `fake Slack API: expected ${n} ${method} call(s), got ${callsTo(method).length}: ${calls.map((c) => c.method).join(', ')}`,
+          );
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, Math.min(left, 200));
           waiters.push(() => {

@@ -53,7 +53,11 @@ export interface FakeSlackSocketMode {
    * Sends an envelope on the open connection, as Slack does, and resolves with the app's ack (or rejects
    * after `timeoutMs`: Slack would retry, or show the person an error, after 3 s).
    */
-  push(type: SocketModeEnvelopeType, payload: Record<string, unknown>, o?: { acceptsResponsePayload?: boolean; retryAttempt?: number; timeoutMs?: number }): Promise<SocketModeAck>;
+  push(
+    type: SocketModeEnvelopeType,
+    payload: Record<string, unknown>,
+    o?: { acceptsResponsePayload?: boolean; retryAttempt?: number; timeoutMs?: number },
+  ): Promise<SocketModeAck>;
   /** Slack's `disconnect` message (it is recycling the connection); the app is expected to close and reconnect. */
   requestDisconnect(reason?: 'refresh_requested' | 'warning' | 'link_disabled'): void;
   /** Cuts the open connection without a close handshake (a network failure, a Slack host going away). */
@@ -64,7 +68,12 @@ export interface FakeSlackSocketMode {
 const APP_ID = 'A0PATCHOPS';
 
 /** Polls `ready` until it holds, waking on `wake` notifications; rejects with `describe()` after `timeoutMs`. */
-async function until(ready: () => boolean, timeoutMs: number, waiters: Array<() => void>, describe: () => string): Promise<void> {
+async function until(
+  ready: () => boolean,
+  timeoutMs: number,
+  waiters: Array<() => void>,
+  describe: () => string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!ready()) {
     const left = deadline - Date.now();
@@ -79,7 +88,10 @@ async function until(ready: () => boolean, timeoutMs: number, waiters: Array<() 
   }
 }
 
-export async function startFakeSlackSocketMode(o: { appToken: string; api?: FakeSlackApi }): Promise<FakeSlackSocketMode> {
+export async function startFakeSlackSocketMode(o: {
+  appToken: string;
+  api?: FakeSlackApi;
+}): Promise<FakeSlackSocketMode> {
   const api = o.api ?? (await startFakeSlackApi());
   const { appToken } = o;
   const wsBase = api.url.replace(/^http/, 'ws').replace(/\/api\/$/, '');
@@ -124,7 +136,12 @@ export async function startFakeSlackSocketMode(o: { appToken: string; api?: Fake
           return;
         }
         if (typeof msg.envelope_id !== 'string') return;
-        acks.push({ envelope_id: msg.envelope_id, payload: msg.payload as Record<string, unknown> | undefined, connection: n, at: Date.now() });
+        acks.push({
+          envelope_id: msg.envelope_id,
+          payload: msg.payload as Record<string, unknown> | undefined,
+          connection: n,
+          at: Date.now(),
+        });
         wake();
       });
       ws.on('close', () => {
@@ -144,7 +161,8 @@ export async function startFakeSlackSocketMode(o: { appToken: string; api?: Fake
   });
 
   const live = () => {
-    if (!current || current.ws.readyState !== WebSocket.OPEN) throw new Error('fake Slack Socket Mode: the app has no open connection');
+    if (!current || current.ws.readyState !== WebSocket.OPEN)
+      throw new Error('fake Slack Socket Mode: the app has no open connection');
     return current;
   };
 
@@ -160,7 +178,12 @@ export async function startFakeSlackSocketMode(o: { appToken: string; api?: Fake
     },
     acks,
     waitForConnection(n = 1, timeoutMs = 15_000) {
-      return until(() => state.connections >= n && current?.ws.readyState === WebSocket.OPEN, timeoutMs, waiters, () => `expected connection ${n}, have ${state.connections} (${current ? 'one open' : 'none open'})`);
+      return until(
+        () => state.connections >= n && current?.ws.readyState === WebSocket.OPEN,
+        timeoutMs,
+        waiters,
+        () => `expected connection ${n}, have ${state.connections} (${current ? 'one open' : 'none open'})`,
+      );
     },
     async push(type, payload, p = {}) {
       const { ws, n } = live();
@@ -169,11 +192,18 @@ export async function startFakeSlackSocketMode(o: { appToken: string; api?: Fake
         type,
         accepts_response_payload: p.acceptsResponsePayload ?? type !== 'events_api',
         payload,
-        ...(type === 'events_api' ? { retry_attempt: p.retryAttempt ?? 0, retry_reason: p.retryAttempt ? 'timeout' : '' } : {}),
+        ...(type === 'events_api'
+          ? { retry_attempt: p.retryAttempt ?? 0, retry_reason: p.retryAttempt ? 'timeout' : '' }
+          : {}),
       };
       ws.send(JSON.stringify(envelope));
       const acked = () => acks.find((a) => a.envelope_id === envelope.envelope_id);
-      await until(() => acked() !== undefined, p.timeoutMs ?? 3000, waiters, () => `no ack for the ${type} envelope ${envelope.envelope_id} on connection ${n}`);
+      await until(
+        () => acked() !== undefined,
+        p.timeoutMs ?? 3000,
+        waiters,
+        () => `no ack for the ${type} envelope ${envelope.envelope_id} on connection ${n}`,
+      );
       return acked()!;
     },
     requestDisconnect(reason = 'refresh_requested') {

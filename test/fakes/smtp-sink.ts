@@ -62,7 +62,13 @@ export class SmtpSink {
   waitFor(count: number, timeoutMs = 10_000): Promise<void> {
     if (this.messages.length >= count) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const w = { count, resolve: () => { clearTimeout(t); resolve(); } };
+      const w = {
+        count,
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      };
       const t = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(w), 1);
         reject(new Error(`SMTP sink: ${this.messages.length} of ${count} messages after ${timeoutMs} ms`));

@@ -24,7 +24,16 @@ import type { SimFleet } from '../../src/agent-sim/fleet';
 import { verifyAuditChain } from '../../src/db/audit';
 import { createLogger } from '../../src/logging';
 import { freePort } from '../../src/temporal/dev-server';
-import { byStage, cycleOutcome, groupFleetWithPolicy, injectFaults, runApprovedCycle, simFleet, startDeployment, type Deployment } from '../helpers/deployment';
+import {
+  byStage,
+  cycleOutcome,
+  groupFleetWithPolicy,
+  injectFaults,
+  runApprovedCycle,
+  simFleet,
+  startDeployment,
+  type Deployment,
+} from '../helpers/deployment';
 import { startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres';
 import type { UpProcess } from '../helpers/up-process';
 
@@ -69,9 +78,23 @@ afterAll(async () => {
  * One cycle over a fleet of its own (machine ids `<prefix>-…`) with `fault` injected RESTARTS times at random
  * moments spread over its stages; prints the `faults:` line and checks the outcome.
  */
-async function cycleSurvives(name: string, prefix: string, seed: number, fault: () => Promise<void>, opts: { no500: boolean }): Promise<void> {
+async function cycleSurvives(
+  name: string,
+  prefix: string,
+  seed: number,
+  fault: () => Promise<void>,
+  opts: { no500: boolean },
+): Promise<void> {
   const stop = new AbortController();
-  const agents: SimFleet = simFleet(dep, { serverUrl, prefix, count: ENDPOINTS, installLatencyMs: [1, 10], signal: AbortSignal.any([abort.signal, stop.signal]), seed, log });
+  const agents: SimFleet = simFleet(dep, {
+    serverUrl,
+    prefix,
+    count: ENDPOINTS,
+    installLatencyMs: [1, 10],
+    signal: AbortSignal.any([abort.signal, stop.signal]),
+    seed,
+    log,
+  });
   await agents.enroll();
   const running = agents.run();
   const ring = new RegExp(`^${prefix}-00000[0-4]$`);
@@ -85,8 +108,21 @@ async function cycleSurvives(name: string, prefix: string, seed: number, fault: 
 
   let cycleId: string | undefined;
   let done = false;
-  const cycle = runApprovedCycle(dep, { policyName: prefix, groups, approver, timeoutMs: CYCLE_TIMEOUT_MS, onStarted: (id) => (cycleId = id) }).finally(() => (done = true));
-  const faults = await injectFaults(dep, { name, count: RESTARTS, seed, cycleId: () => cycleId, done: () => done, fault });
+  const cycle = runApprovedCycle(dep, {
+    policyName: prefix,
+    groups,
+    approver,
+    timeoutMs: CYCLE_TIMEOUT_MS,
+    onStarted: (id) => (cycleId = id),
+  }).finally(() => (done = true));
+  const faults = await injectFaults(dep, {
+    name,
+    count: RESTARTS,
+    seed,
+    cycleId: () => cycleId,
+    done: () => done,
+    fault,
+  });
   const result = await cycle;
 
   const o = await cycleOutcome(dep, result.cycleId, agents);
@@ -100,7 +136,13 @@ async function cycleSurvives(name: string, prefix: string, seed: number, fault: 
   );
 
   // A 500 is a bug (an outage must read 503 + Retry-After): show what the server logged at error level.
-  if (s.statuses[500]) for (const line of server.output().split('\n').filter((l) => l.includes('"level":50')).slice(-5)) console.log(`faults: ${name} server error: ${line.slice(0, 600)}`);
+  if (s.statuses[500])
+    for (const line of server
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"level":50'))
+      .slice(-5))
+      console.log(`faults: ${name} server error: ${line.slice(0, 600)}`);
 
   expect(faults.length, 'the cycle ended before the first restart').toBeGreaterThan(0);
   expect(result.stage).toBe('COMPLETED');
@@ -117,26 +159,38 @@ async function cycleSurvives(name: string, prefix: string, seed: number, fault: 
   await running;
 }
 
-it(`PostgreSQL restarted ${RESTARTS} times mid-cycle (${ENDPOINTS} endpoints): every install exactly once, no result lost`, async () => {
-  // While the database is away the gateway answers 503 with Retry-After (never 500); the agents retry until it is back.
-  await cycleSurvives('postgres-restart', 'rp', SEED, () => pg.restart(DOWN_MS), { no500: true });
-}, CYCLE_TIMEOUT_MS + 300_000);
+it(
+  `PostgreSQL restarted ${RESTARTS} times mid-cycle (${ENDPOINTS} endpoints): every install exactly once, no result lost`,
+  async () => {
+    // While the database is away the gateway answers 503 with Retry-After (never 500); the agents retry until it is back.
+    await cycleSurvives('postgres-restart', 'rp', SEED, () => pg.restart(DOWN_MS), { no500: true });
+  },
+  CYCLE_TIMEOUT_MS + 300_000,
+);
 
-it(`the Temporal dev server (state on file) restarted ${RESTARTS} times mid-cycle: every install exactly once, no result lost`, async () => {
-  await cycleSurvives('temporal-restart', 'rt', SEED + 1, () => dep.restartTemporal(DOWN_MS), { no500: true });
-}, CYCLE_TIMEOUT_MS + 300_000);
+it(
+  `the Temporal dev server (state on file) restarted ${RESTARTS} times mid-cycle: every install exactly once, no result lost`,
+  async () => {
+    await cycleSurvives('temporal-restart', 'rt', SEED + 1, () => dep.restartTemporal(DOWN_MS), { no500: true });
+  },
+  CYCLE_TIMEOUT_MS + 300_000,
+);
 
-it(`the HTTP server SIGKILLed ${RESTARTS} times while agents long-poll, started again: agents reconnect, every install exactly once`, async () => {
-  await cycleSurvives(
-    'gateway-kill',
-    'rg',
-    SEED + 2,
-    async () => {
-      server.child.kill('SIGKILL');
-      await server.exited;
-      await sleep(DOWN_MS);
-      server = await dep.start('server', serverEnv());
-    },
-    { no500: true },
-  );
-}, CYCLE_TIMEOUT_MS + 300_000);
+it(
+  `the HTTP server SIGKILLed ${RESTARTS} times while agents long-poll, started again: agents reconnect, every install exactly once`,
+  async () => {
+    await cycleSurvives(
+      'gateway-kill',
+      'rg',
+      SEED + 2,
+      async () => {
+        server.child.kill('SIGKILL');
+        await server.exited;
+        await sleep(DOWN_MS);
+        server = await dep.start('server', serverEnv());
+      },
+      { no500: true },
+    );
+  },
+  CYCLE_TIMEOUT_MS + 300_000,
+);

@@ -47,7 +47,13 @@ let serverUrl = '';
 const abort = new AbortController();
 const log = createLogger('warn');
 
-function fleet(prefix: string, count: number, installLatencyMs: [number, number], signal: AbortSignal, seed: number): SimFleet {
+function fleet(
+  prefix: string,
+  count: number,
+  installLatencyMs: [number, number],
+  signal: AbortSignal,
+  seed: number,
+): SimFleet {
   return simFleet(dep, { serverUrl, prefix, count, installLatencyMs, signal, seed, log });
 }
 
@@ -64,58 +70,68 @@ afterAll(async () => {
   await dep?.close();
 });
 
-it(`a cycle of ${ENDPOINTS} endpoints survives ${KILLS} SIGKILLs of its worker: every install exactly once, no result lost`, async () => {
-  const agents = fleet('fk', ENDPOINTS, [1, 10], abort.signal, SEED);
-  await agents.enroll();
-  const running = agents.run();
-  const { groups, endpoints, approver } = await groupFleetWithPolicy(
-    dep,
-    'fk',
-    { member: (m) => m.startsWith('fk-'), ring: (m) => /^fk-00000[0-4]$/.test(m) },
-    { concurrency: 200, batchSize: 200 },
-  );
-  expect(endpoints).toBe(ENDPOINTS);
+it(
+  `a cycle of ${ENDPOINTS} endpoints survives ${KILLS} SIGKILLs of its worker: every install exactly once, no result lost`,
+  async () => {
+    const agents = fleet('fk', ENDPOINTS, [1, 10], abort.signal, SEED);
+    await agents.enroll();
+    const running = agents.run();
+    const { groups, endpoints, approver } = await groupFleetWithPolicy(
+      dep,
+      'fk',
+      { member: (m) => m.startsWith('fk-'), ring: (m) => /^fk-00000[0-4]$/.test(m) },
+      { concurrency: 200, batchSize: 200 },
+    );
+    expect(endpoints).toBe(ENDPOINTS);
 
-  let cycleId: string | undefined;
-  let done = false;
-  const cycle = runApprovedCycle(dep, { policyName: 'fk', groups, approver, timeoutMs: CYCLE_TIMEOUT_MS, onStarted: (id) => (cycleId = id) }).finally(() => (done = true));
+    let cycleId: string | undefined;
+    let done = false;
+    const cycle = runApprovedCycle(dep, {
+      policyName: 'fk',
+      groups,
+      approver,
+      timeoutMs: CYCLE_TIMEOUT_MS,
+      onStarted: (id) => (cycleId = id),
+    }).finally(() => (done = true));
 
-  // The killer: SIGKILL and a new worker process at random moments spread over the stages (injectFaults).
-  const kills = await injectFaults(dep, {
-    name: 'kill of the worker',
-    count: KILLS,
-    seed: SEED,
-    cycleId: () => cycleId,
-    done: () => done,
-    fault: async () => {
-      worker.child.kill('SIGKILL');
-      await worker.exited;
-      worker = await dep.start('worker');
-    },
-  });
-  const result = await cycle;
+    // The killer: SIGKILL and a new worker process at random moments spread over the stages (injectFaults).
+    const kills = await injectFaults(dep, {
+      name: 'kill of the worker',
+      count: KILLS,
+      seed: SEED,
+      cycleId: () => cycleId,
+      done: () => done,
+      fault: async () => {
+        worker.child.kill('SIGKILL');
+        await worker.exited;
+        worker = await dep.start('worker');
+      },
+    });
+    const result = await cycle;
 
-  const o = await cycleOutcome(dep, result.cycleId, agents);
-  console.log(
-    `faults: worker-kill endpoints=${ENDPOINTS} seed=${SEED} kills=${kills.length} stages=${JSON.stringify(byStage(kills))} stage=${result.stage} ` +
-      `installs=${o.installs} sent=${o.sent} duplicates=${o.duplicates.length} missing=${o.missing.length} unfinishedJobs=${o.unfinished} ` +
-      `jobs=${JSON.stringify(o.jobs)} duration=${(result.ms / 1000).toFixed(1)}s`,
-  );
+    const o = await cycleOutcome(dep, result.cycleId, agents);
+    console.log(
+      `faults: worker-kill endpoints=${ENDPOINTS} seed=${SEED} kills=${kills.length} stages=${JSON.stringify(byStage(kills))} stage=${result.stage} ` +
+        `installs=${o.installs} sent=${o.sent} duplicates=${o.duplicates.length} missing=${o.missing.length} unfinishedJobs=${o.unfinished} ` +
+        `jobs=${JSON.stringify(o.jobs)} duration=${(result.ms / 1000).toFixed(1)}s`,
+    );
 
-  expect(kills.length, 'the cycle ended before the first kill').toBeGreaterThan(0);
-  expect(result.stage).toBe('COMPLETED');
-  expect(o.duplicates).toEqual([]);
-  expect(o.missing).toEqual([]);
-  expect(o.installs).toBe(o.sent);
-  expect(o.unfinished).toBe(0);
-  expect(o.jobs.install?.succeeded).toBe(ENDPOINTS);
-  expect(o.jobs.verify?.succeeded).toBe(ENDPOINTS);
-  expect(agents.stats.statuses[500] ?? 0).toBe(0);
-  expect(await verifyAuditChain(dep.db.db)).toEqual({ ok: true, rows: expect.any(Number) });
+    expect(kills.length, 'the cycle ended before the first kill').toBeGreaterThan(0);
+    expect(result.stage).toBe('COMPLETED');
+    expect(o.duplicates).toEqual([]);
+    expect(o.missing).toEqual([]);
+    expect(o.installs).toBe(o.sent);
+    expect(o.unfinished).toBe(0);
+    expect(o.jobs.install?.succeeded).toBe(ENDPOINTS);
+    expect(o.jobs.verify?.succeeded).toBe(ENDPOINTS);
+    expect(agents.stats.statuses[500] ?? 0).toBe(0);
+    expect(await verifyAuditChain(dep.db.db)).toEqual({ ok: true, rows: expect.any(Number) });
 
-  abort.abort();
-  await running;
-}, CYCLE_TIMEOUT_MS + 300_000);
+    abort.abort();
+    await running;
+  },
+  CYCLE_TIMEOUT_MS + 300_000,
+);
 
 it('agents killed mid-install: their leases expire, they are counted unreachable, and the cycle ends', async () => {
   const doomedCount = Math.max(1, Math.round(ENDPOINTS * 0.05));
@@ -131,12 +147,18 @@ it('agents killed mid-install: their leases expire, they are counted unreachable
     dep,
     'mi',
     { member: (m) => /^m[id]-/.test(m), ring: (m) => /^mi-00000[0-4]$/.test(m) },
-    { concurrency: 200, batchSize: 200, jobs: { unreachableAfterSeconds: UNREACHABLE_AFTER_SECONDS, pollIntervalSeconds: 1 } },
+    {
+      concurrency: 200,
+      batchSize: 200,
+      jobs: { unreachableAfterSeconds: UNREACHABLE_AFTER_SECONDS, pollIntervalSeconds: 1 },
+    },
   );
 
   // Kill every doomed agent once all of them hold an install lease (or when the cycle ends first).
   let done = false;
-  const cycle = runApprovedCycle(dep, { policyName: 'mi', groups, approver, timeoutMs: 600_000 }).finally(() => (done = true));
+  const cycle = runApprovedCycle(dep, { policyName: 'mi', groups, approver, timeoutMs: 600_000 }).finally(
+    () => (done = true),
+  );
   const machinesInstalling = () => new Set([...doomed.installsRun.keys()].map((k) => k.split(' ')[0])).size;
   while (!done && machinesInstalling() < doomedCount) await sleep(200);
   const killedMidInstall = machinesInstalling();

@@ -53,7 +53,9 @@ export interface FullServer {
   close(): Promise<void>;
 }
 
-export async function startFullServer(o: { env?: Record<string, string>; logLevel?: string; loginThrottle?: LoginThrottle } = {}): Promise<FullServer> {
+export async function startFullServer(
+  o: { env?: Record<string, string>; logLevel?: string; loginThrottle?: LoginThrottle } = {},
+): Promise<FullServer> {
   const logger = createLogger(o.logLevel ?? process.env.TEST_LOG ?? 'silent');
   const db = await createTestDatabase();
   const slack = await startFakeSlackApi();
@@ -72,7 +74,15 @@ export async function startFullServer(o: { env?: Record<string, string>; logLeve
   service.addCycle('cyc-fuzz', { requestedBy: 'web:someone' });
   const channels = createChatChannels(config, db.db, logger);
   const fronts = createChatFrontEnds(config, { db: db.db, service, channels, logger });
-  const gateway = createAgentGateway({ database: db, secretBox: SecretBox.ephemeral(), logger, leaseSeconds: 30, maxWaitSeconds: 0.05, repositoryDir, envEnrollSecret: FUZZ_ENROLL_SECRET });
+  const gateway = createAgentGateway({
+    database: db,
+    secretBox: SecretBox.ephemeral(),
+    logger,
+    leaseSeconds: 30,
+    maxWaitSeconds: 0.05,
+    repositoryDir,
+    envEnrollSecret: FUZZ_ENROLL_SECRET,
+  });
   const routeModules: RouteModule[] = [
     ...fronts.routes,
     gateway.routes,
@@ -93,13 +103,27 @@ export async function startFullServer(o: { env?: Record<string, string>; logLeve
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
 
   await addWebUser(db.db, { username: 'fuzz-admin', password: 'fuzz-admin-password', role: 'admin', by: 'test' });
-  const signedIn = await login(db.db, { username: 'fuzz-admin', password: 'fuzz-admin-password', ttlMs: 24 * 3600_000 });
+  const signedIn = await login(db.db, {
+    username: 'fuzz-admin',
+    password: 'fuzz-admin-password',
+    ttlMs: 24 * 3600_000,
+  });
   if (!signedIn) throw new Error('the fuzz admin could not sign in');
   await addEnrollSecret(db.db, { name: 'fuzz', secret: `${FUZZ_ENROLL_SECRET}-2` });
-  const agent = await enrollAgent(db.db, { enrollSecret: FUZZ_ENROLL_SECRET, machineId: 'fuzz-machine-0001', hostname: 'fuzz-host', osFamily: 'linux', osName: 'Debian', osVersion: '12', arch: 'x86_64' });
+  const agent = await enrollAgent(db.db, {
+    enrollSecret: FUZZ_ENROLL_SECRET,
+    machineId: 'fuzz-machine-0001',
+    hostname: 'fuzz-host',
+    osFamily: 'linux',
+    osName: 'Debian',
+    osVersion: '12',
+    arch: 'x86_64',
+  });
 
   const tables = (
-    await db.db.execute<{ name: string }>(sql`select quote_ident(table_name) as name from information_schema.tables where table_schema = 'public' and table_type = 'BASE TABLE' order by 1`)
+    await db.db.execute<{ name: string }>(
+      sql`select quote_ident(table_name) as name from information_schema.tables where table_schema = 'public' and table_type = 'BASE TABLE' order by 1`,
+    )
   ).rows.map((r) => r.name);
   const countSql = sql.raw(`select ${tables.map((t) => `(select count(*) from ${t})::int as ${t}`).join(', ')}`);
 

@@ -34,9 +34,14 @@ export function skipWithoutAptTools(what: string): boolean {
 }
 
 /** Builds versions `versions` of `packageName` into a signed repo with a security suite, and an empty root trusting its key. */
-export async function buildAptTestRepo(o: { packageName?: string; versions?: string[]; installFirst?: boolean } = {}): Promise<AptTestRepo> {
+export async function buildAptTestRepo(
+  o: { packageName?: string; versions?: string[]; installFirst?: boolean } = {},
+): Promise<AptTestRepo> {
   const missing = missingAptTools();
-  if (missing.length) throw new Error(`missing tools for the apt round trip: ${missing.join(', ')} (apt-get install -y ${APT_TOOL_PACKAGES})`);
+  if (missing.length)
+    throw new Error(
+      `missing tools for the apt round trip: ${missing.join(', ')} (apt-get install -y ${APT_TOOL_PACKAGES})`,
+    );
   const packageName = o.packageName ?? 'patchops-demo';
   const versions = o.versions ?? ['1.0', '2.0'];
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-apt-'));
@@ -57,23 +62,59 @@ export async function buildAptTestRepo(o: { packageName?: string; versions?: str
   const gnupg = path.join(dir, 'gnupg');
   await fs.mkdir(gnupg, { mode: 0o700 });
   const genv = { ...process.env, GNUPGHOME: gnupg };
-  run('gpg', ['--batch', '--passphrase', '', '--quick-gen-key', 'patchops test repo <tests@example.com>', 'ed25519', 'sign', 'never'], genv);
+  run(
+    'gpg',
+    [
+      '--batch',
+      '--passphrase',
+      '',
+      '--quick-gen-key',
+      'patchops test repo <tests@example.com>',
+      'ed25519',
+      'sign',
+      'never',
+    ],
+    genv,
+  );
   await fs.writeFile(path.join(repo, 'Packages'), run('apt-ftparchive', ['packages', '.'], process.env, repo));
   const release = run(
     'apt-ftparchive',
-    ['-o', 'APT::FTPArchive::Release::Origin=patchops-test', '-o', 'APT::FTPArchive::Release::Label=patchops-test-security', '-o', 'APT::FTPArchive::Release::Suite=stable-security', 'release', '.'],
+    [
+      '-o',
+      'APT::FTPArchive::Release::Origin=patchops-test',
+      '-o',
+      'APT::FTPArchive::Release::Label=patchops-test-security',
+      '-o',
+      'APT::FTPArchive::Release::Suite=stable-security',
+      'release',
+      '.',
+    ],
     process.env,
     repo,
   );
   await fs.writeFile(path.join(repo, 'Release'), release);
   run('gpg', ['--batch', '--yes', '--clearsign', '-o', 'InRelease', 'Release'], genv, repo);
   run('gpg', ['--batch', '--yes', '-abs', '-o', 'Release.gpg', 'Release'], genv, repo);
-  for (const d of ['etc/apt/trusted.gpg.d', 'etc/apt/sources.list.d', 'etc/apt/preferences.d', 'etc/apt/apt.conf.d', 'var/lib/dpkg/updates', 'var/lib/dpkg/info', 'var/lib/apt/lists/partial', 'var/cache/apt/archives/partial', 'var/log/apt', 'var/run']) {
+  for (const d of [
+    'etc/apt/trusted.gpg.d',
+    'etc/apt/sources.list.d',
+    'etc/apt/preferences.d',
+    'etc/apt/apt.conf.d',
+    'var/lib/dpkg/updates',
+    'var/lib/dpkg/info',
+    'var/lib/apt/lists/partial',
+    'var/cache/apt/archives/partial',
+    'var/log/apt',
+    'var/run',
+  ]) {
     await fs.mkdir(path.join(root, d), { recursive: true });
   }
   await fs.writeFile(path.join(root, 'var/lib/dpkg/status'), '');
   await fs.writeFile(path.join(root, 'var/lib/dpkg/available'), '');
-  await fs.writeFile(path.join(root, 'etc/apt/trusted.gpg.d/patchops-test.gpg'), execFileSync('gpg', ['--export'], { env: genv }));
+  await fs.writeFile(
+    path.join(root, 'etc/apt/trusted.gpg.d/patchops-test.gpg'),
+    execFileSync('gpg', ['--export'], { env: genv }),
+  );
   await fs.writeFile(path.join(root, 'etc/apt/sources.list'), `deb file:${repo} ./\n`);
   // gpg started an agent for this keyring: end it, or it outlives the test run.
   const stopAgent = () => {
@@ -90,9 +131,20 @@ export async function buildAptTestRepo(o: { packageName?: string; versions?: str
 /** Installs one version into the throwaway root with apt itself (setup for a test, not the code under test). */
 export function aptInstallInto(root: string, spec: string): void {
   const o = [
-    '-o', `Dir=${root}`, '-o', `Dir::State::status=${root}/var/lib/dpkg/status`,
-    '-o', `DPkg::Options::=--root=${root}`, '-o', `DPkg::Options::=--admindir=${root}/var/lib/dpkg`,
-    '-o', 'DPkg::Options::=--force-not-root', '-o', 'DPkg::Options::=--force-bad-path', '-o', 'APT::Sandbox::User=root',
+    '-o',
+    `Dir=${root}`,
+    '-o',
+    `Dir::State::status=${root}/var/lib/dpkg/status`,
+    '-o',
+    `DPkg::Options::=--root=${root}`,
+    '-o',
+    `DPkg::Options::=--admindir=${root}/var/lib/dpkg`,
+    '-o',
+    'DPkg::Options::=--force-not-root',
+    '-o',
+    'DPkg::Options::=--force-bad-path',
+    '-o',
+    'APT::Sandbox::User=root',
   ];
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   run('apt-get', [...o, 'update', '-q'], env);

@@ -24,7 +24,11 @@ export async function cliWithConfigHome(): Promise<{ cli: Cli; configHome: strin
       const child = execFile(
         process.execPath,
         [path.join(root, 'bin', 'patchops.mjs'), ...args],
-        { cwd: root, env: { PATH: process.env.PATH, HOME: configHome, XDG_CONFIG_HOME: configHome, LOG_LEVEL: 'silent' }, timeout: 60_000 },
+        {
+          cwd: root,
+          env: { PATH: process.env.PATH, HOME: configHome, XDG_CONFIG_HOME: configHome, LOG_LEVEL: 'silent' },
+          timeout: 60_000,
+        },
         (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
       child.stdin?.end(stdin ?? '');
@@ -32,15 +36,29 @@ export async function cliWithConfigHome(): Promise<{ cli: Cli; configHome: strin
   return { cli, configHome };
 }
 
-export async function loggedInCli(server: string, db: Db, user: { username: string; role: Role; approverGroup?: string }): Promise<Cli> {
+export async function loggedInCli(
+  server: string,
+  db: Db,
+  user: { username: string; role: Role; approverGroup?: string },
+): Promise<Cli> {
   return (await loginCli(server, db, user)).cli;
 }
 
 /** loggedInCli, also giving the config folder, for tests that run the CLI their own way (XDG_CONFIG_HOME=configHome). */
-export async function loginCli(server: string, db: Db, user: { username: string; role: Role; approverGroup?: string }): Promise<{ cli: Cli; configHome: string }> {
+export async function loginCli(
+  server: string,
+  db: Db,
+  user: { username: string; role: Role; approverGroup?: string },
+): Promise<{ cli: Cli; configHome: string }> {
   const password = `${user.username}-password-1`;
   await addWebUser(db, { username: user.username, password, role: user.role, by: 'test' });
-  if (user.approverGroup) await grantRole(db, { identity: `web:${user.username}`, role: 'approver', groupName: user.approverGroup, by: 'test' });
+  if (user.approverGroup)
+    await grantRole(db, {
+      identity: `web:${user.username}`,
+      role: 'approver',
+      groupName: user.approverGroup,
+      by: 'test',
+    });
   const session = await cliWithConfigHome();
   const r = await session.cli(['login', '--server', server], `${user.username}\n${password}\n`);
   if (r.code !== 0) throw new Error(`patchops login as ${user.username} failed: ${r.stderr}`);

@@ -17,7 +17,10 @@ export interface FleetSpec {
 }
 
 /** Endpoints <prefix>-t<n> in group <prefix>-test and <prefix>-e<n> in group <prefix>-prod, one missing patch each. */
-export async function seedFleet(db: Db, f: FleetSpec): Promise<{ testGroup: string; prodGroup: string; patchId: string; endpointIds: string[] }> {
+export async function seedFleet(
+  db: Db,
+  f: FleetSpec,
+): Promise<{ testGroup: string; prodGroup: string; patchId: string; endpointIds: string[] }> {
   const testGroup = `${f.prefix}-test`;
   const prodGroup = `${f.prefix}-prod`;
   const patchId = `KB-${f.prefix}`;
@@ -38,22 +41,37 @@ export async function seedFleet(db: Db, f: FleetSpec): Promise<{ testGroup: stri
   const ids: string[] = [];
   const rows = [
     ...Array.from({ length: f.testEndpoints }, (_, i) => ({ id: `${f.prefix}-t${i}`, group: tg!.id })),
-    ...Array.from({ length: f.endpoints }, (_, i) => ({ id: `${f.prefix}-e${String(i).padStart(6, '0')}`, group: pg!.id })),
+    ...Array.from({ length: f.endpoints }, (_, i) => ({
+      id: `${f.prefix}-e${String(i).padStart(6, '0')}`,
+      group: pg!.id,
+    })),
   ];
   for (let i = 0; i < rows.length; i += 1000) {
     const chunk = rows.slice(i, i + 1000);
     await db.insert(endpoints).values(
-      chunk.map((r) => ({ id: r.id, machineId: `m-${r.id}`, hostname: `${r.id}.example.test`, osFamily: 'windows', lastSeenAt: new Date(), lastScanAt: f.lastScanAt === undefined ? new Date() : f.lastScanAt })),
+      chunk.map((r) => ({
+        id: r.id,
+        machineId: `m-${r.id}`,
+        hostname: `${r.id}.example.test`,
+        osFamily: 'windows',
+        lastSeenAt: new Date(),
+        lastScanAt: f.lastScanAt === undefined ? new Date() : f.lastScanAt,
+      })),
     );
     await db.insert(groupMembers).values(chunk.map((r) => ({ groupId: r.group, endpointId: r.id })));
-    if (f.lastScanAt !== null) await db.insert(endpointPatches).values(chunk.map((r) => ({ endpointId: r.id, patchId, state: 'missing' })));
+    if (f.lastScanAt !== null)
+      await db.insert(endpointPatches).values(chunk.map((r) => ({ endpointId: r.id, patchId, state: 'missing' })));
     ids.push(...chunk.map((r) => r.id));
   }
   return { testGroup, prodGroup, patchId, endpointIds: ids };
 }
 
 /** A fast policy for tests (seconds, not hours), as a policy document (what `POST /api/v1/policies` takes). */
-export function testPolicyDocument(name: string, testGroup: string, overrides: Partial<DeploymentPolicyInput> = {}): DeploymentPolicyInput {
+export function testPolicyDocument(
+  name: string,
+  testGroup: string,
+  overrides: Partial<DeploymentPolicyInput> = {},
+): DeploymentPolicyInput {
   return {
     name,
     test: { group: testGroup, soakSeconds: 1, failureThreshold: { percent: 50, count: 0 } },
@@ -73,12 +91,18 @@ export function testPolicyDocument(name: string, testGroup: string, overrides: P
 }
 
 /** A fast policy for tests: seconds, not hours. */
-export async function saveTestPolicy(db: Db, name: string, testGroup: string, overrides: Partial<DeploymentPolicyInput> = {}): Promise<void> {
+export async function saveTestPolicy(
+  db: Db,
+  name: string,
+  testGroup: string,
+  overrides: Partial<DeploymentPolicyInput> = {},
+): Promise<void> {
   await savePolicy(db, testPolicyDocument(name, testGroup, overrides), 'cli:test');
 }
 
 export async function grantApprovers(db: Db, identities: string[], group = 'ops'): Promise<void> {
-  for (const identity of identities) await grantRole(db, { identity, role: 'approver', groupName: group, by: 'cli:test' });
+  for (const identity of identities)
+    await grantRole(db, { identity, role: 'approver', groupName: group, by: 'cli:test' });
 }
 
 export async function countRows(db: Db, table: string, where = 'true'): Promise<number> {

@@ -50,10 +50,19 @@ export interface Deployment {
  * `databaseUrl`: the PostgreSQL server to make the database on (default DATABASE_URL's; a private one for a restart
  * test). `temporalDbFile`: the dev server keeps its state in this SQLite file (default in memory).
  */
-export async function startDeployment(name: string, options: { databaseUrl?: string; temporalDbFile?: string } = {}): Promise<Deployment> {
+export async function startDeployment(
+  name: string,
+  options: { databaseUrl?: string; temporalDbFile?: string } = {},
+): Promise<Deployment> {
   const db = await createTestDatabase({ migrate: false, baseUrl: options.databaseUrl });
   const temporalPort = await freePort();
-  const startTemporal = () => startDevServer({ cliPath: inject('temporalCliPath'), port: temporalPort, dbFile: options.temporalDbFile, startTimeoutMs: 120_000 });
+  const startTemporal = () =>
+    startDevServer({
+      cliPath: inject('temporalCliPath'),
+      port: temporalPort,
+      dbFile: options.temporalDbFile,
+      startTimeoutMs: 120_000,
+    });
   let temporal = await startTemporal();
   const secretsKey = randomBytes(32).toString('hex');
   const enrollSecret = `${name}-enrol-secret-0123456789`;
@@ -68,7 +77,8 @@ export async function startDeployment(name: string, options: { databaseUrl?: str
     },
     enrollSecret,
     async restartTemporal(downMs = 0) {
-      if (!options.temporalDbFile) throw new Error('restartTemporal: the dev server keeps its state in memory (no temporalDbFile)');
+      if (!options.temporalDbFile)
+        throw new Error('restartTemporal: the dev server keeps its state in memory (no temporalDbFile)');
       await temporal.stop();
       if (downMs > 0) await sleep(downMs);
       temporal = await startTemporal();
@@ -117,12 +127,26 @@ export async function groupFleetWithPolicy(
   overrides: Partial<DeploymentPolicyInput> = {},
 ): Promise<{ groups: string[]; endpoints: number; approver: string }> {
   const { db } = dep.db;
-  const all = (await db.select({ id: endpoints.id, machineId: endpoints.machineId }).from(endpoints)).filter((e) => select.member(e.machineId));
-  const [test, prod] = await db.insert(endpointGroups).values([{ name: `${name}-test`, isTestGroup: true }, { name: `${name}-prod` }]).returning();
+  const all = (await db.select({ id: endpoints.id, machineId: endpoints.machineId }).from(endpoints)).filter((e) =>
+    select.member(e.machineId),
+  );
+  const [test, prod] = await db
+    .insert(endpointGroups)
+    .values([{ name: `${name}-test`, isTestGroup: true }, { name: `${name}-prod` }])
+    .returning();
   for (let i = 0; i < all.length; i += 1000) {
-    await db.insert(groupMembers).values(all.slice(i, i + 1000).map((e) => ({ groupId: (select.ring(e.machineId) ? test : prod)!.id, endpointId: e.id })));
+    await db
+      .insert(groupMembers)
+      .values(
+        all
+          .slice(i, i + 1000)
+          .map((e) => ({ groupId: (select.ring(e.machineId) ? test : prod)!.id, endpointId: e.id })),
+      );
   }
-  await saveTestPolicy(db, name, `${name}-test`, { approval: { approverGroups: ['ops'], quorum: { low: 1, moderate: 1, high: 1, critical: 1 } }, ...overrides });
+  await saveTestPolicy(db, name, `${name}-test`, {
+    approval: { approverGroups: ['ops'], quorum: { low: 1, moderate: 1, high: 1, critical: 1 } },
+    ...overrides,
+  });
   const approver = `cli:${name}-approver`;
   await grantApprovers(db, [approver]);
   return { groups: [`${name}-test`, `${name}-prod`], endpoints: all.length, approver };
@@ -143,11 +167,21 @@ export async function stageOf(dep: Deployment, cycleId: string): Promise<CycleSt
  */
 export async function runApprovedCycle(
   dep: Deployment,
-  input: { policyName: string; groups: string[]; approver: string; timeoutMs: number; onStarted?: (cycleId: string) => void },
+  input: {
+    policyName: string;
+    groups: string[];
+    approver: string;
+    timeoutMs: number;
+    onStarted?: (cycleId: string) => void;
+  },
 ): Promise<{ cycleId: string; stage: CycleStage | null; ms: number }> {
   const service = await dep.cycles();
   const t0 = Date.now();
-  const { cycleId } = await service.start({ policyName: input.policyName, scope: { groups: input.groups }, requestedBy: `cli:${input.policyName}-requester` });
+  const { cycleId } = await service.start({
+    policyName: input.policyName,
+    scope: { groups: input.groups },
+    requestedBy: `cli:${input.policyName}-requester`,
+  });
   input.onStarted?.(cycleId);
   let approved = false;
   let stage = await stageOf(dep, cycleId);
@@ -169,9 +203,28 @@ export async function runApprovedCycle(
 /** A simulated fleet on the deployment's gateway: no install fails; agents long-poll for 5 s. */
 export function simFleet(
   dep: Deployment,
-  o: { serverUrl: string; prefix: string; count: number; installLatencyMs: [number, number]; signal: AbortSignal; seed: number; log: Logger },
+  o: {
+    serverUrl: string;
+    prefix: string;
+    count: number;
+    installLatencyMs: [number, number];
+    signal: AbortSignal;
+    seed: number;
+    log: Logger;
+  },
 ): SimFleet {
-  return new SimFleet({ serverUrl: o.serverUrl, enrollSecret: dep.enrollSecret, count: o.count, prefix: o.prefix, waitSeconds: 5, installLatencyMs: o.installLatencyMs, failureRate: 0, seed: o.seed, log: o.log, signal: o.signal });
+  return new SimFleet({
+    serverUrl: o.serverUrl,
+    enrollSecret: dep.enrollSecret,
+    count: o.count,
+    prefix: o.prefix,
+    waitSeconds: 5,
+    installLatencyMs: o.installLatencyMs,
+    failureRate: 0,
+    seed: o.seed,
+    log: o.log,
+    signal: o.signal,
+  });
 }
 
 /** Agent jobs of one cycle by kind and state. */
@@ -216,7 +269,10 @@ export async function cycleOutcome(dep: Deployment, cycleId: string, fleet: SimF
     sent: sent.length,
     duplicates: ran.filter(([, n]) => n > 1),
     missing: sent.filter((k) => !fleet.installsRun.has(k)),
-    unfinished: Object.values(jobs).reduce((n, byState) => n + (byState.queued ?? 0) + (byState.leased ?? 0) + (byState.held ?? 0), 0),
+    unfinished: Object.values(jobs).reduce(
+      (n, byState) => n + (byState.queued ?? 0) + (byState.leased ?? 0) + (byState.held ?? 0),
+      0,
+    ),
   };
 }
 
@@ -228,7 +284,14 @@ export async function cycleOutcome(dep: Deployment, cycleId: string, fleet: SimF
  */
 export async function injectFaults(
   dep: Deployment,
-  o: { name: string; count: number; seed: number; cycleId: () => string | undefined; done: () => boolean; fault: () => Promise<void> },
+  o: {
+    name: string;
+    count: number;
+    seed: number;
+    cycleId: () => string | undefined;
+    done: () => boolean;
+    fault: () => Promise<void>;
+  },
 ): Promise<Array<{ stage: CycleStage; atMs: number; ms: number }>> {
   const rnd = seeded(o.seed);
   const perStage = Math.ceil(o.count / 4);
@@ -250,7 +313,9 @@ export async function injectFaults(
     const at = Date.now();
     await o.fault();
     faults.push({ stage, atMs: at - t0, ms: Date.now() - at });
-    console.log(`faults: ${o.name} ${faults.length}/${o.count} at ${((at - t0) / 1000).toFixed(1)} s, stage ${stage} (took ${((Date.now() - at) / 1000).toFixed(1)} s)`);
+    console.log(
+      `faults: ${o.name} ${faults.length}/${o.count} at ${((at - t0) / 1000).toFixed(1)} s, stage ${stage} (took ${((Date.now() - at) / 1000).toFixed(1)} s)`,
+    );
   }
   return faults;
 }

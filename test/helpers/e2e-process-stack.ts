@@ -54,7 +54,11 @@ export interface E2eProcessStack {
   /** The server process's base URL. */
   url: string;
   /** A call to /api/v1 with the first admin's token; throws on any status but 200. */
-  api<T = { text: string; data: Record<string, unknown> }>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', route: string, body?: unknown): Promise<T>;
+  api<T = { text: string; data: Record<string, unknown> }>(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    route: string,
+    body?: unknown,
+  ): Promise<T>;
   /** Grants a role through the API (`POST /api/v1/roles`). */
   grant(identity: string, role: 'admin' | 'approver' | 'viewer', group?: string): Promise<void>;
   /** Stores a policy document through the API (`POST /api/v1/policies`). */
@@ -68,7 +72,13 @@ export interface E2eProcessStack {
   /** Groups `<name>` of these machines, `test` the test ring, through `PUT /api/v1/groups/:name`. */
   seedGroups(groups: Array<{ name: string; machines: SimMachine[]; test?: boolean; window?: string }>): Promise<void>;
   /** A maintenance window (UTC) for the named groups, through `PUT /api/v1/windows/:name` and `/groups/:name`; returns its id. */
-  seedWindow(w: { name: string; rrule: string; durationMinutes: number; blackoutDates?: string[]; groups: string[] }): Promise<number>;
+  seedWindow(w: {
+    name: string;
+    rrule: string;
+    durationMinutes: number;
+    blackoutDates?: string[];
+    groups: string[];
+  }): Promise<number>;
   /** The install jobs handed out for the cycle (assertions only), by endpoint id. */
   installJobs(cycleId: string): Promise<Array<{ endpointId: string; notBefore: Date | null; createdAt: Date }>>;
   /** The bot is added to the Teams channel (installationUpdate): its conversation is kept for proactive cards. */
@@ -76,7 +86,12 @@ export interface E2eProcessStack {
   /** POSTs a body to /slack/events signed as Slack signs it. */
   slackRequest(body: string): Promise<Response>;
   /** An invoke from Teams: Action.Execute of `verb` on the card `replyToId`, by `from`. */
-  teamsAction(o: { replyToId: string; from: string; verb: string; data: Record<string, unknown> }): Promise<{ statusCode: number; value: unknown }>;
+  teamsAction(o: {
+    replyToId: string;
+    from: string;
+    verb: string;
+    data: Record<string, unknown>;
+  }): Promise<{ statusCode: number; value: unknown }>;
   /** A browser-like client of the dashboard, signed in as the first admin. */
   dashboard(): Promise<HttpClient>;
   /** The cycle's status as `GET /api/v1/cycles/:id` answers it. */
@@ -92,7 +107,11 @@ export interface E2eProcessStack {
   close(): Promise<void>;
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -118,7 +137,11 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
   try {
     const db = await createTestDatabase({ migrate: false });
     stops.push(() => db.close());
-    const temporal = await startDevServer({ cliPath: inject('temporalCliPath'), port: await freePort(), startTimeoutMs: 120_000 });
+    const temporal = await startDevServer({
+      cliPath: inject('temporalCliPath'),
+      port: await freePort(),
+      startTimeoutMs: 120_000,
+    });
     stops.push(() => temporal.stop());
     const slack = await startFakeSlackApi();
     stops.push(() => slack.close());
@@ -165,11 +188,17 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
       REPORT_RECIPIENTS: REPORT_RECIPIENT,
     };
     // Both at once against a database nobody has migrated yet: they take turns on the migrations.
-    const started = await Promise.allSettled([startPatchopsUp(env, 'server', 240_000), startPatchopsUp(env, 'worker', 240_000)]);
+    const started = await Promise.allSettled([
+      startPatchopsUp(env, 'server', 240_000),
+      startPatchopsUp(env, 'worker', 240_000),
+    ]);
     for (const s of started) if (s.status === 'fulfilled') stops.push(() => stopProcess(s.value));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
-    const [server, worker] = started.map((s) => (s as PromiseFulfilledResult<UpProcess>).value) as [UpProcess, UpProcess];
+    const [server, worker] = started.map((s) => (s as PromiseFulfilledResult<UpProcess>).value) as [
+      UpProcess,
+      UpProcess,
+    ];
     serviceNow.webhook = { url: `${url}/webhooks/servicenow`, secret: WEBHOOK_SECRET };
 
     // The first admin (PATCHOPS_ADMIN_PASSWORD) signs in for a token, as `patchops login` does.
@@ -194,7 +223,10 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
     const api: E2eProcessStack['api'] = async (method, route, body) => {
       const res = await fetch(`${url}/api/v1${route}`, {
         method,
-        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       const text = await res.text();
@@ -202,7 +234,10 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
       return JSON.parse(text) as never;
     };
     const status = async (cycleId: string) => {
-      const reply = await api<{ data: { status: CycleStatus | null } }>('GET', `/cycles/${encodeURIComponent(cycleId)}`);
+      const reply = await api<{ data: { status: CycleStatus | null } }>(
+        'GET',
+        `/cycles/${encodeURIComponent(cycleId)}`,
+      );
       if (!reply.data.status) throw new Error(`no status for ${cycleId}`);
       return reply.data.status;
     };
@@ -240,7 +275,8 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
           signal: fleetAbort.signal,
         });
         await fleet.enroll();
-        if (fleet.stats.enrolled !== o.count) throw new Error(`${fleet.stats.enrolled} of ${o.count} simulated endpoints enrolled`);
+        if (fleet.stats.enrolled !== o.count)
+          throw new Error(`${fleet.stats.enrolled} of ${o.count} simulated endpoints enrolled`);
         for (const m of fleet.machines.values()) serviceNow.seedCi(m.hostname);
         fleets.push(fleet.run());
         // The server queues a scan for every new endpoint: each answers it with what it misses.
@@ -270,17 +306,30 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
         const r = await db.db.execute<{ endpoint_id: string; not_before: string | null; created_at: string }>(
           sql`select endpoint_id, not_before, created_at from agent_jobs where cycle_id = ${cycleId} and kind = 'install' order by endpoint_id`,
         );
-        return r.rows.map((x) => ({ endpointId: x.endpoint_id, notBefore: x.not_before ? new Date(x.not_before) : null, createdAt: new Date(x.created_at) }));
+        return r.rows.map((x) => ({
+          endpointId: x.endpoint_id,
+          notBefore: x.not_before ? new Date(x.not_before) : null,
+          createdAt: new Date(x.created_at),
+        }));
       },
       async installTeams() {
         const res = await fetch(`${url}/api/messages`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(installationUpdateActivity({ id: 'install-1', serviceUrl: connector.serviceUrl, conversationId: TEAMS_CONVERSATION, tenantId: 't1', fromId: '29:admin' })),
+          body: JSON.stringify(
+            installationUpdateActivity({
+              id: 'install-1',
+              serviceUrl: connector.serviceUrl,
+              conversationId: TEAMS_CONVERSATION,
+              tenantId: 't1',
+              fromId: '29:admin',
+            }),
+          ),
         });
         if (res.status !== 200) throw new Error(`Teams installationUpdate answered ${res.status}`);
       },
-      slackRequest: (body) => fetch(`${url}/slack/events`, { method: 'POST', headers: signedHeaders(SIGNING_SECRET, body), body }),
+      slackRequest: (body) =>
+        fetch(`${url}/slack/events`, { method: 'POST', headers: signedHeaders(SIGNING_SECRET, body), body }),
       async teamsAction(o) {
         const res = await fetch(`${url}/api/messages`, {
           method: 'POST',
@@ -304,15 +353,20 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
       async dashboard() {
         const client = new HttpClient(url);
         const signedIn = await client.login('admin', ADMIN_PASSWORD);
-        if (signedIn.status !== 303 || signedIn.location !== '/') throw new Error(`dashboard sign-in failed: ${signedIn.status} ${signedIn.location}`);
+        if (signedIn.status !== 303 || signedIn.location !== '/')
+          throw new Error(`dashboard sign-in failed: ${signedIn.status} ${signedIn.location}`);
         return client;
       },
       status,
       result: (cycleId, timeoutMs = 120_000) =>
-        waitFor(`the end of ${cycleId}`, async () => {
-          const s = await status(cycleId);
-          return TERMINAL_STAGES.includes(s.stage) ? s : undefined;
-        }, timeoutMs),
+        waitFor(
+          `the end of ${cycleId}`,
+          async () => {
+            const s = await status(cycleId);
+            return TERMINAL_STAGES.includes(s.stage) ? s : undefined;
+          },
+          timeoutMs,
+        ),
       verifyAudit: () => api<{ ok: boolean; rows: number }>('POST', '/audit/verify'),
       close: closeAll,
     };
@@ -324,7 +378,10 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
 
 /** 20261205T064100Z, as RRULE's DTSTART writes a UTC time. */
 export function rruleStamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }
 
 /** One Windows security update every machine of a story reports missing (`kb`: a KB number of the story's own). */

@@ -14,7 +14,10 @@ export interface FakeAgentOptions {
   intervalMs?: number;
 }
 
-export function startFakeAgent(db: Db, options: FakeAgentOptions = {}): { stop(): Promise<void>; setFailing(ids: string[], kinds?: string[]): void } {
+export function startFakeAgent(
+  db: Db,
+  options: FakeAgentOptions = {},
+): { stop(): Promise<void>; setFailing(ids: string[], kinds?: string[]): void } {
   let failing = options.failing;
   let stopped = false;
   let running: Promise<void> = Promise.resolve();

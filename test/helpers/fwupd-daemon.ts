@@ -27,7 +27,8 @@ export function fwupdMissing(): string[] {
   const missing: string[] = [];
   if (!onPath('fwupdmgr') || !fs.existsSync(FWUPD_DAEMON)) missing.push('fwupd (Debian package fwupd)');
   if (!onPath('dbus-daemon')) missing.push('dbus-daemon (Debian package dbus-daemon)');
-  if (!fs.existsSync(path.join(FWUPD_TESTS_DIR, 'fakedevice124.cab'))) missing.push('fwupd test data (Debian package fwupd-tests)');
+  if (!fs.existsSync(path.join(FWUPD_TESTS_DIR, 'fakedevice124.cab')))
+    missing.push('fwupd test data (Debian package fwupd-tests)');
   return missing;
 }
 
@@ -60,11 +61,16 @@ export async function startFwupd(o: { needsReboot?: boolean } = {}): Promise<Fwu
     path.join(etc, 'fwupd/fwupd.conf'),
     `[fwupd]\nTestDevices=true\nOnlyTrusted=false\nUpdateMotd=false\n${o.needsReboot ? '[test]\nNeedsReboot=true\n' : ''}`,
   );
-  for (const cab of ['fakedevice123.cab', 'fakedevice124.cab']) fs.copyFileSync(path.join(FWUPD_TESTS_DIR, cab), path.join(dir, 'meta', cab));
+  for (const cab of ['fakedevice123.cab', 'fakedevice124.cab'])
+    fs.copyFileSync(path.join(FWUPD_TESTS_DIR, cab), path.join(dir, 'meta', cab));
   const metadata = fs.readFileSync(path.join(FWUPD_TESTS_DIR, 'fwupd-tests.xml'), 'utf8');
-  if (!metadata.includes(composedChange.from)) throw new Error('fwupd-tests.xml changed: release 1.2.4 is not where the test expects it');
+  if (!metadata.includes(composedChange.from))
+    throw new Error('fwupd-tests.xml changed: release 1.2.4 is not where the test expects it');
   fs.writeFileSync(path.join(dir, 'meta/patchops-tests.xml'), metadata.replace(composedChange.from, composedChange.to));
-  fs.writeFileSync(path.join(etc, 'fwupd/remotes.d/patchops-tests.conf'), `[fwupd Remote]\nEnabled=true\nTitle=patchops tests\nMetadataURI=file://${dir}/meta/patchops-tests.xml\n`);
+  fs.writeFileSync(
+    path.join(etc, 'fwupd/remotes.d/patchops-tests.conf'),
+    `[fwupd Remote]\nEnabled=true\nTitle=patchops tests\nMetadataURI=file://${dir}/meta/patchops-tests.xml\n`,
+  );
 
   const socket = path.join(dir, 'bus.sock');
   fs.writeFileSync(
@@ -81,11 +87,18 @@ export async function startFwupd(o: { needsReboot?: boolean } = {}): Promise<Fwu
   };
   const full = { ...process.env, ...env, NO_COLOR: '1' };
   let log = '';
-  const bus = spawn('dbus-daemon', ['--nofork', `--config-file=${path.join(dir, 'bus.conf')}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const bus = spawn('dbus-daemon', ['--nofork', `--config-file=${path.join(dir, 'bus.conf')}`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   bus.stderr!.on('data', (c: Buffer) => (log += c.toString()));
   let daemon: ChildProcess | undefined;
   const fwupdmgr = (args: string[]) => {
-    const r = spawnSync('fwupdmgr', args, { env: full, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    const r = spawnSync('fwupdmgr', args, {
+      env: full,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
     return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
   };
   const stop = async () => {

@@ -8,8 +8,19 @@ import { RecordingRebooter } from '../../src/agent/reboot';
 import { JobRunner } from '../../src/agent/runner';
 import type { AgentState } from '../../src/agent/state';
 
-export function testJobRunner(backends: Array<[string, Backend]>, downloadDir: string): { runner: JobRunner; state: () => AgentState } {
-  let state: AgentState = { serverUrl: 'x', endpointId: 'e', nodeKey: 'k', manifestSigningKey: '', machineId: 'm', lastManifestVersion: 0, previousVersions: {} };
+export function testJobRunner(
+  backends: Array<[string, Backend]>,
+  downloadDir: string,
+): { runner: JobRunner; state: () => AgentState } {
+  let state: AgentState = {
+    serverUrl: 'x',
+    endpointId: 'e',
+    nodeKey: 'k',
+    manifestSigningKey: '',
+    machineId: 'm',
+    lastManifestVersion: 0,
+    previousVersions: {},
+  };
   const runner = new JobRunner({
     backends: new Map(backends),
     getState: () => state,

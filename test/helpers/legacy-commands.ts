@@ -66,8 +66,18 @@ function legacyData(d: CommandData): unknown {
  * in-process path ran where the database credentials are); the check itself is execute()'s, as for every verb.
  */
 export async function executeCommand(command: Command, ctx: CommandContext): Promise<CommandResult> {
-  const roles: Role[] = ['viewer', ...(ctx.isApprover ? (['approver'] as const) : []), ...(ctx.isAdmin ? (['admin'] as const) : [])];
-  const outcome = await execute(command, { identity: ctx.identity, channel: ctx.channel, service: ctx.service, db: ctx.db, roles });
+  const roles: Role[] = [
+    'viewer',
+    ...(ctx.isApprover ? (['approver'] as const) : []),
+    ...(ctx.isAdmin ? (['admin'] as const) : []),
+  ];
+  const outcome = await execute(command, {
+    identity: ctx.identity,
+    channel: ctx.channel,
+    service: ctx.service,
+    db: ctx.db,
+    roles,
+  });
   if (!outcome.ok) return { text: outcome.message, data: { error: outcome.code } };
   const data = legacyData(outcome.data);
   return data === undefined ? { text: outcome.text } : { text: outcome.text, data };

@@ -1,6 +1,17 @@
 /** Test doubles of the cycle's ports (used only in tests): they record every call. */
 import type { ChangeRequestStateEvent } from '../../src/domain/cycle';
-import type { ApprovalRequest, ChangeDesk, ChangeRef, ChangeRequestInput, ChatNotifier, CloseCode, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../../src/domain/ports';
+import type {
+  ApprovalRequest,
+  ChangeDesk,
+  ChangeRef,
+  ChangeRequestInput,
+  ChatNotifier,
+  CloseCode,
+  CycleReport,
+  DecisionNotice,
+  PauseQuestion,
+  StageUpdate,
+} from '../../src/domain/ports';
 
 export class RecordingChatNotifier implements ChatNotifier {
   approvals: ApprovalRequest[] = [];

@@ -28,7 +28,13 @@ async function binDir(): Promise<string> {
   const versions = (await fs.readdir(root).catch(() => [] as string[])).sort((a, b) => Number(b) - Number(a));
   for (const v of versions) {
     const bin = path.join(root, v, 'bin');
-    if (await fs.access(path.join(bin, 'initdb')).then(() => true, () => false)) return bin;
+    if (
+      await fs.access(path.join(bin, 'initdb')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return bin;
   }
   throw new Error(`no PostgreSQL server binaries (initdb, pg_ctl) under ${root}`);
 }

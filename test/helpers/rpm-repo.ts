@@ -39,9 +39,25 @@ export const RPM_TEST_PACKAGES: RpmTestPackage[] = [
     name: 'patchops-demo',
     epoch: '1',
     versions: ['1.0', '2.0'],
-    advisory: { id: 'PATCHOPS-2026:0001', type: 'security', severity: 'Important', title: 'Important: patchops-demo security update', cves: ['CVE-2026-990001', 'CVE-2026-990002'] },
+    advisory: {
+      id: 'PATCHOPS-2026:0001',
+      type: 'security',
+      severity: 'Important',
+      title: 'Important: patchops-demo security update',
+      cves: ['CVE-2026-990001', 'CVE-2026-990002'],
+    },
   },
-  { name: 'patchops-tools', epoch: '', versions: ['1.0', '2.0'], advisory: { id: 'PATCHOPS-2026:0002', type: 'recommended', title: 'Recommended update for patchops-tools', reboot: true } },
+  {
+    name: 'patchops-tools',
+    epoch: '',
+    versions: ['1.0', '2.0'],
+    advisory: {
+      id: 'PATCHOPS-2026:0002',
+      type: 'recommended',
+      title: 'Recommended update for patchops-tools',
+      reboot: true,
+    },
+  },
   { name: 'patchops-extra', epoch: '', versions: ['1.0', '2.0'] },
   // never installed by the tests' setup: what a signature check must keep out
   { name: 'patchops-unsigned', epoch: '', versions: ['1.0'], signed: false },
@@ -49,10 +65,16 @@ export const RPM_TEST_PACKAGES: RpmTestPackage[] = [
 
 function run(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): string {
   try {
-    return execFileSync(cmd, args, { env: o.env ?? { ...process.env, LC_ALL: 'C' }, cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    return execFileSync(cmd, args, {
+      env: o.env ?? { ...process.env, LC_ALL: 'C' },
+      cwd: o.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).toString();
   } catch (e) {
     const err = e as { status?: number; stdout?: Buffer; stderr?: Buffer };
-    throw new Error(`${cmd} ${args.join(' ')} exited ${err.status}: ${err.stderr?.toString() || err.stdout?.toString()}`);
+    throw new Error(
+      `${cmd} ${args.join(' ')} exited ${err.status}: ${err.stderr?.toString() || err.stdout?.toString()}`,
+    );
   }
 }
 
@@ -78,7 +100,9 @@ function updateinfoXml(pkgs: RpmTestPackage[]): string {
     .map((p) => {
       const a = p.advisory!;
       const v = p.versions[p.versions.length - 1]!;
-      const refs = (a.cves ?? []).map((c) => `      <reference href="https://www.cve.org/CVERecord?id=${c}" id="${c}" type="cve" title="${c}"/>`).join('\n');
+      const refs = (a.cves ?? [])
+        .map((c) => `      <reference href="https://www.cve.org/CVERecord?id=${c}" id="${c}" type="cve" title="${c}"/>`)
+        .join('\n');
       return `  <update from="security@example.com" status="final" type="${esc(a.type)}" version="1">
     <id>${esc(a.id)}</id>
     <title>${esc(a.title)}</title>
@@ -111,13 +135,34 @@ export async function buildRpmTestRepo(packages: RpmTestPackage[] = RPM_TEST_PAC
   await fs.mkdir(repo, { recursive: true });
   await fs.mkdir(gnupg, { mode: 0o700 });
   const genv = { ...process.env, LC_ALL: 'C', GNUPGHOME: gnupg };
-  run('gpg', ['--batch', '--passphrase', '', '--quick-gen-key', 'patchops test rpm repo <tests@example.com>', 'rsa3072', 'sign', 'never'], { env: genv });
+  run(
+    'gpg',
+    [
+      '--batch',
+      '--passphrase',
+      '',
+      '--quick-gen-key',
+      'patchops test rpm repo <tests@example.com>',
+      'rsa3072',
+      'sign',
+      'never',
+    ],
+    { env: genv },
+  );
   const keyFile = path.join(dir, 'RPM-GPG-KEY-patchops-test');
   await fs.writeFile(keyFile, run('gpg', ['--armor', '--export'], { env: genv }));
 
   // rpmbuild and rpmsign open an rpm database (Debian's default is ~/.rpmdb): a throwaway one, not the host's
   const dbpath = ['--define', `_dbpath ${path.join(dir, 'rpmdb')}`];
-  const rpmDefs = (top: string) => [...dbpath, '--define', `_topdir ${top}`, '--define', `_rpmdir ${repo}`, '--define', '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm'];
+  const rpmDefs = (top: string) => [
+    ...dbpath,
+    '--define',
+    `_topdir ${top}`,
+    '--define',
+    `_rpmdir ${repo}`,
+    '--define',
+    '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm',
+  ];
   for (const p of packages) {
     for (const v of p.versions) {
       const spec = path.join(dir, `${p.name}-${v}.spec`);
@@ -144,7 +189,19 @@ export async function buildRpmTestRepo(packages: RpmTestPackage[] = RPM_TEST_PAC
       run('rpmbuild', [...rpmDefs(path.join(dir, 'rpmbuild')), '-bb', spec]);
       // Debian's rpm names gpg2 as its signer (%__gpg); gpg is the same program there.
       if (p.signed !== false)
-        run('rpmsign', [...dbpath, '--define', '_gpg_name patchops test rpm repo', '--define', '__gpg /usr/bin/gpg', '--addsign', path.join(repo, `${p.name}-${v}-1.noarch.rpm`)], { env: genv });
+        run(
+          'rpmsign',
+          [
+            ...dbpath,
+            '--define',
+            '_gpg_name patchops test rpm repo',
+            '--define',
+            '__gpg /usr/bin/gpg',
+            '--addsign',
+            path.join(repo, `${p.name}-${v}-1.noarch.rpm`),
+          ],
+          { env: genv },
+        );
     }
   }
   run('createrepo_c', ['--quiet', repo]);
@@ -163,7 +220,18 @@ export async function buildRpmTestRepo(packages: RpmTestPackage[] = RPM_TEST_PAC
 }
 
 const repoFile = (t: RpmTestRepo) =>
-  ['[patchops-test]', 'name=patchops test', 'enabled=1', 'autorefresh=1', `baseurl=file://${t.repo}`, 'type=rpm-md', 'gpgcheck=1', 'repo_gpgcheck=1', `gpgkey=file://${t.keyFile}`, ''].join('\n');
+  [
+    '[patchops-test]',
+    'name=patchops test',
+    'enabled=1',
+    'autorefresh=1',
+    `baseurl=file://${t.repo}`,
+    'type=rpm-md',
+    'gpgcheck=1',
+    'repo_gpgcheck=1',
+    `gpgkey=file://${t.keyFile}`,
+    '',
+  ].join('\n');
 
 /** An empty root for dnf (`--installroot`) that trusts the repository's key and knows only that repository. */
 export async function dnfRoot(t: RpmTestRepo, name = 'dnf-root'): Promise<string> {
@@ -171,7 +239,10 @@ export async function dnfRoot(t: RpmTestRepo, name = 'dnf-root'): Promise<string
   await fs.mkdir(path.join(root, 'etc/yum.repos.d'), { recursive: true });
   await fs.mkdir(path.join(root, 'etc/dnf/vars'), { recursive: true });
   // the root's own dnf.conf and reposdir: nothing of the host's configuration applies
-  await fs.writeFile(path.join(root, 'etc/dnf/dnf.conf'), '[main]\ngpgcheck=1\ninstallonly_limit=3\nclean_requirements_on_remove=True\nbest=True\n');
+  await fs.writeFile(
+    path.join(root, 'etc/dnf/dnf.conf'),
+    '[main]\ngpgcheck=1\ninstallonly_limit=3\nclean_requirements_on_remove=True\nbest=True\n',
+  );
   await fs.writeFile(path.join(root, 'etc/yum.repos.d/patchops-test.repo'), repoFile(t));
   run('rpm', ['--root', root, '--import', t.keyFile]);
   return root;

@@ -8,7 +8,11 @@ import { signedSlackHeaders, slackSignature } from '../../src/chat/slack/signing
 
 export { slackSignature };
 
-export function signedHeaders(secret: string, body: string, options: { timestamp?: number; contentType?: string; retryNum?: number } = {}): Record<string, string> {
+export function signedHeaders(
+  secret: string,
+  body: string,
+  options: { timestamp?: number; contentType?: string; retryNum?: number } = {},
+): Record<string, string> {
   const headers = signedSlackHeaders(secret, body, options);
   if (options.retryNum !== undefined) {
     headers['x-slack-retry-num'] = String(options.retryNum);
@@ -21,7 +25,13 @@ const TEAM = { id: 'T0TEAM0001', domain: 'fake' };
 const id = (prefix: string) => `${prefix}${randomBytes(5).toString('hex').toUpperCase()}`;
 
 /** A slash command as Slack posts it (application/x-www-form-urlencoded). */
-export function slashCommandBody(o: { userId: string; text: string; channelId?: string; responseUrl: string; command?: string }): string {
+export function slashCommandBody(o: {
+  userId: string;
+  text: string;
+  channelId?: string;
+  responseUrl: string;
+  command?: string;
+}): string {
   return new URLSearchParams({
     token: 'deprecated-verification-token',
     team_id: TEAM.id,
@@ -40,7 +50,15 @@ export function slashCommandBody(o: { userId: string; text: string; channelId?: 
 }
 
 /** A block_actions payload for a button click on a message. */
-export function blockActionsBody(o: { userId: string; actionId: string; value: string; channelId: string; messageTs: string; actionTs?: string; responseUrl?: string }): string {
+export function blockActionsBody(o: {
+  userId: string;
+  actionId: string;
+  value: string;
+  channelId: string;
+  messageTs: string;
+  actionTs?: string;
+  responseUrl?: string;
+}): string {
   const payload = {
     type: 'block_actions',
     user: { id: o.userId, username: o.userId.toLowerCase(), name: o.userId.toLowerCase(), team_id: TEAM.id },
@@ -70,7 +88,13 @@ export function blockActionsBody(o: { userId: string; actionId: string; value: s
 }
 
 /** A view_submission payload for a modal with a `reason` input. */
-export function viewSubmissionBody(o: { userId: string; callbackId: string; privateMetadata: string; reason: string; viewId?: string }): string {
+export function viewSubmissionBody(o: {
+  userId: string;
+  callbackId: string;
+  privateMetadata: string;
+  reason: string;
+  viewId?: string;
+}): string {
   const payload = {
     type: 'view_submission',
     team: TEAM,

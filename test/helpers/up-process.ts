@@ -50,8 +50,16 @@ export interface UpProcess {
  * Spawns `patchops up` (or `server` / `worker`) and resolves once it prints its ready line (rejects if it exits
  * first or takes longer than `timeoutMs`, default 120 s).
  */
-export function startPatchopsUp(env: NodeJS.ProcessEnv, command: 'up' | 'server' | 'worker' = 'up', timeoutMs = 120_000): Promise<UpProcess> {
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), command], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startPatchopsUp(
+  env: NodeJS.ProcessEnv,
+  command: 'up' | 'server' | 'worker' = 'up',
+  timeoutMs = 120_000,
+): Promise<UpProcess> {
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), command], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -65,7 +73,10 @@ export function startPatchopsUp(env: NodeJS.ProcessEnv, command: 'up' | 'server'
     child.on('exit', (code) => resolve({ code, ms: Date.now() - signalledAt })),
   );
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`patchops ${command}: no ready line within ${timeoutMs / 1000} s:\n${out}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`patchops ${command}: no ready line within ${timeoutMs / 1000} s:\n${out}`)),
+      timeoutMs,
+    );
     const poll = setInterval(() => {
       if (out.includes('patchops ready')) {
         clearInterval(poll);

@@ -28,7 +28,8 @@ const has = (tool: string) => {
 };
 const onLinux = process.platform === 'linux';
 const missing = ['dpkg-deb', 'dpkg', 'rpmbuild', 'rpm'].filter((t) => !onLinux || !has(t));
-for (const t of missing) console.warn(`agent packaging test: ${t} is not installed, its part is skipped (apt-get install -y dpkg-dev rpm)`);
+for (const t of missing)
+  console.warn(`agent packaging test: ${t} is not installed, its part is skipped (apt-get install -y dpkg-dev rpm)`);
 if (!onLinux) console.warn('agent packaging test: Linux packages are built and installed on Linux only; skipped');
 
 let out: string;
@@ -39,7 +40,10 @@ const exe = () => path.join(out, 'patchops-agent');
 
 beforeAll(async () => {
   out = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-package-'));
-  const r = await run(process.execPath, [path.join(root, 'scripts/package-agent.mjs'), '--out', out], { cwd: root, maxBuffer: 16 * 1024 * 1024 });
+  const r = await run(process.execPath, [path.join(root, 'scripts/package-agent.mjs'), '--out', out], {
+    cwd: root,
+    maxBuffer: 16 * 1024 * 1024,
+  });
   expect(r.stdout).toContain('package:agent: done');
   version = (await run(exe(), ['--version'])).stdout.trim();
 }, 600_000);
@@ -54,7 +58,8 @@ describe('the bundled agent', () => {
     expect(modules).toContain('src/shared/agent-protocol.ts');
     const ours = modules.filter((m) => m.startsWith('src/'));
     expect(ours.filter((m) => !/^src\/(agent|shared)\//.test(m))).toEqual([]);
-    const forbidden = /^(src\/(server|db|workflows|activities)\/|node_modules\/(@temporalio|drizzle-orm|drizzle-kit|fastify|@fastify|pg|pg-[^/]+|pglite|@electric-sql)\/)/;
+    const forbidden =
+      /^(src\/(server|db|workflows|activities)\/|node_modules\/(@temporalio|drizzle-orm|drizzle-kit|fastify|@fastify|pg|pg-[^/]+|pglite|@electric-sql)\/)/;
     expect(modules.filter((m) => forbidden.test(m))).toEqual([]);
   });
 
@@ -69,8 +74,11 @@ describe('the bundled agent', () => {
       expect(help.stdout).toContain('--insecure-http');
       expect(help.stdout).toContain('--server <url>');
       // The plain bundle is the same agent for any Node.js 20 (the portable macOS / Windows form).
-      expect((await run(process.execPath, [path.join(out, 'portable', 'patchops-agent.cjs'), '--version'])).stdout.trim()).toBe(version);
-      for (const f of ['windows-update.ps1', 'com.patchops.agent.plist', 'install-service.ps1']) await fs.access(path.join(out, 'portable', f));
+      expect(
+        (await run(process.execPath, [path.join(out, 'portable', 'patchops-agent.cjs'), '--version'])).stdout.trim(),
+      ).toBe(version);
+      for (const f of ['windows-update.ps1', 'com.patchops.agent.plist', 'install-service.ps1'])
+        await fs.access(path.join(out, 'portable', f));
     } finally {
       await fs.rm(alone, { recursive: true, force: true });
     }
@@ -88,17 +96,33 @@ describe.skipIf(!onLinux || missing.includes('dpkg-deb') || missing.includes('dp
     expect(info).toContain(`Version: ${version}`);
     const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-deb-root-'));
     const hostStatus = await fs.readFile('/var/lib/dpkg/status').catch(() => Buffer.alloc(0));
-    const hostStateBefore = await fs.access('/var/lib/patchops-agent').then(() => true, () => false);
+    const hostStateBefore = await fs.access('/var/lib/patchops-agent').then(
+      () => true,
+      () => false,
+    );
     try {
-      for (const d of ['var/lib/dpkg/info', 'var/lib/dpkg/updates']) await fs.mkdir(path.join(tmp, d), { recursive: true });
+      for (const d of ['var/lib/dpkg/info', 'var/lib/dpkg/updates'])
+        await fs.mkdir(path.join(tmp, d), { recursive: true });
       await fs.writeFile(path.join(tmp, 'var/lib/dpkg/status'), '');
       // --force-script-chrootless: the maintainer scripts run on the host with DPKG_ROOT=<root> (the root has no
       // shell to chroot into); --force-depends: the empty root has no libc6 registered.
-      const dpkg = (...a: string[]) => run('dpkg', [`--root=${tmp}`, `--log=${path.join(tmp, 'dpkg.log')}`, '--force-script-chrootless', '--force-depends', ...a]);
+      const dpkg = (...a: string[]) =>
+        run('dpkg', [
+          `--root=${tmp}`,
+          `--log=${path.join(tmp, 'dpkg.log')}`,
+          '--force-script-chrootless',
+          '--force-depends',
+          ...a,
+        ]);
       const installed = await dpkg('-i', deb);
       expect(installed.stdout).toContain('Setting up patchops-agent');
 
-      const q = await run('dpkg-query', [`--admindir=${tmp}/var/lib/dpkg`, '-W', '-f=${Status} ${Version}\n${Conffiles}\n', 'patchops-agent']);
+      const q = await run('dpkg-query', [
+        `--admindir=${tmp}/var/lib/dpkg`,
+        '-W',
+        '-f=${Status} ${Version}\n${Conffiles}\n',
+        'patchops-agent',
+      ]);
       expect(q.stdout).toContain(`install ok installed ${version}`);
       expect(q.stdout).toMatch(/^ \/etc\/patchops\/agent\.env [0-9a-f]{32}$/m);
 
@@ -117,10 +141,18 @@ describe.skipIf(!onLinux || missing.includes('dpkg-deb') || missing.includes('dp
         // systemd's own check of the unit (unknown keys, bad values, a missing program), with its paths in the root.
         const copy = path.join(tmp, 'verify', 'patchops-agent.service');
         await fs.mkdir(path.dirname(copy));
-        await fs.writeFile(copy, unit.replaceAll('/usr/lib/patchops-agent/', `${tmp}/usr/lib/patchops-agent/`).replaceAll('/etc/patchops/', `${tmp}/etc/patchops/`));
+        await fs.writeFile(
+          copy,
+          unit
+            .replaceAll('/usr/lib/patchops-agent/', `${tmp}/usr/lib/patchops-agent/`)
+            .replaceAll('/etc/patchops/', `${tmp}/etc/patchops/`),
+        );
         const verified = await run('systemd-analyze', ['verify', copy]);
         expect(verified.stderr).toBe('');
-      } else console.warn('agent packaging test: systemd-analyze is not installed, the unit file is not checked by systemd (apt-get install systemd)');
+      } else
+        console.warn(
+          'agent packaging test: systemd-analyze is not installed, the unit file is not checked by systemd (apt-get install systemd)',
+        );
       await fs.access(path.join(tmp, 'etc/patchops/agent.env'));
       expect(await mode(path.join(tmp, 'etc/patchops/agent.env'))).toBe(0o600);
       // postinst made the state directory inside the root (DPKG_ROOT), traversable only, and touched nothing outside.
@@ -145,7 +177,10 @@ describe.skipIf(!onLinux || missing.includes('dpkg-deb') || missing.includes('dp
 
 /** Copies a program and the shared libraries it needs into `rootDir`, so a chroot there can run it. */
 async function copyWithLibs(program: string, rootDir: string, as: string): Promise<void> {
-  const libs = (await run('ldd', [program])).stdout.split('\n').map((l) => /(\/\S+)\s+\(0x/.exec(l)?.[1]).filter((l): l is string => Boolean(l));
+  const libs = (await run('ldd', [program])).stdout
+    .split('\n')
+    .map((l) => /(\/\S+)\s+\(0x/.exec(l)?.[1])
+    .filter((l): l is string => Boolean(l));
   for (const lib of libs) {
     await fs.mkdir(path.join(rootDir, path.dirname(lib)), { recursive: true });
     await fs.copyFile(lib, path.join(rootDir, lib));
@@ -174,7 +209,9 @@ describe.skipIf(!onLinux || missing.includes('rpmbuild') || missing.includes('rp
       expect(await mode(bin)).toBe(0o755);
       expect(await mode(path.join(tmp, 'etc/patchops/agent.env'))).toBe(0o600);
       expect(await mode(path.join(tmp, 'var/lib/patchops-agent'))).toBe(0o711);
-      expect(await fs.readFile(path.join(tmp, 'lib/systemd/system/patchops-agent.service'), 'utf8')).toContain('ExecStart=/usr/lib/patchops-agent/patchops-agent ');
+      expect(await fs.readFile(path.join(tmp, 'lib/systemd/system/patchops-agent.service'), 'utf8')).toContain(
+        'ExecStart=/usr/lib/patchops-agent/patchops-agent ',
+      );
       await rpm('-e', 'patchops-agent');
       await expect(fs.access(bin)).rejects.toThrow();
     } finally {
@@ -191,11 +228,18 @@ interface Spawned {
   kill: () => void;
 }
 function startAgent(args: string[]): Spawned {
-  const child = spawn(exe(), args, { env: { PATH: process.env.PATH, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(exe(), args, {
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let text = '';
   child.stdout.on('data', (c: Buffer) => (text += c.toString()));
   child.stderr.on('data', (c: Buffer) => (text += c.toString()));
-  return { code: new Promise((r) => child.on('exit', (c) => r(c))), output: () => text, kill: () => child.kill('SIGKILL') };
+  return {
+    code: new Promise((r) => child.on('exit', (c) => r(c))),
+    output: () => text,
+    kill: () => child.kill('SIGKILL'),
+  };
 }
 
 async function listen(server: http.Server, host: string): Promise<number> {
@@ -204,21 +248,36 @@ async function listen(server: http.Server, host: string): Promise<number> {
 }
 
 describe('a plain-http server', () => {
-  const lanAddress = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
-  if (!lanAddress) console.warn('agent packaging test: this machine has no non-loopback IPv4 address; the plain-http refusal is tested on a name instead');
+  const lanAddress = Object.values(os.networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+  if (!lanAddress)
+    console.warn(
+      'agent packaging test: this machine has no non-loopback IPv4 address; the plain-http refusal is tested on a name instead',
+    );
 
   it('is refused without --insecure-http before anything is sent or written, and spoken to with it', async () => {
     const requests: string[] = [];
     const server = http.createServer((req, res) => {
       requests.push(`${req.method} ${req.url}`);
-      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'UNAUTHORIZED', message: 'unknown enrol secret' }));
+      res
+        .writeHead(401, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: 'UNAUTHORIZED', message: 'unknown enrol secret' }));
     });
     const port = await listen(server, '0.0.0.0');
     const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-http-'));
     const stateDir = path.join(tmp, 'state');
     try {
       const url = `http://${lanAddress ?? 'patchops.example.com'}:${port}`;
-      const refused = startAgent(['--server', url, '--enroll-secret', 'enrol-secret-0123456789', '--state-dir', stateDir, '--no-reboot']);
+      const refused = startAgent([
+        '--server',
+        url,
+        '--enroll-secret',
+        'enrol-secret-0123456789',
+        '--state-dir',
+        stateDir,
+        '--no-reboot',
+      ]);
       expect(await refused.code).toBe(1);
       expect(refused.output()).toContain(`the server URL ${url} is plain http`);
       expect(refused.output()).toContain('--insecure-http');
@@ -226,7 +285,16 @@ describe('a plain-http server', () => {
       await expect(fs.access(stateDir)).rejects.toThrow();
 
       if (!lanAddress) return;
-      const allowed = startAgent(['--server', url, '--insecure-http', '--enroll-secret', 'enrol-secret-0123456789', '--state-dir', stateDir, '--no-reboot']);
+      const allowed = startAgent([
+        '--server',
+        url,
+        '--insecure-http',
+        '--enroll-secret',
+        'enrol-secret-0123456789',
+        '--state-dir',
+        stateDir,
+        '--no-reboot',
+      ]);
       expect(await allowed.code).toBe(1); // the server refuses the secret: the agent did speak to it
       expect(allowed.output()).toContain('enrolment refused');
       expect(requests).toEqual(['POST /agent/v1/enroll']);
@@ -242,15 +310,29 @@ describe('a plain-http server', () => {
  * enrolment, but serves the file the way an attacker on the path (or a broken cache) would.
  */
 async function hostileGateway(serve: 'honest' | 'endless' | 'announced-bigger' | 'bigger') {
-  const keys = generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+  const keys = generateKeyPairSync('ed25519', {
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
   const content = Buffer.from('#!/bin/sh\necho the real installer 1.0\n'.repeat(64));
   const sha256 = createHash('sha256').update(content).digest('hex');
-  const body: ManifestBody = { version: 1, expiresAt: new Date(Date.now() + 3600_000).toISOString(), files: [{ name: 'tool-1.0.bin', sha256, size: content.length }] };
-  const manifest = { body: JSON.stringify(body), signature: sign(null, Buffer.from(JSON.stringify(body)), keys.privateKey).toString('base64'), keyId: 1 };
+  const body: ManifestBody = {
+    version: 1,
+    expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+    files: [{ name: 'tool-1.0.bin', sha256, size: content.length }],
+  };
+  const manifest = {
+    body: JSON.stringify(body),
+    signature: sign(null, Buffer.from(JSON.stringify(body)), keys.privateKey).toString('base64'),
+    keyId: 1,
+  };
   const job: AgentJob = {
     id: 'job-1',
     kind: 'install',
-    payload: { patches: [{ patchId: 'third-party:tool:1.0', packages: [{ manager: 'file', name: 'tool-1.0.bin', sha256 }] }], reboot: { behaviour: 'never' } },
+    payload: {
+      patches: [{ patchId: 'third-party:tool:1.0', packages: [{ manager: 'file', name: 'tool-1.0.bin', sha256 }] }],
+      reboot: { behaviour: 'never' },
+    },
     deadline: null,
     leaseExpiresAt: new Date(Date.now() + 600_000).toISOString(),
   };
@@ -258,13 +340,21 @@ async function hostileGateway(serve: 'honest' | 'endless' | 'announced-bigger' |
   const sent = { bytes: 0, closed: false };
   let resolveResult: (r: JobResult) => void;
   const result = new Promise<JobResult>((r) => (resolveResult = r));
-  const json = (res: http.ServerResponse, status: number, v: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(v));
+  const json = (res: http.ServerResponse, status: number, v: unknown) =>
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(v));
   const server = http.createServer((req, res) => {
     let text = '';
     req.on('data', (c: Buffer) => (text += c.toString()));
     req.on('end', () => {
       const u = new URL(req.url!, 'http://x');
-      if (req.method === 'POST' && u.pathname === '/agent/v1/enroll') return json(res, 200, { endpointId: 'ep-1', nodeKey: 'k'.repeat(43), manifestSigningKey: keys.publicKey, protocolVersion: 1, pollIntervalSeconds: 1 });
+      if (req.method === 'POST' && u.pathname === '/agent/v1/enroll')
+        return json(res, 200, {
+          endpointId: 'ep-1',
+          nodeKey: 'k'.repeat(43),
+          manifestSigningKey: keys.publicKey,
+          protocolVersion: 1,
+          pollIntervalSeconds: 1,
+        });
       if (req.method === 'PUT' && u.pathname === '/agent/v1/inventory') return res.writeHead(204).end();
       if (req.method === 'GET' && u.pathname === '/agent/v1/jobs') {
         if (!handedOut) {
@@ -307,16 +397,37 @@ async function hostileGateway(serve: 'honest' | 'endless' | 'announced-bigger' |
     });
   });
   const port = await listen(server, '127.0.0.1');
-  return { url: `http://127.0.0.1:${port}`, result, sent, content, close: () => (server.closeAllConnections(), server.close()) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    result,
+    sent,
+    content,
+    close: () => (server.closeAllConnections(), server.close()),
+  };
 }
 
 describe('a download the signed manifest does not allow', () => {
   async function attack(serve: Parameters<typeof hostileGateway>[0]) {
     const gw = await hostileGateway(serve);
     const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-dl-attack-'));
-    const agent = startAgent(['--server', gw.url, '--enroll-secret', 'enrol-secret-0123456789', '--state-dir', stateDir, '--no-reboot', '--wait', '1', '--machine-id', `attack-${serve}-0000`]);
+    const agent = startAgent([
+      '--server',
+      gw.url,
+      '--enroll-secret',
+      'enrol-secret-0123456789',
+      '--state-dir',
+      stateDir,
+      '--no-reboot',
+      '--wait',
+      '1',
+      '--machine-id',
+      `attack-${serve}-0000`,
+    ]);
     try {
-      const result = await Promise.race([gw.result, agent.code.then((c) => Promise.reject(new Error(`the agent exited ${c}:\n${agent.output()}`)))]);
+      const result = await Promise.race([
+        gw.result,
+        agent.code.then((c) => Promise.reject(new Error(`the agent exited ${c}:\n${agent.output()}`))),
+      ]);
       const downloads = await fs.readdir(path.join(stateDir, 'downloads')).catch(() => []);
       return { result, downloads, sent: gw.sent };
     } finally {
@@ -337,19 +448,23 @@ describe('a download the signed manifest does not allow', () => {
 
   it.each([
     ['an endless body', 'endless'],
-    ['a Content-Length bigger than the manifest\'s size', 'announced-bigger'],
-    ['more bytes than the manifest\'s size, unannounced', 'bigger'],
-  ] as const)('%s: refused (bad_size), the transfer cut short, nothing written, nothing installed', async (_name, serve) => {
-    const { result, downloads, sent } = await attack(serve);
-    expect(result.status).toBe('failed');
-    expect(result.error).toMatch(/refused \(bad_size\)/);
-    expect(result.patches).toEqual([expect.objectContaining({ patchId: 'third-party:tool:1.0', state: 'failed' })]);
-    expect(result.error).not.toContain('do not know how to install'); // the installer was never called
-    expect(downloads).toEqual([]); // no partial file left behind
-    // The agent stopped reading: at most what the socket buffers held when it hung up.
-    if (serve === 'endless') {
-      expect(sent.closed).toBe(true);
-      expect(sent.bytes).toBeLessThan(64 * 1024 * 1024);
-    }
-  }, 30_000);
+    ["a Content-Length bigger than the manifest's size", 'announced-bigger'],
+    ["more bytes than the manifest's size, unannounced", 'bigger'],
+  ] as const)(
+    '%s: refused (bad_size), the transfer cut short, nothing written, nothing installed',
+    async (_name, serve) => {
+      const { result, downloads, sent } = await attack(serve);
+      expect(result.status).toBe('failed');
+      expect(result.error).toMatch(/refused \(bad_size\)/);
+      expect(result.patches).toEqual([expect.objectContaining({ patchId: 'third-party:tool:1.0', state: 'failed' })]);
+      expect(result.error).not.toContain('do not know how to install'); // the installer was never called
+      expect(downloads).toEqual([]); // no partial file left behind
+      // The agent stopped reading: at most what the socket buffers held when it hung up.
+      if (serve === 'endless') {
+        expect(sent.closed).toBe(true);
+        expect(sent.bytes).toBeLessThan(64 * 1024 * 1024);
+      }
+    },
+    30_000,
+  );
 });

@@ -24,14 +24,27 @@ afterAll(() => {
 function runTestScript(files: Record<string, string>) {
   const dir = tmp();
   // A config without imports: the scratch directory has no node_modules.
-  fs.writeFileSync(path.join(dir, 'vitest.config.mjs'), "export default { test: { include: ['*.test.mjs'], globals: true, pool: 'forks', maxWorkers: 1 } };\n");
+  fs.writeFileSync(
+    path.join(dir, 'vitest.config.mjs'),
+    "export default { test: { include: ['*.test.mjs'], globals: true, pool: 'forks', maxWorkers: 1 } };\n",
+  );
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
-  const r = spawnSync(process.execPath, ['scripts/test.mjs', '--root', dir, '--config', path.join(dir, 'vitest.config.mjs')], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...process.env, PATCHOPS_TEST_NO_INSTALL: '1', PATCHOPS_TEST_REPORT: path.join(dir, 'report.json'), FORCE_COLOR: '0', NO_COLOR: '1' },
-    timeout: 120_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['scripts/test.mjs', '--root', dir, '--config', path.join(dir, 'vitest.config.mjs')],
+    {
+      cwd: root,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        PATCHOPS_TEST_NO_INSTALL: '1',
+        PATCHOPS_TEST_REPORT: path.join(dir, 'report.json'),
+        FORCE_COLOR: '0',
+        NO_COLOR: '1',
+      },
+      timeout: 120_000,
+    },
+  );
   const closing = r.stdout.trim().split('\n').at(-1);
   return { status: r.status, stdout: r.stdout, closing };
 }
@@ -41,7 +54,10 @@ const SKIPPED = "test.skip('later', () => {});\n";
 
 describe('npm test’s closing line', () => {
   it('counts a test file that fails to load as a failure, and exits non-zero', () => {
-    const r = runTestScript({ 'ok.test.mjs': OK, 'broken.test.mjs': "throw new Error('deliberately broken at import');\n" });
+    const r = runTestScript({
+      'ok.test.mjs': OK,
+      'broken.test.mjs': "throw new Error('deliberately broken at import');\n",
+    });
     expect(r.closing).toBe('tests: 1 passed, 1 failed, 0 skipped');
     expect(r.stdout).toContain('FAILED TO RUN: ');
     expect(r.stdout).toMatch(/FAILED TO RUN: .*broken\.test\.mjs: deliberately broken at import/);
@@ -49,7 +65,10 @@ describe('npm test’s closing line', () => {
   }, 120_000);
 
   it('counts failed tests, and says 0 failed with exit 0 only when nothing failed', () => {
-    const failing = runTestScript({ 'ok.test.mjs': OK, 'fails.test.mjs': "test('fails', () => { throw new Error('no'); });\n" + SKIPPED });
+    const failing = runTestScript({
+      'ok.test.mjs': OK,
+      'fails.test.mjs': "test('fails', () => { throw new Error('no'); });\n" + SKIPPED,
+    });
     expect(failing.closing).toBe('tests: 1 passed, 1 failed, 1 skipped');
     expect(failing.status).toBe(1);
     const passing = runTestScript({ 'ok.test.mjs': OK + SKIPPED });
@@ -71,7 +90,12 @@ function binWith(commands: string[], extra: Record<string, string> = {}): string
 }
 
 const toolsScript = (env: Record<string, string>) =>
-  spawnSync(process.execPath, ['scripts/test-tools.mjs'], { cwd: root, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+  spawnSync(process.execPath, ['scripts/test-tools.mjs'], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 60_000,
+  });
 
 describe('the Debian tools npm test needs (scripts/test-tools.mjs)', () => {
   it('names the tests it will skip, and why, when it may not install (PATCHOPS_TEST_NO_INSTALL=1)', () => {
@@ -79,20 +103,37 @@ describe('the Debian tools npm test needs (scripts/test-tools.mjs)', () => {
     const r = toolsScript({ PATH: bin, PATCHOPS_TEST_NO_INSTALL: '1' });
     expect(r.status).toBe(0);
     expect(r.stderr).toContain('npm test: not installing apt-utils dpkg-dev rpm dnf zypper createrepo-c fwupd');
-    expect(r.stderr).toContain('npm test: SKIPPED: the apt round trip (signed local repository: apt backend, agents end to end) — apt-ftparchive missing (Debian package apt-utils; install it with: apt-get install -y apt-utils)');
+    expect(r.stderr).toContain(
+      'npm test: SKIPPED: the apt round trip (signed local repository: apt backend, agents end to end) — apt-ftparchive missing (Debian package apt-utils; install it with: apt-get install -y apt-utils)',
+    );
     expect(r.stderr).toContain('SKIPPED: the dnf round trip — dnf missing (Debian package dnf');
     expect(r.stderr).not.toContain('(Debian package gpg;');
   });
 
-  it.skipIf(process.getuid?.() !== 0)('installs what is missing with apt-get as root, running apt-get update once when the install fails', () => {
-    const log = path.join(tmp(), 'apt-get.log');
-    const bin = binWith([]);
-    // A stand-in apt-get: install fails until `update` ran, then "installs" each package's commands into bin.
-    const table = JSON.parse(
-      spawnSync(process.execPath, ['--input-type=module', '-e', "import('./scripts/test-tools.mjs').then((m) => console.log(JSON.stringify(m.TEST_TOOLS)))"], { cwd: root, encoding: 'utf8' }).stdout,
-    ) as Array<{ pkg: string; commands?: string[] }>;
-    const cases = table.map((t) => `    ${t.pkg}) for c in ${(t.commands ?? []).join(' ')}; do printf '#!/bin/sh\\n' > "${bin}/$c"; /bin/chmod +x "${bin}/$c"; done ;;`).join('\n');
-    const aptGet = `#!/bin/sh
+  it.skipIf(process.getuid?.() !== 0)(
+    'installs what is missing with apt-get as root, running apt-get update once when the install fails',
+    () => {
+      const log = path.join(tmp(), 'apt-get.log');
+      const bin = binWith([]);
+      // A stand-in apt-get: install fails until `update` ran, then "installs" each package's commands into bin.
+      const table = JSON.parse(
+        spawnSync(
+          process.execPath,
+          [
+            '--input-type=module',
+            '-e',
+            "import('./scripts/test-tools.mjs').then((m) => console.log(JSON.stringify(m.TEST_TOOLS)))",
+          ],
+          { cwd: root, encoding: 'utf8' },
+        ).stdout,
+      ) as Array<{ pkg: string; commands?: string[] }>;
+      const cases = table
+        .map(
+          (t) =>
+            `    ${t.pkg}) for c in ${(t.commands ?? []).join(' ')}; do printf '#!/bin/sh\\n' > "${bin}/$c"; /bin/chmod +x "${bin}/$c"; done ;;`,
+        )
+        .join('\n');
+      const aptGet = `#!/bin/sh
 echo "$*" >> "${log}"
 case " $* " in *" update "*) : > "${log}.updated"; exit 0 ;; esac
 [ -e "${log}.updated" ] || { echo "E: Unable to locate package" >&2; exit 100; }
@@ -103,15 +144,30 @@ ${cases}
 done
 exit 0
 `;
-    fs.writeFileSync(path.join(bin, 'apt-get'), aptGet, { mode: 0o755 });
-    const r = toolsScript({ PATH: bin, PATCHOPS_TEST_NO_INSTALL: '' });
-    const calls = fs.readFileSync(log, 'utf8').trim().split('\n');
-    expect(calls[0]).toMatch(/^-o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends apt-utils gpg dpkg-dev rpm dnf zypper createrepo-c fwupd/);
-    expect(calls[1]).toBe('-o DPkg::Lock::Timeout=600 update -q');
-    expect(calls[2]).toBe(calls[0]);
-    expect(calls).toHaveLength(3);
-    expect(r.stderr).toContain('npm test: installing the Debian packages the tests need: apt-utils gpg dpkg-dev rpm dnf zypper createrepo-c fwupd');
-    expect(r.stderr).not.toMatch(/SKIPPED: the (apt|dnf|zypper)/);
-    for (const c of ['apt-ftparchive', 'gpg', 'rpmbuild', 'dnf', 'zypper', 'createrepo_c', 'fwupdmgr', 'dpkg-scanpackages']) expect(fs.existsSync(path.join(bin, c)), c).toBe(true);
-  });
+      fs.writeFileSync(path.join(bin, 'apt-get'), aptGet, { mode: 0o755 });
+      const r = toolsScript({ PATH: bin, PATCHOPS_TEST_NO_INSTALL: '' });
+      const calls = fs.readFileSync(log, 'utf8').trim().split('\n');
+      expect(calls[0]).toMatch(
+        /^-o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends apt-utils gpg dpkg-dev rpm dnf zypper createrepo-c fwupd/,
+      );
+      expect(calls[1]).toBe('-o DPkg::Lock::Timeout=600 update -q');
+      expect(calls[2]).toBe(calls[0]);
+      expect(calls).toHaveLength(3);
+      expect(r.stderr).toContain(
+        'npm test: installing the Debian packages the tests need: apt-utils gpg dpkg-dev rpm dnf zypper createrepo-c fwupd',
+      );
+      expect(r.stderr).not.toMatch(/SKIPPED: the (apt|dnf|zypper)/);
+      for (const c of [
+        'apt-ftparchive',
+        'gpg',
+        'rpmbuild',
+        'dnf',
+        'zypper',
+        'createrepo_c',
+        'fwupdmgr',
+        'dpkg-scanpackages',
+      ])
+        expect(fs.existsSync(path.join(bin, c)), c).toBe(true);
+    },
+  );
 });

@@ -2,7 +2,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testJobRunner } from '../../../test/helpers/job-runner';
-import { aptInstallInto, buildAptTestRepo, skipWithoutAptTools, type AptTestRepo } from '../../../test/helpers/apt-repo';
+import {
+  aptInstallInto,
+  buildAptTestRepo,
+  skipWithoutAptTools,
+  type AptTestRepo,
+} from '../../../test/helpers/apt-repo';
 import { AptBackend } from './apt';
 
 const skip = skipWithoutAptTools('the apt backend round trip (src/agent/backends/apt.integration.test.ts)');
@@ -25,13 +30,26 @@ describe.skipIf(skip)('apt backend, for real (signed local repository, throwaway
 
     const { runner, state } = testJobRunner([['apt', apt]], path.join(t.dir, 'dl'));
 
-    const scan = await runner.run({ id: 's1', kind: 'scan', payload: {}, deadline: null, leaseExpiresAt: new Date().toISOString() });
+    const scan = await runner.run({
+      id: 's1',
+      kind: 'scan',
+      payload: {},
+      deadline: null,
+      leaseExpiresAt: new Date().toISOString(),
+    });
     expect(scan.status, scan.error).toBe('succeeded');
     expect(scan.missing).toHaveLength(1);
     const patch = scan.missing![0]!;
-    expect(patch).toMatchObject({ patchId: `apt:${t.packageName}:2.0`, type: 'security', packages: [{ manager: 'apt', name: t.packageName, version: '2.0' }] });
+    expect(patch).toMatchObject({
+      patchId: `apt:${t.packageName}:2.0`,
+      type: 'security',
+      packages: [{ manager: 'apt', name: t.packageName, version: '2.0' }],
+    });
 
-    const payload = { patches: [{ patchId: patch.patchId, packages: patch.packages, rebootRequired: false }], reboot: { behaviour: 'never' } };
+    const payload = {
+      patches: [{ patchId: patch.patchId, packages: patch.packages, rebootRequired: false }],
+      reboot: { behaviour: 'never' },
+    };
     const install = await runner.run({ id: 'i1', kind: 'install', payload, deadline: null, leaseExpiresAt: '' });
     expect(install.status, install.error).toBe('succeeded');
     expect(install.patches).toEqual([{ patchId: patch.patchId, state: 'installed', installedVersion: '2.0' }]);

@@ -28,7 +28,10 @@ export function parseAptSimulation(text: string): AptUpgrade[] {
     // Inst tzdata (2024a-0+deb12u1 Debian:12.5/stable [all])
     const m = /^Inst (\S+)(?: \[([^\]]+)\])? \((\S+) (.*) \[([^\]]+)\]\)/.exec(line.trim());
     if (!m) continue;
-    const origins = m[4]!.split(',').map((s) => s.trim()).filter(Boolean);
+    const origins = m[4]!
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     out.push({
       name: m[1]!,
       current: m[2] ?? null,
@@ -47,7 +50,11 @@ export function aptPatchId(name: string, version: string): string {
 
 export function aptUpgradeToPatch(u: AptUpgrade): FoundPatch {
   const origin = u.origins[0] ?? '';
-  const vendor = /^ubuntu/i.test(origin) ? 'Ubuntu' : /^debian/i.test(origin) ? 'Debian' : origin.split(':')[0] || 'apt';
+  const vendor = /^ubuntu/i.test(origin)
+    ? 'Ubuntu'
+    : /^debian/i.test(origin)
+      ? 'Debian'
+      : origin.split(':')[0] || 'apt';
   return {
     patchId: aptPatchId(u.name, u.candidate),
     title: `${u.name} ${u.current ? `${u.current} → ` : ''}${u.candidate}${u.security ? ' (security)' : ''}`,
@@ -81,13 +88,20 @@ export class AptBackend implements Backend {
     const r = this.o.root;
     if (!r) return [];
     return [
-      '-o', `Dir=${r}`,
-      '-o', `Dir::State::status=${r}/var/lib/dpkg/status`,
-      '-o', `DPkg::Options::=--root=${r}`,
-      '-o', `DPkg::Options::=--admindir=${r}/var/lib/dpkg`,
-      '-o', 'DPkg::Options::=--force-not-root',
-      '-o', 'DPkg::Options::=--force-bad-path',
-      '-o', 'APT::Sandbox::User=root',
+      '-o',
+      `Dir=${r}`,
+      '-o',
+      `Dir::State::status=${r}/var/lib/dpkg/status`,
+      '-o',
+      `DPkg::Options::=--root=${r}`,
+      '-o',
+      `DPkg::Options::=--admindir=${r}/var/lib/dpkg`,
+      '-o',
+      'DPkg::Options::=--force-not-root',
+      '-o',
+      'DPkg::Options::=--force-bad-path',
+      '-o',
+      'APT::Sandbox::User=root',
     ];
   }
 
@@ -101,31 +115,49 @@ export class AptBackend implements Backend {
   async scan(): Promise<FoundPatch[]> {
     if (this.o.refresh !== false) {
       const upd = await this.aptGet(['update', '-q']);
-      if (upd.code !== 0) throw new Error(`apt-get update failed (${upd.code}): ${tail(upd.stderr || upd.stdout, 2000)}`);
+      if (upd.code !== 0)
+        throw new Error(`apt-get update failed (${upd.code}): ${tail(upd.stderr || upd.stdout, 2000)}`);
     }
     const sim = await this.aptGet(['-s', '-q', 'dist-upgrade']);
-    if (sim.code !== 0) throw new Error(`apt-get -s dist-upgrade failed (${sim.code}): ${tail(sim.stderr || sim.stdout, 2000)}`);
+    if (sim.code !== 0)
+      throw new Error(`apt-get -s dist-upgrade failed (${sim.code}): ${tail(sim.stderr || sim.stdout, 2000)}`);
     return parseAptSimulation(sim.stdout).map(aptUpgradeToPatch);
   }
 
   private async installExact(specs: string[], allowDowngrades: boolean): Promise<OperationResult> {
-    const extra = ['-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold', ...(allowDowngrades ? ['--allow-downgrades'] : [])];
+    const extra = [
+      '-o',
+      'Dpkg::Options::=--force-confdef',
+      '-o',
+      'Dpkg::Options::=--force-confold',
+      ...(allowDowngrades ? ['--allow-downgrades'] : []),
+    ];
     // `--` ends apt-get's options: a package name can never be read as one (`-oDPkg::Pre-Invoke::=…` runs a command).
     const sim = await this.aptGet(['-s', '-q', 'install', ...extra, '--', ...specs]);
-    if (sim.code !== 0) return { ok: false, error: `simulation refused the change: ${tail(sim.stderr || sim.stdout, 1000).trim()}`, log: tail(sim.stdout + sim.stderr) };
+    if (sim.code !== 0)
+      return {
+        ok: false,
+        error: `simulation refused the change: ${tail(sim.stderr || sim.stdout, 1000).trim()}`,
+        log: tail(sim.stdout + sim.stderr),
+      };
     const run = await this.aptGet(['install', '-y', '-q', '--no-install-recommends', ...extra, '--', ...specs]);
     const log = tail(sim.stdout + run.stdout + run.stderr);
-    if (run.code !== 0) return { ok: false, error: `apt-get install failed (${run.code}): ${tail(run.stderr, 1000).trim()}`, log };
+    if (run.code !== 0)
+      return { ok: false, error: `apt-get install failed (${run.code}): ${tail(run.stderr, 1000).trim()}`, log };
     return { ok: true, log, rebootRequired: await this.rebootPending() };
   }
 
   install(pkgs: PackageRef[]): Promise<OperationResult> {
-    return this.installExact(pkgs.map((p) => (p.version ? `${p.name}=${p.version}` : p.name)), false);
+    return this.installExact(
+      pkgs.map((p) => (p.version ? `${p.name}=${p.version}` : p.name)),
+      false,
+    );
   }
 
   rollback(pkgs: PackageRef[], previousVersions: Record<string, string>): Promise<OperationResult> {
     const specs = pkgs.filter((p) => previousVersions[p.name]).map((p) => `${p.name}=${previousVersions[p.name]}`);
-    if (specs.length === 0) return Promise.resolve({ ok: false, error: 'no previous version known to roll back to', log: '' });
+    if (specs.length === 0)
+      return Promise.resolve({ ok: false, error: 'no previous version known to roll back to', log: '' });
     return this.installExact(specs, true);
   }
 
@@ -142,7 +174,12 @@ export class AptBackend implements Backend {
   async installedVersions(names: string[]): Promise<Map<string, string | null>> {
     const out = new Map<string, string | null>(names.map((n) => [n, null]));
     if (names.length === 0) return out;
-    const res = await this.dpkgQuery(['-W', '-f=${Package}\\t${Architecture}\\t${Status}\\t${Version}\\n', '--', ...names]);
+    const res = await this.dpkgQuery([
+      '-W',
+      '-f=${Package}\\t${Architecture}\\t${Status}\\t${Version}\\n',
+      '--',
+      ...names,
+    ]);
     const installed = res.stdout
       .split('\n')
       .map((line) => line.split('\t'))

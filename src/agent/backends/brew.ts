@@ -20,7 +20,11 @@ const versionList = (v: string[] | string): string[] => (Array.isArray(v) ? v : 
 
 export function parseBrewOutdated(json: string): Array<OutdatedEntry & { kind: 'formula' | 'cask' }> {
   const d = JSON.parse(json) as { formulae?: RawOutdatedEntry[]; casks?: RawOutdatedEntry[] };
-  const read = (e: RawOutdatedEntry, kind: 'formula' | 'cask') => ({ ...e, installed_versions: versionList(e.installed_versions), kind });
+  const read = (e: RawOutdatedEntry, kind: 'formula' | 'cask') => ({
+    ...e,
+    installed_versions: versionList(e.installed_versions),
+    kind,
+  });
   return [...(d.formulae ?? []).map((f) => read(f, 'formula')), ...(d.casks ?? []).map((c) => read(c, 'cask'))];
 }
 
@@ -39,7 +43,9 @@ export function brewToPatches(list: ReturnType<typeof parseBrewOutdated>): Found
         severitySource: 'vendor',
         cves: [],
         rebootRequired: false,
-        packages: [{ manager: 'brew', name: e.kind === 'cask' ? `cask:${e.name}` : e.name, version: e.current_version }],
+        packages: [
+          { manager: 'brew', name: e.kind === 'cask' ? `cask:${e.name}` : e.name, version: e.current_version },
+        ],
       };
     });
 }
@@ -63,35 +69,62 @@ export class BrewBackend implements Backend {
    */
   async install(pkgs: PackageRef[]): Promise<OperationResult> {
     const out = await this.exec('brew', ['outdated', '--json=v2'], { timeoutMs: 10 * 60_000 });
-    if (out.code !== 0) return { ok: false, error: `brew outdated failed (${out.code}): ${tail(out.stderr, 500)}`, log: tail(out.stdout + out.stderr) };
-    const offered = new Map(parseBrewOutdated(out.stdout).map((e) => [e.kind === 'cask' ? `cask:${e.name}` : e.name, e.current_version]));
+    if (out.code !== 0)
+      return {
+        ok: false,
+        error: `brew outdated failed (${out.code}): ${tail(out.stderr, 500)}`,
+        log: tail(out.stdout + out.stderr),
+      };
+    const offered = new Map(
+      parseBrewOutdated(out.stdout).map((e) => [e.kind === 'cask' ? `cask:${e.name}` : e.name, e.current_version]),
+    );
     const installed = await this.installedVersions(pkgs.filter((p) => !offered.has(p.name)).map((p) => p.name));
     const todo: PackageRef[] = [];
     for (const p of pkgs) {
       const now = offered.get(p.name);
       if (now === undefined) {
         if (p.version && installed.get(p.name) === p.version) continue;
-        return { ok: false, error: `Homebrew offers no upgrade of ${p.name}${p.version ? ` to ${p.version}` : ''} (installed: ${installed.get(p.name) ?? 'nothing'}); rescan this endpoint`, log: '' };
+        return {
+          ok: false,
+          error: `Homebrew offers no upgrade of ${p.name}${p.version ? ` to ${p.version}` : ''} (installed: ${installed.get(p.name) ?? 'nothing'}); rescan this endpoint`,
+          log: '',
+        };
       }
       if (p.version && now !== p.version) {
-        return { ok: false, error: `Homebrew now offers ${p.name} ${now}, not the ${p.version} that was approved, and cannot install another version; rescan and approve ${now}`, log: '' };
+        return {
+          ok: false,
+          error: `Homebrew now offers ${p.name} ${now}, not the ${p.version} that was approved, and cannot install another version; rescan and approve ${now}`,
+          log: '',
+        };
       }
       todo.push(p);
     }
     const formulae = todo.filter((p) => !p.name.startsWith('cask:')).map((p) => p.name);
     const casks = todo.filter((p) => p.name.startsWith('cask:')).map((p) => p.name.slice(5));
     const logs: string[] = [];
-    for (const [args, list] of [[['upgrade', '--formula'], formulae], [['upgrade', '--cask'], casks]] as const) {
+    for (const [args, list] of [
+      [['upgrade', '--formula'], formulae],
+      [['upgrade', '--cask'], casks],
+    ] as const) {
       if (list.length === 0) continue;
       const r = await this.exec('brew', [...args, '--', ...list], { timeoutMs: 60 * 60_000 });
       logs.push(r.stdout + r.stderr);
-      if (r.code !== 0) return { ok: false, error: `brew ${args.join(' ')} failed (${r.code}): ${tail(r.stderr, 500)}`, log: tail(logs.join('\n')) };
+      if (r.code !== 0)
+        return {
+          ok: false,
+          error: `brew ${args.join(' ')} failed (${r.code}): ${tail(r.stderr, 500)}`,
+          log: tail(logs.join('\n')),
+        };
     }
     return { ok: true, log: tail(logs.join('\n')) };
   }
 
   async rollback(pkgs: PackageRef[]): Promise<OperationResult> {
-    return { ok: false, error: `Homebrew keeps no older bottles to return to for ${pkgs.map((p) => p.name).join(', ')}; pin and reinstall the earlier version by hand`, log: '' };
+    return {
+      ok: false,
+      error: `Homebrew keeps no older bottles to return to for ${pkgs.map((p) => p.name).join(', ')}; pin and reinstall the earlier version by hand`,
+      log: '',
+    };
   }
 
   async installedVersions(names: string[]): Promise<Map<string, string | null>> {
@@ -108,9 +141,12 @@ export class BrewBackend implements Backend {
 
   async inventory() {
     const r = await this.exec('brew', ['list', '--versions']);
-    return r.stdout.split('\n').filter(Boolean).map((l) => {
-      const [name, ...vs] = l.split(/\s+/);
-      return { source: 'brew', name: name!, version: vs[vs.length - 1] ?? '' };
-    });
+    return r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [name, ...vs] = l.split(/\s+/);
+        return { source: 'brew', name: name!, version: vs[vs.length - 1] ?? '' };
+      });
   }
 }

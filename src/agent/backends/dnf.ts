@@ -59,7 +59,8 @@ export function parseUpdateInfoList(text: string): AdvisoryLine[] {
 const DNF5_TYPES = ['security', 'bugfix', 'enhancement', 'newpackage', 'unspecified'];
 const DNF5_SEVERITIES = ['Critical', 'Important', 'Moderate', 'Low', 'None'];
 /** dnf 5 prints the Type and Severity columns truncated when the terminal is narrow (`secu`, `Importan`). */
-const completeWord = (words: string[], cell: string): string | undefined => words.find((w) => w.toLowerCase().startsWith(cell.toLowerCase()));
+const completeWord = (words: string[], cell: string): string | undefined =>
+  words.find((w) => w.toLowerCase().startsWith(cell.toLowerCase()));
 
 /**
  * Parses dnf 5's `advisory list [--with-cve]` table (libdnf5-cli/output/advisorylist.cpp): a header
@@ -104,7 +105,12 @@ export function parseCheckUpdate(text: string): RpmUpgrade[] {
   return out;
 }
 
-const TYPE: Record<string, string> = { security: 'security', bugfix: 'bug_fix', enhancement: 'feature', newpackage: 'feature' };
+const TYPE: Record<string, string> = {
+  security: 'security',
+  bugfix: 'bug_fix',
+  enhancement: 'feature',
+  newpackage: 'feature',
+};
 
 const rebootFor = (name: string) => /^(kernel|glibc|systemd|linux-firmware)(-|$)/.test(name);
 
@@ -114,11 +120,18 @@ const rebootFor = (name: string) => /^(kernel|glibc|systemd|linux-firmware)(-|$)
  * patch of its own (`rpm:<name>:<evr>`, type update). A CVE line whose package no advisory lists (a listing
  * of CVEs alone, like openEuler's `hot-updateinfo list cves`) also becomes a patch of its package.
  */
-export function toPatches(advisories: AdvisoryLine[], cves: AdvisoryLine[], upgrades: RpmUpgrade[], manager = 'dnf', vendor = 'Red Hat'): FoundPatch[] {
+export function toPatches(
+  advisories: AdvisoryLine[],
+  cves: AdvisoryLine[],
+  upgrades: RpmUpgrade[],
+  manager = 'dnf',
+  vendor = 'Red Hat',
+): FoundPatch[] {
   const byId = new Map<string, FoundPatch>();
   const covered = new Set<string>();
   const addPkg = (p: FoundPatch, pkg: Nevra) => {
-    if (!p.packages.some((r) => r.name === pkg.name && r.version === pkg.evr)) p.packages.push({ manager, name: pkg.name, version: pkg.evr });
+    if (!p.packages.some((r) => r.name === pkg.name && r.version === pkg.evr))
+      p.packages.push({ manager, name: pkg.name, version: pkg.evr });
     covered.add(`${pkg.name}\t${pkg.evr}`);
     p.rebootRequired ||= rebootFor(pkg.name);
   };
@@ -144,7 +157,9 @@ export function toPatches(advisories: AdvisoryLine[], cves: AdvisoryLine[], upgr
     addPkg(p, a.pkg);
   }
   for (const c of cves) {
-    const sameNevra = advisories.filter((a) => a.pkg.name === c.pkg.name && a.pkg.evr === c.pkg.evr && a.pkg.arch === c.pkg.arch);
+    const sameNevra = advisories.filter(
+      (a) => a.pkg.name === c.pkg.name && a.pkg.evr === c.pkg.evr && a.pkg.arch === c.pkg.arch,
+    );
     const owners = sameNevra.filter((a) => a.type === c.type && a.severity === c.severity);
     const targets = (owners.length > 0 ? owners : sameNevra).map((a) => byId.get(a.id)!);
     if (targets.length === 0) {
@@ -205,7 +220,9 @@ export class DnfBackend implements Backend {
 
   /** dnf 5 opens `--version` with `dnf5 version 5.…`; dnf 4 prints the bare number, yum 3 too. */
   private dnfGeneration(): Promise<4 | 5> {
-    this.generation ??= this.exec(this.bin, ['--version'], { env: { ...process.env, LC_ALL: 'C' } }).then((r) => (/\bdnf5\b/.test(r.stdout + r.stderr) ? 5 : 4));
+    this.generation ??= this.exec(this.bin, ['--version'], { env: { ...process.env, LC_ALL: 'C' } }).then((r) =>
+      /\bdnf5\b/.test(r.stdout + r.stderr) ? 5 : 4,
+    );
     return this.generation;
   }
 
@@ -214,28 +231,50 @@ export class DnfBackend implements Backend {
     const list = five ? ['advisory', 'list', '--available'] : ['-q', 'updateinfo', 'list', '--available'];
     const parse = five ? parseDnf5AdvisoryList : parseUpdateInfoList;
     const adv = await this.dnf([...(this.o.refresh === false ? [] : ['--refresh']), ...list]);
-    if (adv.code !== 0) throw new Error(`${this.bin} ${list.join(' ')} failed (${adv.code}): ${tail(adv.stderr || adv.stdout, 1000).trim()}`);
+    if (adv.code !== 0)
+      throw new Error(
+        `${this.bin} ${list.join(' ')} failed (${adv.code}): ${tail(adv.stderr || adv.stdout, 1000).trim()}`,
+      );
     const cve = await this.dnf([...list, '--with-cve']);
-    if (cve.code !== 0) throw new Error(`${this.bin} ${list.join(' ')} --with-cve failed (${cve.code}): ${tail(cve.stderr || cve.stdout, 1000).trim()}`);
+    if (cve.code !== 0)
+      throw new Error(
+        `${this.bin} ${list.join(' ')} --with-cve failed (${cve.code}): ${tail(cve.stderr || cve.stdout, 1000).trim()}`,
+      );
     // check-update / check-upgrade: 100 = upgrades listed, 0 = none, anything else = an error.
     const check = five ? ['check-upgrade'] : ['-q', 'check-update'];
     const up = await this.dnf(check);
-    if (up.code !== 0 && up.code !== 100) throw new Error(`${this.bin} ${check.join(' ')} failed (${up.code}): ${tail(up.stderr || up.stdout, 1000).trim()}`);
+    if (up.code !== 0 && up.code !== 100)
+      throw new Error(
+        `${this.bin} ${check.join(' ')} failed (${up.code}): ${tail(up.stderr || up.stdout, 1000).trim()}`,
+      );
     return toPatches(parse(adv.stdout), parse(cve.stdout), parseCheckUpdate(up.stdout));
   }
 
   private async transaction(verb: 'install' | 'downgrade', specs: string[]): Promise<OperationResult> {
     // `--` ends dnf's options: a package name can never be read as one (dnf refuses it as an argument).
     const test = await this.dnf(['-y', '--setopt=tsflags=test', verb, '--', ...specs]);
-    if (test.code !== 0) return { ok: false, error: `test transaction refused the change: ${tail(test.stderr || test.stdout, 800).trim()}`, log: tail(test.stdout + test.stderr) };
+    if (test.code !== 0)
+      return {
+        ok: false,
+        error: `test transaction refused the change: ${tail(test.stderr || test.stdout, 800).trim()}`,
+        log: tail(test.stdout + test.stderr),
+      };
     const run = await this.dnf(['-y', verb, '--', ...specs], this.o.timeoutMs ?? 60 * 60_000);
     const log = tail(run.stdout + run.stderr);
-    if (run.code !== 0) return { ok: false, error: `${this.bin} ${verb} failed (${run.code}): ${tail(run.stderr || run.stdout, 800).trim()}`, log };
+    if (run.code !== 0)
+      return {
+        ok: false,
+        error: `${this.bin} ${verb} failed (${run.code}): ${tail(run.stderr || run.stdout, 800).trim()}`,
+        log,
+      };
     return { ok: true, log };
   }
 
   async install(pkgs: PackageRef[]): Promise<OperationResult> {
-    const res = await this.transaction('install', pkgs.map((p) => (p.version ? `${p.name}-${p.version}` : p.name)));
+    const res = await this.transaction(
+      'install',
+      pkgs.map((p) => (p.version ? `${p.name}-${p.version}` : p.name)),
+    );
     if (!res.ok) return res;
     const hist = await this.dnf(['-q', 'history', 'list']);
     // newest transaction first: "ID | Command line | Date and time | Action(s) | Altered"
@@ -246,9 +285,14 @@ export class DnfBackend implements Backend {
   async rollback(pkgs: PackageRef[], previousVersions: Record<string, string>): Promise<OperationResult> {
     const specs = pkgs.filter((p) => previousVersions[p.name]).map((p) => `${p.name}-${previousVersions[p.name]}`);
     if (specs.length > 0) return this.transaction('downgrade', specs);
-    if (!this.lastTransaction) return { ok: false, error: 'no previous version known and no transaction of ours to undo', log: '' };
+    if (!this.lastTransaction)
+      return { ok: false, error: 'no previous version known and no transaction of ours to undo', log: '' };
     const r = await this.dnf(['-y', 'history', 'undo', this.lastTransaction], this.o.timeoutMs ?? 60 * 60_000);
-    return { ok: r.code === 0, error: r.code === 0 ? undefined : `${this.bin} history undo failed: ${tail(r.stderr, 800)}`, log: tail(r.stdout + r.stderr) };
+    return {
+      ok: r.code === 0,
+      error: r.code === 0 ? undefined : `${this.bin} history undo failed: ${tail(r.stderr, 800)}`,
+      log: tail(r.stdout + r.stderr),
+    };
   }
 
   installedVersions(names: string[]): Promise<Map<string, string | null>> {

@@ -45,7 +45,12 @@ describe.skipIf(missing.length > 0)('fwupd backend, for real (fwupd daemon, test
     const raw = d.fwupdmgr(['get-updates', '--json']);
     expect(raw.code).toBe(0);
     const [device] = parseFwupdDevices(raw.stdout);
-    expect(device).toMatchObject({ Name: 'Integrated Webcam™', DeviceId: FAKE_DEVICE_ID, Vendor: 'ACME Corp.', Version: '1.2.2' });
+    expect(device).toMatchObject({
+      Name: 'Integrated Webcam™',
+      DeviceId: FAKE_DEVICE_ID,
+      Vendor: 'ACME Corp.',
+      Version: '1.2.2',
+    });
     expect(device!.Releases!.map((r) => [r.Version, r.Issues ?? [], 'Urgency' in r])).toEqual([
       ['1.2.4', ['CVE-2022-21894', 'DSA-2023-001'], false],
       ['1.2.3', [], false],
@@ -87,7 +92,9 @@ describe.skipIf(missing.length > 0)('fwupd backend, for real (fwupd daemon, test
     expect((await fwupd.installedVersions([APPSTREAM_ID])).get(APPSTREAM_ID)).toBe('1.2.3');
     expect((await fwupd.scan()).map((p) => p.patchId)).toEqual(['firmware:fakedevice.firmware:1.2.4']);
 
-    const back = await fwupd.rollback([{ manager: 'fwupd', name: APPSTREAM_ID, version: '1.2.3' }], { [APPSTREAM_ID]: '1.2.2' });
+    const back = await fwupd.rollback([{ manager: 'fwupd', name: APPSTREAM_ID, version: '1.2.3' }], {
+      [APPSTREAM_ID]: '1.2.2',
+    });
     // fwupd's test metadata holds no 1.2.2 release: the rollback is refused before fwupdmgr runs, nothing changes.
     expect(back.ok).toBe(false);
     expect(back.error).toMatch(/no device here is offered fakedevice\.firmware 1\.2\.2/);
@@ -95,15 +102,34 @@ describe.skipIf(missing.length > 0)('fwupd backend, for real (fwupd daemon, test
 
     const { runner } = runnerFor(fwupd);
     const [patch] = await fwupd.scan();
-    const result = await runner.install({ patches: [{ patchId: patch!.patchId, packages: patch!.packages, rebootRequired: patch!.rebootRequired }] });
-    expect(result).toMatchObject({ status: 'succeeded', patches: [{ patchId: 'firmware:fakedevice.firmware:1.2.4', state: 'installed', installedVersion: '1.2.4' }] });
-    expect(JSON.parse(d.fwupdmgr(['get-devices', '--json']).stdout).Devices.find((x: { DeviceId: string }) => x.DeviceId === FAKE_DEVICE_ID).Version).toBe('1.2.4');
+    const result = await runner.install({
+      patches: [{ patchId: patch!.patchId, packages: patch!.packages, rebootRequired: patch!.rebootRequired }],
+    });
+    expect(result).toMatchObject({
+      status: 'succeeded',
+      patches: [{ patchId: 'firmware:fakedevice.firmware:1.2.4', state: 'installed', installedVersion: '1.2.4' }],
+    });
+    expect(
+      JSON.parse(d.fwupdmgr(['get-devices', '--json']).stdout).Devices.find(
+        (x: { DeviceId: string }) => x.DeviceId === FAKE_DEVICE_ID,
+      ).Version,
+    ).toBe('1.2.4');
     expect(await fwupd.scan()).toEqual([]);
-    expect((await runner.verify({ patches: [{ patchId: patch!.patchId, packages: patch!.packages, rebootRequired: false }] })).status).toBe('succeeded');
+    expect(
+      (
+        await runner.verify({
+          patches: [{ patchId: patch!.patchId, packages: patch!.packages, rebootRequired: false }],
+        })
+      ).status,
+    ).toBe('succeeded');
 
-    const down = await fwupd.rollback([{ manager: 'fwupd', name: APPSTREAM_ID, version: '1.2.4' }], { [APPSTREAM_ID]: '1.2.3' });
+    const down = await fwupd.rollback([{ manager: 'fwupd', name: APPSTREAM_ID, version: '1.2.4' }], {
+      [APPSTREAM_ID]: '1.2.3',
+    });
     expect(down).toMatchObject({ ok: true });
-    expect(calls.filter((c) => c[1] === 'install').at(-1)).toEqual(expect.arrayContaining(['--allow-older', '--', FAKE_DEVICE_ID, '1.2.3']));
+    expect(calls.filter((c) => c[1] === 'install').at(-1)).toEqual(
+      expect.arrayContaining(['--allow-older', '--', FAKE_DEVICE_ID, '1.2.3']),
+    );
     expect((await fwupd.installedVersions([APPSTREAM_ID])).get(APPSTREAM_ID)).toBe('1.2.3');
   });
 
@@ -111,7 +137,11 @@ describe.skipIf(missing.length > 0)('fwupd backend, for real (fwupd daemon, test
     const { exec, calls } = recording();
     const fwupd = new FwupdBackend({ exec, env: d.env });
     const r = await fwupd.install([{ manager: 'fwupd', name: APPSTREAM_ID, version: '9.9.9' }]);
-    expect(r).toMatchObject({ ok: false, error: 'no device here is offered fakedevice.firmware 9.9.9 (fwupdmgr get-devices lists none); rescan this endpoint' });
+    expect(r).toMatchObject({
+      ok: false,
+      error:
+        'no device here is offered fakedevice.firmware 9.9.9 (fwupdmgr get-devices lists none); rescan this endpoint',
+    });
     const o = await fwupd.install([{ manager: 'fwupd', name: APPSTREAM_ID, version: '--allow-reinstall' }]);
     expect(o.ok).toBe(false);
     expect(calls.some((c) => c[1] === 'install')).toBe(false);
@@ -119,28 +149,38 @@ describe.skipIf(missing.length > 0)('fwupd backend, for real (fwupd daemon, test
 
   it('lists the device in the inventory', async () => {
     const inv = await new FwupdBackend({ env: d.env }).inventory();
-    expect(inv).toContainEqual({ source: 'fwupd', name: 'Integrated Webcam™', version: expect.stringMatching(/^1\.2\.\d$/), vendor: 'ACME Corp.' });
+    expect(inv).toContainEqual({
+      source: 'fwupd',
+      name: 'Integrated Webcam™',
+      version: expect.stringMatching(/^1\.2\.\d$/),
+      vendor: 'ACME Corp.',
+    });
   });
 });
 
-describe.skipIf(missing.length > 0)('fwupd backend, firmware applied at the next boot (test plugin NeedsReboot)', () => {
-  let d: FwupdTestDaemon;
-  beforeAll(async () => {
-    d = await startFwupd({ needsReboot: true });
-  }, 60_000);
-  afterAll(async () => {
-    await d?.stop();
-  });
+describe.skipIf(missing.length > 0)(
+  'fwupd backend, firmware applied at the next boot (test plugin NeedsReboot)',
+  () => {
+    let d: FwupdTestDaemon;
+    beforeAll(async () => {
+      d = await startFwupd({ needsReboot: true });
+    }, 60_000);
+    afterAll(async () => {
+      await d?.stop();
+    });
 
-  it('reports the staged version and a pending reboot while the device still runs the old one', async () => {
-    const fwupd = new FwupdBackend({ env: d.env });
-    expect(await fwupd.rebootPending()).toBe(false);
-    const r = await fwupd.install([{ manager: 'fwupd', name: APPSTREAM_ID, version: '1.2.4' }]);
-    expect(r).toMatchObject({ ok: true, rebootRequired: true });
-    const device = JSON.parse(d.fwupdmgr(['get-devices', '--json']).stdout).Devices.find((x: { DeviceId: string }) => x.DeviceId === FAKE_DEVICE_ID);
-    expect(device.Version).toBe('1.2.2');
-    expect(device.Flags).toContain('needs-reboot');
-    expect((await fwupd.installedVersions([APPSTREAM_ID])).get(APPSTREAM_ID)).toBe('1.2.4');
-    expect(await fwupd.rebootPending()).toBe(true);
-  });
-});
+    it('reports the staged version and a pending reboot while the device still runs the old one', async () => {
+      const fwupd = new FwupdBackend({ env: d.env });
+      expect(await fwupd.rebootPending()).toBe(false);
+      const r = await fwupd.install([{ manager: 'fwupd', name: APPSTREAM_ID, version: '1.2.4' }]);
+      expect(r).toMatchObject({ ok: true, rebootRequired: true });
+      const device = JSON.parse(d.fwupdmgr(['get-devices', '--json']).stdout).Devices.find(
+        (x: { DeviceId: string }) => x.DeviceId === FAKE_DEVICE_ID,
+      );
+      expect(device.Version).toBe('1.2.2');
+      expect(device.Flags).toContain('needs-reboot');
+      expect((await fwupd.installedVersions([APPSTREAM_ID])).get(APPSTREAM_ID)).toBe('1.2.4');
+      expect(await fwupd.rebootPending()).toBe(true);
+    });
+  },
+);

@@ -141,7 +141,10 @@ export class FwupdBackend implements Backend {
 
   private run(args: string[], timeoutMs = 10 * 60_000) {
     // The C locale for text we read (urgency); NO_COLOR keeps escape codes out of it.
-    return this.exec(this.bin, args, { env: { ...process.env, ...this.o.env, LC_ALL: 'C.UTF-8', LANGUAGE: '', NO_COLOR: '1' }, timeoutMs });
+    return this.exec(this.bin, args, {
+      env: { ...process.env, ...this.o.env, LC_ALL: 'C.UTF-8', LANGUAGE: '', NO_COLOR: '1' },
+      timeoutMs,
+    });
   }
 
   private async devices(): Promise<FwupdDevice[]> {
@@ -154,7 +157,9 @@ export class FwupdBackend implements Backend {
   async scan(): Promise<FoundPatch[]> {
     const refresh = await this.run(['refresh', '--json'], 15 * 60_000);
     if (refresh.code !== 0 && refresh.code !== NOTHING_TO_DO) {
-      throw new Error(`fwupdmgr refresh failed (${refresh.code}): ${fwupdError(refresh.stdout, refresh.stderr)}; the firmware metadata (LVFS) could not be updated, so offered versions may be stale`);
+      throw new Error(
+        `fwupdmgr refresh failed (${refresh.code}): ${fwupdError(refresh.stdout, refresh.stderr)}; the firmware metadata (LVFS) could not be updated, so offered versions may be stale`,
+      );
     }
     const r = await this.run(['get-updates', '--json']);
     if (r.code === NOTHING_TO_DO) return [];
@@ -165,21 +170,39 @@ export class FwupdBackend implements Backend {
     return fwupdToPatches(devices, parseFwupdUrgencies(text.stdout));
   }
 
-  private async installOn(pkgs: PackageRef[], versionOf: (p: PackageRef) => string | undefined, extra: string[]): Promise<OperationResult> {
+  private async installOn(
+    pkgs: PackageRef[],
+    versionOf: (p: PackageRef) => string | undefined,
+    extra: string[],
+  ): Promise<OperationResult> {
     const devices = await this.devices();
     const logs: string[] = [];
     let reboot = false;
     for (const p of pkgs) {
       const version = versionOf(p);
       if (!version) return { ok: false, error: `no firmware version given for ${p.name}`, log: tail(logs.join('\n')) };
-      const targets = devices.filter((d) => (d.Releases ?? []).some((r) => r.AppstreamId === p.name && r.Version === version));
+      const targets = devices.filter((d) =>
+        (d.Releases ?? []).some((r) => r.AppstreamId === p.name && r.Version === version),
+      );
       if (targets.length === 0) {
-        return { ok: false, error: `no device here is offered ${p.name} ${version} (fwupdmgr get-devices lists none); rescan this endpoint`, log: tail(logs.join('\n')) };
+        return {
+          ok: false,
+          error: `no device here is offered ${p.name} ${version} (fwupdmgr get-devices lists none); rescan this endpoint`,
+          log: tail(logs.join('\n')),
+        };
       }
       for (const d of targets) {
-        const r = await this.run(['install', '--json', '--no-reboot-check', ...extra, '--', d.DeviceId, version], 2 * 3600_000);
+        const r = await this.run(
+          ['install', '--json', '--no-reboot-check', ...extra, '--', d.DeviceId, version],
+          2 * 3600_000,
+        );
         logs.push(`${d.Name} (${d.DeviceId}) → ${version}: exit ${r.code}\n${r.stdout}${r.stderr}`);
-        if (r.code !== 0) return { ok: false, error: `fwupdmgr install ${version} on ${d.Name} failed (${r.code}): ${fwupdError(r.stdout, r.stderr)}`, log: tail(logs.join('\n')) };
+        if (r.code !== 0)
+          return {
+            ok: false,
+            error: `fwupdmgr install ${version} on ${d.Name} failed (${r.code}): ${fwupdError(r.stdout, r.stderr)}`,
+            log: tail(logs.join('\n')),
+          };
         reboot ||= needsReboot(d);
       }
     }
@@ -221,7 +244,13 @@ export class FwupdBackend implements Backend {
     const staged = await this.staged(devices);
     return new Map(
       names.map((n) => {
-        const vs = [...new Set(devices.filter((d) => (d.Releases ?? []).some((r) => r.AppstreamId === n)).map((d) => staged.get(d.DeviceId) ?? d.Version ?? ''))];
+        const vs = [
+          ...new Set(
+            devices
+              .filter((d) => (d.Releases ?? []).some((r) => r.AppstreamId === n))
+              .map((d) => staged.get(d.DeviceId) ?? d.Version ?? ''),
+          ),
+        ];
         return [n, vs.length === 0 ? null : vs.join(', ')];
       }),
     );

@@ -11,7 +11,8 @@ import { parseSoftwareUpdateList, softwareUpdateToPatches } from './softwareupda
 import { parseWuaSearch, WindowsUpdateBackend, wuaToPatches } from './windows-update';
 import { parseWingetTable, WingetBackend, wingetToPatches } from './winget';
 
-const fixture = (name: string) => readFileSync(path.join(import.meta.dirname, '../../../test/fixtures/agent', name), 'utf8');
+const fixture = (name: string) =>
+  readFileSync(path.join(import.meta.dirname, '../../../test/fixtures/agent', name), 'utf8');
 
 describe('apt', () => {
   it('reads the Inst line of a real Ubuntu 20.04 simulation (two origins, one of them -security)', () => {
@@ -27,24 +28,56 @@ describe('apt', () => {
       },
     ]);
     const p = aptUpgradeToPatch(ups[0]!);
-    expect(p).toMatchObject({ patchId: 'apt:firefox-locale-en:136.0+build3-0ubuntu0.20.04.1', vendor: 'Ubuntu', type: 'security', severitySource: 'ubuntu', rebootRequired: false });
+    expect(p).toMatchObject({
+      patchId: 'apt:firefox-locale-en:136.0+build3-0ubuntu0.20.04.1',
+      vendor: 'Ubuntu',
+      type: 'security',
+      severitySource: 'ubuntu',
+      rebootRequired: false,
+    });
     expect(() => foundPatchSchema.parse(p)).not.toThrow();
   });
 
   it('reads a real Ubuntu 22.04 dist-upgrade: trailing [] markers, :i386 instances, new packages, Remv lines skipped', () => {
     const ups = parseAptSimulation(fixture('apt-s-dist-upgrade-ubuntu-22.04.txt'));
     expect(ups).toHaveLength(27);
-    expect(ups.filter((u) => u.security).map((u) => u.name)).toEqual(['linux-modules-nvidia-525-generic-hwe-22.04', 'linux-modules-nvidia-525-5.19.0-35-generic']);
-    expect(ups.find((u) => u.name === 'libnvidia-gl-525')).toMatchObject({ current: '525.78.01-0ubuntu0.22.04.1', candidate: '525.85.05-0ubuntu0.22.04.1', arch: 'amd64', origins: ['Ubuntu:22.04/jammy-updates'] });
-    expect(ups.find((u) => u.name === 'libnvidia-gl-525:i386')).toMatchObject({ arch: 'i386', candidate: '525.85.05-0ubuntu0.22.04.1' });
-    expect(ups.find((u) => u.name === 'linux-modules-nvidia-525-5.19.0-35-generic')).toMatchObject({ current: null, candidate: '5.19.0-35.36~22.04.1' });
+    expect(ups.filter((u) => u.security).map((u) => u.name)).toEqual([
+      'linux-modules-nvidia-525-generic-hwe-22.04',
+      'linux-modules-nvidia-525-5.19.0-35-generic',
+    ]);
+    expect(ups.find((u) => u.name === 'libnvidia-gl-525')).toMatchObject({
+      current: '525.78.01-0ubuntu0.22.04.1',
+      candidate: '525.85.05-0ubuntu0.22.04.1',
+      arch: 'amd64',
+      origins: ['Ubuntu:22.04/jammy-updates'],
+    });
+    expect(ups.find((u) => u.name === 'libnvidia-gl-525:i386')).toMatchObject({
+      arch: 'i386',
+      candidate: '525.85.05-0ubuntu0.22.04.1',
+    });
+    expect(ups.find((u) => u.name === 'linux-modules-nvidia-525-5.19.0-35-generic')).toMatchObject({
+      current: null,
+      candidate: '5.19.0-35.36~22.04.1',
+    });
     expect(ups.some((u) => u.name === 'linux-modules-nvidia-525-5.19.0-32-generic')).toBe(false);
-    expect(ups.find((u) => u.name === 'fonts-opensymbol')).toMatchObject({ current: '2:102.12+LibO7.3.7-0ubuntu0.22.04.1', candidate: '2:102.12+LibO7.3.7-0ubuntu0.22.04.2', arch: 'all' });
+    expect(ups.find((u) => u.name === 'fonts-opensymbol')).toMatchObject({
+      current: '2:102.12+LibO7.3.7-0ubuntu0.22.04.1',
+      candidate: '2:102.12+LibO7.3.7-0ubuntu0.22.04.2',
+      arch: 'all',
+    });
 
     const patches = ups.map(aptUpgradeToPatch);
     for (const p of patches) expect(() => foundPatchSchema.parse(p)).not.toThrow();
-    expect(patches.find((p) => p.product === 'tcpdump')).toMatchObject({ patchId: 'apt:tcpdump:4.99.1-3ubuntu0.1', type: 'update', vendor: 'Ubuntu', rebootRequired: false });
-    expect(patches.find((p) => p.product === 'linux-modules-nvidia-525-generic-hwe-22.04')).toMatchObject({ type: 'security', rebootRequired: true });
+    expect(patches.find((p) => p.product === 'tcpdump')).toMatchObject({
+      patchId: 'apt:tcpdump:4.99.1-3ubuntu0.1',
+      type: 'update',
+      vendor: 'Ubuntu',
+      rebootRequired: false,
+    });
+    expect(patches.find((p) => p.product === 'linux-modules-nvidia-525-generic-hwe-22.04')).toMatchObject({
+      type: 'security',
+      rebootRequired: true,
+    });
     expect(new Set(patches.map((p) => p.patchId)).size).toBe(patches.length);
   });
 
@@ -62,7 +95,12 @@ describe('apt', () => {
       ].join('\n');
       return { code: 0, stdout, stderr: '' };
     };
-    const got = await new AptBackend({ exec }).installedVersions(['libnvidia-gl-525', 'libnvidia-gl-525:i386', 'tcpdump', 'libnvidia-extra-525']);
+    const got = await new AptBackend({ exec }).installedVersions([
+      'libnvidia-gl-525',
+      'libnvidia-gl-525:i386',
+      'tcpdump',
+      'libnvidia-extra-525',
+    ]);
     expect(Object.fromEntries(got)).toEqual({
       'libnvidia-gl-525': '525.78.01-0ubuntu0.22.04.1',
       'libnvidia-gl-525:i386': '525.78.01-0ubuntu0.22.04.0',
@@ -77,10 +115,20 @@ describe('winget', () => {
   it('reads the fixed-width upgrade table, names with spaces included, duplicates dropped', () => {
     const rows = parseWingetTable(fixture('winget-upgrade.txt'));
     expect(rows).toHaveLength(6);
-    expect(rows[3]).toEqual({ name: 'Microsoft 365 Apps for enterprise', id: 'Microsoft.Office', version: '16.0.14701.20290', available: '16.0.14729.20228', source: 'winget' });
+    expect(rows[3]).toEqual({
+      name: 'Microsoft 365 Apps for enterprise',
+      id: 'Microsoft.Office',
+      version: '16.0.14701.20290',
+      available: '16.0.14729.20228',
+      source: 'winget',
+    });
     const patches = wingetToPatches(rows);
     expect(patches).toHaveLength(5);
-    expect(patches[1]).toMatchObject({ patchId: 'third-party:microsoft-edge:97.0.1072.69', vendor: 'Microsoft', packages: [{ manager: 'winget', name: 'Microsoft.Edge', version: '97.0.1072.69' }] });
+    expect(patches[1]).toMatchObject({
+      patchId: 'third-party:microsoft-edge:97.0.1072.69',
+      vendor: 'Microsoft',
+      packages: [{ manager: 'winget', name: 'Microsoft.Edge', version: '97.0.1072.69' }],
+    });
   });
 
   it('installs exactly the version asked for', async () => {
@@ -91,7 +139,9 @@ describe('winget', () => {
     };
     const r = await new WingetBackend(exec).install([{ manager: 'winget', name: 'Signal', version: '5.29.0' }]);
     expect(r.ok).toBe(true);
-    expect(calls[0]).toEqual(expect.arrayContaining(['winget', 'upgrade', '--id', 'Signal', '--exact', '--version', '5.29.0']));
+    expect(calls[0]).toEqual(
+      expect.arrayContaining(['winget', 'upgrade', '--id', 'Signal', '--exact', '--version', '5.29.0']),
+    );
   });
 });
 
@@ -99,11 +149,33 @@ describe('softwareupdate', () => {
   it('reads labels, recommended and restart', () => {
     const items = parseSoftwareUpdateList(fixture('softwareupdate-list.txt'));
     expect(items).toEqual([
-      { label: 'Safari18.3.1VenturaAuto-18.3.1', title: 'Safari', version: '18.3.1', recommended: true, restart: false },
-      { label: 'macOS Ventura 13.7.4-22H420', title: 'macOS Ventura 13.7.4', version: '13.7.4', recommended: true, restart: true },
-      { label: 'macOS Sequoia 15.3.1-24D70', title: 'macOS Sequoia 15.3.1', version: '15.3.1', recommended: true, restart: true },
+      {
+        label: 'Safari18.3.1VenturaAuto-18.3.1',
+        title: 'Safari',
+        version: '18.3.1',
+        recommended: true,
+        restart: false,
+      },
+      {
+        label: 'macOS Ventura 13.7.4-22H420',
+        title: 'macOS Ventura 13.7.4',
+        version: '13.7.4',
+        recommended: true,
+        restart: true,
+      },
+      {
+        label: 'macOS Sequoia 15.3.1-24D70',
+        title: 'macOS Sequoia 15.3.1',
+        version: '15.3.1',
+        recommended: true,
+        restart: true,
+      },
     ]);
-    expect(softwareUpdateToPatches(items, '13.7.3')[1]).toMatchObject({ patchId: 'apple:macOS Ventura 13.7.4-22H420', rebootRequired: true, type: 'security' });
+    expect(softwareUpdateToPatches(items, '13.7.3')[1]).toMatchObject({
+      patchId: 'apple:macOS Ventura 13.7.4-22H420',
+      rebootRequired: true,
+      type: 'security',
+    });
   });
 });
 
@@ -115,8 +187,16 @@ describe('brew', () => {
       ['formula', 'rav1e', ['0.3.3'], '0.3.4'],
     ]);
     const patches = brewToPatches(list);
-    expect(patches.map((p) => p.patchId)).toEqual(['third-party:brew-pygobject3:3.38.0', 'third-party:brew-rav1e:0.3.4']);
-    expect(patches[0]).toMatchObject({ title: 'pygobject3 3.36.1 → 3.38.0', vendor: 'Homebrew', product: 'pygobject3', packages: [{ manager: 'brew', name: 'pygobject3', version: '3.38.0' }] });
+    expect(patches.map((p) => p.patchId)).toEqual([
+      'third-party:brew-pygobject3:3.38.0',
+      'third-party:brew-rav1e:0.3.4',
+    ]);
+    expect(patches[0]).toMatchObject({
+      title: 'pygobject3 3.36.1 → 3.38.0',
+      vendor: 'Homebrew',
+      product: 'pygobject3',
+      packages: [{ manager: 'brew', name: 'pygobject3', version: '3.38.0' }],
+    });
     for (const p of patches) expect(() => foundPatchSchema.parse(p)).not.toThrow();
   });
 
@@ -128,7 +208,11 @@ describe('brew', () => {
 
   it('reads real cask output of Homebrew before 4.1 (installed_versions a string) and skips latest → latest', () => {
     const list = parseBrewOutdated(fixture('brew-outdated-v2-greedy-cask.json'));
-    expect(list.find((e) => e.name === 'electrum')).toMatchObject({ kind: 'cask', installed_versions: ['4.0.2'], current_version: '4.0.3' });
+    expect(list.find((e) => e.name === 'electrum')).toMatchObject({
+      kind: 'cask',
+      installed_versions: ['4.0.2'],
+      current_version: '4.0.3',
+    });
     const patches = brewToPatches(list);
     expect(patches.map((p) => p.packages[0])).toEqual([
       { manager: 'brew', name: 'cask:amethyst', version: '0.15.3' },
@@ -141,7 +225,9 @@ describe('brew', () => {
 
   it('splits a cask string naming several installed versions', () => {
     // the form meta-package-manager recorded for lg-onscreen-control (see the fixtures README)
-    const [e] = parseBrewOutdated('{"formulae":[],"casks":[{"name":"lg-onscreen-control","installed_versions":"5.33,cV8xqv5TSZA.upgrading, 5.47,yi5XuIZw6hg","current_version":"5.48,uYXSwyUCNFBbSch9PFw"}]}');
+    const [e] = parseBrewOutdated(
+      '{"formulae":[],"casks":[{"name":"lg-onscreen-control","installed_versions":"5.33,cV8xqv5TSZA.upgrading, 5.47,yi5XuIZw6hg","current_version":"5.48,uYXSwyUCNFBbSch9PFw"}]}',
+    );
     expect(e!.installed_versions).toEqual(['5.33,cV8xqv5TSZA.upgrading', '5.47,yi5XuIZw6hg']);
   });
 });
@@ -158,7 +244,9 @@ describe('windows update', () => {
     ]);
     expect(patches[1]!.cves).toEqual(['CVE-2020-0689']);
     expect(patches[0]!.releasedAt).toBe('2023-11-14T00:00:00Z');
-    expect(patches[3]!.title).toBe('Security Intelligence Update for Windows Defender Antivirus - KB2267602 (Version 1.299.2334.0)');
+    expect(patches[3]!.title).toBe(
+      'Security Intelligence Update for Windows Defender Antivirus - KB2267602 (Version 1.299.2334.0)',
+    );
     for (const p of patches) expect(() => foundPatchSchema.parse(p)).not.toThrow();
   });
 
@@ -170,7 +258,17 @@ describe('windows update', () => {
     };
     const found = await new WindowsUpdateBackend(exec, 'C:\\patchops\\windows-update.ps1').scan();
     expect(found.map((p) => p.patchId)).toEqual(['KB5032339', 'KB4535680', 'KB4512495', 'KB2267602', 'KB4577586']);
-    expect(calls[0]).toEqual(['powershell.exe', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', 'C:\\patchops\\windows-update.ps1', '-Action', 'Search']);
+    expect(calls[0]).toEqual([
+      'powershell.exe',
+      '-NoProfile',
+      '-NonInteractive',
+      '-ExecutionPolicy',
+      'Bypass',
+      '-File',
+      'C:\\patchops\\windows-update.ps1',
+      '-Action',
+      'Search',
+    ]);
   });
 });
 

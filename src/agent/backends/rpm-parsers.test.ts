@@ -11,14 +11,48 @@ import type { Exec } from '../exec';
 import { DnfBackend, parseCheckUpdate, parseDnf5AdvisoryList, parseUpdateInfoList, toPatches } from './dnf';
 import { normalizeEvr, parseNevra } from './rpm';
 
-const fixture = (name: string) => readFileSync(path.join(import.meta.dirname, '../../../test/fixtures/agent', name), 'utf8');
+const fixture = (name: string) =>
+  readFileSync(path.join(import.meta.dirname, '../../../test/fixtures/agent', name), 'utf8');
 
 describe('rpm NEVRA', () => {
   it.each([
-    ['openssl-libs-1:3.0.7-25.el9_3.x86_64', { name: 'openssl-libs', epoch: '1', version: '3.0.7', release: '25.el9_3', arch: 'x86_64', evr: '1:3.0.7-25.el9_3' }],
-    ['bind-libs-9.16.23-10.oe2203.aarch64', { name: 'bind-libs', epoch: '', version: '9.16.23', release: '10.oe2203', arch: 'aarch64', evr: '9.16.23-10.oe2203' }],
-    ['389-ds-base-libs-1.3.1.6-26.el7_0.x86_64', { name: '389-ds-base-libs', epoch: '', version: '1.3.1.6', release: '26.el7_0', arch: 'x86_64', evr: '1.3.1.6-26.el7_0' }],
-    ['tzdata-0:2024a-1.el9.noarch', { name: 'tzdata', epoch: '', version: '2024a', release: '1.el9', arch: 'noarch', evr: '2024a-1.el9' }],
+    [
+      'openssl-libs-1:3.0.7-25.el9_3.x86_64',
+      {
+        name: 'openssl-libs',
+        epoch: '1',
+        version: '3.0.7',
+        release: '25.el9_3',
+        arch: 'x86_64',
+        evr: '1:3.0.7-25.el9_3',
+      },
+    ],
+    [
+      'bind-libs-9.16.23-10.oe2203.aarch64',
+      {
+        name: 'bind-libs',
+        epoch: '',
+        version: '9.16.23',
+        release: '10.oe2203',
+        arch: 'aarch64',
+        evr: '9.16.23-10.oe2203',
+      },
+    ],
+    [
+      '389-ds-base-libs-1.3.1.6-26.el7_0.x86_64',
+      {
+        name: '389-ds-base-libs',
+        epoch: '',
+        version: '1.3.1.6',
+        release: '26.el7_0',
+        arch: 'x86_64',
+        evr: '1.3.1.6-26.el7_0',
+      },
+    ],
+    [
+      'tzdata-0:2024a-1.el9.noarch',
+      { name: 'tzdata', epoch: '', version: '2024a', release: '1.el9', arch: 'noarch', evr: '2024a-1.el9' },
+    ],
   ])('splits %s keeping the epoch in the EVR (epoch 0 left out, as dnf and rpm print it)', (nevra, want) => {
     expect(parseNevra(nevra)).toEqual(want);
   });
@@ -34,7 +68,12 @@ describe('yum / dnf 4 updateinfo on captured output', () => {
   it('reads yum 3 on RHEL 7 (plugin banner, leading spaces): advisories with severity, the versions of each advisory grouped', () => {
     const lines = parseUpdateInfoList(fixture('yum-updateinfo-list.txt'));
     expect(lines).toHaveLength(13);
-    expect(lines[4]).toMatchObject({ id: 'RHSA-2016:2594', type: 'security', severity: 'Moderate', pkg: { name: '389-ds-base', evr: '1.3.5.10-11.el7' } });
+    expect(lines[4]).toMatchObject({
+      id: 'RHSA-2016:2594',
+      type: 'security',
+      severity: 'Moderate',
+      pkg: { name: '389-ds-base', evr: '1.3.5.10-11.el7' },
+    });
     const patches = toPatches(lines, [], []);
     expect(patches).toHaveLength(12);
     const a = patches.find((p) => p.patchId === 'RHSA-2014:1031')!;
@@ -66,8 +105,17 @@ describe('yum / dnf 4 updateinfo on captured output', () => {
   it('check-update stops at the obsoletes list and keeps the epoch', () => {
     // dnf 4's check-update layout (name.arch, EVR, repository) as dnf.integration.test.ts captures it here;
     // the Obsoleting Packages section's lines are composed in the same layout (not captured).
-    const text = ['', 'patchops-demo.noarch                    1:2.0-1                    patchops-test', 'Obsoleting Packages', 'new-thing.noarch   1.0-1   patchops-test', '    old-thing.noarch  0.9-1  @System', ''].join('\n');
-    expect(parseCheckUpdate(text)).toEqual([{ name: 'patchops-demo', arch: 'noarch', evr: '1:2.0-1', repo: 'patchops-test' }]);
+    const text = [
+      '',
+      'patchops-demo.noarch                    1:2.0-1                    patchops-test',
+      'Obsoleting Packages',
+      'new-thing.noarch   1.0-1   patchops-test',
+      '    old-thing.noarch  0.9-1  @System',
+      '',
+    ].join('\n');
+    expect(parseCheckUpdate(text)).toEqual([
+      { name: 'patchops-demo', arch: 'noarch', evr: '1:2.0-1', repo: 'patchops-test' },
+    ]);
   });
 });
 
@@ -108,7 +156,10 @@ describe('dnf 5 advisory list on captured output', () => {
     // Composed: header and columns as libdnf5-cli/output/advisorylist.cpp prints them for --with-cve (the
     // first column named "CVE"); the row's CVE id is ours, its other cells are the captured glib2 row.
     const cves = parseDnf5AdvisoryList(
-      ['CVE                    Type Severity                                Package              Issued', 'CVE-2024-34397 secu Importan   glib2-debuginfo-2.80.2-1.fc40.x86_64 2024-05-12 04:16:43'].join('\n'),
+      [
+        'CVE                    Type Severity                                Package              Issued',
+        'CVE-2024-34397 secu Importan   glib2-debuginfo-2.80.2-1.fc40.x86_64 2024-05-12 04:16:43',
+      ].join('\n'),
     );
     const patches = toPatches(parseDnf5AdvisoryList(fixture('dnf5-advisory-list-narrow.txt')), cves, []);
     expect(patches.find((p) => p.patchId === 'FEDORA-2024-635a54eb7e')!.cves).toEqual(['CVE-2024-34397']);
@@ -123,20 +174,36 @@ describe('DnfBackend on dnf 5 (its captured output served by a fake exec)', () =
       calls.push([file, ...args]);
       const a = args.join(' ');
       // dnf5/main.cpp print_versions: "{} version {}.{}.{}.{}" with "dnf5", then the plugin API line
-      if (a === '--version') return { code: 0, stdout: 'dnf5 version 5.2.18.0\ndnf5 plugin API version 2.0\n', stderr: '' };
-      if (a === '--refresh advisory list --available') return { code: 0, stdout: fixture('dnf5-advisory-list-narrow.txt'), stderr: '' };
+      if (a === '--version')
+        return { code: 0, stdout: 'dnf5 version 5.2.18.0\ndnf5 plugin API version 2.0\n', stderr: '' };
+      if (a === '--refresh advisory list --available')
+        return { code: 0, stdout: fixture('dnf5-advisory-list-narrow.txt'), stderr: '' };
       if (a === 'advisory list --available --with-cve') return { code: 0, stdout: '', stderr: '' };
       if (a === 'check-upgrade') return { code: 0, stdout: '', stderr: '' };
       return { code: 2, stdout: '', stderr: `unexpected: ${a}` };
     };
     const patches = await new DnfBackend({ exec }).scan();
-    expect(calls.map((c) => c.slice(1).join(' '))).toEqual(['--version', '--refresh advisory list --available', 'advisory list --available --with-cve', 'check-upgrade']);
-    expect(patches.map((p) => p.patchId)).toEqual(['FEDORA-2024-1e8a70c30e', 'FEDORA-2024-27b58399dc', 'FEDORA-2024-635a54eb7e', 'FEDORA-2024-fbfda3f679']);
+    expect(calls.map((c) => c.slice(1).join(' '))).toEqual([
+      '--version',
+      '--refresh advisory list --available',
+      'advisory list --available --with-cve',
+      'check-upgrade',
+    ]);
+    expect(patches.map((p) => p.patchId)).toEqual([
+      'FEDORA-2024-1e8a70c30e',
+      'FEDORA-2024-27b58399dc',
+      'FEDORA-2024-635a54eb7e',
+      'FEDORA-2024-fbfda3f679',
+    ]);
   });
 
   it('a failing listing fails the scan with what dnf said (the message is ours)', async () => {
     const exec: Exec = async (_file, args) =>
-      args[0] === '--version' ? { code: 0, stdout: '4.14.0\n', stderr: '' } : { code: 1, stdout: '', stderr: 'Error: Failed to download metadata for repo' };
-    await expect(new DnfBackend({ exec }).scan()).rejects.toThrow(/-q updateinfo list --available failed \(1\): Error: Failed to download metadata for repo/);
+      args[0] === '--version'
+        ? { code: 0, stdout: '4.14.0\n', stderr: '' }
+        : { code: 1, stdout: '', stderr: 'Error: Failed to download metadata for repo' };
+    await expect(new DnfBackend({ exec }).scan()).rejects.toThrow(
+      /-q updateinfo list --available failed \(1\): Error: Failed to download metadata for repo/,
+    );
   });
 });

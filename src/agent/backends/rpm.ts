@@ -61,13 +61,21 @@ export const rpmRootArgs = (root: string | undefined): string[] => (root ? ['--r
  * Installed EVR of each name (`rpm -q`), null when not installed. When several instances are installed
  * (an install-only package such as the kernel, or two architectures), the last one rpm lists is taken.
  */
-export async function rpmInstalledVersions(exec: Exec, names: string[], root?: string): Promise<Map<string, string | null>> {
+export async function rpmInstalledVersions(
+  exec: Exec,
+  names: string[],
+  root?: string,
+): Promise<Map<string, string | null>> {
   const out = new Map<string, string | null>(names.map((n) => [n, null]));
   if (names.length === 0) return out;
   // `--` ends rpm's options: a name can never be read as one.
-  const r = await exec('rpm', [...rpmRootArgs(root), '-q', '--qf', '%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\n', '--', ...names], {
-    env: { ...process.env, LC_ALL: 'C' },
-  });
+  const r = await exec(
+    'rpm',
+    [...rpmRootArgs(root), '-q', '--qf', '%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\n', '--', ...names],
+    {
+      env: { ...process.env, LC_ALL: 'C' },
+    },
+  );
   for (const line of r.stdout.split('\n')) {
     const [n, e, v, rel] = line.split('\t');
     if (n && v && rel !== undefined && out.has(n)) out.set(n, evrOf(e ?? '', v, rel));
@@ -76,12 +84,21 @@ export async function rpmInstalledVersions(exec: Exec, names: string[], root?: s
 }
 
 export async function rpmInventory(exec: Exec, source: string, root?: string) {
-  const r = await exec('rpm', [...rpmRootArgs(root), '-qa', '--qf', '%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{VENDOR}\\n'], {
-    env: { ...process.env, LC_ALL: 'C' },
-  });
+  const r = await exec(
+    'rpm',
+    [...rpmRootArgs(root), '-qa', '--qf', '%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{VENDOR}\\n'],
+    {
+      env: { ...process.env, LC_ALL: 'C' },
+    },
+  );
   return r.stdout
     .split('\n')
     .map((l) => l.split('\t'))
     .filter((f) => f[0] && f[2])
-    .map((f) => ({ source, name: f[0]!, version: evrOf(f[1] ?? '', f[2]!, f[3] ?? ''), vendor: f[4] && f[4] !== '(none)' ? f[4] : undefined }));
+    .map((f) => ({
+      source,
+      name: f[0]!,
+      version: evrOf(f[1] ?? '', f[2]!, f[3] ?? ''),
+      vendor: f[4] && f[4] !== '(none)' ? f[4] : undefined,
+    }));
 }

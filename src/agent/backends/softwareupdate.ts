@@ -39,7 +39,8 @@ export function parseSoftwareUpdateList(text: string): SoftwareUpdateItem[] {
     }
     // Old formats: "Title (1.2.3), 12345K [recommended] [restart]" (10.5–10.14; a comma may follow the title or the
     // size) and "Title, 1.2.3, 12345K [recommended]" (the example in Apple's softwareupdate(8) of 10.3).
-    const old = /^(.*?),?\s*\(([^)]*)\),\s*\d+K,?\s*(.*)$/.exec(detail) ?? /^(.*?),\s*([^,]+?),\s*\d+K,?\s*(.*)$/.exec(detail);
+    const old =
+      /^(.*?),?\s*\(([^)]*)\),\s*\d+K,?\s*(.*)$/.exec(detail) ?? /^(.*?),\s*([^,]+?),\s*\d+K,?\s*(.*)$/.exec(detail);
     if (!old) continue;
     out.push({
       label: head[2]!,
@@ -60,7 +61,8 @@ const major = (v: string | undefined): number | null => {
 };
 
 /** An update of macOS itself (its title or label names macOS or Mac OS X), as opposed to an app or tool. */
-const isMacOs = (u: Pick<SoftwareUpdateItem, 'title' | 'label'>) => /^(macOS|Mac OS X|OS X)\b/i.test(u.title || u.label);
+const isMacOs = (u: Pick<SoftwareUpdateItem, 'title' | 'label'>) =>
+  /^(macOS|Mac OS X|OS X)\b/i.test(u.title || u.label);
 
 /**
  * What kind of update it is. Apple's security content ships as Security Updates, Rapid/Background Security
@@ -125,9 +127,21 @@ export class SoftwareUpdateBackend implements Backend {
   /** softwareupdate has no documented `--` end of options: a label that starts with "-" is refused instead. */
   async install(pkgs: PackageRef[]): Promise<OperationResult> {
     const bad = pkgs.find((p) => p.name.startsWith('-'));
-    if (bad) return { ok: false, error: `refusing the softwareupdate label "${bad.name}": it starts with "-" and would be read as an option`, log: '' };
-    const r = await this.exec('softwareupdate', ['--install', '--agree-to-license', ...pkgs.map((p) => p.name)], { timeoutMs: 3 * 3600_000 });
-    return { ok: r.code === 0, rebootRequired: /restart/i.test(r.stdout + r.stderr), error: r.code === 0 ? undefined : `softwareupdate --install failed (${r.code}): ${tail(r.stderr, 500)}`, log: tail(r.stdout + r.stderr) };
+    if (bad)
+      return {
+        ok: false,
+        error: `refusing the softwareupdate label "${bad.name}": it starts with "-" and would be read as an option`,
+        log: '',
+      };
+    const r = await this.exec('softwareupdate', ['--install', '--agree-to-license', ...pkgs.map((p) => p.name)], {
+      timeoutMs: 3 * 3600_000,
+    });
+    return {
+      ok: r.code === 0,
+      rebootRequired: /restart/i.test(r.stdout + r.stderr),
+      error: r.code === 0 ? undefined : `softwareupdate --install failed (${r.code}): ${tail(r.stderr, 500)}`,
+      log: tail(r.stdout + r.stderr),
+    };
   }
 
   async rollback(): Promise<OperationResult> {
@@ -153,7 +167,11 @@ export class SoftwareUpdateBackend implements Backend {
         const running = await this.osVersion();
         out.set(n, seen?.restart && seen.version && running !== seen.version ? seen.version : (running ?? null));
       } else if (/^Safari/i.test(n)) {
-        const r = await this.exec('defaults', ['read', '/Applications/Safari.app/Contents/Info', 'CFBundleShortVersionString']);
+        const r = await this.exec('defaults', [
+          'read',
+          '/Applications/Safari.app/Contents/Info',
+          'CFBundleShortVersionString',
+        ]);
         out.set(n, r.code === 0 ? r.stdout.trim() : null);
       } else {
         out.set(n, seen?.version || labelVersion(n));

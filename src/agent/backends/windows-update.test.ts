@@ -24,23 +24,43 @@ describe('windows update install', () => {
       { manager: 'windows-update', name: 'kb5032339' },
     ]);
     expect(r).toMatchObject({ ok: true, rebootRequired: true });
-    expect(w.calls[0]).toEqual(['powershell.exe', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', 'C:\\patchops\\windows-update.ps1', '-Action', 'Install', '-KBs', '5034441,5032339']);
+    expect(w.calls[0]).toEqual([
+      'powershell.exe',
+      '-NoProfile',
+      '-NonInteractive',
+      '-ExecutionPolicy',
+      'Bypass',
+      '-File',
+      'C:\\patchops\\windows-update.ps1',
+      '-Action',
+      'Install',
+      '-KBs',
+      '5034441,5032339',
+    ]);
   });
 
   it('refuses anything but a KB number before PowerShell runs (nothing can act as a parameter)', async () => {
     for (const name of ['-Action', 'KB5034441,Uninstall', 'WU-8b1a1b5c-3c5e-4b1f-a2a2-7e4b8a0d0c11', 'KB50344 41']) {
       const w = windows();
       const r = await new WindowsUpdateBackend(w.exec).install([{ manager: 'windows-update', name }]);
-      expect(r).toMatchObject({ ok: false, error: `"${name}" is not a KB number (KB followed by digits); Windows Update installs by KB only` });
+      expect(r).toMatchObject({
+        ok: false,
+        error: `"${name}" is not a KB number (KB followed by digits); Windows Update installs by KB only`,
+      });
       expect(w.calls).toEqual([]);
     }
     const w = windows();
-    expect(await new WindowsUpdateBackend(w.exec).rollback([{ manager: 'windows-update', name: '-KBs' }])).toMatchObject({ ok: false });
+    expect(
+      await new WindowsUpdateBackend(w.exec).rollback([{ manager: 'windows-update', name: '-KBs' }]),
+    ).toMatchObject({ ok: false });
     expect(w.calls).toEqual([]);
   });
 
-  it('reports the script\'s own refusal (a KB not applicable here) as a failure with its words', async () => {
-    const w = windows('{"ResultCode":0,"Error":"not applicable here (installed, hidden or unknown): KB5032339","Updates":[]}', 2);
+  it("reports the script's own refusal (a KB not applicable here) as a failure with its words", async () => {
+    const w = windows(
+      '{"ResultCode":0,"Error":"not applicable here (installed, hidden or unknown): KB5032339","Updates":[]}',
+      2,
+    );
     const r = await new WindowsUpdateBackend(w.exec).install([{ manager: 'windows-update', name: 'KB5032339' }]);
     expect(r.ok).toBe(false);
     expect(r.error).toContain('not applicable here (installed, hidden or unknown): KB5032339');
@@ -52,8 +72,9 @@ describe('windows-update.ps1', () => {
   it('splits the -KBs string on commas and refuses non-numbers before any action uses it', () => {
     const split = script.indexOf("$KBs = @($KBs | ForEach-Object { $_ -split ',' }");
     expect(split).toBeGreaterThan(0);
-    expect(script.indexOf("if ($notKb.Count -gt 0)")).toBeGreaterThan(split);
-    for (const action of ["if ($Action -eq 'Install')", "if ($Action -eq 'Uninstall')"]) expect(script.indexOf(action)).toBeGreaterThan(split);
+    expect(script.indexOf('if ($notKb.Count -gt 0)')).toBeGreaterThan(split);
+    for (const action of ["if ($Action -eq 'Install')", "if ($Action -eq 'Uninstall')"])
+      expect(script.indexOf(action)).toBeGreaterThan(split);
   });
 
   it('refuses an install when any KB asked for is not applicable, instead of installing the rest', () => {

@@ -71,7 +71,11 @@ export class WindowsUpdateBackend implements Backend {
   ) {}
 
   private ps(args: string[], timeoutMs = 3 * 3600_000) {
-    return this.exec('powershell.exe', ['-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', this.script, ...args], { timeoutMs });
+    return this.exec(
+      'powershell.exe',
+      ['-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', this.script, ...args],
+      { timeoutMs },
+    );
   }
 
   async scan(): Promise<FoundPatch[]> {
@@ -87,7 +91,12 @@ export class WindowsUpdateBackend implements Backend {
    */
   async install(pkgs: PackageRef[]): Promise<OperationResult> {
     const bad = pkgs.find((p) => !KB.test(p.name));
-    if (bad) return { ok: false, error: `"${bad.name}" is not a KB number (KB followed by digits); Windows Update installs by KB only`, log: '' };
+    if (bad)
+      return {
+        ok: false,
+        error: `"${bad.name}" is not a KB number (KB followed by digits); Windows Update installs by KB only`,
+        log: '',
+      };
     const kbs = pkgs.map((p) => p.name.replace(/^KB/i, ''));
     const r = await this.ps(['-Action', 'Install', '-KBs', kbs.join(',')]);
     let reboot = false;
@@ -96,29 +105,55 @@ export class WindowsUpdateBackend implements Backend {
     } catch {
       // not JSON: reported below through the exit code
     }
-    return { ok: r.code === 0, rebootRequired: reboot, error: r.code === 0 ? undefined : `Windows Update install failed (${r.code}): ${tail(r.stdout + r.stderr, 800)}`, log: tail(r.stdout + r.stderr) };
+    return {
+      ok: r.code === 0,
+      rebootRequired: reboot,
+      error: r.code === 0 ? undefined : `Windows Update install failed (${r.code}): ${tail(r.stdout + r.stderr, 800)}`,
+      log: tail(r.stdout + r.stderr),
+    };
   }
 
   async rollback(pkgs: PackageRef[]): Promise<OperationResult> {
     const logs: string[] = [];
     for (const p of pkgs) {
-      if (!KB.test(p.name)) return { ok: false, error: `"${p.name}" is not a KB number (KB followed by digits)`, log: tail(logs.join('\n')) };
+      if (!KB.test(p.name))
+        return {
+          ok: false,
+          error: `"${p.name}" is not a KB number (KB followed by digits)`,
+          log: tail(logs.join('\n')),
+        };
       const r = await this.ps(['-Action', 'Uninstall', '-KBs', p.name.replace(/^KB/i, '')]);
       logs.push(r.stdout);
-      if (r.code !== 0) return { ok: false, error: `uninstalling ${p.name} failed: ${tail(r.stdout + r.stderr, 500)}`, log: tail(logs.join('\n')) };
+      if (r.code !== 0)
+        return {
+          ok: false,
+          error: `uninstalling ${p.name} failed: ${tail(r.stdout + r.stderr, 500)}`,
+          log: tail(logs.join('\n')),
+        };
     }
     return { ok: true, log: tail(logs.join('\n')) };
   }
 
   async installedVersions(names: string[]): Promise<Map<string, string | null>> {
-    const r = await this.exec('powershell.exe', ['-NoProfile', '-Command', 'Get-HotFix | Select-Object -ExpandProperty HotFixID']);
+    const r = await this.exec('powershell.exe', [
+      '-NoProfile',
+      '-Command',
+      'Get-HotFix | Select-Object -ExpandProperty HotFixID',
+    ]);
     const have = new Set(r.stdout.split(/\r?\n/).map((s) => s.trim().toUpperCase()));
     return new Map(names.map((n) => [n, have.has(n.toUpperCase()) ? 'installed' : null]));
   }
 
   async inventory() {
-    const r = await this.exec('powershell.exe', ['-NoProfile', '-Command', 'Get-HotFix | ForEach-Object { "$($_.HotFixID)`t$($_.InstalledOn)" }']);
-    return r.stdout.split(/\r?\n/).filter((l) => l.trim()).map((l) => ({ source: 'windows', name: l.split('\t')[0]!.trim(), version: 'installed', vendor: 'Microsoft' }));
+    const r = await this.exec('powershell.exe', [
+      '-NoProfile',
+      '-Command',
+      'Get-HotFix | ForEach-Object { "$($_.HotFixID)`t$($_.InstalledOn)" }',
+    ]);
+    return r.stdout
+      .split(/\r?\n/)
+      .filter((l) => l.trim())
+      .map((l) => ({ source: 'windows', name: l.split('\t')[0]!.trim(), version: 'installed', vendor: 'Microsoft' }));
   }
 
   async rebootPending(): Promise<boolean> {

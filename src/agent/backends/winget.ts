@@ -72,18 +72,26 @@ function readOneTable(lines: string[], h: number, out: WingetTable): number {
   const header = lines[h]!;
   const cols: Partial<Record<keyof typeof TITLES, number>> = {};
   for (const m of header.matchAll(/\S+/g)) {
-    const kind = (Object.keys(TITLES) as Array<keyof typeof TITLES>).find((k) => TITLES[k].includes(m[0]) && cols[k] === undefined);
+    const kind = (Object.keys(TITLES) as Array<keyof typeof TITLES>).find(
+      (k) => TITLES[k].includes(m[0]) && cols[k] === undefined,
+    );
     if (!kind) throw new WingetLanguageError(header.trim());
     cols[kind] = m.index;
   }
   const name = cols.name;
   const version = cols.version;
-  if (name === undefined || cols.id === undefined || version === undefined) throw new WingetLanguageError(header.trim());
+  if (name === undefined || cols.id === undefined || version === undefined)
+    throw new WingetLanguageError(header.trim());
   const starts = Object.values(cols).sort((a, b) => a - b);
   const cell = (l: string, k: keyof typeof TITLES) => {
     const a = cols[k];
     if (a === undefined) return '';
-    return l.slice(a, starts.find((s) => s > a)).trim();
+    return l
+      .slice(
+        a,
+        starts.find((s) => s > a),
+      )
+      .trim();
   };
   let k = h + 2;
   for (; k < lines.length; k++) {
@@ -91,7 +99,13 @@ function readOneTable(lines: string[], h: number, out: WingetTable): number {
     if (line.trim() === '' || line.length <= version) break;
     // Every column a row reaches starts after a space: prose (a count, a note, a heading) does not line up.
     if (starts.some((s) => s > name && s < line.length && line[s - 1] !== ' ')) break;
-    const row: WingetRow = { name: cell(line, 'name'), id: cell(line, 'id'), version: cell(line, 'version'), available: cell(line, 'available'), source: cell(line, 'source') };
+    const row: WingetRow = {
+      name: cell(line, 'name'),
+      id: cell(line, 'id'),
+      version: cell(line, 'version'),
+      available: cell(line, 'available'),
+      source: cell(line, 'source'),
+    };
     if (!row.id || !row.version) break;
     if (CUT.test(row.id)) out.truncated.push(row.id);
     else out.rows.push(row);
@@ -138,7 +152,7 @@ export const WINGET_PACKAGES_SCRIPT = [
   '$list = @(Get-WinGetPackage | ForEach-Object {',
   '  $p = $_',
   '  [pscustomobject]@{ Id = $p.Id; Name = $p.Name; InstalledVersion = $p.InstalledVersion; AvailableVersions = @($p.AvailableVersions);',
-  '    IsUpdateAvailable = [bool]$p.IsUpdateAvailable; Source = $(try { $p.Source } catch { \'\' }); IsPinned = [bool]$p.IsPinned }',
+  "    IsUpdateAvailable = [bool]$p.IsUpdateAvailable; Source = $(try { $p.Source } catch { '' }); IsPinned = [bool]$p.IsPinned }",
   '})',
   'ConvertTo-Json -InputObject $list -Depth 3 -Compress',
 ].join('\n');
@@ -171,7 +185,11 @@ export class WingetBackend implements Backend {
 
   /** Every installed package from Microsoft.WinGet.Client, or the reason it could not be asked. */
   private async packages(): Promise<ReturnType<typeof parseWingetPackages> | { unavailable: string }> {
-    const r = await this.exec('powershell.exe', ['-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-Command', WINGET_PACKAGES_SCRIPT], { timeoutMs: 10 * 60_000 });
+    const r = await this.exec(
+      'powershell.exe',
+      ['-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-Command', WINGET_PACKAGES_SCRIPT],
+      { timeoutMs: 10 * 60_000 },
+    );
     if (r.code !== 0) return { unavailable: tail(r.stderr || r.stdout, 400).trim() || `exit ${r.code}` };
     try {
       return parseWingetPackages(r.stdout);
@@ -199,11 +217,30 @@ export class WingetBackend implements Backend {
   async install(pkgs: PackageRef[]): Promise<OperationResult> {
     const logs: string[] = [];
     for (const p of pkgs) {
-      if (p.name.startsWith('-')) return { ok: false, error: `refusing the winget id "${p.name}": it starts with "-"`, log: tail(logs.join('\n')) };
-      const args = ['upgrade', '--id', p.name, '--exact', '--silent', '--accept-package-agreements', ...COMMON, ...(p.version ? ['--version', p.version] : [])];
+      if (p.name.startsWith('-'))
+        return {
+          ok: false,
+          error: `refusing the winget id "${p.name}": it starts with "-"`,
+          log: tail(logs.join('\n')),
+        };
+      const args = [
+        'upgrade',
+        '--id',
+        p.name,
+        '--exact',
+        '--silent',
+        '--accept-package-agreements',
+        ...COMMON,
+        ...(p.version ? ['--version', p.version] : []),
+      ];
       const r = await this.exec('winget', args, { timeoutMs: 60 * 60_000 });
       logs.push(r.stdout);
-      if (r.code !== 0) return { ok: false, error: `winget upgrade ${p.name} failed (${r.code}): ${tail(r.stdout, 500)}`, log: tail(logs.join('\n')) };
+      if (r.code !== 0)
+        return {
+          ok: false,
+          error: `winget upgrade ${p.name} failed (${r.code}): ${tail(r.stdout, 500)}`,
+          log: tail(logs.join('\n')),
+        };
     }
     return { ok: true, log: tail(logs.join('\n')) };
   }
@@ -213,10 +250,27 @@ export class WingetBackend implements Backend {
     for (const p of pkgs) {
       const v = previousVersions[p.name];
       if (!v) return { ok: false, error: `no previous version of ${p.name} known`, log: '' };
-      if (p.name.startsWith('-')) return { ok: false, error: `refusing the winget id "${p.name}": it starts with "-"`, log: '' };
-      const r = await this.exec('winget', ['install', '--id', p.name, '--exact', '--version', v, '--force', '--silent', '--accept-package-agreements', ...COMMON], { timeoutMs: 60 * 60_000 });
+      if (p.name.startsWith('-'))
+        return { ok: false, error: `refusing the winget id "${p.name}": it starts with "-"`, log: '' };
+      const r = await this.exec(
+        'winget',
+        [
+          'install',
+          '--id',
+          p.name,
+          '--exact',
+          '--version',
+          v,
+          '--force',
+          '--silent',
+          '--accept-package-agreements',
+          ...COMMON,
+        ],
+        { timeoutMs: 60 * 60_000 },
+      );
       logs.push(r.stdout);
-      if (r.code !== 0) return { ok: false, error: `winget install ${p.name} ${v} failed (${r.code})`, log: tail(logs.join('\n')) };
+      if (r.code !== 0)
+        return { ok: false, error: `winget install ${p.name} ${v} failed (${r.code})`, log: tail(logs.join('\n')) };
     }
     return { ok: true, log: tail(logs.join('\n')) };
   }

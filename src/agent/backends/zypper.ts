@@ -51,7 +51,12 @@ const xml = new XMLParser({
 
 type Node = Record<string, unknown>;
 const arr = (v: unknown): Node[] => (Array.isArray(v) ? (v as Node[]) : v && typeof v === 'object' ? [v as Node] : []);
-const str = (v: unknown): string => (typeof v === 'string' ? v : v && typeof v === 'object' && typeof (v as Node)['#text'] === 'string' ? ((v as Node)['#text'] as string) : '');
+const str = (v: unknown): string =>
+  typeof v === 'string'
+    ? v
+    : v && typeof v === 'object' && typeof (v as Node)['#text'] === 'string'
+      ? ((v as Node)['#text'] as string)
+      : '';
 
 /** The `<update>` elements of a `--xmlout list-patches` or `list-updates` stream, at any depth. */
 function updates(doc: Node): Node[] {
@@ -99,7 +104,13 @@ export function parseZypperInstallSummary(text: string): ZypperSolvable[] {
   const out: ZypperSolvable[] = [];
   for (const group of ['to-upgrade', 'to-downgrade', 'to-install', 'to-reinstall']) {
     for (const s of arr((summary[group] as Node | undefined)?.solvable)) {
-      out.push({ type: str(s.type), name: str(s.name), edition: normalizeEvr(str(s.edition)), editionOld: s['edition-old'] ? normalizeEvr(str(s['edition-old'])) : undefined, arch: str(s.arch) });
+      out.push({
+        type: str(s.type),
+        name: str(s.name),
+        edition: normalizeEvr(str(s.edition)),
+        editionOld: s['edition-old'] ? normalizeEvr(str(s['edition-old'])) : undefined,
+        arch: str(s.arch),
+      });
     }
   }
   return out;
@@ -109,7 +120,13 @@ export function parseZypperInstallSummary(text: string): ZypperSolvable[] {
 export function parseZypperUpdatesXml(text: string): ZypperSolvable[] {
   return updates(xml.parse(text) as Node)
     .filter((u) => u.kind === 'package')
-    .map((u) => ({ type: 'package', name: str(u.name), edition: normalizeEvr(str(u.edition)), editionOld: u['edition-old'] ? normalizeEvr(str(u['edition-old'])) : undefined, arch: str(u.arch) }));
+    .map((u) => ({
+      type: 'package',
+      name: str(u.name),
+      edition: normalizeEvr(str(u.edition)),
+      editionOld: u['edition-old'] ? normalizeEvr(str(u['edition-old'])) : undefined,
+      arch: str(u.arch),
+    }));
 }
 
 /** The `<message type="error">` texts of a `--xmlout` stream (what went wrong, in zypper's words). */
@@ -123,7 +140,14 @@ export function zypperXmlErrors(text: string): string[] {
   }
 }
 
-const TYPES: Record<string, string> = { security: 'security', recommended: 'bug_fix', optional: 'feature', feature: 'feature', document: 'update', yast: 'update' };
+const TYPES: Record<string, string> = {
+  security: 'security',
+  recommended: 'bug_fix',
+  optional: 'feature',
+  feature: 'feature',
+  document: 'update',
+  yast: 'update',
+};
 
 const isNeeded = (status: string) => status === '' || status === 'needed';
 
@@ -140,7 +164,9 @@ export function zypperPatchToFound(p: ZypperPatch, plan: ZypperSolvable[]): Foun
     cves: p.cves,
     rebootRequired: p.reboot,
     releasedAt: p.issued,
-    packages: plan.filter((s) => s.type === 'package').map((s) => ({ manager: 'zypper', name: s.name, version: s.edition })),
+    packages: plan
+      .filter((s) => s.type === 'package')
+      .map((s) => ({ manager: 'zypper', name: s.name, version: s.edition })),
   };
 }
 
@@ -165,7 +191,10 @@ export class ZypperBackend implements Backend {
 
   private zypper(args: string[], timeoutMs = this.o.timeoutMs ?? 30 * 60_000) {
     const root = this.o.root ? ['--root', this.o.root] : [];
-    return this.exec('zypper', ['--non-interactive', ...root, ...args], { env: { ...process.env, LC_ALL: 'C' }, timeoutMs });
+    return this.exec('zypper', ['--non-interactive', ...root, ...args], {
+      env: { ...process.env, LC_ALL: 'C' },
+      timeoutMs,
+    });
   }
 
   private failure(what: string, r: { code: number; stdout: string; stderr: string }): string {
@@ -195,7 +224,17 @@ export class ZypperBackend implements Backend {
     for (const u of parseZypperUpdatesXml(lu.stdout)) {
       const id = rpmPatchId(u.name, u.edition);
       if (covered.has(`${u.name}\t${u.edition}`) || out.some((f) => f.patchId === id)) continue;
-      out.push({ patchId: id, title: `${u.name} ${u.edition}`, vendor: 'SUSE', product: u.name, type: 'update', severitySource: 'suse', cves: [], rebootRequired: false, packages: [{ manager: 'zypper', name: u.name, version: u.edition }] });
+      out.push({
+        patchId: id,
+        title: `${u.name} ${u.edition}`,
+        vendor: 'SUSE',
+        product: u.name,
+        type: 'update',
+        severitySource: 'suse',
+        cves: [],
+        rebootRequired: false,
+        packages: [{ manager: 'zypper', name: u.name, version: u.edition }],
+      });
     }
     return out;
   }
@@ -204,7 +243,12 @@ export class ZypperBackend implements Backend {
     // `--` ends zypper's options: a package name can never be read as one.
     const args = ['install', ...(oldPackage ? ['--oldpackage'] : []), '--', ...specs];
     const dry = await this.zypper(['install', '--dry-run', ...args.slice(1)]);
-    if (!OK_CODES.includes(dry.code)) return { ok: false, error: `dry run refused the change: ${this.failure('install --dry-run', dry)}`, log: tail(dry.stdout + dry.stderr) };
+    if (!OK_CODES.includes(dry.code))
+      return {
+        ok: false,
+        error: `dry run refused the change: ${this.failure('install --dry-run', dry)}`,
+        log: tail(dry.stdout + dry.stderr),
+      };
     const r = await this.zypper(args, this.o.timeoutMs ?? 60 * 60_000);
     const log = tail(dry.stdout + r.stdout + r.stderr);
     if (!OK_CODES.includes(r.code)) return { ok: false, error: this.failure(verb, r), log };
@@ -212,12 +256,21 @@ export class ZypperBackend implements Backend {
   }
 
   install(pkgs: PackageRef[]): Promise<OperationResult> {
-    return this.installExact(pkgs.map((p) => (p.version ? `${p.name}=${p.version}` : p.name)), false, 'install');
+    return this.installExact(
+      pkgs.map((p) => (p.version ? `${p.name}=${p.version}` : p.name)),
+      false,
+      'install',
+    );
   }
 
   rollback(pkgs: PackageRef[], previousVersions: Record<string, string>): Promise<OperationResult> {
     const specs = pkgs.filter((p) => previousVersions[p.name]).map((p) => `${p.name}=${previousVersions[p.name]}`);
-    if (specs.length === 0) return Promise.resolve({ ok: false, error: `no previous version known for ${pkgs.map((p) => p.name).join(', ')}: nothing to roll back to`, log: '' });
+    if (specs.length === 0)
+      return Promise.resolve({
+        ok: false,
+        error: `no previous version known for ${pkgs.map((p) => p.name).join(', ')}: nothing to roll back to`,
+        log: '',
+      });
     return this.installExact(specs, true, 'install --oldpackage');
   }
 

@@ -13,17 +13,21 @@ import { runCommand } from '../run-command';
 import { AUTH_ERRORS, CommandReply } from '../schemas';
 
 export function commandRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  app.withTypeProvider<ZodTypeProvider>().post('/commands', {
-    schema: {
-      summary: 'Run one command, in the words of `/patch …` in chat (e.g. "approve C-12")',
-      tags: ['commands'],
-      body: z.object({ words: z.string().min(1).max(4000) }),
-      response: { 200: CommandReply, ...AUTH_ERRORS },
+  app.withTypeProvider<ZodTypeProvider>().post(
+    '/commands',
+    {
+      schema: {
+        summary: 'Run one command, in the words of `/patch …` in chat (e.g. "approve C-12")',
+        tags: ['commands'],
+        body: z.object({ words: z.string().min(1).max(4000) }),
+        response: { 200: CommandReply, ...AUTH_ERRORS },
+      },
     },
-  }, async (req) => {
-    const caller = await authorizeRequest(deps.db, req, null);
-    const parsed = parseCommand(req.body.words);
-    if (!parsed.ok) throw new CodedError(ErrorCode.InvalidInput, `${parsed.error}\n\n${parsed.usage}`);
-    return runCommand(deps, caller, parsed.command);
-  });
+    async (req) => {
+      const caller = await authorizeRequest(deps.db, req, null);
+      const parsed = parseCommand(req.body.words);
+      if (!parsed.ok) throw new CodedError(ErrorCode.InvalidInput, `${parsed.error}\n\n${parsed.usage}`);
+      return runCommand(deps, caller, parsed.command);
+    },
+  );
 }

@@ -24,20 +24,24 @@ const PatchItem = z.object({
 });
 
 export function patchRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  app.withTypeProvider<ZodTypeProvider>().get('/patches', {
-    schema: {
-      summary: 'The patch catalog: known exploited first, then by severity and how many endpoints miss it',
-      tags: ['patches'],
-      querystring: z.object({
-        q: z.string().max(200).optional().describe('part of the id or title, or a CVE id'),
-        severity: z.enum(SEVERITIES as [string, ...string[]]).optional(),
-        limit: z.coerce.number().int().min(1).max(1000).default(200),
-      }),
-      response: { 200: z.object({ patches: z.array(PatchItem) }), ...AUTH_ERRORS },
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/patches',
+    {
+      schema: {
+        summary: 'The patch catalog: known exploited first, then by severity and how many endpoints miss it',
+        tags: ['patches'],
+        querystring: z.object({
+          q: z.string().max(200).optional().describe('part of the id or title, or a CVE id'),
+          severity: z.enum(SEVERITIES as [string, ...string[]]).optional(),
+          limit: z.coerce.number().int().min(1).max(1000).default(200),
+        }),
+        response: { 200: z.object({ patches: z.array(PatchItem) }), ...AUTH_ERRORS },
+      },
     },
-  }, async (req) => {
-    await authorizeRequest(deps.db, req, 'viewer');
-    const { q, severity, limit } = req.query;
-    return { patches: await listPatches(deps.db, { ...(q ? { q } : {}), ...(severity ? { severity } : {}), limit }) };
-  });
+    async (req) => {
+      await authorizeRequest(deps.db, req, 'viewer');
+      const { q, severity, limit } = req.query;
+      return { patches: await listPatches(deps.db, { ...(q ? { q } : {}), ...(severity ? { severity } : {}), limit }) };
+    },
+  );
 }

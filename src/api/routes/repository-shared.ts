@@ -9,6 +9,10 @@ export const MAX_TTL_HOURS = 24 * 366;
 
 /** The server's repository (signing key and folder), or 409 when this server runs without one. */
 export function repositoryOf(deps: ApiDeps): NonNullable<ApiDeps['repository']> {
-  if (!deps.repository) throw new CodedError(ErrorCode.Conflict, 'this server has no repository configured (no signing key or folder): run it with `patchops up`');
+  if (!deps.repository)
+    throw new CodedError(
+      ErrorCode.Conflict,
+      'this server has no repository configured (no signing key or folder): run it with `patchops up`',
+    );
   return deps.repository;
 }

@@ -39,21 +39,31 @@ export function approvalBlocks(model: ApprovalCardModel): SlackMessage {
         mrkdwn(`*Cycle*\n\`${model.cycleId}\``),
         mrkdwn(`*Policy*\n${slackEscape(model.policyName)}`),
         mrkdwn(`*Scope*\n${slackEscape(model.scopeText)} (${model.endpoints} endpoints)`),
-        mrkdwn(`*Requested by*\n${model.requestedBy.startsWith('slack:') ? `<@${model.requestedBy.slice(6)}>` : slackEscape(model.requestedBy)}`),
+        mrkdwn(
+          `*Requested by*\n${model.requestedBy.startsWith('slack:') ? `<@${model.requestedBy.slice(6)}>` : slackEscape(model.requestedBy)}`,
+        ),
         mrkdwn(`*By severity*\n${countsText(model.bySeverity)}`),
         mrkdwn(`*By type*\n${countsText(model.byType)}`),
       ],
     },
   ];
   if (model.topCves.length) {
-    blocks.push(section(`*Top CVEs*\n${model.topCves.map((c) => `• ${c.knownExploited ? ':rotating_light: ' : ''}${slackEscape(cveText(c))}`).join('\n')}`));
+    blocks.push(
+      section(
+        `*Top CVEs*\n${model.topCves.map((c) => `• ${c.knownExploited ? ':rotating_light: ' : ''}${slackEscape(cveText(c))}`).join('\n')}`,
+      ),
+    );
   }
   const facts: string[] = [];
   if (model.testText) facts.push(`*Test ring:* ${slackEscape(model.testText)}`);
-  if (model.changeNumber) facts.push(`*Change:* ${model.changeUrl ? `<${model.changeUrl}|${model.changeNumber}>` : model.changeNumber}`);
+  if (model.changeNumber)
+    facts.push(`*Change:* ${model.changeUrl ? `<${model.changeUrl}|${model.changeNumber}>` : model.changeNumber}`);
   if (model.deadline) facts.push(`*Approve by:* ${formatTime(model.deadline)}`);
   facts.push(`*Approvals needed:* ${model.approvalsNeeded}`);
-  if (model.approvers?.length) facts.push(`*Approvers:* ${model.approvers.map((a) => (a.startsWith('slack:') ? `<@${a.slice(6)}>` : slackEscape(a))).join(' ')}`);
+  if (model.approvers?.length)
+    facts.push(
+      `*Approvers:* ${model.approvers.map((a) => (a.startsWith('slack:') ? `<@${a.slice(6)}>` : slackEscape(a))).join(' ')}`,
+    );
   if (model.dashboardUrl) facts.push(`<${model.dashboardUrl}|Open in the dashboard>`);
   blocks.push(section(facts.join('\n')));
   if (model.decisions.length) {
@@ -63,8 +73,12 @@ export function approvalBlocks(model: ApprovalCardModel): SlackMessage {
     blocks.push({
       type: 'context',
       elements: [
-        ...(earlier > 0 ? [mrkdwn(`${earlier} earlier decision${earlier === 1 ? '' : 's'} (see \`status ${model.cycleId}\`)`)] : []),
-        ...shown.map((d) => mrkdwn(decisionText({ ...d, reason: d.reason && slackEscape(d.reason.slice(0, 500)) }, 'slack'))),
+        ...(earlier > 0
+          ? [mrkdwn(`${earlier} earlier decision${earlier === 1 ? '' : 's'} (see \`status ${model.cycleId}\`)`)]
+          : []),
+        ...shown.map((d) =>
+          mrkdwn(decisionText({ ...d, reason: d.reason && slackEscape(d.reason.slice(0, 500)) }, 'slack')),
+        ),
       ],
     });
   }
@@ -75,8 +89,20 @@ export function approvalBlocks(model: ApprovalCardModel): SlackMessage {
       type: 'actions',
       block_id: `patchops_approval:${model.cycleId}`,
       elements: [
-        { type: 'button', action_id: ACTION.approve, style: 'primary', text: { type: 'plain_text', text: 'Approve' }, value: model.cycleId },
-        { type: 'button', action_id: ACTION.reject, style: 'danger', text: { type: 'plain_text', text: 'Reject' }, value: model.cycleId },
+        {
+          type: 'button',
+          action_id: ACTION.approve,
+          style: 'primary',
+          text: { type: 'plain_text', text: 'Approve' },
+          value: model.cycleId,
+        },
+        {
+          type: 'button',
+          action_id: ACTION.reject,
+          style: 'danger',
+          text: { type: 'plain_text', text: 'Reject' },
+          value: model.cycleId,
+        },
       ],
     });
   } else {
@@ -85,18 +111,34 @@ export function approvalBlocks(model: ApprovalCardModel): SlackMessage {
   return { text: `${headline(model)}: ${countsText(model.bySeverity)}`, blocks };
 }
 
-export function pauseBlocks(q: PauseQuestion, resolved?: { by: string; action: 'resume' | 'rollback'; at: string }): SlackMessage {
+export function pauseBlocks(
+  q: PauseQuestion,
+  resolved?: { by: string; action: 'resume' | 'rollback'; at: string },
+): SlackMessage {
   const text = pauseLine(q);
   const blocks: SlackBlock[] = [section(`:double_vertical_bar: ${slackEscape(text)}`)];
   if (resolved) {
     const who = resolved.by.startsWith('slack:') ? `<@${resolved.by.slice(6)}>` : slackEscape(resolved.by);
-    blocks.push({ type: 'context', elements: [mrkdwn(`${resolved.action === 'resume' ? 'Resumed' : 'Roll back requested'} by ${who} at ${formatTime(resolved.at)}`)] });
+    blocks.push({
+      type: 'context',
+      elements: [
+        mrkdwn(
+          `${resolved.action === 'resume' ? 'Resumed' : 'Roll back requested'} by ${who} at ${formatTime(resolved.at)}`,
+        ),
+      ],
+    });
   } else {
     blocks.push({
       type: 'actions',
       block_id: `patchops_pause:${q.cycleId}`,
       elements: [
-        { type: 'button', action_id: ACTION.resume, style: 'primary', text: { type: 'plain_text', text: 'Resume' }, value: q.cycleId },
+        {
+          type: 'button',
+          action_id: ACTION.resume,
+          style: 'primary',
+          text: { type: 'plain_text', text: 'Resume' },
+          value: q.cycleId,
+        },
         {
           type: 'button',
           action_id: ACTION.rollback,

@@ -15,8 +15,26 @@ function req(over: Partial<ApprovalRequest> = {}): ApprovalRequest {
     bySeverity: { low: 1, critical: 3, important: 2 },
     byType: { security: 5, bug_fix: 1 },
     topPatches: [
-      { patchId: 'A', title: 'openssl', severity: 'important', type: 'security', cvss: 7.5, cves: ['CVE-2026-2', 'CVE-2026-3'], knownExploited: false, endpoints: 40 },
-      { patchId: 'B', title: 'kernel', severity: 'critical', type: 'security', cvss: 9.1, cves: ['CVE-2026-1', 'CVE-2026-2'], knownExploited: true, endpoints: 12 },
+      {
+        patchId: 'A',
+        title: 'openssl',
+        severity: 'important',
+        type: 'security',
+        cvss: 7.5,
+        cves: ['CVE-2026-2', 'CVE-2026-3'],
+        knownExploited: false,
+        endpoints: 40,
+      },
+      {
+        patchId: 'B',
+        title: 'kernel',
+        severity: 'critical',
+        type: 'security',
+        cvss: 9.1,
+        cves: ['CVE-2026-1', 'CVE-2026-2'],
+        knownExploited: true,
+        endpoints: 12,
+      },
     ],
     approvalsNeeded: 2,
     deadline: '2026-11-28T09:05:00.000Z',
@@ -40,12 +58,20 @@ describe('approval card model', () => {
 
   it('counts a repeated decision once and keeps the first final outcome', () => {
     const m0 = approvalModelFromRequest(req());
-    const n = { identity: 'slack:U1', channel: 'slack', decision: 'approve' as const, outcome: 'pending' as const, at: '2026-11-27T10:00:00.000Z' };
+    const n = {
+      identity: 'slack:U1',
+      channel: 'slack',
+      decision: 'approve' as const,
+      outcome: 'pending' as const,
+      at: '2026-11-27T10:00:00.000Z',
+    };
     const m1 = withDecision(withDecision(m0, n), n);
     expect(m1.decisions).toHaveLength(1);
     const m2 = withDecision(m1, { ...n, identity: 'teams:29:x', outcome: 'approved' });
     expect(m2.outcome).toBe('approved');
-    expect(withDecision(m2, { ...n, identity: 'slack:U3', decision: 'reject', outcome: 'rejected' }).outcome).toBe('approved');
+    expect(withDecision(m2, { ...n, identity: 'slack:U3', decision: 'reject', outcome: 'rejected' }).outcome).toBe(
+      'approved',
+    );
   });
 
   it('gives distinct stage keys to distinct updates and the same key to a retry', () => {
@@ -55,7 +81,13 @@ describe('approval card model', () => {
   });
 
   it('names the approvers still to vote in a reminder', () => {
-    const m = withDecision(approvalModelFromRequest(req({ approvers: ['slack:U1', 'slack:U2'] })), { identity: 'slack:U1', channel: 'slack', decision: 'approve', outcome: 'pending', at: '2026-11-27T10:00:00Z' });
+    const m = withDecision(approvalModelFromRequest(req({ approvers: ['slack:U1', 'slack:U2'] })), {
+      identity: 'slack:U1',
+      channel: 'slack',
+      decision: 'approve',
+      outcome: 'pending',
+      at: '2026-11-27T10:00:00Z',
+    });
     const line = noticeLine(m, 'reminder', 'slack');
     expect(line).toContain('1 of 2 received');
     expect(line).toContain('<@U2>');
@@ -67,7 +99,9 @@ describe('Block Kit rendering', () => {
   it('pending: Approve (primary) and Reject (danger) carry the cycle id; decided: no buttons, who and when', () => {
     const m = approvalModelFromRequest(req({ emergency: true, changeNumber: 'CHG1', changeUrl: 'https://sn/CHG1' }));
     const pending = approvalBlocks(m);
-    const actions = pending.blocks.find((b) => b.type === 'actions') as { elements: Array<{ action_id: string; style: string; value: string }> };
+    const actions = pending.blocks.find((b) => b.type === 'actions') as {
+      elements: Array<{ action_id: string; style: string; value: string }>;
+    };
     expect(actions.elements.map((e) => [e.action_id, e.style, e.value])).toEqual([
       [ACTION.approve, 'primary', 'PC-1'],
       [ACTION.reject, 'danger', 'PC-1'],
@@ -75,7 +109,16 @@ describe('Block Kit rendering', () => {
     expect(pending.text).toContain('EMERGENCY');
     expect(JSON.stringify(pending.blocks)).toContain('<https://sn/CHG1|CHG1>');
     expect(JSON.stringify(pending.blocks)).toContain('28 Nov 2026 09:05 UTC');
-    const decided = approvalBlocks(withDecision(m, { identity: 'slack:U9', channel: 'slack', decision: 'reject', reason: 'a <b> & c', outcome: 'rejected', at: '2026-11-27T10:00:00Z' }));
+    const decided = approvalBlocks(
+      withDecision(m, {
+        identity: 'slack:U9',
+        channel: 'slack',
+        decision: 'reject',
+        reason: 'a <b> & c',
+        outcome: 'rejected',
+        at: '2026-11-27T10:00:00Z',
+      }),
+    );
     const json = JSON.stringify(decided.blocks);
     expect(decided.blocks.some((b) => b.type === 'actions')).toBe(false);
     expect(json).toContain('Rejected by <@U9> (slack) at 27 Nov 2026 10:00 UTC: a &lt;b&gt; &amp; c');
@@ -83,7 +126,14 @@ describe('Block Kit rendering', () => {
 
   it("keeps a context block within Slack's 10 elements however many decisions there are", () => {
     let m = approvalModelFromRequest(req({ approvalsNeeded: 50 }));
-    for (let i = 0; i < 25; i++) m = withDecision(m, { identity: `slack:U${i}`, channel: 'slack', decision: 'approve', outcome: 'pending', at: '2026-11-27T10:00:00Z' });
+    for (let i = 0; i < 25; i++)
+      m = withDecision(m, {
+        identity: `slack:U${i}`,
+        channel: 'slack',
+        decision: 'approve',
+        outcome: 'pending',
+        at: '2026-11-27T10:00:00Z',
+      });
     const context = approvalBlocks(m).blocks.find((b) => b.type === 'context') as { elements: Array<{ text: string }> };
     expect(context.elements).toHaveLength(10);
     expect(context.elements[0]!.text).toContain('16 earlier decisions');
@@ -91,13 +141,17 @@ describe('Block Kit rendering', () => {
   });
 
   it('the reject modal requires a reason input; pause has Resume and Roll back until resolved', () => {
-    const modal = rejectModal('PC-1', '{}') as { blocks: Array<{ type: string; optional?: boolean; block_id?: string }> };
+    const modal = rejectModal('PC-1', '{}') as {
+      blocks: Array<{ type: string; optional?: boolean; block_id?: string }>;
+    };
     const input = modal.blocks.find((b) => b.type === 'input')!;
     expect(input.block_id).toBe('reason');
     expect(input.optional).toBeUndefined();
     const q = { cycleId: 'PC-1', reason: 'failure threshold reached' };
     expect(JSON.stringify(pauseBlocks(q).blocks)).toContain(ACTION.rollback);
-    expect(JSON.stringify(pauseBlocks(q, { by: 'slack:U1', action: 'rollback', at: '2026-11-27T10:00:00Z' }).blocks)).not.toContain(ACTION.rollback);
+    expect(
+      JSON.stringify(pauseBlocks(q, { by: 'slack:U1', action: 'rollback', at: '2026-11-27T10:00:00Z' }).blocks),
+    ).not.toContain(ACTION.rollback);
   });
 
   it('summarises a finished cycle with counts, compliance and failures', () => {
@@ -105,7 +159,12 @@ describe('Block Kit rendering', () => {
       cycleId: 'PC-1',
       policyName: 'monthly',
       outcome: 'COMPLETED',
-      status: { waves: [{ succeeded: 30, failed: 2, unreachable: 1 }, { succeeded: 7, failed: 0, unreachable: 0 }] },
+      status: {
+        waves: [
+          { succeeded: 30, failed: 2, unreachable: 1 },
+          { succeeded: 7, failed: 0, unreachable: 0 },
+        ],
+      },
       complianceBefore: 71.25,
       complianceAfter: 97.5,
       failures: [{ endpointId: 'e1', hostname: 'web-1', patchId: 'KB1', reason: 'exit 1603' }],
@@ -128,11 +187,19 @@ describe('Adaptive Card rendering', () => {
       ['Action.Execute', ACTION.approve, 'PC-1'],
       ['Action.Execute', ACTION.reject, 'PC-1'],
     ]);
-    expect((card.body as Array<{ type: string; id?: string }>).some((b) => b.type === 'Input.Text' && b.id === 'reason')).toBe(true);
+    expect(
+      (card.body as Array<{ type: string; id?: string }>).some((b) => b.type === 'Input.Text' && b.id === 'reason'),
+    ).toBe(true);
   });
 
   it('after the decision: no actions, and a personal notice when given', () => {
-    const m = withDecision(approvalModelFromRequest(req({ approvalsNeeded: 1 })), { identity: 'teams:29:a', channel: 'teams', decision: 'approve', outcome: 'approved', at: '2026-11-27T10:00:00Z' });
+    const m = withDecision(approvalModelFromRequest(req({ approvalsNeeded: 1 })), {
+      identity: 'teams:29:a',
+      channel: 'teams',
+      decision: 'approve',
+      outcome: 'approved',
+      at: '2026-11-27T10:00:00Z',
+    });
     const card = approvalAdaptiveCard(m, { text: 'refused: you requested this cycle', isError: true });
     expect(card.actions).toBeUndefined();
     expect(JSON.stringify(card)).toContain('Approved by teams:29:a');

@@ -60,7 +60,8 @@ export function scopeText(scope: CycleScope): string {
   if (scope.groups?.length) parts.push(`groups ${scope.groups.join(', ')}`);
   if (scope.tags?.length) parts.push(`tags ${scope.tags.join(', ')}`);
   if (scope.osFamilies?.length) parts.push(`OS ${scope.osFamilies.join(', ')}`);
-  if (scope.endpointIds?.length) parts.push(`${scope.endpointIds.length} named endpoint${scope.endpointIds.length === 1 ? '' : 's'}`);
+  if (scope.endpointIds?.length)
+    parts.push(`${scope.endpointIds.length} named endpoint${scope.endpointIds.length === 1 ? '' : 's'}`);
   return parts.length ? parts.join('; ') : 'all endpoints';
 }
 
@@ -80,7 +81,9 @@ function ordered(counts: Record<string, number>, order: string[] = []): Array<{ 
 export function approvalModelFromRequest(req: ApprovalRequest, maxCves = 5): ApprovalCardModel {
   const cves: CardCve[] = [];
   const seen = new Set<string>();
-  const patches = [...req.topPatches].sort((a, b) => Number(b.knownExploited) - Number(a.knownExploited) || (b.cvss ?? 0) - (a.cvss ?? 0));
+  const patches = [...req.topPatches].sort(
+    (a, b) => Number(b.knownExploited) - Number(a.knownExploited) || (b.cvss ?? 0) - (a.cvss ?? 0),
+  );
   for (const p of patches) {
     for (const id of p.cves) {
       if (seen.has(id)) continue;
@@ -100,7 +103,9 @@ export function approvalModelFromRequest(req: ApprovalRequest, maxCves = 5): App
     bySeverity: ordered(req.bySeverity, SEVERITY_ORDER),
     byType: ordered(req.byType),
     topCves: cves.slice(0, maxCves),
-    testText: test ? `${test.name}: ${test.succeeded}/${test.total} succeeded, ${test.failed} failed, ${test.unreachable} unreachable` : undefined,
+    testText: test
+      ? `${test.name}: ${test.succeeded}/${test.total} succeeded, ${test.failed} failed, ${test.unreachable} unreachable`
+      : undefined,
     changeNumber: req.changeNumber,
     changeUrl: req.changeUrl,
     deadline: req.deadline,
@@ -113,11 +118,23 @@ export function approvalModelFromRequest(req: ApprovalRequest, maxCves = 5): App
 }
 
 /** The model after a decision. A person's vote is counted once: a repeated notice changes nothing. */
-export function withDecision(model: ApprovalCardModel, notice: Pick<DecisionNotice, 'identity' | 'channel' | 'decision' | 'reason' | 'at' | 'outcome'>): ApprovalCardModel {
+export function withDecision(
+  model: ApprovalCardModel,
+  notice: Pick<DecisionNotice, 'identity' | 'channel' | 'decision' | 'reason' | 'at' | 'outcome'>,
+): ApprovalCardModel {
   const already = model.decisions.some((d) => d.identity === notice.identity && d.decision === notice.decision);
   const decisions = already
     ? model.decisions
-    : [...model.decisions, { identity: notice.identity, channel: notice.channel, decision: notice.decision, reason: notice.reason, at: notice.at }];
+    : [
+        ...model.decisions,
+        {
+          identity: notice.identity,
+          channel: notice.channel,
+          decision: notice.decision,
+          reason: notice.reason,
+          at: notice.at,
+        },
+      ];
   const outcome = model.outcome === 'pending' ? notice.outcome : model.outcome;
   return { ...model, decisions, outcome };
 }
@@ -169,9 +186,18 @@ export function outcomeText(model: ApprovalCardModel): string {
 // ---------------------------------------------------------------- thread lines
 
 /** A reminder or escalation of a pending approval, for the thread. */
-export function noticeLine(model: ApprovalCardModel, notice: 'reminder' | 'escalation', platform: 'slack' | 'teams' | 'text'): string {
-  const who = (model.approvers ?? []).filter((a) => !model.decisions.some((d) => d.identity === a)).map((a) => displayIdentity(a, platform));
-  const head = notice === 'reminder' ? 'Reminder: this cycle is still waiting for approval' : 'Escalation: this cycle is still waiting for approval, more approvers are asked now';
+export function noticeLine(
+  model: ApprovalCardModel,
+  notice: 'reminder' | 'escalation',
+  platform: 'slack' | 'teams' | 'text',
+): string {
+  const who = (model.approvers ?? [])
+    .filter((a) => !model.decisions.some((d) => d.identity === a))
+    .map((a) => displayIdentity(a, platform));
+  const head =
+    notice === 'reminder'
+      ? 'Reminder: this cycle is still waiting for approval'
+      : 'Escalation: this cycle is still waiting for approval, more approvers are asked now';
   return `${head} (${approvalsReceived(model)} of ${model.approvalsNeeded} received${model.deadline ? `, deadline ${formatTime(model.deadline)}` : ''}).${who.length ? ` ${who.join(' ')}` : ''}`;
 }
 
@@ -180,7 +206,9 @@ export function stageLine(update: StageUpdate): string {
 }
 
 export function pauseLine(q: PauseQuestion): string {
-  const wave = q.wave ? ` in ${q.wave.name} (${q.wave.failed} failed, ${q.wave.unreachable} unreachable of ${q.wave.total})` : '';
+  const wave = q.wave
+    ? ` in ${q.wave.name} (${q.wave.failed} failed, ${q.wave.unreachable} unreachable of ${q.wave.total})`
+    : '';
   return `Cycle ${q.cycleId} is paused${wave}: ${q.reason}. Resume, or roll back?`;
 }
 
@@ -189,7 +217,9 @@ export function summaryLines(r: CycleReport): string[] {
   const ok = r.status.waves.reduce((a, w) => a + w.succeeded, 0);
   const failed = r.status.waves.reduce((a, w) => a + w.failed, 0);
   const unreachable = r.status.waves.reduce((a, w) => a + w.unreachable, 0);
-  lines.push(`Endpoints: ${ok} patched, ${failed} failed, ${unreachable} unreachable, in ${r.status.waves.length} wave${r.status.waves.length === 1 ? '' : 's'}.`);
+  lines.push(
+    `Endpoints: ${ok} patched, ${failed} failed, ${unreachable} unreachable, in ${r.status.waves.length} wave${r.status.waves.length === 1 ? '' : 's'}.`,
+  );
   if (r.complianceBefore !== undefined && r.complianceAfter !== undefined) {
     lines.push(`Compliance: ${r.complianceBefore.toFixed(1)}% → ${r.complianceAfter.toFixed(1)}%.`);
   }

@@ -36,12 +36,17 @@ function statusView(s: CycleStatus, text: string): CommandView {
     { title: 'Requested by', value: s.requestedBy },
     { title: 'Patches', value: `${s.patches} on ${s.endpoints} endpoint(s)` },
   ];
-  if (s.approvals.needed > 0 || s.approvals.records.length > 0) facts.push({ title: 'Approvals', value: `${s.approvals.received} of ${s.approvals.needed}` });
-  if (s.changeNumber) facts.push({ title: 'Change', value: `${s.changeNumber}${s.changeState ? ` (${s.changeState})` : ''}` });
+  if (s.approvals.needed > 0 || s.approvals.records.length > 0)
+    facts.push({ title: 'Approvals', value: `${s.approvals.received} of ${s.approvals.needed}` });
+  if (s.changeNumber)
+    facts.push({ title: 'Change', value: `${s.changeNumber}${s.changeState ? ` (${s.changeState})` : ''}` });
   if (s.outcome) facts.push({ title: 'Outcome', value: s.outcome });
   const lines: string[] = [];
   if (s.test) lines.push(`test ring: ${s.test.state}, ${s.test.succeeded}/${s.test.total} ok, ${s.test.failed} failed`);
-  for (const w of s.waves) lines.push(`wave ${w.index} ${w.name}: ${w.state}, ${w.succeeded}/${w.total} ok, ${w.failed} failed, ${w.unreachable} unreachable`);
+  for (const w of s.waves)
+    lines.push(
+      `wave ${w.index} ${w.name}: ${w.state}, ${w.succeeded}/${w.total} ok, ${w.failed} failed, ${w.unreachable} unreachable`,
+    );
   for (const r of s.reasons.slice(-10)) lines.push(`• ${r}`);
   const title = `${s.cycleId} — ${s.stage}${s.paused ? ` (paused: ${s.pauseReason ?? ''})` : ''}${s.emergency ? ' [emergency]' : ''}`;
   return { isError: false, title, facts, lines, text };

@@ -23,17 +23,32 @@ describe('DecisionDesk when the audit log cannot be written', () => {
     await grantRole(db.db, { identity: 'slack:UADMIN', role: 'admin', by: 'test' });
     const desk = new DecisionDesk({ service, db: db.db, logger: createLogger('silent') });
 
-    const fine = await desk.decide({ cycleId: 'c-audit', identity: 'slack:UOK', channel: 'slack', decision: 'approve' });
+    const fine = await desk.decide({
+      cycleId: 'c-audit',
+      identity: 'slack:UOK',
+      channel: 'slack',
+      decision: 'approve',
+    });
     expect(fine.ok && fine.text).not.toMatch(/audit log could not record/);
 
     await db.db.execute(sql`ALTER TABLE audit_log RENAME TO audit_log_away`);
     try {
-      const vote = await desk.decide({ cycleId: 'c-audit', identity: 'slack:UAPPROVER', channel: 'slack', decision: 'approve' });
+      const vote = await desk.decide({
+        cycleId: 'c-audit',
+        identity: 'slack:UAPPROVER',
+        channel: 'slack',
+        decision: 'approve',
+      });
       expect(vote.ok).toBe(true);
       expect(vote.text).toMatch(/took effect, but the audit log could not record it .*tell an admin/);
       expect(service.callsOf('approve')).toHaveLength(2);
 
-      const resumed = await desk.control({ cycleId: 'c-audit', identity: 'slack:UADMIN', channel: 'slack', action: 'resume' });
+      const resumed = await desk.control({
+        cycleId: 'c-audit',
+        identity: 'slack:UADMIN',
+        channel: 'slack',
+        action: 'resume',
+      });
       expect(resumed.ok).toBe(true);
       expect(resumed.text).toMatch(/audit log could not record it/);
     } finally {

@@ -85,16 +85,28 @@ export class DecisionDesk {
 
   private async run(input: DecisionInput, key: string): Promise<DecisionOutcome> {
     const { service, logger } = this.deps;
-    const vote = { identity: input.identity, channel: input.channel, reason: input.reason, messageRef: input.messageRef };
+    const vote = {
+      identity: input.identity,
+      channel: input.channel,
+      reason: input.reason,
+      messageRef: input.messageRef,
+    };
     const verb = input.decision === 'approve' ? 'approval' : 'rejection';
     if (input.decision === 'reject' && !input.reason?.trim()) {
-      return { ok: false, code: ErrorCode.InvalidInput, text: 'A rejection needs a reason: say why, so the requester can act on it.' };
+      return {
+        ok: false,
+        code: ErrorCode.InvalidInput,
+        text: 'A rejection needs a reason: say why, so the requester can act on it.',
+      };
     }
     // Before the vote enters the cycle service, which resolves the identity's person from what is linked now.
     if (input.findEmail) await linkPersonByEmail({ db: this.deps.db, logger }, input.identity, input.findEmail);
     let result: ApprovalResult;
     try {
-      result = input.decision === 'approve' ? await service.approve(input.cycleId, vote) : await service.reject(input.cycleId, vote);
+      result =
+        input.decision === 'approve'
+          ? await service.approve(input.cycleId, vote)
+          : await service.reject(input.cycleId, vote);
     } catch (e) {
       const code = isCodedError(e) ? e.code : 'ERROR';
       const text =
@@ -103,8 +115,11 @@ export class DecisionDesk {
           : code === ErrorCode.NotFound
             ? `Cycle ${input.cycleId} is not known (it may have finished). Try \`status\` to see the active cycles.`
             : `Your ${verb} of cycle ${input.cycleId} could not be recorded (${(e as Error).message}). Try again in a moment, or use the \`${input.decision} ${input.cycleId}\` command.`;
-      if (code !== ErrorCode.ApprovalRefused && code !== ErrorCode.NotFound) logger.error({ err: e, cycleId: input.cycleId }, 'recording a chat decision failed');
-      await this.audit('chat.decision_refused', input, { code, message: (e as Error).message }).catch((err: unknown) => logger.error({ err }, 'audit failed'));
+      if (code !== ErrorCode.ApprovalRefused && code !== ErrorCode.NotFound)
+        logger.error({ err: e, cycleId: input.cycleId }, 'recording a chat decision failed');
+      await this.audit('chat.decision_refused', input, { code, message: (e as Error).message }).catch((err: unknown) =>
+        logger.error({ err }, 'audit failed'),
+      );
       return { ok: false, code, text };
     }
     const at = this.now().toISOString();
@@ -117,8 +132,18 @@ export class DecisionDesk {
     });
     if (this.deps.chat) {
       await this.deps.chat
-        .recordDecision({ cycleId: input.cycleId, identity: input.identity, channel: input.channel, decision: input.decision, reason: input.reason, outcome: result.outcome, at })
-        .catch((err: unknown) => logger.warn({ err, cycleId: input.cycleId }, 'updating the approval cards failed (the vote is recorded)'));
+        .recordDecision({
+          cycleId: input.cycleId,
+          identity: input.identity,
+          channel: input.channel,
+          decision: input.decision,
+          reason: input.reason,
+          outcome: result.outcome,
+          at,
+        })
+        .catch((err: unknown) =>
+          logger.warn({ err, cycleId: input.cycleId }, 'updating the approval cards failed (the vote is recorded)'),
+        );
     }
     const progress =
       result.outcome === 'pending'
@@ -126,7 +151,13 @@ export class DecisionDesk {
         : result.outcome === 'approved'
           ? 'The cycle is approved.'
           : 'The cycle is rejected and ends.';
-    return { ok: true, duplicate: false, result, at, text: `You ${input.decision === 'approve' ? 'approved' : 'rejected'} cycle ${input.cycleId}. ${progress}${audited}` };
+    return {
+      ok: true,
+      duplicate: false,
+      result,
+      at,
+      text: `You ${input.decision === 'approve' ? 'approved' : 'rejected'} cycle ${input.cycleId}. ${progress}${audited}`,
+    };
   }
 
   /** Resume or roll back a paused cycle: admins only. */
@@ -135,7 +166,10 @@ export class DecisionDesk {
     const what = input.action === 'resume' ? 'resume' : 'roll back';
     try {
       if (!(await hasRole(db, input.identity, 'admin'))) {
-        throw new CodedError(ErrorCode.Forbidden, `only admins can ${what} a cycle; ask an admin, or have one grant you the role with \`roles grant ${input.identity} admin\``);
+        throw new CodedError(
+          ErrorCode.Forbidden,
+          `only admins can ${what} a cycle; ask an admin, or have one grant you the role with \`roles grant ${input.identity} admin\``,
+        );
       }
       if (input.action === 'resume') await service.resume(input.cycleId, input.identity);
       else await service.rollback(input.cycleId, input.identity);
@@ -145,7 +179,13 @@ export class DecisionDesk {
       return { ok: false, code, text: `Could not ${what} cycle ${input.cycleId}: ${(e as Error).message}` };
     }
     const audited = await this.audited(`chat.${input.action}`, input, {});
-    return { ok: true, at: this.now().toISOString(), text: (input.action === 'resume' ? `Cycle ${input.cycleId} resumes.` : `Rolling back cycle ${input.cycleId}.`) + audited };
+    return {
+      ok: true,
+      at: this.now().toISOString(),
+      text:
+        (input.action === 'resume' ? `Cycle ${input.cycleId} resumes.` : `Rolling back cycle ${input.cycleId}.`) +
+        audited,
+    };
   }
 
   /**
@@ -153,23 +193,39 @@ export class DecisionDesk {
    * written, the person is told, with what to do, instead of the gap being only in a log: returns that sentence,
    * or '' when the row is written.
    */
-  private async audited(action: string, input: { cycleId: string; identity: string; channel: Channel; messageRef?: string; reason?: string }, details: Record<string, unknown>): Promise<string> {
+  private async audited(
+    action: string,
+    input: { cycleId: string; identity: string; channel: Channel; messageRef?: string; reason?: string },
+    details: Record<string, unknown>,
+  ): Promise<string> {
     try {
       await this.audit(action, input, details);
       return '';
     } catch (err) {
-      this.deps.logger.error({ err, action, cycleId: input.cycleId }, 'audit failed: the action took effect but is not in the audit log');
+      this.deps.logger.error(
+        { err, action, cycleId: input.cycleId },
+        'audit failed: the action took effect but is not in the audit log',
+      );
       return ` It took effect, but the audit log could not record it (${(err as Error).message}): tell an admin (\`patchops audit verify\`, database health).`;
     }
   }
 
-  private async audit(action: string, input: { cycleId: string; identity: string; channel: Channel; messageRef?: string; reason?: string }, details: Record<string, unknown>) {
+  private async audit(
+    action: string,
+    input: { cycleId: string; identity: string; channel: Channel; messageRef?: string; reason?: string },
+    details: Record<string, unknown>,
+  ) {
     await appendAudit(this.deps.db, {
       actor: input.identity,
       action,
       subjectType: 'cycle',
       subjectId: input.cycleId,
-      details: { channel: input.channel, messageRef: input.messageRef ?? null, ...(input.reason ? { reason: input.reason } : {}), ...details },
+      details: {
+        channel: input.channel,
+        messageRef: input.messageRef ?? null,
+        ...(input.reason ? { reason: input.reason } : {}),
+        ...details,
+      },
     });
   }
 }

@@ -21,13 +21,21 @@ export interface PatchHealth {
   pendingForViewer: CycleListItem[];
 }
 
-export async function patchHealth(db: Db, service: CycleService, viewer: string, now: Date = new Date(), sla: SlaPolicy = DEFAULT_SLA): Promise<PatchHealth> {
+export async function patchHealth(
+  db: Db,
+  service: CycleService,
+  viewer: string,
+  now: Date = new Date(),
+  sla: SlaPolicy = DEFAULT_SLA,
+): Promise<PatchHealth> {
   const c = await complianceSummary(db, { now, sla });
   const overdueBySeverity = Object.fromEntries(Object.entries(c.overdueBySeverity).filter(([, n]) => n > 0));
   const cycles = await service.list({ activeOnly: true, limit: 50 });
   const activeCycles = cycles.filter((c) => !TERMINAL_STAGES.includes(c.stage));
   const pendingForViewer: CycleListItem[] = [];
-  for (const c of activeCycles.filter((x) => x.stage === CycleStage.AWAIT_APPROVAL && x.requestedBy !== viewer).slice(0, 10)) {
+  for (const c of activeCycles
+    .filter((x) => x.stage === CycleStage.AWAIT_APPROVAL && x.requestedBy !== viewer)
+    .slice(0, 10)) {
     try {
       const s = await service.status(c.cycleId);
       if (!s.approvals.records.some((r) => r.identity === viewer)) pendingForViewer.push(c);

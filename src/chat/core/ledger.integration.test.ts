@@ -24,12 +24,18 @@ describe('MessageLedger', () => {
     const first = await ledger.postOnce(key('approval'), delivery, { model: { a: 1 }, threadRef: 'C1:0.1' });
     expect(first).toEqual({ posted: true, ref: 'C1:1.1' });
     const again = await ledger.postOnce(key('approval'), delivery, { model: { a: 2 } });
-    expect(again).toEqual({ posted: false, existing: { ...key('approval'), messageRef: 'C1:1.1', threadRef: 'C1:0.1', model: { a: 1 } } });
+    expect(again).toEqual({
+      posted: false,
+      existing: { ...key('approval'), messageRef: 'C1:1.1', threadRef: 'C1:0.1', model: { a: 1 } },
+    });
     expect(sends).toHaveLength(1);
   });
 
   it('releases the reservation when the post fails, with a retryable INTEGRATION_FAILED naming what failed; the retry posts', async () => {
-    const failing = { what: 'Teams post to conversation C1', send: async (): Promise<string> => Promise.reject(new Error('connector said 502')) };
+    const failing = {
+      what: 'Teams post to conversation C1',
+      send: async (): Promise<string> => Promise.reject(new Error('connector said 502')),
+    };
     await expect(ledger.postOnce(key('summary'), failing)).rejects.toMatchObject({
       code: 'INTEGRATION_FAILED',
       retryable: true,

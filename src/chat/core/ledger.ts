@@ -5,7 +5,13 @@
  * reservation so that the retry posts again. Keys are (cycle, platform, conversation, key); see db/chat.ts.
  */
 import type { Db } from '../../db/client';
-import { releaseChatMessage, reserveChatMessage, setChatMessageRef, type ChatMessageKey, type StoredChatMessage } from '../../db/chat';
+import {
+  releaseChatMessage,
+  reserveChatMessage,
+  setChatMessageRef,
+  type ChatMessageKey,
+  type StoredChatMessage,
+} from '../../db/chat';
 import { CodedError, ErrorCode } from '../../domain/errors';
 
 export type PostOnceResult = { posted: true; ref: string } | { posted: false; existing: StoredChatMessage };
@@ -24,7 +30,11 @@ export class MessageLedger {
    * Reserves `key` and, when this caller got it, posts; otherwise returns the message already stored under it
    * (its messageRef is null while another caller's post is in flight).
    */
-  async postOnce(key: ChatMessageKey, delivery: Delivery, stored: { threadRef?: string | null; model?: Record<string, unknown> } = {}): Promise<PostOnceResult> {
+  async postOnce(
+    key: ChatMessageKey,
+    delivery: Delivery,
+    stored: { threadRef?: string | null; model?: Record<string, unknown> } = {},
+  ): Promise<PostOnceResult> {
     const r = await reserveChatMessage(this.db, { ...key, ...stored });
     if (!r.reserved) return { posted: false, existing: r.existing };
     return { posted: true, ref: await this.post(key, delivery) };
@@ -41,7 +51,10 @@ export class MessageLedger {
       return ref;
     } catch (e) {
       await releaseChatMessage(this.db, key);
-      throw new CodedError(ErrorCode.IntegrationFailed, `${delivery.what} failed: ${(e as Error).message}`, { cause: e, retryable: true });
+      throw new CodedError(ErrorCode.IntegrationFailed, `${delivery.what} failed: ${(e as Error).message}`, {
+        cause: e,
+        retryable: true,
+      });
     }
   }
 }

@@ -14,7 +14,11 @@ export type EmailLookup = () => Promise<string | undefined>;
 const LOOKUP_TIMEOUT_MS = 2_500;
 
 /** Returns the person's name when the identity was linked now, else null. Never throws. */
-export async function linkPersonByEmail(deps: { db: Db; logger: Logger; timeoutMs?: number }, identity: string, lookup: EmailLookup): Promise<string | null> {
+export async function linkPersonByEmail(
+  deps: { db: Db; logger: Logger; timeoutMs?: number },
+  identity: string,
+  lookup: EmailLookup,
+): Promise<string | null> {
   try {
     if (await isLinked(deps.db, identity)) return null;
     let timer: NodeJS.Timeout | undefined;

@@ -112,8 +112,16 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
   const socket = Boolean(o.appToken);
   let receiver: FastifySlackReceiver | undefined;
   if (!socket) {
-    if (!o.signingSecret) throw new Error('SLACK_SIGNING_SECRET is not set: Slack requests cannot be verified. Set it, or set SLACK_APP_TOKEN for Socket Mode.');
-    receiver = new FastifySlackReceiver({ signingSecret: o.signingSecret, logger, ackTimeoutMs: o.ackTimeoutMs, receipts: o.receipts });
+    if (!o.signingSecret)
+      throw new Error(
+        'SLACK_SIGNING_SECRET is not set: Slack requests cannot be verified. Set it, or set SLACK_APP_TOKEN for Socket Mode.',
+      );
+    receiver = new FastifySlackReceiver({
+      signingSecret: o.signingSecret,
+      logger,
+      ackTimeoutMs: o.ackTimeoutMs,
+      receipts: o.receipts,
+    });
   }
   const app = new App({
     token: o.botToken,
@@ -134,7 +142,11 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
   // /patch <words>: admins' commands, the same grammar as the CLI.
   app.command(SLACK_COMMAND, async ({ command, ack, respond }) => {
     await ack();
-    const caller = { identity: slackIdentity(command.user_id), channel: 'slack' as const, conversationId: command.channel_id };
+    const caller = {
+      identity: slackIdentity(command.user_id),
+      channel: 'slack' as const,
+      conversationId: command.channel_id,
+    };
     let reply: SlackMessage;
     try {
       reply = slackCommandReply(await o.runCommand(command.text ?? '', caller));
@@ -142,9 +154,11 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
       logger.error({ err: e, text: command.text }, 'slash command failed');
       reply = { text: `That did not work: ${(e as Error).message}. Try \`${SLACK_COMMAND} help\`.`, blocks: [] };
     }
-    await respond({ response_type: 'ephemeral', text: reply.text, ...(reply.blocks.length ? { blocks: reply.blocks as never } : {}) }).catch((err: unknown) =>
-      logger.warn({ err }, 'response_url post failed'),
-    );
+    await respond({
+      response_type: 'ephemeral',
+      text: reply.text,
+      ...(reply.blocks.length ? { blocks: reply.blocks as never } : {}),
+    }).catch((err: unknown) => logger.warn({ err }, 'response_url post failed'));
   });
 
   app.action(ACTION.approve, async ({ ack, body, action }) => {
@@ -172,14 +186,20 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
     const cycleId = action.value ?? '';
     // views.open must happen within 3 s of the click (the trigger id expires): nothing before it.
     await client.views
-      .open({ trigger_id: body.trigger_id, view: rejectModal(cycleId, JSON.stringify({ cycleId, channel, ts })) as never })
+      .open({
+        trigger_id: body.trigger_id,
+        view: rejectModal(cycleId, JSON.stringify({ cycleId, channel, ts })) as never,
+      })
       .catch((err: unknown) => logger.warn({ err, cycleId }, 'views.open for the reject modal failed'));
   });
 
   app.view(REJECT_MODAL, async ({ ack, body, view }) => {
     const reason = view.state.values.reason?.reason?.value?.trim() ?? '';
     if (reason.length < 3) {
-      await ack({ response_action: 'errors', errors: { reason: 'Say why you reject it (at least a few words), so the requester can act on it.' } });
+      await ack({
+        response_action: 'errors',
+        errors: { reason: 'Say why you reject it (at least a few words), so the requester can act on it.' },
+      });
       return;
     }
     await ack();
@@ -213,10 +233,19 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
       const channel = body.channel?.id ?? body.container?.channel_id;
       const ts = body.message?.ts ?? body.container?.message_ts;
       const ref = channel && ts ? slackRef(channel, ts) : undefined;
-      const outcome = await o.desk.control({ cycleId: action.value ?? '', identity: slackIdentity(user), channel: 'slack', action: kind, messageRef: ref });
+      const outcome = await o.desk.control({
+        cycleId: action.value ?? '',
+        identity: slackIdentity(user),
+        channel: 'slack',
+        action: kind,
+        messageRef: ref,
+      });
       if (outcome.ok && ref) {
         const stored = await findChatMessageByRef(o.db, 'slack', ref);
-        if (stored) await o.channel.resolvePause(stored, { by: slackIdentity(user), action: kind, at: outcome.at }).catch((err: unknown) => logger.warn({ err }, 'updating the pause question failed'));
+        if (stored)
+          await o.channel
+            .resolvePause(stored, { by: slackIdentity(user), action: kind, at: outcome.at })
+            .catch((err: unknown) => logger.warn({ err }, 'updating the pause question failed'));
       }
       await ephemeral(channel, user, outcome.text);
     });
@@ -229,7 +258,9 @@ export function createSlackBot(o: SlackBotOptions): SlackBot {
       // Patch health is what `status` and `report` show: the same role check (viewer) before anything is read.
       const roles = (await rolesOf(o.db, identity)).map((g) => g.role);
       const allowed = authorize('report', roles, identity);
-      const view = allowed.ok ? homeView(await patchHealth(o.db, o.service, identity), roles.includes('approver')) : noRoleHomeView(identity);
+      const view = allowed.ok
+        ? homeView(await patchHealth(o.db, o.service, identity), roles.includes('approver'))
+        : noRoleHomeView(identity);
       await client.views.publish({ user_id: event.user, view: view as never });
     } catch (err) {
       logger.warn({ err }, 'publishing the App Home failed');

@@ -8,9 +8,23 @@ import { webApi } from '@slack/bolt';
 import type { Db } from '../../db/client';
 import { chatMessagesOf, updateChatMessageModel, type ChatMessageKey, type StoredChatMessage } from '../../db/chat';
 import { approvalBlocks, pauseBlocks, summaryBlocks, type SlackMessage } from '../core/blocks';
-import { approvalModelFromRequest, noticeLine, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../core/card';
+import {
+  approvalModelFromRequest,
+  noticeLine,
+  stageKey,
+  stageLine,
+  withDecision,
+  type ApprovalCardModel,
+} from '../core/card';
 import { MessageLedger, type Delivery } from '../core/ledger';
-import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../../domain/ports';
+import type {
+  ApprovalRequest,
+  ChatNotifier,
+  CycleReport,
+  DecisionNotice,
+  PauseQuestion,
+  StageUpdate,
+} from '../../domain/ports';
 import { CodedError, ErrorCode } from '../../domain/errors';
 import type { Logger } from '../../logging';
 
@@ -56,12 +70,17 @@ export class SlackChatChannel implements ChatNotifier {
   async requestApproval(req: ApprovalRequest): Promise<void> {
     const conversationId = req.channel ?? this.o.defaultChannel;
     if (!conversationId) {
-      this.o.logger.warn({ cycleId: req.cycleId }, 'no Slack channel for the approval request: set SLACK_DEFAULT_CHANNEL or a channel in the policy');
+      this.o.logger.warn(
+        { cycleId: req.cycleId },
+        'no Slack channel for the approval request: set SLACK_DEFAULT_CHANNEL or a channel in the policy',
+      );
       return;
     }
     const model = approvalModelFromRequest(req);
     const key: ChatMessageKey = { cycleId: req.cycleId, platform: 'slack', conversationId, key: 'approval' };
-    const r = await this.ledger.postOnce(key, this.delivery(key, approvalBlocks(model)), { model: model as unknown as Record<string, unknown> });
+    const r = await this.ledger.postOnce(key, this.delivery(key, approvalBlocks(model)), {
+      model: model as unknown as Record<string, unknown>,
+    });
     if (r.posted) return;
     // Asked again (a reminder, a retried activity): refresh the same message, keeping the decisions.
     const existing = r.existing;
@@ -72,7 +91,12 @@ export class SlackChatChannel implements ChatNotifier {
     await this.update(existing.messageRef, approvalBlocks(merged));
     if (req.notice && merged.outcome === 'pending') {
       const text = noticeLine(merged, req.notice, 'slack');
-      await this.inThread(req.cycleId, `notice:${req.notice}`, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] }, false);
+      await this.inThread(
+        req.cycleId,
+        `notice:${req.notice}`,
+        { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] },
+        false,
+      );
     }
   }
 
@@ -88,11 +112,18 @@ export class SlackChatChannel implements ChatNotifier {
 
   async stageUpdate(update: StageUpdate): Promise<void> {
     const text = stageLine(update);
-    await this.inThread(update.cycleId, stageKey(update), { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] }, false);
+    await this.inThread(
+      update.cycleId,
+      stageKey(update),
+      { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] },
+      false,
+    );
   }
 
   async pauseQuestion(q: PauseQuestion): Promise<void> {
-    await this.inThread(q.cycleId, `pause:${q.wave?.index ?? ''}:${q.reason}`.slice(0, 200), pauseBlocks(q), true, { question: q });
+    await this.inThread(q.cycleId, `pause:${q.wave?.index ?? ''}:${q.reason}`.slice(0, 200), pauseBlocks(q), true, {
+      question: q,
+    });
   }
 
   async summary(report: CycleReport): Promise<void> {
@@ -100,7 +131,10 @@ export class SlackChatChannel implements ChatNotifier {
   }
 
   /** Marks a pause question answered (Resume / Roll back clicked): the buttons give way to who and when. */
-  async resolvePause(m: StoredChatMessage, resolved: { by: string; action: 'resume' | 'rollback'; at: string }): Promise<void> {
+  async resolvePause(
+    m: StoredChatMessage,
+    resolved: { by: string; action: 'resume' | 'rollback'; at: string },
+  ): Promise<void> {
     const q = (m.model as { question?: PauseQuestion } | null)?.question;
     if (!q || !m.messageRef) return;
     await updateChatMessageModel(this.o.db, m, { question: q, resolved });
@@ -108,13 +142,23 @@ export class SlackChatChannel implements ChatNotifier {
   }
 
   /** Posts under the cycle's thread in each channel that has one (the approval message), once per key. */
-  private async inThread(cycleId: string, key: string, message: SlackMessage, broadcast: boolean, model?: Record<string, unknown>): Promise<void> {
+  private async inThread(
+    cycleId: string,
+    key: string,
+    message: SlackMessage,
+    broadcast: boolean,
+    model?: Record<string, unknown>,
+  ): Promise<void> {
     const parents = await this.threadParents(cycleId);
     for (const parent of parents) {
       const k: ChatMessageKey = { cycleId, platform: 'slack', conversationId: parent.conversationId, key };
       const thread = parseSlackRef(parent.messageRef!);
       // Already posted (a retried activity): never re-post.
-      await this.ledger.postOnce(k, this.delivery(k, message, { thread_ts: thread.ts, channel: thread.channel, reply_broadcast: broadcast }), { threadRef: parent.messageRef, model });
+      await this.ledger.postOnce(
+        k,
+        this.delivery(k, message, { thread_ts: thread.ts, channel: thread.channel, reply_broadcast: broadcast }),
+        { threadRef: parent.messageRef, model },
+      );
     }
   }
 
@@ -128,13 +172,20 @@ export class SlackChatChannel implements ChatNotifier {
     if (!conversationId) return [];
     const k: ChatMessageKey = { cycleId, platform: 'slack', conversationId, key: 'thread' };
     const text = `Patch cycle ${cycleId}: progress in this thread.`;
-    const r = await this.ledger.postOnce(k, this.delivery(k, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] }));
+    const r = await this.ledger.postOnce(
+      k,
+      this.delivery(k, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] }),
+    );
     if (!r.posted) return r.existing.messageRef ? [r.existing] : [];
     return [{ ...k, messageRef: r.ref, threadRef: null, model: null }];
   }
 
   /** chat.postMessage of `message` under key `k`, for the ledger; its reference is `channel:ts`. */
-  private delivery(k: ChatMessageKey, message: SlackMessage, extra: { thread_ts?: string; channel?: string; reply_broadcast?: boolean } = {}): Delivery {
+  private delivery(
+    k: ChatMessageKey,
+    message: SlackMessage,
+    extra: { thread_ts?: string; channel?: string; reply_broadcast?: boolean } = {},
+  ): Delivery {
     return {
       what: `Slack chat.postMessage to ${k.conversationId}`,
       send: async () => {
@@ -145,7 +196,9 @@ export class SlackChatChannel implements ChatNotifier {
           unfurl_links: false,
           ...(extra.thread_ts ? { thread_ts: extra.thread_ts, reply_broadcast: extra.reply_broadcast ?? false } : {}),
         };
-        const res = await this.o.client.chat.postMessage(args as unknown as Parameters<SlackWebClient['chat']['postMessage']>[0]);
+        const res = await this.o.client.chat.postMessage(
+          args as unknown as Parameters<SlackWebClient['chat']['postMessage']>[0],
+        );
         if (!res.ok || !res.ts || !res.channel) throw new Error(res.error ?? 'chat.postMessage returned no ts');
         return slackRef(res.channel, res.ts);
       },
@@ -157,7 +210,10 @@ export class SlackChatChannel implements ChatNotifier {
     try {
       await this.o.client.chat.update({ channel, ts, text: message.text, blocks: message.blocks as never });
     } catch (e) {
-      throw new CodedError(ErrorCode.IntegrationFailed, `Slack chat.update of ${ref} failed: ${(e as Error).message}`, { cause: e, retryable: true });
+      throw new CodedError(ErrorCode.IntegrationFailed, `Slack chat.update of ${ref} failed: ${(e as Error).message}`, {
+        cause: e,
+        retryable: true,
+      });
     }
   }
 }

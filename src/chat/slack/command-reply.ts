@@ -14,14 +14,26 @@ const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…`
 export function slackCommandReply(outcome: AnyCommandOutcome): SlackMessage {
   const v = commandView(outcome);
   const blocks: SlackBlock[] = [
-    { type: 'section', text: { type: 'mrkdwn', text: clip(v.isError ? `:warning: ${slackEscape(v.title)}` : `*${slackEscape(v.title)}*`, MAX_TEXT) } },
+    {
+      type: 'section',
+      text: {
+        type: 'mrkdwn',
+        text: clip(v.isError ? `:warning: ${slackEscape(v.title)}` : `*${slackEscape(v.title)}*`, MAX_TEXT),
+      },
+    },
   ];
   if (v.facts.length) {
     blocks.push({
       type: 'section',
-      fields: v.facts.slice(0, 10).map((f) => ({ type: 'mrkdwn', text: clip(`*${slackEscape(f.title)}*\n${slackEscape(f.value)}`, 1_900) })),
+      fields: v.facts
+        .slice(0, 10)
+        .map((f) => ({ type: 'mrkdwn', text: clip(`*${slackEscape(f.title)}*\n${slackEscape(f.value)}`, 1_900) })),
     });
   }
-  if (v.lines.length) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `\`\`\`${clip(slackEscape(v.lines.join('\n')), MAX_TEXT - 6)}\`\`\`` } });
+  if (v.lines.length)
+    blocks.push({
+      type: 'section',
+      text: { type: 'mrkdwn', text: `\`\`\`${clip(slackEscape(v.lines.join('\n')), MAX_TEXT - 6)}\`\`\`` },
+    });
   return { text: v.text, blocks };
 }

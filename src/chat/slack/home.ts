@@ -4,7 +4,9 @@ import type { PatchHealth } from '../core/health';
 
 export function homeView(h: PatchHealth, isApprover: boolean): Record<string, unknown> {
   const section = (text: string) => ({ type: 'section', text: { type: 'mrkdwn', text } });
-  const overdue = Object.entries(h.overdueBySeverity).sort(([a], [b]) => SEVERITY_ORDER.indexOf(a) - SEVERITY_ORDER.indexOf(b));
+  const overdue = Object.entries(h.overdueBySeverity).sort(
+    ([a], [b]) => SEVERITY_ORDER.indexOf(a) - SEVERITY_ORDER.indexOf(b),
+  );
   const blocks: unknown[] = [
     { type: 'header', text: { type: 'plain_text', text: 'Patch health' } },
     section(
@@ -16,7 +18,12 @@ export function homeView(h: PatchHealth, isApprover: boolean): Record<string, un
     { type: 'divider' },
     section(
       `*Active cycles (${h.activeCycles.length})*\n${
-        h.activeCycles.length ? h.activeCycles.slice(0, 15).map((c) => `• \`${c.cycleId}\` ${c.policyName}: ${c.stage}${c.emergency ? ' (emergency)' : ''}`).join('\n') : 'none'
+        h.activeCycles.length
+          ? h.activeCycles
+              .slice(0, 15)
+              .map((c) => `• \`${c.cycleId}\` ${c.policyName}: ${c.stage}${c.emergency ? ' (emergency)' : ''}`)
+              .join('\n')
+          : 'none'
       }`,
     ),
   ];
@@ -24,7 +31,11 @@ export function homeView(h: PatchHealth, isApprover: boolean): Record<string, un
     blocks.push(
       section(
         `*Waiting for your approval (${h.pendingForViewer.length})*\n${
-          h.pendingForViewer.length ? h.pendingForViewer.map((c) => `• \`${c.cycleId}\` ${c.policyName}, requested by ${c.requestedBy}`).join('\n') : 'nothing'
+          h.pendingForViewer.length
+            ? h.pendingForViewer
+                .map((c) => `• \`${c.cycleId}\` ${c.policyName}, requested by ${c.requestedBy}`)
+                .join('\n')
+            : 'nothing'
         }`,
       ),
     );
@@ -39,7 +50,13 @@ export function noRoleHomeView(identity: string): Record<string, unknown> {
     type: 'home',
     blocks: [
       { type: 'header', text: { type: 'plain_text', text: 'Patch health' } },
-      { type: 'section', text: { type: 'mrkdwn', text: `You need the viewer role to see patch health here; ask an admin: \`/patch roles grant ${identity} viewer\`` } },
+      {
+        type: 'section',
+        text: {
+          type: 'mrkdwn',
+          text: `You need the viewer role to see patch health here; ask an admin: \`/patch roles grant ${identity} viewer\``,
+        },
+      },
     ],
   };
 }

@@ -18,7 +18,11 @@ const servers: FastifyInstance[] = [];
 const processed: string[] = [];
 
 async function server(name: string): Promise<FastifyInstance> {
-  const receiver = new FastifySlackReceiver({ signingSecret: SECRET, logger: createLogger('silent'), receipts: new PgDeliveryReceipts(db.db) });
+  const receiver = new FastifySlackReceiver({
+    signingSecret: SECRET,
+    logger: createLogger('silent'),
+    receipts: new PgDeliveryReceipts(db.db),
+  });
   receiver.init({
     processEvent: async (e: ReceiverEvent) => {
       processed.push(`${name}:${String((e.body as { event_id?: string }).event_id)}`);
@@ -33,7 +37,14 @@ async function server(name: string): Promise<FastifyInstance> {
 }
 
 const event = (id: string) =>
-  JSON.stringify({ type: 'event_callback', team_id: 'T1', api_app_id: 'A1', event_id: id, event_time: 1, event: { type: 'app_mention', user: 'U1', text: '<@B1> status', channel: 'C1', ts: '1.1' } });
+  JSON.stringify({
+    type: 'event_callback',
+    team_id: 'T1',
+    api_app_id: 'A1',
+    event_id: id,
+    event_time: 1,
+    event: { type: 'app_mention', user: 'U1', text: '<@B1> status', channel: 'C1', ts: '1.1' },
+  });
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -44,10 +55,18 @@ afterAll(async () => {
 });
 
 describe('Slack delivery receipts shared by servers', () => {
-  it("a retry of an event taken by server A, arriving at server B, is acknowledged and not processed again; another event is", async () => {
+  it('a retry of an event taken by server A, arriving at server B, is acknowledged and not processed again; another event is', async () => {
     const [a, b] = [await server('a'), await server('b')];
     const post = (s: FastifyInstance, body: string, retry?: number) =>
-      s.inject({ method: 'POST', url: '/slack/events', payload: body, headers: { ...signedSlackHeaders(SECRET, body, { contentType: 'application/json' }), ...(retry ? { 'x-slack-retry-num': String(retry), 'x-slack-retry-reason': 'http_timeout' } : {}) } });
+      s.inject({
+        method: 'POST',
+        url: '/slack/events',
+        payload: body,
+        headers: {
+          ...signedSlackHeaders(SECRET, body, { contentType: 'application/json' }),
+          ...(retry ? { 'x-slack-retry-num': String(retry), 'x-slack-retry-reason': 'http_timeout' } : {}),
+        },
+      });
 
     expect((await post(a, event('Ev1'))).statusCode).toBe(200);
     expect((await post(b, event('Ev1'), 1)).statusCode).toBe(200);

@@ -72,7 +72,10 @@ export class FastifySlackReceiver implements Receiver {
   async handle(req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
     const raw = typeof req.body === 'string' ? req.body : '';
     const contentType = String(req.headers['content-type'] ?? '');
-    if (contentType.includes('application/x-www-form-urlencoded') && new URLSearchParams(raw).get('ssl_check') === '1') {
+    if (
+      contentType.includes('application/x-www-form-urlencoded') &&
+      new URLSearchParams(raw).get('ssl_check') === '1'
+    ) {
       return reply.code(200).send();
     }
     try {
@@ -87,7 +90,10 @@ export class FastifySlackReceiver implements Receiver {
       });
     } catch (e) {
       this.stats.refused += 1;
-      this.o.logger.warn({ reason: (e as Error).message, ip: req.ip }, 'refused a Slack request that failed signature verification');
+      this.o.logger.warn(
+        { reason: (e as Error).message, ip: req.ip },
+        'refused a Slack request that failed signature verification',
+      );
       return reply.code(401).send({ error: 'invalid Slack signature or stale timestamp' });
     }
 
@@ -119,7 +125,8 @@ export class FastifySlackReceiver implements Receiver {
     const event: ReceiverEvent = {
       body,
       retryNum,
-      retryReason: typeof req.headers['x-slack-retry-reason'] === 'string' ? req.headers['x-slack-retry-reason'] : undefined,
+      retryReason:
+        typeof req.headers['x-slack-retry-reason'] === 'string' ? req.headers['x-slack-retry-reason'] : undefined,
       ack: async (response?: unknown) => {
         if (acked) return;
         acked = true;
@@ -134,9 +141,14 @@ export class FastifySlackReceiver implements Receiver {
       const t = setTimeout(() => resolve({ kind: 'timeout' }), this.o.ackTimeoutMs ?? 2500);
       t.unref();
     });
-    const first = await Promise.race([ackPromise.then((response) => ({ kind: 'ack' as const, response })), processing, timeout]);
+    const first = await Promise.race([
+      ackPromise.then((response) => ({ kind: 'ack' as const, response })),
+      processing,
+      timeout,
+    ]);
     void processing.then((r) => {
-      if (r.kind === 'error' && first.kind === 'ack') this.o.logger.error({ err: r.error }, 'Slack listener failed after ack');
+      if (r.kind === 'error' && first.kind === 'ack')
+        this.o.logger.error({ err: r.error }, 'Slack listener failed after ack');
     });
     if (first.kind === 'ack') return sendAck(reply, first.response);
     if (first.kind === 'done') {
@@ -146,7 +158,10 @@ export class FastifySlackReceiver implements Receiver {
     }
     if (first.kind === 'error') {
       this.o.logger.error({ err: first.error }, 'Slack event failed before ack');
-      if (key) await this.receipts.release(key).catch((err: unknown) => this.o.logger.warn({ err, key }, 'could not release a Slack delivery receipt'));
+      if (key)
+        await this.receipts
+          .release(key)
+          .catch((err: unknown) => this.o.logger.warn({ err, key }, 'could not release a Slack delivery receipt'));
       return reply.code(500).send();
     }
     this.o.logger.warn({ type: body.type }, 'no ack within the time Slack allows: answered 200 without a body');
@@ -162,7 +177,10 @@ export class FastifySlackReceiver implements Receiver {
     try {
       return await this.receipts.claim(key, this.o.dedupeTtlMs ?? 10 * 60_000);
     } catch (err) {
-      this.o.logger.warn({ err, key }, 'delivery receipts unavailable: taking the Slack delivery without the duplicate check');
+      this.o.logger.warn(
+        { err, key },
+        'delivery receipts unavailable: taking the Slack delivery without the duplicate check',
+      );
       return true;
     }
   }
@@ -197,7 +215,8 @@ export function envelopeProblem(body: Body): string | null {
     (obj(body.user) && str(body.user.team_id)) ||
     (obj(auth) && str(auth.team_id));
   if (!team) return 'no workspace (team_id, team.id or user.team_id)';
-  if (typeof body.type === 'string' && body.type.startsWith('view_') && !obj(body.view)) return `a ${body.type} without a view`;
+  if (typeof body.type === 'string' && body.type.startsWith('view_') && !obj(body.view))
+    return `a ${body.type} without a view`;
   if (body.type === 'event_callback' && !obj(body.event)) return 'an event_callback without an event';
   return null;
 }
@@ -207,7 +226,8 @@ export function parseBody(raw: string, contentType: string): Body {
   const form = contentType.includes('application/json') ? null : new URLSearchParams(raw);
   const json = form ? form.get('payload') : raw;
   const body: unknown = json === null ? Object.fromEntries(form!) : JSON.parse(json);
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('a Slack request body is a JSON object or a form');
+  if (!body || typeof body !== 'object' || Array.isArray(body))
+    throw new Error('a Slack request body is a JSON object or a form');
   return body as Body;
 }
 
@@ -217,7 +237,8 @@ export function parseBody(raw: string, contentType: string): Body {
  */
 export function deliveryKey(body: Body): string | undefined {
   if (typeof body.event_id === 'string') return `event:${body.event_id}`;
-  const user = (body.user as { id?: string } | undefined)?.id ?? (typeof body.user_id === 'string' ? body.user_id : undefined);
+  const user =
+    (body.user as { id?: string } | undefined)?.id ?? (typeof body.user_id === 'string' ? body.user_id : undefined);
   if (body.type === 'block_actions') {
     const action = (body.actions as Array<{ action_id?: string; action_ts?: string }> | undefined)?.[0];
     if (action?.action_ts) return `action:${user}:${action.action_id}:${action.action_ts}`;

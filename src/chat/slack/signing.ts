@@ -10,7 +10,11 @@ export function slackSignature(secret: string, timestamp: number, body: string):
 }
 
 /** The headers Slack sends with a signed request (form-encoded unless told otherwise). */
-export function signedSlackHeaders(secret: string, body: string, options: { timestamp?: number; contentType?: string } = {}): Record<string, string> {
+export function signedSlackHeaders(
+  secret: string,
+  body: string,
+  options: { timestamp?: number; contentType?: string } = {},
+): Record<string, string> {
   const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
   return {
     'content-type': options.contentType ?? 'application/x-www-form-urlencoded',

@@ -6,7 +6,13 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db';
-import { blockActionsBody, eventCallbackBody, signedHeaders, slashCommandBody, viewSubmissionBody } from '../../../test/helpers/slack-sign';
+import {
+  blockActionsBody,
+  eventCallbackBody,
+  signedHeaders,
+  slashCommandBody,
+  viewSubmissionBody,
+} from '../../../test/helpers/slack-sign';
 import { startFakeSlackApi, type FakeSlackApi } from '../../../test/fakes/slack-api';
 import { RecordingCycleService } from '../../../test/fakes/recording-cycle-service';
 import { grantRole } from '../../db/identities';
@@ -43,7 +49,18 @@ function approvalRequest(cycleId: string): ApprovalRequest {
     endpoints: 12,
     bySeverity: { critical: 2, low: 1 },
     byType: { security: 3 },
-    topPatches: [{ patchId: 'KB1', title: 'Cumulative update', severity: 'critical', type: 'security', cvss: 9.8, cves: ['CVE-2026-0001'], knownExploited: true, endpoints: 12 }],
+    topPatches: [
+      {
+        patchId: 'KB1',
+        title: 'Cumulative update',
+        severity: 'critical',
+        type: 'security',
+        cvss: 9.8,
+        cves: ['CVE-2026-0001'],
+        knownExploited: true,
+        endpoints: 12,
+      },
+    ],
     test: { index: 0, name: 'Test ring', state: 'done', total: 2, succeeded: 2, failed: 0, unreachable: 0, pending: 0 },
     changeNumber: 'CHG0001234',
     changeUrl: 'https://acme.service-now.com/change_request.do?sysparm_query=number=CHG0001234',
@@ -68,7 +85,9 @@ async function auditRows(action: string) {
 async function postApproval(cycleId: string) {
   await channel.requestApproval(approvalRequest(cycleId));
   expect(fake.callsTo('chat.postMessage').some((c) => JSON.stringify(c.args.blocks).includes(cycleId))).toBe(true);
-  const stored = await db.db.execute<{ message_ref: string }>(sql`select message_ref from chat_messages where cycle_id = ${cycleId} and key = 'approval'`);
+  const stored = await db.db.execute<{ message_ref: string }>(
+    sql`select message_ref from chat_messages where cycle_id = ${cycleId} and key = 'approval'`,
+  );
   const [ch, messageTs] = stored.rows[0]!.message_ref.split(':');
   return { channelId: ch!, ts: messageTs! };
 }
@@ -121,10 +140,25 @@ describe('Slack approval message', () => {
     expect(fake.callsTo('chat.postMessage')).toHaveLength(1);
     expect(fake.callsTo('chat.update')).toHaveLength(1);
     const blocks = JSON.stringify(fake.callsTo('chat.postMessage')[0]!.args.blocks);
-    for (const s of ['cyc-post', 'monthly-servers', 'CVE-2026-0001', 'known exploited', 'Test ring: 2/2 succeeded', 'CHG0001234', ACTION.approve, ACTION.reject, '"style":"primary"', '"style":"danger"']) {
+    for (const s of [
+      'cyc-post',
+      'monthly-servers',
+      'CVE-2026-0001',
+      'known exploited',
+      'Test ring: 2/2 succeeded',
+      'CHG0001234',
+      ACTION.approve,
+      ACTION.reject,
+      '"style":"primary"',
+      '"style":"danger"',
+    ]) {
       expect(blocks).toContain(s);
     }
-    await channel.requestApproval({ ...approvalRequest('cyc-post'), notice: 'reminder', approvers: ['slack:UAPP1', 'cli:ops'] });
+    await channel.requestApproval({
+      ...approvalRequest('cyc-post'),
+      notice: 'reminder',
+      approvers: ['slack:UAPP1', 'cli:ops'],
+    });
     const reminder = fake.callsTo('chat.postMessage')[1]!;
     expect(reminder.args.thread_ts).toBe(fake.callsTo('chat.update')[0]!.args.ts);
     expect(String(reminder.args.text)).toContain('Reminder');
@@ -136,14 +170,19 @@ describe('Approve click', () => {
   it('acks fast, calls the Update as the Slack user, tells the clicker ephemerally and updates the message in place', async () => {
     service.addCycle('cyc-a', { requestedBy: REQUESTER });
     const { channelId, ts } = await postApproval('cyc-a');
-    const res = await signed(blockActionsBody({ userId: 'UAPPROVER', actionId: ACTION.approve, value: 'cyc-a', channelId, messageTs: ts }));
+    const res = await signed(
+      blockActionsBody({ userId: 'UAPPROVER', actionId: ACTION.approve, value: 'cyc-a', channelId, messageTs: ts }),
+    );
     expect(res.status).toBe(200);
     const [eph] = await fake.waitFor('chat.postEphemeral');
     expect(eph!.args).toMatchObject({ channel: channelId, user: 'UAPPROVER' });
     expect(String(eph!.args.text)).toContain('You approved cycle cyc-a');
     const approve = service.callsOf('approve');
     expect(approve).toHaveLength(1);
-    expect(approve[0]!.args).toEqual(['cyc-a', { identity: 'slack:UAPPROVER', channel: 'slack', reason: undefined, messageRef: `${channelId}:${ts}` }]);
+    expect(approve[0]!.args).toEqual([
+      'cyc-a',
+      { identity: 'slack:UAPPROVER', channel: 'slack', reason: undefined, messageRef: `${channelId}:${ts}` },
+    ]);
     const [update] = await fake.waitFor('chat.update');
     expect(update!.args).toMatchObject({ channel: channelId, ts });
     const blocks = JSON.stringify(update!.args.blocks);
@@ -156,7 +195,9 @@ describe('Approve click', () => {
     service.addCycle('cyc-self', { requestedBy: REQUESTER });
     const { channelId, ts } = await postApproval('cyc-self');
     fake.reset();
-    await signed(blockActionsBody({ userId: 'UREQUESTER', actionId: ACTION.approve, value: 'cyc-self', channelId, messageTs: ts }));
+    await signed(
+      blockActionsBody({ userId: 'UREQUESTER', actionId: ACTION.approve, value: 'cyc-self', channelId, messageTs: ts }),
+    );
     const [eph] = await fake.waitFor('chat.postEphemeral');
     expect(String(eph!.args.text)).toContain('you requested this cycle; someone else must approve');
     expect(fake.callsTo('chat.update')).toHaveLength(0);
@@ -169,8 +210,22 @@ describe('Approve click', () => {
     try {
       const { channelId, ts } = await postApproval('cyc-dup');
       fake.reset();
-      const body = blockActionsBody({ userId: 'UDOUBLE', actionId: ACTION.approve, value: 'cyc-dup', channelId, messageTs: ts, actionTs: '1764237600.000100' });
-      const second = blockActionsBody({ userId: 'UDOUBLE', actionId: ACTION.approve, value: 'cyc-dup', channelId, messageTs: ts, actionTs: '1764237600.000900' });
+      const body = blockActionsBody({
+        userId: 'UDOUBLE',
+        actionId: ACTION.approve,
+        value: 'cyc-dup',
+        channelId,
+        messageTs: ts,
+        actionTs: '1764237600.000100',
+      });
+      const second = blockActionsBody({
+        userId: 'UDOUBLE',
+        actionId: ACTION.approve,
+        value: 'cyc-dup',
+        channelId,
+        messageTs: ts,
+        actionTs: '1764237600.000900',
+      });
       const results = await Promise.all([signed(body), signed(body, { retryNum: 1 }), signed(second)]);
       expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
       await fake.waitFor('chat.postEphemeral', 2);
@@ -178,7 +233,9 @@ describe('Approve click', () => {
       expect(service.callsOf('approve')).toHaveLength(1);
       expect(service.cycles.get('cyc-dup')!.votes).toHaveLength(1);
       // and a later click by the same person is answered from what was recorded
-      await signed(blockActionsBody({ userId: 'UDOUBLE', actionId: ACTION.approve, value: 'cyc-dup', channelId, messageTs: ts }));
+      await signed(
+        blockActionsBody({ userId: 'UDOUBLE', actionId: ACTION.approve, value: 'cyc-dup', channelId, messageTs: ts }),
+      );
       await fake.waitFor('chat.postEphemeral', 3);
       expect(service.callsOf('approve')).toHaveLength(1);
       expect(String(fake.callsTo('chat.postEphemeral').at(-1)!.args.text)).toContain('counts once');
@@ -190,13 +247,34 @@ describe('Approve click', () => {
 
 describe('Signature verification', () => {
   it.each([
-    ['a forged signature', (body: string) => ({ ...signedHeaders(SECRET, body), 'x-slack-signature': signedHeaders('wrong-secret', body)['x-slack-signature']! })],
-    ['a stale timestamp', (body: string) => signedHeaders(SECRET, body, { timestamp: Math.floor(Date.now() / 1000) - 6 * 60 })],
-    ['no signature', (_body: string) => ({ 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(Math.floor(Date.now() / 1000)) })],
+    [
+      'a forged signature',
+      (body: string) => ({
+        ...signedHeaders(SECRET, body),
+        'x-slack-signature': signedHeaders('wrong-secret', body)['x-slack-signature']!,
+      }),
+    ],
+    [
+      'a stale timestamp',
+      (body: string) => signedHeaders(SECRET, body, { timestamp: Math.floor(Date.now() / 1000) - 6 * 60 }),
+    ],
+    [
+      'no signature',
+      (_body: string) => ({
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-slack-request-timestamp': String(Math.floor(Date.now() / 1000)),
+      }),
+    ],
     ['a body changed after signing', (body: string) => signedHeaders(SECRET, body.replace('cyc-forged', 'cyc-other'))],
   ])('refuses %s with 401 and no state change', async (_name, headers) => {
     service.addCycle('cyc-forged', { requestedBy: REQUESTER });
-    const body = blockActionsBody({ userId: 'UEVIL', actionId: ACTION.approve, value: 'cyc-forged', channelId: 'C0PATCHING', messageTs: '1.2' });
+    const body = blockActionsBody({
+      userId: 'UEVIL',
+      actionId: ACTION.approve,
+      value: 'cyc-forged',
+      channelId: 'C0PATCHING',
+      messageTs: '1.2',
+    });
     const res = await post(body, headers(body));
     expect(res.status).toBe(401);
     await new Promise((r) => setTimeout(r, 100));
@@ -211,24 +289,47 @@ describe('Reject', () => {
     service.addCycle('cyc-r', { requestedBy: REQUESTER });
     const { channelId, ts } = await postApproval('cyc-r');
     fake.reset();
-    await signed(blockActionsBody({ userId: 'UREJECTER', actionId: ACTION.reject, value: 'cyc-r', channelId, messageTs: ts }));
+    await signed(
+      blockActionsBody({ userId: 'UREJECTER', actionId: ACTION.reject, value: 'cyc-r', channelId, messageTs: ts }),
+    );
     const [open] = await fake.waitFor('views.open');
-    const view = open!.args.view as { callback_id: string; private_metadata: string; blocks: Array<{ type: string; block_id?: string }> };
+    const view = open!.args.view as {
+      callback_id: string;
+      private_metadata: string;
+      blocks: Array<{ type: string; block_id?: string }>;
+    };
     expect(view.callback_id).toBe(REJECT_MODAL);
     expect(view.blocks.some((b) => b.type === 'input' && b.block_id === 'reason')).toBe(true);
     expect(service.calls).toHaveLength(0);
 
-    const empty = await signed(viewSubmissionBody({ userId: 'UREJECTER', callbackId: REJECT_MODAL, privateMetadata: view.private_metadata, reason: ' ' }));
+    const empty = await signed(
+      viewSubmissionBody({
+        userId: 'UREJECTER',
+        callbackId: REJECT_MODAL,
+        privateMetadata: view.private_metadata,
+        reason: ' ',
+      }),
+    );
     expect(empty.status).toBe(200);
     expect(JSON.parse(empty.text)).toMatchObject({ response_action: 'errors', errors: { reason: expect.any(String) } });
     expect(service.calls).toHaveLength(0);
 
-    const ok = await signed(viewSubmissionBody({ userId: 'UREJECTER', callbackId: REJECT_MODAL, privateMetadata: view.private_metadata, reason: 'breaks the payroll app' }));
+    const ok = await signed(
+      viewSubmissionBody({
+        userId: 'UREJECTER',
+        callbackId: REJECT_MODAL,
+        privateMetadata: view.private_metadata,
+        reason: 'breaks the payroll app',
+      }),
+    );
     expect(ok.status).toBe(200);
     expect(ok.text).toBe('');
     const [eph] = await fake.waitFor('chat.postEphemeral');
     expect(String(eph!.args.text)).toContain('You rejected cycle cyc-r');
-    expect(service.callsOf('reject')[0]!.args[1]).toMatchObject({ identity: 'slack:UREJECTER', reason: 'breaks the payroll app' });
+    expect(service.callsOf('reject')[0]!.args[1]).toMatchObject({
+      identity: 'slack:UREJECTER',
+      reason: 'breaks the payroll app',
+    });
     const [update] = await fake.waitFor('chat.update');
     expect(JSON.stringify(update!.args.blocks)).toContain('Rejected by <@UREJECTER>');
     expect(JSON.stringify(update!.args.blocks)).toContain('breaks the payroll app');
@@ -246,18 +347,37 @@ describe('Thread: stages and pause questions', () => {
     expect(fake.callsTo('chat.postMessage')).toHaveLength(1);
     expect(fake.callsTo('chat.postMessage')[0]!.args).toMatchObject({ channel: channelId, thread_ts: ts });
 
-    await channel.pauseQuestion({ cycleId: 'cyc-t', reason: 'failure threshold reached', wave: { index: 2, name: 'Wave 2', state: 'paused', total: 10, succeeded: 6, failed: 4, unreachable: 0, pending: 0 } });
+    await channel.pauseQuestion({
+      cycleId: 'cyc-t',
+      reason: 'failure threshold reached',
+      wave: {
+        index: 2,
+        name: 'Wave 2',
+        state: 'paused',
+        total: 10,
+        succeeded: 6,
+        failed: 4,
+        unreachable: 0,
+        pending: 0,
+      },
+    });
     const pause = fake.callsTo('chat.postMessage')[1]!;
     expect(JSON.stringify(pause.args.blocks)).toContain(ACTION.resume);
-    const pauseRef = await db.db.execute<{ message_ref: string }>(sql`select message_ref from chat_messages where cycle_id = 'cyc-t' and key like 'pause:%'`);
+    const pauseRef = await db.db.execute<{ message_ref: string }>(
+      sql`select message_ref from chat_messages where cycle_id = 'cyc-t' and key like 'pause:%'`,
+    );
     const pauseTs = pauseRef.rows[0]!.message_ref.split(':')[1]!;
 
-    await signed(blockActionsBody({ userId: 'UNOBODY', actionId: ACTION.resume, value: 'cyc-t', channelId, messageTs: pauseTs }));
+    await signed(
+      blockActionsBody({ userId: 'UNOBODY', actionId: ACTION.resume, value: 'cyc-t', channelId, messageTs: pauseTs }),
+    );
     const [refused] = await fake.waitFor('chat.postEphemeral');
     expect(String(refused!.args.text)).toContain('only admins');
     expect(service.callsOf('resume')).toHaveLength(0);
 
-    await signed(blockActionsBody({ userId: 'UADMIN', actionId: ACTION.resume, value: 'cyc-t', channelId, messageTs: pauseTs }));
+    await signed(
+      blockActionsBody({ userId: 'UADMIN', actionId: ACTION.resume, value: 'cyc-t', channelId, messageTs: pauseTs }),
+    );
     await fake.waitFor('chat.postEphemeral', 2);
     expect(service.callsOf('resume')[0]!.args).toEqual(['cyc-t', 'slack:UADMIN']);
     const [resolved] = await fake.waitFor('chat.update');
@@ -287,7 +407,9 @@ describe('/patch and App Home', () => {
 
   it('/patch pause from an admin signals the cycle as that admin', async () => {
     service.addCycle('cyc-cmd2', { requestedBy: REQUESTER });
-    await signed(slashCommandBody({ userId: 'UADMIN', text: 'pause cyc-cmd2', responseUrl: `${fake.responseUrlBase}r2` }));
+    await signed(
+      slashCommandBody({ userId: 'UADMIN', text: 'pause cyc-cmd2', responseUrl: `${fake.responseUrlBase}r2` }),
+    );
     await fake.waitFor('response_url');
     expect(service.callsOf('pause')[0]!.args.slice(0, 2)).toEqual(['cyc-cmd2', 'slack:UADMIN']);
   });
@@ -295,7 +417,10 @@ describe('/patch and App Home', () => {
   it('publishes the App Home with patch health; a retried event is processed once', async () => {
     service.addCycle('cyc-home', { requestedBy: REQUESTER });
     await grantRole(db.db, { identity: 'slack:UHOME', role: 'approver', by: 'test' });
-    const body = eventCallbackBody({ type: 'app_home_opened', user: 'UHOME', channel: 'D0HOME', tab: 'home', event_ts: '1.1' }, 'Ev0HOME1');
+    const body = eventCallbackBody(
+      { type: 'app_home_opened', user: 'UHOME', channel: 'D0HOME', tab: 'home', event_ts: '1.1' },
+      'Ev0HOME1',
+    );
     const res = await signed(body, { contentType: 'application/json' });
     expect(res.status).toBe(200);
     const retry = await signed(body, { contentType: 'application/json', retryNum: 1 });
@@ -322,7 +447,9 @@ describe('/patch reads need the viewer role (signed requests through the real Sl
   /** Sends `/patch <text>` as `user`, signed as Slack signs it; returns the reply posted to the response_url. */
   async function slash(user: string, text: string) {
     const n = fake.callsTo('response_url').length;
-    const res = await signed(slashCommandBody({ userId: user, text, responseUrl: `${fake.responseUrlBase}read${++seq}` }));
+    const res = await signed(
+      slashCommandBody({ userId: user, text, responseUrl: `${fake.responseUrlBase}read${++seq}` }),
+    );
     expect(res.status).toBe(200);
     const replies = await fake.waitFor('response_url', n + 1);
     return replies.at(-1)!.args as { text: string; blocks?: unknown[]; response_type: string };
@@ -330,11 +457,20 @@ describe('/patch reads need the viewer role (signed requests through the real Sl
 
   beforeAll(async () => {
     // Two web servers (one fully patched), one database server with a missing critical patch.
-    const [web, dbs] = await db.db.insert(endpointGroups).values([{ name: 'rd-web' }, { name: 'rd-db' }]).returning({ id: endpointGroups.id });
+    const [web, dbs] = await db.db
+      .insert(endpointGroups)
+      .values([{ name: 'rd-web' }, { name: 'rd-db' }])
+      .returning({ id: endpointGroups.id });
     await db.db.insert(endpoints).values([
       { id: 'rd-web-1', machineId: 'm-rd-web-1', hostname: 'rd-web-1', osFamily: 'linux', osName: 'Debian' },
       { id: 'rd-web-2', machineId: 'm-rd-web-2', hostname: 'rd-web-2', osFamily: 'linux', osName: 'Debian' },
-      { id: 'rd-db-1', machineId: 'm-rd-db-1', hostname: 'rd-db-1', osFamily: 'windows', osName: 'Windows Server 2022' },
+      {
+        id: 'rd-db-1',
+        machineId: 'm-rd-db-1',
+        hostname: 'rd-db-1',
+        osFamily: 'windows',
+        osName: 'Windows Server 2022',
+      },
     ]);
     await db.db.insert(groupMembers).values([
       { groupId: web!.id, endpointId: 'rd-web-1' },
@@ -342,13 +478,26 @@ describe('/patch reads need the viewer role (signed requests through the real Sl
       { groupId: dbs!.id, endpointId: 'rd-db-1' },
     ]);
     await db.db.insert(patches).values([
-      { id: 'RD-KB1', title: 'Windows security update', vendor: 'Microsoft', type: 'security', severity: 'critical', osFamily: 'windows' },
+      {
+        id: 'RD-KB1',
+        title: 'Windows security update',
+        vendor: 'Microsoft',
+        type: 'security',
+        severity: 'critical',
+        osFamily: 'windows',
+      },
       { id: 'RD-DSA1', title: 'openssl', vendor: 'Debian', type: 'security', severity: 'important', osFamily: 'linux' },
     ]);
     await db.db.insert(endpointPatches).values([
       { endpointId: 'rd-db-1', patchId: 'RD-KB1', state: 'missing', detectedAt: new Date() },
       { endpointId: 'rd-web-2', patchId: 'RD-DSA1', state: 'missing', detectedAt: new Date() },
-      { endpointId: 'rd-web-1', patchId: 'RD-DSA1', state: 'installed', detectedAt: new Date(), installedAt: new Date() },
+      {
+        endpointId: 'rd-web-1',
+        patchId: 'RD-DSA1',
+        state: 'installed',
+        detectedAt: new Date(),
+        installedAt: new Date(),
+      },
     ]);
     await grantRole(db.db, { identity: 'slack:UVIEWER', role: 'viewer', by: 'test' });
   });
@@ -362,9 +511,12 @@ describe('/patch reads need the viewer role (signed requests through the real Sl
     service.addCycle('cyc-read', { requestedBy: REQUESTER });
     const reply = await slash('UNOROLE', text);
     expect(reply.response_type).toBe('ephemeral');
-    expect(reply.text).toBe(`you need the viewer role to use "${verb}"; ask an admin: roles grant slack:UNOROLE viewer`);
+    expect(reply.text).toBe(
+      `you need the viewer role to use "${verb}"; ask an admin: roles grant slack:UNOROLE viewer`,
+    );
     expect(JSON.stringify(reply.blocks)).toContain('you need the viewer role');
-    for (const leak of ['AWAIT_APPROVAL', 'compliance', 'rd-web-1', 'rd-db-1']) expect(JSON.stringify(reply)).not.toContain(leak);
+    for (const leak of ['AWAIT_APPROVAL', 'compliance', 'rd-web-1', 'rd-db-1'])
+      expect(JSON.stringify(reply)).not.toContain(leak);
     expect(service.callsOf('status')).toHaveLength(0);
     expect(service.callsOf('list')).toHaveLength(0);
   });
@@ -395,7 +547,10 @@ describe('/patch reads need the viewer role (signed requests through the real Sl
   });
 
   it('the App Home of someone without a role says what to ask for and shows no patch health', async () => {
-    const body = eventCallbackBody({ type: 'app_home_opened', user: 'UNOROLE', channel: 'D0NOROLE', tab: 'home', event_ts: '2.1' }, 'Ev0NOROLE1');
+    const body = eventCallbackBody(
+      { type: 'app_home_opened', user: 'UNOROLE', channel: 'D0NOROLE', tab: 'home', event_ts: '2.1' },
+      'Ev0NOROLE1',
+    );
     expect((await signed(body, { contentType: 'application/json' })).status).toBe(200);
     const [publish] = await fake.waitFor('views.publish');
     const view = JSON.stringify(publish!.args.view);

@@ -91,7 +91,8 @@ class TeamsBotFrameworkAuthentication extends ConfigurationBotFrameworkAuthentic
     try {
       return await super.authenticateRequest(activity, authHeader);
     } catch (e) {
-      if (e instanceof Error && JWT_REFUSALS.has(e.name)) throw new AuthenticationError(`Unauthorized. ${e.message}`, StatusCodes.UNAUTHORIZED);
+      if (e instanceof Error && JWT_REFUSALS.has(e.name))
+        throw new AuthenticationError(`Unauthorized. ${e.message}`, StatusCodes.UNAUTHORIZED);
       throw e;
     }
   }
@@ -100,9 +101,13 @@ class TeamsBotFrameworkAuthentication extends ConfigurationBotFrameworkAuthentic
 /** The CloudAdapter: JWT validation with app credentials, or local/emulator mode without them. */
 export function createTeamsAdapter(o: TeamsAuthOptions, logger: Logger): CloudAdapter {
   if (!o.appId && !o.emulator) {
-    throw new CodedError(ErrorCode.ConfigInvalid, 'Teams needs TEAMS_APP_ID and TEAMS_APP_PASSWORD to validate requests (or TEAMS_EMULATOR=true for a local emulator).');
+    throw new CodedError(
+      ErrorCode.ConfigInvalid,
+      'Teams needs TEAMS_APP_ID and TEAMS_APP_PASSWORD to validate requests (or TEAMS_EMULATOR=true for a local emulator).',
+    );
   }
-  if (o.appId && o.emulator) throw new CodedError(ErrorCode.ConfigInvalid, 'Teams emulator mode takes no TEAMS_APP_ID: unset one of them.');
+  if (o.appId && o.emulator)
+    throw new CodedError(ErrorCode.ConfigInvalid, 'Teams emulator mode takes no TEAMS_APP_ID: unset one of them.');
   const auth = new TeamsBotFrameworkAuthentication(
     o.appId
       ? {
@@ -119,7 +124,9 @@ export function createTeamsAdapter(o: TeamsAuthOptions, logger: Logger): CloudAd
   adapter.onTurnError = async (context, error) => {
     logger.error({ err: error, type: context.activity.type }, 'Teams turn failed');
     if (context.activity.type === ActivityTypes.Message) {
-      await context.sendActivity('Something went wrong on our side; the error is logged. Try again, or type `help`.').catch(() => undefined);
+      await context
+        .sendActivity('Something went wrong on our side; the error is logged. Try again, or type `help`.')
+        .catch(() => undefined);
     }
   };
   return adapter;
@@ -194,7 +201,9 @@ export function createTeamsBot(o: TeamsBotOptions) {
       // Re-read: the decision desk updated the stored model (and every copy of the card) already.
       const fresh = cardRef ? await findChatMessageByRef(o.db, 'teams', cardRef) : null;
       const model = (fresh?.model ?? stored?.model) as ApprovalCardModel | null | undefined;
-      const card = model ? approvalAdaptiveCard(model, { text: outcome.text, isError: !outcome.ok }) : messageCard([outcome.text]);
+      const card = model
+        ? approvalAdaptiveCard(model, { text: outcome.text, isError: !outcome.ok })
+        : messageCard([outcome.text]);
       await invokeResponse(context, card);
       return;
     }
@@ -202,8 +211,17 @@ export function createTeamsBot(o: TeamsBotOptions) {
       const action = verb === ACTION.resume ? 'resume' : 'rollback';
       const outcome = await o.desk.control({ cycleId, identity, channel: 'teams', action, messageRef: cardRef });
       let card: AdaptiveCard | undefined;
-      if (outcome.ok && stored) card = await o.channel.resolvePause(stored, { by: identity, action, at: outcome.at }).catch(() => undefined);
-      await invokeResponse(context, card ? { ...card, body: [...(card.body as unknown[]), { type: 'TextBlock', text: outcome.text, wrap: true, color: 'Good' }] } : messageCard([outcome.text]));
+      if (outcome.ok && stored)
+        card = await o.channel.resolvePause(stored, { by: identity, action, at: outcome.at }).catch(() => undefined);
+      await invokeResponse(
+        context,
+        card
+          ? {
+              ...card,
+              body: [...(card.body as unknown[]), { type: 'TextBlock', text: outcome.text, wrap: true, color: 'Good' }],
+            }
+          : messageCard([outcome.text]),
+      );
       return;
     }
     await invokeResponse(context, messageCard([`Unknown action "${verb ?? ''}".`]));
@@ -217,7 +235,8 @@ export function createTeamsBot(o: TeamsBotOptions) {
       kind: kind ?? a.conversation.conversationType ?? 'personal',
       // Without activityId: proactive posts are new messages, not replies to the install event.
       reference: referenceWithoutActivity(TurnContext.getConversationReference(a)),
-      tenantId: a.conversation.tenantId ?? (a.channelData as { tenant?: { id?: string } } | undefined)?.tenant?.id ?? null,
+      tenantId:
+        a.conversation.tenantId ?? (a.channelData as { tenant?: { id?: string } } | undefined)?.tenant?.id ?? null,
       installedBy: teamsIdentity(a.from),
     });
   }
@@ -235,26 +254,41 @@ export function createTeamsBot(o: TeamsBotOptions) {
           await removeConversation(o.db, 'teams', a.conversation.id);
         } else {
           await remember(context);
-          await context.sendActivity('patchops is installed here: approval cards and cycle updates will be posted to this conversation. Type `help` for commands.');
+          await context.sendActivity(
+            'patchops is installed here: approval cards and cycle updates will be posted to this conversation. Type `help` for commands.',
+          );
         }
         return;
       }
       case ActivityTypes.ConversationUpdate:
         if (a.membersAdded?.some((m) => m.id === a.recipient?.id)) {
           await remember(context);
-          await context.sendActivity('patchops is here: approval cards and cycle updates will be posted to this conversation. Type `help` for commands.');
+          await context.sendActivity(
+            'patchops is here: approval cards and cycle updates will be posted to this conversation. Type `help` for commands.',
+          );
         }
-        if (a.membersRemoved?.some((m) => m.id === a.recipient?.id)) await removeConversation(o.db, 'teams', a.conversation.id);
+        if (a.membersRemoved?.some((m) => m.id === a.recipient?.id))
+          await removeConversation(o.db, 'teams', a.conversation.id);
         return;
       case ActivityTypes.Message: {
         const text = (TurnContext.removeRecipientMention(a) ?? a.text ?? '').trim();
         if (!text) return;
         let reply: Partial<Activity>;
         try {
-          reply = teamsCommandReply(await o.runCommand(text, { identity: teamsIdentity(a.from), channel: 'teams', conversationId: a.conversation.id }));
+          reply = teamsCommandReply(
+            await o.runCommand(text, {
+              identity: teamsIdentity(a.from),
+              channel: 'teams',
+              conversationId: a.conversation.id,
+            }),
+          );
         } catch (e) {
           logger.error({ err: e, text }, 'Teams command failed');
-          reply = { type: 'message', text: `That did not work: ${(e as Error).message}. Type \`help\` for the commands.`, textFormat: 'markdown' };
+          reply = {
+            type: 'message',
+            text: `That did not work: ${(e as Error).message}. Type \`help\` for the commands.`,
+            textFormat: 'markdown',
+          };
         }
         await context.sendActivity(reply);
         return;
@@ -266,29 +300,46 @@ export function createTeamsBot(o: TeamsBotOptions) {
 
   const routes: RouteModule = async (app: FastifyInstance) => {
     if (o.mode === 'emulator') {
-      logger.warn('Teams: emulator mode at POST /api/messages (TEAMS_EMULATOR=true): requests are NOT authenticated and are taken from loopback addresses only');
+      logger.warn(
+        'Teams: emulator mode at POST /api/messages (TEAMS_EMULATOR=true): requests are NOT authenticated and are taken from loopback addresses only',
+      );
     } else {
       logger.info('Teams: POST /api/messages, Bot Framework JWTs validated');
     }
     app.post('/api/messages', async (req, reply) => {
       // req.ip is the socket address unless TRUST_PROXY names the proxy in front (then the client it forwards for).
       if (o.mode === 'emulator' && !isLoopbackAddress(req.ip)) {
-        throw new CodedError(ErrorCode.Forbidden, 'Teams emulator mode takes requests from this machine only; set TEAMS_APP_ID and TEAMS_APP_PASSWORD to take them from Teams.');
+        throw new CodedError(
+          ErrorCode.Forbidden,
+          'Teams emulator mode takes requests from this machine only; set TEAMS_APP_ID and TEAMS_APP_PASSWORD to take them from Teams.',
+        );
       }
       const body = req.body;
-      if (!body || typeof body !== 'object' || Array.isArray(body) || typeof (body as { type?: unknown }).type !== 'string') {
+      if (
+        !body ||
+        typeof body !== 'object' ||
+        Array.isArray(body) ||
+        typeof (body as { type?: unknown }).type !== 'string'
+      ) {
         throw new CodedError(ErrorCode.InvalidInput, 'expected a Bot Framework activity: a JSON object with a "type"');
       }
       const serviceUrl = (body as { serviceUrl?: unknown }).serviceUrl;
       if (!o.serviceUrlAllowed(serviceUrl)) {
-        logger.warn({ serviceUrl: String(serviceUrl).slice(0, 200), ip: req.ip }, 'refused a Teams activity whose serviceUrl is not an allowed connector');
+        logger.warn(
+          { serviceUrl: String(serviceUrl).slice(0, 200), ip: req.ip },
+          'refused a Teams activity whose serviceUrl is not an allowed connector',
+        );
         throw new CodedError(
           ErrorCode.Forbidden,
-          'the activity\'s serviceUrl is not a Bot Framework Teams connector (smba.trafficmanager.net or a government cloud) nor one in TEAMS_SERVICE_URLS',
+          "the activity's serviceUrl is not a Bot Framework Teams connector (smba.trafficmanager.net or a government cloud) nor one in TEAMS_SERVICE_URLS",
         );
       }
       const res = new CollectingResponse();
-      await o.adapter.process({ body: body as Record<string, unknown>, headers: req.headers as Record<string, string>, method: 'POST' }, res, logic);
+      await o.adapter.process(
+        { body: body as Record<string, unknown>, headers: req.headers as Record<string, string>, method: 'POST' },
+        res,
+        logic,
+      );
       reply.code(res.statusCode);
       for (const [k, v] of Object.entries(res.headers)) reply.header(k, v);
       return reply.send(res.body ?? '');

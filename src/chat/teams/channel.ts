@@ -10,12 +10,33 @@
  */
 import { CardFactory, TurnContext, type CloudAdapter, type ConversationReference } from 'botbuilder';
 import type { Db } from '../../db/client';
-import { chatMessagesOf, listConversations, updateChatMessageModel, type ChatMessageKey, type StoredChatMessage, type StoredConversation } from '../../db/chat';
+import {
+  chatMessagesOf,
+  listConversations,
+  updateChatMessageModel,
+  type ChatMessageKey,
+  type StoredChatMessage,
+  type StoredConversation,
+} from '../../db/chat';
 import { approvalAdaptiveCard, pauseAdaptiveCard, summaryAdaptiveCard, type AdaptiveCard } from '../core/adaptive';
-import { approvalModelFromRequest, noticeLine, stageKey, stageLine, withDecision, type ApprovalCardModel } from '../core/card';
+import {
+  approvalModelFromRequest,
+  noticeLine,
+  stageKey,
+  stageLine,
+  withDecision,
+  type ApprovalCardModel,
+} from '../core/card';
 import { MessageLedger, type Delivery } from '../core/ledger';
 import { CodedError, ErrorCode } from '../../domain/errors';
-import type { ApprovalRequest, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../../domain/ports';
+import type {
+  ApprovalRequest,
+  ChatNotifier,
+  CycleReport,
+  DecisionNotice,
+  PauseQuestion,
+  StageUpdate,
+} from '../../domain/ports';
 import type { Logger } from '../../logging';
 import type { ServiceUrlPolicy } from './service-url';
 
@@ -40,15 +61,26 @@ export class TeamsChatChannel implements ChatNotifier {
 
   async requestApproval(req: ApprovalRequest): Promise<void> {
     let targets = await this.allowedConversations();
-    if (req.channel && targets.some((t) => t.conversationId === req.channel)) targets = targets.filter((t) => t.conversationId === req.channel);
+    if (req.channel && targets.some((t) => t.conversationId === req.channel))
+      targets = targets.filter((t) => t.conversationId === req.channel);
     if (targets.length === 0) {
-      this.o.logger.info({ cycleId: req.cycleId }, 'no Teams conversation to post the approval to (install the bot in a team or chat first)');
+      this.o.logger.info(
+        { cycleId: req.cycleId },
+        'no Teams conversation to post the approval to (install the bot in a team or chat first)',
+      );
       return;
     }
     const model = approvalModelFromRequest(req);
     for (const conv of targets) {
-      const k: ChatMessageKey = { cycleId: req.cycleId, platform: 'teams', conversationId: conv.conversationId, key: 'approval' };
-      const r = await this.ledger.postOnce(k, this.delivery(conv, { card: approvalAdaptiveCard(model) }), { model: model as unknown as Record<string, unknown> });
+      const k: ChatMessageKey = {
+        cycleId: req.cycleId,
+        platform: 'teams',
+        conversationId: conv.conversationId,
+        key: 'approval',
+      };
+      const r = await this.ledger.postOnce(k, this.delivery(conv, { card: approvalAdaptiveCard(model) }), {
+        model: model as unknown as Record<string, unknown>,
+      });
       if (r.posted || !r.existing.messageRef) continue;
       const old = r.existing.model as ApprovalCardModel | null;
       const merged = old ? { ...model, decisions: old.decisions, outcome: old.outcome } : model;
@@ -56,7 +88,11 @@ export class TeamsChatChannel implements ChatNotifier {
       await this.update(conv, r.existing.messageRef, approvalAdaptiveCard(merged));
       if (req.notice && merged.outcome === 'pending') {
         const nk: ChatMessageKey = { ...k, key: `notice:${req.notice}` };
-        await this.ledger.postOnce(nk, this.delivery(conv, { text: noticeLine(merged, req.notice, 'teams'), replyToId: r.existing.messageRef }), { threadRef: r.existing.messageRef });
+        await this.ledger.postOnce(
+          nk,
+          this.delivery(conv, { text: noticeLine(merged, req.notice, 'teams'), replyToId: r.existing.messageRef }),
+          { threadRef: r.existing.messageRef },
+        );
       }
     }
   }
@@ -79,7 +115,12 @@ export class TeamsChatChannel implements ChatNotifier {
   }
 
   async pauseQuestion(q: PauseQuestion): Promise<void> {
-    await this.inThread(q.cycleId, `pause:${q.wave?.index ?? ''}:${q.reason}`.slice(0, 200), { card: pauseAdaptiveCard(q) }, { question: q });
+    await this.inThread(
+      q.cycleId,
+      `pause:${q.wave?.index ?? ''}:${q.reason}`.slice(0, 200),
+      { card: pauseAdaptiveCard(q) },
+      { question: q },
+    );
   }
 
   async summary(report: CycleReport): Promise<void> {
@@ -87,7 +128,10 @@ export class TeamsChatChannel implements ChatNotifier {
   }
 
   /** Pause question answered: the card shows who resumed or rolled back, for everyone. */
-  async resolvePause(m: StoredChatMessage, resolved: { by: string; action: 'resume' | 'rollback'; at: string }): Promise<AdaptiveCard | undefined> {
+  async resolvePause(
+    m: StoredChatMessage,
+    resolved: { by: string; action: 'resume' | 'rollback'; at: string },
+  ): Promise<AdaptiveCard | undefined> {
     const q = (m.model as { question?: PauseQuestion } | null)?.question;
     const conv = (await this.conversations()).get(m.conversationId);
     if (!q || !m.messageRef || !conv) return undefined;
@@ -106,7 +150,11 @@ export class TeamsChatChannel implements ChatNotifier {
     const all = await listConversations(this.o.db, 'teams');
     return all.filter((c) => {
       const ok = this.o.serviceUrlAllowed(c.reference.serviceUrl);
-      if (!ok) this.o.logger.warn({ conversationId: c.conversationId }, 'skipping a Teams conversation whose serviceUrl is not an allowed connector (reinstall the bot there)');
+      if (!ok)
+        this.o.logger.warn(
+          { conversationId: c.conversationId },
+          'skipping a Teams conversation whose serviceUrl is not an allowed connector (reinstall the bot there)',
+        );
       return ok;
     });
   }
@@ -114,21 +162,33 @@ export class TeamsChatChannel implements ChatNotifier {
   /** Replies to the approval card in each conversation that has one; else posts to every installed conversation. */
   private async inThread(cycleId: string, key: string, out: Outgoing, model?: Record<string, unknown>): Promise<void> {
     const convs = await this.conversations();
-    const parents = (await chatMessagesOf(this.o.db, cycleId, 'teams', 'approval')).filter((m) => m.messageRef && convs.has(m.conversationId));
+    const parents = (await chatMessagesOf(this.o.db, cycleId, 'teams', 'approval')).filter(
+      (m) => m.messageRef && convs.has(m.conversationId),
+    );
     const targets = parents.length
       ? parents.map((p) => ({ conv: convs.get(p.conversationId)!, replyToId: p.messageRef }))
       : [...convs.values()].map((conv) => ({ conv, replyToId: null }));
     for (const t of targets) {
       const k: ChatMessageKey = { cycleId, platform: 'teams', conversationId: t.conv.conversationId, key };
-      await this.ledger.postOnce(k, this.delivery(t.conv, { ...out, replyToId: t.replyToId }), { threadRef: t.replyToId, model });
+      await this.ledger.postOnce(k, this.delivery(t.conv, { ...out, replyToId: t.replyToId }), {
+        threadRef: t.replyToId,
+        model,
+      });
     }
   }
 
   private async continueWith(conv: StoredConversation, logic: (ctx: TurnContext) => Promise<void>): Promise<void> {
     if (!this.o.serviceUrlAllowed(conv.reference.serviceUrl)) {
-      throw new CodedError(ErrorCode.Forbidden, `conversation ${conv.conversationId} names a serviceUrl that is not an allowed Teams connector`);
+      throw new CodedError(
+        ErrorCode.Forbidden,
+        `conversation ${conv.conversationId} names a serviceUrl that is not an allowed Teams connector`,
+      );
     }
-    await this.o.adapter.continueConversationAsync(this.o.appId ?? '', conv.reference as Partial<ConversationReference>, logic);
+    await this.o.adapter.continueConversationAsync(
+      this.o.appId ?? '',
+      conv.reference as Partial<ConversationReference>,
+      logic,
+    );
   }
 
   /** A proactive post of `out` to `conv`, for the ledger; its reference is the activity id. */
@@ -164,7 +224,11 @@ export class TeamsChatChannel implements ChatNotifier {
         await ctx.updateActivity({ type: 'message', id: activityId, attachments: [CardFactory.adaptiveCard(card)] });
       });
     } catch (e) {
-      throw new CodedError(ErrorCode.IntegrationFailed, `Teams updateActivity ${activityId} failed: ${(e as Error).message}`, { cause: e, retryable: true });
+      throw new CodedError(
+        ErrorCode.IntegrationFailed,
+        `Teams updateActivity ${activityId} failed: ${(e as Error).message}`,
+        { cause: e, retryable: true },
+      );
     }
   }
 }

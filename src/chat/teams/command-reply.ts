@@ -11,5 +11,10 @@ import { commandView } from '../core/command-view';
 export function teamsCommandReply(outcome: AnyCommandOutcome): Partial<Activity> {
   const v = commandView(outcome);
   if (v.isError || v.facts.length === 0) return { type: 'message', text: v.text, textFormat: 'markdown' };
-  return { type: 'message', text: v.title, textFormat: 'plain', attachments: [CardFactory.adaptiveCard(factsCard(v.facts, v.lines))] };
+  return {
+    type: 'message',
+    text: v.title,
+    textFormat: 'plain',
+    attachments: [CardFactory.adaptiveCard(factsCard(v.facts, v.lines))],
+  };
 }

@@ -4,7 +4,13 @@
  * The bot keeps the conversation reference it carries for proactive cards.
  * https://learn.microsoft.com/en-us/microsoftteams/platform/bots/how-to/conversations/subscribe-to-conversation-events
  */
-export function installationUpdateActivity(o: { id: string; serviceUrl: string; conversationId: string; tenantId: string; fromId: string }): Record<string, unknown> {
+export function installationUpdateActivity(o: {
+  id: string;
+  serviceUrl: string;
+  conversationId: string;
+  tenantId: string;
+  fromId: string;
+}): Record<string, unknown> {
   return {
     type: 'installationUpdate',
     action: 'add',

@@ -33,7 +33,12 @@ describe('Teams app package', () => {
     const files = unzipSync(teamsAppPackage({ appId: APP_ID, publicUrl: 'https://patchops.example.com' }));
     expect(Object.keys(files).sort()).toEqual(['color.png', 'manifest.json', 'outline.png']);
     const manifest = JSON.parse(strFromU8(files['manifest.json']!)) as { bots: Array<Record<string, unknown>> };
-    expect(manifest).toMatchObject({ manifestVersion: '1.17', id: APP_ID, icons: { color: 'color.png', outline: 'outline.png' }, validDomains: ['patchops.example.com'] });
+    expect(manifest).toMatchObject({
+      manifestVersion: '1.17',
+      id: APP_ID,
+      icons: { color: 'color.png', outline: 'outline.png' },
+      validDomains: ['patchops.example.com'],
+    });
     expect(manifest.bots[0]).toMatchObject({ botId: APP_ID, scopes: ['personal', 'team', 'groupChat'] });
     const color = pngSize(files['color.png']!);
     expect([color.width, color.height, color.colorType]).toEqual([192, 192, 6]);

@@ -19,7 +19,10 @@ export interface TeamsPackageOptions {
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function teamsManifest(o: TeamsPackageOptions): Record<string, unknown> {
-  if (!GUID.test(o.appId)) throw new Error(`"${o.appId}" is not a Microsoft App ID (a GUID such as 00000000-0000-0000-0000-000000000000): set TEAMS_APP_ID or pass --app-id`);
+  if (!GUID.test(o.appId))
+    throw new Error(
+      `"${o.appId}" is not a Microsoft App ID (a GUID such as 00000000-0000-0000-0000-000000000000): set TEAMS_APP_ID or pass --app-id`,
+    );
   const url = new URL(o.publicUrl);
   const name = o.name ?? 'patchops';
   const commands = [
@@ -94,7 +97,9 @@ export function png(size: number, pixel: (x: number, y: number) => [number, numb
   ihdr[8] = 8; // bit depth
   ihdr[9] = 6; // RGBA
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return new Uint8Array(Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]));
+  return new Uint8Array(
+    Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]),
+  );
 }
 
 /** Is (x, y) on the check mark of a `size` icon (two thick strokes)? */

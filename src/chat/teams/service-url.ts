@@ -42,7 +42,8 @@ export function serviceUrlPolicy(o: ServiceUrlPolicyOptions = {}): ServiceUrlPol
       return false;
     }
     if (url.username || url.password || !/^https?:$/.test(url.protocol)) return false;
-    if (url.protocol === 'https:' && url.port === '' && TEAMS_SERVICE_HOSTS.includes(url.hostname.toLowerCase())) return true;
+    if (url.protocol === 'https:' && url.port === '' && TEAMS_SERVICE_HOSTS.includes(url.hostname.toLowerCase()))
+      return true;
     const path = url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
     if (configured.some((c) => c.origin === url.origin && path.startsWith(c.path))) return true;
     return Boolean(o.allowLoopback) && isLoopbackHost(url.hostname);

@@ -8,7 +8,11 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeBotConnector, type FakeBotConnector } from '../../../test/fakes/bot-connector';
-import { startFakeBotFrameworkIssuer, type BotFrameworkIssuerFake, type ChannelTokenOptions } from '../../../test/fakes/bot-framework-issuer';
+import {
+  startFakeBotFrameworkIssuer,
+  type BotFrameworkIssuerFake,
+  type ChannelTokenOptions,
+} from '../../../test/fakes/bot-framework-issuer';
 import { RecordingCycleService } from '../../../test/fakes/recording-cycle-service';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db';
 import { listConversations } from '../../db/chat';
@@ -93,14 +97,26 @@ function request(cycleId: string): ApprovalRequest {
     endpoints: 4,
     bySeverity: { important: 3 },
     byType: { security: 3 },
-    topPatches: [{ patchId: 'KB2', title: 'Edge update', severity: 'important', type: 'security', cves: ['CVE-2026-1111'], knownExploited: false, endpoints: 4 }],
+    topPatches: [
+      {
+        patchId: 'KB2',
+        title: 'Edge update',
+        severity: 'important',
+        type: 'security',
+        cves: ['CVE-2026-1111'],
+        knownExploited: false,
+        endpoints: 4,
+      },
+    ],
     approvalsNeeded: 1,
   };
 }
 
 /** The app token the fake login endpoint issued to the bot for the Bot Framework connector. */
 function appTokenHeader(): string {
-  const grant = issuer.grants.findLast((g) => g.clientId === APP_ID && g.scope === 'https://api.botframework.com/.default');
+  const grant = issuer.grants.findLast(
+    (g) => g.clientId === APP_ID && g.scope === 'https://api.botframework.com/.default',
+  );
   expect(grant, 'the bot asked the login endpoint for a connector token').toBeDefined();
   return `Bearer ${grant!.accessToken}`;
 }
@@ -124,7 +140,16 @@ beforeAll(async () => {
   channel = new TeamsChatChannel({ adapter, appId: APP_ID, db: db.db, logger, serviceUrlAllowed });
   const desk = new DecisionDesk({ service, db: db.db, logger, chat: channel });
   const runner = createCommandRunner({ service, db: db.db, logger });
-  const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, mode: 'jwt', serviceUrlAllowed, runCommand: runner });
+  const bot = createTeamsBot({
+    adapter,
+    db: db.db,
+    desk,
+    channel,
+    logger,
+    mode: 'jwt',
+    serviceUrlAllowed,
+    runCommand: runner,
+  });
   server = await buildServer({ logger, health: [], routes: [bot.routes] });
   await server.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(server.server.address() as { port: number }).port}`;
@@ -168,14 +193,19 @@ describe('Teams JWT validation against the local issuer: accepted', () => {
     await channel.requestApproval(request('cyc-j1'));
     const [posted] = await connector.waitFor('send');
     expect(posted!.authorization).toBe(appTokenHeader());
-    const row = await db.db.query.chatMessages.findFirst({ where: (m, { and, eq }) => and(eq(m.cycleId, 'cyc-j1'), eq(m.key, 'approval')) });
+    const row = await db.db.query.chatMessages.findFirst({
+      where: (m, { and, eq }) => and(eq(m.cycleId, 'cyc-j1'), eq(m.key, 'approval')),
+    });
     const cardId = row!.messageRef!;
     connector.reset();
 
     const res = await send(approveInvoke('cyc-j1', '29:approver', cardId), token());
     expect(res.status).toBe(200);
     expect(JSON.stringify(res.body)).toContain('You approved cycle cyc-j1');
-    expect(service.callsOf('approve')[0]!.args).toEqual(['cyc-j1', { identity: 'teams:29:approver', channel: 'teams', reason: undefined, messageRef: cardId }]);
+    expect(service.callsOf('approve')[0]!.args).toEqual([
+      'cyc-j1',
+      { identity: 'teams:29:approver', channel: 'teams', reason: undefined, messageRef: cardId },
+    ]);
     const [update] = await connector.waitFor('update');
     expect(update!.activityId).toBe(cardId);
     expect(update!.authorization).toBe(appTokenHeader());
@@ -189,17 +219,27 @@ describe('Teams JWT validation against the local issuer: refused with 401, nothi
     { name: 'a token that is not a JWT', bearer: () => 'not-a-jwt' },
     { name: 'an expired token', bearer: () => token({ expiresIn: -3600, notBefore: -7200 }) },
     { name: 'a token not valid yet', bearer: () => token({ notBefore: 3600, expiresIn: 7200 }) },
-    { name: 'a token for another app (audience)', bearer: () => token({ audience: '0f9c6a1e-0000-4000-8000-00000000beef' }) },
+    {
+      name: 'a token for another app (audience)',
+      bearer: () => token({ audience: '0f9c6a1e-0000-4000-8000-00000000beef' }),
+    },
     { name: 'a token from another issuer', bearer: () => token({ issuer: 'https://api.botframework.example' }) },
     { name: 'a token signed by another key (its own key id)', bearer: () => token({ signedBy: 'stranger' }) },
-    { name: 'a token signed by another key under the published key id', bearer: () => token({ signedBy: 'stranger-same-kid' }) },
+    {
+      name: 'a token signed by another key under the published key id',
+      bearer: () => token({ signedBy: 'stranger-same-kid' }),
+    },
     { name: 'a token for another serviceUrl', bearer: () => token({ serviceUrl: OTHER_SERVICE_URL }) },
     {
       name: 'a valid token on an activity naming another serviceUrl',
       bearer: () => token(),
       activity: { serviceUrl: OTHER_SERVICE_URL },
     },
-    { name: 'a token whose key is not endorsed for the channel', bearer: () => token(), activity: { channelId: 'webchat' } },
+    {
+      name: 'a token whose key is not endorsed for the channel',
+      bearer: () => token(),
+      activity: { channelId: 'webchat' },
+    },
   ];
 
   it.each(cases)('$name', async (c) => {
@@ -208,7 +248,15 @@ describe('Teams JWT validation against the local issuer: refused with 401, nothi
 
     const invoke = await send(approveInvoke('cyc-x', '29:admin', 'card-x', c.activity), c.bearer());
     expect(invoke.status).toBe(401);
-    const install = await send(activity({ type: 'installationUpdate', action: 'add', conversation: { id: '19:intruder@thread.tacv2', conversationType: 'channel' }, ...c.activity }), c.bearer());
+    const install = await send(
+      activity({
+        type: 'installationUpdate',
+        action: 'add',
+        conversation: { id: '19:intruder@thread.tacv2', conversationType: 'channel' },
+        ...c.activity,
+      }),
+      c.bearer(),
+    );
     expect(install.status).toBe(401);
     const command = await send(activity({ type: 'message', text: 'cancel cyc-x', ...c.activity }), c.bearer());
     expect(command.status).toBe(401);

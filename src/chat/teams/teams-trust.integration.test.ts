@@ -60,7 +60,11 @@ async function serverFor(env: Record<string, string>): Promise<{ app: FastifyIns
 }
 
 async function post(url: string, body: Record<string, unknown>, headers: Record<string, string> = {}) {
-  const res = await fetch(`${url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const res = await fetch(`${url}/api/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, text: await res.text() };
 }
 
@@ -124,7 +128,10 @@ describe('Teams emulator mode (TEAMS_EMULATOR=true)', () => {
           payload: activity(connector.serviceUrl, { type: 'installationUpdate', action: 'add' }),
         });
         expect(res.statusCode).toBe(403);
-        expect(res.json()).toMatchObject({ error: 'FORBIDDEN', message: expect.stringContaining('from this machine only') });
+        expect(res.json()).toMatchObject({
+          error: 'FORBIDDEN',
+          message: expect.stringContaining('from this machine only'),
+        });
       }
       expect(await footprint()).toEqual(before);
     } finally {
@@ -136,7 +143,12 @@ describe('Teams emulator mode (TEAMS_EMULATOR=true)', () => {
     const { app, url } = await serverFor({ TEAMS_EMULATOR: 'true' });
     try {
       const before = await footprint();
-      for (const serviceUrl of ['https://evil.example/', 'https://smba.trafficmanager.net.evil.example/amer/', 'https://user@smba.trafficmanager.net/amer/', 'file:///etc/passwd']) {
+      for (const serviceUrl of [
+        'https://evil.example/',
+        'https://smba.trafficmanager.net.evil.example/amer/',
+        'https://user@smba.trafficmanager.net/amer/',
+        'file:///etc/passwd',
+      ]) {
         const res = await post(url, activity(serviceUrl, { type: 'installationUpdate', action: 'add' }));
         expect(res.status, serviceUrl).toBe(403);
         expect(res.text).toContain('serviceUrl is not a Bot Framework Teams connector');
@@ -162,14 +174,28 @@ describe('Teams with app credentials: replies only to allowed connectors', () =>
     issuer = await startFakeBotFrameworkIssuer();
     issuer.registerApp(APP_ID, APP_PASSWORD);
     const adapter = createTeamsAdapter(
-      { appId: APP_ID, appPassword: APP_PASSWORD, cloud: issuer.cloudSettings, credentialsFactory: issuer.credentialsFactory({ appId: APP_ID, appPassword: APP_PASSWORD }) },
+      {
+        appId: APP_ID,
+        appPassword: APP_PASSWORD,
+        cloud: issuer.cloudSettings,
+        credentialsFactory: issuer.credentialsFactory({ appId: APP_ID, appPassword: APP_PASSWORD }),
+      },
       logger,
     );
     // TEAMS_SERVICE_URLS = the good fake connector; the evil one is another port on this machine.
     const serviceUrlAllowed = serviceUrlPolicy({ configured: [connector.serviceUrl] });
     channel = new TeamsChatChannel({ adapter, appId: APP_ID, db: db.db, logger, serviceUrlAllowed });
     const desk = new DecisionDesk({ service, db: db.db, logger, chat: channel });
-    const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, mode: 'jwt', serviceUrlAllowed, runCommand: async () => ({ ok: true, data: { verb: 'help', usage: 'ran' }, text: 'ran' }) });
+    const bot = createTeamsBot({
+      adapter,
+      db: db.db,
+      desk,
+      channel,
+      logger,
+      mode: 'jwt',
+      serviceUrlAllowed,
+      runCommand: async () => ({ ok: true, data: { verb: 'help', usage: 'ran' }, text: 'ran' }),
+    });
     app = await buildServer({ logger, health: [], routes: [bot.routes] });
     await app.listen({ host: '127.0.0.1', port: 0 });
     url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
@@ -183,16 +209,33 @@ describe('Teams with app credentials: replies only to allowed connectors', () =>
   it('refuses an activity naming another serviceUrl even with a valid token for it, and sends nothing there', async () => {
     const before = await footprint();
     const a = activity(evil.serviceUrl, { type: 'message', text: 'agents' });
-    const res = await post(url, a, { authorization: `Bearer ${issuer.channelToken({ appId: APP_ID, serviceUrl: evil.serviceUrl })}` });
+    const res = await post(url, a, {
+      authorization: `Bearer ${issuer.channelToken({ appId: APP_ID, serviceUrl: evil.serviceUrl })}`,
+    });
     expect(res.status).toBe(403);
     expect(await footprint()).toEqual(before);
     expect(evil.calls).toHaveLength(0);
   });
 
   it('skips a stored conversation whose serviceUrl is not allowed when posting an approval', async () => {
-    const reference = (serviceUrl: string, id: string) => ({ serviceUrl, channelId: 'msteams', conversation: { id }, bot: { id: `28:${APP_ID}` } });
-    await saveConversation(db.db, { platform: 'teams', conversationId: '19:planted@thread.tacv2', kind: 'channel', reference: reference(evil.serviceUrl, '19:planted@thread.tacv2') });
-    await saveConversation(db.db, { platform: 'teams', conversationId: '19:ops@thread.tacv2', kind: 'channel', reference: reference(connector.serviceUrl, '19:ops@thread.tacv2') });
+    const reference = (serviceUrl: string, id: string) => ({
+      serviceUrl,
+      channelId: 'msteams',
+      conversation: { id },
+      bot: { id: `28:${APP_ID}` },
+    });
+    await saveConversation(db.db, {
+      platform: 'teams',
+      conversationId: '19:planted@thread.tacv2',
+      kind: 'channel',
+      reference: reference(evil.serviceUrl, '19:planted@thread.tacv2'),
+    });
+    await saveConversation(db.db, {
+      platform: 'teams',
+      conversationId: '19:ops@thread.tacv2',
+      kind: 'channel',
+      reference: reference(connector.serviceUrl, '19:ops@thread.tacv2'),
+    });
     const req: ApprovalRequest = {
       cycleId: 'cyc-trust-1',
       policyName: 'monthly',

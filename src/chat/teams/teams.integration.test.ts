@@ -50,13 +50,25 @@ function activity(o: Record<string, unknown>): Record<string, unknown> {
 }
 
 async function send(a: Record<string, unknown>) {
-  const res = await fetch(`${url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(a) });
+  const res = await fetch(`${url}/api/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(a),
+  });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
 }
 
 function execute(verb: string, data: Record<string, unknown>, fromId: string, replyToId: string) {
-  return send(activity({ type: 'invoke', name: 'adaptiveCard/action', from: { id: fromId, name: fromId }, replyToId, value: { action: { type: 'Action.Execute', verb, data }, trigger: 'manual' } }));
+  return send(
+    activity({
+      type: 'invoke',
+      name: 'adaptiveCard/action',
+      from: { id: fromId, name: fromId },
+      replyToId,
+      value: { action: { type: 'Action.Execute', verb, data }, trigger: 'manual' },
+    }),
+  );
 }
 
 function request(cycleId: string): ApprovalRequest {
@@ -69,7 +81,17 @@ function request(cycleId: string): ApprovalRequest {
     endpoints: 4,
     bySeverity: { important: 3 },
     byType: { security: 3 },
-    topPatches: [{ patchId: 'KB2', title: 'Edge update', severity: 'important', type: 'security', cves: ['CVE-2026-1111'], knownExploited: false, endpoints: 4 }],
+    topPatches: [
+      {
+        patchId: 'KB2',
+        title: 'Edge update',
+        severity: 'important',
+        type: 'security',
+        cves: ['CVE-2026-1111'],
+        knownExploited: false,
+        endpoints: 4,
+      },
+    ],
     approvalsNeeded: 1,
   };
 }
@@ -79,7 +101,13 @@ beforeAll(async () => {
   connector = await startFakeBotConnector();
   service = new RecordingCycleService();
   const adapter = createTeamsAdapter({ emulator: true }, logger);
-  channel = new TeamsChatChannel({ adapter, appId: undefined, db: db.db, logger, serviceUrlAllowed: serviceUrlPolicy({ allowLoopback: true }) });
+  channel = new TeamsChatChannel({
+    adapter,
+    appId: undefined,
+    db: db.db,
+    logger,
+    serviceUrlAllowed: serviceUrlPolicy({ allowLoopback: true }),
+  });
   const desk = new DecisionDesk({ service, db: db.db, logger, chat: channel });
   const runner = createCommandRunner({ service, db: db.db, logger });
   const bot = createTeamsBot({
@@ -120,7 +148,9 @@ async function install() {
 async function postedCard(cycleId: string): Promise<string> {
   await channel.requestApproval(request(cycleId));
   expect(connector.callsOf('send').some((c) => JSON.stringify(c.activity).includes(cycleId))).toBe(true);
-  const row = await db.db.query.chatMessages.findFirst({ where: (m, { and, eq }) => and(eq(m.cycleId, cycleId), eq(m.key, 'approval')) });
+  const row = await db.db.query.chatMessages.findFirst({
+    where: (m, { and, eq }) => and(eq(m.cycleId, cycleId), eq(m.key, 'approval')),
+  });
   return row!.messageRef!;
 }
 
@@ -143,7 +173,10 @@ describe('Teams install and commands', () => {
       }),
     );
     expect(res.status).toBe(200);
-    expect(commands.at(-1)).toMatchObject({ text: 'status cyc-t0', caller: { identity: 'teams:29:admin', channel: 'teams', conversationId: CONV } });
+    expect(commands.at(-1)).toMatchObject({
+      text: 'status cyc-t0',
+      caller: { identity: 'teams:29:admin', channel: 'teams', conversationId: CONV },
+    });
     const replies = await connector.waitFor('reply', 2);
     expect(replies.at(-1)!.activity!.text).toContain('cyc-t0 — AWAIT_APPROVAL');
     await send(activity({ type: 'message', from: { id: '29:nobody' }, text: 'cancel cyc-t0' }));
@@ -158,16 +191,23 @@ describe('Teams commands need a role to read', () => {
     service.addCycle('cyc-tv', { requestedBy: 'teams:29:requester' });
     await send(activity({ type: 'message', from: { id: '29:norole' }, text: 'status cyc-tv' }));
     const [denied] = await connector.waitFor('reply');
-    expect(denied!.activity!.text).toBe('you need the viewer role to use "status"; ask an admin: roles grant teams:29:norole viewer');
+    expect(denied!.activity!.text).toBe(
+      'you need the viewer role to use "status"; ask an admin: roles grant teams:29:norole viewer',
+    );
     expect(service.callsOf('status')).toHaveLength(0);
 
     await grantRole(db.db, { identity: 'teams:29:viewer', role: 'viewer', by: 'test' });
     await send(activity({ type: 'message', from: { id: '29:viewer' }, text: 'status cyc-tv' }));
     const replies = await connector.waitFor('reply', 2);
-    const reply = replies.at(-1)!.activity as { text?: string; attachments?: Array<{ contentType: string; content: unknown }> };
+    const reply = replies.at(-1)!.activity as {
+      text?: string;
+      attachments?: Array<{ contentType: string; content: unknown }>;
+    };
     expect(reply.text).toBe('cyc-tv — AWAIT_APPROVAL');
     expect(reply.attachments![0]!.contentType).toBe('application/vnd.microsoft.card.adaptive');
-    expect(JSON.stringify(reply.attachments![0]!.content)).toContain('"title":"Requested by","value":"teams:29:requester"');
+    expect(JSON.stringify(reply.attachments![0]!.content)).toContain(
+      '"title":"Requested by","value":"teams:29:requester"',
+    );
     expect(service.callsOf('status')[0]!.args).toEqual(['cyc-tv']);
   });
 });
@@ -181,7 +221,12 @@ describe('Teams approval card', () => {
     await channel.requestApproval(request('cyc-t1'));
     expect(connector.callsOf('send')).toHaveLength(1);
     expect(connector.callsOf('update')).toHaveLength(1);
-    const att = (connector.callsOf('send')[0]!.activity!.attachments as Array<{ contentType: string; content: Record<string, unknown> }>)[0]!;
+    const att = (
+      connector.callsOf('send')[0]!.activity!.attachments as Array<{
+        contentType: string;
+        content: Record<string, unknown>;
+      }>
+    )[0]!;
     expect(att.contentType).toBe('application/vnd.microsoft.card.adaptive');
     expect(att.content).toMatchObject({ type: 'AdaptiveCard', version: '1.5' });
     const actions = att.content.actions as Array<{ type: string; verb: string }>;
@@ -203,7 +248,10 @@ describe('Teams approval card', () => {
     expect(shown).toContain('You approved cycle cyc-t2');
     expect(shown).toContain('Approved by teams:29:approver');
     expect(shown).not.toContain(ACTION.approve);
-    expect(service.callsOf('approve')[0]!.args).toEqual(['cyc-t2', { identity: 'teams:29:approver', channel: 'teams', reason: undefined, messageRef: cardId }]);
+    expect(service.callsOf('approve')[0]!.args).toEqual([
+      'cyc-t2',
+      { identity: 'teams:29:approver', channel: 'teams', reason: undefined, messageRef: cardId },
+    ]);
     const [update] = await connector.waitFor('update');
     expect(update!.activityId).toBe(cardId);
     expect(JSON.stringify(update!.activity)).toContain('Approved by teams:29:approver');
@@ -213,7 +261,10 @@ describe('Teams approval card', () => {
     service.addCycle('cyc-t3', { requestedBy: 'teams:29:requester', needed: 2 });
     const cardId = await postedCard('cyc-t3');
     connector.reset();
-    const [a, b] = await Promise.all([execute(ACTION.approve, { cycleId: 'cyc-t3' }, '29:twice', cardId), execute(ACTION.approve, { cycleId: 'cyc-t3' }, '29:twice', cardId)]);
+    const [a, b] = await Promise.all([
+      execute(ACTION.approve, { cycleId: 'cyc-t3' }, '29:twice', cardId),
+      execute(ACTION.approve, { cycleId: 'cyc-t3' }, '29:twice', cardId),
+    ]);
     expect([a.status, b.status]).toEqual([200, 200]);
     expect(service.callsOf('approve')).toHaveLength(1);
     expect(service.cycles.get('cyc-t3')!.votes).toHaveLength(1);
@@ -232,9 +283,17 @@ describe('Teams approval card', () => {
     expect(service.callsOf('reject')).toHaveLength(0);
     expect(connector.callsOf('update')).toHaveLength(0);
 
-    const ok = await execute(ACTION.reject, { cycleId: 'cyc-t4', reason: 'change freeze this week' }, '29:rejecter', cardId);
+    const ok = await execute(
+      ACTION.reject,
+      { cycleId: 'cyc-t4', reason: 'change freeze this week' },
+      '29:rejecter',
+      cardId,
+    );
     expect(JSON.stringify(ok.body!.value)).toContain('Rejected by teams:29:rejecter');
-    expect(service.callsOf('reject')[0]!.args[1]).toMatchObject({ identity: 'teams:29:rejecter', reason: 'change freeze this week' });
+    expect(service.callsOf('reject')[0]!.args[1]).toMatchObject({
+      identity: 'teams:29:rejecter',
+      reason: 'change freeze this week',
+    });
     await connector.waitFor('update');
   });
 
@@ -249,7 +308,9 @@ describe('Teams approval card', () => {
     expect(connector.callsOf('reply')[0]!.activityId).toBe(cardId);
 
     await channel.pauseQuestion({ cycleId: 'cyc-t5', reason: 'failure threshold reached' });
-    const pauseRow = await db.db.query.chatMessages.findFirst({ where: (m, { and, eq, like }) => and(eq(m.cycleId, 'cyc-t5'), like(m.key, 'pause:%')) });
+    const pauseRow = await db.db.query.chatMessages.findFirst({
+      where: (m, { and, eq, like }) => and(eq(m.cycleId, 'cyc-t5'), like(m.key, 'pause:%')),
+    });
     const pauseId = pauseRow!.messageRef!;
     const denied = await execute(ACTION.resume, { cycleId: 'cyc-t5' }, '29:nobody', pauseId);
     expect(JSON.stringify(denied.body!.value)).toContain('only admins');
@@ -262,9 +323,21 @@ describe('Teams approval card', () => {
 
 describe('Teams with app credentials (JWT validation on)', () => {
   it('refuses an unauthenticated activity with 401 and stores nothing', async () => {
-    const adapter = createTeamsAdapter({ appId: '6c1f0a2e-94a1-4c2b-9d1e-2b7f5a0c1d3e', appPassword: 'not-a-real-secret' }, logger);
+    const adapter = createTeamsAdapter(
+      { appId: '6c1f0a2e-94a1-4c2b-9d1e-2b7f5a0c1d3e', appPassword: 'not-a-real-secret' },
+      logger,
+    );
     const desk = new DecisionDesk({ service, db: db.db, logger });
-    const bot = createTeamsBot({ adapter, db: db.db, desk, channel, logger, mode: 'jwt', serviceUrlAllowed: serviceUrlPolicy({ configured: [connector.serviceUrl] }), runCommand: async () => ({ ok: true, data: { verb: 'help', usage: 'ran' }, text: 'ran' }) });
+    const bot = createTeamsBot({
+      adapter,
+      db: db.db,
+      desk,
+      channel,
+      logger,
+      mode: 'jwt',
+      serviceUrlAllowed: serviceUrlPolicy({ configured: [connector.serviceUrl] }),
+      runCommand: async () => ({ ok: true, data: { verb: 'help', usage: 'ran' }, text: 'ran' }),
+    });
     const secured = await buildServer({ logger, health: [], routes: [bot.routes] });
     await secured.listen({ host: '127.0.0.1', port: 0 });
     try {
@@ -272,7 +345,13 @@ describe('Teams with app credentials (JWT validation on)', () => {
       const res = await fetch(`http://127.0.0.1:${(secured.server.address() as { port: number }).port}/api/messages`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(activity({ type: 'installationUpdate', action: 'add', conversation: { id: '19:intruder@thread.tacv2', conversationType: 'channel' } })),
+        body: JSON.stringify(
+          activity({
+            type: 'installationUpdate',
+            action: 'add',
+            conversation: { id: '19:intruder@thread.tacv2', conversationType: 'channel' },
+          }),
+        ),
       });
       expect(res.status).toBe(401);
       expect((await listConversations(db.db, 'teams')).length).toBe(before);

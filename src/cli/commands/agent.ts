@@ -41,7 +41,9 @@ export function registerAgentCommands(program: Command): void {
 
   program
     .command('agent-sim')
-    .description('a simulated fleet: N virtual endpoints in one process speaking the agent protocol (tests, demos, load)')
+    .description(
+      'a simulated fleet: N virtual endpoints in one process speaking the agent protocol (tests, demos, load)',
+    )
     .requiredOption('--server <url>', 'the patchops server URL')
     .requiredOption('--enroll-secret <secret>', 'an active enrol secret')
     .option('--count <n>', 'how many endpoints', '100')
@@ -50,79 +52,130 @@ export function registerAgentCommands(program: Command): void {
     .option('--failure-rate <r>', 'share of installs that fail', '0.02')
     .option('--latency <ms>', 'install latency range per patch, min-max', '200-2000')
     .option('--seed <n>', 'random seed', '42')
-    .option('--patches <file.json>', 'every endpoint reports exactly these patches missing (a JSON array in the agent protocol shape)')
+    .option(
+      '--patches <file.json>',
+      'every endpoint reports exactly these patches missing (a JSON array in the agent protocol shape)',
+    )
     .option('--fail-on <machine ids>', 'comma-separated machine ids whose installs always fail')
-    .action(async (o: { server: string; enrollSecret: string; count: string; prefix: string; wait: string; failureRate: string; latency: string; seed: string; patches?: string; failOn?: string }) => {
-      const log = pino({ name: 'patchops-agent-sim', level: process.env.LOG_LEVEL ?? 'info' });
-      const ac = stopOnSignal();
-      const [lo, hi] = o.latency.split('-').map(Number);
-      let patches;
-      try {
-        patches = o.patches ? parseSimPatches(await fs.readFile(o.patches, 'utf8')) : undefined;
-      } catch (e) {
-        reportFatal(e);
-      }
-      const fleet = new SimFleet({
-        serverUrl: o.server,
-        enrollSecret: o.enrollSecret,
-        count: Number(o.count),
-        prefix: o.prefix,
-        waitSeconds: Number(o.wait),
-        failureRate: Number(o.failureRate),
-        installLatencyMs: [lo ?? 200, hi ?? lo ?? 2000],
-        seed: Number(o.seed),
-        ...(patches ? { patches } : {}),
-        ...(o.failOn ? { failingMachines: o.failOn.split(',').map((m) => m.trim()).filter(Boolean) } : {}),
-        log,
-        signal: ac.signal,
-      });
-      try {
-        await fleet.enroll();
-        console.log(`agent-sim: ${fleet.stats.enrolled} endpoints enrolled; polling (Ctrl-C to stop)`);
-        const t = setInterval(() => log.info(fleet.stats, 'agent-sim'), 10_000);
-        await fleet.run();
-        clearInterval(t);
-      } catch (e) {
-        reportFatal(e);
-      }
-      process.exit(0);
-    });
+    .action(
+      async (o: {
+        server: string;
+        enrollSecret: string;
+        count: string;
+        prefix: string;
+        wait: string;
+        failureRate: string;
+        latency: string;
+        seed: string;
+        patches?: string;
+        failOn?: string;
+      }) => {
+        const log = pino({ name: 'patchops-agent-sim', level: process.env.LOG_LEVEL ?? 'info' });
+        const ac = stopOnSignal();
+        const [lo, hi] = o.latency.split('-').map(Number);
+        let patches;
+        try {
+          patches = o.patches ? parseSimPatches(await fs.readFile(o.patches, 'utf8')) : undefined;
+        } catch (e) {
+          reportFatal(e);
+        }
+        const fleet = new SimFleet({
+          serverUrl: o.server,
+          enrollSecret: o.enrollSecret,
+          count: Number(o.count),
+          prefix: o.prefix,
+          waitSeconds: Number(o.wait),
+          failureRate: Number(o.failureRate),
+          installLatencyMs: [lo ?? 200, hi ?? lo ?? 2000],
+          seed: Number(o.seed),
+          ...(patches ? { patches } : {}),
+          ...(o.failOn
+            ? {
+                failingMachines: o.failOn
+                  .split(',')
+                  .map((m) => m.trim())
+                  .filter(Boolean),
+              }
+            : {}),
+          log,
+          signal: ac.signal,
+        });
+        try {
+          await fleet.enroll();
+          console.log(`agent-sim: ${fleet.stats.enrolled} endpoints enrolled; polling (Ctrl-C to stop)`);
+          const t = setInterval(() => log.info(fleet.stats, 'agent-sim'), 10_000);
+          await fleet.run();
+          clearInterval(t);
+        } catch (e) {
+          reportFatal(e);
+        }
+        process.exit(0);
+      },
+    );
 
   program
     .command('distribution-point')
     .description("serve and cache the central repository's files for a site (filled on demand, hashes verified)")
     .requiredOption('--upstream <url>', 'the central patchops server (or another distribution point)')
-    .option('--token <token>', 'the token `distribution-point-register` printed (PATCHOPS_DP_TOKEN)', process.env.PATCHOPS_DP_TOKEN)
+    .option(
+      '--token <token>',
+      'the token `distribution-point-register` printed (PATCHOPS_DP_TOKEN)',
+      process.env.PATCHOPS_DP_TOKEN,
+    )
     .option('--cache-dir <dir>', 'where cached files live', path.join(os.tmpdir(), 'patchops-dp-cache'))
-    .option('--max-cache-mb <mb>', 'cache limit: least recently used files are deleted beyond it', String(DEFAULT_MAX_CACHE_MB))
+    .option(
+      '--max-cache-mb <mb>',
+      'cache limit: least recently used files are deleted beyond it',
+      String(DEFAULT_MAX_CACHE_MB),
+    )
     .option('--any-site', "serve enrolled agents of every site, not only this point's own")
     .option('--host <host>', 'listen address', '0.0.0.0')
     .option('--port <port>', 'listen port', '8081')
-    .action(async (o: { upstream: string; token?: string; cacheDir: string; maxCacheMb: string; anySite?: boolean; host: string; port: string }) => {
-      if (!o.token) reportFatal(new Error('--token is required (or set PATCHOPS_DP_TOKEN): register the point on the server with `patchops distribution-point-register --name N --url URL --site S`, which prints it'));
-      const maxMb = Number(o.maxCacheMb);
-      if (!Number.isFinite(maxMb) || maxMb <= 0) reportFatal(new Error(`--max-cache-mb "${o.maxCacheMb}" is not a positive number of megabytes`));
-      const log = pino({ name: 'patchops-dp', level: process.env.LOG_LEVEL ?? 'info' });
-      const dp = await startDistributionPoint({
-        upstream: o.upstream,
-        token: o.token,
-        cacheDir: o.cacheDir,
-        maxCacheBytes: Math.floor(maxMb * 1024 * 1024),
-        anySite: o.anySite,
-        host: o.host,
-        port: Number(o.port),
-        log,
-      }).catch(reportFatal);
-      console.log(`distribution point ready at ${dp.url} (upstream ${o.upstream}, cache ${dp.cache().files} files, ${(dp.cache().bytes / 1048576).toFixed(1)} MB of ${maxMb} MB)`);
-      const ac = stopOnSignal();
-      await new Promise((r) => ac.signal.addEventListener('abort', r));
-      await dp.close();
-      process.exit(0);
-    });
+    .action(
+      async (o: {
+        upstream: string;
+        token?: string;
+        cacheDir: string;
+        maxCacheMb: string;
+        anySite?: boolean;
+        host: string;
+        port: string;
+      }) => {
+        if (!o.token)
+          reportFatal(
+            new Error(
+              '--token is required (or set PATCHOPS_DP_TOKEN): register the point on the server with `patchops distribution-point-register --name N --url URL --site S`, which prints it',
+            ),
+          );
+        const maxMb = Number(o.maxCacheMb);
+        if (!Number.isFinite(maxMb) || maxMb <= 0)
+          reportFatal(new Error(`--max-cache-mb "${o.maxCacheMb}" is not a positive number of megabytes`));
+        const log = pino({ name: 'patchops-dp', level: process.env.LOG_LEVEL ?? 'info' });
+        const dp = await startDistributionPoint({
+          upstream: o.upstream,
+          token: o.token,
+          cacheDir: o.cacheDir,
+          maxCacheBytes: Math.floor(maxMb * 1024 * 1024),
+          anySite: o.anySite,
+          host: o.host,
+          port: Number(o.port),
+          log,
+        }).catch(reportFatal);
+        console.log(
+          `distribution point ready at ${dp.url} (upstream ${o.upstream}, cache ${dp.cache().files} files, ${(dp.cache().bytes / 1048576).toFixed(1)} MB of ${maxMb} MB)`,
+        );
+        const ac = stopOnSignal();
+        await new Promise((r) => ac.signal.addEventListener('abort', r));
+        await dp.close();
+        process.exit(0);
+      },
+    );
 
   program
     .command('distribution-point-register')
-    .description('tell the server about a distribution point (agents of endpoints tagged site:<site> fetch from it first) and issue its token; again with the same name: a new token')
+    .description(
+      'tell the server about a distribution point (agents of endpoints tagged site:<site> fetch from it first) and issue its token; again with the same name: a new token',
+    )
     .requiredOption('--name <name>')
     .requiredOption('--url <url>', 'the URL agents reach it at')
     .requiredOption('--site <site>')
@@ -137,47 +190,66 @@ export function registerAgentCommands(program: Command): void {
       );
     });
 
-  const secrets = program.command('enroll-secret').description('agent enrolment secrets (several may be active: rotate by adding a new one, then revoking the old)');
+  const secrets = program
+    .command('enroll-secret')
+    .description('agent enrolment secrets (several may be active: rotate by adding a new one, then revoking the old)');
   secrets
     .command('add')
     .option('--name <name>', 'a name for it', `secret-${new Date().toISOString().slice(0, 10)}`)
     .option('--secret <secret>', 'use this value (≥16 chars) instead of a generated one')
     .action(async (o: { name: string; secret?: string }) => {
-      const r = await callOrExit<{ name: string; secret: string }>('POST', '/enroll-secrets', { name: o.name, ...(o.secret ? { secret: o.secret } : {}) });
-      console.log(`enrol secret "${r.name}" added. It is shown only now:\n\n  ${r.secret}\n\nEnrol an agent: patchops agent --server <url> --enroll-secret ${r.secret}`);
+      const r = await callOrExit<{ name: string; secret: string }>('POST', '/enroll-secrets', {
+        name: o.name,
+        ...(o.secret ? { secret: o.secret } : {}),
+      });
+      console.log(
+        `enrol secret "${r.name}" added. It is shown only now:\n\n  ${r.secret}\n\nEnrol an agent: patchops agent --server <url> --enroll-secret ${r.secret}`,
+      );
     });
   secrets.command('list').action(async () => {
     const rows = (await callOrExit<{ secrets: EnrollSecretInfo[] }>('GET', '/enroll-secrets')).secrets;
-    if (rows.length === 0) console.log('no enrol secrets (AGENT_ENROLL_SECRET, when set, is added when the server starts)');
-    for (const r of rows) console.log(`${r.name.padEnd(24)} ${r.revokedAt ? `revoked ${r.revokedAt}` : 'active'}  (added ${r.createdAt})`);
+    if (rows.length === 0)
+      console.log('no enrol secrets (AGENT_ENROLL_SECRET, when set, is added when the server starts)');
+    for (const r of rows)
+      console.log(`${r.name.padEnd(24)} ${r.revokedAt ? `revoked ${r.revokedAt}` : 'active'}  (added ${r.createdAt})`);
   });
-  secrets
-    .command('revoke <name>')
-    .action(async (name: string) => {
-      await callOrExit('DELETE', `/enroll-secrets/${encodeURIComponent(name)}`);
-      console.log(`enrol secret "${name}" revoked; enrolled agents keep working`);
-    });
+  secrets.command('revoke <name>').action(async (name: string) => {
+    await callOrExit('DELETE', `/enroll-secrets/${encodeURIComponent(name)}`);
+    console.log(`enrol secret "${name}" revoked; enrolled agents keep working`);
+  });
 
   const agents = program.command('agents').description('enrolled agents');
   agents.command('list').action(async () => {
     const rows = (await callOrExit<{ agents: AgentSummary[] }>('GET', '/agents')).agents;
     if (rows.length === 0) console.log('no agents enrolled yet');
-    for (const r of rows) console.log(`${r.endpointId.padEnd(24)} ${r.hostname.padEnd(28)} ${`${r.osFamily} ${r.osVersion}`.padEnd(22)} ${r.status.padEnd(12)} ${`site ${r.site ?? '-'}`.padEnd(20)} last seen ${r.lastSeenAt ?? 'never'}${r.activeKeys === 0 ? '  (revoked)' : ''}`);
+    for (const r of rows)
+      console.log(
+        `${r.endpointId.padEnd(24)} ${r.hostname.padEnd(28)} ${`${r.osFamily} ${r.osVersion}`.padEnd(22)} ${r.status.padEnd(12)} ${`site ${r.site ?? '-'}`.padEnd(20)} last seen ${r.lastSeenAt ?? 'never'}${r.activeKeys === 0 ? '  (revoked)' : ''}`,
+      );
   });
   agents
     .command('site <endpoint> [site]')
-    .description("set an endpoint's site (by endpoint id or hostname): it gets exactly one site:<site> tag; the agent is offered the site's distribution points from its next poll")
+    .description(
+      "set an endpoint's site (by endpoint id or hostname): it gets exactly one site:<site> tag; the agent is offered the site's distribution points from its next poll",
+    )
     .option('--remove', 'remove the site tag instead')
     .action(async (endpoint: string, site: string | undefined, o: { remove?: boolean }) => {
-      if (!site && !o.remove) reportFatal(new Error('give a site, e.g. `patchops agents site host12 branch-1`, or --remove'));
-      const r = await callOrExit<{ endpointId: string; hostname: string; site: string | null; previous: string | null }>('PUT', `/agents/${encodeURIComponent(endpoint)}/site`, { site: o.remove ? null : site! });
+      if (!site && !o.remove)
+        reportFatal(new Error('give a site, e.g. `patchops agents site host12 branch-1`, or --remove'));
+      const r = await callOrExit<{
+        endpointId: string;
+        hostname: string;
+        site: string | null;
+        previous: string | null;
+      }>('PUT', `/agents/${encodeURIComponent(endpoint)}/site`, { site: o.remove ? null : site! });
       console.log(`${r.endpointId} (${r.hostname}): site ${r.previous ?? '(none)'} → ${r.site ?? '(none)'}`);
     });
   agents
     .command('revoke <endpointId>')
     .description("revoke the agent's node key: it gets 401 from now on and must be enrolled again")
     .action(async (id: string) => {
-      const n = (await callOrExit<{ revokedKeys: number }>('POST', `/agents/${encodeURIComponent(id)}/revoke`)).revokedKeys;
+      const n = (await callOrExit<{ revokedKeys: number }>('POST', `/agents/${encodeURIComponent(id)}/revoke`))
+        .revokedKeys;
       console.log(`${n} key(s) of ${id} revoked`);
     });
 
@@ -186,7 +258,9 @@ export function registerAgentCommands(program: Command): void {
   addRepoAddCommand(repo.command('add <files...>'));
   repo
     .command('list')
-    .description('the latest manifest: version, expiry, signing key and its files (from the server: needs patchops login)')
+    .description(
+      'the latest manifest: version, expiry, signing key and its files (from the server: needs patchops login)',
+    )
     .action(async () => {
       const m = (await callOrExit<{ manifest: { body: string; keyId: string } | null }>('GET', '/repository')).manifest;
       if (!m) {
@@ -195,40 +269,61 @@ export function registerAgentCommands(program: Command): void {
       }
       const body = manifestBodySchema.parse(JSON.parse(m.body));
       const expired = new Date(body.expiresAt).getTime() <= Date.now();
-      console.log(`manifest version ${body.version}, expires ${body.expiresAt}${expired ? ' EXPIRED (agents refuse it: publish a new one with `patchops repo add` or `repo remove`)' : ''}, signed with key ${m.keyId}, ${body.files.length} file(s)`);
+      console.log(
+        `manifest version ${body.version}, expires ${body.expiresAt}${expired ? ' EXPIRED (agents refuse it: publish a new one with `patchops repo add` or `repo remove`)' : ''}, signed with key ${m.keyId}, ${body.files.length} file(s)`,
+      );
       for (const f of body.files) console.log(`${f.sha256}  ${String(f.size).padStart(12)}  ${f.name}`);
     });
   repo
     .command('remove <name-or-sha256...>')
-    .description('publish a new signed manifest without these files (by name or sha256); the server deletes their bytes unless still listed (needs patchops login, admin)')
+    .description(
+      'publish a new signed manifest without these files (by name or sha256); the server deletes their bytes unless still listed (needs patchops login, admin)',
+    )
     .option('--ttl-hours <h>', 'how long the new manifest stays valid', String(24 * 7))
     .action(async (refs: string[], o: { ttlHours: string }) => {
       const ttlHours = ttlHoursOrExit(o.ttlHours);
       const r = await callOrExit<RepoRemoved>('DELETE', '/repository/files', { files: refs, ttlHours });
       for (const f of r.removed) {
-        console.log(f.bytesDeleted ? `${f.sha256}  ${f.name}  removed` : `${f.sha256}  ${f.name}  removed from the manifest (its bytes stay: still listed under another name)`);
+        console.log(
+          f.bytesDeleted
+            ? `${f.sha256}  ${f.name}  removed`
+            : `${f.sha256}  ${f.name}  removed from the manifest (its bytes stay: still listed under another name)`,
+        );
       }
-      console.log(`manifest version ${r.version} published and signed (was ${r.previousVersion}), ${r.files.length} file(s) left`);
+      console.log(
+        `manifest version ${r.version} published and signed (was ${r.previousVersion}), ${r.files.length} file(s) left`,
+      );
     });
 
-  const points = program.command('distribution-points').description('registered distribution points (register one with `distribution-point-register`)');
+  const points = program
+    .command('distribution-points')
+    .description('registered distribution points (register one with `distribution-point-register`)');
   points
     .command('list')
     .description('every registered point: name, site, URL, when and by whom it was registered')
     .action(async () => {
-      const rows = (await callOrExit<{ distributionPoints: DistributionPointSummary[] }>('GET', '/distribution-points')).distributionPoints;
-      if (rows.length === 0) console.log('no distribution points registered: add one with `patchops distribution-point-register --name N --url URL --site S`');
+      const rows = (await callOrExit<{ distributionPoints: DistributionPointSummary[] }>('GET', '/distribution-points'))
+        .distributionPoints;
+      if (rows.length === 0)
+        console.log(
+          'no distribution points registered: add one with `patchops distribution-point-register --name N --url URL --site S`',
+        );
       for (const r of rows) {
         const by = r.registeredBy ? ` by ${r.registeredBy}` : '';
         const reissued = r.tokenReissued ? `, token reissued ${r.tokenReissued.at} by ${r.tokenReissued.by}` : '';
-        console.log(`${r.name.padEnd(24)} site ${r.site.padEnd(16)} ${r.url.padEnd(40)} registered ${r.registeredAt}${by}${reissued}${r.hasToken ? '' : '  (no token: register it again)'}`);
+        console.log(
+          `${r.name.padEnd(24)} site ${r.site.padEnd(16)} ${r.url.padEnd(40)} registered ${r.registeredAt}${by}${reissued}${r.hasToken ? '' : '  (no token: register it again)'}`,
+        );
       }
     });
   points
     .command('remove <name>')
-    .description("remove a point: its token stops working and agents of its site stop being offered it")
+    .description('remove a point: its token stops working and agents of its site stop being offered it')
     .action(async (name: string) => {
-      const r = await callOrExit<{ name: string; site: string; url: string }>('DELETE', `/distribution-points/${encodeURIComponent(name)}`);
+      const r = await callOrExit<{ name: string; site: string; url: string }>(
+        'DELETE',
+        `/distribution-points/${encodeURIComponent(name)}`,
+      );
       console.log(
         `distribution point ${r.name} (site ${r.site}, ${r.url}) removed. Servers refuse its token within ${DP_TOKEN_CACHE_SECONDS} s (they trust a token they have checked for that long), ` +
           `and agents of site ${r.site} stop being offered it within ${DP_LIST_RELOAD_SECONDS} s (servers reload the list of points that often) and fetch from the server instead. ` +

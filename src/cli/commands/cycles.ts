@@ -8,7 +8,22 @@ import type { Command } from 'commander';
 import { parseCommand, usage } from '../../commands/grammar';
 import { ApiCallError, callOrExit, callWithLogin } from '../api-client';
 
-const VERBS_ON_CLI = ['status', 'cycles', 'scan', 'start', 'approve', 'reject', 'pause', 'resume', 'cancel', 'rollback', 'exceptions', 'endpoints', 'roles', 'people'] as const;
+const VERBS_ON_CLI = [
+  'status',
+  'cycles',
+  'scan',
+  'start',
+  'approve',
+  'reject',
+  'pause',
+  'resume',
+  'cancel',
+  'rollback',
+  'exceptions',
+  'endpoints',
+  'roles',
+  'people',
+] as const;
 
 function quote(word: string): string {
   return /\s/.test(word) && !/^["'].*["']$/.test(word) ? (word.includes('"') ? `'${word}'` : `"${word}"`) : word;
@@ -37,7 +52,6 @@ async function runVerb(words: string[], opts: { json?: boolean }): Promise<void>
   }
 }
 
-
 export function registerCycleCommands(program: Command): void {
   for (const verb of VERBS_ON_CLI) {
     program
@@ -52,12 +66,17 @@ export function registerCycleCommands(program: Command): void {
       });
   }
 
-  const policies = program.command('policies').description('deployment policies: list, show <name> [version], set <file.json>');
+  const policies = program
+    .command('policies')
+    .description('deployment policies: list, show <name> [version], set <file.json>');
   policies
     .command('list')
     .description('the latest version of every policy')
     .action(async () => {
-      const r = await callOrExit<{ policies: Array<{ name: string; version: number; description: string }> }>('GET', '/policies');
+      const r = await callOrExit<{ policies: Array<{ name: string; version: number; description: string }> }>(
+        'GET',
+        '/policies',
+      );
       for (const p of r.policies) console.log(`${p.name.padEnd(20)} v${p.version}  ${p.description}`);
     });
   policies
@@ -70,7 +89,13 @@ export function registerCycleCommands(program: Command): void {
         'GET',
         `/policies/${encodeURIComponent(name)}${version === undefined ? '' : `?version=${encodeURIComponent(version)}`}`,
       );
-      console.log(JSON.stringify({ version: p.version, createdBy: p.createdBy, createdAt: p.createdAt, policy: p.policy }, null, 2));
+      console.log(
+        JSON.stringify(
+          { version: p.version, createdBy: p.createdBy, createdAt: p.createdAt, policy: p.policy },
+          null,
+          2,
+        ),
+      );
     });
   policies
     .command('set')

@@ -22,7 +22,11 @@ import { pdfContent } from '../../../test/browser/pdf-text';
 const root = path.resolve(import.meta.dirname, '..', '..', '..');
 
 /** Runs the real `patchops` command against the test's database. */
-function patchops(args: string[], env: Record<string, string>, stdin?: string): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+function patchops(
+  args: string[],
+  env: Record<string, string>,
+  stdin?: string,
+): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), ...args], {
       cwd: root,
@@ -54,7 +58,18 @@ describe('patchops users / report / audit (through the API) (the real CLI)', () 
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-cli-'));
     env = { DATABASE_URL: t.url, SECRETS_KEY: secretsKey, PATCHOPS_DATA_DIR: dir };
     const logger = createLogger('silent');
-    app = await buildServer({ logger, health: [], routes: [apiRoutes({ db: t.db, service: {} as CycleService, logger, auditCheckpointFile: path.join(dir, 'audit-checkpoint.json') })] });
+    app = await buildServer({
+      logger,
+      health: [],
+      routes: [
+        apiRoutes({
+          db: t.db,
+          service: {} as CycleService,
+          logger,
+          auditCheckpointFile: path.join(dir, 'audit-checkpoint.json'),
+        }),
+      ],
+    });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const addr = app.server.address();
     const server = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
@@ -71,7 +86,10 @@ describe('patchops users / report / audit (through the API) (the real CLI)', () 
     const add = await admin(['users', 'add', 'carol', '--role', 'approver', '--password-stdin'], 'carol-secret-pw\n');
     expect(add.stderr).toBe('');
     expect(add.code).toBe(0);
-    const [row] = await t.db.select().from(webUsers).where(sql`${webUsers.username} = 'carol'`);
+    const [row] = await t.db
+      .select()
+      .from(webUsers)
+      .where(sql`${webUsers.username} = 'carol'`);
     expect(await verifyPassword('carol-secret-pw', row!.passwordHash)).toBe(true);
     expect(row!.passwordHash).not.toContain('carol-secret-pw');
     const again = await admin(['users', 'add', 'carol', '--role', 'viewer', '--password-stdin'], 'another-password');
@@ -96,16 +114,29 @@ describe('patchops users / report / audit (through the API) (the real CLI)', () 
   });
 
   it('users add with no login: refused once web users exist; makes the first user of an empty database directly', async () => {
-    const refused = await patchops(['users', 'add', 'eve', '--role', 'admin', '--password-stdin'], env, 'eve-secret-pw\n');
+    const refused = await patchops(
+      ['users', 'add', 'eve', '--role', 'admin', '--password-stdin'],
+      env,
+      'eve-secret-pw\n',
+    );
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('not logged in: web users exist already');
     expect(refused.stderr).toContain('patchops login --server');
-    expect(await t.db.select().from(webUsers).where(sql`${webUsers.username} = 'eve'`)).toEqual([]);
+    expect(
+      await t.db
+        .select()
+        .from(webUsers)
+        .where(sql`${webUsers.username} = 'eve'`),
+    ).toEqual([]);
     expect((await patchops(['users', 'list'], env)).stderr).toContain('not logged in');
 
     const empty = await createTestDatabase();
     try {
-      const first = await patchops(['users', 'add', 'root-admin', '--role', 'admin', '--password-stdin'], { ...env, DATABASE_URL: empty.url }, 'first-admin-pw\n');
+      const first = await patchops(
+        ['users', 'add', 'root-admin', '--role', 'admin', '--password-stdin'],
+        { ...env, DATABASE_URL: empty.url },
+        'first-admin-pw\n',
+      );
       expect(first.stderr).toBe('');
       expect(first.code).toBe(0);
       expect((await empty.db.select().from(webUsers)).map((u) => u.username)).toEqual(['root-admin']);
@@ -123,7 +154,9 @@ describe('patchops users / report / audit (through the API) (the real CLI)', () 
     expect(text).toContain('group,c-db-servers,1,0,0');
     const sla = await viewer(['report', '--format', 'csv', '--scope', 'sla']);
     const breaches = sla.stdout.trim().split('\r\n').slice(1);
-    expect(breaches.map((l) => l.split(',').slice(0, 3).join(','))).toEqual(expect.arrayContaining(['c-web-1,c-web-1.example.net,c-DSA-5678-1', 'c-db-1,c-db-1.example.net,c-KB5034441']));
+    expect(breaches.map((l) => l.split(',').slice(0, 3).join(','))).toEqual(
+      expect.arrayContaining(['c-web-1,c-web-1.example.net,c-DSA-5678-1', 'c-db-1,c-db-1.example.net,c-KB5034441']),
+    );
     expect(breaches).toHaveLength(2);
 
     const out = path.join(dir, 'report.pdf');
@@ -146,9 +179,24 @@ describe('patchops users / report / audit (through the API) (the real CLI)', () 
     const refused = await viewer(['audit', 'verify']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/FORBIDDEN.*admin role/);
-    await appendAudit(t.db, { actor: 'slack:U1', action: 'cycle.approved', subjectType: 'cycle', subjectId: 'c-cycle-1' });
-    const target = await appendAudit(t.db, { actor: 'web:alice', action: 'exception.added', subjectType: 'exception', subjectId: 'EXC-9' });
-    await appendAudit(t.db, { actor: 'web:alice', action: 'exception.removed', subjectType: 'exception', subjectId: 'EXC-9' });
+    await appendAudit(t.db, {
+      actor: 'slack:U1',
+      action: 'cycle.approved',
+      subjectType: 'cycle',
+      subjectId: 'c-cycle-1',
+    });
+    const target = await appendAudit(t.db, {
+      actor: 'web:alice',
+      action: 'exception.added',
+      subjectType: 'exception',
+      subjectId: 'EXC-9',
+    });
+    await appendAudit(t.db, {
+      actor: 'web:alice',
+      action: 'exception.removed',
+      subjectType: 'exception',
+      subjectId: 'EXC-9',
+    });
     const ok = await admin(['audit', 'verify']);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/audit chain intact: \d+ rows verified/);
@@ -163,7 +211,9 @@ describe('patchops users / report / audit (through the API) (the real CLI)', () 
 
     // Someone with superuser rights switches the trigger off and rewrites history.
     await t.db.execute(sql.raw('alter table audit_log disable trigger audit_log_no_update'));
-    await t.db.execute(sql`update audit_log set details = '{"reason":"nothing to see"}'::jsonb where id = ${target.id}`);
+    await t.db.execute(
+      sql`update audit_log set details = '{"reason":"nothing to see"}'::jsonb where id = ${target.id}`,
+    );
     await t.db.execute(sql.raw('alter table audit_log enable trigger audit_log_no_update'));
     const broken = await admin(['audit', 'verify']);
     expect(broken.code).toBe(1);

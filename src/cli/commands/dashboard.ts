@@ -24,11 +24,15 @@ import { callOrExit, downloadOrExit, readCredentials } from '../api-client';
 import { configOrExit, loggerFor, reportFatal } from '../context';
 
 /** What POST /api/v1/audit/verify answers. */
-type AuditVerifyReply = AuditLogReport & { checkpoint: { previous: { headId: number; writtenAt: string } | null; movedTo: number | null } | null };
+type AuditVerifyReply = AuditLogReport & {
+  checkpoint: { previous: { headId: number; writtenAt: string } | null; movedTo: number | null } | null;
+};
 
 /** `?a=1&b=2` of the values given (none: ''). */
 function qs(params: Record<string, string | undefined>): string {
-  const q = new URLSearchParams(Object.entries(params).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+  const q = new URLSearchParams(
+    Object.entries(params).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''),
+  );
   const text = q.toString();
   return text ? `?${text}` : '';
 }
@@ -70,14 +74,20 @@ async function addFirstWebUser(db: Database, user: { username: string; password:
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 export function registerDashboardCommands(program: Command): void {
-  const users = program.command('users').description('local web accounts of the dashboard (roles admin, approver, viewer)');
+  const users = program
+    .command('users')
+    .description('local web accounts of the dashboard (roles admin, approver, viewer)');
   users
     .command('add <name>')
-    .description('create a web user (needs patchops login, admin; only the first user is made without it); the password comes from stdin (--password-stdin) or is generated and printed once')
+    .description(
+      'create a web user (needs patchops login, admin; only the first user is made without it); the password comes from stdin (--password-stdin) or is generated and printed once',
+    )
     .addOption(new Option('--role <role>', 'admin, approver or viewer').choices([...ROLES]).makeOptionMandatory())
     .option('--password-stdin', 'read the password from standard input')
     .action(async (name: string, opts: { role: Role; passwordStdin?: boolean }) => {
@@ -92,7 +102,8 @@ export function registerDashboardCommands(program: Command): void {
         }
       }
       console.log(`web user ${name} added with the ${opts.role} role (identity web:${name})`);
-      if (!opts.passwordStdin) console.log(`password: ${password}\n(shown once; sign in at ${config.http.publicUrl}/login)`);
+      if (!opts.passwordStdin)
+        console.log(`password: ${password}\n(shown once; sign in at ${config.http.publicUrl}/login)`);
     });
   users
     .command('list')
@@ -100,7 +111,10 @@ export function registerDashboardCommands(program: Command): void {
     .action(async () => {
       const list = (await callOrExit<{ users: WebUserSummary[] }>('GET', '/users')).users;
       if (list.length === 0) console.log('no web users (the first admin is created by `patchops up`)');
-      for (const u of list) console.log(`${u.username.padEnd(20)} ${(u.roles.join(',') || '(no role)').padEnd(24)} last login ${u.lastLoginAt ?? 'never'}`);
+      for (const u of list)
+        console.log(
+          `${u.username.padEnd(20)} ${(u.roles.join(',') || '(no role)').padEnd(24)} last login ${u.lastLoginAt ?? 'never'}`,
+        );
     });
   users
     .command('remove <name>')
@@ -112,7 +126,9 @@ export function registerDashboardCommands(program: Command): void {
 
   program
     .command('report')
-    .description('a compliance report: compliance by group and OS, SLA breaches, cycle results (from the server: needs patchops login)')
+    .description(
+      'a compliance report: compliance by group and OS, SLA breaches, cycle results (from the server: needs patchops login)',
+    )
     .addOption(new Option('--format <format>', 'csv or pdf').choices(['csv', 'pdf']).default('csv'))
     .option('--scope <scope>', `what to report: ${REPORT_SCOPES.join(', ')}`, 'all')
     .option('--out <file>', 'write to this file (default: standard output for CSV; required for PDF on a terminal)')
@@ -120,7 +136,10 @@ export function registerDashboardCommands(program: Command): void {
       try {
         const scope = parseReportScope(opts.scope);
         if (opts.format === 'pdf' && !opts.out && process.stdout.isTTY) {
-          throw new CodedError(ErrorCode.InvalidInput, 'a PDF on a terminal is not readable: add --out report.pdf (or redirect the output)');
+          throw new CodedError(
+            ErrorCode.InvalidInput,
+            'a PDF on a terminal is not readable: add --out report.pdf (or redirect the output)',
+          );
         }
         const bytes = await downloadOrExit(`/reports${qs({ format: opts.format, scope })}`, opts.out ?? process.stdout);
         if (opts.out) process.stderr.write(`report written to ${opts.out} (${bytes} bytes)\n`);
@@ -129,27 +148,39 @@ export function registerDashboardCommands(program: Command): void {
       }
     });
 
-  const audit = program.command('audit').description('the tamper-evident audit log (on the server: needs patchops login with an admin token)');
+  const audit = program
+    .command('audit')
+    .description('the tamper-evident audit log (on the server: needs patchops login with an admin token)');
   audit
     .command('verify')
-    .description("walk the keyed hash chain and compare it with the server's signed checkpoint; exit 1 naming the first broken row or a cut tail")
+    .description(
+      "walk the keyed hash chain and compare it with the server's signed checkpoint; exit 1 naming the first broken row or a cut tail",
+    )
     .action(async () => {
       const report = await callOrExit<AuditVerifyReply>('POST', '/audit/verify');
       if (report.ok) {
         const keyed = report.keyedFrom === null ? 'no keyed rows yet' : `keyed from row ${report.keyedFrom}`;
-        const unkeyed = report.unkeyedRows ? `; ${report.unkeyedRows} earlier rows are chained without a key (written before keying)` : '';
+        const unkeyed = report.unkeyedRows
+          ? `; ${report.unkeyedRows} earlier rows are chained without a key (written before keying)`
+          : '';
         console.log(`audit chain intact: ${report.rows} rows verified (${keyed}${unkeyed})`);
         const cp = report.checkpoint;
         if (!cp) console.log('the server keeps no checkpoint: a cut tail cannot be detected');
         else {
-          console.log(cp.previous ? `checkpoint of ${cp.previous.writtenAt} (head row ${cp.previous.headId}) matches` : 'no earlier checkpoint: a cut tail before now cannot be detected');
+          console.log(
+            cp.previous
+              ? `checkpoint of ${cp.previous.writtenAt} (head row ${cp.previous.headId}) matches`
+              : 'no earlier checkpoint: a cut tail before now cannot be detected',
+          );
           if (cp.movedTo !== null) console.log(`checkpoint moved to head row ${cp.movedTo}`);
         }
         return;
       }
       const problem = report.problem!;
       console.error(`audit chain BROKEN at row ${problem.id}: ${problem.reason}`);
-      console.error(`${report.rows} rows before it verified; the server's checkpoint was left as it was. Export the log (patchops audit export) and investigate who had write access to the database.`);
+      console.error(
+        `${report.rows} rows before it verified; the server's checkpoint was left as it was. Export the log (patchops audit export) and investigate who had write access to the database.`,
+      );
       process.exit(1);
     });
   audit
@@ -164,7 +195,10 @@ export function registerDashboardCommands(program: Command): void {
         if (opts.since && (!/^\d{4}-\d{2}-\d{2}$/.test(opts.since) || Number.isNaN(new Date(opts.since).getTime()))) {
           throw new CodedError(ErrorCode.InvalidInput, `--since "${opts.since}" is not a date: use YYYY-MM-DD`);
         }
-        const bytes = await downloadOrExit(`/audit/export${qs({ actor: opts.actor, action: opts.action, since: opts.since })}`, opts.out);
+        const bytes = await downloadOrExit(
+          `/audit/export${qs({ actor: opts.actor, action: opts.action, since: opts.since })}`,
+          opts.out,
+        );
         console.log(`audit log written to ${opts.out} (${bytes} bytes)`);
       } catch (e) {
         reportFatal(e);

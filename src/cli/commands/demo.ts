@@ -5,7 +5,9 @@ import { runDemo } from '../../runtime/demo';
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
-    .description('one whole patch cycle on a simulated fleet with local fakes of Slack, Teams, ServiceNow and SMTP (no account needed)')
+    .description(
+      'one whole patch cycle on a simulated fleet with local fakes of Slack, Teams, ServiceNow and SMTP (no account needed)',
+    )
     .option('--auto', 'click the approvals itself and run unattended (also when stdin is not a terminal)')
     .option('--endpoints <n>', 'simulated endpoints', (v) => Number(v), 200)
     .option('--keep', 'keep the demo data folder afterwards')

@@ -36,7 +36,8 @@ export async function runDoctor(env: Record<string, string | undefined> = proces
     checks.push({ name: 'configuration', ok: true, detail: 'every variable is valid' });
   } catch (e) {
     if (e instanceof ConfigError) {
-      for (const p of e.problems) checks.push({ name: 'configuration', ok: false, detail: p, fix: 'correct the variable (see .env.example)' });
+      for (const p of e.problems)
+        checks.push({ name: 'configuration', ok: false, detail: p, fix: 'correct the variable (see .env.example)' });
       return checks;
     }
     throw e;
@@ -82,7 +83,11 @@ export async function runDoctor(env: Record<string, string | undefined> = proces
       const { connection } = await connectClient(config.temporal, config.temporal.address);
       const info = await connection.workflowService.getSystemInfo({});
       await connection.close();
-      checks.push({ name: 'Temporal', ok: true, detail: `${config.temporal.address} answers (server ${info.serverVersion})` });
+      checks.push({
+        name: 'Temporal',
+        ok: true,
+        detail: `${config.temporal.address} answers (server ${info.serverVersion})`,
+      });
     } catch (e) {
       checks.push({
         name: 'Temporal',
@@ -113,7 +118,8 @@ export async function runDoctor(env: Record<string, string | undefined> = proces
     ['TEMPORAL_TLS_KEY', config.temporal.tls.keyPath],
     ['TEMPORAL_TLS_CA', config.temporal.tls.caPath],
   ] as const) {
-    if (file && !fs.existsSync(file)) checks.push({ name, ok: false, detail: `${file} does not exist`, fix: `point ${name} at a readable file` });
+    if (file && !fs.existsSync(file))
+      checks.push({ name, ok: false, detail: `${file} does not exist`, fix: `point ${name} at a readable file` });
   }
   return checks;
 }

@@ -20,18 +20,27 @@ interface RepoFileAdded {
   previousVersion: number | null;
 }
 
-const UNREADABLE: Record<string, string> = { ENOENT: 'no such file', EISDIR: 'it is a directory', EACCES: 'permission denied' };
+const UNREADABLE: Record<string, string> = {
+  ENOENT: 'no such file',
+  EISDIR: 'it is a directory',
+  EACCES: 'permission denied',
+};
 
 /** Refuses (exit 1) unless every file is a readable regular file. */
 async function checkReadable(files: string[]): Promise<void> {
   for (const f of files) {
     try {
       const st = await fs.stat(f);
-      if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: st.isDirectory() ? 'EISDIR' : '' });
+      if (!st.isFile())
+        throw Object.assign(new Error('not a regular file'), { code: st.isDirectory() ? 'EISDIR' : '' });
       await fs.access(f, fs.constants.R_OK);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
-      reportFatal(new Error(`cannot read ${f}: ${UNREADABLE[code] ?? (e as Error).message}. Nothing was added and no manifest published.`));
+      reportFatal(
+        new Error(
+          `cannot read ${f}: ${UNREADABLE[code] ?? (e as Error).message}. Nothing was added and no manifest published.`,
+        ),
+      );
     }
   }
 }
@@ -46,11 +55,14 @@ async function sha256OfFile(file: string): Promise<string> {
 /** `repo-add` and `repo add`: one command, registered under both names. */
 export function addRepoAddCommand(cmd: Command): void {
   cmd
-    .description('upload installer files to the central repository; each publishes a new signed manifest (needs patchops login, admin)')
+    .description(
+      'upload installer files to the central repository; each publishes a new signed manifest (needs patchops login, admin)',
+    )
     .option('--ttl-hours <h>', 'how long the manifest stays valid', String(24 * 7))
     .action(async (files: string[], o: { ttlHours: string }) => {
       const ttlHours = Number(o.ttlHours);
-      if (!Number.isFinite(ttlHours) || ttlHours <= 0) reportFatal(new Error(`--ttl-hours "${o.ttlHours}" is not a positive number of hours`));
+      if (!Number.isFinite(ttlHours) || ttlHours <= 0)
+        reportFatal(new Error(`--ttl-hours "${o.ttlHours}" is not a positive number of hours`));
       await storedCredentials().catch(exitWith);
       await checkReadable(files);
       let last: RepoFileAdded | undefined;
@@ -61,7 +73,9 @@ export function addRepoAddCommand(cmd: Command): void {
           if (last) console.error(`(the files above were added; ${f} and those after it were not)`);
           return exitWith(e);
         });
-        console.log(`${last.file.sha256}  ${String(last.file.size).padStart(12)}  ${last.file.name}  manifest version ${last.version}`);
+        console.log(
+          `${last.file.sha256}  ${String(last.file.size).padStart(12)}  ${last.file.name}  manifest version ${last.version}`,
+        );
       }
       console.log(`manifest version ${last!.version} published and signed, ${files.length} file(s) added`);
     });

@@ -4,7 +4,14 @@
  */
 import readline from 'node:readline';
 import type { Command } from 'commander';
-import { ApiCallError, callApi, deleteCredentials, normalizeServer, readCredentials, writeCredentials } from '../api-client';
+import {
+  ApiCallError,
+  callApi,
+  deleteCredentials,
+  normalizeServer,
+  readCredentials,
+  writeCredentials,
+} from '../api-client';
 
 /** Reads `prompts.length` answers: asked on a terminal (the last one hidden), or lines of standard input otherwise. */
 async function ask(prompts: string[]): Promise<string[]> {
@@ -58,12 +65,20 @@ export function registerSessionCommands(program: Command): void {
         if (!token) {
           const [user, password] = await ask(['user: ', 'password: ']);
           if (!user || !password) throw new Error('a user name and a password are needed (or --token pat_…)');
-          const made = await callApi<{ token: string }>(server, null, 'POST', '/login', { user: user.trim(), password, scope: opts.scope, name: opts.name, expiresInDays: Number(opts.days) });
+          const made = await callApi<{ token: string }>(server, null, 'POST', '/login', {
+            user: user.trim(),
+            password,
+            scope: opts.scope,
+            name: opts.name,
+            expiresInDays: Number(opts.days),
+          });
           token = made.token;
         }
         const me = await callApi<Whoami>(server, token, 'GET', '/whoami');
         const file = await writeCredentials({ server, token });
-        console.log(`logged in to ${server} as ${me.identity} (scope ${me.scope}; roles ${me.roles.join(', ') || 'none'}); token kept in ${file}`);
+        console.log(
+          `logged in to ${server} as ${me.identity} (scope ${me.scope}; roles ${me.roles.join(', ') || 'none'}); token kept in ${file}`,
+        );
       } catch (e) {
         fail(e);
       }

@@ -7,7 +7,9 @@ import { configOrExit, loggerFor, reportFatal, runUntilSignal } from '../context
 export function registerUpCommands(program: Command): void {
   program
     .command('up')
-    .description('the main job: migrations, Temporal (embedded dev server unless TEMPORAL_ADDRESS), worker and HTTP server')
+    .description(
+      'the main job: migrations, Temporal (embedded dev server unless TEMPORAL_ADDRESS), worker and HTTP server',
+    )
     .action(async () => run({ worker: true, server: true }));
   program
     .command('worker')
@@ -40,19 +42,26 @@ export function readyBlock(config: Config, r: Running, what: { worker: boolean; 
   if (r.serverUrl) {
     row('Dashboard', `${config.http.publicUrl}/`);
     if (r.firstAdmin) {
-      row('First admin', r.firstAdmin.generatedPassword
-        ? `user ${r.firstAdmin.username}, password ${r.firstAdmin.generatedPassword} (generated, shown only now; add users with \`patchops users add\`)`
-        : `user ${r.firstAdmin.username}, password from PATCHOPS_ADMIN_PASSWORD`);
+      row(
+        'First admin',
+        r.firstAdmin.generatedPassword
+          ? `user ${r.firstAdmin.username}, password ${r.firstAdmin.generatedPassword} (generated, shown only now; add users with \`patchops users add\`)`
+          : `user ${r.firstAdmin.username}, password from PATCHOPS_ADMIN_PASSWORD`,
+      );
     }
     row('Health', `${config.http.publicUrl}/healthz`);
   }
-  row('Temporal', `${r.temporal.address} (namespace ${r.temporal.namespace}${r.temporal.embedded ? ', embedded dev server' : ''})`);
+  row(
+    'Temporal',
+    `${r.temporal.address} (namespace ${r.temporal.namespace}${r.temporal.embedded ? ', embedded dev server' : ''})`,
+  );
   if (r.temporal.uiUrl) row('Temporal UI', r.temporal.uiUrl);
   row('Database', r.db.description);
   row('Worker', what.worker ? 'running (task queue patchops-cycles)' : 'not in this process');
   const integrations = integrationStates(config);
   integrations.forEach((i, n) => row(n === 0 ? 'Integrations' : '', `${i.label}: ${i.summary}`));
-  if (config.agents.enrollSecret) row('Enrol agent', `npx patchops agent --server ${config.http.publicUrl} --enroll-secret "$AGENT_ENROLL_SECRET"`);
+  if (config.agents.enrollSecret)
+    row('Enrol agent', `npx patchops agent --server ${config.http.publicUrl} --enroll-secret "$AGENT_ENROLL_SECRET"`);
   else {
     row('Enrol agent', 'npx patchops enroll-secret add --name site-a   (prints a secret), then');
     row('', `npx patchops agent --server ${config.http.publicUrl} --enroll-secret <that secret>`);

@@ -11,7 +11,14 @@
  */
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../client';
-import { compliancePercent, RETIRED_STATUS, daysOverdue, daysOverdueFromDay, OUTSTANDING_STATES, slaDueDay } from '../../domain/compliance';
+import {
+  compliancePercent,
+  RETIRED_STATUS,
+  daysOverdue,
+  daysOverdueFromDay,
+  OUTSTANDING_STATES,
+  slaDueDay,
+} from '../../domain/compliance';
 import type { CycleScope } from '../../domain/cycle';
 import { SEVERITIES as DOMAIN_SEVERITIES } from '../../domain/patch';
 import { DEFAULT_SLA, slaDays, type SlaPolicy } from '../../domain/risk';
@@ -19,7 +26,11 @@ import { DEFAULT_SLA, slaDays, type SlaPolicy } from '../../domain/risk';
 export const SEVERITIES = DOMAIN_SEVERITIES;
 
 const DAY_MS = 86_400_000;
-const list = (xs: readonly string[]) => sql.join(xs.map((x) => sql`${x}`), sql`, `);
+const list = (xs: readonly string[]) =>
+  sql.join(
+    xs.map((x) => sql`${x}`),
+    sql`, `,
+  );
 
 /** `<state column> in (missing, failed)`, from the domain's one list. */
 export function outstandingSql(state: SQL): SQL {
@@ -58,7 +69,9 @@ export function scopeSql(scope: CycleScope = {}): SQL {
 }
 
 export const isScoped = (scope: CycleScope | undefined): boolean =>
-  Boolean(scope && (scope.groups?.length || scope.tags?.length || scope.osFamilies?.length || scope.endpointIds?.length));
+  Boolean(
+    scope && (scope.groups?.length || scope.tags?.length || scope.osFamilies?.length || scope.endpointIds?.length),
+  );
 
 // ---------------------------------------------------------------- summary
 
@@ -112,10 +125,18 @@ function fold(rows: OutstandingBucket[], now: Date, sla: SlaPolicy) {
 }
 
 const withPct = (rows: Array<{ key: string; endpoints: number; compliant: number }>): ComplianceRow[] =>
-  rows.map((r) => ({ key: r.key, endpoints: Number(r.endpoints), compliant: Number(r.compliant), pct: compliancePercent(Number(r.compliant), Number(r.endpoints)) }));
+  rows.map((r) => ({
+    key: r.key,
+    endpoints: Number(r.endpoints),
+    compliant: Number(r.compliant),
+    pct: compliancePercent(Number(r.compliant), Number(r.endpoints)),
+  }));
 
 /** Compliance, outstanding pairs and SLA state for the fleet, or for a scope. */
-export async function complianceSummary(db: Db, options: { now?: Date; sla?: SlaPolicy; scope?: CycleScope } = {}): Promise<ComplianceSummary> {
+export async function complianceSummary(
+  db: Db,
+  options: { now?: Date; sla?: SlaPolicy; scope?: CycleScope } = {},
+): Promise<ComplianceSummary> {
   const now = options.now ?? new Date();
   const sla = options.sla ?? DEFAULT_SLA;
   return isScoped(options.scope) ? scopedSummary(db, options.scope!, now, sla) : fleetSummary(db, now, sla);
@@ -140,7 +161,14 @@ async function fleetSummary(db: Db, now: Date, sla: SlaPolicy): Promise<Complian
   const byGroup = withPct(groupRows.rows);
   const endpoints = byOs.reduce((s, r) => s + r.endpoints, 0);
   const compliant = byOs.reduce((s, r) => s + r.compliant, 0);
-  return { endpoints, compliant, compliancePct: compliancePercent(compliant, endpoints), byOs, byGroup, ...fold([...dayRows.rows, ...retiredRows.rows], now, sla) };
+  return {
+    endpoints,
+    compliant,
+    compliancePct: compliancePercent(compliant, endpoints),
+    byOs,
+    byGroup,
+    ...fold([...dayRows.rows, ...retiredRows.rows], now, sla),
+  };
 }
 
 async function scopedSummary(db: Db, scope: CycleScope, now: Date, sla: SlaPolicy): Promise<ComplianceSummary> {
@@ -162,7 +190,14 @@ async function scopedSummary(db: Db, scope: CycleScope, now: Date, sla: SlaPolic
   const byGroup = withPct(groupRows.rows);
   const endpoints = byOs.reduce((s, r) => s + r.endpoints, 0);
   const compliant = byOs.reduce((s, r) => s + r.compliant, 0);
-  return { endpoints, compliant, compliancePct: compliancePercent(compliant, endpoints), byOs, byGroup, ...fold(dayRows.rows, now, sla) };
+  return {
+    endpoints,
+    compliant,
+    compliancePct: compliancePercent(compliant, endpoints),
+    byOs,
+    byGroup,
+    ...fold(dayRows.rows, now, sla),
+  };
 }
 
 // ---------------------------------------------------------------- most outstanding patches
@@ -192,12 +227,24 @@ export function outstandingPerPatchSql(): SQL {
 
 /** Patches outstanding on the most endpoints, known-exploited first. */
 export async function topOutstanding(db: Db, options: { limit?: number } = {}): Promise<OutstandingPatch[]> {
-  const rows = await db.execute<{ patch_id: string; title: string; severity: string; known_exploited: boolean; n: number }>(sql`
+  const rows = await db.execute<{
+    patch_id: string;
+    title: string;
+    severity: string;
+    known_exploited: boolean;
+    n: number;
+  }>(sql`
     select p.id as patch_id, p.title, p.severity, p.known_exploited, (coalesce(o.missing, 0) + coalesce(o.failed, 0))::int as n
     from ${outstandingPerPatchSql()} o join patches p on p.id = o.patch_id
     order by p.known_exploited desc, n desc, p.id
     limit ${options.limit ?? 10}`);
-  return rows.rows.map((r) => ({ patchId: r.patch_id, title: r.title, severity: r.severity, knownExploited: Boolean(r.known_exploited), endpoints: Number(r.n) }));
+  return rows.rows.map((r) => ({
+    patchId: r.patch_id,
+    title: r.title,
+    severity: r.severity,
+    knownExploited: Boolean(r.known_exploited),
+    endpoints: Number(r.n),
+  }));
 }
 
 // ---------------------------------------------------------------- SLA breaches
@@ -216,12 +263,23 @@ export interface SlaBreach {
 }
 
 /** Outstanding pairs of counted endpoints past their SLA day, most overdue first. */
-export async function slaBreaches(db: Db, options: { now?: Date; sla?: SlaPolicy; limit?: number; offset?: number; scope?: CycleScope } = {}): Promise<SlaBreach[]> {
+export async function slaBreaches(
+  db: Db,
+  options: { now?: Date; sla?: SlaPolicy; limit?: number; offset?: number; scope?: CycleScope } = {},
+): Promise<SlaBreach[]> {
   const now = options.now ?? new Date();
   const sla = options.sla ?? DEFAULT_SLA;
   const today = Math.floor(now.getTime() / DAY_MS);
   const days = slaDaysSql(sla, sql`p.severity`, sql`p.known_exploited`);
-  const rows = await db.execute<{ endpoint_id: string; hostname: string; patch_id: string; severity: string; kev: boolean; state: string; detected_at: Date | string }>(sql`
+  const rows = await db.execute<{
+    endpoint_id: string;
+    hostname: string;
+    patch_id: string;
+    severity: string;
+    kev: boolean;
+    state: string;
+    detected_at: Date | string;
+  }>(sql`
     select ep.endpoint_id, e.hostname, ep.patch_id, p.severity, p.known_exploited as kev, ep.state, ep.detected_at
     from endpoint_patches ep join patches p on p.id = ep.patch_id join endpoints e on e.id = ep.endpoint_id
     where ${outstandingSql(sql`ep.state`)} and ${scopeSql(options.scope)}
@@ -245,7 +303,10 @@ export async function slaBreaches(db: Db, options: { now?: Date; sla?: SlaPolicy
       daysOverdue: over,
     });
   }
-  out.sort((a, b) => b.daysOverdue - a.daysOverdue || a.hostname.localeCompare(b.hostname) || a.patchId.localeCompare(b.patchId));
+  out.sort(
+    (a, b) =>
+      b.daysOverdue - a.daysOverdue || a.hostname.localeCompare(b.hostname) || a.patchId.localeCompare(b.patchId),
+  );
   const start = options.offset ?? 0;
   return out.slice(start, options.limit === undefined ? undefined : start + options.limit);
 }

@@ -18,7 +18,10 @@ export type WaveJobCounts = {
 
 /** Per wave (the test ring is wave 0), in wave order. */
 export async function cycleWaveCounts(db: Db, cycleId: string): Promise<WaveJobCounts[]> {
-  const pending = sql.join(PENDING_JOB_STATES.map((s) => sql`${s}`), sql`, `);
+  const pending = sql.join(
+    PENDING_JOB_STATES.map((s) => sql`${s}`),
+    sql`, `,
+  );
   const rows = await db.execute<WaveJobCounts>(sql`
     select coalesce(wave, 0)::int as wave, count(*)::int as total,
            count(*) filter (where state = 'succeeded')::int as succeeded,
@@ -26,5 +29,12 @@ export async function cycleWaveCounts(db: Db, cycleId: string): Promise<WaveJobC
            count(*) filter (where state = 'unreachable')::int as unreachable,
            count(*) filter (where state in (${pending}))::int as pending
     from agent_jobs where cycle_id = ${cycleId} and kind = 'install' group by 1 order by 1`);
-  return rows.rows.map((r) => ({ wave: Number(r.wave), total: Number(r.total), succeeded: Number(r.succeeded), failed: Number(r.failed), unreachable: Number(r.unreachable), pending: Number(r.pending) }));
+  return rows.rows.map((r) => ({
+    wave: Number(r.wave),
+    total: Number(r.total),
+    succeeded: Number(r.succeeded),
+    failed: Number(r.failed),
+    unreachable: Number(r.unreachable),
+    pending: Number(r.pending),
+  }));
 }

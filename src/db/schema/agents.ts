@@ -5,7 +5,20 @@
  * gateway follows to keep its key cache's sites current.
  */
 import { sql } from 'drizzle-orm';
-import { bigserial, boolean, index, integer, jsonb, pgTable, primaryKey, real, serial, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  real,
+  serial,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
 import { endpoints, patches, type PatchPackage } from './core';
 
 const createdAt = () => timestamp({ withTimezone: true }).notNull().defaultNow();
@@ -21,7 +34,10 @@ export const agentEnrollSecrets = pgTable(
     createdAt: createdAt(),
     revokedAt: timestamp({ withTimezone: true }),
   },
-  (t) => [uniqueIndex('agent_enroll_secrets_name_uq').on(t.name), uniqueIndex('agent_enroll_secrets_hash_uq').on(t.secretHash)],
+  (t) => [
+    uniqueIndex('agent_enroll_secrets_name_uq').on(t.name),
+    uniqueIndex('agent_enroll_secrets_hash_uq').on(t.secretHash),
+  ],
 );
 
 /** Node keys: ≥256 random bits handed to the agent once; only sha256(key) is stored. Revocable. */
@@ -82,7 +98,10 @@ export const distributionPoints = pgTable(
     url: text().notNull(),
     /** Endpoints whose tags contain `site:<site>` use this point. */
     site: text().notNull(),
-    tags: text().array().notNull().default(sql`'{}'::text[]`),
+    tags: text()
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
     /** sha256 of the point's token (≥256 random bits, shown once at registration): it authenticates to the server with it. */
     tokenHash: text(),
     createdAt: createdAt(),
@@ -142,7 +161,10 @@ export const agentEnrollmentRequests = pgTable(
     decidedAt: timestamp({ withTimezone: true }),
     decidedBy: text(),
   },
-  (t) => [uniqueIndex('agent_enrollment_requests_key_hash_uq').on(t.keyHash), index('agent_enrollment_requests_endpoint_state_idx').on(t.endpointId, t.state)],
+  (t) => [
+    uniqueIndex('agent_enrollment_requests_key_hash_uq').on(t.keyHash),
+    index('agent_enrollment_requests_endpoint_state_idx').on(t.endpointId, t.state),
+  ],
 );
 
 /**
@@ -165,7 +187,10 @@ export const endpointPatchReports = pgTable(
     severity: text().notNull(),
     vendorSeverity: text(),
     cvss: real(),
-    cves: text().array().notNull().default(sql`'{}'::text[]`),
+    cves: text()
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
     rebootRequired: boolean().notNull().default(false),
     supersededBy: text(),
     packages: jsonb().$type<PatchPackage[]>().notNull().default([]),

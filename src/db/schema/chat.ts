@@ -24,22 +24,29 @@ export const chatMessages = pgTable(
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.cycleId, t.platform, t.conversationId, t.key] }), index('chat_messages_ref_idx').on(t.platform, t.messageRef)],
+  (t) => [
+    primaryKey({ columns: [t.cycleId, t.platform, t.conversationId, t.key] }),
+    index('chat_messages_ref_idx').on(t.platform, t.messageRef),
+  ],
 );
 
-export const chatConversations = pgTable('chat_conversations', {
-  /** slack | teams */
-  platform: text().notNull(),
-  conversationId: text().notNull(),
-  /** personal | groupChat | channel */
-  kind: text().notNull().default('personal'),
-  /** Bot Framework ConversationReference (serviceUrl, conversation, bot, channelId) for proactive messages. */
-  reference: jsonb().$type<Record<string, unknown>>().notNull(),
-  tenantId: text(),
-  installedBy: text(),
-  createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
-  updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
-}, (t) => [primaryKey({ columns: [t.platform, t.conversationId] })]);
+export const chatConversations = pgTable(
+  'chat_conversations',
+  {
+    /** slack | teams */
+    platform: text().notNull(),
+    conversationId: text().notNull(),
+    /** personal | groupChat | channel */
+    kind: text().notNull().default('personal'),
+    /** Bot Framework ConversationReference (serviceUrl, conversation, bot, channelId) for proactive messages. */
+    reference: jsonb().$type<Record<string, unknown>>().notNull(),
+    tenantId: text(),
+    installedBy: text(),
+    createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.platform, t.conversationId] })],
+);
 
 /**
  * Inbound deliveries already taken (a Slack event or interaction, a ServiceNow notification), keyed by the

@@ -39,7 +39,10 @@ export const endpoints = pgTable(
     criticality: integer().notNull().default(2),
     /** internal | dmz | internet */
     exposure: text().notNull().default('internal'),
-    tags: text().array().notNull().default(sql`'{}'::text[]`),
+    tags: text()
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
     /** active | unreachable | retired */
     status: text().notNull().default('active'),
     pendingReboot: boolean().notNull().default(false),
@@ -136,7 +139,10 @@ export const patches = pgTable(
     /** The vendor's own word for severity, as published. */
     vendorSeverity: text(),
     cvss: real(),
-    cves: text().array().notNull().default(sql`'{}'::text[]`),
+    cves: text()
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
     knownExploited: boolean().notNull().default(false),
     /** windows | macos | linux | any */
     osFamily: text().notNull(),
@@ -167,7 +173,10 @@ export const endpointPatches = pgTable(
     lastJobId: text(),
     updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.endpointId, t.patchId] }), index('endpoint_patches_patch_state_idx').on(t.patchId, t.state)],
+  (t) => [
+    primaryKey({ columns: [t.endpointId, t.patchId] }),
+    index('endpoint_patches_patch_state_idx').on(t.patchId, t.state),
+  ],
 );
 
 // ---------------------------------------------------------------- policies

@@ -37,5 +37,8 @@ export const cycleTargets = pgTable(
     slaDue: timestamp({ withTimezone: true }),
     reason: text().notNull().default(''),
   },
-  (t) => [primaryKey({ columns: [t.cycleId, t.endpointId, t.patchId] }), index('cycle_targets_cycle_decision_idx').on(t.cycleId, t.decision)],
+  (t) => [
+    primaryKey({ columns: [t.cycleId, t.endpointId, t.patchId] }),
+    index('cycle_targets_cycle_decision_idx').on(t.cycleId, t.decision),
+  ],
 );

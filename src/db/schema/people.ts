@@ -14,7 +14,11 @@ export const people = pgTable(
     createdBy: text().notNull().default('system'),
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [uniqueIndex('people_email_uq').on(sql`lower(${t.email})`).where(sql`${t.email} IS NOT NULL`)],
+  (t) => [
+    uniqueIndex('people_email_uq')
+      .on(sql`lower(${t.email})`)
+      .where(sql`${t.email} IS NOT NULL`),
+  ],
 );
 
 export const personIdentities = pgTable(

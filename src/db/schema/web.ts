@@ -4,7 +4,19 @@
  * Roles are not stored here: a web user `alice` is the identity `web:alice` in identity_roles.
  * The aggregates are kept by triggers on endpoint_patches (migration `web_aggregates`); see db/dashboard.ts.
  */
-import { boolean, date, index, integer, jsonb, pgTable, primaryKey, real, serial, text, timestamp } from 'drizzle-orm/pg-core';
+import {
+  boolean,
+  date,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  real,
+  serial,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core';
 
 export const webUsers = pgTable('web_users', {
   username: text().primaryKey(),

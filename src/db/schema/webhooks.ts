@@ -2,7 +2,18 @@
  * Outbound webhooks (area: webhooks): registered endpoints, the delivery outbox, the outbox's cursor over the
  * audit log, and the record of SLA breaches already announced. See migration 0015 and docs/webhooks.md.
  */
-import { bigint, boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, unique } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  unique,
+} from 'drizzle-orm/pg-core';
 
 export const webhookEndpoints = pgTable('webhook_endpoints', {
   id: text().primaryKey(),
@@ -38,7 +49,10 @@ export const webhookDeliveries = pgTable(
     deliveredAt: timestamp({ withTimezone: true }),
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [unique('webhook_deliveries_endpoint_event_uq').on(t.endpointId, t.eventId), index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.createdAt)],
+  (t) => [
+    unique('webhook_deliveries_endpoint_event_uq').on(t.endpointId, t.eventId),
+    index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.createdAt),
+  ],
 );
 
 export const webhookOutboxCursor = pgTable('webhook_outbox_cursor', {

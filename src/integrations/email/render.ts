@@ -46,7 +46,12 @@ export function renderCycleReport(report: CycleReport, o: { publicUrl: string; c
   const s = report.status;
   const waves: WaveStatus[] = [...(s.test ? [{ ...s.test, name: s.test.name || 'Test ring' }] : []), ...s.waves];
   const totals = waves.reduce(
-    (a, w) => ({ ok: a.ok + w.succeeded, failed: a.failed + w.failed, unreachable: a.unreachable + w.unreachable, pending: a.pending + w.pending }),
+    (a, w) => ({
+      ok: a.ok + w.succeeded,
+      failed: a.failed + w.failed,
+      unreachable: a.unreachable + w.unreachable,
+      pending: a.pending + w.pending,
+    }),
     { ok: 0, failed: 0, unreachable: 0, pending: 0 },
   );
   const outcome = OUTCOME_WORDS[report.outcome] ?? report.outcome.toLowerCase();
@@ -66,7 +71,10 @@ export function renderCycleReport(report: CycleReport, o: { publicUrl: string; c
     ['Requested by', s.requestedBy],
     ['Endpoints', String(s.endpoints)],
     ['Patches', String(s.patches)],
-    ['Succeeded / failed / unreachable / pending', `${totals.ok} / ${totals.failed} / ${totals.unreachable} / ${totals.pending}`],
+    [
+      'Succeeded / failed / unreachable / pending',
+      `${totals.ok} / ${totals.failed} / ${totals.unreachable} / ${totals.pending}`,
+    ],
     ['Compliance before → after', compliance],
     ['Change request', report.changeNumber ?? 'none'],
     ['Started', report.startedAt],
@@ -74,7 +82,15 @@ export function renderCycleReport(report: CycleReport, o: { publicUrl: string; c
   ];
   if (s.outcome) summary.splice(3, 0, ['Why', s.outcome]);
 
-  const waveRows = waves.map((w) => [w.name || `Wave ${w.index}`, w.state, String(w.total), String(w.succeeded), String(w.failed), String(w.unreachable), String(w.pending)]);
+  const waveRows = waves.map((w) => [
+    w.name || `Wave ${w.index}`,
+    w.state,
+    String(w.total),
+    String(w.succeeded),
+    String(w.failed),
+    String(w.unreachable),
+    String(w.pending),
+  ]);
   const failureRows = report.failures.map((f) => [f.hostname, f.patchId ?? '', f.reason]);
 
   const text = [
@@ -83,7 +99,11 @@ export function renderCycleReport(report: CycleReport, o: { publicUrl: string; c
     ...summary.map(([k, v]) => `${k}: ${v}`),
     '',
     'Waves',
-    ...(waveRows.length ? waveRows.map((r) => `  ${r[0]} (${r[1]}): ${r[3]} ok, ${r[4]} failed, ${r[5]} unreachable, ${r[6]} pending of ${r[2]}`) : ['  none ran']),
+    ...(waveRows.length
+      ? waveRows.map(
+          (r) => `  ${r[0]} (${r[1]}): ${r[3]} ok, ${r[4]} failed, ${r[5]} unreachable, ${r[6]} pending of ${r[2]}`,
+        )
+      : ['  none ran']),
     '',
     `Failures (${report.failures.length})`,
     ...(failureRows.length ? failureRows.map((r) => `  ${r[0]}${r[1] ? ` ${r[1]}` : ''}: ${r[2]}`) : ['  none']),
@@ -109,16 +129,28 @@ export function renderCycleReport(report: CycleReport, o: { publicUrl: string; c
         unit: '',
       }
     : report.complianceBefore !== undefined && report.complianceAfter !== undefined
-      ? { kind: 'bar', title: 'Compliance', labels: ['before', 'after'], series: [{ name: 'compliance', values: [report.complianceBefore, report.complianceAfter] }], unit: '%', width: 480, height: 260 }
+      ? {
+          kind: 'bar',
+          title: 'Compliance',
+          labels: ['before', 'after'],
+          series: [{ name: 'compliance', values: [report.complianceBefore, report.complianceAfter] }],
+          unit: '%',
+          width: 480,
+          height: 260,
+        }
       : undefined;
 
   const html = page(
     subject.replace('[patchops] ', ''),
     [
       kvTable(summary),
-      chart ? `<p><img src="cid:${CHART_CID}" alt="${esc(chart.title)}" width="${chart.width}" height="${chart.height}" style="max-width:100%"></p>` : '',
+      chart
+        ? `<p><img src="cid:${CHART_CID}" alt="${esc(chart.title)}" width="${chart.width}" height="${chart.height}" style="max-width:100%"></p>`
+        : '',
       h2('Waves'),
-      waveRows.length ? table(['Wave', 'State', 'Total', 'Succeeded', 'Failed', 'Unreachable', 'Pending'], waveRows) : '<p>None ran.</p>',
+      waveRows.length
+        ? table(['Wave', 'State', 'Total', 'Succeeded', 'Failed', 'Unreachable', 'Pending'], waveRows)
+        : '<p>None ran.</p>',
       h2(`Failures (${report.failures.length})`),
       failureRows.length ? table(['Endpoint', 'Patch', 'Reason'], failureRows) : '<p>None.</p>',
       s.reasons.length ? `${h2('Decisions')}<ul>${s.reasons.map((r) => `<li>${esc(r)}</li>`).join('')}</ul>` : '',
@@ -131,7 +163,11 @@ export function renderCycleReport(report: CycleReport, o: { publicUrl: string; c
 
 export function renderApprovalRequest(req: ApprovalRequest, o: { publicUrl: string }): RenderedEmail {
   const link = req.dashboardUrl ?? cycleLink(o.publicUrl, req.cycleId);
-  const sev = Object.entries(req.bySeverity).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ') || 'none';
+  const sev =
+    Object.entries(req.bySeverity)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${n} ${k}`)
+      .join(', ') || 'none';
   const subject = `[patchops] ${req.emergency ? 'EMERGENCY ' : ''}Approval needed: ${req.policyName} — ${req.endpoints} endpoints (${sev})`;
   const summary: Array<[string, string]> = [
     ['Cycle', req.cycleId],
@@ -139,20 +175,38 @@ export function renderApprovalRequest(req: ApprovalRequest, o: { publicUrl: stri
     ['Requested by', req.requestedBy],
     ['Endpoints', String(req.endpoints)],
     ['Missing by severity', sev],
-    ['By type', Object.entries(req.byType).map(([k, n]) => `${n} ${k}`).join(', ') || 'none'],
+    [
+      'By type',
+      Object.entries(req.byType)
+        .map(([k, n]) => `${n} ${k}`)
+        .join(', ') || 'none',
+    ],
     ['Approvals needed', String(req.approvalsNeeded)],
   ];
-  if (req.test) summary.push(['Test ring', `${req.test.succeeded}/${req.test.total} succeeded, ${req.test.failed} failed, ${req.test.unreachable} unreachable`]);
+  if (req.test)
+    summary.push([
+      'Test ring',
+      `${req.test.succeeded}/${req.test.total} succeeded, ${req.test.failed} failed, ${req.test.unreachable} unreachable`,
+    ]);
   if (req.changeNumber) summary.push(['Change request', req.changeNumber]);
   if (req.deadline) summary.push(['Decide by', req.deadline]);
-  const patchRows = req.topPatches.map((p) => [p.patchId, p.title, p.severity, p.cvss === undefined ? '' : String(p.cvss), p.cves.join(', ') + (p.knownExploited ? ' (known exploited)' : ''), String(p.endpoints)]);
+  const patchRows = req.topPatches.map((p) => [
+    p.patchId,
+    p.title,
+    p.severity,
+    p.cvss === undefined ? '' : String(p.cvss),
+    p.cves.join(', ') + (p.knownExploited ? ' (known exploited)' : ''),
+    String(p.endpoints),
+  ]);
   const text = [
     subject.replace('[patchops] ', ''),
     '',
     ...summary.map(([k, v]) => `${k}: ${v}`),
     '',
     'Top patches',
-    ...(patchRows.length ? patchRows.map((r) => `  ${r[0]} ${r[1]} [${r[2]}${r[3] ? `, CVSS ${r[3]}` : ''}] ${r[4]} — ${r[5]} endpoints`) : ['  none']),
+    ...(patchRows.length
+      ? patchRows.map((r) => `  ${r[0]} ${r[1]} [${r[2]}${r[3] ? `, CVSS ${r[3]}` : ''}] ${r[4]} — ${r[5]} endpoints`)
+      : ['  none']),
     '',
     `Approve or reject: ${link}`,
     ...(req.changeUrl ? [`Change request: ${req.changeUrl}`] : []),
@@ -182,10 +236,22 @@ export function renderDigest(d: ComplianceDigest, o: { publicUrl: string }): Ren
     ['Missing patches by severity', sev.map(([k, n]) => `${n} ${k}`).join(', ') || 'none'],
     ['Cycles since', `${d.periodStart}: ${d.cycles.length}`],
   ];
-  const topRows = d.topMissing.map((p) => [p.patchId, p.title, p.severity + (p.knownExploited ? ' (known exploited)' : ''), String(p.endpoints)]);
+  const topRows = d.topMissing.map((p) => [
+    p.patchId,
+    p.title,
+    p.severity + (p.knownExploited ? ' (known exploited)' : ''),
+    String(p.endpoints),
+  ]);
   const cycleRows = d.cycles.map((c) => [c.cycleId, c.policyName, c.stage, c.changeNumber ?? '', c.createdAt]);
   const chart: ChartSpec | undefined = sev.length
-    ? { kind: 'donut', title: 'Missing patches by severity', labels: sev.map(([k]) => k), series: [{ name: 'missing', values: sev.map(([, n]) => n) }], width: 560, height: 260 }
+    ? {
+        kind: 'donut',
+        title: 'Missing patches by severity',
+        labels: sev.map(([k]) => k),
+        series: [{ name: 'missing', values: sev.map(([, n]) => n) }],
+        width: 560,
+        height: 260,
+      }
     : undefined;
   const text = [
     subject.replace('[patchops] ', ''),
@@ -204,7 +270,9 @@ export function renderDigest(d: ComplianceDigest, o: { publicUrl: string }): Ren
     subject.replace('[patchops] ', ''),
     [
       kvTable(summary),
-      chart ? `<p><img src="cid:${CHART_CID}" alt="${esc(chart.title)}" width="${chart.width}" height="${chart.height}" style="max-width:100%"></p>` : '',
+      chart
+        ? `<p><img src="cid:${CHART_CID}" alt="${esc(chart.title)}" width="${chart.width}" height="${chart.height}" style="max-width:100%"></p>`
+        : '',
       h2('Most missing'),
       topRows.length ? table(['Patch', 'Title', 'Severity', 'Endpoints'], topRows) : '<p>None.</p>',
       h2('Cycles'),
@@ -241,13 +309,23 @@ function h2(t: string): string {
 
 function kvTable(rows: Array<[string, string]>): string {
   return `<table style="border-collapse:collapse">${rows
-    .map(([k, v]) => `<tr><th style="text-align:left;padding:2px 12px 2px 0;color:#59636e;font-weight:normal">${esc(k)}</th><td style="padding:2px 0">${esc(v)}</td></tr>`)
+    .map(
+      ([k, v]) =>
+        `<tr><th style="text-align:left;padding:2px 12px 2px 0;color:#59636e;font-weight:normal">${esc(k)}</th><td style="padding:2px 0">${esc(v)}</td></tr>`,
+    )
     .join('')}</table>`;
 }
 
 function table(head: string[], rows: string[][]): string {
-  const th = head.map((h) => `<th style="text-align:left;border-bottom:1px solid #d8dee4;padding:4px 8px">${esc(h)}</th>`).join('');
-  const trs = rows.map((r) => `<tr>${r.map((c) => `<td style="border-bottom:1px solid #eef1f4;padding:4px 8px">${esc(c)}</td>`).join('')}</tr>`).join('');
+  const th = head
+    .map((h) => `<th style="text-align:left;border-bottom:1px solid #d8dee4;padding:4px 8px">${esc(h)}</th>`)
+    .join('');
+  const trs = rows
+    .map(
+      (r) =>
+        `<tr>${r.map((c) => `<td style="border-bottom:1px solid #eef1f4;padding:4px 8px">${esc(c)}</td>`).join('')}</tr>`,
+    )
+    .join('');
   return `<table style="border-collapse:collapse;width:100%"><thead><tr>${th}</tr></thead><tbody>${trs}</tbody></table>`;
 }
 
@@ -256,5 +334,10 @@ function button(href: string, label: string): string {
 }
 
 function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 }

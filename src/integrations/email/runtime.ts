@@ -17,7 +17,11 @@ export interface EmailRuntime {
   stop(): Promise<void>;
 }
 
-export async function startEmail(config: Config, logger: Logger, o: { changeUrl?: (n: string) => string } = {}): Promise<EmailRuntime | null> {
+export async function startEmail(
+  config: Config,
+  logger: Logger,
+  o: { changeUrl?: (n: string) => string } = {},
+): Promise<EmailRuntime | null> {
   const log = logger.child({ component: 'email' });
   let url = config.smtp.url;
   let recipients = config.smtp.reportRecipients;
@@ -30,7 +34,8 @@ export async function startEmail(config: Config, logger: Logger, o: { changeUrl?
     url = await sink.start();
     const origin = sink.messages.length;
     const timer = setInterval(() => {
-      for (const m of sink.messages.splice(origin)) log.info({ to: m.envelopeTo, subject: m.parsed.subject }, 'demo: email received by the in-process SMTP server');
+      for (const m of sink.messages.splice(origin))
+        log.info({ to: m.envelopeTo, subject: m.parsed.subject }, 'demo: email received by the in-process SMTP server');
     }, 1000);
     timer.unref();
     stopSink = async () => {
@@ -42,7 +47,13 @@ export async function startEmail(config: Config, logger: Logger, o: { changeUrl?
     log.info({ url }, 'demo: in-process SMTP server started');
   }
   const smtpUrl = url;
-  const mailer = new SmtpMailer({ url: smtpUrl, from: config.smtp.from, publicUrl: config.http.publicUrl, logger: log, ...(o.changeUrl ? { changeUrl: o.changeUrl } : {}) });
+  const mailer = new SmtpMailer({
+    url: smtpUrl,
+    from: config.smtp.from,
+    publicUrl: config.http.publicUrl,
+    logger: log,
+    ...(o.changeUrl ? { changeUrl: o.changeUrl } : {}),
+  });
   return {
     mailer,
     recipients,

@@ -9,7 +9,12 @@ let mailer: SmtpMailer;
 
 beforeAll(async () => {
   const url = await sink.start();
-  mailer = new SmtpMailer({ url, from: 'patchops <patchops@example.test>', publicUrl: 'https://patchops.example.test', changeUrl: (n) => `https://sn.example.test/${n}` });
+  mailer = new SmtpMailer({
+    url,
+    from: 'patchops <patchops@example.test>',
+    publicUrl: 'https://patchops.example.test',
+    changeUrl: (n) => `https://sn.example.test/${n}`,
+  });
 });
 afterAll(async () => {
   mailer.close();
@@ -49,7 +54,9 @@ const report: CycleReport = {
   status: status(),
   complianceBefore: 41.7,
   complianceAfter: 83.3,
-  failures: [{ endpointId: 'e-9', hostname: 'web-09', patchId: 'KB5034441', reason: 'installer exited with 1603 <fatal>' }],
+  failures: [
+    { endpointId: 'e-9', hostname: 'web-09', patchId: 'KB5034441', reason: 'installer exited with 1603 <fatal>' },
+  ],
   changeNumber: 'CHG0010001',
   startedAt: '2026-11-20T22:00:00.000Z',
   finishedAt: '2026-11-21T02:00:00.000Z',
@@ -91,8 +98,28 @@ describe('SmtpMailer against a real SMTP server', () => {
       endpoints: 30,
       bySeverity: { critical: 3, high: 0 },
       byType: { security: 3 },
-      topPatches: [{ patchId: 'KB1', title: 'Cumulative update', severity: 'critical', type: 'security', cvss: 9.8, cves: ['CVE-2026-0001'], knownExploited: true, endpoints: 30 }],
-      test: { index: 0, name: 'Test ring', state: 'done', total: 3, succeeded: 3, failed: 0, unreachable: 0, pending: 0 },
+      topPatches: [
+        {
+          patchId: 'KB1',
+          title: 'Cumulative update',
+          severity: 'critical',
+          type: 'security',
+          cvss: 9.8,
+          cves: ['CVE-2026-0001'],
+          knownExploited: true,
+          endpoints: 30,
+        },
+      ],
+      test: {
+        index: 0,
+        name: 'Test ring',
+        state: 'done',
+        total: 3,
+        succeeded: 3,
+        failed: 0,
+        unreachable: 0,
+        pending: 0,
+      },
       changeNumber: 'CHG0010002',
       changeUrl: 'https://sn.example.test/CHG0010002',
       approvalsNeeded: 2,
@@ -103,7 +130,9 @@ describe('SmtpMailer against a real SMTP server', () => {
     expect(m.envelopeTo).toEqual(['approver@example.test']);
     expect(m.parsed.subject).toBe('[patchops] EMERGENCY Approval needed: servers-monthly — 30 endpoints (3 critical)');
     expect(m.parsed.text).toContain('Approve or reject: https://patchops.example.test/cycles/cyc-8');
-    expect(m.parsed.text).toContain('KB1 Cumulative update [critical, CVSS 9.8] CVE-2026-0001 (known exploited) — 30 endpoints');
+    expect(m.parsed.text).toContain(
+      'KB1 Cumulative update [critical, CVSS 9.8] CVE-2026-0001 (known exploited) — 30 endpoints',
+    );
     expect(m.parsed.text).toContain('Test ring: 3/3 succeeded');
     expect(String(m.parsed.html)).toContain('href="https://patchops.example.test/cycles/cyc-8"');
     expect(m.parsed.attachments).toEqual([]);
@@ -116,10 +145,29 @@ describe('SmtpMailer against a real SMTP server', () => {
   });
 
   it('fails with a coded, actionable error when the server refuses the credentials', async () => {
-    const bad = new SmtpMailer({ url: sink.url.replace('mailer:pw', 'mailer:wrong'), from: 'x@example.test', publicUrl: 'http://x' });
-    await expect(bad.sendApprovalRequest({ ...({} as ApprovalRequest), cycleId: 'c', policyName: 'p', emergency: false, requestedBy: 'r', scope: {}, endpoints: 1, bySeverity: {}, byType: {}, topPatches: [], approvalsNeeded: 1 }, ['a@example.test'])).rejects.toThrow(
-      /Could not send .*smtp:\/\/mailer:\*\*\*@.*Check SMTP_URL/,
-    );
+    const bad = new SmtpMailer({
+      url: sink.url.replace('mailer:pw', 'mailer:wrong'),
+      from: 'x@example.test',
+      publicUrl: 'http://x',
+    });
+    await expect(
+      bad.sendApprovalRequest(
+        {
+          ...({} as ApprovalRequest),
+          cycleId: 'c',
+          policyName: 'p',
+          emergency: false,
+          requestedBy: 'r',
+          scope: {},
+          endpoints: 1,
+          bySeverity: {},
+          byType: {},
+          topPatches: [],
+          approvalsNeeded: 1,
+        },
+        ['a@example.test'],
+      ),
+    ).rejects.toThrow(/Could not send .*smtp:\/\/mailer:\*\*\*@.*Check SMTP_URL/);
     await expect(bad.verify()).rejects.toThrow(/not usable/);
     bad.close();
     await mailer.verify();

@@ -8,7 +8,14 @@ import type { ApprovalRequest, CycleReport, Mailer } from '../../domain/ports';
 import { CodedError, ErrorCode } from '../../domain/errors';
 import type { Logger } from '../../logging';
 import { renderChartPng } from '../../reports/charts';
-import { CHART_CID, renderApprovalRequest, renderCycleReport, renderDigest, type ComplianceDigest, type RenderedEmail } from './render';
+import {
+  CHART_CID,
+  renderApprovalRequest,
+  renderCycleReport,
+  renderDigest,
+  type ComplianceDigest,
+  type RenderedEmail,
+} from './render';
 
 export interface SmtpMailerOptions {
   /** smtp://user:pass@host:587 or smtps://user:pass@host:465 */
@@ -29,7 +36,11 @@ export class SmtpMailer implements Mailer {
 
   async sendCycleReport(report: CycleReport, to: string[]): Promise<void> {
     const changeUrl = report.changeNumber ? this.o.changeUrl?.(report.changeNumber) : undefined;
-    await this.send(renderCycleReport(report, { publicUrl: this.o.publicUrl, ...(changeUrl ? { changeUrl } : {}) }), to, { cycleId: report.cycleId });
+    await this.send(
+      renderCycleReport(report, { publicUrl: this.o.publicUrl, ...(changeUrl ? { changeUrl } : {}) }),
+      to,
+      { cycleId: report.cycleId },
+    );
   }
 
   async sendApprovalRequest(req: ApprovalRequest, to: string[]): Promise<void> {
@@ -45,7 +56,11 @@ export class SmtpMailer implements Mailer {
     try {
       await this.transport.verify();
     } catch (e) {
-      throw new CodedError(ErrorCode.IntegrationFailed, `SMTP server at ${redactUrl(this.o.url)} is not usable: ${(e as Error).message}. Check SMTP_URL.`, { cause: e, retryable: true });
+      throw new CodedError(
+        ErrorCode.IntegrationFailed,
+        `SMTP server at ${redactUrl(this.o.url)} is not usable: ${(e as Error).message}. Check SMTP_URL.`,
+        { cause: e, retryable: true },
+      );
     }
   }
 
@@ -56,18 +71,34 @@ export class SmtpMailer implements Mailer {
   private async send(mail: RenderedEmail, to: string[], ctx: Record<string, unknown>): Promise<void> {
     const recipients = [...new Set(to.map((t) => t.trim()).filter(Boolean))];
     if (recipients.length === 0) {
-      this.o.logger?.info({ ...ctx, subject: mail.subject }, 'no email recipients: nothing sent (set REPORT_RECIPIENTS)');
+      this.o.logger?.info(
+        { ...ctx, subject: mail.subject },
+        'no email recipients: nothing sent (set REPORT_RECIPIENTS)',
+      );
       return;
     }
-    const attachments = mail.chart ? [{ filename: 'chart.png', content: await renderChartPng(mail.chart), contentType: 'image/png', cid: CHART_CID }] : [];
+    const attachments = mail.chart
+      ? [{ filename: 'chart.png', content: await renderChartPng(mail.chart), contentType: 'image/png', cid: CHART_CID }]
+      : [];
     try {
-      const info = (await this.transport.sendMail({ from: this.o.from, to: recipients, subject: mail.subject, text: mail.text, html: mail.html, attachments })) as { messageId?: string };
+      const info = (await this.transport.sendMail({
+        from: this.o.from,
+        to: recipients,
+        subject: mail.subject,
+        text: mail.text,
+        html: mail.html,
+        attachments,
+      })) as { messageId?: string };
       this.o.logger?.info({ ...ctx, to: recipients, subject: mail.subject, messageId: info.messageId }, 'email sent');
     } catch (e) {
-      throw new CodedError(ErrorCode.IntegrationFailed, `Could not send "${mail.subject}" through ${redactUrl(this.o.url)}: ${(e as Error).message}. Check SMTP_URL and the recipients.`, {
-        cause: e,
-        retryable: true,
-      });
+      throw new CodedError(
+        ErrorCode.IntegrationFailed,
+        `Could not send "${mail.subject}" through ${redactUrl(this.o.url)}: ${(e as Error).message}. Check SMTP_URL and the recipients.`,
+        {
+          cause: e,
+          retryable: true,
+        },
+      );
     }
   }
 }

@@ -11,7 +11,11 @@ let n = 0;
 beforeAll(async () => {
   const url = await fake.start();
   desk = new ServiceNowChangeDesk({
-    client: new ServiceNowClient({ instanceUrl: url, auth: { kind: 'basic', username: 'admin', password: 'admin' }, sleep: async () => undefined }),
+    client: new ServiceNowClient({
+      instanceUrl: url,
+      auth: { kind: 'basic', username: 'admin', password: 'admin' },
+      sleep: async () => undefined,
+    }),
     assignmentGroup: 'Patch Ops',
   });
   fake.seedGroup('Patch Ops');
@@ -76,9 +80,15 @@ describe('ServiceNowChangeDesk.open', () => {
     const em = await desk.open(input({ type: 'emergency', risk: 'high', impact: 1 }));
     expect(fake.change(em.number)).toMatchObject({ type: 'emergency', risk: '2', impact: '1' });
     const std = await desk.open(input({ type: 'standard', standardTemplate: 'Monthly OS patching', risk: 'low' }));
-    expect(fake.change(std.number)).toMatchObject({ type: 'standard', std_change_producer_version: tpl.sys_id, risk: '4' });
+    expect(fake.change(std.number)).toMatchObject({
+      type: 'standard',
+      std_change_producer_version: tpl.sys_id,
+      risk: '4',
+    });
     await expect(desk.open(input({ type: 'standard' }))).rejects.toThrow(/names no standard change template/);
-    await expect(desk.open(input({ type: 'standard', standardTemplate: 'Nope' }))).rejects.toThrow(/no standard change template named "Nope"/);
+    await expect(desk.open(input({ type: 'standard', standardTemplate: 'Nope' }))).rejects.toThrow(
+      /no standard change template named "Nope"/,
+    );
   });
 
   it('attaches the CIs whose names match endpoint hostnames, once', async () => {
@@ -88,31 +98,51 @@ describe('ServiceNowChangeDesk.open', () => {
     const ref = await desk.open(i);
     expect(fake.affectedCis(ref.number).sort()).toEqual(['db-17', 'db-18']);
     expect(fake.change(ref.number)!.cmdb_ci).toBeTruthy();
-    expect(fake.change(ref.number)!.description).toBe(`${i.description}\n\nEndpoints (3):\ndb-17\ndb-18\nlaptop-unknown`);
-    expect(fake.workNotes(ref.number)).toEqual(['patchops: 2 of 3 endpoint(s) matched a CMDB CI by name and are listed as affected CIs.']);
+    expect(fake.change(ref.number)!.description).toBe(
+      `${i.description}\n\nEndpoints (3):\ndb-17\ndb-18\nlaptop-unknown`,
+    );
+    expect(fake.workNotes(ref.number)).toEqual([
+      'patchops: 2 of 3 endpoint(s) matched a CMDB CI by name and are listed as affected CIs.',
+    ]);
   });
 
   it('still raises the change when the CMDB cannot be read, saying in a work note why the CIs are missing', async () => {
     fake.seedCi('db-19');
-    fake.inject({ status: 403, error: { message: 'Operation Failed', detail: 'ACL Exception Read Failed due to security constraints' }, pathPrefix: '/api/now/table/cmdb_ci' });
+    fake.inject({
+      status: 403,
+      error: { message: 'Operation Failed', detail: 'ACL Exception Read Failed due to security constraints' },
+      pathPrefix: '/api/now/table/cmdb_ci',
+    });
     const i = input({ configurationItems: ['db-19'] });
     const ref = await desk.open(i);
     expect(fake.change(ref.number)).toMatchObject({ correlation_id: i.cycleId, state: '-5' });
     expect(fake.affectedCis(ref.number)).toEqual([]);
     const notes = fake.workNotes(ref.number);
     expect(notes).toHaveLength(1);
-    expect(notes[0]).toMatch(/^patchops: the affected CIs could not be attached \(1 endpoint\(s\) are listed in the description\): ServiceNow GET \/api\/now\/table\/cmdb_ci returned 403: Operation Failed: ACL Exception Read Failed/);
+    expect(notes[0]).toMatch(
+      /^patchops: the affected CIs could not be attached \(1 endpoint\(s\) are listed in the description\): ServiceNow GET \/api\/now\/table\/cmdb_ci returned 403: Operation Failed: ACL Exception Read Failed/,
+    );
   });
 
   it('raises the change without an assignment group when the group lookup fails', async () => {
-    fake.inject({ status: 400, error: { message: 'Invalid table sys_user_group', detail: '' }, pathPrefix: '/api/now/table/sys_user_group' });
+    fake.inject({
+      status: 400,
+      error: { message: 'Invalid table sys_user_group', detail: '' },
+      pathPrefix: '/api/now/table/sys_user_group',
+    });
     const ref = await desk.open(input());
     expect(fake.change(ref.number)!.assignment_group ?? '').toBe('');
   });
 
   it('fails with ServiceNow’s own words when the change itself cannot be created', async () => {
-    fake.inject({ status: 403, error: { message: 'Operation Failed', detail: 'User does not have the change_manager role' }, pathPrefix: '/api/sn_chg_rest/change/normal' });
-    await expect(desk.open(input())).rejects.toThrow(/returned 403: Operation Failed: User does not have the change_manager role/);
+    fake.inject({
+      status: 403,
+      error: { message: 'Operation Failed', detail: 'User does not have the change_manager role' },
+      pathPrefix: '/api/sn_chg_rest/change/normal',
+    });
+    await expect(desk.open(input())).rejects.toThrow(
+      /returned 403: Operation Failed: User does not have the change_manager role/,
+    );
   });
 });
 
@@ -123,7 +153,11 @@ describe('ServiceNowChangeDesk.get', () => {
 
   it('maps state, approval, window and who changed it', async () => {
     const ref = await desk.open(input());
-    expect(await desk.get(ref.number)).toMatchObject({ changeNumber: ref.number, state: 'new', approval: 'not requested' });
+    expect(await desk.get(ref.number)).toMatchObject({
+      changeNumber: ref.number,
+      state: 'new',
+      approval: 'not requested',
+    });
     await fake.approve(ref.number, 'cab.chair');
     await fake.reschedule(ref.number, '2026-12-03T22:00:00Z', '2026-12-04T01:00:00Z', 'cab.chair');
     expect(await desk.get(ref.number)).toEqual({
@@ -139,7 +173,11 @@ describe('ServiceNowChangeDesk.get', () => {
   it('carries the rejection comment and the cancellation reason', async () => {
     const a = await desk.open(input());
     await fake.reject(a.number, 'Freeze period until January', 'cab.chair');
-    expect(await desk.get(a.number)).toMatchObject({ approval: 'rejected', reason: 'Freeze period until January', by: 'servicenow:cab.chair' });
+    expect(await desk.get(a.number)).toMatchObject({
+      approval: 'rejected',
+      reason: 'Freeze period until January',
+      by: 'servicenow:cab.chair',
+    });
     const b = await desk.open(input());
     await fake.cancel(b.number, 'Duplicate of CHG0000001');
     expect(await desk.get(b.number)).toMatchObject({ state: 'canceled', reason: 'Duplicate of CHG0000001' });
@@ -167,17 +205,22 @@ describe('ServiceNowChangeDesk notes, tasks and close', () => {
     await expect(desk.closeWaveTask(ref.number, 9, true, '')).rejects.toThrow(/no task for wave 9/);
   });
 
-  it.each(['successful', 'successful_issues', 'unsuccessful'] as const)('closes through Implement and Review with close code %s', async (code) => {
-    const ref = await desk.open(input());
-    await fake.approve(ref.number);
-    await desk.close(ref.number, code, `Result: ${code}`);
-    const c = fake.change(ref.number)!;
-    expect(c).toMatchObject({ state: '3', close_code: code, close_notes: `Result: ${code}` });
-    const states = fake.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith(ref.sysId)).map((r) => (r.body as { state?: string }).state);
-    expect(states).toEqual(['-1', '0', '3']);
-    await desk.close(ref.number, code, 'again'); // already closed: no-op
-    expect(fake.change(ref.number)!.close_notes).toBe(`Result: ${code}`);
-  });
+  it.each(['successful', 'successful_issues', 'unsuccessful'] as const)(
+    'closes through Implement and Review with close code %s',
+    async (code) => {
+      const ref = await desk.open(input());
+      await fake.approve(ref.number);
+      await desk.close(ref.number, code, `Result: ${code}`);
+      const c = fake.change(ref.number)!;
+      expect(c).toMatchObject({ state: '3', close_code: code, close_notes: `Result: ${code}` });
+      const states = fake.requests
+        .filter((r) => r.method === 'PATCH' && r.path.endsWith(ref.sysId))
+        .map((r) => (r.body as { state?: string }).state);
+      expect(states).toEqual(['-1', '0', '3']);
+      await desk.close(ref.number, code, 'again'); // already closed: no-op
+      expect(fake.change(ref.number)!.close_notes).toBe(`Result: ${code}`);
+    },
+  );
 
   it('cancels a change that was never approved instead of closing it, and rejects an unknown one', async () => {
     const ref = await desk.open(input());
@@ -189,13 +232,27 @@ describe('ServiceNowChangeDesk notes, tasks and close', () => {
 
 describe('state mapping', () => {
   it.each([
-    ['-5', 'new'], ['-4', 'assess'], ['-3', 'authorize'], ['-2', 'scheduled'], ['-1', 'implement'], ['0', 'review'], ['3', 'closed'], ['4', 'canceled'],
-    ['Scheduled', 'scheduled'], ['Cancelled', 'canceled'], ['7', undefined],
+    ['-5', 'new'],
+    ['-4', 'assess'],
+    ['-3', 'authorize'],
+    ['-2', 'scheduled'],
+    ['-1', 'implement'],
+    ['0', 'review'],
+    ['3', 'closed'],
+    ['4', 'canceled'],
+    ['Scheduled', 'scheduled'],
+    ['Cancelled', 'canceled'],
+    ['7', undefined],
   ])('%s → %s', (v, want) => {
     expect(mapServiceNowState(v)).toBe(want);
   });
 
-  it.each([['approved', 'approved'], ['not requested', 'not requested'], ['Not Yet Requested', 'not requested'], ['weird', undefined]])('approval %s → %s', (v, want) => {
+  it.each([
+    ['approved', 'approved'],
+    ['not requested', 'not requested'],
+    ['Not Yet Requested', 'not requested'],
+    ['weird', undefined],
+  ])('approval %s → %s', (v, want) => {
     expect(mapServiceNowApproval(v)).toBe(want);
   });
 });

@@ -28,7 +28,10 @@ export const SN_STATES: Record<string, ChangeRequestStateEvent['state']> = {
   '3': 'closed',
   '4': 'canceled',
 };
-const STATE_VALUES = Object.fromEntries(Object.entries(SN_STATES).map(([k, v]) => [v, k])) as Record<ChangeRequestStateEvent['state'], string>;
+const STATE_VALUES = Object.fromEntries(Object.entries(SN_STATES).map(([k, v]) => [v, k])) as Record<
+  ChangeRequestStateEvent['state'],
+  string
+>;
 const RISK_VALUES: Record<ChangeRequestInput['risk'], string> = { high: '2', moderate: '3', low: '4' };
 const SYS_ID = /^[0-9a-f]{32}$/;
 
@@ -38,7 +41,9 @@ export function mapServiceNowState(value: string | undefined): ChangeRequestStat
   const v = value.trim();
   if (SN_STATES[v]) return SN_STATES[v];
   const lower = v.toLowerCase().replace('cancelled', 'canceled');
-  return (Object.values(SN_STATES) as string[]).includes(lower) ? (lower as ChangeRequestStateEvent['state']) : undefined;
+  return (Object.values(SN_STATES) as string[]).includes(lower)
+    ? (lower as ChangeRequestStateEvent['state'])
+    : undefined;
 }
 
 export function mapServiceNowApproval(value: string | undefined): ChangeRequestStateEvent['approval'] | undefined {
@@ -63,7 +68,18 @@ export interface ServiceNowChangeDeskOptions {
   assignmentGroup?: string;
 }
 
-const CHANGE_FIELDS = ['sys_id', 'number', 'state', 'approval', 'start_date', 'end_date', 'sys_updated_by', 'close_notes', 'correlation_id', 'type'];
+const CHANGE_FIELDS = [
+  'sys_id',
+  'number',
+  'state',
+  'approval',
+  'start_date',
+  'end_date',
+  'sys_updated_by',
+  'close_notes',
+  'correlation_id',
+  'type',
+];
 
 export class ServiceNowChangeDesk implements ChangeDesk {
   private readonly client: ServiceNowClient;
@@ -74,10 +90,14 @@ export class ServiceNowChangeDesk implements ChangeDesk {
   }
 
   async open(input: ChangeRequestInput): Promise<ChangeRef> {
-    if (!input.cycleId) throw new CodedError(ErrorCode.InvalidInput, 'A change request needs the cycle id (its correlation_id).');
+    if (!input.cycleId)
+      throw new CodedError(ErrorCode.InvalidInput, 'A change request needs the cycle id (its correlation_id).');
     const existing = await this.findByCorrelation(input.cycleId);
     if (existing) {
-      this.o.logger?.info({ cycleId: input.cycleId, number: snValue(existing.number) }, 'change request already exists for this cycle');
+      this.o.logger?.info(
+        { cycleId: input.cycleId, number: snValue(existing.number) },
+        'change request already exists for this cycle',
+      );
       return this.ref(existing);
     }
 
@@ -120,13 +140,19 @@ export class ServiceNowChangeDesk implements ChangeDesk {
       cis = await this.attachCis(ref.sysId, hostnames);
     } catch (e) {
       const why = (e as Error).message;
-      this.o.logger?.warn({ number: ref.number, err: e }, 'affected CIs could not be attached; the change stands without them');
+      this.o.logger?.warn(
+        { number: ref.number, err: e },
+        'affected CIs could not be attached; the change stands without them',
+      );
       try {
         await this.client.updateChange(ref.sysId, {
           work_notes: `patchops: the affected CIs could not be attached (${hostnames.length} endpoint(s) are listed in the description): ${why}`,
         });
       } catch (noteErr) {
-        this.o.logger?.warn({ number: ref.number, err: noteErr }, 'the work note about the missing CIs could not be added either');
+        this.o.logger?.warn(
+          { number: ref.number, err: noteErr },
+          'the work note about the missing CIs could not be added either',
+        );
       }
       return;
     }
@@ -153,13 +179,21 @@ export class ServiceNowChangeDesk implements ChangeDesk {
 
   async close(changeNumber: string, closeCode: CloseCode, closeNotes: string): Promise<void> {
     const rec = await this.findByNumber(changeNumber);
-    if (!rec) throw new CodedError(ErrorCode.NotFound, `ServiceNow change ${changeNumber} does not exist: it cannot be closed.`);
+    if (!rec)
+      throw new CodedError(
+        ErrorCode.NotFound,
+        `ServiceNow change ${changeNumber} does not exist: it cannot be closed.`,
+      );
     const sysId = snValue(rec.sys_id)!;
     let state = SN_STATES[snValue(rec.state) ?? ''];
     if (state === 'closed' || state === 'canceled') return; // already final: closing again is a no-op
     if (state === 'new' || state === 'assess' || state === 'authorize') {
       // Never approved: ServiceNow cannot close it; cancel it with the notes instead.
-      await this.client.updateChange(sysId, { state: STATE_VALUES.canceled, close_notes: closeNotes, work_notes: `Cancelled by patchops (${closeCode}): ${closeNotes}` });
+      await this.client.updateChange(sysId, {
+        state: STATE_VALUES.canceled,
+        close_notes: closeNotes,
+        work_notes: `Cancelled by patchops (${closeCode}): ${closeNotes}`,
+      });
       return;
     }
     if (state === 'scheduled') {
@@ -167,7 +201,11 @@ export class ServiceNowChangeDesk implements ChangeDesk {
       state = 'implement';
     }
     if (state === 'implement') await this.client.updateChange(sysId, { state: STATE_VALUES.review });
-    await this.client.updateChange(sysId, { state: STATE_VALUES.closed, close_code: closeCode, close_notes: closeNotes });
+    await this.client.updateChange(sysId, {
+      state: STATE_VALUES.closed,
+      close_code: closeCode,
+      close_notes: closeNotes,
+    });
   }
 
   /** Opens a change task for a wave; a task with the same short description is reused. Returns the task number. */
@@ -176,7 +214,11 @@ export class ServiceNowChangeDesk implements ChangeDesk {
     const short = `Wave ${task.wave}: ${task.name}`;
     const existing = (await this.client.listChangeTasks(sysId)).find((t) => snValue(t.short_description) === short);
     if (existing) return snValue(existing.number)!;
-    const body: Record<string, unknown> = { short_description: short, description: task.description ?? short, change_task_type: 'implementation' };
+    const body: Record<string, unknown> = {
+      short_description: short,
+      description: task.description ?? short,
+      change_task_type: 'implementation',
+    };
     if (task.plannedStart) body.planned_start_date = toSnDateTime(task.plannedStart);
     if (task.plannedEnd) body.planned_end_date = toSnDateTime(task.plannedEnd);
     return snValue((await this.client.createChangeTask(sysId, body)).number)!;
@@ -185,9 +227,16 @@ export class ServiceNowChangeDesk implements ChangeDesk {
   /** Closes a wave's change task: 3 = Closed Complete, 4 = Closed Incomplete. */
   async closeWaveTask(changeNumber: string, wave: number, successful: boolean, notes: string): Promise<void> {
     const sysId = await this.mustSysId(changeNumber);
-    const task = (await this.client.listChangeTasks(sysId)).find((t) => (snValue(t.short_description) ?? '').startsWith(`Wave ${wave}:`));
-    if (!task) throw new CodedError(ErrorCode.NotFound, `ServiceNow change ${changeNumber} has no task for wave ${wave}.`);
-    await this.client.updateChangeTask(sysId, snValue(task.sys_id)!, { state: successful ? '3' : '4', close_notes: notes, work_notes: notes });
+    const task = (await this.client.listChangeTasks(sysId)).find((t) =>
+      (snValue(t.short_description) ?? '').startsWith(`Wave ${wave}:`),
+    );
+    if (!task)
+      throw new CodedError(ErrorCode.NotFound, `ServiceNow change ${changeNumber} has no task for wave ${wave}.`);
+    await this.client.updateChangeTask(sysId, snValue(task.sys_id)!, {
+      state: successful ? '3' : '4',
+      close_notes: notes,
+      work_notes: notes,
+    });
   }
 
   /** Health: credentials and reachability. */
@@ -198,12 +247,20 @@ export class ServiceNowChangeDesk implements ChangeDesk {
   // ---------------------------------------------------------------- internals
 
   private async findByCorrelation(cycleId: string): Promise<SnRecord | undefined> {
-    const page = await this.client.tableQuery('change_request', { query: `correlation_id=${cycleId}^ORDERBYsys_created_on`, fields: CHANGE_FIELDS, limit: 1 });
+    const page = await this.client.tableQuery('change_request', {
+      query: `correlation_id=${cycleId}^ORDERBYsys_created_on`,
+      fields: CHANGE_FIELDS,
+      limit: 1,
+    });
     return page.records[0];
   }
 
   private async findByNumber(changeNumber: string): Promise<SnRecord | undefined> {
-    const page = await this.client.tableQuery('change_request', { query: `number=${changeNumber}`, fields: CHANGE_FIELDS, limit: 1 });
+    const page = await this.client.tableQuery('change_request', {
+      query: `number=${changeNumber}`,
+      fields: CHANGE_FIELDS,
+      limit: 1,
+    });
     const rec = page.records[0];
     if (rec) this.sysIds.set(changeNumber, snValue(rec.sys_id)!);
     return rec;
@@ -220,7 +277,11 @@ export class ServiceNowChangeDesk implements ChangeDesk {
   private async toEvent(rec: SnRecord): Promise<ChangeRequestStateEvent> {
     const number = snValue(rec.number)!;
     const state = mapServiceNowState(snValue(rec.state));
-    if (!state) throw new CodedError(ErrorCode.IntegrationFailed, `ServiceNow change ${number} has state "${snValue(rec.state)}", which patchops does not know.`);
+    if (!state)
+      throw new CodedError(
+        ErrorCode.IntegrationFailed,
+        `ServiceNow change ${number} has state "${snValue(rec.state)}", which patchops does not know.`,
+      );
     const approval = mapServiceNowApproval(snValue(rec.approval));
     const event: ChangeRequestStateEvent = { changeNumber: number, state };
     if (approval) event.approval = approval;
@@ -247,7 +308,11 @@ export class ServiceNowChangeDesk implements ChangeDesk {
   private ref(rec: SnRecord): ChangeRef {
     const sysId = snValue(rec.sys_id);
     const number = snValue(rec.number);
-    if (!sysId || !number) throw new CodedError(ErrorCode.IntegrationFailed, 'ServiceNow returned a change request without sys_id or number.');
+    if (!sysId || !number)
+      throw new CodedError(
+        ErrorCode.IntegrationFailed,
+        'ServiceNow returned a change request without sys_id or number.',
+      );
     this.sysIds.set(number, sysId);
     return {
       number,
@@ -262,23 +327,46 @@ export class ServiceNowChangeDesk implements ChangeDesk {
     if (SYS_ID.test(group)) return group;
     let id: string | undefined;
     try {
-      const page = await this.client.tableQuery('sys_user_group', { query: `name=${group}`, fields: ['sys_id'], limit: 1 });
+      const page = await this.client.tableQuery('sys_user_group', {
+        query: `name=${group}`,
+        fields: ['sys_id'],
+        limit: 1,
+      });
       id = snValue(page.records[0]?.sys_id);
     } catch (e) {
       // The group is a routing hint: a change without one still reaches the change managers' queue.
-      this.o.logger?.warn({ group, err: e }, 'ServiceNow assignment group lookup failed; the change is created without one');
+      this.o.logger?.warn(
+        { group, err: e },
+        'ServiceNow assignment group lookup failed; the change is created without one',
+      );
       return undefined;
     }
-    if (!id) this.o.logger?.warn({ group }, 'ServiceNow assignment group not found by name; the change is created without one');
+    if (!id)
+      this.o.logger?.warn(
+        { group },
+        'ServiceNow assignment group not found by name; the change is created without one',
+      );
     return id;
   }
 
   private async resolveTemplate(template: string | undefined): Promise<string> {
-    if (!template) throw new CodedError(ErrorCode.PolicyInvalid, 'The policy asks for a standard change but names no standard change template: set its template (sys_id or name).');
+    if (!template)
+      throw new CodedError(
+        ErrorCode.PolicyInvalid,
+        'The policy asks for a standard change but names no standard change template: set its template (sys_id or name).',
+      );
     if (SYS_ID.test(template)) return template;
-    const page = await this.client.tableQuery('std_change_record_producer', { query: `name=${template}`, fields: ['sys_id'], limit: 1 });
+    const page = await this.client.tableQuery('std_change_record_producer', {
+      query: `name=${template}`,
+      fields: ['sys_id'],
+      limit: 1,
+    });
     const id = snValue(page.records[0]?.sys_id);
-    if (!id) throw new CodedError(ErrorCode.PolicyInvalid, `ServiceNow has no standard change template named "${template}": check the policy's template name.`);
+    if (!id)
+      throw new CodedError(
+        ErrorCode.PolicyInvalid,
+        `ServiceNow has no standard change template named "${template}": check the policy's template name.`,
+      );
     return id;
   }
 
@@ -289,13 +377,20 @@ export class ServiceNowChangeDesk implements ChangeDesk {
     const found: string[] = [];
     for (let i = 0; i < names.length; i += 100) {
       const chunk = names.slice(i, i + 100);
-      const cis = await this.client.tableQueryAll('cmdb_ci', { query: `nameIN${chunk.join(',')}`, fields: ['sys_id', 'name'], limit: 200 });
+      const cis = await this.client.tableQueryAll('cmdb_ci', {
+        query: `nameIN${chunk.join(',')}`,
+        fields: ['sys_id', 'name'],
+        limit: 200,
+      });
       found.push(...cis.map((c) => snValue(c.sys_id)!).filter(Boolean));
     }
     const already = new Set(
-      (await this.client.tableQueryAll('task_ci', { query: `task=${changeSysId}`, fields: ['ci_item'] })).map((r) => snValue(r.ci_item)),
+      (await this.client.tableQueryAll('task_ci', { query: `task=${changeSysId}`, fields: ['ci_item'] })).map((r) =>
+        snValue(r.ci_item),
+      ),
     );
-    for (const ci of found) if (!already.has(ci)) await this.client.tableCreate('task_ci', { task: changeSysId, ci_item: ci });
+    for (const ci of found)
+      if (!already.has(ci)) await this.client.tableCreate('task_ci', { task: changeSysId, ci_item: ci });
     this.o.logger?.info({ changeSysId, matched: found.length, of: names.length }, 'affected CIs attached');
     return found;
   }

@@ -22,7 +22,18 @@ function assessment(o: Partial<AssessResult> = {}): AssessResult {
     patches: 1,
     bySeverity: { critical: 1, low: 0 },
     byType: { security: 1 },
-    topPatches: [{ patchId: 'KB5001', title: 'Cumulative update', severity: 'critical', type: 'security', cvss: 9.8, cves: ['CVE-2024-3400'], knownExploited: true, endpoints: 2 }],
+    topPatches: [
+      {
+        patchId: 'KB5001',
+        title: 'Cumulative update',
+        severity: 'critical',
+        type: 'security',
+        cvss: 9.8,
+        cves: ['CVE-2024-3400'],
+        knownExploited: true,
+        endpoints: 2,
+      },
+    ],
     reasons: [],
     risk: 'high',
     needsApproval: true,
@@ -37,7 +48,16 @@ function facts(o: Partial<ChangeRequestFacts> = {}): ChangeRequestFacts {
 
 describe('changeRequestOf', () => {
   it('files a cycle as a change request a change manager can judge without opening patchops', () => {
-    const test = { index: 0, name: 'test', state: 'done' as const, total: 2, succeeded: 2, failed: 0, unreachable: 0, pending: 0 };
+    const test = {
+      index: 0,
+      name: 'test',
+      state: 'done' as const,
+      total: 2,
+      succeeded: 2,
+      failed: 0,
+      unreachable: 0,
+      pending: 0,
+    };
     expect(changeRequestOf(facts({ plannedStart: '2026-12-06T02:00:00.000Z', test }), ['web-1', 'web-2'])).toEqual({
       cycleId: 'PC-1',
       type: 'normal',
@@ -73,7 +93,11 @@ describe('changeRequestOf', () => {
   });
 
   it('names the standard change template for a standard change, and no planned start when there is none', () => {
-    const standard = parsePolicy({ name: 'std', waves: [{ name: 'all', percent: 100 }], change: { type: 'standard', standardTemplate: 'Monthly OS patching' } });
+    const standard = parsePolicy({
+      name: 'std',
+      waves: [{ name: 'all', percent: 100 }],
+      change: { type: 'standard', standardTemplate: 'Monthly OS patching' },
+    });
     const r = changeRequestOf(facts({ policy: standard }), []);
     expect(r).toMatchObject({ type: 'standard', standardTemplate: 'Monthly OS patching' });
     expect(r).not.toHaveProperty('plannedStart');
@@ -84,7 +108,23 @@ describe('changeRequestOf', () => {
 describe('changeDescription', () => {
   it('says when no test ring ran, counts "none" for empty tallies, and leaves out unknown CVSS', () => {
     const text = changeDescription(
-      facts({ assessment: assessment({ bySeverity: { low: 0 }, byType: {}, topPatches: [{ patchId: 'P1', title: 'Fix', severity: 'low', type: 'bug_fix', cves: [], knownExploited: false, endpoints: 1 }] }) }),
+      facts({
+        assessment: assessment({
+          bySeverity: { low: 0 },
+          byType: {},
+          topPatches: [
+            {
+              patchId: 'P1',
+              title: 'Fix',
+              severity: 'low',
+              type: 'bug_fix',
+              cves: [],
+              knownExploited: false,
+              endpoints: 1,
+            },
+          ],
+        }),
+      }),
       [],
     );
     expect(text).toContain('Severities: none. Types: none.');
@@ -95,7 +135,22 @@ describe('changeDescription', () => {
   it('shortens long lists: CVEs after 8, patches beyond the top ones, host names after 100', () => {
     const cves = Array.from({ length: 10 }, (_, i) => `CVE-2026-000${i}`);
     const text = changeDescription(
-      facts({ assessment: assessment({ patches: 7, topPatches: [{ patchId: 'P1', title: 'Fix', severity: 'low', type: 'security', cves, knownExploited: false, endpoints: 1 }] }) }),
+      facts({
+        assessment: assessment({
+          patches: 7,
+          topPatches: [
+            {
+              patchId: 'P1',
+              title: 'Fix',
+              severity: 'low',
+              type: 'security',
+              cves,
+              knownExploited: false,
+              endpoints: 1,
+            },
+          ],
+        }),
+      }),
       Array.from({ length: 120 }, (_, i) => `h${i}`),
     );
     expect(text).toContain(`, ${cves.slice(0, 8).join(', ')} (+2); 1 endpoint(s)`);
@@ -104,7 +159,10 @@ describe('changeDescription', () => {
   });
 
   it(`marks the host count with + when the activity's limit of ${CHANGE_HOSTNAMES_LIMIT} was reached`, () => {
-    const text = changeDescription(facts(), Array.from({ length: CHANGE_HOSTNAMES_LIMIT }, (_, i) => `h${i}`));
+    const text = changeDescription(
+      facts(),
+      Array.from({ length: CHANGE_HOSTNAMES_LIMIT }, (_, i) => `h${i}`),
+    );
     expect(text).toMatch(new RegExp(`^Endpoints \\(${CHANGE_HOSTNAMES_LIMIT}\\+\\): `, 'm'));
   });
 });

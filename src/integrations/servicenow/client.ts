@@ -42,7 +42,8 @@ export interface ServiceNowClientOptions {
  * A field as ServiceNow may send it: a plain value; {value, display_value} (sysparm_display_value=all, and
  * the Change API's default); {link, value} or {display_value, link} for a reference field.
  */
-export type SnField = string | number | boolean | { value?: unknown; display_value?: unknown; link?: string } | null | undefined;
+export type SnField =
+  string | number | boolean | { value?: unknown; display_value?: unknown; link?: string } | null | undefined;
 /** A record as every method of this client returns it: each field its plain value ('' when empty). */
 export type SnRecord = Record<string, string>;
 
@@ -78,7 +79,8 @@ interface CachedToken {
 
 export class ServiceNowClient {
   readonly instanceUrl: string;
-  private readonly o: Required<Omit<ServiceNowClientOptions, 'logger' | 'instanceUrl' | 'auth'>> & Pick<ServiceNowClientOptions, 'logger' | 'auth'>;
+  private readonly o: Required<Omit<ServiceNowClientOptions, 'logger' | 'instanceUrl' | 'auth'>> &
+    Pick<ServiceNowClientOptions, 'logger' | 'auth'>;
   private token: CachedToken | undefined;
   private tokenInFlight: Promise<CachedToken> | undefined;
 
@@ -100,8 +102,13 @@ export class ServiceNowClient {
 
   // ---------------------------------------------------------------- Table API
 
-  async tableQuery<T extends SnRecord = SnRecord>(table: string, options: TableQueryOptions = {}): Promise<TablePage<T>> {
-    const res = await this.request<unknown>('GET', `/api/now/table/${encodeURIComponent(table)}`, { query: tableParams(options) });
+  async tableQuery<T extends SnRecord = SnRecord>(
+    table: string,
+    options: TableQueryOptions = {},
+  ): Promise<TablePage<T>> {
+    const res = await this.request<unknown>('GET', `/api/now/table/${encodeURIComponent(table)}`, {
+      query: tableParams(options),
+    });
     const totalHeader = res.headers.get('x-total-count');
     const next = nextOffsetFromLink(res.headers.get('link'));
     return {
@@ -112,7 +119,11 @@ export class ServiceNowClient {
   }
 
   /** Follows the Link rel="next" pages until there are none (or `max` records). */
-  async tableQueryAll<T extends SnRecord = SnRecord>(table: string, options: Omit<TableQueryOptions, 'offset'> = {}, max = 10_000): Promise<T[]> {
+  async tableQueryAll<T extends SnRecord = SnRecord>(
+    table: string,
+    options: Omit<TableQueryOptions, 'offset'> = {},
+    max = 10_000,
+  ): Promise<T[]> {
     const out: T[] = [];
     let offset: number | undefined = 0;
     while (offset !== undefined && out.length < max) {
@@ -125,7 +136,11 @@ export class ServiceNowClient {
   }
 
   /** Returns null when the record does not exist. */
-  async tableGet<T extends SnRecord = SnRecord>(table: string, sysId: string, options: Pick<TableQueryOptions, 'fields' | 'displayValue'> = {}): Promise<T | null> {
+  async tableGet<T extends SnRecord = SnRecord>(
+    table: string,
+    sysId: string,
+    options: Pick<TableQueryOptions, 'fields' | 'displayValue'> = {},
+  ): Promise<T | null> {
     const path = `/api/now/table/${encodeURIComponent(table)}/${encodeURIComponent(sysId)}`;
     return this.optionalRecord<T>('GET', path, { query: tableParams(options) });
   }
@@ -134,16 +149,30 @@ export class ServiceNowClient {
     return this.oneRecord<T>('POST', `/api/now/table/${encodeURIComponent(table)}`, { body });
   }
 
-  async tableUpdate<T extends SnRecord = SnRecord>(table: string, sysId: string, body: Record<string, unknown>): Promise<T> {
-    return this.oneRecord<T>('PATCH', `/api/now/table/${encodeURIComponent(table)}/${encodeURIComponent(sysId)}`, { body });
+  async tableUpdate<T extends SnRecord = SnRecord>(
+    table: string,
+    sysId: string,
+    body: Record<string, unknown>,
+  ): Promise<T> {
+    return this.oneRecord<T>('PATCH', `/api/now/table/${encodeURIComponent(table)}/${encodeURIComponent(sysId)}`, {
+      body,
+    });
   }
 
   // ---------------------------------------------------------------- Change Management API
 
-  async createChange(type: 'normal' | 'emergency' | 'standard', body: Record<string, unknown>, standardTemplateSysId?: string): Promise<SnRecord> {
+  async createChange(
+    type: 'normal' | 'emergency' | 'standard',
+    body: Record<string, unknown>,
+    standardTemplateSysId?: string,
+  ): Promise<SnRecord> {
     let path = `/api/sn_chg_rest/change/${type}`;
     if (type === 'standard') {
-      if (!standardTemplateSysId) throw new CodedError(ErrorCode.InvalidInput, 'A standard change needs a standard change template sys_id: set one on the deployment policy.');
+      if (!standardTemplateSysId)
+        throw new CodedError(
+          ErrorCode.InvalidInput,
+          'A standard change needs a standard change template sys_id: set one on the deployment policy.',
+        );
       path += `/${encodeURIComponent(standardTemplateSysId)}`;
     }
     return this.oneRecord('POST', path, { body });
@@ -168,12 +197,19 @@ export class ServiceNowClient {
   }
 
   async updateChangeTask(changeSysId: string, taskSysId: string, body: Record<string, unknown>): Promise<SnRecord> {
-    return this.oneRecord('PATCH', `/api/sn_chg_rest/change/${encodeURIComponent(changeSysId)}/task/${encodeURIComponent(taskSysId)}`, { body });
+    return this.oneRecord(
+      'PATCH',
+      `/api/sn_chg_rest/change/${encodeURIComponent(changeSysId)}/task/${encodeURIComponent(taskSysId)}`,
+      { body },
+    );
   }
 
   /** Reachability and credentials: one cheap authenticated read. */
   async ping(): Promise<void> {
-    await this.request('GET', '/api/now/table/sys_user', { query: { sysparm_limit: '1', sysparm_fields: 'sys_id' }, retries: 0 });
+    await this.request('GET', '/api/now/table/sys_user', {
+      query: { sysparm_limit: '1', sysparm_fields: 'sys_id' },
+      retries: 0,
+    });
   }
 
   // ---------------------------------------------------------------- transport
@@ -190,7 +226,10 @@ export class ServiceNowClient {
     for (let attempt = 0; ; attempt++) {
       let res: Response;
       try {
-        const headers: Record<string, string> = { accept: 'application/json', authorization: await this.authorization() };
+        const headers: Record<string, string> = {
+          accept: 'application/json',
+          authorization: await this.authorization(),
+        };
         if (opts.body !== undefined) headers['content-type'] = 'application/json';
         res = await this.o.fetch(url, {
           method,
@@ -207,10 +246,14 @@ export class ServiceNowClient {
           await this.o.sleep(this.backoff(attempt));
           continue;
         }
-        throw new CodedError(ErrorCode.IntegrationFailed, `ServiceNow ${method} ${path} failed: ${what}. Check SERVICENOW_INSTANCE_URL and that the instance is reachable.`, {
-          cause: e,
-          retryable: true,
-        });
+        throw new CodedError(
+          ErrorCode.IntegrationFailed,
+          `ServiceNow ${method} ${path} failed: ${what}. Check SERVICENOW_INSTANCE_URL and that the instance is reachable.`,
+          {
+            cause: e,
+            retryable: true,
+          },
+        );
       }
 
       if (res.status === 401 && this.o.auth.kind === 'oauth' && !reauthed) {
@@ -224,7 +267,8 @@ export class ServiceNowClient {
       if (res.status === 429 && attempt < maxRetries) {
         const wait = retryAfterMs(res.headers.get('retry-after'), this.o.now()) ?? this.backoff(attempt);
         await res.body?.cancel();
-        if (wait > this.o.maxRetryAfterMs) throw this.failure(method, path, 429, undefined, `rate limited for ${Math.round(wait / 1000)} s`, true);
+        if (wait > this.o.maxRetryAfterMs)
+          throw this.failure(method, path, 429, undefined, `rate limited for ${Math.round(wait / 1000)} s`, true);
         this.o.logger?.warn({ method, path, waitMs: wait }, 'ServiceNow rate limit; waiting for Retry-After');
         await this.o.sleep(wait);
         continue;
@@ -252,7 +296,14 @@ export class ServiceNowClient {
     }
   }
 
-  private failure(method: string, path: string, status: number, err: { message?: string; detail?: string } | undefined, fallback: string, retryable: boolean): CodedError {
+  private failure(
+    method: string,
+    path: string,
+    status: number,
+    err: { message?: string; detail?: string } | undefined,
+    fallback: string,
+    retryable: boolean,
+  ): CodedError {
     const sn = [err?.message, err?.detail].filter((s) => s && s.length > 0).join(': ') || fallback || `HTTP ${status}`;
     const hint =
       status === 401
@@ -260,21 +311,37 @@ export class ServiceNowClient {
         : status === 403
           ? ' The ServiceNow user lacks a role for this (it needs itil / sn_change_write and rest_service).'
           : '';
-    const e = new CodedError(ErrorCode.IntegrationFailed, `ServiceNow ${method} ${path} returned ${status}: ${sn}.${hint}`, { retryable });
+    const e = new CodedError(
+      ErrorCode.IntegrationFailed,
+      `ServiceNow ${method} ${path} returned ${status}: ${sn}.${hint}`,
+      { retryable },
+    );
     (e as CodedError & { status?: number; serviceNowError?: unknown }).status = status;
     (e as CodedError & { serviceNowError?: unknown }).serviceNowError = err;
     return e;
   }
 
   /** One record (object or one-element array), normalised; an answer without one is an INTEGRATION_FAILED. */
-  private async oneRecord<T extends SnRecord = SnRecord>(method: 'GET' | 'POST' | 'PATCH', path: string, opts: { query?: Record<string, string>; body?: unknown } = {}): Promise<T> {
+  private async oneRecord<T extends SnRecord = SnRecord>(
+    method: 'GET' | 'POST' | 'PATCH',
+    path: string,
+    opts: { query?: Record<string, string>; body?: unknown } = {},
+  ): Promise<T> {
     const rec = singleRecord((await this.request<unknown>(method, path, opts)).result, `${method} ${path}`);
-    if (!rec) throw new CodedError(ErrorCode.IntegrationFailed, `ServiceNow ${method} ${path} answered without a record (an empty result). Check the instance's REST API logs.`);
+    if (!rec)
+      throw new CodedError(
+        ErrorCode.IntegrationFailed,
+        `ServiceNow ${method} ${path} answered without a record (an empty result). Check the instance's REST API logs.`,
+      );
     return rec as T;
   }
 
   /** Like oneRecord, but null when ServiceNow answers 404 (or an empty result). */
-  private async optionalRecord<T extends SnRecord = SnRecord>(method: 'GET', path: string, opts: { query?: Record<string, string> } = {}): Promise<T | null> {
+  private async optionalRecord<T extends SnRecord = SnRecord>(
+    method: 'GET',
+    path: string,
+    opts: { query?: Record<string, string> } = {},
+  ): Promise<T | null> {
     try {
       return singleRecord((await this.request<unknown>(method, path, opts)).result, `${method} ${path}`) as T | null;
     } catch (e) {
@@ -327,9 +394,19 @@ export class ServiceNowClient {
         signal: AbortSignal.timeout(this.o.timeoutMs),
       });
     } catch (e) {
-      throw new CodedError(ErrorCode.IntegrationFailed, `ServiceNow OAuth token request failed: ${(e as Error).message}. Check SERVICENOW_INSTANCE_URL.`, { cause: e, retryable: true });
+      throw new CodedError(
+        ErrorCode.IntegrationFailed,
+        `ServiceNow OAuth token request failed: ${(e as Error).message}. Check SERVICENOW_INSTANCE_URL.`,
+        { cause: e, retryable: true },
+      );
     }
-    const body = (await res.json().catch(() => ({}))) as { access_token?: string; refresh_token?: string; expires_in?: number | string; error?: string; error_description?: string };
+    const body = (await res.json().catch(() => ({}))) as {
+      access_token?: string;
+      refresh_token?: string;
+      expires_in?: number | string;
+      error?: string;
+      error_description?: string;
+    };
     if (!res.ok || !body.access_token) {
       if (refreshToken) {
         // The refresh token is no longer good: start over with the primary grant.
@@ -343,13 +420,19 @@ export class ServiceNowClient {
       );
     }
     const expiresIn = Number(body.expires_in ?? 1800);
-    return { accessToken: body.access_token, refreshToken: body.refresh_token ?? refreshToken, expiresAt: this.o.now() + expiresIn * 1000 };
+    return {
+      accessToken: body.access_token,
+      refreshToken: body.refresh_token ?? refreshToken,
+      expiresAt: this.o.now() + expiresIn * 1000,
+    };
   }
 }
 
 // ---------------------------------------------------------------- helpers
 
-function tableParams(o: Pick<TableQueryOptions, 'query' | 'fields' | 'displayValue' | 'limit' | 'offset'>): Record<string, string> {
+function tableParams(
+  o: Pick<TableQueryOptions, 'query' | 'fields' | 'displayValue' | 'limit' | 'offset'>,
+): Record<string, string> {
   const p: Record<string, string> = {};
   if (o.query) p.sysparm_query = o.query;
   if (o.fields?.length) p.sysparm_fields = o.fields.join(',');
@@ -412,7 +495,10 @@ export function snDisplay(field: unknown): string | undefined {
 /** A record with every field as its plain value ('' for an empty one). Throws INTEGRATION_FAILED for a non-object. */
 export function normaliseRecord(raw: unknown, what: string): SnRecord {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new CodedError(ErrorCode.IntegrationFailed, `ServiceNow ${what} answered a record that is not a JSON object (${JSON.stringify(raw)?.slice(0, 80)}).`);
+    throw new CodedError(
+      ErrorCode.IntegrationFailed,
+      `ServiceNow ${what} answered a record that is not a JSON object (${JSON.stringify(raw)?.slice(0, 80)}).`,
+    );
   }
   const out: SnRecord = {};
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) out[k] = snValue(v) ?? '';
@@ -424,7 +510,11 @@ export function singleRecord(result: unknown, what: string): SnRecord | null {
   if (result === undefined || result === null) return null;
   if (Array.isArray(result)) {
     if (result.length === 0) return null;
-    if (result.length > 1) throw new CodedError(ErrorCode.IntegrationFailed, `ServiceNow ${what} answered ${result.length} records where one was expected.`);
+    if (result.length > 1)
+      throw new CodedError(
+        ErrorCode.IntegrationFailed,
+        `ServiceNow ${what} answered ${result.length} records where one was expected.`,
+      );
     return normaliseRecord(result[0], what);
   }
   return normaliseRecord(result, what);

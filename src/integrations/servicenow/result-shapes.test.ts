@@ -15,7 +15,10 @@ describe.each(['object', 'array'] as const)('a change whose Change API answers a
     const instanceUrl = await fake.start();
     fake.seedGroup('Patch Management');
     fake.seedCi('shape-host-1.example.test');
-    desk = new ServiceNowChangeDesk({ client: new ServiceNowClient({ instanceUrl, auth: { kind: 'basic', username: 'admin', password: 'admin' } }), assignmentGroup: 'Patch Management' });
+    desk = new ServiceNowChangeDesk({
+      client: new ServiceNowClient({ instanceUrl, auth: { kind: 'basic', username: 'admin', password: 'admin' } }),
+      assignmentGroup: 'Patch Management',
+    });
   });
   afterAll(() => fake.stop());
 
@@ -40,9 +43,17 @@ describe.each(['object', 'array'] as const)('a change whose Change API answers a
     expect(await desk.open(input)).toEqual(ref); // idempotent by correlation_id
 
     await fake.requestApproval(ref.number);
-    expect(await desk.get(ref.number)).toMatchObject({ changeNumber: ref.number, state: 'authorize', approval: 'requested' });
+    expect(await desk.get(ref.number)).toMatchObject({
+      changeNumber: ref.number,
+      state: 'authorize',
+      approval: 'requested',
+    });
     await fake.approve(ref.number, 'cab.chair');
-    expect(await desk.get(ref.number)).toMatchObject({ state: 'scheduled', approval: 'approved', by: 'servicenow:cab.chair' });
+    expect(await desk.get(ref.number)).toMatchObject({
+      state: 'scheduled',
+      approval: 'approved',
+      by: 'servicenow:cab.chair',
+    });
 
     const task = await desk.openWaveTask(ref.number, { wave: 1, name: 'pilot' });
     expect(task).toMatch(/^CTASK\d{7}$/);

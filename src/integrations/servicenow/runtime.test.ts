@@ -17,10 +17,21 @@ describe('startServiceNow', () => {
     const fake = new ServiceNowFake({ users: [{ username: 'svc', password: 'right' }] });
     const url = await fake.start();
     try {
-      const good = (await startServiceNow(loadConfig({ SERVICENOW_INSTANCE_URL: url, SERVICENOW_USERNAME: 'svc', SERVICENOW_PASSWORD: 'right', SERVICENOW_WEBHOOK_SECRET: 's3cret' }), logger))!;
+      const good = (await startServiceNow(
+        loadConfig({
+          SERVICENOW_INSTANCE_URL: url,
+          SERVICENOW_USERNAME: 'svc',
+          SERVICENOW_PASSWORD: 'right',
+          SERVICENOW_WEBHOOK_SECRET: 's3cret',
+        }),
+        logger,
+      ))!;
       expect(good.webhookSecret).toBe('s3cret');
       expect(await good.health.check()).toEqual({ status: 'up', detail: `${url}, basic auth` });
-      const bad = (await startServiceNow(loadConfig({ SERVICENOW_INSTANCE_URL: url, SERVICENOW_USERNAME: 'svc', SERVICENOW_PASSWORD: 'wrong' }), logger))!;
+      const bad = (await startServiceNow(
+        loadConfig({ SERVICENOW_INSTANCE_URL: url, SERVICENOW_USERNAME: 'svc', SERVICENOW_PASSWORD: 'wrong' }),
+        logger,
+      ))!;
       const state = await bad.health.check();
       expect(state.status).toBe('down');
       expect(state.detail).toMatch(/401.*Check the ServiceNow credentials/);
@@ -36,8 +47,16 @@ describe('startServiceNow', () => {
       expect(sn.webhookSecret).toMatch(/^[0-9a-f]{32}$/);
       expect((await sn.health.check()).status).toBe('up');
       const ref = await sn.desk.open({
-        cycleId: 'demo-1', type: 'normal', shortDescription: 's', description: 'd', risk: 'low', impact: 3,
-        implementationPlan: 'i', backoutPlan: 'b', testPlan: 't', configurationItems: [],
+        cycleId: 'demo-1',
+        type: 'normal',
+        shortDescription: 's',
+        description: 'd',
+        risk: 'low',
+        impact: 3,
+        implementationPlan: 'i',
+        backoutPlan: 'b',
+        testPlan: 't',
+        configurationItems: [],
       });
       expect((await sn.desk.get(ref.number))?.state).toBe('new');
       expect(sn.changeUrl(ref.number)).toContain(ref.number);

@@ -3,14 +3,33 @@ import { FakeChangeDesk, RecordingChatNotifier } from '../../../test/helpers/por
 import { CycleStage, type CycleStatus } from '../../domain/cycle';
 import { withChangeWorkNotes } from './work-notes';
 
-const wave = { index: 1, name: 'pilot', state: 'done' as const, total: 4, succeeded: 3, failed: 1, unreachable: 0, pending: 0 };
+const wave = {
+  index: 1,
+  name: 'pilot',
+  state: 'done' as const,
+  total: 4,
+  succeeded: 3,
+  failed: 1,
+  unreachable: 0,
+  pending: 0,
+};
 
 function setup(changes: Record<string, string>, failNotes = false) {
   const chat = new RecordingChatNotifier();
   const desk = new FakeChangeDesk();
-  if (failNotes) desk.addWorkNote = async () => { throw new Error('ServiceNow down'); };
+  if (failNotes)
+    desk.addWorkNote = async () => {
+      throw new Error('ServiceNow down');
+    };
   const lookups: string[] = [];
-  const notifier = withChangeWorkNotes({ chat, desk, changeNumberOf: async (id) => { lookups.push(id); return changes[id] ?? null; } });
+  const notifier = withChangeWorkNotes({
+    chat,
+    desk,
+    changeNumberOf: async (id) => {
+      lookups.push(id);
+      return changes[id] ?? null;
+    },
+  });
   return { chat, desk, notifier, lookups };
 }
 
@@ -35,19 +54,33 @@ describe('withChangeWorkNotes', () => {
     expect(none.chat.stages).toHaveLength(1);
 
     const down = setup({ c3: 'CHG0000003' }, true);
-    await expect(down.notifier.stageUpdate({ cycleId: 'c3', stage: CycleStage.TEST, text: 'x' })).resolves.toBeUndefined();
+    await expect(
+      down.notifier.stageUpdate({ cycleId: 'c3', stage: CycleStage.TEST, text: 'x' }),
+    ).resolves.toBeUndefined();
     expect(down.chat.stages).toHaveLength(1);
   });
 
   it('notes decisions and the final summary with failures', async () => {
     const { desk, notifier } = setup({ c4: 'CHG0000004' });
-    await notifier.recordDecision({ cycleId: 'c4', identity: 'slack:U2', channel: 'slack', decision: 'reject', reason: 'freeze', outcome: 'rejected', at: 'now' });
+    await notifier.recordDecision({
+      cycleId: 'c4',
+      identity: 'slack:U2',
+      channel: 'slack',
+      decision: 'reject',
+      reason: 'freeze',
+      outcome: 'rejected',
+      at: 'now',
+    });
     await notifier.summary({
-      cycleId: 'c4', policyName: 'p', outcome: CycleStage.COMPLETED,
+      cycleId: 'c4',
+      policyName: 'p',
+      outcome: CycleStage.COMPLETED,
       status: { waves: [wave], reasons: [], outcome: '3 endpoint(s) patched, 1 failed' } as unknown as CycleStatus,
-      complianceBefore: 50, complianceAfter: 75,
+      complianceBefore: 50,
+      complianceAfter: 75,
       failures: [{ endpointId: 'e', hostname: 'web-3', patchId: 'KB1', reason: 'exit 1603' }],
-      startedAt: 'a', finishedAt: 'b',
+      startedAt: 'a',
+      finishedAt: 'b',
     });
     expect(desk.notes[0]).toBe('patchops: slack:U2 rejected in slack: freeze (approvals rejected).');
     expect(desk.notes[1]).toContain('cycle COMPLETED. 3 endpoint(s) patched, 1 failed');
@@ -60,14 +93,26 @@ describe('withChangeWorkNotes', () => {
     const desk = new FakeChangeDesk();
     const tasks: string[] = [];
     const notifier = withChangeWorkNotes({
-      chat, desk, changeNumberOf: async () => 'CHG0000005',
+      chat,
+      desk,
+      changeNumberOf: async () => 'CHG0000005',
       waveTasks: {
-        openWaveTask: async (n, t) => { tasks.push(`open ${n} ${t.wave} ${t.name}`); return 'CTASK1'; },
-        closeWaveTask: async (n, w, ok, notes) => { tasks.push(`close ${n} ${w} ${ok} ${notes}`); },
+        openWaveTask: async (n, t) => {
+          tasks.push(`open ${n} ${t.wave} ${t.name}`);
+          return 'CTASK1';
+        },
+        closeWaveTask: async (n, w, ok, notes) => {
+          tasks.push(`close ${n} ${w} ${ok} ${notes}`);
+        },
       },
     });
     await notifier.stageUpdate({ cycleId: 'c5', stage: CycleStage.DEPLOYING, text: 'wave 1 done', wave });
-    await notifier.stageUpdate({ cycleId: 'c5', stage: CycleStage.DEPLOYING, text: 'wave 2 done', wave: { ...wave, index: 2, name: 'broad', failed: 0 } });
+    await notifier.stageUpdate({
+      cycleId: 'c5',
+      stage: CycleStage.DEPLOYING,
+      text: 'wave 2 done',
+      wave: { ...wave, index: 2, name: 'broad', failed: 0 },
+    });
     await notifier.stageUpdate({ cycleId: 'c5', stage: CycleStage.VERIFYING, text: 'verifying' });
     expect(tasks).toEqual([
       'open CHG0000005 1 pilot',

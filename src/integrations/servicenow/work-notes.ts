@@ -5,7 +5,15 @@
  * goes out first, and a failed work note is logged, never thrown (chat must not fail because ServiceNow
  * is down; the close at the end still carries the results).
  */
-import type { ApprovalRequest, ChangeDesk, ChatNotifier, CycleReport, DecisionNotice, PauseQuestion, StageUpdate } from '../../domain/ports';
+import type {
+  ApprovalRequest,
+  ChangeDesk,
+  ChatNotifier,
+  CycleReport,
+  DecisionNotice,
+  PauseQuestion,
+  StageUpdate,
+} from '../../domain/ports';
 import type { WaveStatus } from '../../domain/cycle';
 import type { Logger } from '../../logging';
 
@@ -20,7 +28,10 @@ export interface WorkNoteOptions {
 }
 
 export interface WaveTasks {
-  openWaveTask(changeNumber: string, task: { wave: number; name: string; plannedStart?: string; plannedEnd?: string; description?: string }): Promise<string>;
+  openWaveTask(
+    changeNumber: string,
+    task: { wave: number; name: string; plannedStart?: string; plannedEnd?: string; description?: string },
+  ): Promise<string>;
   closeWaveTask(changeNumber: string, wave: number, successful: boolean, notes: string): Promise<void>;
 }
 
@@ -61,27 +72,52 @@ export function withChangeWorkNotes(o: WorkNoteOptions): ChatNotifier {
   return {
     async requestApproval(req: ApprovalRequest) {
       await o.chat.requestApproval(req);
-      await note(req.cycleId, `patchops: approval requested (${req.approvalsNeeded} needed${req.deadline ? `, by ${req.deadline}` : ''}) for ${req.endpoints} endpoint(s).${req.test ? ` ${waveLine('Test ring', req.test)}.` : ''}`);
+      await note(
+        req.cycleId,
+        `patchops: approval requested (${req.approvalsNeeded} needed${req.deadline ? `, by ${req.deadline}` : ''}) for ${req.endpoints} endpoint(s).${req.test ? ` ${waveLine('Test ring', req.test)}.` : ''}`,
+      );
     },
     async recordDecision(n: DecisionNotice) {
       await o.chat.recordDecision(n);
-      await note(n.cycleId, `patchops: ${n.identity} ${n.decision === 'approve' ? 'approved' : 'rejected'} in ${n.channel}${n.reason ? `: ${n.reason}` : ''} (approvals ${n.outcome}).`);
+      await note(
+        n.cycleId,
+        `patchops: ${n.identity} ${n.decision === 'approve' ? 'approved' : 'rejected'} in ${n.channel}${n.reason ? `: ${n.reason}` : ''} (approvals ${n.outcome}).`,
+      );
     },
     async stageUpdate(u: StageUpdate) {
       await o.chat.stageUpdate(u);
-      await note(u.cycleId, `patchops [${u.stage}] ${u.text}${u.wave ? `\n${waveLine(u.wave.name || `Wave ${u.wave.index}`, u.wave)}` : ''}`);
+      await note(
+        u.cycleId,
+        `patchops [${u.stage}] ${u.text}${u.wave ? `\n${waveLine(u.wave.name || `Wave ${u.wave.index}`, u.wave)}` : ''}`,
+      );
       if (o.waveTasks && u.wave && u.wave.index >= 1 && u.stage === 'DEPLOYING') await waveTask(u.cycleId, u.wave);
     },
     async pauseQuestion(q: PauseQuestion) {
       await o.chat.pauseQuestion(q);
-      await note(q.cycleId, `patchops: deployment PAUSED: ${q.reason}${q.wave ? `\n${waveLine(q.wave.name || `Wave ${q.wave.index}`, q.wave)}` : ''}`);
+      await note(
+        q.cycleId,
+        `patchops: deployment PAUSED: ${q.reason}${q.wave ? `\n${waveLine(q.wave.name || `Wave ${q.wave.index}`, q.wave)}` : ''}`,
+      );
     },
     async summary(r: CycleReport) {
       await o.chat.summary(r);
-      const waves = [...(r.status.test ? [r.status.test] : []), ...r.status.waves].map((w) => waveLine(w.name || `Wave ${w.index}`, w));
-      const compliance = r.complianceBefore !== undefined && r.complianceAfter !== undefined ? `\nCompliance: ${r.complianceBefore}% → ${r.complianceAfter}%` : '';
-      const failures = r.failures.length ? `\nFailures:\n${r.failures.slice(0, 50).map((f) => `- ${f.hostname}${f.patchId ? ` ${f.patchId}` : ''}: ${f.reason}`).join('\n')}` : '';
-      await note(r.cycleId, `patchops: cycle ${r.outcome}.${r.status.outcome ? ` ${r.status.outcome}` : ''}\n${waves.join('\n')}${compliance}${failures}`);
+      const waves = [...(r.status.test ? [r.status.test] : []), ...r.status.waves].map((w) =>
+        waveLine(w.name || `Wave ${w.index}`, w),
+      );
+      const compliance =
+        r.complianceBefore !== undefined && r.complianceAfter !== undefined
+          ? `\nCompliance: ${r.complianceBefore}% → ${r.complianceAfter}%`
+          : '';
+      const failures = r.failures.length
+        ? `\nFailures:\n${r.failures
+            .slice(0, 50)
+            .map((f) => `- ${f.hostname}${f.patchId ? ` ${f.patchId}` : ''}: ${f.reason}`)
+            .join('\n')}`
+        : '';
+      await note(
+        r.cycleId,
+        `patchops: cycle ${r.outcome}.${r.status.outcome ? ` ${r.status.outcome}` : ''}\n${waves.join('\n')}${compliance}${failures}`,
+      );
     },
   };
 }

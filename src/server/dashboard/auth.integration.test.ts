@@ -2,7 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listAudit } from '../../db/dashboard';
 import { hasRole } from '../../db/identities';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db';
-import { addWebUser, ensureFirstAdmin, hashPassword, listWebUsers, login, removeWebUser, sessionFor, verifyPassword } from './auth';
+import {
+  addWebUser,
+  ensureFirstAdmin,
+  hashPassword,
+  listWebUsers,
+  login,
+  removeWebUser,
+  sessionFor,
+  verifyPassword,
+} from './auth';
 
 describe('web accounts and sessions', () => {
   let t: TestDatabase;
@@ -34,16 +43,25 @@ describe('web accounts and sessions', () => {
   });
 
   it('refuses bad names, short passwords and duplicates with coded errors', async () => {
-    await expect(addWebUser(t.db, { username: 'Bad Name', password: 'long-enough-pw', role: 'viewer', by: 'test' })).rejects.toThrow(/not valid/);
-    await expect(addWebUser(t.db, { username: 'shorty', password: 'short', role: 'viewer', by: 'test' })).rejects.toThrow(/too short/);
+    await expect(
+      addWebUser(t.db, { username: 'Bad Name', password: 'long-enough-pw', role: 'viewer', by: 'test' }),
+    ).rejects.toThrow(/not valid/);
+    await expect(
+      addWebUser(t.db, { username: 'shorty', password: 'short', role: 'viewer', by: 'test' }),
+    ).rejects.toThrow(/too short/);
     await addWebUser(t.db, { username: 'vera', password: 'vera-password', role: 'viewer', by: 'test' });
-    await expect(addWebUser(t.db, { username: 'vera', password: 'vera-password', role: 'viewer', by: 'test' })).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(
+      addWebUser(t.db, { username: 'vera', password: 'vera-password', role: 'viewer', by: 'test' }),
+    ).rejects.toMatchObject({ code: 'CONFLICT' });
   });
 
   it('expires sessions and ends them when the user is removed', async () => {
     const t0 = new Date('2030-01-01T00:00:00Z');
     const s = await login(t.db, { username: 'vera', password: 'vera-password', ttlMs: 60_000, now: t0 });
-    expect(await sessionFor(t.db, s!.token, new Date(t0.getTime() + 30_000))).toMatchObject({ username: 'vera', role: 'viewer' });
+    expect(await sessionFor(t.db, s!.token, new Date(t0.getTime() + 30_000))).toMatchObject({
+      username: 'vera',
+      role: 'viewer',
+    });
     expect(await sessionFor(t.db, s!.token, new Date(t0.getTime() + 61_000))).toBeNull();
     expect(await sessionFor(t.db, 'not-a-token')).toBeNull();
     const live = await login(t.db, { username: 'vera', password: 'vera-password', ttlMs: 3_600_000 });

@@ -21,13 +21,25 @@ describe('dashboard over HTTP', () => {
     fleet = await seedFleet(t.db, 'd');
     // The fake refuses a vote by the cycle's requester, like the real update validator.
     Object.assign(cycles, fakeCycleService({ [fleet.cycleId]: 'web:ada' }));
-    for (const [username, role] of [['ada', 'admin'], ['vic', 'viewer'], ['aaron', 'approver']] as const) {
+    for (const [username, role] of [
+      ['ada', 'admin'],
+      ['vic', 'viewer'],
+      ['aaron', 'approver'],
+    ] as const) {
       await addWebUser(t.db, { username, password: `${username}-password-1`, role, by: 'test' });
     }
     app = await buildServer({
       logger: createLogger('silent'),
       health: [],
-      routes: [dashboardRoutes({ db: t.db, logger: createLogger('silent'), cycles, temporalUiUrl: 'http://127.0.0.1:8233', temporalNamespace: 'default' })],
+      routes: [
+        dashboardRoutes({
+          db: t.db,
+          logger: createLogger('silent'),
+          cycles,
+          temporalUiUrl: 'http://127.0.0.1:8233',
+          temporalNamespace: 'default',
+        }),
+      ],
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const addr = app.server.address();
@@ -40,7 +52,14 @@ describe('dashboard over HTTP', () => {
 
   it('computes the overview from the maintained aggregates', async () => {
     const o = await overview(t.db, { now: fleet.now });
-    expect(o).toMatchObject({ endpoints: fleet.expected.endpoints, compliant: fleet.expected.compliant, compliancePct: fleet.expected.pct, overdue: fleet.expected.overdue, knownExploited: fleet.expected.knownExploited, failed: 1 });
+    expect(o).toMatchObject({
+      endpoints: fleet.expected.endpoints,
+      compliant: fleet.expected.compliant,
+      compliancePct: fleet.expected.pct,
+      overdue: fleet.expected.overdue,
+      knownExploited: fleet.expected.knownExploited,
+      failed: 1,
+    });
     expect(o.bySeverity).toMatchObject({ critical: 1, important: 1, low: 1 });
     expect(o.byGroup).toEqual([
       { key: 'd-db-servers', endpoints: 1, compliant: 0, pct: 0 },
@@ -104,7 +123,9 @@ describe('dashboard over HTTP', () => {
     expect(cyc.text).toContain('CHG0031337');
     expect(cyc.text).toContain('slack:U0APPROVER');
     expect(cyc.text).toMatch(/IDENTIFY[\s\S]*ASSESS[\s\S]*AWAIT_APPROVAL[\s\S]*DEPLOYING/);
-    expect(cyc.text).toContain(`http://127.0.0.1:8233/namespaces/default/workflows/${encodeURIComponent(`patch-cycle:${fleet.cycleId}`)}`);
+    expect(cyc.text).toContain(
+      `http://127.0.0.1:8233/namespaces/default/workflows/${encodeURIComponent(`patch-cycle:${fleet.cycleId}`)}`,
+    );
     expect(cyc.text).toContain('dpkg: lock held by another process');
     expect(cyc.text).not.toContain('action-approve');
     expect(cyc.text).toContain('Read-only');
@@ -125,9 +146,14 @@ describe('dashboard over HTTP', () => {
     const ok = await admin.req(`/cycles/${fleet.cycleId}/pause`, { form: { _csrf: token, reason: 'freeze' } });
     expect(ok.status).toBe(303);
     expect(cycles.calls.find((c) => c.method === 'pause')?.args).toEqual([fleet.cycleId, 'web:ada', 'freeze']);
-    const started = await admin.req('/actions/cycle', { form: { _csrf: token, policy: 'default', groups: 'd-web-servers' } });
+    const started = await admin.req('/actions/cycle', {
+      form: { _csrf: token, policy: 'default', groups: 'd-web-servers' },
+    });
     expect(started.location).toMatch(/^\/cycles\/fake-cycle-1\?ok=/);
-    expect(cycles.calls.find((c) => c.method === 'start')?.args[0]).toMatchObject({ requestedBy: 'web:ada', scope: { groups: ['d-web-servers'] } });
+    expect(cycles.calls.find((c) => c.method === 'start')?.args[0]).toMatchObject({
+      requestedBy: 'web:ada',
+      scope: { groups: ['d-web-servers'] },
+    });
   });
 
   it('refuses a POST without the session CSRF token or from another origin', async () => {
@@ -135,24 +161,31 @@ describe('dashboard over HTTP', () => {
     await admin.login('ada', 'ada-password-1');
     const token = await admin.csrf();
     expect((await admin.req('/actions/scan', { form: { _csrf: 'wrong' } })).status).toBe(403);
-    expect((await admin.req('/actions/scan', { form: { _csrf: token }, origin: 'http://evil.example' })).status).toBe(403);
+    expect((await admin.req('/actions/scan', { form: { _csrf: token }, origin: 'http://evil.example' })).status).toBe(
+      403,
+    );
     expect(cycles.calls.filter((c) => c.method === 'scan')).toHaveLength(0);
     expect((await admin.req('/actions/scan', { form: { _csrf: token } })).status).toBe(303);
     expect(cycles.calls.filter((c) => c.method === 'scan')).toHaveLength(1);
   });
 
-  it('shows a refused approval with the validator\'s reason', async () => {
+  it("shows a refused approval with the validator's reason", async () => {
     const admin = new Client(base);
     await admin.login('ada', 'ada-password-1');
     const token = await admin.csrf(`/cycles/${fleet.cycleId}`);
     const r = await admin.req(`/cycles/${fleet.cycleId}/approve`, { form: { _csrf: token } });
-    expect(decodeURIComponent(r.location!.replace(/\+/g, ' '))).toContain('Approval refused: you requested this cycle; someone else must approve');
+    expect(decodeURIComponent(r.location!.replace(/\+/g, ' '))).toContain(
+      'Approval refused: you requested this cycle; someone else must approve',
+    );
     const approver = new Client(base);
     await approver.login('aaron', 'aaron-password-1');
     const t2 = await approver.csrf(`/cycles/${fleet.cycleId}`);
     const ok = await approver.req(`/cycles/${fleet.cycleId}/approve`, { form: { _csrf: t2 } });
     expect(decodeURIComponent(ok.location!)).toContain('ok=Approved');
-    expect(cycles.calls.filter((c) => c.method === 'approve').at(-1)?.args[1]).toEqual({ identity: 'web:aaron', channel: 'web' });
+    expect(cycles.calls.filter((c) => c.method === 'approve').at(-1)?.args[1]).toEqual({
+      identity: 'web:aaron',
+      channel: 'web',
+    });
   });
 
   it('adds and removes an exception, audited with the web identity', async () => {
@@ -160,14 +193,18 @@ describe('dashboard over HTTP', () => {
     await admin.login('ada', 'ada-password-1');
     const token = await admin.csrf('/exceptions');
     const future = new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10);
-    const added = await admin.req('/exceptions', { form: { _csrf: token, patchId: 'd-KB5034441', reason: 'vendor hotfix pending', expiresAt: future } });
+    const added = await admin.req('/exceptions', {
+      form: { _csrf: token, patchId: 'd-KB5034441', reason: 'vendor hotfix pending', expiresAt: future },
+    });
     const code = /Exception (EXC-\d+) added/.exec(decodeURIComponent(added.location!.replace(/\+/g, ' ')))![1]!;
     const page = await admin.req('/exceptions');
     expect(page.text).toContain('vendor hotfix pending');
     const viewer = new Client(base);
     await viewer.login('vic', 'vic-password-1');
     expect((await viewer.req('/exceptions')).text).not.toContain('/remove');
-    expect((await viewer.req(`/exceptions/${code}/remove`, { form: { _csrf: await viewer.csrf('/exceptions') } })).status).toBe(403);
+    expect(
+      (await viewer.req(`/exceptions/${code}/remove`, { form: { _csrf: await viewer.csrf('/exceptions') } })).status,
+    ).toBe(403);
     await admin.req(`/exceptions/${code}/remove`, { form: { _csrf: token } });
     expect((await admin.req('/exceptions')).text).not.toContain('vendor hotfix pending');
     const audit = await listAudit(t.db, { subjectId: code });
@@ -175,7 +212,9 @@ describe('dashboard over HTTP', () => {
       ['exception.removed', 'web:ada'],
       ['exception.added', 'web:ada'],
     ]);
-    const past = await admin.req('/exceptions', { form: { _csrf: token, patchId: 'x', reason: 'r', expiresAt: '2001-01-01' } });
+    const past = await admin.req('/exceptions', {
+      form: { _csrf: token, patchId: 'x', reason: 'r', expiresAt: '2001-01-01' },
+    });
     expect(decodeURIComponent(past.location!.replace(/\+/g, ' '))).toContain('The expiry is in the past');
   });
 
@@ -189,7 +228,12 @@ describe('dashboard over HTTP', () => {
     expect(csv.type).toMatch(/text\/csv/);
     const lines = csv.text.trim().split('\r\n');
     expect(lines[0]).toBe('id,at,actor,action,subject_type,subject_id,details,hash');
-    expect(lines.slice(1).map((l) => l.split(',')[5]).sort()).toEqual(['aaron', 'ada', 'vic']);
+    expect(
+      lines
+        .slice(1)
+        .map((l) => l.split(',')[5])
+        .sort(),
+    ).toEqual(['aaron', 'ada', 'vic']);
   });
 
   it('serves the reports as CSV and PDF', async () => {
@@ -197,7 +241,9 @@ describe('dashboard over HTTP', () => {
     await c.login('vic', 'vic-password-1');
     const csv = await c.req('/reports/compliance.csv');
     expect(csv.text).toContain('group,d-web-servers,2,1,50');
-    const res = await fetch(`${base}/reports/all.pdf`, { headers: { cookie: [...c.jar].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    const res = await fetch(`${base}/reports/all.pdf`, {
+      headers: { cookie: [...c.jar].map(([k, v]) => `${k}=${v}`).join('; ') },
+    });
     expect(res.headers.get('content-type')).toBe('application/pdf');
     const pdf = Buffer.from(await res.arrayBuffer());
     expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');

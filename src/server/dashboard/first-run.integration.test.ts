@@ -20,7 +20,9 @@ describe('dashboard first run (no endpoints yet)', () => {
     app = await buildServer({
       logger: createLogger('silent'),
       health: [],
-      routes: [dashboardRoutes({ db: t.db, logger: createLogger('silent'), publicUrl: 'https://patchops.example.com' })],
+      routes: [
+        dashboardRoutes({ db: t.db, logger: createLogger('silent'), publicUrl: 'https://patchops.example.com' }),
+      ],
     });
     base = await listenOnLoopback(app);
   });
@@ -37,7 +39,9 @@ describe('dashboard first run (no endpoints yet)', () => {
     expect(r.text).toContain('data-testid="first-run"');
     expect(r.text).toContain('No endpoints yet.');
     expect(r.text).toContain('npx patchops enroll-secret add --name first-agents');
-    expect(r.text).toContain('npx patchops agent --server https://patchops.example.com --enroll-secret &lt;the secret&gt;');
+    expect(r.text).toContain(
+      'npx patchops agent --server https://patchops.example.com --enroll-secret &lt;the secret&gt;',
+    );
     expect(r.text).toContain('AGENT_ENROLL_SECRET');
     expect(r.text).toContain('npm run demo');
     expect(r.text).toContain('npm run demo -- --auto');

@@ -67,8 +67,12 @@ export function layout(p: LayoutInput): string {
 <title>${p.title} · patchops</title><link rel="stylesheet" href="/static/dashboard.css"><script src="/static/dashboard.js" defer></script></head>
 <body>
 <header><a class="brand" href="/">patchops</a>
-${p.user ? html`<nav>${NAV.map(([href, label]) => html`<a href="${href}"${p.active === href ? raw(' class="active" aria-current="page"') : ''}>${label}</a>`)}</nav>
-<form class="who" method="post" action="/logout"><input type="hidden" name="_csrf" value="${p.user.csrfToken}"><span data-testid="whoami">${p.user.username} (${p.user.role})</span> <button type="submit">Sign out</button></form>` : ''}
+${
+  p.user
+    ? html`<nav>${NAV.map(([href, label]) => html`<a href="${href}"${p.active === href ? raw(' class="active" aria-current="page"') : ''}>${label}</a>`)}</nav>
+<form class="who" method="post" action="/logout"><input type="hidden" name="_csrf" value="${p.user.csrfToken}"><span data-testid="whoami">${p.user.username} (${p.user.role})</span> <button type="submit">Sign out</button></form>`
+    : ''
+}
 </header>
 <main>
 ${p.flash ? html`<p class="flash ${p.flash.kind}" role="${p.flash.kind === 'error' ? 'alert' : 'status'}" data-testid="flash">${p.flash.text}</p>` : ''}

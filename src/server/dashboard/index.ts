@@ -56,7 +56,18 @@ export interface DashboardOptions {
 }
 
 /** The pages behind a session (sign-in is registered apart: it needs the throttle). */
-const PAGES: Array<FastifyPluginAsync<DashboardContext>> = [overviewPage, startActions, endpointsPage, patchesPage, cyclesPage, exceptionsPage, auditPage, reportsPage, webhooksPage, tokensPage];
+const PAGES: Array<FastifyPluginAsync<DashboardContext>> = [
+  overviewPage,
+  startActions,
+  endpointsPage,
+  patchesPage,
+  cyclesPage,
+  exceptionsPage,
+  auditPage,
+  reportsPage,
+  webhooksPage,
+  tokensPage,
+];
 
 /** Query values as one string each (a repeated key keeps its last value); a value over 1,000 characters is refused. */
 function flatQuery(query: unknown): Record<string, string> {
@@ -64,7 +75,11 @@ function flatQuery(query: unknown): Record<string, string> {
   for (const [k, v] of Object.entries((query ?? {}) as Record<string, unknown>)) {
     const last = Array.isArray(v) ? v[v.length - 1] : v;
     if (typeof last !== 'string') continue;
-    if (last.length > 1000) throw new CodedError(ErrorCode.InvalidInput, `The query parameter "${k.slice(0, 40)}" is too long (over 1,000 characters).`);
+    if (last.length > 1000)
+      throw new CodedError(
+        ErrorCode.InvalidInput,
+        `The query parameter "${k.slice(0, 40)}" is too long (over 1,000 characters).`,
+      );
     out[k] = last;
   }
   return out;
@@ -92,16 +107,35 @@ export function dashboardRoutes(o: DashboardOptions): RouteModule {
   return async (app: FastifyInstance) => {
     await app.register(async (scope) => {
       // Forms post urlencoded bodies; parse them as strings here only (Slack's routes keep their own parser).
-      if (scope.hasContentTypeParser('application/x-www-form-urlencoded')) scope.removeContentTypeParser('application/x-www-form-urlencoded');
-      scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
+      if (scope.hasContentTypeParser('application/x-www-form-urlencoded'))
+        scope.removeContentTypeParser('application/x-www-form-urlencoded');
+      scope.addContentTypeParser(
+        'application/x-www-form-urlencoded',
+        { parseAs: 'string', bodyLimit: 64 * 1024 },
+        (_req, body, done) => done(null, body),
+      );
       scope.addHook('preValidation', async (req) => {
         req.query = flatQuery(req.query);
       });
 
-      scope.get('/static/dashboard.css', (_req, reply) => reply.header('content-type', 'text/css; charset=utf-8').header('cache-control', 'public, max-age=300').send(STYLESHEET));
-      scope.get('/static/dashboard.js', (_req, reply) => reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(CLIENT_JS));
+      scope.get('/static/dashboard.css', (_req, reply) =>
+        reply
+          .header('content-type', 'text/css; charset=utf-8')
+          .header('cache-control', 'public, max-age=300')
+          .send(STYLESHEET),
+      );
+      scope.get('/static/dashboard.js', (_req, reply) =>
+        reply
+          .header('content-type', 'text/javascript; charset=utf-8')
+          .header('cache-control', 'public, max-age=300')
+          .send(CLIENT_JS),
+      );
 
-      await scope.register(loginPage, { ...ctx, sessionTtlMs: o.sessionTtlMs ?? 8 * 3600_000, throttle: o.loginThrottle ?? new MemoryLoginThrottle() });
+      await scope.register(loginPage, {
+        ...ctx,
+        sessionTtlMs: o.sessionTtlMs ?? 8 * 3600_000,
+        throttle: o.loginThrottle ?? new MemoryLoginThrottle(),
+      });
       for (const page of PAGES) await scope.register(page, ctx);
     });
   };

@@ -19,15 +19,31 @@ async function signIn(s: FullServer, o: { username: string; password: string; ne
   const headers: Record<string, string> = o.xff ? { 'x-forwarded-for': o.xff } : {};
   const form = await fetch(`${s.url}/login`, { headers, redirect: 'manual' });
   const csrf = /patchops_login_csrf=([^;]+)/.exec(form.headers.get('set-cookie') ?? '')![1]!;
-  const body = new URLSearchParams({ _csrf: decodeURIComponent(csrf), username: o.username, password: o.password, ...(o.next !== undefined ? { next: o.next } : {}) });
+  const body = new URLSearchParams({
+    _csrf: decodeURIComponent(csrf),
+    username: o.username,
+    password: o.password,
+    ...(o.next !== undefined ? { next: o.next } : {}),
+  });
   const res = await fetch(`${s.url}/login`, {
     method: 'POST',
     redirect: 'manual',
-    headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded', origin: s.url, cookie: `patchops_login_csrf=${csrf}` },
+    headers: {
+      ...headers,
+      'content-type': 'application/x-www-form-urlencoded',
+      origin: s.url,
+      cookie: `patchops_login_csrf=${csrf}`,
+    },
     body: body.toString(),
   });
   const session = /patchops_session=([^;]*)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
-  return { status: res.status, location: res.headers.get('location'), retryAfter: res.headers.get('retry-after'), signedIn: Boolean(session), text: await res.text() };
+  return {
+    status: res.status,
+    location: res.headers.get('location'),
+    retryAfter: res.headers.get('retry-after'),
+    signedIn: Boolean(session),
+    text: await res.text(),
+  };
 }
 
 describe('sign-in throttling, without a proxy configured', () => {
@@ -57,7 +73,10 @@ describe('sign-in throttling, without a proxy configured', () => {
 describe('sign-in with a proxy configured (TRUST_PROXY=127.0.0.1)', () => {
   let s: FullServer;
   beforeAll(async () => {
-    s = await startFullServer({ env: { TRUST_PROXY: '127.0.0.1' }, loginThrottle: new LoginThrottle({ freeFailures: 3, baseDelayMs: 60_000 }) });
+    s = await startFullServer({
+      env: { TRUST_PROXY: '127.0.0.1' },
+      loginThrottle: new LoginThrottle({ freeFailures: 3, baseDelayMs: 60_000 }),
+    });
     await addWebUser(s.db.db, { username: 'alice', password: PASSWORD, role: 'admin', by: 'test' });
   }, 120_000);
   afterAll(async () => s?.close());
@@ -85,7 +104,11 @@ describe('sign-in with a proxy configured (TRUST_PROXY=127.0.0.1)', () => {
     ['unicode look-alike', 'аlice'],
   ])('refuses a user name with %s before anything is stored', async (_what, username) => {
     const before = await s.rowCounts();
-    const r = await signIn(s, { username, password: 'whatever', xff: `192.0.2.${Math.floor(Math.random() * 200) + 1}` });
+    const r = await signIn(s, {
+      username,
+      password: 'whatever',
+      xff: `192.0.2.${Math.floor(Math.random() * 200) + 1}`,
+    });
     expect(r.status).toBe(303);
     expect(r.signedIn).toBe(false);
     expect(new URL(r.location!, s.url).searchParams.get('error')).toContain('That is not a user name');
@@ -107,19 +130,30 @@ describe('sign-in with a proxy configured (TRUST_PROXY=127.0.0.1)', () => {
     expect((await signIn(s, { username: 'olduser', password: PASSWORD, xff: '192.0.2.151' })).signedIn).toBe(true);
   });
 
-  it.each([['/\\evil.example'], ['//evil.example'], ['/\t/evil.example'], ['https://evil.example/'], ['/\\/evil.example/x'], ['/login?next=//evil.example']])(
-    'signing in with next=%j stays on this server',
-    async (next) => {
-      const page = await fetch(`${s.url}/login?next=${encodeURIComponent(next)}`, { headers: { 'x-forwarded-for': '192.0.2.160' } });
-      expect(await page.text()).toContain('name="next" value="/"');
-      const r = await signIn(s, { username: 'bob', password: PASSWORD, next, xff: '192.0.2.160' });
-      expect(r.signedIn).toBe(true);
-      expect(r.location).toBe('/');
-    },
-  );
+  it.each([
+    ['/\\evil.example'],
+    ['//evil.example'],
+    ['/\t/evil.example'],
+    ['https://evil.example/'],
+    ['/\\/evil.example/x'],
+    ['/login?next=//evil.example'],
+  ])('signing in with next=%j stays on this server', async (next) => {
+    const page = await fetch(`${s.url}/login?next=${encodeURIComponent(next)}`, {
+      headers: { 'x-forwarded-for': '192.0.2.160' },
+    });
+    expect(await page.text()).toContain('name="next" value="/"');
+    const r = await signIn(s, { username: 'bob', password: PASSWORD, next, xff: '192.0.2.160' });
+    expect(r.signedIn).toBe(true);
+    expect(r.location).toBe('/');
+  });
 
   it('keeps a next= path on this server', async () => {
-    const r = await signIn(s, { username: 'bob', password: PASSWORD, next: '/cycles/c1?tab=waves', xff: '192.0.2.161' });
+    const r = await signIn(s, {
+      username: 'bob',
+      password: PASSWORD,
+      next: '/cycles/c1?tab=waves',
+      xff: '192.0.2.161',
+    });
     expect(r.location).toBe('/cycles/c1?tab=waves');
   });
 });

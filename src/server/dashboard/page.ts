@@ -38,7 +38,8 @@ export function flashOf(req: FastifyRequest): { kind: 'ok' | 'error'; text: stri
 }
 
 /** Post/redirect/get: back to `to` with a message. */
-export const back = (reply: FastifyReply, to: string, msg: { ok?: string; error?: string }) => reply.redirect(`${to}${qs(msg)}`, 303);
+export const back = (reply: FastifyReply, to: string, msg: { ok?: string; error?: string }) =>
+  reply.redirect(`${to}${qs(msg)}`, 303);
 
 /**
  * The text a failed action shows, through the server's one error mapping: a coded error's own message

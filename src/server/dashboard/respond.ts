@@ -8,10 +8,18 @@ export function sendPage(reply: FastifyReply, page: string, code = 200): Fastify
     .header('content-type', 'text/html; charset=utf-8')
     .header('cache-control', 'no-store')
     .header('x-frame-options', 'DENY')
-    .header('content-security-policy', "default-src 'self'; style-src 'self'; img-src 'self' data:; script-src 'self'; form-action 'self'; frame-ancestors 'none'")
+    .header(
+      'content-security-policy',
+      "default-src 'self'; style-src 'self'; img-src 'self' data:; script-src 'self'; form-action 'self'; frame-ancestors 'none'",
+    )
     .send(page);
 }
 
 export function errorPage(user: PageUser | null, title: string, text: string): string {
-  return layout({ title, user, flash: { kind: 'error', text }, body: html`<p><a href="/">Back to the overview</a></p>` });
+  return layout({
+    title,
+    user,
+    flash: { kind: 'error', text },
+    body: html`<p><a href="/">Back to the overview</a></p>`,
+  });
 }

@@ -29,9 +29,13 @@ export function cookieOf(req: FastifyRequest, name: string): string | undefined 
     try {
       return decodeURIComponent(part.slice(i + 1).trim());
     } catch {
-      throw new HttpError(ErrorCode.InvalidInput, `The ${name} cookie is malformed; it has been cleared: sign in again.`, {
-        'set-cookie': `${name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`,
-      });
+      throw new HttpError(
+        ErrorCode.InvalidInput,
+        `The ${name} cookie is malformed; it has been cleared: sign in again.`,
+        {
+          'set-cookie': `${name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`,
+        },
+      );
     }
   }
   return undefined;
@@ -62,7 +66,10 @@ const checked = new WeakMap<FastifyRequest, { session: WebSession; form: Form }>
 /** The session the guard found (only inside a handler behind `guard.page` or `guard.action`). */
 export function sessionOf(req: FastifyRequest): WebSession {
   const c = checked.get(req);
-  if (!c) throw new Error(`${req.method} ${req.url} has no session guard: register it with { preHandler: guard.page } or guard.action(...)`);
+  if (!c)
+    throw new Error(
+      `${req.method} ${req.url} has no session guard: register it with { preHandler: guard.page } or guard.action(...)`,
+    );
   return c.session;
 }
 
@@ -88,7 +95,8 @@ export function createSessionGuard(o: { db: Db; now: () => Date; secureCookies?:
 
   return {
     current,
-    cookie: (name, value, maxAgeS) => `${name}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeS}${secure}`,
+    cookie: (name, value, maxAgeS) =>
+      `${name}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeS}${secure}`,
 
     async page(req, reply) {
       const session = await current(req);
@@ -99,15 +107,41 @@ export function createSessionGuard(o: { db: Db; now: () => Date; secureCookies?:
     action(needed, what) {
       return async (req, reply) => {
         const form = formBody(req);
-        if (!sameOrigin(req)) return refuse(reply, ErrorCode.Forbidden, null, 'Cross-site request refused', 'This form was posted from another site. Open the dashboard and try again.');
+        if (!sameOrigin(req))
+          return refuse(
+            reply,
+            ErrorCode.Forbidden,
+            null,
+            'Cross-site request refused',
+            'This form was posted from another site. Open the dashboard and try again.',
+          );
         const session = await current(req);
-        if (!session) return refuse(reply, ErrorCode.Unauthorized, null, 'Sign-in needed', 'Your session has ended. Sign in again, then repeat the action.');
+        if (!session)
+          return refuse(
+            reply,
+            ErrorCode.Unauthorized,
+            null,
+            'Sign-in needed',
+            'Your session has ended. Sign in again, then repeat the action.',
+          );
         const user = pageUser(session);
         if (!form._csrf || form._csrf !== session.csrfToken) {
-          return refuse(reply, ErrorCode.Forbidden, user, 'Form expired', "The form's security token did not match your session (it was opened in an older session, or sent from elsewhere). Reload the page and try again.");
+          return refuse(
+            reply,
+            ErrorCode.Forbidden,
+            user,
+            'Form expired',
+            "The form's security token did not match your session (it was opened in an older session, or sent from elsewhere). Reload the page and try again.",
+          );
         }
         if (!roleAtLeast(session.role, needed)) {
-          return refuse(reply, ErrorCode.Forbidden, user, 'Not allowed', `You are signed in as ${session.username} with the ${session.role} role; to ${what} you need the ${needed} role. Ask an admin (\`patchops users add <name> --role ${needed}\`).`);
+          return refuse(
+            reply,
+            ErrorCode.Forbidden,
+            user,
+            'Not allowed',
+            `You are signed in as ${session.username} with the ${session.role} role; to ${what} you need the ${needed} role. Ask an admin (\`patchops users add <name> --role ${needed}\`).`,
+          );
         }
         checked.set(req, { session, form });
       };
@@ -120,10 +154,12 @@ export function createSessionGuard(o: { db: Db; now: () => Date; secureCookies?:
  * `//evil.example` and drop tabs and newlines, so a backslash or control character anywhere, or a second
  * leading slash, sends the user to the overview instead.
  */
-const hasControlOrBackslash = (s: string) => [...s].some((c) => c === '\\' || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+const hasControlOrBackslash = (s: string) =>
+  [...s].some((c) => c === '\\' || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 
 export function safeNext(next: string | undefined): string {
-  if (!next || next.length > 2000 || !next.startsWith('/') || /^\/[/\\]/.test(next) || hasControlOrBackslash(next)) return '/';
+  if (!next || next.length > 2000 || !next.startsWith('/') || /^\/[/\\]/.test(next) || hasControlOrBackslash(next))
+    return '/';
   let url: URL;
   try {
     url = new URL(next, 'http://patchops.invalid');

@@ -26,7 +26,11 @@ describe('dashboard API tokens page', () => {
     await addWebUser(t.db, { username: 'ada', password: 'ada-password-1', role: 'admin', by: 'test' });
     await addWebUser(t.db, { username: 'vic', password: 'vic-password-1', role: 'viewer', by: 'test' });
     const logger = createLogger('silent');
-    app = await buildServer({ logger, health: [], routes: [dashboardRoutes({ db: t.db, logger }), apiRoutes({ db: t.db, service: {} as CycleService, logger })] });
+    app = await buildServer({
+      logger,
+      health: [],
+      routes: [dashboardRoutes({ db: t.db, logger }), apiRoutes({ db: t.db, service: {} as CycleService, logger })],
+    });
     base = await listenOnLoopback(app);
   });
   afterAll(async () => {
@@ -40,14 +44,20 @@ describe('dashboard API tokens page', () => {
   it('makes a token shown once that works as a Bearer token, lists it, and revoking it makes it 401', async () => {
     const c = new Client(base);
     await c.login('ada', 'ada-password-1');
-    const made = await c.req('/tokens', { form: { _csrf: await c.csrf('/tokens'), name: 'laptop CLI', scope: 'approve', expiresInDays: '30' } });
+    const made = await c.req('/tokens', {
+      form: { _csrf: await c.csrf('/tokens'), name: 'laptop CLI', scope: 'approve', expiresInDays: '30' },
+    });
     expect(made.status).toBe(200);
     const token = /data-testid="token-text">(pat_[0-9a-f]{16}_[A-Za-z0-9_-]{43})</.exec(made.text)?.[1];
     expect(token).toBeDefined();
 
     const me = await whoami(token!);
     expect(me.status).toBe(200);
-    expect(await me.json()).toMatchObject({ identity: 'web:ada', scope: 'approve', roles: expect.arrayContaining(['approver']) });
+    expect(await me.json()).toMatchObject({
+      identity: 'web:ada',
+      scope: 'approve',
+      roles: expect.arrayContaining(['approver']),
+    });
 
     const listed = await c.req('/tokens');
     expect(listed.text).toMatch(/data-testid="tokens"[\s\S]*laptop CLI[\s\S]*approve/);
@@ -67,12 +77,16 @@ describe('dashboard API tokens page', () => {
     expect(page.text).toContain('<option value="read">');
     expect(page.text).not.toContain('<option value="admin">');
     for (const scope of ['admin', 'approve']) {
-      const refused = await c.req('/tokens', { form: { _csrf: await c.csrf('/tokens'), name: 'sneaky', scope, expiresInDays: '30' } });
+      const refused = await c.req('/tokens', {
+        form: { _csrf: await c.csrf('/tokens'), name: 'sneaky', scope, expiresInDays: '30' },
+      });
       expect(refused.status).toBe(303);
       expect(flashError(refused.location)).toContain('viewer role');
     }
     expect(await listApiTokens(t.db, 'web:vic')).toEqual([]);
-    const made = await c.req('/tokens', { form: { _csrf: await c.csrf('/tokens'), name: 'read only', scope: 'read', expiresInDays: '7' } });
+    const made = await c.req('/tokens', {
+      form: { _csrf: await c.csrf('/tokens'), name: 'read only', scope: 'read', expiresInDays: '7' },
+    });
     const token = /data-testid="token-text">(pat_[^<]+)</.exec(made.text)![1]!;
     expect(await (await whoami(token)).json()).toMatchObject({ identity: 'web:vic', scope: 'read', roles: ['viewer'] });
   });
@@ -85,7 +99,9 @@ describe('dashboard API tokens page', () => {
     const r = await c.req(`/tokens/${other.summary.id}/revoke`, { form: { _csrf: await c.csrf('/tokens') } });
     expect(flashError(r.location)).toContain('no live token');
     expect((await whoami(other.token)).status).toBe(200);
-    const bad = await c.req('/tokens', { form: { _csrf: await c.csrf('/tokens'), name: 'x', scope: 'read', expiresInDays: '9999' } });
+    const bad = await c.req('/tokens', {
+      form: { _csrf: await c.csrf('/tokens'), name: 'x', scope: 'read', expiresInDays: '9999' },
+    });
     expect(flashError(bad.location)).toContain('whole number of days');
   });
 
@@ -93,7 +109,9 @@ describe('dashboard API tokens page', () => {
     const c = new Client(base);
     await c.login('vic', 'vic-password-1');
     const before = (await listApiTokens(t.db, 'web:vic')).length;
-    expect((await c.req('/tokens', { form: { _csrf: 'nope', name: 'x', scope: 'read', expiresInDays: '7' } })).status).toBe(403);
+    expect(
+      (await c.req('/tokens', { form: { _csrf: 'nope', name: 'x', scope: 'read', expiresInDays: '7' } })).status,
+    ).toBe(403);
     expect(await listApiTokens(t.db, 'web:vic')).toHaveLength(before);
   });
 });

@@ -23,10 +23,27 @@ describe('dashboard webhooks page', () => {
     t = await createTestDatabase();
     await addWebUser(t.db, { username: 'ada', password: 'ada-password-1', role: 'admin', by: 'test' });
     await addWebUser(t.db, { username: 'vic', password: 'vic-password-1', role: 'viewer', by: 'test' });
-    const { endpoint } = await createWebhookEndpoint(t.db, SecretBox.ephemeral(), { url: 'https://soar.example.com/hooks/patchops', eventTypes: ['cycle.completed'], createdBy: 'web:ada' });
+    const { endpoint } = await createWebhookEndpoint(t.db, SecretBox.ephemeral(), {
+      url: 'https://soar.example.com/hooks/patchops',
+      eventTypes: ['cycle.completed'],
+      createdBy: 'web:ada',
+    });
     deliveryId = 'whd_page_1';
-    await t.db.insert(webhookDeliveries).values({ id: deliveryId, endpointId: endpoint.id, eventId: 'evt-1', eventType: 'cycle.completed', payload: { cycleId: 'c-1' }, status: 'failed', attempts: 8, lastHttpStatus: 500 });
-    app = await buildServer({ logger: createLogger('silent'), health: [], routes: [dashboardRoutes({ db: t.db, logger: createLogger('silent') })] });
+    await t.db.insert(webhookDeliveries).values({
+      id: deliveryId,
+      endpointId: endpoint.id,
+      eventId: 'evt-1',
+      eventType: 'cycle.completed',
+      payload: { cycleId: 'c-1' },
+      status: 'failed',
+      attempts: 8,
+      lastHttpStatus: 500,
+    });
+    app = await buildServer({
+      logger: createLogger('silent'),
+      health: [],
+      routes: [dashboardRoutes({ db: t.db, logger: createLogger('silent') })],
+    });
     base = await listenOnLoopback(app);
   });
   afterAll(async () => {

@@ -70,7 +70,11 @@ describe('DownloadTokenIssuer', () => {
     const { clock, advance } = fakeClock();
     const issuer = new DownloadTokenIssuer(async () => ({ privateKey }), clock);
     const first = await issuer.tokenFor('ep-1', 'berlin');
-    expect(verifyDownloadToken(first, pem, { now: new Date(clock()) })).toMatchObject({ sub: 'ep-1', site: 'berlin', exp: Math.floor(clock() / 1000) + DOWNLOAD_TOKEN_TTL_SECONDS });
+    expect(verifyDownloadToken(first, pem, { now: new Date(clock()) })).toMatchObject({
+      sub: 'ep-1',
+      site: 'berlin',
+      exp: Math.floor(clock() / 1000) + DOWNLOAD_TOKEN_TTL_SECONDS,
+    });
     advance((DOWNLOAD_TOKEN_TTL_SECONDS / 2 - 1) * 1000);
     expect(await issuer.tokenFor('ep-1', 'berlin')).toBe(first);
     expect(issuer.signed).toBe(1);

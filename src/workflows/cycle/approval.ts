@@ -13,11 +13,18 @@ import { checkpoint } from './checkpoint';
 import { bestEffort, control, setStage } from './steps';
 import { CycleEnded, iso, type CycleState } from './state';
 
-export async function approve(s: CycleState, a: CycleActs, policy: DeploymentPolicy, assessment: AssessResult): Promise<void> {
+export async function approve(
+  s: CycleState,
+  a: CycleActs,
+  policy: DeploymentPolicy,
+  assessment: AssessResult,
+): Promise<void> {
   const { status } = s;
   if (!assessment.needsApproval) {
     await setStage(s, a, CycleStage.AWAIT_APPROVAL, 'auto-approved');
-    status.reasons.push(`auto-approved: every patch is of a type the policy approves automatically (${policy.autoApprove.types.join(', ')})`);
+    status.reasons.push(
+      `auto-approved: every patch is of a type the policy approves automatically (${policy.autoApprove.types.join(', ')})`,
+    );
     return;
   }
   const who = await a.acts.resolveApprovers({ policy });
@@ -35,14 +42,27 @@ export async function approve(s: CycleState, a: CycleActs, policy: DeploymentPol
   const opened = Date.now();
   const deadline = opened + policy.approval.timeoutSeconds * 1000;
   status.approvals = { records: [], received: 0, needed: assessment.approvalsNeeded, deadline: iso(deadline) };
-  await setStage(s, a, CycleStage.AWAIT_APPROVAL, `waiting for ${assessment.approvalsNeeded} approval(s) from ${policy.approval.approverGroups.join(', ')}`);
+  await setStage(
+    s,
+    a,
+    CycleStage.AWAIT_APPROVAL,
+    `waiting for ${assessment.approvalsNeeded} approval(s) from ${policy.approval.approverGroups.join(', ')}`,
+  );
   const ask = (notice?: 'reminder' | 'escalation') => askForApproval(s, a, policy, assessment, iso(deadline), notice);
   await ask();
   let lastNotice = opened;
-  const escalateAt = policy.approval.escalationGroups.length > 0 ? opened + policy.approval.escalateAfterSeconds * 1000 : Infinity;
+  const escalateAt =
+    policy.approval.escalationGroups.length > 0 ? opened + policy.approval.escalateAfterSeconds * 1000 : Infinity;
   for (;;) {
-    const wake = Math.min(deadline, lastNotice + policy.approval.reminderSeconds * 1000, approval.escalated ? Infinity : escalateAt);
-    const decided = await condition(() => tally(approval) !== 'pending' || s.interrupted(), Math.max(1, wake - Date.now()));
+    const wake = Math.min(
+      deadline,
+      lastNotice + policy.approval.reminderSeconds * 1000,
+      approval.escalated ? Infinity : escalateAt,
+    );
+    const decided = await condition(
+      () => tally(approval) !== 'pending' || s.interrupted(),
+      Math.max(1, wake - Date.now()),
+    );
     if (decided) break;
     const t = Date.now();
     if (t >= deadline) {
@@ -52,7 +72,9 @@ export async function approve(s: CycleState, a: CycleActs, policy: DeploymentPol
     }
     if (!approval.escalated && t >= escalateAt) {
       approval.escalated = true;
-      status.reasons.push(`escalated to ${policy.approval.escalationGroups.join(', ')} after ${policy.approval.escalateAfterSeconds}s`);
+      status.reasons.push(
+        `escalated to ${policy.approval.escalationGroups.join(', ')} after ${policy.approval.escalateAfterSeconds}s`,
+      );
       await control(s, a, 'approval.escalated', 'system:workflow', { groups: policy.approval.escalationGroups });
       await ask('escalation');
     } else {
@@ -66,7 +88,12 @@ export async function approve(s: CycleState, a: CycleActs, policy: DeploymentPol
     const r = approval.records.find((x) => x.decision === 'reject')!;
     throw new CycleEnded(CycleStage.CANCELLED, `rejected by ${r.identity}: ${r.reason ?? ''}`);
   }
-  status.reasons.push(`approved by ${approval.records.filter((x) => x.decision === 'approve').map((x) => x.identity).join(', ')}`);
+  status.reasons.push(
+    `approved by ${approval.records
+      .filter((x) => x.decision === 'approve')
+      .map((x) => x.identity)
+      .join(', ')}`,
+  );
 }
 
 /** The approval request (or a reminder, or the escalation) to the approvers, in chat: best effort. */

@@ -11,7 +11,12 @@ import { followChange, openChange } from './change';
 import { CycleEnded, type CycleState } from './state';
 
 /** Raises the change request the policy asks for; status shows its number and state. */
-export async function raiseChange(s: CycleState, a: CycleActs, policy: DeploymentPolicy, assessment: AssessResult): Promise<void> {
+export async function raiseChange(
+  s: CycleState,
+  a: CycleActs,
+  policy: DeploymentPolicy,
+  assessment: AssessResult,
+): Promise<void> {
   const { status, input } = s;
   const ref = await openChange(s, a, {
     cycleId: s.cycleId,
@@ -28,7 +33,11 @@ export async function raiseChange(s: CycleState, a: CycleActs, policy: Deploymen
 }
 
 /** The reason a cancelled or rejected change gives for ending the cycle, or undefined while it stands. */
-export function changeWithdrawn(changeNumber: string, ev: ChangeRequestStateEvent | undefined, when = ''): string | undefined {
+export function changeWithdrawn(
+  changeNumber: string,
+  ev: ChangeRequestStateEvent | undefined,
+  when = '',
+): string | undefined {
   if (ev?.state !== 'canceled' && ev?.approval !== 'rejected') return undefined;
   return `change ${changeNumber} ${ev.state === 'canceled' ? 'was cancelled' : 'was rejected'}${when}${ev.by ? ` by ${ev.by}` : ''}${ev.reason ? `: ${ev.reason}` : ''}`;
 }
@@ -46,7 +55,8 @@ export async function changeGate(s: CycleState, a: CycleActs, changeNumber: stri
       const withdrawn = changeWithdrawn(changeNumber, ev);
       if (withdrawn) throw new CycleEnded(CycleStage.CANCELLED, withdrawn);
       if (ev?.state !== 'scheduled' && ev?.state !== 'implement') return false;
-      if (ev.plannedStart && (!notBefore || Date.parse(ev.plannedStart) > Date.parse(notBefore))) notBefore = ev.plannedStart;
+      if (ev.plannedStart && (!notBefore || Date.parse(ev.plannedStart) > Date.parse(notBefore)))
+        notBefore = ev.plannedStart;
       return true;
     },
   });

@@ -28,8 +28,13 @@ export async function openChange(
       return await a.desk.openChange(args);
     } catch (e) {
       if (!patched(FAILURES_END_VISIBLY)) throw e;
-      if (!isOutage(e)) throw new CycleEnded(CycleStage.FAILED, `could not create the change request: ${failureMessage(e)}`);
-      await askAfterFailure(s, a, `ServiceNow is not answering, so the change request could not be created (${failureMessage(e)})`);
+      if (!isOutage(e))
+        throw new CycleEnded(CycleStage.FAILED, `could not create the change request: ${failureMessage(e)}`);
+      await askAfterFailure(
+        s,
+        a,
+        `ServiceNow is not answering, so the change request could not be created (${failureMessage(e)})`,
+      );
     }
   }
 }
@@ -48,14 +53,20 @@ async function pollChange(s: CycleState, a: CycleActs, changeNumber: string): Pr
     } catch (e) {
       if (!patched(FAILURES_END_VISIBLY)) throw e;
       if (!isOutage(e)) {
-        await askAfterFailure(s, a, `ServiceNow refused to show change ${changeNumber} (${failureMessage(e)}): fix the integration's access to change requests`);
+        await askAfterFailure(
+          s,
+          a,
+          `ServiceNow refused to show change ${changeNumber} (${failureMessage(e)}): fix the integration's access to change requests`,
+        );
         continue;
       }
       if (!s.pollFailing) {
         s.pollFailing = true;
         const why = `ServiceNow did not answer when asked for change ${changeNumber} (${failureMessage(e)}): still waiting; the next poll or the webhook brings its state`;
         s.status.reasons.push(why);
-        await bestEffort('the note that ServiceNow is not answering', () => a.notify.notifyStage({ cycleId: s.cycleId, stage: s.status.stage, text: why }));
+        await bestEffort('the note that ServiceNow is not answering', () =>
+          a.notify.notifyStage({ cycleId: s.cycleId, stage: s.status.stage, text: why }),
+        );
       }
       return null;
     }
@@ -89,13 +100,22 @@ export async function followChange(s: CycleState, a: CycleActs, changeNumber: st
   for (;;) {
     const until = o.until?.();
     if (!o.checkpoints && ((until !== undefined && until - Date.now() <= 0) || s.interrupted())) return;
-    const news = await condition(() => s.changeSeq !== seen || s.interrupted(), until === undefined ? pollMs : Math.min(until - Date.now(), pollMs));
+    const news = await condition(
+      () => s.changeSeq !== seen || s.interrupted(),
+      until === undefined ? pollMs : Math.min(until - Date.now(), pollMs),
+    );
     if (o.checkpoints) await checkpoint(s, a);
     else if (s.interrupted()) return;
     if (!news && (until === undefined || until > Date.now())) {
       const polled = await pollChange(s, a, changeNumber);
       const known = s.changeEvent;
-      if (polled && (polled.state !== known?.state || polled.approval !== known?.approval || polled.plannedStart !== known?.plannedStart)) s.noteChange(polled);
+      if (
+        polled &&
+        (polled.state !== known?.state ||
+          polled.approval !== known?.approval ||
+          polled.plannedStart !== known?.plannedStart)
+      )
+        s.noteChange(polled);
     }
     if (s.changeSeq === seen) continue;
     seen = s.changeSeq;

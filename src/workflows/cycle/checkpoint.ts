@@ -14,7 +14,12 @@ export async function checkpoint(s: CycleState, a: CycleActs): Promise<void> {
   while (s.endpointRollbacks.length > 0) {
     const r = s.endpointRollbacks.shift()!;
     if (wavesDone.length > 0) {
-      const d = await a.acts.dispatchCycleJobs({ cycleId: s.cycleId, waves: wavesDone, kind: 'rollback', endpointId: r.endpointId });
+      const d = await a.acts.dispatchCycleJobs({
+        cycleId: s.cycleId,
+        waves: wavesDone,
+        kind: 'rollback',
+        endpointId: r.endpointId,
+      });
       status.reasons.push(`rollback of ${r.endpointId} requested by ${r.by}: ${d.total} job(s)`);
       await control(s, a, 'rollback.endpoint', r.by, { endpointId: r.endpointId, jobs: d.total });
     }
@@ -27,7 +32,10 @@ export async function checkpoint(s: CycleState, a: CycleActs): Promise<void> {
     const r = wavesDone.length > 0 ? await rollbackWaves(s, a, wavesDone, by) : { succeeded: 0, total: 0 };
     for (const w of status.waves) if (wavesDone.includes(w.index)) w.state = 'rolled_back';
     if (status.test && wavesDone.includes(0)) status.test.state = 'rolled_back';
-    throw new CycleEnded(CycleStage.ROLLED_BACK, `rolled back by ${by}${reason ? `: ${reason}` : ''} (${r.succeeded} of ${r.total} endpoint(s) rolled back)`);
+    throw new CycleEnded(
+      CycleStage.ROLLED_BACK,
+      `rolled back by ${by}${reason ? `: ${reason}` : ''} (${r.succeeded} of ${r.total} endpoint(s) rolled back)`,
+    );
   }
   if (s.cancelRequested) {
     const { by, reason } = s.cancelRequested;
@@ -46,8 +54,14 @@ export async function pauseAndAsk(s: CycleState, a: CycleActs, reason: string, w
   status.pauseReason = reason;
   status.reasons.push(reason);
   status.updatedAt = iso();
-  await control(s, a, 'paused', 'system:workflow', { reason, ...(wave ? { wave: wave.index } : {}), seq: ++s.pauseSeq });
-  await bestEffort('the pause question', () => a.notify.notifyPause({ cycleId: s.cycleId, reason, ...(wave ? { wave } : {}) }));
+  await control(s, a, 'paused', 'system:workflow', {
+    reason,
+    ...(wave ? { wave: wave.index } : {}),
+    seq: ++s.pauseSeq,
+  });
+  await bestEffort('the pause question', () =>
+    a.notify.notifyPause({ cycleId: s.cycleId, reason, ...(wave ? { wave } : {}) }),
+  );
   await checkpoint(s, a);
 }
 

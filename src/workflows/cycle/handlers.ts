@@ -23,8 +23,12 @@ export function registerHandlers(s: CycleState, a: CycleActs): void {
   const { status } = s;
   setHandler(cycleStatusQuery, () => status);
 
-  setHandler(approveCycleUpdate, (vote) => castVote(s, a, vote, 'approve'), { validator: (vote) => validateVote(s, vote, 'approve') });
-  setHandler(rejectCycleUpdate, (vote) => castVote(s, a, vote, 'reject'), { validator: (vote) => validateVote(s, vote, 'reject') });
+  setHandler(approveCycleUpdate, (vote) => castVote(s, a, vote, 'approve'), {
+    validator: (vote) => validateVote(s, vote, 'approve'),
+  });
+  setHandler(rejectCycleUpdate, (vote) => castVote(s, a, vote, 'reject'), {
+    validator: (vote) => validateVote(s, vote, 'reject'),
+  });
 
   // Pause/resume also act mid-wave (recordControl holds the installs not yet handed out); `seq` orders them.
   setHandler(pauseCycleSignal, async (c) => {
@@ -49,26 +53,53 @@ export function registerHandlers(s: CycleState, a: CycleActs): void {
 
 /** The update validator: refuses a vote (with the reason, synchronously) unless the approval policy allows it. */
 function validateVote(s: CycleState, vote: ApprovalVote, decision: 'approve' | 'reject'): void {
-  if (!s.approval || s.status.stage !== CycleStage.AWAIT_APPROVAL) throw new Error(`approvals are not open: the cycle is in ${s.status.stage}`);
+  if (!s.approval || s.status.stage !== CycleStage.AWAIT_APPROVAL)
+    throw new Error(`approvals are not open: the cycle is in ${s.status.stage}`);
   const c = checkVote(s.approval, vote, decision);
   if (!c.ok) throw new Error(c.reason);
 }
 
-async function castVote(s: CycleState, a: CycleActs, vote: ApprovalVote, decision: 'approve' | 'reject'): Promise<ApprovalResult> {
+async function castVote(
+  s: CycleState,
+  a: CycleActs,
+  vote: ApprovalVote,
+  decision: 'approve' | 'reject',
+): Promise<ApprovalResult> {
   const approval = s.approval!;
   const { status } = s;
   const at = iso();
   const identity = vote.identity.trim();
   const person = vote.person?.trim();
-  approval.records.push({ identity, ...(person ? { person } : {}), channel: vote.channel, decision, ...(vote.reason ? { reason: vote.reason } : {}), at });
+  approval.records.push({
+    identity,
+    ...(person ? { person } : {}),
+    channel: vote.channel,
+    decision,
+    ...(vote.reason ? { reason: vote.reason } : {}),
+    at,
+  });
   const outcome = tally(approval);
-  status.approvals = { ...status.approvals, records: [...approval.records], received: approvalsReceived(approval), needed: approval.needed };
+  status.approvals = {
+    ...status.approvals,
+    records: [...approval.records],
+    received: approvalsReceived(approval),
+    needed: approval.needed,
+  };
   status.updatedAt = at;
   if (decision === 'reject') status.reasons.push(`rejected by ${vote.identity}: ${vote.reason ?? ''}`);
   await bestEffort('recording a vote', () =>
     a.notify.recordVote({
       cycleId: s.cycleId,
-      notice: { cycleId: s.cycleId, identity, ...(person ? { person } : {}), channel: vote.channel, decision, ...(vote.reason ? { reason: vote.reason } : {}), outcome, at },
+      notice: {
+        cycleId: s.cycleId,
+        identity,
+        ...(person ? { person } : {}),
+        channel: vote.channel,
+        decision,
+        ...(vote.reason ? { reason: vote.reason } : {}),
+        outcome,
+        at,
+      },
       ...(vote.messageRef ? { messageRef: vote.messageRef } : {}),
     }),
   );

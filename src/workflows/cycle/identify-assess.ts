@@ -23,7 +23,12 @@ export async function startCycle(s: CycleState, a: CycleActs): Promise<StartCycl
   s.policy = policy;
   s.status.policyVersion = start.policyVersion;
   s.status.emergency = policy.emergency;
-  await setStage(s, a, CycleStage.IDENTIFY, `policy ${policy.name} v${start.policyVersion}${policy.emergency ? ' (emergency)' : ''}`);
+  await setStage(
+    s,
+    a,
+    CycleStage.IDENTIFY,
+    `policy ${policy.name} v${start.policyVersion}${policy.emergency ? ' (emergency)' : ''}`,
+  );
   return start;
 }
 
@@ -44,13 +49,21 @@ export async function identifyAndAssess(s: CycleState, a: CycleActs, policy: Dep
   const scanFirst = patched(IDENTIFY_SCANS_STALE);
   if (scanFirst) await scanStale(s, a, policy);
 
-  const r = await a.acts.identifyAndAssess({ cycleId: s.cycleId, scope: s.input.scope, policy, ...(scanFirst ? { requireFreshScan: true } : {}) });
+  const r = await a.acts.identifyAndAssess({
+    cycleId: s.cycleId,
+    scope: s.input.scope,
+    policy,
+    ...(scanFirst ? { requireFreshScan: true } : {}),
+  });
   status.endpoints = r.endpoints;
   status.patches = r.patches;
   status.bySeverity = r.bySeverity;
   status.reasons.push(...r.reasons);
   const notScanned = r.notScanned && r.notScanned.count > 0 ? r.notScanned : undefined;
-  const more = notScanned && notScanned.count > notScanned.hostnames.length ? `, … and ${notScanned.count - notScanned.hostnames.length} more` : '';
+  const more =
+    notScanned && notScanned.count > notScanned.hostnames.length
+      ? `, … and ${notScanned.count - notScanned.hostnames.length} more`
+      : '';
   const notScannedText = notScanned
     ? `${notScanned.count} endpoint(s) could not be scanned within ${policy.identify.scanTimeoutSeconds}s and were left out: ${notScanned.hostnames.join(', ')}${more}`
     : undefined;
@@ -66,7 +79,11 @@ export async function identifyAndAssess(s: CycleState, a: CycleActs, policy: Dep
   const text = `${r.patches} patch(es) for ${r.endpoints} endpoint(s), risk ${r.risk}${notScanned ? `; ${notScanned.count} endpoint(s) not scanned` : ''}`;
   await setStage(s, a, CycleStage.ASSESS, text, { risk: r.risk, byType: r.byType });
   if (r.patches > 0) return { assessment: r };
-  if (r.endpointsChecked === undefined) return { assessment: r, nothingToPatch: `nothing to patch: no missing patches in scope (${r.endpointsInScope} endpoint(s) checked)` };
+  if (r.endpointsChecked === undefined)
+    return {
+      assessment: r,
+      nothingToPatch: `nothing to patch: no missing patches in scope (${r.endpointsInScope} endpoint(s) checked)`,
+    };
   return {
     assessment: r,
     nothingToPatch: `nothing to patch: no missing patches on the ${r.endpointsChecked} endpoint(s) checked${notScannedText ? `; ${notScannedText}` : ''}`,
@@ -77,7 +94,9 @@ async function scanStale(s: CycleState, a: CycleActs, policy: DeploymentPolicy):
   const stale = await a.acts.scanStaleEndpoints({ cycleId: s.cycleId, scope: s.input.scope, policy });
   if (stale.stale === 0) return;
   const text = `scanning ${stale.stale} of ${stale.inScope} endpoint(s): never scanned or last scan older than ${policy.identify.maxScanAgeHours} h (waiting up to ${policy.identify.scanTimeoutSeconds}s)`;
-  await bestEffort('the scan notice', () => a.notify.notifyStage({ cycleId: s.cycleId, stage: CycleStage.IDENTIFY, text }));
+  await bestEffort('the scan notice', () =>
+    a.notify.notifyStage({ cycleId: s.cycleId, stage: CycleStage.IDENTIFY, text }),
+  );
   await a.wait.awaitJobs({
     cycleId: s.cycleId,
     waves: [null],

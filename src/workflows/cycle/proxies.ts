@@ -10,7 +10,11 @@ import { HEARTBEAT_TIMEOUT } from '../heartbeat-timeout';
 
 export const cycleActivities = {
   /** Database steps: retried until they succeed (a database outage shows as the pending activity's last failure). */
-  acts: proxyActivities<CycleActivities>({ startToCloseTimeout: '5 minutes', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: { maximumInterval: '30 seconds' } }),
+  acts: proxyActivities<CycleActivities>({
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    retry: { maximumInterval: '30 seconds' },
+  }),
   /** Long waits on agent jobs, which heartbeat aggregate progress. */
   wait: proxyActivities<CycleActivities>({
     startToCloseTimeout: '30 days',

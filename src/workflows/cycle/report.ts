@@ -39,16 +39,20 @@ export async function report(s: CycleState, a: CycleActs, ending: Ending): Promi
     const changeNumber = status.changeNumber;
     if (changeNumber && policy && policy.change.type !== 'none') {
       const failures = status.waves.some((w) => w.failed + w.unreachable > 0);
-      const closeCode = ending.stage !== CycleStage.COMPLETED ? 'unsuccessful' : failures ? 'successful_issues' : 'successful';
+      const closeCode =
+        ending.stage !== CycleStage.COMPLETED ? 'unsuccessful' : failures ? 'successful_issues' : 'successful';
       // The state the cycle leaves the change in (closed, or canceled when it was never approved).
       const left = await bestEffort(
         'closing the change',
         () => a.notify.closeChange({ changeNumber, closeCode, notes: ending.outcome }),
-        (reason) => status.reasons.push(`change ${changeNumber} could not be closed (${reason}): close it in ServiceNow`),
+        (reason) =>
+          status.reasons.push(`change ${changeNumber} could not be closed (${reason}): close it in ServiceNow`),
       );
       if (left) status.changeState = left;
     }
-    await bestEffort('the report', () => a.notify.sendReport({ status, outcome: ending.stage, emails: policy?.notify.email ?? [] }));
+    await bestEffort('the report', () =>
+      a.notify.sendReport({ status, outcome: ending.stage, emails: policy?.notify.email ?? [] }),
+    );
     await setStage(s, a, ending.stage, ending.outcome, {}, ending.outcome);
   });
 }

@@ -18,9 +18,20 @@ const SCHEDULED_FOLLOWS_CHANGE = 'scheduled-follows-change';
 const SCHEDULED_SEES_EARLY_NEWS = 'scheduled-sees-early-news';
 
 /** Returns the start the cycle waited for (undefined: deploying now). */
-export async function schedule(s: CycleState, a: CycleActs, notBefore: string | undefined, followsChange: boolean): Promise<string | undefined> {
+export async function schedule(
+  s: CycleState,
+  a: CycleActs,
+  notBefore: string | undefined,
+  followsChange: boolean,
+): Promise<string | undefined> {
   s.step = 'scheduling failed';
-  await setStage(s, a, CycleStage.SCHEDULED, notBefore ? `deploying from ${notBefore}` : 'deploying now', notBefore ? { notBefore } : {});
+  await setStage(
+    s,
+    a,
+    CycleStage.SCHEDULED,
+    notBefore ? `deploying from ${notBefore}` : 'deploying now',
+    notBefore ? { notBefore } : {},
+  );
   if (notBefore) {
     s.status.nextWindow = { start: notBefore, end: notBefore };
     if (s.status.changeNumber && followsChange && patched(SCHEDULED_FOLLOWS_CHANGE)) {
@@ -34,7 +45,12 @@ export async function schedule(s: CycleState, a: CycleActs, notBefore: string | 
   return notBefore;
 }
 
-async function followWhileScheduled(s: CycleState, a: CycleActs, changeNumber: string, plannedStart: string): Promise<string> {
+async function followWhileScheduled(
+  s: CycleState,
+  a: CycleActs,
+  changeNumber: string,
+  plannedStart: string,
+): Promise<string> {
   let at = plannedStart;
   await followChange(s, a, changeNumber, {
     current: patched(SCHEDULED_SEES_EARLY_NEWS),

@@ -12,7 +12,11 @@ import { iso, type CycleState } from './state';
  * workflow logger with its reason, handed to `onFailure` if given, and never fails the cycle. Returns the
  * call's result, or undefined when it failed.
  */
-export async function bestEffort<T>(name: string, fn: () => Promise<T>, onFailure?: (reason: string) => void): Promise<T | undefined> {
+export async function bestEffort<T>(
+  name: string,
+  fn: () => Promise<T>,
+  onFailure?: (reason: string) => void,
+): Promise<T | undefined> {
   try {
     return await fn();
   } catch (err) {
@@ -28,7 +32,13 @@ export async function bestEffort<T>(name: string, fn: () => Promise<T>, onFailur
  * handed out), never dropped after a few tries: a database outage shows as the pending activity's last failure.
  * Only a non-retryable failure ends it, loudly.
  */
-export async function control(s: CycleState, a: CycleActs, action: string, by: string, details: Record<string, unknown>): Promise<void> {
+export async function control(
+  s: CycleState,
+  a: CycleActs,
+  action: string,
+  by: string,
+  details: Record<string, unknown>,
+): Promise<void> {
   try {
     await a.acts.recordControl({ cycleId: s.cycleId, action, by, details });
   } catch (err) {
@@ -47,6 +57,12 @@ export async function setStage(
 ): Promise<void> {
   s.status.stage = stage;
   s.status.updatedAt = iso();
-  await a.acts.recordStage({ cycleId: s.cycleId, stage, detail: { text, ...detail }, status: s.status, ...(reason !== undefined ? { reason } : {}) });
+  await a.acts.recordStage({
+    cycleId: s.cycleId,
+    stage,
+    detail: { text, ...detail },
+    status: s.status,
+    ...(reason !== undefined ? { reason } : {}),
+  });
   await bestEffort('the stage notification', () => a.notify.notifyStage({ cycleId: s.cycleId, stage, text }));
 }

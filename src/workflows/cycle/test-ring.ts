@@ -14,7 +14,11 @@ import { rollbackWaves, runWave, verifyWaves, waveStatus } from './waves';
 export async function testRing(s: CycleState, a: CycleActs, policy: DeploymentPolicy, size: number): Promise<void> {
   const { status } = s;
   if (size === 0) {
-    status.reasons.push(policy.test.group ? `no test ring: no endpoint of group "${policy.test.group}" needs these patches` : 'no test ring: the policy has none');
+    status.reasons.push(
+      policy.test.group
+        ? `no test ring: no endpoint of group "${policy.test.group}" needs these patches`
+        : 'no test ring: the policy has none',
+    );
     return;
   }
   s.step = 'the test ring failed';

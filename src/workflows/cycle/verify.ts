@@ -13,7 +13,10 @@ export async function verify(s: CycleState, a: CycleActs, policy: DeploymentPoli
   const deployed = status.waves.map((w) => w.index).filter((i) => s.wavesDone.includes(i));
   await setStage(s, a, CycleStage.VERIFYING, `verifying ${deployed.length} wave(s)`);
   const v = await verifyWaves(s, a, policy, deployed);
-  const installed = status.waves.reduce((n, w) => ({ ok: n.ok + w.succeeded, bad: n.bad + w.failed + w.unreachable }), { ok: 0, bad: 0 });
+  const installed = status.waves.reduce((n, w) => ({ ok: n.ok + w.succeeded, bad: n.bad + w.failed + w.unreachable }), {
+    ok: 0,
+    bad: 0,
+  });
   const notVerified = v.failed + v.unreachable;
   const verified = `verified ${v.succeeded} of ${v.total} endpoint(s)${notVerified ? `, ${notVerified} not verified` : ''}`;
   status.reasons.push(verified);

@@ -11,7 +11,12 @@ import type { CycleActs } from './proxies';
 import { control } from './steps';
 import { iso, type CycleState } from './state';
 
-export function waveStatus(index: number, name: string, state: WaveStatus['state'], r?: Partial<DeploymentWaveResult>): WaveStatus {
+export function waveStatus(
+  index: number,
+  name: string,
+  state: WaveStatus['state'],
+  r?: Partial<DeploymentWaveResult>,
+): WaveStatus {
   return {
     index,
     name,
@@ -78,7 +83,12 @@ export async function runWave(
 }
 
 /** Verify jobs for `waves` (each endpoint rescans and reports the patches installed), and their counts. */
-export async function verifyWaves(s: CycleState, a: CycleActs, policy: DeploymentPolicy, waves: number[]): Promise<AwaitJobsResult> {
+export async function verifyWaves(
+  s: CycleState,
+  a: CycleActs,
+  policy: DeploymentPolicy,
+  waves: number[],
+): Promise<AwaitJobsResult> {
   await a.acts.dispatchCycleJobs({ cycleId: s.cycleId, waves, kind: 'verify' });
   return a.wait.awaitJobs({
     cycleId: s.cycleId,
@@ -91,7 +101,12 @@ export async function verifyWaves(s: CycleState, a: CycleActs, policy: Deploymen
 }
 
 /** Cancels what is still queued for `waves` and rolls back what they installed; returns how many rolled back. */
-export async function rollbackWaves(s: CycleState, a: CycleActs, waves: number[], by: string): Promise<{ succeeded: number; total: number }> {
+export async function rollbackWaves(
+  s: CycleState,
+  a: CycleActs,
+  waves: number[],
+  by: string,
+): Promise<{ succeeded: number; total: number }> {
   await a.acts.cancelQueuedJobs({ cycleId: s.cycleId, waves });
   const d = await a.acts.dispatchCycleJobs({ cycleId: s.cycleId, waves, kind: 'rollback' });
   await control(s, a, 'rollback.dispatched', by, { waves, jobs: d.total });

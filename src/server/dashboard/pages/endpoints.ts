@@ -16,8 +16,12 @@ export const endpointsPage: FastifyPluginAsync<DashboardContext> = async (app, o
     const q = req.query as Record<string, string | undefined>;
     const page = clampedInt(q.page, { min: 0, max: 100_000, fallback: 0 });
     const f = { q: q.q, os: q.os, group: q.group, compliance: q.compliance };
-    const [{ items, total }, fc] = await Promise.all([listEndpoints(o.db, { ...f, limit: PAGE_SIZE, offset: page * PAGE_SIZE }), facets(o.db)]);
-    const opt = (v: string, label: string, cur: string | undefined) => html`<option value="${v}"${cur === v ? raw(' selected') : ''}>${label}</option>`;
+    const [{ items, total }, fc] = await Promise.all([
+      listEndpoints(o.db, { ...f, limit: PAGE_SIZE, offset: page * PAGE_SIZE }),
+      facets(o.db),
+    ]);
+    const opt = (v: string, label: string, cur: string | undefined) =>
+      html`<option value="${v}"${cur === v ? raw(' selected') : ''}>${label}</option>`;
     const body = html`<form class="filters" method="get" action="/endpoints">
 <label>Search <input name="q" value="${q.q ?? ''}" placeholder="host name or id"></label>
 <label>OS <select name="os">${opt('', 'any', q.os)}${fc.osFamilies.map((x) => opt(x, x, q.os))}</select></label>
@@ -25,9 +29,19 @@ export const endpointsPage: FastifyPluginAsync<DashboardContext> = async (app, o
 <label>Compliance <select name="compliance">${opt('', 'any', q.compliance)}${opt('noncompliant', 'missing patches', q.compliance)}${opt('compliant', 'compliant', q.compliance)}</select></label>
 <button type="submit">Filter</button></form>
 <p class="muted">${total} endpoints${total > PAGE_SIZE ? `, page ${page + 1} of ${Math.ceil(total / PAGE_SIZE)}` : ''}</p>
-${table(['host', 'OS', 'status', 'missing', 'failed', 'pending reboot', 'last seen'], items.map((e) => [
-  html`<a href="/endpoints/${encodeURIComponent(e.id)}">${e.hostname}</a>`, cell(`${e.osFamily} ${e.osName}`), cell(e.status), cell(e.outstanding - e.failed), cell(e.failed), cell(e.pendingReboot ? 'yes' : ''), when(e.lastSeenAt),
-]), { testid: 'endpoints', empty: 'No endpoints match.' })}
+${table(
+  ['host', 'OS', 'status', 'missing', 'failed', 'pending reboot', 'last seen'],
+  items.map((e) => [
+    html`<a href="/endpoints/${encodeURIComponent(e.id)}">${e.hostname}</a>`,
+    cell(`${e.osFamily} ${e.osName}`),
+    cell(e.status),
+    cell(e.outstanding - e.failed),
+    cell(e.failed),
+    cell(e.pendingReboot ? 'yes' : ''),
+    when(e.lastSeenAt),
+  ]),
+  { testid: 'endpoints', empty: 'No endpoints match.' },
+)}
 ${page > 0 ? html`<a href="/endpoints${qs({ ...f, page: page - 1 })}">← previous</a> ` : ''}${(page + 1) * PAGE_SIZE < total ? html`<a href="/endpoints${qs({ ...f, page: page + 1 })}">next →</a>` : ''}`;
     return sendPage(reply, layout({ title: 'Endpoints', user: pageUser(sessionOf(req)), active: '/endpoints', body }));
   });
@@ -36,10 +50,22 @@ ${page > 0 ? html`<a href="/endpoints${qs({ ...f, page: page - 1 })}">← previo
     const u = pageUser(sessionOf(req));
     const { id } = req.params as { id: string };
     const e = await endpointDetail(o.db, id);
-    if (!e) return sendPage(reply, errorPage(u, 'Endpoint not found', `There is no endpoint "${id}". Search for it on the Endpoints page.`), httpStatusOf(ErrorCode.NotFound));
+    if (!e)
+      return sendPage(
+        reply,
+        errorPage(u, 'Endpoint not found', `There is no endpoint "${id}". Search for it on the Endpoints page.`),
+        httpStatusOf(ErrorCode.NotFound),
+      );
     const byState = (states: string[]) => e.patches.filter((p) => states.includes(p.state));
     const rows = (list: typeof e.patches, withError: boolean) =>
-      list.map((p) => [html`<a href="/patches${qs({ q: p.patchId })}">${p.patchId}</a>`, cell(p.title), badge(p.severity), cell(p.knownExploited ? badge('known exploited', 'kev') : ''), when(p.detectedAt), withError ? cell(p.lastError ?? '') : when(p.installedAt)]);
+      list.map((p) => [
+        html`<a href="/patches${qs({ q: p.patchId })}">${p.patchId}</a>`,
+        cell(p.title),
+        badge(p.severity),
+        cell(p.knownExploited ? badge('known exploited', 'kev') : ''),
+        when(p.detectedAt),
+        withError ? cell(p.lastError ?? '') : when(p.installedAt),
+      ]);
     const body = html`<dl class="cards" data-testid="endpoint-facts">
 <div class="card">OS<div>${e.osFamily} ${e.osName} ${e.osVersion}</div></div>
 <div class="card">Status<div>${e.status}</div></div>

@@ -21,24 +21,31 @@ export const loginPage: FastifyPluginAsync<LoginPageOptions> = async (app, o) =>
     if (await guard.current(req)) return reply.redirect(safeNext(q.next), 303);
     const token = cookieOf(req, LOGIN_CSRF_COOKIE) ?? randomToken();
     reply.header('set-cookie', guard.cookie(LOGIN_CSRF_COOKIE, token, 3600));
-    return sendPage(reply, layout({
-      title: 'Sign in',
-      user: null,
-      flash: q.error ? { kind: 'error', text: q.error.slice(0, 200) } : null,
-      body: html`<form class="stack" method="post" action="/login" data-testid="login-form">
+    return sendPage(
+      reply,
+      layout({
+        title: 'Sign in',
+        user: null,
+        flash: q.error ? { kind: 'error', text: q.error.slice(0, 200) } : null,
+        body: html`<form class="stack" method="post" action="/login" data-testid="login-form">
 <input type="hidden" name="_csrf" value="${token}"><input type="hidden" name="next" value="${safeNext(q.next)}">
 <label>User name <input name="username" autocomplete="username" required autofocus></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
 <button type="submit">Sign in</button></form>
 <p class="muted">Accounts are made with <code>patchops users add &lt;name&gt; --role admin|approver|viewer</code>.</p>`,
-    }));
+      }),
+    );
   });
 
   app.post('/login', async (req, reply) => {
     const form = formBody(req);
     const expected = cookieOf(req, LOGIN_CSRF_COOKIE);
     if (!sameOrigin(req) || !expected || form._csrf !== expected) {
-      return sendPage(reply, errorPage(null, 'Form expired', 'The sign-in form expired or came from another site. Open /login again.'), 403);
+      return sendPage(
+        reply,
+        errorPage(null, 'Form expired', 'The sign-in form expired or came from another site. Open /login again.'),
+        403,
+      );
     }
     const username = str(form.username);
     const next = form.next ? { next: safeNext(form.next) } : {};
@@ -53,15 +60,27 @@ export const loginPage: FastifyPluginAsync<LoginPageOptions> = async (app, o) =>
     }
     if (!isValidUsername(username)) {
       await o.throttle.failure(keys, now().getTime());
-      return back(reply, '/login', { error: 'That is not a user name: user names are 1-63 lower-case letters, digits, dot, dash or underscore.', ...next });
+      return back(reply, '/login', {
+        error: 'That is not a user name: user names are 1-63 lower-case letters, digits, dot, dash or underscore.',
+        ...next,
+      });
     }
-    const result = await login(o.db, { username, password: (form.password ?? '').slice(0, 1024), ttlMs: o.sessionTtlMs, now: now(), from: req.ip });
+    const result = await login(o.db, {
+      username,
+      password: (form.password ?? '').slice(0, 1024),
+      ttlMs: o.sessionTtlMs,
+      now: now(),
+      from: req.ip,
+    });
     if (!result) {
       await o.throttle.failure(keys, now().getTime());
       return back(reply, '/login', { error: 'Wrong user name or password (or the account has no role).', ...next });
     }
     await o.throttle.success(`user:${username}`);
-    reply.header('set-cookie', [guard.cookie(SESSION_COOKIE, result.token, Math.floor(o.sessionTtlMs / 1000)), guard.cookie(LOGIN_CSRF_COOKIE, '', 0)]);
+    reply.header('set-cookie', [
+      guard.cookie(SESSION_COOKIE, result.token, Math.floor(o.sessionTtlMs / 1000)),
+      guard.cookie(LOGIN_CSRF_COOKIE, '', 0),
+    ]);
     return reply.redirect(safeNext(form.next), 303);
   });
 

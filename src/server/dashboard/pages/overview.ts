@@ -18,11 +18,16 @@ const chart = (spec: Parameters<typeof renderChartSvg>[0]) => raw(renderChartSvg
 export const overviewPage: FastifyPluginAsync<DashboardContext> = async (app, o) => {
   app.get('/', { preHandler: o.guard.page }, async (req, reply) => {
     const ov = await overview(o.db, { now: o.now() });
-    await takeComplianceSnapshot(o.db, { now: o.now(), overview: ov }).catch((err: unknown) => o.log.warn({ err }, 'compliance snapshot failed'));
+    await takeComplianceSnapshot(o.db, { now: o.now(), overview: ov }).catch((err: unknown) =>
+      o.log.warn({ err }, 'compliance snapshot failed'),
+    );
     const trend = await complianceTrend(o.db, { limit: 30 });
     const u = pageUser(sessionOf(req));
     if (ov.endpoints === 0) {
-      const body = firstRunBody({ serverUrl: o.publicUrl ?? `${req.protocol}://${req.host}`, envEnrollSecret: o.envEnrollSecret ?? false });
+      const body = firstRunBody({
+        serverUrl: o.publicUrl ?? `${req.protocol}://${req.host}`,
+        envEnrollSecret: o.envEnrollSecret ?? false,
+      });
       return sendPage(reply, layout({ title: 'Welcome to patchops', user: u, active: '/', flash: flashOf(req), body }));
     }
     const totalOutstanding = Object.values(ov.bySeverity).reduce((a, b) => a + b, 0);
@@ -43,9 +48,27 @@ ${chart(overdueChart(ov))}
 ${chart({ kind: 'line', title: 'Compliance trend', labels: trend.map((t) => t.at.slice(5, 16).replace('T', ' ')), series: [{ name: 'compliant %', values: trend.map((t) => t.compliancePct) }], unit: '%' })}
 </div>
 <h2>By group</h2>
-${table(['group', 'endpoints', 'compliant', '%'], ov.byGroup.map((g) => [html`<a href="/endpoints${qs({ group: g.key })}">${g.key}</a>`, cell(g.endpoints), cell(g.compliant), cell(`${g.pct}%`)]), { testid: 'by-group', empty: 'No groups yet.' })}
+${table(
+  ['group', 'endpoints', 'compliant', '%'],
+  ov.byGroup.map((g) => [
+    html`<a href="/endpoints${qs({ group: g.key })}">${g.key}</a>`,
+    cell(g.endpoints),
+    cell(g.compliant),
+    cell(`${g.pct}%`),
+  ]),
+  { testid: 'by-group', empty: 'No groups yet.' },
+)}
 <h2>By OS</h2>
-${table(['OS', 'endpoints', 'compliant', '%'], ov.byOs.map((g) => [html`<a href="/endpoints${qs({ os: g.key })}">${g.key}</a>`, cell(g.endpoints), cell(g.compliant), cell(`${g.pct}%`)]), { testid: 'by-os', empty: 'No endpoints enrolled yet.' })}`;
+${table(
+  ['OS', 'endpoints', 'compliant', '%'],
+  ov.byOs.map((g) => [
+    html`<a href="/endpoints${qs({ os: g.key })}">${g.key}</a>`,
+    cell(g.endpoints),
+    cell(g.compliant),
+    cell(`${g.pct}%`),
+  ]),
+  { testid: 'by-os', empty: 'No endpoints enrolled yet.' },
+)}`;
     return sendPage(reply, layout({ title: 'Overview', user: u, active: '/', flash: flashOf(req), body }));
   });
 };

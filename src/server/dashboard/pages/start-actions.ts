@@ -18,7 +18,10 @@ export function startForms(o: Pick<DashboardContext, 'cycles'>, u: PageUser): Ht
 }
 
 const scopeFromForm = (form: Form): CycleScope => {
-  const groups = str(form.groups).split(',').map((g) => g.trim()).filter(Boolean);
+  const groups = str(form.groups)
+    .split(',')
+    .map((g) => g.trim())
+    .filter(Boolean);
   return groups.length ? { groups } : {};
 };
 
@@ -37,7 +40,12 @@ export const startActions: FastifyPluginAsync<DashboardContext> = async (app, o)
     if (!o.cycles) return back(reply, '/', { error: NO_CYCLE_SERVICE });
     const form = formOf(req);
     try {
-      const r = await o.cycles.start({ policyName: str(form.policy) || 'default', scope: scopeFromForm(form), requestedBy: sessionOf(req).identity, emergency: form.emergency === '1' });
+      const r = await o.cycles.start({
+        policyName: str(form.policy) || 'default',
+        scope: scopeFromForm(form),
+        requestedBy: sessionOf(req).identity,
+        emergency: form.emergency === '1',
+      });
       return back(reply, `/cycles/${encodeURIComponent(r.cycleId)}`, { ok: `Cycle ${r.cycleId} started.` });
     } catch (e) {
       return back(reply, '/', { error: actionError(o.log, e) });
