@@ -4,6 +4,7 @@
  * A name not in the map (or `--help`) loads every module; `registry.test.ts` keeps the map true.
  */
 import type { Command } from 'commander';
+import { VERBS_ON_CLI } from './verbs';
 
 type Register = (program: Command) => void;
 
@@ -46,24 +47,7 @@ export const MODULE_OF: Record<string, CommandModule> = {
   report: 'dashboard',
   audit: 'dashboard',
   policies: 'cycles',
-  ...Object.fromEntries(
-    [
-      'status',
-      'cycles',
-      'scan',
-      'start',
-      'approve',
-      'reject',
-      'pause',
-      'resume',
-      'cancel',
-      'rollback',
-      'exceptions',
-      'endpoints',
-      'roles',
-      'people',
-    ].map((v) => [v, 'cycles' as const]),
-  ),
+  ...Object.fromEntries(VERBS_ON_CLI.map((v) => [v, 'cycles' as const])),
   'teams-package': 'chat',
   demo: 'demo',
   login: 'session',

@@ -352,6 +352,15 @@ export async function claimDueDeliveries(
   }));
 }
 
+/** The row is still pending under this claim (not replayed or re-claimed since): the only row an outcome may touch. */
+function stillClaimed(claim: Pick<ClaimedDelivery, 'id' | 'claimToken'>) {
+  return and(
+    eq(webhookDeliveries.id, claim.id),
+    eq(webhookDeliveries.claimToken, claim.claimToken),
+    eq(webhookDeliveries.status, 'pending'),
+  );
+}
+
 /** Records a 2xx answer. False when the claim is stale (the delivery was replayed or re-claimed meanwhile). */
 export async function recordDelivered(
   db: Db,
@@ -361,13 +370,7 @@ export async function recordDelivered(
   const r = await db
     .update(webhookDeliveries)
     .set({ status: 'delivered', deliveredAt: sql`now()`, lastHttpStatus: httpStatus, lastError: null })
-    .where(
-      and(
-        eq(webhookDeliveries.id, claim.id),
-        eq(webhookDeliveries.claimToken, claim.claimToken),
-        eq(webhookDeliveries.status, 'pending'),
-      ),
-    )
+    .where(stillClaimed(claim))
     .returning({ id: webhookDeliveries.id });
   return r.length > 0;
 }
@@ -390,13 +393,7 @@ export async function recordFailedAttempt(
         ? { status: 'failed' }
         : { nextAttemptAt: sql`now() + make_interval(secs => ${outcome.retryInSeconds})` }),
     })
-    .where(
-      and(
-        eq(webhookDeliveries.id, claim.id),
-        eq(webhookDeliveries.claimToken, claim.claimToken),
-        eq(webhookDeliveries.status, 'pending'),
-      ),
-    )
+    .where(stillClaimed(claim))
     .returning({ id: webhookDeliveries.id });
   return r.length > 0;
 }

@@ -7,23 +7,7 @@ import fs from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parseCommand, usage } from '../../commands/grammar';
 import { ApiCallError, callOrExit, callWithLogin } from '../api-client';
-
-const VERBS_ON_CLI = [
-  'status',
-  'cycles',
-  'scan',
-  'start',
-  'approve',
-  'reject',
-  'pause',
-  'resume',
-  'cancel',
-  'rollback',
-  'exceptions',
-  'endpoints',
-  'roles',
-  'people',
-] as const;
+import { VERBS_ON_CLI } from '../verbs';
 
 function quote(word: string): string {
   return /\s/.test(word) && !/^["'].*["']$/.test(word) ? (word.includes('"') ? `'${word}'` : `"${word}"`) : word;

@@ -124,13 +124,36 @@ function fold(rows: OutstandingBucket[], now: Date, sla: SlaPolicy) {
   return { bySeverity, knownExploited, overdue, overdueBySeverity, failed };
 }
 
-const withPct = (rows: Array<{ key: string; endpoints: number; compliant: number }>): ComplianceRow[] =>
+type KeyCount = { key: string; endpoints: number; compliant: number };
+
+const withPct = (rows: KeyCount[]): ComplianceRow[] =>
   rows.map((r) => ({
     key: r.key,
     endpoints: Number(r.endpoints),
     compliant: Number(r.compliant),
     pct: compliancePercent(Number(r.compliant), Number(r.endpoints)),
   }));
+
+/** One summary from its three reads (by OS, by group, outstanding buckets): the fleet's and a scope's alike. */
+function summaryOf(
+  osRows: KeyCount[],
+  groupRows: KeyCount[],
+  buckets: OutstandingBucket[],
+  now: Date,
+  sla: SlaPolicy,
+): ComplianceSummary {
+  const byOs = withPct(osRows);
+  const endpoints = byOs.reduce((s, r) => s + r.endpoints, 0);
+  const compliant = byOs.reduce((s, r) => s + r.compliant, 0);
+  return {
+    endpoints,
+    compliant,
+    compliancePct: compliancePercent(compliant, endpoints),
+    byOs,
+    byGroup: withPct(groupRows),
+    ...fold(buckets, now, sla),
+  };
+}
 
 /** Compliance, outstanding pairs and SLA state for the fleet, or for a scope. */
 export async function complianceSummary(
@@ -144,9 +167,9 @@ export async function complianceSummary(
 
 async function fleetSummary(db: Db, now: Date, sla: SlaPolicy): Promise<ComplianceSummary> {
   const [osRows, groupRows, dayRows, retiredRows] = await Promise.all([
-    db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
+    db.execute<KeyCount>(sql`
       select key, endpoints, compliant from compliance_rollup where dimension = 'os' and endpoints > 0 order by key`),
-    db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
+    db.execute<KeyCount>(sql`
       select key, endpoints, compliant from compliance_rollup where dimension = 'group' and endpoints > 0 order by key`),
     db.execute<OutstandingBucket>(sql`
       select p.severity, p.known_exploited as kev, d.state, d.day::text as day, sum(d.n)::int as n
@@ -157,27 +180,16 @@ async function fleetSummary(db: Db, now: Date, sla: SlaPolicy): Promise<Complian
       from endpoints e join endpoint_patches ep on ep.endpoint_id = e.id join patches p on p.id = ep.patch_id
       where ${retiredSql(sql`e.status`)} and ${outstandingSql(sql`ep.state`)} group by 1, 2, 3, 4`),
   ]);
-  const byOs = withPct(osRows.rows);
-  const byGroup = withPct(groupRows.rows);
-  const endpoints = byOs.reduce((s, r) => s + r.endpoints, 0);
-  const compliant = byOs.reduce((s, r) => s + r.compliant, 0);
-  return {
-    endpoints,
-    compliant,
-    compliancePct: compliancePercent(compliant, endpoints),
-    byOs,
-    byGroup,
-    ...fold([...dayRows.rows, ...retiredRows.rows], now, sla),
-  };
+  return summaryOf(osRows.rows, groupRows.rows, [...dayRows.rows, ...retiredRows.rows], now, sla);
 }
 
 async function scopedSummary(db: Db, scope: CycleScope, now: Date, sla: SlaPolicy): Promise<ComplianceSummary> {
   const inScope = scopeSql(scope);
   const [osRows, groupRows, dayRows] = await Promise.all([
-    db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
+    db.execute<KeyCount>(sql`
       select e.os_family as key, count(*)::int as endpoints, count(*) filter (where coalesce(c.outstanding, 0) = 0)::int as compliant
       from endpoints e left join endpoint_compliance c on c.endpoint_id = e.id where ${inScope} group by 1 order by 1`),
-    db.execute<{ key: string; endpoints: number; compliant: number }>(sql`
+    db.execute<KeyCount>(sql`
       select g.name as key, count(*)::int as endpoints, count(*) filter (where coalesce(c.outstanding, 0) = 0)::int as compliant
       from endpoints e join group_members m on m.endpoint_id = e.id join endpoint_groups g on g.id = m.group_id
       left join endpoint_compliance c on c.endpoint_id = e.id where ${inScope} group by 1 order by 1`),
@@ -186,18 +198,7 @@ async function scopedSummary(db: Db, scope: CycleScope, now: Date, sla: SlaPolic
       from endpoints e join endpoint_patches ep on ep.endpoint_id = e.id join patches p on p.id = ep.patch_id
       where ${inScope} and ${outstandingSql(sql`ep.state`)} group by 1, 2, 3, 4`),
   ]);
-  const byOs = withPct(osRows.rows);
-  const byGroup = withPct(groupRows.rows);
-  const endpoints = byOs.reduce((s, r) => s + r.endpoints, 0);
-  const compliant = byOs.reduce((s, r) => s + r.compliant, 0);
-  return {
-    endpoints,
-    compliant,
-    compliancePct: compliancePercent(compliant, endpoints),
-    byOs,
-    byGroup,
-    ...fold(dayRows.rows, now, sla),
-  };
+  return summaryOf(osRows.rows, groupRows.rows, dayRows.rows, now, sla);
 }
 
 // ---------------------------------------------------------------- most outstanding patches

@@ -144,9 +144,7 @@ export function renderCycleReport(report: CycleReport, o: { publicUrl: string; c
     subject.replace('[patchops] ', ''),
     [
       kvTable(summary),
-      chart
-        ? `<p><img src="cid:${CHART_CID}" alt="${esc(chart.title)}" width="${chart.width}" height="${chart.height}" style="max-width:100%"></p>`
-        : '',
+      chartImage(chart),
       h2('Waves'),
       waveRows.length
         ? table(['Wave', 'State', 'Total', 'Succeeded', 'Failed', 'Unreachable', 'Pending'], waveRows)
@@ -270,9 +268,7 @@ export function renderDigest(d: ComplianceDigest, o: { publicUrl: string }): Ren
     subject.replace('[patchops] ', ''),
     [
       kvTable(summary),
-      chart
-        ? `<p><img src="cid:${CHART_CID}" alt="${esc(chart.title)}" width="${chart.width}" height="${chart.height}" style="max-width:100%"></p>`
-        : '',
+      chartImage(chart),
       h2('Most missing'),
       topRows.length ? table(['Patch', 'Title', 'Severity', 'Endpoints'], topRows) : '<p>None.</p>',
       h2('Cycles'),
@@ -327,6 +323,12 @@ function table(head: string[], rows: string[][]): string {
     )
     .join('');
   return `<table style="border-collapse:collapse;width:100%"><thead><tr>${th}</tr></thead><tbody>${trs}</tbody></table>`;
+}
+
+/** The inline chart (attached as cid:chart), or nothing. */
+function chartImage(chart: ChartSpec | undefined): string {
+  if (!chart) return '';
+  return `<p><img src="cid:${CHART_CID}" alt="${esc(chart.title)}" width="${chart.width}" height="${chart.height}" style="max-width:100%"></p>`;
 }
 
 function button(href: string, label: string): string {
