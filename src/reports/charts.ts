@@ -6,6 +6,7 @@
  */
 import { Resvg } from '@resvg/resvg-js';
 import { niceTicks } from './ticks';
+import { escapeHtml as esc } from '../shared/html-escape';
 
 export interface ChartSpec {
   kind: 'bar' | 'stackedBar' | 'donut' | 'line';
@@ -262,13 +263,4 @@ function truncate(s: string, max: number): string {
 
 function round(n: number): number {
   return Math.round(n * 10) / 10;
-}
-
-function esc(s: string): string {
-  return s
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
 }

@@ -28,7 +28,7 @@ it('shows the cards escaped, sends a click through the source, and serves the e-
     mails: () => [{ to: ['cab@example.test'], subject: 'Cycle completed', html: '<h1>Report</h1>', text: 'Report' }],
   });
   const home = await (await fetch(`${page.url}/`)).text();
-  expect(home).toContain('&#60;script&#62;alert(1)&#60;/script&#62; approve PC-1');
+  expect(home).toContain('&lt;script&gt;alert(1)&lt;/script&gt; approve PC-1');
   expect(home).not.toContain('<script>alert(1)');
   expect(home).toMatch(/<button disabled>Approve \(Teams\)/); // not posted yet: nothing to click
   const click = await fetch(`${page.url}/click/slack`, { method: 'POST', redirect: 'manual' });

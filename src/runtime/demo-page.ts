@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { escapeHtml as esc } from '../shared/html-escape';
 
 export interface DemoPageSource {
   /** The approval cards' texts, once posted. */
@@ -17,8 +18,6 @@ export interface DemoPage {
   url: string;
   close(): Promise<void>;
 }
-
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** Every `text` string in a Slack Block Kit or Adaptive Card document, in order. */
 export function textsOf(doc: unknown, out: string[] = []): string[] {

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode, isCodedError } from '../domain/errors';
 import type { Logger } from '../logging';
+import { escapeHtml } from '../shared/html-escape';
 
 /** Codes of the HTTP layer itself, beside the domain's ErrorCode. */
 export const HttpErrorCode = {
@@ -163,8 +164,6 @@ export function toHttpError(e: unknown): {
 function fastifyMessage(e: Partial<FastifyError>): string {
   return (e.message ?? 'the request is not valid').slice(0, 300);
 }
-
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function wantsHtml(req: FastifyRequest): boolean {
   const accept = String(req.headers.accept ?? '');

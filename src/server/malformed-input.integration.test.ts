@@ -64,7 +64,7 @@ describe('malformed input is refused with a 4xx (or clamped), never a 500, and c
     async (path) => {
       const r = await unchanged(() => dash(path));
       expect(r.status).toBe(400);
-      expect(r.body).toMatch(/(From|To) &#34;.*&#34; is not a date/);
+      expect(r.body).toMatch(/(From|To) &quot;.*&quot; is not a date/);
     },
   );
 

@@ -7,6 +7,7 @@ import type { CycleStage, WaveStatus } from '../../domain/cycle';
 import { normalizeSeverity, SEVERITY_RANK } from '../../domain/patch';
 import type { ApprovalRequest, CycleReport } from '../../domain/ports';
 import type { ChartSpec } from '../../reports/charts';
+import { escapeHtml as esc } from '../../shared/html-escape';
 
 export interface RenderedEmail {
   subject: string;
@@ -333,13 +334,4 @@ function chartImage(chart: ChartSpec | undefined): string {
 
 function button(href: string, label: string): string {
   return `<p style="margin:20px 0"><a href="${esc(href)}" style="background:#2f6fde;color:#fff;padding:8px 14px;border-radius:4px;text-decoration:none">${esc(label)}</a></p>`;
-}
-
-function esc(s: string): string {
-  return s
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
 }

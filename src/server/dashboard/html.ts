@@ -2,6 +2,7 @@
  * Server-rendered HTML: tagged templates that escape every interpolated value unless it is already
  * `Html` (trusted markup built by these helpers). No build step, no client framework.
  */
+import { escapeHtml } from '../../shared/html-escape';
 
 export class Html {
   constructor(readonly value: string) {}
@@ -10,9 +11,7 @@ export class Html {
   }
 }
 
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+export { escapeHtml };
 
 type Value = Html | string | number | boolean | null | undefined | Value[];
 
