@@ -251,6 +251,25 @@ export async function leaseJobs(
   }));
 }
 
+/**
+ * Hands back jobs leased to a poll that could not deliver them (its agent hung up first): queued again at once,
+ * the attempt not counted, instead of waiting out a lease nobody holds. Only rows still under that very lease
+ * change (a job renewed, finished or re-leased since is left alone). Returns how many were handed back.
+ */
+export async function returnLeasedJobs(db: Db, endpointId: string, jobs: readonly AgentJob[]): Promise<number> {
+  if (jobs.length === 0) return 0;
+  const res = await db.execute(sql`
+    update agent_jobs set state = 'queued', lease_expires_at = null, attempts = greatest(attempts - 1, 0),
+      started_at = case when attempts <= 1 then null else started_at end
+    where endpoint_id = ${endpointId} and state = 'leased'
+      and id in (${sql.join(
+        jobs.map((j) => sql`${j.id}`),
+        sql`, `,
+      )})
+      and lease_expires_at = ${jobs[0]!.leaseExpiresAt}::timestamptz`);
+  return res.rowCount ?? 0;
+}
+
 /** How far past a job's deadline a renewed lease may reach: work may not start after the deadline, but may end after it. */
 export const LEASE_DEADLINE_GRACE_SECONDS = 3600;
 

@@ -11,7 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { downloadVerified } from '../agent/verify';
 import { addEnrollSecret, revokeEnrollSecret } from '../db/agent-enroll-secrets';
-import { DrizzleAgentJobs, jobId as dispatchJobId, LEASE_DEADLINE_GRACE_SECONDS } from '../db/agent-jobs';
+import {
+  DrizzleAgentJobs,
+  jobId as dispatchJobId,
+  LEASE_DEADLINE_GRACE_SECONDS,
+  leaseJobs,
+  renewJobLease,
+  returnLeasedJobs,
+} from '../db/agent-jobs';
 import { revokeAgent } from '../db/agent-keys';
 import { addDistributionPoint } from '../db/distribution-points';
 import { setEndpointSite } from '../db/endpoint-sites';
@@ -341,6 +348,49 @@ describe('jobs', () => {
     t0 = Date.now();
     expect((await poll(a.nodeKey, 1)).jobs).toEqual([]);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+  });
+});
+
+describe('an agent that hangs up on its long poll', () => {
+  const jobRow = async (id: string) => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, id)))[0]!;
+
+  it('leases it nothing: work dispatched after it hung up waits queued for its next poll', async () => {
+    const a = await enroll();
+    await poll(a.nodeKey);
+    // A real socket (inject has none to close): the agent's long poll, then its own time-out closes the connection.
+    const req = http.get(`${central}/agent/v1/jobs?wait=20`, { headers: auth(a.nodeKey) });
+    req.on('error', () => undefined);
+    await expect.poll(() => gateway.stats().heldPolls, { timeout: 3000 }).toBeGreaterThan(0);
+    req.destroy();
+    await expect.poll(() => gateway.stats().heldPolls, { timeout: 3000 }).toBe(0);
+
+    const id = await addJob(a.endpointId);
+    gateway.wake([a.endpointId]);
+    await new Promise((r) => setTimeout(r, 300));
+    const row = await jobRow(id);
+    expect(row.state).toBe('queued');
+    expect(row.attempts).toBe(0);
+    // The agent's next poll gets it at once, as its first attempt (not ten minutes later, when a lease expired).
+    expect((await poll(a.nodeKey)).jobs.map((j) => j.id)).toEqual([id]);
+    expect((await jobRow(id)).attempts).toBe(1);
+  });
+
+  it('jobs leased to a poll that cannot answer are handed back, uncounted; a lease renewed since is kept', async () => {
+    const a = await enroll();
+    const first = await addJob(a.endpointId, { id: `back-1-${a.endpointId}` });
+    const second = await addJob(a.endpointId, { id: `back-2-${a.endpointId}` });
+    const leased = await leaseJobs(tdb.db, a.endpointId, { now: new Date(), leaseSeconds: 30 });
+    expect(leased.map((j) => j.id).sort()).toEqual([first, second].sort());
+    // The agent holds `second` under a renewed lease (it did get it, from another poll): that lease stands.
+    await new Promise((r) => setTimeout(r, 5));
+    await renewJobLease(tdb.db, a.endpointId, second, { now: new Date(), leaseSeconds: 60 });
+
+    expect(await returnLeasedJobs(tdb.db, a.endpointId, leased)).toBe(1);
+    const [f, s] = [await jobRow(first), await jobRow(second)];
+    expect([f.state, f.attempts, f.leaseExpiresAt, f.startedAt]).toEqual(['queued', 0, null, null]);
+    expect([s.state, s.attempts]).toEqual(['leased', 1]);
+    // Handing back twice changes nothing.
+    expect(await returnLeasedJobs(tdb.db, a.endpointId, leased)).toBe(0);
   });
 });
 

@@ -36,7 +36,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ensureEnvEnrollSecret } from '../db/agent-enroll-secrets';
 import { enrollAgent, pendingEnrollmentForKey } from '../db/agent-enrolment';
-import { endpointsWithWork, leaseJobs, recordJobResult, renewJobLease } from '../db/agent-jobs';
+import { endpointsWithWork, leaseJobs, recordJobResult, renewJobLease, returnLeasedJobs } from '../db/agent-jobs';
 import { endpointForKey, keysRevokedSince } from '../db/agent-keys';
 import { distributionPointForToken, distributionPointsBySite } from '../db/distribution-points';
 import { lastSiteChangeId, siteChangesSince } from '../db/endpoint-sites';
@@ -53,6 +53,7 @@ import {
   enrollRequestSchema,
   inventorySchema,
   jobResultSchema,
+  type AgentJob,
   type EnrollResponse,
   type LeaseRenewalResponse,
   type PollResponse,
@@ -194,6 +195,8 @@ export interface AgentGateway {
     waiting: number;
     polls: number;
     leaseQueries: number;
+    /** Jobs leased to a poll whose agent hung up before the answer, and queued again at once. */
+    jobsHandedBack: number;
     downloadTokensSigned: number;
     /** Long polls held open now, and the most this process holds. */
     heldPolls: number;
@@ -287,6 +290,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   let closed = false;
   let polls = 0;
   let leaseQueries = 0;
+  let jobsHandedBack = 0;
   let overloaded = 0;
 
   /** Syncs with the database: last-seen out; work hint, revocations, site changes and distribution points in. */
@@ -411,15 +415,24 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     return sendError(req, reply, err, log);
   };
 
-  async function poll(endpointId: string, waitSeconds: number) {
+  /**
+   * Waits up to `waitSeconds` for work and leases it. Ends early, leasing nothing, once the agent has hung up
+   * (`hungUp`); jobs leased just as it hung up are handed straight back (`returnLeasedJobs`), never left waiting
+   * out a lease nobody holds.
+   */
+  async function poll(endpointId: string, waitSeconds: number, hungUp: () => boolean) {
     polls += 1;
     const until = Date.now() + Math.min(waitSeconds, maxWait) * 1000;
     for (;;) {
-      if (closed) return [];
+      if (closed || hungUp()) return [];
       if (hint.mayHaveWork(endpointId)) {
         shedIfQueued();
         leaseQueries += 1;
         const jobs = await leaseJobs(db, endpointId, { now: now(), leaseSeconds });
+        if (jobs.length > 0 && hungUp()) {
+          await handBack(endpointId, jobs);
+          return [];
+        }
         if (jobs.length > 0) return jobs;
         hint.noWork(endpointId);
       }
@@ -427,6 +440,17 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       if (remaining <= 0) return [];
       await waiters.wait(endpointId, remaining);
     }
+  }
+
+  /** Jobs leased to a poll that cannot answer: queued again for the agent's next poll. */
+  async function handBack(endpointId: string, jobs: AgentJob[]) {
+    const n = await returnLeasedJobs(db, endpointId, jobs);
+    jobsHandedBack += n;
+    hint.add(endpointId);
+    log.debug(
+      { endpointId, jobs: n },
+      'agent gateway: the agent hung up before its poll was answered; jobs handed back',
+    );
   }
 
   const routes: RouteModule = async (app: FastifyInstance) => {
@@ -501,17 +525,35 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           const slot = slots.enter(who.endpointId, wait > 0);
           if (wait > 0 && !slot.hold)
             void reply.header('retry-after', String(pollInterval + Math.floor(Math.random() * pollInterval * 2)));
-          let jobs;
+          // An agent that hangs up (its own time-out, a restart) ends its poll: nothing is leased to a closed socket.
+          let hungUp = false;
+          const onClose = () => {
+            if (reply.raw.writableEnded) return;
+            hungUp = true;
+            waiters.wake(who.endpointId);
+          };
+          reply.raw.once('close', onClose);
+          let jobs: AgentJob[];
           try {
-            jobs = await poll(who.endpointId, slot.hold ? wait : 0);
+            jobs = await poll(who.endpointId, slot.hold ? wait : 0, () => hungUp || reply.raw.destroyed);
           } finally {
             slot.leave();
+            reply.raw.off('close', onClose);
           }
-          const distributionPoints = who.site ? (dpBySite.value.get(who.site) ?? []) : [];
-          const res: PollResponse = { jobs, distributionPoints };
-          if (who.site && distributionPoints.length > 0)
-            res.downloadToken = await downloadTokens.tokenFor(who.endpointId, who.site);
-          return reply.send(res);
+          try {
+            const distributionPoints = who.site ? (dpBySite.value.get(who.site) ?? []) : [];
+            const res: PollResponse = { jobs, distributionPoints };
+            if (who.site && distributionPoints.length > 0)
+              res.downloadToken = await downloadTokens.tokenFor(who.endpointId, who.site);
+            if (jobs.length > 0 && (hungUp || reply.raw.destroyed)) {
+              await handBack(who.endpointId, jobs);
+              return reply;
+            }
+            return reply.send(res);
+          } catch (e) {
+            await handBack(who.endpointId, jobs).catch(() => undefined);
+            throw e;
+          }
         });
 
         // The owning agent keeps a long job (an install past the lease) from being offered again or marked unreachable.
@@ -609,6 +651,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       waiting: waiters.size,
       polls,
       leaseQueries,
+      jobsHandedBack,
       downloadTokensSigned: downloadTokens.signed,
       heldPolls: slots.held,
       maxHeldPolls: slots.maxHeld,
