@@ -104,30 +104,29 @@ function cautiousMerge(
   return Object.keys(change).length > 0 ? change : null;
 }
 
+/** Rows per statement when a scan's patches are written. */
+const CATALOG_CHUNK = 500;
+
 /**
- * Applies a screened scan: the endpoint's own reports (endpoint_patch_reports, its packages for later jobs), the shared
- * catalog (new patches added; existing rows only made more cautious, see cautiousMerge; every change in the audit
- * log) and the endpoint's missing set (or, for a limited scan, that part of it). Patches refused by screening are
- * neither recorded nor taken as installed.
+ * Adds the patches the catalog does not know yet and makes known ones more cautious (cautiousMerge), returning what
+ * it added and changed for the audit log. Built for thousands of scans at once that all report the same patches:
+ * a known patch is only read, not locked (an upsert that rewrote it would hold every scan touching that patch until
+ * the previous one committed); only a row an agent's report actually changes is locked, re-read under the lock and
+ * updated. Every writer takes its catalog locks in patch-id order, inserts before updates, and all of them before
+ * the endpoint's own rows (whose triggers lock shared counters), so concurrent scans never wait in a cycle.
  */
-export async function applyScan(
+async function mergeIntoCatalog(
   db: Db,
-  endpointId: string,
-  jobId: string,
-  found: FoundPatch[],
-  limitedTo: string[],
-  refusedIds: string[],
-  now: Date,
-): Promise<void> {
-  const osFamily = await osFamilyOf(db, endpointId);
-  const unique = new Map(found.map((p) => [p.patchId, p]));
-  // One lock order for every writer: concurrent scans touching shared catalog rows must not deadlock.
-  const list = [...unique.values()].sort((a, b) => (a.patchId < b.patchId ? -1 : a.patchId > b.patchId ? 1 : 0));
+  list: FoundPatch[],
+  osFamily: string,
+): Promise<{
+  added: string[];
+  changed: Array<{ patchId: string; from: Record<string, unknown>; to: Record<string, unknown> }>;
+}> {
   const added: string[] = [];
-  const changed: Array<{ patchId: string; from: Record<string, unknown>; to: Record<string, unknown> }> = [];
-  for (let i = 0; i < list.length; i += 500) {
-    const chunk = list.slice(i, i + 500);
-    const locked = await db
+  for (let i = 0; i < list.length; i += CATALOG_CHUNK) {
+    const chunk = list.slice(i, i + CATALOG_CHUNK);
+    const inserted = await db
       .insert(patches)
       .values(
         chunk.map((p) => ({
@@ -150,36 +149,89 @@ export async function applyScan(
           releasedAt: p.releasedAt ? new Date(p.releasedAt) : null,
         })),
       )
-      // A no-op update on conflict: one statement locks every row of the chunk, new or not, in id order (as every
-      // writer does), so concurrent scans never wait on each other in opposite orders. xmax = 0: inserted now.
-      .onConflictDoUpdate({ target: patches.id, set: { title: sql`${patches.title}` } })
-      .returning({
-        id: patches.id,
-        type: patches.type,
-        severity: patches.severity,
-        vendorSeverity: patches.vendorSeverity,
-        cvss: patches.cvss,
-        cves: patches.cves,
-        rebootRequired: patches.rebootRequired,
-        inserted: sql<boolean>`(xmax = 0)`,
-      });
-    const byId = new Map(locked.map((r) => [r.id, r]));
+      .onConflictDoNothing({ target: patches.id })
+      .returning({ id: patches.id });
+    added.push(...inserted.map((r) => r.id));
+  }
+  added.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const isNew = new Set(added);
+  const known = list.filter((p) => !isNew.has(p.patchId));
+  const merged = {
+    type: patches.type,
+    severity: patches.severity,
+    cvss: patches.cvss,
+    cves: patches.cves,
+    rebootRequired: patches.rebootRequired,
+  };
+  const toChange: FoundPatch[] = [];
+  for (let i = 0; i < known.length; i += CATALOG_CHUNK) {
+    const chunk = known.slice(i, i + CATALOG_CHUNK);
+    const rows = await db
+      .select({ id: patches.id, ...merged })
+      .from(patches)
+      .where(
+        inArray(
+          patches.id,
+          chunk.map((p) => p.patchId),
+        ),
+      );
+    const byId = new Map(rows.map((r) => [r.id, r]));
     for (const p of chunk) {
       const row = byId.get(p.patchId);
-      if (!row) continue;
-      if (row.inserted) {
-        added.push(p.patchId);
-        continue;
-      }
-      const change = cautiousMerge(row, p);
-      if (!change) continue;
-      await db.update(patches).set(change).where(eq(patches.id, p.patchId));
-      changed.push({
-        patchId: p.patchId,
-        from: Object.fromEntries(Object.keys(change).map((k) => [k, row[k as keyof typeof row]])),
-        to: change,
-      });
+      if (row && cautiousMerge(row, p)) toChange.push(p);
     }
+  }
+  const changed: Array<{ patchId: string; from: Record<string, unknown>; to: Record<string, unknown> }> = [];
+  if (toChange.length === 0) return { added, changed };
+  // Rare (a report more cautious than the catalog): lock those rows in id order and merge against what is there now.
+  const locked = await db
+    .select({ id: patches.id, ...merged })
+    .from(patches)
+    .where(
+      inArray(
+        patches.id,
+        toChange.map((p) => p.patchId),
+      ),
+    )
+    .orderBy(patches.id)
+    .for('update');
+  const byId = new Map(locked.map((r) => [r.id, r]));
+  for (const p of toChange) {
+    const row = byId.get(p.patchId);
+    const change = row && cautiousMerge(row, p);
+    if (!row || !change) continue;
+    await db.update(patches).set(change).where(eq(patches.id, p.patchId));
+    changed.push({
+      patchId: p.patchId,
+      from: Object.fromEntries(Object.keys(change).map((k) => [k, row[k as keyof typeof row]])),
+      to: change,
+    });
+  }
+  return { added, changed };
+}
+
+/**
+ * Applies a screened scan: the endpoint's own reports (endpoint_patch_reports, its packages for later jobs), the shared
+ * catalog (new patches added; existing rows only made more cautious, see cautiousMerge; every change in the audit
+ * log) and the endpoint's missing set (or, for a limited scan, that part of it). Patches refused by screening are
+ * neither recorded nor taken as installed.
+ */
+export async function applyScan(
+  db: Db,
+  endpointId: string,
+  jobId: string,
+  found: FoundPatch[],
+  limitedTo: string[],
+  refusedIds: string[],
+  now: Date,
+): Promise<void> {
+  const osFamily = await osFamilyOf(db, endpointId);
+  const unique = new Map(found.map((p) => [p.patchId, p]));
+  // One lock order for every writer: concurrent scans touching shared catalog rows must not deadlock.
+  const list = [...unique.values()].sort((a, b) => (a.patchId < b.patchId ? -1 : a.patchId > b.patchId ? 1 : 0));
+  const { added, changed } = await mergeIntoCatalog(db, list, osFamily);
+  for (let i = 0; i < list.length; i += CATALOG_CHUNK) {
+    const chunk = list.slice(i, i + CATALOG_CHUNK);
     await db
       .insert(endpointPatchReports)
       .values(

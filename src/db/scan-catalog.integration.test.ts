@@ -1,0 +1,106 @@
+/**
+ * Many scans at once reporting the same catalog patches (a fleet-wide `scan all`): known catalog rows are only read,
+ * a row is locked only when a report makes it more cautious, and every writer takes its locks in one order. So no
+ * scan fails on a deadlock, no cautious change is lost between two scans, and each new patch is recorded as added
+ * exactly once.
+ */
+import { eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
+import type { FoundPatch } from '../shared/agent-protocol';
+import { recordJobResult } from './agent-jobs';
+import { agentJobs, auditLog, endpointPatches, endpoints, patches } from './schema/index';
+
+let tdb: TestDatabase;
+const ENDPOINTS = 12;
+// Over one 500-row statement, so a scan writes its catalog in several chunks.
+const CATALOG = 700;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  await tdb.db.insert(endpoints).values(
+    Array.from({ length: ENDPOINTS }, (_, i) => ({
+      id: `ep-${i}`,
+      machineId: `machine-${String(i).padStart(4, '0')}`,
+      hostname: `ep-${i}`,
+      osFamily: 'linux',
+    })),
+  );
+});
+afterAll(async () => {
+  await tdb?.close();
+});
+
+const found = (n: number, endpoint: number): FoundPatch => ({
+  patchId: `DSA-${String(n).padStart(4, '0')}-1`,
+  title: `Update ${n}`,
+  vendor: 'Debian',
+  product: `pkg${n}`,
+  type: 'security',
+  // Endpoint 0 knows more than the others about every tenth patch: a higher severity and one more CVE.
+  vendorSeverity: endpoint === 0 && n % 10 === 0 ? 'critical' : 'low',
+  severitySource: 'debian',
+  cves: endpoint === 0 && n % 10 === 0 ? [`CVE-2026-${n}`, `CVE-2026-9${n}`] : [`CVE-2026-${n}`],
+  rebootRequired: false,
+  packages: [{ manager: 'apt', name: `pkg${n}`, version: '1.0-1' }],
+});
+
+async function scanAll(round: string, extraCveFor: number[] = []) {
+  await tdb.db.insert(agentJobs).values(
+    Array.from({ length: ENDPOINTS }, (_, i) => ({
+      id: `${round}-${i}`,
+      endpointId: `ep-${i}`,
+      kind: 'scan',
+      payload: {},
+      state: 'leased',
+      leaseExpiresAt: new Date(Date.now() + 60_000),
+    })),
+  );
+  return Promise.allSettled(
+    Array.from({ length: ENDPOINTS }, (_, i) => {
+      // Every endpoint reports the whole catalog, half of them in reverse order (the gateway sorts before it writes).
+      const order = Array.from({ length: CATALOG }, (_, n) => (i % 2 === 0 ? n : CATALOG - 1 - n));
+      const missing = order.map((n) => {
+        const p = found(n, i);
+        return extraCveFor.includes(i) ? { ...p, cves: [...p.cves, `CVE-2027-${i}-${n}`] } : p;
+      });
+      return recordJobResult(tdb.db, `ep-${i}`, `${round}-${i}`, {
+        status: 'succeeded',
+        missing,
+        patches: [],
+        rebootPending: false,
+      });
+    }),
+  );
+}
+
+describe('scans at once on a shared catalog', () => {
+  it('all succeed; each new patch is added once; the more cautious report wins', async () => {
+    const first = await scanAll('scan-1');
+    expect(first.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(await tdb.db.$count(patches)).toBe(CATALOG);
+    expect(await tdb.db.$count(endpointPatches)).toBe(CATALOG * ENDPOINTS);
+
+    const reported = await tdb.db
+      .select({ details: auditLog.details })
+      .from(auditLog)
+      .where(eq(auditLog.action, 'catalog.patches.reported'));
+    const added = reported.flatMap((r) => (r.details as { added: string[] }).added);
+    expect(added.length).toBe(CATALOG);
+    expect(new Set(added).size).toBe(CATALOG);
+
+    const tenth = await tdb.db.select().from(patches).where(eq(patches.id, 'DSA-0010-1'));
+    expect(tenth[0]!.severity).toBe('critical');
+    expect([...tenth[0]!.cves].sort()).toEqual(['CVE-2026-10', 'CVE-2026-910']);
+  });
+
+  it('a rescan reporting one new CVE per patch from two endpoints at once keeps both, on every patch', async () => {
+    const second = await scanAll('scan-2', [1, 2]);
+    expect(second.filter((r) => r.status === 'rejected')).toEqual([]);
+    const missingCve = await tdb.db.execute<{ n: number }>(sql`
+      select count(*)::int as n from patches
+      where not (cves @> array[('CVE-2027-1-' || (substring(id from 5 for 4))::int)::text,
+                               ('CVE-2027-2-' || (substring(id from 5 for 4))::int)::text])`);
+    expect(Number(missingCve.rows[0]!.n)).toBe(0);
+  });
+});
