@@ -242,14 +242,23 @@ export async function applyScan(
       on conflict (endpoint_id, patch_id) do update set title = excluded.title, type = excluded.type,
         severity = excluded.severity, vendor_severity = excluded.vendor_severity, cvss = excluded.cvss,
         cves = excluded.cves, reboot_required = excluded.reboot_required, superseded_by = excluded.superseded_by,
-        packages = excluded.packages, job_id = excluded.job_id, reported_at = excluded.reported_at`);
+        packages = excluded.packages, job_id = excluded.job_id, reported_at = excluded.reported_at
+      -- A report the same as before is left as it is (a nightly rescan rewrites nothing): job_id and reported_at
+      -- are the scan that last changed it.
+      where (endpoint_patch_reports.title, endpoint_patch_reports.type, endpoint_patch_reports.severity,
+          endpoint_patch_reports.vendor_severity, endpoint_patch_reports.cvss, endpoint_patch_reports.cves,
+          endpoint_patch_reports.reboot_required, endpoint_patch_reports.superseded_by, endpoint_patch_reports.packages)
+        is distinct from (excluded.title, excluded.type, excluded.severity, excluded.vendor_severity, excluded.cvss,
+          excluded.cves, excluded.reboot_required, excluded.superseded_by, excluded.packages)`);
     await db.execute(sql`
       insert into endpoint_patches (endpoint_id, patch_id, state, detected_at, last_job_id, updated_at)
       select ${endpointId}, u.patch_id, 'missing', ${at}::timestamptz, ${jobId}, ${at}::timestamptz
       from unnest(${ids}) as u(patch_id)
       on conflict (endpoint_id, patch_id) do update set state = 'missing', last_job_id = excluded.last_job_id,
         updated_at = excluded.updated_at,
-        last_error = case when endpoint_patches.state = 'failed' then endpoint_patches.last_error else null end`);
+        last_error = case when endpoint_patches.state = 'failed' then endpoint_patches.last_error else null end
+      -- Still missing, as last time: nothing to write (last_job_id and updated_at are the job that last changed it).
+      where endpoint_patches.state <> 'missing' or endpoint_patches.last_error is not null`);
   }
   if (added.length > 0 || changed.length > 0) {
     await appendAudit(db, {

@@ -103,4 +103,24 @@ describe('scans at once on a shared catalog', () => {
                                ('CVE-2027-2-' || (substring(id from 5 for 4))::int)::text])`);
     expect(Number(missingCve.rows[0]!.n)).toBe(0);
   });
+
+  it('a rescan rewrites only what changed: a failed or installed patch reported missing again, not the rest', async () => {
+    const row = (patchId: string) =>
+      tdb.db
+        .select()
+        .from(endpointPatches)
+        .where(sql`${endpointPatches.endpointId} = 'ep-4' and ${endpointPatches.patchId} = ${patchId}`)
+        .then((r) => r[0]!);
+    await tdb.db.execute(sql`update endpoint_patches set state = 'failed', last_error = 'dpkg error'
+      where endpoint_id = 'ep-4' and patch_id = 'DSA-0001-1'`);
+    await tdb.db.execute(sql`update endpoint_patches set state = 'installed', installed_at = now()
+      where endpoint_id = 'ep-4' and patch_id = 'DSA-0002-1'`);
+    const untouched = await row('DSA-0003-1');
+    const results = await scanAll('scan-3');
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    const [failed, installed, same] = [await row('DSA-0001-1'), await row('DSA-0002-1'), await row('DSA-0003-1')];
+    expect([failed.state, failed.lastError, failed.lastJobId]).toEqual(['missing', 'dpkg error', 'scan-3-4']);
+    expect([installed.state, installed.lastJobId]).toEqual(['missing', 'scan-3-4']);
+    expect([same.state, same.lastJobId, same.updatedAt]).toEqual(['missing', untouched.lastJobId, untouched.updatedAt]);
+  });
 });
