@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
+import { seeded } from '../src/agent-sim/fleet';
 import { addEnrollSecret } from '../src/db/agent-enroll-secrets';
 import { auditKeysFrom, useAuditKeys } from '../src/db/audit';
 import type { Database } from '../src/db/client';
@@ -36,18 +37,6 @@ const FLEET = 100_000;
 const TARGET_SECONDS = 600;
 const SECRET = 'scan-ingest-secret-0123456789';
 
-/** A small seeded generator (mulberry32): the same findings in both rounds and on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const SEVERITIES = ['critical', 'important', 'moderate', 'low'] as const;
 function catalogPatch(n: number): FoundPatch {
   return {
@@ -65,7 +54,7 @@ function catalogPatch(n: number): FoundPatch {
 }
 
 function findingsOf(endpointIndex: number): FoundPatch[] {
-  const next = rng(endpointIndex + 1);
+  const next = seeded(endpointIndex + 1);
   const picked = new Set<number>();
   while (picked.size < patchesEach) picked.add(Math.floor(next() * catalogSize));
   return [...picked].sort((x, y) => x - y).map(catalogPatch);
