@@ -253,6 +253,10 @@ describe('/api/v1 groups and maintenance windows', () => {
       members: 1,
     });
     expect(await (await call('GET', '/groups/web-farm/members', viewer)).json()).toEqual({ members: [endpointIds[2]] });
+    // An unknown group is not an empty one.
+    const unknown = await call('GET', '/groups/no-such-group/members', viewer);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ error: 'NOT_FOUND' });
     const windows = (await (await call('GET', '/windows', viewer)).json()) as { windows: unknown[] };
     expect(windows.windows).toMatchObject([{ name: 'saturday-night', ...window, groups: ['web-farm'] }]);
 

@@ -122,8 +122,10 @@ export async function listGroups(db: Db): Promise<StoredGroup[]> {
   }));
 }
 
-/** The endpoint ids of the group's members. */
+/** The endpoint ids of the group's members. Errors: NotFound (no such group). */
 export async function groupMemberIds(db: Db, name: string): Promise<string[]> {
+  const [group] = await db.select({ id: endpointGroups.id }).from(endpointGroups).where(eq(endpointGroups.name, name));
+  if (!group) throw new CodedError(ErrorCode.NotFound, `no group "${name}"`);
   const rows = await db
     .select({ id: groupMembers.endpointId })
     .from(groupMembers)
