@@ -20,9 +20,10 @@ import { ACTION } from '../chat/core/card';
 import { signedSlackHeaders } from '../chat/slack/signing';
 import { loadConfig } from '../config/index';
 import { addEnrollSecret } from '../db/agent-enroll-secrets';
+import { saveGroup, saveWindow } from '../db/groups';
 import { grantRole } from '../db/identities';
 import { savePolicy } from '../db/policies';
-import { chatMessages, endpointGroups, endpoints, groupMembers, maintenanceWindows } from '../db/schema/index';
+import { chatMessages, endpoints } from '../db/schema/index';
 import { CycleStage, TERMINAL_STAGES, workflowIdForCycle, type CycleStatus } from '../domain/cycle';
 import { createLogger, type Logger } from '../logging';
 import { freePort } from '../temporal/dev-server';
@@ -411,16 +412,27 @@ async function untilDone(
 
 type Db = Running['db']['database']['db'];
 
+/** Who the demo's own set-up is in the audit log as. */
+const DEMO_ACTOR = 'cli:demo';
+
 /** Groups by OS, each in a maintenance window (daily, 24 h: always open, so the demo need not wait), and a test ring. */
 async function seedGroups(db: Db): Promise<Array<{ name: string; members: number }>> {
   const all = await db
     .select({ id: endpoints.id, os: endpoints.osFamily })
     .from(endpoints)
     .where(inArray(endpoints.osFamily, ['windows', 'linux', 'macos']));
-  const [win] = await db
-    .insert(maintenanceWindows)
-    .values({ name: 'demo-daily', rrule: 'FREQ=DAILY;BYHOUR=0;BYMINUTE=0', timezone: 'UTC', durationMinutes: 24 * 60 })
-    .returning();
+  // Through the same calls as PUT /api/v1/windows and /groups: validated and in the audit log.
+  await saveWindow(
+    db,
+    {
+      name: 'demo-daily',
+      rrule: 'FREQ=DAILY;BYHOUR=0;BYMINUTE=0',
+      timezone: 'UTC',
+      durationMinutes: 24 * 60,
+      blackoutDates: [],
+    },
+    DEMO_ACTOR,
+  );
   const testRing = new Set<string>();
   for (const os of ['windows', 'linux', 'macos'])
     for (const e of all.filter((x) => x.os === os).slice(0, 3)) testRing.add(e.id);
@@ -434,13 +446,12 @@ async function seedGroups(db: Db): Promise<Array<{ name: string; members: number
     { name: 'linux-servers', isTestGroup: false, members: all.filter((e) => e.os === 'linux' && !testRing.has(e.id)) },
     { name: 'macos-laptops', isTestGroup: false, members: all.filter((e) => e.os === 'macos' && !testRing.has(e.id)) },
   ].filter((g) => g.members.length > 0);
-  for (const g of spec) {
-    const [row] = await db
-      .insert(endpointGroups)
-      .values({ name: g.name, isTestGroup: g.isTestGroup, maintenanceWindowId: win!.id })
-      .returning();
-    await db.insert(groupMembers).values(g.members.map((m) => ({ groupId: row!.id, endpointId: m.id })));
-  }
+  for (const g of spec)
+    await saveGroup(
+      db,
+      { name: g.name, isTestGroup: g.isTestGroup, window: 'demo-daily', members: g.members.map((m) => m.id) },
+      DEMO_ACTOR,
+    );
   return spec.map((g) => ({ name: g.name, members: g.members.length }));
 }
 
