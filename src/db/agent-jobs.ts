@@ -396,13 +396,18 @@ export async function recordJobResult(
         },
       });
     }
-    const epSet: Partial<typeof endpoints.$inferInsert> = {
+    const epSet: Partial<Omit<typeof endpoints.$inferInsert, 'lastScanDigest'>> & { lastScanDigest?: SQL | null } = {
       lastSeenAt: now,
       pendingReboot: result.rebootPending,
       status: 'active',
     };
     if (job.kind === 'scan' && result.missing) {
-      await applyScan(
+      const [ep] = await txDb
+        .select({ lastScanDigest: endpoints.lastScanDigest })
+        .from(endpoints)
+        .where(eq(endpoints.id, endpointId));
+      const previous = ep?.lastScanDigest ?? null;
+      const digest = await applyScan(
         txDb,
         endpointId,
         jobId,
@@ -410,9 +415,15 @@ export async function recordJobResult(
         (job.payload as { patchIds?: string[] }).patchIds ?? [],
         refusedIds,
         now,
+        previous,
       );
+      // Kept only if no other writer changed it meanwhile (a concurrent result for this endpoint): else cleared, and
+      // the next scan is written in full. The update re-reads the committed row, so no lock is taken for this.
+      epSet.lastScanDigest = sql`case when ${endpoints.lastScanDigest} is not distinct from ${previous}::text then ${digest}::text end`;
       epSet.lastScanAt = now;
     }
+    // Any other job may change the endpoint's patch rows: the next scan is written in full.
+    if (job.kind !== 'scan') epSet.lastScanDigest = null;
     if (job.kind !== 'scan' && result.patches.length > 0) await applyPatchStates(txDb, endpointId, jobId, result, now);
     if (job.kind === 'reboot' && result.status === 'succeeded') {
       await txDb

@@ -3,6 +3,7 @@
  * endpoint's own reports (endpoint_patch_reports), the cautious merge into the shared catalog, the packages jobs are
  * built from, and the trusted source's own setter. An agent's report is an observation about its own endpoint only.
  */
+import { createHash } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { CodedError, ErrorCode } from '../domain/errors';
 import {
@@ -16,7 +17,7 @@ import {
 import type { PatchFacts } from '../domain/risk';
 import type { FoundPatch, JobResult } from '../shared/agent-protocol';
 import { hasControlCharacters, packageRefProblem } from '../shared/package-names';
-import { appendAudit } from './audit';
+import { appendAudit, canonicalJson } from './audit';
 import type { Db } from './client';
 import {
   cycleTargets,
@@ -218,11 +219,19 @@ export async function applyScan(
   limitedTo: string[],
   refusedIds: string[],
   now: Date,
-): Promise<void> {
-  const osFamily = await osFamilyOf(db, endpointId);
+  lastDigest: string | null = null,
+): Promise<string | null> {
   const unique = new Map(found.map((p) => [p.patchId, p]));
   // One lock order for every writer: concurrent scans touching shared catalog rows must not deadlock.
   const list = [...unique.values()].sort((a, b) => (a.patchId < b.patchId ? -1 : a.patchId > b.patchId ? 1 : 0));
+  // Only a full scan with nothing refused describes all of the endpoint's rows: only it is remembered, or skipped
+  // when it reports exactly what the last one wrote (the rows are as it left them: other writers clear the digest).
+  const digest =
+    limitedTo.length === 0 && refusedIds.length === 0
+      ? createHash('sha256').update(canonicalJson(list)).digest('hex')
+      : null;
+  if (digest !== null && digest === lastDigest) return digest;
+  const osFamily = await osFamilyOf(db, endpointId);
   const { added, changed } = await mergeIntoCatalog(db, list, osFamily);
   if (list.length > 0) {
     const ids = textArray(list.map((p) => p.patchId));
@@ -277,6 +286,7 @@ export async function applyScan(
     where endpoint_id = ${endpointId} and state in ('missing', 'failed', 'pending_reboot')
       ${limitedTo.length > 0 ? sql`and patch_id = any(${sql.param(limitedTo)}::text[])` : sql``}
       ${stillMissing.length > 0 ? sql`and not (patch_id = any(${sql.param(stillMissing)}::text[]))` : sql``}`);
+  return digest;
 }
 
 /**

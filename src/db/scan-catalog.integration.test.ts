@@ -115,6 +115,8 @@ describe('scans at once on a shared catalog', () => {
       where endpoint_id = 'ep-4' and patch_id = 'DSA-0001-1'`);
     await tdb.db.execute(sql`update endpoint_patches set state = 'installed', installed_at = now()
       where endpoint_id = 'ep-4' and patch_id = 'DSA-0002-1'`);
+    // As the install results that change these rows do (recordJobResult): the next scan is written in full.
+    await tdb.db.execute(sql`update endpoints set last_scan_digest = null where id = 'ep-4'`);
     const untouched = await row('DSA-0003-1');
     const results = await scanAll('scan-3');
     expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
@@ -122,5 +124,44 @@ describe('scans at once on a shared catalog', () => {
     expect([failed.state, failed.lastError, failed.lastJobId]).toEqual(['missing', 'dpkg error', 'scan-3-4']);
     expect([installed.state, installed.lastJobId]).toEqual(['missing', 'scan-3-4']);
     expect([same.state, same.lastJobId, same.updatedAt]).toEqual(['missing', untouched.lastJobId, untouched.updatedAt]);
+  });
+
+  it('an identical rescan writes nothing; after an install result changed a row, the next one is written in full', async () => {
+    const row = (patchId: string) =>
+      tdb.db
+        .select()
+        .from(endpointPatches)
+        .where(sql`${endpointPatches.endpointId} = 'ep-6' and ${endpointPatches.patchId} = ${patchId}`)
+        .then((r) => r[0]!);
+    const digest = async () =>
+      (await tdb.db.select().from(endpoints).where(eq(endpoints.id, 'ep-6')))[0]!.lastScanDigest;
+    await scanAll('scan-4');
+    expect(await digest()).toMatch(/^[0-9a-f]{64}$/);
+    // Behind the scan's back (no job): an identical rescan does not look at the rows at all.
+    await tdb.db.execute(sql`update endpoint_patches set last_job_id = 'marker'
+      where endpoint_id = 'ep-6' and patch_id = 'DSA-0005-1'`);
+    await scanAll('scan-5');
+    expect((await row('DSA-0005-1')).lastJobId).toBe('marker');
+
+    // An install result changes the rows (and clears the digest): the next identical scan is applied in full, so a
+    // patch the agent still reports missing is missing again, whatever the install said.
+    await tdb.db.insert(agentJobs).values({
+      id: 'install-ep-6',
+      endpointId: 'ep-6',
+      kind: 'install',
+      payload: {},
+      state: 'leased',
+      leaseExpiresAt: new Date(Date.now() + 60_000),
+    });
+    await recordJobResult(tdb.db, 'ep-6', 'install-ep-6', {
+      status: 'succeeded',
+      patches: [{ patchId: 'DSA-0005-1', state: 'installed' }],
+      rebootPending: false,
+    });
+    expect((await row('DSA-0005-1')).state).toBe('installed');
+    expect(await digest()).toBeNull();
+    await scanAll('scan-6');
+    expect((await row('DSA-0005-1')).state).toBe('missing');
+    expect(await digest()).toMatch(/^[0-9a-f]{64}$/);
   });
 });

@@ -49,6 +49,8 @@ export const endpoints = pgTable(
     agentVersion: text(),
     lastSeenAt: timestamp({ withTimezone: true }),
     lastScanAt: timestamp({ withTimezone: true }),
+    /** sha256 of the last full scan's findings, written in full; null after any other change to its patch rows. */
+    lastScanDigest: text(),
     createdAt: createdAt(),
   },
   (t) => [
