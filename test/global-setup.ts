@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../src/config/index';
 import { obtainTemporalCli } from '../src/temporal/cli-binary';
-import { freePort, startDevServer } from '../src/temporal/dev-server';
+import { startDevServer } from '../src/temporal/dev-server';
+import { freePort } from './helpers/free-port';
 import { bundleWorkflows } from '../src/worker/worker';
 
 declare module 'vitest' {

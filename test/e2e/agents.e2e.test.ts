@@ -29,7 +29,7 @@ import {
   groupMembers,
   softwareInventory,
 } from '../../src/db/schema/index';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from '../helpers/free-port';
 import { aptInstallInto, buildAptTestRepo, skipWithoutAptTools, type AptTestRepo } from '../helpers/apt-repo';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 

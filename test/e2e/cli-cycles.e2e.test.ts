@@ -13,7 +13,7 @@ import { buildServer } from '../../src/server/app';
 import { createCycleService } from '../../src/services/temporal-cycle-service';
 import { createLogger } from '../../src/logging';
 import { TaskQueue } from '../../src/temporal/task-queues';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from '../helpers/free-port';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { seedFleet } from '../helpers/cycle-fixtures';
 import { cliWithConfigHome, loggedInCli } from '../helpers/cli-session';

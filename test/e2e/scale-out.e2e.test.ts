@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SimFleet } from '../../src/agent-sim/fleet';
 import { verifyAuditChain } from '../../src/db/audit';
 import { createLogger } from '../../src/logging';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from '../helpers/free-port';
 import { groupFleetWithPolicy, runApprovedCycle, startDeployment, type Deployment } from '../helpers/deployment';
 
 const PER_SERVER = 15;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it, inject } from 'vitest';
 import { isAlive } from '../../src/temporal/cli-binary';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from '../helpers/free-port';
 import { embeddedUpEnv, startPatchopsUp } from '../helpers/up-process';
 
 describe('patchops up (what npm start runs)', () => {

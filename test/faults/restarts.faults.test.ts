@@ -23,7 +23,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SimFleet } from '../../src/agent-sim/fleet';
 import { verifyAuditChain } from '../../src/db/audit';
 import { createLogger } from '../../src/logging';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from '../helpers/free-port';
 import {
   byStage,
   cycleOutcome,

@@ -5,7 +5,7 @@ import { connectDatabase, type Database } from '../../src/db/client';
 import { startEmbeddedPostgres } from '../../src/db/embedded';
 import { runMigrations } from '../../src/db/migrate';
 import { SecretBox } from '../../src/db/secret-box';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from './free-port';
 
 export interface TestDatabase extends Database {
   url: string;

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from './free-port';
 
 const run = promisify(execFile);
 

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from './free-port';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 
