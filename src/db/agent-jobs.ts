@@ -403,7 +403,7 @@ export async function recordJobResult(
     };
     if (job.kind === 'scan' && result.missing) {
       const [ep] = await txDb
-        .select({ lastScanDigest: endpoints.lastScanDigest })
+        .select({ osFamily: endpoints.osFamily, lastScanDigest: endpoints.lastScanDigest })
         .from(endpoints)
         .where(eq(endpoints.id, endpointId));
       const previous = ep?.lastScanDigest ?? null;
@@ -415,7 +415,7 @@ export async function recordJobResult(
         (job.payload as { patchIds?: string[] }).patchIds ?? [],
         refusedIds,
         now,
-        previous,
+        { osFamily: ep?.osFamily ?? 'any', lastScanDigest: previous },
       );
       // Kept only if no other writer changed it meanwhile (a concurrent result for this endpoint): else cleared, and
       // the next scan is written in full. The update re-reads the committed row, so no lock is taken for this.

@@ -19,14 +19,7 @@ import type { FoundPatch, JobResult } from '../shared/agent-protocol';
 import { hasControlCharacters, packageRefProblem } from '../shared/package-names';
 import { appendAudit, canonicalJson } from './audit';
 import type { Db } from './client';
-import {
-  cycleTargets,
-  endpointPatches,
-  endpointPatchReports,
-  endpoints,
-  patches,
-  type PatchPackage,
-} from './schema/index';
+import { cycleTargets, endpointPatches, endpointPatchReports, patches, type PatchPackage } from './schema/index';
 
 const SOURCES: readonly SeveritySource[] = ['msrc', 'debian', 'ubuntu', 'redhat', 'suse', 'apple', 'cvss', 'vendor'];
 
@@ -67,11 +60,6 @@ export function screenJobResult(result: JobResult): { result: JobResult; refused
     `refused ${refused.length} of ${result.missing.length} reported patches (package names or versions outside their backend's grammar; nothing about them was recorded): ` +
     `${shown.join('; ')}${refused.length > shown.length ? `; and ${refused.length - shown.length} more` : ''}`;
   return { result: { ...result, missing: kept, error: result.error ? `${result.error}; ${note}` : note }, refused };
-}
-
-async function osFamilyOf(db: Db, endpointId: string): Promise<string> {
-  const [ep] = await db.select({ osFamily: endpoints.osFamily }).from(endpoints).where(eq(endpoints.id, endpointId));
-  return ep?.osFamily ?? 'any';
 }
 
 const SEVERITY_ORDER = ['unspecified', 'low', 'moderate', 'important', 'critical'];
@@ -219,7 +207,8 @@ export async function applyScan(
   limitedTo: string[],
   refusedIds: string[],
   now: Date,
-  lastDigest: string | null = null,
+  /** The endpoint as recordJobResult read it: its OS (for new catalog rows) and its last full scan's digest. */
+  endpoint: { osFamily: string; lastScanDigest: string | null },
 ): Promise<string | null> {
   const unique = new Map(found.map((p) => [p.patchId, p]));
   // One lock order for every writer: concurrent scans touching shared catalog rows must not deadlock.
@@ -230,9 +219,8 @@ export async function applyScan(
     limitedTo.length === 0 && refusedIds.length === 0
       ? createHash('sha256').update(canonicalJson(list)).digest('hex')
       : null;
-  if (digest !== null && digest === lastDigest) return digest;
-  const osFamily = await osFamilyOf(db, endpointId);
-  const { added, changed } = await mergeIntoCatalog(db, list, osFamily);
+  if (digest !== null && digest === endpoint.lastScanDigest) return digest;
+  const { added, changed } = await mergeIntoCatalog(db, list, endpoint.osFamily);
   if (list.length > 0) {
     const ids = textArray(list.map((p) => p.patchId));
     const at = now.toISOString();
