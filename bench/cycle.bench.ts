@@ -3,7 +3,9 @@
  * dev server (the project's CLI binary), the real `patchops server` (gateway) and `patchops worker` processes,
  * PostgreSQL (a database of its own on DATABASE_URL's server; without DATABASE_URL the embedded PGlite), and N
  * simulated agents speaking the real agent protocol over HTTP (src/agent-sim: enrol, inventory, long-poll,
- * results) with installs that take no time and never fail. One cycle, one approval, no maintenance windows.
+ * results) with installs that take no time and never fail, spread over `patchops agent-sim --ndjson` processes
+ * (BENCH_SIM_PROCESSES, default one per 2,500 agents: one Node process cannot drive 10,000 long-polling agents).
+ * One cycle, one approval, no maintenance windows.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEMPORAL_CLI=~/.cache/patchops/bin/temporal npm run bench:cycle
  *   BENCH_ENDPOINTS=10000 npm run bench:cycle        (or: npm run bench:cycle -- 10000; 100000 is allowed)
@@ -19,25 +21,25 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { sql } from 'drizzle-orm';
-import { SimFleet } from '../src/agent-sim/fleet';
+import type { SimStats } from '../src/agent-sim/fleet';
 import { loadConfig } from '../src/config/index';
 import { getCycleRow } from '../src/db/cycles';
 import { endpointGroups, endpoints, groupMembers } from '../src/db/schema/index';
 import { TERMINAL_STAGES, workflowIdForCycle, type CycleStage } from '../src/domain/cycle';
-import { createLogger } from '../src/logging';
 import { loadAuditKeys } from '../src/runtime/database';
 import { createCycleService } from '../src/services/temporal-cycle-service';
 import { freePort, startDevServer } from '../src/temporal/dev-server';
 import { grantApprovers, saveTestPolicy } from '../test/helpers/cycle-fixtures';
 import { createTestDatabase } from '../test/helpers/db';
+import { startSimProcess, type SimProcess } from '../test/helpers/sim-process';
 
 const ENDPOINTS = Number(process.argv[2] ?? process.env.BENCH_ENDPOINTS ?? 1000);
 const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT_SECONDS ?? Math.max(900, ENDPOINTS / 10));
 const WAIT_S = Number(process.env.BENCH_AGENT_WAIT_SECONDS ?? 30);
+const SIM_PROCESSES = Math.max(1, Number(process.env.BENCH_SIM_PROCESSES ?? Math.ceil(ENDPOINTS / 2500)));
 const root = path.resolve(import.meta.dirname, '..');
 
 const machine = () => {
@@ -105,7 +107,6 @@ async function histories(
 
 async function main() {
   const t00 = Date.now();
-  const log = createLogger(process.env.BENCH_LOG_LEVEL ?? 'error', 'bench'); // the agents' 503 back-offs are counted below, not logged one by one
   const cliPath = process.env.TEMPORAL_CLI ?? path.join(os.homedir(), '.cache', 'patchops', 'bin', 'temporal');
   console.log(
     `cycle benchmark: ${ENDPOINTS} endpoints, ${process.env.DATABASE_URL ? 'PostgreSQL' : 'embedded PGlite'}; ${machine()}`,
@@ -115,11 +116,9 @@ async function main() {
   const secretsKey = randomBytes(32).toString('hex');
   const enrollSecret = `bench-enrol-secret-${randomBytes(8).toString('hex')}`;
   await loadAuditKeys(loadConfig({ SECRETS_KEY: secretsKey, DATABASE_URL: db.url }));
-  const abort = new AbortController();
   const children: ChildProcess[] = [];
   let connection: Connection | undefined;
   const cleanup = async () => {
-    abort.abort();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await connection?.close().catch(() => undefined);
     await temporal.stop().catch(() => undefined);
@@ -143,41 +142,66 @@ async function main() {
     children.push(await startProcess('worker', await baseEnv()));
     console.log(`server and worker ready after ${((Date.now() - t00) / 1000).toFixed(1)} s`);
 
-    const fleet = new SimFleet({
-      serverUrl: `http://127.0.0.1:${httpPort}`,
-      enrollSecret,
-      count: ENDPOINTS,
-      prefix: 'cb',
-      waitSeconds: WAIT_S,
-      installLatencyMs: [0, 0],
-      failureRate: 0,
-      seed: 15,
-      enrollConcurrency: 32,
-      // Agents that have been running for a while do not all open their long poll in the same instant.
-      startSpreadMs: Number(process.env.BENCH_START_SPREAD_SECONDS ?? WAIT_S) * 1000,
-      log,
-      signal: abort.signal,
-    });
     const te = Date.now();
-    await fleet.enroll();
+    const fleets: SimProcess[] = [];
+    for (let i = 0; i < SIM_PROCESSES; i++) {
+      const count = Math.floor(ENDPOINTS / SIM_PROCESSES) + (i < ENDPOINTS % SIM_PROCESSES ? 1 : 0);
+      const fleet = await startSimProcess({
+        serverUrl: `http://127.0.0.1:${httpPort}`,
+        enrollSecret,
+        count,
+        prefix: `cb${i}`,
+        waitSeconds: WAIT_S,
+        latencyMs: [0, 0],
+        failureRate: 0,
+        seed: 15 + i,
+        // Agents that have been running for a while do not all open their long poll in the same instant.
+        startSpreadSeconds: Number(process.env.BENCH_START_SPREAD_SECONDS ?? WAIT_S),
+        logLevel: process.env.BENCH_LOG_LEVEL ?? 'error', // the agents' 503 back-offs are counted below, not logged
+        cwd: root,
+      });
+      fleets.push(fleet);
+      children.push(fleet.child);
+    }
+    await Promise.all(fleets.map((f) => f.ready));
+    const enrolled = fleets.reduce((n, f) => n + f.machines.size, 0);
     console.log(
-      `${fleet.stats.enrolled} agents enrolled with inventories in ${((Date.now() - te) / 1000).toFixed(1)} s`,
+      `${enrolled} agents enrolled with inventories in ${((Date.now() - te) / 1000).toFixed(1)} s (${SIM_PROCESSES} agent-sim processes)`,
     );
-    const running = fleet.run();
-    // Progress every 30 s: this process hosts every simulated agent, so its own memory and event-loop delay say
-    // whether the load generator keeps up.
-    const lag = monitorEventLoopDelay({ resolution: 20 });
-    lag.enable();
+    const statsOfAll = async (): Promise<SimStats & { rssMb: number }> => {
+      const all = await Promise.all(fleets.map((f) => f.stats()));
+      const sum = { ...all[0]!, statuses: {} as Record<number, number>, rssMb: 0 };
+      for (const k of [
+        'enrolled',
+        'polls',
+        'jobs',
+        'failedInstalls',
+        'refusedResults',
+        'errors',
+        'resultRetries',
+        'pollsNotHeld',
+      ] as const)
+        sum[k] = all.reduce((n, x) => n + x[k], 0);
+      for (const x of all)
+        for (const [code, n] of Object.entries(x.statuses))
+          sum.statuses[Number(code)] = (sum.statuses[Number(code)] ?? 0) + n;
+      for (const f of fleets) {
+        const status = await fs.readFile(`/proc/${f.child.pid}/status`, 'utf8').catch(() => '');
+        sum.rssMb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+      }
+      return sum;
+    };
+    // Progress every 30 s: whether the agent-sim processes keep up (their memory) and what the gateway answered.
     const progress = setInterval(() => {
-      const s = fleet.stats;
-      console.log(
-        `  [${new Date().toISOString().slice(11, 19)}] agents: ${s.polls} polls, ${s.jobs} jobs, ${s.errors} errors, statuses ${JSON.stringify(s.statuses)}; ` +
-          `bench process RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB, event-loop delay p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms; load average ${os
-            .loadavg()
-            .map((x) => x.toFixed(2))
-            .join(' ')}`,
+      void statsOfAll().then((s) =>
+        console.log(
+          `  [${new Date().toISOString().slice(11, 19)}] agents: ${s.polls} polls, ${s.jobs} jobs, ${s.errors} errors, statuses ${JSON.stringify(s.statuses)}; ` +
+            `agent-sim RSS ${s.rssMb.toFixed(0)} MB in all; load average ${os
+              .loadavg()
+              .map((x) => x.toFixed(2))
+              .join(' ')}`,
+        ),
       );
-      lag.reset();
     }, 30_000);
     progress.unref();
 
@@ -246,8 +270,11 @@ async function main() {
     );
     const jobs = r.rows.map((x) => `${x.kind}/${x.state} ${x.n}`).join(', ');
     console.log(`jobs: ${jobs}`);
+    const agents = await statsOfAll();
+    const installs = fleets.flatMap((f) => [...f.installsRun.values()]);
     console.log(
-      `agents: ${fleet.stats.polls} polls, ${fleet.stats.jobs} jobs, statuses ${JSON.stringify(fleet.stats.statuses)}, ${fleet.stats.resultRetries} result retries`,
+      `agents: ${agents.polls} polls, ${agents.jobs} jobs, statuses ${JSON.stringify(agents.statuses)}, ${agents.resultRetries} result retries; ` +
+        `${installs.length} patch installs run, ${installs.filter((n) => n !== 1).length} of them more than once (counted by the agents)`,
     );
     console.log(`workflows: ${hs.map((h) => `${h.workflowId} ${h.events} events ${h.bytes} B`).join('; ')}`);
     console.log(
@@ -265,8 +292,7 @@ async function main() {
       ok ? 'targets met (completed; history < 2,000 events; 10k: approval → verified < 120 s)' : 'target NOT met',
     );
     clearInterval(progress);
-    abort.abort();
-    await running.catch(() => undefined);
+    await Promise.all(fleets.map((f) => f.stop()));
     await cleanup();
     process.exit(ok ? 0 : 1);
   } catch (e) {

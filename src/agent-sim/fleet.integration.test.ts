@@ -8,7 +8,8 @@ import { agentJobs, endpoints, patches } from '../db/schema/index';
 import { createLogger } from '../logging';
 import { createAgentGateway } from '../server/agent-gateway';
 import { buildServer } from '../server/app';
-import { SimFleet } from './fleet';
+import { SimFleet, type SimMachine } from './fleet';
+import { startSimProcess } from '../../test/helpers/sim-process';
 import { SecretBox } from '../db/secret-box';
 
 let tdb: TestDatabase;
@@ -38,6 +39,44 @@ afterAll(async () => {
   await app?.close();
   await tdb?.close();
 });
+
+const KB = {
+  patchId: 'KB5039001',
+  title: 'Security update',
+  vendor: 'Microsoft',
+  product: 'Windows',
+  type: 'security',
+  cves: ['CVE-2024-3400'],
+  rebootRequired: false,
+  packages: [{ manager: 'windows-update', name: 'KB5039001' }],
+};
+
+const countJobs = async (like: string, states: string[]) =>
+  (
+    await tdb.db.execute<{ n: number }>(
+      sql`select count(*)::int as n from agent_jobs where id like ${like} and state = any(${sql.param(states)}::text[])`,
+    )
+  ).rows[0]!.n;
+
+/** Queues an install of KB on each endpoint as `<tag>-<endpoint id>`; resolves with each machine's job state. */
+async function installEverywhere(tag: string, machines: Map<string, SimMachine>): Promise<Record<string, string>> {
+  const ids = [...machines.values()].map((m) => m.endpointId);
+  await tdb.db.insert(agentJobs).values(
+    ids.map((id) => ({
+      id: `${tag}-${id}`,
+      endpointId: id,
+      kind: 'install',
+      payload: { patches: [{ patchId: KB.patchId, packages: KB.packages }] },
+    })),
+  );
+  await expect.poll(() => countJobs(`${tag}-%`, ['succeeded', 'failed']), { timeout: 20_000 }).toBe(ids.length);
+  const rows = await tdb.db.execute<{ endpoint_id: string; state: string }>(
+    sql`select endpoint_id, state from agent_jobs where id like ${`${tag}-%`}`,
+  );
+  return Object.fromEntries(
+    rows.rows.map((r) => [[...machines.values()].find((m) => m.endpointId === r.endpoint_id)!.machineId, r.state]),
+  );
+}
 
 // Runs on real PostgreSQL and on embedded PGlite: 30 agents writing at once once broke PGlite's wire
 // server (interleaved extended-protocol messages); src/db/embedded.ts keeps each sequence together.
@@ -105,16 +144,6 @@ describe('agent-sim', () => {
 
   it('reports the given patches missing on every endpoint, and fails installs only on the machines it is told to', async () => {
     const ac = new AbortController();
-    const patch = {
-      patchId: 'KB5039001',
-      title: 'Security update',
-      vendor: 'Microsoft',
-      product: 'Windows',
-      type: 'security',
-      cves: ['CVE-2024-3400'],
-      rebootRequired: false,
-      packages: [{ manager: 'windows-update', name: 'KB5039001' }],
-    };
     const fleet = new SimFleet({
       serverUrl: url,
       enrollSecret: 'sim-secret-0123456789',
@@ -124,7 +153,7 @@ describe('agent-sim', () => {
       installLatencyMs: [1, 2],
       failureRate: 0,
       osMix: { windows: 1, linux: 0, macos: 0 },
-      patches: [patch],
+      patches: [KB],
       failingMachines: ['knobs-000001'],
       log: pino({ level: 'silent' }),
       signal: ac.signal,
@@ -144,63 +173,20 @@ describe('agent-sim', () => {
       await tdb.db
         .insert(agentJobs)
         .values(ids.map((id) => ({ id: `knobs-scan-${id}`, endpointId: id, kind: 'scan', payload: {} })));
-      await expect
-        .poll(
-          async () =>
-            (
-              await tdb.db.execute<{ n: number }>(
-                sql`select count(*)::int as n from agent_jobs where id like 'knobs-scan-%' and state = 'succeeded'`,
-              )
-            ).rows[0]!.n,
-          { timeout: 20_000 },
-        )
-        .toBe(3);
+      await expect.poll(() => countJobs('knobs-scan-%', ['succeeded']), { timeout: 20_000 }).toBe(3);
       const found = await tdb.db.execute<{ endpoint_id: string; patch_id: string }>(
         sql`select endpoint_id, patch_id from endpoint_patches where endpoint_id = any(${sql.param(ids)}::text[]) order by endpoint_id`,
       );
       expect(found.rows).toEqual([...ids].sort().map((id) => ({ endpoint_id: id, patch_id: 'KB5039001' })));
 
-      const install = (tag: string) =>
-        ids.map((id) => ({
-          id: `knobs-${tag}-${id}`,
-          endpointId: id,
-          kind: 'install',
-          payload: {
-            patches: [{ patchId: 'KB5039001', packages: [{ manager: 'windows-update', name: 'KB5039001' }] }],
-          },
-        }));
-      const outcome = async (tag: string) => {
-        await expect
-          .poll(
-            async () =>
-              (
-                await tdb.db.execute<{ n: number }>(
-                  sql`select count(*)::int as n from agent_jobs where id like ${`knobs-${tag}-%`} and state in ('succeeded', 'failed')`,
-                )
-              ).rows[0]!.n,
-            { timeout: 20_000 },
-          )
-          .toBe(3);
-        const rows = await tdb.db.execute<{ endpoint_id: string; state: string }>(
-          sql`select endpoint_id, state from agent_jobs where id like ${`knobs-${tag}-%`}`,
-        );
-        return Object.fromEntries(
-          rows.rows.map((r) => [
-            [...fleet.machines.values()].find((m) => m.endpointId === r.endpoint_id)!.machineId,
-            r.state,
-          ]),
-        );
-      };
-      await tdb.db.insert(agentJobs).values(install('i1'));
-      expect(await outcome('i1')).toEqual({
+      expect(await installEverywhere('knobs-i1', fleet.machines)).toEqual({
         'knobs-000000': 'succeeded',
         'knobs-000001': 'failed',
         'knobs-000002': 'succeeded',
       });
       // The knob is changed while the fleet runs: now only the last machine fails.
       fleet.failInstallsOn(['knobs-000002']);
-      await tdb.db.insert(agentJobs).values(install('i2'));
-      expect(await outcome('i2')).toEqual({
+      expect(await installEverywhere('knobs-i2', fleet.machines)).toEqual({
         'knobs-000000': 'succeeded',
         'knobs-000001': 'succeeded',
         'knobs-000002': 'failed',
@@ -208,6 +194,67 @@ describe('agent-sim', () => {
     } finally {
       ac.abort();
       await running;
+    }
+  }, 60_000);
+});
+
+// `patchops agent-sim --ndjson` as a child process, driven through its standard input and output, as the end-to-end
+// suite and the cycle benchmark drive their fleets.
+describe('agent-sim --ndjson (a fleet in a process of its own)', () => {
+  it('reports its machines, installs and results as JSON lines, obeys fail-installs-on, and exits 0 when stdin ends', async () => {
+    const sim = await startSimProcess({
+      serverUrl: url,
+      enrollSecret: 'sim-secret-0123456789',
+      count: 3,
+      prefix: 'proc',
+      waitSeconds: 1,
+      latencyMs: [1, 2],
+      osMix: [1, 0, 0],
+      patches: [KB],
+      failingMachines: ['proc-000001'],
+      logLevel: 'silent',
+    });
+    try {
+      await sim.ready;
+      expect([...sim.machines.keys()].sort()).toEqual(['proc-000000', 'proc-000001', 'proc-000002']);
+      const ids = [...sim.machines.values()].map((m) => m.endpointId);
+      const eps = await tdb.db
+        .select()
+        .from(endpoints)
+        .where(sql`${endpoints.id} = any(${sql.param(ids)}::text[])`);
+      expect(eps.map((e) => [e.id, e.machineId, e.hostname, e.osFamily]).sort()).toEqual(
+        [...sim.machines.values()].map((m) => [m.endpointId, m.machineId, m.hostname, 'windows']).sort(),
+      );
+
+      await tdb.db
+        .insert(agentJobs)
+        .values(ids.map((id) => ({ id: `proc-scan-${id}`, endpointId: id, kind: 'scan', payload: {} })));
+      await expect.poll(() => countJobs('proc-scan-%', ['succeeded']), { timeout: 20_000 }).toBe(3);
+      await expect.poll(() => sim.results.get('scan'), { timeout: 5_000 }).toBe(3);
+
+      expect(await installEverywhere('proc-i1', sim.machines)).toEqual({
+        'proc-000000': 'succeeded',
+        'proc-000001': 'failed',
+        'proc-000002': 'succeeded',
+      });
+      await sim.failInstallsOn(['proc-000002']);
+      expect(await installEverywhere('proc-i2', sim.machines)).toEqual({
+        'proc-000000': 'succeeded',
+        'proc-000001': 'succeeded',
+        'proc-000002': 'failed',
+      });
+      // Counted on the agent side: each machine ran the patch's install once per job.
+      await expect.poll(() => sim.jobs(), { timeout: 5_000 }).toBe(9);
+      expect(Object.fromEntries(sim.installsRun)).toEqual({
+        'proc-000000 KB5039001': 2,
+        'proc-000001 KB5039001': 2,
+        'proc-000002 KB5039001': 2,
+      });
+      const stats = await sim.stats();
+      expect(stats).toMatchObject({ enrolled: 3, jobs: 9, failedInstalls: 2, refusedResults: 0 });
+      expect(stats.polls).toBeGreaterThan(0);
+    } finally {
+      expect(await sim.stop()).toBe(0);
     }
   }, 60_000);
 });

@@ -43,6 +43,8 @@ export interface SimOptions {
   failingMachines?: readonly string[];
   /** run() starts each endpoint's poll loop at a random moment within this many ms (default 0: all at once). */
   startSpreadMs?: number;
+  /** Called on every enrolment, install attempt and result (`patchops agent-sim --ndjson` writes them out). */
+  onEvent?: (e: SimEvent) => void;
   log: Logger;
   signal?: AbortSignal;
 }
@@ -73,6 +75,59 @@ export function parseSimPatches(text: string): FoundPatch[] {
     );
   }
   return parsed.data;
+}
+
+/** The text options of `patchops agent-sim`, as given on its command line. */
+export interface SimCliOptions {
+  server: string;
+  enrollSecret: string;
+  count: string;
+  prefix: string;
+  wait: string;
+  failureRate: string;
+  latency: string;
+  seed: string;
+  osMix: string;
+  startSpread: string;
+  failOn?: string;
+}
+
+/** `patchops agent-sim`'s options read and checked; throws an Error naming the first option that is wrong. */
+export function simOptionsFrom(
+  o: SimCliOptions,
+): Omit<SimOptions, 'log' | 'signal' | 'patches' | 'onEvent'> & { count: number } {
+  const num = (name: string, text: string, ok: (n: number) => boolean, what: string) => {
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isFinite(n) || !ok(n))
+      throw new Error(`--${name} must be ${what}, not "${text}"`);
+    return n;
+  };
+  const latency = /^\s*(\d+)\s*(?:-\s*(\d+))?\s*$/.exec(o.latency);
+  if (!latency || Number(latency[2] ?? latency[1]) < Number(latency[1]))
+    throw new Error(`--latency must be min-max in milliseconds (e.g. 200-2000), not "${o.latency}"`);
+  const mix = o.osMix.split(':').map((x) => Number(x));
+  if (mix.length !== 3 || mix.some((x) => !Number.isFinite(x) || x < 0) || mix.every((x) => x === 0))
+    throw new Error(`--os-mix must be three shares windows:linux:macos (e.g. 60:30:10), not "${o.osMix}"`);
+  return {
+    serverUrl: o.server,
+    enrollSecret: o.enrollSecret,
+    count: num('count', o.count, (n) => Number.isInteger(n) && n > 0, 'a whole number above 0'),
+    prefix: o.prefix,
+    waitSeconds: num('wait', o.wait, (n) => Number.isInteger(n) && n >= 0, 'a whole number of seconds'),
+    failureRate: num('failure-rate', o.failureRate, (n) => n >= 0 && n <= 1, 'a share between 0 and 1'),
+    installLatencyMs: [Number(latency[1]), Number(latency[2] ?? latency[1])],
+    seed: num('seed', o.seed, Number.isInteger, 'a whole number'),
+    osMix: { windows: mix[0]!, linux: mix[1]!, macos: mix[2]! },
+    startSpreadMs: num('start-spread', o.startSpread, (n) => n >= 0, 'a number of seconds') * 1000,
+    ...(o.failOn
+      ? {
+          failingMachines: o.failOn
+            .split(',')
+            .map((m) => m.trim())
+            .filter(Boolean),
+        }
+      : {}),
+  };
 }
 
 /** mulberry32: a small seeded generator, so a fleet is the same every run. */
@@ -186,6 +241,14 @@ export interface SimMachine {
   os: Os;
 }
 
+/** What a simulated fleet did, as it happened: what its agents would have seen, counted on the agent side. */
+export type SimEvent =
+  | ({ type: 'enrolled' } & SimMachine)
+  /** An install of one patch started on this machine (before it succeeds or fails). */
+  | { type: 'install'; machineId: string; patchId: string }
+  /** A job's result, sent until the server accepted (`accepted`) or refused it. */
+  | { type: 'result'; machineId: string; jobId: string; kind: AgentJob['kind']; status: string; accepted: boolean };
+
 export class SimFleet {
   /** Install attempts per `<machine id> <patch id>`, counted on the agent side: a crash-safe server never repeats one. */
   readonly installsRun = new Map<string, number>();
@@ -255,13 +318,10 @@ export class SimFleet {
               agentVersion: 'sim-0.1.0',
             });
             ep.client.nodeKey = res.nodeKey;
-            this.machines.set(this.machineIdOf(ep), {
-              machineId: this.machineIdOf(ep),
-              endpointId: res.endpointId,
-              hostname,
-              os: ep.os,
-            });
+            const machine = { machineId: this.machineIdOf(ep), endpointId: res.endpointId, hostname, os: ep.os };
+            this.machines.set(machine.machineId, machine);
             this.stats.enrolled += 1;
+            this.o.onEvent?.({ type: 'enrolled', ...machine });
             break;
           } catch (e) {
             this.count(e);
@@ -285,12 +345,15 @@ export class SimFleet {
     if (e instanceof GatewayHttpError) this.stats.statuses[e.status] = (this.stats.statuses[e.status] ?? 0) + 1;
   }
 
-  /** Sends a result until the server accepts or refuses it: a 503/429 waits its Retry-After (with jitter), never drops it. */
-  private async report(ep: VirtualEndpoint, job: AgentJob, result: JobResult): Promise<void> {
+  /**
+   * Sends a result until the server accepts or refuses it: a 503/429 waits its Retry-After (with jitter), never
+   * drops it. True when accepted.
+   */
+  private async report(ep: VirtualEndpoint, job: AgentJob, result: JobResult): Promise<boolean> {
     for (let attempt = 0; !this.o.signal?.aborted; attempt++) {
       try {
         await ep.client.result(job.id, result);
-        return;
+        return true;
       } catch (e) {
         this.count(e);
         if (!isRetryable(e)) {
@@ -300,12 +363,13 @@ export class SimFleet {
             { endpoint: ep.n, job: job.id, status: (e as GatewayHttpError).status, err: (e as Error).message },
             'simulated agent: result refused',
           );
-          return;
+          return false;
         }
         this.stats.resultRetries += 1;
         await sleep(retryDelayMs(e, attempt, 200, 5000), undefined, { signal: this.o.signal }).catch(() => undefined);
       }
     }
+    return false;
   }
 
   private async handle(ep: VirtualEndpoint, job: AgentJob): Promise<JobResult> {
@@ -319,6 +383,7 @@ export class SimFleet {
       if (job.kind === 'install') {
         const key = `${this.machineIdOf(ep)} ${p.patchId}`;
         this.installsRun.set(key, (this.installsRun.get(key) ?? 0) + 1);
+        this.o.onEvent?.({ type: 'install', machineId: this.machineIdOf(ep), patchId: p.patchId });
         await sleep(lo + this.rnd() * (hi - lo), undefined, { signal: this.o.signal }).catch(() => undefined);
         // Drawn even for a failing machine, so the knob leaves every other machine's draws as they were.
         const unlucky = this.rnd() < (this.o.failureRate ?? 0.02);
@@ -365,8 +430,16 @@ export class SimFleet {
         failures = 0;
         for (const job of res.jobs) {
           const result = await this.handle(ep, job);
-          await this.report(ep, job, result);
+          const accepted = await this.report(ep, job, result);
           this.stats.jobs += 1;
+          this.o.onEvent?.({
+            type: 'result',
+            machineId: this.machineIdOf(ep),
+            jobId: job.id,
+            kind: job.kind,
+            status: result.status,
+            accepted,
+          });
         }
         if (res.jobs.length === 0 && res.retryAfterMs !== undefined) {
           this.stats.pollsNotHeld += 1;

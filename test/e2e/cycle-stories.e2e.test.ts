@@ -1,11 +1,12 @@
 /**
  * Issue #14, the end-to-end suite on real processes (test/helpers/e2e-process-stack.ts): a `patchops server` and a
  * `patchops worker` process on a Temporal dev server and a database of their own, configured by environment to
- * talk to the local fakes of Slack, Teams, ServiceNow and SMTP, and simulated fleets (agent-sim) on the real agent
- * protocol. Each case is driven only through public interfaces (the REST API with the first admin's token, signed
- * Slack requests, Teams activities, ServiceNow, the agent protocol, the dashboard) except the groups and maintenance
- * windows, which have no public path yet and are seeded in the database. Each case asserts what its users see: the
- * chat messages and card updates, the change request's work notes and close code, the e-mailed report, the
+ * talk to the local fakes of Slack, Teams, ServiceNow and SMTP, and simulated fleets, each a `patchops agent-sim
+ * --ndjson` process on the real agent protocol (test/helpers/sim-process.ts: what its agents did is read from its
+ * output, and it is told over its input which machines' installs fail). Each case is driven only through public
+ * interfaces (the REST API with the first admin's token — roles, policies, groups, maintenance windows — signed
+ * Slack requests, Teams activities, ServiceNow, the agent protocol, the dashboard). Each case asserts what its users
+ * see: the chat messages and card updates, the change request's work notes and close code, the e-mailed report, the
  * numbers over HTTP, and at the end the audit chain, verified through the API.
  * Run one case at a time: `npx vitest run test/e2e/cycle-stories.e2e.test.ts -t "<name>"`.
  * Durations on a shared two-core machine: about 35 s to start the stack, then 2 to 27 s a case (the window case
@@ -13,7 +14,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { SimFleet, SimMachine } from '../../src/agent-sim/fleet';
+import type { SimMachine } from '../../src/agent-sim/fleet';
+import type { SimProcess } from '../helpers/sim-process';
 import { ACTION } from '../../src/chat/core/card';
 import { REJECT_MODAL } from '../../src/chat/slack/app';
 import { stableOrder } from '../../src/domain/waves';
@@ -59,7 +61,7 @@ afterAll(async () => {
 
 interface StoryFleet {
   prefix: string;
-  sim: SimFleet;
+  sim: SimProcess;
   patchId: string;
   testGroup: string;
   prodGroup: string;
@@ -69,7 +71,7 @@ interface StoryFleet {
 
 /**
  * A simulated fleet of its own (`testEndpoints` in the test ring, `endpoints` in production) missing one patch of
- * its own, grouped (seeded: no public path), and a policy named after it stored through the API.
+ * its own, grouped through the API, and a policy named after it stored through the API.
  */
 async function fleetWithPolicy(o: {
   testEndpoints: number;
@@ -490,7 +492,7 @@ it('a wave trips its failure threshold, the cycle pauses and asks, and an admin 
   // One machine of the first wave (pilot: the first 2 of 4 in the planner's stable order) fails its install:
   // 1 of 2 trips the wave's 30 % threshold; the other one installed and is what the rollback undoes.
   const [pilotFails] = stableOrder(f.prod.map((m) => m.endpointId));
-  f.sim.failInstallsOn([f.prod.find((m) => m.endpointId === pilotFails)!.machineId]);
+  await f.sim.failInstallsOn([f.prod.find((m) => m.endpointId === pilotFails)!.machineId]);
   const cycleId = await slashStart(`start ${f.prefix} group:${f.prodGroup}`);
   const { changeNumber } = await statusWhen(cycleId, 'the change request', (s) => s.changeNumber !== undefined);
   expect(await stack.serviceNow.approve(changeNumber!)).toBe(200);

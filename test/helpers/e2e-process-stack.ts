@@ -3,7 +3,8 @@
  * (bin/patchops.mjs) on a Temporal dev server and a PostgreSQL database of their own, configured only by their
  * environment, as an operator would, to talk to the fakes this test process runs: the Slack Web API, the Bot
  * Framework connector, ServiceNow (its business rule calls the server's webhook) and an SMTP sink. The agents
- * are simulated fleets (src/agent-sim) speaking the real agent protocol over HTTP to the server process.
+ * are simulated fleets, each a `patchops agent-sim --ndjson` process of its own (test/helpers/sim-process.ts),
+ * speaking the real agent protocol over HTTP to the server process.
  *
  * A case drives the stack only through public interfaces: the REST API with a token of the first admin
  * (roles, policies, audit verification, cycle status), signed Slack requests, Teams activities, ServiceNow, the
@@ -15,11 +16,9 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { setMaxListeners } from 'node:events';
 import { sql } from 'drizzle-orm';
-import { pino } from 'pino';
 import { inject } from 'vitest';
-import { SimFleet, type SimMachine } from '../../src/agent-sim/fleet';
+import type { SimMachine } from '../../src/agent-sim/fleet';
 import { installationUpdateActivity } from '../../src/chat/teams/installation';
 import { TERMINAL_STAGES, type CycleStatus } from '../../src/domain/cycle';
 import type { DeploymentPolicyInput } from '../../src/domain/policy';
@@ -33,6 +32,7 @@ import { startFakeSlackApi, type FakeSlackApi } from '../fakes/slack-api';
 import { SmtpSink } from '../fakes/smtp-sink';
 import { createTestDatabase, type TestDatabase } from './db';
 import { signedHeaders } from './slack-sign';
+import { startSimProcess, type SimProcess } from './sim-process';
 import { startPatchopsUp, type UpProcess } from './up-process';
 
 export const SLACK_CHANNEL = 'C0PATCHING';
@@ -67,9 +67,9 @@ export interface E2eProcessStack {
   /**
    * A simulated fleet of `count` Windows machines `<prefix>-<n>` that report `patches` missing, enrolled with the
    * deployment's enrolment secret and polling until the stack closes; resolves once each answered its first scan.
-   * Their host names are ServiceNow CIs.
+   * Their host names are ServiceNow CIs. The fleet is a process of its own (`patchops agent-sim --ndjson`).
    */
-  fleet(o: { prefix: string; count: number; patches: FoundPatch[]; failingMachines?: string[] }): Promise<SimFleet>;
+  fleet(o: { prefix: string; count: number; patches: FoundPatch[]; failingMachines?: string[] }): Promise<SimProcess>;
   /** Groups `<name>` of these machines, `test` the test ring, through `PUT /api/v1/groups/:name`. */
   seedGroups(groups: Array<{ name: string; machines: SimMachine[]; test?: boolean; window?: string }>): Promise<void>;
   /** A maintenance window (UTC) for the named groups, through `PUT /api/v1/windows/:name` and `/groups/:name`; returns its id. */
@@ -211,15 +211,12 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
     if (login.status !== 200) throw new Error(`POST /api/v1/login answered ${login.status}: ${await login.text()}`);
     const { token } = (await login.json()) as { token: string };
 
-    const fleetAbort = new AbortController();
-    setMaxListeners(0, fleetAbort.signal);
-    const fleets: Array<Promise<void>> = [];
-    // Before the processes stop (stops run in reverse).
+    const fleets: SimProcess[] = [];
+    // Before the processes stop (stops run in reverse): each fleet exits when its standard input ends.
     stops.push(async () => {
-      fleetAbort.abort();
-      await Promise.allSettled(fleets);
+      const codes = await Promise.all(fleets.map((f) => f.stop()));
+      if (codes.some((c) => c !== 0)) throw new Error(`agent-sim processes exited ${codes.join(', ')}`);
     });
-    const log = pino({ level: process.env.E2E_LOG_LEVEL === 'debug' ? 'debug' : 'silent' });
 
     const api: E2eProcessStack['api'] = async (method, route, body) => {
       const res = await fetch(`${url}/api/v1${route}`, {
@@ -261,27 +258,30 @@ export async function startE2eProcessStack(name: string): Promise<E2eProcessStac
         await api('POST', '/policies', doc);
       },
       async fleet(o) {
-        const fleet = new SimFleet({
+        const fleet = await startSimProcess({
           serverUrl: url,
           enrollSecret,
           count: o.count,
           prefix: o.prefix,
           waitSeconds: 2,
-          installLatencyMs: [10, 50],
+          latencyMs: [10, 50],
           failureRate: 0,
-          osMix: { windows: 1, linux: 0, macos: 0 },
+          osMix: [1, 0, 0],
           patches: o.patches,
           ...(o.failingMachines ? { failingMachines: o.failingMachines } : {}),
-          log,
-          signal: fleetAbort.signal,
+          logLevel: process.env.E2E_LOG_LEVEL ?? 'warn',
         });
-        await fleet.enroll();
-        if (fleet.stats.enrolled !== o.count)
-          throw new Error(`${fleet.stats.enrolled} of ${o.count} simulated endpoints enrolled`);
+        fleets.push(fleet);
+        await fleet.ready;
+        if (fleet.machines.size !== o.count)
+          throw new Error(`${fleet.machines.size} of ${o.count} simulated endpoints enrolled`);
         for (const m of fleet.machines.values()) serviceNow.seedCi(m.hostname);
-        fleets.push(fleet.run());
         // The server queues a scan for every new endpoint: each answers it with what it misses.
-        await waitFor(`the first scans of ${o.prefix}`, () => (fleet.stats.jobs >= o.count ? true : undefined), 60_000);
+        await waitFor(
+          `the first scans of ${o.prefix}`,
+          () => ((fleet.results.get('scan') ?? 0) >= o.count ? true : undefined),
+          60_000,
+        );
         return fleet;
       },
       async seedGroups(groups) {

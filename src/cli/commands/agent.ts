@@ -9,7 +9,8 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { configureAgentCommand } from '../../agent/cli';
-import { parseSimPatches, SimFleet } from '../../agent-sim/fleet';
+import { outputLine, serveCommands, type SimOutput } from '../../agent-sim/control';
+import { parseSimPatches, SimFleet, simOptionsFrom } from '../../agent-sim/fleet';
 import { type EnrollSecretInfo } from '../../db/agent-enroll-secrets';
 import { type AgentSummary } from '../../db/agent-keys';
 import { type DistributionPointSummary } from '../../db/distribution-points';
@@ -52,11 +53,18 @@ export function registerAgentCommands(program: Command): void {
     .option('--failure-rate <r>', 'share of installs that fail', '0.02')
     .option('--latency <ms>', 'install latency range per patch, min-max', '200-2000')
     .option('--seed <n>', 'random seed', '42')
+    .option('--os-mix <w:l:m>', 'shares of Windows, Linux and macOS endpoints', '60:30:10')
+    .option('--start-spread <seconds>', 'start the poll loops at random moments within this many seconds', '0')
     .option(
       '--patches <file.json>',
       'every endpoint reports exactly these patches missing (a JSON array in the agent protocol shape)',
     )
     .option('--fail-on <machine ids>', 'comma-separated machine ids whose installs always fail')
+    .option(
+      '--ndjson',
+      'for programs: events (enrolled, install, result, ready) on stdout as JSON lines, logs on stderr; ' +
+        'commands (fail-installs-on, stats, stop) read from stdin as JSON lines; the end of stdin stops the fleet',
+    )
     .action(
       async (o: {
         server: string;
@@ -67,42 +75,39 @@ export function registerAgentCommands(program: Command): void {
         failureRate: string;
         latency: string;
         seed: string;
+        osMix: string;
+        startSpread: string;
         patches?: string;
         failOn?: string;
+        ndjson?: boolean;
       }) => {
-        const log = pino({ name: 'patchops-agent-sim', level: process.env.LOG_LEVEL ?? 'info' });
+        const log = pino(
+          { name: 'patchops-agent-sim', level: process.env.LOG_LEVEL ?? 'info' },
+          // With --ndjson, standard output carries the events only.
+          pino.destination(o.ndjson ? 2 : 1),
+        );
         const ac = stopOnSignal();
-        const [lo, hi] = o.latency.split('-').map(Number);
-        let patches;
+        let options;
         try {
-          patches = o.patches ? parseSimPatches(await fs.readFile(o.patches, 'utf8')) : undefined;
+          options = {
+            ...simOptionsFrom(o),
+            ...(o.patches ? { patches: parseSimPatches(await fs.readFile(o.patches, 'utf8')) } : {}),
+          };
         } catch (e) {
           reportFatal(e);
         }
+        const write = (line: SimOutput) => process.stdout.write(outputLine(line));
         const fleet = new SimFleet({
-          serverUrl: o.server,
-          enrollSecret: o.enrollSecret,
-          count: Number(o.count),
-          prefix: o.prefix,
-          waitSeconds: Number(o.wait),
-          failureRate: Number(o.failureRate),
-          installLatencyMs: [lo ?? 200, hi ?? lo ?? 2000],
-          seed: Number(o.seed),
-          ...(patches ? { patches } : {}),
-          ...(o.failOn
-            ? {
-                failingMachines: o.failOn
-                  .split(',')
-                  .map((m) => m.trim())
-                  .filter(Boolean),
-              }
-            : {}),
+          ...options,
+          ...(o.ndjson ? { onEvent: write } : {}),
           log,
           signal: ac.signal,
         });
+        if (o.ndjson) serveCommands(fleet, process.stdin, write, () => ac.abort());
         try {
           await fleet.enroll();
-          console.log(`agent-sim: ${fleet.stats.enrolled} endpoints enrolled; polling (Ctrl-C to stop)`);
+          if (o.ndjson) write({ type: 'ready', enrolled: fleet.stats.enrolled });
+          else console.log(`agent-sim: ${fleet.stats.enrolled} endpoints enrolled; polling (Ctrl-C to stop)`);
           const t = setInterval(() => log.info(fleet.stats, 'agent-sim'), 10_000);
           await fleet.run();
           clearInterval(t);
