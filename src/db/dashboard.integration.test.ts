@@ -1,4 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { seedFleet } from '../../test/browser/fixtures';
@@ -108,4 +109,110 @@ describe('maintained dashboard aggregates', () => {
     expect(list.every((b, i) => i === 0 || list[i - 1]!.daysOverdue >= b.daysOverdue)).toBe(true);
     expect(list.some((b) => b.patchId === 'a-DSA-5001-1')).toBe(false);
   });
+});
+
+/** patch_outstanding_daily as kept, and as counted from endpoint_patches. */
+async function daily(db: TestDatabase['db']) {
+  const kept = await db.execute<{ k: string; n: number }>(sql`
+    select patch_id || ' ' || state || ' ' || day as k, n from patch_outstanding_daily where n <> 0 order by 1`);
+  const counted = await db.execute<{ k: string; n: number }>(sql`
+    select patch_id || ' ' || state || ' ' || (detected_at at time zone 'UTC')::date as k, count(*)::int as n
+    from endpoint_patches where state in ('missing', 'failed') group by 1 order by 1`);
+  return { kept: kept.rows, counted: counted.rows };
+}
+
+// Migration 0020: the counters are kept per statement, summed, in one lock order (issue #15).
+describe('outstanding counters kept per statement', () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase();
+    await seedFleet(t.db, 'd');
+    await t.db.insert(endpoints).values([
+      { id: 'd-x', machineId: 'd-m-x', hostname: 'd-x', osFamily: 'windows' },
+      { id: 'd-y', machineId: 'd-m-y', hostname: 'd-y', osFamily: 'windows' },
+    ]);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('one statement of mixed transitions (new, missing → failed, failed → installed, unchanged) keeps every counter', async () => {
+    await t.db.execute(sql`
+      insert into endpoint_patches (endpoint_id, patch_id, state) values
+        ('d-web-1', 'd-DSA-5678-1', 'failed'), ('d-web-1', 'd-DSA-5000-1', 'installed'),
+        ('d-web-1', 'd-DSA-5001-1', 'missing'), ('d-db-1', 'd-DSA-5678-1', 'installed'),
+        ('d-x', 'd-KB5034441', 'missing'), ('d-x', 'd-DSA-5001-1', 'failed')
+      on conflict (endpoint_id, patch_id) do update set state = excluded.state`);
+    expect(await maintained(t.db)).toEqual(await direct(t.db));
+    const d = await daily(t.db);
+    expect(d.kept).toEqual(d.counted);
+    await t.db.delete(endpointPatches).where(eq(endpointPatches.endpointId, 'd-x'));
+    expect(await maintained(t.db)).toEqual(await direct(t.db));
+    const after = await daily(t.db);
+    expect(after.kept).toEqual(after.counted);
+  });
+
+  // Two connections at once: PostgreSQL only (the embedded PGlite serves one session at a time).
+  it.skipIf(!process.env.DATABASE_URL)(
+    'two install results that share patches do not deadlock on the rollup rows',
+    async () => {
+      // x misses P1 and P2, y misses P2 and P3 (P1 < P2 < P3).
+      const [p1, p2, p3] = ['d-DSA-5000-1', 'd-DSA-5001-1', 'd-DSA-5678-1'];
+      await t.db.delete(endpointPatches).where(sql`${endpointPatches.endpointId} in ('d-x', 'd-y')`);
+      for (const [e, p] of [
+        ['d-x', p1],
+        ['d-x', p2],
+        ['d-y', p2],
+        ['d-y', p3],
+      ] as const)
+        await t.db.insert(endpointPatches).values({ endpointId: e, patchId: p, state: 'missing' });
+      const a = new pg.Client({ connectionString: t.url });
+      const b = new pg.Client({ connectionString: t.url });
+      await a.connect();
+      await b.connect();
+      try {
+        // y's first result is in flight: it holds P2's counter row.
+        await b.query('begin');
+        await b.query(`update endpoint_patches set state = 'installed' where endpoint_id = 'd-y' and patch_id = $1`, [
+          p2,
+        ]);
+        // x installs both in one statement and waits for P2's row. The row trigger locked the OS rollup row first
+        // (x reached 0 outstanding on P2's row, before P2's counter row).
+        const aPid = (await a.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+        const xDone = a.query(`update endpoint_patches set state = 'installed' where endpoint_id = 'd-x'`).then(
+          () => 'ok',
+          (e: { code?: string }) => e.code ?? 'error',
+        );
+        await expect
+          .poll(
+            async () =>
+              (
+                await b.query<{ w: string | null }>(
+                  'select wait_event_type as w from pg_stat_activity where pid = $1',
+                  [aPid],
+                )
+              ).rows[0]?.w,
+            { timeout: 10_000 },
+          )
+          .toBe('Lock');
+        // y's second result makes y compliant: it needs the OS rollup row.
+        const yDone = await b
+          .query(`update endpoint_patches set state = 'installed' where endpoint_id = 'd-y' and patch_id = $1`, [p3])
+          .then(
+            () => 'ok',
+            (e: { code?: string }) => e.code ?? 'error',
+          );
+        await b.query(yDone === 'ok' ? 'commit' : 'rollback');
+        // 40P01 (deadlock_detected) on either side with the row trigger of 0007.
+        expect({ x: await xDone, y: yDone }).toEqual({ x: 'ok', y: 'ok' });
+      } finally {
+        await a.end();
+        await b.end();
+      }
+      expect(await maintained(t.db)).toEqual(await direct(t.db));
+      const d = await daily(t.db);
+      expect(d.kept).toEqual(d.counted);
+    },
+    30_000,
+  );
 });
