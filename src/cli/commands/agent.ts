@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { configureAgentCommand } from '../../agent/cli';
 import { outputLine, serveCommands, type SimOutput } from '../../agent-sim/control';
-import { parseSimPatches, SimFleet, simOptionsFrom } from '../../agent-sim/fleet';
+import { parseSimPatches, SimFleet, simOptionsFrom, type SimCliOptions } from '../../agent-sim/fleet';
 import { type EnrollSecretInfo } from '../../db/agent-enroll-secrets';
 import { type AgentSummary } from '../../db/agent-keys';
 import { type DistributionPointSummary } from '../../db/distribution-points';
@@ -65,58 +65,42 @@ export function registerAgentCommands(program: Command): void {
       'for programs: events (enrolled, install, result, ready) on stdout as JSON lines, logs on stderr; ' +
         'commands (fail-installs-on, stats, stop) read from stdin as JSON lines; the end of stdin stops the fleet',
     )
-    .action(
-      async (o: {
-        server: string;
-        enrollSecret: string;
-        count: string;
-        prefix: string;
-        wait: string;
-        failureRate: string;
-        latency: string;
-        seed: string;
-        osMix: string;
-        startSpread: string;
-        patches?: string;
-        failOn?: string;
-        ndjson?: boolean;
-      }) => {
-        const log = pino(
-          { name: 'patchops-agent-sim', level: process.env.LOG_LEVEL ?? 'info' },
-          // With --ndjson, standard output carries the events only.
-          pino.destination(o.ndjson ? 2 : 1),
-        );
-        const ac = stopOnSignal();
-        let options;
-        try {
-          options = {
-            ...simOptionsFrom(o),
-            ...(o.patches ? { patches: parseSimPatches(await fs.readFile(o.patches, 'utf8')) } : {}),
-          };
-        } catch (e) {
-          reportFatal(e);
-        }
-        const write = (line: SimOutput) => process.stdout.write(outputLine(line));
-        const fleet = new SimFleet({
-          ...options,
-          ...(o.ndjson ? { onEvent: write } : {}),
-          log,
-          signal: ac.signal,
-        });
-        if (o.ndjson) serveCommands(fleet, process.stdin, write, () => ac.abort());
-        try {
-          await fleet.enroll();
-          if (o.ndjson) write({ type: 'ready', enrolled: fleet.stats.enrolled });
-          else console.log(`agent-sim: ${fleet.stats.enrolled} endpoints enrolled; polling (Ctrl-C to stop)`);
-          const t = setInterval(() => log.info(fleet.stats, 'agent-sim'), 10_000);
-          await fleet.run();
-          clearInterval(t);
-        } catch (e) {
-          reportFatal(e);
-        }
-        process.exit(0);
-      },
-    );
+    .action(async (o: SimCliOptions & { patches?: string; ndjson?: boolean }) => {
+      const log = pino(
+        { name: 'patchops-agent-sim', level: process.env.LOG_LEVEL ?? 'info' },
+        // With --ndjson, standard output carries the events only.
+        pino.destination(o.ndjson ? 2 : 1),
+      );
+      const ac = stopOnSignal();
+      let options;
+      try {
+        options = {
+          ...simOptionsFrom(o),
+          ...(o.patches ? { patches: parseSimPatches(await fs.readFile(o.patches, 'utf8')) } : {}),
+        };
+      } catch (e) {
+        reportFatal(e);
+      }
+      const write = (line: SimOutput) => process.stdout.write(outputLine(line));
+      const fleet = new SimFleet({
+        ...options,
+        ...(o.ndjson ? { onEvent: write } : {}),
+        log,
+        signal: ac.signal,
+      });
+      if (o.ndjson) serveCommands(fleet, process.stdin, write, () => ac.abort());
+      try {
+        await fleet.enroll();
+        if (o.ndjson) write({ type: 'ready', enrolled: fleet.stats.enrolled });
+        else console.log(`agent-sim: ${fleet.stats.enrolled} endpoints enrolled; polling (Ctrl-C to stop)`);
+        const t = setInterval(() => log.info(fleet.stats, 'agent-sim'), 10_000);
+        await fleet.run();
+        clearInterval(t);
+      } catch (e) {
+        reportFatal(e);
+      }
+      process.exit(0);
+    });
 
   program
     .command('distribution-point')
