@@ -238,3 +238,52 @@ describe('refusals that tell the agent when to come back', () => {
     expect(g.statuses[500] ?? 0).toBe(0);
   }, 30_000);
 });
+
+describe('leases give way to results', () => {
+  let running: { app: FastifyInstance; database: Database } | undefined;
+  afterAll(async () => {
+    await running?.app.close();
+    await running?.database.close();
+  });
+
+  it('a held poll with work does not queue for the database behind waiting requests; it leases once they are served', async () => {
+    // One connection; no refresh after the first, so nothing but this test's requests uses the pool.
+    const g = await startGateway({ max: 1, connectionTimeoutMillis: 20_000 }, { refreshMs: 600_000 });
+    running = g;
+    const { nodeKey, endpointId } = await enrollAgent(
+      tdb.db,
+      {
+        enrollSecret: SECRET,
+        machineId: 'defer-machine-1',
+        hostname: 'defer-1',
+        osFamily: 'linux',
+        agentVersion: 'test',
+      },
+      new Date(),
+      { scanOnFirstEnrolment: false },
+    );
+    const c = new GatewayClient(g.url);
+    c.nodeKey = nodeKey;
+    await c.poll(0); // the node key is cached: polling needs the database only to lease
+    const pool = g.database.pool!;
+    // The connection is busy and a request waits for it: what a burst of results looks like to the pool.
+    const busy = await pool.connect();
+    const queued = pool.query('select 1');
+    expect(pool.waitingCount).toBe(1);
+    await tdb.db.insert(agentJobs).values({ id: `defer-scan-${endpointId}`, endpointId, kind: 'scan', payload: {} });
+    g.gateway.wake([endpointId]);
+    const polled = c.poll(20);
+    await expect.poll(() => g.gateway.stats().leasesDeferred, { timeout: 5000 }).toBeGreaterThan(1);
+    // Held, looking again every few hundred ms, never joining the queue.
+    await new Promise((r) => setTimeout(r, 700));
+    expect(pool.waitingCount).toBe(1);
+    expect(g.gateway.stats()).toMatchObject({ heldPolls: 1, leaseQueries: 0 });
+    busy.release();
+    await queued;
+    const started = Date.now();
+    const res = await polled;
+    expect(res.jobs.map((j) => j.id)).toEqual([`defer-scan-${endpointId}`]);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(g.statuses[503] ?? 0).toBe(0);
+  }, 30_000);
+});

@@ -107,6 +107,12 @@ export interface AgentGatewayOptions {
    * costs throughput: agents sent away leave the pool idle while they wait out Retry-After.
    */
   dbQueueLimit?: number;
+  /**
+   * A held poll with work leases it only while fewer than this many requests wait for a database connection
+   * (default 1: only when nobody waits); otherwise it stays held and looks again shortly, leaving the connections to
+   * the results that finish work already handed out. Polls neither queue behind a burst of results nor add to it.
+   */
+  leaseQueueLimit?: number;
   /** The process's open-file limit (default: read from /proc/self/limits; tests). */
   openFileLimit?: number | null;
   now?: () => Date;
@@ -195,6 +201,8 @@ export interface AgentGateway {
     waiting: number;
     polls: number;
     leaseQueries: number;
+    /** Times a held poll with work waited instead of leasing, because requests were waiting for the database. */
+    leasesDeferred: number;
     /** Jobs leased to a poll whose agent hung up before the answer, and queued again at once. */
     jobsHandedBack: number;
     downloadTokensSigned: number;
@@ -248,6 +256,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const maxWait = o.maxWaitSeconds ?? 60;
   const pollInterval = o.pollIntervalSeconds ?? 5;
   const dbQueueLimit = o.dbQueueLimit ?? Infinity;
+  const leaseQueueLimit = o.leaseQueueLimit ?? 1;
   const dpRefreshMs = o.distributionPointsRefreshMs ?? 30_000;
 
   const fdLimit = o.openFileLimit !== undefined ? o.openFileLimit : readOpenFileLimit();
@@ -290,6 +299,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   let closed = false;
   let polls = 0;
   let leaseQueries = 0;
+  let leasesDeferred = 0;
   let jobsHandedBack = 0;
   let overloaded = 0;
 
@@ -425,6 +435,14 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     const until = Date.now() + Math.min(waitSeconds, maxWait) * 1000;
     for (;;) {
       if (closed || hungUp()) return [];
+      if (hint.mayHaveWork(endpointId) && (o.database.pool?.waitingCount ?? 0) >= leaseQueueLimit) {
+        // Requests wait for the database (a burst of results): hold this poll and look again in a moment.
+        leasesDeferred += 1;
+        const remaining = until - Date.now();
+        if (remaining <= 0) return [];
+        await waiters.wait(endpointId, Math.min(remaining, 100 + Math.random() * 400));
+        continue;
+      }
       if (hint.mayHaveWork(endpointId)) {
         shedIfQueued();
         leaseQueries += 1;
@@ -651,6 +669,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       waiting: waiters.size,
       polls,
       leaseQueries,
+      leasesDeferred,
       jobsHandedBack,
       downloadTokensSigned: downloadTokens.signed,
       heldPolls: slots.held,
