@@ -266,15 +266,18 @@ describe('leases give way to results', () => {
     c.nodeKey = nodeKey;
     await c.poll(0); // the node key is cached: polling needs the database only to lease
     const pool = g.database.pool!;
-    // The connection is busy and a request waits for it: what a burst of results looks like to the pool.
+    // The one connection is busy (a result being written): the poll holds instead of queueing for it.
     const busy = await pool.connect();
-    const queued = pool.query('select 1');
-    expect(pool.waitingCount).toBe(1);
     await tdb.db.insert(agentJobs).values({ id: `defer-scan-${endpointId}`, endpointId, kind: 'scan', payload: {} });
     g.gateway.wake([endpointId]);
     const polled = c.poll(20);
     await expect.poll(() => g.gateway.stats().leasesDeferred, { timeout: 5000 }).toBeGreaterThan(1);
-    // Held, looking again every few hundred ms, never joining the queue.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(pool.waitingCount).toBe(0);
+    // And a request waits for it (a burst of results): still held, looking again every few hundred ms, never
+    // joining the queue.
+    const queued = pool.query('select 1');
+    expect(pool.waitingCount).toBe(1);
     await new Promise((r) => setTimeout(r, 700));
     expect(pool.waitingCount).toBe(1);
     expect(g.gateway.stats()).toMatchObject({ heldPolls: 1, leaseQueries: 0 });

@@ -108,9 +108,10 @@ export interface AgentGatewayOptions {
    */
   dbQueueLimit?: number;
   /**
-   * A held poll with work leases it only while fewer than this many requests wait for a database connection
-   * (default 1: only when nobody waits); otherwise it stays held and looks again shortly, leaving the connections to
-   * the results that finish work already handed out. Polls neither queue behind a burst of results nor add to it.
+   * A held poll with work leases it only while a database connection is free and fewer than this many requests
+   * wait for one (default 1: only when nobody waits); otherwise it stays held and looks again shortly, leaving the
+   * connections to the results that finish work already handed out. Polls neither queue behind a burst of results
+   * nor add to it, and a lease never waits for a connection past the agent's own time-out.
    */
   leaseQueueLimit?: number;
   /** The process's open-file limit (default: read from /proc/self/limits; tests). */
@@ -401,6 +402,14 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
   }
 
+  /** A lease may run when fewer than leaseQueueLimit requests wait for a connection and one is free now. */
+  const leaseMayRunNow = () => {
+    const pool = o.database.pool;
+    if (!pool) return true;
+    if (pool.waitingCount >= leaseQueueLimit) return false;
+    return pool.idleCount > 0 || pool.totalCount < (pool.options.max ?? 10);
+  };
+
   /** Sheds a request at once (503) when this many others already wait for a database connection. */
   const shedIfQueued = () => {
     const waiting = o.database.pool?.waitingCount ?? 0;
@@ -435,8 +444,10 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     const until = Date.now() + Math.min(waitSeconds, maxWait) * 1000;
     for (;;) {
       if (closed || hungUp()) return [];
-      if (hint.mayHaveWork(endpointId) && (o.database.pool?.waitingCount ?? 0) >= leaseQueueLimit) {
-        // Requests wait for the database (a burst of results): hold this poll and look again in a moment.
+      if (hint.mayHaveWork(endpointId) && !leaseMayRunNow()) {
+        // Requests wait for the database, or no connection is free (a burst of results): hold this poll and look
+        // again in a moment. A lease that queued for a connection could outlast the agent's own time-out, and its
+        // answer would go to a socket nobody reads while the jobs wait out their lease.
         leasesDeferred += 1;
         const remaining = until - Date.now();
         if (remaining <= 0) return [];
