@@ -72,8 +72,8 @@ function startDemo(command: string, args: string[]) {
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
   const seen = new Map<number, string>(); // pid → command line
   const sampler = setInterval(() => {
+    // Read again every time: a process sampled between its fork and its exec still shows its parent's command line.
     for (const p of descendants(child.pid!)) {
-      if (seen.has(p)) continue;
       try {
         seen.set(p, fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' '));
       } catch {
