@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Agent } from './agent';
 import {
+  answerTimeout,
   checkServerUrl,
   GatewayClient,
   GatewayHttpError,
@@ -265,4 +266,49 @@ describe('the agent under a busy gateway', () => {
       await fs.rm(stateDir, { recursive: true, force: true });
     }
   }, 20_000);
+});
+
+describe('answerTimeout', () => {
+  /** A server that answers at once and then stalls this whole process (client too) past the client's time-out. */
+  async function stallingServer(stallMs: number) {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"jobs":[{"id":"job-1"}]}');
+      const until = Date.now() + stallMs;
+      while (Date.now() < until); // the machine is busy: no timer, no socket read, nothing runs
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/` };
+  }
+
+  it('keeps an answer that arrived in time when the process stalled past the time-out before reading it', async () => {
+    const { server, url } = await stallingServer(300);
+    try {
+      const timeout = answerTimeout(100);
+      const res = await fetch(url, { signal: timeout.signal });
+      timeout.restart();
+      expect(await res.json()).toEqual({ jobs: [{ id: 'job-1' }] });
+      timeout.clear();
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('aborts a call that gets no answer', async () => {
+    const server = http.createServer(() => undefined); // never answers
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const timeout = answerTimeout(100);
+      const t0 = Date.now();
+      const err = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, {
+        signal: timeout.signal,
+      }).catch((e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).name).toBe('TimeoutError');
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
 });

@@ -103,6 +103,40 @@ export function checkServerUrl(raw: string, o: { insecureHttp?: boolean } = {}):
   );
 }
 
+/**
+ * A request's time-out that gives an answer already received its chance first. AbortSignal.timeout aborts from the
+ * timers phase of the event loop, before the poll phase reads sockets: after the process stalled (a busy or
+ * suspended machine), a poll answer that arrived in time, with jobs leased to this agent, would be dropped unread
+ * and its jobs would wait out their lease on the server. Here the abort waits for one pass of the loop's I/O
+ * (setImmediate runs after the poll phase), and an answer read by then is kept.
+ */
+export function answerTimeout(ms: number): { signal: AbortSignal; restart(): void; clear(): void } {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let immediate: NodeJS.Immediate | undefined;
+  const clear = () => {
+    clearTimeout(timer);
+    if (immediate) clearImmediate(immediate);
+  };
+  const start = () => {
+    timer = setTimeout(() => {
+      immediate = setImmediate(() =>
+        controller.abort(new DOMException(`no answer within ${Math.round(ms / 1000)} s`, 'TimeoutError')),
+      );
+    }, ms).unref();
+  };
+  start();
+  return {
+    signal: controller.signal,
+    /** The answer has begun (its headers are in): its body gets the time-out afresh. */
+    restart: () => {
+      clear();
+      start();
+    },
+    clear,
+  };
+}
+
 export class GatewayClient {
   nodeKey: string | undefined;
   /** The `Retry-After` of the last successful answer (a poll answered at once because the server holds enough polls). */
@@ -117,21 +151,29 @@ export class GatewayClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.nodeKey) headers.authorization = `Bearer ${this.nodeKey}`;
     let res: Response;
+    const timeout = answerTimeout(timeoutMs);
     try {
       res = await this.fetchImpl(`${this.serverUrl.replace(/\/+$/, '')}${path}`, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body, withoutNul),
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: timeout.signal,
         // The protocol has no redirects: following one could take an https server's answer to a plain-http address.
         redirect: 'error',
       });
     } catch (e) {
+      timeout.clear();
       // fetch says only "fetch failed"; the reason (refused, reset, a redirect, a certificate) is its cause.
       const cause = (e as Error).cause instanceof Error ? `: ${((e as Error).cause as Error).message}` : '';
       throw new Error(`${method} ${path}: ${(e as Error).message}${cause}`, { cause: e });
     }
-    const text = await res.text();
+    timeout.restart();
+    let text: string;
+    try {
+      text = await res.text();
+    } finally {
+      timeout.clear();
+    }
     if (!res.ok) {
       let code = 'HTTP_ERROR';
       let message = text.slice(0, 500);

@@ -394,6 +394,38 @@ describe('an agent that hangs up on its long poll', () => {
   });
 });
 
+describe('a poll the server could not answer in time', () => {
+  it('leases nothing past its wait plus the grace: the job stays queued for the next poll, not for a lease to expire', async () => {
+    const a = await enroll();
+    const id = await addJob(a.endpointId);
+    // A gateway whose grace is 0 s: a poll with wait=0 is past it once any time at all has gone by (as a poll whose
+    // server stalled past wait + 10 s is in production). Agents give up on a poll 15 s past its wait.
+    const logger = createLogger('silent');
+    const strict = createAgentGateway({
+      database: tdb,
+      secretBox,
+      logger,
+      refreshMs: 100,
+      scanOnFirstEnrolment: false,
+      pollAnswerGraceSeconds: 0,
+    });
+    const strictApp = await buildServer({ logger, health: [], routes: [strict.routes] });
+    strict.wake([a.endpointId]);
+    try {
+      const res = await strictApp.inject({ method: 'GET', url: '/agent/v1/jobs?wait=0', headers: auth(a.nodeKey) });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json<PollResponse>().jobs).toEqual([]);
+      const [row] = await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, id));
+      expect([row!.state, row!.attempts, row!.leaseExpiresAt]).toEqual(['queued', 0, null]);
+    } finally {
+      await strictApp.close();
+    }
+    // A poll answered in time (the default grace) gets it, as its first attempt.
+    gateway.wake([a.endpointId]);
+    expect((await poll(a.nodeKey)).jobs.map((j) => j.id)).toEqual([id]);
+  });
+});
+
 describe('results and inventory land in the model', () => {
   it('a scan replaces the missing set, upserts the catalog, and an install result updates states', async () => {
     const a = await enroll();

@@ -114,6 +114,11 @@ export interface AgentGatewayOptions {
    * nor add to it, and a lease never waits for a connection past the agent's own time-out.
    */
   leaseQueueLimit?: number;
+  /**
+   * A poll still unanswered this many seconds past its `wait` leases nothing, and jobs it had leased go back to the
+   * queue (default POLL_ANSWER_GRACE_SECONDS). Agents give up on a poll `wait` + 15 s after sending it.
+   */
+  pollAnswerGraceSeconds?: number;
   /** The process's open-file limit (default: read from /proc/self/limits; tests). */
   openFileLimit?: number | null;
   now?: () => Date;
@@ -189,6 +194,13 @@ export function isOverload(e: unknown): boolean {
   return false;
 }
 
+/**
+ * Seconds past a poll's `wait` within which its answer may still carry jobs. Agents give up 15 s past it
+ * (GatewayClient.poll), so an answer later than this could reach an agent that has given up, and its jobs would wait
+ * out their lease; a server that stalls (an overloaded machine) hands them back instead.
+ */
+export const POLL_ANSWER_GRACE_SECONDS = 10;
+
 /** A refusal the gateway answers with its own status and error code (not one of the domain's CodedErrors). */
 export interface AgentGateway {
   routes: RouteModule;
@@ -255,6 +267,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const leaseSeconds = o.leaseSeconds ?? 600;
   const refreshMs = o.refreshMs ?? 300;
   const maxWait = o.maxWaitSeconds ?? 60;
+  const pollAnswerGraceSeconds = o.pollAnswerGraceSeconds ?? POLL_ANSWER_GRACE_SECONDS;
   const pollInterval = o.pollIntervalSeconds ?? 5;
   const dbQueueLimit = o.dbQueueLimit ?? Infinity;
   const leaseQueueLimit = o.leaseQueueLimit ?? 1;
@@ -562,9 +575,13 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
             waiters.wake(who.endpointId);
           };
           reply.raw.once('close', onClose);
+          // Past this the agent may have given up on the answer (agents wait `wait` + 15 s): jobs are not leased to
+          // it then, and jobs leased just before go back to the queue instead of into a socket nobody may read.
+          const late = () => reply.elapsedTime > (wait + pollAnswerGraceSeconds) * 1000;
+          const cannotAnswer = () => hungUp || reply.raw.destroyed || late();
           let jobs: AgentJob[];
           try {
-            jobs = await poll(who.endpointId, slot.hold ? wait : 0, () => hungUp || reply.raw.destroyed);
+            jobs = await poll(who.endpointId, slot.hold ? wait : 0, cannotAnswer);
           } finally {
             slot.leave();
             reply.raw.off('close', onClose);
@@ -574,9 +591,10 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
             const res: PollResponse = { jobs, distributionPoints };
             if (who.site && distributionPoints.length > 0)
               res.downloadToken = await downloadTokens.tokenFor(who.endpointId, who.site);
-            if (jobs.length > 0 && (hungUp || reply.raw.destroyed)) {
+            if (jobs.length > 0 && cannotAnswer()) {
               await handBack(who.endpointId, jobs);
-              return reply;
+              if (!late() || reply.raw.destroyed) return reply;
+              return reply.send({ jobs: [], distributionPoints } satisfies PollResponse);
             }
             return reply.send(res);
           } catch (e) {
