@@ -15,7 +15,7 @@ import type { Logger } from '../logging';
 import type { RouteModule } from '../shared/contracts';
 import type { CycleService } from '../services/cycle-service';
 import { createSlackBot } from '../chat/slack/app';
-import { createTeamsAdapter, createTeamsBot } from '../chat/teams/bot';
+import { createTeamsAdapter, createTeamsBot, type TeamsAuthOptions } from '../chat/teams/bot';
 import { serviceUrlPolicy, type ServiceUrlPolicy } from '../chat/teams/service-url';
 import { CompositeChatNotifier } from '../chat/core/chat-notifier';
 import { DecisionDesk } from '../chat/core/decisions';
@@ -30,13 +30,28 @@ export interface ChatChannels {
   teams?: { channel: TeamsChatChannel; adapter: CloudAdapter; serviceUrlAllowed: ServiceUrlPolicy };
 }
 
-export function createChatChannels(config: Pick<Config, 'slack' | 'teams'>, db: Db, logger: Logger): ChatChannels {
+/**
+ * `teamsAuth`: where Bot Framework tokens are checked against and app tokens come from, when not the public cloud's
+ * (the demo's local issuer; see UpOptions.teamsAuth).
+ */
+export function createChatChannels(
+  config: Pick<Config, 'slack' | 'teams'>,
+  db: Db,
+  logger: Logger,
+  teamsAuth?: Pick<TeamsAuthOptions, 'cloud' | 'credentialsFactory'>,
+): ChatChannels {
   const channels: Array<{ name: string; notifier: ChatNotifier }> = [];
   let teams: ChatChannels['teams'];
   if (config.teams.enabled) {
     const c = config.teams;
     const adapter = createTeamsAdapter(
-      { appId: c.appId, appPassword: c.appPassword, tenantId: c.tenantId, emulator: c.mode === 'emulator' },
+      {
+        appId: c.appId,
+        appPassword: c.appPassword,
+        tenantId: c.tenantId,
+        emulator: c.mode === 'emulator',
+        ...teamsAuth,
+      },
       logger.child({ component: 'teams' }),
     );
     const serviceUrlAllowed = serviceUrlPolicy({ configured: c.serviceUrls, allowLoopback: c.mode === 'emulator' });

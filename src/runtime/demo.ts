@@ -4,10 +4,12 @@
  * (Slack Web API, Bot Framework connector, ServiceNow, SMTP: test code, loaded only here, in explicit demo
  * mode), the real `up` stack, and a simulated fleet speaking the real agent protocol. The approvals go through
  * the real request paths: a Slack block_actions click signed with the signing secret exactly as Slack signs
- * (v0 HMAC over `v0:timestamp:body`), and a Teams Action.Execute invoke on /api/messages.
- *
- * Teams: the invoke is sent with TEAMS_EMULATOR=true (loopback-only emulator mode, no JWT), chosen over a
- * locally issued Bot Framework JWT because the Teams route's authentication is being reworked elsewhere.
+ * (v0 HMAC over `v0:timestamp:body`), and a Teams Action.Execute invoke on /api/messages carrying a Bot Framework
+ * JWT signed as the Bot Framework service signs one (RS256, issuer api.botframework.com, audience the app id,
+ * `serviceurl` claim), by a local issuer whose OpenID metadata and keys the bot fetches and checks with
+ * botbuilder's own code, as it does against login.botframework.com. The bot's replies carry an app token from
+ * that issuer's client-credentials endpoint (MSAL takes only https authorities, so the demo hands the stack
+ * botbuilder's credential factory pointed there: UpOptions.teamsAuth).
  */
 import { installationUpdateActivity } from '../chat/teams/installation';
 import { randomBytes } from 'node:crypto';
@@ -60,6 +62,8 @@ const SLACK_CHANNEL = 'C0DEMOPATCH';
 const SLACK_APPROVER = 'UDEMOAPPROVER';
 const TEAMS_APPROVER = '29:demo-approver';
 const TEAMS_CONVERSATION = '19:patching@thread.tacv2';
+/** The demo's Teams app (an Entra ID app id in real use); the local issuer knows it and its generated password. */
+const TEAMS_APP_ID = '00000000-0000-4000-8000-00000000d3e0';
 const POLICY = 'demo';
 
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
@@ -77,9 +81,16 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   try {
     step(`data folder ${dataDir} (fresh; removed at the end${o.keep ? ' unless --keep' : ''})`);
     // The outside services' fakes: test code, loaded only in demo mode.
-    const [{ startFakeSlackApi }, { startFakeBotConnector }, { ServiceNowFake }, { SmtpSink }] = await Promise.all([
+    const [
+      { startFakeSlackApi },
+      { startFakeBotConnector },
+      { startFakeBotFrameworkIssuer },
+      { ServiceNowFake },
+      { SmtpSink },
+    ] = await Promise.all([
       import('../../test/fakes/slack-api'),
       import('../../test/fakes/bot-connector'),
+      import('../../test/fakes/bot-framework-issuer'),
       import('../../test/fakes/servicenow'),
       import('../../test/fakes/smtp-sink'),
     ]);
@@ -87,6 +98,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     stops.push(() => slack.close());
     const connector = await startFakeBotConnector();
     stops.push(() => connector.close());
+    const issuer = await startFakeBotFrameworkIssuer();
+    stops.push(() => issuer.close());
+    const teamsAppPassword = randomBytes(16).toString('hex');
+    issuer.registerApp(TEAMS_APP_ID, teamsAppPassword);
+    const teamsToken = () => issuer.channelToken({ appId: TEAMS_APP_ID, serviceUrl: connector.serviceUrl });
     const serviceNow = new ServiceNowFake({ users: [{ username: 'admin', password: 'admin' }] });
     const instanceUrl = await serviceNow.start();
     stops.push(() => serviceNow.stop());
@@ -96,7 +112,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const smtpUrl = await sink.start();
     stops.push(() => sink.stop());
     step(
-      `local fakes: Slack Web API ${slack.url}, Teams connector ${connector.serviceUrl}, ServiceNow ${instanceUrl}, SMTP ${smtpUrl}`,
+      `local fakes: Slack Web API ${slack.url}, Teams connector ${connector.serviceUrl} and Bot Framework login ${issuer.url}, ServiceNow ${instanceUrl}, SMTP ${smtpUrl}`,
     );
 
     const signingSecret = randomBytes(16).toString('hex');
@@ -119,7 +135,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         SLACK_SIGNING_SECRET: signingSecret,
         SLACK_API_URL: slack.url,
         SLACK_DEFAULT_CHANNEL: SLACK_CHANNEL,
-        TEAMS_EMULATOR: 'true',
+        TEAMS_APP_ID: TEAMS_APP_ID,
+        TEAMS_APP_PASSWORD: teamsAppPassword,
+        TEAMS_SERVICE_URLS: connector.serviceUrl,
         SERVICENOW_INSTANCE_URL: instanceUrl,
         SERVICENOW_USERNAME: 'admin',
         SERVICENOW_PASSWORD: 'admin',
@@ -133,7 +151,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     );
     logger = createLogger(config.logLevel, 'patchops-demo');
     step('starting the stack: embedded database, Temporal dev server, worker, HTTP server');
-    const running: Running = await up(config, logger, { worker: true, server: true });
+    const running: Running = await up(config, logger, {
+      worker: true,
+      server: true,
+      teamsAuth: {
+        cloud: issuer.cloudSettings,
+        credentialsFactory: issuer.credentialsFactory({ appId: TEAMS_APP_ID, appPassword: teamsAppPassword }),
+      },
+    });
     stops.push(() => running.stop());
     const url = running.serverUrl!;
     serviceNow.webhook = { url: `${url}/webhooks/servicenow`, secret: webhookSecret };
@@ -143,6 +168,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       url,
       signingSecret,
       connectorUrl: connector.serviceUrl,
+      teamsToken,
       cycleId: () => result.cycleId,
     });
     const page = await startDemoPage({
@@ -180,7 +206,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     // The Teams bot is installed in a channel: its conversation reference is kept for proactive cards.
     const install = await fetch(`${url}/api/messages`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${teamsToken()}` },
       body: JSON.stringify(
         installationUpdateActivity({
           id: 'demo-install',
@@ -334,7 +360,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     o.out(
       `  The e-mail as the SMTP server received it: ${page.url}/mail · the cycle and its change in the dashboard: ${url}/`,
     );
-    o.out(`  Slack: ${slack.calls.length} Web API calls; Teams: ${connector.calls.length} connector calls`);
+    const appTokens = new Set(issuer.grants.map((g) => `Bearer ${g.accessToken}`));
+    const withAppToken = connector.calls.filter((c) => c.authorization && appTokens.has(c.authorization)).length;
+    o.out(
+      `  Slack: ${slack.calls.length} Web API calls; Teams: ${connector.calls.length} connector calls, ${withAppToken} with the bot's app token`,
+    );
     if (!result.ok) o.out(`The demo cycle did not complete: ${result.reason}`);
     if (!o.auto && o.waitForPerson)
       await Promise.race([
@@ -461,6 +491,8 @@ function approvalClicks(o: {
   url: string;
   signingSecret: string;
   connectorUrl: string;
+  /** A Bot Framework channel token for the demo's Teams app (the local issuer's). */
+  teamsToken: () => string;
   cycleId: () => string | undefined;
 }) {
   const ref = async (platform: string) => {
@@ -524,7 +556,7 @@ function approvalClicks(o: {
     const m = await ref('teams');
     const invoke = await fetch(`${o.url}/api/messages`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${o.teamsToken()}` },
       body: JSON.stringify({
         type: 'invoke',
         name: 'adaptiveCard/action',
@@ -533,7 +565,7 @@ function approvalClicks(o: {
         serviceUrl: o.connectorUrl,
         channelId: 'msteams',
         from: { id: TEAMS_APPROVER, name: 'Demo Approver' },
-        recipient: { id: '28:patchops-bot' },
+        recipient: { id: `28:${TEAMS_APP_ID}`, name: 'patchops' },
         conversation: { id: m.conversation, conversationType: 'channel', tenantId: 'demo-tenant' },
         value: {
           action: { type: 'Action.Execute', verb: ACTION.approve, data: { cycleId: m.cycleId } },
@@ -543,7 +575,7 @@ function approvalClicks(o: {
     });
     if (invoke.status !== 200)
       throw new Error(`the Teams invoke was refused (HTTP ${invoke.status}): ${await invoke.text()}`);
-    return `Teams: Approve clicked by ${TEAMS_APPROVER} (Action.Execute invoke, HTTP ${invoke.status})`;
+    return `Teams: Approve clicked by ${TEAMS_APPROVER} (Action.Execute invoke with a signed Bot Framework token, HTTP ${invoke.status})`;
   };
   return {
     /** Resolves once both cards are posted (their message ids stored). */

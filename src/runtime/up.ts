@@ -16,6 +16,7 @@ import { bootstrapIdentities } from '../db/identities';
 import { seedPolicies } from '../db/policies';
 import { cycleServiceFor, ensureScanSchedules } from '../services/temporal-cycle-service';
 import { createChatChannels, createChatFrontEnds } from './chat-runtime';
+import type { TeamsAuthOptions } from '../chat/teams/bot';
 import type { Config } from '../config/index';
 import { installTemporalLogger, type Logger } from '../logging';
 import { createAgentGateway } from '../server/agent-gateway';
@@ -41,6 +42,12 @@ export interface UpOptions {
   worker: boolean;
   server: boolean;
   onProgress?: (message: string) => void;
+  /**
+   * Teams with app credentials against a Bot Framework login other than Microsoft's public cloud: the OpenID
+   * metadata incoming tokens are checked against, and where the bot's own app tokens come from. Only the demo
+   * sets it (its local issuer, test/fakes/bot-framework-issuer.ts); unset, botbuilder's public-cloud defaults.
+   */
+  teamsAuth?: Pick<TeamsAuthOptions, 'cloud' | 'credentialsFactory'>;
 }
 
 export interface Running {
@@ -85,7 +92,7 @@ export async function up(config: Config, logger: Logger, options: UpOptions): Pr
       logger.info({ url: endpoint.url }, 'Prometheus metrics served');
     }
     // Slack and/or Teams behind the ChatNotifier port: the worker posts through it, the server's bots update it.
-    const chat = createChatChannels(config, db.database.db, logger.child({ component: 'chat' }));
+    const chat = createChatChannels(config, db.database.db, logger.child({ component: 'chat' }), options.teamsAuth);
     // ServiceNow change desk and email (real services, or the local fakes in demo mode).
     const serviceNow = await startServiceNow(config, logger);
     if (serviceNow) stops.push(serviceNow.stop);

@@ -1,6 +1,6 @@
 /**
  * `npm run demo -- --auto` as a real process: it runs one whole cycle unattended (approvals clicked through
- * the signed Slack path and the Teams invoke path), exits 0 once the cycle is COMPLETED, and leaves nothing
+ * the signed Slack path and the Teams invoke path with a Bot Framework JWT), exits 0 once the cycle is COMPLETED, and leaves nothing
  * running: no process it started, nothing listening on the ports it printed, no data folder.
  */
 import { spawn } from 'node:child_process';
@@ -133,7 +133,15 @@ it('npm run demo -- --auto runs a whole cycle to COMPLETED, exits 0 and leaves n
   expect(code, out).toBe(0);
   // The whole cycle, with the approvals through the real request paths.
   expect(out).toMatch(/Slack: Approve clicked by UDEMOAPPROVER \(signed request, HTTP 200\)/);
-  expect(out).toMatch(/Teams: Approve clicked by 29:demo-approver \(Action\.Execute invoke, HTTP 200\)/);
+  // Teams: the invoke carried a Bot Framework JWT that the bot checked against the local issuer's OpenID metadata.
+  expect(out).toMatch(
+    /Teams: Approve clicked by 29:demo-approver \(Action\.Execute invoke with a signed Bot Framework token, HTTP 200\)/,
+  );
+  // Every call the bot made to the Teams connector carried the app token it got from the login endpoint.
+  const teamsCalls = /Teams: (\d+) connector calls, (\d+) with the bot's app token/.exec(out);
+  expect(teamsCalls, out).not.toBeNull();
+  expect(Number(teamsCalls![1])).toBeGreaterThan(0);
+  expect(teamsCalls![2]).toBe(teamsCalls![1]);
   // Progress is sampled, so a fast stage (ASSESS) may pass between two samples; these last long enough to show.
   for (const stage of ['TEST ', 'AWAIT_APPROVAL ', 'DEPLOYING ', 'COMPLETED ']) expect(out).toContain(stage);
   expect(out).toMatch(/test: done 9\/9/);
