@@ -180,6 +180,7 @@ async function main() {
         'errors',
         'resultRetries',
         'pollsNotHeld',
+        'lostPolls',
       ] as const)
         sum[k] = all.reduce((n, x) => n + x[k], 0);
       for (const x of all)
@@ -195,7 +196,7 @@ async function main() {
     const progress = setInterval(() => {
       void statsOfAll().then((s) =>
         console.log(
-          `  [${new Date().toISOString().slice(11, 19)}] agents: ${s.polls} polls, ${s.jobs} jobs, ${s.errors} errors, statuses ${JSON.stringify(s.statuses)}; ` +
+          `  [${new Date().toISOString().slice(11, 19)}] agents: ${s.polls} polls, ${s.jobs} jobs, ${s.errors} errors (${s.lostPolls} polls with no answer), statuses ${JSON.stringify(s.statuses)}; ` +
             `agent-sim RSS ${s.rssMb.toFixed(0)} MB in all; load average ${os
               .loadavg()
               .map((x) => x.toFixed(2))

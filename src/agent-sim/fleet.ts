@@ -216,6 +216,8 @@ interface VirtualEndpoint {
   client: GatewayClient;
   missing: Map<string, FoundPatch>;
   installed: Map<string, FoundPatch>;
+  /** Its last poll got no answer at all (the next poll says so: `lost`). */
+  lastPollLost?: boolean;
 }
 
 export interface SimStats {
@@ -229,6 +231,8 @@ export interface SimStats {
   resultRetries: number;
   /** Polls the server answered at once with a Retry-After (it held as many polls as it may). */
   pollsNotHeld: number;
+  /** Polls that got no answer at all (a time-out, a reset): the next one asks for lost jobs again. */
+  lostPolls: number;
   /** Every HTTP error status the gateway answered, counted (503 is backpressure; a 500 is a defect). */
   statuses: Record<number, number>;
 }
@@ -264,6 +268,7 @@ export class SimFleet {
     errors: 0,
     resultRetries: 0,
     pollsNotHeld: 0,
+    lostPolls: 0,
     statuses: {},
   };
   private readonly endpoints: VirtualEndpoint[] = [];
@@ -425,7 +430,17 @@ export class SimFleet {
     let failures = 0;
     while (!this.o.signal?.aborted) {
       try {
-        const res = await ep.client.poll(this.o.waitSeconds ?? 30);
+        // A poll that got no answer (a time-out, a reset) may have had jobs leased to it; this agent holds no job
+        // now (it runs an answer's jobs before polling again), so the server may offer them again at once.
+        let res: Awaited<ReturnType<GatewayClient['poll']>>;
+        try {
+          res = await ep.client.poll(this.o.waitSeconds ?? 30, { lost: ep.lastPollLost });
+          ep.lastPollLost = false;
+        } catch (e) {
+          ep.lastPollLost = !(e instanceof GatewayHttpError);
+          if (ep.lastPollLost) this.stats.lostPolls += 1;
+          throw e;
+        }
         this.stats.polls += 1;
         failures = 0;
         for (const job of res.jobs) {

@@ -55,6 +55,8 @@ export class Agent {
   private distributionPoints: string[] = [];
   private downloadToken: string | undefined;
   private failures = 0;
+  /** The last poll got no answer at all (a time-out, a reset): the next poll says so (`lost`). */
+  private lastPollLost = false;
   private rebooter!: Rebooter;
 
   /** Throws, before anything is sent or written, when the server URL is refused (see checkServerUrl). */
@@ -285,7 +287,19 @@ export class Agent {
 
   /** One poll and the jobs it brought. Returns how many jobs ran. */
   async pollOnce(waitSeconds = this.o.waitSeconds ?? 30): Promise<number> {
-    const res = await this.client.poll(Math.min(waitSeconds, this.secondsToReboot() ?? Infinity));
+    // A poll that got no answer at all (a time-out, a reset) may have had jobs leased to it. This agent holds none
+    // of its jobs now (it reports an answer's jobs before polling again): `lost` lets the server offer them again at
+    // once instead of when their lease ends.
+    let res: Awaited<ReturnType<GatewayClient['poll']>>;
+    try {
+      res = await this.client.poll(Math.min(waitSeconds, this.secondsToReboot() ?? Infinity), {
+        lost: this.lastPollLost,
+      });
+      this.lastPollLost = false;
+    } catch (e) {
+      this.lastPollLost = !(e instanceof GatewayHttpError);
+      throw e;
+    }
     this.distributionPoints = res.distributionPoints;
     this.downloadToken = res.downloadToken;
     const leases = this.renewLeases(res.jobs);

@@ -312,3 +312,68 @@ describe('answerTimeout', () => {
     }
   });
 });
+
+describe('a poll that got no answer', () => {
+  it('makes the next poll say so (lost=1); an HTTP answer, even 503, does not', async () => {
+    const polls: string[] = [];
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
+          res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value));
+        if (req.url === '/agent/v1/enroll')
+          return json(200, {
+            endpointId: 'ep-1',
+            nodeKey: 'node-key-1',
+            manifestSigningKey: 'unused',
+            protocolVersion: 1,
+            pollIntervalSeconds: 1,
+          });
+        if (req.url === '/agent/v1/inventory') return json(200, { ok: true, software: 0 });
+        if (req.url?.startsWith('/agent/v1/jobs?')) {
+          polls.push(req.url);
+          // 1st poll: the connection drops (no answer); 3rd: 503; the others: no jobs.
+          if (polls.length === 1) return req.socket.destroy();
+          if (polls.length === 3) return json(503, { error: 'OVERLOADED', message: 'busy' }, { 'retry-after': '1' });
+          return json(200, { jobs: [], distributionPoints: [] });
+        }
+        return json(404, { error: 'NOT_FOUND', message: req.url });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-agent-lost-'));
+    try {
+      const agent = new Agent({
+        serverUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        enrollSecret: 's'.repeat(20),
+        stateDir,
+        log: pino({ level: 'silent' }),
+        platform: {
+          osFamily: 'linux',
+          osName: 'Debian GNU/Linux',
+          osVersion: '12',
+          arch: 'x64',
+          hostname: 'lost',
+          machineId: 'machine-lost-1',
+        },
+        backends: new Map(),
+        waitSeconds: 0,
+      });
+      await agent.start();
+      await expect(agent.pollOnce(0)).rejects.toThrow(); // no answer
+      await agent.pollOnce(0); // says lost=1
+      await expect(agent.pollOnce(0)).rejects.toThrow(/503/); // an answer
+      await agent.pollOnce(0); // not lost
+      expect(polls).toEqual([
+        '/agent/v1/jobs?wait=0',
+        '/agent/v1/jobs?wait=0&lost=1',
+        '/agent/v1/jobs?wait=0',
+        '/agent/v1/jobs?wait=0',
+      ]);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+      await fs.rm(stateDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -199,10 +199,20 @@ export class GatewayClient {
     return enrollResponseSchema.parse(await this.call('POST', '/agent/v1/enroll', req));
   }
 
-  /** `retryAfterMs`: the server could not hold this poll and says when to poll again. */
-  async poll(waitSeconds: number): Promise<PollResponse & { retryAfterMs?: number }> {
+  /**
+   * `retryAfterMs`: the server could not hold this poll and says when to poll again. `lost`: the previous poll
+   * ended without an answer and this agent holds none of its jobs (it runs and reports an answer's jobs before it
+   * polls again), so the server offers again at once whatever it leased to this agent before (an answer that never
+   * arrived) instead of when the lease ends.
+   */
+  async poll(waitSeconds: number, o: { lost?: boolean } = {}): Promise<PollResponse & { retryAfterMs?: number }> {
     const res = pollResponseSchema.parse(
-      await this.call('GET', `/agent/v1/jobs?wait=${waitSeconds}`, undefined, (waitSeconds + 15) * 1000),
+      await this.call(
+        'GET',
+        `/agent/v1/jobs?wait=${waitSeconds}${o.lost ? '&lost=1' : ''}`,
+        undefined,
+        (waitSeconds + 15) * 1000,
+      ),
     );
     return this.lastRetryAfterMs === undefined ? res : { ...res, retryAfterMs: this.lastRetryAfterMs };
   }

@@ -206,14 +206,22 @@ export async function endpointsWithWork(db: Db, now: Date): Promise<string[]> {
  * Leases up to `limit` jobs of one endpoint: queued ones, and leased ones whose lease expired (offered again).
  * Claims with FOR UPDATE SKIP LOCKED so two polls never hand out the same job. Jobs past their deadline
  * are not handed out but failed.
+ *
+ * `reclaimBefore`: the agent says it holds none of its jobs (its last poll ended without an answer, and it runs
+ * the jobs of one answer before it polls again), so jobs leased or renewed before that moment (the poll's arrival)
+ * never reached it or are no longer in its hands: they are offered again now instead of when their lease expires.
  */
 export async function leaseJobs(
   db: Db,
   endpointId: string,
-  opts: { now: Date; leaseSeconds: number; limit?: number },
+  opts: { now: Date; leaseSeconds: number; limit?: number; reclaimBefore?: Date },
 ): Promise<AgentJob[]> {
   const now = opts.now.toISOString();
   const leaseUntil = new Date(opts.now.getTime() + opts.leaseSeconds * 1000).toISOString();
+  // A lease granted (or renewed) before `reclaimBefore` ends before reclaimBefore + leaseSeconds.
+  const reclaimUntil = opts.reclaimBefore
+    ? new Date(Math.min(opts.reclaimBefore.getTime(), opts.now.getTime()) + opts.leaseSeconds * 1000).toISOString()
+    : now;
   await db.execute(sql`
     update agent_jobs set state = 'failed', error = case when state = 'queued' then ${DEADLINE_MESSAGE} else 'deadline passed; the lease expired without a result' end,
       finished_at = ${now}::timestamptz, lease_expires_at = null
@@ -230,7 +238,7 @@ export async function leaseJobs(
       select id from agent_jobs
       where endpoint_id = ${endpointId}
         and state in ('queued', 'leased')
-        and (state = 'queued' or lease_expires_at < ${now}::timestamptz)
+        and (state = 'queued' or lease_expires_at < ${reclaimUntil}::timestamptz)
         and (not_before is null or not_before <= ${now}::timestamptz)
         and (deadline is null or deadline >= ${now}::timestamptz)
       order by created_at, id

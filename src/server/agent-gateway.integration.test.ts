@@ -426,6 +426,63 @@ describe('a poll the server could not answer in time', () => {
   });
 });
 
+describe('an agent whose last poll got no answer (lost=1)', () => {
+  const jobRow = async (id: string) => (await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, id)))[0]!;
+
+  it('is offered again at once what was leased to it before that poll, instead of when the lease ends', async () => {
+    const a = await enroll();
+    const id = await addJob(a.endpointId);
+    gateway.wake([a.endpointId]);
+    // This answer never reaches the agent (its connection broke after the server wrote it).
+    expect((await poll(a.nodeKey)).jobs.map((j) => j.id)).toEqual([id]);
+    // A poll that does not say so gets nothing: the job is the agent's until its lease ends.
+    expect((await poll(a.nodeKey)).jobs).toEqual([]);
+    // The agent says its last poll got no answer: the job comes again (though the poll before found nothing, so the
+    // work hint has nothing for this endpoint).
+    const res = await app.inject({
+      method: 'GET',
+      url: '/agent/v1/jobs?wait=0&lost=1',
+      headers: auth(a.nodeKey),
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json<PollResponse>().jobs.map((j) => j.id)).toEqual([id]);
+    const row = await jobRow(id);
+    expect([row.state, row.attempts]).toEqual(['leased', 2]);
+    expect(gateway.stats().lostPolls).toBeGreaterThan(0);
+    // Anything but lost=1 / lost=0 is a bad request.
+    const bad = await app.inject({ method: 'GET', url: '/agent/v1/jobs?wait=0&lost=yes', headers: auth(a.nodeKey) });
+    expect(bad.statusCode).toBe(400);
+  });
+
+  it('takes back only leases granted before the poll arrived, never one granted after it', async () => {
+    const a = await enroll();
+    const id = await addJob(a.endpointId);
+    const t0 = new Date();
+    expect((await leaseJobs(tdb.db, a.endpointId, { now: t0, leaseSeconds: 30 })).map((j) => j.id)).toEqual([id]);
+    const later = new Date(t0.getTime() + 1000);
+    // A poll that arrived before the lease (a stale poll leased after it came in): the lease stands.
+    expect(
+      await leaseJobs(tdb.db, a.endpointId, {
+        now: later,
+        leaseSeconds: 30,
+        reclaimBefore: new Date(t0.getTime() - 1),
+      }),
+    ).toEqual([]);
+    expect((await jobRow(id)).attempts).toBe(1);
+    // A poll that arrived after it: offered again.
+    expect(
+      (
+        await leaseJobs(tdb.db, a.endpointId, {
+          now: later,
+          leaseSeconds: 30,
+          reclaimBefore: new Date(t0.getTime() + 1),
+        })
+      ).map((j) => j.id),
+    ).toEqual([id]);
+    expect((await jobRow(id)).attempts).toBe(2);
+  });
+});
+
 describe('results and inventory land in the model', () => {
   it('a scan replaces the missing set, upserts the catalog, and an install result updates states', async () => {
     const a = await enroll();

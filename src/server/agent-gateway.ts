@@ -216,6 +216,8 @@ export interface AgentGateway {
     leaseQueries: number;
     /** Times a held poll with work waited instead of leasing, because requests were waiting for the database. */
     leasesDeferred: number;
+    /** Polls whose agent said its previous poll ended without an answer (`lost=1`): its older leases offered again. */
+    lostPolls: number;
     /** Jobs leased to a poll whose agent hung up before the answer, and queued again at once. */
     jobsHandedBack: number;
     downloadTokensSigned: number;
@@ -229,7 +231,11 @@ export interface AgentGateway {
   };
 }
 
-const waitQuerySchema = z.object({ wait: z.coerce.number().min(0).max(3600).default(0) });
+const waitQuerySchema = z.object({
+  wait: z.coerce.number().min(0).max(3600).default(0),
+  /** `lost=1`: the agent's previous poll ended without an answer, and it holds none of its jobs (AGENT_POLL_LOST). */
+  lost: z.enum(['0', '1']).optional(),
+});
 const jobIdSchema = z.object({ id: z.string().min(1).max(512) });
 const sha256ParamSchema = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256') });
 
@@ -314,6 +320,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   let polls = 0;
   let leaseQueries = 0;
   let leasesDeferred = 0;
+  let lostPolls = 0;
   let jobsHandedBack = 0;
   let overloaded = 0;
 
@@ -452,12 +459,15 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
    * (`hungUp`); jobs leased just as it hung up are handed straight back (`returnLeasedJobs`), never left waiting
    * out a lease nobody holds.
    */
-  async function poll(endpointId: string, waitSeconds: number, hungUp: () => boolean) {
+  async function poll(endpointId: string, waitSeconds: number, hungUp: () => boolean, reclaimBefore?: Date) {
     polls += 1;
     const until = Date.now() + Math.min(waitSeconds, maxWait) * 1000;
+    // The agent lost its last answer: its jobs leased before this poll are looked for once, whatever the hint says.
+    let reclaim = reclaimBefore !== undefined;
+    const mayHaveWork = () => reclaim || hint.mayHaveWork(endpointId);
     for (;;) {
       if (closed || hungUp()) return [];
-      if (hint.mayHaveWork(endpointId) && !leaseMayRunNow()) {
+      if (mayHaveWork() && !leaseMayRunNow()) {
         // Requests wait for the database, or no connection is free (a burst of results): hold this poll and look
         // again in a moment. A lease that queued for a connection could outlast the agent's own time-out, and its
         // answer would go to a socket nobody reads while the jobs wait out their lease.
@@ -467,10 +477,15 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
         await waiters.wait(endpointId, Math.min(remaining, 100 + Math.random() * 400));
         continue;
       }
-      if (hint.mayHaveWork(endpointId)) {
+      if (mayHaveWork()) {
         shedIfQueued();
         leaseQueries += 1;
-        const jobs = await leaseJobs(db, endpointId, { now: now(), leaseSeconds });
+        const jobs = await leaseJobs(db, endpointId, {
+          now: now(),
+          leaseSeconds,
+          ...(reclaim ? { reclaimBefore } : {}),
+        });
+        reclaim = false;
         if (jobs.length > 0 && hungUp()) {
           await handBack(endpointId, jobs);
           return [];
@@ -553,7 +568,8 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
 
         r.get('/jobs', async (req, reply) => {
           const who = await authenticate(req);
-          const { wait } = waitQuerySchema.parse(req.query);
+          const { wait, lost } = waitQuerySchema.parse(req.query);
+          if (lost === '1') lostPolls += 1;
           seen.add(who.endpointId);
           const open = slots.openOf(who.endpointId);
           if (open >= slots.maxPerAgent) {
@@ -581,7 +597,12 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           const cannotAnswer = () => hungUp || reply.raw.destroyed || late();
           let jobs: AgentJob[];
           try {
-            jobs = await poll(who.endpointId, slot.hold ? wait : 0, cannotAnswer);
+            jobs = await poll(
+              who.endpointId,
+              slot.hold ? wait : 0,
+              cannotAnswer,
+              lost === '1' ? new Date(Date.now() - reply.elapsedTime) : undefined,
+            );
           } finally {
             slot.leave();
             reply.raw.off('close', onClose);
@@ -699,6 +720,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       polls,
       leaseQueries,
       leasesDeferred,
+      lostPolls,
       jobsHandedBack,
       downloadTokensSigned: downloadTokens.signed,
       heldPolls: slots.held,
