@@ -216,7 +216,7 @@ interface VirtualEndpoint {
   client: GatewayClient;
   missing: Map<string, FoundPatch>;
   installed: Map<string, FoundPatch>;
-  /** Its last poll got no answer at all (the next poll says so: `lost`). */
+  /** A poll got no answer at all: polls say so (`lost`) until the server answers that it looked. */
   lastPollLost?: boolean;
 }
 
@@ -435,10 +435,12 @@ export class SimFleet {
         let res: Awaited<ReturnType<GatewayClient['poll']>>;
         try {
           res = await ep.client.poll(this.o.waitSeconds ?? 30, { lost: ep.lastPollLost });
-          ep.lastPollLost = false;
+          if (res.lostChecked) ep.lastPollLost = false;
         } catch (e) {
-          ep.lastPollLost = !(e instanceof GatewayHttpError);
-          if (ep.lastPollLost) this.stats.lostPolls += 1;
+          if (!(e instanceof GatewayHttpError)) {
+            ep.lastPollLost = true;
+            this.stats.lostPolls += 1;
+          }
           throw e;
         }
         this.stats.polls += 1;

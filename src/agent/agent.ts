@@ -55,7 +55,7 @@ export class Agent {
   private distributionPoints: string[] = [];
   private downloadToken: string | undefined;
   private failures = 0;
-  /** The last poll got no answer at all (a time-out, a reset): the next poll says so (`lost`). */
+  /** A poll got no answer at all (a time-out, a reset): polls say so (`lost`) until the server has looked. */
   private lastPollLost = false;
   private rebooter!: Rebooter;
 
@@ -295,9 +295,10 @@ export class Agent {
       res = await this.client.poll(Math.min(waitSeconds, this.secondsToReboot() ?? Infinity), {
         lost: this.lastPollLost,
       });
-      this.lastPollLost = false;
+      // Said until the server answers that it looked (a busy server may end the poll before it did).
+      if (res.lostChecked) this.lastPollLost = false;
     } catch (e) {
-      this.lastPollLost = !(e instanceof GatewayHttpError);
+      if (!(e instanceof GatewayHttpError)) this.lastPollLost = true;
       throw e;
     }
     this.distributionPoints = res.distributionPoints;

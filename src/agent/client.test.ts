@@ -314,7 +314,7 @@ describe('answerTimeout', () => {
 });
 
 describe('a poll that got no answer', () => {
-  it('makes the next poll say so (lost=1); an HTTP answer, even 503, does not', async () => {
+  it('makes the next polls say so (lost=1) until an answer says the server looked (lostChecked)', async () => {
     const polls: string[] = [];
     const server = http.createServer((req, res) => {
       req.resume();
@@ -332,10 +332,11 @@ describe('a poll that got no answer', () => {
         if (req.url === '/agent/v1/inventory') return json(200, { ok: true, software: 0 });
         if (req.url?.startsWith('/agent/v1/jobs?')) {
           polls.push(req.url);
-          // 1st poll: the connection drops (no answer); 3rd: 503; the others: no jobs.
+          // 1st poll: the connection drops (no answer); 2nd: answered before the server looked; 3rd: 503; 4th: the
+          // server looked (lostChecked).
           if (polls.length === 1) return req.socket.destroy();
           if (polls.length === 3) return json(503, { error: 'OVERLOADED', message: 'busy' }, { 'retry-after': '1' });
-          return json(200, { jobs: [], distributionPoints: [] });
+          return json(200, { jobs: [], distributionPoints: [], ...(polls.length === 4 ? { lostChecked: true } : {}) });
         }
         return json(404, { error: 'NOT_FOUND', message: req.url });
       });
@@ -361,13 +362,15 @@ describe('a poll that got no answer', () => {
       });
       await agent.start();
       await expect(agent.pollOnce(0)).rejects.toThrow(); // no answer
-      await agent.pollOnce(0); // says lost=1
-      await expect(agent.pollOnce(0)).rejects.toThrow(/503/); // an answer
-      await agent.pollOnce(0); // not lost
+      await agent.pollOnce(0); // says lost=1; the answer does not say the server looked
+      await expect(agent.pollOnce(0)).rejects.toThrow(/503/); // says it again; an HTTP answer, but not that one
+      await agent.pollOnce(0); // says it again; now the server looked
+      await agent.pollOnce(0); // no longer
       expect(polls).toEqual([
         '/agent/v1/jobs?wait=0',
         '/agent/v1/jobs?wait=0&lost=1',
-        '/agent/v1/jobs?wait=0',
+        '/agent/v1/jobs?wait=0&lost=1',
+        '/agent/v1/jobs?wait=0&lost=1',
         '/agent/v1/jobs?wait=0',
       ]);
     } finally {

@@ -298,6 +298,21 @@ describe('leases give way to results', () => {
       expect(Date.now() - started).toBeLessThan(5000);
       expect(g.gateway.stats().leaseQueries).toBe(1);
       expect(g.statuses[503] ?? 0).toBe(0);
+
+      // Say that answer never reached the agent, and it says so (lost=1) while the connection is busy again: the poll
+      // ends before the server could look, and its answer does not claim it did, so the agent says it again.
+      const busyAgain = await pool.connect();
+      let lostAnswer;
+      try {
+        lostAnswer = await c.poll(1, { lost: true });
+      } finally {
+        busyAgain.release();
+      }
+      expect(lostAnswer).toMatchObject({ jobs: [] });
+      expect(lostAnswer.lostChecked).toBeUndefined();
+      const again = await c.poll(1, { lost: true });
+      expect(again.jobs.map((j) => j.id)).toEqual([`defer-scan-${endpointId}`]);
+      expect(again.lostChecked).toBe(true);
     } finally {
       if (!released) busy.release();
     }

@@ -436,7 +436,9 @@ describe('an agent whose last poll got no answer (lost=1)', () => {
     // This answer never reaches the agent (its connection broke after the server wrote it).
     expect((await poll(a.nodeKey)).jobs.map((j) => j.id)).toEqual([id]);
     // A poll that does not say so gets nothing: the job is the agent's until its lease ends.
-    expect((await poll(a.nodeKey)).jobs).toEqual([]);
+    const plain = await poll(a.nodeKey);
+    expect(plain.jobs).toEqual([]);
+    expect(plain.lostChecked).toBeUndefined();
     // The agent says its last poll got no answer: the job comes again (though the poll before found nothing, so the
     // work hint has nothing for this endpoint).
     const res = await app.inject({
@@ -446,6 +448,7 @@ describe('an agent whose last poll got no answer (lost=1)', () => {
     });
     expect(res.statusCode, res.body).toBe(200);
     expect(res.json<PollResponse>().jobs.map((j) => j.id)).toEqual([id]);
+    expect(res.json<PollResponse>().lostChecked).toBe(true);
     const row = await jobRow(id);
     expect([row.state, row.attempts]).toEqual(['leased', 2]);
     expect(gateway.stats().lostPolls).toBeGreaterThan(0);

@@ -459,21 +459,29 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
    * (`hungUp`); jobs leased just as it hung up are handed straight back (`returnLeasedJobs`), never left waiting
    * out a lease nobody holds.
    */
-  async function poll(endpointId: string, waitSeconds: number, hungUp: () => boolean, reclaimBefore?: Date) {
+  async function poll(
+    endpointId: string,
+    waitSeconds: number,
+    hungUp: () => boolean,
+    reclaimBefore?: Date,
+  ): Promise<{ jobs: AgentJob[]; lostChecked: boolean }> {
     polls += 1;
     const until = Date.now() + Math.min(waitSeconds, maxWait) * 1000;
     // The agent lost its last answer: its jobs leased before this poll are looked for once, whatever the hint says.
+    // Until that lease query has run (a busy server may end the poll first), the answer does not say lostChecked.
     let reclaim = reclaimBefore !== undefined;
+    let lostChecked = false;
+    const none = () => ({ jobs: [], lostChecked });
     const mayHaveWork = () => reclaim || hint.mayHaveWork(endpointId);
     for (;;) {
-      if (closed || hungUp()) return [];
+      if (closed || hungUp()) return none();
       if (mayHaveWork() && !leaseMayRunNow()) {
         // Requests wait for the database, or no connection is free (a burst of results): hold this poll and look
         // again in a moment. A lease that queued for a connection could outlast the agent's own time-out, and its
         // answer would go to a socket nobody reads while the jobs wait out their lease.
         leasesDeferred += 1;
         const remaining = until - Date.now();
-        if (remaining <= 0) return [];
+        if (remaining <= 0) return none();
         await waiters.wait(endpointId, Math.min(remaining, 100 + Math.random() * 400));
         continue;
       }
@@ -485,16 +493,16 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           leaseSeconds,
           ...(reclaim ? { reclaimBefore } : {}),
         });
-        reclaim = false;
+        if (reclaim) [reclaim, lostChecked] = [false, true];
         if (jobs.length > 0 && hungUp()) {
           await handBack(endpointId, jobs);
-          return [];
+          return none();
         }
-        if (jobs.length > 0) return jobs;
+        if (jobs.length > 0) return { jobs, lostChecked };
         hint.noWork(endpointId);
       }
       const remaining = until - Date.now();
-      if (remaining <= 0) return [];
+      if (remaining <= 0) return none();
       await waiters.wait(endpointId, remaining);
     }
   }
@@ -596,26 +604,28 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           const late = () => reply.elapsedTime > (wait + pollAnswerGraceSeconds) * 1000;
           const cannotAnswer = () => hungUp || reply.raw.destroyed || late();
           let jobs: AgentJob[];
+          let lostChecked: boolean;
           try {
-            jobs = await poll(
+            ({ jobs, lostChecked } = await poll(
               who.endpointId,
               slot.hold ? wait : 0,
               cannotAnswer,
               lost === '1' ? new Date(Date.now() - reply.elapsedTime) : undefined,
-            );
+            ));
           } finally {
             slot.leave();
             reply.raw.off('close', onClose);
           }
           try {
             const distributionPoints = who.site ? (dpBySite.value.get(who.site) ?? []) : [];
-            const res: PollResponse = { jobs, distributionPoints };
+            const res: PollResponse = { jobs, distributionPoints, ...(lostChecked ? { lostChecked } : {}) };
             if (who.site && distributionPoints.length > 0)
               res.downloadToken = await downloadTokens.tokenFor(who.endpointId, who.site);
             if (jobs.length > 0 && cannotAnswer()) {
               await handBack(who.endpointId, jobs);
               if (!late() || reply.raw.destroyed) return reply;
-              return reply.send({ jobs: [], distributionPoints } satisfies PollResponse);
+              // Handed back, they are queued: the next poll gets them whether or not it says lost.
+              return reply.send({ ...res, jobs: [] } satisfies PollResponse);
             }
             return reply.send(res);
           } catch (e) {

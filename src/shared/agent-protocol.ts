@@ -202,6 +202,12 @@ export const pollResponseSchema = z.object({
    * sends to those points as `Authorization: Bearer <downloadToken>`. The node key goes to the central server only.
    */
   downloadToken: z.string().optional(),
+  /**
+   * The poll said `lost=1` and the server has now offered again what it had leased to this agent before it (in
+   * `jobs`, if anything). Until an answer says so, the agent keeps saying `lost=1`: a busy server may end a poll
+   * before it looked.
+   */
+  lostChecked: z.boolean().optional(),
 });
 export type PollResponse = z.infer<typeof pollResponseSchema>;
 
