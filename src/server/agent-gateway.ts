@@ -233,7 +233,7 @@ export interface AgentGateway {
 
 const waitQuerySchema = z.object({
   wait: z.coerce.number().min(0).max(3600).default(0),
-  /** `lost=1`: the agent's previous poll ended without an answer, and it holds none of its jobs (AGENT_POLL_LOST). */
+  /** `lost=1`: a poll of the agent got no answer, and it holds none of its jobs (docs/agent.md). */
   lost: z.enum(['0', '1']).optional(),
 });
 const jobIdSchema = z.object({ id: z.string().min(1).max(512) });
