@@ -122,7 +122,8 @@ describe('agent gateway under overload', () => {
     }
     // The burst did overload the pool (else this test proves nothing), and the gateway said so with 503 + Retry-After.
     expect(g.statuses[503] ?? 0).toBeGreaterThan(0);
-    expect(g.retryAfter.every((v) => /^[1-5]$/.test(v))).toBe(true);
+    // Whole seconds, 1–5 at the least, longer while the queue is long (about its drain time), at most a minute.
+    expect(g.retryAfter.every((v) => /^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 60)).toBe(true);
     expect(g.statuses[500] ?? 0).toBe(0);
     expect(fleet.stats.statuses[500] ?? 0).toBe(0);
     expect(fleet.stats.refusedResults).toBe(0);

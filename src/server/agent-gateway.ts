@@ -66,6 +66,7 @@ import { DownloadTokenIssuer } from './gateway/download-tokens';
 import { NodeKeyCache, type KeyEntry } from './gateway/node-key-cache';
 import { PollSlots } from './gateway/poll-slots';
 import { ReloadedValue } from './gateway/reloaded-value';
+import { QueueDrain } from './gateway/queue-drain';
 import { RetryingLazy } from './gateway/retrying-lazy';
 import { SeenBatch } from './gateway/seen-batch';
 import { TtlCache } from './gateway/ttl-cache';
@@ -253,12 +254,6 @@ const bearer = (req: FastifyRequest): string | null => {
   return m ? m[1]! : null;
 };
 
-/** Seconds an overloaded server asks agents to wait: spread over 1–5 s so they do not all come back at once. */
-const overloadRetryAfter = () => 1 + Math.floor(Math.random() * 5);
-
-const overloadedError = (message: string) =>
-  new HttpError(HttpErrorCode.Overloaded, message, { 'retry-after': String(overloadRetryAfter()) });
-
 const pendingRefusal = (endpointId: string) =>
   new HttpError(
     HttpErrorCode.EnrollmentPending,
@@ -277,6 +272,14 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   const pollInterval = o.pollIntervalSeconds ?? 5;
   const dbQueueLimit = o.dbQueueLimit ?? Infinity;
   const leaseQueueLimit = o.leaseQueueLimit ?? 1;
+  // Retry-After for overload: about as long as the database queue takes to drain (QueueDrain).
+  const drain = new QueueDrain();
+  const onAcquire = () => drain.served();
+  o.database.pool?.on('acquire', onAcquire);
+  const overloadedError = (message: string) =>
+    new HttpError(HttpErrorCode.Overloaded, message, {
+      'retry-after': String(drain.retryAfterSeconds(o.database.pool?.waitingCount ?? 0)),
+    });
   const dpRefreshMs = o.distributionPointsRefreshMs ?? 30_000;
 
   const fdLimit = o.openFileLimit !== undefined ? o.openFileLimit : readOpenFileLimit();
@@ -719,6 +722,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     async close() {
       if (closed) return;
       closed = true;
+      o.database.pool?.off('acquire', onAcquire);
       waiters.wakeAll();
       await refreshLoop.stop();
       if (seen.size > 0) await touchEndpoints(db, seen.take(), now()).catch(() => undefined);
