@@ -216,8 +216,6 @@ interface VirtualEndpoint {
   client: GatewayClient;
   missing: Map<string, FoundPatch>;
   installed: Map<string, FoundPatch>;
-  /** A poll got no answer at all: polls say so (`lost`) until the server answers that it looked. */
-  lastPollLost?: boolean;
 }
 
 export interface SimStats {
@@ -231,7 +229,7 @@ export interface SimStats {
   resultRetries: number;
   /** Polls the server answered at once with a Retry-After (it held as many polls as it may). */
   pollsNotHeld: number;
-  /** Polls that got no answer at all (a time-out, a reset): the next one asks for lost jobs again. */
+  /** Polls that got no answer at all (a time-out, a reset): the next ones say `lost=1` (GatewayClient.poll). */
   lostPolls: number;
   /** Every HTTP error status the gateway answered, counted (503 is backpressure; a 500 is a defect). */
   statuses: Record<number, number>;
@@ -430,19 +428,7 @@ export class SimFleet {
     let failures = 0;
     while (!this.o.signal?.aborted) {
       try {
-        // A poll that got no answer (a time-out, a reset) may have had jobs leased to it; this agent holds no job
-        // now (it runs an answer's jobs before polling again), so the server may offer them again at once.
-        let res: Awaited<ReturnType<GatewayClient['poll']>>;
-        try {
-          res = await ep.client.poll(this.o.waitSeconds ?? 30, { lost: ep.lastPollLost });
-          if (res.lostChecked) ep.lastPollLost = false;
-        } catch (e) {
-          if (!(e instanceof GatewayHttpError)) {
-            ep.lastPollLost = true;
-            this.stats.lostPolls += 1;
-          }
-          throw e;
-        }
+        const res = await ep.client.poll(this.o.waitSeconds ?? 30);
         this.stats.polls += 1;
         failures = 0;
         for (const job of res.jobs) {
@@ -466,6 +452,7 @@ export class SimFleet {
         if (this.o.signal?.aborted) return;
         this.count(e);
         this.stats.errors += 1;
+        if (!(e instanceof GatewayHttpError)) this.stats.lostPolls += 1;
         if (failures === 0)
           this.o.log.warn({ endpoint: ep.n, err: (e as Error).message }, 'simulated agent: gateway error; backing off');
         await sleep(retryDelayMs(e, failures++, 500, 30_000), undefined, { signal: this.o.signal }).catch(

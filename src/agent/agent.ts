@@ -55,8 +55,6 @@ export class Agent {
   private distributionPoints: string[] = [];
   private downloadToken: string | undefined;
   private failures = 0;
-  /** A poll got no answer at all (a time-out, a reset): polls say so (`lost`) until the server has looked. */
-  private lastPollLost = false;
   private rebooter!: Rebooter;
 
   /** Throws, before anything is sent or written, when the server URL is refused (see checkServerUrl). */
@@ -287,20 +285,7 @@ export class Agent {
 
   /** One poll and the jobs it brought. Returns how many jobs ran. */
   async pollOnce(waitSeconds = this.o.waitSeconds ?? 30): Promise<number> {
-    // A poll that got no answer at all (a time-out, a reset) may have had jobs leased to it. This agent holds none
-    // of its jobs now (it reports an answer's jobs before polling again): `lost` lets the server offer them again at
-    // once instead of when their lease ends.
-    let res: Awaited<ReturnType<GatewayClient['poll']>>;
-    try {
-      res = await this.client.poll(Math.min(waitSeconds, this.secondsToReboot() ?? Infinity), {
-        lost: this.lastPollLost,
-      });
-      // Said until the server answers that it looked (a busy server may end the poll before it did).
-      if (res.lostChecked) this.lastPollLost = false;
-    } catch (e) {
-      if (!(e instanceof GatewayHttpError)) this.lastPollLost = true;
-      throw e;
-    }
+    const res = await this.client.poll(Math.min(waitSeconds, this.secondsToReboot() ?? Infinity));
     this.distributionPoints = res.distributionPoints;
     this.downloadToken = res.downloadToken;
     const leases = this.renewLeases(res.jobs);

@@ -177,6 +177,27 @@ describe('Retry-After', () => {
   });
 });
 
+/** Writes a JSON answer, as a gateway does. */
+const jsonAnswer =
+  (res: http.ServerResponse) =>
+  (status: number, value: unknown, headers: Record<string, string> = {}) =>
+    res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value));
+
+/** A stand-in gateway's answers to an agent's enrolment and inventory; true when `url` was one of them. */
+function answeredEnrolmentOrInventory(url: string | undefined, json: ReturnType<typeof jsonAnswer>): boolean {
+  if (url === '/agent/v1/enroll')
+    json(200, {
+      endpointId: 'ep-1',
+      nodeKey: 'node-key-1',
+      manifestSigningKey: 'unused',
+      protocolVersion: 1,
+      pollIntervalSeconds: 1,
+    });
+  else if (url === '/agent/v1/inventory') json(200, { ok: true, software: 0 });
+  else return false;
+  return true;
+}
+
 describe('the agent under a busy gateway', () => {
   it('keeps a result that got 503 and sends it again after Retry-After, never dropping it', async () => {
     const results: number[] = [];
@@ -185,17 +206,8 @@ describe('the agent under a busy gateway', () => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
-        const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
-          res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value));
-        if (req.url === '/agent/v1/enroll')
-          return json(200, {
-            endpointId: 'ep-1',
-            nodeKey: 'node-key-1',
-            manifestSigningKey: 'unused',
-            protocolVersion: 1,
-            pollIntervalSeconds: 1,
-          });
-        if (req.url === '/agent/v1/inventory') return json(200, { ok: true, software: 0 });
+        const json = jsonAnswer(res);
+        if (answeredEnrolmentOrInventory(req.url, json)) return;
         if (req.url?.startsWith('/agent/v1/jobs?')) {
           const jobs = jobHandedOut
             ? []
@@ -319,17 +331,8 @@ describe('a poll that got no answer', () => {
     const server = http.createServer((req, res) => {
       req.resume();
       req.on('end', () => {
-        const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
-          res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value));
-        if (req.url === '/agent/v1/enroll')
-          return json(200, {
-            endpointId: 'ep-1',
-            nodeKey: 'node-key-1',
-            manifestSigningKey: 'unused',
-            protocolVersion: 1,
-            pollIntervalSeconds: 1,
-          });
-        if (req.url === '/agent/v1/inventory') return json(200, { ok: true, software: 0 });
+        const json = jsonAnswer(res);
+        if (answeredEnrolmentOrInventory(req.url, json)) return;
         if (req.url?.startsWith('/agent/v1/jobs?')) {
           polls.push(req.url);
           // 1st poll: the connection drops (no answer); 2nd: answered before the server looked; 3rd: 503; 4th: the

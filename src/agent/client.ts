@@ -139,6 +139,8 @@ export function answerTimeout(ms: number): { signal: AbortSignal; restart(): voi
 
 export class GatewayClient {
   nodeKey: string | undefined;
+  /** A poll got no answer at all, and the server has not said since that it looked for what it had leased (poll). */
+  lostAnswer = false;
   /** The `Retry-After` of the last successful answer (a poll answered at once because the server holds enough polls). */
   lastRetryAfterMs: number | undefined;
   constructor(
@@ -200,20 +202,29 @@ export class GatewayClient {
   }
 
   /**
-   * `retryAfterMs`: the server could not hold this poll and says when to poll again. `lost`: the previous poll
-   * ended without an answer and this agent holds none of its jobs (it runs and reports an answer's jobs before it
-   * polls again), so the server offers again at once whatever it leased to this agent before (an answer that never
-   * arrived) instead of when the lease ends.
+   * `retryAfterMs`: the server could not hold this poll and says when to poll again.
+   *
+   * After a poll that got no answer at all (a time-out, a reset; not an HTTP answer such as 503), polls say `lost=1`
+   * until an answer says the server looked (`lostChecked`): the server then offers again at once what it had leased
+   * to this agent before, an answer that never arrived, instead of when the lease ends. That is right only because
+   * callers are serial: they run and report an answer's jobs before they poll again, so at a poll they hold none.
    */
-  async poll(waitSeconds: number, o: { lost?: boolean } = {}): Promise<PollResponse & { retryAfterMs?: number }> {
-    const res = pollResponseSchema.parse(
-      await this.call(
-        'GET',
-        `/agent/v1/jobs?wait=${waitSeconds}${o.lost ? '&lost=1' : ''}`,
-        undefined,
-        (waitSeconds + 15) * 1000,
-      ),
-    );
+  async poll(waitSeconds: number): Promise<PollResponse & { retryAfterMs?: number }> {
+    let res: PollResponse;
+    try {
+      res = pollResponseSchema.parse(
+        await this.call(
+          'GET',
+          `/agent/v1/jobs?wait=${waitSeconds}${this.lostAnswer ? '&lost=1' : ''}`,
+          undefined,
+          (waitSeconds + 15) * 1000,
+        ),
+      );
+    } catch (e) {
+      if (!(e instanceof GatewayHttpError)) this.lostAnswer = true;
+      throw e;
+    }
+    if (res.lostChecked) this.lostAnswer = false;
     return this.lastRetryAfterMs === undefined ? res : { ...res, retryAfterMs: this.lastRetryAfterMs };
   }
 

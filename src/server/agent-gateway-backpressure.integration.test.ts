@@ -304,16 +304,19 @@ describe('leases give way to results', () => {
       // ends before the server could look, and its answer does not claim it did, so the agent says it again.
       const busyAgain = await pool.connect();
       let lostAnswer;
+      c.lostAnswer = true;
       try {
-        lostAnswer = await c.poll(1, { lost: true });
+        lostAnswer = await c.poll(1);
       } finally {
         busyAgain.release();
       }
       expect(lostAnswer).toMatchObject({ jobs: [] });
       expect(lostAnswer.lostChecked).toBeUndefined();
-      const again = await c.poll(1, { lost: true });
+      expect(c.lostAnswer).toBe(true);
+      const again = await c.poll(1);
       expect(again.jobs.map((j) => j.id)).toEqual([`defer-scan-${endpointId}`]);
       expect(again.lostChecked).toBe(true);
+      expect(c.lostAnswer).toBe(false);
     } finally {
       if (!released) busy.release();
     }

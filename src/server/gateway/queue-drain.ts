@@ -4,8 +4,9 @@ import { systemClock, type Clock } from './clock';
  * How long an overloaded gateway asks an agent to wait (Retry-After, seconds): about as long as the requests already
  * waiting for a database connection take to be served at the rate connections were handed out lately, spread over
  * 0.3 to 1.2 times that so the agents do not come back together and the queue does not run dry (a request waits
- * up to 10 s for a connection before it is refused); never less than 1–5 s, never more than `maxSeconds`. A fixed 1–5 s brought 10,000 results back every few seconds to a queue minutes long: each came back
- * about three times (58,592 results sent again in one 10k cycle), every time parsed and queued again for nothing.
+ * up to 10 s for a connection before it is refused); never less than 1–5 s, never more than `maxSeconds`. A fixed
+ * 1–5 s brought 10,000 results back every few seconds to a queue minutes long: each came back about three times
+ * (58,592 results sent again in one 10k cycle), every time parsed and queued again for nothing.
  */
 export class QueueDrain {
   /** Connections handed out, per second, over the last `windowSeconds`. */
