@@ -73,9 +73,12 @@ function startDemo(command: string, args: string[]) {
   const seen = new Map<number, string>(); // pid → command line
   const sampler = setInterval(() => {
     // Read again every time: a process sampled between its fork and its exec still shows its parent's command line.
+    // An empty one is kept only when nothing better was read: a process that has exited and not been reaped yet
+    // (a zombie) shows none, which must not hide what it was.
     for (const p of descendants(child.pid!)) {
       try {
-        seen.set(p, fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' '));
+        const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ');
+        if (cmd || !seen.has(p)) seen.set(p, cmd);
       } catch {
         // gone meanwhile
       }
