@@ -2,12 +2,14 @@
  * recordJobResult's patch states (install / verify / rollback / reboot jobs): written in one multi-row upsert, with
  * the same meaning the row-by-row writes had: installed stamps installed_at, missing (and rolled_back) clears it,
  * failed and pending_reboot keep it; patches the catalog never saw are skipped; the last report of a patch wins.
+ * An install, verify or rollback result is written in one statement (recordPatchJobResult); what it writes besides
+ * the patch rows, and what happens to a result it does not take, is checked below too.
  */
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { recordJobResult } from './agent-jobs';
-import { agentJobs, endpointPatches, endpoints, patches } from './schema/index';
+import { agentJobs, endpointCompliance, endpointPatches, endpoints, patches } from './schema/index';
 
 let tdb: TestDatabase;
 beforeAll(async () => {
@@ -107,5 +109,87 @@ describe('recordJobResult: patch states in bulk', () => {
       .from(endpointPatches)
       .where(and(eq(endpointPatches.endpointId, 'ep-1'), eq(endpointPatches.patchId, 'P-2')));
     expect(p2!.lastJobId).toBe('install-1'); // not reported: untouched
+  });
+});
+
+describe('recordJobResult: an install result in one statement', () => {
+  beforeAll(async () => {
+    await tdb.db.insert(endpoints).values({
+      id: 'ep-2',
+      machineId: 'machine-0002',
+      hostname: 'ep-2',
+      osFamily: 'linux',
+      status: 'unreachable',
+      lastScanDigest: 'digest-before',
+    });
+    await tdb.db.insert(endpointPatches).values([
+      { endpointId: 'ep-2', patchId: 'P-1', state: 'missing' },
+      { endpointId: 'ep-2', patchId: 'P-2', state: 'missing' },
+    ]);
+  });
+  const job2 = async (id: string, state = 'leased', kind = 'install') => {
+    await tdb.db.insert(agentJobs).values({
+      id,
+      endpointId: 'ep-2',
+      kind,
+      payload: {},
+      state,
+      leaseExpiresAt: state === 'leased' ? new Date(Date.now() + 60_000) : null,
+    });
+  };
+  const outstanding = async () =>
+    (await tdb.db.select().from(endpointCompliance).where(eq(endpointCompliance.endpointId, 'ep-2')))[0]?.outstanding;
+  const result = {
+    status: 'succeeded' as const,
+    rebootPending: true,
+    patches: [{ patchId: 'P-1', state: 'installed' as const }],
+  };
+
+  it("writes the job's row, the endpoint's row and the outstanding counters", async () => {
+    expect(await outstanding()).toBe(2);
+    await job2('install-2');
+    const t = new Date('2026-11-30T12:00:00Z');
+    expect((await recordJobResult(tdb.db, 'ep-2', 'install-2', result, t)).outcome).toBe('recorded');
+    const [j] = await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, 'install-2'));
+    expect(j).toMatchObject({ state: 'succeeded', error: null, finishedAt: t, leaseExpiresAt: null });
+    expect(j!.result).toEqual(result);
+    const [ep] = await tdb.db.select().from(endpoints).where(eq(endpoints.id, 'ep-2'));
+    expect(ep).toMatchObject({ status: 'active', pendingReboot: true, lastSeenAt: t, lastScanDigest: null });
+    expect(await outstanding()).toBe(1);
+  });
+
+  it('the same result again is a duplicate; a different one, another endpoint, an unknown job are refused', async () => {
+    expect((await recordJobResult(tdb.db, 'ep-2', 'install-2', result)).outcome).toBe('duplicate');
+    await expect(recordJobResult(tdb.db, 'ep-2', 'install-2', { ...result, rebootPending: false })).rejects.toThrow(
+      /already finished \(succeeded\) with a different result/,
+    );
+    await job2('install-3');
+    await expect(recordJobResult(tdb.db, 'ep-1', 'install-3', result)).rejects.toThrow(/belongs to another agent/);
+    await expect(recordJobResult(tdb.db, 'ep-2', 'no-such-job', result)).rejects.toThrow(/no job "no-such-job"/);
+    await job2('install-4', 'queued');
+    await expect(recordJobResult(tdb.db, 'ep-2', 'install-4', result)).rejects.toThrow(/never handed out/);
+    const [j4] = await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, 'install-4'));
+    expect(j4!.state).toBe('queued');
+  });
+
+  it('a late result of a job counted unreachable is recorded', async () => {
+    await job2('install-5', 'unreachable');
+    const late = { ...result, patches: [{ patchId: 'P-2', state: 'installed' as const }] };
+    expect((await recordJobResult(tdb.db, 'ep-2', 'install-5', late)).outcome).toBe('recorded');
+    expect(await outstanding()).toBe(0);
+  });
+
+  it('two copies of one result at once: one recorded, one duplicate', async () => {
+    await job2('verify-6', 'leased', 'verify');
+    const v = {
+      status: 'succeeded' as const,
+      rebootPending: false,
+      patches: [{ patchId: 'P-2', state: 'installed' as const }],
+    };
+    const outcomes = await Promise.all([
+      recordJobResult(tdb.db, 'ep-2', 'verify-6', v),
+      recordJobResult(tdb.db, 'ep-2', 'verify-6', v),
+    ]);
+    expect(outcomes.map((o) => o.outcome).sort()).toEqual(['duplicate', 'recorded']);
   });
 });
