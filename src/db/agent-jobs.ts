@@ -222,11 +222,8 @@ export async function leaseJobs(
   const reclaimUntil = opts.reclaimBefore
     ? new Date(Math.min(opts.reclaimBefore.getTime(), opts.now.getTime()) + opts.leaseSeconds * 1000).toISOString()
     : now;
-  await db.execute(sql`
-    update agent_jobs set state = 'failed', error = case when state = 'queued' then ${DEADLINE_MESSAGE} else 'deadline passed; the lease expired without a result' end,
-      finished_at = ${now}::timestamptz, lease_expires_at = null
-    where endpoint_id = ${endpointId} and deadline < ${now}::timestamptz
-      and (state = 'queued' or (state = 'leased' and lease_expires_at < ${now}::timestamptz))`);
+  // One statement (one round trip per poll): the jobs past their deadline failed, the rest leased. The two parts
+  // touch disjoint rows (deadline before now / not), as a statement's data-modifying parts must.
   const res = await db.execute<{
     id: string;
     kind: string;
@@ -234,7 +231,12 @@ export async function leaseJobs(
     deadline: Date | string | null;
     lease_expires_at: Date | string;
   }>(sql`
-    with c as (
+    with late as (
+      update agent_jobs set state = 'failed', error = case when state = 'queued' then ${DEADLINE_MESSAGE} else 'deadline passed; the lease expired without a result' end,
+        finished_at = ${now}::timestamptz, lease_expires_at = null
+      where endpoint_id = ${endpointId} and deadline < ${now}::timestamptz
+        and (state = 'queued' or (state = 'leased' and lease_expires_at < ${now}::timestamptz))
+    ), c as (
       select id from agent_jobs
       where endpoint_id = ${endpointId}
         and state in ('queued', 'leased')
