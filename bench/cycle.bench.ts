@@ -15,6 +15,9 @@
  * cycle (the cycle and its wave children, found through the child-started events): events and bytes, summed.
  * Prints the machine's cores, memory and load average with the figures. Exits 1 when the cycle does not complete
  * or when a target is missed (10k in < 120 s; history < 2,000 events).
+ *
+ * BENCH_CPU_PROF=DIR: the server process writes a V8 CPU profile (node --cpu-prof) into DIR, stopped with SIGTERM at
+ * the end so the profile is written; open it in Chrome DevTools or summarise it with scripts/cpu-profile-top.mjs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -41,6 +44,7 @@ const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT_SECONDS ?? Math.max(900, ENDP
 const WAIT_S = Number(process.env.BENCH_AGENT_WAIT_SECONDS ?? 30);
 const SIM_PROCESSES = Math.max(1, Number(process.env.BENCH_SIM_PROCESSES ?? Math.ceil(ENDPOINTS / 2500)));
 const root = path.resolve(import.meta.dirname, '..');
+let stopping = false;
 
 const machine = () => {
   const l = os
@@ -50,8 +54,12 @@ const machine = () => {
   return `${os.cpus().length} cores (${os.cpus()[0]?.model.trim() ?? '?'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, load average ${l}`;
 };
 
-function startProcess(command: 'server' | 'worker', env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'patchops.mjs'), command], {
+function startProcess(
+  command: 'server' | 'worker',
+  env: NodeJS.ProcessEnv,
+  nodeArgs: string[] = [],
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'bin', 'patchops.mjs'), command], {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -61,7 +69,7 @@ function startProcess(command: 'server' | 'worker', env: NodeJS.ProcessEnv): Pro
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   child.once('exit', (code, signal) => {
-    if (signal !== 'SIGKILL')
+    if (signal !== 'SIGKILL' && !stopping)
       console.error(`patchops ${command} exited (${code ?? signal}); its last output:\n${out.slice(-4000)}`);
   });
   return new Promise((resolve, reject) => {
@@ -118,7 +126,10 @@ async function main() {
   await loadAuditKeys(loadConfig({ SECRETS_KEY: secretsKey, DATABASE_URL: db.url }));
   const children: ChildProcess[] = [];
   let connection: Connection | undefined;
+  const stopFirst: Array<() => Promise<void>> = [];
   const cleanup = async () => {
+    stopping = true;
+    for (const stop of stopFirst) await stop().catch(() => undefined);
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await connection?.close().catch(() => undefined);
     await temporal.stop().catch(() => undefined);
@@ -138,7 +149,17 @@ async function main() {
       PATCHOPS_ADMIN_PASSWORD: 'bench-admin-password',
       PATCHOPS_DATA_DIR: await fs.mkdtemp(path.join(os.tmpdir(), 'patchops-bench-cycle-')),
     });
-    children.push(await startProcess('server', { ...(await baseEnv()), PORT: String(httpPort) }));
+    const profile = process.env.BENCH_CPU_PROF
+      ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`]
+      : [];
+    const server = await startProcess('server', { ...(await baseEnv()), PORT: String(httpPort) }, profile);
+    children.push(server);
+    if (process.env.BENCH_CPU_PROF)
+      stopFirst.push(async () => {
+        server.kill('SIGTERM');
+        if (server.exitCode === null && server.signalCode === null)
+          await Promise.race([new Promise((r) => server.once('exit', r)), sleep(30_000)]);
+      });
     children.push(await startProcess('worker', await baseEnv()));
     console.log(`server and worker ready after ${((Date.now() - t00) / 1000).toFixed(1)} s`);
 
@@ -271,6 +292,34 @@ async function main() {
     );
     const jobs = r.rows.map((x) => `${x.kind}/${x.state} ${x.n}`).join(', ');
     console.log(`jobs: ${jobs}`);
+    // Where a stage's time goes: per kind and wave, when its jobs were written, first handed out, and finished
+    // (50th, 99th percentile, last), in seconds after the approval; attempts > 1 are jobs offered again.
+    const tl = await db.db.execute<{
+      kind: string;
+      wave: number | null;
+      n: number;
+      created: number;
+      leased: number;
+      p50: number;
+      p99: number;
+      last: number;
+      retried: number;
+    }>(sql`
+      select kind, wave, count(*)::int as n,
+        extract(epoch from min(created_at))::float8 as created, extract(epoch from min(started_at))::float8 as leased,
+        extract(epoch from percentile_disc(0.5) within group (order by finished_at))::float8 as p50,
+        extract(epoch from percentile_disc(0.99) within group (order by finished_at))::float8 as p99,
+        extract(epoch from max(finished_at))::float8 as last, count(*) filter (where attempts > 1)::int as retried
+      from agent_jobs where cycle_id = ${cycleId} group by kind, wave order by min(created_at)`);
+    const rel = (epoch: number | null) =>
+      epoch === null ? '–' : ((epoch * 1000 - (approvedAt ?? t0)) / 1000).toFixed(1);
+    console.log(
+      'job timeline (s after approval): kind wave jobs written first-leased p50-done p99-done last-done offered-again',
+    );
+    for (const x of tl.rows)
+      console.log(
+        `  ${x.kind.padEnd(7)} ${String(x.wave ?? '-').padStart(4)} ${String(x.n).padStart(6)} ${rel(x.created).padStart(7)} ${rel(x.leased).padStart(7)} ${rel(x.p50).padStart(7)} ${rel(x.p99).padStart(7)} ${rel(x.last).padStart(7)} ${String(x.retried).padStart(6)}`,
+      );
     const agents = await statsOfAll();
     const installs = fleets.flatMap((f) => [...f.installsRun.values()]);
     console.log(
