@@ -421,7 +421,8 @@ export async function recordJobResult(
         .from(endpoints)
         .where(eq(endpoints.id, endpointId));
       const previous = ep?.lastScanDigest ?? null;
-      const digest = await applyScan(
+      // The endpoint's row is written in applyScan's last statement, with its patch rows.
+      await applyScan(
         txDb,
         endpointId,
         jobId,
@@ -430,11 +431,20 @@ export async function recordJobResult(
         refusedIds,
         now,
         { osFamily: ep?.osFamily ?? 'any', lastScanDigest: previous },
+        (digest) =>
+          txDb
+            .update(endpoints)
+            .set({
+              ...epSet,
+              // Kept only if no other writer changed it meanwhile (a concurrent result for this endpoint): else
+              // cleared, and the next scan is written in full. The update re-reads the committed row: no lock for it.
+              lastScanDigest: sql`case when ${endpoints.lastScanDigest} is not distinct from ${previous}::text then ${digest}::text end`,
+              lastScanAt: now,
+            })
+            .where(eq(endpoints.id, endpointId))
+            .getSQL(),
       );
-      // Kept only if no other writer changed it meanwhile (a concurrent result for this endpoint): else cleared, and
-      // the next scan is written in full. The update re-reads the committed row, so no lock is taken for this.
-      epSet.lastScanDigest = sql`case when ${endpoints.lastScanDigest} is not distinct from ${previous}::text then ${digest}::text end`;
-      epSet.lastScanAt = now;
+      return { outcome: 'recorded' as const, refused };
     }
     // Any other job may change the endpoint's patch rows: the next scan is written in full.
     if (job.kind !== 'scan') epSet.lastScanDigest = null;

@@ -4,7 +4,7 @@
  * built from, and the trusted source's own setter. An agent's report is an observation about its own endpoint only.
  */
 import { createHash } from 'node:crypto';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { CodedError, ErrorCode } from '../domain/errors';
 import {
   moreCautiousType,
@@ -209,6 +209,12 @@ export async function applyScan(
   now: Date,
   /** The endpoint as recordJobResult read it: its OS (for new catalog rows) and its last full scan's digest. */
   endpoint: { osFamily: string; lastScanDigest: string | null },
+  /**
+   * The endpoint's own row update given this scan's digest (recordJobResult's), run in the same statement as the
+   * endpoint's patch rows: the last statement before the commit. Those rows' triggers lock counter rows every
+   * endpoint's scan shares (per patch), so they are written last and held for the commit's round trip only.
+   */
+  endpointUpdate: (digest: string | null) => SQL,
 ): Promise<string | null> {
   const unique = new Map(found.map((p) => [p.patchId, p]));
   // One lock order for every writer: concurrent scans touching shared catalog rows must not deadlock.
@@ -219,11 +225,14 @@ export async function applyScan(
     limitedTo.length === 0 && refusedIds.length === 0
       ? createHash('sha256').update(canonicalJson(list)).digest('hex')
       : null;
-  if (digest !== null && digest === endpoint.lastScanDigest) return digest;
+  if (digest !== null && digest === endpoint.lastScanDigest) {
+    await db.execute(endpointUpdate(digest));
+    return digest;
+  }
   const { added, changed } = await mergeIntoCatalog(db, list, endpoint.osFamily);
+  const at = now.toISOString();
+  const ids = textArray(list.map((p) => p.patchId));
   if (list.length > 0) {
-    const ids = textArray(list.map((p) => p.patchId));
-    const at = now.toISOString();
     await db.execute(sql`
       insert into endpoint_patch_reports (endpoint_id, patch_id, title, type, severity, vendor_severity, cvss, cves,
         reboot_required, superseded_by, packages, job_id, reported_at)
@@ -247,15 +256,6 @@ export async function applyScan(
           endpoint_patch_reports.reboot_required, endpoint_patch_reports.superseded_by, endpoint_patch_reports.packages)
         is distinct from (excluded.title, excluded.type, excluded.severity, excluded.vendor_severity, excluded.cvss,
           excluded.cves, excluded.reboot_required, excluded.superseded_by, excluded.packages)`);
-    await db.execute(sql`
-      insert into endpoint_patches (endpoint_id, patch_id, state, detected_at, last_job_id, updated_at)
-      select ${endpointId}, u.patch_id, 'missing', ${at}::timestamptz, ${jobId}, ${at}::timestamptz
-      from unnest(${ids}) as u(patch_id)
-      on conflict (endpoint_id, patch_id) do update set state = 'missing', last_job_id = excluded.last_job_id,
-        updated_at = excluded.updated_at,
-        last_error = case when endpoint_patches.state = 'failed' then endpoint_patches.last_error else null end
-      -- Still missing, as last time: nothing to write (last_job_id and updated_at are the job that last changed it).
-      where endpoint_patches.state <> 'missing' or endpoint_patches.last_error is not null`);
   }
   if (added.length > 0 || changed.length > 0) {
     await appendAudit(db, {
@@ -266,14 +266,32 @@ export async function applyScan(
       details: { endpointId, added, changed },
     });
   }
-  // What was missing and is no longer reported missing is installed now (a refused report proves nothing).
+  // One statement: the reported patches missing; what was missing and is no longer reported missing installed now
+  // (a refused report proves nothing); the endpoint's row. The two patch-row parts touch disjoint rows (every
+  // reported id is in stillMissing), as a statement's data-modifying parts must.
   const stillMissing = [...list.map((p) => p.patchId), ...refusedIds];
+  const missing =
+    list.length > 0
+      ? sql`missing as (
+      insert into endpoint_patches (endpoint_id, patch_id, state, detected_at, last_job_id, updated_at)
+      select ${endpointId}, u.patch_id, 'missing', ${at}::timestamptz, ${jobId}, ${at}::timestamptz
+      from unnest(${ids}) as u(patch_id)
+      on conflict (endpoint_id, patch_id) do update set state = 'missing', last_job_id = excluded.last_job_id,
+        updated_at = excluded.updated_at,
+        last_error = case when endpoint_patches.state = 'failed' then endpoint_patches.last_error else null end
+      -- Still missing, as last time: nothing to write (last_job_id and updated_at are the job that last changed it).
+      where endpoint_patches.state <> 'missing' or endpoint_patches.last_error is not null
+    ), `
+      : sql``;
   await db.execute(sql`
-    update endpoint_patches set state = 'installed', installed_at = coalesce(installed_at, ${now.toISOString()}::timestamptz),
-      updated_at = ${now.toISOString()}::timestamptz, last_job_id = ${jobId}
-    where endpoint_id = ${endpointId} and state in ('missing', 'failed', 'pending_reboot')
-      ${limitedTo.length > 0 ? sql`and patch_id = any(${sql.param(limitedTo)}::text[])` : sql``}
-      ${stillMissing.length > 0 ? sql`and not (patch_id = any(${sql.param(stillMissing)}::text[]))` : sql``}`);
+    with ${missing}installed as (
+      update endpoint_patches set state = 'installed', installed_at = coalesce(installed_at, ${at}::timestamptz),
+        updated_at = ${at}::timestamptz, last_job_id = ${jobId}
+      where endpoint_id = ${endpointId} and state in ('missing', 'failed', 'pending_reboot')
+        ${limitedTo.length > 0 ? sql`and patch_id = any(${sql.param(limitedTo)}::text[])` : sql``}
+        ${stillMissing.length > 0 ? sql`and not (patch_id = any(${sql.param(stillMissing)}::text[]))` : sql``}
+    ), endpoint as (${endpointUpdate(digest)})
+    select 1`);
   return digest;
 }
 
