@@ -18,9 +18,12 @@
  *
  * BENCH_CPU_PROF=DIR: the server process writes a V8 CPU profile (node --cpu-prof) into DIR, stopped with SIGTERM at
  * the end so the profile is written; open it in Chrome DevTools or summarise it with scripts/cpu-profile-top.mjs.
+ * BENCH_PROCESS_LOG=PREFIX: the server's and the worker's whole output (LOG_LEVEL warn) into PREFIX.server and
+ * PREFIX.worker, e.g. the gateway's minute summaries of database errors answered 503.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,7 +68,12 @@ function startProcess(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  const keep = (c: Buffer) => (out = (out + c.toString()).slice(-20_000));
+  // BENCH_PROCESS_LOG=PREFIX: each process's whole output also goes to PREFIX.server / PREFIX.worker.
+  const file = process.env.BENCH_PROCESS_LOG ? createWriteStream(`${process.env.BENCH_PROCESS_LOG}.${command}`) : null;
+  const keep = (c: Buffer) => {
+    file?.write(c);
+    out = (out + c.toString()).slice(-20_000);
+  };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   child.once('exit', (code, signal) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultMaxHeldPolls, isOverload, readOpenFileLimit } from './agent-gateway';
+import { defaultMaxHeldPolls, isOverload, overloadReason, readOpenFileLimit } from './agent-gateway';
 
 describe('isOverload', () => {
   const wrapped = (cause: unknown) => Object.assign(new Error('Failed query: select 1'), { cause });
@@ -28,6 +28,14 @@ describe('isOverload', () => {
     ['not an error', 'boom', false],
   ])('%s → %s', (_name, e, expected) => {
     expect(isOverload(e)).toBe(expected);
+  });
+
+  it('names the reason the summary warning counts: the code, else the message that matched', () => {
+    expect(overloadReason(wrapped(Object.assign(new Error('deadlock detected'), { code: '40P01' })))).toBe('40P01');
+    expect(overloadReason(wrapped(new Error('timeout exceeded when trying to connect')))).toBe(
+      'timeout exceeded when trying to connect',
+    );
+    expect(overloadReason(new TypeError('x'))).toBeNull();
   });
 });
 

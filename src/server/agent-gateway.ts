@@ -183,16 +183,21 @@ const OVERLOAD_MESSAGES =
  * statement timed out or lost a deadlock. Looks through `cause` (drizzle wraps driver errors).
  */
 export function isOverload(e: unknown): boolean {
+  return overloadReason(e) !== null;
+}
+
+/** What made `e` an overload (isOverload): the SQLSTATE or errno, else the message that matched; null if none. */
+export function overloadReason(e: unknown): string | null {
   for (
     let err = e, depth = 0;
     err && typeof err === 'object' && depth < 5;
     err = (err as { cause?: unknown }).cause, depth++
   ) {
     const { code, message } = err as { code?: unknown; message?: unknown };
-    if (typeof code === 'string' && (OVERLOAD_SQLSTATES.has(code) || OVERLOAD_ERRNOS.has(code))) return true;
-    if (typeof message === 'string' && OVERLOAD_MESSAGES.test(message)) return true;
+    if (typeof code === 'string' && (OVERLOAD_SQLSTATES.has(code) || OVERLOAD_ERRNOS.has(code))) return code;
+    if (typeof message === 'string' && OVERLOAD_MESSAGES.test(message)) return message.slice(0, 80);
   }
-  return false;
+  return null;
 }
 
 /**
@@ -367,6 +372,19 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
 
   const refreshLoop = repeatEvery(refresh, refreshMs);
 
+  /** Database errors answered 503 since the last summary, by reason (overloadReason): one warning a minute. */
+  const overloadReasons = new Map<string, number>();
+  const overloadSummary = repeatEvery(
+    async () => {
+      if (overloadReasons.size === 0) return;
+      const reasons = Object.fromEntries(overloadReasons);
+      overloadReasons.clear();
+      log.warn({ reasons }, 'agent gateway: database errors answered 503 (Retry-After) in the last minute');
+    },
+    60_000,
+    { runAtStart: false, unref: true },
+  );
+
   /** The endpoint a node key belongs to: from the cache, else the database (unknown keys are remembered briefly). */
   async function agentForKey(key: string, hash: string): Promise<KeyEntry | null> {
     const cached = keys.get(hash);
@@ -444,14 +462,17 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
 
   /**
    * The gateway's one error path: an overloaded database becomes 503 OVERLOADED with Retry-After (expected during a
-   * burst, thousands a minute: counted in stats(), logged at debug only); everything goes through the server's one
-   * error mapping (errors.ts): coded errors by code, zod and database data errors as 400, never SQL or a stack.
+   * burst, thousands a minute: counted in stats(), each logged at debug only, summed by reason in one warning a
+   * minute); everything goes through the server's one error mapping (errors.ts): coded errors by code, zod and
+   * database data errors as 400, never SQL or a stack.
    */
   const handleError = (e: unknown, req: FastifyRequest, reply: FastifyReply) => {
     let err = e;
-    if (!(e instanceof HttpError) && isOverload(e)) {
+    const reason = e instanceof HttpError ? null : overloadReason(e);
+    if (reason !== null) {
       log.debug({ err: e }, 'agent gateway: database overloaded; answered 503');
       err = overloadedError('the server is busy (its database is overloaded): retry after the Retry-After delay');
+      overloadReasons.set(reason, (overloadReasons.get(reason) ?? 0) + 1);
     }
     if (err instanceof HttpError && err.code === HttpErrorCode.Overloaded) overloaded += 1;
     return sendError(req, reply, err, log);
@@ -725,6 +746,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       o.database.pool?.off('acquire', onAcquire);
       waiters.wakeAll();
       await refreshLoop.stop();
+      await overloadSummary.stop();
       if (seen.size > 0) await touchEndpoints(db, seen.take(), now()).catch(() => undefined);
     },
     stats: () => ({
