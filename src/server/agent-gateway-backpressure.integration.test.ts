@@ -73,7 +73,9 @@ describe('agent gateway under overload', () => {
   it('answers a scan burst on an exhausted pool with 503 + Retry-After, never 500; every result is accepted and no job stays leased', async () => {
     const N = 120;
     // Two connections, and a pool that gives up after 150 ms: the "timeout exceeded when trying to connect" of the issue.
-    const g = await startGateway({ max: 2, connectionTimeoutMillis: 150 });
+    // Lease queries uncapped (by default one at a time here: half the pool), so the whole fleet's leases and results
+    // meet the pool at once and it is exhausted: what this test is about is how the gateway answers then.
+    const g = await startGateway({ max: 2, connectionTimeoutMillis: 150 }, { leaseConcurrency: N });
     running = g;
     const ac = new AbortController();
     const fleet = new SimFleet({
@@ -320,5 +322,60 @@ describe('leases give way to results', () => {
     } finally {
       if (!released) busy.release();
     }
+  }, 30_000);
+});
+
+describe('a wave of held polls woken at once', () => {
+  let running: { app: FastifyInstance; database: Database } | undefined;
+  afterAll(async () => {
+    await running?.app.close();
+    await running?.database.close();
+  });
+
+  it('runs at most leaseConcurrency lease queries at a time (half the pool), and every agent gets its job', async () => {
+    const g = await startGateway(
+      { max: 4, connectionTimeoutMillis: 20_000 },
+      { refreshMs: 600_000, distributionPointsRefreshMs: 600_000 },
+    );
+    running = g;
+    const agents = await Promise.all(
+      Array.from({ length: 16 }, async (_, i) => {
+        const { nodeKey, endpointId } = await enrollAgent(
+          tdb.db,
+          {
+            enrollSecret: SECRET,
+            machineId: `wave-machine-${i}`,
+            hostname: `wave-${i}`,
+            osFamily: 'linux',
+            agentVersion: 'test',
+          },
+          new Date(),
+          { scanOnFirstEnrolment: false },
+        );
+        const c = new GatewayClient(g.url);
+        c.nodeKey = nodeKey;
+        return { c, endpointId };
+      }),
+    );
+    // Every agent has polled once (its key cached, nothing to lease); then all hold a long poll.
+    for (const a of agents) await a.c.poll(0);
+    const polls = agents.map((a) => a.c.poll(20));
+    await expect.poll(() => g.gateway.stats().heldPolls, { timeout: 10_000 }).toBe(agents.length);
+    const before = g.gateway.stats().leaseQueries;
+    await tdb.db.insert(agentJobs).values(
+      agents.map((a) => ({
+        id: `wave-install-${a.endpointId}`,
+        endpointId: a.endpointId,
+        kind: 'install',
+        payload: {},
+      })),
+    );
+    g.gateway.wake(agents.map((a) => a.endpointId));
+    const answers = await Promise.all(polls);
+    expect(answers.map((r) => r.jobs.map((j) => j.id))).toEqual(agents.map((a) => [`wave-install-${a.endpointId}`]));
+    const stats = g.gateway.stats();
+    expect(stats.leaseQueries - before).toBe(agents.length);
+    expect(stats.maxLeasesInFlight).toBe(2);
+    expect(g.statuses[503] ?? 0).toBe(0);
   }, 30_000);
 });

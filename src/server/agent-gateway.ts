@@ -116,6 +116,13 @@ export interface AgentGatewayOptions {
    */
   leaseQueueLimit?: number;
   /**
+   * At most this many lease queries at once (default: half the pool, at least 1). Thousands of held polls wake in
+   * the same instant when a wave's jobs are written; each saw a free connection before any had taken one, and all
+   * queued for the pool, past its time-out (10k cycle bench: thousands of 503s a minute while PostgreSQL was idle).
+   * The rest stay held and look again shortly, and the other half of the pool is left to results.
+   */
+  leaseConcurrency?: number;
+  /**
    * A poll still unanswered this many seconds past its `wait` leases nothing, and jobs it had leased go back to the
    * queue (default POLL_ANSWER_GRACE_SECONDS). Agents give up on a poll `wait` + 15 s after sending it.
    */
@@ -222,6 +229,8 @@ export interface AgentGateway {
     leaseQueries: number;
     /** Times a held poll with work waited instead of leasing, because requests were waiting for the database. */
     leasesDeferred: number;
+    /** The most lease queries that ran at once (at most leaseConcurrency). */
+    maxLeasesInFlight: number;
     /** Polls whose agent said its previous poll ended without an answer (`lost=1`): its older leases offered again. */
     lostPolls: number;
     /** Jobs leased to a poll whose agent hung up before the answer, and queued again at once. */
@@ -328,6 +337,8 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   let polls = 0;
   let leaseQueries = 0;
   let leasesDeferred = 0;
+  let leasesInFlight = 0;
+  let maxLeasesInFlight = 0;
   let lostPolls = 0;
   let jobsHandedBack = 0;
   let overloaded = 0;
@@ -448,7 +459,9 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     const pool = o.database.pool;
     if (!pool) return true;
     if (pool.waitingCount >= leaseQueueLimit) return false;
-    return pool.idleCount > 0 || pool.totalCount < (pool.options.max ?? 10);
+    const max = pool.options.max ?? 10;
+    if (leasesInFlight >= (o.leaseConcurrency ?? Math.max(1, Math.floor(max / 2)))) return false;
+    return pool.idleCount > 0 || pool.totalCount < max;
   };
 
   /** Sheds a request at once (503) when this many others already wait for a database connection. */
@@ -512,11 +525,18 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       if (mayHaveWork()) {
         shedIfQueued();
         leaseQueries += 1;
-        const jobs = await leaseJobs(db, endpointId, {
-          now: now(),
-          leaseSeconds,
-          ...(reclaim ? { reclaimBefore } : {}),
-        });
+        leasesInFlight += 1;
+        maxLeasesInFlight = Math.max(maxLeasesInFlight, leasesInFlight);
+        let jobs: AgentJob[];
+        try {
+          jobs = await leaseJobs(db, endpointId, {
+            now: now(),
+            leaseSeconds,
+            ...(reclaim ? { reclaimBefore } : {}),
+          });
+        } finally {
+          leasesInFlight -= 1;
+        }
         if (reclaim) [reclaim, lostChecked] = [false, true];
         if (jobs.length > 0 && hungUp()) {
           await handBack(endpointId, jobs);
@@ -756,6 +776,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       polls,
       leaseQueries,
       leasesDeferred,
+      maxLeasesInFlight,
       lostPolls,
       jobsHandedBack,
       downloadTokensSigned: downloadTokens.signed,
