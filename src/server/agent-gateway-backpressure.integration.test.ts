@@ -379,3 +379,38 @@ describe('a wave of held polls woken at once', () => {
     expect(g.statuses[503] ?? 0).toBe(0);
   }, 30_000);
 });
+
+describe('a newer poll of the same agent', () => {
+  let running: { app: FastifyInstance; database: Database } | undefined;
+  afterAll(async () => {
+    await running?.app.close();
+    await running?.database.close();
+  });
+
+  it('supersedes the older one: it is answered at once, empty, and the newer one gets the work', async () => {
+    const g = await startGateway(
+      { max: 4, connectionTimeoutMillis: 20_000 },
+      { refreshMs: 600_000, distributionPointsRefreshMs: 600_000 },
+    );
+    running = g;
+    const { nodeKey, endpointId } = await enrollAgent(
+      tdb.db,
+      { enrollSecret: SECRET, machineId: 'newer-poll-1', hostname: 'newer-1', osFamily: 'linux', agentVersion: 'test' },
+      new Date(),
+      { scanOnFirstEnrolment: false },
+    );
+    // Two clients with one key: the agent's abandoned request (its time-out) and the one it sent after it.
+    const [older, newer] = [new GatewayClient(g.url), new GatewayClient(g.url)];
+    older.nodeKey = newer.nodeKey = nodeKey;
+    await older.poll(0);
+    const first = older.poll(20);
+    await expect.poll(() => g.gateway.stats().heldPolls, { timeout: 5000 }).toBe(1);
+    const started = Date.now();
+    const second = newer.poll(20);
+    expect((await first).jobs).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await tdb.db.insert(agentJobs).values({ id: `newer-scan-${endpointId}`, endpointId, kind: 'scan', payload: {} });
+    g.gateway.wake([endpointId]);
+    expect((await second).jobs.map((j) => j.id)).toEqual([`newer-scan-${endpointId}`]);
+  }, 30_000);
+});

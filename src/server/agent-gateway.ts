@@ -338,6 +338,9 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   let leaseQueries = 0;
   let leasesDeferred = 0;
   let leasesInFlight = 0;
+  /** The newest poll of each agent with one in progress (a sequence number): older ones are superseded. */
+  const latestPoll = new Map<string, number>();
+  let pollSeq = 0;
   let maxLeasesInFlight = 0;
   let lostPolls = 0;
   let jobsHandedBack = 0;
@@ -556,6 +559,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     const n = await returnLeasedJobs(db, endpointId, jobs);
     jobsHandedBack += n;
     hint.add(endpointId);
+    waiters.wake(endpointId); // the agent's newer poll, if one is held, takes them now
     log.debug(
       { endpointId, jobs: n },
       'agent gateway: the agent hung up before its poll was answered; jobs handed back',
@@ -646,7 +650,15 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           // Past this the agent may have given up on the answer (agents wait `wait` + 15 s): jobs are not leased to
           // it then, and jobs leased just before go back to the queue instead of into a socket nobody may read.
           const late = () => reply.elapsedTime > (wait + pollAnswerGraceSeconds) * 1000;
-          const cannotAnswer = () => hungUp || reply.raw.destroyed || late();
+          // A newer poll of the same agent supersedes this one: agents poll one at a time, so the agent gave up on
+          // this one (its time-out) even if the server has not seen the socket close, and what this poll leases now
+          // would reach nobody. Nothing is leased to it; jobs it leased go back for the newer poll. (A poll the
+          // server read late may lease after the newer one arrived: the newer one's lost=1 cannot cover that.)
+          const seq = ++pollSeq;
+          const superseded = () => (latestPoll.get(who.endpointId) ?? seq) !== seq;
+          if (latestPoll.has(who.endpointId)) waiters.wake(who.endpointId);
+          latestPoll.set(who.endpointId, seq);
+          const cannotAnswer = () => hungUp || reply.raw.destroyed || late() || superseded();
           let jobs: AgentJob[];
           let lostChecked: boolean;
           try {
@@ -659,6 +671,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           } finally {
             slot.leave();
             reply.raw.off('close', onClose);
+            if (!superseded()) latestPoll.delete(who.endpointId);
           }
           try {
             const distributionPoints = who.site ? (dpBySite.value.get(who.site) ?? []) : [];
@@ -667,7 +680,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
               res.downloadToken = await downloadTokens.tokenFor(who.endpointId, who.site);
             if (jobs.length > 0 && cannotAnswer()) {
               await handBack(who.endpointId, jobs);
-              if (!late() || reply.raw.destroyed) return reply;
+              if (hungUp || reply.raw.destroyed) return reply;
               // Handed back, they are queued: the next poll gets them whether or not it says lost.
               return reply.send({ ...res, jobs: [] } satisfies PollResponse);
             }
