@@ -478,13 +478,6 @@ async function recordPatchJobResult(
   result: JobResult,
   now: Date,
 ): Promise<boolean> {
-  const byPatch = new Map(result.patches.map((p) => [p.patchId, p]));
-  const ids = [...byPatch.keys()].sort();
-  const states = ids.map((id) => {
-    const state = byPatch.get(id)!.state;
-    return state === 'rolled_back' ? 'missing' : state;
-  });
-  const errors = ids.map((id) => byPatch.get(id)!.error ?? null);
   const at = now.toISOString();
   const stored = canonicalJson(result as unknown as Record<string, unknown>);
   const res = await db.execute<{ recorded: number }>(sql`
@@ -495,22 +488,7 @@ async function recordPatchJobResult(
         and kind in ('install', 'verify', 'rollback')
       returning id
     ), p as (
-      insert into endpoint_patches (endpoint_id, patch_id, state, last_job_id, last_error, installed_at, updated_at)
-      select ${endpointId}, r.patch_id, r.state, ${jobId}, r.error,
-        case when r.state = 'installed' then ${at}::timestamptz end, ${at}::timestamptz
-      from unnest(${sql.param(ids)}::text[], ${sql.param(states)}::text[], ${sql.param(errors)}::text[])
-        with ordinality as r(patch_id, state, error, n)
-      where exists (select 1 from j) and exists (select 1 from patches k where k.id = r.patch_id)
-      order by r.n
-      on conflict (endpoint_id, patch_id) do update set
-        state = excluded.state,
-        last_job_id = excluded.last_job_id,
-        last_error = excluded.last_error,
-        updated_at = excluded.updated_at,
-        installed_at = case when excluded.state = 'installed' then excluded.updated_at
-                            when excluded.state = 'missing' then null
-                            else endpoint_patches.installed_at end
-      returning 1
+      ${patchStatesUpsert(endpointId, jobId, result, now, sql`exists (select 1 from j)`)} returning 1
     ), e as (
       update endpoints set last_seen_at = ${at}::timestamptz, pending_reboot = ${result.rebootPending},
         status = 'active', last_scan_digest = null
@@ -533,22 +511,30 @@ async function applyPatchStates(
   result: JobResult,
   now: Date,
 ): Promise<void> {
+  if (result.patches.length > 0) await db.execute(patchStatesUpsert(endpointId, jobId, result, now));
+}
+
+/**
+ * The upsert of applyPatchStates, rows written only where `guard` holds (recordPatchJobResult: the job row was
+ * updated). With no patches reported it writes nothing.
+ */
+function patchStatesUpsert(endpointId: string, jobId: string, result: JobResult, now: Date, guard = sql`true`): SQL {
   const byPatch = new Map(result.patches.map((p) => [p.patchId, p]));
   // One lock order for every writer (as applyScan): concurrent writers of an endpoint's rows never deadlock.
   const ids = [...byPatch.keys()].sort();
-  const rows = ids.map((id) => {
-    const p = byPatch.get(id)!;
-    const state = p.state === 'rolled_back' ? 'missing' : p.state;
-    return { state, error: p.error ?? null };
+  const states = ids.map((id) => {
+    const state = byPatch.get(id)!.state;
+    return state === 'rolled_back' ? 'missing' : state;
   });
-  if (ids.length === 0) return;
-  await db.execute(sql`
+  const errors = ids.map((id) => byPatch.get(id)!.error ?? null);
+  const at = now.toISOString();
+  return sql`
     insert into endpoint_patches (endpoint_id, patch_id, state, last_job_id, last_error, installed_at, updated_at)
     select ${endpointId}, r.patch_id, r.state, ${jobId}, r.error,
-      case when r.state = 'installed' then ${now.toISOString()}::timestamptz end, ${now.toISOString()}::timestamptz
-    from unnest(${sql.param(ids)}::text[], ${sql.param(rows.map((r) => r.state))}::text[], ${sql.param(rows.map((r) => r.error))}::text[])
+      case when r.state = 'installed' then ${at}::timestamptz end, ${at}::timestamptz
+    from unnest(${sql.param(ids)}::text[], ${sql.param(states)}::text[], ${sql.param(errors)}::text[])
       with ordinality as r(patch_id, state, error, n)
-    where exists (select 1 from patches k where k.id = r.patch_id)
+    where ${guard} and exists (select 1 from patches k where k.id = r.patch_id)
     order by r.n
     on conflict (endpoint_id, patch_id) do update set
       state = excluded.state,
@@ -557,7 +543,7 @@ async function applyPatchStates(
       updated_at = excluded.updated_at,
       installed_at = case when excluded.state = 'installed' then excluded.updated_at
                           when excluded.state = 'missing' then null
-                          else endpoint_patches.installed_at end`);
+                          else endpoint_patches.installed_at end`;
 }
 
 /** Endpoints of a wave whose install succeeded (only `endpointId`, when given): where rollback and verify jobs go. */
