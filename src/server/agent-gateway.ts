@@ -463,20 +463,8 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     if (!pool) return true;
     if (pool.waitingCount >= leaseQueueLimit) return false;
     const max = pool.options.max ?? 10;
-    if (leasesAtCap()) return false;
+    if (leasesInFlight >= (o.leaseConcurrency ?? Math.max(1, Math.floor(max / 2)))) return false;
     return pool.idleCount > 0 || pool.totalCount < max;
-  };
-  const leasesAtCap = () => {
-    const max = o.database.pool?.options.max ?? 10;
-    return leasesInFlight >= (o.leaseConcurrency ?? Math.max(1, Math.floor(max / 2)));
-  };
-  /** Polls held because leaseConcurrency queries ran: woken one at a time, in order, as each query ends. */
-  const leaseQueue: string[] = [];
-  const wakeNextLease = () => {
-    while (leaseQueue.length > 0) {
-      const id = leaseQueue.shift()!;
-      if (waiters.has(id)) return waiters.wake(id);
-    }
   };
 
   /** Sheds a request at once (503) when this many others already wait for a database connection. */
@@ -534,12 +522,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
         leasesDeferred += 1;
         const remaining = until - Date.now();
         if (remaining <= 0) return none();
-        if (leasesAtCap()) {
-          // Woken when a lease query ends (wakeNextLease), by new work, or after 1–2 s at most (a wake-up that went
-          // to a poll no longer leasing is passed on below, this bounds the cost when one is not).
-          leaseQueue.push(endpointId);
-          await waiters.wait(endpointId, Math.min(remaining, 1000 + Math.random() * 1000));
-        } else await waiters.wait(endpointId, Math.min(remaining, 100 + Math.random() * 400));
+        await waiters.wait(endpointId, Math.min(remaining, 100 + Math.random() * 400));
         continue;
       }
       if (mayHaveWork()) {
@@ -556,7 +539,6 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           });
         } finally {
           leasesInFlight -= 1;
-          wakeNextLease();
         }
         if (reclaim) [reclaim, lostChecked] = [false, true];
         if (jobs.length > 0 && hungUp()) {
@@ -566,8 +548,6 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
         if (jobs.length > 0) return { jobs, lostChecked };
         hint.noWork(endpointId);
       }
-      // A lease slot this poll was woken for and did not use goes to the next poll in line.
-      if (leaseQueue.length > 0 && !leasesAtCap()) wakeNextLease();
       const remaining = until - Date.now();
       if (remaining <= 0) return none();
       await waiters.wait(endpointId, remaining);

@@ -36,11 +36,6 @@ export class WorkWaiters {
     for (const id of [...this.waiters.keys()]) this.wake(id);
   }
 
-  /** Whether the endpoint has a poll waiting. */
-  has(endpointId: string): boolean {
-    return this.waiters.has(endpointId);
-  }
-
   /** Endpoints with a poll waiting. */
   get size(): number {
     return this.waiters.size;
