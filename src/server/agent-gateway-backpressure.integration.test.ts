@@ -63,6 +63,19 @@ async function startGateway(
   return { app, gateway, url, statuses, retryAfter, database };
 }
 
+/** An agent enrolled straight in the database (no first scan), and a client speaking for it to the gateway. */
+async function enrolledClient(url: string, name: string) {
+  const { nodeKey, endpointId } = await enrollAgent(
+    tdb.db,
+    { enrollSecret: SECRET, machineId: `${name}-machine`, hostname: name, osFamily: 'linux', agentVersion: 'test' },
+    new Date(),
+    { scanOnFirstEnrolment: false },
+  );
+  const client = new GatewayClient(url);
+  client.nodeKey = nodeKey;
+  return { client, nodeKey, endpointId };
+}
+
 describe('agent gateway under overload', () => {
   let running: { app: FastifyInstance; gateway: AgentGateway; database: Database } | undefined;
   afterAll(async () => {
@@ -211,20 +224,7 @@ describe('refusals that tell the agent when to come back', () => {
       { dbQueueLimit: 0, pollIntervalSeconds: 4, maxConcurrentPollsPerAgent: 1 },
     );
     running = g;
-    const { nodeKey } = await enrollAgent(
-      tdb.db,
-      {
-        enrollSecret: SECRET,
-        machineId: 'refusal-machine-1',
-        hostname: 'refusal-1',
-        osFamily: 'linux',
-        agentVersion: 'test',
-      },
-      new Date(),
-      { scanOnFirstEnrolment: false },
-    );
-    const c = new GatewayClient(g.url);
-    c.nodeKey = nodeKey;
+    const { client: c } = await enrolledClient(g.url, 'refusal-1');
     await new Promise((r) => setTimeout(r, 300)); // the first work-hint refresh: an idle poll needs no database
     const held = c.poll(2);
     await expect.poll(() => g.gateway.stats().heldPolls, { timeout: 5000 }).toBe(1);
@@ -257,20 +257,7 @@ describe('leases give way to results', () => {
       { refreshMs: 600_000, distributionPointsRefreshMs: 600_000 },
     );
     running = g;
-    const { nodeKey, endpointId } = await enrollAgent(
-      tdb.db,
-      {
-        enrollSecret: SECRET,
-        machineId: 'defer-machine-1',
-        hostname: 'defer-1',
-        osFamily: 'linux',
-        agentVersion: 'test',
-      },
-      new Date(),
-      { scanOnFirstEnrolment: false },
-    );
-    const c = new GatewayClient(g.url);
-    c.nodeKey = nodeKey;
+    const { client: c, endpointId } = await enrolledClient(g.url, 'defer-1');
     await c.poll(0); // the node key is cached: polling needs the database only to lease
     const pool = g.database.pool!;
     await expect
@@ -338,24 +325,8 @@ describe('a wave of held polls woken at once', () => {
       { refreshMs: 600_000, distributionPointsRefreshMs: 600_000 },
     );
     running = g;
-    const agents = await Promise.all(
-      Array.from({ length: 16 }, async (_, i) => {
-        const { nodeKey, endpointId } = await enrollAgent(
-          tdb.db,
-          {
-            enrollSecret: SECRET,
-            machineId: `wave-machine-${i}`,
-            hostname: `wave-${i}`,
-            osFamily: 'linux',
-            agentVersion: 'test',
-          },
-          new Date(),
-          { scanOnFirstEnrolment: false },
-        );
-        const c = new GatewayClient(g.url);
-        c.nodeKey = nodeKey;
-        return { c, endpointId };
-      }),
+    const agents = (await Promise.all(Array.from({ length: 16 }, (_, i) => enrolledClient(g.url, `wave-${i}`)))).map(
+      ({ client, endpointId }) => ({ c: client, endpointId }),
     );
     // Every agent has polled once (its key cached, nothing to lease); then all hold a long poll.
     for (const a of agents) await a.c.poll(0);
@@ -393,15 +364,10 @@ describe('a newer poll of the same agent', () => {
       { refreshMs: 600_000, distributionPointsRefreshMs: 600_000 },
     );
     running = g;
-    const { nodeKey, endpointId } = await enrollAgent(
-      tdb.db,
-      { enrollSecret: SECRET, machineId: 'newer-poll-1', hostname: 'newer-1', osFamily: 'linux', agentVersion: 'test' },
-      new Date(),
-      { scanOnFirstEnrolment: false },
-    );
     // Two clients with one key: the agent's abandoned request (its time-out) and the one it sent after it.
-    const [older, newer] = [new GatewayClient(g.url), new GatewayClient(g.url)];
-    older.nodeKey = newer.nodeKey = nodeKey;
+    const { client: older, nodeKey, endpointId } = await enrolledClient(g.url, 'newer-1');
+    const newer = new GatewayClient(g.url);
+    newer.nodeKey = nodeKey;
     await older.poll(0);
     const first = older.poll(20);
     await expect.poll(() => g.gateway.stats().heldPolls, { timeout: 5000 }).toBe(1);
