@@ -119,6 +119,13 @@ export async function listEndpoints(
   if (f.compliance === 'compliant') where.push(sql`c.outstanding = 0`);
   if (f.compliance === 'noncompliant') where.push(sql`c.outstanding > 0`);
   const cond = where.length ? sql`where ${sql.join(where, sql` and `)}` : sql``;
+  // Unfiltered (or by compliance only): the page is the first rows of the index, read in its order (NULLS LAST as
+  // the index is; outstanding is never null). Filtered by endpoint (a search, an OS, a group): the same order
+  // spelled so that no index provides it, so the planner finds the matching endpoints first (the trigram indexes
+  // of migration 0021) and sorts those, rather than walking the whole index hoping to meet 50 matches soon.
+  const order = needsEndpoint
+    ? sql`c.outstanding desc, c.endpoint_id`
+    : sql`c.outstanding desc nulls last, c.endpoint_id`;
   const [items, count] = await Promise.all([
     db.execute<{
       id: string;
@@ -133,7 +140,7 @@ export async function listEndpoints(
     }>(sql`
       select e.id, e.hostname, e.os_family, e.os_name, e.status, e.pending_reboot, e.last_seen_at, c.outstanding, c.failed
       from endpoint_compliance c join endpoints e on e.id = c.endpoint_id ${cond}
-      order by c.outstanding desc, c.endpoint_id limit ${f.limit ?? 50} offset ${f.offset ?? 0}`),
+      order by ${order} limit ${f.limit ?? 50} offset ${f.offset ?? 0}`),
     needsEndpoint
       ? db.execute<{ n: number }>(
           sql`select count(*)::int as n from endpoint_compliance c join endpoints e on e.id = c.endpoint_id ${cond}`,

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import net, { type Socket } from 'node:net';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { authenticateStartup, EMBEDDED_USER } from './embedded-auth';
 
@@ -38,7 +39,8 @@ export async function startEmbeddedPostgres(options: {
     ? await embeddedPassword(options.passwordFile)
     : randomBytes(24).toString('base64url');
   if (options.dataDir) await fs.mkdir(path.dirname(options.dataDir), { recursive: true });
-  const db = await PGlite.create(options.dataDir ? { dataDir: options.dataDir } : {});
+  // pg_trgm: the trigram indexes endpoint search uses (migration 0021).
+  const db = await PGlite.create({ ...(options.dataDir ? { dataDir: options.dataDir } : {}), extensions: { pg_trgm } });
   const server = new PGLiteSocketServer({ db, port: options.port, host, maxConnections: 20 });
   // Replace the server's per-message queue with one that keeps an extended-protocol sequence together.
   (server as unknown as { queryQueue: ProtocolAwareQueue }).queryQueue = new ProtocolAwareQueue(db);

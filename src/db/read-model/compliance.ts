@@ -263,7 +263,16 @@ export interface SlaBreach {
   daysOverdue: number;
 }
 
-/** Outstanding pairs of counted endpoints past their SLA day, most overdue first. */
+/**
+ * Outstanding pairs of counted endpoints past their SLA day, most overdue first (then hostname, patch id,
+ * endpoint id, in code-point order). With `limit`, only the page is read: a breach's due day is its detection
+ * day plus its class's SLA days, so within one class (the patches with the same SLA days) the most overdue rows
+ * are the earliest detected. Each class is read in detection order from the partial index on outstanding rows
+ * (migration 0021) up to the page's last row and the rest of that row's UTC day (the ties the hostname order
+ * decides), and the classes are merged and ordered in SQL: the 50 most overdue of 180,000 breaches cost
+ * milliseconds, not a read and sort of all of them (docs/benchmarks.md, the dashboard). A class whose breaches
+ * were nearly all detected on one day (a fleet's first scan) still reads that whole day.
+ */
 export async function slaBreaches(
   db: Db,
   options: { now?: Date; sla?: SlaPolicy; limit?: number; offset?: number; scope?: CycleScope } = {},
@@ -271,7 +280,63 @@ export async function slaBreaches(
   const now = options.now ?? new Date();
   const sla = options.sla ?? DEFAULT_SLA;
   const today = Math.floor(now.getTime() / DAY_MS);
-  const days = slaDaysSql(sla, sql`p.severity`, sql`p.known_exploited`);
+  const offset = options.offset ?? 0;
+  const upTo = options.limit === undefined ? undefined : offset + options.limit;
+  if (upTo === 0) return [];
+  // A class: the patches with the same SLA days, named by their (severity, known-exploited) pairs so that the
+  // planner estimates it from the columns' statistics (an estimate of one row for the CASE of slaDaysSql made it
+  // read each patch's rows and sort them instead of walking the index in detection order).
+  const pairs = [...SEVERITIES, null].flatMap((s) =>
+    [true, false].map((kev) => ({ s, kev, d: slaDays({ severity: s ?? 'unspecified', knownExploited: kev }, sla) })),
+  );
+  const classDays = [...new Set(pairs.map((x) => x.d))].sort((a, b) => a - b);
+  const inClass = (d: number) =>
+    sql`(${sql.join(
+      pairs
+        .filter((x) => x.d === d)
+        .map((x) =>
+          x.s === null
+            ? sql`(p.severity not in (${list(SEVERITIES)}) and p.known_exploited = ${x.kev})`
+            : sql`(p.severity = ${x.s} and p.known_exploited = ${x.kev})`,
+        ),
+      sql` or `,
+    )})`;
+  const from = (d: number) => sql`from endpoint_patches ep join patches p on p.id = ep.patch_id
+    join endpoints e on e.id = ep.endpoint_id
+    where ${outstandingSql(sql`ep.state`)} and ${scopeSql(options.scope)} and ${inClass(d)}`;
+  // Detected before the start of UTC day (today - d): due day + 1 <= today, overdue.
+  const overdueBefore = classDays.map((d) => (today - d) * DAY_MS);
+  // A page: the detection time of each class's row number `upTo` (none when the class has fewer), read apart, so
+  // that the rows below are fetched by a range the planner sees (a bound inside the same query, unknown when
+  // planned, made it read every row of each patch).
+  const until = [...overdueBefore];
+  if (upTo !== undefined) {
+    const nth = await db.execute<Record<string, Date | string | null>>(
+      sql`select ${sql.join(
+        classDays.map(
+          (
+            d,
+            i,
+          ) => sql`(select ep.detected_at ${from(d)} and ep.detected_at < ${new Date(overdueBefore[i]!).toISOString()}::timestamptz
+          order by ep.detected_at offset ${upTo - 1} limit 1) as ${sql.identifier(`c${i}`)}`,
+        ),
+        sql`, `,
+      )}`,
+    );
+    classDays.forEach((_, i) => {
+      const at = nth.rows[0]?.[`c${i}`];
+      // The rest of that row's UTC day comes too: rows due the same day are ordered by hostname, not detection.
+      if (at) until[i] = Math.min(until[i]!, (Math.floor(new Date(at).getTime() / DAY_MS) + 1) * DAY_MS);
+    });
+  }
+  // The candidate rows by one range over the partial index, read from the index alone in its order (materialised:
+  // a fence that keeps the planner from walking each patch's rows instead), then each row kept when it is before
+  // its own class's bound.
+  const classOf = slaDaysSql(sla, sql`p.severity`, sql`p.known_exploited`);
+  const boundOf = sql`(case ${classOf} ${sql.join(
+    classDays.map((d, i) => sql`when ${d}::int then ${new Date(until[i]!).toISOString()}::timestamptz`),
+    sql` `,
+  )} end)`;
   const rows = await db.execute<{
     endpoint_id: string;
     hostname: string;
@@ -281,18 +346,20 @@ export async function slaBreaches(
     state: string;
     detected_at: Date | string;
   }>(sql`
-    select ep.endpoint_id, e.hostname, ep.patch_id, p.severity, p.known_exploited as kev, ep.state, ep.detected_at
-    from endpoint_patches ep join patches p on p.id = ep.patch_id join endpoints e on e.id = ep.endpoint_id
-    where ${outstandingSql(sql`ep.state`)} and ${scopeSql(options.scope)}
-      and (ep.detected_at at time zone 'UTC')::date + ${days} < ${new Date(today * DAY_MS).toISOString().slice(0, 10)}::date
-    order by ep.detected_at, ep.endpoint_id, ep.patch_id`);
-  const out: SlaBreach[] = [];
-  for (const r of rows.rows) {
+    with r as materialized (
+      select ep.endpoint_id, ep.patch_id, ep.state, ep.detected_at from endpoint_patches ep
+      where ${outstandingSql(sql`ep.state`)} and ep.detected_at < ${new Date(Math.max(...until)).toISOString()}::timestamptz
+      order by ep.detected_at)
+    select r.endpoint_id, e.hostname, r.patch_id, p.severity, p.known_exploited as kev, r.state, r.detected_at
+    from r join patches p on p.id = r.patch_id join endpoints e on e.id = r.endpoint_id
+    where ${scopeSql(options.scope)} and r.detected_at < ${boundOf}
+    order by (r.detected_at at time zone 'UTC')::date + ${classOf}, e.hostname collate "C", r.patch_id collate "C",
+      r.endpoint_id collate "C"
+    ${upTo === undefined ? (offset ? sql`offset ${offset}` : sql``) : sql`limit ${options.limit} offset ${offset}`}`);
+  return rows.rows.map((r) => {
     const detected = new Date(r.detected_at);
     const p = { severity: r.severity, knownExploited: r.kev };
-    const over = daysOverdue(p, detected, now, sla);
-    if (over <= 0) continue;
-    out.push({
+    return {
       endpointId: r.endpoint_id,
       hostname: r.hostname,
       patchId: r.patch_id,
@@ -301,13 +368,7 @@ export async function slaBreaches(
       state: r.state,
       detectedAt: detected.toISOString(),
       dueAt: new Date(slaDueDay(p, detected, sla) * DAY_MS).toISOString(),
-      daysOverdue: over,
-    });
-  }
-  out.sort(
-    (a, b) =>
-      b.daysOverdue - a.daysOverdue || a.hostname.localeCompare(b.hostname) || a.patchId.localeCompare(b.patchId),
-  );
-  const start = options.offset ?? 0;
-  return out.slice(start, options.limit === undefined ? undefined : start + options.limit);
+      daysOverdue: daysOverdue(p, detected, now, sla),
+    };
+  });
 }

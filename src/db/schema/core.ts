@@ -178,6 +178,8 @@ export const endpointPatches = pgTable(
   (t) => [
     primaryKey({ columns: [t.endpointId, t.patchId] }),
     index('endpoint_patches_patch_state_idx').on(t.patchId, t.state),
+    // Also endpoint_patches_outstanding_detected_idx (migration 0021: a partial index with INCLUDE columns, which
+    // drizzle's index builder cannot declare): the outstanding rows in detection order, for the SLA breach pages.
   ],
 );
 

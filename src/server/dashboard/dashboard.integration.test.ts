@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listAudit, overview } from '../../db/dashboard';
+import { listAudit, overview, slaBreaches } from '../../db/dashboard';
 import { createLogger } from '../../logging';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db';
 import { fakeCycleService, seedFleet, type Fleet } from '../../../test/browser/fixtures';
@@ -239,6 +239,11 @@ describe('dashboard over HTTP', () => {
   it('serves the reports as CSV and PDF', async () => {
     const c = new Client(base);
     await c.login('vic', 'vic-password-1');
+    const page = await c.req('/reports');
+    expect(page.text).toContain(`data-testid="sla-total">${fleet.expected.overdue} outstanding past their SLA.<`);
+    const breaches = await slaBreaches(t.db, { now: fleet.now });
+    expect(breaches).toHaveLength(fleet.expected.overdue);
+    for (const b of breaches) expect(page.text).toContain(`>${b.patchId}</td>`);
     const csv = await c.req('/reports/compliance.csv');
     expect(csv.text).toContain('group,d-web-servers,2,1,50');
     const res = await fetch(`${base}/reports/all.pdf`, {
