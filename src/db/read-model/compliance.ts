@@ -267,11 +267,12 @@ export interface SlaBreach {
  * Outstanding pairs of counted endpoints past their SLA day, most overdue first (then hostname, patch id,
  * endpoint id, in code-point order). With `limit`, only the page is read: a breach's due day is its detection
  * day plus its class's SLA days, so within one class (the patches with the same SLA days) the most overdue rows
- * are the earliest detected. Each class is read in detection order from the partial index on outstanding rows
- * (migration 0021) up to the page's last row and the rest of that row's UTC day (the ties the hostname order
- * decides), and the classes are merged and ordered in SQL: the 50 most overdue of 180,000 breaches cost
- * milliseconds, not a read and sort of all of them (docs/benchmarks.md, the dashboard). A class whose breaches
- * were nearly all detected on one day (a fleet's first scan) still reads that whole day.
+ * are the earliest detected. Each class's row number offset + limit is found by walking the partial index on
+ * outstanding rows in detection order (migration 0021); the earliest due of these bounds the page, and the rows
+ * due by then (the whole of that day: the ties the hostname order decides) are merged and ordered in SQL. The 50
+ * most overdue of 180,000 breaches cost tens of milliseconds, not a read and sort of all of them
+ * (docs/benchmarks.md, the dashboard); a page whose last due day holds most breaches (a fleet's first scan, all
+ * detected on one day) still reads that whole day.
  */
 export async function slaBreaches(
   db: Db,
@@ -323,10 +324,17 @@ export async function slaBreaches(
         sql`, `,
       )}`,
     );
-    classDays.forEach((_, i) => {
-      const at = nth.rows[0]?.[`c${i}`];
-      // The rest of that row's UTC day comes too: rows due the same day are ordered by hostname, not detection.
-      if (at) until[i] = Math.min(until[i]!, (Math.floor(new Date(at).getTime() / DAY_MS) + 1) * DAY_MS);
+    // The class whose row number `upTo` is due first sets the last due day a row of the page can have: that
+    // class alone has `upTo` rows due by then. Every class is read up to that due day, the whole of it (rows due the
+    // same day are ordered by hostname, not detection).
+    const lastDue = Math.min(
+      ...classDays.map((d, i) => {
+        const at = nth.rows[0]?.[`c${i}`];
+        return at ? Math.floor(new Date(at).getTime() / DAY_MS) + d : Infinity;
+      }),
+    );
+    classDays.forEach((d, i) => {
+      if (lastDue !== Infinity) until[i] = Math.min(until[i]!, (lastDue - d + 1) * DAY_MS);
     });
   }
   // The candidate rows by one range over the partial index, read from the index alone in its order (materialised:
