@@ -11,13 +11,31 @@ import { CodedError, ErrorCode } from '../domain/errors';
  * a route that takes raw bytes, such as a file upload) is not a parsed value: it is passed through unread.
  */
 export function nulPath(value: unknown, at: string, depth = 0): string | null {
+  // The common case, no NUL anywhere, walks without building a path string per field (a 200-patch scan result is
+  // thousands of fields); the path is built only when there is one to name.
+  return hasNul(value, depth) ? pathOfNul(value, at, depth) : null;
+}
+
+function hasNul(value: unknown, depth: number): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Buffer.isBuffer(value)) return value.includes(0);
+  if (value instanceof Readable) return false;
+  if (!value || typeof value !== 'object' || depth > 64) return false;
+  for (const k in value) {
+    if (!Object.prototype.hasOwnProperty.call(value, k)) continue;
+    if (k.includes('\u0000') || hasNul((value as Record<string, unknown>)[k], depth + 1)) return true;
+  }
+  return false;
+}
+
+function pathOfNul(value: unknown, at: string, depth: number): string | null {
   if (typeof value === 'string') return value.includes('\u0000') ? at : null;
   if (Buffer.isBuffer(value)) return value.includes(0) ? at : null;
   if (value instanceof Readable) return null;
   if (!value || typeof value !== 'object' || depth > 64) return null;
   for (const [k, v] of Object.entries(value)) {
     if (k.includes('\u0000')) return `${at}.${k.split('\u0000').join('\\0')}`;
-    const found = nulPath(v, `${at}.${k}`, depth + 1);
+    const found = pathOfNul(v, `${at}.${k}`, depth + 1);
     if (found) return found;
   }
   return null;
