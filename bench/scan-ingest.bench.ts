@@ -14,6 +14,7 @@
  * It creates a database of its own on DATABASE_URL's server (dropped at the end). Exits 1 on any 500.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
@@ -62,6 +63,29 @@ function findingsOf(endpointIndex: number): FoundPatch[] {
 
 function quantile(sorted: number[], q: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** CPU seconds (user + system) used so far by every PostgreSQL process on this machine (/proc; 0 elsewhere). */
+function postgresCpuSeconds(): number {
+  let ticks = 0;
+  let dirs: string[] = [];
+  try {
+    dirs = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return 0;
+  }
+  for (const d of dirs) {
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      if (!stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue;
+      const f = stat.slice(close + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    } catch {
+      // the process ended
+    }
+  }
+  return ticks / 100; // USER_HZ
 }
 
 /** Polls an agent makes for its scan before the bench counts it as never served. */
@@ -178,6 +202,8 @@ async function main() {
       gateway.wake(ids);
       const load0 = os.loadavg()[0]!;
       const failures0 = failures;
+      const cpu0 = process.cpuUsage();
+      const pgCpu0 = postgresCpuSeconds();
       let unserved = 0;
       let repolls = 0;
       const latencies: number[] = [];
@@ -224,6 +250,9 @@ async function main() {
       const seconds = (Date.now() - started) / 1000;
       // The results accepted, not the agents: an agent never handed its scan posted nothing.
       const accepted = latencies.length - (failures - failures0);
+      const cpu = process.cpuUsage(cpu0);
+      const nodeCpu = (cpu.user + cpu.system) / 1e6;
+      const pgCpu = postgresCpuSeconds() - pgCpu0;
       const rate = accepted / seconds;
       latencies.sort((x, y) => x - y);
       const fleetSeconds = FLEET / rate;
@@ -231,6 +260,10 @@ async function main() {
         `${label}: ${accepted} of ${keys.length} results accepted in ${seconds.toFixed(1)} s = ${rate.toFixed(1)} results/s ` +
           `(${(rate * patchesEach).toFixed(0)} endpoint×patch rows/s); result POST p50 ${quantile(latencies, 0.5).toFixed(1)} ms, ` +
           `p95 ${quantile(latencies, 0.95).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms; load ${load0.toFixed(1)} → ${os.loadavg()[0]!.toFixed(1)}`,
+      );
+      console.log(
+        `  CPU: this process (gateway and simulated agents) ${nodeCpu.toFixed(1)} s = ${((nodeCpu / accepted) * 1000).toFixed(2)} ms per result; ` +
+          `PostgreSQL ${pgCpu.toFixed(1)} s = ${((pgCpu / accepted) * 1000).toFixed(2)} ms per result`,
       );
       console.log(
         `  polls answered without the scan and polled again: ${repolls}; agents never handed their scan (${POLL_ATTEMPTS} polls): ${unserved}`,

@@ -391,7 +391,9 @@ export async function recordJobResult(
       .update(agentJobs)
       .set({
         state: result.status,
-        result: JSON.parse(stored) as Record<string, unknown>,
+        // The canonical text itself: not parsed back into objects for drizzle to serialise again (a scan's result
+        // holds hundreds of patches).
+        result: sql`${stored}::jsonb`,
         error: result.error ?? null,
         finishedAt: now,
         leaseExpiresAt: null,
