@@ -26,8 +26,10 @@ import {
 } from '../db/cycle-plan';
 import { catalogPatchFacts, markKnownExploited, missingPatches, patchJobTargets } from '../db/patch-reports';
 import {
+  complianceBeforeAndNow,
   createCycleRow,
   listExceptions,
+  recordComplianceBefore,
   recordStageChange,
   recordVoteRow,
   resolveScope,
@@ -226,7 +228,10 @@ export function createCycleActivities(deps: CycleActivityDeps) {
       requireFreshScan?: boolean;
     }): Promise<AssessResult> {
       const policy = input.policy;
-      const inScope = await resolveScope(db, effectiveScope(input.scope, policy));
+      const scope = effectiveScope(input.scope, policy);
+      // Before anything is deployed: the report's "compliance before", over the scope the cycle covers.
+      await recordComplianceBefore(db, input.cycleId, scope, now());
+      const inScope = await resolveScope(db, scope);
       let scoped = inScope;
       let notScanned: AssessResult['notScanned'];
       if (input.requireFreshScan) {
@@ -592,6 +597,7 @@ export function createCycleActivities(deps: CycleActivityDeps) {
         outcome: input.outcome,
         status: { ...s, stage: input.outcome },
         failures: await failedJobsOfCycle(db, s.cycleId, REPORTED_FAILURES),
+        ...(await complianceBeforeAndNow(db, s.cycleId, now())),
         ...(s.changeNumber ? { changeNumber: s.changeNumber } : {}),
         startedAt: s.startedAt,
         finishedAt: now().toISOString(),

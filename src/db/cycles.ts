@@ -6,6 +6,7 @@ import { TERMINAL_STAGES, type CycleScope, type CycleStage } from '../domain/cyc
 import { CodedError, ErrorCode } from '../domain/errors';
 import { appendAudit } from './audit';
 import type { Db } from './client';
+import { complianceSummary } from './read-model/compliance';
 import {
   cycleApprovals,
   cycleStageEvents,
@@ -164,6 +165,40 @@ export async function stageEvents(
 
 export async function setChangeNumber(db: Db, cycleId: string, changeNumber: string): Promise<void> {
   await db.update(patchCycles).set({ changeNumber, updatedAt: new Date() }).where(eq(patchCycles.id, cycleId));
+}
+
+/**
+ * Records the cycle's compliance before it deploys: the percentage of `scope`'s counted endpoints with nothing
+ * outstanding (the read model's complianceSummary), and the scope itself. The first measurement stays: an
+ * assessment run again (a retried activity) does not move "before" to a later moment.
+ */
+export async function recordComplianceBefore(db: Db, cycleId: string, scope: CycleScope, now: Date): Promise<void> {
+  const { compliancePct } = await complianceSummary(db, { scope, now });
+  await db
+    .update(patchCycles)
+    .set({
+      complianceBefore: sql`coalesce(${patchCycles.complianceBefore}, ${compliancePct}::real)`,
+      complianceScope: sql`coalesce(${patchCycles.complianceScope}, ${JSON.stringify(scope)}::jsonb)`,
+    })
+    .where(eq(patchCycles.id, cycleId));
+}
+
+/**
+ * The cycle's compliance before (as recorded) and now over the same scope, for its report; empty when "before"
+ * was never recorded (a cycle that ended before assessing, or assessed before this was kept).
+ */
+export async function complianceBeforeAndNow(
+  db: Db,
+  cycleId: string,
+  now: Date,
+): Promise<{ complianceBefore?: number; complianceAfter?: number }> {
+  const [row] = await db
+    .select({ before: patchCycles.complianceBefore, scope: patchCycles.complianceScope })
+    .from(patchCycles)
+    .where(eq(patchCycles.id, cycleId));
+  if (!row || row.before === null || !row.scope) return {};
+  const { compliancePct } = await complianceSummary(db, { scope: row.scope as CycleScope, now });
+  return { complianceBefore: row.before, complianceAfter: compliancePct };
 }
 
 /** Stores a vote (one per identity per cycle; a retried write is a no-op) and audits it. */

@@ -241,6 +241,10 @@ export const patchCycles = pgTable(
     createdAt: createdAt(),
     updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     completedAt: timestamp({ withTimezone: true }),
+    /** Compliance % of the cycle's scope when it assessed, before any install (the report's "before"). */
+    complianceBefore: real(),
+    /** The scope that was measured over; the report measures the same scope again at the end. */
+    complianceScope: jsonb().$type<Record<string, unknown>>(),
   },
   (t) => [index('patch_cycles_stage_idx').on(t.stage), index('patch_cycles_created_idx').on(t.createdAt)],
 );
