@@ -160,6 +160,9 @@ async function mergeIntoCatalog(
   const changed: Array<{ patchId: string; from: Record<string, unknown>; to: Record<string, unknown> }> = [];
   if (toChange.length === 0) return { added, changed };
   // Rare (a report more cautious than the catalog): lock those rows in id order and merge against what is there now.
+  // FOR NO KEY UPDATE, not FOR UPDATE: the merge changes no key, and the weaker lock lets other scans' foreign-key
+  // checks on these rows (FOR KEY SHARE, from their new report and patch rows) through. With FOR UPDATE, first scans
+  // that each changed different rows waited on each other's checks in a cycle: a deadlock (40P01) and a 503.
   const locked = await db
     .select({
       id: patches.id,
@@ -177,7 +180,7 @@ async function mergeIntoCatalog(
       ),
     )
     .orderBy(patches.id)
-    .for('update');
+    .for('no key update');
   const byId = new Map(locked.map((r) => [r.id, r]));
   for (const p of toChange) {
     const row = byId.get(p.patchId);

@@ -104,6 +104,43 @@ describe('scans at once on a shared catalog', () => {
     expect(Number(missingCve.rows[0]!.n)).toBe(0);
   });
 
+  it('first scans of new endpoints that each make different known patches more cautious, all at once: none deadlocks', async () => {
+    // Each scan locks its own share of the (known) catalog rows to change them, while the foreign keys of its new
+    // report rows check every row, the other scans' shares included. A lock that blocks those checks (FOR UPDATE)
+    // made the scans wait on each other in a cycle: PostgreSQL's deadlock error (40P01), a 503 to the agent.
+    const fresh = Array.from({ length: ENDPOINTS }, (_, i) => `fresh-${i}`);
+    await tdb.db
+      .insert(endpoints)
+      .values(fresh.map((id) => ({ id, machineId: `machine-${id}`, hostname: id, osFamily: 'linux' })));
+    await tdb.db.insert(agentJobs).values(
+      fresh.map((id) => ({
+        id: `first-${id}`,
+        endpointId: id,
+        kind: 'scan',
+        payload: {},
+        state: 'leased',
+        leaseExpiresAt: new Date(Date.now() + 60_000),
+      })),
+    );
+    const results = await Promise.allSettled(
+      fresh.map((id, i) =>
+        recordJobResult(tdb.db, id, `first-${id}`, {
+          status: 'succeeded',
+          missing: Array.from({ length: CATALOG }, (_, n) => {
+            const p = found(n, 1);
+            return n % ENDPOINTS === i ? { ...p, cves: [...p.cves, `CVE-2028-${i}-${n}`] } : p;
+          }),
+          patches: [],
+          rebootPending: false,
+        }),
+      ),
+    );
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    const changed = await tdb.db.execute<{ n: number }>(sql`
+      select count(*)::int as n from patches where exists (select 1 from unnest(cves) c where c like 'CVE-2028-%')`);
+    expect(changed.rows[0]!.n).toBe(CATALOG);
+  });
+
   it('a rescan rewrites only what changed: a failed or installed patch reported missing again, not the rest', async () => {
     const row = (patchId: string) =>
       tdb.db
