@@ -8,7 +8,7 @@ import { isLiveDuplicate, MAX_PENDING_ENROLLMENTS } from '../domain/enrolment';
 import { CodedError, ErrorCode } from '../domain/errors';
 import { siteSchema, type EnrollRequest, type ScanJobPayload } from '../shared/agent-protocol';
 import { jobId } from './agent-jobs';
-import { appendAudit } from './audit';
+import { appendAudit, lockAuditChain } from './audit';
 import type { Db } from './client';
 import { logSiteChange, withSiteTag } from './endpoint-sites';
 import { endpointByIdOrHostname } from './endpoints';
@@ -134,6 +134,9 @@ export async function enrollAgent(
     }
 
     const candidateId = `ep-${sha256Hex(req.machineId).slice(0, 20)}`;
+    // The new endpoint's row locks shared counters (its OS's and groups' compliance rollup) and the transaction
+    // appends to the audit chain after: the chain's lock first, as scans take it (lockAuditChain).
+    await lockAuditChain(t);
     const inserted = await t
       .insert(endpoints)
       .values({
@@ -319,6 +322,9 @@ export async function approveEnrollment(
   return db.transaction(async (tx) => {
     const t = tx as unknown as Db;
     const r = await pickPending(t, endpoint, opts.requestId, 'approve');
+    // The endpoint's row (its status and OS: the compliance rollup's counters) before the audit entry: the chain's
+    // lock first (lockAuditChain).
+    await lockAuditChain(t);
     const revoked = await t
       .update(agentNodeKeys)
       .set({ revokedAt: now })

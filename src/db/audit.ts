@@ -208,6 +208,18 @@ export interface AppendOptions {
 }
 
 /**
+ * Takes the audit chain's lock (transaction-scoped; `appendAudit` takes it again, harmlessly) at the start of a
+ * transaction that will append to the chain *after* writing rows whose triggers lock shared counter rows
+ * (endpoints, group membership, endpoint patches). A scan appends (catalog additions) before its endpoint's patch
+ * rows, so it holds the chain lock while it waits for the counters: a writer taking the counters first and the
+ * chain lock second waited for it in a cycle (an enrolment's new endpoint and a first scan: 40P01 in the 10k cycle
+ * bench). Taking the chain lock first gives every such writer one order: chain, then counters.
+ */
+export async function lockAuditChain(db: Db): Promise<void> {
+  await db.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`);
+}
+
+/**
  * Appends one entry to the keyed hash chain. Appends are serialised by a transaction-scoped advisory lock, so two
  * writers never chain onto the same predecessor. A transient failure is retried with bounded backoff; when every
  * attempt fails the error says the action was not recorded, so the caller fails visibly instead of dropping it.

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import type { FoundPatch } from '../shared/agent-protocol';
 import { recordJobResult } from './agent-jobs';
+import { addEnrollSecret } from './agent-enroll-secrets';
+import { enrollAgent } from './agent-enrolment';
 import { agentJobs, auditLog, endpointPatches, endpoints, patches } from './schema/index';
 
 let tdb: TestDatabase;
@@ -139,6 +141,51 @@ describe('scans at once on a shared catalog', () => {
     const changed = await tdb.db.execute<{ n: number }>(sql`
       select count(*)::int as n from patches where exists (select 1 from unnest(cves) c where c like 'CVE-2028-%')`);
     expect(changed.rows[0]!.n).toBe(CATALOG);
+  });
+
+  it('enrolments of new machines during first scans that add catalog patches: none deadlocks', async () => {
+    // An enrolment's new endpoint row locks its OS's compliance rollup row, then it appends to the audit chain; a
+    // first scan that adds catalog patches appends first (holding the chain's lock) and then its patch rows flip its
+    // endpoint's compliance on that same rollup row. Taken in those two orders the two waited on each other (40P01 in
+    // the 10k cycle bench); the enrolment now takes the chain's lock first.
+    const SECRET = 'scan-catalog-enrol-secret-0123456789';
+    await addEnrollSecret(tdb.db, { name: 'deadlock', secret: SECRET });
+    for (let round = 0; round < 3; round++) {
+      const scanning = Array.from({ length: ENDPOINTS }, (_, i) => `race-${round}-${i}`);
+      await tdb.db
+        .insert(endpoints)
+        .values(scanning.map((id) => ({ id, machineId: `machine-${id}`, hostname: id, osFamily: 'linux' })));
+      await tdb.db.insert(agentJobs).values(
+        scanning.map((id) => ({
+          id: `race-${id}`,
+          endpointId: id,
+          kind: 'scan',
+          payload: {},
+          state: 'leased',
+          leaseExpiresAt: new Date(Date.now() + 60_000),
+        })),
+      );
+      const results = await Promise.allSettled([
+        ...scanning.map((id, i) =>
+          recordJobResult(tdb.db, id, `race-${id}`, {
+            status: 'succeeded',
+            // Patches no other scan reported: each scan adds catalog rows, so it appends to the audit chain.
+            missing: Array.from({ length: 20 }, (_, n) => ({ ...found(n, 1), patchId: `RACE-${round}-${i}-${n}` })),
+            patches: [],
+            rebootPending: false,
+          }),
+        ),
+        ...scanning.map((id) =>
+          enrollAgent(
+            tdb.db,
+            { enrollSecret: SECRET, machineId: `new-${id}`, hostname: `new-${id}`, osFamily: 'linux' },
+            new Date(),
+            { scanOnFirstEnrolment: false },
+          ),
+        ),
+      ]);
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    }
   });
 
   it('a rescan rewrites only what changed: a failed or installed patch reported missing again, not the rest', async () => {
