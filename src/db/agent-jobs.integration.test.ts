@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
 import { seedFleet } from '../../test/helpers/cycle-fixtures';
-import { applyCyclePause, DrizzleAgentJobs, jobId, leaseJobs, NO_RELEASE_LIMITS } from './agent-jobs';
+import { applyCyclePause, DrizzleAgentJobs, jobId, leaseJobs, leaseJobsForMany, NO_RELEASE_LIMITS } from './agent-jobs';
 import { splayOffsetMs } from '../domain/splay';
 import { agentJobs, patchCycles } from './schema/index';
 
@@ -228,5 +228,81 @@ describe('DrizzleAgentJobs', () => {
     await applyCyclePause(db.db, cycleId, false, 4);
     // In flight: the leased install and the queued rollback; one more makes three.
     expect(await jobs.release(cycleId, 1, { concurrency: 3, batchSize: 10 })).toBe(1);
+  });
+});
+
+describe('leaseJobsForMany: a wave of polls in one statement', () => {
+  it('leases each endpoint its own jobs, in order, as leaseJobs would, and fails those past their deadline', async () => {
+    const [a, b, c, d] = (await seedFleet(db.db, { prefix: 'lmany', testEndpoints: 0, endpoints: 4 })).endpointIds as [
+      string,
+      string,
+      string,
+      string,
+    ];
+    const t = new Date('2031-01-01T00:00:00Z');
+    const at = (s: number) => new Date(t.getTime() + s * 1000);
+    await db.db.insert(agentJobs).values([
+      { id: 'lm-a3', endpointId: a, kind: 'install', createdAt: at(-3) },
+      { id: 'lm-a1', endpointId: a, kind: 'scan', createdAt: at(-10) },
+      { id: 'lm-a2', endpointId: a, kind: 'verify', createdAt: at(-5) },
+      { id: 'lm-a-late', endpointId: a, kind: 'install', createdAt: at(-20), deadline: at(-1) },
+      // B: one queued, one leased 30 s ago for 60 s (reclaimed only when B's agent says it lost its answers).
+      { id: 'lm-b1', endpointId: b, kind: 'install', createdAt: at(-9) },
+      { id: 'lm-b0', endpointId: b, kind: 'scan', createdAt: at(-40), state: 'leased', leaseExpiresAt: at(30) },
+      // D: not before a minute from now.
+      { id: 'lm-d1', endpointId: d, kind: 'install', createdAt: at(-9), notBefore: at(60) },
+    ]);
+    const leased = await leaseJobsForMany(
+      db.db,
+      [
+        { endpointId: a },
+        { endpointId: b, reclaimBefore: at(-1) },
+        { endpointId: c },
+        { endpointId: d },
+        { endpointId: a },
+      ],
+      { now: t, leaseSeconds: 60 },
+    );
+    expect(Object.fromEntries([...leased].map(([e, js]) => [e, js.map((j) => j.id)]))).toEqual({
+      [a]: ['lm-a1', 'lm-a2', 'lm-a3'],
+      [b]: ['lm-b0', 'lm-b1'],
+    });
+    for (const j of leased.get(a)!) expect(j.leaseExpiresAt).toBe(at(60).toISOString());
+    const rows = await db.db.execute<{ id: string; state: string; attempts: number }>(
+      sql`select id, state, attempts from agent_jobs where id like 'lm-%' order by id`,
+    );
+    expect(Object.fromEntries(rows.rows.map((r) => [r.id, [r.state, r.attempts]]))).toEqual({
+      'lm-a1': ['leased', 1],
+      'lm-a2': ['leased', 1],
+      'lm-a3': ['leased', 1],
+      'lm-a-late': ['failed', 0],
+      'lm-b0': ['leased', 1],
+      'lm-b1': ['leased', 1],
+      'lm-d1': ['queued', 0],
+    });
+    // Nothing left to lease: a second statement hands out nothing (the leases are current).
+    expect(
+      (await leaseJobsForMany(db.db, [{ endpointId: a }, { endpointId: b }], { now: t, leaseSeconds: 60 })).size,
+    ).toBe(0);
+    // The single-endpoint form is the same statement.
+    expect((await leaseJobs(db.db, d, { now: at(61), leaseSeconds: 60 })).map((j) => j.id)).toEqual(['lm-d1']);
+  });
+
+  it('statements racing over the same endpoints never hand out a job twice', async () => {
+    const eps = (await seedFleet(db.db, { prefix: 'lrace', testEndpoints: 0, endpoints: 6 })).endpointIds;
+    const all = eps.flatMap((endpointId) =>
+      [0, 1, 2].map((i) => ({ id: `lr-${endpointId}-${i}`, endpointId, kind: 'install' })),
+    );
+    await db.db.insert(agentJobs).values(all);
+    const now = new Date();
+    const reqs = eps.map((endpointId) => ({ endpointId }));
+    const results = await Promise.all(
+      [0, 1, 2, 3].map((k) =>
+        leaseJobsForMany(db.db, k % 2 ? reqs : [...reqs].reverse(), { now, leaseSeconds: 60, limit: 2 }),
+      ),
+    );
+    const handed = results.flatMap((m) => [...m.values()].flat().map((j) => j.id));
+    expect(new Set(handed).size).toBe(handed.length);
+    expect(handed.sort()).toEqual(all.map((j) => j.id).sort());
   });
 });

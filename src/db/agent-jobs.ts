@@ -216,49 +216,98 @@ export async function leaseJobs(
   endpointId: string,
   opts: { now: Date; leaseSeconds: number; limit?: number; reclaimBefore?: Date },
 ): Promise<AgentJob[]> {
+  const leased = await leaseJobsForMany(db, [{ endpointId, reclaimBefore: opts.reclaimBefore }], opts);
+  return leased.get(endpointId) ?? [];
+}
+
+/** One endpoint's poll waiting for a lease, as leaseJobsForMany takes it. */
+export interface LeaseRequest {
+  endpointId: string;
+  /** As leaseJobs' `reclaimBefore`. */
+  reclaimBefore?: Date | undefined;
+}
+
+/**
+ * leaseJobs for many endpoints in one statement (one round trip for a whole wave of held polls): up to `limit` jobs
+ * each, by endpoint (endpoints given more than once count once, with the latest `reclaimBefore`). Endpoints with
+ * nothing to lease are absent from the map.
+ */
+export async function leaseJobsForMany(
+  db: Db,
+  requests: readonly LeaseRequest[],
+  opts: { now: Date; leaseSeconds: number; limit?: number },
+): Promise<Map<string, AgentJob[]>> {
+  const leased = new Map<string, AgentJob[]>();
+  if (requests.length === 0) return leased;
   const now = opts.now.toISOString();
   const leaseUntil = new Date(opts.now.getTime() + opts.leaseSeconds * 1000).toISOString();
-  // A lease granted (or renewed) before `reclaimBefore` ends before reclaimBefore + leaseSeconds.
-  const reclaimUntil = opts.reclaimBefore
-    ? new Date(Math.min(opts.reclaimBefore.getTime(), opts.now.getTime()) + opts.leaseSeconds * 1000).toISOString()
-    : now;
-  // One statement (one round trip per poll): the jobs past their deadline failed, the rest leased. The two parts
-  // touch disjoint rows (deadline before now / not), as a statement's data-modifying parts must.
+  // A lease granted (or renewed) before `reclaimBefore` ends before reclaimBefore + leaseSeconds; without it, only
+  // leases that ended before now are offered again.
+  const reclaimUntil = new Map<string, number>();
+  for (const r of requests) {
+    const until = r.reclaimBefore
+      ? Math.min(r.reclaimBefore.getTime(), opts.now.getTime()) + opts.leaseSeconds * 1000
+      : opts.now.getTime();
+    reclaimUntil.set(r.endpointId, Math.max(until, reclaimUntil.get(r.endpointId) ?? until));
+  }
+  const ids = [...reclaimUntil.keys()];
+  const untils = ids.map((id) => new Date(reclaimUntil.get(id)!).toISOString());
+  // One statement: the jobs past their deadline failed, the rest leased (each endpoint's first `limit`, in order,
+  // FOR UPDATE SKIP LOCKED so two polls never hand out the same job). The two parts touch disjoint rows (deadline
+  // before now / not), as a statement's data-modifying parts must.
   const res = await db.execute<{
+    endpoint_id: string;
     id: string;
     kind: string;
     payload: Record<string, unknown>;
     deadline: Date | string | null;
     lease_expires_at: Date | string;
+    created_us: string | number;
   }>(sql`
-    with late as (
-      update agent_jobs set state = 'failed', error = case when state = 'queued' then ${DEADLINE_MESSAGE} else 'deadline passed; the lease expired without a result' end,
+    with req as (
+      select * from unnest(${sql.param(ids)}::text[], ${sql.param(untils)}::timestamptz[]) as r(endpoint_id, reclaim_until)
+    ), late as (
+      update agent_jobs j set state = 'failed', error = case when j.state = 'queued' then ${DEADLINE_MESSAGE} else 'deadline passed; the lease expired without a result' end,
         finished_at = ${now}::timestamptz, lease_expires_at = null
-      where endpoint_id = ${endpointId} and deadline < ${now}::timestamptz
-        and (state = 'queued' or (state = 'leased' and lease_expires_at < ${now}::timestamptz))
+      from req
+      where j.endpoint_id = req.endpoint_id and j.deadline < ${now}::timestamptz
+        and (j.state = 'queued' or (j.state = 'leased' and j.lease_expires_at < ${now}::timestamptz))
     ), c as (
-      select id from agent_jobs
-      where endpoint_id = ${endpointId}
-        and state in ('queued', 'leased')
-        and (state = 'queued' or lease_expires_at < ${reclaimUntil}::timestamptz)
-        and (not_before is null or not_before <= ${now}::timestamptz)
-        and (deadline is null or deadline >= ${now}::timestamptz)
-      order by created_at, id
-      limit ${opts.limit ?? 10}
-      for update skip locked
+      select picked.id from req cross join lateral (
+        select a.id from agent_jobs a
+        where a.endpoint_id = req.endpoint_id
+          and a.state in ('queued', 'leased')
+          and (a.state = 'queued' or a.lease_expires_at < req.reclaim_until)
+          and (a.not_before is null or a.not_before <= ${now}::timestamptz)
+          and (a.deadline is null or a.deadline >= ${now}::timestamptz)
+        order by a.created_at, a.id
+        limit ${opts.limit ?? 10}
+        for update skip locked
+      ) picked
     )
     update agent_jobs j set state = 'leased', attempts = j.attempts + 1, lease_expires_at = ${leaseUntil}::timestamptz,
       started_at = coalesce(j.started_at, ${now}::timestamptz)
     from c where j.id = c.id
-    returning j.id, j.kind, j.payload, j.deadline, j.lease_expires_at`);
+    returning j.endpoint_id, j.id, j.kind, j.payload, j.deadline, j.lease_expires_at,
+      (extract(epoch from j.created_at) * 1000000)::bigint::text as created_us`);
   const iso = (v: Date | string | null) => (v === null ? null : new Date(v).toISOString());
-  return res.rows.map((r) => ({
-    id: r.id,
-    kind: r.kind as AgentJob['kind'],
-    payload: r.payload ?? {},
-    deadline: iso(r.deadline),
-    leaseExpiresAt: iso(r.lease_expires_at)!,
-  }));
+  // Each endpoint's jobs in the order they were picked (created_at, id), as leaseJobs has always answered.
+  const rows = res.rows
+    .map((r) => ({ r, at: BigInt(r.created_us) }))
+    .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.r.id < b.r.id ? -1 : a.r.id > b.r.id ? 1 : 0))
+    .map(({ r }) => r);
+  for (const r of rows) {
+    let list = leased.get(r.endpoint_id);
+    if (!list) leased.set(r.endpoint_id, (list = []));
+    list.push({
+      id: r.id,
+      kind: r.kind as AgentJob['kind'],
+      payload: r.payload ?? {},
+      deadline: iso(r.deadline),
+      leaseExpiresAt: iso(r.lease_expires_at)!,
+    });
+  }
+  return leased;
 }
 
 /**

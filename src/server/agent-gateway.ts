@@ -36,7 +36,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ensureEnvEnrollSecret } from '../db/agent-enroll-secrets';
 import { enrollAgent, pendingEnrollmentForKey } from '../db/agent-enrolment';
-import { endpointsWithWork, leaseJobs, recordJobResult, renewJobLease, returnLeasedJobs } from '../db/agent-jobs';
+import {
+  endpointsWithWork,
+  leaseJobsForMany,
+  recordJobResult,
+  renewJobLease,
+  returnLeasedJobs,
+} from '../db/agent-jobs';
 import { endpointForKey, keysRevokedSince } from '../db/agent-keys';
 import { distributionPointForToken, distributionPointsBySite } from '../db/distribution-points';
 import { lastSiteChangeId, siteChangesSince } from '../db/endpoint-sites';
@@ -63,6 +69,7 @@ import type { RouteModule } from '../shared/contracts';
 import { repeatEvery } from '../shared/repeat';
 import { HttpError, HttpErrorCode, sendError } from './errors';
 import { DownloadTokenIssuer } from './gateway/download-tokens';
+import { LeaseBatcher } from './gateway/lease-batcher';
 import { NodeKeyCache, type KeyEntry } from './gateway/node-key-cache';
 import { PollSlots } from './gateway/poll-slots';
 import { ReloadedValue } from './gateway/reloaded-value';
@@ -116,10 +123,10 @@ export interface AgentGatewayOptions {
    */
   leaseQueueLimit?: number;
   /**
-   * At most this many lease queries at once (default: half the pool, at least 1). Thousands of held polls wake in
-   * the same instant when a wave's jobs are written; each saw a free connection before any had taken one, and all
-   * queued for the pool, past its time-out (10k cycle bench: thousands of 503s a minute while PostgreSQL was idle).
-   * The rest stay held and look again shortly, and the other half of the pool is left to results.
+   * At most this many lease statements at once (default: half the pool, at least 1; one on the embedded database).
+   * Thousands of held polls wake in the same instant when a wave's jobs are written: the polls that ask while these
+   * run wait for the next statement, which leases for up to 500 of them at once (LeaseBatcher), and the other half
+   * of the pool is left to results.
    */
   leaseConcurrency?: number;
   /**
@@ -214,6 +221,9 @@ export function overloadReason(e: unknown): string | null {
  */
 export const POLL_ANSWER_GRACE_SECONDS = 10;
 
+/** How long past its `wait` a poll with work waits for a lease statement (well inside POLL_ANSWER_GRACE_SECONDS). */
+const LEASE_WAIT_SLACK_MS = 1000;
+
 /** A refusal the gateway answers with its own status and error code (not one of the domain's CodedErrors). */
 export interface AgentGateway {
   routes: RouteModule;
@@ -226,10 +236,13 @@ export interface AgentGateway {
     withWork: number;
     waiting: number;
     polls: number;
+    /** Lease statements run (each for every poll that asked since the one before: LeaseBatcher). */
     leaseQueries: number;
-    /** Times a held poll with work waited instead of leasing, because requests were waiting for the database. */
+    /** Polls those statements leased for. */
+    polledLeases: number;
+    /** Times polls with work waited for a lease statement, because requests were waiting for the database. */
     leasesDeferred: number;
-    /** The most lease queries that ran at once (at most leaseConcurrency). */
+    /** The most lease statements that ran at once (at most leaseConcurrency). */
     maxLeasesInFlight: number;
     /** Polls whose agent said its previous poll ended without an answer (`lost=1`): its older leases offered again. */
     lostPolls: number;
@@ -335,13 +348,9 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   let revokedCursor = new Date(now().getTime() - 1000);
   let closed = false;
   let polls = 0;
-  let leaseQueries = 0;
-  let leasesDeferred = 0;
-  let leasesInFlight = 0;
   /** The newest poll of each agent with one in progress (a sequence number): older ones are superseded. */
   const latestPoll = new Map<string, number>();
   let pollSeq = 0;
-  let maxLeasesInFlight = 0;
   let lostPolls = 0;
   let jobsHandedBack = 0;
   let overloaded = 0;
@@ -457,15 +466,22 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     throw new CodedError(ErrorCode.Unauthorized, `unknown or revoked credentials: ${refused}`);
   }
 
-  /** A lease may run when fewer than leaseQueueLimit requests wait for a connection and one is free now. */
-  const leaseMayRunNow = () => {
+  /**
+   * A lease statement may start when fewer than leaseQueueLimit requests wait for a connection, one is free now, and
+   * fewer than leaseConcurrency statements run. Polls that ask meanwhile wait for the next statement (LeaseBatcher).
+   */
+  const leaseMayStart = (inFlight: number) => {
     const pool = o.database.pool;
-    if (!pool) return true;
+    if (!pool) return inFlight < (o.leaseConcurrency ?? 1);
     if (pool.waitingCount >= leaseQueueLimit) return false;
     const max = pool.options.max ?? 10;
-    if (leasesInFlight >= (o.leaseConcurrency ?? Math.max(1, Math.floor(max / 2)))) return false;
+    if (inFlight >= (o.leaseConcurrency ?? Math.max(1, Math.floor(max / 2)))) return false;
     return pool.idleCount > 0 || pool.totalCount < max;
   };
+  const leases = new LeaseBatcher({
+    run: (requests) => leaseJobsForMany(db, requests, { now: now(), leaseSeconds }),
+    mayStart: leaseMayStart,
+  });
 
   /** Sheds a request at once (503) when this many others already wait for a database connection. */
   const shedIfQueued = () => {
@@ -515,31 +531,18 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     const mayHaveWork = () => reclaim || hint.mayHaveWork(endpointId);
     for (;;) {
       if (closed || hungUp()) return none();
-      if (mayHaveWork() && !leaseMayRunNow()) {
-        // Requests wait for the database, or no connection is free (a burst of results): hold this poll and look
-        // again in a moment. A lease that queued for a connection could outlast the agent's own time-out, and its
-        // answer would go to a socket nobody reads while the jobs wait out their lease.
-        leasesDeferred += 1;
-        const remaining = until - Date.now();
-        if (remaining <= 0) return none();
-        await waiters.wait(endpointId, Math.min(remaining, 100 + Math.random() * 400));
-        continue;
-      }
       if (mayHaveWork()) {
         shedIfQueued();
-        leaseQueries += 1;
-        leasesInFlight += 1;
-        maxLeasesInFlight = Math.max(maxLeasesInFlight, leasesInFlight);
-        let jobs: AgentJob[];
-        try {
-          jobs = await leaseJobs(db, endpointId, {
-            now: now(),
-            leaseSeconds,
-            ...(reclaim ? { reclaimBefore } : {}),
-          });
-        } finally {
-          leasesInFlight -= 1;
-        }
+        // With the polls woken alongside it, in one statement once a connection is free (LeaseBatcher). Dropped
+        // unrun when the agent hangs up meanwhile or the poll's time is up: a lease never queues for a connection,
+        // whose answer could come after the agent gave up while the jobs wait out their lease.
+        const jobs = await leases.lease({
+          endpointId,
+          ...(reclaim ? { reclaimBefore } : {}),
+          cannotAnswer: () => closed || hungUp(),
+          until: Math.max(until, Date.now()) + LEASE_WAIT_SLACK_MS,
+        });
+        if (jobs === null) return none();
         if (reclaim) [reclaim, lostChecked] = [false, true];
         if (jobs.length > 0 && hungUp()) {
           await handBack(endpointId, jobs);
@@ -547,6 +550,8 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
         }
         if (jobs.length > 0) return { jobs, lostChecked };
         hint.noWork(endpointId);
+        // Superseded (or hung up) while the statement ran: its wake-up has come and gone.
+        if (closed || hungUp()) return none();
       }
       const remaining = until - Date.now();
       if (remaining <= 0) return none();
@@ -778,6 +783,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       closed = true;
       o.database.pool?.off('acquire', onAcquire);
       waiters.wakeAll();
+      leases.close();
       await refreshLoop.stop();
       await overloadSummary.stop();
       if (seen.size > 0) await touchEndpoints(db, seen.take(), now()).catch(() => undefined);
@@ -787,9 +793,10 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       withWork: hint.size,
       waiting: waiters.size,
       polls,
-      leaseQueries,
-      leasesDeferred,
-      maxLeasesInFlight,
+      leaseQueries: leases.statements,
+      polledLeases: leases.leased,
+      leasesDeferred: leases.deferred,
+      maxLeasesInFlight: leases.maxInFlight,
       lostPolls,
       jobsHandedBack,
       downloadTokensSigned: downloadTokens.signed,
