@@ -411,12 +411,19 @@ export async function recordJobResult(
   jobId: string,
   reported: JobResult,
   now = new Date(),
+  opts: {
+    /** Records the common case (recordPatchJobResults for one report), e.g. batched with others; true if it did. */
+    recordPatchResult?: (report: PatchJobReport) => Promise<boolean>;
+  } = {},
 ): Promise<{ outcome: RecordOutcome; refused: RefusedEntry[] }> {
   const { result, refused } = screenJobResult(reported);
   const refusedIds = refused.map((r) => r.patchId);
   // The common case (an install, verify or rollback result for a leased job, nothing refused) in one statement; the
   // rest (scans, reboots, refusals, duplicates, errors) in the transaction below.
-  if (refused.length === 0 && !result.missing && (await recordPatchJobResult(db, endpointId, jobId, result, now)))
+  const fast =
+    opts.recordPatchResult ??
+    (async (report: PatchJobReport) => (await recordPatchJobResults(db, [report], now)).has(report.jobId));
+  if (refused.length === 0 && !result.missing && (await fast({ endpointId, jobId, result })))
     return { outcome: 'recorded', refused };
   return db.transaction(async (tx) => {
     const [job] = await tx.select().from(agentJobs).where(eq(agentJobs.id, jobId)).for('update');
@@ -511,43 +518,58 @@ export async function recordJobResult(
   });
 }
 
+/** An install, verify or rollback result, screened (screenJobResult), as recordPatchJobResults takes it. */
+export interface PatchJobReport {
+  endpointId: string;
+  jobId: string;
+  result: JobResult;
+}
+
 /**
- * An install, verify or rollback result for a job leased (or counted unreachable) to `endpointId`, recorded in one
- * statement, one round trip instead of a transaction's six: the job's row, the reported patch states (as
- * applyPatchStates) and the endpoint's row. Writes the same rows as the transaction of recordJobResult, and takes the
- * row locks in its order (job, then patch rows by patch id, then endpoint: each later part reads the one before; a
- * data-modifying CTE nobody reads runs last). The patch rows' counter triggers fire at the statement's end, after the
- * endpoint's row: only a writer of this same endpoint could wait the other way, and an agent reports one job at a time.
- * False,
- * writing nothing, when the job is anything else (not this endpoint's, finished, another kind, absent): the transaction
- * then answers it. Under load this is most of the gateway's writes (a cycle's installs and verifies).
+ * Install, verify and rollback results for jobs leased (or counted unreachable) to their endpoints, recorded in one
+ * statement, one round trip and one commit for many (the gateway batches the results that arrive together): each
+ * job's row, the reported patch states (as applyPatchStates) and the endpoint's row. Writes the same rows as the
+ * transaction of recordJobResult, and takes the row locks in its order (jobs, then patch rows by endpoint and patch
+ * id, then endpoints: each later part reads the one before; a data-modifying CTE nobody reads runs last). The patch
+ * rows' counter triggers fire once, at the statement's end. At most one report per endpoint (an agent reports one
+ * job at a time; a second would upsert the same rows twice, which PostgreSQL refuses).
+ *
+ * Returns the jobs it recorded. A report it does not take writes nothing (the job is not this endpoint's, finished,
+ * another kind, absent): recordJobResult's transaction then answers it. Under load this is most of the gateway's
+ * writes (a cycle's installs and verifies).
  */
-async function recordPatchJobResult(
+export async function recordPatchJobResults(
   db: Db,
-  endpointId: string,
-  jobId: string,
-  result: JobResult,
+  reports: readonly PatchJobReport[],
   now: Date,
-): Promise<boolean> {
+): Promise<Set<string>> {
+  if (reports.length === 0) return new Set();
   const at = now.toISOString();
-  const stored = canonicalJson(result as unknown as Record<string, unknown>);
-  const res = await db.execute<{ recorded: number }>(sql`
-    with j as (
-      update agent_jobs set state = ${result.status}, result = ${stored}::jsonb, error = ${result.error ?? null},
+  const col = <T>(f: (r: PatchJobReport) => T) => sql.param(reports.map(f));
+  const res = await db.execute<{ id: string }>(sql`
+    with r as (
+      select * from unnest(${col((r) => r.jobId)}::text[], ${col((r) => r.endpointId)}::text[],
+        ${col((r) => r.result.status)}::text[], ${col((r) => canonicalJson(r.result as unknown as Record<string, unknown>))}::text[],
+        ${col((r) => r.result.error ?? null)}::text[], ${col((r) => r.result.rebootPending)}::boolean[])
+        as r(job_id, endpoint_id, status, result, error, reboot_pending)
+    ), j as (
+      update agent_jobs a set state = r.status, result = r.result::jsonb, error = r.error,
         finished_at = ${at}::timestamptz, lease_expires_at = null
-      where id = ${jobId} and endpoint_id = ${endpointId} and state in ('leased', 'unreachable')
-        and kind in ('install', 'verify', 'rollback')
-      returning id
+      from r
+      where a.id = r.job_id and a.endpoint_id = r.endpoint_id and a.state in ('leased', 'unreachable')
+        and a.kind in ('install', 'verify', 'rollback')
+      returning a.id, a.endpoint_id
     ), p as (
-      ${patchStatesUpsert(endpointId, jobId, result, now, sql`exists (select 1 from j)`)} returning 1
+      ${patchStatesUpsert(reports, now, (jobIdColumn) => sql`exists (select 1 from j where j.id = ${jobIdColumn})`)} returning 1
     ), e as (
-      update endpoints set last_seen_at = ${at}::timestamptz, pending_reboot = ${result.rebootPending},
+      update endpoints set last_seen_at = ${at}::timestamptz, pending_reboot = r.reboot_pending,
         status = 'active', last_scan_digest = null
-      where id = ${endpointId} and exists (select 1 from j) and (select count(*) from p) >= 0
+      from r join j on j.id = r.job_id
+      where endpoints.id = r.endpoint_id and (select count(*) from p) >= 0
       returning 1
     )
-    select count(*)::int as recorded from j`);
-  return Number(res.rows[0]?.recorded ?? 0) > 0;
+    select id from j`);
+  return new Set(res.rows.map((r) => r.id));
 }
 
 /**
@@ -562,30 +584,40 @@ async function applyPatchStates(
   result: JobResult,
   now: Date,
 ): Promise<void> {
-  if (result.patches.length > 0) await db.execute(patchStatesUpsert(endpointId, jobId, result, now));
+  if (result.patches.length > 0) await db.execute(patchStatesUpsert([{ endpointId, jobId, result }], now));
 }
 
 /**
- * The upsert of applyPatchStates, rows written only where `guard` holds (recordPatchJobResult: the job row was
- * updated). With no patches reported it writes nothing.
+ * The upsert of applyPatchStates for one or more reports (of different endpoints), rows written only where `guard`
+ * holds for their job (recordPatchJobResults: the job row was updated). With no patches reported it writes nothing.
  */
-function patchStatesUpsert(endpointId: string, jobId: string, result: JobResult, now: Date, guard = sql`true`): SQL {
-  const byPatch = new Map(result.patches.map((p) => [p.patchId, p]));
+function patchStatesUpsert(
+  reports: readonly PatchJobReport[],
+  now: Date,
+  guard: (jobIdColumn: SQL) => SQL = () => sql`true`,
+): SQL {
+  const rows = reports.flatMap(({ endpointId, jobId, result }) =>
+    [...new Map(result.patches.map((p) => [p.patchId, p])).values()].map((p) => ({
+      endpointId,
+      jobId,
+      patchId: p.patchId,
+      state: p.state === 'rolled_back' ? 'missing' : p.state,
+      error: p.error ?? null,
+    })),
+  );
   // One lock order for every writer (as applyScan): concurrent writers of an endpoint's rows never deadlock.
-  const ids = [...byPatch.keys()].sort();
-  const states = ids.map((id) => {
-    const state = byPatch.get(id)!.state;
-    return state === 'rolled_back' ? 'missing' : state;
-  });
-  const errors = ids.map((id) => byPatch.get(id)!.error ?? null);
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  rows.sort((a, b) => cmp(a.endpointId, b.endpointId) || cmp(a.patchId, b.patchId));
+  const col = <T>(f: (r: (typeof rows)[number]) => T) => sql.param(rows.map(f));
   const at = now.toISOString();
   return sql`
     insert into endpoint_patches (endpoint_id, patch_id, state, last_job_id, last_error, installed_at, updated_at)
-    select ${endpointId}, r.patch_id, r.state, ${jobId}, r.error,
+    select r.endpoint_id, r.patch_id, r.state, r.job_id, r.error,
       case when r.state = 'installed' then ${at}::timestamptz end, ${at}::timestamptz
-    from unnest(${sql.param(ids)}::text[], ${sql.param(states)}::text[], ${sql.param(errors)}::text[])
-      with ordinality as r(patch_id, state, error, n)
-    where ${guard} and exists (select 1 from patches k where k.id = r.patch_id)
+    from unnest(${col((r) => r.endpointId)}::text[], ${col((r) => r.jobId)}::text[], ${col((r) => r.patchId)}::text[],
+      ${col((r) => r.state)}::text[], ${col((r) => r.error)}::text[])
+      with ordinality as r(endpoint_id, job_id, patch_id, state, error, n)
+    where ${guard(sql`r.job_id`)} and exists (select 1 from patches k where k.id = r.patch_id)
     order by r.n
     on conflict (endpoint_id, patch_id) do update set
       state = excluded.state,

@@ -5,10 +5,10 @@
  * An install, verify or rollback result is written in one statement (recordPatchJobResult); what it writes besides
  * the patch rows, and what happens to a result it does not take, is checked below too.
  */
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db';
-import { recordJobResult } from './agent-jobs';
+import { recordJobResult, recordPatchJobResults } from './agent-jobs';
 import { agentJobs, endpointCompliance, endpointPatches, endpoints, patches } from './schema/index';
 
 let tdb: TestDatabase;
@@ -191,5 +191,140 @@ describe('recordJobResult: an install result in one statement', () => {
       recordJobResult(tdb.db, 'ep-2', 'verify-6', v),
     ]);
     expect(outcomes.map((o) => o.outcome).sort()).toEqual(['duplicate', 'recorded']);
+  });
+});
+
+describe('recordPatchJobResults: many results in one statement', () => {
+  // Two fleets of three endpoints with the same patch rows: one gets its results one at a time, the other in one
+  // statement; every row and counter must come out the same.
+  const fleet = (f: string) => [1, 2, 3].map((i) => `${f}-ep-${i}`);
+  beforeAll(async () => {
+    for (const f of ['one', 'many']) {
+      await tdb.db
+        .insert(endpoints)
+        .values(
+          fleet(f).map((id, i) => ({
+            id,
+            machineId: `${id}-m`,
+            hostname: id,
+            osFamily: 'linux',
+            pendingReboot: i === 2,
+          })),
+        );
+      await tdb.db
+        .insert(endpointPatches)
+        .values(
+          fleet(f).flatMap((endpointId) =>
+            ['P-1', 'P-2', 'P-3'].map((patchId) => ({ endpointId, patchId, state: 'missing' })),
+          ),
+        );
+      await tdb.db.insert(agentJobs).values(
+        fleet(f).map((endpointId, i) => ({
+          id: `${endpointId}-job`,
+          endpointId,
+          kind: ['install', 'verify', 'rollback'][i]!,
+          payload: {},
+          state: 'leased',
+          leaseExpiresAt: new Date(Date.now() + 60_000),
+        })),
+      );
+    }
+  });
+  const reports = (f: string) => {
+    const [a, b, c] = fleet(f) as [string, string, string];
+    return [
+      {
+        endpointId: a,
+        jobId: `${a}-job`,
+        result: {
+          status: 'failed' as const,
+          rebootPending: true,
+          error: 'one or more patches failed',
+          patches: [
+            { patchId: 'P-2', state: 'failed' as const, error: 'dpkg: error' },
+            { patchId: 'P-1', state: 'installed' as const },
+            { patchId: 'NOT-IN-CATALOG', state: 'installed' as const },
+          ],
+        },
+      },
+      {
+        endpointId: b,
+        jobId: `${b}-job`,
+        result: {
+          status: 'succeeded' as const,
+          rebootPending: false,
+          patches: [{ patchId: 'P-3', state: 'installed' as const }],
+        },
+      },
+      {
+        endpointId: c,
+        jobId: `${c}-job`,
+        result: {
+          status: 'succeeded' as const,
+          rebootPending: false,
+          patches: [{ patchId: 'P-1', state: 'rolled_back' as const }],
+        },
+      },
+    ];
+  };
+  const snapshot = async (f: string) => {
+    const ids = fleet(f);
+    const strip = (s: string | null) => s?.replace(`${f}-`, '') ?? null;
+    const eps = await tdb.db.select().from(endpoints).where(inArray(endpoints.id, ids)).orderBy(endpoints.id);
+    const rows = await tdb.db
+      .select()
+      .from(endpointPatches)
+      .where(inArray(endpointPatches.endpointId, ids))
+      .orderBy(endpointPatches.endpointId, endpointPatches.patchId);
+    const jobs = await tdb.db.select().from(agentJobs).where(inArray(agentJobs.endpointId, ids)).orderBy(agentJobs.id);
+    const counters = await tdb.db
+      .select()
+      .from(endpointCompliance)
+      .where(inArray(endpointCompliance.endpointId, ids))
+      .orderBy(endpointCompliance.endpointId);
+    return {
+      endpoints: eps.map((e) => [
+        strip(e.id),
+        e.status,
+        e.pendingReboot,
+        e.lastSeenAt?.toISOString(),
+        e.lastScanDigest,
+      ]),
+      patches: rows.map((r) => [
+        strip(r.endpointId),
+        r.patchId,
+        r.state,
+        r.installedAt?.toISOString() ?? null,
+        r.lastError,
+        strip(r.lastJobId),
+      ]),
+      jobs: jobs.map((j) => [strip(j.id), j.state, j.error, j.result, j.finishedAt?.toISOString(), j.leaseExpiresAt]),
+      outstanding: counters.map((c) => [strip(c.endpointId), c.outstanding]),
+    };
+  };
+
+  it('writes exactly what recording them one at a time writes, and says which it recorded', async () => {
+    const t = new Date('2026-12-01T08:00:00Z');
+    for (const r of reports('one'))
+      expect((await recordJobResult(tdb.db, r.endpointId, r.jobId, r.result, t)).outcome).toBe('recorded');
+    // The batch also carries a result for a job it must not take (not leased: never handed out).
+    await tdb.db.insert(agentJobs).values({ id: 'many-queued-job', endpointId: 'ep-1', kind: 'install', payload: {} });
+    const recorded = await recordPatchJobResults(
+      tdb.db,
+      [...reports('many'), { endpointId: 'ep-1', jobId: 'many-queued-job', result: reports('many')[1]!.result }],
+      t,
+    );
+    expect([...recorded].sort()).toEqual(fleet('many').map((id) => `${id}-job`));
+    const [one, many] = [await snapshot('one'), await snapshot('many')];
+    expect(many).toEqual(one);
+    expect(many.outstanding).toEqual([
+      ['ep-1', 2],
+      ['ep-2', 2],
+      ['ep-3', 3],
+    ]);
+    const [q] = await tdb.db.select().from(agentJobs).where(eq(agentJobs.id, 'many-queued-job'));
+    expect(q!.state).toBe('queued');
+    // Again: nothing is taken (the jobs are finished); recordJobResult answers those as duplicates.
+    expect((await recordPatchJobResults(tdb.db, reports('many'), t)).size).toBe(0);
   });
 });

@@ -3,7 +3,7 @@
  * once. Overload is answered 503 with Retry-After, never 500; the agents come back after it and every result is
  * accepted; no job is left leased. And a process holds only so many long polls.
  */
-import { sql } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
@@ -349,6 +349,28 @@ describe('a wave of held polls woken at once', () => {
     expect(stats.polledLeases - before.polledLeases).toBe(agents.length);
     expect(stats.leaseQueries - before.leaseQueries).toBeLessThanOrEqual(2);
     expect(stats.maxLeasesInFlight).toBeLessThanOrEqual(2);
+    // And their sixteen results, sent at once, go through the batched statements (how many share one depends on
+    // when each arrives: StatementBatcher's own tests), every one recorded.
+    const outcomes = await Promise.all(
+      agents.map((a) =>
+        a.c.result(`wave-install-${a.endpointId}`, { status: 'succeeded', patches: [], rebootPending: false }),
+      ),
+    );
+    expect(outcomes.map((o) => o.outcome)).toEqual(agents.map(() => 'recorded'));
+    const after = g.gateway.stats();
+    expect(after.batchedResults - stats.batchedResults).toBe(agents.length);
+    expect(after.resultStatements - stats.resultStatements).toBeGreaterThanOrEqual(1);
+    expect(after.resultStatements - stats.resultStatements).toBeLessThanOrEqual(agents.length);
+    const rows = await tdb.db
+      .select({ state: agentJobs.state })
+      .from(agentJobs)
+      .where(
+        inArray(
+          agentJobs.id,
+          agents.map((a) => `wave-install-${a.endpointId}`),
+        ),
+      );
+    expect(rows.map((r) => r.state)).toEqual(agents.map(() => 'succeeded'));
     expect(g.statuses[503] ?? 0).toBe(0);
   }, 30_000);
 });

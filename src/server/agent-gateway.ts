@@ -40,6 +40,8 @@ import {
   endpointsWithWork,
   leaseJobsForMany,
   recordJobResult,
+  recordPatchJobResults,
+  type PatchJobReport,
   renewJobLease,
   returnLeasedJobs,
 } from '../db/agent-jobs';
@@ -69,13 +71,13 @@ import type { RouteModule } from '../shared/contracts';
 import { repeatEvery } from '../shared/repeat';
 import { HttpError, HttpErrorCode, sendError } from './errors';
 import { DownloadTokenIssuer } from './gateway/download-tokens';
-import { LeaseBatcher } from './gateway/lease-batcher';
 import { NodeKeyCache, type KeyEntry } from './gateway/node-key-cache';
 import { PollSlots } from './gateway/poll-slots';
 import { ReloadedValue } from './gateway/reloaded-value';
 import { QueueDrain } from './gateway/queue-drain';
 import { RetryingLazy } from './gateway/retrying-lazy';
 import { SeenBatch } from './gateway/seen-batch';
+import { StatementBatcher } from './gateway/statement-batcher';
 import { TtlCache } from './gateway/ttl-cache';
 import { WorkHint } from './gateway/work-hint';
 import { WorkWaiters } from './gateway/work-waiters';
@@ -125,7 +127,7 @@ export interface AgentGatewayOptions {
   /**
    * At most this many lease statements at once (default: half the pool, at least 1; one on the embedded database).
    * Thousands of held polls wake in the same instant when a wave's jobs are written: the polls that ask while these
-   * run wait for the next statement, which leases for up to 500 of them at once (LeaseBatcher), and the other half
+   * run wait for the next statement, which leases for up to 500 of them at once (StatementBatcher), and the other half
    * of the pool is left to results.
    */
   leaseConcurrency?: number;
@@ -236,10 +238,13 @@ export interface AgentGateway {
     withWork: number;
     waiting: number;
     polls: number;
-    /** Lease statements run (each for every poll that asked since the one before: LeaseBatcher). */
+    /** Lease statements run (each for every poll that asked since the one before: StatementBatcher). */
     leaseQueries: number;
     /** Polls those statements leased for. */
     polledLeases: number;
+    /** Install, verify and rollback results offered to batched statements (recordPatchJobResults), and those statements. */
+    batchedResults: number;
+    resultStatements: number;
     /** Times polls with work waited for a lease statement, because requests were waiting for the database. */
     leasesDeferred: number;
     /** The most lease statements that ran at once (at most leaseConcurrency). */
@@ -468,7 +473,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
 
   /**
    * A lease statement may start when fewer than leaseQueueLimit requests wait for a connection, one is free now, and
-   * fewer than leaseConcurrency statements run. Polls that ask meanwhile wait for the next statement (LeaseBatcher).
+   * fewer than leaseConcurrency statements run. Polls that ask meanwhile wait for the next statement (StatementBatcher).
    */
   const leaseMayStart = (inFlight: number) => {
     const pool = o.database.pool;
@@ -478,10 +483,29 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
     if (inFlight >= (o.leaseConcurrency ?? Math.max(1, Math.floor(max / 2)))) return false;
     return pool.idleCount > 0 || pool.totalCount < max;
   };
-  const leases = new LeaseBatcher({
-    run: (requests) => leaseJobsForMany(db, requests, { now: now(), leaseSeconds }),
+  const leases = new StatementBatcher<
+    { key: string; endpointId: string; reclaimBefore?: Date; dropped(): boolean },
+    AgentJob[]
+  >({
+    run: async (asks) => {
+      const leased = await leaseJobsForMany(db, asks, { now: now(), leaseSeconds });
+      return asks.map((a) => leased.get(a.endpointId) ?? []);
+    },
     mayStart: leaseMayStart,
   });
+  // Install, verify and rollback results that arrive together: one statement and one commit for up to 200 of them,
+  // at most two at once (they share the per-patch counter rows, whose locks are held until commit). A statement that
+  // fails takes none of them, and each goes to recordJobResult's transaction alone, which answers it as it would.
+  const results = new StatementBatcher<PatchJobReport & { key: string }, boolean>({
+    run: async (reports) => {
+      const recorded = await recordPatchJobResults(db, reports, now());
+      return reports.map((r) => recorded.has(r.jobId));
+    },
+    mayStart: (inFlight) => inFlight < 2,
+    maxBatch: 200,
+  });
+  const recordPatchResult = async (report: PatchJobReport) =>
+    (await results.submit({ ...report, key: report.endpointId }).catch(() => null)) === true;
 
   /** Sheds a request at once (503) when this many others already wait for a database connection. */
   const shedIfQueued = () => {
@@ -533,14 +557,15 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       if (closed || hungUp()) return none();
       if (mayHaveWork()) {
         shedIfQueued();
-        // With the polls woken alongside it, in one statement once a connection is free (LeaseBatcher). Dropped
+        // With the polls woken alongside it, in one statement once a connection is free (StatementBatcher). Dropped
         // unrun when the agent hangs up meanwhile or the poll's time is up: a lease never queues for a connection,
         // whose answer could come after the agent gave up while the jobs wait out their lease.
-        const jobs = await leases.lease({
+        const giveUpAt = Math.max(until, Date.now()) + LEASE_WAIT_SLACK_MS;
+        const jobs = await leases.submit({
+          key: endpointId,
           endpointId,
           ...(reclaim ? { reclaimBefore } : {}),
-          cannotAnswer: () => closed || hungUp(),
-          until: Math.max(until, Date.now()) + LEASE_WAIT_SLACK_MS,
+          dropped: () => closed || hungUp() || Date.now() > giveUpAt,
         });
         if (jobs === null) return none();
         if (reclaim) [reclaim, lostChecked] = [false, true];
@@ -716,7 +741,9 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
           const result = jobResultSchema.parse(req.body);
           seen.add(who.endpointId);
           shedIfQueued();
-          const { outcome, refused } = await recordJobResult(db, who.endpointId, id, result, now());
+          const { outcome, refused } = await recordJobResult(db, who.endpointId, id, result, now(), {
+            recordPatchResult,
+          });
           log.info({ endpointId: who.endpointId, jobId: id, status: result.status, outcome }, 'agent job result');
           if (refused.length > 0)
             log.warn(
@@ -784,6 +811,7 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       o.database.pool?.off('acquire', onAcquire);
       waiters.wakeAll();
       leases.close();
+      results.close();
       await refreshLoop.stop();
       await overloadSummary.stop();
       if (seen.size > 0) await touchEndpoints(db, seen.take(), now()).catch(() => undefined);
@@ -794,7 +822,9 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
       waiting: waiters.size,
       polls,
       leaseQueries: leases.statements,
-      polledLeases: leases.leased,
+      polledLeases: leases.carried,
+      resultStatements: results.statements,
+      batchedResults: results.carried,
       leasesDeferred: leases.deferred,
       maxLeasesInFlight: leases.maxInFlight,
       lostPolls,
