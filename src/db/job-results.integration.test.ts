@@ -200,17 +200,15 @@ describe('recordPatchJobResults: many results in one statement', () => {
   const fleet = (f: string) => [1, 2, 3].map((i) => `${f}-ep-${i}`);
   beforeAll(async () => {
     for (const f of ['one', 'many']) {
-      await tdb.db
-        .insert(endpoints)
-        .values(
-          fleet(f).map((id, i) => ({
-            id,
-            machineId: `${id}-m`,
-            hostname: id,
-            osFamily: 'linux',
-            pendingReboot: i === 2,
-          })),
-        );
+      await tdb.db.insert(endpoints).values(
+        fleet(f).map((id, i) => ({
+          id,
+          machineId: `${id}-m`,
+          hostname: id,
+          osFamily: 'linux',
+          pendingReboot: i === 2,
+        })),
+      );
       await tdb.db
         .insert(endpointPatches)
         .values(
