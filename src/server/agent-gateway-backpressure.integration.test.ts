@@ -404,3 +404,67 @@ describe('a newer poll of the same agent', () => {
     expect((await second).jobs.map((j) => j.id)).toEqual([`newer-scan-${endpointId}`]);
   }, 30_000);
 });
+
+describe('a result statement that fails', () => {
+  let running: { app: FastifyInstance; database: Database } | undefined;
+  afterAll(async () => {
+    await tdb.db.execute(sql`drop trigger if exists poison_batch on agent_jobs`);
+    await running?.app.close();
+    await running?.database.close();
+  });
+
+  it("loses none of its results: each is recorded alone, as recordJobResult's transaction answers it", async () => {
+    // A trigger that fails any batched result statement (recordPatchJobResults' `with r as (select * from unnest…`)
+    // carrying the "poison" result; the transaction path writes the same row with another statement, and passes.
+    await tdb.db.execute(sql`
+      create or replace function poison_batch() returns trigger language plpgsql as $$
+      begin
+        if new.error = 'poison' and current_query() like '%unnest%' then raise exception 'poisoned batch'; end if;
+        return new;
+      end $$`);
+    await tdb.db.execute(sql`
+      create trigger poison_batch before update on agent_jobs for each row execute function poison_batch()`);
+    const g = await startGateway({ max: 4, connectionTimeoutMillis: 20_000 }, { refreshMs: 600_000 });
+    running = g;
+    const agents = await Promise.all(Array.from({ length: 6 }, (_, i) => enrolledClient(g.url, `poison-${i}`)));
+    await tdb.db.insert(agentJobs).values(
+      agents.map((a) => ({
+        id: `poison-install-${a.endpointId}`,
+        endpointId: a.endpointId,
+        kind: 'install',
+        payload: {},
+        state: 'leased',
+        leaseExpiresAt: new Date(Date.now() + 60_000),
+      })),
+    );
+    const before = g.gateway.stats();
+    const outcomes = await Promise.all(
+      agents.map((a, i) =>
+        a.client.result(`poison-install-${a.endpointId}`, {
+          status: i === 0 ? 'failed' : 'succeeded',
+          patches: [],
+          rebootPending: false,
+          ...(i === 0 ? { error: 'poison' } : {}),
+        }),
+      ),
+    );
+    expect(outcomes.map((o) => o.outcome)).toEqual(agents.map(() => 'recorded'));
+    expect(g.gateway.stats().batchedResults - before.batchedResults).toBe(agents.length);
+    const rows = await tdb.db
+      .select({ id: agentJobs.id, state: agentJobs.state, error: agentJobs.error })
+      .from(agentJobs)
+      .where(
+        inArray(
+          agentJobs.id,
+          agents.map((a) => `poison-install-${a.endpointId}`),
+        ),
+      );
+    expect(Object.fromEntries(rows.map((r) => [r.id, [r.state, r.error]]))).toEqual(
+      Object.fromEntries(
+        agents.map((a, i) => [`poison-install-${a.endpointId}`, i === 0 ? ['failed', 'poison'] : ['succeeded', null]]),
+      ),
+    );
+    expect(g.statuses[503] ?? 0).toBe(0);
+    expect(g.statuses[500] ?? 0).toBe(0);
+  }, 30_000);
+});
