@@ -507,8 +507,17 @@ export function createAgentGateway(o: AgentGatewayOptions): AgentGateway {
   // fails takes none of them, and each goes to recordJobResult's transaction alone, which answers it as it would.
   const results = new StatementBatcher<PatchJobReport & { key: string }, boolean>({
     run: async (reports) => {
-      const recorded = await recordPatchJobResults(db, reports, now());
-      return reports.map((r) => recorded.has(r.jobId));
+      try {
+        const recorded = await recordPatchJobResults(db, reports, now());
+        return reports.map((r) => recorded.has(r.jobId));
+      } catch (err) {
+        // Visible once per statement; each of its results is then recorded alone (recordPatchResult below).
+        log.warn(
+          { err, results: reports.length, reason: overloadReason(err) },
+          'agent gateway: a batched result statement failed; its results are recorded one by one',
+        );
+        throw err;
+      }
     },
     mayStart: (inFlight) => inFlight < 2,
     maxBatch: 200,
